@@ -1,0 +1,10 @@
+//! What bonnie's binaries share and what is not part of the plugin ABI: the configuration
+//! file, the model of a Cyrus notification, and logging set-up.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod logging;
+pub mod notification;
+pub mod time;
+
+pub use config::{Config, ConfigError};

@@ -1,0 +1,7 @@
+//! `bonnie-dealer`: the dealer (hands Cyrus notifications to the broker). Not built yet: it says so and exits with status 2.
+#![forbid(unsafe_code)]
+
+fn main() -> std::process::ExitCode {
+    eprintln!("bonnie-dealer: not built yet; this binary arrives with a later issue.");
+    std::process::ExitCode::from(2)
+}

@@ -1,0 +1,332 @@
+//! Finds the plugin libraries in the plugin directory and loads each one on its own, refusing
+//! (with the reason) any file that is not a bonnie plugin of a compatible ABI version.
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use abi_stable::library::{LibHeader, RootModule, lib_header_from_path};
+use bonnie_plugin_api::{
+    ABI_VERSION, PluginInfo, handler::HandlerModRef, input::InputModRef, kind,
+    output::OutputModRef, storage::StorageModRef,
+};
+
+/// The four kinds of plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// Hands jobs to the host.
+    Input,
+    /// Processes notifications.
+    Handler,
+    /// Keeps records and the event log.
+    Storage,
+    /// Writes processed notifications elsewhere.
+    Output,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Input => "input",
+            Kind::Handler => "handler",
+            Kind::Storage => "storage",
+            Kind::Output => "output",
+        })
+    }
+}
+
+/// A loaded root module.
+#[derive(Clone, Copy)]
+pub enum Module {
+    /// An input plugin.
+    Input(InputModRef),
+    /// A handler plugin.
+    Handler(HandlerModRef),
+    /// A storage plugin.
+    Storage(StorageModRef),
+    /// An output plugin.
+    Output(OutputModRef),
+}
+
+/// A plugin library that loaded.
+pub struct Plugin {
+    /// Its file.
+    pub file: PathBuf,
+    /// What it says of itself.
+    pub info: PluginInfo,
+    /// The plugin-api version it was built against.
+    pub api_version: String,
+    /// Its root module.
+    pub module: Module,
+}
+
+impl Plugin {
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        self.info.name.as_str()
+    }
+
+    /// The plugin's kind.
+    pub fn kind(&self) -> Kind {
+        match self.module {
+            Module::Input(_) => Kind::Input,
+            Module::Handler(_) => Kind::Handler,
+            Module::Storage(_) => Kind::Storage,
+            Module::Output(_) => Kind::Output,
+        }
+    }
+}
+
+/// What became of one file in the plugin directory.
+pub enum Entry {
+    /// Loaded.
+    Loaded(Plugin),
+    /// Listed in `[worker] disabled`; not loaded.
+    Disabled {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Could not be used.
+    Refused {
+        /// The file.
+        file: PathBuf,
+        /// The plugin's name, when it got far enough to say.
+        name: Option<String>,
+        /// Its kind, when known.
+        kind: Option<Kind>,
+        /// The plugin-api version it was built against, when known.
+        api_version: Option<String>,
+        /// Why, in one line.
+        reason: String,
+    },
+}
+
+/// Why the plugin directory itself could not be read.
+#[derive(Debug)]
+pub struct DirError {
+    /// The directory.
+    pub dir: PathBuf,
+    /// The I/O error.
+    pub source: std::io::Error,
+}
+
+impl fmt::Display for DirError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot read the plugin directory {}: {}",
+            self.dir.display(),
+            self.source
+        )
+    }
+}
+
+impl std::error::Error for DirError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// The `*.so` files of `dir`, sorted by name (symbolic links included, even dangling ones, so
+/// that they are reported rather than silently missed).
+pub fn plugin_files(dir: &Path) -> Result<Vec<PathBuf>, DirError> {
+    let read = std::fs::read_dir(dir).map_err(|source| DirError {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = read
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "so"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Loads every plugin file of `dir` except those `disabled` names (by file name or plugin
+/// name). A plugin name seen twice is refused the second time.
+pub fn load_dir(dir: &Path, disabled: &[String]) -> Result<Vec<Entry>, DirError> {
+    let mut names: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut entries = Vec::new();
+    for file in plugin_files(dir)? {
+        let file_name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if disabled.contains(&file_name) {
+            entries.push(Entry::Disabled { file });
+            continue;
+        }
+        let entry = match load_file(&file) {
+            Entry::Loaded(plugin) if disabled.iter().any(|d| d == plugin.name()) => {
+                Entry::Disabled { file: plugin.file }
+            }
+            Entry::Loaded(plugin) => match names.get(plugin.name()) {
+                Some(first) => Entry::Refused {
+                    reason: format!(
+                        "a plugin named {} was already loaded from {}",
+                        plugin.name(),
+                        first.display()
+                    ),
+                    name: Some(plugin.name().to_string()),
+                    kind: Some(plugin.kind()),
+                    api_version: Some(plugin.api_version),
+                    file: plugin.file,
+                },
+                None => {
+                    names.insert(plugin.name().to_string(), plugin.file.clone());
+                    Entry::Loaded(plugin)
+                }
+            },
+            other => other,
+        };
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// Loads one plugin library.
+pub fn load_file(file: &Path) -> Entry {
+    let refused =
+        |kind: Option<Kind>, api_version: Option<String>, reason: String| Entry::Refused {
+            file: file.to_path_buf(),
+            name: None,
+            kind,
+            api_version,
+            reason: one_line(&reason),
+        };
+    let header = match lib_header_from_path(file) {
+        Ok(header) => header,
+        Err(e) => return refused(None, None, describe_open_error(file, &e)),
+    };
+    let consts = header.root_mod_consts();
+    let root_name = consts.name().as_str();
+    let kind = match root_name {
+        kind::INPUT => Kind::Input,
+        kind::HANDLER => Kind::Handler,
+        kind::STORAGE => Kind::Storage,
+        kind::OUTPUT => Kind::Output,
+        other => {
+            return refused(
+                None,
+                None,
+                format!("not a bonnie plugin: its abi_stable root module is {other:?}"),
+            );
+        }
+    };
+    let api_version = version_text(header);
+    if let Err(reason) = check_major(&api_version) {
+        return refused(Some(kind), Some(api_version), reason);
+    }
+    let module = match kind {
+        Kind::Input => init::<InputModRef>(header).map(Module::Input),
+        Kind::Handler => init::<HandlerModRef>(header).map(Module::Handler),
+        Kind::Storage => init::<StorageModRef>(header).map(Module::Storage),
+        Kind::Output => init::<OutputModRef>(header).map(Module::Output),
+    };
+    let module = match module {
+        Ok(module) => module,
+        Err(reason) => return refused(Some(kind), Some(api_version), reason),
+    };
+    let info = match module {
+        Module::Input(m) => m.info()(),
+        Module::Handler(m) => m.info()(),
+        Module::Storage(m) => m.info()(),
+        Module::Output(m) => m.info()(),
+    };
+    Entry::Loaded(Plugin {
+        file: file.to_path_buf(),
+        info,
+        api_version,
+        module,
+    })
+}
+
+fn init<M: RootModule>(header: &LibHeader) -> Result<M, String> {
+    header
+        .init_root_module::<M>()
+        .map_err(|e| format!("incompatible plugin: {e}"))
+}
+
+fn version_text(header: &LibHeader) -> String {
+    header.version_strings().version.as_str().to_string()
+}
+
+fn major(version: &str) -> Option<u64> {
+    version.split('.').next()?.parse().ok()
+}
+
+/// Refuses a plugin built against another major plugin-api version, naming both.
+fn check_major(plugin_version: &str) -> Result<(), String> {
+    match (major(plugin_version), major(ABI_VERSION)) {
+        (Some(theirs), Some(ours)) if theirs == ours => Ok(()),
+        (Some(_), Some(_)) => Err(format!(
+            "built against plugin-api {plugin_version}, but this host has plugin-api {ABI_VERSION}; \
+             the major versions differ, rebuild the plugin against plugin-api {ABI_VERSION}"
+        )),
+        _ => Err(format!("unreadable plugin-api version {plugin_version:?}")),
+    }
+}
+
+fn describe_open_error(file: &Path, e: &abi_stable::library::LibraryError) -> String {
+    use abi_stable::library::LibraryError;
+    match e {
+        LibraryError::GetSymbolError { .. } => {
+            "not a bonnie plugin: the library exports no abi_stable root module".to_string()
+        }
+        LibraryError::OpenError { .. } if !file.exists() => {
+            "cannot open: the file does not exist (a dangling symbolic link?)".to_string()
+        }
+        other => format!("cannot open: {other}"),
+    }
+}
+
+/// Errors from dlopen and abi_stable span several lines; the listing wants one.
+fn one_line(text: &str) -> String {
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    const MAX: usize = 400;
+    if joined.len() <= MAX {
+        return joined;
+    }
+    let mut end = MAX;
+    while !joined.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &joined[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_major_version_is_refused_naming_both_versions() {
+        let reason = check_major("2.0.0").unwrap_err();
+        assert!(reason.contains("2.0.0"), "{reason}");
+        assert!(reason.contains(ABI_VERSION), "{reason}");
+        assert!(check_major(ABI_VERSION).is_ok());
+    }
+
+    #[test]
+    fn a_garbage_file_is_refused_with_the_loader_error() {
+        let dir = std::env::temp_dir().join(format!("bonnie-loader-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("garbage.so");
+        std::fs::write(&file, b"this is not an ELF file").unwrap();
+        match load_file(&file) {
+            Entry::Refused { reason, .. } => assert!(reason.starts_with("cannot open"), "{reason}"),
+            _ => panic!("a garbage file must be refused"),
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn long_errors_become_one_bounded_line() {
+        let text = "a\nb   c\n".repeat(300);
+        let line = one_line(&text);
+        assert!(!line.contains('\n'));
+        assert!(line.len() <= 400 + '…'.len_utf8());
+    }
+}

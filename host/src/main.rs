@@ -1,0 +1,173 @@
+//! `bonnie-worker`: loads the plugins of the plugin directory and runs jobs from the inputs
+//! through handlers, storage and outputs until SIGTERM/SIGINT or until every input ends.
+#![forbid(unsafe_code)]
+
+mod context;
+mod loader;
+mod pipeline;
+mod runtime;
+mod start;
+
+use std::{
+    path::PathBuf,
+    process::ExitCode,
+    sync::{Arc, atomic::AtomicBool},
+};
+
+use anyhow::Context;
+use bonnie_core::Config;
+use clap::Parser;
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+use crate::{
+    context::Shared,
+    loader::{Entry, Plugin},
+};
+
+/// bonnie's worker host: runs Cyrus notifications through input, handler, storage and output
+/// plugins loaded from the plugin directory.
+#[derive(Parser)]
+#[command(name = "bonnie-worker", version)]
+struct Args {
+    /// Configuration file [default: $BONNIE_CONFIG, else /etc/bonnie/bonnie.toml]
+    #[arg(short, long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// List every plugin file (file, name, kind, plugin-api version, loaded or refused) and
+    /// exit; the exit status is 1 if an enabled plugin was refused
+    #[arg(long)]
+    check_plugins: bool,
+    /// Log filter: error, warn, info, debug or trace ($BONNIE_LOG overrides it)
+    #[arg(long, value_name = "FILTER", default_value = "info")]
+    log_level: String,
+    /// Append log lines to this file instead of standard error
+    #[arg(long, value_name = "PATH")]
+    log_file: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Err(e) = bonnie_core::logging::init(&args.log_level, args.log_file.as_deref()) {
+        eprintln!("bonnie-worker: cannot open the log file: {e}");
+        return ExitCode::FAILURE;
+    }
+    match run(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("bonnie-worker: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let path = Config::locate(args.config.as_deref());
+    let config = Config::load(&path)?;
+    let entries = loader::load_dir(&config.worker.plugin_dir, &config.worker.disabled)?;
+    if args.check_plugins {
+        return Ok(check_plugins(&entries));
+    }
+
+    let mut plugins: Vec<Plugin> = Vec::new();
+    for entry in entries {
+        match entry {
+            Entry::Loaded(plugin) => {
+                tracing::info!(plugin = plugin.name(), kind = %plugin.kind(), file = %plugin.file.display(),
+                    api = %plugin.api_version, "Plugin loaded.");
+                plugins.push(plugin);
+            }
+            Entry::Disabled { file } => {
+                tracing::info!(file = %file.display(), "Plugin disabled by configuration.")
+            }
+            Entry::Refused { file, reason, .. } => {
+                tracing::error!(file = %file.display(), reason = %reason, "Plugin refused; skipped.")
+            }
+        }
+    }
+
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for signal in [SIGTERM, SIGINT] {
+        // A second signal while the in-flight jobs finish exits at once, with status 1.
+        signal_hook::flag::register_conditional_shutdown(signal, 1, shutdown.clone())
+            .context("installing the signal handlers")?;
+        signal_hook::flag::register(signal, shutdown.clone())
+            .context("installing the signal handlers")?;
+    }
+    let shared = Shared {
+        config_dir: config.dir().to_string_lossy().into_owned(),
+        storage: None,
+        stopping: shutdown.clone(),
+    };
+    let started = start::start(&config, &plugins, shared)?;
+    runtime::run(&started, &config.worker, &shutdown);
+    drop(started);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints one line per plugin file; status 1 if an enabled plugin was refused.
+fn check_plugins(entries: &[Entry]) -> ExitCode {
+    let mut rows: Vec<[String; 5]> = Vec::new();
+    let mut refused = false;
+    for entry in entries {
+        let file = |f: &PathBuf| {
+            f.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        rows.push(match entry {
+            Entry::Loaded(p) => [
+                file(&p.file),
+                p.name().to_string(),
+                p.kind().to_string(),
+                format!("plugin-api {}", p.api_version),
+                "loaded".to_string(),
+            ],
+            Entry::Disabled { file: f } => [
+                file(f),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "disabled".into(),
+            ],
+            Entry::Refused {
+                file: f,
+                name,
+                kind,
+                api_version,
+                reason,
+            } => {
+                refused = true;
+                [
+                    file(f),
+                    name.clone().unwrap_or_else(|| "-".into()),
+                    kind.map(|k| k.to_string()).unwrap_or_else(|| "-".into()),
+                    api_version
+                        .as_ref()
+                        .map(|v| format!("plugin-api {v}"))
+                        .unwrap_or_else(|| "-".into()),
+                    format!("refused: {reason}"),
+                ]
+            }
+        });
+    }
+    let widths: Vec<usize> = (0..4)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        for (c, width) in widths.iter().enumerate() {
+            out.push_str(&format!("{:width$}  ", row[c], width = width));
+        }
+        out.push_str(&row[4]);
+        out.push('\n');
+    }
+    if rows.is_empty() {
+        out.push_str("no plugin files (*.so) in the plugin directory\n");
+    }
+    print!("{out}");
+    if refused {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,418 @@
+//! Runs jobs: one puller thread per input, a pool of threads running the handler chain, and a
+//! writer thread that stores processed jobs in batches (storage, then outputs) before
+//! reporting each job's outcome to its input. Stops on request after finishing jobs in flight.
+
+use std::{
+    sync::{
+        Condvar, Mutex,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use abi_stable::std_types::{RResult, RString, RVec};
+use bonnie_core::config::WorkerConfig;
+use bonnie_plugin_api::{
+    ItemStatus, JobOutcome, NextJob, OutputItem, PluginError,
+    input::{JobOutcome_NE, NextJob_NE},
+    output::ItemStatus_NE,
+};
+use crossbeam_channel::{Receiver, RecvTimeoutError, bounded, unbounded};
+use tracing::{debug, error, info, warn};
+
+use crate::{
+    pipeline::{self, ChainResult},
+    start::Started,
+};
+
+/// How long an input's `next_job` may block before the puller checks for shutdown.
+const POLL_MS: u32 = 100;
+
+/// Counts of finished jobs, for the log.
+#[derive(Default)]
+struct Counters {
+    done: AtomicU64,
+    collect: AtomicU64,
+    postponed: AtomicU64,
+    rejected: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// How many more jobs the host may take: released when a job's outcome is reported.
+struct Credit {
+    free: Mutex<usize>,
+    changed: Condvar,
+    capacity: usize,
+}
+
+impl Credit {
+    fn new(capacity: usize) -> Self {
+        Self {
+            free: Mutex::new(capacity),
+            changed: Condvar::new(),
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.free
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Takes one unit, waiting for it; false if `stop` was set meanwhile.
+    fn acquire(&self, stop: &AtomicBool) -> bool {
+        let mut free = self.lock();
+        while *free == 0 {
+            if stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            free = self
+                .changed
+                .wait_timeout(free, Duration::from_millis(u64::from(POLL_MS)))
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+        *free -= 1;
+        true
+    }
+
+    fn release(&self) {
+        *self.lock() += 1;
+        self.changed.notify_all();
+    }
+
+    fn in_flight(&self) -> usize {
+        self.capacity - *self.lock()
+    }
+}
+
+/// A job that went through the handlers and waits to be written.
+struct Processed {
+    input: usize,
+    item: OutputItem,
+}
+
+struct Runtime<'a> {
+    started: &'a Started,
+    credit: Credit,
+    counters: Counters,
+    /// Stop taking jobs (a signal arrived, or every input finished).
+    stop_taking: AtomicBool,
+    finished_inputs: AtomicUsize,
+}
+
+/// Runs until `shutdown` is set (by a signal) or every input has finished, then finishes the
+/// jobs in flight and returns.
+pub fn run(started: &Started, config: &WorkerConfig, shutdown: &AtomicBool) {
+    let threads = config.thread_count();
+    let capacity = config.queue_capacity().max(threads);
+    for slot in &started.inputs {
+        if let Err(e) = slot.input.start(capacity as u32).into_result() {
+            error!(plugin = %slot.name, error = %e, "Input failed to start taking jobs.");
+        }
+    }
+    let rt = Runtime {
+        started,
+        credit: Credit::new(capacity),
+        counters: Counters::default(),
+        stop_taking: AtomicBool::new(false),
+        finished_inputs: AtomicUsize::new(0),
+    };
+    info!(
+        threads,
+        capacity,
+        inputs = started.inputs.len(),
+        handlers = started.handlers.len(),
+        outputs = started.outputs.len(),
+        "Worker running."
+    );
+
+    let (jobs_tx, jobs_rx) = bounded::<(usize, bonnie_plugin_api::Job)>(capacity);
+    let (write_tx, write_rx) = unbounded::<Processed>();
+    std::thread::scope(|scope| {
+        for index in 0..started.inputs.len() {
+            let jobs_tx = jobs_tx.clone();
+            let rt = &rt;
+            std::thread::Builder::new()
+                .name(format!("input-{}", started.inputs[index].name))
+                .spawn_scoped(scope, move || rt.pull(index, &jobs_tx))
+                .expect("spawning a thread at start-up");
+        }
+        drop(jobs_tx);
+        for n in 0..threads {
+            let (jobs_rx, write_tx, rt) = (jobs_rx.clone(), write_tx.clone(), &rt);
+            std::thread::Builder::new()
+                .name(format!("handler-{n}"))
+                .spawn_scoped(scope, move || rt.handle_jobs(&jobs_rx, &write_tx))
+                .expect("spawning a thread at start-up");
+        }
+        drop(write_tx);
+        let rt = &rt;
+        std::thread::Builder::new()
+            .name("writer".to_string())
+            .spawn_scoped(scope, move || rt.write_batches(&write_rx, config))
+            .expect("spawning a thread at start-up");
+
+        rt.wait_for_end(shutdown);
+    });
+    let c = &rt.counters;
+    info!(
+        done = c.done.load(Ordering::Relaxed),
+        collect = c.collect.load(Ordering::Relaxed),
+        postponed = c.postponed.load(Ordering::Relaxed),
+        rejected = c.rejected.load(Ordering::Relaxed),
+        failed = c.failed.load(Ordering::Relaxed),
+        "Worker stopped."
+    );
+}
+
+impl Runtime<'_> {
+    /// Waits for a shutdown request or for every input to finish, then stops the inputs and
+    /// waits for the jobs in flight.
+    fn wait_for_end(&self, shutdown: &AtomicBool) {
+        loop {
+            if shutdown.load(Ordering::Relaxed) {
+                info!(
+                    in_flight = self.credit.in_flight(),
+                    "Stopping: finishing the jobs in flight."
+                );
+                break;
+            }
+            if self.finished_inputs.load(Ordering::Relaxed) == self.started.inputs.len()
+                && self.credit.in_flight() == 0
+            {
+                info!("Every input has finished.");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stop_taking.store(true, Ordering::Relaxed);
+        for slot in &self.started.inputs {
+            if let Err(e) = slot.input.stop().into_result() {
+                warn!(plugin = %slot.name, error = %e, "Input failed to stop cleanly.");
+            }
+        }
+        while self.credit.in_flight() > 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Takes jobs from one input while there is credit.
+    fn pull(
+        &self,
+        index: usize,
+        jobs: &crossbeam_channel::Sender<(usize, bonnie_plugin_api::Job)>,
+    ) {
+        let slot = &self.started.inputs[index];
+        let mut backoff = Duration::from_millis(100);
+        while self.credit.acquire(&self.stop_taking) {
+            if self.stop_taking.load(Ordering::Relaxed) {
+                self.credit.release();
+                break;
+            }
+            let next = slot
+                .input
+                .next_job(POLL_MS)
+                .into_result()
+                .map(NextJob_NE::into_enum);
+            match next {
+                Ok(Ok(NextJob::Job(job))) => {
+                    backoff = Duration::from_millis(100);
+                    debug!(plugin = %slot.name, job = %job.id, "Job taken.");
+                    if jobs.send((index, job)).is_err() {
+                        self.credit.release();
+                        break;
+                    }
+                }
+                Ok(Ok(NextJob::Idle)) => self.credit.release(),
+                Ok(Ok(NextJob::Finished)) => {
+                    self.credit.release();
+                    info!(plugin = %slot.name, "Input has no more jobs.");
+                    self.finished_inputs.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Ok(_) => {
+                    self.credit.release();
+                    warn!(plugin = %slot.name, "Input returned a value this host does not know; ignored.");
+                }
+                Err(e) => {
+                    self.credit.release();
+                    warn!(plugin = %slot.name, error = %e, retry_in_ms = backoff.as_millis() as u64,
+                        "Input failed to give a job.");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Runs the handler chain on jobs until the job channel closes.
+    fn handle_jobs(
+        &self,
+        jobs: &Receiver<(usize, bonnie_plugin_api::Job)>,
+        writes: &crossbeam_channel::Sender<Processed>,
+    ) {
+        for (input, job) in jobs {
+            match pipeline::run(&self.started.handlers, &job) {
+                ChainResult::Record(record) => {
+                    let item = OutputItem {
+                        job_id: job.id,
+                        record: record.into(),
+                    };
+                    if let Err(unsent) = writes.send(Processed { input, item }) {
+                        let Processed { input, item } = unsent.into_inner();
+                        self.complete(input, &item.job_id, postpone("the worker is stopping"));
+                    }
+                }
+                ChainResult::Outcome(outcome) => self.complete(input, &job.id, outcome),
+            }
+        }
+    }
+
+    /// Writes processed jobs in batches until every handler thread has ended.
+    fn write_batches(&self, writes: &Receiver<Processed>, config: &WorkerConfig) {
+        let wait = Duration::from_millis(config.batch_wait_ms);
+        while let Ok(first) = writes.recv() {
+            let mut batch = vec![first];
+            let deadline = Instant::now() + wait;
+            while batch.len() < config.batch_size {
+                match writes.recv_deadline(deadline) {
+                    Ok(next) => batch.push(next),
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            self.write_batch(batch);
+        }
+    }
+
+    /// Storage first, then each output with the items still in good standing.
+    fn write_batch(&self, batch: Vec<Processed>) {
+        let mut outcomes: Vec<Option<JobOutcome>> = vec![None; batch.len()];
+        if let Some((name, storage)) = &self.started.storage {
+            let items: RVec<OutputItem> = batch.iter().map(|p| p.item.clone()).collect();
+            let result = storage.append_log(items);
+            apply(
+                "storage",
+                name,
+                result,
+                &mut outcomes,
+                &(0..batch.len()).collect::<Vec<_>>(),
+            );
+        }
+        for slot in &self.started.outputs {
+            let pending: Vec<usize> = (0..batch.len())
+                .filter(|&i| outcomes[i].is_none())
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            let items: RVec<OutputItem> = pending.iter().map(|&i| batch[i].item.clone()).collect();
+            let result = slot.output.write(items);
+            apply("output", &slot.name, result, &mut outcomes, &pending);
+        }
+        for (processed, outcome) in batch.into_iter().zip(outcomes) {
+            self.complete(
+                processed.input,
+                &processed.item.job_id,
+                outcome.unwrap_or(JobOutcome::Done),
+            );
+        }
+    }
+
+    /// Reports a job's outcome to its input and frees its credit.
+    fn complete(&self, input: usize, job_id: &RString, outcome: JobOutcome) {
+        let slot = &self.started.inputs[input];
+        let c = &self.counters;
+        match &outcome {
+            JobOutcome::Done => {
+                c.done.fetch_add(1, Ordering::Relaxed);
+                debug!(job = %job_id, "Job done.");
+            }
+            JobOutcome::Collect { commands, .. } => {
+                c.collect.fetch_add(1, Ordering::Relaxed);
+                debug!(job = %job_id, commands = ?commands, "Job needs the collector.");
+            }
+            JobOutcome::Postpone { reason } => {
+                c.postponed.fetch_add(1, Ordering::Relaxed);
+                info!(job = %job_id, reason = %reason, "Job postponed.");
+            }
+            JobOutcome::Rejected { reason } => {
+                c.rejected.fetch_add(1, Ordering::Relaxed);
+                warn!(job = %job_id, reason = %reason, "Job rejected.");
+            }
+            JobOutcome::Failed { reason } => {
+                c.failed.fetch_add(1, Ordering::Relaxed);
+                error!(job = %job_id, reason = %reason, "Job failed.");
+            }
+            _ => {}
+        }
+        if let Err(e) = slot
+            .input
+            .complete(job_id.as_rstr(), JobOutcome_NE::new(outcome))
+            .into_result()
+        {
+            error!(plugin = %slot.name, job = %job_id, error = %e, "Input failed to take a job's outcome.");
+        }
+        self.credit.release();
+    }
+}
+
+fn postpone(reason: &str) -> JobOutcome {
+    JobOutcome::Postpone {
+        reason: reason.into(),
+    }
+}
+
+/// Folds one writer's per-item statuses into the batch's outcomes; `positions` maps the
+/// writer's items onto the batch.
+fn apply(
+    role: &str,
+    name: &str,
+    result: RResult<RVec<ItemStatus_NE>, PluginError>,
+    outcomes: &mut [Option<JobOutcome>],
+    positions: &[usize],
+) {
+    let statuses = match result.into_result() {
+        Ok(statuses) if statuses.len() == positions.len() => statuses,
+        Ok(statuses) => {
+            let reason = format!(
+                "{role} {name} returned {} statuses for {} items",
+                statuses.len(),
+                positions.len()
+            );
+            error!(plugin = name, "{reason}");
+            for &i in positions {
+                outcomes[i] = Some(JobOutcome::Failed {
+                    reason: reason.as_str().into(),
+                });
+            }
+            return;
+        }
+        Err(e) => {
+            warn!(plugin = name, error = %e, items = positions.len(), "Writing a batch failed.");
+            let reason = format!("{role} {name}: {}", e.message);
+            for &i in positions {
+                outcomes[i] = Some(match e.kind() {
+                    Some(bonnie_plugin_api::ErrorKind::Rejected) => JobOutcome::Rejected {
+                        reason: reason.as_str().into(),
+                    },
+                    _ => postpone(&reason),
+                });
+            }
+            return;
+        }
+    };
+    for (status, &i) in statuses.into_iter().zip(positions) {
+        outcomes[i] = match status.into_enum() {
+            Ok(ItemStatus::Stored) => None,
+            Ok(ItemStatus::Retry { reason }) => Some(postpone(&format!("{role} {name}: {reason}"))),
+            Ok(ItemStatus::Rejected { reason }) => Some(JobOutcome::Rejected {
+                reason: format!("{role} {name}: {reason}").into(),
+            }),
+            _ => Some(JobOutcome::Failed {
+                reason: format!("{role} {name} returned a status this host does not know").into(),
+            }),
+        };
+    }
+}

@@ -1,0 +1,209 @@
+//! Starts the loaded plugins in dependency order (storage, outputs, handlers, inputs), each
+//! with its own host context, and reports every plugin's state.
+
+use std::sync::Arc;
+
+use abi_stable::std_types::RResult;
+use anyhow::{Context, bail};
+use bonnie_core::Config;
+use bonnie_plugin_api::{PluginError, input::InputBox, output::OutputBox, storage::StorageBox};
+use tracing::{error, info};
+
+use crate::{
+    context::{HostContext, Shared},
+    loader::{Kind, Module, Plugin},
+    pipeline::HandlerSlot,
+};
+
+/// A started input.
+pub struct InputSlot {
+    /// The plugin's name.
+    pub name: String,
+    /// The input.
+    pub input: InputBox,
+}
+
+/// A started output.
+pub struct OutputSlot {
+    /// The plugin's name.
+    pub name: String,
+    /// The output.
+    pub output: OutputBox,
+}
+
+/// Every started plugin, ready to run jobs.
+pub struct Started {
+    /// Inputs, by name.
+    pub inputs: Vec<InputSlot>,
+    /// Handlers, in the order they run.
+    pub handlers: Vec<HandlerSlot>,
+    /// The storage and its name, if one is configured.
+    pub storage: Option<(String, Arc<StorageBox>)>,
+    /// Outputs, by name.
+    pub outputs: Vec<OutputSlot>,
+}
+
+/// Starts the plugins. A handler or input that fails to start is reported and skipped; a
+/// storage or output that fails stops the start-up, because running without it would
+/// silently not archive.
+pub fn start(config: &Config, plugins: &[Plugin], mut shared: Shared) -> anyhow::Result<Started> {
+    let context = |plugin: &Plugin, shared: &Shared| {
+        HostContext::new_box(
+            plugin.name(),
+            config.plugin_json(plugin.name()),
+            shared.clone(),
+        )
+    };
+
+    let storage = match choose_storage(config, plugins)? {
+        Some(plugin) => {
+            let Module::Storage(module) = plugin.module else {
+                unreachable!("chosen by kind")
+            };
+            let storage = started(plugin, module.new()(context(plugin, &shared)))
+                .with_context(|| format!("the storage plugin {} did not start", plugin.name()))?;
+            let storage = Arc::new(storage);
+            shared.storage = Some(storage.clone());
+            Some((plugin.name().to_string(), storage))
+        }
+        None => {
+            tracing::warn!("No storage plugin is configured: records are only written to outputs.");
+            None
+        }
+    };
+
+    let mut outputs = Vec::new();
+    for plugin in plugins.iter().filter(|p| p.kind() == Kind::Output) {
+        let Module::Output(module) = plugin.module else {
+            continue;
+        };
+        let output = started(plugin, module.new()(context(plugin, &shared)))
+            .with_context(|| format!("the output plugin {} did not start", plugin.name()))?;
+        outputs.push(OutputSlot {
+            name: plugin.name().to_string(),
+            output,
+        });
+    }
+
+    let mut handlers = Vec::new();
+    for plugin in ordered_handlers(config, plugins) {
+        let Module::Handler(module) = plugin.module else {
+            continue;
+        };
+        let Ok(handler) = started(plugin, module.new()(context(plugin, &shared))) else {
+            continue;
+        };
+        match handler.events().into_result() {
+            Ok(events) => {
+                let events: Vec<String> = events.into_iter().map(|e| e.into_string()).collect();
+                info!(plugin = plugin.name(), events = ?events, "Handler subscribed.");
+                handlers.push(HandlerSlot {
+                    name: plugin.name().to_string(),
+                    handler,
+                    events,
+                });
+            }
+            Err(e) => {
+                error!(plugin = plugin.name(), error = %e, "Handler failed to list its events; skipped.")
+            }
+        }
+    }
+
+    let mut inputs = Vec::new();
+    for plugin in plugins.iter().filter(|p| p.kind() == Kind::Input) {
+        let Module::Input(module) = plugin.module else {
+            continue;
+        };
+        if let Ok(input) = started(plugin, module.new()(context(plugin, &shared))) {
+            inputs.push(InputSlot {
+                name: plugin.name().to_string(),
+                input,
+            });
+        }
+    }
+    if inputs.is_empty() {
+        bail!(
+            "no input plugin started, so there are no jobs to run; check the plugin directory and the log above"
+        );
+    }
+    Ok(Started {
+        inputs,
+        handlers,
+        storage,
+        outputs,
+    })
+}
+
+fn started<T>(plugin: &Plugin, result: RResult<T, PluginError>) -> Result<T, PluginError> {
+    match result.into_result() {
+        Ok(object) => {
+            info!(plugin = plugin.name(), kind = %plugin.kind(), "Plugin started.");
+            Ok(object)
+        }
+        Err(e) => {
+            error!(plugin = plugin.name(), kind = %plugin.kind(), error = %e, "Plugin failed to start.");
+            Err(e)
+        }
+    }
+}
+
+/// The configured storage plugin, or the only one found.
+fn choose_storage<'a>(
+    config: &Config,
+    plugins: &'a [Plugin],
+) -> anyhow::Result<Option<&'a Plugin>> {
+    let storages: Vec<&Plugin> = plugins
+        .iter()
+        .filter(|p| p.kind() == Kind::Storage)
+        .collect();
+    match &config.worker.storage {
+        Some(name) => match storages.iter().find(|p| p.name() == name) {
+            Some(plugin) => Ok(Some(*plugin)),
+            None => bail!(
+                "[worker] storage = {name:?}, but no storage plugin of that name was loaded (found: {})",
+                names(&storages)
+            ),
+        },
+        None => match storages.as_slice() {
+            [] => Ok(None),
+            [only] => Ok(Some(*only)),
+            several => bail!(
+                "several storage plugins were loaded ({}); choose one with [worker] storage = \"<name>\"",
+                names(several)
+            ),
+        },
+    }
+}
+
+fn names(plugins: &[&Plugin]) -> String {
+    if plugins.is_empty() {
+        return "none".to_string();
+    }
+    plugins
+        .iter()
+        .map(|p| p.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Handlers in `[worker] handler_order`, then the others by name.
+fn ordered_handlers<'a>(config: &Config, plugins: &'a [Plugin]) -> Vec<&'a Plugin> {
+    let mut handlers: Vec<&Plugin> = plugins
+        .iter()
+        .filter(|p| p.kind() == Kind::Handler)
+        .collect();
+    let order = &config.worker.handler_order;
+    for name in order {
+        if !handlers.iter().any(|p| p.name() == name) {
+            tracing::warn!(plugin = %name, "[worker] handler_order names a handler that was not loaded.");
+        }
+    }
+    handlers.sort_by_key(|p| {
+        let rank = order
+            .iter()
+            .position(|n| n == p.name())
+            .unwrap_or(order.len());
+        (rank, p.name().to_string())
+    });
+    handlers
+}

@@ -1,0 +1,353 @@
+//! What plugin authors implement: plain Rust traits, one per plugin kind, and the
+//! `export_*!` macros that export one of them as the library's root module. Every call from
+//! the host runs inside a panic guard here, so a panic becomes a [`PluginError`] and never
+//! unwinds across the boundary.
+
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    time::Duration,
+};
+
+use abi_stable::{
+    StableAbi,
+    sabi_trait::TD_Opaque,
+    std_types::{ROption, RResult, RStr, RString, RVec},
+};
+
+use crate::{
+    HandlerOutcome, Host, ItemStatus, Job, JobOutcome, NextJob, OutputItem, PluginError, Record,
+    RecordQuery,
+    error::panic_message,
+    handler::{FfiHandler, FfiHandler_TO, HandlerBox, HandlerOutcome_NE},
+    host::HostBox,
+    input::{FfiInput, FfiInput_TO, InputBox, JobOutcome_NE, NextJob_NE},
+    output::{FfiOutput, FfiOutput_TO, ItemStatus_NE, OutputBox},
+    storage::{FfiStorage, FfiStorage_TO, StorageBox},
+};
+
+/// A plugin's description, returned by its root module's `info`.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginInfo {
+    /// The plugin's name: its config table is `[plugins.<name>]`. (since 1.0)
+    pub name: RStr<'static>,
+    /// The plugin's own version. (since 1.0)
+    pub version: RStr<'static>,
+    /// One sentence on what it does. (since 1.0)
+    pub description: RStr<'static>,
+}
+
+/// A handler, as its author writes it.
+pub trait Handler: Send + Sync + 'static {
+    /// The event names it subscribes to, or `*`.
+    fn events(&self) -> Vec<String>;
+    /// Handles one job; `job.notification` is the notification as the previous handler
+    /// left it.
+    fn handle(&self, job: &Job) -> Result<HandlerOutcome, PluginError>;
+}
+
+/// An input, as its author writes it.
+pub trait Input: Send + Sync + 'static {
+    /// Starts the input; `capacity` is how many jobs the host holds at once.
+    fn start(&self, capacity: u32) -> Result<(), PluginError> {
+        let _ = capacity;
+        Ok(())
+    }
+    /// The next job, waiting at most `wait`.
+    fn next_job(&self, wait: Duration) -> Result<NextJob, PluginError>;
+    /// The outcome of a job this input gave.
+    fn complete(&self, job_id: &str, outcome: JobOutcome) -> Result<(), PluginError>;
+    /// Stop taking jobs.
+    fn stop(&self) -> Result<(), PluginError> {
+        Ok(())
+    }
+}
+
+/// An output, as its author writes it.
+pub trait Output: Send + Sync + 'static {
+    /// Writes a batch, idempotently by job id; one status per item, in order.
+    fn write(&self, items: Vec<OutputItem>) -> Result<Vec<ItemStatus>, PluginError>;
+}
+
+/// A storage backend, as its author writes it.
+pub trait Storage: Send + Sync + 'static {
+    /// The record with this key, if any.
+    fn get(&self, collection: &str, key: &str) -> Result<Option<Record>, PluginError>;
+    /// Inserts or replaces a record.
+    fn put(&self, record: Record) -> Result<(), PluginError>;
+    /// Deletes a record; true if it existed.
+    fn delete(&self, collection: &str, key: &str) -> Result<bool, PluginError>;
+    /// The records matching a query.
+    fn query(&self, query: RecordQuery) -> Result<Vec<Record>, PluginError>;
+    /// Appends processed jobs to the event log, idempotently by job id.
+    fn append_log(&self, items: Vec<OutputItem>) -> Result<Vec<ItemStatus>, PluginError>;
+}
+
+/// Runs plugin code, turning a panic into [`PluginError::panicked`].
+pub fn guard<R>(f: impl FnOnce() -> Result<R, PluginError>) -> RResult<R, PluginError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result.into(),
+        Err(payload) => RResult::RErr(PluginError::panicked(panic_message(&*payload))),
+    }
+}
+
+/// The panic-guarded FFI face of a plugin author's object.
+struct Guarded<T>(T);
+
+impl<T: Handler> FfiHandler for Guarded<T> {
+    fn events(&self) -> RResult<RVec<RString>, PluginError> {
+        guard(|| Ok(self.0.events().into_iter().map(RString::from).collect()))
+    }
+
+    fn handle(&self, job: &Job) -> RResult<HandlerOutcome_NE, PluginError> {
+        guard(|| self.0.handle(job).map(HandlerOutcome_NE::new))
+    }
+}
+
+impl<T: Input> FfiInput for Guarded<T> {
+    fn start(&self, capacity: u32) -> RResult<(), PluginError> {
+        guard(|| self.0.start(capacity))
+    }
+
+    fn next_job(&self, wait_ms: u32) -> RResult<NextJob_NE, PluginError> {
+        guard(|| {
+            self.0
+                .next_job(Duration::from_millis(u64::from(wait_ms)))
+                .map(NextJob_NE::new)
+        })
+    }
+
+    fn complete(&self, job_id: RStr<'_>, outcome: JobOutcome_NE) -> RResult<(), PluginError> {
+        guard(|| {
+            let outcome = outcome.into_enum().map_err(|e| {
+                PluginError::rejected(format!(
+                    "job {job_id}: outcome kind {} is unknown to this plugin",
+                    e.into_inner().get_discriminant()
+                ))
+            })?;
+            self.0.complete(job_id.as_str(), outcome)
+        })
+    }
+
+    fn stop(&self) -> RResult<(), PluginError> {
+        guard(|| self.0.stop())
+    }
+}
+
+impl<T: Output> FfiOutput for Guarded<T> {
+    fn write(&self, items: RVec<OutputItem>) -> RResult<RVec<ItemStatus_NE>, PluginError> {
+        guard(|| statuses(self.0.write(items.into_vec())))
+    }
+}
+
+impl<T: Storage> FfiStorage for Guarded<T> {
+    fn get(&self, collection: RStr<'_>, key: RStr<'_>) -> RResult<ROption<Record>, PluginError> {
+        guard(|| {
+            self.0
+                .get(collection.as_str(), key.as_str())
+                .map(ROption::from)
+        })
+    }
+
+    fn put(&self, record: Record) -> RResult<(), PluginError> {
+        guard(|| self.0.put(record))
+    }
+
+    fn delete(&self, collection: RStr<'_>, key: RStr<'_>) -> RResult<bool, PluginError> {
+        guard(|| self.0.delete(collection.as_str(), key.as_str()))
+    }
+
+    fn query(&self, query: RStr<'_>) -> RResult<RVec<Record>, PluginError> {
+        guard(|| {
+            let query: RecordQuery = serde_json::from_str(query.as_str())
+                .map_err(|e| PluginError::rejected(format!("invalid record query: {e}")))?;
+            self.0.query(query).map(RVec::from)
+        })
+    }
+
+    fn append_log(&self, items: RVec<OutputItem>) -> RResult<RVec<ItemStatus_NE>, PluginError> {
+        guard(|| statuses(self.0.append_log(items.into_vec())))
+    }
+}
+
+fn statuses(
+    result: Result<Vec<ItemStatus>, PluginError>,
+) -> Result<RVec<ItemStatus_NE>, PluginError> {
+    result.map(|v| v.into_iter().map(ItemStatus_NE::new).collect())
+}
+
+/// Builds a handler from its constructor, for [`export_handler!`].
+#[doc(hidden)]
+pub fn new_handler<T: Handler>(
+    host: HostBox,
+    new: fn(Host) -> Result<T, PluginError>,
+) -> RResult<HandlerBox, PluginError> {
+    guard(|| new(Host::new(host)).map(|h| FfiHandler_TO::from_value(Guarded(h), TD_Opaque)))
+}
+
+/// Builds an input from its constructor, for [`export_input!`].
+#[doc(hidden)]
+pub fn new_input<T: Input>(
+    host: HostBox,
+    new: fn(Host) -> Result<T, PluginError>,
+) -> RResult<InputBox, PluginError> {
+    guard(|| new(Host::new(host)).map(|h| FfiInput_TO::from_value(Guarded(h), TD_Opaque)))
+}
+
+/// Builds an output from its constructor, for [`export_output!`].
+#[doc(hidden)]
+pub fn new_output<T: Output>(
+    host: HostBox,
+    new: fn(Host) -> Result<T, PluginError>,
+) -> RResult<OutputBox, PluginError> {
+    guard(|| new(Host::new(host)).map(|h| FfiOutput_TO::from_value(Guarded(h), TD_Opaque)))
+}
+
+/// Builds a storage from its constructor, for [`export_storage!`].
+#[doc(hidden)]
+pub fn new_storage<T: Storage>(
+    host: HostBox,
+    new: fn(Host) -> Result<T, PluginError>,
+) -> RResult<StorageBox, PluginError> {
+    guard(|| new(Host::new(host)).map(|h| FfiStorage_TO::from_value(Guarded(h), TD_Opaque)))
+}
+
+/// Wraps a storage object in the panic guard; for hosts and tests that build one in-process.
+pub fn storage_box<T: Storage>(storage: T) -> StorageBox {
+    FfiStorage_TO::from_value(Guarded(storage), TD_Opaque)
+}
+
+/// Exports the library's root module. Used by the `export_*!` macros; the symbol name is
+/// the one abi_stable 0.11 looks up (checked by a test of this crate).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_root_module {
+    ($kind:ident, $module:ident, $module_ref:ident, $boxed:ident, $new_fn:ident,
+     $name:expr, $description:expr, $new:expr) => {
+        #[doc(hidden)]
+        pub mod __bonnie_plugin_export {
+            use super::*;
+            use $crate::abi_stable::prefix_type::PrefixTypeTrait as _;
+            use $crate::$kind::{$boxed as PluginBox, $module as Module, $module_ref as ModuleRef};
+
+            extern "C" fn info() -> $crate::PluginInfo {
+                $crate::PluginInfo {
+                    name: $crate::abi_stable::std_types::RStr::from_str($name),
+                    version: $crate::abi_stable::std_types::RStr::from_str(env!(
+                        "CARGO_PKG_VERSION"
+                    )),
+                    description: $crate::abi_stable::std_types::RStr::from_str($description),
+                }
+            }
+
+            extern "C" fn new(
+                host: $crate::host::HostBox,
+            ) -> $crate::abi_stable::std_types::RResult<PluginBox, $crate::PluginError> {
+                $crate::plugin::$new_fn(host, $new)
+            }
+
+            /// The root module, built on first load.
+            pub fn root_module() -> ModuleRef {
+                Module { info, new }.leak_into_prefix()
+            }
+
+            /// The library header abi_stable looks up when the host loads this library.
+            // SAFETY: `from_constructor` requires the constructor to return the root module
+            // of type `ModuleRef`, which `root_module` does.
+            #[allow(unsafe_code, non_upper_case_globals)]
+            #[unsafe(no_mangle)]
+            pub static _1as_0lib_1header_0root_bmodule_bloader:
+                $crate::abi_stable::library::LibHeader = {
+                extern "C" fn erased() -> $crate::abi_stable::library::RootModuleResult {
+                    $crate::abi_stable::library::__call_root_module_loader(root_module)
+                }
+                unsafe {
+                    $crate::abi_stable::library::LibHeader::from_constructor::<ModuleRef>(
+                        erased,
+                        $crate::abi_stable::library::CheckTypeLayout::Yes,
+                    )
+                }
+            };
+        }
+    };
+}
+
+/// Exports a handler: `export_handler!(name: "x", description: "...", new: X::new)`, where
+/// `new` is `fn(Host) -> Result<X, PluginError>` and `X: Handler`.
+#[macro_export]
+macro_rules! export_handler {
+    (name: $name:expr, description: $description:expr, new: $new:expr $(,)?) => {
+        $crate::__export_root_module!(
+            handler,
+            HandlerMod,
+            HandlerModRef,
+            HandlerBox,
+            new_handler,
+            $name,
+            $description,
+            $new
+        );
+    };
+}
+
+/// Exports an input; see [`export_handler!`].
+#[macro_export]
+macro_rules! export_input {
+    (name: $name:expr, description: $description:expr, new: $new:expr $(,)?) => {
+        $crate::__export_root_module!(
+            input,
+            InputMod,
+            InputModRef,
+            InputBox,
+            new_input,
+            $name,
+            $description,
+            $new
+        );
+    };
+}
+
+/// Exports an output; see [`export_handler!`].
+#[macro_export]
+macro_rules! export_output {
+    (name: $name:expr, description: $description:expr, new: $new:expr $(,)?) => {
+        $crate::__export_root_module!(
+            output,
+            OutputMod,
+            OutputModRef,
+            OutputBox,
+            new_output,
+            $name,
+            $description,
+            $new
+        );
+    };
+}
+
+/// Exports a storage; see [`export_handler!`].
+#[macro_export]
+macro_rules! export_storage {
+    (name: $name:expr, description: $description:expr, new: $new:expr $(,)?) => {
+        $crate::__export_root_module!(
+            storage,
+            StorageMod,
+            StorageModRef,
+            StorageBox,
+            new_storage,
+            $name,
+            $description,
+            $new
+        );
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn export_macro_uses_the_symbol_abi_stable_loads() {
+        assert_eq!(
+            abi_stable::library::ROOT_MODULE_LOADER_NAME,
+            "_1as_0lib_1header_0root_bmodule_bloader"
+        );
+    }
+}

@@ -1,0 +1,193 @@
+//! Storage plugins: keyed records that handlers keep between events (users, folders, open
+//! sessions, object revisions), queries over them, and the append-only event log.
+
+use abi_stable::{
+    StableAbi, declare_root_module_statics,
+    library::RootModule,
+    package_version_strings, sabi_trait,
+    sabi_types::VersionStrings,
+    std_types::{RBox, ROption, RResult, RStr, RString, RVec},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    PluginError,
+    host::HostBox,
+    output::{ItemStatus_NE, OutputItem},
+    plugin::PluginInfo,
+};
+
+/// One index entry of a record: queries can find the record by `field = value`.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct IndexTerm {
+    /// The indexed field's name. (since 1.0)
+    pub field: RString,
+    /// The value the record has for it. (since 1.0)
+    pub value: RString,
+}
+
+/// A keyed record in a collection. Putting a record with an existing key replaces it.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The collection, such as `users`, `folders`, `sessions`. (since 1.0)
+    pub collection: RString,
+    /// The record's key, unique within the collection. (since 1.0)
+    pub key: RString,
+    /// The record's time in milliseconds since the Unix epoch (UTC), for time-range queries.
+    /// (since 1.0)
+    pub time_ms: ROption<i64>,
+    /// The record itself, a JSON object. (since 1.0)
+    pub body: RString,
+    /// The fields queries can find this record by. (since 1.0)
+    pub index: RVec<IndexTerm>,
+}
+
+impl Record {
+    /// A record without time or index terms.
+    pub fn new(collection: &str, key: &str, body: &serde_json::Value) -> Self {
+        Self {
+            collection: collection.into(),
+            key: key.into(),
+            time_ms: ROption::RNone,
+            body: body.to_string().into(),
+            index: RVec::new(),
+        }
+    }
+
+    /// Sets the record's time.
+    pub fn at(mut self, time_ms: i64) -> Self {
+        self.time_ms = ROption::RSome(time_ms);
+        self
+    }
+
+    /// Adds an index term.
+    pub fn indexed(mut self, field: &str, value: &str) -> Self {
+        self.index.push(IndexTerm {
+            field: field.into(),
+            value: value.into(),
+        });
+        self
+    }
+
+    /// The body, parsed.
+    pub fn json(&self) -> Result<serde_json::Value, PluginError> {
+        serde_json::from_str(self.body.as_str()).map_err(|e| {
+            PluginError::transient(format!(
+                "stored record {}/{} is not valid JSON: {e}",
+                self.collection, self.key
+            ))
+        })
+    }
+}
+
+/// A query over one collection; it crosses the boundary as JSON, so fields can be added.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordQuery {
+    /// The collection to search.
+    pub collection: String,
+    /// Only records with this index term: `(field, value)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<(String, String)>,
+    /// Only records whose time is at or after this (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_ms: Option<i64>,
+    /// Only records whose time is before this (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_ms: Option<i64>,
+    /// At most this many records; 0 means the storage's default (1000).
+    #[serde(default)]
+    pub limit: u32,
+    /// Newest first instead of oldest first (by time, then key).
+    #[serde(default)]
+    pub descending: bool,
+}
+
+/// A storage backend. Implemented by storage plugins, called by the host and by handlers.
+/// Methods may only be added at the end, with a default body.
+#[sabi_trait]
+pub trait FfiStorage: Send + Sync {
+    /// The record with this key, if any. (since 1.0)
+    fn get(&self, collection: RStr<'_>, key: RStr<'_>) -> RResult<ROption<Record>, PluginError>;
+
+    /// Inserts or replaces a record. (since 1.0)
+    fn put(&self, record: Record) -> RResult<(), PluginError>;
+
+    /// Deletes a record; true if it existed. The one place deletion happens. (since 1.0)
+    fn delete(&self, collection: RStr<'_>, key: RStr<'_>) -> RResult<bool, PluginError>;
+
+    /// The records matching a [`RecordQuery`] given as JSON. (since 1.0)
+    fn query(&self, query: RStr<'_>) -> RResult<RVec<Record>, PluginError>;
+
+    /// Appends processed jobs to the event log, idempotently by job id; one status per item,
+    /// in order. (since 1.0)
+    #[sabi(last_prefix_field)]
+    fn append_log(&self, items: RVec<OutputItem>) -> RResult<RVec<ItemStatus_NE>, PluginError>;
+}
+
+/// The FFI trait object for [`FfiStorage`].
+pub type StorageBox = FfiStorage_TO<'static, RBox<()>>;
+
+/// The root module of a storage plugin.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = StorageModRef)))]
+#[sabi(missing_field(panic))]
+pub struct StorageMod {
+    /// The plugin's name and description. (since 1.0)
+    pub info: extern "C" fn() -> PluginInfo,
+    /// Creates the storage from its host context. (since 1.0)
+    #[sabi(last_prefix_field)]
+    pub new: extern "C" fn(host: HostBox) -> RResult<StorageBox, PluginError>,
+}
+
+impl RootModule for StorageModRef {
+    declare_root_module_statics! {StorageModRef}
+    const BASE_NAME: &'static str = crate::kind::STORAGE;
+    const NAME: &'static str = crate::kind::STORAGE;
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+/// A handler's typed access to the storage, obtained with [`crate::Host::storage`].
+pub struct StorageClient {
+    inner: StorageBox,
+}
+
+impl StorageClient {
+    /// Wraps a storage object.
+    pub fn new(inner: StorageBox) -> Self {
+        Self { inner }
+    }
+
+    /// The record with this key, if any.
+    pub fn get(&self, collection: &str, key: &str) -> Result<Option<Record>, PluginError> {
+        self.inner
+            .get(collection.into(), key.into())
+            .into_result()
+            .map(ROption::into_option)
+    }
+
+    /// Inserts or replaces a record.
+    pub fn put(&self, record: Record) -> Result<(), PluginError> {
+        self.inner.put(record).into_result()
+    }
+
+    /// Deletes a record; true if it existed.
+    pub fn delete(&self, collection: &str, key: &str) -> Result<bool, PluginError> {
+        self.inner
+            .delete(collection.into(), key.into())
+            .into_result()
+    }
+
+    /// The records matching a query.
+    pub fn query(&self, query: &RecordQuery) -> Result<Vec<Record>, PluginError> {
+        let json = serde_json::to_string(query)
+            .map_err(|e| PluginError::rejected(format!("unserializable query: {e}")))?;
+        self.inner
+            .query(json.as_str().into())
+            .into_result()
+            .map(RVec::into_vec)
+    }
+}

@@ -1,0 +1,277 @@
+//! Input plugin `jsonl-input`: one job per line of JSON-lines files of notifications, for
+//! tests, replay and backfill. Every outcome is journaled, so a re-run skips the lines that
+//! already finished and retries the ones that were postponed.
+
+mod journal;
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    fs::File,
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use bonnie_plugin_api::prelude::*;
+use serde::Deserialize;
+
+use crate::journal::Journal;
+
+/// `[plugins.jsonl-input]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// Files to read, one notification per line, in order. Required.
+    files: Vec<String>,
+    /// Keep waiting for lines appended to the last file instead of finishing. Default: false.
+    #[serde(default)]
+    follow: bool,
+    /// The outcome journal. Default: `var/jsonl-input/outcomes.jsonl`.
+    #[serde(default = "default_journal")]
+    journal: String,
+    /// Tries of a postponed job before it is recorded as failed. Default: 5.
+    #[serde(default = "default_max_attempts")]
+    max_attempts: u32,
+    /// Wait before a postponed job runs again, in milliseconds. Default: 1000.
+    #[serde(default = "default_retry_delay_ms")]
+    retry_delay_ms: u64,
+}
+
+fn default_journal() -> String {
+    "var/jsonl-input/outcomes.jsonl".to_string()
+}
+
+fn default_max_attempts() -> u32 {
+    5
+}
+
+fn default_retry_delay_ms() -> u64 {
+    1000
+}
+
+/// A file being read.
+struct Cursor {
+    name: String,
+    reader: BufReader<File>,
+    line: u64,
+}
+
+struct State {
+    /// Files not opened yet.
+    pending_files: VecDeque<PathBuf>,
+    current: Option<Cursor>,
+    /// Postponed jobs and when they may run again.
+    retries: VecDeque<(Instant, Job)>,
+    /// Jobs handed out and not yet completed, with their attempt number.
+    in_flight: HashMap<String, (Job, u32)>,
+    /// Jobs whose last journaled outcome is final: skipped when their line comes up.
+    finished: HashSet<String>,
+    stopped: bool,
+}
+
+/// The input.
+pub struct JsonlInput {
+    host: Host,
+    settings: Settings,
+    state: Mutex<State>,
+    journal: Journal,
+}
+
+impl JsonlInput {
+    /// Reads the settings and the journal of earlier runs.
+    pub fn new(host: Host) -> Result<Self, PluginError> {
+        let settings: Settings = host.config()?;
+        if settings.files.is_empty() {
+            return Err(PluginError::config(
+                "[plugins.jsonl-input] files must name at least one file",
+            ));
+        }
+        if settings.max_attempts == 0 {
+            return Err(PluginError::config(
+                "[plugins.jsonl-input] max_attempts must be at least 1",
+            ));
+        }
+        let files: Vec<PathBuf> = settings.files.iter().map(|f| host.path(f)).collect();
+        for file in &files {
+            if !file.is_file() {
+                return Err(PluginError::config(format!(
+                    "[plugins.jsonl-input] cannot read {}: no such file",
+                    file.display()
+                )));
+            }
+        }
+        let (journal, finished) = Journal::open(&host.path(&settings.journal))?;
+        host.info(
+            "Reading notification files.",
+            &[
+                ("files", &files.len()),
+                ("already_finished", &finished.len()),
+            ],
+        );
+        Ok(Self {
+            host,
+            settings,
+            state: Mutex::new(State {
+                pending_files: files.into(),
+                current: None,
+                retries: VecDeque::new(),
+                in_flight: HashMap::new(),
+                finished,
+                stopped: false,
+            }),
+            journal,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The next line not finished in an earlier run, as a job; `None` at the end of the files.
+    fn read_line(&self, state: &mut State) -> Result<Option<Job>, PluginError> {
+        loop {
+            if state.current.is_none() {
+                let Some(path) = state.pending_files.pop_front() else {
+                    return Ok(None);
+                };
+                let file = File::open(&path).map_err(|e| {
+                    PluginError::transient(format!("cannot open {}: {e}", path.display()))
+                })?;
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                state.current = Some(Cursor {
+                    name,
+                    reader: BufReader::new(file),
+                    line: 0,
+                });
+            }
+            let Some(cursor) = state.current.as_mut() else {
+                continue;
+            };
+            let mut bytes = Vec::new();
+            let read = cursor
+                .reader
+                .read_until(b'\n', &mut bytes)
+                .map_err(|e| PluginError::transient(format!("cannot read {}: {e}", cursor.name)))?;
+            let at_last_file = self.settings.follow && state.pending_files.is_empty();
+            if read == 0 {
+                if at_last_file {
+                    return Ok(None);
+                }
+                state.current = None;
+                continue;
+            }
+            if at_last_file && !bytes.ends_with(b"\n") {
+                // A line still being written: read it whole next time.
+                cursor.reader.seek_relative(-(read as i64)).map_err(|e| {
+                    PluginError::transient(format!("cannot read {}: {e}", cursor.name))
+                })?;
+                return Ok(None);
+            }
+            cursor.line += 1;
+            let text = String::from_utf8_lossy(&bytes);
+            let text = text.trim();
+            if text.is_empty() {
+                continue;
+            }
+            let id = format!("{}:{}", cursor.name, cursor.line);
+            if state.finished.contains(&id) {
+                continue;
+            }
+            return Ok(Some(Job::new(id, text)));
+        }
+    }
+}
+
+impl Input for JsonlInput {
+    fn next_job(&self, wait: Duration) -> Result<NextJob, PluginError> {
+        let mut state = self.lock();
+        if state.stopped {
+            return Ok(NextJob::Finished);
+        }
+        let now = Instant::now();
+        if state.retries.front().is_some_and(|(due, _)| *due <= now) {
+            if let Some((_, job)) = state.retries.pop_front() {
+                let attempt = attempt_of(&job) + 1;
+                let job = with_attempt(job, attempt);
+                state
+                    .in_flight
+                    .insert(job.id.to_string(), (job.clone(), attempt));
+                return Ok(NextJob::Job(job));
+            }
+        }
+        if let Some(job) = self.read_line(&mut state)? {
+            state.in_flight.insert(job.id.to_string(), (job.clone(), 1));
+            return Ok(NextJob::Job(job));
+        }
+        let next_retry = state
+            .retries
+            .front()
+            .map(|(due, _)| due.saturating_duration_since(now));
+        let nothing_left =
+            !self.settings.follow && next_retry.is_none() && state.in_flight.is_empty();
+        drop(state);
+        if nothing_left {
+            return Ok(NextJob::Finished);
+        }
+        std::thread::sleep(next_retry.unwrap_or(wait).min(wait));
+        Ok(NextJob::Idle)
+    }
+
+    fn complete(&self, job_id: &str, outcome: JobOutcome) -> Result<(), PluginError> {
+        let mut state = self.lock();
+        let Some((job, attempt)) = state.in_flight.remove(job_id) else {
+            self.host.warn(
+                "Outcome for a job this input did not give; ignored.",
+                &[("job", &job_id)],
+            );
+            return Ok(());
+        };
+        let outcome = match outcome {
+            JobOutcome::Postpone { reason } if attempt >= self.settings.max_attempts => {
+                JobOutcome::Failed {
+                    reason: format!("gave up after {attempt} attempts: {reason}").into(),
+                }
+            }
+            JobOutcome::Postpone { reason } => {
+                let due = Instant::now() + Duration::from_millis(self.settings.retry_delay_ms);
+                state.retries.push_back((due, job));
+                JobOutcome::Postpone { reason }
+            }
+            other => other,
+        };
+        if journal::is_final(&outcome) {
+            state.finished.insert(job_id.to_string());
+        }
+        drop(state);
+        self.journal.record(job_id, attempt, &outcome)
+    }
+
+    fn stop(&self) -> Result<(), PluginError> {
+        self.lock().stopped = true;
+        self.journal.sync()
+    }
+}
+
+fn attempt_of(job: &Job) -> u32 {
+    serde_json::from_str::<serde_json::Value>(job.meta.as_str())
+        .ok()
+        .and_then(|m| m.get("attempt").and_then(serde_json::Value::as_u64))
+        .map_or(1, |a| a as u32)
+}
+
+fn with_attempt(mut job: Job, attempt: u32) -> Job {
+    job.meta = serde_json::json!({ "attempt": attempt }).to_string().into();
+    job
+}
+
+bonnie_plugin_api::export_input! {
+    name: "jsonl-input",
+    description: "Notifications from JSON-lines files, one job per line, for tests, replay and backfill.",
+    new: JsonlInput::new,
+}

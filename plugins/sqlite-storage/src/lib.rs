@@ -1,0 +1,154 @@
+//! Storage plugin `sqlite-storage`, bonnie's embedded default: one SQLite file in WAL mode
+//! holding keyed records with their index terms, and the append-only, hash-chained event log.
+
+pub mod log;
+mod records;
+mod schema;
+
+use std::{path::Path, sync::Mutex};
+
+use bonnie_plugin_api::prelude::*;
+use rusqlite::Connection;
+use serde::Deserialize;
+
+/// `[plugins.sqlite-storage]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// The database file. Default: `var/bonnie.db`.
+    #[serde(default = "default_path")]
+    path: String,
+    /// How long a write waits for a lock held by another process, in milliseconds.
+    /// Default: 5000.
+    #[serde(default = "default_busy_timeout_ms")]
+    busy_timeout_ms: u64,
+}
+
+fn default_path() -> String {
+    "var/bonnie.db".to_string()
+}
+
+fn default_busy_timeout_ms() -> u64 {
+    5000
+}
+
+/// The storage: one connection that writes, and a few that read.
+pub struct SqliteStorage {
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    path: std::path::PathBuf,
+    busy_timeout_ms: u64,
+}
+
+impl SqliteStorage {
+    /// Opens (creating) the database named by the plugin's config.
+    pub fn new(host: Host) -> Result<Self, PluginError> {
+        let settings: Settings = host.config()?;
+        let path = host.path(&settings.path);
+        let storage = Self::open(&path, settings.busy_timeout_ms)?;
+        host.info("Storage opened.", &[("path", &path.display())]);
+        Ok(storage)
+    }
+
+    /// Opens (creating) the database at `path`.
+    pub fn open(path: &Path, busy_timeout_ms: u64) -> Result<Self, PluginError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                PluginError::config(format!(
+                    "cannot create the folder of {}: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+        let writer = connect(path, busy_timeout_ms)?;
+        schema::migrate(&writer).map_err(|e| {
+            PluginError::config(format!(
+                "cannot set up the database {}: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(Self {
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            path: path.to_path_buf(),
+            busy_timeout_ms,
+        })
+    }
+
+    /// Runs `f` on a reading connection, opening one if none is idle.
+    fn read<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
+    ) -> Result<R, PluginError> {
+        let idle = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => connect(&self.path, self.busy_timeout_ms)?,
+        };
+        let result = f(&conn).map_err(db_error);
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
+        result
+    }
+
+    /// Runs `f` on the writing connection.
+    fn write<R>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>,
+    ) -> Result<R, PluginError> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn).map_err(db_error)
+    }
+}
+
+fn connect(path: &Path, busy_timeout_ms: u64) -> Result<Connection, PluginError> {
+    let conn = Connection::open(path).map_err(|e| {
+        PluginError::config(format!("cannot open the database {}: {e}", path.display()))
+    })?;
+    conn.busy_timeout(std::time::Duration::from_millis(busy_timeout_ms))
+        .map_err(db_error)?;
+    // WAL lets readers (bonnie-api, the admin CLI) run beside the writer; FULL syncs every
+    // commit, because an acknowledged job must survive a power loss.
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(db_error)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(db_error)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(db_error)?;
+    Ok(conn)
+}
+
+/// Database errors are passing faults (busy, full disk): the job is retried.
+fn db_error(e: rusqlite::Error) -> PluginError {
+    PluginError::transient(format!("SQLite: {e}"))
+}
+
+impl Storage for SqliteStorage {
+    fn get(&self, collection: &str, key: &str) -> Result<Option<Record>, PluginError> {
+        self.read(|conn| records::get(conn, collection, key))
+    }
+
+    fn put(&self, record: Record) -> Result<(), PluginError> {
+        self.write(|conn| records::put(conn, &record))
+    }
+
+    fn delete(&self, collection: &str, key: &str) -> Result<bool, PluginError> {
+        self.write(|conn| records::delete(conn, collection, key))
+    }
+
+    fn query(&self, query: RecordQuery) -> Result<Vec<Record>, PluginError> {
+        self.read(|conn| records::query(conn, &query))
+    }
+
+    fn append_log(&self, items: Vec<OutputItem>) -> Result<Vec<ItemStatus>, PluginError> {
+        self.write(|conn| log::append(conn, &items))
+    }
+}
+
+bonnie_plugin_api::export_storage! {
+    name: "sqlite-storage",
+    description: "The embedded default: records and a hash-chained event log in one SQLite file.",
+    new: SqliteStorage::new,
+}

@@ -1,0 +1,225 @@
+//! The event log: appends processed jobs in one transaction per batch, once per job id, each
+//! entry hashed over its content and the previous entry's hash.
+
+use bonnie_core::{notification, time};
+use bonnie_plugin_api::{ItemStatus, OutputItem};
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+/// The `prev_hash` of the first entry.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+/// The hash of one log entry: SHA-256 over the previous hash, the sequence number, the job
+/// id and the record, each length-prefixed so that no two entries can collide by shifting
+/// bytes between fields.
+pub fn entry_hash(prev: &[u8], seq: i64, job_id: &str, record: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(prev);
+    hasher.update(seq.to_be_bytes());
+    hasher.update((job_id.len() as u64).to_be_bytes());
+    hasher.update(job_id.as_bytes());
+    hasher.update((record.len() as u64).to_be_bytes());
+    hasher.update(record.as_bytes());
+    hasher.finalize().into()
+}
+
+/// The columns the log indexes, read from a record.
+struct Columns {
+    event: String,
+    time_ms: Option<i64>,
+    user: Option<String>,
+    folder_uniqueid: Option<String>,
+}
+
+fn columns(record: &str) -> Result<Columns, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(record).map_err(|e| format!("the record is not JSON: {e}"))?;
+    let event = notification::event_name(record)
+        .map_err(|e| e.to_string())?
+        .into_owned();
+    let text = |key: &str| {
+        value
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    };
+    let time_ms = text("@timestamp")
+        .or_else(|| text("timestamp"))
+        .and_then(|t| time::parse_rfc3339_ms(&t));
+    let user = text("user").filter(|u| !u.is_empty());
+    let folder_uniqueid = text("folder_uniqueid").or_else(|| text("mailboxID"));
+    Ok(Columns {
+        event,
+        time_ms,
+        user,
+        folder_uniqueid,
+    })
+}
+
+/// Appends the items not already in the log; one status per item.
+pub fn append(conn: &mut Connection, items: &[OutputItem]) -> rusqlite::Result<Vec<ItemStatus>> {
+    let tx = conn.transaction()?;
+    let mut statuses = Vec::with_capacity(items.len());
+    {
+        let (mut seq, mut prev): (i64, Vec<u8>) = tx
+            .query_row(
+                "SELECT seq, hash FROM log ORDER BY seq DESC LIMIT 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?
+            .unwrap_or((0, GENESIS.to_vec()));
+        // AUTOINCREMENT never reuses a number, even one whose entry a retention run removed.
+        let floor: i64 = tx
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'log'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        seq = seq.max(floor);
+        let mut exists = tx.prepare_cached("SELECT 1 FROM log WHERE job_id = ?1")?;
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO log (seq, job_id, event, time_ms, user, folder_uniqueid, stored_ms, record, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        let now = time::now_ms();
+        for item in items {
+            let job_id = item.job_id.as_str();
+            if exists.exists(params![job_id])? {
+                statuses.push(ItemStatus::Stored);
+                continue;
+            }
+            let record = item.record.as_str();
+            let cols = match columns(record) {
+                Ok(cols) => cols,
+                Err(reason) => {
+                    statuses.push(ItemStatus::Rejected {
+                        reason: reason.into(),
+                    });
+                    continue;
+                }
+            };
+            seq += 1;
+            let hash = entry_hash(&prev, seq, job_id, record);
+            insert.execute(params![
+                seq,
+                job_id,
+                cols.event,
+                cols.time_ms,
+                cols.user,
+                cols.folder_uniqueid,
+                now,
+                record,
+                prev,
+                hash.as_slice()
+            ])?;
+            prev = hash.to_vec();
+            statuses.push(ItemStatus::Stored);
+        }
+    }
+    tx.commit()?;
+    Ok(statuses)
+}
+
+/// Walks the chain from the first entry; the first `seq` whose hash does not match, if any.
+pub fn verify(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    let mut stmt =
+        conn.prepare("SELECT seq, job_id, record, prev_hash, hash FROM log ORDER BY seq")?;
+    let mut rows = stmt.query([])?;
+    let mut expected_prev: Option<Vec<u8>> = None;
+    while let Some(row) = rows.next()? {
+        let (seq, job_id, record): (i64, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        let (prev, hash): (Vec<u8>, Vec<u8>) = (row.get(3)?, row.get(4)?);
+        let chained = expected_prev.as_ref().is_none_or(|p| *p == prev);
+        if !chained || entry_hash(&prev, seq, &job_id, &record).as_slice() != hash.as_slice() {
+            return Ok(Some(seq));
+        }
+        expected_prev = Some(hash);
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str, record: &str) -> OutputItem {
+        OutputItem {
+            job_id: id.into(),
+            record: record.into(),
+        }
+    }
+
+    fn open() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&conn).unwrap();
+        conn
+    }
+
+    #[test]
+    fn a_job_is_logged_once_however_often_it_is_delivered() {
+        let mut conn = open();
+        let login = r#"{"event":"Login","timestamp":"2026-11-28T17:13:17.506Z","user":"john.doe@example.org"}"#;
+        append(&mut conn, &[item("1", login)]).unwrap();
+        let again = append(&mut conn, &[item("1", login), item("2", login)]).unwrap();
+        assert_eq!(again, vec![ItemStatus::Stored, ItemStatus::Stored]);
+        let count: i64 = conn
+            .query_row("SELECT count(*) FROM log", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 2);
+        let (user, time_ms): (String, i64) = conn
+            .query_row(
+                "SELECT user, time_ms FROM log WHERE job_id = '1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(user, "john.doe@example.org");
+        assert_eq!(
+            time_ms,
+            time::parse_rfc3339_ms("2026-11-28T17:13:17.506Z").unwrap()
+        );
+    }
+
+    #[test]
+    fn the_chain_verifies_and_a_changed_record_breaks_it() {
+        let mut conn = open();
+        for n in 0..5 {
+            append(
+                &mut conn,
+                &[item(
+                    &n.to_string(),
+                    &format!(r#"{{"event":"Login","n":{n}}}"#),
+                )],
+            )
+            .unwrap();
+        }
+        assert_eq!(verify(&conn).unwrap(), None);
+        conn.execute_batch("DROP TRIGGER log_is_append_only; UPDATE log SET record = '{\"event\":\"Login\",\"n\":9}' WHERE seq = 3;").unwrap();
+        assert_eq!(verify(&conn).unwrap(), Some(3));
+    }
+
+    #[test]
+    fn updates_of_the_log_are_refused() {
+        let mut conn = open();
+        append(&mut conn, &[item("1", r#"{"event":"Login"}"#)]).unwrap();
+        let err = conn
+            .execute("UPDATE log SET record = '{}'", [])
+            .unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{err}");
+    }
+
+    #[test]
+    fn a_record_that_is_not_json_is_rejected_alone() {
+        let mut conn = open();
+        let statuses = append(
+            &mut conn,
+            &[item("1", "garbage"), item("2", r#"{"event":"Logout"}"#)],
+        )
+        .unwrap();
+        assert!(matches!(statuses[0], ItemStatus::Rejected { .. }));
+        assert_eq!(statuses[1], ItemStatus::Stored);
+    }
+}

@@ -1,0 +1,127 @@
+//! Keyed records and their index terms: get, put (replace), delete, and queries by index
+//! term and time range.
+
+use bonnie_plugin_api::{IndexTerm, Record, RecordQuery};
+use rusqlite::{Connection, OptionalExtension, params, types::Value};
+
+/// Records returned when a query sets no limit.
+const DEFAULT_LIMIT: u32 = 1000;
+
+fn record_from_row(conn: &Connection, row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
+    let collection: String = row.get(0)?;
+    let key: String = row.get(1)?;
+    let index = index_terms(conn, &collection, &key)?;
+    Ok(Record {
+        collection: collection.into(),
+        key: key.into(),
+        time_ms: row.get::<_, Option<i64>>(2)?.into(),
+        body: row.get::<_, String>(3)?.into(),
+        index: index.into(),
+    })
+}
+
+fn index_terms(conn: &Connection, collection: &str, key: &str) -> rusqlite::Result<Vec<IndexTerm>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT field, value FROM record_index WHERE collection = ?1 AND key = ?2 ORDER BY field, value",
+    )?;
+    let rows = stmt.query_map(params![collection, key], |row| {
+        Ok(IndexTerm {
+            field: row.get::<_, String>(0)?.into(),
+            value: row.get::<_, String>(1)?.into(),
+        })
+    })?;
+    rows.collect()
+}
+
+/// The record with this key.
+pub fn get(conn: &Connection, collection: &str, key: &str) -> rusqlite::Result<Option<Record>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT collection, key, time_ms, body FROM records WHERE collection = ?1 AND key = ?2",
+    )?;
+    stmt.query_row(params![collection, key], |row| record_from_row(conn, row))
+        .optional()
+}
+
+/// Inserts or replaces a record and its index terms, in one transaction.
+pub fn put(conn: &mut Connection, record: &Record) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "INSERT INTO records (collection, key, time_ms, body) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (collection, key) DO UPDATE SET time_ms = excluded.time_ms, body = excluded.body",
+        params![
+            record.collection.as_str(),
+            record.key.as_str(),
+            record.time_ms.into_option(),
+            record.body.as_str()
+        ],
+    )?;
+    tx.execute(
+        "DELETE FROM record_index WHERE collection = ?1 AND key = ?2",
+        params![record.collection.as_str(), record.key.as_str()],
+    )?;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO record_index (collection, field, value, key) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for term in record.index.iter() {
+            insert.execute(params![
+                record.collection.as_str(),
+                term.field.as_str(),
+                term.value.as_str(),
+                record.key.as_str()
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
+/// Deletes a record and its index terms; true if it existed.
+pub fn delete(conn: &mut Connection, collection: &str, key: &str) -> rusqlite::Result<bool> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "DELETE FROM record_index WHERE collection = ?1 AND key = ?2",
+        params![collection, key],
+    )?;
+    let removed = tx.execute(
+        "DELETE FROM records WHERE collection = ?1 AND key = ?2",
+        params![collection, key],
+    )?;
+    tx.commit()?;
+    Ok(removed > 0)
+}
+
+/// The records matching a query, ordered by time then key.
+pub fn query(conn: &Connection, query: &RecordQuery) -> rusqlite::Result<Vec<Record>> {
+    let mut sql = String::from("SELECT r.collection, r.key, r.time_ms, r.body FROM records r");
+    let mut args: Vec<Value> = vec![Value::Text(query.collection.clone())];
+    if let Some((field, value)) = &query.index {
+        sql.push_str(
+            " JOIN record_index i ON i.collection = r.collection AND i.key = r.key AND i.field = ?2 AND i.value = ?3",
+        );
+        args.push(Value::Text(field.clone()));
+        args.push(Value::Text(value.clone()));
+    }
+    sql.push_str(" WHERE r.collection = ?1");
+    if let Some(from) = query.from_ms {
+        args.push(Value::Integer(from));
+        sql.push_str(&format!(" AND r.time_ms >= ?{}", args.len()));
+    }
+    if let Some(to) = query.to_ms {
+        args.push(Value::Integer(to));
+        sql.push_str(&format!(" AND r.time_ms < ?{}", args.len()));
+    }
+    let direction = if query.descending { "DESC" } else { "ASC" };
+    let limit = if query.limit == 0 {
+        DEFAULT_LIMIT
+    } else {
+        query.limit
+    };
+    sql.push_str(&format!(
+        " ORDER BY r.time_ms {direction}, r.key {direction} LIMIT {limit}"
+    ));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), |row| {
+        record_from_row(conn, row)
+    })?;
+    rows.collect()
+}

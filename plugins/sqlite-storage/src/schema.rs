@@ -1,0 +1,56 @@
+//! The database schema, created or upgraded at open, versioned by `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+/// Each entry upgrades the schema by one version; never edit one that has shipped.
+const MIGRATIONS: &[&str] = &[
+    // 1: keyed records with index terms; the append-only event log.
+    "CREATE TABLE records (
+        collection TEXT NOT NULL,
+        key TEXT NOT NULL,
+        time_ms INTEGER,
+        body TEXT NOT NULL,
+        PRIMARY KEY (collection, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX records_by_time ON records (collection, time_ms);
+    CREATE TABLE record_index (
+        collection TEXT NOT NULL,
+        field TEXT NOT NULL,
+        value TEXT NOT NULL,
+        key TEXT NOT NULL,
+        PRIMARY KEY (collection, field, value, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX record_index_by_key ON record_index (collection, key);
+    -- The event log is never updated in place. seq is monotonic; hash chains each entry to
+    -- the one before (see log.rs), so an export can prove nothing was altered or removed.
+    CREATE TABLE log (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT NOT NULL UNIQUE,
+        event TEXT NOT NULL,
+        time_ms INTEGER,
+        user TEXT,
+        folder_uniqueid TEXT,
+        stored_ms INTEGER NOT NULL,
+        record TEXT NOT NULL,
+        prev_hash BLOB NOT NULL,
+        hash BLOB NOT NULL
+    );
+    CREATE INDEX log_by_time ON log (time_ms);
+    CREATE INDEX log_by_user ON log (user, time_ms);
+    CREATE INDEX log_by_folder ON log (folder_uniqueid, time_ms);
+    CREATE INDEX log_by_event ON log (event, time_ms);
+    CREATE TRIGGER log_is_append_only BEFORE UPDATE ON log
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;",
+];
+
+/// Brings the schema to the newest version.
+pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
