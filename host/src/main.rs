@@ -63,10 +63,12 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let path = Config::locate(args.config.as_deref());
     let config = Config::load(&path)?;
-    let entries = loader::load_dir(&config.worker.plugin_dir, &config.worker.disabled)?;
     if args.check_plugins {
-        return Ok(check_plugins(&entries));
+        // Disabled plugins are loaded too, so a plugin can be checked before it is enabled.
+        let entries = loader::load_dir(&config.worker.plugin_dir, &[])?;
+        return Ok(check_plugins(&entries, &config.worker.disabled));
     }
+    let entries = loader::load_dir(&config.worker.plugin_dir, &config.worker.disabled)?;
 
     let mut plugins: Vec<Plugin> = Vec::new();
     for entry in entries {
@@ -105,47 +107,60 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Prints one line per plugin file; status 1 if an enabled plugin was refused.
-fn check_plugins(entries: &[Entry]) -> ExitCode {
+fn check_plugins(entries: &[Entry], disabled: &[String]) -> ExitCode {
+    let file_name = |f: &PathBuf| {
+        f.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let is_disabled = |file: &PathBuf, name: Option<&str>| {
+        disabled
+            .iter()
+            .any(|d| *d == file_name(file) || Some(d.as_str()) == name)
+    };
     let mut rows: Vec<[String; 5]> = Vec::new();
     let mut refused = false;
     for entry in entries {
-        let file = |f: &PathBuf| {
-            f.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        };
         rows.push(match entry {
-            Entry::Loaded(p) => [
-                file(&p.file),
-                p.name().to_string(),
-                p.kind().to_string(),
-                format!("plugin-api {}", p.api_version),
-                "loaded".to_string(),
-            ],
-            Entry::Disabled { file: f } => [
-                file(f),
+            Entry::Loaded(p) => {
+                let status = if is_disabled(&p.file, Some(p.name())) {
+                    "loaded (disabled)"
+                } else {
+                    "loaded"
+                };
+                [
+                    file_name(&p.file),
+                    p.name().to_string(),
+                    p.kind().to_string(),
+                    format!("plugin-api {}", p.api_version),
+                    status.to_string(),
+                ]
+            }
+            Entry::Disabled { file } => [
+                file_name(file),
                 "-".into(),
                 "-".into(),
                 "-".into(),
                 "disabled".into(),
             ],
             Entry::Refused {
-                file: f,
+                file,
                 name,
                 kind,
                 api_version,
                 reason,
             } => {
-                refused = true;
+                let off = is_disabled(file, name.as_deref());
+                refused |= !off;
                 [
-                    file(f),
+                    file_name(file),
                     name.clone().unwrap_or_else(|| "-".into()),
                     kind.map(|k| k.to_string()).unwrap_or_else(|| "-".into()),
                     api_version
                         .as_ref()
                         .map(|v| format!("plugin-api {v}"))
                         .unwrap_or_else(|| "-".into()),
-                    format!("refused: {reason}"),
+                    format!("refused: {reason}{}", if off { " (disabled)" } else { "" }),
                 ]
             }
         });

@@ -1,1 +1,9 @@
-//! placeholder
+//! The shared test harness: finds the binaries and plugins cargo built, builds the
+//! out-of-tree fixtures, and starts real processes in temporary labs. Integration tests in
+//! `tests/tests/` use it; none invents its own.
+#![forbid(unsafe_code)]
+
+pub mod fixtures;
+pub mod paths;
+pub mod process;
+pub mod worker;
