@@ -272,7 +272,7 @@ fn processed_jobs_are_stored_once_in_sqlite_even_when_replayed() {
 
     let db = rusqlite::Connection::open(lab.path().join("var/bonnie.db")).unwrap();
     let rows: Vec<(String, String, String)> = db
-        .prepare("SELECT job_id, event, user FROM log ORDER BY seq")
+        .prepare("SELECT job_id, event, user FROM log ORDER BY job_id")
         .unwrap()
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .unwrap()
