@@ -52,6 +52,12 @@ pub struct Config {
     /// `[worker]`: the worker host.
     #[serde(default)]
     pub worker: WorkerConfig,
+    /// `[broker]`: the broker.
+    #[serde(default)]
+    pub broker: BrokerConfig,
+    /// `[dealer]`: the dealer Cyrus runs.
+    #[serde(default)]
+    pub dealer: DealerConfig,
     /// `[plugins.<name>]`: each plugin's own table, handed to it as JSON; the plugin checks it.
     #[serde(default)]
     pub plugins: BTreeMap<String, toml::Table>,
@@ -122,6 +128,124 @@ impl WorkerConfig {
     }
 }
 
+/// `[broker]`: the broker, `bonnie-broker`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// Where dealers submit notifications. Default: `tcp://127.0.0.1:5570`.
+    pub dealer_address: String,
+    /// Where collectors connect. Default: `tcp://127.0.0.1:5569`.
+    pub collector_address: String,
+    /// Where workers fetch jobs (GET/JOB). Default: `tcp://127.0.0.1:5560`.
+    pub worker_address: String,
+    /// Where workers announce themselves and report outcomes. Default: `tcp://127.0.0.1:5561`.
+    pub controller_address: String,
+    /// Where the admin command line (`bonnie status`, `bonnie jobs`) asks. Keep it on
+    /// loopback. Default: `tcp://127.0.0.1:5562`.
+    pub admin_address: String,
+    /// The job store (SQLite). Default: `var/broker.db`.
+    pub database: PathBuf,
+    /// Interval of heartbeats to and from workers and collectors, in milliseconds.
+    /// Default: 1000.
+    pub heartbeat_ms: u64,
+    /// Heartbeats a worker or collector may miss before it is dropped and its jobs return to
+    /// PENDING. Default: 3.
+    pub heartbeat_liveness: u32,
+    /// Seconds an allocated job may stay unfinished before it returns to PENDING.
+    /// Default: 300.
+    pub job_timeout_s: u64,
+    /// Seconds before a postponed job is retried the first time; doubled on each further
+    /// postponement. Default: 5.
+    pub postpone_delay_s: u64,
+    /// Longest wait between retries of a postponed job, in seconds. Default: 600.
+    pub postpone_max_delay_s: u64,
+    /// Postponements after which a job becomes FAILED. Default: 8.
+    pub max_postpones: u32,
+    /// Seconds DONE jobs are kept before they are purged. Default: 3600.
+    pub done_retention_s: u64,
+    /// Largest message accepted from a peer, in bytes; a larger one drops the connection.
+    /// Default: 67108864 (64 MiB).
+    pub max_message_bytes: i64,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            dealer_address: "tcp://127.0.0.1:5570".to_string(),
+            collector_address: "tcp://127.0.0.1:5569".to_string(),
+            worker_address: "tcp://127.0.0.1:5560".to_string(),
+            controller_address: "tcp://127.0.0.1:5561".to_string(),
+            admin_address: "tcp://127.0.0.1:5562".to_string(),
+            database: PathBuf::from("var/broker.db"),
+            heartbeat_ms: 1000,
+            heartbeat_liveness: 3,
+            job_timeout_s: 300,
+            postpone_delay_s: 5,
+            postpone_max_delay_s: 600,
+            max_postpones: 8,
+            done_retention_s: 3600,
+            max_message_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[dealer]`: the dealer, `bonnie-dealer`, run by Cyrus for each event or as a daemon.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DealerConfig {
+    /// The broker's dealer address. Default: `tcp://127.0.0.1:5570`.
+    pub broker_address: String,
+    /// How long to wait for the broker's ACK before spooling, in milliseconds. Default: 200.
+    pub ack_timeout_ms: u64,
+    /// The local spool of notifications the broker has not acknowledged yet.
+    /// Default: `var/dealer-spool`.
+    pub spool_dir: PathBuf,
+    /// After the broker failed to answer, seconds to spool without trying it, so that Cyrus
+    /// is not slowed by a broker that is down; doubles up to 30 s. Default: 1.
+    pub retry_after_s: u64,
+    /// The IMAP host name this dealer reports (collectors on this host serve its jobs).
+    /// Default: the system's host name.
+    pub host: Option<String>,
+    /// Daemon mode: the unix socket Cyrus's `notifysocket: dlist:` points to.
+    /// Default: `var/dealer.sock`.
+    pub socket: PathBuf,
+    /// Events to drop, by exact name. Default: none.
+    pub drop_events: Vec<String>,
+    /// Event and user pairs to drop, as `"Event user"`, e.g. `"Login cyrus"`. Default: none.
+    pub drop_event_users: Vec<String>,
+}
+
+impl Default for DealerConfig {
+    fn default() -> Self {
+        Self {
+            broker_address: "tcp://127.0.0.1:5570".to_string(),
+            ack_timeout_ms: 200,
+            spool_dir: PathBuf::from("var/dealer-spool"),
+            retry_after_s: 1,
+            host: None,
+            socket: PathBuf::from("var/dealer.sock"),
+            drop_events: Vec::new(),
+            drop_event_users: Vec::new(),
+        }
+    }
+}
+
+impl DealerConfig {
+    /// The host name to report: `host`, else the system's.
+    pub fn host_name(&self) -> String {
+        self.host.clone().unwrap_or_else(system_host_name)
+    }
+}
+
+/// The system's host name, or `localhost` when it cannot be read.
+pub fn system_host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
 impl Config {
     /// The configuration file to read: `explicit` (from `--config`), else `$BONNIE_CONFIG`,
     /// else [`DEFAULT_PATH`].
@@ -152,6 +276,9 @@ impl Config {
         })?;
         config.path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         config.worker.plugin_dir = config.resolve(&config.worker.plugin_dir);
+        config.broker.database = config.resolve(&config.broker.database);
+        config.dealer.spool_dir = config.resolve(&config.dealer.spool_dir);
+        config.dealer.socket = config.resolve(&config.dealer.socket);
         config.validate()?;
         Ok(config)
     }
@@ -195,6 +322,24 @@ impl Config {
         }
         if w.batch_wait_ms > 10_000 {
             return Err(self.invalid("[worker] batch_wait_ms must be at most 10000"));
+        }
+        let b = &self.broker;
+        if b.heartbeat_ms == 0 || b.heartbeat_liveness == 0 {
+            return Err(
+                self.invalid("[broker] heartbeat_ms and heartbeat_liveness must be at least 1")
+            );
+        }
+        if b.postpone_delay_s > b.postpone_max_delay_s {
+            return Err(
+                self.invalid("[broker] postpone_delay_s must not exceed postpone_max_delay_s")
+            );
+        }
+        for pair in &self.dealer.drop_event_users {
+            if pair.split_whitespace().count() != 2 {
+                return Err(self.invalid(format!(
+                    "[dealer] drop_event_users: {pair:?} is not \"Event user\""
+                )));
+            }
         }
         Ok(())
     }

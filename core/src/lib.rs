@@ -3,8 +3,12 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod jsonl;
 pub mod logging;
 pub mod notification;
+pub mod protocol;
 pub mod time;
+#[cfg(feature = "transport")]
+pub mod transport;
 
 pub use config::{Config, ConfigError};

@@ -8,13 +8,12 @@ use std::sync::{
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
-    std_types::{ROption, RResult, RStr, RString, RVec},
+    std_types::{ROption, RStr, RString},
 };
 use bonnie_plugin_api::{
-    LogLevel, OutputItem, PluginError, Record,
+    LogLevel,
     host::{HostApi, HostApi_TO, HostBox, LogLevel_NE},
-    output::ItemStatus_NE,
-    storage::{FfiStorage, FfiStorage_TO, StorageBox},
+    storage::StorageBox,
 };
 
 /// What the host shares with every plugin context.
@@ -22,8 +21,8 @@ use bonnie_plugin_api::{
 pub struct Shared {
     /// The configuration file's folder.
     pub config_dir: String,
-    /// The storage in use, once started.
-    pub storage: Option<Arc<StorageBox>>,
+    /// The storage in use, once started; plugins get clones of it.
+    pub storage: Option<StorageBox>,
     /// Set when the host is shutting down.
     pub stopping: Arc<AtomicBool>,
 }
@@ -72,13 +71,7 @@ impl HostApi for HostContext {
     }
 
     fn storage(&self) -> ROption<StorageBox> {
-        match &self.shared.storage {
-            Some(storage) => ROption::RSome(FfiStorage_TO::from_value(
-                Forwarder(storage.clone()),
-                TD_Opaque,
-            )),
-            None => ROption::RNone,
-        }
+        self.shared.storage.clone().into()
     }
 
     fn is_stopping(&self) -> bool {
@@ -111,31 +104,6 @@ fn render_fields(json: &str) -> String {
             })
             .collect(),
         Err(_) => format!(" fields={json}"),
-    }
-}
-
-/// A storage handle for one plugin, forwarding to the shared storage object.
-struct Forwarder(Arc<StorageBox>);
-
-impl FfiStorage for Forwarder {
-    fn get(&self, collection: RStr<'_>, key: RStr<'_>) -> RResult<ROption<Record>, PluginError> {
-        self.0.get(collection, key)
-    }
-
-    fn put(&self, record: Record) -> RResult<(), PluginError> {
-        self.0.put(record)
-    }
-
-    fn delete(&self, collection: RStr<'_>, key: RStr<'_>) -> RResult<bool, PluginError> {
-        self.0.delete(collection, key)
-    }
-
-    fn query(&self, query: RStr<'_>) -> RResult<RVec<Record>, PluginError> {
-        self.0.query(query)
-    }
-
-    fn append_log(&self, items: RVec<OutputItem>) -> RResult<RVec<ItemStatus_NE>, PluginError> {
-        self.0.append_log(items)
     }
 }
 

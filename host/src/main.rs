@@ -101,8 +101,7 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         stopping: shutdown.clone(),
     };
     let started = start::start(&config, &plugins, shared)?;
-    runtime::run(&started, &config.worker, &shutdown);
-    drop(started);
+    runtime::run(started, &config.worker, &shutdown)?;
     Ok(ExitCode::SUCCESS)
 }
 

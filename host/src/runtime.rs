@@ -104,14 +104,24 @@ struct Runtime<'a> {
 
 /// Runs until `shutdown` is set (by a signal) or every input has finished, then finishes the
 /// jobs in flight and returns.
-pub fn run(started: &Started, config: &WorkerConfig, shutdown: &AtomicBool) {
+pub fn run(
+    mut started: Started,
+    config: &WorkerConfig,
+    shutdown: &AtomicBool,
+) -> anyhow::Result<()> {
     let threads = config.thread_count();
     let capacity = config.queue_capacity().max(threads);
-    for slot in &started.inputs {
-        if let Err(e) = slot.input.start(capacity as u32).into_result() {
-            error!(plugin = %slot.name, error = %e, "Input failed to start taking jobs.");
+    started.inputs.retain(|slot| match slot.input.start(capacity as u32).into_result() {
+        Ok(()) => true,
+        Err(e) => {
+            error!(plugin = %slot.name, error = %e, "Input failed to start taking jobs; skipped.");
+            false
         }
+    });
+    if started.inputs.is_empty() {
+        anyhow::bail!("no input started taking jobs; see the log above");
     }
+    let started = &started;
     let rt = Runtime {
         started,
         credit: Credit::new(capacity),
@@ -165,6 +175,7 @@ pub fn run(started: &Started, config: &WorkerConfig, shutdown: &AtomicBool) {
         failed = c.failed.load(Ordering::Relaxed),
         "Worker stopped."
     );
+    Ok(())
 }
 
 impl Runtime<'_> {
@@ -235,6 +246,8 @@ impl Runtime<'_> {
                 Ok(_) => {
                     self.credit.release();
                     warn!(plugin = %slot.name, "Input returned a value this host does not know; ignored.");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
                 Err(e) => {
                     self.credit.release();
@@ -259,6 +272,7 @@ impl Runtime<'_> {
                     let item = OutputItem {
                         job_id: job.id,
                         record: record.into(),
+                        extra: RString::new(),
                     };
                     if let Err(unsent) = writes.send(Processed { input, item }) {
                         let Processed { input, item } = unsent.into_inner();

@@ -1,8 +1,6 @@
 //! Starts the loaded plugins in dependency order (storage, outputs, handlers, inputs), each
 //! with its own host context, and reports every plugin's state.
 
-use std::sync::Arc;
-
 use abi_stable::std_types::RResult;
 use anyhow::{Context, bail};
 use bonnie_core::Config;
@@ -38,7 +36,7 @@ pub struct Started {
     /// Handlers, in the order they run.
     pub handlers: Vec<HandlerSlot>,
     /// The storage and its name, if one is configured.
-    pub storage: Option<(String, Arc<StorageBox>)>,
+    pub storage: Option<(String, StorageBox)>,
     /// Outputs, by name.
     pub outputs: Vec<OutputSlot>,
 }
@@ -62,7 +60,6 @@ pub fn start(config: &Config, plugins: &[Plugin], mut shared: Shared) -> anyhow:
             };
             let storage = started(plugin, module.new()(context(plugin, &shared)))
                 .with_context(|| format!("the storage plugin {} did not start", plugin.name()))?;
-            let storage = Arc::new(storage);
             shared.storage = Some(storage.clone());
             Some((plugin.name().to_string(), storage))
         }

@@ -104,7 +104,6 @@ pub type HandlerBox = FfiHandler_TO<'static, RBox<()>>;
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = HandlerModRef)))]
-#[sabi(missing_field(panic))]
 pub struct HandlerMod {
     /// The plugin's name and description. (since 1.0)
     pub info: extern "C" fn() -> PluginInfo,

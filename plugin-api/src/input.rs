@@ -97,8 +97,9 @@ pub trait FfiInput: Send + Sync {
     /// Reports the outcome of a job this input gave. (since 1.0)
     fn complete(&self, job_id: RStr<'_>, outcome: JobOutcome_NE) -> RResult<(), PluginError>;
 
-    /// Stop taking jobs; outcomes of jobs in flight are still reported with `complete`, and
-    /// the input should deliver them before this returns or when they arrive. (since 1.0)
+    /// Stop handing out jobs. The host still reports the outcomes of the jobs in flight with
+    /// `complete` after this, then drops the input, which should deliver them before it is
+    /// gone. (since 1.0)
     #[sabi(last_prefix_field)]
     fn stop(&self) -> RResult<(), PluginError>;
 }
@@ -110,7 +111,6 @@ pub type InputBox = FfiInput_TO<'static, RBox<()>>;
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = InputModRef)))]
-#[sabi(missing_field(panic))]
 pub struct InputMod {
     /// The plugin's name and description. (since 1.0)
     pub info: extern "C" fn() -> PluginInfo,

@@ -19,6 +19,19 @@ pub struct OutputItem {
     pub job_id: RString,
     /// The record to write, a JSON object (the processed notification). (since 1.0)
     pub record: RString,
+    /// Facts added in later minor versions, as a JSON object; empty when none. (since 1.0)
+    pub extra: RString,
+}
+
+impl OutputItem {
+    /// An item for a job's record.
+    pub fn new(job_id: impl Into<String>, record: impl Into<String>) -> Self {
+        Self {
+            job_id: RString::from(job_id.into()),
+            record: RString::from(record.into()),
+            extra: RString::new(),
+        }
+    }
 }
 
 /// What became of one item of a batch.
@@ -58,7 +71,6 @@ pub type OutputBox = FfiOutput_TO<'static, RBox<()>>;
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = OutputModRef)))]
-#[sabi(missing_field(panic))]
 pub struct OutputMod {
     /// The plugin's name and description. (since 1.0)
     pub info: extern "C" fn() -> PluginInfo,

@@ -5,13 +5,14 @@
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
+    sync::Arc,
     time::Duration,
 };
 
 use abi_stable::{
     StableAbi,
     sabi_trait::TD_Opaque,
-    std_types::{ROption, RResult, RStr, RString, RVec},
+    std_types::{RArc, ROption, RResult, RStr, RString, RVec},
 };
 
 use crate::{
@@ -35,6 +36,8 @@ pub struct PluginInfo {
     pub version: RStr<'static>,
     /// One sentence on what it does. (since 1.0)
     pub description: RStr<'static>,
+    /// Facts added in later minor versions, as a JSON object; empty when none. (since 1.0)
+    pub extra: RStr<'static>,
 }
 
 /// A handler, as its author writes it.
@@ -91,27 +94,55 @@ pub fn guard<R>(f: impl FnOnce() -> Result<R, PluginError>) -> RResult<R, Plugin
     }
 }
 
-/// The panic-guarded FFI face of a plugin author's object.
-struct Guarded<T>(T);
+/// The panic-guarded FFI face of a plugin author's object. Shared (`Arc`) so that storage
+/// handles can be cloned; dropped inside a panic guard too, because abi_stable's destructor
+/// shim would abort the host on a panicking `Drop`.
+struct Guarded<T: Send + Sync + 'static>(Option<Arc<T>>);
+
+impl<T: Send + Sync + 'static> Guarded<T> {
+    fn new(inner: T) -> Self {
+        Self(Some(Arc::new(inner)))
+    }
+
+    fn get(&self) -> &T {
+        self.0
+            .as_deref()
+            .expect("a guarded object is present until it is dropped")
+    }
+}
+
+impl<T: Send + Sync + 'static> Clone for Guarded<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T: Send + Sync + 'static> Drop for Guarded<T> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.take() {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(inner)));
+        }
+    }
+}
 
 impl<T: Handler> FfiHandler for Guarded<T> {
     fn events(&self) -> RResult<RVec<RString>, PluginError> {
-        guard(|| Ok(self.0.events().into_iter().map(RString::from).collect()))
+        guard(|| Ok(self.get().events().into_iter().map(RString::from).collect()))
     }
 
     fn handle(&self, job: &Job) -> RResult<HandlerOutcome_NE, PluginError> {
-        guard(|| self.0.handle(job).map(HandlerOutcome_NE::new))
+        guard(|| self.get().handle(job).map(HandlerOutcome_NE::new))
     }
 }
 
 impl<T: Input> FfiInput for Guarded<T> {
     fn start(&self, capacity: u32) -> RResult<(), PluginError> {
-        guard(|| self.0.start(capacity))
+        guard(|| self.get().start(capacity))
     }
 
     fn next_job(&self, wait_ms: u32) -> RResult<NextJob_NE, PluginError> {
         guard(|| {
-            self.0
+            self.get()
                 .next_job(Duration::from_millis(u64::from(wait_ms)))
                 .map(NextJob_NE::new)
         })
@@ -119,54 +150,59 @@ impl<T: Input> FfiInput for Guarded<T> {
 
     fn complete(&self, job_id: RStr<'_>, outcome: JobOutcome_NE) -> RResult<(), PluginError> {
         guard(|| {
-            let outcome = outcome.into_enum().map_err(|e| {
-                PluginError::rejected(format!(
-                    "job {job_id}: outcome kind {} is unknown to this plugin",
+            // An outcome a newer host knows and this plugin does not still ends the job.
+            let outcome = outcome.into_enum().unwrap_or_else(|e| JobOutcome::Failed {
+                reason: format!(
+                    "outcome kind {} is unknown to this plugin",
                     e.into_inner().get_discriminant()
-                ))
-            })?;
-            self.0.complete(job_id.as_str(), outcome)
+                )
+                .into(),
+            });
+            self.get().complete(job_id.as_str(), outcome)
         })
     }
 
     fn stop(&self) -> RResult<(), PluginError> {
-        guard(|| self.0.stop())
+        guard(|| self.get().stop())
     }
 }
 
 impl<T: Output> FfiOutput for Guarded<T> {
     fn write(&self, items: RVec<OutputItem>) -> RResult<RVec<ItemStatus_NE>, PluginError> {
-        guard(|| statuses(self.0.write(items.into_vec())))
+        guard(|| statuses(self.get().write(items.into_vec())))
     }
 }
 
 impl<T: Storage> FfiStorage for Guarded<T> {
     fn get(&self, collection: RStr<'_>, key: RStr<'_>) -> RResult<ROption<Record>, PluginError> {
         guard(|| {
-            self.0
+            self.get()
                 .get(collection.as_str(), key.as_str())
                 .map(ROption::from)
         })
     }
 
     fn put(&self, record: Record) -> RResult<(), PluginError> {
-        guard(|| self.0.put(record))
+        guard(|| self.get().put(record))
     }
 
     fn delete(&self, collection: RStr<'_>, key: RStr<'_>) -> RResult<bool, PluginError> {
-        guard(|| self.0.delete(collection.as_str(), key.as_str()))
+        guard(|| self.get().delete(collection.as_str(), key.as_str()))
     }
 
     fn query(&self, query: RStr<'_>) -> RResult<RVec<Record>, PluginError> {
         guard(|| {
-            let query: RecordQuery = serde_json::from_str(query.as_str())
-                .map_err(|e| PluginError::rejected(format!("invalid record query: {e}")))?;
-            self.0.query(query).map(RVec::from)
+            // A query this storage cannot read (a field added in a later version) is not bad
+            // input: the job may succeed with another storage, so it is not rejected.
+            let query: RecordQuery = serde_json::from_str(query.as_str()).map_err(|e| {
+                PluginError::config(format!("this storage cannot run the query: {e}"))
+            })?;
+            self.get().query(query).map(RVec::from)
         })
     }
 
     fn append_log(&self, items: RVec<OutputItem>) -> RResult<RVec<ItemStatus_NE>, PluginError> {
-        guard(|| statuses(self.0.append_log(items.into_vec())))
+        guard(|| statuses(self.get().append_log(items.into_vec())))
     }
 }
 
@@ -182,7 +218,7 @@ pub fn new_handler<T: Handler>(
     host: HostBox,
     new: fn(Host) -> Result<T, PluginError>,
 ) -> RResult<HandlerBox, PluginError> {
-    guard(|| new(Host::new(host)).map(|h| FfiHandler_TO::from_value(Guarded(h), TD_Opaque)))
+    guard(|| new(Host::new(host)).map(|h| FfiHandler_TO::from_value(Guarded::new(h), TD_Opaque)))
 }
 
 /// Builds an input from its constructor, for [`export_input!`].
@@ -191,7 +227,7 @@ pub fn new_input<T: Input>(
     host: HostBox,
     new: fn(Host) -> Result<T, PluginError>,
 ) -> RResult<InputBox, PluginError> {
-    guard(|| new(Host::new(host)).map(|h| FfiInput_TO::from_value(Guarded(h), TD_Opaque)))
+    guard(|| new(Host::new(host)).map(|h| FfiInput_TO::from_value(Guarded::new(h), TD_Opaque)))
 }
 
 /// Builds an output from its constructor, for [`export_output!`].
@@ -200,7 +236,7 @@ pub fn new_output<T: Output>(
     host: HostBox,
     new: fn(Host) -> Result<T, PluginError>,
 ) -> RResult<OutputBox, PluginError> {
-    guard(|| new(Host::new(host)).map(|h| FfiOutput_TO::from_value(Guarded(h), TD_Opaque)))
+    guard(|| new(Host::new(host)).map(|h| FfiOutput_TO::from_value(Guarded::new(h), TD_Opaque)))
 }
 
 /// Builds a storage from its constructor, for [`export_storage!`].
@@ -209,12 +245,14 @@ pub fn new_storage<T: Storage>(
     host: HostBox,
     new: fn(Host) -> Result<T, PluginError>,
 ) -> RResult<StorageBox, PluginError> {
-    guard(|| new(Host::new(host)).map(|h| FfiStorage_TO::from_value(Guarded(h), TD_Opaque)))
+    guard(|| {
+        new(Host::new(host)).map(|h| FfiStorage_TO::from_ptr(RArc::new(Guarded::new(h)), TD_Opaque))
+    })
 }
 
 /// Wraps a storage object in the panic guard; for hosts and tests that build one in-process.
 pub fn storage_box<T: Storage>(storage: T) -> StorageBox {
-    FfiStorage_TO::from_value(Guarded(storage), TD_Opaque)
+    FfiStorage_TO::from_ptr(RArc::new(Guarded::new(storage)), TD_Opaque)
 }
 
 /// Exports the library's root module. Used by the `export_*!` macros; the symbol name is
@@ -237,6 +275,7 @@ macro_rules! __export_root_module {
                         "CARGO_PKG_VERSION"
                     )),
                     description: $crate::abi_stable::std_types::RStr::from_str($description),
+                    extra: $crate::abi_stable::std_types::RStr::from_str(""),
                 }
             }
 

@@ -6,7 +6,7 @@ use abi_stable::{
     library::RootModule,
     package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
-    std_types::{RBox, ROption, RResult, RStr, RString, RVec},
+    std_types::{RArc, ROption, RResult, RStr, RString, RVec},
 };
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +42,8 @@ pub struct Record {
     pub body: RString,
     /// The fields queries can find this record by. (since 1.0)
     pub index: RVec<IndexTerm>,
+    /// Facts added in later minor versions, as a JSON object; empty when none. (since 1.0)
+    pub extra: RString,
 }
 
 impl Record {
@@ -53,6 +55,7 @@ impl Record {
             time_ms: ROption::RNone,
             body: body.to_string().into(),
             index: RVec::new(),
+            extra: RString::new(),
         }
     }
 
@@ -105,10 +108,12 @@ pub struct RecordQuery {
     pub descending: bool,
 }
 
-/// A storage backend. Implemented by storage plugins, called by the host and by handlers.
-/// Methods may only be added at the end, with a default body.
+/// A storage backend. Implemented by storage plugins, called by the host and by handlers,
+/// who share it through clones of one reference-counted object (so methods added later reach
+/// handlers without the host in between). Methods may only be added at the end, with a
+/// default body.
 #[sabi_trait]
-pub trait FfiStorage: Send + Sync {
+pub trait FfiStorage: Send + Sync + Clone {
     /// The record with this key, if any. (since 1.0)
     fn get(&self, collection: RStr<'_>, key: RStr<'_>) -> RResult<ROption<Record>, PluginError>;
 
@@ -128,13 +133,12 @@ pub trait FfiStorage: Send + Sync {
 }
 
 /// The FFI trait object for [`FfiStorage`].
-pub type StorageBox = FfiStorage_TO<'static, RBox<()>>;
+pub type StorageBox = FfiStorage_TO<'static, RArc<()>>;
 
 /// The root module of a storage plugin.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = StorageModRef)))]
-#[sabi(missing_field(panic))]
 pub struct StorageMod {
     /// The plugin's name and description. (since 1.0)
     pub info: extern "C" fn() -> PluginInfo,

@@ -161,13 +161,13 @@ impl WorkerLab {
         read_json_lines(&self.path().join("var/output.jsonl"))
     }
 
-    /// The record written for one job.
-    pub fn record(&self, job_id: &str) -> Value {
+    /// The record written for one job, by the start of its id (`in.jsonl:3`: file and line).
+    pub fn record(&self, job: &str) -> Value {
         self.output_records()
             .into_iter()
-            .find(|line| line["job_id"] == job_id)
+            .find(|line| is_job(&line["job_id"], job))
             .map(|line| line["record"].clone())
-            .unwrap_or_else(|| panic!("no record for job {job_id}"))
+            .unwrap_or_else(|| panic!("no record for job {job}"))
     }
 
     /// The outcomes the JSON-lines input journaled, in order.
@@ -175,14 +175,29 @@ impl WorkerLab {
         read_json_lines(&self.path().join("var/jsonl-input/outcomes.jsonl"))
     }
 
-    /// The last outcome journaled for one job.
-    pub fn outcome(&self, job_id: &str) -> Value {
+    /// Every outcome journaled for one job (by the start of its id), in order.
+    pub fn outcomes_of(&self, job: &str) -> Vec<Value> {
         self.outcomes()
             .into_iter()
-            .rev()
-            .find(|line| line["job"] == job_id)
-            .unwrap_or_else(|| panic!("no outcome for job {job_id}"))
+            .filter(|line| is_job(&line["job"], job))
+            .collect()
     }
+
+    /// The last outcome journaled for one job (by the start of its id).
+    pub fn outcome(&self, job: &str) -> Value {
+        self.outcomes_of(job)
+            .pop()
+            .unwrap_or_else(|| panic!("no outcome for job {job}"))
+    }
+}
+
+/// True if `id` (a JSON string) is the job `file:line` of the JSON-lines input, whose ids are
+/// `file:line:digest`.
+pub fn is_job(id: &Value, job: &str) -> bool {
+    id.as_str().is_some_and(|id| {
+        id.strip_prefix(job)
+            .is_some_and(|rest| rest.starts_with(':'))
+    })
 }
 
 /// Every line of a JSON-lines file, parsed; missing file means no lines.

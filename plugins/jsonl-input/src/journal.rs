@@ -4,7 +4,7 @@
 use std::{
     collections::{HashMap, HashSet},
     fs::{File, OpenOptions},
-    io::{BufRead, BufReader, Write},
+    io::Write,
     path::Path,
     sync::Mutex,
 };
@@ -26,11 +26,6 @@ struct Line {
     notification: Option<String>,
 }
 
-/// True for outcomes after which the job never runs again from this input.
-pub fn is_final(outcome: &JobOutcome) -> bool {
-    !matches!(outcome, JobOutcome::Postpone { .. })
-}
-
 /// The open journal.
 pub struct Journal {
     file: Mutex<File>,
@@ -46,14 +41,10 @@ impl Journal {
             std::fs::create_dir_all(dir).map_err(|e| fail("create the folder of", e))?;
         }
         let mut last: HashMap<String, bool> = HashMap::new();
-        if path.exists() {
-            let reader = BufReader::new(File::open(path).map_err(|e| fail("read", e))?);
-            for line in reader.lines() {
-                let line = line.map_err(|e| fail("read", e))?;
-                // A torn last line (a crash mid-write) is skipped: its job simply runs again.
-                if let Ok(entry) = serde_json::from_str::<Line>(&line) {
-                    last.insert(entry.job, entry.outcome != "postponed");
-                }
+        // A torn last line (a crash mid-write) is cut off: its job simply runs again.
+        for line in bonnie_core::jsonl::read_repairing(path).map_err(|e| fail("read", e))? {
+            if let Ok(entry) = serde_json::from_str::<Line>(&line) {
+                last.insert(entry.job, entry.outcome != "postponed");
             }
         }
         let finished = last

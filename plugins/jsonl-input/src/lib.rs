@@ -7,7 +7,7 @@ mod journal;
 use std::{
     collections::{HashMap, HashSet, VecDeque},
     fs::File,
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Seek, SeekFrom},
     path::PathBuf,
     sync::Mutex,
     time::{Duration, Instant},
@@ -15,6 +15,7 @@ use std::{
 
 use bonnie_plugin_api::prelude::*;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use crate::journal::Journal;
 
@@ -52,9 +53,15 @@ fn default_retry_delay_ms() -> u64 {
 
 /// A file being read.
 struct Cursor {
+    /// The file's name, the start of its job ids.
     name: String,
+    /// Its full path, part of its job ids' digest.
+    identity: String,
     reader: BufReader<File>,
+    /// Lines read so far.
     line: u64,
+    /// Where the next line starts.
+    offset: u64,
 }
 
 struct State {
@@ -134,31 +141,47 @@ impl JsonlInput {
     fn read_line(&self, state: &mut State) -> Result<Option<Job>, PluginError> {
         loop {
             if state.current.is_none() {
-                let Some(path) = state.pending_files.pop_front() else {
+                // The file leaves the list only once it is open, so a passing error (too
+                // many open files) is retried instead of skipping the file.
+                let Some(path) = state.pending_files.front().cloned() else {
                     return Ok(None);
                 };
                 let file = File::open(&path).map_err(|e| {
                     PluginError::transient(format!("cannot open {}: {e}", path.display()))
                 })?;
+                state.pending_files.pop_front();
                 let name = path
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
+                let identity = std::fs::canonicalize(&path)
+                    .unwrap_or(path)
+                    .to_string_lossy()
+                    .into_owned();
                 state.current = Some(Cursor {
                     name,
+                    identity,
                     reader: BufReader::new(file),
                     line: 0,
+                    offset: 0,
                 });
             }
+            let at_last_file = self.settings.follow && state.pending_files.is_empty();
             let Some(cursor) = state.current.as_mut() else {
                 continue;
             };
             let mut bytes = Vec::new();
-            let read = cursor
-                .reader
-                .read_until(b'\n', &mut bytes)
-                .map_err(|e| PluginError::transient(format!("cannot read {}: {e}", cursor.name)))?;
-            let at_last_file = self.settings.follow && state.pending_files.is_empty();
+            let read = match cursor.reader.read_until(b'\n', &mut bytes) {
+                Ok(read) => read,
+                Err(e) => {
+                    // Go back to the start of the line, so a retry reads it whole.
+                    let _ = cursor.reader.seek(SeekFrom::Start(cursor.offset));
+                    return Err(PluginError::transient(format!(
+                        "cannot read {}: {e}",
+                        cursor.name
+                    )));
+                }
+            };
             if read == 0 {
                 if at_last_file {
                     return Ok(None);
@@ -168,24 +191,35 @@ impl JsonlInput {
             }
             if at_last_file && !bytes.ends_with(b"\n") {
                 // A line still being written: read it whole next time.
-                cursor.reader.seek_relative(-(read as i64)).map_err(|e| {
-                    PluginError::transient(format!("cannot read {}: {e}", cursor.name))
-                })?;
+                let _ = cursor.reader.seek(SeekFrom::Start(cursor.offset));
                 return Ok(None);
             }
+            cursor.offset += read as u64;
             cursor.line += 1;
             let text = String::from_utf8_lossy(&bytes);
             let text = text.trim();
             if text.is_empty() {
                 continue;
             }
-            let id = format!("{}:{}", cursor.name, cursor.line);
+            let id = job_id(cursor, text);
             if state.finished.contains(&id) {
                 continue;
             }
             return Ok(Some(Job::new(id, text)));
         }
     }
+}
+
+/// `<file name>:<line>:<digest>`: readable, and unique across folders and across files
+/// rewritten in place, because the digest covers the file's full path and the line's text.
+fn job_id(cursor: &Cursor, text: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(cursor.identity.as_bytes());
+    hasher.update([0]);
+    hasher.update(text.as_bytes());
+    let digest = hasher.finalize();
+    let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("{}:{}:{short}", cursor.name, cursor.line)
 }
 
 impl Input for JsonlInput {
@@ -238,18 +272,18 @@ impl Input for JsonlInput {
                     reason: format!("gave up after {attempt} attempts: {reason}").into(),
                 }
             }
-            JobOutcome::Postpone { reason } => {
-                let due = Instant::now() + Duration::from_millis(self.settings.retry_delay_ms);
-                state.retries.push_back((due, job));
-                JobOutcome::Postpone { reason }
-            }
             other => other,
         };
-        if journal::is_final(&outcome) {
+        // Journaled while the state is locked, so a retry's outcome can never be written
+        // before the postponement that caused it.
+        let journaled = self.journal.record(job_id, attempt, &outcome);
+        if let JobOutcome::Postpone { .. } = outcome {
+            let due = Instant::now() + Duration::from_millis(self.settings.retry_delay_ms);
+            state.retries.push_back((due, job));
+        } else {
             state.finished.insert(job_id.to_string());
         }
-        drop(state);
-        self.journal.record(job_id, attempt, &outcome)
+        journaled
     }
 
     fn stop(&self) -> Result<(), PluginError> {

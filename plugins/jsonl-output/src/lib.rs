@@ -4,7 +4,7 @@
 use std::{
     collections::HashSet,
     fs::{File, OpenOptions},
-    io::{BufRead, BufReader, Write},
+    io::Write,
     sync::Mutex,
 };
 
@@ -51,13 +51,10 @@ impl JsonlOutput {
             std::fs::create_dir_all(dir).map_err(|e| fail("create the folder of", e))?;
         }
         let mut written = HashSet::new();
-        if path.exists() {
-            let reader = BufReader::new(File::open(&path).map_err(|e| fail("read", e))?);
-            for line in reader.lines() {
-                let line = line.map_err(|e| fail("read", e))?;
-                if let Ok(entry) = serde_json::from_str::<WrittenLine>(&line) {
-                    written.insert(entry.job_id);
-                }
+        let lines = bonnie_core::jsonl::read_repairing(&path).map_err(|e| fail("read", e))?;
+        for line in lines {
+            if let Ok(entry) = serde_json::from_str::<WrittenLine>(&line) {
+                written.insert(entry.job_id);
             }
         }
         let file = OpenOptions::new()

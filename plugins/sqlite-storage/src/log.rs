@@ -3,7 +3,7 @@
 
 use bonnie_core::{notification, time};
 use bonnie_plugin_api::{ItemStatus, OutputItem};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use sha2::{Digest, Sha256};
 
 /// The `prev_hash` of the first entry.
@@ -58,7 +58,9 @@ fn columns(record: &str) -> Result<Columns, String> {
 
 /// Appends the items not already in the log; one status per item.
 pub fn append(conn: &mut Connection, items: &[OutputItem]) -> rusqlite::Result<Vec<ItemStatus>> {
-    let tx = conn.transaction()?;
+    // IMMEDIATE takes the write lock before reading the chain's head, so another writer
+    // (a second worker on the same file) waits instead of failing the batch.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut statuses = Vec::with_capacity(items.len());
     {
         let (mut seq, mut prev): (i64, Vec<u8>) = tx
@@ -146,10 +148,7 @@ mod tests {
     use super::*;
 
     fn item(id: &str, record: &str) -> OutputItem {
-        OutputItem {
-            job_id: id.into(),
-            record: record.into(),
-        }
+        OutputItem::new(id, record)
     }
 
     fn open() -> Connection {

@@ -2,7 +2,7 @@
 //! term and time range.
 
 use bonnie_plugin_api::{IndexTerm, Record, RecordQuery};
-use rusqlite::{Connection, OptionalExtension, params, types::Value};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, types::Value};
 
 /// Records returned when a query sets no limit.
 const DEFAULT_LIMIT: u32 = 1000;
@@ -17,6 +17,7 @@ fn record_from_row(conn: &Connection, row: &rusqlite::Row<'_>) -> rusqlite::Resu
         time_ms: row.get::<_, Option<i64>>(2)?.into(),
         body: row.get::<_, String>(3)?.into(),
         index: index.into(),
+        extra: Default::default(),
     })
 }
 
@@ -44,7 +45,7 @@ pub fn get(conn: &Connection, collection: &str, key: &str) -> rusqlite::Result<O
 
 /// Inserts or replaces a record and its index terms, in one transaction.
 pub fn put(conn: &mut Connection, record: &Record) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute(
         "INSERT INTO records (collection, key, time_ms, body) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (collection, key) DO UPDATE SET time_ms = excluded.time_ms, body = excluded.body",
@@ -77,7 +78,7 @@ pub fn put(conn: &mut Connection, record: &Record) -> rusqlite::Result<()> {
 
 /// Deletes a record and its index terms; true if it existed.
 pub fn delete(conn: &mut Connection, collection: &str, key: &str) -> rusqlite::Result<bool> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute(
         "DELETE FROM record_index WHERE collection = ?1 AND key = ?2",
         params![collection, key],

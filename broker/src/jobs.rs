@@ -1,0 +1,626 @@
+//! The broker's scheduling state in memory: unfinished jobs, the queues of pending jobs (in
+//! arrival order, so a job that returns to the queue gets its old place back), the postponed
+//! jobs by due time, and the connected workers and collectors with their credit. Every
+//! change that must be stored comes back as an [`Update`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use crate::store::{Kind, State, Unfinished, Update};
+
+/// A peer's identity on its router.
+pub type Identity = Vec<u8>;
+
+/// An unfinished job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    seq: i64,
+    host: String,
+    state: State,
+    kind: Kind,
+    commands: Vec<String>,
+    attempts: u32,
+    owner: Option<Identity>,
+    since_ms: i64,
+    due_ms: i64,
+}
+
+/// A connected worker or collector.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Jobs it can take now.
+    pub credit: u32,
+    /// When it was last heard from (ms since the epoch).
+    pub last_seen_ms: i64,
+    /// Jobs allocated to it.
+    pub jobs: HashSet<String>,
+    /// For collectors: the IMAP host.
+    pub host: String,
+    /// For collectors: the commands it serves.
+    pub commands: BTreeSet<String>,
+}
+
+impl Peer {
+    fn new(now_ms: i64) -> Self {
+        Self {
+            credit: 0,
+            last_seen_ms: now_ms,
+            jobs: HashSet::new(),
+            host: String::new(),
+            commands: BTreeSet::new(),
+        }
+    }
+}
+
+/// What a worker or collector said of a job.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Processed and stored.
+    Done,
+    /// Retry later.
+    Postpone(String),
+    /// A collector must add data (commands, updated notification).
+    Collect(Vec<String>, Vec<u8>),
+    /// Collected: back to the workers with this notification.
+    Collected(Vec<u8>),
+    /// Failed for good.
+    Fail(String),
+}
+
+/// How postponed jobs are retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// First delay (ms).
+    pub delay_ms: i64,
+    /// Longest delay (ms).
+    pub max_delay_ms: i64,
+    /// Postponements after which the job fails.
+    pub max_postpones: u32,
+}
+
+impl RetryPolicy {
+    fn delay(&self, attempts: u32) -> i64 {
+        let doubled = self
+            .delay_ms
+            .saturating_mul(1i64 << attempts.saturating_sub(1).min(30));
+        doubled.min(self.max_delay_ms)
+    }
+}
+
+/// The scheduling state.
+#[derive(Default)]
+pub struct Jobs {
+    jobs: HashMap<String, Job>,
+    worker_queue: BTreeMap<i64, String>,
+    collector_queues: HashMap<String, BTreeMap<i64, String>>,
+    postponed: BTreeMap<(i64, i64), String>,
+    /// Connected workers.
+    pub workers: HashMap<Identity, Peer>,
+    /// Connected collectors.
+    pub collectors: HashMap<Identity, Peer>,
+    round_robin: usize,
+}
+
+/// Jobs in memory, per state and kind, for `bonnie status`.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct Counts {
+    /// Waiting for a worker.
+    pub pending_worker: usize,
+    /// Waiting for a collector.
+    pub pending_collector: usize,
+    /// Allocated to a worker or collector.
+    pub alloc: usize,
+    /// Waiting to be retried.
+    pub postponed: usize,
+}
+
+fn update(id: &str, job: &Job, notification: Option<Vec<u8>>, reason: Option<String>) -> Update {
+    Update {
+        id: id.to_string(),
+        state: if job.state == State::Alloc {
+            State::Pending
+        } else {
+            job.state
+        },
+        kind: job.kind,
+        commands: job.commands.clone(),
+        notification,
+        attempts: job.attempts,
+        reason,
+        due_ms: job.due_ms,
+    }
+}
+
+impl Jobs {
+    /// Loads the unfinished jobs of the store.
+    pub fn load(&mut self, unfinished: Vec<Unfinished>) {
+        for u in unfinished {
+            let job = Job {
+                seq: u.seq,
+                host: u.host,
+                state: u.state,
+                kind: u.kind,
+                commands: u.commands,
+                attempts: u.attempts,
+                owner: None,
+                since_ms: 0,
+                due_ms: u.due_ms,
+            };
+            self.enqueue(&u.id, &job);
+            self.jobs.insert(u.id, job);
+        }
+    }
+
+    /// A new job, just stored.
+    pub fn add(&mut self, seq: i64, id: String, host: String) {
+        let job = Job {
+            seq,
+            host,
+            state: State::Pending,
+            kind: Kind::Worker,
+            commands: Vec::new(),
+            attempts: 0,
+            owner: None,
+            since_ms: 0,
+            due_ms: 0,
+        };
+        self.enqueue(&id, &job);
+        self.jobs.insert(id, job);
+    }
+
+    /// Puts a PENDING or POSTPONED job where it waits.
+    fn enqueue(&mut self, id: &str, job: &Job) {
+        match (job.state, job.kind) {
+            (State::Postponed, _) => {
+                self.postponed.insert((job.due_ms, job.seq), id.to_string());
+            }
+            (_, Kind::Worker) => {
+                self.worker_queue.insert(job.seq, id.to_string());
+            }
+            (_, Kind::Collector) => {
+                self.collector_queues
+                    .entry(job.host.clone())
+                    .or_default()
+                    .insert(job.seq, id.to_string());
+            }
+        }
+    }
+
+    fn dequeue(&mut self, job: &Job) {
+        match (job.state, job.kind) {
+            (State::Postponed, _) => {
+                self.postponed.remove(&(job.due_ms, job.seq));
+            }
+            (State::Pending, Kind::Worker) => {
+                self.worker_queue.remove(&job.seq);
+            }
+            (State::Pending, Kind::Collector) => {
+                if let Some(queue) = self.collector_queues.get_mut(&job.host) {
+                    queue.remove(&job.seq);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether a job is unfinished here.
+    #[cfg(test)]
+    pub fn contains(&self, id: &str) -> bool {
+        self.jobs.contains_key(id)
+    }
+
+    /// The peer a job is allocated to.
+    pub fn owner(&self, id: &str) -> Option<&Identity> {
+        self.jobs.get(id).and_then(|j| j.owner.as_ref())
+    }
+
+    /// A worker announced its credit.
+    pub fn worker_ready(&mut self, identity: &[u8], credit: u32, now_ms: i64) {
+        let peer = self
+            .workers
+            .entry(identity.to_vec())
+            .or_insert_with(|| Peer::new(now_ms));
+        peer.credit = credit;
+        peer.last_seen_ms = now_ms;
+    }
+
+    /// A collector announced itself.
+    pub fn collector_ready(
+        &mut self,
+        identity: &[u8],
+        host: String,
+        commands: Vec<String>,
+        credit: u32,
+        now_ms: i64,
+    ) {
+        let peer = self
+            .collectors
+            .entry(identity.to_vec())
+            .or_insert_with(|| Peer::new(now_ms));
+        peer.credit = credit;
+        peer.last_seen_ms = now_ms;
+        peer.host = host;
+        peer.commands = commands.into_iter().collect();
+    }
+
+    /// A peer was heard from; false if it is not registered.
+    pub fn seen(peers: &mut HashMap<Identity, Peer>, identity: &[u8], now_ms: i64) -> bool {
+        match peers.get_mut(identity) {
+            Some(peer) => {
+                peer.last_seen_ms = now_ms;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Allocates pending worker jobs to workers with credit, round robin; `(worker, job)`.
+    pub fn assign_workers(&mut self, now_ms: i64) -> Vec<(Identity, String)> {
+        let mut assigned = Vec::new();
+        let mut ready: Vec<Identity> = self
+            .workers
+            .iter()
+            .filter(|(_, p)| p.credit > 0)
+            .map(|(i, _)| i.clone())
+            .collect();
+        ready.sort();
+        while !ready.is_empty() && !self.worker_queue.is_empty() {
+            let index = self.round_robin % ready.len();
+            self.round_robin = self.round_robin.wrapping_add(1);
+            let identity = ready[index].clone();
+            let Some((_, id)) = self.worker_queue.pop_first() else {
+                break;
+            };
+            let peer = self.workers.get_mut(&identity).expect("a ready worker");
+            peer.credit -= 1;
+            peer.jobs.insert(id.clone());
+            if peer.credit == 0 {
+                ready.swap_remove(index);
+            }
+            if let Some(job) = self.jobs.get_mut(&id) {
+                job.state = State::Alloc;
+                job.owner = Some(identity.clone());
+                job.since_ms = now_ms;
+            }
+            assigned.push((identity, id));
+        }
+        assigned
+    }
+
+    /// Allocates pending collector jobs to a collector on the job's host that serves all its
+    /// commands; `(collector, job, commands)`.
+    pub fn assign_collectors(&mut self, now_ms: i64) -> Vec<(Identity, String, Vec<String>)> {
+        let mut assigned = Vec::new();
+        let mut identities: Vec<Identity> = self.collectors.keys().cloned().collect();
+        identities.sort();
+        for identity in identities {
+            let (host, serves, mut credit) = {
+                let peer = &self.collectors[&identity];
+                (peer.host.clone(), peer.commands.clone(), peer.credit)
+            };
+            let Some(queue) = self.collector_queues.get_mut(&host) else {
+                continue;
+            };
+            let fitting: Vec<(i64, String)> = queue
+                .iter()
+                .filter(|(_, id)| {
+                    self.jobs
+                        .get(*id)
+                        .is_some_and(|j| j.commands.iter().all(|c| serves.contains(c)))
+                })
+                .take(credit as usize)
+                .map(|(seq, id)| (*seq, id.clone()))
+                .collect();
+            for (seq, id) in fitting {
+                queue.remove(&seq);
+                credit -= 1;
+                let job = self.jobs.get_mut(&id).expect("a queued job");
+                job.state = State::Alloc;
+                job.owner = Some(identity.clone());
+                job.since_ms = now_ms;
+                assigned.push((identity.clone(), id.clone(), job.commands.clone()));
+                self.collectors
+                    .get_mut(&identity)
+                    .expect("a collector")
+                    .jobs
+                    .insert(id);
+            }
+            self.collectors
+                .get_mut(&identity)
+                .expect("a collector")
+                .credit = credit;
+        }
+        assigned
+    }
+
+    /// Applies an outcome. Returns the update to store, or `None` if the job is not
+    /// unfinished here (a late or repeated report).
+    pub fn finish(
+        &mut self,
+        id: &str,
+        outcome: Outcome,
+        policy: RetryPolicy,
+        now_ms: i64,
+    ) -> Option<Update> {
+        let mut job = self.jobs.remove(id)?;
+        self.dequeue(&job);
+        if let Some(owner) = job.owner.take() {
+            for peers in [&mut self.workers, &mut self.collectors] {
+                if let Some(peer) = peers.get_mut(&owner) {
+                    peer.jobs.remove(id);
+                }
+            }
+        }
+        let (notification, reason) = match outcome {
+            Outcome::Done => {
+                job.state = State::Done;
+                (None, None)
+            }
+            Outcome::Fail(reason) => {
+                job.state = State::Failed;
+                (None, Some(reason))
+            }
+            Outcome::Postpone(reason) => {
+                job.attempts += 1;
+                if job.attempts > policy.max_postpones {
+                    job.state = State::Failed;
+                    let reason = format!("postponed {} times, last: {reason}", job.attempts);
+                    (None, Some(reason))
+                } else {
+                    job.state = State::Postponed;
+                    job.due_ms = now_ms + policy.delay(job.attempts);
+                    (None, Some(reason))
+                }
+            }
+            Outcome::Collect(commands, notification) => {
+                job.state = State::Pending;
+                job.kind = Kind::Collector;
+                job.commands = commands;
+                (Some(notification), None)
+            }
+            Outcome::Collected(notification) => {
+                job.state = State::Pending;
+                job.kind = Kind::Worker;
+                job.commands = Vec::new();
+                (Some(notification), None)
+            }
+        };
+        let stored = update(id, &job, notification, reason);
+        if matches!(job.state, State::Pending | State::Postponed) {
+            self.enqueue(id, &job);
+            self.jobs.insert(id.to_string(), job);
+        }
+        Some(stored)
+    }
+
+    /// Returns an allocated job to its queue (its peer vanished or it timed out).
+    fn requeue(&mut self, id: &str) {
+        let Some(mut job) = self.jobs.remove(id) else {
+            return;
+        };
+        if job.state == State::Alloc {
+            job.state = State::Pending;
+            job.owner = None;
+            self.enqueue(id, &job);
+        }
+        self.jobs.insert(id.to_string(), job);
+    }
+
+    /// Drops workers and collectors silent since `before_ms`; their jobs return to the queue.
+    /// Returns the identities dropped.
+    pub fn expire_peers(&mut self, before_ms: i64) -> Vec<Identity> {
+        let mut dropped = Vec::new();
+        for kind in [true, false] {
+            let peers = if kind {
+                &mut self.workers
+            } else {
+                &mut self.collectors
+            };
+            let silent: Vec<Identity> = peers
+                .iter()
+                .filter(|(_, p)| p.last_seen_ms < before_ms)
+                .map(|(i, _)| i.clone())
+                .collect();
+            for identity in silent {
+                let peers = if kind {
+                    &mut self.workers
+                } else {
+                    &mut self.collectors
+                };
+                if let Some(peer) = peers.remove(&identity) {
+                    for id in peer.jobs {
+                        self.requeue(&id);
+                    }
+                }
+                dropped.push(identity);
+            }
+        }
+        dropped
+    }
+
+    /// Drops one peer now (its socket is gone); its jobs return to the queue.
+    pub fn drop_peer(&mut self, identity: &[u8]) {
+        let peer = self
+            .workers
+            .remove(identity)
+            .or_else(|| self.collectors.remove(identity));
+        for id in peer.map(|p| p.jobs).unwrap_or_default() {
+            self.requeue(&id);
+        }
+    }
+
+    /// Returns jobs allocated before `before_ms` to the queue; how many.
+    pub fn expire_allocations(&mut self, before_ms: i64) -> usize {
+        let late: Vec<(String, Option<Identity>)> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.state == State::Alloc && j.since_ms < before_ms)
+            .map(|(id, j)| (id.clone(), j.owner.clone()))
+            .collect();
+        for (id, owner) in &late {
+            if let Some(owner) = owner {
+                for peers in [&mut self.workers, &mut self.collectors] {
+                    if let Some(peer) = peers.get_mut(owner) {
+                        peer.jobs.remove(id);
+                    }
+                }
+            }
+            self.requeue(id);
+        }
+        late.len()
+    }
+
+    /// Moves postponed jobs that are due back to their queue; the updates to store.
+    pub fn release_due(&mut self, now_ms: i64) -> Vec<Update> {
+        let mut updates = Vec::new();
+        while let Some((&(due, seq), _)) = self.postponed.first_key_value() {
+            if due > now_ms {
+                break;
+            }
+            let Some(id) = self.postponed.remove(&(due, seq)) else {
+                break;
+            };
+            if let Some(job) = self.jobs.get_mut(&id) {
+                job.state = State::Pending;
+                let job = job.clone();
+                updates.push(update(&id, &job, None, None));
+                self.enqueue(&id, &job);
+            }
+        }
+        updates
+    }
+
+    /// Jobs in memory per state.
+    pub fn counts(&self) -> Counts {
+        let mut counts = Counts::default();
+        for job in self.jobs.values() {
+            match (job.state, job.kind) {
+                (State::Alloc, _) => counts.alloc += 1,
+                (State::Postponed, _) => counts.postponed += 1,
+                (_, Kind::Worker) => counts.pending_worker += 1,
+                (_, Kind::Collector) => counts.pending_collector += 1,
+            }
+        }
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: RetryPolicy = RetryPolicy {
+        delay_ms: 1000,
+        max_delay_ms: 4000,
+        max_postpones: 3,
+    };
+
+    fn jobs_with(n: i64) -> Jobs {
+        let mut jobs = Jobs::default();
+        for seq in 1..=n {
+            jobs.add(seq, format!("j{seq}"), "imap1".to_string());
+        }
+        jobs
+    }
+
+    #[test]
+    fn credit_limits_what_a_worker_gets_and_order_is_kept() {
+        let mut jobs = jobs_with(5);
+        jobs.worker_ready(b"w1", 3, 0);
+        let first = jobs.assign_workers(0);
+        assert_eq!(
+            first.iter().map(|(_, id)| id.as_str()).collect::<Vec<_>>(),
+            ["j1", "j2", "j3"]
+        );
+        assert!(jobs.assign_workers(0).is_empty(), "no credit left");
+        assert!(jobs.finish("j1", Outcome::Done, POLICY, 0).is_some());
+        assert!(
+            jobs.finish("j1", Outcome::Done, POLICY, 0).is_none(),
+            "a repeated report changes nothing"
+        );
+    }
+
+    #[test]
+    fn a_dropped_worker_gives_its_jobs_back_in_their_old_place() {
+        let mut jobs = jobs_with(3);
+        jobs.worker_ready(b"w1", 1, 0);
+        assert_eq!(jobs.assign_workers(0)[0].1, "j1");
+        assert_eq!(jobs.expire_peers(1), vec![b"w1".to_vec()]);
+        jobs.worker_ready(b"w2", 3, 2);
+        let order: Vec<String> = jobs
+            .assign_workers(2)
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        assert_eq!(order, ["j1", "j2", "j3"]);
+    }
+
+    #[test]
+    fn postponed_jobs_back_off_then_fail() {
+        let mut jobs = jobs_with(1);
+        let mut now = 0;
+        for attempt in 1..=3 {
+            let stored = jobs
+                .finish("j1", Outcome::Postpone("not yet".into()), POLICY, now)
+                .unwrap();
+            assert_eq!(stored.state, State::Postponed);
+            assert_eq!(stored.due_ms - now, [1000, 2000, 4000][attempt - 1]);
+            assert!(jobs.release_due(stored.due_ms - 1).is_empty());
+            now = stored.due_ms;
+            assert_eq!(jobs.release_due(now).len(), 1);
+        }
+        let stored = jobs
+            .finish("j1", Outcome::Postpone("still not".into()), POLICY, now)
+            .unwrap();
+        assert_eq!(stored.state, State::Failed);
+        assert!(!jobs.contains("j1"));
+    }
+
+    #[test]
+    fn collector_jobs_go_to_a_fitting_collector_of_their_host_only() {
+        let mut jobs = jobs_with(1);
+        jobs.worker_ready(b"w", 1, 0);
+        jobs.assign_workers(0);
+        jobs.finish(
+            "j1",
+            Outcome::Collect(vec!["FETCH".into(), "GETACL".into()], b"{}".to_vec()),
+            POLICY,
+            0,
+        );
+        jobs.collector_ready(
+            b"other-host",
+            "imap2".into(),
+            vec!["FETCH".into(), "GETACL".into()],
+            5,
+            0,
+        );
+        jobs.collector_ready(b"no-acl", "imap1".into(), vec!["FETCH".into()], 5, 0);
+        assert!(
+            jobs.assign_collectors(0).is_empty(),
+            "the job waits for a fitting collector"
+        );
+        jobs.collector_ready(
+            b"right",
+            "imap1".into(),
+            vec!["FETCH".into(), "GETACL".into(), "HEADER".into()],
+            1,
+            0,
+        );
+        let assigned = jobs.assign_collectors(0);
+        assert_eq!(assigned.len(), 1);
+        assert_eq!(assigned[0].0, b"right".to_vec());
+        let back = jobs
+            .finish("j1", Outcome::Collected(b"{\"x\":1}".to_vec()), POLICY, 0)
+            .unwrap();
+        assert_eq!((back.state, back.kind), (State::Pending, Kind::Worker));
+        assert_eq!(jobs.counts().pending_worker, 1);
+    }
+
+    #[test]
+    fn allocations_time_out() {
+        let mut jobs = jobs_with(2);
+        jobs.worker_ready(b"w", 2, 0);
+        jobs.assign_workers(0);
+        assert_eq!(jobs.expire_allocations(1), 2);
+        assert_eq!(jobs.counts().pending_worker, 2);
+    }
+}

@@ -1,0 +1,379 @@
+//! The durable job store: one SQLite file in WAL mode. Submissions are committed (and synced)
+//! before the dealer gets its ACK; state changes are written in batches, one transaction per
+//! turn of the event loop. A job allocated to a worker stays PENDING here: allocation lives
+//! in memory and is undone by a restart anyway.
+
+use std::{collections::BTreeMap, path::Path};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// A job's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum State {
+    /// Waiting for a worker or collector.
+    Pending,
+    /// Given to a worker or collector (in memory only).
+    Alloc,
+    /// Processed and stored.
+    Done,
+    /// To be retried later.
+    Postponed,
+    /// Failed for good; kept until an admin retries it.
+    Failed,
+}
+
+impl State {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "PENDING",
+            State::Alloc => "ALLOC",
+            State::Done => "DONE",
+            State::Postponed => "POSTPONED",
+            State::Failed => "FAILED",
+        }
+    }
+
+    fn parse(text: &str) -> State {
+        match text {
+            "DONE" => State::Done,
+            "POSTPONED" => State::Postponed,
+            "FAILED" => State::Failed,
+            _ => State::Pending,
+        }
+    }
+}
+
+/// Who a pending job waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A worker runs the handlers.
+    Worker,
+    /// A collector on the job's host adds data first.
+    Collector,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Worker => "worker",
+            Kind::Collector => "collector",
+        }
+    }
+}
+
+/// An unfinished job, as loaded at start-up.
+#[derive(Debug, Clone)]
+pub struct Unfinished {
+    /// Arrival order.
+    pub seq: i64,
+    /// The job id.
+    pub id: String,
+    /// The IMAP host that produced it.
+    pub host: String,
+    /// PENDING or POSTPONED.
+    pub state: State,
+    /// Who it waits for.
+    pub kind: Kind,
+    /// Collector commands, for collector jobs.
+    pub commands: Vec<String>,
+    /// Postponements so far.
+    pub attempts: u32,
+    /// When a postponed job is due (ms since the epoch).
+    pub due_ms: i64,
+}
+
+/// A change of one job, written with the next batch.
+#[derive(Debug, Clone)]
+pub struct Update {
+    /// The job.
+    pub id: String,
+    /// Its new state (ALLOC is never written).
+    pub state: State,
+    /// Who it waits for now.
+    pub kind: Kind,
+    /// Collector commands (empty for worker jobs).
+    pub commands: Vec<String>,
+    /// A new notification, when a worker or collector changed it.
+    pub notification: Option<Vec<u8>>,
+    /// Postponements so far.
+    pub attempts: u32,
+    /// Why it was postponed or failed.
+    pub reason: Option<String>,
+    /// When it is due again (postponed jobs).
+    pub due_ms: i64,
+}
+
+/// A submission to insert.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// The dealer's submission id, the job id.
+    pub id: String,
+    /// The IMAP host.
+    pub host: String,
+    /// The notification.
+    pub notification: Vec<u8>,
+}
+
+/// A FAILED job, for `bonnie jobs failed`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FailedJob {
+    /// The job id.
+    pub id: String,
+    /// The IMAP host.
+    pub host: String,
+    /// The event name, when the notification has one.
+    pub event: Option<String>,
+    /// Why it failed.
+    pub reason: Option<String>,
+    /// Postponements before it failed.
+    pub attempts: u32,
+    /// When it failed (ms since the epoch).
+    pub updated_ms: i64,
+}
+
+/// The job store.
+pub struct Store {
+    conn: Connection,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    host TEXT NOT NULL,
+    notification BLOB NOT NULL,
+    state TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    commands TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    reason TEXT,
+    due_ms INTEGER NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, updated_ms);
+";
+
+impl Store {
+    /// Opens (creating) the store.
+    pub fn open(path: &Path) -> rusqlite::Result<Self> {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // An ACK promises the notification survives a power loss: sync every commit.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self { conn })
+    }
+
+    /// The unfinished jobs, in arrival order.
+    pub fn unfinished(&self) -> rusqlite::Result<Vec<Unfinished>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, id, host, state, kind, commands, attempts, due_ms FROM jobs
+             WHERE state IN ('PENDING', 'POSTPONED') ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            let commands: String = row.get(5)?;
+            Ok(Unfinished {
+                seq: row.get(0)?,
+                id: row.get(1)?,
+                host: row.get(2)?,
+                state: State::parse(&row.get::<_, String>(3)?),
+                kind: if row.get::<_, String>(4)? == "collector" {
+                    Kind::Collector
+                } else {
+                    Kind::Worker
+                },
+                commands: commands.split_whitespace().map(str::to_string).collect(),
+                attempts: row.get(6)?,
+                due_ms: row.get(7)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// Writes one batch in one transaction: submissions first (a known id is a resend and is
+    /// kept as it is), then updates. Returns, per submission, its arrival number if it is new.
+    pub fn commit(
+        &mut self,
+        submissions: &[Submission],
+        updates: &[Update],
+        now_ms: i64,
+    ) -> rusqlite::Result<Vec<Option<i64>>> {
+        let tx = self.conn.transaction()?;
+        let mut inserted = Vec::with_capacity(submissions.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO jobs (id, host, notification, state, kind, created_ms, updated_ms)
+                 VALUES (?1, ?2, ?3, 'PENDING', 'worker', ?4, ?4) ON CONFLICT (id) DO NOTHING",
+            )?;
+            for s in submissions {
+                let changed = insert.execute(params![s.id, s.host, s.notification, now_ms])?;
+                inserted.push((changed == 1).then(|| tx.last_insert_rowid()));
+            }
+            let mut update = tx.prepare_cached(
+                "UPDATE jobs SET state = ?2, kind = ?3, commands = ?4, attempts = ?5, reason = ?6,
+                 due_ms = ?7, updated_ms = ?8, notification = COALESCE(?9, notification) WHERE id = ?1",
+            )?;
+            for u in updates {
+                update.execute(params![
+                    u.id,
+                    u.state.as_str(),
+                    u.kind.as_str(),
+                    u.commands.join(" "),
+                    u.attempts,
+                    u.reason,
+                    u.due_ms,
+                    now_ms,
+                    u.notification
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(inserted)
+    }
+
+    /// A job's notification.
+    pub fn notification(&self, id: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+        self.conn
+            .prepare_cached("SELECT notification FROM jobs WHERE id = ?1")?
+            .query_row(params![id], |row| row.get(0))
+            .optional()
+    }
+
+    /// Jobs per stored state.
+    pub fn counts(&self) -> rusqlite::Result<BTreeMap<String, u64>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT state, count(*) FROM jobs GROUP BY state")?;
+        let rows = stmt.query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64))
+        })?;
+        rows.collect()
+    }
+
+    /// When the oldest unfinished job arrived (ms since the epoch).
+    pub fn oldest_unfinished_ms(&self) -> rusqlite::Result<Option<i64>> {
+        self.conn.query_row(
+            "SELECT min(created_ms) FROM jobs WHERE state IN ('PENDING', 'POSTPONED')",
+            [],
+            |row| row.get(0),
+        )
+    }
+
+    /// The newest FAILED jobs.
+    pub fn failed(&self, limit: u32) -> rusqlite::Result<Vec<FailedJob>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, host, notification, reason, attempts, updated_ms FROM jobs
+             WHERE state = 'FAILED' ORDER BY updated_ms DESC, seq DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map(params![limit], |row| {
+            let notification: Vec<u8> = row.get(2)?;
+            Ok(FailedJob {
+                id: row.get(0)?,
+                host: row.get(1)?,
+                event: std::str::from_utf8(&notification).ok().and_then(|n| {
+                    bonnie_core::notification::event_name(n)
+                        .ok()
+                        .map(|e| e.into_owned())
+                }),
+                reason: row.get(3)?,
+                attempts: row.get(4)?,
+                updated_ms: row.get(5)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// Returns FAILED jobs (one, or all with `None`) to PENDING for workers; their ids.
+    pub fn retry_failed(
+        &mut self,
+        id: Option<&str>,
+        now_ms: i64,
+    ) -> rusqlite::Result<Vec<(i64, String, String)>> {
+        let tx = self.conn.transaction()?;
+        let rows: Vec<(i64, String, String)> = {
+            let mut stmt = tx.prepare(
+                "SELECT seq, id, host FROM jobs WHERE state = 'FAILED' AND (?1 IS NULL OR id = ?1) ORDER BY seq",
+            )?;
+            let rows = stmt.query_map(params![id], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        tx.execute(
+            "UPDATE jobs SET state = 'PENDING', kind = 'worker', commands = '', attempts = 0, reason = NULL,
+             due_ms = 0, updated_ms = ?2 WHERE state = 'FAILED' AND (?1 IS NULL OR id = ?1)",
+            params![id, now_ms],
+        )?;
+        tx.commit()?;
+        Ok(rows)
+    }
+
+    /// Deletes DONE jobs last changed before `before_ms`; how many.
+    pub fn purge_done(&self, before_ms: i64) -> rusqlite::Result<usize> {
+        self.conn.execute(
+            "DELETE FROM jobs WHERE state = 'DONE' AND updated_ms < ?1",
+            params![before_ms],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn submission(id: &str) -> Submission {
+        Submission {
+            id: id.to_string(),
+            host: "imap1".to_string(),
+            notification: br#"{"event":"Login"}"#.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_resent_submission_is_one_job_and_identical_notifications_are_two() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("broker.db")).unwrap();
+        let first = store
+            .commit(&[submission("a"), submission("b")], &[], 1)
+            .unwrap();
+        assert!(first.iter().all(Option::is_some));
+        let again = store.commit(&[submission("a")], &[], 2).unwrap();
+        assert_eq!(again, vec![None]);
+        assert_eq!(store.unfinished().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn failed_jobs_are_kept_and_can_be_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("broker.db")).unwrap();
+        store.commit(&[submission("a")], &[], 1).unwrap();
+        let fail = Update {
+            id: "a".into(),
+            state: State::Failed,
+            kind: Kind::Worker,
+            commands: vec![],
+            notification: None,
+            attempts: 3,
+            reason: Some("handler x: bad".into()),
+            due_ms: 0,
+        };
+        store.commit(&[], &[fail], 2).unwrap();
+        let failed = store.failed(10).unwrap();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].event.as_deref(), Some("Login"));
+        assert_eq!(failed[0].reason.as_deref(), Some("handler x: bad"));
+        assert_eq!(
+            store.purge_done(i64::MAX).unwrap(),
+            0,
+            "FAILED jobs are never purged"
+        );
+        let retried = store.retry_failed(None, 3).unwrap();
+        assert_eq!(retried.len(), 1);
+        assert_eq!(store.unfinished().unwrap()[0].state, State::Pending);
+    }
+}

@@ -1,0 +1,741 @@
+//! The wire protocol between the broker and its peers: multipart ZeroMQ messages whose first
+//! frame names the command, parsed into types here so that malformed input is one error
+//! value wherever it arrives. Frames are shown as the DEALER sends them; the broker's ROUTER
+//! adds the peer's identity in front.
+//!
+//! | socket | from | frames |
+//! |---|---|---|
+//! | dealer | dealer | `NOTIFY id notification` → `ACK id` |
+//! | controller | worker | `READY credit`, `HEARTBEAT`, `DONE id`, `POSTPONE id reason`, `COLLECT id commands notification`, `FAIL id reason` |
+//! | controller | broker | `TAKE id`, `HEARTBEAT` |
+//! | worker | worker | `GET id` → `JOB id notification` or `NOJOB id` |
+//! | collector | collector | `READY host commands credit`, `HEARTBEAT`, `DONE id notification`, `FAIL id reason` |
+//! | collector | broker | `COLLECT id commands notification`, `HEARTBEAT` |
+//! | admin | `bonnie` | `STATUS`, `FAILED limit`, `RETRY id`, `RETRY-ALL` → `OK json` or `ERROR message` |
+
+/// Longest job id accepted, in bytes.
+pub const MAX_ID_LEN: usize = 128;
+
+/// Why a message could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// No frames at all.
+    #[error("empty message")]
+    Empty,
+    /// The first frame is not a command of this socket.
+    #[error("unknown command {0:?}")]
+    UnknownCommand(String),
+    /// The command has the wrong number of frames.
+    #[error("{command} takes {expected} frames, got {got}")]
+    FrameCount {
+        /// The command.
+        command: &'static str,
+        /// Frames it takes, command included.
+        expected: usize,
+        /// Frames received.
+        got: usize,
+    },
+    /// A frame that must be text is not, or is not a valid value.
+    #[error("{command}: invalid {what}")]
+    Invalid {
+        /// The command.
+        command: &'static str,
+        /// Which frame.
+        what: &'static str,
+    },
+}
+
+impl ProtocolError {
+    /// True for an unknown command (counted apart from malformed frames).
+    pub fn is_unknown_command(&self) -> bool {
+        matches!(self, ProtocolError::UnknownCommand(_))
+    }
+}
+
+/// Frames of one message.
+pub type Frames = Vec<Vec<u8>>;
+
+fn command_of(frames: &[Vec<u8>]) -> Result<&[u8], ProtocolError> {
+    frames
+        .first()
+        .map(Vec::as_slice)
+        .ok_or(ProtocolError::Empty)
+}
+
+fn unknown(command: &[u8]) -> ProtocolError {
+    let shown: String = String::from_utf8_lossy(command).chars().take(40).collect();
+    ProtocolError::UnknownCommand(shown)
+}
+
+fn expect(frames: &[Vec<u8>], command: &'static str, expected: usize) -> Result<(), ProtocolError> {
+    if frames.len() == expected {
+        Ok(())
+    } else {
+        Err(ProtocolError::FrameCount {
+            command,
+            expected,
+            got: frames.len(),
+        })
+    }
+}
+
+fn text(frame: &[u8], command: &'static str, what: &'static str) -> Result<String, ProtocolError> {
+    String::from_utf8(frame.to_vec()).map_err(|_| ProtocolError::Invalid { command, what })
+}
+
+/// A job id: printable ASCII without spaces, at most [`MAX_ID_LEN`] bytes.
+fn id(frame: &[u8], command: &'static str) -> Result<String, ProtocolError> {
+    if frame.is_empty() || frame.len() > MAX_ID_LEN || !frame.iter().all(|b| b.is_ascii_graphic()) {
+        return Err(ProtocolError::Invalid {
+            command,
+            what: "job id",
+        });
+    }
+    text(frame, command, "job id")
+}
+
+fn number(frame: &[u8], command: &'static str, what: &'static str) -> Result<u32, ProtocolError> {
+    text(frame, command, what)?
+        .parse()
+        .map_err(|_| ProtocolError::Invalid { command, what })
+}
+
+fn commands(frame: &[u8], command: &'static str) -> Result<Vec<String>, ProtocolError> {
+    let list: Vec<String> = text(frame, command, "commands")?
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    if list.is_empty() {
+        Err(ProtocolError::Invalid {
+            command,
+            what: "commands",
+        })
+    } else {
+        Ok(list)
+    }
+}
+
+/// The identity a dealer on `host` with process id `pid` connects with.
+pub fn dealer_identity(host: &str, pid: u32) -> Vec<u8> {
+    format!("Dealer-{host}-{pid}").into_bytes()
+}
+
+/// The IMAP host named by a dealer's identity (`Dealer-<host>-<pid>`).
+pub fn host_of_dealer(identity: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(identity).ok()?;
+    let (host, pid) = text.strip_prefix("Dealer-")?.rsplit_once('-')?;
+    (!host.is_empty() && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| host.to_string())
+}
+
+/// Dealer to broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DealerMsg {
+    /// A notification to store; `id` is the dealer's submission id, which becomes the job id.
+    Notify {
+        /// Submission id, stable across resends.
+        id: String,
+        /// The notification's bytes, as Cyrus gave them.
+        notification: Vec<u8>,
+    },
+}
+
+impl DealerMsg {
+    /// Parses a message from a dealer.
+    pub fn parse(frames: &[Vec<u8>]) -> Result<Self, ProtocolError> {
+        match command_of(frames)? {
+            b"NOTIFY" => {
+                expect(frames, "NOTIFY", 3)?;
+                Ok(Self::Notify {
+                    id: id(&frames[1], "NOTIFY")?,
+                    notification: frames[2].clone(),
+                })
+            }
+            other => Err(unknown(other)),
+        }
+    }
+
+    /// The frames of this message.
+    pub fn frames(&self) -> Frames {
+        match self {
+            Self::Notify { id, notification } => vec![
+                b"NOTIFY".to_vec(),
+                id.as_bytes().to_vec(),
+                notification.clone(),
+            ],
+        }
+    }
+}
+
+/// The broker's acknowledgement of a stored notification: `ACK id`.
+pub fn ack_frames(id: &str) -> Frames {
+    vec![b"ACK".to_vec(), id.as_bytes().to_vec()]
+}
+
+/// The id an `ACK` acknowledges.
+pub fn parse_ack(frames: &[Vec<u8>]) -> Result<String, ProtocolError> {
+    match command_of(frames)? {
+        b"ACK" => {
+            expect(frames, "ACK", 2)?;
+            id(&frames[1], "ACK")
+        }
+        other => Err(unknown(other)),
+    }
+}
+
+/// Worker to broker, on the controller socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlMsg {
+    /// The worker can take `credit` more jobs now (replaces what it said before).
+    Ready {
+        /// Jobs it can take.
+        credit: u32,
+    },
+    /// Still alive.
+    Heartbeat,
+    /// The job is processed and stored.
+    Done {
+        /// The job.
+        id: String,
+    },
+    /// Retry the job later.
+    Postpone {
+        /// The job.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+    /// A collector must add data first.
+    Collect {
+        /// The job.
+        id: String,
+        /// Collector commands.
+        commands: Vec<String>,
+        /// The notification as the handlers left it.
+        notification: Vec<u8>,
+    },
+    /// The job failed for good.
+    Fail {
+        /// The job.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl ControlMsg {
+    /// Parses a message from a worker's controller socket.
+    pub fn parse(frames: &[Vec<u8>]) -> Result<Self, ProtocolError> {
+        match command_of(frames)? {
+            b"READY" => {
+                expect(frames, "READY", 2)?;
+                Ok(Self::Ready {
+                    credit: number(&frames[1], "READY", "credit")?,
+                })
+            }
+            b"HEARTBEAT" => {
+                expect(frames, "HEARTBEAT", 1)?;
+                Ok(Self::Heartbeat)
+            }
+            b"DONE" => {
+                expect(frames, "DONE", 2)?;
+                Ok(Self::Done {
+                    id: id(&frames[1], "DONE")?,
+                })
+            }
+            b"POSTPONE" => {
+                expect(frames, "POSTPONE", 3)?;
+                Ok(Self::Postpone {
+                    id: id(&frames[1], "POSTPONE")?,
+                    reason: lossy(&frames[2]),
+                })
+            }
+            b"COLLECT" => {
+                expect(frames, "COLLECT", 4)?;
+                Ok(Self::Collect {
+                    id: id(&frames[1], "COLLECT")?,
+                    commands: commands(&frames[2], "COLLECT")?,
+                    notification: frames[3].clone(),
+                })
+            }
+            b"FAIL" => {
+                expect(frames, "FAIL", 3)?;
+                Ok(Self::Fail {
+                    id: id(&frames[1], "FAIL")?,
+                    reason: lossy(&frames[2]),
+                })
+            }
+            other => Err(unknown(other)),
+        }
+    }
+
+    /// The frames of this message.
+    pub fn frames(&self) -> Frames {
+        match self {
+            Self::Ready { credit } => vec![b"READY".to_vec(), credit.to_string().into_bytes()],
+            Self::Heartbeat => vec![b"HEARTBEAT".to_vec()],
+            Self::Done { id } => vec![b"DONE".to_vec(), id.as_bytes().to_vec()],
+            Self::Postpone { id, reason } => {
+                vec![
+                    b"POSTPONE".to_vec(),
+                    id.as_bytes().to_vec(),
+                    reason.as_bytes().to_vec(),
+                ]
+            }
+            Self::Collect {
+                id,
+                commands,
+                notification,
+            } => vec![
+                b"COLLECT".to_vec(),
+                id.as_bytes().to_vec(),
+                commands.join(" ").into_bytes(),
+                notification.clone(),
+            ],
+            Self::Fail { id, reason } => vec![
+                b"FAIL".to_vec(),
+                id.as_bytes().to_vec(),
+                reason.as_bytes().to_vec(),
+            ],
+        }
+    }
+}
+
+fn lossy(frame: &[u8]) -> String {
+    String::from_utf8_lossy(frame).into_owned()
+}
+
+/// Broker to worker, on the controller socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToWorker {
+    /// Take this job: fetch it with `GET`.
+    Take {
+        /// The job.
+        id: String,
+    },
+    /// The broker is alive.
+    Heartbeat,
+}
+
+impl ToWorker {
+    /// Parses a message from the broker's controller socket.
+    pub fn parse(frames: &[Vec<u8>]) -> Result<Self, ProtocolError> {
+        match command_of(frames)? {
+            b"TAKE" => {
+                expect(frames, "TAKE", 2)?;
+                Ok(Self::Take {
+                    id: id(&frames[1], "TAKE")?,
+                })
+            }
+            b"HEARTBEAT" => Ok(Self::Heartbeat),
+            other => Err(unknown(other)),
+        }
+    }
+
+    /// The frames of this message.
+    pub fn frames(&self) -> Frames {
+        match self {
+            Self::Take { id } => vec![b"TAKE".to_vec(), id.as_bytes().to_vec()],
+            Self::Heartbeat => vec![b"HEARTBEAT".to_vec()],
+        }
+    }
+}
+
+/// Worker to broker on the worker socket: `GET id`.
+pub fn parse_get(frames: &[Vec<u8>]) -> Result<String, ProtocolError> {
+    match command_of(frames)? {
+        b"GET" => {
+            expect(frames, "GET", 2)?;
+            id(&frames[1], "GET")
+        }
+        other => Err(unknown(other)),
+    }
+}
+
+/// `GET id`.
+pub fn get_frames(id: &str) -> Frames {
+    vec![b"GET".to_vec(), id.as_bytes().to_vec()]
+}
+
+/// Broker to worker on the worker socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataReply {
+    /// The job's notification.
+    Job {
+        /// The job.
+        id: String,
+        /// Its notification.
+        notification: Vec<u8>,
+    },
+    /// The job is not (or no longer) this worker's: drop it.
+    NoJob {
+        /// The job.
+        id: String,
+    },
+}
+
+impl DataReply {
+    /// Parses a reply on the worker socket.
+    pub fn parse(frames: &[Vec<u8>]) -> Result<Self, ProtocolError> {
+        match command_of(frames)? {
+            b"JOB" => {
+                expect(frames, "JOB", 3)?;
+                Ok(Self::Job {
+                    id: id(&frames[1], "JOB")?,
+                    notification: frames[2].clone(),
+                })
+            }
+            b"NOJOB" => {
+                expect(frames, "NOJOB", 2)?;
+                Ok(Self::NoJob {
+                    id: id(&frames[1], "NOJOB")?,
+                })
+            }
+            other => Err(unknown(other)),
+        }
+    }
+
+    /// The frames of this message.
+    pub fn frames(&self) -> Frames {
+        match self {
+            Self::Job { id, notification } => vec![
+                b"JOB".to_vec(),
+                id.as_bytes().to_vec(),
+                notification.clone(),
+            ],
+            Self::NoJob { id } => vec![b"NOJOB".to_vec(), id.as_bytes().to_vec()],
+        }
+    }
+}
+
+/// Collector to broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CollectorMsg {
+    /// The collector on `host` serves `commands` and can take `credit` more jobs now.
+    Ready {
+        /// The IMAP host it runs on.
+        host: String,
+        /// Commands it serves.
+        commands: Vec<String>,
+        /// Jobs it can take.
+        credit: u32,
+    },
+    /// Still alive.
+    Heartbeat,
+    /// The job with the collected data added.
+    Done {
+        /// The job.
+        id: String,
+        /// The updated notification.
+        notification: Vec<u8>,
+    },
+    /// The collector could not run the job at all.
+    Fail {
+        /// The job.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl CollectorMsg {
+    /// Parses a message from a collector.
+    pub fn parse(frames: &[Vec<u8>]) -> Result<Self, ProtocolError> {
+        match command_of(frames)? {
+            b"READY" => {
+                expect(frames, "READY", 4)?;
+                let host = text(&frames[1], "READY", "host")?;
+                if host.is_empty() || host.contains(char::is_whitespace) {
+                    return Err(ProtocolError::Invalid {
+                        command: "READY",
+                        what: "host",
+                    });
+                }
+                Ok(Self::Ready {
+                    host,
+                    commands: commands(&frames[2], "READY")?,
+                    credit: number(&frames[3], "READY", "credit")?,
+                })
+            }
+            b"HEARTBEAT" => {
+                expect(frames, "HEARTBEAT", 1)?;
+                Ok(Self::Heartbeat)
+            }
+            b"DONE" => {
+                expect(frames, "DONE", 3)?;
+                Ok(Self::Done {
+                    id: id(&frames[1], "DONE")?,
+                    notification: frames[2].clone(),
+                })
+            }
+            b"FAIL" => {
+                expect(frames, "FAIL", 3)?;
+                Ok(Self::Fail {
+                    id: id(&frames[1], "FAIL")?,
+                    reason: lossy(&frames[2]),
+                })
+            }
+            other => Err(unknown(other)),
+        }
+    }
+
+    /// The frames of this message.
+    pub fn frames(&self) -> Frames {
+        match self {
+            Self::Ready {
+                host,
+                commands,
+                credit,
+            } => vec![
+                b"READY".to_vec(),
+                host.as_bytes().to_vec(),
+                commands.join(" ").into_bytes(),
+                credit.to_string().into_bytes(),
+            ],
+            Self::Heartbeat => vec![b"HEARTBEAT".to_vec()],
+            Self::Done { id, notification } => vec![
+                b"DONE".to_vec(),
+                id.as_bytes().to_vec(),
+                notification.clone(),
+            ],
+            Self::Fail { id, reason } => vec![
+                b"FAIL".to_vec(),
+                id.as_bytes().to_vec(),
+                reason.as_bytes().to_vec(),
+            ],
+        }
+    }
+}
+
+/// Broker to collector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToCollector {
+    /// Run these commands for this job.
+    Collect {
+        /// The job.
+        id: String,
+        /// The commands.
+        commands: Vec<String>,
+        /// The notification.
+        notification: Vec<u8>,
+    },
+    /// The broker is alive.
+    Heartbeat,
+}
+
+impl ToCollector {
+    /// Parses a message from the broker to a collector.
+    pub fn parse(frames: &[Vec<u8>]) -> Result<Self, ProtocolError> {
+        match command_of(frames)? {
+            b"COLLECT" => {
+                expect(frames, "COLLECT", 4)?;
+                Ok(Self::Collect {
+                    id: id(&frames[1], "COLLECT")?,
+                    commands: commands(&frames[2], "COLLECT")?,
+                    notification: frames[3].clone(),
+                })
+            }
+            b"HEARTBEAT" => Ok(Self::Heartbeat),
+            other => Err(unknown(other)),
+        }
+    }
+
+    /// The frames of this message.
+    pub fn frames(&self) -> Frames {
+        match self {
+            Self::Collect {
+                id,
+                commands,
+                notification,
+            } => vec![
+                b"COLLECT".to_vec(),
+                id.as_bytes().to_vec(),
+                commands.join(" ").into_bytes(),
+                notification.clone(),
+            ],
+            Self::Heartbeat => vec![b"HEARTBEAT".to_vec()],
+        }
+    }
+}
+
+/// The admin command line to the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminRequest {
+    /// Jobs per state, workers, collectors, counters.
+    Status,
+    /// The newest FAILED jobs, at most `limit`.
+    Failed {
+        /// How many.
+        limit: u32,
+    },
+    /// Return one FAILED job to PENDING.
+    Retry {
+        /// The job.
+        id: String,
+    },
+    /// Return every FAILED job to PENDING.
+    RetryAll,
+}
+
+impl AdminRequest {
+    /// Parses an admin request.
+    pub fn parse(frames: &[Vec<u8>]) -> Result<Self, ProtocolError> {
+        match command_of(frames)? {
+            b"STATUS" => Ok(Self::Status),
+            b"FAILED" => {
+                expect(frames, "FAILED", 2)?;
+                Ok(Self::Failed {
+                    limit: number(&frames[1], "FAILED", "limit")?,
+                })
+            }
+            b"RETRY" => {
+                expect(frames, "RETRY", 2)?;
+                Ok(Self::Retry {
+                    id: id(&frames[1], "RETRY")?,
+                })
+            }
+            b"RETRY-ALL" => Ok(Self::RetryAll),
+            other => Err(unknown(other)),
+        }
+    }
+
+    /// The frames of this message.
+    pub fn frames(&self) -> Frames {
+        match self {
+            Self::Status => vec![b"STATUS".to_vec()],
+            Self::Failed { limit } => vec![b"FAILED".to_vec(), limit.to_string().into_bytes()],
+            Self::Retry { id } => vec![b"RETRY".to_vec(), id.as_bytes().to_vec()],
+            Self::RetryAll => vec![b"RETRY-ALL".to_vec()],
+        }
+    }
+}
+
+/// The broker's answer to an admin request: `OK json` or `ERROR message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminReply {
+    /// The answer, JSON text.
+    Ok(String),
+    /// What went wrong.
+    Error(String),
+}
+
+impl AdminReply {
+    /// Parses the broker's answer.
+    pub fn parse(frames: &[Vec<u8>]) -> Result<Self, ProtocolError> {
+        match command_of(frames)? {
+            b"OK" => {
+                expect(frames, "OK", 2)?;
+                Ok(Self::Ok(text(&frames[1], "OK", "JSON")?))
+            }
+            b"ERROR" => {
+                expect(frames, "ERROR", 2)?;
+                Ok(Self::Error(lossy(&frames[1])))
+            }
+            other => Err(unknown(other)),
+        }
+    }
+
+    /// The frames of this message.
+    pub fn frames(&self) -> Frames {
+        match self {
+            Self::Ok(json) => vec![b"OK".to_vec(), json.as_bytes().to_vec()],
+            Self::Error(message) => vec![b"ERROR".to_vec(), message.as_bytes().to_vec()],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(parts: &[&[u8]]) -> Frames {
+        parts.iter().map(|p| p.to_vec()).collect()
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        let control = [
+            ControlMsg::Ready { credit: 64 },
+            ControlMsg::Heartbeat,
+            ControlMsg::Done { id: "a1".into() },
+            ControlMsg::Postpone {
+                id: "a1".into(),
+                reason: "Logout before Login".into(),
+            },
+            ControlMsg::Collect {
+                id: "a1".into(),
+                commands: vec!["FETCH".into(), "HEADER".into()],
+                notification: b"{}".to_vec(),
+            },
+            ControlMsg::Fail {
+                id: "a1".into(),
+                reason: "bad".into(),
+            },
+        ];
+        for msg in control {
+            assert_eq!(ControlMsg::parse(&msg.frames()).unwrap(), msg);
+        }
+        let collector = CollectorMsg::Ready {
+            host: "imap1".into(),
+            commands: vec!["FETCH".into()],
+            credit: 4,
+        };
+        assert_eq!(CollectorMsg::parse(&collector.frames()).unwrap(), collector);
+        let notify = DealerMsg::Notify {
+            id: "x".into(),
+            notification: vec![0xff, 0xfe],
+        };
+        assert_eq!(DealerMsg::parse(&notify.frames()).unwrap(), notify);
+        assert_eq!(parse_ack(&ack_frames("x")).unwrap(), "x");
+        let job = DataReply::Job {
+            id: "x".into(),
+            notification: b"{}".to_vec(),
+        };
+        assert_eq!(DataReply::parse(&job.frames()).unwrap(), job);
+        for request in [
+            AdminRequest::Status,
+            AdminRequest::Failed { limit: 5 },
+            AdminRequest::RetryAll,
+        ] {
+            assert_eq!(AdminRequest::parse(&request.frames()).unwrap(), request);
+        }
+    }
+
+    #[test]
+    fn the_dealer_identity_names_its_host() {
+        assert_eq!(
+            host_of_dealer(&dealer_identity("imap-1.example.org", 42)).as_deref(),
+            Some("imap-1.example.org")
+        );
+        assert_eq!(host_of_dealer(b"Dealer-imap1"), None);
+        assert_eq!(host_of_dealer(b"\x00\x01"), None);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert_eq!(ControlMsg::parse(&[]), Err(ProtocolError::Empty));
+        assert!(
+            ControlMsg::parse(&f(&[b"LAUNCH"]))
+                .unwrap_err()
+                .is_unknown_command()
+        );
+        assert!(matches!(
+            ControlMsg::parse(&f(&[b"DONE"])),
+            Err(ProtocolError::FrameCount { .. })
+        ));
+        assert!(matches!(
+            ControlMsg::parse(&f(&[b"READY", b"many"])),
+            Err(ProtocolError::Invalid { .. })
+        ));
+        assert!(matches!(
+            ControlMsg::parse(&f(&[b"DONE", b"has space"])),
+            Err(ProtocolError::Invalid { .. })
+        ));
+        assert!(matches!(
+            ControlMsg::parse(&f(&[b"DONE", &[0xff]])),
+            Err(ProtocolError::Invalid { .. })
+        ));
+        assert!(DealerMsg::parse(&f(&[&[0u8; 3], b"", b""])).is_err());
+        assert!(CollectorMsg::parse(&f(&[b"READY", b"imap1", b"", b"1"])).is_err());
+    }
+}
