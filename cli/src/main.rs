@@ -1,7 +1,172 @@
-//! `bonnie`: the admin command line (status, jobs). Not built yet: it says so and exits with status 2.
+//! `bonnie`: the administrator's command line. It asks the broker, over its admin socket, for
+//! its status and its FAILED jobs, and returns FAILED jobs to the queue.
 #![forbid(unsafe_code)]
 
-fn main() -> std::process::ExitCode {
-    eprintln!("bonnie: not built yet; this binary arrives with a later issue.");
-    std::process::ExitCode::from(2)
+mod broker;
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::Context as _;
+use bonnie_core::{Config, protocol::AdminRequest};
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+
+/// bonnie's admin command line.
+#[derive(Parser)]
+#[command(name = "bonnie", version)]
+struct Args {
+    /// Configuration file [default: $BONNIE_CONFIG, else /etc/bonnie/bonnie.toml]
+    #[arg(short, long, value_name = "PATH", global = true)]
+    config: Option<PathBuf>,
+    /// Seconds to wait for the broker's answer
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, global = true)]
+    timeout: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Jobs per state, workers and collectors with when they were last heard from, the age of
+    /// the oldest unfinished job, and what the broker ignored
+    Status {
+        /// Print the status as one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// Jobs in the broker's queue
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// The newest FAILED jobs, with why they failed
+    Failed {
+        /// How many to list
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Print them as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Return FAILED jobs to PENDING so workers run them again
+    Retry {
+        /// The job to retry
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Retry every FAILED job
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bonnie: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    let config = Config::load(&Config::locate(args.config.as_deref()))?;
+    let broker = broker::Admin::new(
+        &config.broker.admin_address,
+        Duration::from_secs(args.timeout),
+    );
+    match &args.command {
+        Command::Status { json } => {
+            let status = broker.ask(&AdminRequest::Status)?;
+            if *json {
+                println!("{status}");
+            } else {
+                print!("{}", render_status(&status));
+            }
+        }
+        Command::Jobs {
+            command: JobsCommand::Failed { limit, json },
+        } => {
+            let failed = broker.ask(&AdminRequest::Failed { limit: *limit })?;
+            if *json {
+                println!("{failed}");
+            } else {
+                let list = failed
+                    .as_array()
+                    .context("the broker's answer is not a list")?;
+                if list.is_empty() {
+                    println!("No FAILED jobs.");
+                }
+                for job in list {
+                    println!(
+                        "{}  {}  {}  {}",
+                        job["id"].as_str().unwrap_or("?"),
+                        bonnie_core::time::format_rfc3339_s(
+                            job["updated_ms"].as_i64().unwrap_or(0)
+                        ),
+                        job["event"].as_str().unwrap_or("(not a notification)"),
+                        job["reason"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+        Command::Jobs {
+            command: JobsCommand::Retry { id, all },
+        } => {
+            let request = match (id, all) {
+                (Some(id), false) => AdminRequest::Retry { id: id.clone() },
+                _ => AdminRequest::RetryAll,
+            };
+            let answer = broker.ask(&request)?;
+            let retried = answer["retried"].as_array().map_or(0, Vec::len);
+            println!("{retried} job(s) returned to PENDING.");
+        }
+    }
+    Ok(())
+}
+
+fn render_status(status: &Value) -> String {
+    let mut out = String::new();
+    let jobs = &status["jobs"];
+    out.push_str(&format!(
+        "Jobs: PENDING {}, ALLOC {}, DONE {}, POSTPONED {}, FAILED {} (waiting for collectors: {})\n",
+        jobs["PENDING"], jobs["ALLOC"], jobs["DONE"], jobs["POSTPONED"], jobs["FAILED"], status["waiting_for_collectors"]
+    ));
+    match status["oldest_unfinished_age_s"].as_f64() {
+        Some(age) => out.push_str(&format!("Oldest unfinished job: {age:.1} s old\n")),
+        None => out.push_str("Oldest unfinished job: none\n"),
+    }
+    for (title, key) in [("Workers", "workers"), ("Collectors", "collectors")] {
+        let peers = status[key].as_array().cloned().unwrap_or_default();
+        out.push_str(&format!("{title}: {}\n", peers.len()));
+        for peer in peers {
+            let host = peer
+                .get("host")
+                .and_then(Value::as_str)
+                .map(|h| format!("  host {h}"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  {}{host}  credit {}  jobs {}  last seen {:.1} s ago\n",
+                peer["identity"].as_str().unwrap_or("?"),
+                peer["credit"],
+                peer["jobs"],
+                peer["last_seen_s_ago"].as_f64().unwrap_or(0.0)
+            ));
+        }
+    }
+    if let Some(routers) = status["routers"].as_object() {
+        out.push_str("Ignored messages:\n");
+        for (router, c) in routers {
+            out.push_str(&format!(
+                "  {router}: malformed {}, unknown commands {}, unknown peers {} ({} received)\n",
+                c["malformed"], c["unknown_commands"], c["unknown_peers"], c["messages"]
+            ));
+        }
+    }
+    out
 }

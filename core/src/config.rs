@@ -209,6 +209,9 @@ pub struct DealerConfig {
     /// Daemon mode: the unix socket Cyrus's `notifysocket: dlist:` points to.
     /// Default: `var/dealer.sock`.
     pub socket: PathBuf,
+    /// Daemon mode: the socket's permissions; imapd and lmtpd (user cyrus) must be able to
+    /// connect. Default: `0o660`.
+    pub socket_mode: u32,
     /// Events to drop, by exact name. Default: none.
     pub drop_events: Vec<String>,
     /// Event and user pairs to drop, as `"Event user"`, e.g. `"Login cyrus"`. Default: none.
@@ -224,6 +227,7 @@ impl Default for DealerConfig {
             retry_after_s: 1,
             host: None,
             socket: PathBuf::from("var/dealer.sock"),
+            socket_mode: 0o660,
             drop_events: Vec::new(),
             drop_event_users: Vec::new(),
         }
