@@ -3,6 +3,7 @@
 //! `tests/tests/` use it; none invents its own.
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 pub mod fixtures;
 pub mod paths;
 pub mod process;

@@ -1,0 +1,251 @@
+//! A whole bonnie on loopback in a temporary folder: a broker, workers that take jobs from it
+//! through the zmq-input plugin into one SQLite store, dealers in exec or daemon mode, and
+//! the admin command line, each a real process on free ports.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::{
+    paths,
+    process::{self, ChildGuard},
+};
+
+/// A free TCP port on loopback (the kernel's choice; it stays free unless taken meanwhile).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The folder, configuration and ports of one bonnie.
+pub struct Cluster {
+    dir: TempDir,
+}
+
+impl Cluster {
+    /// A cluster whose workers run the given workspace plugins besides zmq-input and
+    /// sqlite-storage; `extra` is appended to the configuration (new tables only).
+    pub fn new(plugins: &[&str], extra: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("bonnie-cluster-")
+            .tempdir()
+            .expect("a temporary folder");
+        let plugin_dir = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugin_dir).expect("creating the plugin directory");
+        for name in ["bonnie-zmq-input", "bonnie-sqlite-storage"]
+            .iter()
+            .chain(plugins)
+        {
+            let library = paths::plugin(name);
+            std::fs::copy(
+                &library,
+                plugin_dir.join(library.file_name().expect("a file name")),
+            )
+            .expect("copying a plugin");
+        }
+        let [dealer, collector, worker, controller, admin] = [
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+        ];
+        let config = format!(
+            r#"
+[worker]
+plugin_dir = "plugins"
+threads = 2
+
+[broker]
+dealer_address = "tcp://127.0.0.1:{dealer}"
+collector_address = "tcp://127.0.0.1:{collector}"
+worker_address = "tcp://127.0.0.1:{worker}"
+controller_address = "tcp://127.0.0.1:{controller}"
+admin_address = "tcp://127.0.0.1:{admin}"
+database = "var/broker.db"
+heartbeat_ms = 200
+heartbeat_liveness = 3
+postpone_delay_s = 1
+
+[dealer]
+broker_address = "tcp://127.0.0.1:{dealer}"
+spool_dir = "var/dealer-spool"
+socket = "var/dealer.sock"
+socket_mode = 0o666
+
+[plugins.zmq-input]
+worker_address = "tcp://127.0.0.1:{worker}"
+controller_address = "tcp://127.0.0.1:{controller}"
+heartbeat_ms = 200
+heartbeat_liveness = 3
+
+[plugins.sqlite-storage]
+path = "var/bonnie.db"
+{extra}
+"#
+        );
+        std::fs::write(dir.path().join("bonnie.toml"), config).expect("writing the configuration");
+        Self { dir }
+    }
+
+    /// The cluster's folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The configuration file.
+    pub fn config(&self) -> PathBuf {
+        self.path().join("bonnie.toml")
+    }
+
+    fn command(&self, binary: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(paths::bin(binary));
+        command
+            .arg("--config")
+            .arg(self.config())
+            .args(args)
+            .env_remove("BONNIE_LOG")
+            .env("RUST_BACKTRACE", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command
+    }
+
+    fn log_file(&self, name: &str) -> String {
+        self.path()
+            .join(format!("{name}.log"))
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Starts the broker and waits until it answers `bonnie status`.
+    pub fn start_broker(&self) -> ChildGuard {
+        let log = self.log_file("broker");
+        let broker = ChildGuard::spawn(
+            "bonnie-broker",
+            &mut self.command("bonnie-broker", &["--log-file", &log]),
+        );
+        process::wait_until("the broker to answer", || self.try_status().is_some());
+        broker
+    }
+
+    /// Starts a worker (logging to `<name>.log`) and waits until the broker lists it.
+    pub fn start_worker(&self, name: &str) -> ChildGuard {
+        let before = self.status()["workers"].as_array().map_or(0, Vec::len);
+        let log = self.log_file(name);
+        let worker = ChildGuard::spawn(
+            name,
+            &mut self.command("bonnie-worker", &["--log-file", &log]),
+        );
+        process::wait_until("the worker to connect", || {
+            self.status()["workers"].as_array().map_or(0, Vec::len) > before
+        });
+        worker
+    }
+
+    /// Starts the dealer daemon and waits for its socket.
+    pub fn start_dealer_daemon(&self) -> ChildGuard {
+        let log = self.log_file("dealer-daemon");
+        let daemon = ChildGuard::spawn(
+            "bonnie-dealer --daemon",
+            &mut self.command(
+                "bonnie-dealer",
+                &["--daemon", "--log-file", &log, "--log-level", "info"],
+            ),
+        );
+        process::wait_until("the dealer socket", || self.dealer_socket().exists());
+        daemon
+    }
+
+    /// The dealer daemon's socket.
+    pub fn dealer_socket(&self) -> PathBuf {
+        self.path().join("var/dealer.sock")
+    }
+
+    /// What a component logged so far.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.log_file(name)).unwrap_or_default()
+    }
+
+    /// Runs the dealer the way Cyrus's notifyd does, with the notification on stdin and
+    /// notifyd's arguments, stdout an unconnected datagram socket as in notifyd.
+    pub fn deal(&self, notification: &[u8]) -> Output {
+        let mut command = self.command(
+            "bonnie-dealer",
+            &["-c", "EVENT", "-p", "", "-u", "", "-m", "", "-f"],
+        );
+        let stdout = std::os::unix::net::UnixDatagram::unbound().expect("a datagram socket");
+        command
+            .stdin(Stdio::piped())
+            .stdout(std::os::fd::OwnedFd::from(stdout))
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("starting bonnie-dealer");
+        let mut stdin = child.stdin.take().expect("the dealer's stdin");
+        stdin
+            .write_all(notification)
+            .expect("writing the notification");
+        stdin.write_all(b"\n").expect("writing the notification");
+        drop(stdin);
+        child.wait_with_output().expect("waiting for bonnie-dealer")
+    }
+
+    /// Runs `bonnie-dealer --flush`.
+    pub fn flush(&self) -> Output {
+        let mut command = self.command("bonnie-dealer", &["--flush"]);
+        process::run("bonnie-dealer --flush", &mut command)
+    }
+
+    /// Runs the admin command line with `args`.
+    pub fn bonnie(&self, args: &[&str]) -> Output {
+        process::run("bonnie", &mut self.command("bonnie", args))
+    }
+
+    fn try_status(&self) -> Option<Value> {
+        let output = self.bonnie(&["status", "--json", "--timeout", "1"]);
+        output
+            .status
+            .success()
+            .then(|| serde_json::from_slice(&output.stdout).ok())
+            .flatten()
+    }
+
+    /// `bonnie status --json`.
+    pub fn status(&self) -> Value {
+        let output = self.bonnie(&["status", "--json"]);
+        assert!(
+            output.status.success(),
+            "bonnie status failed:\n{}",
+            process::describe(&output)
+        );
+        serde_json::from_slice(&output.stdout).expect("status is JSON")
+    }
+
+    /// The archive (the workers' SQLite store).
+    pub fn archive(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.path().join("var/bonnie.db")).expect("opening the archive")
+    }
+
+    /// The number of entries in the archive's event log, 0 before it exists.
+    pub fn archived(&self) -> usize {
+        if !self.path().join("var/bonnie.db").exists() {
+            return 0;
+        }
+        self.archive()
+            .query_row("SELECT count(*) FROM log", [], |row| row.get::<_, i64>(0))
+            .map_or(0, |n| n as usize)
+    }
+
+    /// The broker's job store.
+    pub fn job_store(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.path().join("var/broker.db"))
+            .expect("opening the job store")
+    }
+}

@@ -1,0 +1,446 @@
+//! Every notification reaches the archive exactly once, through real dealers, a real broker
+//! and real workers over real ZeroMQ sockets: in bulk, across broker crashes, with the broker
+//! down, when a worker dies mid-job, in daemon mode, and in the face of garbage.
+
+use std::{
+    collections::BTreeSet,
+    io::{Read, Write},
+    os::unix::net::UnixStream,
+    time::Duration,
+};
+
+use bonnie_tests::{cluster::Cluster, paths, process};
+use serde_json::json;
+
+fn notification(n: usize) -> String {
+    json!({ "event": "Login", "timestamp": "2026-11-28T17:13:17.506Z", "user": "john.doe@example.org", "n": n })
+        .to_string()
+}
+
+/// The `n` of every archived record, and how many records there are.
+fn archived_numbers(cluster: &Cluster) -> (BTreeSet<i64>, usize) {
+    let db = cluster.archive();
+    let mut stmt = db
+        .prepare("SELECT json_extract(record, '$.n') FROM log")
+        .unwrap();
+    let numbers: Vec<i64> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let count = numbers.len();
+    (numbers.into_iter().collect(), count)
+}
+
+/// Runs `count` dealer invocations on `threads` threads, like notifyd runs them.
+fn deal_many(cluster: &Cluster, count: usize, threads: usize) {
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            scope.spawn(move || {
+                for n in (t..count).step_by(threads) {
+                    let output = cluster.deal(notification(n).as_bytes());
+                    assert!(
+                        process::succeeded(&output.status),
+                        "dealer {n}:\n{}",
+                        process::describe(&output)
+                    );
+                    assert!(output.stdout.is_empty());
+                }
+            });
+        }
+    });
+}
+
+fn flush_until_empty(cluster: &Cluster) {
+    process::wait_until("the spool to be flushed", || {
+        cluster.flush().status.success()
+    });
+}
+
+#[test]
+fn ten_thousand_dealer_invocations_through_two_workers_are_archived_exactly_once() {
+    let cluster = Cluster::new(&[], "");
+    let _broker = cluster.start_broker();
+    let first = cluster.start_worker("worker-1");
+    let second = cluster.start_worker("worker-2");
+    deal_many(&cluster, 10_000, 8);
+    flush_until_empty(&cluster);
+    process::wait_until("10,000 archived records", || cluster.archived() >= 10_000);
+
+    let (numbers, count) = archived_numbers(&cluster);
+    assert_eq!(count, 10_000, "no duplicates");
+    assert_eq!(
+        numbers,
+        (0..10_000).collect::<BTreeSet<i64>>(),
+        "none missing"
+    );
+    let status = cluster.status();
+    assert_eq!(status["jobs"]["DONE"], 10_000, "{status}");
+    // Both workers took part: each reports what it did when it stops.
+    let mut total = 0;
+    for (worker, name) in [(first, "worker-1"), (second, "worker-2")] {
+        worker.signal("TERM");
+        assert!(process::succeeded(&worker.wait().status), "{name}");
+        let done = done_count(&cluster.log(name));
+        assert!(done > 0, "{name} did no job");
+        total += done;
+    }
+    assert!(total >= 10_000, "the workers report {total} jobs done");
+}
+
+/// The `done=` count a worker logs when it stops.
+fn done_count(log: &str) -> u64 {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("Worker stopped."))
+        .expect("a stop line");
+    let value = line.split("done=").nth(1).expect("a done count");
+    value
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_broker_killed_at_random_moments_loses_and_duplicates_nothing() {
+    const TOTAL: usize = 3000;
+    let cluster = Cluster::new(&[], "");
+    let broker = std::sync::Mutex::new(Some(cluster.start_broker()));
+    let _worker = cluster.start_worker("worker");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("random seed {seed}");
+    let mut random = seed | 1;
+    let mut next = move |below: u64| {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        random % below
+    };
+    let pauses: Vec<(u64, u64)> = (0..3)
+        .map(|_| (200 + next(1500), 100 + next(700)))
+        .collect();
+    std::thread::scope(|scope| {
+        let dealing = scope.spawn(|| deal_many(&cluster, TOTAL, 4));
+        for (run_ms, down_ms) in &pauses {
+            std::thread::sleep(Duration::from_millis(*run_ms));
+            if let Some(running) = broker.lock().unwrap().take() {
+                running.signal("KILL");
+                drop(running.wait());
+            }
+            std::thread::sleep(Duration::from_millis(*down_ms));
+            *broker.lock().unwrap() = Some(cluster.start_broker());
+        }
+        dealing.join().unwrap();
+    });
+    flush_until_empty(&cluster);
+    process::wait_until("every notification archived", || {
+        cluster.archived() >= TOTAL
+    });
+    // Let late redeliveries of jobs whose DONE was lost in a crash arrive too.
+    std::thread::sleep(Duration::from_secs(1));
+
+    let (numbers, count) = archived_numbers(&cluster);
+    assert_eq!(count, TOTAL, "nothing duplicated (seed {seed})");
+    assert_eq!(
+        numbers,
+        (0..TOTAL as i64).collect::<BTreeSet<i64>>(),
+        "nothing lost (seed {seed})"
+    );
+}
+
+#[test]
+fn with_the_broker_down_dealers_spool_and_everything_arrives_later_in_order() {
+    const TOTAL: usize = 60;
+    let cluster = Cluster::new(&[], "");
+    for n in 0..TOTAL {
+        let output = cluster.deal(notification(n).as_bytes());
+        assert!(
+            process::succeeded(&output.status),
+            "{}",
+            process::describe(&output)
+        );
+    }
+    let queue = std::fs::read(cluster.path().join("var/dealer-spool/queue")).unwrap();
+    for n in 0..TOTAL {
+        let needle = format!("\"n\":{n},");
+        assert!(
+            queue.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "notification {n} is in the spool"
+        );
+    }
+
+    let _broker = cluster.start_broker();
+    let _worker = cluster.start_worker("worker");
+    flush_until_empty(&cluster);
+    process::wait_until("every notification archived", || {
+        cluster.archived() >= TOTAL
+    });
+    let (numbers, count) = archived_numbers(&cluster);
+    assert_eq!((numbers.len(), count), (TOTAL, TOTAL));
+    // The broker stored them in the order Cyrus produced them.
+    let store = cluster.job_store();
+    let mut stmt = store
+        .prepare("SELECT json_extract(notification, '$.n') FROM jobs ORDER BY seq")
+        .unwrap();
+    let order: Vec<i64> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(order, (0..TOTAL as i64).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_worker_killed_mid_job_leaves_the_job_to_another_worker() {
+    let cluster = Cluster::new(&["bonnie-fixture-test-handler"], "");
+    let _broker = cluster.start_broker();
+    let doomed = cluster.start_worker("doomed");
+    let job = json!({ "event": "Login", "user": "john.doe@example.org", "bonnie_test": "sleep" })
+        .to_string();
+    assert!(cluster.deal(job.as_bytes()).status.success());
+    process::wait_until("the job in the first worker's handler", || {
+        cluster.log("doomed").contains("Sleeping.")
+    });
+    doomed.signal("KILL");
+    drop(doomed.wait());
+    assert_eq!(cluster.archived(), 0, "the killed worker did not finish it");
+
+    let _rescuer = cluster.start_worker("rescuer");
+    process::wait_until("the job archived by the second worker", || {
+        cluster.archived() == 1
+    });
+    assert!(cluster.log("rescuer").contains("Sleeping."));
+    let record: String = cluster
+        .archive()
+        .query_row("SELECT record FROM log", [], |r| r.get(0))
+        .unwrap();
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["handled_by"], json!(["test-handler"]));
+    process::wait_until("the dead worker dropped", || {
+        cluster.status()["workers"].as_array().unwrap().len() == 1
+    });
+}
+
+/// Cyrus 3.6's exact request on a `notifysocket: dlist:` connection.
+fn dlist_request(json: &str) -> Vec<u8> {
+    format!(
+        "NOTIFY %(METHOD external CLASS EVENT PRIORITY NIL USER NIL MAILBOX NIL OPTIONS () MESSAGE {{{}+}}\r\n{json} FILEPATH NIL)\r\n",
+        json.len()
+    )
+    .into_bytes()
+}
+
+fn send_dlist(cluster: &Cluster, json: &str) -> String {
+    let mut stream = UnixStream::connect(cluster.dealer_socket()).unwrap();
+    stream.write_all(&dlist_request(json)).unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    reply
+}
+
+fn stored_jobs(cluster: &Cluster) -> Vec<Vec<u8>> {
+    let store = cluster.job_store();
+    let mut stmt = store
+        .prepare("SELECT notification FROM jobs ORDER BY seq")
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn the_daemon_answers_ok_nil_only_once_the_notification_is_durable() {
+    let cluster = Cluster::new(&[], "");
+    let broker = cluster.start_broker();
+    let _daemon = cluster.start_dealer_daemon();
+
+    let login = paths::cyrus_event("Login-2.json");
+    assert_eq!(send_dlist(&cluster, &login), "OK NIL\r\n");
+    // The answer came after the broker's ACK, which came after its commit.
+    assert_eq!(stored_jobs(&cluster), vec![login.as_bytes().to_vec()]);
+
+    broker.signal("KILL");
+    drop(broker.wait());
+    let logout = paths::cyrus_event("Logout-1.json");
+    assert_eq!(send_dlist(&cluster, &logout), "OK NIL\r\n");
+    let queue = std::fs::read(cluster.path().join("var/dealer-spool/queue")).unwrap();
+    assert!(
+        queue.windows(logout.len()).any(|w| w == logout.as_bytes()),
+        "the answer came after the spool was synced"
+    );
+
+    let _broker = cluster.start_broker();
+    process::wait_until("the daemon to forward its spool", || {
+        stored_jobs(&cluster).len() == 2
+    });
+    assert_eq!(stored_jobs(&cluster)[1], logout.as_bytes().to_vec());
+}
+
+#[test]
+fn garbage_on_every_router_is_counted_and_the_broker_keeps_serving() {
+    use bonnie_core::transport;
+    let cluster = Cluster::new(&[], "");
+    let _broker = cluster.start_broker();
+    let config = bonnie_core::Config::load(&cluster.config()).unwrap();
+    let context = transport::context();
+    let garbage: Vec<Vec<Vec<u8>>> = vec![
+        vec![vec![0xff, 0x00, 0xfe]],
+        vec![b"LAUNCH".to_vec(), b"missiles".to_vec()],
+        vec![b"NOTIFY".to_vec()],
+        vec![b"DONE".to_vec(), b"no such job".to_vec()],
+        vec![b"READY".to_vec(), b"lots".to_vec()],
+        vec![Vec::new(), vec![0u8; 100_000]],
+    ];
+    let b = &config.broker;
+    for address in [
+        &b.dealer_address,
+        &b.controller_address,
+        &b.worker_address,
+        &b.collector_address,
+        &b.admin_address,
+    ] {
+        let socket =
+            transport::dealer(&context, address, b"Garbage-1", Duration::from_secs(1)).unwrap();
+        for frames in &garbage {
+            transport::send(&socket, frames).unwrap();
+        }
+        // A job outcome from a peer that never said READY.
+        transport::send(&socket, &[b"DONE".to_vec(), b"abc".to_vec()]).unwrap();
+    }
+    drop(context);
+
+    process::wait_until("the garbage counted", || {
+        let routers = &cluster.status()["routers"];
+        ["dealer", "controller", "worker", "collector", "admin"]
+            .iter()
+            .all(|r| {
+                let c = &routers[r];
+                c["messages"].as_u64().unwrap_or(0) >= garbage.len() as u64 + 1
+            })
+    });
+    let routers = cluster.status()["routers"].clone();
+    for router in ["dealer", "controller", "worker", "collector", "admin"] {
+        let c = &routers[router];
+        let ignored = c["malformed"].as_u64().unwrap()
+            + c["unknown_commands"].as_u64().unwrap()
+            + c["unknown_peers"].as_u64().unwrap();
+        assert!(ignored >= 4, "{router}: {c}");
+        assert!(
+            c["unknown_commands"].as_u64().unwrap() >= 1,
+            "{router}: {c}"
+        );
+    }
+    assert!(
+        routers["controller"]["unknown_peers"].as_u64().unwrap() >= 1,
+        "{routers}"
+    );
+
+    // Still serving.
+    let _worker = cluster.start_worker("worker");
+    assert!(cluster.deal(notification(1).as_bytes()).status.success());
+    process::wait_until("the notification archived", || cluster.archived() == 1);
+}
+
+#[test]
+fn invalid_utf8_and_64_kib_notifications_are_kept_and_failed_jobs_can_be_retried() {
+    let cluster = Cluster::new(&[], "");
+    let _broker = cluster.start_broker();
+    let _worker = cluster.start_worker("worker");
+    let invalid: &[u8] = b"{\"event\":\"Login\",\"user\":\"j\xf6rg\xff\"}";
+    let mut big = json!({ "event": "MessageAppend", "user": "john.doe@example.org", "pad": "" });
+    big["pad"] = json!("x".repeat(64 * 1024));
+    let big = big.to_string();
+    for bytes in [invalid, big.as_bytes()] {
+        let output = cluster.deal(bytes);
+        assert!(
+            process::succeeded(&output.status),
+            "{}",
+            process::describe(&output)
+        );
+    }
+    process::wait_until("the big notification archived", || cluster.archived() == 1);
+    let stored = stored_jobs(&cluster);
+    assert_eq!(
+        stored,
+        vec![invalid.to_vec(), big.as_bytes().to_vec()],
+        "kept byte for byte"
+    );
+    let record: String = cluster
+        .archive()
+        .query_row("SELECT record FROM log", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(record.len(), big.len());
+
+    process::wait_until("the invalid one FAILED", || {
+        cluster.status()["jobs"]["FAILED"] == 1
+    });
+    let failed = cluster.bonnie(&["jobs", "failed", "--json"]);
+    let failed: serde_json::Value = serde_json::from_slice(&failed.stdout).unwrap();
+    assert!(
+        failed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not valid UTF-8"),
+        "{failed}"
+    );
+    let id = failed[0]["id"].as_str().unwrap().to_string();
+    let listing = String::from_utf8_lossy(&cluster.bonnie(&["jobs", "failed"]).stdout).into_owned();
+    assert!(listing.contains(&id), "{listing}");
+
+    let retry = cluster.bonnie(&["jobs", "retry", &id]);
+    assert!(retry.status.success(), "{}", process::describe(&retry));
+    assert!(String::from_utf8_lossy(&retry.stdout).contains("1 job(s) returned to PENDING"));
+    // It fails again (the bytes are what they are), and is kept again.
+    process::wait_until("the retried job FAILED again", || {
+        cluster.status()["jobs"]["FAILED"] == 1
+    });
+    let unknown = cluster.bonnie(&["jobs", "retry", "no-such-job"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no FAILED job with id no-such-job"));
+}
+
+#[test]
+fn drop_rules_keep_the_admin_logins_out() {
+    let cluster = Cluster::new(&[], "");
+    let config = std::fs::read_to_string(cluster.config()).unwrap().replace(
+        "[dealer]\n",
+        "[dealer]\ndrop_event_users = [\"Login cyrus\"]\ndrop_events = [\"MailboxModseq\"]\n",
+    );
+    std::fs::write(cluster.config(), config).unwrap();
+    let _broker = cluster.start_broker();
+    for event in ["Login-1.json", "MailboxModseq-1.json", "Login-2.json"] {
+        assert!(
+            cluster
+                .deal(paths::cyrus_event(event).as_bytes())
+                .status
+                .success()
+        );
+    }
+    let stored = stored_jobs(&cluster);
+    assert_eq!(
+        stored,
+        vec![paths::cyrus_event("Login-2.json").into_bytes()]
+    );
+}
+
+#[test]
+fn every_binary_answers_help() {
+    for binary in ["bonnie-broker", "bonnie-dealer", "bonnie"] {
+        let output = process::run(
+            binary,
+            std::process::Command::new(paths::bin(binary)).arg("--help"),
+        );
+        assert!(process::succeeded(&output.status), "{binary}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("--config"),
+            "{binary}"
+        );
+    }
+}
