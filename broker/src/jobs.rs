@@ -22,7 +22,13 @@ pub struct Job {
     owner: Option<Identity>,
     since_ms: i64,
     due_ms: i64,
+    /// The notification, kept while the job waits so that `GET` needs no read of the store
+    /// (absent when the cache was full, or after a restart).
+    payload: Option<Vec<u8>>,
 }
+
+/// Notification bytes kept in memory at most; beyond, `GET` reads the store.
+const PAYLOAD_CACHE_BYTES: usize = 256 * 1024 * 1024;
 
 /// A connected worker or collector.
 #[derive(Debug, Clone)]
@@ -98,6 +104,7 @@ pub struct Jobs {
     /// Connected collectors.
     pub collectors: HashMap<Identity, Peer>,
     round_robin: usize,
+    cached_bytes: usize,
 }
 
 /// Jobs in memory, per state and kind, for `bonnie status`.
@@ -144,6 +151,7 @@ impl Jobs {
                 owner: None,
                 since_ms: 0,
                 due_ms: u.due_ms,
+                payload: None,
             };
             self.enqueue(&u.id, &job);
             self.jobs.insert(u.id, job);
@@ -151,7 +159,8 @@ impl Jobs {
     }
 
     /// A new job, just stored.
-    pub fn add(&mut self, seq: i64, id: String, host: String) {
+    pub fn add(&mut self, seq: i64, id: String, host: String, payload: Option<Vec<u8>>) {
+        let payload = self.cacheable(payload);
         let job = Job {
             seq,
             host,
@@ -162,9 +171,25 @@ impl Jobs {
             owner: None,
             since_ms: 0,
             due_ms: 0,
+            payload,
         };
         self.enqueue(&id, &job);
         self.jobs.insert(id, job);
+    }
+
+    /// The payload to keep in memory, if the cache has room for it.
+    fn cacheable(&mut self, payload: Option<Vec<u8>>) -> Option<Vec<u8>> {
+        let payload = payload?;
+        if self.cached_bytes + payload.len() > PAYLOAD_CACHE_BYTES {
+            return None;
+        }
+        self.cached_bytes += payload.len();
+        Some(payload)
+    }
+
+    /// A waiting job's notification, if it is kept in memory.
+    pub fn payload(&self, id: &str) -> Option<&[u8]> {
+        self.jobs.get(id).and_then(|j| j.payload.as_deref())
     }
 
     /// Puts a PENDING or POSTPONED job where it waits.
@@ -343,6 +368,9 @@ impl Jobs {
     ) -> Option<Update> {
         let mut job = self.jobs.remove(id)?;
         self.dequeue(&job);
+        if let Some(payload) = job.payload.take() {
+            self.cached_bytes -= payload.len();
+        }
         if let Some(owner) = job.owner.take() {
             for peers in [&mut self.workers, &mut self.collectors] {
                 if let Some(peer) = peers.get_mut(&owner) {
@@ -384,6 +412,9 @@ impl Jobs {
                 (Some(notification), None)
             }
         };
+        if job.state == State::Pending {
+            job.payload = self.cacheable(notification.clone());
+        }
         let stored = update(id, &job, notification, reason);
         if matches!(job.state, State::Pending | State::Postponed) {
             self.enqueue(id, &job);
@@ -517,7 +548,7 @@ mod tests {
     fn jobs_with(n: i64) -> Jobs {
         let mut jobs = Jobs::default();
         for seq in 1..=n {
-            jobs.add(seq, format!("j{seq}"), "imap1".to_string());
+            jobs.add(seq, format!("j{seq}"), "imap1".to_string(), None);
         }
         jobs
     }

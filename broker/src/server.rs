@@ -29,6 +29,12 @@ use crate::{
 /// Messages taken from one router in one turn, so no router starves the others.
 const DRAIN: usize = 4096;
 
+/// State changes that are committed without waiting for more.
+const UPDATE_BATCH: usize = 2048;
+
+/// Longest a state change waits for company before it is committed, in milliseconds.
+const UPDATE_DELAY_MS: i64 = 20;
+
 /// The routers, in poll order.
 struct Routers {
     dealer: Socket,
@@ -51,6 +57,7 @@ pub struct Server {
     /// State changes stored with the next commit.
     updates: Vec<Update>,
     started_ms: i64,
+    last_commit_ms: i64,
     next_heartbeat_ms: i64,
     next_maintenance_ms: i64,
     next_purge_ms: i64,
@@ -103,6 +110,7 @@ impl Server {
             submissions: Vec::new(),
             updates: Vec::new(),
             started_ms: now,
+            last_commit_ms: now,
             next_heartbeat_ms: now,
             next_maintenance_ms: now,
             next_purge_ms: now,
@@ -136,11 +144,11 @@ impl Server {
                     self.drain(router);
                 }
             }
-            self.flush();
+            self.flush(false);
             self.maintain();
             self.dispatch();
         }
-        self.flush();
+        self.flush(true);
         info!("Broker stopped.");
         Ok(())
     }
@@ -283,7 +291,7 @@ impl Server {
     fn on_worker(&mut self, identity: &[u8], message: &[Vec<u8>]) -> Result<(), ProtocolError> {
         let id = protocol::parse_get(message)?;
         let reply = if self.jobs.owner(&id).is_some_and(|owner| owner == identity) {
-            match self.store.notification(&id) {
+            match self.notification(&id) {
                 Ok(Some(notification)) => DataReply::Job { id, notification },
                 Ok(None) => DataReply::NoJob { id },
                 Err(e) => {
@@ -299,6 +307,14 @@ impl Server {
         };
         self.send(Router::Worker, identity, &reply.frames());
         Ok(())
+    }
+
+    /// A waiting job's notification: from memory, else from the store.
+    fn notification(&self, id: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+        match self.jobs.payload(id) {
+            Some(payload) => Ok(Some(payload.to_vec())),
+            None => self.store.notification(id),
+        }
     }
 
     fn on_collector(&mut self, identity: &[u8], message: &[Vec<u8>]) -> Result<(), ProtocolError> {
@@ -363,7 +379,7 @@ impl Server {
             return Ok(AdminReply::Error(format!("no FAILED job with id {id}")));
         }
         for (seq, id, host) in &retried {
-            self.jobs.add(*seq, id.clone(), host.clone());
+            self.jobs.add(*seq, id.clone(), host.clone(), None);
         }
         info!(
             jobs = retried.len(),
@@ -377,25 +393,35 @@ impl Server {
 
     /// Commits what arrived this turn, then acknowledges the submissions. On a store error
     /// everything is kept for the next turn and nothing is acknowledged.
-    fn flush(&mut self) {
-        if self.submissions.is_empty() && self.updates.is_empty() {
+    fn flush(&mut self, force: bool) {
+        // Submissions wait for their ACK, so they are committed at once. State changes alone
+        // wait for more company (each commit rewrites the same pages), up to a short delay.
+        let now = now_ms();
+        if self.submissions.is_empty()
+            && !(force && !self.updates.is_empty())
+            && (self.updates.is_empty()
+                || (self.updates.len() < UPDATE_BATCH
+                    && now < self.last_commit_ms + UPDATE_DELAY_MS))
+        {
             return;
         }
-        let submissions: Vec<Submission> =
-            self.submissions.iter().map(|(_, s)| s.clone()).collect();
-        match self.store.commit(&submissions, &self.updates, now_ms()) {
+        self.last_commit_ms = now;
+        let submissions = self.submissions.iter().map(|(_, s)| s);
+        match self.store.commit(submissions, &self.updates, now_ms()) {
             Ok(inserted) => {
                 self.updates.clear();
                 let acked = std::mem::take(&mut self.submissions);
                 for ((identity, submission), seq) in acked.into_iter().zip(inserted) {
+                    let id = submission.id;
                     if let Some(seq) = seq {
-                        self.jobs.add(seq, submission.id.clone(), submission.host);
+                        self.jobs.add(
+                            seq,
+                            id.clone(),
+                            submission.host,
+                            Some(submission.notification),
+                        );
                     }
-                    self.send(
-                        Router::Dealer,
-                        &identity,
-                        &protocol::ack_frames(&submission.id),
-                    );
+                    self.send(Router::Dealer, &identity, &protocol::ack_frames(&id));
                 }
             }
             Err(e) => {
@@ -475,7 +501,7 @@ impl Server {
             }
         }
         for (identity, id, commands) in self.jobs.assign_collectors(now_ms()) {
-            let notification = match self.store.notification(&id) {
+            let notification = match self.notification(&id) {
                 Ok(Some(notification)) => notification,
                 Ok(None) | Err(_) => {
                     error!(job = %id, "Cannot read a job's notification for its collector.");

@@ -135,6 +135,8 @@ pub struct FailedJob {
 /// The job store.
 pub struct Store {
     conn: Connection,
+    /// Whether commits are synced (`synchronous = FULL`) right now.
+    syncing: bool,
 }
 
 const SCHEMA: &str = "
@@ -166,7 +168,10 @@ impl Store {
         // An ACK promises the notification survives a power loss: sync every commit.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            syncing: true,
+        })
     }
 
     /// The unfinished jobs, in arrival order.
@@ -197,14 +202,26 @@ impl Store {
 
     /// Writes one batch in one transaction: submissions first (a known id is a resend and is
     /// kept as it is), then updates. Returns, per submission, its arrival number if it is new.
-    pub fn commit(
+    pub fn commit<'a>(
         &mut self,
-        submissions: &[Submission],
+        submissions: impl ExactSizeIterator<Item = &'a Submission>,
         updates: &[Update],
         now_ms: i64,
     ) -> rusqlite::Result<Vec<Option<i64>>> {
+        // Submissions are acknowledged after this commit, so it must reach the disk. A batch
+        // of state changes alone may be lost in a power failure: its jobs simply run again
+        // (every write downstream is idempotent), so it is not worth a sync of its own.
+        let durable = submissions.len() > 0;
+        if durable != self.syncing {
+            self.conn.pragma_update(
+                None,
+                "synchronous",
+                if durable { "FULL" } else { "NORMAL" },
+            )?;
+            self.syncing = durable;
+        }
         let tx = self.conn.transaction()?;
-        let mut inserted = Vec::with_capacity(submissions.len());
+        let mut inserted = Vec::new();
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO jobs (id, host, notification, state, kind, created_ms, updated_ms)
@@ -339,10 +356,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("broker.db")).unwrap();
         let first = store
-            .commit(&[submission("a"), submission("b")], &[], 1)
+            .commit([submission("a"), submission("b")].iter(), &[], 1)
             .unwrap();
         assert!(first.iter().all(Option::is_some));
-        let again = store.commit(&[submission("a")], &[], 2).unwrap();
+        let again = store.commit([submission("a")].iter(), &[], 2).unwrap();
         assert_eq!(again, vec![None]);
         assert_eq!(store.unfinished().unwrap().len(), 2);
     }
@@ -351,7 +368,7 @@ mod tests {
     fn failed_jobs_are_kept_and_can_be_retried() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("broker.db")).unwrap();
-        store.commit(&[submission("a")], &[], 1).unwrap();
+        store.commit([submission("a")].iter(), &[], 1).unwrap();
         let fail = Update {
             id: "a".into(),
             state: State::Failed,
@@ -362,7 +379,7 @@ mod tests {
             reason: Some("handler x: bad".into()),
             due_ms: 0,
         };
-        store.commit(&[], &[fail], 2).unwrap();
+        store.commit([].iter(), &[fail], 2).unwrap();
         let failed = store.failed(10).unwrap();
         assert_eq!(failed.len(), 1);
         assert_eq!(failed[0].event.as_deref(), Some("Login"));

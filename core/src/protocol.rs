@@ -120,12 +120,18 @@ pub fn dealer_identity(host: &str, pid: u32) -> Vec<u8> {
     format!("Dealer-{host}-{pid}").into_bytes()
 }
 
-/// The IMAP host named by a dealer's identity (`Dealer-<host>-<pid>`).
+/// The identity of connection `n` of a dealer daemon on `host` with process id `pid`.
+pub fn dealer_connection_identity(host: &str, pid: u32, n: usize) -> Vec<u8> {
+    format!("Dealer-{host}-{pid}.{n}").into_bytes()
+}
+
+/// The IMAP host named by a dealer's identity (`Dealer-<host>-<pid>` or
+/// `Dealer-<host>-<pid>.<n>`).
 pub fn host_of_dealer(identity: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(identity).ok()?;
     let (host, pid) = text.strip_prefix("Dealer-")?.rsplit_once('-')?;
-    (!host.is_empty() && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| host.to_string())
+    let pid_like = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    (!host.is_empty() && pid_like).then(|| host.to_string())
 }
 
 /// Dealer to broker.
@@ -706,6 +712,14 @@ mod tests {
         assert_eq!(
             host_of_dealer(&dealer_identity("imap-1.example.org", 42)).as_deref(),
             Some("imap-1.example.org")
+        );
+        assert_eq!(
+            host_of_dealer(&dealer_connection_identity("imap-1", 42, 7)).as_deref(),
+            Some("imap-1")
+        );
+        assert_eq!(
+            host_of_dealer(&dealer_connection_identity("imap-1", 42, 7)).as_deref(),
+            Some("imap-1")
         );
         assert_eq!(host_of_dealer(b"Dealer-imap1"), None);
         assert_eq!(host_of_dealer(b"\x00\x01"), None);

@@ -92,25 +92,6 @@ pub fn poll(sockets: &[&Socket], timeout: Duration) -> Result<Vec<bool>, Error> 
     Ok(items.iter().map(zmq::PollItem::is_readable).collect())
 }
 
-/// Like [`poll`], with plain file descriptors (pipes, sockets) polled beside the sockets;
-/// which sockets, then which descriptors, are readable.
-pub fn poll_with_fds(
-    sockets: &[&Socket],
-    fds: &[std::os::fd::RawFd],
-    timeout: Duration,
-) -> Result<Vec<bool>, Error> {
-    let mut items: Vec<zmq::PollItem<'_>> = sockets
-        .iter()
-        .map(|s| s.as_poll_item(zmq::POLLIN))
-        .collect();
-    items.extend(
-        fds.iter()
-            .map(|fd| zmq::PollItem::from_fd(*fd, zmq::POLLIN)),
-    );
-    zmq::poll(&mut items, timeout.as_millis().min(i64::MAX as u128) as i64)?;
-    Ok(items.iter().map(zmq::PollItem::is_readable).collect())
-}
-
 /// True for the error a ROUTER gives when the peer is gone.
 pub fn is_unreachable(e: &Error) -> bool {
     matches!(e, zmq::Error::EHOSTUNREACH)

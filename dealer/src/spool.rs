@@ -89,7 +89,9 @@ impl Spool {
             _lock: lock,
         };
         // Everything acknowledged (or a crash between the two steps of compaction): start over.
-        if spool.head()? >= spool.queue.metadata()?.len() {
+        // An empty queue with its head at 0 is the normal case and costs nothing.
+        let (head, length) = (spool.head()?, spool.queue.metadata()?.len());
+        if head >= length && (head, length) != (0, 0) {
             spool.compact()?;
         }
         spool.sweep()?;

@@ -14,18 +14,30 @@ use bonnie_core::{
 /// A connection to the broker.
 pub struct Broker {
     socket: Socket,
-    _context: Context,
+}
+
+/// The process's ZeroMQ context. It is never terminated: terminating waits for libzmq's
+/// threads to close every socket politely, which would keep Cyrus waiting after the ACK.
+pub fn context() -> &'static Context {
+    static CONTEXT: std::sync::OnceLock<Context> = std::sync::OnceLock::new();
+    CONTEXT.get_or_init(transport::context)
 }
 
 impl Broker {
     /// Connects (in the background: sends queue until the connection is up).
     pub fn connect(address: &str, host: &str) -> Result<Self, transport::Error> {
-        let context = transport::context();
         let identity = protocol::dealer_identity(host, std::process::id());
-        let socket = transport::dealer(&context, address, &identity, Duration::ZERO)?;
+        Self::connect_as(context(), address, &identity)
+    }
+
+    /// Connects with a given identity in a given context.
+    pub fn connect_as(
+        context: &Context,
+        address: &str,
+        identity: &[u8],
+    ) -> Result<Self, transport::Error> {
         Ok(Self {
-            socket,
-            _context: context,
+            socket: transport::dealer(context, address, identity, Duration::ZERO)?,
         })
     }
 
@@ -70,28 +82,43 @@ impl Broker {
         let waiting: HashSet<String> = [id.to_string()].into();
         self.acks(&waiting, deadline).contains(id)
     }
-
-    /// The socket, for callers that poll it with other things.
-    pub fn socket(&self) -> &Socket {
-        &self.socket
-    }
 }
 
-/// A new submission id: 128 random bits in hex.
+/// A new submission id: 128 bits in hex, unique across processes and restarts: 64 random
+/// bits drawn once per process, then the time and a counter.
 pub fn new_id() -> String {
-    let mut bytes = [0u8; 16];
-    let random = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
-    if random.is_err() {
-        // No /dev/urandom (a chroot): time, process and a counter are still unique here.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        bytes[..8].copy_from_slice(&nanos.to_le_bytes()[..8]);
-        bytes[8..12].copy_from_slice(&std::process::id().to_le_bytes());
-        bytes[12..].copy_from_slice(&count.to_le_bytes());
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        let mut bytes = [0u8; 8];
+        let random = std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+        if random.is_err() {
+            // No /dev/urandom (a chroot): the process id and start time still set it apart.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            bytes = ((nanos as u64) ^ (u64::from(std::process::id()) << 40)).to_le_bytes();
+        }
+        u64::from_le_bytes(bytes)
+    });
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix:016x}{:08x}{count:08x}", micros as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_are_unique_and_printable() {
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| super::new_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        assert!(
+            ids.iter()
+                .all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        );
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

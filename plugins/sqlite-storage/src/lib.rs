@@ -60,8 +60,8 @@ impl SqliteStorage {
                 ))
             })?;
         }
-        let writer = connect(path, busy_timeout_ms)?;
-        schema::migrate(&writer).map_err(|e| {
+        let mut writer = connect(path, busy_timeout_ms)?;
+        schema::migrate(&mut writer).map_err(|e| {
             PluginError::config(format!(
                 "cannot set up the database {}: {e}",
                 path.display()

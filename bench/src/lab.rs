@@ -1,0 +1,220 @@
+//! The benchmark's bonnie: a temporary folder with a configuration on free ports, and the real
+//! binaries and plugins started from the folder this benchmark was built into.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+/// A free TCP port on loopback.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A child process, killed on drop.
+pub struct Running(Child);
+
+impl Running {
+    /// CPU time used so far (user and system), in seconds.
+    pub fn cpu_s(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0.id())).ok()?;
+        let after_name = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(ticks as f64 / 100.0)
+    }
+
+    /// Peak resident memory so far, in KiB (`VmHWM`).
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One bonnie in a temporary folder.
+pub struct Lab {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    /// The broker's dealer address.
+    pub dealer_address: String,
+}
+
+impl Lab {
+    /// A fresh folder and configuration.
+    pub fn new() -> anyhow::Result<Self> {
+        let bin = std::env::current_exe()?
+            .parent()
+            .context("the benchmark's folder")?
+            .to_path_buf();
+        let dir = tempfile::Builder::new()
+            .prefix("bonnie-bench-")
+            .disable_cleanup(std::env::var_os("BONNIE_BENCH_KEEP").is_some())
+            .tempdir_in(bench_root()?)?;
+        std::fs::create_dir_all(dir.path().join("plugins"))?;
+        for library in ["libbonnie_zmq_input.so", "libbonnie_sqlite_storage.so"] {
+            let source = bin.join(library);
+            if !source.exists() {
+                bail!(
+                    "{} is missing: build the workspace first (scripts/bench does)",
+                    source.display()
+                );
+            }
+            std::fs::copy(&source, dir.path().join("plugins").join(library))?;
+        }
+        let [dealer, collector, worker, controller, admin] = [
+            free_port()?,
+            free_port()?,
+            free_port()?,
+            free_port()?,
+            free_port()?,
+        ];
+        let config = format!(
+            r#"
+[worker]
+plugin_dir = "plugins"
+threads = 2
+
+[broker]
+dealer_address = "tcp://127.0.0.1:{dealer}"
+collector_address = "tcp://127.0.0.1:{collector}"
+worker_address = "tcp://127.0.0.1:{worker}"
+controller_address = "tcp://127.0.0.1:{controller}"
+admin_address = "tcp://127.0.0.1:{admin}"
+database = "var/broker.db"
+
+[dealer]
+broker_address = "tcp://127.0.0.1:{dealer}"
+spool_dir = "var/dealer-spool"
+socket = "var/dealer.sock"
+ack_timeout_ms = 2000
+
+[plugins.zmq-input]
+worker_address = "tcp://127.0.0.1:{worker}"
+controller_address = "tcp://127.0.0.1:{controller}"
+
+[plugins.sqlite-storage]
+path = "var/bonnie.db"
+"#
+        );
+        std::fs::write(dir.path().join("bonnie.toml"), config)?;
+        Ok(Self {
+            dir,
+            bin,
+            dealer_address: format!("tcp://127.0.0.1:{dealer}"),
+        })
+    }
+
+    /// The lab's folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A command for one of bonnie's binaries with this lab's configuration.
+    pub fn command(&self, binary: &str) -> Command {
+        let mut command = Command::new(self.bin.join(binary));
+        command
+            .arg("--config")
+            .arg(self.path().join("bonnie.toml"))
+            .env_remove("BONNIE_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command
+    }
+
+    fn spawn(&self, binary: &str, args: &[&str]) -> anyhow::Result<Running> {
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = self.path().join(format!("{binary}-{n}.log"));
+        let child = self
+            .command(binary)
+            .args(args)
+            .arg("--log-level")
+            .arg("warn")
+            .arg("--log-file")
+            .arg(log)
+            .spawn()
+            .with_context(|| format!("starting {binary}"))?;
+        Ok(Running(child))
+    }
+
+    /// Starts the broker and waits until its admin socket answers.
+    pub fn broker(&self) -> anyhow::Result<Running> {
+        let broker = self.spawn("bonnie-broker", &[])?;
+        let started = Instant::now();
+        loop {
+            let status = self
+                .command("bonnie")
+                .args(["status", "--json", "--timeout", "1"])
+                .status()?;
+            if status.success() {
+                return Ok(broker);
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("the broker did not come up");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts a worker.
+    pub fn worker(&self) -> anyhow::Result<Running> {
+        self.spawn("bonnie-worker", &[])
+    }
+
+    /// Starts the dealer daemon and waits for its socket.
+    pub fn dealer_daemon(&self) -> anyhow::Result<Running> {
+        let daemon = self.spawn("bonnie-dealer", &["--daemon"])?;
+        let started = Instant::now();
+        while !self.path().join("var/dealer.sock").exists() {
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("the dealer daemon did not come up");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(daemon)
+    }
+
+    /// Records in the archive's event log.
+    pub fn archived(&self) -> u64 {
+        let path = self.path().join("var/bonnie.db");
+        let Ok(db) = rusqlite::Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        ) else {
+            return 0;
+        };
+        db.query_row("SELECT count(*) FROM log", [], |r| r.get::<_, i64>(0))
+            .map_or(0, |n| n as u64)
+    }
+
+    /// Milliseconds from `sent_ms` in each record to its storage, for every record.
+    pub fn latencies_ms(&self) -> anyhow::Result<Vec<f64>> {
+        let db = rusqlite::Connection::open(self.path().join("var/bonnie.db"))?;
+        let mut stmt =
+            db.prepare("SELECT stored_ms - json_extract(record, '$.sent_ms') FROM log")?;
+        let rows = stmt.query_map([], |r| r.get::<_, f64>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// Where labs are made: `$BONNIE_BENCH_DIR`, else the system's temporary folder.
+fn bench_root() -> anyhow::Result<PathBuf> {
+    let root = std::env::var_os("BONNIE_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    std::fs::create_dir_all(&root)?;
+    Ok(root)
+}

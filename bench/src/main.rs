@@ -1,0 +1,378 @@
+//! `bonnie-bench`: measures the real binaries on this machine and prints one JSON object:
+//! the dealer's whole-process time, the broker's durable submission rate, the end-to-end
+//! rate and latency (dealer daemon → broker → two workers → SQLite, every commit synced),
+//! and a plain ZeroMQ round trip on the same machine as the reference.
+#![forbid(unsafe_code)]
+
+mod lab;
+
+use std::{
+    io::{Read, Write},
+    os::unix::net::UnixStream,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use bonnie_core::{
+    protocol::{self, DealerMsg},
+    transport,
+};
+use clap::Parser;
+use serde_json::{Value, json};
+
+use crate::lab::Lab;
+
+/// Measures bonnie on this machine and prints the figures as one JSON object.
+#[derive(Parser)]
+#[command(name = "bonnie-bench", version)]
+struct Args {
+    /// Notifications for the end-to-end throughput run
+    #[arg(long, default_value_t = 100_000)]
+    events: u64,
+    /// Concurrent Cyrus connections (dlist clients) in the end-to-end runs
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Offered load for the latency run, notifications per second
+    #[arg(long, default_value_t = 2000)]
+    latency_rate: u64,
+    /// Dealer processes started for the exec-mode timing
+    #[arg(long, default_value_t = 500)]
+    dealer_runs: usize,
+    /// Submissions for the broker's durable rate
+    #[arg(long, default_value_t = 100_000)]
+    submits: usize,
+}
+
+fn main() {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(report) => println!("{report}"),
+        Err(e) => {
+            eprintln!("bonnie-bench: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<Value> {
+    let roundtrips = zmq_roundtrip_per_s(20_000)?;
+    eprintln!("zmq round trips: {roundtrips:.0}/s");
+    let (submits_per_s, dealer) = {
+        let lab = Lab::new()?;
+        let broker = lab.broker()?;
+        let submits = broker_durable_submits_per_s(&lab, args.submits)?;
+        eprintln!("broker durable submits: {submits:.0}/s");
+        let dealer = dealer_exec_ms(&lab, args.dealer_runs)?;
+        eprintln!(
+            "dealer exec: p50 {:.2} ms, p99 {:.2} ms",
+            dealer.0, dealer.1
+        );
+        drop(broker);
+        (submits, dealer)
+    };
+    let (e2e, memory) = end_to_end_per_s(args.events, args.connections)?;
+    eprintln!("end to end: {e2e:.0}/s");
+    let (latency_p50, latency_p99) = end_to_end_latency_ms(args.latency_rate, args.connections)?;
+    eprintln!(
+        "end-to-end latency at {}/s: p50 {latency_p50:.1} ms, p99 {latency_p99:.1} ms",
+        args.latency_rate
+    );
+    Ok(json!({
+        "machine": machine(),
+        "dealer_exec_ms_p50": round(dealer.0, 2),
+        "dealer_exec_ms_p99": round(dealer.1, 2),
+        "broker_durable_submits_per_s": round(submits_per_s, 0),
+        "e2e_events_per_s": round(e2e, 0),
+        "e2e_events": args.events,
+        "e2e_latency_ms_p50": round(latency_p50, 1),
+        "e2e_latency_ms_p99": round(latency_p99, 1),
+        "e2e_latency_offered_per_s": args.latency_rate,
+        "zmq_roundtrip_per_s": round(roundtrips, 0),
+        "processes": memory,
+    }))
+}
+
+fn round(value: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (value * scale).round() / scale
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+fn machine() -> Value {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let memory_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+    });
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| {
+        c.lines()
+            .find(|l| l.starts_with("model name"))
+            .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+    });
+    json!({ "cores": cores, "memory_gib": memory_kib.map(|k| round(k as f64 / 1048576.0, 1)), "cpu": cpu })
+}
+
+/// Sequential request/reply round trips between a DEALER and a ROUTER over loopback TCP.
+fn zmq_roundtrip_per_s(count: usize) -> anyhow::Result<f64> {
+    let context = transport::context();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let address = format!("tcp://127.0.0.1:{port}");
+    let router = transport::router(&context, &address, 1 << 20)?;
+    let dealer = transport::dealer(&context, &address, b"bench", Duration::ZERO)?;
+    let echo = std::thread::spawn(move || -> anyhow::Result<()> {
+        for _ in 0..count {
+            transport::poll(&[&router], Duration::from_secs(10))?;
+            let frames = transport::try_recv(&router)?.context("no request")?;
+            let (identity, body) = frames.split_first().context("no identity")?;
+            transport::send_to(&router, identity, body)?;
+        }
+        Ok(())
+    });
+    let started = Instant::now();
+    for _ in 0..count {
+        transport::send(&dealer, &[b"PING".to_vec()])?;
+        transport::poll(&[&dealer], Duration::from_secs(10))?;
+        transport::try_recv(&dealer)?.context("no reply")?;
+    }
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    echo.join()
+        .map_err(|_| anyhow::anyhow!("the echo thread panicked"))??;
+    Ok(rate)
+}
+
+/// Submissions acknowledged per second, each stored and synced before its ACK, from 16
+/// connections with up to 64 submissions in flight each.
+fn broker_durable_submits_per_s(lab: &Lab, total: usize) -> anyhow::Result<f64> {
+    const SOCKETS: usize = 16;
+    const WINDOW: usize = 64;
+    let context = transport::context();
+    let sockets: Vec<_> = (0..SOCKETS)
+        .map(|i| {
+            let identity = protocol::dealer_identity("bench", 1_000_000 + i as u32);
+            transport::dealer(&context, &lab.dealer_address, &identity, Duration::ZERO)
+        })
+        .collect::<Result<_, _>>()?;
+    let payload = br#"{"event":"MessageAppend","timestamp":"2026-11-28T17:13:36.258Z","user":"john.doe@example.org","uri":"imap://cyrus-lab.example.org/user/john.doe%40example.org;UIDVALIDITY=1795885999/;UID=1"}"#;
+    let mut sent = 0usize;
+    let mut acked = 0usize;
+    let mut in_flight = vec![0usize; SOCKETS];
+    let started = Instant::now();
+    while acked < total {
+        for (i, socket) in sockets.iter().enumerate() {
+            while in_flight[i] < WINDOW && sent < total {
+                let message = DealerMsg::Notify {
+                    id: format!("bench-{sent}"),
+                    notification: payload.to_vec(),
+                };
+                transport::send(socket, &message.frames())?;
+                in_flight[i] += 1;
+                sent += 1;
+            }
+        }
+        let refs: Vec<&transport::Socket> = sockets.iter().collect();
+        let readable = transport::poll(&refs, Duration::from_secs(10))?;
+        if !readable.iter().any(|r| *r) {
+            bail!("the broker stopped acknowledging after {acked} submissions");
+        }
+        for (i, socket) in sockets.iter().enumerate() {
+            while let Some(frames) = transport::try_recv(socket)? {
+                if protocol::parse_ack(&frames).is_ok() {
+                    in_flight[i] -= 1;
+                    acked += 1;
+                }
+            }
+        }
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Whole-process time of `bonnie-dealer` in exec mode (start, submit, ACK, exit), broker up.
+fn dealer_exec_ms(lab: &Lab, runs: usize) -> anyhow::Result<(f64, f64)> {
+    let notification = br#"{"event":"Login","timestamp":"2026-11-28T17:13:17.506Z","service":"imap","user":"john.doe@example.org"}"#;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        let mut child = lab
+            .command("bonnie-dealer")
+            .args(["-c", "EVENT", "-p", "", "-u", "", "-m", "", "-f"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()?;
+        let mut stdin = child.stdin.take().context("the dealer's stdin")?;
+        stdin.write_all(notification)?;
+        stdin.write_all(b"\n")?;
+        drop(stdin);
+        let status = child.wait()?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        if !status.success() {
+            bail!("bonnie-dealer failed: {status}");
+        }
+    }
+    if std::fs::metadata(lab.path().join("var/dealer-spool/queue")).map_or(0, |m| m.len()) > 0 {
+        bail!(
+            "the dealer spooled: the broker did not acknowledge in time, so the timing is not of the normal path"
+        );
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((percentile(&times, 0.5), percentile(&times, 0.99)))
+}
+
+/// Sends one dlist request as Cyrus does and waits for `OK NIL`.
+fn notify(socket: &std::path::Path, json: &str) -> anyhow::Result<()> {
+    let mut stream = UnixStream::connect(socket)?;
+    let request = format!(
+        "NOTIFY %(METHOD external CLASS EVENT PRIORITY NIL USER NIL MAILBOX NIL OPTIONS () MESSAGE {{{}+}}\r\n{json} FILEPATH NIL)\r\n",
+        json.len()
+    );
+    stream.write_all(request.as_bytes())?;
+    let mut reply = [0u8; 16];
+    let n = stream.read(&mut reply)?;
+    if &reply[..n] != b"OK NIL\r\n" {
+        bail!(
+            "the dealer answered {:?}",
+            String::from_utf8_lossy(&reply[..n])
+        );
+    }
+    Ok(())
+}
+
+fn event(n: u64) -> String {
+    json!({
+        "event": "MessageAppend",
+        "timestamp": "2026-11-28T17:13:36.258Z",
+        "service": "imap",
+        "mailboxID": "wrp915vo4ftuwc6ncu10wvjw",
+        "uri": "imap://cyrus-lab.example.org/user/john.doe%40example.org;UIDVALIDITY=1795885999/;UID=1",
+        "user": "john.doe@example.org",
+        "messageSize": 290,
+        "n": n,
+        "sent_ms": bonnie_core::time::now_ms(),
+    })
+    .to_string()
+}
+
+/// A bonnie with a broker, two workers and the dealer daemon.
+fn full_lab() -> anyhow::Result<(Lab, Vec<lab::Running>)> {
+    let lab = Lab::new()?;
+    let broker = lab.broker()?;
+    let workers = [lab.worker()?, lab.worker()?];
+    let daemon = lab.dealer_daemon()?;
+    let mut running = vec![broker, daemon];
+    running.extend(workers);
+    Ok((lab, running))
+}
+
+/// Notifications per second from Cyrus-style dlist connections to synced SQLite records,
+/// with `connections` connections in parallel: from the first send to the last record.
+fn end_to_end_per_s(total: u64, connections: usize) -> anyhow::Result<(f64, Value)> {
+    let (lab, running) = full_lab()?;
+    let socket = lab.path().join("var/dealer.sock");
+    let started = Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let senders: Vec<_> = (0..connections as u64)
+            .map(|c| {
+                let socket = socket.clone();
+                scope.spawn(move || -> anyhow::Result<()> {
+                    let mut n = c;
+                    while n < total {
+                        notify(&socket, &event(n))?;
+                        n += connections as u64;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender
+                .join()
+                .map_err(|_| anyhow::anyhow!("a sender panicked"))??;
+        }
+        Ok(())
+    })?;
+    wait_archived(&lab, total, started)?;
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    let names = ["broker", "dealer_daemon", "worker_1", "worker_2"];
+    let memory: serde_json::Map<String, Value> = names
+        .iter()
+        .zip(&running)
+        .map(|(name, r)| {
+            let cpu_us = r.cpu_s().map(|s| round(s * 1e6 / total as f64, 1));
+            (
+                name.to_string(),
+                json!({ "peak_rss_kib": r.peak_rss_kib(), "cpu_us_per_event": cpu_us }),
+            )
+        })
+        .collect();
+    Ok((rate, Value::Object(memory)))
+}
+
+fn wait_archived(lab: &Lab, total: u64, started: Instant) -> anyhow::Result<()> {
+    let mut last = (0, Instant::now());
+    loop {
+        let archived = lab.archived();
+        if archived >= total {
+            return Ok(());
+        }
+        if archived != last.0 {
+            last = (archived, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(60) {
+            bail!(
+                "stuck at {archived} of {total} archived after {:?}",
+                started.elapsed()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Latency from the dlist request to the synced record at a fixed offered load, for five
+/// seconds of notifications.
+fn end_to_end_latency_ms(rate: u64, connections: usize) -> anyhow::Result<(f64, f64)> {
+    let (lab, _running) = full_lab()?;
+    let socket = lab.path().join("var/dealer.sock");
+    let total = rate * 5;
+    let interval = Duration::from_secs_f64(connections as f64 / rate as f64);
+    let started = Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let senders: Vec<_> = (0..connections as u64)
+            .map(|c| {
+                let socket = socket.clone();
+                scope.spawn(move || -> anyhow::Result<()> {
+                    let offset = interval.mul_f64(c as f64 / connections as f64);
+                    let mut k = 0u64;
+                    let mut n = c;
+                    while n < total {
+                        let due = started + offset + interval.mul_f64(k as f64);
+                        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                        notify(&socket, &event(n))?;
+                        n += connections as u64;
+                        k += 1;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender
+                .join()
+                .map_err(|_| anyhow::anyhow!("a sender panicked"))??;
+        }
+        Ok(())
+    })?;
+    wait_archived(&lab, total, started)?;
+    let mut latencies = lab.latencies_ms()?;
+    latencies.sort_by(f64::total_cmp);
+    if latencies.is_empty() {
+        bail!("no latencies measured");
+    }
+    Ok((percentile(&latencies, 0.5), percentile(&latencies, 0.99)))
+}
