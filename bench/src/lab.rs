@@ -20,6 +20,11 @@ fn free_port() -> anyhow::Result<u16> {
 pub struct Running(Child);
 
 impl Running {
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+
     /// CPU time used so far (user and system), in seconds.
     pub fn cpu_s(&self) -> Option<f64> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0.id())).ok()?;

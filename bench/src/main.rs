@@ -301,6 +301,15 @@ fn end_to_end_per_s(total: u64, connections: usize) -> anyhow::Result<(f64, Valu
     wait_archived(&lab, total, started)?;
     let rate = total as f64 / started.elapsed().as_secs_f64();
     let names = ["broker", "dealer_daemon", "worker_1", "worker_2"];
+    let mut running = running;
+    for (name, process) in names.iter().zip(running.iter_mut()) {
+        if !process.alive() {
+            bail!(
+                "the {name} process ended during the run; see its log in {}",
+                lab.path().display()
+            );
+        }
+    }
     let memory: serde_json::Map<String, Value> = names
         .iter()
         .zip(&running)

@@ -111,13 +111,30 @@ fn connect(path: &Path, busy_timeout_ms: u64) -> Result<Connection, PluginError>
         .map_err(db_error)?;
     // WAL lets readers (bonnie-api, the admin CLI) run beside the writer; FULL syncs every
     // commit, because an acknowledged job must survive a power loss.
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(db_error)?;
+    // Switching a new file to WAL does not wait for the busy timeout when another worker
+    // opens it at the same moment, so wait here.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(busy_timeout_ms);
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Ok(()) => break,
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => return Err(db_error(e)),
+        }
+    }
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(db_error)?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(db_error)?;
     Ok(conn)
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 /// Database errors are passing faults (busy, full disk): the job is retried.
@@ -151,4 +168,25 @@ bonnie_plugin_api::export_storage! {
     name: "sqlite-storage",
     description: "The embedded default: records and a hash-chained event log in one SQLite file.",
     new: SqliteStorage::new,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_opening_a_new_store_at_once_all_succeed() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("bonnie.db");
+            std::thread::scope(|scope| {
+                let opened: Vec<_> = (0..6)
+                    .map(|_| scope.spawn(|| SqliteStorage::open(&path, 5000).map(|_| ())))
+                    .collect();
+                for handle in opened {
+                    handle.join().unwrap().unwrap();
+                }
+            });
+        }
+    }
 }
