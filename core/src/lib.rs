@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod imap;
 pub mod jsonl;
 pub mod logging;
 pub mod notification;
