@@ -26,7 +26,13 @@ mod tests {
         let acl = "john.doe@example.org\tlrswipkxtecdan\tanyone\tp\t";
         assert_eq!(
             parse(acl),
-            vec![("john.doe@example.org".to_string(), "lrswipkxtecdan".to_string()), ("anyone".to_string(), "p".to_string())]
+            vec![
+                (
+                    "john.doe@example.org".to_string(),
+                    "lrswipkxtecdan".to_string()
+                ),
+                ("anyone".to_string(), "p".to_string())
+            ]
         );
         assert!(parse("").is_empty());
         assert!(grants("lrs", "lr"));

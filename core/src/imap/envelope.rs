@@ -56,7 +56,11 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn skip_spaces(&mut self) {
-        while self.bytes.get(self.pos).is_some_and(|b| b.is_ascii_whitespace()) {
+        while self
+            .bytes
+            .get(self.pos)
+            .is_some_and(|b| b.is_ascii_whitespace())
+        {
             self.pos += 1;
         }
     }
@@ -98,7 +102,11 @@ impl Parser<'_> {
             }
             b'{' => {
                 let close = self.bytes[self.pos..].iter().position(|&b| b == b'}')? + self.pos;
-                let length: usize = std::str::from_utf8(&self.bytes[self.pos + 1..close]).ok()?.trim_end_matches('+').parse().ok()?;
+                let length: usize = std::str::from_utf8(&self.bytes[self.pos + 1..close])
+                    .ok()?
+                    .trim_end_matches('+')
+                    .parse()
+                    .ok()?;
                 let start = close + 1 + usize::from(self.bytes.get(close + 1) == Some(&b'\r')) + 1;
                 let text = self.bytes.get(start..start + length)?;
                 self.pos = start + length;
@@ -106,22 +114,37 @@ impl Parser<'_> {
             }
             _ => {
                 let start = self.pos;
-                while self.bytes.get(self.pos).is_some_and(|b| !b.is_ascii_whitespace() && *b != b'(' && *b != b')') {
+                while self
+                    .bytes
+                    .get(self.pos)
+                    .is_some_and(|b| !b.is_ascii_whitespace() && *b != b'(' && *b != b')')
+                {
                     self.pos += 1;
                 }
                 let atom = String::from_utf8_lossy(&self.bytes[start..self.pos]).into_owned();
-                Some(if atom.eq_ignore_ascii_case("NIL") { Value::Nil } else { Value::Text(atom) })
+                Some(if atom.eq_ignore_ascii_case("NIL") {
+                    Value::Nil
+                } else {
+                    Value::Text(atom)
+                })
             }
         }
     }
 }
 
 fn addresses(value: &Value) -> Vec<String> {
-    let Value::List(list) = value else { return Vec::new() };
+    let Value::List(list) = value else {
+        return Vec::new();
+    };
     list.iter()
         .filter_map(|address| {
-            let Value::List(parts) = address else { return None };
-            let name = parts.first().and_then(Value::text).map(|n| rfc2047::decode(&n));
+            let Value::List(parts) = address else {
+                return None;
+            };
+            let name = parts
+                .first()
+                .and_then(Value::text)
+                .map(|n| rfc2047::decode(&n));
             let mailbox = parts.get(2).and_then(Value::text)?;
             let host = parts.get(3).and_then(Value::text);
             let email = match host {
@@ -138,8 +161,14 @@ fn addresses(value: &Value) -> Vec<String> {
 
 /// Parses an ENVELOPE; `None` if it is not one.
 pub fn parse(text: &str) -> Option<Envelope> {
-    let value = Parser { bytes: text.as_bytes(), pos: 0 }.value()?;
-    let Value::List(fields) = value else { return None };
+    let value = Parser {
+        bytes: text.as_bytes(),
+        pos: 0,
+    }
+    .value()?;
+    let Value::List(fields) = value else {
+        return None;
+    };
     if fields.len() < 10 {
         return None;
     }
@@ -169,7 +198,10 @@ mod tests {
         assert_eq!(envelope.from, vec!["Jane Doe <jane.doe@example.org>"]);
         assert_eq!(envelope.to, vec!["John Doe <john.doe@example.org>"]);
         assert!(envelope.cc.is_empty());
-        assert_eq!(envelope.message_id.as_deref(), Some("<1795886016.212314.18789@example.org>"));
+        assert_eq!(
+            envelope.message_id.as_deref(),
+            Some("<1795886016.212314.18789@example.org>")
+        );
     }
 
     #[test]

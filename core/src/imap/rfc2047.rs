@@ -46,10 +46,16 @@ fn decode_word(text: &str) -> Option<(String, usize)> {
         "B" | "b" => base64(encoded)?,
         _ => return None,
     };
-    let charset = charset.split('*').next().unwrap_or(charset).to_ascii_lowercase();
+    let charset = charset
+        .split('*')
+        .next()
+        .unwrap_or(charset)
+        .to_ascii_lowercase();
     let text = match charset.as_str() {
         "utf-8" | "utf8" | "us-ascii" => String::from_utf8(bytes).ok()?,
-        "iso-8859-1" | "latin1" | "iso-8859-15" | "windows-1252" | "cp1252" => bytes.iter().map(|&b| b as char).collect(),
+        "iso-8859-1" | "latin1" | "iso-8859-15" | "windows-1252" | "cp1252" => {
+            bytes.iter().map(|&b| b as char).collect()
+        }
         _ => return None,
     };
     Some((text, used))
@@ -107,10 +113,20 @@ mod tests {
 
     #[test]
     fn q_and_b_words_decode() {
-        assert_eq!(decode("=?UTF-8?Q?Gr=C3=BC=C3=9Fe_aus_K=C3=B6ln?="), "Grüße aus Köln");
-        assert_eq!(decode("=?ISO-8859-1?Q?J=F6rg?= <j@example.org>"), "Jörg <j@example.org>");
+        assert_eq!(
+            decode("=?UTF-8?Q?Gr=C3=BC=C3=9Fe_aus_K=C3=B6ln?="),
+            "Grüße aus Köln"
+        );
+        assert_eq!(
+            decode("=?ISO-8859-1?Q?J=F6rg?= <j@example.org>"),
+            "Jörg <j@example.org>"
+        );
         assert_eq!(decode("=?utf-8?B?w6TDtsO8?="), "äöü");
-        assert_eq!(decode("=?UTF-8?Q?a?= =?UTF-8?Q?b?="), "ab", "space between words goes");
+        assert_eq!(
+            decode("=?UTF-8?Q?a?= =?UTF-8?Q?b?="),
+            "ab",
+            "space between words goes"
+        );
         assert_eq!(decode("Re: =?UTF-8?Q?x?= end"), "Re: x end");
     }
 

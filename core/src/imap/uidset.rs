@@ -20,7 +20,10 @@ pub fn expand(set: &str) -> Result<Vec<u64>, UidSetError> {
     let mut uids = Vec::new();
     for part in set.trim().split(',') {
         let (low, high) = match part.split_once(':') {
-            Some((a, b)) => (a.trim().parse::<u64>().map_err(|_| invalid())?, b.trim().parse::<u64>().map_err(|_| invalid())?),
+            Some((a, b)) => (
+                a.trim().parse::<u64>().map_err(|_| invalid())?,
+                b.trim().parse::<u64>().map_err(|_| invalid())?,
+            ),
             None => {
                 let uid = part.trim().parse::<u64>().map_err(|_| invalid())?;
                 (uid, uid)
@@ -55,6 +58,9 @@ mod tests {
         assert!(matches!(expand("1:*"), Err(UidSetError::Invalid(_))));
         assert!(matches!(expand(""), Err(UidSetError::Invalid(_))));
         assert!(matches!(expand("0"), Err(UidSetError::Invalid(_))));
-        assert!(matches!(expand("1:4294967295"), Err(UidSetError::TooLarge(_))));
+        assert!(matches!(
+            expand("1:4294967295"),
+            Err(UidSetError::TooLarge(_))
+        ));
     }
 }

@@ -40,7 +40,11 @@ impl Mailbox {
             Some((p, d)) if !d.is_empty() && !d.contains('/') => (p, Some(d.to_string())),
             _ => (path, None),
         };
-        let separator = if without_domain.starts_with("user.") && !without_domain.contains('/') { '.' } else { '/' };
+        let separator = if without_domain.starts_with("user.") && !without_domain.contains('/') {
+            '.'
+        } else {
+            '/'
+        };
         let user_prefix = format!("user{separator}");
         match without_domain.strip_prefix(&user_prefix) {
             Some(rest) => {
@@ -52,9 +56,19 @@ impl Mailbox {
                     Some(d) => format!("{local}@{d}"),
                     None => local.to_string(),
                 };
-                Self { path: path.to_string(), owner: Some(owner), name: folder, domain }
+                Self {
+                    path: path.to_string(),
+                    owner: Some(owner),
+                    name: folder,
+                    domain,
+                }
             }
-            None => Self { path: path.to_string(), owner: None, name: without_domain.replace(separator, "/"), domain },
+            None => Self {
+                path: path.to_string(),
+                owner: None,
+                name: without_domain.replace(separator, "/"),
+                domain,
+            },
         }
     }
 
@@ -67,13 +81,26 @@ impl Mailbox {
         };
         let relative = name.trim_matches('/');
         let inbox = relative.is_empty() || relative.eq_ignore_ascii_case("INBOX");
-        let mut path = if inbox { format!("user/{local}") } else { format!("user/{local}/{relative}") };
+        let mut path = if inbox {
+            format!("user/{local}")
+        } else {
+            format!("user/{local}/{relative}")
+        };
         if let Some(d) = &domain {
             path.push('@');
             path.push_str(d);
         }
-        let name = if inbox { "INBOX".to_string() } else { relative.to_string() };
-        Self { path, owner: Some(login.to_string()), name, domain }
+        let name = if inbox {
+            "INBOX".to_string()
+        } else {
+            relative.to_string()
+        };
+        Self {
+            path,
+            owner: Some(login.to_string()),
+            name,
+            domain,
+        }
     }
 }
 
@@ -84,7 +111,9 @@ pub fn percent_decode(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
             if let Some(byte) = hex {
                 out.push(byte);
                 i += 3;
@@ -99,7 +128,9 @@ pub fn percent_decode(text: &str) -> String {
 
 /// Parses an IMAP URL; `None` if it is not one.
 pub fn parse(uri: &str) -> Option<ImapUri> {
-    let rest = uri.strip_prefix("imap://").or_else(|| uri.strip_prefix("IMAP://"))?;
+    let rest = uri
+        .strip_prefix("imap://")
+        .or_else(|| uri.strip_prefix("IMAP://"))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i + 1..]),
         None => (rest, ""),
@@ -138,7 +169,12 @@ pub fn parse(uri: &str) -> Option<ImapUri> {
             None => Mailbox::from_path(&mailbox_path),
         })
     };
-    Some(ImapUri { server, mailbox, uidvalidity, uid })
+    Some(ImapUri {
+        server,
+        mailbox,
+        uidvalidity,
+        uid,
+    })
 }
 
 #[cfg(test)]
@@ -160,17 +196,29 @@ mod tests {
 
     #[test]
     fn the_inbox_and_nested_folders() {
-        let inbox = parse("imap://cyrus-lab.example.org/user/john.doe%40example.org;UIDVALIDITY=1795885999").unwrap();
+        let inbox = parse(
+            "imap://cyrus-lab.example.org/user/john.doe%40example.org;UIDVALIDITY=1795885999",
+        )
+        .unwrap();
         let mailbox = inbox.mailbox.unwrap();
-        assert_eq!((mailbox.name.as_str(), mailbox.owner.as_deref()), ("INBOX", Some("john.doe@example.org")));
+        assert_eq!(
+            (mailbox.name.as_str(), mailbox.owner.as_deref()),
+            ("INBOX", Some("john.doe@example.org"))
+        );
         assert_eq!(inbox.uid, None);
-        let nested = parse("imap://h/user/john.doe/Archive/2026%40example.org").unwrap().mailbox.unwrap();
+        let nested = parse("imap://h/user/john.doe/Archive/2026%40example.org")
+            .unwrap()
+            .mailbox
+            .unwrap();
         assert_eq!(nested.name, "Archive/2026");
     }
 
     #[test]
     fn shared_folders_have_no_owner() {
-        let shared = parse("imap://h/shared/Team%20Calendar%40example.org;UIDVALIDITY=5").unwrap().mailbox.unwrap();
+        let shared = parse("imap://h/shared/Team%20Calendar%40example.org;UIDVALIDITY=5")
+            .unwrap()
+            .mailbox
+            .unwrap();
         assert_eq!(shared.owner, None);
         assert_eq!(shared.name, "shared/Team Calendar");
         assert_eq!(shared.path, "shared/Team Calendar@example.org");
@@ -178,20 +226,28 @@ mod tests {
 
     #[test]
     fn the_older_kolab_form_is_relative_to_its_user() {
-        let uri = parse("imap://john.doe@example.org@kolab.example.org/INBOX;UIDVALIDITY=1411487701").unwrap();
+        let uri =
+            parse("imap://john.doe@example.org@kolab.example.org/INBOX;UIDVALIDITY=1411487701")
+                .unwrap();
         assert_eq!(uri.server, "kolab.example.org");
         assert_eq!(uri.uidvalidity, Some(1_411_487_701));
         let mailbox = uri.mailbox.unwrap();
         assert_eq!(mailbox.path, "user/john.doe@example.org");
         assert_eq!(mailbox.name, "INBOX");
-        let calendar = parse("imap://john.doe@example.org@kolab.example.org/Calendar").unwrap().mailbox.unwrap();
+        let calendar = parse("imap://john.doe@example.org@kolab.example.org/Calendar")
+            .unwrap()
+            .mailbox
+            .unwrap();
         assert_eq!(calendar.path, "user/john.doe/Calendar@example.org");
     }
 
     #[test]
     fn a_bare_server_and_garbage() {
         let login = parse("imap://cyrus-lab.example.org").unwrap();
-        assert_eq!((login.server.as_str(), login.mailbox), ("cyrus-lab.example.org", None));
+        assert_eq!(
+            (login.server.as_str(), login.mailbox),
+            ("cyrus-lab.example.org", None)
+        );
         assert_eq!(parse("http://x/"), None);
         assert_eq!(percent_decode("a%4"), "a%4");
         assert_eq!(percent_decode("%40%zz"), "@%zz");
@@ -200,6 +256,9 @@ mod tests {
     #[test]
     fn dot_separated_paths() {
         let mailbox = Mailbox::from_path("user.john.Sent@example.org");
-        assert_eq!((mailbox.owner.as_deref(), mailbox.name.as_str()), (Some("john@example.org"), "Sent"));
+        assert_eq!(
+            (mailbox.owner.as_deref(), mailbox.name.as_str()),
+            (Some("john@example.org"), "Sent")
+        );
     }
 }

@@ -1,33 +1,13 @@
-//! Handler plugin `messageappend`: MessageAppend and MessageNew events: the appended message and its payload.
-//! Not built yet: it loads, so the plugin directory lists it, but refuses to start until the
-//! work of issue 4 arrives.
+//! Handler plugin `messageappend`: MessageAppend and MessageNew: the appended or delivered message. Each notification becomes the
+//! normalized record, with its user and folder resolved through the storage.
 
-use bonnie_plugin_api::prelude::*;
+use bonnie_model::{ArchiveHandler, Events};
 
-/// The handler; never constructed yet.
-pub struct Messageappend;
-
-impl Messageappend {
-    /// Refuses to start, saying why.
-    pub fn new(_host: Host) -> Result<Self, PluginError> {
-        Err(PluginError::config(
-            "the messageappend handler is not built yet (issue 4); disable it with [worker] disabled = [\"messageappend\"]",
-        ))
-    }
-}
-
-impl Handler for Messageappend {
-    fn events(&self) -> Vec<String> {
-        Vec::new()
-    }
-
-    fn handle(&self, job: &Job) -> Result<HandlerOutcome, PluginError> {
-        Ok(HandlerOutcome::done(job.notification.as_str()))
-    }
-}
+/// The events this handler takes, by their exact names.
+const EVENTS: &[&str] = &["MessageAppend", "MessageNew"];
 
 bonnie_plugin_api::export_handler! {
     name: "messageappend",
-    description: "MessageAppend and MessageNew events: the appended message and its payload. (not built yet)",
-    new: Messageappend::new,
+    description: "MessageAppend and MessageNew: the appended or delivered message.",
+    new: |host| ArchiveHandler::new(host, Events::Named(EVENTS)),
 }

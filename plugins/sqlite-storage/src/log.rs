@@ -28,7 +28,12 @@ struct Columns {
     event: String,
     time_ms: Option<i64>,
     user: Option<String>,
+    user_id: Option<String>,
     folder_uniqueid: Option<String>,
+    folder_id: Option<String>,
+    message_ids: Vec<String>,
+    /// What full-text search finds the entry by.
+    text: String,
 }
 
 fn columns(record: &str) -> Result<Columns, String> {
@@ -43,16 +48,49 @@ fn columns(record: &str) -> Result<Columns, String> {
             .and_then(serde_json::Value::as_str)
             .map(str::to_string)
     };
+    let list = |key: &str| -> Vec<String> {
+        match value.get(key) {
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect(),
+            Some(serde_json::Value::String(one)) => vec![one.clone()],
+            _ => Vec::new(),
+        }
+    };
     let time_ms = text("@timestamp")
         .or_else(|| text("timestamp"))
         .and_then(|t| time::parse_rfc3339_ms(&t));
-    let user = text("user").filter(|u| !u.is_empty());
-    let folder_uniqueid = text("folder_uniqueid").or_else(|| text("mailboxID"));
+    let mut message_ids = list("message_ids");
+    message_ids.extend(list("message_id"));
+    message_ids.sort();
+    message_ids.dedup();
+    let mut searchable: Vec<String> = vec![event.clone()];
+    for key in [
+        "subject",
+        "folder_name",
+        "folder",
+        "old_folder",
+        "user",
+        "acl_subject",
+        "object_uid",
+        "body_text",
+    ] {
+        searchable.extend(text(key));
+    }
+    for key in ["from", "to", "cc", "bcc", "flags"] {
+        searchable.extend(list(key));
+    }
+    searchable.extend(message_ids.iter().cloned());
     Ok(Columns {
         event,
         time_ms,
-        user,
-        folder_uniqueid,
+        user: text("user").filter(|u| !u.is_empty()),
+        user_id: text("user_id"),
+        folder_uniqueid: text("folder_uniqueid").or_else(|| text("mailboxID")),
+        folder_id: text("folder_id"),
+        message_ids,
+        text: searchable.join(" "),
     })
 }
 
@@ -83,8 +121,14 @@ pub fn append(conn: &mut Connection, items: &[OutputItem]) -> rusqlite::Result<V
         seq = seq.max(floor);
         let mut exists = tx.prepare_cached("SELECT 1 FROM log WHERE job_id = ?1")?;
         let mut insert = tx.prepare_cached(
-            "INSERT INTO log (seq, job_id, event, time_ms, user, folder_uniqueid, stored_ms, record, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO log (seq, job_id, event, time_ms, user, folder_uniqueid, stored_ms, record, prev_hash, hash,
+                              user_id, folder_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?;
+        let mut insert_text =
+            tx.prepare_cached("INSERT INTO log_text (rowid, text) VALUES (?1, ?2)")?;
+        let mut insert_message_id = tx.prepare_cached(
+            "INSERT OR IGNORE INTO log_message_ids (message_id, seq) VALUES (?1, ?2)",
         )?;
         let now = time::now_ms();
         for item in items {
@@ -115,8 +159,14 @@ pub fn append(conn: &mut Connection, items: &[OutputItem]) -> rusqlite::Result<V
                 now,
                 record,
                 prev,
-                hash.as_slice()
+                hash.as_slice(),
+                cols.user_id,
+                cols.folder_id
             ])?;
+            insert_text.execute(params![seq, cols.text])?;
+            for message_id in &cols.message_ids {
+                insert_message_id.execute(params![message_id, seq])?;
+            }
             prev = hash.to_vec();
             statuses.push(ItemStatus::Stored);
         }
@@ -208,6 +258,40 @@ mod tests {
             .execute("UPDATE log SET record = '{}'", [])
             .unwrap_err();
         assert!(err.to_string().contains("append-only"), "{err}");
+    }
+
+    #[test]
+    fn the_log_is_searchable_by_text_and_message_id() {
+        let mut conn = open();
+        let record = r#"{"event":"MessageAppend","subject":"Grüße aus Köln","from":["Jane Doe <jane.doe@example.org>"],"message_ids":["<a@example.org>"],"folder_name":"INBOX"}"#;
+        append(
+            &mut conn,
+            &[
+                item("1", record),
+                item("2", r#"{"event":"Login","user":"john"}"#),
+            ],
+        )
+        .unwrap();
+        let found = |query: &str| -> Vec<i64> {
+            let mut stmt = conn
+                .prepare("SELECT rowid FROM log_text WHERE log_text MATCH ?1 ORDER BY rowid")
+                .unwrap();
+            stmt.query_map([query], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(found("koln"), vec![1], "diacritics are folded");
+        assert_eq!(found("jane"), vec![1]);
+        assert_eq!(found("john"), vec![2]);
+        let seq: i64 = conn
+            .query_row(
+                "SELECT seq FROM log_message_ids WHERE message_id = '<a@example.org>'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(seq, 1);
     }
 
     #[test]

@@ -41,6 +41,20 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX log_by_event ON log (event, time_ms);
     CREATE TRIGGER log_is_append_only BEFORE UPDATE ON log
     BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;",
+    // 2: who and which folder state, Message-IDs, and full-text search over the log.
+    "ALTER TABLE log ADD COLUMN user_id TEXT;
+    ALTER TABLE log ADD COLUMN folder_id TEXT;
+    CREATE INDEX log_by_user_id ON log (user_id, time_ms);
+    CREATE INDEX log_by_folder_id ON log (folder_id);
+    CREATE TABLE log_message_ids (
+        message_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (message_id, seq)
+    ) WITHOUT ROWID;
+    -- Subjects, addresses, folder names, flags, Message-IDs; rowid = log seq.
+    CREATE VIRTUAL TABLE log_text USING fts5 (
+        text, content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 2'
+    );",
 ];
 
 /// Brings the schema to the newest version. Several workers may open the same file at once:

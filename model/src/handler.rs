@@ -1,0 +1,117 @@
+//! The handler every archive plugin runs for its events: normalize the notification, resolve
+//! its user and folder, keep sessions, and hand the record on.
+
+use bonnie_core::{notification::KNOWN_EVENTS, time::now_ms};
+use bonnie_plugin_api::prelude::*;
+use bonnie_plugin_api::storage::StorageClient;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{
+    folders,
+    record::{self, Object},
+    sessions::{self, Logout},
+    users,
+};
+
+/// The settings every archive handler reads from its own table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Times a Logout waits (is postponed) for its Login before it is stored on its own.
+    /// Default: 4.
+    #[serde(default = "default_logout_waits")]
+    pub logout_waits: u32,
+}
+
+fn default_logout_waits() -> u32 {
+    4
+}
+
+/// Which events a handler takes.
+#[derive(Debug, Clone, Copy)]
+pub enum Events {
+    /// These exact names.
+    Named(&'static [&'static str]),
+    /// Every event bonnie does not know by name (subscribed as `*`).
+    Unknown,
+}
+
+/// An archive handler.
+pub struct ArchiveHandler {
+    host: Host,
+    storage: StorageClient,
+    events: Events,
+    settings: Settings,
+}
+
+impl ArchiveHandler {
+    /// A handler for `events`, with the host's storage.
+    pub fn new(host: Host, events: Events) -> Result<Self, PluginError> {
+        let settings: Settings = host.config()?;
+        let storage = host.storage()?;
+        Ok(Self {
+            host,
+            storage,
+            events,
+            settings,
+        })
+    }
+}
+
+impl Handler for ArchiveHandler {
+    fn events(&self) -> Vec<String> {
+        match self.events {
+            Events::Named(names) => names.iter().map(|n| n.to_string()).collect(),
+            Events::Unknown => vec!["*".to_string()],
+        }
+    }
+
+    fn handle(&self, job: &Job) -> Result<HandlerOutcome, PluginError> {
+        let mut record: Object = match serde_json::from_str(job.notification.as_str()) {
+            Ok(Value::Object(object)) => object,
+            _ => {
+                return Ok(HandlerOutcome::rejected(
+                    "the notification is not a JSON object",
+                ));
+            }
+        };
+        let event = record
+            .get("event")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if matches!(self.events, Events::Unknown) && KNOWN_EVENTS.contains(&event.as_str()) {
+            return Ok(HandlerOutcome::done(job.notification.as_str()));
+        }
+        let now = now_ms();
+        record::normalize(&mut record, now);
+        users::resolve(&self.storage, &mut record, now)?;
+        folders::resolve(&self.storage, &mut record, now)?;
+        match event.as_str() {
+            "Login" => sessions::login(&self.storage, &record, job.id.as_str(), now)?,
+            "Logout" => {
+                let waits = self.settings.logout_waits;
+                if sessions::logout(&self.storage, &mut record, job.id.as_str(), waits, now)?
+                    == Logout::Wait
+                {
+                    let session = record
+                        .get("session_id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    return Ok(HandlerOutcome::postpone(format!(
+                        "the Login of session {session} is not stored yet"
+                    )));
+                }
+            }
+            _ => {}
+        }
+        if record.contains_key("unknown_event") {
+            self.host.warn(
+                "An event bonnie does not know; stored as received.",
+                &[("event", &event), ("job", &job.id)],
+            );
+        }
+        Ok(HandlerOutcome::done(Value::Object(record).to_string()))
+    }
+}

@@ -1,0 +1,12 @@
+//! The archive model the handler plugins share: the normalized record (the design's log
+//! entry), user records, folder records with their state checksum, and sessions, all kept
+//! through the host's storage.
+#![forbid(unsafe_code)]
+
+pub mod folders;
+pub mod handler;
+pub mod record;
+pub mod sessions;
+pub mod users;
+
+pub use handler::{ArchiveHandler, Events};

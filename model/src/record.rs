@@ -1,0 +1,248 @@
+//! The normalized record, the design's log entry: the notification Cyrus sent, kept as it is,
+//! with bonnie's fields added beside it (`@timestamp`, `user`, `folder_uniqueid`, UIDs,
+//! Message-IDs, flags, ACL, quota figures...). Adding never removes or rewrites a Cyrus field,
+//! so normalizing twice gives the same record and the original stays as evidence.
+
+use bonnie_core::{
+    imap::{acl, envelope, uidset, uri},
+    notification::KNOWN_EVENTS,
+    time,
+};
+use serde_json::{Map, Value, json};
+
+/// The version of the record's layout (`@version`).
+pub const VERSION: u64 = 1;
+
+/// A JSON object.
+pub type Object = Map<String, Value>;
+
+fn text<'a>(n: &'a Object, key: &str) -> Option<&'a str> {
+    n.get(key).and_then(Value::as_str)
+}
+
+fn copy_number(n: &mut Object, from: &str, to: &str) {
+    if let Some(value) = n.get(from).filter(|v| v.is_number()).cloned() {
+        n.insert(to.to_string(), value);
+    }
+}
+
+fn copy_text(n: &mut Object, from: &str, to: &str) {
+    if let Some(value) = text(n, from).filter(|v| !v.is_empty()).map(str::to_string) {
+        n.insert(to.to_string(), Value::String(value));
+    }
+}
+
+/// Adds bonnie's fields to a Cyrus notification. `processed_ms` stands in for the event's
+/// time when the notification has none (flagged `timestamp_missing`).
+pub fn normalize(n: &mut Object, processed_ms: i64) {
+    let event = text(n, "event").unwrap_or_default().to_string();
+    n.insert("@version".to_string(), json!(VERSION));
+    match text(n, "timestamp").and_then(time::parse_rfc3339_ms) {
+        Some(ms) => {
+            n.insert("@timestamp".to_string(), json!(time::format_rfc3339_ms(ms)));
+        }
+        None => {
+            n.insert(
+                "@timestamp".to_string(),
+                json!(time::format_rfc3339_ms(processed_ms)),
+            );
+            n.insert("timestamp_missing".to_string(), json!(true));
+        }
+    }
+    if !KNOWN_EVENTS.contains(&event.as_str()) {
+        n.insert("unknown_event".to_string(), json!(true));
+    }
+    copy_text(n, "vnd.cmu.sessionId", "session_id");
+    copy_text(n, "clientIP", "client_ip");
+    copy_number(n, "clientPort", "client_port");
+    copy_text(n, "serverFQDN", "server");
+    copy_text(n, "serverDomain", "server_domain");
+    copy_number(n, "serverPort", "server_port");
+    copy_text(n, "mailboxID", "folder_uniqueid");
+    for (from, to) in [
+        ("messages", "messages"),
+        ("vnd.cmu.unseenMessages", "unseen_messages"),
+        ("uidnext", "uidnext"),
+        ("modseq", "modseq"),
+        ("messageSize", "message_size"),
+        ("diskQuota", "disk_quota"),
+        ("diskUsed", "disk_used"),
+        ("maxMessages", "max_messages"),
+    ] {
+        copy_number(n, from, to);
+    }
+    folder_fields(n);
+    uid_fields(n);
+    message_fields(n);
+    acl_fields(n, &event);
+}
+
+/// The folder of `uri` and, for copies, moves and renames, of `oldMailboxID` (a URI).
+fn folder_fields(n: &mut Object) {
+    if let Some(parsed) = text(n, "uri").and_then(uri::parse) {
+        if let Some(mailbox) = parsed.mailbox {
+            n.insert("folder".to_string(), json!(mailbox.path));
+            n.insert("folder_name".to_string(), json!(mailbox.name));
+            if let Some(owner) = mailbox.owner {
+                n.insert("folder_owner".to_string(), json!(owner));
+            }
+        }
+        if let Some(v) = parsed.uidvalidity {
+            n.insert("uidvalidity".to_string(), json!(v));
+        }
+        if let Some(uid) = parsed.uid {
+            n.insert("uid".to_string(), json!(uid));
+        }
+    }
+    if let Some(parsed) = text(n, "oldMailboxID").and_then(uri::parse) {
+        if let Some(mailbox) = parsed.mailbox {
+            n.insert("old_folder".to_string(), json!(mailbox.path));
+            n.insert("old_folder_name".to_string(), json!(mailbox.name));
+        }
+        if let Some(v) = parsed.uidvalidity {
+            n.insert("old_uidvalidity".to_string(), json!(v));
+        }
+    }
+}
+
+/// `uids` from `uidset` (or the URL's single UID), `old_uids` from `vnd.cmu.oldUidset`. A set
+/// that cannot be expanded is noted, not fatal: the record is still evidence.
+fn uid_fields(n: &mut Object) {
+    for (from, to) in [("uidset", "uids"), ("vnd.cmu.oldUidset", "old_uids")] {
+        let Some(set) = text(n, from).map(str::to_string) else {
+            continue;
+        };
+        match uidset::expand(&set) {
+            Ok(uids) => {
+                n.insert(to.to_string(), json!(uids));
+            }
+            Err(e) => {
+                n.insert(format!("{to}_error"), json!(e.to_string()));
+            }
+        }
+    }
+    if !n.contains_key("uids") {
+        if let Some(uid) = n.get("uid").cloned() {
+            n.insert("uids".to_string(), json!([uid]));
+        }
+    }
+}
+
+/// Message-IDs, flags and the envelope's subject and addresses.
+fn message_fields(n: &mut Object) {
+    let message_ids: Vec<Value> = match n.get("vnd.cmu.midset") {
+        Some(Value::Array(ids)) => ids
+            .iter()
+            .filter(|id| id.as_str().is_some_and(|s| s != "NIL"))
+            .cloned()
+            .collect(),
+        Some(Value::String(id)) if id != "NIL" => vec![json!(id)],
+        _ => Vec::new(),
+    };
+    if !message_ids.is_empty() {
+        n.insert("message_ids".to_string(), Value::Array(message_ids));
+    }
+    if let Some(flags) = text(n, "flagNames") {
+        let flags: Vec<Value> = flags.split_whitespace().map(|f| json!(f)).collect();
+        n.insert("flags".to_string(), Value::Array(flags));
+    }
+    if let Some(parsed) = text(n, "vnd.cmu.envelope").and_then(envelope::parse) {
+        if let Some(subject) = parsed.subject {
+            n.insert("subject".to_string(), json!(subject));
+        }
+        for (key, list) in [
+            ("from", parsed.from),
+            ("to", parsed.to),
+            ("cc", parsed.cc),
+            ("bcc", parsed.bcc),
+        ] {
+            if !list.is_empty() {
+                n.insert(key.to_string(), json!(list));
+            }
+        }
+        if let Some(id) = parsed.message_id {
+            n.insert("message_id".to_string(), json!(id));
+        }
+        if let Some(date) = parsed.date {
+            n.insert("date".to_string(), json!(date));
+        }
+    }
+}
+
+/// The folder's ACL (`vnd.cmu.mailboxACL`) as an object, and the change an AclChange made.
+fn acl_fields(n: &mut Object, event: &str) {
+    if let Some(list) = text(n, "vnd.cmu.mailboxACL") {
+        let map: Object = acl::parse(list)
+            .into_iter()
+            .map(|(subject, rights)| (subject, json!(rights)))
+            .collect();
+        n.insert("mailbox_acl".to_string(), Value::Object(map));
+    }
+    copy_text(n, "aclSubject", "acl_subject");
+    if event == "AclChange" {
+        match text(n, "aclRights") {
+            Some(rights) => {
+                n.insert("acl_rights".to_string(), json!(rights));
+            }
+            // DELETEACL sends no rights.
+            None => {
+                n.insert("acl_removed".to_string(), json!(true));
+            }
+        }
+    }
+}
+
+/// The record's event time in ms since the epoch.
+pub fn event_ms(n: &Object) -> Option<i64> {
+    text(n, "@timestamp").and_then(time::parse_rfc3339_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(json: &str) -> Object {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_message_append_gets_its_fields_and_keeps_cyrus_fields() {
+        let mut n = object(
+            r#"{"event":"MessageAppend","timestamp":"2026-11-28T17:13:37.778Z","mailboxID":"umlq6xbovdfdid2o1v10vpur","uri":"imap://cyrus-lab.example.org/user/john.doe/Calendar%40example.org;UIDVALIDITY=1795886003/;UID=1","vnd.cmu.midset":["NIL"],"user":"john.doe@example.org","messageSize":2405,"flagNames":"\\seen $Label1"}"#,
+        );
+        normalize(&mut n, 0);
+        assert_eq!(n["@timestamp"], "2026-11-28T17:13:37.778Z");
+        assert_eq!(n["folder_uniqueid"], "umlq6xbovdfdid2o1v10vpur");
+        assert_eq!(n["folder"], "user/john.doe/Calendar@example.org");
+        assert_eq!(n["folder_name"], "Calendar");
+        assert_eq!(n["uids"], json!([1]));
+        assert_eq!(n["uidvalidity"], 1_795_886_003);
+        assert!(n.get("message_ids").is_none(), "NIL is not a Message-ID");
+        assert_eq!(n["flags"], json!(["\\seen", "$Label1"]));
+        assert_eq!(n["message_size"], 2405);
+        assert_eq!(
+            n["mailboxID"], "umlq6xbovdfdid2o1v10vpur",
+            "the Cyrus field stays"
+        );
+        let once = n.clone();
+        normalize(&mut n, 0);
+        assert_eq!(n, once, "normalizing twice changes nothing");
+    }
+
+    #[test]
+    fn unknown_events_and_missing_times_are_flagged() {
+        let mut n = object(r#"{"event":"CalendarAlarm","user":"x"}"#);
+        normalize(&mut n, 1_000);
+        assert_eq!(n["unknown_event"], true);
+        assert_eq!(n["timestamp_missing"], true);
+        assert_eq!(n["@timestamp"], "1970-01-01T00:00:01.000Z");
+    }
+
+    #[test]
+    fn bad_uid_sets_are_noted_not_fatal() {
+        let mut n =
+            object(r#"{"event":"FlagsSet","timestamp":"2026-11-28T17:13:43.903Z","uidset":"1:x"}"#);
+        normalize(&mut n, 0);
+        assert!(n["uids_error"].as_str().unwrap().contains("not a UID set"));
+    }
+}
