@@ -220,12 +220,22 @@ fn update_current(
         if let Some(v) = number("uidvalidity") {
             view.insert("uidvalidity".to_string(), json!(v));
         }
-        let event = record
-            .get("event")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        view.insert("deleted".to_string(), json!(event == "MailboxDelete"));
         view.insert("event_ms".to_string(), json!(event_time));
+    }
+    // Cyrus never reuses a uniqueid, and may report a last MailboxModseq after the delete:
+    // deleted stays deleted, whatever the order.
+    let deleted = view
+        .get("deleted")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if record.get("event").and_then(Value::as_str) == Some("MailboxDelete") {
+        view.insert(
+            "deleted_at".to_string(),
+            record.get("@timestamp").cloned().unwrap_or(Value::Null),
+        );
+        view.insert("deleted".to_string(), json!(true));
+    } else {
+        view.insert("deleted".to_string(), json!(deleted));
     }
     view.insert("uniqueid".to_string(), json!(uniqueid));
     let name = view

@@ -79,8 +79,15 @@ pub fn normalize(n: &mut Object, processed_ms: i64) {
 
 /// The folder of `uri` and, for copies, moves and renames, of `oldMailboxID` (a URI).
 fn folder_fields(n: &mut Object) {
+    // A quota event's URL names the quota root, not a folder the event happened in.
+    let quota = text(n, "event").is_some_and(|e| e.starts_with("Quota"));
     if let Some(parsed) = text(n, "uri").and_then(uri::parse) {
-        if let Some(mailbox) = parsed.mailbox {
+        if let (Some(mailbox), true) = (&parsed.mailbox, quota) {
+            n.insert("quota_root".to_string(), json!(mailbox.path));
+            if let Some(owner) = &mailbox.owner {
+                n.insert("quota_owner".to_string(), json!(owner));
+            }
+        } else if let Some(mailbox) = parsed.mailbox {
             n.insert("folder".to_string(), json!(mailbox.path));
             n.insert("folder_name".to_string(), json!(mailbox.name));
             if let Some(owner) = mailbox.owner {

@@ -1,0 +1,379 @@
+//! Every notification a real Cyrus 3.6 produced, through the real worker and the real handler
+//! plugins into SQLite: each yields a record whose fields are checked by value; sessions get
+//! their duration; ACL changes make new folder states of the same folder; renames keep the
+//! folder's uniqueid and both names.
+
+use std::collections::BTreeMap;
+
+use bonnie_tests::{paths, worker::WorkerLab};
+use serde_json::{Value, json};
+
+/// The archive handlers.
+const HANDLERS: [&str; 6] = [
+    "bonnie-sessions",
+    "bonnie-mailboxes",
+    "bonnie-messages",
+    "bonnie-messageappend",
+    "bonnie-quota",
+    "bonnie-unknown-events",
+];
+
+/// The captured samples in the order Cyrus emitted them.
+fn samples() -> Vec<(String, Value)> {
+    let dir = paths::repo_root().join("../shared/reference/cyrus/events");
+    let index = std::fs::read_to_string(dir.join("index.tsv")).unwrap();
+    index
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let file = line.split('\t').next().unwrap().to_string();
+            let raw: Value = serde_json::from_str(&paths::cyrus_event(&file)).unwrap();
+            (file, raw)
+        })
+        .collect()
+}
+
+/// Runs the samples through a worker; the lab and the records by sample file.
+fn archive_samples(extra_lines: &[String]) -> (WorkerLab, BTreeMap<String, Value>) {
+    let lab = WorkerLab::with_plugins(&HANDLERS, "[plugins.sessions]\nlogout_waits = 2\n");
+    let config = std::fs::read_to_string(lab.config())
+        .unwrap()
+        .replace("threads = 2", "threads = 1");
+    lab.write("bonnie.toml", &config);
+    let samples = samples();
+    let mut lines: Vec<String> = samples.iter().map(|(_, raw)| raw.to_string()).collect();
+    lines.extend_from_slice(extra_lines);
+    lab.notifications(&lines);
+    lab.run();
+    let records = samples
+        .iter()
+        .enumerate()
+        .map(|(i, (file, _))| (file.clone(), lab.record(&format!("in.jsonl:{}", i + 1))))
+        .collect();
+    (lab, records)
+}
+
+/// `a` or `a:b` expanded, the only forms in the samples.
+fn uids(set: &str) -> Vec<u64> {
+    match set.split_once(':') {
+        Some((a, b)) => (a.parse().unwrap()..=b.parse().unwrap()).collect(),
+        None => vec![set.parse().unwrap()],
+    }
+}
+
+#[test]
+fn every_captured_notification_becomes_a_record_checked_by_value() {
+    let (lab, records) = archive_samples(&[]);
+    for (file, raw) in samples() {
+        let r = &records[&file];
+        let ctx = format!("{file}: {r}");
+        assert_eq!(r["event"], raw["event"], "{ctx}");
+        assert_eq!(r["@timestamp"], raw["timestamp"], "{ctx}");
+        assert_eq!(r["@version"], 1, "{ctx}");
+        assert!(r.get("unknown_event").is_none(), "{ctx}");
+        assert_eq!(r["session_id"], raw["vnd.cmu.sessionId"], "{ctx}");
+        // Cyrus's own fields stay as they were.
+        for (key, value) in raw.as_object().unwrap() {
+            assert_eq!(&r[key], value, "{ctx}: field {key}");
+        }
+        if let Some(id) = raw.get("mailboxID") {
+            assert_eq!(&r["folder_uniqueid"], id, "{ctx}");
+            let folder_id = r["folder_id"].as_str().unwrap();
+            assert!(
+                folder_id.len() == 32 && folder_id.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{ctx}"
+            );
+            assert!(
+                r["folder"].as_str().unwrap().ends_with("@example.org"),
+                "{ctx}"
+            );
+            assert!(!r["folder"].as_str().unwrap().contains('%'), "{ctx}");
+        }
+        match raw.get("uidset").and_then(Value::as_str) {
+            Some(set) => assert_eq!(r["uids"], json!(uids(set)), "{ctx}"),
+            None if raw["uri"].as_str().is_some_and(|u| u.contains(";UID=")) => {
+                assert_eq!(r["uids"], json!([r["uid"]]), "{ctx}")
+            }
+            None => assert!(r.get("uids").is_none(), "{ctx}"),
+        }
+        if let Some(Value::Array(midset)) = raw.get("vnd.cmu.midset") {
+            let expected: Vec<&Value> = midset.iter().filter(|m| *m != "NIL").collect();
+            if expected.is_empty() {
+                assert!(r.get("message_ids").is_none(), "{ctx}");
+            } else {
+                assert_eq!(
+                    r["message_ids"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .collect::<Vec<_>>(),
+                    expected,
+                    "{ctx}"
+                );
+            }
+        }
+        if let Some(flags) = raw.get("flagNames").and_then(Value::as_str) {
+            assert_eq!(
+                r["flags"],
+                json!(flags.split_whitespace().collect::<Vec<_>>()),
+                "{ctx}"
+            );
+        }
+        match raw["user"].as_str().unwrap() {
+            "" | "cyrus" => assert!(r.get("user_id").is_none(), "{ctx}"),
+            user => assert_eq!(
+                r["user_id"],
+                format!("login:{user}"),
+                "{ctx}: unresolved until a collector asks LDAP"
+            ),
+        }
+    }
+
+    // Values of chosen samples.
+    let calendar_event = &records["MessageAppend-3.json"];
+    assert_eq!(
+        calendar_event["folder"],
+        "user/john.doe/Calendar@example.org"
+    );
+    assert_eq!(calendar_event["folder_name"], "Calendar");
+    assert_eq!(calendar_event["folder_owner"], "john.doe@example.org");
+    assert_eq!(calendar_event["uid"], 1);
+    assert_eq!(calendar_event["uidvalidity"], 1_795_886_003u64);
+    assert_eq!(calendar_event["message_size"], 2405);
+    assert_eq!(
+        calendar_event["mailbox_acl"],
+        json!({ "john.doe@example.org": "lrswipkxtecdan", "jane.doe@example.org": "lrs" })
+    );
+    let plain = &records["MessageAppend-1.json"];
+    assert_eq!(plain["folder_name"], "INBOX");
+    assert_eq!(plain["subject"], "plain test 1");
+    assert_eq!(plain["from"], json!(["Jane Doe <jane.doe@example.org>"]));
+    assert_eq!(plain["to"], json!(["John Doe <john.doe@example.org>"]));
+    assert_eq!(
+        plain["message_ids"],
+        json!(["<1795886016.212314.18789@example.org>"])
+    );
+    let flagged = &records["MessageAppend-2.json"];
+    assert_eq!(flagged["flags"], json!(["\\seen", "$Label1"]));
+    let moved = &records["vnd.cmu.MessageMove-1.json"];
+    assert_eq!(moved["old_folder"], "user/john.doe@example.org");
+    assert_eq!(moved["old_folder_name"], "INBOX");
+    assert_eq!(moved["folder_name"], "Archive");
+    assert_eq!(
+        (moved["uids"].clone(), moved["old_uids"].clone()),
+        (json!([2]), json!([2]))
+    );
+    let copied = &records["vnd.cmu.MessageCopy-1.json"];
+    assert_eq!(
+        (
+            copied["old_folder_name"].clone(),
+            copied["folder_name"].clone()
+        ),
+        (json!("INBOX"), json!("Archive"))
+    );
+    let both_flags = &records["FlagsSet-2.json"];
+    assert_eq!(both_flags["uids"], json!([1, 2]));
+    assert_eq!(both_flags["flags"], json!(["\\Answered", "$Important"]));
+    let quota = &records["QuotaChange-1.json"];
+    assert_eq!(
+        (
+            quota["disk_quota"].clone(),
+            quota["disk_used"].clone(),
+            quota["max_messages"].clone()
+        ),
+        (json!(200), json!(0), json!(-1))
+    );
+    assert_eq!(quota["quota_root"], "user/john.doe@example.org");
+    assert!(
+        quota.get("folder_id").is_none(),
+        "a quota root is not a folder event"
+    );
+    let granted = &records["AclChange-1.json"];
+    assert_eq!(
+        (
+            granted["acl_subject"].clone(),
+            granted["acl_rights"].clone()
+        ),
+        (json!("jane.doe@example.org"), json!("lrs"))
+    );
+    let removed = &records["AclChange-3.json"];
+    assert_eq!(
+        (
+            removed["acl_subject"].clone(),
+            removed["acl_removed"].clone()
+        ),
+        (json!("jane.doe@example.org"), json!(true))
+    );
+    let expired = &records["MessageExpire-1.json"];
+    assert_eq!(expired["service"], "cyr_expire");
+    let login = &records["Login-2.json"];
+    assert_eq!(
+        (login["client_ip"].clone(), login["server"].clone()),
+        (json!("127.0.0.1"), json!("cyrus-lab.example.org"))
+    );
+
+    // Everything reached SQLite too, once.
+    let db = rusqlite::Connection::open(lab.path().join("var/bonnie.db")).unwrap();
+    let logged: i64 = db
+        .query_row("SELECT count(DISTINCT job_id) FROM log", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(logged as usize, samples().len());
+}
+
+#[test]
+fn a_login_and_its_logout_make_one_session_with_its_duration() {
+    let (lab, records) = archive_samples(&[]);
+    let logout = &records["Logout-2.json"];
+    assert_eq!(logout["login_time"], "2026-11-28T17:13:21.544Z");
+    assert_eq!(logout["duration"], 40.181);
+    let db = rusqlite::Connection::open(lab.path().join("var/bonnie.db")).unwrap();
+    let body: String = db
+        .query_row(
+            "SELECT body FROM records WHERE collection = 'sessions' AND key = 'cyrus-lab.example.org-1795886001-18849-1-733595124588318753'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let session: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(session["user"], "john.doe@example.org");
+    assert_eq!(session["login_time"], "2026-11-28T17:13:21.544Z");
+    assert_eq!(session["logout_time"], "2026-11-28T17:14:01.725Z");
+    assert_eq!(session["duration"], 40.181);
+    let sessions: i64 = db
+        .query_row(
+            "SELECT count(*) FROM records WHERE collection = 'sessions'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(sessions, 8, "one per Login");
+}
+
+#[test]
+fn a_logout_without_its_login_waits_then_is_stored_on_its_own() {
+    let lonely = json!({
+        "event": "Logout", "timestamp": "2026-11-28T18:00:00.000Z", "service": "imap",
+        "user": "john.doe@example.org", "vnd.cmu.sessionId": "no-such-login-1"
+    });
+    let (lab, _) = archive_samples(&[lonely.to_string()]);
+    let job = format!("in.jsonl:{}", samples().len() + 1);
+    let outcomes = lab.outcomes_of(&job);
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| o["outcome"] == "postponed")
+            .count(),
+        2,
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes.last().unwrap()["outcome"], "done");
+    let record = lab.record(&job);
+    assert_eq!(record["login_missing"], true);
+    assert!(record.get("duration").is_none());
+}
+
+fn folder_states(lab: &WorkerLab, uniqueid: &str) -> Vec<Value> {
+    let db = rusqlite::Connection::open(lab.path().join("var/bonnie.db")).unwrap();
+    let mut stmt = db
+        .prepare(
+            "SELECT r.body FROM records r JOIN record_index i ON i.collection = r.collection AND i.key = r.key
+             WHERE r.collection = 'folders' AND i.field = 'uniqueid' AND i.value = ?1 ORDER BY r.time_ms",
+        )
+        .unwrap();
+    stmt.query_map([uniqueid], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|b| serde_json::from_str(&b.unwrap()).unwrap())
+        .collect()
+}
+
+fn current_folder(lab: &WorkerLab, uniqueid: &str) -> Value {
+    let db = rusqlite::Connection::open(lab.path().join("var/bonnie.db")).unwrap();
+    let body: String = db
+        .query_row(
+            "SELECT body FROM records WHERE collection = 'folders-current' AND key = ?1",
+            [uniqueid],
+            |r| r.get(0),
+        )
+        .unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+#[test]
+fn an_acl_change_makes_a_new_folder_state_of_the_same_folder() {
+    let (lab, records) = archive_samples(&[]);
+    let calendar = "umlq6xbovdfdid2o1v10vpur";
+    let created = &records["MailboxCreate-3.json"];
+    let granted = &records["AclChange-1.json"];
+    assert_eq!(created["folder_uniqueid"], calendar);
+    assert_eq!(granted["folder_uniqueid"], calendar);
+    assert_ne!(
+        created["folder_id"], granted["folder_id"],
+        "a new ACL is a new folder state"
+    );
+    let states = folder_states(&lab, calendar);
+    let ids: Vec<&Value> = states.iter().map(|s| &s["folder_id"]).collect();
+    assert!(
+        ids.contains(&&created["folder_id"]) && ids.contains(&&granted["folder_id"]),
+        "{ids:?}"
+    );
+    let granted_state = states
+        .iter()
+        .find(|s| s["folder_id"] == granted["folder_id"])
+        .unwrap();
+    assert_eq!(granted_state["acl_subjects"]["jane.doe@example.org"], "lrs");
+    assert_eq!(
+        granted_state["acl"]["login:jane.doe@example.org"], "lrs",
+        "subjects mapped to user ids"
+    );
+    assert_eq!(granted_state["name"], "Calendar");
+    // The final SETACL leaves jane with lrs again: the same state, the same id, as the first.
+    assert_eq!(
+        records["AclChange-4.json"]["folder_id"],
+        granted["folder_id"]
+    );
+    let current = current_folder(&lab, calendar);
+    assert_eq!(current["acl"]["jane.doe@example.org"], "lrs");
+}
+
+#[test]
+fn a_rename_keeps_the_uniqueid_and_both_names() {
+    let (lab, records) = archive_samples(&[]);
+    let renamed = &records["MailboxRename-1.json"];
+    let uniqueid = renamed["folder_uniqueid"].as_str().unwrap();
+    assert_eq!(records["MailboxCreate-7.json"]["folder_uniqueid"], uniqueid);
+    assert_eq!(
+        (
+            renamed["old_folder_name"].clone(),
+            renamed["folder_name"].clone()
+        ),
+        (json!("Tmp"), json!("Tmp2"))
+    );
+    let names: Vec<Value> = folder_states(&lab, uniqueid)
+        .iter()
+        .map(|s| s["name"].clone())
+        .collect();
+    assert!(
+        names.contains(&json!("Tmp")) && names.contains(&json!("Tmp2")),
+        "{names:?}"
+    );
+    let current = current_folder(&lab, uniqueid);
+    assert_eq!(current["name"], "Tmp2");
+    assert_eq!(current["deleted"], true, "Tmp2 was deleted afterwards");
+    let history: Vec<Value> = current["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].clone())
+        .collect();
+    assert!(history.contains(&json!("Tmp")), "{current}");
+}
+
+#[test]
+fn an_unknown_event_is_stored_as_received_and_flagged() {
+    let alarm = json!({ "event": "CalendarAlarm", "timestamp": "2026-11-28T19:00:00.000Z", "user": "john.doe@example.org", "alarm": { "uid": "x" } });
+    let (lab, _) = archive_samples(&[alarm.to_string()]);
+    let record = lab.record(&format!("in.jsonl:{}", samples().len() + 1));
+    assert_eq!(record["unknown_event"], true);
+    assert_eq!(record["alarm"], json!({ "uid": "x" }));
+    assert_eq!(record["@timestamp"], "2026-11-28T19:00:00.000Z");
+}
