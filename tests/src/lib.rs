@@ -7,4 +7,5 @@ pub mod cluster;
 pub mod fixtures;
 pub mod paths;
 pub mod process;
+pub mod search_server;
 pub mod worker;

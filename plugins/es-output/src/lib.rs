@@ -1,32 +1,46 @@
-//! Output plugin `es-output`: Processed notifications into Elasticsearch or OpenSearch daily indices through the bulk API.
-//! Not built yet: it loads, so the plugin directory lists it, but refuses to start until the
-//! work of issue 4 arrives.
+//! Output plugin `es-output`: every processed notification into the daily index of its own
+//! date (`logstash-YYYY.MM.DD`) of an Elasticsearch 7+/8 or OpenSearch server, through
+//! `_bulk`, once per job id; refused documents go to the dead-letter store with the reason.
 
+use bonnie_es::{Es, Settings};
 use bonnie_plugin_api::prelude::*;
 
-/// The output; never constructed yet.
-pub struct EsOutput;
+/// The output.
+pub struct EsOutput {
+    es: Es,
+}
 
 impl EsOutput {
-    /// Refuses to start, saying why.
-    pub fn new(_host: Host) -> Result<Self, PluginError> {
-        Err(PluginError::config(
-            "the es-output output is not built yet (issue 4); disable it with [worker] disabled = [\"es-output\"]",
-        ))
+    /// Reads `[plugins.es-output]`; installs the index templates if the server answers (else
+    /// before the first write).
+    pub fn new(host: Host) -> Result<Self, PluginError> {
+        let settings: Settings = host.config()?;
+        settings
+            .validate("es-output")
+            .map_err(PluginError::config)?;
+        let es = Es::new(settings.clone(), &host.path(&settings.dead_letter))?;
+        match es.ensure_templates() {
+            Ok(()) => host.info(
+                "Connected; index templates installed.",
+                &[("url", &es.url())],
+            ),
+            Err(e) => host.warn(
+                "The server does not answer yet; retrying before the first write.",
+                &[("url", &es.url()), ("error", &e)],
+            ),
+        }
+        Ok(Self { es })
     }
 }
 
 impl Output for EsOutput {
     fn write(&self, items: Vec<OutputItem>) -> Result<Vec<ItemStatus>, PluginError> {
-        Err(PluginError::config(format!(
-            "not built yet; {} items not written",
-            items.len()
-        )))
+        self.es.write_log(&items)
     }
 }
 
 bonnie_plugin_api::export_output! {
     name: "es-output",
-    description: "Processed notifications into Elasticsearch or OpenSearch daily indices through the bulk API. (not built yet)",
+    description: "Processed notifications into Elasticsearch or OpenSearch daily indices through the bulk API.",
     new: EsOutput::new,
 }

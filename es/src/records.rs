@@ -1,0 +1,211 @@
+//! Keyed records in Elasticsearch: one index per collection (`<prefix><collection>`), the key
+//! as `_id`, index terms as `field=value` keywords, the body kept but not indexed. Writes
+//! refresh, so the next query sees them (records are few beside the event log).
+
+use bonnie_plugin_api::{IndexTerm, PluginError, Record, RecordQuery};
+use elasticsearch::{DeleteParts, GetParts, IndexParts, SearchParts, params::Refresh};
+use serde_json::{Value, json};
+
+use crate::{Es, client::request_error};
+
+/// Records a query returns when it sets no limit.
+const DEFAULT_LIMIT: u32 = 1000;
+
+impl Es {
+    fn records_index(&self, collection: &str) -> Result<String, PluginError> {
+        let valid = !collection.is_empty()
+            && collection
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_".contains(c));
+        if !valid {
+            return Err(PluginError::rejected(format!(
+                "{collection:?} cannot name an index: use lowercase letters, digits, - and _"
+            )));
+        }
+        Ok(format!("{}{collection}", self.settings.records_prefix))
+    }
+
+    /// The record with this key.
+    pub fn get_record(&self, collection: &str, key: &str) -> Result<Option<Record>, PluginError> {
+        let index = self.records_index(collection)?;
+        self.runtime.block_on(async {
+            let response = self
+                .client
+                .get(GetParts::IndexId(&index, key))
+                .send()
+                .await
+                .map_err(|e| request_error("cannot read a record", e))?;
+            if response.status_code().as_u16() == 404 {
+                return Ok(None);
+            }
+            let status = response.status_code();
+            let body: Value = response
+                .json()
+                .await
+                .map_err(|e| request_error("cannot read a record", e))?;
+            if !status.is_success() {
+                return Err(PluginError::transient(format!(
+                    "reading {index}/{key} failed ({status}): {body}"
+                )));
+            }
+            Ok(body
+                .get("_source")
+                .map(|source| record_from(collection, key, source)))
+        })
+    }
+
+    /// Inserts or replaces a record.
+    pub fn put_record(&self, record: &Record) -> Result<(), PluginError> {
+        self.ensure_templates()?;
+        let index = self.records_index(record.collection.as_str())?;
+        let body: Value = serde_json::from_str(record.body.as_str())
+            .map_err(|e| PluginError::rejected(format!("the record's body is not JSON: {e}")))?;
+        let terms: Vec<String> = record
+            .index
+            .iter()
+            .map(|t| format!("{}={}", t.field, t.value))
+            .collect();
+        let document = json!({
+            "collection": record.collection.as_str(),
+            "key": record.key.as_str(),
+            "time_ms": record.time_ms.into_option(),
+            "terms": terms,
+            "body": body,
+        });
+        self.runtime.block_on(async {
+            let response = self
+                .client
+                .index(IndexParts::IndexId(&index, record.key.as_str()))
+                .refresh(Refresh::True)
+                .body(document)
+                .send()
+                .await
+                .map_err(|e| request_error("cannot write a record", e))?;
+            let status = response.status_code();
+            if status.is_success() {
+                return Ok(());
+            }
+            let text = response.text().await.unwrap_or_default();
+            let error = format!("writing {index}/{} failed ({status}): {text}", record.key);
+            Err(if status.as_u16() == 400 {
+                PluginError::rejected(error)
+            } else {
+                PluginError::transient(error)
+            })
+        })
+    }
+
+    /// Deletes a record; true if it existed.
+    pub fn delete_record(&self, collection: &str, key: &str) -> Result<bool, PluginError> {
+        let index = self.records_index(collection)?;
+        self.runtime.block_on(async {
+            let response = self
+                .client
+                .delete(DeleteParts::IndexId(&index, key))
+                .refresh(Refresh::True)
+                .send()
+                .await
+                .map_err(|e| request_error("cannot delete a record", e))?;
+            match response.status_code().as_u16() {
+                404 => Ok(false),
+                code if (200..300).contains(&code) => Ok(true),
+                code => Err(PluginError::transient(format!(
+                    "deleting {index}/{key} failed ({code})"
+                ))),
+            }
+        })
+    }
+
+    /// The records matching a query, ordered by time then key.
+    pub fn query_records(&self, query: &RecordQuery) -> Result<Vec<Record>, PluginError> {
+        let index = self.records_index(&query.collection)?;
+        let mut filter = Vec::new();
+        if let Some((field, value)) = &query.index {
+            filter.push(json!({ "term": { "terms": format!("{field}={value}") } }));
+        }
+        let mut range = serde_json::Map::new();
+        if let Some(from) = query.from_ms {
+            range.insert("gte".into(), json!(from));
+        }
+        if let Some(to) = query.to_ms {
+            range.insert("lt".into(), json!(to));
+        }
+        if !range.is_empty() {
+            filter.push(json!({ "range": { "time_ms": range } }));
+        }
+        let order = if query.descending { "desc" } else { "asc" };
+        let limit = if query.limit == 0 {
+            DEFAULT_LIMIT
+        } else {
+            query.limit
+        };
+        let body = json!({
+            "query": { "bool": { "filter": filter } },
+            "sort": [{ "time_ms": { "order": order, "missing": "_first" } }, { "key": { "order": order } }],
+            "size": limit,
+        });
+        self.runtime.block_on(async {
+            let response = self
+                .client
+                .search(SearchParts::Index(&[&index]))
+                .ignore_unavailable(true)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| request_error("cannot query records", e))?;
+            let status = response.status_code();
+            let answer: Value = response
+                .json()
+                .await
+                .map_err(|e| request_error("cannot query records", e))?;
+            if !status.is_success() {
+                return Err(PluginError::transient(format!(
+                    "querying {index} failed ({status}): {answer}"
+                )));
+            }
+            let hits = answer
+                .pointer("/hits/hits")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            Ok(hits
+                .iter()
+                .filter_map(|hit| {
+                    let key = hit.get("_id").and_then(Value::as_str)?;
+                    Some(record_from(&query.collection, key, hit.get("_source")?))
+                })
+                .collect())
+        })
+    }
+}
+
+fn record_from(collection: &str, key: &str, source: &Value) -> Record {
+    let index = source
+        .get("terms")
+        .and_then(Value::as_array)
+        .map(|terms| {
+            terms
+                .iter()
+                .filter_map(|t| {
+                    t.as_str()?.split_once('=').map(|(f, v)| IndexTerm {
+                        field: f.into(),
+                        value: v.into(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Record {
+        collection: collection.into(),
+        key: key.into(),
+        time_ms: source.get("time_ms").and_then(Value::as_i64).into(),
+        body: source
+            .get("body")
+            .cloned()
+            .unwrap_or(Value::Null)
+            .to_string()
+            .into(),
+        index,
+        extra: Default::default(),
+    }
+}

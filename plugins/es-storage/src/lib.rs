@@ -1,0 +1,61 @@
+//! Storage plugin `es-storage`: the records handlers keep (users, folders, sessions, ...) and
+//! the event log, in an Elasticsearch 7+/8 or OpenSearch server, for deployments that
+//! outgrow one machine. The same indices and templates as es-output.
+
+use bonnie_es::{Es, Settings};
+use bonnie_plugin_api::prelude::*;
+
+/// The storage.
+pub struct EsStorage {
+    es: Es,
+}
+
+impl EsStorage {
+    /// Reads `[plugins.es-storage]`; installs the index templates if the server answers.
+    pub fn new(host: Host) -> Result<Self, PluginError> {
+        let settings: Settings = host.config()?;
+        settings
+            .validate("es-storage")
+            .map_err(PluginError::config)?;
+        let es = Es::new(settings.clone(), &host.path(&settings.dead_letter))?;
+        match es.ensure_templates() {
+            Ok(()) => host.info(
+                "Connected; index templates installed.",
+                &[("url", &es.url())],
+            ),
+            Err(e) => host.warn(
+                "The server does not answer yet; retrying before the first write.",
+                &[("url", &es.url()), ("error", &e)],
+            ),
+        }
+        Ok(Self { es })
+    }
+}
+
+impl Storage for EsStorage {
+    fn get(&self, collection: &str, key: &str) -> Result<Option<Record>, PluginError> {
+        self.es.get_record(collection, key)
+    }
+
+    fn put(&self, record: Record) -> Result<(), PluginError> {
+        self.es.put_record(&record)
+    }
+
+    fn delete(&self, collection: &str, key: &str) -> Result<bool, PluginError> {
+        self.es.delete_record(collection, key)
+    }
+
+    fn query(&self, query: RecordQuery) -> Result<Vec<Record>, PluginError> {
+        self.es.query_records(&query)
+    }
+
+    fn append_log(&self, items: Vec<OutputItem>) -> Result<Vec<ItemStatus>, PluginError> {
+        self.es.write_log(&items)
+    }
+}
+
+bonnie_plugin_api::export_storage! {
+    name: "es-storage",
+    description: "Records and the event log in Elasticsearch or OpenSearch.",
+    new: EsStorage::new,
+}

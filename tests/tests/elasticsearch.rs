@@ -1,0 +1,256 @@
+//! The event log and records in an Elasticsearch-compatible server (osmem-server, started by
+//! the harness; or a real Elasticsearch 8 with BONNIE_TEST_ES_URL, opt-in): daily indices by
+//! event date with the template's mappings, refused documents in the dead-letter store with
+//! the server's reason, 429 answers retried, one document per job however often it is
+//! delivered, and es-storage keeping users, folders and sessions.
+
+use bonnie_tests::{
+    paths,
+    search_server::SearchServer,
+    worker::{WorkerLab, read_json_lines},
+};
+use serde_json::{Value, json};
+
+const HANDLERS: [&str; 4] = [
+    "bonnie-sessions",
+    "bonnie-mailboxes",
+    "bonnie-messages",
+    "bonnie-messageappend",
+];
+
+fn lab_with_es_output(server: &SearchServer, extra: &str) -> WorkerLab {
+    let mut plugins = HANDLERS.to_vec();
+    plugins.push("bonnie-es-output");
+    WorkerLab::with_plugins(
+        &plugins,
+        &format!(
+            "[plugins.es-output]\nurl = \"{}\"\ndead_letter = \"var/es-dead-letter.jsonl\"\nretries = 1\n{extra}",
+            server.url
+        ),
+    )
+}
+
+/// The full job id of the JSON-lines input's line `line`.
+fn job_id(lab: &WorkerLab, line: usize) -> String {
+    lab.outcome(&format!("in.jsonl:{line}"))["job"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn moved_to(event: &str, timestamp: &str) -> String {
+    let mut value: Value = serde_json::from_str(&paths::cyrus_event(event)).unwrap();
+    value["timestamp"] = json!(timestamp);
+    value.to_string()
+}
+
+/// A notification whose raw `uid` field the template's `long` mapping refuses.
+fn refused_notification() -> String {
+    json!({ "event": "MessageRead", "timestamp": "2026-11-28T17:20:00.000Z", "user": "john.doe@example.org", "uid": "not-a-number" })
+        .to_string()
+}
+
+fn check_daily_indices_template_and_dead_letters(server: &SearchServer) {
+    let lab = lab_with_es_output(server, "");
+    lab.notifications(&[
+        paths::cyrus_event("Login-2.json"),
+        moved_to("MessageAppend-1.json", "2026-11-27T08:00:00.000Z"),
+        refused_notification(),
+        paths::cyrus_event("FlagsSet-2.json"),
+    ]);
+    lab.run();
+    server.refresh();
+
+    // Each event in the index of its own date.
+    let login = job_id(&lab, 1);
+    let (status, doc) = server.request("GET", &format!("/logstash-2026.11.28/_doc/{login}"), None);
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["_source"]["event"], "Login");
+    assert_eq!(doc["_source"]["@timestamp"], "2026-11-28T17:13:21.544Z");
+    let append = job_id(&lab, 2);
+    let (status, doc) = server.request("GET", &format!("/logstash-2026.11.27/_doc/{append}"), None);
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["_source"]["subject"], "plain test 1");
+    let flags = job_id(&lab, 4);
+    assert_eq!(
+        server
+            .request("GET", &format!("/logstash-2026.11.28/_doc/{flags}"), None)
+            .0,
+        200
+    );
+
+    // The template's mappings apply.
+    let (_, mapping) = server.request("GET", "/logstash-2026.11.28/_mapping", None);
+    let properties = &mapping["logstash-2026.11.28"]["mappings"]["properties"];
+    assert_eq!(properties["@timestamp"]["type"], "date", "{properties}");
+    assert_eq!(properties["uids"]["type"], "long");
+    assert_eq!(properties["folder_id"]["type"], "keyword");
+    assert_eq!(properties["subject"]["type"], "text");
+    assert_eq!(properties["mailbox_acl"]["enabled"], false);
+    // And make the events searchable by their fields.
+    let query = json!({ "query": { "bool": { "filter": [
+        { "term": { "flags": "$Important" } },
+        { "range": { "@timestamp": { "gte": "2026-11-28T00:00:00Z", "lt": "2026-11-29T00:00:00Z" } } }
+    ] } } });
+    let (_, found) = server.request("POST", "/logstash-*/_search", Some(&query));
+    assert_eq!(found["hits"]["hits"][0]["_id"], flags, "{found}");
+
+    // The refused document is in the dead-letter store with the server's reason; the others
+    // of its batch were stored.
+    let refused = job_id(&lab, 3);
+    let dead = read_json_lines(&lab.path().join("var/es-dead-letter.jsonl"));
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["job_id"], refused);
+    assert_eq!(dead[0]["error"]["type"], "mapper_parsing_exception");
+    assert!(
+        dead[0]["reason"].as_str().unwrap().contains("[uid]"),
+        "{}",
+        dead[0]
+    );
+    assert_eq!(dead[0]["record"]["uid"], "not-a-number");
+    assert_eq!(
+        server
+            .request("GET", &format!("/logstash-2026.11.28/_doc/{refused}"), None)
+            .0,
+        404
+    );
+    assert_eq!(lab.outcome("in.jsonl:3")["outcome"], "rejected");
+    assert_eq!(lab.outcome("in.jsonl:1")["outcome"], "done");
+}
+
+#[test]
+fn es_output_writes_daily_indices_with_the_template_and_dead_letters_what_is_refused() {
+    check_daily_indices_template_and_dead_letters(&SearchServer::start());
+}
+
+#[test]
+#[ignore = "opt-in: needs a real Elasticsearch 8; run with BONNIE_TEST_ES_URL=http://HOST:9200 cargo nextest run --run-ignored only -E 'test(real_elasticsearch)'"]
+fn real_elasticsearch_8_takes_the_same_writes() {
+    check_daily_indices_template_and_dead_letters(&SearchServer::external());
+}
+
+#[test]
+fn the_same_job_delivered_twice_is_one_document_and_one_row() {
+    let server = SearchServer::start();
+    let lab = lab_with_es_output(&server, "");
+    lab.notifications(&[
+        paths::cyrus_event("Login-2.json"),
+        paths::cyrus_event("MessageAppend-1.json"),
+    ]);
+    lab.run();
+    // Forget the journal: both jobs are delivered again.
+    std::fs::remove_file(lab.path().join("var/jsonl-input/outcomes.jsonl")).unwrap();
+    lab.run();
+    server.refresh();
+    for line in [1, 2] {
+        let id = job_id(&lab, line);
+        let (status, doc) = server.request("GET", &format!("/logstash-2026.11.28/_doc/{id}"), None);
+        assert_eq!(status, 200);
+        assert_eq!(doc["_version"], 1, "created once, never overwritten: {doc}");
+    }
+    let (_, count) = server.request("GET", "/logstash-2026.11.28/_count", None);
+    assert_eq!(count["count"], 2);
+    let db = rusqlite::Connection::open(lab.path().join("var/bonnie.db")).unwrap();
+    let rows: i64 = db
+        .query_row("SELECT count(*) FROM log", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 2);
+}
+
+#[test]
+fn documents_answered_429_are_retried_and_the_job_postponed_until_accepted() {
+    let server = SearchServer::start();
+    // The index exists and refuses writes with 429 (a flood-stage block).
+    server.request("PUT", "/logstash-2026.11.28", None);
+    let block = json!({ "index.blocks.read_only_allow_delete": true });
+    assert_eq!(
+        server
+            .request("PUT", "/logstash-2026.11.28/_settings", Some(&block))
+            .0,
+        200
+    );
+    let lab = lab_with_es_output(&server, "");
+    let config = std::fs::read_to_string(lab.config()).unwrap().replace(
+        "retry_delay_ms = 10",
+        "retry_delay_ms = 10\nmax_attempts = 2",
+    );
+    lab.write("bonnie.toml", &config);
+    lab.notifications(&[paths::cyrus_event("Login-2.json")]);
+    lab.run();
+    let outcomes = lab.outcomes_of("in.jsonl:1");
+    assert_eq!(outcomes[0]["outcome"], "postponed", "{outcomes:?}");
+    assert!(
+        outcomes[0]["reason"].as_str().unwrap().contains("429"),
+        "{outcomes:?}"
+    );
+    assert!(
+        read_json_lines(&lab.path().join("var/es-dead-letter.jsonl")).is_empty(),
+        "429 is not a refusal"
+    );
+
+    // The block lifts; the job runs again and is accepted.
+    let unblock = json!({ "index.blocks.read_only_allow_delete": null });
+    server.request("PUT", "/logstash-2026.11.28/_settings", Some(&unblock));
+    std::fs::remove_file(lab.path().join("var/jsonl-input/outcomes.jsonl")).unwrap();
+    lab.run();
+    assert_eq!(lab.outcome("in.jsonl:1")["outcome"], "done");
+    server.refresh();
+    let id = job_id(&lab, 1);
+    assert_eq!(
+        server
+            .request("GET", &format!("/logstash-2026.11.28/_doc/{id}"), None)
+            .0,
+        200
+    );
+}
+
+#[test]
+fn es_storage_keeps_users_folders_sessions_and_the_log() {
+    let server = SearchServer::start();
+    let lab = WorkerLab::new();
+    for name in HANDLERS.iter().chain(&[
+        "bonnie-jsonl-input",
+        "bonnie-jsonl-output",
+        "bonnie-es-storage",
+    ]) {
+        lab.add_plugin(&paths::plugin(name));
+    }
+    lab.write(
+        "bonnie.toml",
+        &format!(
+            "[worker]\nplugin_dir = \"plugins\"\nthreads = 1\n\n[plugins.jsonl-input]\nfiles = [\"in.jsonl\"]\nretry_delay_ms = 10\n\n\
+             [plugins.jsonl-output]\npath = \"var/output.jsonl\"\n\n[plugins.es-storage]\nurl = \"{}\"\n",
+            server.url
+        ),
+    );
+    lab.notifications(&[
+        paths::cyrus_event("Login-2.json"),
+        paths::cyrus_event("MailboxCreate-3.json"),
+        paths::cyrus_event("AclChange-1.json"),
+        paths::cyrus_event("Logout-2.json"),
+    ]);
+    lab.run();
+    server.refresh();
+
+    let session = "cyrus-lab.example.org-1795886001-18849-1-733595124588318753";
+    let (status, doc) = server.request("GET", &format!("/bonnie-sessions/_doc/{session}"), None);
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["_source"]["body"]["duration"], 40.181);
+    let (status, user) =
+        server.request("GET", "/bonnie-users/_doc/login:john.doe@example.org", None);
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(
+        user["_source"]["terms"],
+        json!(["login=john.doe@example.org"])
+    );
+    let query = json!({ "query": { "term": { "terms": "uniqueid=umlq6xbovdfdid2o1v10vpur" } } });
+    let (_, folders) = server.request("POST", "/bonnie-folders/_search", Some(&query));
+    assert_eq!(
+        folders["hits"]["total"]["value"], 2,
+        "two states of the Calendar folder: {folders}"
+    );
+    let logout = job_id(&lab, 4);
+    let (status, log) = server.request("GET", &format!("/logstash-2026.11.28/_doc/{logout}"), None);
+    assert_eq!(status, 200, "{log}");
+    assert_eq!(log["_source"]["duration"], 40.181);
+}
