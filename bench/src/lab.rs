@@ -43,6 +43,12 @@ impl Running {
     }
 }
 
+impl From<Child> for Running {
+    fn from(child: Child) -> Self {
+        Self(child)
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -218,7 +224,7 @@ path = "var/bonnie.db"
 }
 
 /// Where labs are made: `$BONNIE_BENCH_DIR`, else the system's temporary folder.
-fn bench_root() -> anyhow::Result<PathBuf> {
+pub fn bench_root() -> anyhow::Result<PathBuf> {
     let root = std::env::var_os("BONNIE_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
     std::fs::create_dir_all(&root)?;
     Ok(root)

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod lab;
+mod storage;
 
 use std::{
     io::{Read, Write},
@@ -41,6 +42,9 @@ struct Args {
     /// Submissions for the broker's durable rate
     #[arg(long, default_value_t = 100_000)]
     submits: usize,
+    /// Notifications replayed into each storage for the records-per-second figures
+    #[arg(long, default_value_t = 50_000)]
+    records: u64,
 }
 
 fn main() {
@@ -77,8 +81,30 @@ fn run(args: &Args) -> anyhow::Result<Value> {
         "end-to-end latency at {}/s: p50 {latency_p50:.1} ms, p99 {latency_p99:.1} ms",
         args.latency_rate
     );
+    let bin = std::env::current_exe()?
+        .parent()
+        .context("the benchmark's folder")?
+        .to_path_buf();
+    let root = lab::bench_root()?;
+    let sqlite = storage::records_per_s(&bin, &root, storage::Target::Sqlite, false, args.records)?;
+    eprintln!("records into SQLite: {sqlite:.0}/s");
+    let archive = storage::records_per_s(&bin, &root, storage::Target::Sqlite, true, args.records)?;
+    eprintln!("records into SQLite through every archive handler: {archive:.0}/s");
+    let (_server, url) = storage::start_search_server(&storage::search_server_binary(&bin)?)?;
+    let search = storage::records_per_s(
+        &bin,
+        &root,
+        storage::Target::Search(&url),
+        false,
+        args.records,
+    )?;
+    eprintln!("records into osmem-server: {search:.0}/s");
     Ok(json!({
         "machine": machine(),
+        "sqlite_records_per_s": round(sqlite, 0),
+        "sqlite_records_per_s_with_handlers": round(archive, 0),
+        "osmem_server_records_per_s": round(search, 0),
+        "records": args.records,
         "dealer_exec_ms_p50": round(dealer.0, 2),
         "dealer_exec_ms_p99": round(dealer.1, 2),
         "broker_durable_submits_per_s": round(submits_per_s, 0),

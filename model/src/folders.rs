@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::{
+    cache,
     record::{Object, event_ms},
     users,
 };
@@ -131,7 +132,7 @@ pub fn resolve(
     });
     // serde_json's maps are ordered by key, so the text (and the checksum) is canonical.
     let folder_id = hex_digest(state.to_string().as_bytes());
-    if storage.get(FOLDERS, &folder_id)?.is_none() {
+    if !cache::folder_state_stored(&folder_id) && storage.get(FOLDERS, &folder_id)?.is_none() {
         let mut body = state.clone();
         body["folder_id"] = json!(folder_id);
         body["acl_subjects"] = Value::Object(acl.clone());
@@ -144,6 +145,7 @@ pub fn resolve(
         }
         storage.put(stored)?;
     }
+    cache::remember_folder_state(&folder_id);
     record.insert("folder_id".to_string(), json!(folder_id));
     if kind.is_some() {
         record.insert("folder_type".to_string(), json!(kind));
@@ -248,6 +250,23 @@ fn update_current(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
+    // When only the counters moved and they were written less than a second ago, the write
+    // waits for a later event: a busy folder is not rewritten on every message.
+    let unchanged_but_counters = current.is_some_and(|old| {
+        let strip = |v: &Object| {
+            let mut v = v.clone();
+            for key in ["modseq_max", "uidnext_max", "counters_ms"] {
+                v.remove(key);
+            }
+            v
+        };
+        strip(old) == strip(&view)
+    });
+    let counters_ms = view.get("counters_ms").and_then(Value::as_i64).unwrap_or(0);
+    if unchanged_but_counters && now_ms - counters_ms < 1000 {
+        return Ok(());
+    }
+    view.insert("counters_ms".to_string(), json!(now_ms));
     let mut stored = Record::new(CURRENT, uniqueid, &Value::Object(view))
         .at(event_time)
         .indexed("name", &name);

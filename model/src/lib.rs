@@ -3,6 +3,7 @@
 //! through the host's storage.
 #![forbid(unsafe_code)]
 
+mod cache;
 pub mod folders;
 pub mod handler;
 pub mod record;

@@ -5,7 +5,7 @@
 use bonnie_plugin_api::{PluginError, Record, RecordQuery, storage::StorageClient};
 use serde_json::json;
 
-use crate::record::Object;
+use crate::{cache, record::Object};
 
 /// The collection of user records.
 pub const USERS: &str = "users";
@@ -26,18 +26,25 @@ pub fn unresolved_id(login: &str) -> String {
 /// The user id of `login`: the resolved record's key if there is one, else the unresolved
 /// record's (created if missing).
 pub fn user_id(storage: &StorageClient, login: &str, now_ms: i64) -> Result<String, PluginError> {
-    if let Some(id) = resolved_id(storage, login)? {
+    if let Some(id) = cache::user_id(login) {
         return Ok(id);
     }
-    let id = unresolved_id(login);
-    if storage.get(USERS, &id)?.is_none() {
-        let body = json!({ "user": login, "resolved": false });
-        storage.put(
-            Record::new(USERS, &id, &body)
-                .at(now_ms)
-                .indexed("login", login),
-        )?;
-    }
+    let id = match resolved_id(storage, login)? {
+        Some(id) => id,
+        None => {
+            let id = unresolved_id(login);
+            if storage.get(USERS, &id)?.is_none() {
+                let body = json!({ "user": login, "resolved": false });
+                storage.put(
+                    Record::new(USERS, &id, &body)
+                        .at(now_ms)
+                        .indexed("login", login),
+                )?;
+            }
+            id
+        }
+    };
+    cache::remember_user_id(login, &id);
     Ok(id)
 }
 
@@ -84,6 +91,7 @@ pub fn store_resolved(
             .at(now_ms)
             .indexed("login", login),
     )?;
+    cache::forget_user_id(login);
     Ok(Some(id.to_string()))
 }
 

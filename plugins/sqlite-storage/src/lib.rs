@@ -34,7 +34,8 @@ fn default_busy_timeout_ms() -> u64 {
 
 /// The storage: one connection that writes, and a few that read.
 pub struct SqliteStorage {
-    writer: Mutex<Connection>,
+    /// The writing connection, and whether its commits are synced right now.
+    writer: Mutex<(Connection, bool)>,
     readers: Mutex<Vec<Connection>>,
     path: std::path::PathBuf,
     busy_timeout_ms: u64,
@@ -68,7 +69,7 @@ impl SqliteStorage {
             ))
         })?;
         Ok(Self {
-            writer: Mutex::new(writer),
+            writer: Mutex::new((writer, true)),
             readers: Mutex::new(Vec::new()),
             path: path.to_path_buf(),
             busy_timeout_ms,
@@ -94,12 +95,22 @@ impl SqliteStorage {
     }
 
     /// Runs `f` on the writing connection.
+    /// Runs `f` on the writing connection. Event-log appends are synced (`synced`); records
+    /// are derived views that can be rebuilt from the log, so their commits are not: they reach
+    /// the disk with the next synced commit, the log append of the job that wrote them.
     fn write<R>(
         &self,
+        synced: bool,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>,
     ) -> Result<R, PluginError> {
-        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn).map_err(db_error)
+        let mut guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let (conn, syncing) = &mut *guard;
+        if *syncing != synced {
+            conn.pragma_update(None, "synchronous", if synced { "FULL" } else { "NORMAL" })
+                .map_err(db_error)?;
+            *syncing = synced;
+        }
+        f(conn).map_err(db_error)
     }
 }
 
@@ -148,11 +159,11 @@ impl Storage for SqliteStorage {
     }
 
     fn put(&self, record: Record) -> Result<(), PluginError> {
-        self.write(|conn| records::put(conn, &record))
+        self.write(false, |conn| records::put(conn, &record))
     }
 
     fn delete(&self, collection: &str, key: &str) -> Result<bool, PluginError> {
-        self.write(|conn| records::delete(conn, collection, key))
+        self.write(false, |conn| records::delete(conn, collection, key))
     }
 
     fn query(&self, query: RecordQuery) -> Result<Vec<Record>, PluginError> {
@@ -160,7 +171,7 @@ impl Storage for SqliteStorage {
     }
 
     fn append_log(&self, items: Vec<OutputItem>) -> Result<Vec<ItemStatus>, PluginError> {
-        self.write(|conn| log::append(conn, &items))
+        self.write(true, |conn| log::append(conn, &items))
     }
 }
 
