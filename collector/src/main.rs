@@ -1,7 +1,34 @@
-//! `bonnie-collector`: the collector (message payloads, folder metadata, ACLs and LDAP users from the IMAP host). Not built yet: it says so and exits with status 2.
+//! `bonnie-collector`: runs on the IMAP host and adds to jobs what only the backend knows:
+//! message payloads and headers (from the Cyrus spool, else IMAP), folder metadata and ACLs
+//! (IMAP as an admin), and users' directory entries (LDAP).
 #![forbid(unsafe_code)]
 
-fn main() -> std::process::ExitCode {
-    eprintln!("bonnie-collector: not built yet; this binary arrives with a later issue.");
-    std::process::ExitCode::from(2)
+mod commands;
+mod ldap;
+mod session;
+
+use std::process::ExitCode;
+
+use bonnie_core::daemon::{self, DaemonArgs};
+use clap::Parser;
+
+/// bonnie's collector: serves the broker's collector jobs on the IMAP host.
+#[derive(Parser)]
+#[command(name = "bonnie-collector", version)]
+struct Args {
+    #[command(flatten)]
+    common: DaemonArgs,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    daemon::run(
+        "bonnie-collector",
+        &args.common,
+        |config| -> anyhow::Result<ExitCode> {
+            let shutdown = daemon::shutdown_flag()?;
+            session::run(&config.collector, &shutdown)?;
+            Ok(ExitCode::SUCCESS)
+        },
+    )
 }

@@ -58,6 +58,9 @@ pub struct Config {
     /// `[dealer]`: the dealer Cyrus runs.
     #[serde(default)]
     pub dealer: DealerConfig,
+    /// `[collector]`: the collector on the IMAP host.
+    #[serde(default)]
+    pub collector: CollectorConfig,
     /// `[plugins.<name>]`: each plugin's own table, handed to it as JSON; the plugin checks it.
     #[serde(default)]
     pub plugins: BTreeMap<String, toml::Table>,
@@ -245,6 +248,112 @@ impl DealerConfig {
     }
 }
 
+/// `[collector]`: the collector, `bonnie-collector`, on the IMAP host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorConfig {
+    /// The broker's collector address. Default: `tcp://127.0.0.1:5569`.
+    pub broker_address: String,
+    /// The IMAP host name it serves: the same as the dealers' on this host. Default: the
+    /// system's host name.
+    pub host: Option<String>,
+    /// Jobs run at once. Default: 4.
+    pub threads: usize,
+    /// The commands it serves. Default: all of FETCH, HEADER, GETMETADATA, GETACL, GETUSERDATA.
+    pub commands: Vec<String>,
+    /// Heartbeat interval in milliseconds; keep it equal to the broker's. Default: 1000.
+    pub heartbeat_ms: u64,
+    /// Heartbeats the broker may miss before the connection is made anew. Default: 3.
+    pub heartbeat_liveness: u32,
+    /// Cyrus's IMAP server, `host:port`. Default: `127.0.0.1:143`.
+    pub imap_address: String,
+    /// A Cyrus admin (listed in `admins:`), for GETACL, GETMETADATA and, acting as the folder's
+    /// owner, FETCH. Default: `cyrus`.
+    pub imap_admin: String,
+    /// The admin's password. Default: empty.
+    pub imap_password: String,
+    /// Timeout of one IMAP exchange, in milliseconds. Default: 30000.
+    pub imap_timeout_ms: u64,
+    /// Cyrus partition folders (`partition-*` of imapd.conf): message files are read there
+    /// (`<partition>/uuid/<a>/<b>/<mailboxID>/<UID>.`) before falling back to IMAP.
+    /// Default: `/var/spool/cyrus/mail`.
+    pub partitions: Vec<PathBuf>,
+    /// Payloads larger than this, in bytes, are written to `payload_dir` instead of travelling
+    /// in the job (when `payload_dir` is set). Default: 8388608 (8 MiB).
+    pub max_inline_bytes: usize,
+    /// The payload store's folder of files, when it is reachable from this host. Default: none.
+    pub payload_dir: Option<PathBuf>,
+    /// `[collector.ldap]`: where GETUSERDATA finds users.
+    pub ldap: LdapConfig,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        Self {
+            broker_address: "tcp://127.0.0.1:5569".to_string(),
+            host: None,
+            threads: 4,
+            commands: ["FETCH", "HEADER", "GETMETADATA", "GETACL", "GETUSERDATA"]
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+            heartbeat_ms: 1000,
+            heartbeat_liveness: 3,
+            imap_address: "127.0.0.1:143".to_string(),
+            imap_admin: "cyrus".to_string(),
+            imap_password: String::new(),
+            imap_timeout_ms: 30_000,
+            partitions: vec![PathBuf::from("/var/spool/cyrus/mail")],
+            max_inline_bytes: 8 * 1024 * 1024,
+            payload_dir: None,
+            ldap: LdapConfig::default(),
+        }
+    }
+}
+
+impl CollectorConfig {
+    /// The host name to announce: `host`, else the system's.
+    pub fn host_name(&self) -> String {
+        self.host.clone().unwrap_or_else(system_host_name)
+    }
+}
+
+/// `[collector.ldap]`: the directory GETUSERDATA searches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LdapConfig {
+    /// The server. Default: `ldap://127.0.0.1:389`.
+    pub url: String,
+    /// The DN to bind as; empty binds anonymously. Default: empty.
+    pub bind_dn: String,
+    /// Its password. Default: empty.
+    pub bind_password: String,
+    /// Where users are searched. Default: `dc=example,dc=org`.
+    pub base: String,
+    /// The search filter; `%s` is replaced by the login (escaped).
+    /// Default: `(&(objectClass=inetOrgPerson)(|(mail=%s)(uid=%s)))`.
+    pub filter: String,
+    /// The attribute that identifies a user for good: `nsuniqueid` on 389-ds, `entryUUID` on
+    /// OpenLDAP. Default: `nsuniqueid`.
+    pub unique_attribute: String,
+    /// Timeout of one LDAP exchange, in milliseconds. Default: 10000.
+    pub timeout_ms: u64,
+}
+
+impl Default for LdapConfig {
+    fn default() -> Self {
+        Self {
+            url: "ldap://127.0.0.1:389".to_string(),
+            bind_dn: String::new(),
+            bind_password: String::new(),
+            base: "dc=example,dc=org".to_string(),
+            filter: "(&(objectClass=inetOrgPerson)(|(mail=%s)(uid=%s)))".to_string(),
+            unique_attribute: "nsuniqueid".to_string(),
+            timeout_ms: 10_000,
+        }
+    }
+}
+
 /// The system's host name, or `localhost` when it cannot be read.
 pub fn system_host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -287,6 +396,17 @@ impl Config {
         config.broker.database = config.resolve(&config.broker.database);
         config.dealer.spool_dir = config.resolve(&config.dealer.spool_dir);
         config.dealer.socket = config.resolve(&config.dealer.socket);
+        config.collector.partitions = config
+            .collector
+            .partitions
+            .iter()
+            .map(|p| config.resolve(p))
+            .collect();
+        config.collector.payload_dir = config
+            .collector
+            .payload_dir
+            .as_ref()
+            .map(|p| config.resolve(p));
         config.validate()?;
         Ok(config)
     }
@@ -341,6 +461,21 @@ impl Config {
             return Err(
                 self.invalid("[broker] postpone_delay_s must not exceed postpone_max_delay_s")
             );
+        }
+        let c = &self.collector;
+        if c.threads == 0 || c.heartbeat_ms == 0 || c.heartbeat_liveness == 0 {
+            return Err(self.invalid(
+                "[collector] threads, heartbeat_ms and heartbeat_liveness must be at least 1",
+            ));
+        }
+        for command in &c.commands {
+            if !["FETCH", "HEADER", "GETMETADATA", "GETACL", "GETUSERDATA"]
+                .contains(&command.as_str())
+            {
+                return Err(self.invalid(format!(
+                    "[collector] commands: {command:?} is not a collector command"
+                )));
+            }
         }
         if self.dealer.daemon_threads == 0 {
             return Err(self.invalid("[dealer] daemon_threads must be at least 1"));

@@ -3,10 +3,13 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod daemon;
 pub mod imap;
 pub mod jsonl;
 pub mod logging;
+pub mod mail;
 pub mod notification;
+pub mod payload;
 pub mod protocol;
 pub mod time;
 #[cfg(feature = "transport")]

@@ -57,6 +57,66 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
     Some(seconds * 1000 + millis)
 }
 
+/// Parses an RFC 2822 date (`Sat, 28 Nov 2026 17:13:36 +0000`, the weekday optional, `GMT`
+/// and the old zone names understood) into milliseconds since the epoch, UTC.
+pub fn parse_rfc2822_ms(text: &str) -> Option<i64> {
+    let text = text.split('(').next().unwrap_or(text).trim();
+    let text = match text.split_once(',') {
+        Some((_, rest)) => rest.trim(),
+        None => text,
+    };
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    if parts.len() < 4 {
+        return None;
+    }
+    let day: i64 = parts[0].parse().ok()?;
+    let month = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ]
+    .iter()
+    .position(|m| parts[1].to_ascii_lowercase().starts_with(m))? as i64
+        + 1;
+    let mut year: i64 = parts[2].parse().ok()?;
+    if year < 50 {
+        year += 2000;
+    } else if year < 1000 {
+        year += 1900;
+    }
+    let clock: Vec<i64> = parts[3]
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let (hour, minute, second) = (
+        *clock.first()?,
+        *clock.get(1)?,
+        clock.get(2).copied().unwrap_or(0),
+    );
+    let zone = parts.get(4).copied().unwrap_or("+0000");
+    let offset_minutes = match zone.to_ascii_uppercase().as_str() {
+        "GMT" | "UT" | "UTC" | "Z" => 0,
+        "EST" => -300,
+        "EDT" => -240,
+        "CST" => -360,
+        "CDT" => -300,
+        "MST" => -420,
+        "MDT" => -360,
+        "PST" => -480,
+        "PDT" => -420,
+        z if z.len() == 5 && (z.starts_with('+') || z.starts_with('-')) => {
+            let h: i64 = z[1..3].parse().ok()?;
+            let m: i64 = z[3..5].parse().ok()?;
+            (h * 60 + m) * if z.starts_with('-') { -1 } else { 1 }
+        }
+        _ => 0,
+    };
+    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
+        - offset_minutes * 60;
+    Some(seconds * 1000)
+}
+
 /// Formats milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn format_rfc3339_ms(ms: i64) -> String {
     let (date, time_ms) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
@@ -153,6 +213,29 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339_ms(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn mail_dates_parse_to_utc() {
+        assert_eq!(
+            parse_rfc2822_ms("Sat, 28 Nov 2026 18:13:36 +0100")
+                .map(format_rfc3339_s)
+                .as_deref(),
+            Some("2026-11-28T17:13:36Z")
+        );
+        assert_eq!(
+            parse_rfc2822_ms("1 Jan 2001 10:00:00 GMT")
+                .map(format_rfc3339_s)
+                .as_deref(),
+            Some("2001-01-01T10:00:00Z")
+        );
+        assert_eq!(
+            parse_rfc2822_ms("Mon, 01 Jan 2001 10:00 -0500 (EST)")
+                .map(format_rfc3339_s)
+                .as_deref(),
+            Some("2001-01-01T15:00:00Z")
+        );
+        assert_eq!(parse_rfc2822_ms("yesterday"), None);
     }
 
     #[test]

@@ -8,16 +8,14 @@ mod pipeline;
 mod runtime;
 mod start;
 
-use std::{
-    path::PathBuf,
-    process::ExitCode,
-    sync::{Arc, atomic::AtomicBool},
-};
+use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
-use bonnie_core::Config;
+use bonnie_core::{
+    Config,
+    daemon::{self, DaemonArgs},
+};
 use clap::Parser;
-use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::{
     context::Shared,
@@ -29,40 +27,20 @@ use crate::{
 #[derive(Parser)]
 #[command(name = "bonnie-worker", version)]
 struct Args {
-    /// Configuration file [default: $BONNIE_CONFIG, else /etc/bonnie/bonnie.toml]
-    #[arg(short, long, value_name = "PATH")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    common: DaemonArgs,
     /// List every plugin file (file, name, kind, plugin-api version, loaded or refused) and
     /// exit; the exit status is 1 if an enabled plugin was refused
     #[arg(long)]
     check_plugins: bool,
-    /// Log filter: error, warn, info, debug or trace ($BONNIE_LOG overrides it)
-    #[arg(long, value_name = "FILTER", default_value = "info")]
-    log_level: String,
-    /// Append log lines to this file instead of standard error
-    #[arg(long, value_name = "PATH")]
-    log_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Err(e) = bonnie_core::logging::init(&args.log_level, args.log_file.as_deref()) {
-        eprintln!("bonnie-worker: cannot open the log file: {e}");
-        return ExitCode::FAILURE;
-    }
-    match run(&args) {
-        Ok(code) => code,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("bonnie-worker: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    daemon::run("bonnie-worker", &args.common, |config| run(&args, &config))
 }
 
-fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let path = Config::locate(args.config.as_deref());
-    let config = Config::load(&path)?;
+fn run(args: &Args, config: &Config) -> anyhow::Result<ExitCode> {
     if args.check_plugins {
         // Disabled plugins are loaded too, so a plugin can be checked before it is enabled.
         let entries = loader::load_dir(&config.worker.plugin_dir, &[])?;
@@ -87,20 +65,13 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
 
-    let shutdown = Arc::new(AtomicBool::new(false));
-    for signal in [SIGTERM, SIGINT] {
-        // A second signal while the in-flight jobs finish exits at once, with status 1.
-        signal_hook::flag::register_conditional_shutdown(signal, 1, shutdown.clone())
-            .context("installing the signal handlers")?;
-        signal_hook::flag::register(signal, shutdown.clone())
-            .context("installing the signal handlers")?;
-    }
+    let shutdown = daemon::shutdown_flag().context("installing the signal handlers")?;
     let shared = Shared {
         config_dir: config.dir().to_string_lossy().into_owned(),
         storage: None,
         stopping: shutdown.clone(),
     };
-    let started = start::start(&config, &plugins, shared)?;
+    let started = start::start(config, &plugins, shared)?;
     runtime::run(started, &config.worker, &shutdown)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    folders,
+    collect, folders,
     record::{self, Object},
     sessions::{self, Logout},
     users,
@@ -22,6 +22,11 @@ pub struct Settings {
     /// Default: 4.
     #[serde(default = "default_logout_waits")]
     pub logout_waits: u32,
+    /// Collector commands this handler may ask for (FETCH, HEADER, GETMETADATA, GETACL,
+    /// GETUSERDATA); with none, records are stored from the notification alone, without a
+    /// collector. Default: none.
+    #[serde(default)]
+    pub collect: Vec<String>,
 }
 
 fn default_logout_waits() -> u32 {
@@ -49,6 +54,14 @@ impl ArchiveHandler {
     /// A handler for `events`, with the host's storage.
     pub fn new(host: Host, events: Events) -> Result<Self, PluginError> {
         let settings: Settings = host.config()?;
+        for command in &settings.collect {
+            if !bonnie_plugin_api::handler::COLLECTOR_COMMANDS.contains(&command.as_str()) {
+                return Err(PluginError::config(format!(
+                    "[plugins.{}] collect: {command:?} is not a collector command",
+                    host.plugin_name()
+                )));
+            }
+        }
         let storage = host.storage()?;
         Ok(Self {
             host,
@@ -86,8 +99,21 @@ impl Handler for ArchiveHandler {
         }
         let now = now_ms();
         record::normalize(&mut record, now);
+        let wanted = collect::wanted(&self.storage, &record, &self.settings.collect)?;
+        if !wanted.is_empty() {
+            let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+            return Ok(HandlerOutcome::needs_collector(
+                &wanted,
+                Value::Object(record).to_string(),
+            ));
+        }
         users::resolve(&self.storage, &mut record, now)?;
         folders::resolve(&self.storage, &mut record, now)?;
+        collect::store_payloads(&self.storage, &mut record)?;
+        // Kept in the user and folder records they went into.
+        for key in ["user_data", "metadata", "acl"] {
+            record.remove(key);
+        }
         match event.as_str() {
             "Login" => sessions::login(&self.storage, &record, job.id.as_str(), now)?,
             "Logout" => {

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod cache;
+pub mod collect;
 pub mod folders;
 pub mod handler;
 pub mod record;

@@ -12,7 +12,7 @@ use std::{
 use abi_stable::{
     StableAbi,
     sabi_trait::TD_Opaque,
-    std_types::{RArc, ROption, RResult, RStr, RString, RVec},
+    std_types::{RArc, ROption, RResult, RSlice, RStr, RString, RVec},
 };
 
 use crate::{
@@ -84,6 +84,20 @@ pub trait Storage: Send + Sync + 'static {
     fn query(&self, query: RecordQuery) -> Result<Vec<Record>, PluginError>;
     /// Appends processed jobs to the event log, idempotently by job id.
     fn append_log(&self, items: Vec<OutputItem>) -> Result<Vec<ItemStatus>, PluginError>;
+    /// Keeps a message payload once, by its SHA-256 (lowercase hex), which it returns.
+    fn put_payload(&self, bytes: &[u8]) -> Result<String, PluginError> {
+        let _ = bytes;
+        Err(PluginError::config(
+            "this storage keeps no message payloads",
+        ))
+    }
+    /// The payload with this SHA-256, if kept.
+    fn get_payload(&self, digest: &str) -> Result<Option<Vec<u8>>, PluginError> {
+        let _ = digest;
+        Err(PluginError::config(
+            "this storage keeps no message payloads",
+        ))
+    }
 }
 
 /// Runs plugin code, turning a panic into [`PluginError::panicked`].
@@ -203,6 +217,18 @@ impl<T: Storage> FfiStorage for Guarded<T> {
 
     fn append_log(&self, items: RVec<OutputItem>) -> RResult<RVec<ItemStatus_NE>, PluginError> {
         guard(|| statuses(self.get().append_log(items.into_vec())))
+    }
+
+    fn put_payload(&self, bytes: RSlice<'_, u8>) -> RResult<RString, PluginError> {
+        guard(|| self.get().put_payload(bytes.as_slice()).map(RString::from))
+    }
+
+    fn get_payload(&self, digest: RStr<'_>) -> RResult<ROption<RVec<u8>>, PluginError> {
+        guard(|| {
+            self.get()
+                .get_payload(digest.as_str())
+                .map(|p| p.map(RVec::from).into())
+        })
     }
 }
 

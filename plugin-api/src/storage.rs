@@ -6,7 +6,7 @@ use abi_stable::{
     library::RootModule,
     package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
-    std_types::{RArc, ROption, RResult, RStr, RString, RVec},
+    std_types::{RArc, ROption, RResult, RSlice, RStr, RString, RVec},
 };
 use serde::{Deserialize, Serialize};
 
@@ -130,6 +130,24 @@ pub trait FfiStorage: Send + Sync + Clone {
     /// in order. (since 1.0)
     #[sabi(last_prefix_field)]
     fn append_log(&self, items: RVec<OutputItem>) -> RResult<RVec<ItemStatus_NE>, PluginError>;
+
+    /// Keeps a message payload once, content-addressed: returns its SHA-256 (lowercase hex).
+    /// Keeping a payload already kept changes nothing. (since 1.0; added after the prefix, so
+    /// a storage without payloads answers with the default.)
+    fn put_payload(&self, bytes: RSlice<'_, u8>) -> RResult<RString, PluginError> {
+        let _ = bytes;
+        RResult::RErr(PluginError::config(
+            "this storage keeps no message payloads",
+        ))
+    }
+
+    /// The payload with this SHA-256, if kept. (since 1.0)
+    fn get_payload(&self, digest: RStr<'_>) -> RResult<ROption<RVec<u8>>, PluginError> {
+        let _ = digest;
+        RResult::RErr(PluginError::config(
+            "this storage keeps no message payloads",
+        ))
+    }
 }
 
 /// The FFI trait object for [`FfiStorage`].
@@ -183,6 +201,22 @@ impl StorageClient {
         self.inner
             .delete(collection.into(), key.into())
             .into_result()
+    }
+
+    /// Keeps a message payload once; its SHA-256.
+    pub fn put_payload(&self, bytes: &[u8]) -> Result<String, PluginError> {
+        self.inner
+            .put_payload(bytes.into())
+            .into_result()
+            .map(RString::into_string)
+    }
+
+    /// The payload with this SHA-256, if kept.
+    pub fn get_payload(&self, digest: &str) -> Result<Option<Vec<u8>>, PluginError> {
+        self.inner
+            .get_payload(digest.into())
+            .into_result()
+            .map(|p| p.into_option().map(RVec::into_vec))
     }
 
     /// The records matching a query.

@@ -33,6 +33,12 @@ impl Cluster {
     /// A cluster whose workers run the given workspace plugins besides zmq-input and
     /// sqlite-storage; `extra` is appended to the configuration (new tables only).
     pub fn new(plugins: &[&str], extra: &str) -> Self {
+        Self::with_collector(plugins, "", extra)
+    }
+
+    /// Like [`Cluster::new`], with `collector` added to the `[collector]` table (whose broker
+    /// address and heartbeats are set already).
+    pub fn with_collector(plugins: &[&str], collector_keys: &str, extra: &str) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("bonnie-cluster-")
             .tempdir()
@@ -74,6 +80,12 @@ heartbeat_ms = 200
 heartbeat_liveness = 3
 postpone_delay_s = 1
 
+[collector]
+broker_address = "tcp://127.0.0.1:{collector}"
+heartbeat_ms = 200
+heartbeat_liveness = 3
+{collector_keys}
+
 [dealer]
 broker_address = "tcp://127.0.0.1:{dealer}"
 spool_dir = "var/dealer-spool"
@@ -92,6 +104,22 @@ path = "var/bonnie.db"
 "#
         );
         std::fs::write(dir.path().join("bonnie.toml"), config).expect("writing the configuration");
+        // Cyrus runs the exec dealer as user cyrus: it must read the configuration and write
+        // the spool.
+        std::fs::create_dir_all(dir.path().join("var/dealer-spool")).expect("creating the spool");
+        let _ = std::process::Command::new("chmod")
+            .arg("755")
+            .arg(dir.path())
+            .arg(dir.path().join("var"))
+            .status();
+        let _ = std::process::Command::new("chmod")
+            .arg("644")
+            .arg(dir.path().join("bonnie.toml"))
+            .status();
+        let _ = std::process::Command::new("chown")
+            .args(["-R", "cyrus:mail"])
+            .arg(dir.path().join("var/dealer-spool"))
+            .status();
         Self { dir }
     }
 
@@ -149,6 +177,30 @@ path = "var/bonnie.db"
             self.status()["workers"].as_array().map_or(0, Vec::len) > before
         });
         worker
+    }
+
+    /// Starts a collector (logging to `<name>.log`) and waits until the broker lists it.
+    pub fn start_collector(&self, name: &str) -> ChildGuard {
+        let log = self.log_file(name);
+        let collector = ChildGuard::spawn(
+            name,
+            &mut self.command("bonnie-collector", &["--log-file", &log]),
+        );
+        process::wait_until("the collector to connect", || {
+            self.status()["collectors"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["credit"].as_u64().unwrap_or(0) > 0))
+        });
+        collector
+    }
+
+    /// True when the broker holds no unfinished job.
+    pub fn idle(&self) -> bool {
+        let status = self.status();
+        let jobs = &status["jobs"];
+        ["PENDING", "ALLOC", "POSTPONED"]
+            .iter()
+            .all(|s| jobs[s] == 0)
     }
 
     /// Starts the dealer daemon and waits for its socket.

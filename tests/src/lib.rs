@@ -4,7 +4,9 @@
 #![forbid(unsafe_code)]
 
 pub mod cluster;
+pub mod cyrus;
 pub mod fixtures;
+pub mod ldap;
 pub mod paths;
 pub mod process;
 pub mod search_server;

@@ -31,6 +31,16 @@ path = "var/output.jsonl"
 path = "var/bonnie.db"
 "#;
 
+/// The archive handler plugins, by crate name.
+pub const ARCHIVE_HANDLERS: [&str; 6] = [
+    "bonnie-sessions",
+    "bonnie-mailboxes",
+    "bonnie-messages",
+    "bonnie-messageappend",
+    "bonnie-quota",
+    "bonnie-unknown-events",
+];
+
 /// The plugins of [`BASE_CONFIG`].
 pub const BASE_PLUGINS: [&str; 3] = [
     "bonnie-jsonl-input",

@@ -8,15 +8,7 @@ use std::collections::BTreeMap;
 use bonnie_tests::{paths, worker::WorkerLab};
 use serde_json::{Value, json};
 
-/// The archive handlers.
-const HANDLERS: [&str; 6] = [
-    "bonnie-sessions",
-    "bonnie-mailboxes",
-    "bonnie-messages",
-    "bonnie-messageappend",
-    "bonnie-quota",
-    "bonnie-unknown-events",
-];
+use bonnie_tests::worker::ARCHIVE_HANDLERS as HANDLERS;
 
 /// The captured samples in the order Cyrus emitted them.
 fn samples() -> Vec<(String, Value)> {

@@ -2,6 +2,7 @@
 //! ACL strings, ENVELOPE structures and RFC 2047 encoded words.
 
 pub mod acl;
+pub mod client;
 pub mod envelope;
 pub mod rfc2047;
 pub mod uidset;

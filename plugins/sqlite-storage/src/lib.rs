@@ -22,6 +22,14 @@ struct Settings {
     /// Default: 5000.
     #[serde(default = "default_busy_timeout_ms")]
     busy_timeout_ms: u64,
+    /// Payloads too large to travel in a job are written here by the collector (files beside
+    /// the database); payloads are looked up here after the database. Default: `var/payloads`.
+    #[serde(default = "default_payload_dir")]
+    payload_dir: String,
+}
+
+fn default_payload_dir() -> String {
+    "var/payloads".to_string()
 }
 
 fn default_path() -> String {
@@ -39,6 +47,7 @@ pub struct SqliteStorage {
     readers: Mutex<Vec<Connection>>,
     path: std::path::PathBuf,
     busy_timeout_ms: u64,
+    payload_dir: Option<std::path::PathBuf>,
 }
 
 impl SqliteStorage {
@@ -46,7 +55,8 @@ impl SqliteStorage {
     pub fn new(host: Host) -> Result<Self, PluginError> {
         let settings: Settings = host.config()?;
         let path = host.path(&settings.path);
-        let storage = Self::open(&path, settings.busy_timeout_ms)?;
+        let mut storage = Self::open(&path, settings.busy_timeout_ms)?;
+        storage.payload_dir = Some(host.path(&settings.payload_dir));
         host.info("Storage opened.", &[("path", &path.display())]);
         Ok(storage)
     }
@@ -73,6 +83,7 @@ impl SqliteStorage {
             readers: Mutex::new(Vec::new()),
             path: path.to_path_buf(),
             busy_timeout_ms,
+            payload_dir: None,
         })
     }
 
@@ -172,6 +183,41 @@ impl Storage for SqliteStorage {
 
     fn append_log(&self, items: Vec<OutputItem>) -> Result<Vec<ItemStatus>, PluginError> {
         self.write(true, |conn| log::append(conn, &items))
+    }
+
+    fn put_payload(&self, bytes: &[u8]) -> Result<String, PluginError> {
+        let digest = bonnie_core::payload::digest(bytes);
+        let compressed = bonnie_core::payload::compress(bytes)
+            .map_err(|e| PluginError::transient(format!("cannot compress a payload: {e}")))?;
+        // Synced with the log entry that refers to it, which is written after.
+        self.write(false, |conn| {
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO payloads (digest, size, stored_ms, data) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(rusqlite::params![digest, bytes.len() as i64, bonnie_core::time::now_ms(), compressed])
+            .map(|_| ())
+        })?;
+        Ok(digest)
+    }
+
+    fn get_payload(&self, digest: &str) -> Result<Option<Vec<u8>>, PluginError> {
+        let stored: Option<(i64, Vec<u8>)> = self.read(|conn| {
+            use rusqlite::OptionalExtension;
+            conn.prepare_cached("SELECT size, data FROM payloads WHERE digest = ?1")?
+                .query_row([digest], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })?;
+        let broken =
+            |e: std::io::Error| PluginError::transient(format!("payload {digest} is damaged: {e}"));
+        if let Some((size, data)) = stored {
+            return bonnie_core::payload::decompress(&data, size as usize)
+                .map(Some)
+                .map_err(broken);
+        }
+        match &self.payload_dir {
+            Some(dir) => bonnie_core::payload::read_file(dir, digest).map_err(broken),
+            None => Ok(None),
+        }
     }
 }
 

@@ -55,6 +55,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE VIRTUAL TABLE log_text USING fts5 (
         text, content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 2'
     );",
+    // 3: message payloads, content-addressed and compressed: one row per distinct message.
+    "CREATE TABLE payloads (
+        id INTEGER PRIMARY KEY,
+        digest TEXT NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        stored_ms INTEGER NOT NULL,
+        data BLOB NOT NULL
+    );",
 ];
 
 /// Brings the schema to the newest version. Several workers may open the same file at once:

@@ -1,0 +1,264 @@
+//! The collector commands, run on one job's notification: FETCH (message payloads, from the
+//! Cyrus spool or else by IMAP as the folder's owner), HEADER, GETMETADATA, GETACL and
+//! GETUSERDATA (LDAP). A command that fails leaves its reason in `collector_errors` and the
+//! others still run: the job is never dropped, the worker decides what to do without it.
+
+use std::{path::PathBuf, time::Duration};
+
+use bonnie_core::{
+    config::CollectorConfig,
+    imap::{client::Client, uidset, uri},
+    mail, payload,
+};
+use serde_json::{Map, Value, json};
+
+use crate::ldap;
+
+/// The folder and messages a notification is about.
+struct Target {
+    /// The admin-namespace path (`user/john.doe/Calendar@example.org`).
+    path: String,
+    /// The owner's login, `None` for a shared folder.
+    owner: Option<String>,
+    /// The name the owner sees (`Calendar`).
+    name: String,
+    /// Cyrus's mailboxID.
+    uniqueid: Option<String>,
+    /// The messages.
+    uids: Vec<u64>,
+}
+
+fn target(n: &Map<String, Value>) -> Result<Target, String> {
+    let text = |k: &str| n.get(k).and_then(Value::as_str).map(str::to_string);
+    let parsed = text("uri")
+        .and_then(|u| uri::parse(&u))
+        .ok_or("the notification names no IMAP URL")?;
+    let mailbox = parsed.mailbox.ok_or("the notification names no folder")?;
+    let uids = match (n.get("uids"), text("uidset")) {
+        (Some(Value::Array(list)), _) => list.iter().filter_map(Value::as_u64).collect(),
+        (_, Some(set)) => uidset::expand(&set).map_err(|e| e.to_string())?,
+        _ => parsed.uid.into_iter().collect(),
+    };
+    Ok(Target {
+        path: mailbox.path,
+        owner: mailbox.owner,
+        name: mailbox.name,
+        uniqueid: text("folder_uniqueid").or_else(|| text("mailboxID")),
+        uids,
+    })
+}
+
+/// Runs `commands` on a notification; the updated notification.
+pub fn collect(
+    config: &CollectorConfig,
+    notification: &[u8],
+    commands: &[String],
+) -> Result<Vec<u8>, String> {
+    let mut n: Map<String, Value> = match serde_json::from_slice(notification) {
+        Ok(Value::Object(n)) => n,
+        _ => return Err("the notification is not a JSON object".to_string()),
+    };
+    let mut errors = match n.remove("collector_errors") {
+        Some(Value::Object(errors)) => errors,
+        _ => Map::new(),
+    };
+    for command in commands {
+        let result = match command.as_str() {
+            "FETCH" => fetch(config, &mut n, false),
+            "HEADER" => fetch(config, &mut n, true),
+            "GETMETADATA" => metadata(config, &mut n),
+            "GETACL" => acl(config, &mut n),
+            "GETUSERDATA" => user_data(config, &mut n),
+            other => Err(format!("{other} is not a collector command")),
+        };
+        match result {
+            Ok(()) => {
+                errors.remove(command);
+            }
+            Err(reason) => {
+                tracing::warn!(command = %command, reason = %reason, "A collector command failed.");
+                errors.insert(command.clone(), json!(reason));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        n.insert("collector_errors".to_string(), Value::Object(errors));
+    }
+    serde_json::to_vec(&Value::Object(n)).map_err(|e| e.to_string())
+}
+
+fn imap(config: &CollectorConfig) -> Result<Client, String> {
+    Client::connect(
+        &config.imap_address,
+        Duration::from_millis(config.imap_timeout_ms),
+    )
+    .map_err(|e| format!("cannot reach Cyrus at {}: {e}", config.imap_address))
+}
+
+/// An IMAP session that sees the folder: as its owner (an admin acting for them) or, for a
+/// shared folder, as the admin. The mailbox name to use in it.
+fn session_for(config: &CollectorConfig, target: &Target) -> Result<(Client, String), String> {
+    let mut client = imap(config)?;
+    match &target.owner {
+        Some(owner) => {
+            client
+                .proxy_login(owner, &config.imap_admin, &config.imap_password)
+                .map_err(|e| e.to_string())?;
+            Ok((client, target.name.clone()))
+        }
+        None => {
+            client
+                .login(&config.imap_admin, &config.imap_password)
+                .map_err(|e| e.to_string())?;
+            Ok((client, target.path.clone()))
+        }
+    }
+}
+
+/// The message file in the Cyrus spool, if readable here.
+fn spool_file(config: &CollectorConfig, uniqueid: &str, uid: u64) -> Option<Vec<u8>> {
+    let mut chars = uniqueid.chars();
+    let (a, b) = (chars.next()?, chars.next()?);
+    config.partitions.iter().find_map(|partition| {
+        let path: PathBuf = partition
+            .join("uuid")
+            .join(a.to_string())
+            .join(b.to_string())
+            .join(uniqueid)
+            .join(format!("{uid}."));
+        std::fs::read(path).ok()
+    })
+}
+
+/// FETCH (whole messages) or HEADER (headers only), from the spool or by IMAP.
+fn fetch(
+    config: &CollectorConfig,
+    n: &mut Map<String, Value>,
+    headers_only: bool,
+) -> Result<(), String> {
+    let target = target(n)?;
+    if target.uids.is_empty() {
+        return Err("the notification names no message".to_string());
+    }
+    let mut session: Option<(Client, String)> = None;
+    let mut contents = Map::new();
+    let mut headers = match n.remove("messageHeaders") {
+        Some(Value::Object(h)) => h,
+        _ => Map::new(),
+    };
+    let mut missing = Vec::new();
+    for uid in &target.uids {
+        let from_spool = target
+            .uniqueid
+            .as_deref()
+            .and_then(|id| spool_file(config, id, *uid));
+        let bytes = match from_spool {
+            Some(bytes) => Some(bytes),
+            None => {
+                if session.is_none() {
+                    let (mut client, name) = session_for(config, &target)?;
+                    client.examine(&name).map_err(|e| e.to_string())?;
+                    session = Some((client, name));
+                }
+                let (client, _) = session.as_mut().ok_or("no IMAP session")?;
+                client
+                    .uid_fetch_section(*uid, if headers_only { "HEADER" } else { "" })
+                    .map_err(|e| e.to_string())?
+            }
+        };
+        let Some(bytes) = bytes else {
+            missing.push(uid.to_string());
+            continue;
+        };
+        headers.insert(uid.to_string(), Value::Object(mail::headers(&bytes)));
+        if !headers_only {
+            contents.insert(uid.to_string(), content(config, &bytes)?);
+        }
+    }
+    if let Some((mut client, _)) = session {
+        let _ = client.logout();
+    }
+    n.insert("messageHeaders".to_string(), Value::Object(headers));
+    if !headers_only {
+        n.insert("messageContent".to_string(), Value::Object(contents));
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "messages not found (expunged and purged?): UID {}",
+            missing.join(", ")
+        ))
+    }
+}
+
+/// A payload as it travels in the job: inline (UTF-8 text or base64), or, when larger than
+/// `max_inline_bytes` and the payload store is reachable, written there and named by digest.
+fn content(config: &CollectorConfig, bytes: &[u8]) -> Result<Value, String> {
+    if bytes.len() > config.max_inline_bytes {
+        if let Some(dir) = &config.payload_dir {
+            let digest = payload::write_file(dir, bytes)
+                .map_err(|e| format!("cannot write to the payload store: {e}"))?;
+            return Ok(json!({ "digest": digest, "size": bytes.len(), "in_store": true }));
+        }
+    }
+    let digest = payload::digest(bytes);
+    Ok(match std::str::from_utf8(bytes) {
+        Ok(text) => {
+            json!({ "encoding": "utf-8", "data": text, "size": bytes.len(), "digest": digest })
+        }
+        Err(_) => {
+            json!({ "encoding": "base64", "data": bonnie_core::imap::client::base64(bytes), "size": bytes.len(), "digest": digest })
+        }
+    })
+}
+
+/// GETMETADATA, as the admin: every entry with a value (the shared ones, and the admin's
+/// private ones). The admin's own logins can be kept out of the archive with the dealer's
+/// drop rules; acting as the owner would put logins in the owner's name into the audit trail.
+fn metadata(config: &CollectorConfig, n: &mut Map<String, Value>) -> Result<(), String> {
+    let target = target(n)?;
+    let mut client = imap(config)?;
+    client
+        .login(&config.imap_admin, &config.imap_password)
+        .map_err(|e| e.to_string())?;
+    let entries = client
+        .getmetadata(&target.path)
+        .map_err(|e| e.to_string())?;
+    let _ = client.logout();
+    let map: Map<String, Value> = entries.into_iter().map(|(k, v)| (k, json!(v))).collect();
+    n.insert("metadata".to_string(), Value::Object(map));
+    Ok(())
+}
+
+/// GETACL, as the admin.
+fn acl(config: &CollectorConfig, n: &mut Map<String, Value>) -> Result<(), String> {
+    let target = target(n)?;
+    let mut client = imap(config)?;
+    client
+        .login(&config.imap_admin, &config.imap_password)
+        .map_err(|e| e.to_string())?;
+    let entries = client.getacl(&target.path).map_err(|e| e.to_string())?;
+    let _ = client.logout();
+    let map: Map<String, Value> = entries.into_iter().map(|(k, v)| (k, json!(v))).collect();
+    n.insert("acl".to_string(), Value::Object(map));
+    Ok(())
+}
+
+/// GETUSERDATA: the acting user's directory entry (`null` when the directory has none).
+fn user_data(config: &CollectorConfig, n: &mut Map<String, Value>) -> Result<(), String> {
+    let login = n
+        .get("user")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+        .ok_or("the notification names no user")?;
+    let found = ldap::find_user(&config.ldap, login)?;
+    n.insert(
+        "user_data".to_string(),
+        found.map_or(
+            Value::Null,
+            |u| json!({ "dn": u.dn, "cn": u.cn, "id": u.id }),
+        ),
+    );
+    Ok(())
+}

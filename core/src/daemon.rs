@@ -1,0 +1,61 @@
+//! What every bonnie daemon does around its work: the common options (`--config`,
+//! `--log-level`, `--log-file`), logging set-up, loading the configuration, shutdown on
+//! SIGTERM/SIGINT, and reporting a failure both in the log and on standard error.
+
+use std::{
+    fmt::Display,
+    path::PathBuf,
+    process::ExitCode,
+    sync::{Arc, atomic::AtomicBool},
+};
+
+use crate::Config;
+
+/// The options every daemon takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DaemonArgs {
+    /// Configuration file [default: $BONNIE_CONFIG, else /etc/bonnie/bonnie.toml]
+    #[arg(short, long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Log filter: error, warn, info, debug or trace ($BONNIE_LOG overrides it)
+    #[arg(long, value_name = "FILTER", default_value = "info")]
+    pub log_level: String,
+    /// Append log lines to this file instead of standard error
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+}
+
+/// Sets up logging, loads the configuration and runs `body` with it. A failure is logged and
+/// printed on standard error, prefixed with the program's `name`, and exits with status 1.
+pub fn run<E: Display>(
+    name: &str,
+    args: &DaemonArgs,
+    body: impl FnOnce(Config) -> Result<ExitCode, E>,
+) -> ExitCode {
+    if let Err(e) = crate::logging::init(&args.log_level, args.log_file.as_deref()) {
+        eprintln!("{name}: cannot open the log file: {e}");
+        return ExitCode::FAILURE;
+    }
+    let result = Config::load(&Config::locate(args.config.as_deref()))
+        .map_err(|e| e.to_string())
+        .and_then(|config| body(config).map_err(|e| e.to_string()));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A flag that SIGTERM and SIGINT set; a second signal, while the work winds down, exits at
+/// once with status 1.
+pub fn shutdown_flag() -> std::io::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register_conditional_shutdown(signal, 1, flag.clone())?;
+        signal_hook::flag::register(signal, flag.clone())?;
+    }
+    Ok(flag)
+}

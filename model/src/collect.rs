@@ -1,0 +1,143 @@
+//! What a handler asks the collector for, and what it does with the answer. Payloads when
+//! messages arrive (FETCH), headers when messages are copied, moved or deleted (HEADER), folder
+//! metadata and ACL on every folder event (Cyrus sends no event for SETMETADATA) or when the
+//! folder's state is unknown, and the user's directory entry while the user is unresolved.
+//! A command the collector could not run is not asked again: the record is stored without it.
+
+use bonnie_plugin_api::{PluginError, storage::StorageClient};
+use serde_json::{Value, json};
+
+use crate::{folders, record::Object, users};
+
+/// Events whose folder may have changed state.
+const FOLDER_EVENTS: [&str; 6] = [
+    "MailboxCreate",
+    "MailboxRename",
+    "MailboxModseq",
+    "AclChange",
+    "MailboxSubscribe",
+    "MailboxUnSubscribe",
+];
+
+/// Events that bring a message (FETCH).
+const NEW_MESSAGE_EVENTS: [&str; 2] = ["MessageAppend", "MessageNew"];
+
+/// Events about existing messages whose headers a changelog needs (HEADER).
+const MESSAGE_EVENTS: [&str; 7] = [
+    "vnd.cmu.MessageCopy",
+    "vnd.cmu.MessageMove",
+    "MessageCopy",
+    "MessageMove",
+    "MessageTrash",
+    "MessageExpunge",
+    "MessageExpire",
+];
+
+fn failed_before(record: &Object, command: &str) -> bool {
+    record
+        .get("collector_errors")
+        .and_then(|e| e.get(command))
+        .is_some()
+}
+
+/// The collector commands this record still needs, of those `enabled`.
+pub fn wanted(
+    storage: &StorageClient,
+    record: &Object,
+    enabled: &[String],
+) -> Result<Vec<String>, PluginError> {
+    let event = record
+        .get("event")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let on =
+        |command: &str| enabled.iter().any(|c| c == command) && !failed_before(record, command);
+    let mut wanted = Vec::new();
+    if on("FETCH") && NEW_MESSAGE_EVENTS.contains(&event) && !record.contains_key("messageContent")
+    {
+        wanted.push("FETCH");
+    }
+    if on("HEADER") && MESSAGE_EVENTS.contains(&event) && !record.contains_key("messageHeaders") {
+        wanted.push("HEADER");
+    }
+    if record.contains_key("folder") && event != "MailboxDelete" {
+        let state_unknown = || -> Result<bool, PluginError> {
+            let uniqueid = record
+                .get("folder_uniqueid")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let current = storage
+                .get(folders::CURRENT, uniqueid)?
+                .map(|r| r.json())
+                .transpose()?;
+            Ok(current.is_none_or(|c| c.get("metadata").is_none()))
+        };
+        let check = FOLDER_EVENTS.contains(&event)
+            || ((on("GETMETADATA") || on("GETACL")) && state_unknown()?);
+        if check && on("GETMETADATA") && !record.contains_key("metadata") {
+            wanted.push("GETMETADATA");
+        }
+        if check && on("GETACL") && !record.contains_key("acl") {
+            wanted.push("GETACL");
+        }
+    }
+    if on("GETUSERDATA") && !record.contains_key("user_data") {
+        if let Some(login) = record
+            .get("user")
+            .and_then(Value::as_str)
+            .filter(|u| !users::is_special(u))
+        {
+            if users::resolved_id(storage, login)?.is_none() {
+                wanted.push("GETUSERDATA");
+            }
+        }
+    }
+    Ok(wanted.into_iter().map(str::to_string).collect())
+}
+
+/// Moves the payloads the collector fetched into the storage (once per content), leaving in
+/// the record their digests: `payloads` (UID, digest, size) and, for one message,
+/// `payload_digest`.
+pub fn store_payloads(storage: &StorageClient, record: &mut Object) -> Result<(), PluginError> {
+    let Some(Value::Object(contents)) = record.remove("messageContent") else {
+        return Ok(());
+    };
+    let mut payloads = Vec::new();
+    for (uid, content) in contents {
+        let size = content.get("size").and_then(Value::as_u64).unwrap_or(0);
+        let digest = if content.get("in_store").and_then(Value::as_bool) == Some(true) {
+            // Written to the payload store by the collector itself (too large for the job).
+            content
+                .get("digest")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        } else {
+            let data = content
+                .get("data")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let bytes = match content.get("encoding").and_then(Value::as_str) {
+                Some("base64") => bonnie_core::imap::rfc2047::base64(data).ok_or_else(|| {
+                    PluginError::rejected(format!("the payload of UID {uid} is not valid base64"))
+                })?,
+                _ => data.as_bytes().to_vec(),
+            };
+            let digest = storage.put_payload(&bytes)?;
+            if let Some(expected) = content.get("digest").and_then(Value::as_str) {
+                if expected != digest {
+                    return Err(PluginError::rejected(format!(
+                        "the payload of UID {uid} does not match its digest ({expected} from the collector, {digest} here)"
+                    )));
+                }
+            }
+            digest
+        };
+        payloads.push(json!({ "uid": uid.parse::<u64>().ok(), "digest": digest, "size": size }));
+    }
+    if let [only] = payloads.as_slice() {
+        record.insert("payload_digest".to_string(), only["digest"].clone());
+    }
+    record.insert("payloads".to_string(), Value::Array(payloads));
+    Ok(())
+}

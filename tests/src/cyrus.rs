@@ -1,0 +1,273 @@
+//! A real Cyrus IMAP 3.6 (Debian's `cyrus-imapd`, installed by scripts/test) in a temporary
+//! folder, set up as ../shared/reference/cyrus/RECIPE.md describes, on free loopback ports,
+//! with its notifications going to `bonnie-dealer` in exec mode, to the dealer daemon's dlist
+//! socket, or nowhere.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use bonnie_core::imap::client::Client;
+use tempfile::TempDir;
+
+use crate::{cluster::free_port, paths, process};
+
+/// Where Cyrus sends its notifications.
+pub enum Notify<'a> {
+    /// notifyd runs `bonnie-dealer` for each event, with this configuration.
+    Exec {
+        /// The dealer binary.
+        dealer: &'a Path,
+        /// bonnie's configuration file.
+        config: &'a Path,
+    },
+    /// imapd and lmtpd write to this dlist socket (the dealer daemon's).
+    Daemon {
+        /// The socket.
+        socket: &'a Path,
+    },
+    /// No notifications.
+    Off,
+}
+
+/// A Cyrus lab: its folder, ports and (once started) master with its services.
+pub struct Cyrus {
+    dir: TempDir,
+    /// The IMAP port on 127.0.0.1.
+    pub imap_port: u16,
+    /// The LMTP port on 127.0.0.1.
+    pub lmtp_port: u16,
+    master: Option<std::process::Child>,
+}
+
+/// The admin user of the lab (`admins: cyrus`); any password is accepted.
+pub const ADMIN: &str = "cyrus";
+
+impl Cyrus {
+    /// A lab folder and ports, Cyrus not started yet (so that bonnie's configuration can name
+    /// them first).
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("bonnie-cyrus-")
+            .tempdir()
+            .expect("a temporary folder");
+        Self {
+            dir,
+            imap_port: free_port(),
+            lmtp_port: free_port(),
+            master: None,
+        }
+    }
+
+    /// Sets up and starts Cyrus.
+    pub fn start(&mut self, notify: Notify<'_>) {
+        let lab = self.dir.path().to_path_buf();
+        let (imap_port, lmtp_port) = (self.imap_port, self.lmtp_port);
+        for sub in [
+            "etc",
+            "log",
+            "run",
+            "spool",
+            "sieve",
+            "config/socket",
+            "config/proc",
+            "config/lock",
+            "config/log",
+            "config/db",
+        ] {
+            std::fs::create_dir_all(lab.join(sub)).expect("creating the Cyrus lab");
+        }
+        let reference = paths::repo_root().join("../shared/reference/cyrus");
+        let read = |name: &str| {
+            std::fs::read_to_string(reference.join(name))
+                .expect("a reference file")
+                .replace("@LAB@", &lab.to_string_lossy())
+        };
+        let mut imapd: Vec<String> = read("imapd.conf")
+            .lines()
+            .filter(|l| {
+                !l.starts_with("notifysocket:")
+                    && !l.starts_with("event_notifier:")
+                    && !l.starts_with("notify_external:")
+            })
+            .map(|l| {
+                // The quota group crashes imapd (RECIPE.md G1).
+                if l.starts_with("event_groups:") {
+                    "event_groups: message flags access mailbox subscription".to_string()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        match notify {
+            Notify::Exec { dealer, .. } => {
+                imapd.push(format!(
+                    "notifysocket: {}/config/socket/notify",
+                    lab.display()
+                ));
+                imapd.push("event_notifier: external".to_string());
+                imapd.push(format!("notify_external: {}", dealer.display()));
+            }
+            Notify::Daemon { socket } => {
+                imapd.push(format!("notifysocket: dlist:{}", socket.display()));
+                imapd.push("event_notifier: external".to_string());
+            }
+            Notify::Off => {}
+        }
+        std::fs::write(lab.join("etc/imapd.conf"), imapd.join("\n") + "\n").unwrap();
+        let services = read("cyrus.conf")
+            .replace("127.0.0.1:9143", &format!("127.0.0.1:{imap_port}"))
+            .replace("127.0.0.1:9024", &format!("127.0.0.1:{lmtp_port}"));
+        std::fs::write(lab.join("etc/cyrus.conf"), services).unwrap();
+        std::fs::copy(
+            reference.join("imapd.annotations.conf"),
+            lab.join("etc/imapd.annotations.conf"),
+        )
+        .unwrap();
+        let chown = process::run(
+            "chown",
+            Command::new("chown").args(["-R", "cyrus:mail"]).arg(&lab),
+        );
+        assert!(
+            chown.status.success(),
+            "chown (is cyrus-imapd installed?): {}",
+            process::describe(&chown)
+        );
+        let chmod = process::run("chmod", Command::new("chmod").arg("755").arg(&lab));
+        assert!(chmod.status.success());
+
+        let mut command = Command::new("/usr/lib/cyrus/bin/master");
+        command
+            .arg("-C")
+            .arg(lab.join("etc/imapd.conf"))
+            .arg("-M")
+            .arg(lab.join("etc/cyrus.conf"))
+            .arg("-p")
+            .arg(lab.join("run/master.pid"))
+            .arg("-L")
+            .arg(lab.join("log/master.out"))
+            .env_remove("BONNIE_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Notify::Exec { config, .. } = notify {
+            // notifyd starts the dealer with master's environment.
+            command.env("BONNIE_CONFIG", config);
+        }
+        self.master = Some(
+            command
+                .spawn()
+                .expect("starting Cyrus master (is cyrus-imapd installed?)"),
+        );
+        process::wait_until("Cyrus to accept IMAP", || {
+            TcpStream::connect(("127.0.0.1", imap_port)).is_ok()
+        });
+    }
+
+    /// The lab folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The partition folder (message files).
+    pub fn spool(&self) -> PathBuf {
+        self.path().join("spool")
+    }
+
+    /// `127.0.0.1:PORT` of IMAP.
+    pub fn imap_address(&self) -> String {
+        format!("127.0.0.1:{}", self.imap_port)
+    }
+
+    /// A logged-in IMAP client (Cyrus accepts any password here).
+    pub fn login(&self, user: &str) -> Client {
+        let mut client = Client::connect(&self.imap_address(), Duration::from_secs(30))
+            .expect("connecting to Cyrus");
+        client.login(user, "secret").expect("logging in");
+        client
+    }
+
+    /// Delivers a message over LMTP.
+    pub fn lmtp(&self, from: &str, to: &[&str], message: &[u8]) {
+        let stream = TcpStream::connect(("127.0.0.1", self.lmtp_port)).expect("connecting to LMTP");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        let expect = |reader: &mut BufReader<TcpStream>, code: &str| loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("reading LMTP");
+            assert!(
+                line.starts_with(code),
+                "LMTP: expected {code}, got {line:?}"
+            );
+            if line.as_bytes().get(3) != Some(&b'-') {
+                break;
+            }
+        };
+        expect(&mut reader, "220");
+        writer.write_all(b"LHLO bonnie-tests\r\n").unwrap();
+        expect(&mut reader, "250");
+        writer
+            .write_all(format!("MAIL FROM:<{from}>\r\n").as_bytes())
+            .unwrap();
+        expect(&mut reader, "250");
+        for rcpt in to {
+            writer
+                .write_all(format!("RCPT TO:<{rcpt}>\r\n").as_bytes())
+                .unwrap();
+            expect(&mut reader, "250");
+        }
+        writer.write_all(b"DATA\r\n").unwrap();
+        expect(&mut reader, "354");
+        let mut data = Vec::new();
+        for line in message.split_inclusive(|&b| b == b'\n') {
+            if line.starts_with(b".") {
+                data.push(b'.');
+            }
+            data.extend_from_slice(line);
+        }
+        data.extend_from_slice(b".\r\n");
+        writer.write_all(&data).unwrap();
+        for _ in to {
+            expect(&mut reader, "250");
+        }
+        writer.write_all(b"QUIT\r\n").unwrap();
+    }
+
+    /// What master logged (notification errors among it).
+    pub fn master_log(&self) -> String {
+        std::fs::read_to_string(self.path().join("log/master.out")).unwrap_or_default()
+    }
+}
+
+impl Default for Cyrus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Cyrus {
+    fn drop(&mut self) {
+        // SIGTERM: master stops its services, then itself.
+        if let Some(mut master) = self.master.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(master.id().to_string())
+                .status();
+            for _ in 0..100 {
+                if matches!(master.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = master.kill();
+            let _ = master.wait();
+        }
+    }
+}

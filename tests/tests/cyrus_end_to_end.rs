@@ -1,0 +1,431 @@
+//! The whole chain against a real Cyrus IMAP 3.6 and a real OpenLDAP: an IMAP client acts
+//! like users do; Cyrus notifies bonnie-dealer (exec mode, then the daemon on a dlist socket);
+//! the broker, a worker with every archive handler, and the collector (spool files, IMAP as
+//! admin, LDAP) fill the SQLite store. The store is then checked: every action, users with
+//! their LDAP dn and cn, folder metadata and ACL, and the exact message bytes by digest,
+//! stored once however many folders hold them; also across a collector stopped mid-way.
+
+use std::time::Duration;
+
+use bonnie_core::{imap::client::quote, payload};
+use bonnie_tests::{
+    cluster::Cluster,
+    cyrus::{ADMIN, Cyrus, Notify},
+    ldap::{SERVICE_DN, SERVICE_PASSWORD, Slapd},
+    paths, process,
+};
+use serde_json::Value;
+
+use bonnie_tests::worker::ARCHIVE_HANDLERS as HANDLERS;
+const JOHN: &str = "john.doe@example.org";
+const JANE: &str = "jane.doe@example.org";
+
+/// A bonnie wired to this Cyrus and this directory, every handler asking the collector.
+fn cluster(cyrus: &Cyrus, ldap: &Slapd) -> Cluster {
+    let collector = format!(
+        "imap_address = \"{}\"\nimap_admin = \"{ADMIN}\"\nimap_password = \"secret\"\npartitions = [\"{}\"]\n\n\
+         [collector.ldap]\nurl = \"{}\"\nbind_dn = \"{SERVICE_DN}\"\nbind_password = \"{SERVICE_PASSWORD}\"\n\
+         base = \"ou=People,dc=example,dc=org\"\nunique_attribute = \"entryUUID\"\n",
+        cyrus.imap_address(),
+        cyrus.spool().display(),
+        ldap.url
+    );
+    let collect =
+        "collect = [\"FETCH\", \"HEADER\", \"GETMETADATA\", \"GETACL\", \"GETUSERDATA\"]\n";
+    let handlers: String = [
+        "sessions",
+        "mailboxes",
+        "messages",
+        "messageappend",
+        "quota",
+        "unknown-events",
+    ]
+    .iter()
+    .map(|h| format!("[plugins.{h}]\n{collect}\n"))
+    .collect();
+    let cluster = Cluster::with_collector(&HANDLERS, &collector, &handlers);
+    // The collector's own IMAP logins (as the admin) are not users' actions.
+    let config = std::fs::read_to_string(cluster.config()).unwrap().replace(
+        "[dealer]\n",
+        "[dealer]\ndrop_event_users = [\"Login cyrus\", \"Logout cyrus\"]\n",
+    );
+    std::fs::write(cluster.config(), config).unwrap();
+    cluster
+}
+
+fn plain_mail(subject: &str) -> Vec<u8> {
+    format!(
+        "From: Jane Doe <{JANE}>\r\nTo: John Doe <{JOHN}>\r\nSubject: {subject}\r\nDate: Sat, 28 Nov 2026 17:13:36 +0000\r\n\
+         Message-ID: <{}@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nHello,\r\nthis is {subject}.\r\n",
+        subject.replace(' ', "-")
+    )
+    .into_bytes()
+}
+
+fn kolab_event() -> Vec<u8> {
+    let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<icalendar xmlns=\"urn:ietf:params:xml:ns:icalendar-2.0\"><vcalendar><components><vevent><properties>\
+               <uid><text>5A637BF7-D0A8-4AB3-91F3-6C7B4B6F6D3B</text></uid><summary><text>Bonnie test event</text></summary>\
+               </properties></vevent></components></vcalendar></icalendar>\r\n";
+    format!(
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"=_b\"\r\nFrom: {JOHN}\r\nTo: {JOHN}\r\n\
+         Date: Sat, 28 Nov 2026 17:13:37 +0000\r\nX-Kolab-Type: application/x-vnd.kolab.event\r\nX-Kolab-Mime-Version: 3.0\r\n\
+         Subject: 5A637BF7-D0A8-4AB3-91F3-6C7B4B6F6D3B\r\n\r\n--=_b\r\nContent-Type: text/plain; charset=ISO-8859-1\r\n\r\n\
+         This is a Kolab Groupware object.\r\n\r\n--=_b\r\nContent-Type: application/calendar+xml; charset=UTF-8; name=kolab.xml\r\n\
+         Content-Disposition: attachment; filename=kolab.xml\r\n\r\n{xml}--=_b--\r\n"
+    )
+    .into_bytes()
+}
+
+/// The messages the scenario stores, to check by digest.
+struct Sent {
+    plain: Vec<u8>,
+    event: Vec<u8>,
+    everywhere: Vec<u8>,
+}
+
+/// First half: accounts, folders, metadata, ACL, appends.
+fn scenario_first_half(cyrus: &Cyrus) -> Sent {
+    let mut admin = cyrus.login(ADMIN);
+    for user in [JOHN, JANE] {
+        admin
+            .run(&format!("CREATE {}", quote(&format!("user/{user}"))), &[])
+            .unwrap();
+    }
+    let mut john = cyrus.login(JOHN);
+    for command in [
+        "CREATE Calendar",
+        "SETMETADATA Calendar (/private/vendor/kolab/folder-type \"event.default\" /shared/vendor/kolab/folder-type \"event\")",
+        "CREATE Archive",
+        "CREATE Tmp",
+        "RENAME Tmp Tmp2",
+        "DELETE Tmp2",
+    ] {
+        john.run(command, &[])
+            .unwrap_or_else(|e| panic!("{command}: {e}"));
+    }
+    john.run(&format!("SETACL Calendar {} lrs", quote(JANE)), &[])
+        .unwrap();
+    let sent = Sent {
+        plain: plain_mail("plain test 1"),
+        event: kolab_event(),
+        everywhere: plain_mail("in three folders"),
+    };
+    john.append("INBOX", None, &sent.plain).unwrap();
+    john.append("Calendar", None, &sent.event).unwrap();
+    for folder in ["INBOX", "Archive", "Calendar"] {
+        john.append(folder, Some("(\\Seen)"), &sent.everywhere)
+            .unwrap();
+    }
+    john.logout().unwrap();
+    admin.logout().unwrap();
+    sent
+}
+
+/// Second half: copy, move, flags, expunge, LMTP, jane's visit.
+fn scenario_second_half(cyrus: &Cyrus) {
+    let mut john = cyrus.login(JOHN);
+    john.select("INBOX").unwrap();
+    for command in [
+        "COPY 1 Archive",
+        "UID MOVE 2 Archive",
+        "STORE 1 +FLAGS (\\Flagged)",
+        "STORE 1 +FLAGS (\\Deleted)",
+        "EXPUNGE",
+    ] {
+        john.run(command, &[])
+            .unwrap_or_else(|e| panic!("{command}: {e}"));
+    }
+    john.logout().unwrap();
+    cyrus.lmtp(JANE, &[JOHN], &plain_mail("delivered via lmtp"));
+    let mut jane = cyrus.login(JANE);
+    jane.run("LIST \"\" \"*\"", &[]).unwrap();
+    jane.logout().unwrap();
+}
+
+fn wait_until_archived(cluster: &Cluster) {
+    // Cyrus notifies within milliseconds; give the last notifications time to be submitted.
+    std::thread::sleep(Duration::from_millis(500));
+    process::wait_until("every job finished", || {
+        cluster.idle() && cluster.status()["waiting_for_collectors"] == 0
+    });
+}
+
+fn events(cluster: &Cluster) -> Vec<Value> {
+    let db = cluster.archive();
+    let mut stmt = db.prepare("SELECT record FROM log ORDER BY seq").unwrap();
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|r| serde_json::from_str(&r.unwrap()).unwrap())
+        .collect()
+}
+
+fn count(events: &[Value], event: &str) -> usize {
+    events.iter().filter(|e| e["event"] == event).count()
+}
+
+fn record_body(cluster: &Cluster, collection: &str, key: &str) -> Value {
+    let body: String = cluster
+        .archive()
+        .query_row(
+            "SELECT body FROM records WHERE collection = ?1 AND key = ?2",
+            [collection, key],
+            |r| r.get(0),
+        )
+        .unwrap_or_else(|e| panic!("no {collection}/{key}: {e}"));
+    serde_json::from_str(&body).unwrap()
+}
+
+fn payload_bytes(cluster: &Cluster, digest: &str) -> Vec<u8> {
+    let (size, data): (i64, Vec<u8>) = cluster
+        .archive()
+        .query_row(
+            "SELECT size, data FROM payloads WHERE digest = ?1",
+            [digest],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap_or_else(|e| panic!("no payload {digest}: {e}"));
+    payload::decompress(&data, size as usize).unwrap()
+}
+
+/// Everything the scenario did is in the store, with LDAP users, folder state and payloads.
+fn check_store(cluster: &Cluster, ldap: &Slapd, sent: &Sent) {
+    let events = events(cluster);
+    for (event, at_least) in [
+        ("Login", 3),
+        ("Logout", 3),
+        ("MailboxCreate", 5),
+        ("MailboxRename", 1),
+        ("MailboxDelete", 1),
+        ("AclChange", 1),
+        ("MessageAppend", 5),
+        ("vnd.cmu.MessageCopy", 1),
+        ("vnd.cmu.MessageMove", 1),
+        ("FlagsSet", 1),
+        ("MessageTrash", 1),
+        ("MessageExpunge", 1),
+        ("MessageNew", 1),
+    ] {
+        assert!(
+            count(&events, event) >= at_least,
+            "{event}: {} < {at_least}",
+            count(&events, event)
+        );
+    }
+    assert!(events.iter().all(|e| {
+        e.get("collector_errors")
+            .is_none_or(|c| c.get("GETUSERDATA").is_none())
+    }));
+    assert!(
+        events
+            .iter()
+            .all(|e| e["user"] != ADMIN
+                || !["Login", "Logout"].contains(&e["event"].as_str().unwrap())),
+        "admin logins dropped"
+    );
+
+    // Users come from LDAP: their id is the entryUUID, with dn and cn.
+    let john_id = ldap.entry_uuid("john.doe");
+    let john = record_body(cluster, "users", &john_id);
+    assert_eq!(john["dn"], "uid=john.doe,ou=People,dc=example,dc=org");
+    assert_eq!(john["cn"], "John Doe");
+    assert_eq!(john["resolved"], true);
+    let johns = events
+        .iter()
+        .filter(|e| e["user"] == JOHN && e["event"] == "MessageAppend")
+        .collect::<Vec<_>>();
+    assert!(
+        johns.iter().all(|e| e["user_id"] == john_id.as_str()),
+        "{johns:?}"
+    );
+    let jane = record_body(cluster, "users", &ldap.entry_uuid("jane.doe"));
+    assert_eq!(jane["cn"], "Jane Doe");
+
+    // The Calendar's metadata (folder type) and ACL, from the collector.
+    let calendar_append = events
+        .iter()
+        .find(|e| {
+            e["event"] == "MessageAppend"
+                && e["folder_name"] == "Calendar"
+                && e["payload_digest"] == payload::digest(&sent.event).as_str()
+        })
+        .expect("the event object's append");
+    let uniqueid = calendar_append["folder_uniqueid"].as_str().unwrap();
+    let current = record_body(cluster, "folders-current", uniqueid);
+    assert_eq!(current["type"], "event");
+    assert_eq!(
+        current["metadata"]["/shared/vendor/kolab/folder-type"],
+        "event"
+    );
+    assert_eq!(current["acl"][JANE], "lrs");
+    let state = record_body(
+        cluster,
+        "folders",
+        calendar_append["folder_id"].as_str().unwrap(),
+    );
+    assert_eq!(state["type"], "event");
+    assert_eq!(
+        state["acl"][&john_id], "lrswipkxtecdan",
+        "ACL subjects are user ids"
+    );
+    assert_eq!(calendar_append["folder_type"], "event");
+
+    // The exact bytes, by digest; a message in three folders is stored once.
+    for message in [&sent.plain, &sent.event, &sent.everywhere] {
+        assert_eq!(&payload_bytes(cluster, &payload::digest(message)), message);
+    }
+    let everywhere = payload::digest(&sent.everywhere);
+    let appended: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "MessageAppend" && e["payload_digest"] == everywhere.as_str())
+        .collect();
+    let folders: std::collections::BTreeSet<&str> = appended
+        .iter()
+        .filter_map(|e| e["folder_name"].as_str())
+        .collect();
+    assert_eq!(
+        folders,
+        ["Archive", "Calendar", "INBOX"].into_iter().collect()
+    );
+    let rows: i64 = cluster
+        .archive()
+        .query_row(
+            "SELECT count(*) FROM payloads WHERE digest = ?1",
+            [&everywhere],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 1);
+
+    // Headers for the changelog on copies and moves; the LMTP delivery's payload.
+    let moved = events
+        .iter()
+        .find(|e| e["event"] == "vnd.cmu.MessageMove")
+        .unwrap();
+    assert!(
+        moved["messageHeaders"]
+            .as_object()
+            .is_some_and(|h| !h.is_empty()),
+        "{moved}"
+    );
+    let delivered = events.iter().find(|e| e["event"] == "MessageNew").unwrap();
+    assert_eq!(delivered["subject"], "delivered via lmtp");
+    assert!(
+        payload_bytes(cluster, delivered["payload_digest"].as_str().unwrap())
+            .ends_with(b"this is delivered via lmtp.\r\n")
+    );
+    // Every message event's folder is known by state.
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "MessageAppend")
+            .all(|e| e["folder_id"].is_string())
+    );
+    // The log's hash chain holds.
+    assert_eq!(
+        bonnie_sqlite_storage::log::verify(&cluster.archive()).unwrap(),
+        None
+    );
+}
+
+fn run_end_to_end(daemon: bool) {
+    let ldap = Slapd::start();
+    let mut cyrus = Cyrus::new();
+    let cluster = cluster(&cyrus, &ldap);
+    let _broker = cluster.start_broker();
+    let _worker = cluster.start_worker("worker");
+    let dealer = paths::bin("bonnie-dealer");
+    let (socket, config) = (cluster.dealer_socket(), cluster.config());
+    let _daemon = daemon.then(|| cluster.start_dealer_daemon());
+    cyrus.start(if daemon {
+        Notify::Daemon { socket: &socket }
+    } else {
+        Notify::Exec {
+            dealer: &dealer,
+            config: &config,
+        }
+    });
+    let collector = cluster.start_collector("collector");
+
+    let sent = scenario_first_half(&cyrus);
+    // Stop the collector in the middle: the jobs that need it wait at the broker.
+    collector.signal("TERM");
+    assert!(process::succeeded(&collector.wait().status));
+    scenario_second_half(&cyrus);
+    process::wait_until("jobs waiting for the collector", || {
+        cluster.status()["waiting_for_collectors"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    });
+    let _collector = cluster.start_collector("collector-again");
+    wait_until_archived(&cluster);
+    check_store(&cluster, &ldap, &sent);
+    assert!(!cyrus.master_log().contains("datagram too large"));
+}
+
+#[test]
+fn cyrus_with_the_exec_dealer_archives_everything_once() {
+    run_end_to_end(false);
+}
+
+#[test]
+fn cyrus_with_the_dealer_daemon_archives_everything_once() {
+    run_end_to_end(true);
+}
+
+#[test]
+fn a_collector_that_cannot_reach_imap_or_ldap_reports_errors_and_loses_no_job() {
+    let closed = bonnie_tests::cluster::free_port();
+    let collector = format!(
+        "imap_address = \"127.0.0.1:{closed}\"\nimap_timeout_ms = 2000\npartitions = []\n\n[collector.ldap]\nurl = \"ldap://127.0.0.1:{closed}/\"\ntimeout_ms = 2000\n"
+    );
+    let collect = "collect = [\"FETCH\", \"GETMETADATA\", \"GETACL\", \"GETUSERDATA\"]\n";
+    let handlers: String = ["sessions", "mailboxes", "messages", "messageappend"]
+        .iter()
+        .map(|h| format!("[plugins.{h}]\n{collect}\n"))
+        .collect();
+    let cluster = Cluster::with_collector(&HANDLERS[..4], &collector, &handlers);
+    let _broker = cluster.start_broker();
+    let _worker = cluster.start_worker("worker");
+    let _collector = cluster.start_collector("collector");
+    for sample in ["MailboxCreate-3.json", "MessageAppend-1.json"] {
+        assert!(
+            cluster
+                .deal(paths::cyrus_event(sample).as_bytes())
+                .status
+                .success()
+        );
+    }
+    process::wait_until("both records archived", || cluster.archived() == 2);
+    let events = events(&cluster);
+    let append = events
+        .iter()
+        .find(|e| e["event"] == "MessageAppend")
+        .unwrap();
+    let errors = &append["collector_errors"];
+    assert!(
+        errors["FETCH"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach Cyrus"),
+        "{errors}"
+    );
+    assert!(
+        errors["GETUSERDATA"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach LDAP"),
+        "{errors}"
+    );
+    assert_eq!(
+        append["user_id"], "login:john.doe@example.org",
+        "stored without what the collector could not get"
+    );
+    assert!(append.get("payload_digest").is_none());
+    assert!(
+        cluster.status()["collectors"][0]["identity"]
+            .as_str()
+            .is_some(),
+        "the collector is still there"
+    );
+}
