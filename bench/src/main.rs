@@ -4,6 +4,7 @@
 //! and a plain ZeroMQ round trip on the same machine as the reference.
 #![forbid(unsafe_code)]
 
+mod cyrus;
 mod lab;
 mod storage;
 
@@ -45,6 +46,9 @@ struct Args {
     /// Notifications replayed into each storage for the records-per-second figures
     #[arg(long, default_value_t = 50_000)]
     records: u64,
+    /// APPENDs per Cyrus run (notifications off, exec dealer, dealer daemon)
+    #[arg(long, default_value_t = 1000)]
+    appends: usize,
 }
 
 fn main() {
@@ -99,8 +103,19 @@ fn run(args: &Args) -> anyhow::Result<Value> {
         args.records,
     )?;
     eprintln!("records into osmem-server: {search:.0}/s");
+    let mut cyrus_appends = serde_json::Map::new();
+    for (name, mode) in [
+        ("notifications_off", cyrus::Mode::Off),
+        ("exec_dealer", cyrus::Mode::Exec),
+        ("dealer_daemon", cyrus::Mode::Daemon),
+    ] {
+        let rate = cyrus::appends_per_s(mode, args.appends)?;
+        eprintln!("Cyrus APPENDs, {name}: {rate:.0}/s");
+        cyrus_appends.insert(name.to_string(), json!(round(rate, 0)));
+    }
     Ok(json!({
         "machine": machine(),
+        "cyrus_appends_per_s": cyrus_appends,
         "sqlite_records_per_s": round(sqlite, 0),
         "sqlite_records_per_s_with_handlers": round(archive, 0),
         "osmem_server_records_per_s": round(search, 0),

@@ -209,3 +209,62 @@ fn record_from(collection: &str, key: &str, source: &Value) -> Record {
         extra: Default::default(),
     }
 }
+
+impl Es {
+    /// Keeps a payload once, compressed, in the `<records_prefix>payloads` index under its
+    /// digest (`create`: a payload already kept is left as it is).
+    pub fn put_payload(&self, bytes: &[u8]) -> Result<String, PluginError> {
+        self.ensure_templates()?;
+        let digest = bonnie_core::payload::digest(bytes);
+        let compressed = bonnie_core::payload::compress(bytes)
+            .map_err(|e| PluginError::transient(format!("cannot compress a payload: {e}")))?;
+        let index = self.records_index("payloads")?;
+        let document = json!({
+            "collection": "payloads",
+            "key": digest,
+            "time_ms": bonnie_core::time::now_ms(),
+            "body": { "size": bytes.len(), "zstd_base64": bonnie_core::imap::client::base64(&compressed) },
+        });
+        self.runtime.block_on(async {
+            let response = self
+                .client
+                .create(elasticsearch::CreateParts::IndexId(&index, &digest))
+                .refresh(Refresh::True)
+                .body(document)
+                .send()
+                .await
+                .map_err(|e| request_error("cannot write a payload", e))?;
+            match response.status_code().as_u16() {
+                200..=299 | 409 => Ok(digest.clone()),
+                code => Err(PluginError::transient(format!(
+                    "writing payload {digest} failed ({code})"
+                ))),
+            }
+        })
+    }
+
+    /// The payload with this digest, if kept (checked against it).
+    pub fn get_payload(&self, digest: &str) -> Result<Option<Vec<u8>>, PluginError> {
+        let Some(record) = self.get_record("payloads", digest)? else {
+            return Ok(None);
+        };
+        let body: Value = serde_json::from_str(record.body.as_str()).unwrap_or(Value::Null);
+        let broken =
+            |what: &str| PluginError::transient(format!("payload {digest} is damaged: {what}"));
+        let compressed = body
+            .get("zstd_base64")
+            .and_then(Value::as_str)
+            .and_then(bonnie_core::imap::rfc2047::base64)
+            .ok_or_else(|| broken("no data"))?;
+        let size = body
+            .get("size")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| broken("no size"))? as usize;
+        let bytes = bonnie_core::payload::decompress(&compressed, size)
+            .map_err(|e| broken(&e.to_string()))?;
+        if bonnie_core::payload::digest(&bytes) != digest {
+            return Err(broken("it does not match its digest"));
+        }
+        Ok(Some(bytes))
+    }
+}

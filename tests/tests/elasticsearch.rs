@@ -254,3 +254,59 @@ fn es_storage_keeps_users_folders_sessions_and_the_log() {
     assert_eq!(status, 200, "{log}");
     assert_eq!(log["_source"]["duration"], 40.181);
 }
+
+#[test]
+fn es_storage_keeps_each_payload_once_by_digest() {
+    let server = SearchServer::start();
+    let lab = WorkerLab::new();
+    for name in [
+        "bonnie-messageappend",
+        "bonnie-jsonl-input",
+        "bonnie-jsonl-output",
+        "bonnie-es-storage",
+    ] {
+        lab.add_plugin(&paths::plugin(name));
+    }
+    lab.write(
+        "bonnie.toml",
+        &format!(
+            "[worker]\nplugin_dir = \"plugins\"\n\n[plugins.jsonl-input]\nfiles = [\"in.jsonl\"]\n\n\
+             [plugins.jsonl-output]\npath = \"var/output.jsonl\"\n\n[plugins.es-storage]\nurl = \"{}\"\n",
+            server.url
+        ),
+    );
+    let message =
+        "From: Jane Doe <jane.doe@example.org>\r\nSubject: kept once\r\n\r\nGr\u{fc}\u{df}e\r\n";
+    let digest = bonnie_core::payload::digest(message.as_bytes());
+    // As the collector leaves them: the same message appended to two folders.
+    let appended = |folder: &str, uid: u64| {
+        let mut n: Value =
+            serde_json::from_str(&paths::cyrus_event("MessageAppend-1.json")).unwrap();
+        n["uri"] = json!(format!(
+            "imap://cyrus-lab.example.org/user/john.doe/{folder}%40example.org;UIDVALIDITY=7/;UID={uid}"
+        ));
+        n["messageContent"] = json!({ uid.to_string(): { "encoding": "utf-8", "data": message, "size": message.len(), "digest": digest } });
+        n.to_string()
+    };
+    lab.notifications(&[appended("Archive", 3), appended("Trash", 9)]);
+    lab.run();
+    for line in [1, 2] {
+        let record = lab.record(&format!("in.jsonl:{line}"));
+        assert_eq!(record["payload_digest"], digest.as_str());
+        assert!(
+            record.get("messageContent").is_none(),
+            "the payload left the record"
+        );
+    }
+    let (status, doc) = server.request("GET", &format!("/bonnie-payloads/_doc/{digest}"), None);
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["_version"], 1, "kept once");
+    assert_eq!(doc["_source"]["body"]["size"], message.len());
+    let compressed =
+        bonnie_core::imap::rfc2047::base64(doc["_source"]["body"]["zstd_base64"].as_str().unwrap())
+            .unwrap();
+    assert_eq!(
+        bonnie_core::payload::decompress(&compressed, message.len()).unwrap(),
+        message.as_bytes()
+    );
+}

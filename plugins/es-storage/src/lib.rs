@@ -52,6 +52,14 @@ impl Storage for EsStorage {
     fn append_log(&self, items: Vec<OutputItem>) -> Result<Vec<ItemStatus>, PluginError> {
         self.es.write_log(&items)
     }
+
+    fn put_payload(&self, bytes: &[u8]) -> Result<String, PluginError> {
+        self.es.put_payload(bytes)
+    }
+
+    fn get_payload(&self, digest: &str) -> Result<Option<Vec<u8>>, PluginError> {
+        self.es.get_payload(digest)
+    }
 }
 
 bonnie_plugin_api::export_storage! {
