@@ -95,6 +95,21 @@ pub fn wanted(
     Ok(wanted.into_iter().map(str::to_string).collect())
 }
 
+/// The bytes of one message the collector fetched (`messageContent.<uid>`: `data`, as text or
+/// base64 by `encoding`).
+pub fn content_bytes(uid: &str, content: &Value) -> Result<Vec<u8>, PluginError> {
+    let data = content
+        .get("data")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match content.get("encoding").and_then(Value::as_str) {
+        Some("base64") => bonnie_core::imap::rfc2047::base64(data).ok_or_else(|| {
+            PluginError::rejected(format!("the payload of UID {uid} is not valid base64"))
+        }),
+        _ => Ok(data.as_bytes().to_vec()),
+    }
+}
+
 /// Moves the payloads the collector fetched into the storage (once per content), leaving in
 /// the record their digests: `payloads` (UID, digest, size) and, for one message,
 /// `payload_digest`.
@@ -113,17 +128,7 @@ pub fn store_payloads(storage: &StorageClient, record: &mut Object) -> Result<()
                 .unwrap_or_default()
                 .to_string()
         } else {
-            let data = content
-                .get("data")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let bytes = match content.get("encoding").and_then(Value::as_str) {
-                Some("base64") => bonnie_core::imap::rfc2047::base64(data).ok_or_else(|| {
-                    PluginError::rejected(format!("the payload of UID {uid} is not valid base64"))
-                })?,
-                _ => data.as_bytes().to_vec(),
-            };
-            let digest = storage.put_payload(&bytes)?;
+            let digest = storage.put_payload(&content_bytes(&uid, &content)?)?;
             if let Some(expected) = content.get("digest").and_then(Value::as_str) {
                 if expected != digest {
                     return Err(PluginError::rejected(format!(

@@ -1,12 +1,13 @@
 //! The archive model the handler plugins share: the normalized record (the design's log
-//! entry), user records, folder records with their state checksum, and sessions, all kept
-//! through the host's storage.
+//! entry), user records, folder records with their state checksum, sessions, and the revisions
+//! of Kolab groupware objects, all kept through the host's storage.
 #![forbid(unsafe_code)]
 
 mod cache;
 pub mod collect;
 pub mod folders;
 pub mod handler;
+pub mod objects;
 pub mod record;
 pub mod sessions;
 pub mod users;

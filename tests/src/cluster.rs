@@ -12,8 +12,11 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::{
+    cyrus::{ADMIN, Cyrus},
+    ldap::{SERVICE_DN, SERVICE_PASSWORD, Slapd},
     paths,
     process::{self, ChildGuard},
+    worker::ARCHIVE_HANDLERS,
 };
 
 /// A free TCP port on loopback (the kernel's choice; it stays free unless taken meanwhile).
@@ -34,6 +37,37 @@ impl Cluster {
     /// sqlite-storage; `extra` is appended to the configuration (new tables only).
     pub fn new(plugins: &[&str], extra: &str) -> Self {
         Self::with_collector(plugins, "", extra)
+    }
+
+    /// A bonnie wired to this Cyrus and this directory: every archive handler and the
+    /// `groupware` plugins (such as `bonnie-changelog`) with their defaults, the handlers asking
+    /// the collector for everything, the collector reading Cyrus's spool, IMAP as the admin
+    /// and LDAP; the collector's own admin logins are dropped by the dealer.
+    pub fn for_cyrus(cyrus: &Cyrus, ldap: &Slapd, groupware: &[&str]) -> Self {
+        let collector = format!(
+            "imap_address = \"{}\"\nimap_admin = \"{ADMIN}\"\nimap_password = \"secret\"\npartitions = [\"{}\"]\n\n\
+             [collector.ldap]\nurl = \"{}\"\nbind_dn = \"{SERVICE_DN}\"\nbind_password = \"{SERVICE_PASSWORD}\"\n\
+             base = \"ou=People,dc=example,dc=org\"\nunique_attribute = \"entryUUID\"\n",
+            cyrus.imap_address(),
+            cyrus.spool().display(),
+            ldap.url
+        );
+        let collect =
+            "collect = [\"FETCH\", \"HEADER\", \"GETMETADATA\", \"GETACL\", \"GETUSERDATA\"]\n";
+        let tables: String = ARCHIVE_HANDLERS
+            .iter()
+            .map(|h| format!("[plugins.{}]\n{collect}\n", h.trim_start_matches("bonnie-")))
+            .collect();
+        let plugins: Vec<&str> = ARCHIVE_HANDLERS.iter().chain(groupware).copied().collect();
+        let cluster = Self::with_collector(&plugins, &collector, &tables);
+        let config = std::fs::read_to_string(cluster.config())
+            .expect("reading the configuration")
+            .replace(
+                "[dealer]\n",
+                "[dealer]\ndrop_event_users = [\"Login cyrus\", \"Logout cyrus\"]\n",
+            );
+        std::fs::write(cluster.config(), config).expect("writing the configuration");
+        cluster
     }
 
     /// Like [`Cluster::new`], with `collector` added to the `[collector]` table (whose broker
@@ -247,6 +281,19 @@ path = "var/bonnie.db"
         stdin.write_all(b"\n").expect("writing the notification");
         drop(stdin);
         child.wait_with_output().expect("waiting for bonnie-dealer")
+    }
+
+    /// The payload kept in the SQLite store under this digest, decompressed.
+    pub fn payload(&self, digest: &str) -> Vec<u8> {
+        let (size, data): (i64, Vec<u8>) = self
+            .archive()
+            .query_row(
+                "SELECT size, data FROM payloads WHERE digest = ?1",
+                [digest],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap_or_else(|e| panic!("no payload {digest}: {e}"));
+        bonnie_core::payload::decompress(&data, size as usize).expect("a payload that decompresses")
     }
 
     /// Runs `bonnie-dealer --flush`.

@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod cyrus;
 pub mod fixtures;
+pub mod kolab;
 pub mod ldap;
 pub mod paths;
 pub mod process;

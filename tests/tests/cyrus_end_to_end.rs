@@ -11,7 +11,7 @@ use bonnie_core::{imap::client::quote, payload};
 use bonnie_tests::{
     cluster::Cluster,
     cyrus::{ADMIN, Cyrus, Notify},
-    ldap::{SERVICE_DN, SERVICE_PASSWORD, Slapd},
+    ldap::Slapd,
     paths, process,
 };
 use serde_json::Value;
@@ -20,37 +20,9 @@ use bonnie_tests::worker::ARCHIVE_HANDLERS as HANDLERS;
 const JOHN: &str = "john.doe@example.org";
 const JANE: &str = "jane.doe@example.org";
 
-/// A bonnie wired to this Cyrus and this directory, every handler asking the collector.
+/// A bonnie wired to this Cyrus and this directory, every archive handler asking the collector.
 fn cluster(cyrus: &Cyrus, ldap: &Slapd) -> Cluster {
-    let collector = format!(
-        "imap_address = \"{}\"\nimap_admin = \"{ADMIN}\"\nimap_password = \"secret\"\npartitions = [\"{}\"]\n\n\
-         [collector.ldap]\nurl = \"{}\"\nbind_dn = \"{SERVICE_DN}\"\nbind_password = \"{SERVICE_PASSWORD}\"\n\
-         base = \"ou=People,dc=example,dc=org\"\nunique_attribute = \"entryUUID\"\n",
-        cyrus.imap_address(),
-        cyrus.spool().display(),
-        ldap.url
-    );
-    let collect =
-        "collect = [\"FETCH\", \"HEADER\", \"GETMETADATA\", \"GETACL\", \"GETUSERDATA\"]\n";
-    let handlers: String = [
-        "sessions",
-        "mailboxes",
-        "messages",
-        "messageappend",
-        "quota",
-        "unknown-events",
-    ]
-    .iter()
-    .map(|h| format!("[plugins.{h}]\n{collect}\n"))
-    .collect();
-    let cluster = Cluster::with_collector(&HANDLERS, &collector, &handlers);
-    // The collector's own IMAP logins (as the admin) are not users' actions.
-    let config = std::fs::read_to_string(cluster.config()).unwrap().replace(
-        "[dealer]\n",
-        "[dealer]\ndrop_event_users = [\"Login cyrus\", \"Logout cyrus\"]\n",
-    );
-    std::fs::write(cluster.config(), config).unwrap();
-    cluster
+    Cluster::for_cyrus(cyrus, ldap, &[])
 }
 
 fn plain_mail(subject: &str) -> Vec<u8> {
@@ -175,18 +147,6 @@ fn record_body(cluster: &Cluster, collection: &str, key: &str) -> Value {
     serde_json::from_str(&body).unwrap()
 }
 
-fn payload_bytes(cluster: &Cluster, digest: &str) -> Vec<u8> {
-    let (size, data): (i64, Vec<u8>) = cluster
-        .archive()
-        .query_row(
-            "SELECT size, data FROM payloads WHERE digest = ?1",
-            [digest],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap_or_else(|e| panic!("no payload {digest}: {e}"));
-    payload::decompress(&data, size as usize).unwrap()
-}
-
 /// Everything the scenario did is in the store, with LDAP users, folder state and payloads.
 fn check_store(cluster: &Cluster, ldap: &Slapd, sent: &Sent) {
     let events = events(cluster);
@@ -271,7 +231,7 @@ fn check_store(cluster: &Cluster, ldap: &Slapd, sent: &Sent) {
 
     // The exact bytes, by digest; a message in three folders is stored once.
     for message in [&sent.plain, &sent.event, &sent.everywhere] {
-        assert_eq!(&payload_bytes(cluster, &payload::digest(message)), message);
+        assert_eq!(&cluster.payload(&payload::digest(message)), message);
     }
     let everywhere = payload::digest(&sent.everywhere);
     let appended: Vec<&Value> = events
@@ -310,7 +270,8 @@ fn check_store(cluster: &Cluster, ldap: &Slapd, sent: &Sent) {
     let delivered = events.iter().find(|e| e["event"] == "MessageNew").unwrap();
     assert_eq!(delivered["subject"], "delivered via lmtp");
     assert!(
-        payload_bytes(cluster, delivered["payload_digest"].as_str().unwrap())
+        cluster
+            .payload(delivered["payload_digest"].as_str().unwrap())
             .ends_with(b"this is delivered via lmtp.\r\n")
     );
     // Every message event's folder is known by state.

@@ -1,33 +1,106 @@
-//! Handler plugin `changelog`: Revisions of Kolab groupware objects (events, tasks, notes, contacts, files).
-//! Not built yet: it loads, so the plugin directory lists it, but refuses to start until the
-//! work of issue 6 arrives.
+//! Handler plugin `changelog`: revisions of Kolab groupware objects (events, tasks, notes,
+//! contacts, files). For every message event that touches an object (append, copy, move,
+//! trash, expunge) it records a fact in the storage (`object-facts`, indexed by
+//! `<type>/<uid>`) and which message holds which object (`object-messages`); the changelog
+//! is derived from the facts when asked (see `bonnie_model::objects`). It asks the collector
+//! for the payload of appended messages and the headers of copied, moved or trashed messages
+//! it does not know yet. The notification goes on unchanged.
 
+use bonnie_model::{objects, record};
 use bonnie_plugin_api::prelude::*;
+use bonnie_plugin_api::storage::StorageClient;
+use serde::Deserialize;
+use serde_json::Value;
 
-/// The handler; never constructed yet.
-pub struct Changelog;
+/// The events this handler takes.
+const EVENTS: &[&str] = &[
+    "MessageAppend",
+    "MessageNew",
+    "MessageCopy",
+    "vnd.cmu.MessageCopy",
+    "MessageMove",
+    "vnd.cmu.MessageMove",
+    "MessageTrash",
+    "MessageExpunge",
+    "MessageExpire",
+];
+
+/// `[plugins.changelog]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// Collector commands the changelog may ask for: FETCH (appended objects) and HEADER
+    /// (copied, moved or trashed messages not seen appended). Without them it sees only what
+    /// other handlers had collected. Default: both.
+    #[serde(default = "default_collect")]
+    collect: Vec<String>,
+}
+
+fn default_collect() -> Vec<String> {
+    vec!["FETCH".to_string(), "HEADER".to_string()]
+}
+
+/// The handler.
+pub struct Changelog {
+    storage: StorageClient,
+    settings: Settings,
+}
 
 impl Changelog {
-    /// Refuses to start, saying why.
-    pub fn new(_host: Host) -> Result<Self, PluginError> {
-        Err(PluginError::config(
-            "the changelog handler is not built yet (issue 6); disable it with [worker] disabled = [\"changelog\"]",
-        ))
+    /// Reads `[plugins.changelog]` and takes the host's storage.
+    pub fn new(host: Host) -> Result<Self, PluginError> {
+        let settings: Settings = host.config()?;
+        if let Some(bad) = settings
+            .collect
+            .iter()
+            .find(|c| !matches!(c.as_str(), "FETCH" | "HEADER"))
+        {
+            return Err(PluginError::config(format!(
+                "[plugins.changelog] collect: {bad:?} is not FETCH or HEADER"
+            )));
+        }
+        Ok(Self {
+            storage: host.storage()?,
+            settings,
+        })
     }
 }
 
 impl Handler for Changelog {
     fn events(&self) -> Vec<String> {
-        Vec::new()
+        EVENTS.iter().map(|e| e.to_string()).collect()
     }
 
     fn handle(&self, job: &Job) -> Result<HandlerOutcome, PluginError> {
-        Ok(HandlerOutcome::done(job.notification.as_str()))
+        let notification = job.notification.as_str();
+        let mut record: record::Object = match serde_json::from_str(notification) {
+            Ok(Value::Object(object)) => object,
+            _ => {
+                return Ok(HandlerOutcome::rejected(
+                    "the notification is not a JSON object",
+                ));
+            }
+        };
+        // Normalizing is idempotent: an archive handler earlier in the chain may have done it.
+        record::normalize(&mut record, bonnie_core::time::now_ms());
+        let may_collect = |command: &str| {
+            self.settings.collect.iter().any(|c| c == command)
+                && record
+                    .get("collector_errors")
+                    .and_then(|e| e.get(command))
+                    .is_none()
+        };
+        match objects::record(&self.storage, &record, job.id.as_str(), may_collect)? {
+            objects::Recorded::Collect(command) => {
+                Ok(HandlerOutcome::needs_collector(&[command], notification))
+            }
+            objects::Recorded::Facts(_) => Ok(HandlerOutcome::done(notification)),
+        }
     }
 }
 
 bonnie_plugin_api::export_handler! {
     name: "changelog",
-    description: "Revisions of Kolab groupware objects (events, tasks, notes, contacts, files). (not built yet)",
+    description: "Revisions of Kolab groupware objects (events, tasks, notes, contacts, files).",
     new: Changelog::new,
 }

@@ -1,0 +1,656 @@
+//! Kolab groupware objects (events, tasks, notes, contacts, files) and their revisions.
+//!
+//! A Kolab object is a message whose `X-Kolab-Type` header is
+//! `application/x-vnd.kolab.<type>` and whose `Subject` is the object's UID. The changelog
+//! handler keeps *facts*: each message event that touched an object (appended, copied, moved,
+//! flagged deleted, expunged) with its time, actor, place and payload digest, plus which
+//! message holds which object. The changelog itself is derived from the facts when asked
+//! ([`changelog`]), in the events' own time order, so facts processed out of order by parallel
+//! workers still give the right history.
+
+use std::collections::{HashMap, HashSet};
+
+use bonnie_core::time;
+use bonnie_plugin_api::{
+    PluginError,
+    storage::{Record, RecordQuery, StorageClient},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::{record::Object, users};
+
+/// The facts about objects: one record per message of an event that touched an object.
+pub const FACTS: &str = "object-facts";
+/// Which object a message holds, by its place (`folder`, UIDVALIDITY, UID).
+pub const MESSAGES: &str = "object-messages";
+/// The index term of facts: `<type>/<uid>`.
+pub const OBJECT_FIELD: &str = "object";
+
+const TYPE_PREFIX: &str = "application/x-vnd.kolab.";
+/// At most this many facts are read for one object.
+const MAX_FACTS: u32 = 100_000;
+/// A deletion followed within this time by an append of the same object in the same folder by
+/// the same user is one modification (a client that deletes the old version first).
+const UPDATE_WINDOW_MS: i64 = 60_000;
+
+/// What an event did to a message holding an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FactKind {
+    /// Appended or delivered (MessageAppend, MessageNew).
+    Append,
+    /// Copied to another place (MessageCopy).
+    Copy,
+    /// Moved to another place (MessageMove).
+    Move,
+    /// Flagged `\Deleted` (MessageTrash).
+    Trash,
+    /// Removed (MessageExpunge, MessageExpire).
+    Expunge,
+}
+
+impl FactKind {
+    /// The kind of fact an event gives, if it touches messages.
+    pub fn of_event(event: &str) -> Option<Self> {
+        Some(match event {
+            "MessageAppend" | "MessageNew" => Self::Append,
+            "MessageCopy" | "vnd.cmu.MessageCopy" => Self::Copy,
+            "MessageMove" | "vnd.cmu.MessageMove" => Self::Move,
+            "MessageTrash" => Self::Trash,
+            "MessageExpunge" | "MessageExpire" => Self::Expunge,
+            _ => return None,
+        })
+    }
+
+    fn removes(self) -> bool {
+        matches!(self, Self::Trash | Self::Expunge)
+    }
+}
+
+/// Where a message is: its folder (the full path, `user/john.doe/Calendar@example.org`), the
+/// folder's UIDVALIDITY and the message's UID.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Place {
+    /// The folder's full path.
+    pub folder: String,
+    /// The folder's UIDVALIDITY, when the notification named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uidvalidity: Option<u64>,
+    /// The message's UID.
+    pub uid: u64,
+}
+
+impl Place {
+    fn key(&self) -> String {
+        format!(
+            "{}\u{1f}{}\u{1f}{}",
+            self.folder,
+            self.uidvalidity.map(|v| v.to_string()).unwrap_or_default(),
+            self.uid
+        )
+    }
+}
+
+/// One event's effect on one message holding an object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fact {
+    /// What happened.
+    pub kind: FactKind,
+    /// The object's type (`event`, `task`, `note`, `contact`, `file`...).
+    pub object_type: String,
+    /// The object's UID.
+    pub object_uid: String,
+    /// The event's own time (ms since the epoch, UTC).
+    pub time_ms: i64,
+    /// The acting user's login, when the event names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
+    /// Where the message is (after a copy or move: where it went).
+    pub place: Place,
+    /// Where a copied or moved message came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Place>,
+    /// The folder's unique id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder_uniqueid: Option<String>,
+    /// The SHA-256 of the message, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// The job (dealer submission) the fact came from.
+    pub job: String,
+}
+
+/// The Kolab object a message holds, from its headers: `(type, uid)`.
+pub fn kolab_object(headers: &Object) -> Option<(String, String)> {
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.as_str())
+    };
+    let kind = header("X-Kolab-Type")?.trim().to_ascii_lowercase();
+    let kind = kind.strip_prefix(TYPE_PREFIX)?.trim();
+    let uid = header("Subject")?.trim();
+    if kind.is_empty() || uid.is_empty() {
+        return None;
+    }
+    Some((kind.to_string(), uid.to_string()))
+}
+
+/// What recording an event needs.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// This many facts were recorded (0: the event touched no known object).
+    Facts(usize),
+    /// The collector must first run this command (FETCH or HEADER).
+    Collect(&'static str),
+}
+
+fn uids(record: &Object, field: &str) -> Vec<u64> {
+    record
+        .get(field)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
+fn text(record: &Object, field: &str) -> Option<String> {
+    record
+        .get(field)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// The message's digest: the one the collector fetched (kept in the storage here, once per
+/// content) or the one an earlier handler left in `payloads`.
+fn digest_of(
+    storage: &StorageClient,
+    record: &Object,
+    uid: u64,
+) -> Result<Option<String>, PluginError> {
+    let key = uid.to_string();
+    if let Some(content) = record.get("messageContent").and_then(|c| c.get(&key)) {
+        if content.get("in_store").and_then(Value::as_bool) == Some(true) {
+            return Ok(content
+                .get("digest")
+                .and_then(Value::as_str)
+                .map(str::to_string));
+        }
+        let bytes = crate::collect::content_bytes(&key, content)?;
+        return Ok(Some(storage.put_payload(&bytes)?));
+    }
+    let from_payloads = record
+        .get("payloads")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|p| p.get("uid").and_then(Value::as_u64) == Some(uid))
+        .and_then(|p| p.get("digest"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Ok(from_payloads)
+}
+
+/// The object held at `place`, from what was recorded or from the message's headers.
+fn object_at(
+    storage: &StorageClient,
+    place: &Place,
+    headers: Option<&Object>,
+) -> Result<Option<(String, String, Option<String>)>, PluginError> {
+    if let Some(found) = storage.get(MESSAGES, &place.key())? {
+        let body = found.json()?;
+        if let (Some(kind), Some(uid)) = (body["object_type"].as_str(), body["object_uid"].as_str())
+        {
+            let digest = body["digest"].as_str().map(str::to_string);
+            return Ok(Some((kind.to_string(), uid.to_string(), digest)));
+        }
+    }
+    Ok(headers
+        .and_then(kolab_object)
+        .map(|(kind, uid)| (kind, uid, None)))
+}
+
+fn put_fact(storage: &StorageClient, fact: &Fact) -> Result<(), PluginError> {
+    let body = serde_json::to_value(fact)
+        .map_err(|e| PluginError::transient(format!("a fact does not serialize: {e}")))?;
+    let key = format!("{}/{}", fact.job, fact.place.key());
+    storage.put(Record::new(FACTS, &key, &body).at(fact.time_ms).indexed(
+        OBJECT_FIELD,
+        &format!("{}/{}", fact.object_type, fact.object_uid),
+    ))?;
+    if !fact.kind.removes() {
+        let held = json!({
+            "object_type": fact.object_type,
+            "object_uid": fact.object_uid,
+            "digest": fact.digest,
+        });
+        storage.put(Record::new(MESSAGES, &fact.place.key(), &held).at(fact.time_ms))?;
+    }
+    Ok(())
+}
+
+/// Records the facts a normalized message event gives. `may_collect(command)` says whether
+/// the collector may still be asked for `command` (enabled, and not failed before).
+pub fn record(
+    storage: &StorageClient,
+    record: &Object,
+    job: &str,
+    may_collect: impl Fn(&str) -> bool,
+) -> Result<Recorded, PluginError> {
+    let Some(kind) = record
+        .get("event")
+        .and_then(Value::as_str)
+        .and_then(FactKind::of_event)
+    else {
+        return Ok(Recorded::Facts(0));
+    };
+    let Some(folder) = text(record, "folder") else {
+        return Ok(Recorded::Facts(0));
+    };
+    let headers = record.get("messageHeaders").and_then(Value::as_object);
+    let headers_of = |uid: u64| {
+        headers
+            .and_then(|h| h.get(&uid.to_string()))
+            .and_then(Value::as_object)
+    };
+    let place = |folder: &str, uidvalidity: Option<u64>, uid: u64| Place {
+        folder: folder.to_string(),
+        uidvalidity,
+        uid,
+    };
+    let uidvalidity = record.get("uidvalidity").and_then(Value::as_u64);
+    let new_uids = uids(record, "uids");
+    let old_uids = uids(record, "old_uids");
+    let old_folder = text(record, "old_folder");
+    let old_uidvalidity = record.get("old_uidvalidity").and_then(Value::as_u64);
+    let time_ms = text(record, "@timestamp")
+        .and_then(|t| time::parse_rfc3339_ms(&t))
+        .unwrap_or_else(time::now_ms);
+    // Which object each message of the event holds.
+    let mut touched = Vec::new();
+    let mut unknown = false;
+    for (i, uid) in new_uids.iter().copied().enumerate() {
+        let here = place(&folder, uidvalidity, uid);
+        let (from, object) = match kind {
+            FactKind::Append => {
+                if headers.is_none() && may_collect("FETCH") {
+                    return Ok(Recorded::Collect("FETCH"));
+                }
+                let object = headers_of(uid)
+                    .and_then(kolab_object)
+                    .map(|(t, u)| (t, u, None));
+                (None, object)
+            }
+            FactKind::Copy | FactKind::Move => {
+                let from = match (&old_folder, old_uids.get(i)) {
+                    (Some(old), Some(old_uid)) => Some(place(old, old_uidvalidity, *old_uid)),
+                    _ => None,
+                };
+                let object = match &from {
+                    Some(from) => object_at(storage, from, headers_of(uid))?,
+                    None => object_at(storage, &here, headers_of(uid))?,
+                };
+                (from, object)
+            }
+            FactKind::Trash | FactKind::Expunge => {
+                (None, object_at(storage, &here, headers_of(uid))?)
+            }
+        };
+        match object {
+            Some(object) => touched.push((here, from, object)),
+            None => unknown = true,
+        }
+    }
+    // Copies, moves and trashed messages are still on the server: their headers tell.
+    let ask_headers = matches!(kind, FactKind::Copy | FactKind::Move | FactKind::Trash);
+    if unknown && ask_headers && headers.is_none() && may_collect("HEADER") {
+        return Ok(Recorded::Collect("HEADER"));
+    }
+    let login = text(record, "user");
+    let folder_uniqueid = text(record, "folder_uniqueid");
+    let mut count = 0;
+    for (place, from, (object_type, object_uid, known_digest)) in touched {
+        let digest = match kind {
+            FactKind::Append => digest_of(storage, record, place.uid)?,
+            _ => known_digest,
+        };
+        put_fact(
+            storage,
+            &Fact {
+                kind,
+                object_type,
+                object_uid,
+                time_ms,
+                login: login.clone(),
+                place,
+                from,
+                folder_uniqueid: folder_uniqueid.clone(),
+                digest,
+                job: job.to_string(),
+            },
+        )?;
+        count += 1;
+    }
+    Ok(Recorded::Facts(count))
+}
+
+/// The facts about one object.
+pub fn facts(
+    storage: &StorageClient,
+    object_type: &str,
+    object_uid: &str,
+) -> Result<Vec<Fact>, PluginError> {
+    let query = RecordQuery {
+        collection: FACTS.to_string(),
+        index: Some((
+            OBJECT_FIELD.to_string(),
+            format!("{object_type}/{object_uid}"),
+        )),
+        limit: MAX_FACTS,
+        ..RecordQuery::default()
+    };
+    let mut facts = Vec::new();
+    for found in storage.query(&query)? {
+        let fact: Fact = serde_json::from_str(found.body.as_str()).map_err(|e| {
+            PluginError::transient(format!("stored fact {} is not readable: {e}", found.key))
+        })?;
+        facts.push(fact);
+    }
+    Ok(facts)
+}
+
+/// Time order; at the same millisecond what adds a message comes before what removes one (a
+/// client's update appends the new version, then deletes the old).
+fn sort(facts: &mut [Fact]) {
+    facts.sort_by(|a, b| {
+        (a.time_ms, a.kind.removes(), &a.job, a.place.uid).cmp(&(
+            b.time_ms,
+            b.kind.removes(),
+            &b.job,
+            b.place.uid,
+        ))
+    });
+}
+
+/// A change of an object, as clients are shown it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Op {
+    /// The object was created.
+    Append,
+    /// A new version replaced the old one.
+    Update,
+    /// The object was copied to another folder.
+    Copy,
+    /// The object was moved to another folder.
+    Move,
+    /// The object was deleted.
+    Delete,
+}
+
+/// One revision of an object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// The revision number: the event's time in ms, made strictly increasing per object.
+    pub rev: i64,
+    /// What happened.
+    pub op: Op,
+    /// When (the event's own time, ms since the epoch).
+    pub time_ms: i64,
+    /// Who, by login.
+    pub login: Option<String>,
+    /// The folder the object is in after the change (or was deleted from).
+    pub folder: String,
+    /// The message holding that revision.
+    pub uid: u64,
+    /// The SHA-256 of the message holding that revision.
+    pub digest: Option<String>,
+}
+
+/// The changelog of one object from its facts (in any order).
+pub fn changelog(mut facts: Vec<Fact>) -> Vec<Change> {
+    sort(&mut facts);
+    // The messages holding the object now, with their digests; every place seen so far.
+    let mut live: HashMap<Place, Option<String>> = HashMap::new();
+    let mut seen: HashSet<Place> = HashSet::new();
+    let mut last_digest: Option<String> = None;
+    let mut changes: Vec<Change> = Vec::new();
+    for fact in &facts {
+        let change = |op: Op, digest: Option<String>| Change {
+            rev: fact.time_ms,
+            op,
+            time_ms: fact.time_ms,
+            login: fact.login.clone(),
+            folder: fact.place.folder.clone(),
+            uid: fact.place.uid,
+            digest,
+        };
+        let here = fact.place.clone();
+        match fact.kind {
+            FactKind::Append => {
+                let op = if live.is_empty() {
+                    Op::Append
+                } else {
+                    Op::Update
+                };
+                live.insert(here.clone(), fact.digest.clone());
+                seen.insert(here);
+                last_digest = fact.digest.clone();
+                changes.push(change(op, fact.digest.clone()));
+            }
+            FactKind::Copy | FactKind::Move => {
+                let moved = match (&fact.from, fact.kind) {
+                    (Some(from), FactKind::Move) => live.remove(from).flatten(),
+                    (Some(from), _) => live.get(from).cloned().flatten(),
+                    _ => None,
+                };
+                if let Some(from) = &fact.from {
+                    seen.insert(from.clone());
+                }
+                let digest = moved
+                    .or_else(|| fact.digest.clone())
+                    .or(last_digest.clone());
+                live.insert(here.clone(), digest.clone());
+                seen.insert(here);
+                let op = if fact.kind == FactKind::Move {
+                    Op::Move
+                } else {
+                    Op::Copy
+                };
+                changes.push(change(op, digest));
+            }
+            FactKind::Trash | FactKind::Expunge => {
+                // A message never seen before held the object before its history began.
+                let removed = live.remove(&here).is_some() || seen.insert(here.clone());
+                seen.insert(here);
+                if removed && live.is_empty() {
+                    changes.push(change(Op::Delete, last_digest.clone()));
+                }
+            }
+        }
+    }
+    merge_delete_then_append(&mut changes);
+    let mut last_rev = i64::MIN;
+    for change in &mut changes {
+        change.rev = change.rev.max(last_rev.saturating_add(1));
+        last_rev = change.rev;
+    }
+    changes
+}
+
+/// A client that deletes the old version before appending the new one made one update.
+fn merge_delete_then_append(changes: &mut Vec<Change>) {
+    let mut i = 0;
+    while i + 1 < changes.len() {
+        let (delete, append) = (&changes[i], &changes[i + 1]);
+        if delete.op == Op::Delete
+            && append.op == Op::Append
+            && delete.login == append.login
+            && delete.folder == append.folder
+            && append.time_ms - delete.time_ms <= UPDATE_WINDOW_MS
+        {
+            changes[i + 1].op = Op::Update;
+            changes.remove(i);
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// How a user is shown: `cn <login>` when the directory gave a name, else the login.
+pub fn display_user(storage: &StorageClient, login: &str) -> Result<String, PluginError> {
+    if let Some(id) = users::resolved_id(storage, login)? {
+        if let Some(found) = storage.get(users::USERS, &id)? {
+            if let Some(cn) = found.json()?.get("cn").and_then(Value::as_str) {
+                if !cn.is_empty() {
+                    return Ok(format!("{cn} <{login}>"));
+                }
+            }
+        }
+    }
+    Ok(login.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fact(kind: FactKind, time_ms: i64, folder: &str, uid: u64) -> Fact {
+        Fact {
+            kind,
+            object_type: "event".into(),
+            object_uid: "E1".into(),
+            time_ms,
+            login: Some("john".into()),
+            place: Place {
+                folder: folder.into(),
+                uidvalidity: Some(7),
+                uid,
+            },
+            from: None,
+            folder_uniqueid: None,
+            digest: Some(format!("d{uid}")),
+            job: format!("job-{time_ms}"),
+        }
+    }
+
+    fn moved(time_ms: i64, from: (&str, u64), to: (&str, u64)) -> Fact {
+        Fact {
+            from: Some(Place {
+                folder: from.0.into(),
+                uidvalidity: Some(7),
+                uid: from.1,
+            }),
+            digest: None,
+            ..fact(FactKind::Move, time_ms, to.0, to.1)
+        }
+    }
+
+    fn ops(changes: &[Change]) -> Vec<Op> {
+        changes.iter().map(|c| c.op).collect()
+    }
+
+    #[test]
+    fn headers_name_the_object() {
+        let headers: Object = serde_json::from_value(json!({
+            "x-kolab-type": "Application/X-Vnd.Kolab.Event",
+            "Subject": " 5A63-UID ",
+        }))
+        .unwrap();
+        assert_eq!(
+            kolab_object(&headers),
+            Some(("event".to_string(), "5A63-UID".to_string()))
+        );
+        let mail: Object = serde_json::from_value(json!({"Subject": "hello"})).unwrap();
+        assert_eq!(kolab_object(&mail), None);
+    }
+
+    #[test]
+    fn an_update_appends_the_new_version_and_deletes_the_old() {
+        let facts = vec![
+            fact(FactKind::Append, 1_000, "Calendar", 1),
+            // Same millisecond: the deletion of the old version sorts after the append.
+            fact(FactKind::Trash, 2_000, "Calendar", 1),
+            fact(FactKind::Append, 2_000, "Calendar", 2),
+            fact(FactKind::Expunge, 2_001, "Calendar", 1),
+            fact(FactKind::Append, 3_000, "Calendar", 3),
+            fact(FactKind::Trash, 3_001, "Calendar", 2),
+            moved(4_000, ("Calendar", 3), ("Archive", 1)),
+            fact(FactKind::Expunge, 4_001, "Calendar", 3),
+        ];
+        let changes = changelog(facts);
+        assert_eq!(
+            ops(&changes),
+            [Op::Append, Op::Update, Op::Update, Op::Move]
+        );
+        assert_eq!(
+            changes[3].digest.as_deref(),
+            Some("d3"),
+            "the moved version"
+        );
+        assert_eq!(changes[3].folder, "Archive");
+        let revs: Vec<i64> = changes.iter().map(|c| c.rev).collect();
+        assert_eq!(revs, [1_000, 2_000, 3_000, 4_000]);
+    }
+
+    #[test]
+    fn deleting_the_last_message_deletes_the_object_and_revisions_stay_increasing() {
+        let facts = vec![
+            fact(FactKind::Append, 5_000, "Calendar", 1),
+            fact(FactKind::Trash, 5_000, "Calendar", 1),
+            fact(FactKind::Expunge, 5_000, "Calendar", 1),
+        ];
+        let changes = changelog(facts);
+        assert_eq!(ops(&changes), [Op::Append, Op::Delete]);
+        assert_eq!(changes[1].rev, 5_001, "same millisecond, next revision");
+        assert_eq!(changes[1].digest.as_deref(), Some("d1"));
+    }
+
+    #[test]
+    fn delete_first_then_append_is_one_update() {
+        let facts = vec![
+            fact(FactKind::Append, 1_000, "Calendar", 1),
+            fact(FactKind::Trash, 9_000, "Calendar", 1),
+            fact(FactKind::Append, 9_500, "Calendar", 2),
+        ];
+        assert_eq!(ops(&changelog(facts)), [Op::Append, Op::Update]);
+        let late = vec![
+            fact(FactKind::Append, 1_000, "Calendar", 1),
+            fact(FactKind::Trash, 9_000, "Calendar", 1),
+            fact(FactKind::Append, 90_000, "Calendar", 2),
+        ];
+        assert_eq!(
+            ops(&changelog(late)),
+            [Op::Append, Op::Delete, Op::Append],
+            "a re-creation long after the deletion"
+        );
+    }
+
+    #[test]
+    fn objects_from_before_the_history_can_be_deleted_and_moved() {
+        let facts = vec![
+            moved(1_000, ("Calendar", 4), ("Archive", 9)),
+            fact(FactKind::Trash, 2_000, "Archive", 9),
+        ];
+        assert_eq!(ops(&changelog(facts)), [Op::Move, Op::Delete]);
+        let copied = vec![
+            fact(FactKind::Append, 1_000, "Calendar", 1),
+            Fact {
+                from: Some(Place {
+                    folder: "Calendar".into(),
+                    uidvalidity: Some(7),
+                    uid: 1,
+                }),
+                ..fact(FactKind::Copy, 2_000, "Shared", 5)
+            },
+            fact(FactKind::Trash, 3_000, "Calendar", 1),
+        ];
+        assert_eq!(
+            ops(&changelog(copied)),
+            [Op::Append, Op::Copy],
+            "a copy survives the original's deletion"
+        );
+    }
+}

@@ -1,0 +1,39 @@
+//! Kolab v3 groupware objects as a Kolab client (Roundcube, Kontact) stores them in IMAP: a
+//! MIME message whose `X-Kolab-Type` names the type, whose `Subject` is the object's UID, and
+//! whose `kolab.xml` attachment holds the xCal (`application/calendar+xml`) object.
+
+/// An event's properties, as its xCal `<properties>` children (already formatted), e.g.
+/// `("summary", "<text>Meeting</text>")`.
+pub type Properties<'a> = &'a [(&'a str, &'a str)];
+
+/// The xCal document of an event with this UID and these properties.
+pub fn event_xml(uid: &str, properties: Properties<'_>) -> String {
+    let mut xml = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\" ?>\r\n\
+         <icalendar xmlns=\"urn:ietf:params:xml:ns:icalendar-2.0\">\r\n  <vcalendar>\r\n    <properties>\r\n\
+         \x20     <prodid><text>Roundcube-libcalendaring-1.3 Kolab</text></prodid>\r\n\
+         \x20     <version><text>2.0</text></version>\r\n\
+         \x20     <x-kolab-version><text>3.1.0</text></x-kolab-version>\r\n    </properties>\r\n\
+         \x20   <components>\r\n      <vevent>\r\n        <properties>\r\n",
+    );
+    xml.push_str(&format!("          <uid><text>{uid}</text></uid>\r\n"));
+    for (name, value) in properties {
+        xml.push_str(&format!("          <{name}>{value}</{name}>\r\n"));
+    }
+    xml.push_str("        </properties>\r\n      </vevent>\r\n    </components>\r\n  </vcalendar>\r\n</icalendar>\r\n");
+    xml
+}
+
+/// The MIME message a Kolab client appends for an object of `kind` (`event`, `task`...).
+pub fn message(kind: &str, uid: &str, from: &str, date: &str, xml: &str) -> Vec<u8> {
+    format!(
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"=_kolab\"\r\nFrom: {from}\r\nTo: {from}\r\n\
+         Date: {date}\r\nX-Kolab-Type: application/x-vnd.kolab.{kind}\r\nX-Kolab-Mime-Version: 3.0\r\n\
+         Subject: {uid}\r\nUser-Agent: Roundcube Webmail\r\n\r\n--=_kolab\r\nContent-Type: text/plain; charset=ISO-8859-1\r\n\
+         Content-Transfer-Encoding: quoted-printable\r\n\r\nThis is a Kolab Groupware object.\r\n\r\n--=_kolab\r\n\
+         Content-Type: application/calendar+xml; charset=UTF-8; name=kolab.xml\r\n\
+         Content-Disposition: attachment; filename=kolab.xml; size={}\r\n\r\n{xml}--=_kolab--\r\n",
+        xml.len()
+    )
+    .into_bytes()
+}
