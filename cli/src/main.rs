@@ -1,5 +1,6 @@
 //! `bonnie`: the administrator's command line. It asks the broker, over its admin socket, for
-//! its status and its FAILED jobs, and returns FAILED jobs to the queue.
+//! its status and its FAILED jobs, and returns FAILED jobs to the queue; it manages the API's
+//! clients.
 #![forbid(unsafe_code)]
 
 mod broker;
@@ -7,6 +8,7 @@ mod broker;
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
+use bonnie_api::clients::Clients;
 use bonnie_core::{Config, protocol::AdminRequest};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
@@ -38,6 +40,27 @@ enum Command {
     Jobs {
         #[command(subcommand)]
         command: JobsCommand,
+    },
+    /// Clients of bonnie-api (the [api] clients file)
+    ApiClient {
+        #[command(subcommand)]
+        command: ApiClientCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiClientCommand {
+    /// Create a client; its password and signing secret are printed once, here
+    Add {
+        /// The client's name (its HTTP Basic user), e.g. roundcube
+        name: String,
+    },
+    /// The clients, with when each was added
+    List,
+    /// Remove a client: its requests are refused from bonnie-api's next start
+    Remove {
+        /// The client's name
+        name: String,
     },
 }
 
@@ -81,6 +104,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         Duration::from_secs(args.timeout),
     );
     match &args.command {
+        Command::ApiClient { command } => api_client(&config, command)?,
         Command::Status { json } => {
             let status = broker.ask(&AdminRequest::Status)?;
             if *json {
@@ -125,6 +149,47 @@ fn run(args: &Args) -> anyhow::Result<()> {
             let answer = broker.ask(&request)?;
             let retried = answer["retried"].as_array().map_or(0, Vec::len);
             println!("{retried} job(s) returned to PENDING.");
+        }
+    }
+    Ok(())
+}
+
+fn api_client(config: &Config, command: &ApiClientCommand) -> anyhow::Result<()> {
+    let path = &config.api.clients;
+    let mut clients = Clients::load(path)?;
+    match command {
+        ApiClientCommand::Add { name } => {
+            let made = clients.add(name)?;
+            println!("API client {:?} added to {}.", made.name, path.display());
+            println!("Its password and secret are shown this once; in Roundcube's config.inc.php:");
+            println!(
+                "$config['kolab_bonnie_api'] = array('uri' => 'http://{}/api/rpc', 'user' => '{}', 'pass' => '{}', 'secret' => '{}');",
+                config.api.listen, made.name, made.password, made.secret
+            );
+            println!(
+                "user:     {}\npassword: {}\nsecret:   {}",
+                made.name, made.password, made.secret
+            );
+            println!("Restart bonnie-api to let it in.");
+        }
+        ApiClientCommand::List => {
+            if clients.clients.is_empty() {
+                println!("No API clients in {}.", path.display());
+            }
+            for (name, client) in &clients.clients {
+                let admin = if config.api.admin_clients.contains(name) {
+                    "  (admin)"
+                } else {
+                    ""
+                };
+                println!("{name}  added {}{admin}", client.created);
+            }
+        }
+        ApiClientCommand::Remove { name } => {
+            if !clients.remove(name)? {
+                anyhow::bail!("no API client named {name:?} in {}", path.display());
+            }
+            println!("API client {name:?} removed; restart bonnie-api to shut it out.");
         }
     }
     Ok(())

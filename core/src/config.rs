@@ -61,6 +61,9 @@ pub struct Config {
     /// `[collector]`: the collector on the IMAP host.
     #[serde(default)]
     pub collector: CollectorConfig,
+    /// `[api]`: the JSON-RPC service for Kolab clients.
+    #[serde(default)]
+    pub api: ApiConfig,
     /// `[plugins.<name>]`: each plugin's own table, handed to it as JSON; the plugin checks it.
     #[serde(default)]
     pub plugins: BTreeMap<String, toml::Table>,
@@ -318,6 +321,40 @@ impl CollectorConfig {
     }
 }
 
+/// `[api]`: `bonnie-api`, the JSON-RPC service Kolab clients (Roundcube) read history from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Where it listens, `address:port`. Default: `127.0.0.1:8080` (loopback: put a TLS proxy
+    /// in front before opening it to the network).
+    pub listen: String,
+    /// The API clients' credentials, written by `bonnie api-client add`. Default:
+    /// `/var/lib/bonnie/api-clients.json`.
+    pub clients: PathBuf,
+    /// Clients that may read every user's objects (an e-discovery console). Default: none.
+    pub admin_clients: Vec<String>,
+    /// The audit log of every call, one JSON object a line. Default:
+    /// `/var/log/bonnie/api-audit.log`.
+    pub audit_log: PathBuf,
+    /// Request threads. Default: 4.
+    pub threads: usize,
+    /// Largest request body accepted, in bytes. Default: 1048576.
+    pub max_request_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_string(),
+            clients: PathBuf::from("/var/lib/bonnie/api-clients.json"),
+            admin_clients: Vec::new(),
+            audit_log: PathBuf::from("/var/log/bonnie/api-audit.log"),
+            threads: 4,
+            max_request_bytes: 1024 * 1024,
+        }
+    }
+}
+
 /// `[collector.ldap]`: the directory GETUSERDATA searches.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -407,6 +444,8 @@ impl Config {
             .payload_dir
             .as_ref()
             .map(|p| config.resolve(p));
+        config.api.clients = config.resolve(&config.api.clients);
+        config.api.audit_log = config.resolve(&config.api.audit_log);
         config.validate()?;
         Ok(config)
     }
@@ -461,6 +500,10 @@ impl Config {
             return Err(
                 self.invalid("[broker] postpone_delay_s must not exceed postpone_max_delay_s")
             );
+        }
+        let a = &self.api;
+        if a.threads == 0 || a.max_request_bytes == 0 {
+            return Err(self.invalid("[api] threads and max_request_bytes must be at least 1"));
         }
         let c = &self.collector;
         if c.threads == 0 || c.heartbeat_ms == 0 || c.heartbeat_liveness == 0 {

@@ -2,12 +2,6 @@
 //! through handlers, storage and outputs until SIGTERM/SIGINT or until every input ends.
 #![forbid(unsafe_code)]
 
-mod context;
-mod loader;
-mod pipeline;
-mod runtime;
-mod start;
-
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
@@ -17,9 +11,10 @@ use bonnie_core::{
 };
 use clap::Parser;
 
-use crate::{
+use bonnie_host::{
     context::Shared,
-    loader::{Entry, Plugin},
+    loader::{self, Entry, Plugin},
+    runtime, start,
 };
 
 /// bonnie's worker host: runs Cyrus notifications through input, handler, storage and output

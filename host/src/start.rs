@@ -53,21 +53,13 @@ pub fn start(config: &Config, plugins: &[Plugin], mut shared: Shared) -> anyhow:
         )
     };
 
-    let storage = match choose_storage(config, plugins)? {
-        Some(plugin) => {
-            let Module::Storage(module) = plugin.module else {
-                unreachable!("chosen by kind")
-            };
-            let storage = started(plugin, module.new()(context(plugin, &shared)))
-                .with_context(|| format!("the storage plugin {} did not start", plugin.name()))?;
-            shared.storage = Some(storage.clone());
-            Some((plugin.name().to_string(), storage))
-        }
+    let storage = open_storage(config, plugins, &shared)?;
+    match &storage {
+        Some((_, storage)) => shared.storage = Some(storage.clone()),
         None => {
             tracing::warn!("No storage plugin is configured: records are only written to outputs.");
-            None
         }
-    };
+    }
 
     let mut outputs = Vec::new();
     for plugin in plugins.iter().filter(|p| p.kind() == Kind::Output) {
@@ -142,6 +134,30 @@ fn started<T>(plugin: &Plugin, result: RResult<T, PluginError>) -> Result<T, Plu
             Err(e)
         }
     }
+}
+
+/// Starts the configured storage plugin (`[worker] storage`, or the only one loaded); none
+/// when no storage plugin was loaded. Also what other programs reading the archive (the API)
+/// use, so they read whichever storage the workers write.
+pub fn open_storage(
+    config: &Config,
+    plugins: &[Plugin],
+    shared: &Shared,
+) -> anyhow::Result<Option<(String, StorageBox)>> {
+    let Some(plugin) = choose_storage(config, plugins)? else {
+        return Ok(None);
+    };
+    let Module::Storage(module) = plugin.module else {
+        unreachable!("chosen by kind")
+    };
+    let context = HostContext::new_box(
+        plugin.name(),
+        config.plugin_json(plugin.name()),
+        shared.clone(),
+    );
+    let storage = started(plugin, module.new()(context))
+        .with_context(|| format!("the storage plugin {} did not start", plugin.name()))?;
+    Ok(Some((plugin.name().to_string(), storage)))
 }
 
 /// The configured storage plugin, or the only one found.

@@ -26,6 +26,8 @@ pub const FACTS: &str = "object-facts";
 pub const MESSAGES: &str = "object-messages";
 /// The index term of facts: `<type>/<uid>`.
 pub const OBJECT_FIELD: &str = "object";
+/// The index term of facts by the login of the folder's owner (none for shared folders).
+pub const OWNER_FIELD: &str = "owner";
 
 const TYPE_PREFIX: &str = "application/x-vnd.kolab.";
 /// At most this many facts are read for one object.
@@ -82,6 +84,11 @@ pub struct Place {
 }
 
 impl Place {
+    /// The login of the folder's owner (`john.doe@example.org`); none for a shared folder.
+    pub fn owner(&self) -> Option<String> {
+        bonnie_core::imap::uri::Mailbox::from_path(&self.folder).owner
+    }
+
     fn key(&self) -> String {
         format!(
             "{}\u{1f}{}\u{1f}{}",
@@ -216,10 +223,14 @@ fn put_fact(storage: &StorageClient, fact: &Fact) -> Result<(), PluginError> {
     let body = serde_json::to_value(fact)
         .map_err(|e| PluginError::transient(format!("a fact does not serialize: {e}")))?;
     let key = format!("{}/{}", fact.job, fact.place.key());
-    storage.put(Record::new(FACTS, &key, &body).at(fact.time_ms).indexed(
+    let mut record = Record::new(FACTS, &key, &body).at(fact.time_ms).indexed(
         OBJECT_FIELD,
         &format!("{}/{}", fact.object_type, fact.object_uid),
-    ))?;
+    );
+    if let Some(owner) = fact.place.owner() {
+        record = record.indexed(OWNER_FIELD, &owner);
+    }
+    storage.put(record)?;
     if !fact.kind.removes() {
         let held = json!({
             "object_type": fact.object_type,
@@ -342,12 +353,27 @@ pub fn facts(
     object_type: &str,
     object_uid: &str,
 ) -> Result<Vec<Fact>, PluginError> {
+    facts_where(
+        storage,
+        OBJECT_FIELD,
+        &format!("{object_type}/{object_uid}"),
+    )
+}
+
+/// The facts about messages in the folders `owner` owns (of every object that was ever
+/// there; [`facts`] then gives an object's whole history).
+pub fn facts_of_owner(storage: &StorageClient, owner: &str) -> Result<Vec<Fact>, PluginError> {
+    facts_where(storage, OWNER_FIELD, owner)
+}
+
+fn facts_where(
+    storage: &StorageClient,
+    field: &str,
+    value: &str,
+) -> Result<Vec<Fact>, PluginError> {
     let query = RecordQuery {
         collection: FACTS.to_string(),
-        index: Some((
-            OBJECT_FIELD.to_string(),
-            format!("{object_type}/{object_uid}"),
-        )),
+        index: Some((field.to_string(), value.to_string())),
         limit: MAX_FACTS,
         ..RecordQuery::default()
     };

@@ -167,7 +167,7 @@ path = "var/bonnie.db"
         self.path().join("bonnie.toml")
     }
 
-    fn command(&self, binary: &str, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, binary: &str, args: &[&str]) -> Command {
         let mut command = Command::new(paths::bin(binary));
         command
             .arg("--config")

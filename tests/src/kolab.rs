@@ -32,7 +32,7 @@ pub fn message(kind: &str, uid: &str, from: &str, date: &str, xml: &str) -> Vec<
          Subject: {uid}\r\nUser-Agent: Roundcube Webmail\r\n\r\n--=_kolab\r\nContent-Type: text/plain; charset=ISO-8859-1\r\n\
          Content-Transfer-Encoding: quoted-printable\r\n\r\nThis is a Kolab Groupware object.\r\n\r\n--=_kolab\r\n\
          Content-Type: application/calendar+xml; charset=UTF-8; name=kolab.xml\r\n\
-         Content-Disposition: attachment; filename=kolab.xml; size={}\r\n\r\n{xml}--=_kolab--\r\n",
+         Content-Disposition: attachment; filename=kolab.xml; size={}\r\n\r\n{xml}\r\n--=_kolab--\r\n",
         xml.len()
     )
     .into_bytes()

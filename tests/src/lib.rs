@@ -3,10 +3,12 @@
 //! `tests/tests/` use it; none invents its own.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod cluster;
 pub mod cyrus;
 pub mod fixtures;
 pub mod kolab;
+pub mod lab;
 pub mod ldap;
 pub mod paths;
 pub mod process;

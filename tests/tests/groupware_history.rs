@@ -5,13 +5,7 @@
 
 use bonnie_core::{imap::client::quote, payload};
 use bonnie_model::objects::{self, Fact, Op};
-use bonnie_tests::{
-    cluster::Cluster,
-    cyrus::{ADMIN, Cyrus, Notify},
-    kolab,
-    ldap::Slapd,
-    paths, process,
-};
+use bonnie_tests::{cluster::Cluster, kolab, lab::CyrusLab};
 
 const JOHN: &str = "john.doe@example.org";
 const JANE: &str = "jane.doe@example.org";
@@ -59,25 +53,8 @@ fn stored_facts(cluster: &Cluster) -> Vec<Fact> {
 
 #[test]
 fn an_event_created_updated_twice_and_moved_has_four_revisions() {
-    let ldap = Slapd::start();
-    let mut cyrus = Cyrus::new();
-    let cluster = Cluster::for_cyrus(&cyrus, &ldap, &["bonnie-changelog"]);
-    let _broker = cluster.start_broker();
-    let _worker = cluster.start_worker("worker");
-    let _collector = cluster.start_collector("collector");
-    let (dealer, config) = (paths::bin("bonnie-dealer"), cluster.config());
-    cyrus.start(Notify::Exec {
-        dealer: &dealer,
-        config: &config,
-    });
-
-    let mut admin = cyrus.login(ADMIN);
-    for user in [JOHN, JANE] {
-        admin
-            .run(&format!("CREATE {}", quote(&format!("user/{user}"))), &[])
-            .unwrap();
-    }
-    admin.logout().unwrap();
+    let lab = CyrusLab::start(&["bonnie-changelog"], &[JOHN, JANE]);
+    let (cyrus, cluster) = (&lab.cyrus, &lab.cluster);
     let versions = [
         version("Planning", "Room 1", 0),
         version("Planning (moved)", "Room 1", 1),
@@ -118,11 +95,8 @@ fn an_event_created_updated_twice_and_moved_has_four_revisions() {
     john.run("UID MOVE 3 Calendar/Archive", &[]).unwrap();
     john.logout().unwrap();
 
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    process::wait_until("every job finished", || {
-        cluster.idle() && cluster.status()["waiting_for_collectors"] == 0
-    });
-    let facts = stored_facts(&cluster);
+    lab.wait_until_archived();
+    let facts = stored_facts(cluster);
     let changes = objects::changelog(facts.clone());
     let summary: Vec<(Op, Option<&str>)> =
         changes.iter().map(|c| (c.op, c.login.as_deref())).collect();

@@ -1,0 +1,13 @@
+//! `bonnie-api`: the JSON-RPC 2.0 service through which Kolab clients (Roundcube) read the
+//! history of groupware objects, their old revisions and the differences between them, and
+//! free/busy. It reads the archive through the same storage plugin the workers write.
+#![forbid(unsafe_code)]
+
+pub mod access;
+pub mod auth;
+pub mod clients;
+pub mod methods;
+pub mod mime;
+pub mod rpc;
+pub mod service;
+pub mod xml;

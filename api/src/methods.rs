@@ -1,0 +1,250 @@
+//! The methods: `<type>.created|lastmodified|changelog|get|diff|rawdata` for Kolab object
+//! types, `freebusy.get`, and `system.keygen`. An object the request user may not read answers
+//! `false`, exactly like one that does not exist.
+
+use bonnie_core::time;
+use bonnie_model::objects::{self, Change, Op};
+use bonnie_plugin_api::storage::StorageClient;
+use serde_json::{Value, json};
+
+use crate::{
+    access,
+    rpc::{Params, RpcError},
+    xml,
+};
+
+/// The Kolab object types the API serves.
+pub const OBJECT_TYPES: [&str; 5] = ["event", "task", "note", "contact", "file"];
+
+/// Who asks.
+pub struct Caller<'a> {
+    /// The storage the workers archive into.
+    pub storage: &'a StorageClient,
+    /// The client's name.
+    pub client: &'a str,
+    /// `X-Request-User`, signed.
+    pub user: Option<&'a str>,
+    /// Whether the client may read everything.
+    pub admin: bool,
+}
+
+/// Runs a method.
+pub fn call(caller: &Caller<'_>, method: &str, params: &Params) -> Result<Value, RpcError> {
+    let (kind, action) = method.split_once('.').unwrap_or((method, ""));
+    if kind.starts_with('_') || action.starts_with('_') {
+        return Err(RpcError::method_not_found(method));
+    }
+    match (kind, action) {
+        ("system", "keygen") => keygen(params),
+        (kind, action) if OBJECT_TYPES.contains(&kind) => {
+            let object = Object::find(caller, kind, params, action)?;
+            let Some(object) = object else {
+                return Ok(Value::Bool(false));
+            };
+            match action {
+                "changelog" => object.changelog(),
+                "created" => object.summary(object.changes.first()),
+                "lastmodified" => {
+                    object.summary(object.changes.iter().rev().find(|c| c.op != Op::Delete))
+                }
+                "get" => object.get(params.revision("rev")?),
+                "rawdata" => object.rawdata(params.revision("rev")?),
+                "diff" => object.diff(
+                    params.revision("rev1")?,
+                    params.revision("rev2")?,
+                    params.optional_text("instance")?,
+                ),
+                _ => Err(RpcError::method_not_found(method)),
+            }
+        }
+        _ => Err(RpcError::method_not_found(method)),
+    }
+}
+
+/// The parameters each object method takes.
+fn object_params(action: &str) -> Option<&'static [&'static str]> {
+    Some(match action {
+        "created" | "lastmodified" | "changelog" => &["uid", "mailbox", "msguid"],
+        "get" | "rawdata" => &["uid", "rev", "mailbox", "msguid"],
+        "diff" => &["uid", "rev1", "rev2", "mailbox", "msguid", "instance"],
+        _ => return None,
+    })
+}
+
+/// `system.keygen(salt?)`: a fresh key and when it expires (two hours).
+fn keygen(params: &Params) -> Result<Value, RpcError> {
+    params.only(&["salt"])?;
+    params.optional_text("salt")?;
+    let key = crate::clients::random_hex(32).map_err(|e| RpcError::internal(e.to_string()))?;
+    let expires = time::format_rfc3339_s(time::now_ms() + 2 * 3600 * 1000);
+    Ok(json!({ "key": key, "expires": expires }))
+}
+
+/// An object the caller may read, with its changelog.
+struct Object<'a> {
+    caller: &'a Caller<'a>,
+    uid: String,
+    mailbox: String,
+    changes: Vec<Change>,
+}
+
+impl<'a> Object<'a> {
+    /// The object named by the parameters, if it exists and the caller may read it through
+    /// the folder it names.
+    fn find(
+        caller: &'a Caller<'a>,
+        kind: &str,
+        params: &Params,
+        action: &str,
+    ) -> Result<Option<Self>, RpcError> {
+        let Some(known) = object_params(action) else {
+            return Err(RpcError::method_not_found(&format!("{kind}.{action}")));
+        };
+        params.only(known)?;
+        let uid = params.text("uid")?;
+        let mailbox = params.text("mailbox")?;
+        params.optional_text("msguid").or_else(|_| {
+            // Roundcube sends the message UID as a number.
+            match params.0.get("msguid") {
+                Some(Value::Number(_)) => Ok(None),
+                _ => Err(RpcError::invalid_params(
+                    "Invalid params: msguid must be a message UID",
+                )),
+            }
+        })?;
+        if caller.user.is_none() && !caller.admin {
+            return Err(RpcError::invalid_request(
+                "Invalid Request: object methods need X-Request-User",
+            ));
+        }
+        let path = access::folder_path(caller.user, mailbox);
+        let facts = objects::facts(caller.storage, kind, uid)?;
+        let was_there = facts.iter().any(|f| {
+            f.place.folder == path || f.from.as_ref().is_some_and(|from| from.folder == path)
+        });
+        if !was_there {
+            return Ok(None);
+        }
+        let readable = match (caller.admin, caller.user) {
+            (true, _) => true,
+            (false, Some(user)) => access::can_read(caller.storage, user, &path)?,
+            (false, None) => false,
+        };
+        if !readable {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            caller,
+            uid: uid.to_string(),
+            mailbox: mailbox.to_string(),
+            changes: objects::changelog(facts),
+        }))
+    }
+
+    fn user(&self, change: &Change) -> Result<String, RpcError> {
+        match &change.login {
+            Some(login) => Ok(objects::display_user(self.caller.storage, login)?),
+            None => Ok("unknown".to_string()),
+        }
+    }
+
+    fn entry(&self, change: &Change) -> Result<Value, RpcError> {
+        Ok(json!({
+            "rev": change.rev,
+            "op": change.op,
+            "date": time::format_rfc3339_s(change.time_ms),
+            "user": self.user(change)?,
+            "mailbox": access::folder_name(self.caller.user, &change.folder),
+        }))
+    }
+
+    fn changelog(&self) -> Result<Value, RpcError> {
+        let changes = self
+            .changes
+            .iter()
+            .map(|c| self.entry(c))
+            .collect::<Result<Vec<Value>, RpcError>>()?;
+        Ok(json!({ "uid": self.uid, "changes": changes }))
+    }
+
+    /// `{uid, rev, date, user, mailbox}` of one change.
+    fn summary(&self, change: Option<&Change>) -> Result<Value, RpcError> {
+        let Some(change) = change else {
+            return Ok(Value::Bool(false));
+        };
+        let mut entry = self.entry(change)?;
+        entry["uid"] = json!(self.uid);
+        if let Some(map) = entry.as_object_mut() {
+            map.remove("op");
+        }
+        Ok(entry)
+    }
+
+    fn revision(&self, rev: i64) -> Option<&Change> {
+        self.changes.iter().find(|c| c.rev == rev)
+    }
+
+    /// The message of a revision, byte for byte.
+    fn message(&self, change: &Change) -> Result<Vec<u8>, RpcError> {
+        let digest = change.digest.as_deref().ok_or_else(|| {
+            RpcError::internal(format!(
+                "revision {} has no payload (it was archived without a collector)",
+                change.rev
+            ))
+        })?;
+        self.caller.storage.get_payload(digest)?.ok_or_else(|| {
+            RpcError::internal(format!(
+                "the payload {digest} of revision {} is not in the storage",
+                change.rev
+            ))
+        })
+    }
+
+    fn xml(&self, change: &Change) -> Result<Vec<u8>, RpcError> {
+        let message = self.message(change)?;
+        crate::mime::object_xml(&message).ok_or_else(|| {
+            RpcError::internal(format!("revision {} holds no Kolab XML part", change.rev))
+        })
+    }
+
+    fn get(&self, rev: i64) -> Result<Value, RpcError> {
+        let Some(change) = self.revision(rev) else {
+            return Ok(Value::Bool(false));
+        };
+        let xml = self.xml(change)?;
+        Ok(json!({
+            "uid": self.uid,
+            "rev": rev,
+            "xml": String::from_utf8_lossy(&xml),
+            "mailbox": self.mailbox,
+        }))
+    }
+
+    fn rawdata(&self, rev: i64) -> Result<Value, RpcError> {
+        let Some(change) = self.revision(rev) else {
+            return Ok(Value::Bool(false));
+        };
+        Ok(json!(String::from_utf8_lossy(&self.message(change)?)))
+    }
+
+    fn diff(&self, rev1: i64, rev2: i64, instance: Option<&str>) -> Result<Value, RpcError> {
+        if rev1 >= rev2 {
+            return Err(RpcError::invalid_params(
+                "Invalid params: rev1 must be older than rev2",
+            ));
+        }
+        let (Some(old), Some(new)) = (self.revision(rev1), self.revision(rev2)) else {
+            return Ok(Value::Bool(false));
+        };
+        let changes = xml::diff(&self.xml(old)?, &self.xml(new)?, instance).map_err(|e| {
+            RpcError::internal(format!(
+                "revisions {rev1} and {rev2} cannot be compared: {e}"
+            ))
+        })?;
+        let mut result = json!({ "uid": self.uid, "rev": rev2, "changes": changes });
+        if let Some(instance) = instance {
+            result["instance"] = json!(instance);
+        }
+        Ok(result)
+    }
+}

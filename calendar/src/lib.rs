@@ -1,0 +1,2 @@
+//! Calendar objects for free/busy (being written).
+#![forbid(unsafe_code)]

@@ -1,0 +1,239 @@
+//! A real `bonnie-api` beside a [`Cluster`], and a client that speaks to it as Roundcube
+//! does: HTTP/1.1 over TCP, Basic credentials, and requests signed with an HMAC-SHA256 that
+//! this module computes itself (RFC 2104 over SHA-256), independently of the API's code.
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    cluster::{Cluster, free_port},
+    process::{self, ChildGuard},
+};
+
+/// RFC 2104 HMAC with SHA-256, as lowercase hex.
+pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    let outer = Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize();
+    outer.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An HTTP answer: status and body.
+#[derive(Debug)]
+pub struct Answer {
+    /// The status code.
+    pub status: u16,
+    /// The body, parsed as JSON (null if it is not).
+    pub body: Value,
+}
+
+/// A client of one bonnie-api.
+pub struct ApiClient {
+    /// `address:port`.
+    pub address: String,
+    /// Its name.
+    pub name: String,
+    /// Its password.
+    pub password: String,
+    /// Its signing secret.
+    pub secret: String,
+}
+
+impl ApiClient {
+    /// Sends raw bytes as one POST, with these extra header lines.
+    pub fn post(&self, path: &str, headers: &[(&str, String)], body: &[u8]) -> Answer {
+        let mut stream = TcpStream::connect(&self.address).expect("connecting to bonnie-api");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+            self.address,
+            body.len()
+        );
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        stream.write_all(body).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let text = String::from_utf8_lossy(&response);
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP answer: {text}"));
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        Answer {
+            status,
+            body: serde_json::from_str(body).unwrap_or(Value::Null),
+        }
+    }
+
+    fn basic(&self) -> (&'static str, String) {
+        let credentials = format!("{}:{}", self.name, self.password);
+        (
+            "Authorization",
+            format!(
+                "Basic {}",
+                bonnie_core::imap::client::base64(credentials.as_bytes())
+            ),
+        )
+    }
+
+    /// A JSON-RPC call for `user`, signed with `key`: the whole answer.
+    fn signed(&self, key: &[u8], user: &str, method: &str, params: Value) -> Answer {
+        let body =
+            json!({ "jsonrpc": "2.0", "method": method, "params": params, "id": 1 }).to_string();
+        let sign = hmac_sha256_hex(key, format!("{user}:{body}").as_bytes());
+        self.post(
+            "/api/rpc",
+            &[
+                self.basic(),
+                ("X-Request-User", user.to_string()),
+                ("X-Request-Sign", sign),
+            ],
+            body.as_bytes(),
+        )
+    }
+
+    /// A signed JSON-RPC call for `user`: the whole answer.
+    pub fn call_raw(&self, user: &str, method: &str, params: Value) -> Answer {
+        self.signed(self.secret.as_bytes(), user, method, params)
+    }
+
+    /// A signed call that must succeed: its result.
+    pub fn call(&self, user: &str, method: &str, params: Value) -> Value {
+        let answer = self.call_raw(user, method, params);
+        assert_eq!(answer.status, 200, "{answer:?}");
+        assert!(answer.body.get("error").is_none(), "{method}: {answer:?}");
+        answer.body["result"].clone()
+    }
+
+    /// A call with a body signed wrongly (by another secret).
+    pub fn call_badly_signed(&self, user: &str, method: &str, params: Value) -> Answer {
+        self.signed(b"not the secret", user, method, params)
+    }
+}
+
+impl Cluster {
+    /// Adds `[api]` to the configuration (a free port, clients file, audit log and admin
+    /// clients under the cluster's folder); its port.
+    pub fn configure_api(&self, admin_clients: &[&str]) -> u16 {
+        let port = free_port();
+        let admins: Vec<String> = admin_clients.iter().map(|a| format!("{a:?}")).collect();
+        let mut config = std::fs::read_to_string(self.config()).expect("reading the configuration");
+        assert!(!config.contains("\n[api]\n"), "[api] is configured already");
+        config.push_str(&format!(
+            "\n[api]\nlisten = \"127.0.0.1:{port}\"\nclients = \"var/api-clients.json\"\n\
+             audit_log = \"var/api-audit.log\"\nadmin_clients = [{}]\n",
+            admins.join(", ")
+        ));
+        std::fs::write(self.config(), config).expect("writing the configuration");
+        port
+    }
+
+    /// Configures `[api]`, makes a client with `bonnie api-client add`, starts `bonnie-api`
+    /// (logging to `api.log`) and waits until it accepts connections.
+    pub fn start_api(&self, admin_clients: &[&str]) -> (ChildGuard, ApiClient) {
+        let port = self.configure_api(admin_clients);
+        let client = self.add_api_client("roundcube");
+        let api = self.start_api_process(port);
+        (
+            api,
+            ApiClient {
+                address: format!("127.0.0.1:{port}"),
+                ..client
+            },
+        )
+    }
+
+    /// `bonnie api-client add <name>`: the credentials it printed.
+    pub fn add_api_client(&self, name: &str) -> ApiClient {
+        let output = self.bonnie(&["api-client", "add", name]);
+        assert!(
+            process::succeeded(&output.status),
+            "{}",
+            process::describe(&output)
+        );
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let field = |label: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(label))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_else(|| panic!("no {label} in: {text}"))
+        };
+        ApiClient {
+            address: String::new(),
+            name: name.to_string(),
+            password: field("password:"),
+            secret: field("secret:"),
+        }
+    }
+
+    fn start_api_process(&self, port: u16) -> ChildGuard {
+        let log = self.path().join("api.log").to_string_lossy().into_owned();
+        let api = ChildGuard::spawn(
+            "bonnie-api",
+            &mut self.command("bonnie-api", &["--log-file", &log]),
+        );
+        process::wait_until("bonnie-api to listen", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        api
+    }
+
+    /// The API's audit log, one JSON object a line.
+    pub fn api_audit(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.path().join("var/api-audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("an audit line is JSON"))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // Test case 2 of RFC 4231.
+        assert_eq!(
+            hmac_sha256_hex(b"Jefe", b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // Test case 6: a key longer than the block.
+        assert_eq!(
+            hmac_sha256_hex(
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            ),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+}

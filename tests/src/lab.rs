@@ -1,0 +1,68 @@
+//! A whole installation against real servers: OpenLDAP, Cyrus IMAP 3.6 notifying the exec
+//! dealer, and a bonnie cluster (broker, one worker with the archive handlers and the given
+//! groupware plugins, a collector), with users' mailboxes created by the Cyrus admin.
+
+use std::time::Duration;
+
+use bonnie_core::imap::client::quote;
+
+use crate::{
+    cluster::Cluster,
+    cyrus::{ADMIN, Cyrus, Notify},
+    ldap::Slapd,
+    paths,
+    process::{self, ChildGuard},
+};
+
+/// The servers and bonnie's processes, stopped when dropped.
+pub struct CyrusLab {
+    /// The bonnie cluster.
+    pub cluster: Cluster,
+    /// Cyrus IMAP.
+    pub cyrus: Cyrus,
+    /// The directory.
+    pub ldap: Slapd,
+    _processes: Vec<ChildGuard>,
+}
+
+impl CyrusLab {
+    /// Starts everything, with the `groupware` plugins (`bonnie-changelog`...) loaded too, and
+    /// creates the mailboxes of `users`.
+    pub fn start(groupware: &[&str], users: &[&str]) -> Self {
+        let ldap = Slapd::start();
+        let mut cyrus = Cyrus::new();
+        let cluster = Cluster::for_cyrus(&cyrus, &ldap, groupware);
+        let processes = vec![
+            cluster.start_broker(),
+            cluster.start_worker("worker"),
+            cluster.start_collector("collector"),
+        ];
+        let (dealer, config) = (paths::bin("bonnie-dealer"), cluster.config());
+        cyrus.start(Notify::Exec {
+            dealer: &dealer,
+            config: &config,
+        });
+        let mut admin = cyrus.login(ADMIN);
+        for user in users {
+            admin
+                .run(&format!("CREATE {}", quote(&format!("user/{user}"))), &[])
+                .unwrap_or_else(|e| panic!("creating the mailbox of {user}: {e}"));
+        }
+        admin.logout().expect("the admin logs out");
+        Self {
+            cluster,
+            cyrus,
+            ldap,
+            _processes: processes,
+        }
+    }
+
+    /// Waits until every notification Cyrus sent so far is archived.
+    pub fn wait_until_archived(&self) {
+        // Cyrus notifies within milliseconds; give the last notifications time to be submitted.
+        std::thread::sleep(Duration::from_millis(500));
+        process::wait_until("every job finished", || {
+            self.cluster.idle() && self.cluster.status()["waiting_for_collectors"] == 0
+        });
+    }
+}
