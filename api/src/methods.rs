@@ -1,5 +1,5 @@
 //! The methods: `<type>.created|lastmodified|changelog|get|diff|rawdata` for Kolab object
-//! types, `freebusy.get`, and `system.keygen`. An object the request user may not read answers
+//! types, `mail.changelog` for one message's audit trail, and `system.keygen`. An object the request user may not read answers
 //! `false`, exactly like one that does not exist.
 
 use bonnie_core::time;
@@ -36,6 +36,7 @@ pub fn call(caller: &Caller<'_>, method: &str, params: &Params) -> Result<Value,
     }
     match (kind, action) {
         ("system", "keygen") => keygen(params),
+        ("mail", "changelog") => mail_changelog(caller, params),
         (kind, action) if OBJECT_TYPES.contains(&kind) => {
             let object = Object::find(caller, kind, params, action)?;
             let Some(object) = object else {
@@ -69,6 +70,73 @@ fn object_params(action: &str) -> Option<&'static [&'static str]> {
         "diff" => &["uid", "rev1", "rev2", "mailbox", "msguid", "instance"],
         _ => return None,
     })
+}
+
+/// What a message event did, as a changelog operation.
+fn mail_op(event: &str) -> &'static str {
+    match event {
+        "MessageAppend" | "MessageNew" => "APPEND",
+        "MessageCopy" | "vnd.cmu.MessageCopy" => "COPY",
+        "MessageMove" | "vnd.cmu.MessageMove" => "MOVE",
+        "MessageRead" => "READ",
+        "FlagsSet" => "FLAGS_SET",
+        "FlagsClear" => "FLAGS_CLEAR",
+        "MessageTrash" => "DELETE",
+        "MessageExpunge" | "MessageExpire" => "EXPUNGE",
+        _ => "UNKNOWN",
+    }
+}
+
+/// `mail.changelog(uid = null, mailbox, msguid)`: one message's audit trail.
+fn mail_changelog(caller: &Caller<'_>, params: &Params) -> Result<Value, RpcError> {
+    params.only(&["uid", "mailbox", "msguid"])?;
+    let mailbox = params.text("mailbox")?;
+    let msguid = match params.0.get("msguid") {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| RpcError::invalid_params("Invalid params: msguid must be a message UID"))?;
+    let user = caller.user.filter(|_| !caller.admin);
+    if caller.user.is_none() && !caller.admin {
+        return Err(RpcError::invalid_request(
+            "Invalid Request: mail.changelog needs X-Request-User",
+        ));
+    }
+    let path = access::folder_path(caller.user, mailbox);
+    if let Some(user) = user {
+        if !access::can_read(caller.storage, user, &path)? {
+            return Ok(Value::Bool(false));
+        }
+    }
+    let trail = bonnie_model::mail_history::trail(caller.storage, &path, msguid)?;
+    if trail.is_empty() {
+        return Ok(Value::Bool(false));
+    }
+    let mut changes = Vec::new();
+    for entry in &trail {
+        let who = match &entry.login {
+            Some(login) => objects::display_user(caller.storage, login)?,
+            None => "unknown".to_string(),
+        };
+        let mut change = json!({
+            "op": mail_op(&entry.event),
+            "date": time::format_rfc3339_s(entry.time_ms),
+            "user": who,
+            "mailbox": access::folder_name(caller.user, &entry.folder),
+            "msguid": entry.uid,
+        });
+        if !entry.flags.is_empty() {
+            change["flags"] = json!(entry.flags);
+        }
+        changes.push(change);
+    }
+    Ok(json!({
+        "uid": params.optional_text("uid")?,
+        "mailbox": mailbox,
+        "msguid": msguid,
+        "changes": changes,
+    }))
 }
 
 /// `system.keygen(salt?)`: a fresh key and when it expires (two hours).

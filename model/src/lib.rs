@@ -7,6 +7,7 @@ mod cache;
 pub mod collect;
 pub mod folders;
 pub mod handler;
+pub mod mail_history;
 pub mod objects;
 pub mod record;
 pub mod sessions;

@@ -125,6 +125,21 @@ fn kolab_clients_read_history_revisions_and_diffs_with_authorization() {
         4,
         &message(WEEKLY, &weekly_xml(1, true)),
     );
+    // A plain message, flagged, unflagged and moved: its audit trail.
+    let plain = format!(
+        "From: {JANE}\r\nTo: {JOHN}\r\nSubject: Minutes\r\nDate: {DATE}\r\nMessage-ID: <minutes@example.org>\r\n\r\nHello.\r\n"
+    );
+    john.run("CREATE Archive", &[]).unwrap();
+    john.append("INBOX", None, plain.as_bytes()).unwrap();
+    john.select("INBOX").unwrap();
+    for command in [
+        "UID STORE 1 +FLAGS (\\Flagged)",
+        "UID STORE 1 -FLAGS (\\Flagged)",
+        "UID MOVE 1 Archive",
+    ] {
+        john.run(command, &[])
+            .unwrap_or_else(|e| panic!("{command}: {e}"));
+    }
     john.logout().unwrap();
     lab.wait_until_archived();
 
@@ -309,6 +324,51 @@ fn kolab_clients_read_history_revisions_and_diffs_with_authorization() {
             json!({ "uid": "no-such-uid", "mailbox": "Calendar" })
         ),
         Value::Bool(false)
+    );
+
+    // One message's audit trail, through its move.
+    let trail = api.call(
+        JOHN,
+        "mail.changelog",
+        json!({ "uid": null, "mailbox": "Archive", "msguid": 1 }),
+    );
+    let steps: Vec<(&str, &str, Value)> = trail["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["op"].as_str().unwrap(),
+                c["mailbox"].as_str().unwrap(),
+                c.get("flags").cloned().unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("APPEND", "INBOX", Value::Null),
+            ("FLAGS_SET", "INBOX", json!(["\\Flagged"])),
+            ("FLAGS_CLEAR", "INBOX", json!(["\\Flagged"])),
+            ("MOVE", "Archive", Value::Null),
+        ],
+        "{trail}"
+    );
+    assert!(
+        trail["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["user"] == "John Doe <john.doe@example.org>")
+    );
+    assert_eq!(
+        api.call(
+            BOB,
+            "mail.changelog",
+            json!({ "mailbox": "Other Users/john.doe/Archive", "msguid": 1 })
+        ),
+        Value::Bool(false),
+        "Bob may not read John's Archive"
     );
 
     // Errors: HTTP 401 without or with wrong credentials; -32600, -32601, -32602.

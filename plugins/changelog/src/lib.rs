@@ -2,28 +2,17 @@
 //! contacts, files). For every message event that touches an object (append, copy, move,
 //! trash, expunge) it records a fact in the storage (`object-facts`, indexed by
 //! `<type>/<uid>`) and which message holds which object (`object-messages`); the changelog
-//! is derived from the facts when asked (see `bonnie_model::objects`). It asks the collector
+//! is derived from the facts when asked (see `bonnie_model::objects`). For every message, Kolab
+//! object or not, it also keeps its audit trail: reads, flags, copies, moves, deletions, by whom
+//! (`message-history`, see `bonnie_model::mail_history`). It asks the collector
 //! for the payload of appended messages and the headers of copied, moved or trashed messages
 //! it does not know yet. The notification goes on unchanged.
 
-use bonnie_model::{objects, record};
+use bonnie_model::{mail_history, objects, record};
 use bonnie_plugin_api::prelude::*;
 use bonnie_plugin_api::storage::StorageClient;
 use serde::Deserialize;
 use serde_json::Value;
-
-/// The events this handler takes.
-const EVENTS: &[&str] = &[
-    "MessageAppend",
-    "MessageNew",
-    "MessageCopy",
-    "vnd.cmu.MessageCopy",
-    "MessageMove",
-    "vnd.cmu.MessageMove",
-    "MessageTrash",
-    "MessageExpunge",
-    "MessageExpire",
-];
 
 /// `[plugins.changelog]`.
 #[derive(Debug, Deserialize)]
@@ -68,7 +57,7 @@ impl Changelog {
 
 impl Handler for Changelog {
     fn events(&self) -> Vec<String> {
-        EVENTS.iter().map(|e| e.to_string()).collect()
+        mail_history::EVENTS.iter().map(|e| e.to_string()).collect()
     }
 
     fn handle(&self, job: &Job) -> Result<HandlerOutcome, PluginError> {
@@ -90,6 +79,7 @@ impl Handler for Changelog {
                     .and_then(|e| e.get(command))
                     .is_none()
         };
+        mail_history::record(&self.storage, &record, job.id.as_str())?;
         match objects::record(&self.storage, &record, job.id.as_str(), may_collect)? {
             objects::Recorded::Collect(command) => {
                 Ok(HandlerOutcome::needs_collector(&[command], notification))

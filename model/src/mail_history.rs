@@ -1,0 +1,170 @@
+//! Each message's audit trail: every event that touched it (appended, read, flags set or
+//! cleared, copied, moved, deleted, expunged), who did it and when, kept per message place
+//! (`folder`, UID) in `message-history`. A copied or moved message's trail continues from
+//! where it came from.
+
+use bonnie_core::time;
+use bonnie_plugin_api::{
+    PluginError,
+    storage::{Record, RecordQuery, StorageClient},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::record::Object;
+
+/// The trail entries, indexed by [`MESSAGE_FIELD`].
+pub const HISTORY: &str = "message-history";
+/// The index term: `<folder path>\u{1f}<UID>`.
+pub const MESSAGE_FIELD: &str = "message";
+/// How far back through copies and moves a trail is followed.
+const MAX_HOPS: usize = 32;
+const MAX_ENTRIES: u32 = 100_000;
+
+/// The events of a message's trail.
+pub const EVENTS: [&str; 12] = [
+    "MessageAppend",
+    "MessageNew",
+    "MessageCopy",
+    "vnd.cmu.MessageCopy",
+    "MessageMove",
+    "vnd.cmu.MessageMove",
+    "MessageRead",
+    "MessageTrash",
+    "MessageExpunge",
+    "MessageExpire",
+    "FlagsSet",
+    "FlagsClear",
+];
+
+/// One event of a message's trail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The Cyrus event.
+    pub event: String,
+    /// The event's own time (ms since the epoch).
+    pub time_ms: i64,
+    /// Who, by login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
+    /// The folder (full path).
+    pub folder: String,
+    /// The message's UID there.
+    pub uid: u64,
+    /// The flags the event names (set, cleared, or the message's at append).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    /// Where a copied or moved message came from: folder and UID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<(String, u64)>,
+    /// The job it came from.
+    pub job: String,
+}
+
+/// The index value of a message place.
+pub fn message_key(folder: &str, uid: u64) -> String {
+    format!("{folder}\u{1f}{uid}")
+}
+
+/// Records the trail entries a normalized message event gives.
+pub fn record(storage: &StorageClient, record: &Object, job: &str) -> Result<usize, PluginError> {
+    let text = |field: &str| record.get(field).and_then(Value::as_str);
+    let Some(event) = text("event").filter(|e| EVENTS.contains(e)) else {
+        return Ok(0);
+    };
+    let Some(folder) = text("folder") else {
+        return Ok(0);
+    };
+    let uids = |field: &str| -> Vec<u64> {
+        record
+            .get(field)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default()
+    };
+    let (new_uids, old_uids) = (uids("uids"), uids("old_uids"));
+    let old_folder = text("old_folder");
+    let time_ms = text("@timestamp")
+        .and_then(time::parse_rfc3339_ms)
+        .unwrap_or_else(time::now_ms);
+    let flags: Vec<String> = record
+        .get("flags")
+        .and_then(Value::as_array)
+        .map(|f| {
+            f.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    for (i, uid) in new_uids.iter().copied().enumerate() {
+        let entry = Entry {
+            event: event.to_string(),
+            time_ms,
+            login: text("user").map(str::to_string),
+            folder: folder.to_string(),
+            uid,
+            flags: flags.clone(),
+            from: old_folder
+                .zip(old_uids.get(i))
+                .map(|(f, u)| (f.to_string(), *u)),
+            job: job.to_string(),
+        };
+        let body = serde_json::to_value(&entry).map_err(|e| {
+            PluginError::transient(format!("a trail entry does not serialize: {e}"))
+        })?;
+        let key = message_key(folder, uid);
+        storage.put(
+            Record::new(HISTORY, &format!("{job}/{key}"), &body)
+                .at(time_ms)
+                .indexed(MESSAGE_FIELD, &key),
+        )?;
+    }
+    Ok(new_uids.len())
+}
+
+fn entries_at(storage: &StorageClient, folder: &str, uid: u64) -> Result<Vec<Entry>, PluginError> {
+    let query = RecordQuery {
+        collection: HISTORY.to_string(),
+        index: Some((MESSAGE_FIELD.to_string(), message_key(folder, uid))),
+        limit: MAX_ENTRIES,
+        ..RecordQuery::default()
+    };
+    storage
+        .query(&query)?
+        .iter()
+        .map(|r| {
+            serde_json::from_str(r.body.as_str()).map_err(|e| {
+                PluginError::transient(format!("stored trail entry {} is not readable: {e}", r.key))
+            })
+        })
+        .collect()
+}
+
+/// The trail of the message now at `folder`/`uid`, oldest first, through the copies and
+/// moves that brought it there.
+pub fn trail(storage: &StorageClient, folder: &str, uid: u64) -> Result<Vec<Entry>, PluginError> {
+    let mut trail = Vec::new();
+    let mut place = (folder.to_string(), uid);
+    let mut before = i64::MAX;
+    for _ in 0..MAX_HOPS {
+        let mut here: Vec<Entry> = entries_at(storage, &place.0, place.1)?
+            .into_iter()
+            .filter(|e| e.time_ms <= before)
+            .collect();
+        here.sort_by(|a, b| (a.time_ms, &a.job).cmp(&(b.time_ms, &b.job)));
+        // The copy or move that brought the message here, if the trail knows it.
+        let arrival = here.iter().find(|e| e.from.is_some()).cloned();
+        trail.splice(0..0, here);
+        match arrival.and_then(|a| a.from.map(|from| (from, a.time_ms))) {
+            Some((from, time_ms)) => {
+                place = from;
+                before = time_ms;
+            }
+            None => break,
+        }
+    }
+    trail.sort_by(|a, b| (a.time_ms, &a.job).cmp(&(b.time_ms, &b.job)));
+    trail.dedup_by(|a, b| a == b);
+    Ok(trail)
+}
