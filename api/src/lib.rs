@@ -7,7 +7,6 @@ pub mod access;
 pub mod auth;
 pub mod clients;
 pub mod methods;
-pub mod mime;
 pub mod rpc;
 pub mod service;
 pub mod xml;

@@ -1,5 +1,5 @@
 //! The methods: `<type>.created|lastmodified|changelog|get|diff|rawdata` for Kolab object
-//! types, `mail.changelog` for one message's audit trail, and `system.keygen`. An object the request user may not read answers
+//! types, `mail.changelog` for one message's audit trail, `freebusy.get`, and `system.keygen`. An object the request user may not read answers
 //! `false`, exactly like one that does not exist.
 
 use bonnie_core::time;
@@ -37,6 +37,7 @@ pub fn call(caller: &Caller<'_>, method: &str, params: &Params) -> Result<Value,
     match (kind, action) {
         ("system", "keygen") => keygen(params),
         ("mail", "changelog") => mail_changelog(caller, params),
+        ("freebusy", "get") => freebusy(caller, params),
         (kind, action) if OBJECT_TYPES.contains(&kind) => {
             let object = Object::find(caller, kind, params, action)?;
             let Some(object) = object else {
@@ -137,6 +138,47 @@ fn mail_changelog(caller: &Caller<'_>, params: &Params) -> Result<Value, RpcErro
         "msguid": msguid,
         "changes": changes,
     }))
+}
+
+/// The longest free/busy range one call may ask for.
+const MAX_FREEBUSY_DAYS: i64 = 400;
+
+fn date_param(params: &Params, name: &str) -> Result<Option<i64>, RpcError> {
+    params
+        .optional_text(name)?
+        .map(|text| {
+            time::parse_rfc3339_ms(text).ok_or_else(|| {
+                RpcError::invalid_params(format!(
+                    "Invalid params: {name} must be a date-time like 2026-12-01T00:00:00Z"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// `freebusy.get(user, start, end, as_of?)`: when `user` is busy in [start, end), as known
+/// now or as it was known at `as_of`. Free/busy is open to every authenticated user, as in
+/// Kolab; it tells when, never what.
+fn freebusy(caller: &Caller<'_>, params: &Params) -> Result<Value, RpcError> {
+    params.only(&["user", "start", "end", "as_of"])?;
+    if caller.user.is_none() && !caller.admin {
+        return Err(RpcError::invalid_request(
+            "Invalid Request: freebusy.get needs X-Request-User",
+        ));
+    }
+    let user = params.text("user")?;
+    let missing =
+        |name: &str| RpcError::invalid_params(format!("Invalid params: {name} is required"));
+    let start = date_param(params, "start")?.ok_or_else(|| missing("start"))?;
+    let end = date_param(params, "end")?.ok_or_else(|| missing("end"))?;
+    let as_of = date_param(params, "as_of")?;
+    if end <= start || end - start > MAX_FREEBUSY_DAYS * 86_400_000 {
+        return Err(RpcError::invalid_params(format!(
+            "Invalid params: end must follow start, at most {MAX_FREEBUSY_DAYS} days later"
+        )));
+    }
+    let busy = bonnie_calendar::freebusy(caller.storage, user, start, end, as_of)?;
+    Ok(bonnie_calendar::to_json(user, start, end, as_of, &busy))
 }
 
 /// `system.keygen(salt?)`: a fresh key and when it expires (two hours).
@@ -270,9 +312,8 @@ impl<'a> Object<'a> {
 
     fn xml(&self, change: &Change) -> Result<Vec<u8>, RpcError> {
         let message = self.message(change)?;
-        crate::mime::object_xml(&message).ok_or_else(|| {
-            RpcError::internal(format!("revision {} holds no Kolab XML part", change.rev))
-        })
+        bonnie_calendar::object_xml(&message)
+            .map_err(|e| RpcError::internal(format!("revision {}: {e}", change.rev)))
     }
 
     fn get(&self, rev: i64) -> Result<Value, RpcError> {

@@ -2,6 +2,7 @@
 //! the JSON-RPC call, its answer, and the audit line that records it.
 
 use std::{
+    collections::HashMap,
     fs::File,
     io::{Read, Write},
     path::Path,
@@ -12,10 +13,11 @@ use std::{
 use anyhow::Context;
 use bonnie_plugin_api::storage::StorageClient;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::{
     auth,
-    clients::Clients,
+    clients::{Client, Clients},
     methods::{self, Caller},
     rpc::{self, RpcError},
 };
@@ -63,6 +65,9 @@ pub struct Service {
     admin_clients: Vec<String>,
     audit: Mutex<File>,
     max_body: usize,
+    /// SHA-256 of each client's password once argon2 accepted it: argon2 is meant to be slow
+    /// (tens of milliseconds), too slow to run on every request of a busy webmail.
+    verified: Mutex<HashMap<String, [u8; 32]>>,
 }
 
 impl Service {
@@ -88,6 +93,7 @@ impl Service {
             admin_clients,
             audit: Mutex::new(audit),
             max_body,
+            verified: Mutex::new(HashMap::new()),
         })
     }
 
@@ -109,7 +115,7 @@ impl Service {
         let credentials = incoming.authorization.and_then(auth::basic);
         let client = credentials
             .as_ref()
-            .and_then(|(name, password)| Some((name, self.clients.authenticate(name, password)?)));
+            .and_then(|(name, password)| Some((name, self.authenticate(name, password)?)));
         let Some((name, client)) = client else {
             self.audit(json!({
                 "client": credentials.as_ref().map(|(n, _)| n),
@@ -165,12 +171,33 @@ impl Service {
             "params": method.as_ref().map(|(_, p)| Value::Object(p.0.clone())),
             "error": result.as_ref().err().map(|e| e.code),
             "found": result.as_ref().ok().map(|v| v != &Value::Bool(false)),
-            "ms": started.elapsed().as_millis() as u64,
+            "ms": (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
         }));
         if let Err(e) = &result {
             tracing::info!(client = %name, user = %user, code = e.code, error = %e.message, "API call refused.");
         }
         Answer::json(200, rpc::response(&id, result))
+    }
+
+    /// The client, if the password is its own: checked against the argon2 hash once, then
+    /// against the remembered SHA-256 (compared in constant time).
+    fn authenticate(&self, name: &str, password: &str) -> Option<&Client> {
+        let client = self.clients.clients.get(name)?;
+        let digest: [u8; 32] = Sha256::digest(password.as_bytes()).into();
+        let remembered = self.verified.lock().ok().and_then(|v| v.get(name).copied());
+        if let Some(known) = remembered {
+            let same = known
+                .iter()
+                .zip(digest.iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+            return same.then_some(client);
+        }
+        let client = self.clients.authenticate(name, password)?;
+        if let Ok(mut verified) = self.verified.lock() {
+            verified.insert(name.to_string(), digest);
+        }
+        Some(client)
     }
 
     fn audit(&self, mut line: Value) {

@@ -7,100 +7,13 @@
 //! (`FREQ=WEEKLY;BYDAY=TU`); structured values (an address, a name) are objects. Repeated
 //! properties (attendees, categories, exceptions' dates) are compared by position.
 
-use quick_xml::{Reader, events::Event};
+use bonnie_calendar::{XmlElement as Element, xml_tree};
 use serde_json::{Map, Value, json};
 
-/// An XML element: local name, child elements and text.
-#[derive(Debug, Clone, Default)]
-struct Element {
-    name: String,
-    children: Vec<Element>,
-    text: String,
-}
-
-impl Element {
-    fn child(&self, name: &str) -> Option<&Element> {
-        self.children.iter().find(|c| c.name == name)
-    }
-}
-
-fn local_name(raw: &[u8]) -> String {
-    let name = String::from_utf8_lossy(raw);
-    match name.rsplit_once(':') {
-        Some((_, local)) => local.to_string(),
-        None => name.into_owned(),
-    }
-}
-
-/// Parses a document into its root element.
+/// Parses a revision's XML.
 fn parse(xml: &[u8]) -> Result<Element, String> {
-    let mut reader = Reader::from_reader(xml);
-    let mut stack: Vec<Element> = vec![Element::default()];
-    let mut buffer = Vec::new();
-    loop {
-        let event = reader.read_event_into(&mut buffer).map_err(|e| {
-            format!(
-                "not well-formed XML at byte {}: {e}",
-                reader.buffer_position()
-            )
-        })?;
-        match event {
-            Event::Start(start) => stack.push(Element {
-                name: local_name(start.name().as_ref()),
-                ..Element::default()
-            }),
-            Event::Empty(empty) => {
-                let element = Element {
-                    name: local_name(empty.name().as_ref()),
-                    ..Element::default()
-                };
-                if let Some(parent) = stack.last_mut() {
-                    parent.children.push(element);
-                }
-            }
-            Event::End(_) => {
-                let element = stack.pop().ok_or("unbalanced XML")?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(element),
-                    None => return Err("unbalanced XML".to_string()),
-                }
-            }
-            Event::Text(text) => {
-                let text = text.decode().map_err(|e| format!("bad text in XML: {e}"))?;
-                let text = quick_xml::escape::unescape(&text)
-                    .map_err(|e| format!("bad entity in XML: {e}"))?;
-                if let Some(current) = stack.last_mut() {
-                    current.text.push_str(&text);
-                }
-            }
-            Event::CData(data) => {
-                if let Some(current) = stack.last_mut() {
-                    current.text.push_str(&String::from_utf8_lossy(&data));
-                }
-            }
-            Event::GeneralRef(reference) => {
-                let name = String::from_utf8_lossy(&reference).into_owned();
-                let resolved = quick_xml::escape::unescape(&format!("&{name};"))
-                    .map_err(|e| format!("bad entity in XML: {e}"))?
-                    .into_owned();
-                if let Some(current) = stack.last_mut() {
-                    current.text.push_str(&resolved);
-                }
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-        buffer.clear();
-    }
-    let document = stack
-        .pop()
-        .filter(|_| stack.is_empty())
-        .ok_or("unclosed XML elements")?;
-    document
-        .children
-        .into_iter()
-        .next()
-        .ok_or_else(|| "no root element".to_string())
+    let text = std::str::from_utf8(xml).map_err(|e| format!("the XML is not UTF-8: {e}"))?;
+    xml_tree(text).map_err(|e| e.to_string())
 }
 
 /// A value element's value: text, a recurrence rule, a list or a structure.
@@ -263,11 +176,6 @@ pub fn diff(old: &[u8], new: &[u8], instance: Option<&str>) -> Result<Vec<Value>
         }
     }
     Ok(changes)
-}
-
-/// Checks that a revision's XML parses (for a clear error before diffing).
-pub fn check(xml: &[u8]) -> Result<(), String> {
-    parse(xml).map(drop)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! and a plain ZeroMQ round trip on the same machine as the reference.
 #![forbid(unsafe_code)]
 
+mod changelog;
 mod cyrus;
 mod lab;
 mod storage;
@@ -49,6 +50,15 @@ struct Args {
     /// APPENDs per Cyrus run (notifications off, exec dealer, dealer daemon)
     #[arg(long, default_value_t = 1000)]
     appends: usize,
+    /// Message events whose history is stored before the changelog requests
+    #[arg(long, default_value_t = 1_000_000)]
+    changelog_events: u64,
+    /// Changelog requests timed against bonnie-api
+    #[arg(long, default_value_t = 2000)]
+    changelog_requests: usize,
+    /// Run only the changelog figures
+    #[arg(long)]
+    only_changelog: bool,
 }
 
 fn main() {
@@ -62,7 +72,36 @@ fn main() {
     }
 }
 
+fn changelog_figures(args: &Args) -> anyhow::Result<Value> {
+    let bin = std::env::current_exe()?
+        .parent()
+        .context("the benchmark's folder")?
+        .to_path_buf();
+    let figures = changelog::latency(
+        &bin,
+        &lab::bench_root()?,
+        args.changelog_events,
+        args.changelog_requests,
+    )?;
+    eprintln!(
+        "changelog requests with {} events stored: p50 {:.2} ms, p99 {:.2} ms",
+        figures.events, figures.p50_ms, figures.p99_ms
+    );
+    Ok(json!({
+        "changelog_events_stored": figures.events,
+        "changelog_events_recorded_per_s": round(figures.recorded_per_s, 0),
+        "changelog_requests": args.changelog_requests,
+        "changelog_ms_p50": round(figures.p50_ms, 2),
+        "changelog_ms_p99": round(figures.p99_ms, 2),
+        "changelog_server_ms_p50": round(figures.server_p50_ms, 2),
+        "changelog_server_ms_p99": round(figures.server_p99_ms, 2),
+    }))
+}
+
 fn run(args: &Args) -> anyhow::Result<Value> {
+    if args.only_changelog {
+        return Ok(json!({ "machine": machine(), "changelog": changelog_figures(args)? }));
+    }
     let roundtrips = zmq_roundtrip_per_s(20_000)?;
     eprintln!("zmq round trips: {roundtrips:.0}/s");
     let (submits_per_s, dealer) = {
@@ -113,8 +152,10 @@ fn run(args: &Args) -> anyhow::Result<Value> {
         eprintln!("Cyrus APPENDs, {name}: {rate:.0}/s");
         cyrus_appends.insert(name.to_string(), json!(round(rate, 0)));
     }
+    let changelog = changelog_figures(args)?;
     Ok(json!({
         "machine": machine(),
+        "changelog": changelog,
         "cyrus_appends_per_s": cyrus_appends,
         "sqlite_records_per_s": round(sqlite, 0),
         "sqlite_records_per_s_with_handlers": round(archive, 0),

@@ -95,6 +95,30 @@ pub fn wanted(
     Ok(wanted.into_iter().map(str::to_string).collect())
 }
 
+/// The digest of message `uid` when the payload store already keeps it: written there by the
+/// collector (`messageContent.<uid>` with `in_store`, too large for the job) or moved there by
+/// an earlier handler (`payloads`).
+pub fn kept_digest(record: &Object, uid: u64) -> Option<String> {
+    let in_store = record
+        .get("messageContent")
+        .and_then(|c| c.get(uid.to_string()))
+        .filter(|c| c.get("in_store").and_then(Value::as_bool) == Some(true))
+        .and_then(|c| c.get("digest"));
+    let from_payloads = || {
+        record
+            .get("payloads")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|p| p.get("uid").and_then(Value::as_u64) == Some(uid))
+            .and_then(|p| p.get("digest"))
+    };
+    in_store
+        .or_else(from_payloads)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
 /// The bytes of one message the collector fetched (`messageContent.<uid>`: `data`, as text or
 /// base64 by `encoding`).
 pub fn content_bytes(uid: &str, content: &Value) -> Result<Vec<u8>, PluginError> {

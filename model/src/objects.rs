@@ -177,27 +177,17 @@ fn digest_of(
     record: &Object,
     uid: u64,
 ) -> Result<Option<String>, PluginError> {
-    let key = uid.to_string();
-    if let Some(content) = record.get("messageContent").and_then(|c| c.get(&key)) {
-        if content.get("in_store").and_then(Value::as_bool) == Some(true) {
-            return Ok(content
-                .get("digest")
-                .and_then(Value::as_str)
-                .map(str::to_string));
-        }
-        let bytes = crate::collect::content_bytes(&key, content)?;
-        return Ok(Some(storage.put_payload(&bytes)?));
+    if let Some(kept) = crate::collect::kept_digest(record, uid) {
+        return Ok(Some(kept));
     }
-    let from_payloads = record
-        .get("payloads")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|p| p.get("uid").and_then(Value::as_u64) == Some(uid))
-        .and_then(|p| p.get("digest"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    Ok(from_payloads)
+    let key = uid.to_string();
+    match record.get("messageContent").and_then(|c| c.get(&key)) {
+        Some(content) => {
+            let bytes = crate::collect::content_bytes(&key, content)?;
+            Ok(Some(storage.put_payload(&bytes)?))
+        }
+        None => Ok(None),
+    }
 }
 
 /// The object held at `place`, from what was recorded or from the message's headers.

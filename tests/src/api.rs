@@ -73,8 +73,11 @@ impl ApiClient {
             request.push_str(&format!("{name}: {value}\r\n"));
         }
         request.push_str("\r\n");
-        stream.write_all(request.as_bytes()).unwrap();
-        stream.write_all(body).unwrap();
+        // One write: headers and body in one segment, as HTTP clients send small requests.
+        let mut bytes = request.into_bytes();
+        bytes.extend_from_slice(body);
+        stream.set_nodelay(true).unwrap();
+        stream.write_all(&bytes).unwrap();
         let mut response = Vec::new();
         stream.read_to_end(&mut response).unwrap();
         let text = String::from_utf8_lossy(&response);

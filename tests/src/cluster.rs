@@ -201,14 +201,23 @@ path = "var/bonnie.db"
 
     /// Starts a worker (logging to `<name>.log`) and waits until the broker lists it.
     pub fn start_worker(&self, name: &str) -> ChildGuard {
-        let before = self.status()["workers"].as_array().map_or(0, Vec::len);
+        // By identity, not by count: a dead worker may be dropped while this one joins.
+        let identities = |status: Value| -> Vec<Value> {
+            status["workers"]
+                .as_array()
+                .map(|w| w.iter().map(|w| w["identity"].clone()).collect())
+                .unwrap_or_default()
+        };
+        let before = identities(self.status());
         let log = self.log_file(name);
         let worker = ChildGuard::spawn(
             name,
             &mut self.command("bonnie-worker", &["--log-file", &log]),
         );
         process::wait_until("the worker to connect", || {
-            self.status()["workers"].as_array().map_or(0, Vec::len) > before
+            identities(self.status())
+                .iter()
+                .any(|id| !before.contains(id))
         });
         worker
     }

@@ -37,3 +37,43 @@ pub fn message(kind: &str, uid: &str, from: &str, date: &str, xml: &str) -> Vec<
     )
     .into_bytes()
 }
+
+/// An xCal date-time value in a time zone as Kolab names it (`/kolab.org/<zone>`), for
+/// `dtstart`, `dtend`, `exdate` or `recurrence-id`: `zoned("Europe/Berlin", "2026-12-01T10:00:00")`.
+pub fn zoned(zone: &str, local: &str) -> String {
+    format!(
+        "<parameters><tzid><text>/kolab.org/{zone}</text></tzid></parameters><date-time>{local}</date-time>"
+    )
+}
+
+/// An xCal `rrule` value from its parts in order: `recur(&[("freq", "WEEKLY"), ("byday", "TU")])`.
+pub fn recur(parts: &[(&str, &str)]) -> String {
+    let parts: String = parts
+        .iter()
+        .map(|(name, value)| format!("<{name}>{value}</{name}>"))
+        .collect();
+    format!("<recur>{parts}</recur>")
+}
+
+/// The xCal document of a recurring event with exceptions, as Kolab v3 stores them: the
+/// exceptions are further `<vevent>`s with the same UID (each with its `recurrence-id`).
+pub fn event_with_exceptions_xml(
+    uid: &str,
+    properties: Properties<'_>,
+    exceptions: &[Properties<'_>],
+) -> String {
+    const VEVENT_END: &str = "</vevent>\r\n";
+    let mut xml = event_xml(uid, properties);
+    let master_end = xml.rfind(VEVENT_END).expect("event_xml writes a vevent") + VEVENT_END.len();
+    let mut added = String::new();
+    for exception in exceptions {
+        added.push_str("      <vevent>\r\n        <properties>\r\n");
+        added.push_str(&format!("          <uid><text>{uid}</text></uid>\r\n"));
+        for (name, value) in *exception {
+            added.push_str(&format!("          <{name}>{value}</{name}>\r\n"));
+        }
+        added.push_str("        </properties>\r\n      </vevent>\r\n");
+    }
+    xml.insert_str(master_end, &added);
+    xml
+}

@@ -93,16 +93,20 @@ pub fn delete(conn: &mut Connection, collection: &str, key: &str) -> rusqlite::R
 
 /// The records matching a query, ordered by time then key.
 pub fn query(conn: &Connection, query: &RecordQuery) -> rusqlite::Result<Vec<Record>> {
-    let mut sql = String::from("SELECT r.collection, r.key, r.time_ms, r.body FROM records r");
+    let mut sql = String::from("SELECT r.collection, r.key, r.time_ms, r.body FROM ");
     let mut args: Vec<Value> = vec![Value::Text(query.collection.clone())];
     if let Some((field, value)) = &query.index {
+        // CROSS JOIN makes SQLite start from the index terms: otherwise it may walk the whole
+        // collection in time order to spare a sort, which grows with the collection.
         sql.push_str(
-            " JOIN record_index i ON i.collection = r.collection AND i.key = r.key AND i.field = ?2 AND i.value = ?3",
+            "record_index i CROSS JOIN records r ON r.collection = i.collection AND r.key = i.key \
+             WHERE i.collection = ?1 AND i.field = ?2 AND i.value = ?3",
         );
         args.push(Value::Text(field.clone()));
         args.push(Value::Text(value.clone()));
+    } else {
+        sql.push_str("records r WHERE r.collection = ?1");
     }
-    sql.push_str(" WHERE r.collection = ?1");
     if let Some(from) = query.from_ms {
         args.push(Value::Integer(from));
         sql.push_str(&format!(" AND r.time_ms >= ?{}", args.len()));

@@ -1,0 +1,863 @@
+//! Recurrence rules (RFC 5545 RRULE) and their expansion into wall-clock start times.
+//!
+//! Expansion walks the rule's periods (day, week from WKST, month, year) from DTSTART's,
+//! `INTERVAL` apart; in each it takes the days the BY-parts allow (BYMONTH, BYYEARDAY,
+//! BYMONTHDAY, BYDAY with ordinals such as `2MO` or `-1FR` counted in the month, or in the
+//! year for a yearly rule without BYMONTH), times from BYHOUR/BYMINUTE/BYSECOND or DTSTART,
+//! then BYSETPOS. DTSTART is always the first instance and counts for COUNT. Without COUNT
+//! the periods before the asked range are skipped, and nothing after it is generated.
+//! Not supported (the object is reported unreadable): FREQ below DAILY, BYWEEKNO, RSCALE
+//! other than GREGORIAN.
+
+use std::{fmt, str::FromStr};
+
+use jiff::civil::{self, Weekday};
+
+use crate::{error::CalendarError, model::When, value};
+
+/// At most this many days are looked at for one rule in one expansion.
+const MAX_DAYS: u64 = 4_000_000;
+/// At most this many instances are generated for one rule in one expansion.
+pub(crate) const MAX_INSTANCES: usize = 200_000;
+
+/// `FREQ`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frequency {
+    /// `DAILY`.
+    Daily,
+    /// `WEEKLY`.
+    Weekly,
+    /// `MONTHLY`.
+    Monthly,
+    /// `YEARLY`.
+    Yearly,
+}
+
+/// One `BYDAY` entry: a weekday, with an ordinal in monthly and yearly rules (`-1FR`: the
+/// last Friday).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeekdayNum {
+    /// The ordinal, ±1 to ±53; none for every such weekday.
+    pub nth: Option<i8>,
+    /// The weekday.
+    pub weekday: Weekday,
+}
+
+/// A parsed RRULE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// `FREQ`.
+    pub freq: Frequency,
+    /// `INTERVAL`, at least 1.
+    pub interval: u32,
+    /// `COUNT`.
+    pub count: Option<u32>,
+    /// `UNTIL`, inclusive (a date, a UTC instant, or a wall-clock time in DTSTART's zone).
+    pub until: Option<When>,
+    /// `BYDAY`.
+    pub by_day: Vec<WeekdayNum>,
+    /// `BYMONTHDAY`, ±1 to ±31.
+    pub by_month_day: Vec<i8>,
+    /// `BYYEARDAY`, ±1 to ±366.
+    pub by_year_day: Vec<i16>,
+    /// `BYMONTH`, 1 to 12.
+    pub by_month: Vec<i8>,
+    /// `BYSETPOS`, ±1 to ±366.
+    pub by_set_pos: Vec<i32>,
+    /// `BYHOUR`.
+    pub by_hour: Vec<i8>,
+    /// `BYMINUTE`.
+    pub by_minute: Vec<i8>,
+    /// `BYSECOND`.
+    pub by_second: Vec<i8>,
+    /// `WKST`, Monday by default.
+    pub week_start: Weekday,
+}
+
+const WEEKDAYS: [(&str, Weekday); 7] = [
+    ("MO", Weekday::Monday),
+    ("TU", Weekday::Tuesday),
+    ("WE", Weekday::Wednesday),
+    ("TH", Weekday::Thursday),
+    ("FR", Weekday::Friday),
+    ("SA", Weekday::Saturday),
+    ("SU", Weekday::Sunday),
+];
+
+fn weekday_name(day: Weekday) -> &'static str {
+    WEEKDAYS
+        .iter()
+        .find(|(_, d)| *d == day)
+        .map_or("MO", |(n, _)| n)
+}
+
+fn weekday(text: &str) -> Option<Weekday> {
+    WEEKDAYS
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(text))
+        .map(|(_, d)| *d)
+}
+
+impl FromStr for Rule {
+    type Err = CalendarError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid =
+            |reason: String| CalendarError::property("RRULE", format!("{text:?}: {reason}"));
+        let unsupported = |reason: &str| CalendarError::Unsupported {
+            rule: text.to_string(),
+            reason: reason.to_string(),
+        };
+        let mut freq = None;
+        let mut rule = Rule {
+            freq: Frequency::Daily,
+            interval: 1,
+            count: None,
+            until: None,
+            by_day: Vec::new(),
+            by_month_day: Vec::new(),
+            by_year_day: Vec::new(),
+            by_month: Vec::new(),
+            by_set_pos: Vec::new(),
+            by_hour: Vec::new(),
+            by_minute: Vec::new(),
+            by_second: Vec::new(),
+            week_start: Weekday::Monday,
+        };
+        for part in text.trim().split(';').filter(|p| !p.trim().is_empty()) {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| invalid(format!("{part:?} is not KEY=VALUE")))?;
+            let (key, value) = (key.trim().to_ascii_uppercase(), value.trim());
+            let list = |lo: i32, hi: i32, signed: bool| -> Result<Vec<i32>, CalendarError> {
+                value
+                    .split(',')
+                    .map(|v| {
+                        let n: i32 = v
+                            .trim()
+                            .parse()
+                            .map_err(|_| invalid(format!("{key}: {v:?} is not a number")))?;
+                        let ok = (lo..=hi).contains(&n) || (signed && (-hi..=-lo).contains(&n));
+                        if ok {
+                            Ok(n)
+                        } else {
+                            Err(invalid(format!("{key}: {n} is out of range")))
+                        }
+                    })
+                    .collect()
+            };
+            let narrow = |v: Vec<i32>| v.into_iter().map(|n| n as i8).collect::<Vec<i8>>();
+            match key.as_str() {
+                "FREQ" => {
+                    freq = Some(match value.to_ascii_uppercase().as_str() {
+                        "DAILY" => Frequency::Daily,
+                        "WEEKLY" => Frequency::Weekly,
+                        "MONTHLY" => Frequency::Monthly,
+                        "YEARLY" => Frequency::Yearly,
+                        "HOURLY" | "MINUTELY" | "SECONDLY" => {
+                            return Err(unsupported("FREQ below DAILY"));
+                        }
+                        other => return Err(invalid(format!("FREQ {other:?}"))),
+                    })
+                }
+                "INTERVAL" => rule.interval = list(1, i32::MAX, false)?[0] as u32,
+                "COUNT" => rule.count = Some(list(1, i32::MAX, false)?[0] as u32),
+                "UNTIL" => {
+                    rule.until =
+                        Some(value::when(value, None).map_err(|e| invalid(format!("UNTIL: {e}")))?)
+                }
+                "BYDAY" => {
+                    for v in value.split(',') {
+                        let v = v.trim();
+                        let split = v.len().saturating_sub(2);
+                        let (nth, day) = v.split_at(split);
+                        let weekday = weekday(day)
+                            .ok_or_else(|| invalid(format!("BYDAY: {v:?} names no weekday")))?;
+                        let nth = if nth.is_empty() {
+                            None
+                        } else {
+                            let n: i8 = nth
+                                .trim_start_matches('+')
+                                .parse()
+                                .map_err(|_| invalid(format!("BYDAY: {v:?}")))?;
+                            if n == 0 || !(-53..=53).contains(&n) {
+                                return Err(invalid(format!("BYDAY: {v:?} is out of range")));
+                            }
+                            Some(n)
+                        };
+                        rule.by_day.push(WeekdayNum { nth, weekday });
+                    }
+                }
+                "BYMONTHDAY" => rule.by_month_day = narrow(list(1, 31, true)?),
+                "BYYEARDAY" => {
+                    rule.by_year_day = list(1, 366, true)?.into_iter().map(|n| n as i16).collect()
+                }
+                "BYMONTH" => rule.by_month = narrow(list(1, 12, false)?),
+                "BYSETPOS" => rule.by_set_pos = list(1, 366, true)?,
+                "BYHOUR" => rule.by_hour = narrow(list(0, 23, false)?),
+                "BYMINUTE" => rule.by_minute = narrow(list(0, 59, false)?),
+                "BYSECOND" => rule.by_second = narrow(list(0, 59, false)?),
+                "WKST" => {
+                    rule.week_start =
+                        weekday(value).ok_or_else(|| invalid(format!("WKST {value:?}")))?
+                }
+                "BYWEEKNO" => return Err(unsupported("BYWEEKNO")),
+                "RSCALE" if value.eq_ignore_ascii_case("GREGORIAN") => {}
+                "RSCALE" => return Err(unsupported("RSCALE other than GREGORIAN")),
+                "SKIP" => {}
+                k if k.starts_with("X-") => {}
+                other => return Err(invalid(format!("unknown part {other}"))),
+            }
+        }
+        rule.freq = freq.ok_or_else(|| invalid("no FREQ".to_string()))?;
+        Ok(rule)
+    }
+}
+
+impl fmt::Display for Rule {
+    /// The rule in RRULE form; it reads back to the same rule.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let freq = match self.freq {
+            Frequency::Daily => "DAILY",
+            Frequency::Weekly => "WEEKLY",
+            Frequency::Monthly => "MONTHLY",
+            Frequency::Yearly => "YEARLY",
+        };
+        write!(f, "FREQ={freq}")?;
+        if self.interval != 1 {
+            write!(f, ";INTERVAL={}", self.interval)?;
+        }
+        if let Some(count) = self.count {
+            write!(f, ";COUNT={count}")?;
+        }
+        match &self.until {
+            Some(When::Date { date, .. }) => write!(f, ";UNTIL={}", date.strftime("%Y%m%d"))?,
+            Some(When::Utc { time }) => write!(f, ";UNTIL={}", time.strftime("%Y%m%dT%H%M%SZ"))?,
+            Some(When::Floating { time } | When::Zoned { time, .. }) => {
+                write!(f, ";UNTIL={}", time.strftime("%Y%m%dT%H%M%S"))?
+            }
+            None => {}
+        }
+        fn list<T: fmt::Display>(f: &mut fmt::Formatter<'_>, key: &str, v: &[T]) -> fmt::Result {
+            if v.is_empty() {
+                return Ok(());
+            }
+            let items: Vec<String> = v.iter().map(ToString::to_string).collect();
+            write!(f, ";{key}={}", items.join(","))
+        }
+        let days: Vec<String> = self
+            .by_day
+            .iter()
+            .map(|d| {
+                let nth = d.nth.map(|n| n.to_string()).unwrap_or_default();
+                format!("{nth}{}", weekday_name(d.weekday))
+            })
+            .collect();
+        list(f, "BYDAY", &days)?;
+        list(f, "BYMONTHDAY", &self.by_month_day)?;
+        list(f, "BYYEARDAY", &self.by_year_day)?;
+        list(f, "BYMONTH", &self.by_month)?;
+        list(f, "BYSETPOS", &self.by_set_pos)?;
+        list(f, "BYHOUR", &self.by_hour)?;
+        list(f, "BYMINUTE", &self.by_minute)?;
+        list(f, "BYSECOND", &self.by_second)?;
+        if self.week_start != Weekday::Monday {
+            write!(f, ";WKST={}", weekday_name(self.week_start))?;
+        }
+        Ok(())
+    }
+}
+
+impl serde::Serialize for Rule {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        crate::model::as_text::serialize(self, serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Rule {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        crate::model::as_text::deserialize(deserializer)
+    }
+}
+
+/// Days since 1970-01-01, for cheap day arithmetic.
+pub(crate) fn epoch_day(date: civil::Date) -> i64 {
+    bonnie_core::time::days_from_civil(
+        i64::from(date.year()),
+        i64::from(date.month()),
+        i64::from(date.day()),
+    )
+}
+
+/// The date `days` days after 1970-01-01; none outside jiff's range (years -9999 to 9999).
+pub(crate) fn date_of(days: i64) -> Option<civil::Date> {
+    // Far outside jiff's range the arithmetic below would overflow first.
+    if days.unsigned_abs() > 10_000 * 366 {
+        return None;
+    }
+    let (y, m, d) = bonnie_core::time::civil_from_days(days);
+    civil::Date::new(i16::try_from(y).ok()?, m as i8, d as i8).ok()
+}
+
+/// `date` moved by `days`.
+pub(crate) fn add_days(date: civil::Date, days: i64) -> Option<civil::Date> {
+    date_of(epoch_day(date).checked_add(days)?)
+}
+
+/// A rule ready to expand from one DTSTART: defaults from DTSTART filled in.
+struct Expansion<'a> {
+    rule: &'a Rule,
+    start: civil::DateTime,
+    by_day: Vec<WeekdayNum>,
+    by_month_day: Vec<i8>,
+    by_month: Vec<i8>,
+    times: Vec<civil::Time>,
+    /// The first day of DTSTART's week (from WKST), as an epoch day.
+    week0: i64,
+    /// DTSTART's month as `year * 12 + month - 1`.
+    month0: i64,
+}
+
+impl<'a> Expansion<'a> {
+    fn new(rule: &'a Rule, start: civil::DateTime, all_day: bool) -> Self {
+        let mut by_day = rule.by_day.clone();
+        let mut by_month_day = rule.by_month_day.clone();
+        let mut by_month = rule.by_month.clone();
+        // RFC 5545: what the rule leaves open is taken from DTSTART.
+        if by_day.is_empty() && by_month_day.is_empty() && rule.by_year_day.is_empty() {
+            match rule.freq {
+                Frequency::Daily => {}
+                Frequency::Weekly => by_day.push(WeekdayNum {
+                    nth: None,
+                    weekday: start.date().weekday(),
+                }),
+                Frequency::Monthly => by_month_day.push(start.day()),
+                Frequency::Yearly => {
+                    if by_month.is_empty() {
+                        by_month.push(start.month());
+                    }
+                    by_month_day.push(start.day());
+                }
+            }
+        }
+        let times = if all_day {
+            vec![civil::Time::midnight()]
+        } else {
+            let or_start = |v: &[i8], own: i8| if v.is_empty() { vec![own] } else { v.to_vec() };
+            let mut times = Vec::new();
+            for h in or_start(&rule.by_hour, start.hour()) {
+                for m in or_start(&rule.by_minute, start.minute()) {
+                    for s in or_start(&rule.by_second, start.second()) {
+                        if let Ok(t) = civil::Time::new(h, m, s, 0) {
+                            times.push(t);
+                        }
+                    }
+                }
+            }
+            times.sort();
+            times.dedup();
+            times
+        };
+        let since_week_start = i64::from(start.date().weekday().since(rule.week_start));
+        Self {
+            rule,
+            start,
+            by_day,
+            by_month_day,
+            by_month,
+            times,
+            week0: epoch_day(start.date()) - since_week_start,
+            month0: i64::from(start.year()) * 12 + i64::from(start.month()) - 1,
+        }
+    }
+
+    /// The first day and the length in days of period `k` (0 is DTSTART's).
+    fn period(&self, k: i64) -> Option<(civil::Date, i64)> {
+        let step = k.checked_mul(i64::from(self.rule.interval))?;
+        match self.rule.freq {
+            Frequency::Daily => Some((add_days(self.start.date(), step)?, 1)),
+            Frequency::Weekly => Some((date_of(self.week0.checked_add(step.checked_mul(7)?)?)?, 7)),
+            Frequency::Monthly => {
+                let month = self.month0.checked_add(step)?;
+                let first = civil::Date::new(
+                    i16::try_from(month.div_euclid(12)).ok()?,
+                    (month.rem_euclid(12) + 1) as i8,
+                    1,
+                )
+                .ok()?;
+                Some((first, i64::from(first.days_in_month())))
+            }
+            Frequency::Yearly => {
+                let year = i16::try_from(i64::from(self.start.year()).checked_add(step)?).ok()?;
+                let first = civil::Date::new(year, 1, 1).ok()?;
+                Some((first, i64::from(first.days_in_year())))
+            }
+        }
+    }
+
+    /// The last period that starts on or before `date` (0 if `date` is before DTSTART's).
+    fn period_before(&self, date: civil::Date) -> i64 {
+        let interval = i64::from(self.rule.interval);
+        let periods = match self.rule.freq {
+            Frequency::Daily => epoch_day(date) - epoch_day(self.start.date()),
+            Frequency::Weekly => (epoch_day(date) - self.week0).div_euclid(7),
+            Frequency::Monthly => {
+                i64::from(date.year()) * 12 + i64::from(date.month()) - 1 - self.month0
+            }
+            Frequency::Yearly => i64::from(date.year()) - i64::from(self.start.year()),
+        };
+        periods.div_euclid(interval).max(0)
+    }
+
+    /// Whether the BY-parts allow `day`.
+    fn allows(&self, day: civil::Date) -> bool {
+        if !self.by_month.is_empty() && !self.by_month.contains(&day.month()) {
+            return false;
+        }
+        if !self.rule.by_year_day.is_empty() {
+            let (doy, len) = (day.day_of_year(), day.days_in_year());
+            if !self
+                .rule
+                .by_year_day
+                .iter()
+                .any(|&n| n == doy || n == doy - len - 1)
+            {
+                return false;
+            }
+        }
+        if !self.by_month_day.is_empty() {
+            let (d, len) = (day.day(), day.days_in_month());
+            if !self
+                .by_month_day
+                .iter()
+                .any(|&n| n == d || n == d - len - 1)
+            {
+                return false;
+            }
+        }
+        if !self.by_day.is_empty() {
+            // Ordinals count within the month (monthly, or yearly with BYMONTH) or the year.
+            let in_month = self.rule.freq == Frequency::Monthly
+                || (self.rule.freq == Frequency::Yearly && !self.by_month.is_empty());
+            let (index, len) = if in_month {
+                (i64::from(day.day()) - 1, i64::from(day.days_in_month()))
+            } else {
+                (
+                    i64::from(day.day_of_year()) - 1,
+                    i64::from(day.days_in_year()),
+                )
+            };
+            let ordinals_count = matches!(self.rule.freq, Frequency::Monthly | Frequency::Yearly);
+            let from_start = index / 7 + 1;
+            let from_end = -((len - 1 - index) / 7 + 1);
+            if !self.by_day.iter().any(|d| {
+                d.weekday == day.weekday()
+                    && match (d.nth, ordinals_count) {
+                        (Some(n), true) => i64::from(n) == from_start || i64::from(n) == from_end,
+                        _ => true,
+                    }
+            }) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The wall-clock starts of a rule's instances for an event starting at `start` (DTSTART
+/// first), up to `until` (the rule's UNTIL in DTSTART's wall-clock time, inclusive) and
+/// `limit` (nothing after it is needed); without COUNT, periods wholly before `from` are
+/// skipped.
+pub(crate) fn occurrences(
+    rule: &Rule,
+    start: civil::DateTime,
+    all_day: bool,
+    until: Option<civil::DateTime>,
+    from: civil::Date,
+    limit: civil::DateTime,
+) -> Result<Vec<civil::DateTime>, CalendarError> {
+    let expansion = Expansion::new(rule, start, all_day);
+    let mut found = vec![start];
+    let mut counted: u64 = 1;
+    let count = rule.count.map(u64::from);
+    let mut k = if count.is_none() {
+        expansion.period_before(from)
+    } else {
+        0
+    };
+    let mut days_seen: u64 = 0;
+    let mut candidates = Vec::new();
+    loop {
+        if count.is_some_and(|c| counted >= c) {
+            break;
+        }
+        let Some((first, len)) = expansion.period(k) else {
+            break;
+        };
+        if first.to_datetime(civil::Time::midnight()) > limit
+            || until.is_some_and(|u| first.to_datetime(civil::Time::midnight()) > u)
+        {
+            break;
+        }
+        days_seen += len as u64;
+        if days_seen > MAX_DAYS {
+            return Err(CalendarError::TooManyInstances(MAX_INSTANCES));
+        }
+        candidates.clear();
+        let first_day = epoch_day(first);
+        for offset in 0..len {
+            let Some(day) = date_of(first_day + offset) else {
+                continue;
+            };
+            if expansion.allows(day) {
+                candidates.extend(expansion.times.iter().map(|t| day.to_datetime(*t)));
+            }
+        }
+        let chosen: Vec<civil::DateTime> = if rule.by_set_pos.is_empty() {
+            std::mem::take(&mut candidates)
+        } else {
+            let n = candidates.len() as i64;
+            let mut picked: Vec<civil::DateTime> = rule
+                .by_set_pos
+                .iter()
+                .filter_map(|&p| {
+                    let index = if p > 0 {
+                        i64::from(p) - 1
+                    } else {
+                        n + i64::from(p)
+                    };
+                    (0..n).contains(&index).then(|| candidates[index as usize])
+                })
+                .collect();
+            picked.sort();
+            picked.dedup();
+            picked
+        };
+        for at in chosen {
+            if at <= start {
+                continue;
+            }
+            if until.is_some_and(|u| at > u) || at > limit || count.is_some_and(|c| counted >= c) {
+                return Ok(found);
+            }
+            found.push(at);
+            counted += 1;
+            if found.len() > MAX_INSTANCES {
+                return Err(CalendarError::TooManyInstances(MAX_INSTANCES));
+            }
+        }
+        k += 1;
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::{date, datetime};
+
+    fn expand(rule: &str, start: civil::DateTime, limit: civil::DateTime) -> Vec<String> {
+        let rule: Rule = rule.parse().unwrap();
+        let until = match &rule.until {
+            Some(When::Utc { time }) => Some(jiff::tz::TimeZone::UTC.to_datetime(*time)),
+            Some(When::Date { date, .. }) => Some(date.to_datetime(civil::Time::MAX)),
+            Some(When::Floating { time }) => Some(*time),
+            _ => None,
+        };
+        occurrences(&rule, start, false, until, start.date(), limit)
+            .unwrap()
+            .iter()
+            .map(|d| d.strftime("%Y-%m-%d %H:%M %a").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn rules_read_back_from_their_text() {
+        for text in [
+            "FREQ=WEEKLY;COUNT=6;BYDAY=TU",
+            "FREQ=MONTHLY;INTERVAL=2;UNTIL=20271231T235959Z;BYDAY=2MO,-1FR",
+            "FREQ=YEARLY;UNTIL=20300101;BYMONTHDAY=-1;BYMONTH=2,3;BYSETPOS=1,-1;WKST=SU",
+            "FREQ=DAILY;BYYEARDAY=100;BYHOUR=9,17;BYMINUTE=30;BYSECOND=0",
+        ] {
+            let rule: Rule = text.parse().unwrap();
+            assert_eq!(rule.to_string(), text);
+            assert_eq!(rule.to_string().parse::<Rule>().unwrap(), rule);
+        }
+        let lower: Rule = "freq=weekly;byday=mo,+2we;x-name=1".parse().unwrap();
+        assert_eq!(lower.to_string(), "FREQ=WEEKLY;BYDAY=MO,2WE");
+    }
+
+    #[test]
+    fn bad_and_unsupported_rules_are_refused() {
+        for bad in [
+            "",
+            "COUNT=3",
+            "FREQ=FORTNIGHTLY",
+            "FREQ=DAILY;INTERVAL=0",
+            "FREQ=DAILY;COUNT=x",
+            "FREQ=MONTHLY;BYDAY=0MO",
+            "FREQ=MONTHLY;BYDAY=XX",
+            "FREQ=MONTHLY;BYMONTHDAY=32",
+            "FREQ=YEARLY;BYMONTH=13",
+            "FREQ=DAILY;FOO=1",
+            "FREQ=DAILY;UNTIL=someday",
+        ] {
+            assert!(
+                matches!(bad.parse::<Rule>(), Err(CalendarError::Property { .. })),
+                "{bad}"
+            );
+        }
+        for unsupported in [
+            "FREQ=HOURLY",
+            "FREQ=YEARLY;BYWEEKNO=20",
+            "RSCALE=HEBREW;FREQ=YEARLY",
+        ] {
+            assert!(
+                matches!(
+                    unsupported.parse::<Rule>(),
+                    Err(CalendarError::Unsupported { .. })
+                ),
+                "{unsupported}"
+            );
+        }
+    }
+
+    #[test]
+    fn weekly_with_byday_and_count_counts_dtstart() {
+        assert_eq!(
+            expand(
+                "FREQ=WEEKLY;COUNT=5;BYDAY=TU,TH",
+                datetime(2026, 12, 1, 10, 0, 0, 0),
+                datetime(2027, 12, 31, 0, 0, 0, 0)
+            ),
+            [
+                "2026-12-01 10:00 Tue",
+                "2026-12-03 10:00 Thu",
+                "2026-12-08 10:00 Tue",
+                "2026-12-10 10:00 Thu",
+                "2026-12-15 10:00 Tue",
+            ]
+        );
+    }
+
+    #[test]
+    fn weekly_interval_weeks_start_on_wkst() {
+        // RFC 5545's example: the same rule gives other days with WKST=SU.
+        let start = datetime(1997, 8, 5, 9, 0, 0, 0);
+        let limit = datetime(1998, 1, 1, 0, 0, 0, 0);
+        assert_eq!(
+            expand(
+                "FREQ=WEEKLY;INTERVAL=2;COUNT=4;BYDAY=TU,SU;WKST=MO",
+                start,
+                limit
+            ),
+            [
+                "1997-08-05 09:00 Tue",
+                "1997-08-10 09:00 Sun",
+                "1997-08-19 09:00 Tue",
+                "1997-08-24 09:00 Sun",
+            ]
+        );
+        assert_eq!(
+            expand(
+                "FREQ=WEEKLY;INTERVAL=2;COUNT=4;BYDAY=TU,SU;WKST=SU",
+                start,
+                limit
+            ),
+            [
+                "1997-08-05 09:00 Tue",
+                "1997-08-17 09:00 Sun",
+                "1997-08-19 09:00 Tue",
+                "1997-08-31 09:00 Sun",
+            ]
+        );
+    }
+
+    #[test]
+    fn monthly_ordinal_weekdays() {
+        let start = datetime(2026, 1, 12, 9, 0, 0, 0); // the 2nd Monday of January
+        let limit = datetime(2026, 12, 31, 0, 0, 0, 0);
+        assert_eq!(
+            expand("FREQ=MONTHLY;COUNT=4;BYDAY=2MO", start, limit),
+            [
+                "2026-01-12 09:00 Mon",
+                "2026-02-09 09:00 Mon",
+                "2026-03-09 09:00 Mon",
+                "2026-04-13 09:00 Mon",
+            ]
+        );
+        let start = datetime(2026, 1, 30, 16, 0, 0, 0); // the last Friday of January
+        assert_eq!(
+            expand(
+                "FREQ=MONTHLY;UNTIL=20260601T000000Z;BYDAY=-1FR",
+                start,
+                limit
+            ),
+            [
+                "2026-01-30 16:00 Fri",
+                "2026-02-27 16:00 Fri",
+                "2026-03-27 16:00 Fri",
+                "2026-04-24 16:00 Fri",
+                "2026-05-29 16:00 Fri",
+            ]
+        );
+        // The last weekday of the month, the way Outlook writes it.
+        assert_eq!(
+            expand(
+                "FREQ=MONTHLY;COUNT=3;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+                datetime(2026, 1, 30, 8, 0, 0, 0),
+                limit
+            ),
+            [
+                "2026-01-30 08:00 Fri",
+                "2026-02-27 08:00 Fri",
+                "2026-03-31 08:00 Tue",
+            ]
+        );
+    }
+
+    #[test]
+    fn monthly_by_month_day_skips_short_months_and_counts_from_the_end() {
+        let limit = datetime(2026, 12, 31, 0, 0, 0, 0);
+        assert_eq!(
+            expand(
+                "FREQ=MONTHLY;COUNT=4",
+                datetime(2026, 1, 31, 12, 0, 0, 0),
+                limit
+            ),
+            [
+                "2026-01-31 12:00 Sat",
+                "2026-03-31 12:00 Tue",
+                "2026-05-31 12:00 Sun",
+                "2026-07-31 12:00 Fri",
+            ]
+        );
+        assert_eq!(
+            expand(
+                "FREQ=MONTHLY;COUNT=3;BYMONTHDAY=-1",
+                datetime(2026, 1, 31, 12, 0, 0, 0),
+                limit
+            ),
+            [
+                "2026-01-31 12:00 Sat",
+                "2026-02-28 12:00 Sat",
+                "2026-03-31 12:00 Tue",
+            ]
+        );
+    }
+
+    #[test]
+    fn yearly_rules() {
+        let limit = datetime(2040, 1, 1, 0, 0, 0, 0);
+        assert_eq!(
+            expand(
+                "FREQ=YEARLY;COUNT=3",
+                datetime(2024, 2, 29, 8, 0, 0, 0),
+                limit
+            ),
+            [
+                "2024-02-29 08:00 Thu",
+                "2028-02-29 08:00 Tue",
+                "2032-02-29 08:00 Sun",
+            ],
+            "no 29 February in common years"
+        );
+        // US Thanksgiving.
+        assert_eq!(
+            expand(
+                "FREQ=YEARLY;COUNT=3;BYMONTH=11;BYDAY=4TH",
+                datetime(2026, 11, 26, 12, 0, 0, 0),
+                limit
+            ),
+            [
+                "2026-11-26 12:00 Thu",
+                "2027-11-25 12:00 Thu",
+                "2028-11-23 12:00 Thu",
+            ]
+        );
+        // The 20th Monday of the year (RFC 5545's example).
+        assert_eq!(
+            expand(
+                "FREQ=YEARLY;COUNT=3;BYDAY=20MO",
+                datetime(1997, 5, 19, 9, 0, 0, 0),
+                limit
+            ),
+            [
+                "1997-05-19 09:00 Mon",
+                "1998-05-18 09:00 Mon",
+                "1999-05-17 09:00 Mon",
+            ]
+        );
+    }
+
+    #[test]
+    fn daily_with_interval_until_and_filters() {
+        let limit = datetime(2030, 1, 1, 0, 0, 0, 0);
+        assert_eq!(
+            expand(
+                "FREQ=DAILY;INTERVAL=2;UNTIL=20261207",
+                datetime(2026, 12, 1, 9, 0, 0, 0),
+                limit
+            ),
+            [
+                "2026-12-01 09:00 Tue",
+                "2026-12-03 09:00 Thu",
+                "2026-12-05 09:00 Sat",
+                "2026-12-07 09:00 Mon",
+            ]
+        );
+        assert_eq!(
+            expand(
+                "FREQ=DAILY;COUNT=3;BYDAY=MO,WE,FR;BYHOUR=9,14",
+                datetime(2026, 12, 2, 9, 0, 0, 0),
+                limit
+            ),
+            [
+                "2026-12-02 09:00 Wed",
+                "2026-12-02 14:00 Wed",
+                "2026-12-04 09:00 Fri",
+            ]
+        );
+    }
+
+    #[test]
+    fn unbounded_rules_stop_at_the_limit_and_skip_to_the_range() {
+        let rule: Rule = "FREQ=DAILY".parse().unwrap();
+        let start = datetime(2000, 1, 1, 9, 0, 0, 0);
+        let found = occurrences(
+            &rule,
+            start,
+            false,
+            None,
+            date(2026, 12, 1),
+            datetime(2026, 12, 3, 23, 0, 0, 0),
+        )
+        .unwrap();
+        let shown: Vec<String> = found.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "2000-01-01T09:00:00",
+                "2026-12-01T09:00:00",
+                "2026-12-02T09:00:00",
+                "2026-12-03T09:00:00",
+            ],
+            "DTSTART, then only the range"
+        );
+    }
+
+    #[test]
+    fn day_arithmetic_round_trips() {
+        for d in [
+            date(1970, 1, 1),
+            date(2024, 2, 29),
+            date(1600, 3, 1),
+            date(9999, 12, 31),
+        ] {
+            assert_eq!(date_of(epoch_day(d)), Some(d));
+        }
+        assert_eq!(epoch_day(date(1970, 1, 2)), 1);
+        assert_eq!(add_days(date(2026, 12, 31), 1), Some(date(2027, 1, 1)));
+        assert_eq!(add_days(date(9999, 12, 31), 1), None);
+    }
+}
