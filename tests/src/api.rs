@@ -162,16 +162,28 @@ impl Cluster {
     /// Configures `[api]`, makes a client with `bonnie api-client add`, starts `bonnie-api`
     /// (logging to `api.log`) and waits until it accepts connections.
     pub fn start_api(&self, admin_clients: &[&str]) -> (ChildGuard, ApiClient) {
+        let (api, client, _) = self.start_api_with_admins(admin_clients);
+        (api, client)
+    }
+
+    /// Like [`Cluster::start_api`], also making a client for each of `admin_clients`
+    /// (returned in that order).
+    pub fn start_api_with_admins(
+        &self,
+        admin_clients: &[&str],
+    ) -> (ChildGuard, ApiClient, Vec<ApiClient>) {
         let port = self.configure_api(admin_clients);
-        let client = self.add_api_client("roundcube");
-        let api = self.start_api_process(port);
-        (
-            api,
-            ApiClient {
-                address: format!("127.0.0.1:{port}"),
-                ..client
-            },
-        )
+        let address = format!("127.0.0.1:{port}");
+        let with_address = |client: ApiClient| ApiClient {
+            address: address.clone(),
+            ..client
+        };
+        let client = with_address(self.add_api_client("roundcube"));
+        let admins = admin_clients
+            .iter()
+            .map(|name| with_address(self.add_api_client(name)))
+            .collect();
+        (self.start_api_process(port), client, admins)
     }
 
     /// `bonnie api-client add <name>`: the credentials it printed.

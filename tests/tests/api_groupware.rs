@@ -85,7 +85,8 @@ fn revs(changelog: &Value) -> Vec<i64> {
 fn kolab_clients_read_history_revisions_and_diffs_with_authorization() {
     let lab = CyrusLab::start(&["bonnie-changelog"], &[JOHN, JANE]);
     let (cyrus, cluster) = (&lab.cyrus, &lab.cluster);
-    let (_api, api) = cluster.start_api(&[]);
+    let (_api, api, admins) = cluster.start_api_with_admins(&["console"]);
+    let console = &admins[0];
     let xml = [
         xml_of(EVENT, &properties("Planning", "Room 1", 0)),
         xml_of(EVENT, &properties("Planning (moved)", "Room 1", 1)),
@@ -301,6 +302,15 @@ fn kolab_clients_read_history_revisions_and_diffs_with_authorization() {
         janes["changes"][3]["mailbox"],
         "Other Users/john.doe/Calendar/Archive"
     );
+    // An admin client reads everything: for Bob, and for no user at all by full path.
+    let for_bob = console.call(BOB, "event.changelog", bobs.clone());
+    assert_eq!(for_bob["changes"].as_array().unwrap().len(), 4);
+    let by_path = console.call(
+        "",
+        "event.changelog",
+        json!({ "uid": EVENT, "mailbox": "user/john.doe/Calendar@example.org" }),
+    );
+    assert_eq!(self::revs(&by_path), revs);
     let mut john = cyrus.login(JOHN);
     john.run(&format!("SETACL Calendar {} lr", quote(BOB)), &[])
         .unwrap();
@@ -421,7 +431,7 @@ fn kolab_clients_read_history_revisions_and_diffs_with_authorization() {
         .iter()
         .filter(|l| l["user"] == BOB && l["method"] == "event.changelog")
         .count();
-    assert_eq!(bob_calls, 2, "{audit:#?}");
+    assert_eq!(bob_calls, 3, "{audit:#?}");
     assert!(audit.iter().any(|l| l["status"] == 401));
     assert!(
         audit
