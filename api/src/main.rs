@@ -54,11 +54,33 @@ fn run(config: &Config) -> anyhow::Result<ExitCode> {
         &api.audit_log,
         api.max_request_bytes,
     )?);
-    let server = Arc::new(
-        tiny_http::Server::http(&api.listen)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", api.listen))?,
-    );
-    tracing::info!(listen = %api.listen, storage = %storage_name, threads = api.threads, "bonnie-api serving POST /api/rpc.");
+    let (server, scheme) = match (&api.tls_certificate, &api.tls_key) {
+        (Some(certificate), Some(key)) => {
+            let read = |path: &std::path::Path, what: &str| {
+                std::fs::read(path)
+                    .with_context(|| format!("reading the TLS {what} {}", path.display()))
+            };
+            let ssl = tiny_http::SslConfig {
+                certificate: read(certificate, "certificate")?,
+                private_key: read(key, "key")?,
+            };
+            let server = tiny_http::Server::https(&api.listen, ssl).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot serve HTTPS on {} with {}: {e}",
+                    api.listen,
+                    certificate.display()
+                )
+            })?;
+            (server, "https")
+        }
+        _ => {
+            let server = tiny_http::Server::http(&api.listen)
+                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", api.listen))?;
+            (server, "http")
+        }
+    };
+    let server = Arc::new(server);
+    tracing::info!(listen = %api.listen, scheme, storage = %storage_name, threads = api.threads, "bonnie-api serving POST /api/rpc.");
     let threads: Vec<_> = (0..api.threads)
         .map(|_| {
             let (server, service, stopping) = (server.clone(), service.clone(), stopping.clone());

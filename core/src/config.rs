@@ -325,8 +325,8 @@ impl CollectorConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
-    /// Where it listens, `address:port`. Default: `127.0.0.1:8080` (loopback: put a TLS proxy
-    /// in front before opening it to the network).
+    /// Where it listens, `address:port`. Default: `127.0.0.1:8080` (loopback: set
+    /// `tls_certificate` and `tls_key` before opening it to the network).
     pub listen: String,
     /// The API clients' credentials, written by `bonnie api-client add`. Default:
     /// `/var/lib/bonnie/api-clients.json`.
@@ -340,6 +340,10 @@ pub struct ApiConfig {
     pub threads: usize,
     /// Largest request body accepted, in bytes. Default: 1048576.
     pub max_request_bytes: usize,
+    /// PEM certificate (chain) for HTTPS; with `tls_key`. Default: none (plain HTTP).
+    pub tls_certificate: Option<PathBuf>,
+    /// PEM private key (PKCS#8 or RSA) for HTTPS; with `tls_certificate`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ApiConfig {
@@ -351,6 +355,8 @@ impl Default for ApiConfig {
             audit_log: PathBuf::from("/var/log/bonnie/api-audit.log"),
             threads: 4,
             max_request_bytes: 1024 * 1024,
+            tls_certificate: None,
+            tls_key: None,
         }
     }
 }
@@ -446,6 +452,12 @@ impl Config {
             .map(|p| config.resolve(p));
         config.api.clients = config.resolve(&config.api.clients);
         config.api.audit_log = config.resolve(&config.api.audit_log);
+        config.api.tls_certificate = config
+            .api
+            .tls_certificate
+            .as_ref()
+            .map(|p| config.resolve(p));
+        config.api.tls_key = config.api.tls_key.as_ref().map(|p| config.resolve(p));
         config.validate()?;
         Ok(config)
     }
@@ -504,6 +516,9 @@ impl Config {
         let a = &self.api;
         if a.threads == 0 || a.max_request_bytes == 0 {
             return Err(self.invalid("[api] threads and max_request_bytes must be at least 1"));
+        }
+        if a.tls_certificate.is_some() != a.tls_key.is_some() {
+            return Err(self.invalid("[api] tls_certificate and tls_key go together"));
         }
         let c = &self.collector;
         if c.threads == 0 || c.heartbeat_ms == 0 || c.heartbeat_liveness == 0 {

@@ -146,13 +146,18 @@ impl Cluster {
     /// Adds `[api]` to the configuration (a free port, clients file, audit log and admin
     /// clients under the cluster's folder); its port.
     pub fn configure_api(&self, admin_clients: &[&str]) -> u16 {
+        self.configure_api_with(admin_clients, "")
+    }
+
+    /// Like [`Cluster::configure_api`], with `extra` keys (`key = value` lines) in `[api]`.
+    pub fn configure_api_with(&self, admin_clients: &[&str], extra: &str) -> u16 {
         let port = free_port();
         let admins: Vec<String> = admin_clients.iter().map(|a| format!("{a:?}")).collect();
         let mut config = std::fs::read_to_string(self.config()).expect("reading the configuration");
         assert!(!config.contains("\n[api]\n"), "[api] is configured already");
         config.push_str(&format!(
             "\n[api]\nlisten = \"127.0.0.1:{port}\"\nclients = \"var/api-clients.json\"\n\
-             audit_log = \"var/api-audit.log\"\nadmin_clients = [{}]\n",
+             audit_log = \"var/api-audit.log\"\nadmin_clients = [{}]\n{extra}",
             admins.join(", ")
         ));
         std::fs::write(self.config(), config).expect("writing the configuration");
@@ -183,7 +188,7 @@ impl Cluster {
             .iter()
             .map(|name| with_address(self.add_api_client(name)))
             .collect();
-        (self.start_api_process(port), client, admins)
+        (self.run_api(port), client, admins)
     }
 
     /// `bonnie api-client add <name>`: the credentials it printed.
@@ -209,7 +214,9 @@ impl Cluster {
         }
     }
 
-    fn start_api_process(&self, port: u16) -> ChildGuard {
+    /// Starts `bonnie-api` as configured (logging to `api.log`) and waits until `port` accepts
+    /// connections.
+    pub fn run_api(&self, port: u16) -> ChildGuard {
         let log = self.path().join("api.log").to_string_lossy().into_owned();
         let api = ChildGuard::spawn(
             "bonnie-api",

@@ -461,3 +461,103 @@ fn api_clients_are_managed_from_the_command_line() {
     let file = std::fs::read_to_string(cluster.path().join("var/api-clients.json"));
     assert!(file.is_ok_and(|f| !f.contains(&made.password)));
 }
+
+#[test]
+fn with_a_certificate_the_api_speaks_https_only() {
+    use std::process::Command;
+    let cluster = bonnie_tests::cluster::Cluster::new(&[], "");
+    let dir = cluster.path();
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+        ])
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .expect("openssl (scripts/test installs it)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let port = cluster.configure_api_with(
+        &[],
+        "tls_certificate = \"cert.pem\"\ntls_key = \"key.pem\"\n",
+    );
+    let client = cluster.add_api_client("roundcube");
+    let _api = cluster.run_api(port);
+    let url = format!("https://127.0.0.1:{port}/api/rpc");
+    let body =
+        json!({ "jsonrpc": "2.0", "method": "system.keygen", "params": {}, "id": 5 }).to_string();
+    let sign = bonnie_tests::api::hmac_sha256_hex(
+        client.secret.as_bytes(),
+        format!("{JOHN}:{body}").as_bytes(),
+    );
+    let curl = |args: &[&str]| {
+        let output = Command::new("curl")
+            .args(["-sS", "--max-time", "20", "--cacert"])
+            .arg(dir.join("cert.pem"))
+            .args(args)
+            .output()
+            .expect("curl (scripts/test installs it)");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let credentials = format!("{}:{}", client.name, client.password);
+    let (ok, answer) = curl(&[
+        "-u",
+        &credentials,
+        "-H",
+        &format!("X-Request-User: {JOHN}"),
+        "-H",
+        &format!("X-Request-Sign: {sign}"),
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        &body,
+        &url,
+    ]);
+    assert!(ok, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(
+        (
+            answer["id"].as_i64(),
+            answer["result"]["key"].as_str().map(str::len)
+        ),
+        (Some(5), Some(64))
+    );
+    let (_, status) = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--data-binary",
+        &body,
+        &url,
+    ]);
+    assert_eq!(status, "401", "no credentials over HTTPS");
+    // Plain HTTP on the HTTPS port gets no answer.
+    let plain = ApiClient {
+        address: format!("127.0.0.1:{port}"),
+        ..client
+    };
+    let refused = std::panic::catch_unwind(|| plain.call_raw(JOHN, "system.keygen", json!({})));
+    assert!(
+        refused.is_err() || refused.is_ok_and(|a| a.status != 200),
+        "plain HTTP must not be served"
+    );
+}
