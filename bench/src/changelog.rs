@@ -181,18 +181,10 @@ pub fn latency(bin: &Path, root: &Path, events: u64, requests: usize) -> anyhow:
             String::from_utf8_lossy(&added.stderr)
         );
     }
-    let text = String::from_utf8_lossy(&added.stdout).into_owned();
-    let field = |label: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(label))
-            .map(|v| v.trim().to_string())
-            .with_context(|| format!("no {label} in the output of bonnie api-client add"))
-    };
     let client = ApiClient {
         address: format!("127.0.0.1:{port}"),
-        name: "bench".to_string(),
-        password: field("password:")?,
-        secret: field("secret:")?,
+        ..ApiClient::from_added("bench", &String::from_utf8_lossy(&added.stdout))
+            .context("no credentials in the output of bonnie api-client add")?
     };
     let _api = super::lab::Running::from(
         Command::new(bin.join("bonnie-api"))

@@ -34,6 +34,25 @@ pub struct Es {
 }
 
 impl Es {
+    /// The client of the plugin `plugin`: its table read and checked, the index templates
+    /// installed if the server answers (else before the first write).
+    pub fn for_plugin(host: &bonnie_plugin_api::Host, plugin: &str) -> Result<Self, PluginError> {
+        let settings: Settings = host.config()?;
+        settings.validate(plugin).map_err(PluginError::config)?;
+        let es = Es::new(settings.clone(), &host.path(&settings.dead_letter))?;
+        match es.ensure_templates() {
+            Ok(()) => host.info(
+                "Connected; index templates installed.",
+                &[("url", &es.url())],
+            ),
+            Err(e) => host.warn(
+                "The server does not answer yet; retrying before the first write.",
+                &[("url", &es.url()), ("error", &e)],
+            ),
+        }
+        Ok(es)
+    }
+
     /// Connects (lazily: nothing is sent yet) and opens the dead-letter store.
     pub fn new(settings: Settings, dead_letter: &Path) -> Result<Self, PluginError> {
         let url = Url::parse(&settings.url)

@@ -148,14 +148,13 @@ pub fn trail(storage: &StorageClient, folder: &str, uid: u64) -> Result<Vec<Entr
     let mut place = (folder.to_string(), uid);
     let mut before = i64::MAX;
     for _ in 0..MAX_HOPS {
-        let mut here: Vec<Entry> = entries_at(storage, &place.0, place.1)?
+        let here: Vec<Entry> = entries_at(storage, &place.0, place.1)?
             .into_iter()
             .filter(|e| e.time_ms <= before)
             .collect();
-        here.sort_by(|a, b| (a.time_ms, &a.job).cmp(&(b.time_ms, &b.job)));
         // The copy or move that brought the message here, if the trail knows it.
         let arrival = here.iter().find(|e| e.from.is_some()).cloned();
-        trail.splice(0..0, here);
+        trail.extend(here);
         match arrival.and_then(|a| a.from.map(|from| (from, a.time_ms))) {
             Some((from, time_ms)) => {
                 place = from;

@@ -58,6 +58,23 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
+    /// The client `bonnie api-client add <name>` made, from what it printed (without an
+    /// address yet).
+    pub fn from_added(name: &str, printed: &str) -> Option<Self> {
+        let field = |label: &str| {
+            printed
+                .lines()
+                .find_map(|l| l.strip_prefix(label))
+                .map(|v| v.trim().to_string())
+        };
+        Some(Self {
+            address: String::new(),
+            name: name.to_string(),
+            password: field("password:")?,
+            secret: field("secret:")?,
+        })
+    }
+
     /// Sends raw bytes as one POST, with these extra header lines.
     pub fn post(&self, path: &str, headers: &[(&str, String)], body: &[u8]) -> Answer {
         let mut stream = TcpStream::connect(&self.address).expect("connecting to bonnie-api");
@@ -199,19 +216,8 @@ impl Cluster {
             "{}",
             process::describe(&output)
         );
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        let field = |label: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(label))
-                .map(|v| v.trim().to_string())
-                .unwrap_or_else(|| panic!("no {label} in: {text}"))
-        };
-        ApiClient {
-            address: String::new(),
-            name: name.to_string(),
-            password: field("password:"),
-            secret: field("secret:"),
-        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        ApiClient::from_added(name, &text).unwrap_or_else(|| panic!("no credentials in: {text}"))
     }
 
     /// Starts `bonnie-api` as configured (logging to `api.log`) and waits until `port` accepts

@@ -2,7 +2,7 @@
 //! date (`logstash-YYYY.MM.DD`) of an Elasticsearch 7+/8 or OpenSearch server, through
 //! `_bulk`, once per job id; refused documents go to the dead-letter store with the reason.
 
-use bonnie_es::{Es, Settings};
+use bonnie_es::Es;
 use bonnie_plugin_api::prelude::*;
 
 /// The output.
@@ -14,21 +14,7 @@ impl EsOutput {
     /// Reads `[plugins.es-output]`; installs the index templates if the server answers (else
     /// before the first write).
     pub fn new(host: Host) -> Result<Self, PluginError> {
-        let settings: Settings = host.config()?;
-        settings
-            .validate("es-output")
-            .map_err(PluginError::config)?;
-        let es = Es::new(settings.clone(), &host.path(&settings.dead_letter))?;
-        match es.ensure_templates() {
-            Ok(()) => host.info(
-                "Connected; index templates installed.",
-                &[("url", &es.url())],
-            ),
-            Err(e) => host.warn(
-                "The server does not answer yet; retrying before the first write.",
-                &[("url", &es.url()), ("error", &e)],
-            ),
-        }
+        let es = Es::for_plugin(&host, "es-output")?;
         Ok(Self { es })
     }
 }

@@ -2,7 +2,7 @@
 //! the event log, in an Elasticsearch 7+/8 or OpenSearch server, for deployments that
 //! outgrow one machine. The same indices and templates as es-output.
 
-use bonnie_es::{Es, Settings};
+use bonnie_es::Es;
 use bonnie_plugin_api::prelude::*;
 
 /// The storage.
@@ -13,21 +13,7 @@ pub struct EsStorage {
 impl EsStorage {
     /// Reads `[plugins.es-storage]`; installs the index templates if the server answers.
     pub fn new(host: Host) -> Result<Self, PluginError> {
-        let settings: Settings = host.config()?;
-        settings
-            .validate("es-storage")
-            .map_err(PluginError::config)?;
-        let es = Es::new(settings.clone(), &host.path(&settings.dead_letter))?;
-        match es.ensure_templates() {
-            Ok(()) => host.info(
-                "Connected; index templates installed.",
-                &[("url", &es.url())],
-            ),
-            Err(e) => host.warn(
-                "The server does not answer yet; retrying before the first write.",
-                &[("url", &es.url()), ("error", &e)],
-            ),
-        }
+        let es = Es::for_plugin(&host, "es-storage")?;
         Ok(Self { es })
     }
 }
