@@ -7,11 +7,11 @@
 mod changelog;
 mod cyrus;
 mod lab;
+mod load;
 mod storage;
 
 use std::{
-    io::{Read, Write},
-    os::unix::net::UnixStream,
+    io::Write,
     time::{Duration, Instant},
 };
 
@@ -32,7 +32,7 @@ struct Args {
     /// Notifications for the end-to-end throughput run
     #[arg(long, default_value_t = 100_000)]
     events: u64,
-    /// Concurrent Cyrus connections (dlist clients) in the end-to-end runs
+    /// Cyrus connections (dlist requests) open at once in the end-to-end runs
     #[arg(long, default_value_t = 64)]
     connections: usize,
     /// Offered load for the latency run, notifications per second
@@ -59,6 +59,9 @@ struct Args {
     /// Run only the changelog figures
     #[arg(long)]
     only_changelog: bool,
+    /// Run only the end-to-end throughput and latency figures
+    #[arg(long, conflicts_with = "only_changelog")]
+    only_e2e: bool,
 }
 
 fn main() {
@@ -101,6 +104,20 @@ fn changelog_figures(args: &Args) -> anyhow::Result<Value> {
 fn run(args: &Args) -> anyhow::Result<Value> {
     if args.only_changelog {
         return Ok(json!({ "machine": machine(), "changelog": changelog_figures(args)? }));
+    }
+    if args.only_e2e {
+        let (e2e, processes) = end_to_end_per_s(args.events, args.connections)?;
+        eprintln!("end to end: {e2e:.0}/s");
+        let (p50, p99) = end_to_end_latency_ms(args.latency_rate, args.connections)?;
+        return Ok(json!({
+            "machine": machine(),
+            "e2e_events_per_s": round(e2e, 0),
+            "e2e_events": args.events,
+            "e2e_latency_ms_p50": round(p50, 1),
+            "e2e_latency_ms_p99": round(p99, 1),
+            "e2e_latency_offered_per_s": args.latency_rate,
+            "processes": processes,
+        }));
     }
     let roundtrips = zmq_roundtrip_per_s(20_000)?;
     eprintln!("zmq round trips: {roundtrips:.0}/s");
@@ -308,25 +325,6 @@ fn dealer_exec_ms(lab: &Lab, runs: usize) -> anyhow::Result<(f64, f64)> {
     Ok((percentile(&times, 0.5), percentile(&times, 0.99)))
 }
 
-/// Sends one dlist request as Cyrus does and waits for `OK NIL`.
-fn notify(socket: &std::path::Path, json: &str) -> anyhow::Result<()> {
-    let mut stream = UnixStream::connect(socket)?;
-    let request = format!(
-        "NOTIFY %(METHOD external CLASS EVENT PRIORITY NIL USER NIL MAILBOX NIL OPTIONS () MESSAGE {{{}+}}\r\n{json} FILEPATH NIL)\r\n",
-        json.len()
-    );
-    stream.write_all(request.as_bytes())?;
-    let mut reply = [0u8; 16];
-    let n = stream.read(&mut reply)?;
-    if &reply[..n] != b"OK NIL\r\n" {
-        bail!(
-            "the dealer answered {:?}",
-            String::from_utf8_lossy(&reply[..n])
-        );
-    }
-    Ok(())
-}
-
 fn event(n: u64) -> String {
     json!({
         "event": "MessageAppend",
@@ -359,27 +357,7 @@ fn end_to_end_per_s(total: u64, connections: usize) -> anyhow::Result<(f64, Valu
     let (lab, running) = full_lab()?;
     let socket = lab.path().join("var/dealer.sock");
     let started = Instant::now();
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let senders: Vec<_> = (0..connections as u64)
-            .map(|c| {
-                let socket = socket.clone();
-                scope.spawn(move || -> anyhow::Result<()> {
-                    let mut n = c;
-                    while n < total {
-                        notify(&socket, &event(n))?;
-                        n += connections as u64;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for sender in senders {
-            sender
-                .join()
-                .map_err(|_| anyhow::anyhow!("a sender panicked"))??;
-        }
-        Ok(())
-    })?;
+    load::drive(&socket, total, connections, |_| started, event)?;
     wait_archived(&lab, total, started)?;
     let rate = total as f64 / started.elapsed().as_secs_f64();
     let names = ["broker", "dealer_daemon", "worker_1", "worker_2"];
@@ -425,40 +403,21 @@ fn wait_archived(lab: &Lab, total: u64, started: Instant) -> anyhow::Result<()> 
     }
 }
 
-/// Latency from the dlist request to the synced record at a fixed offered load, for five
-/// seconds of notifications.
+/// Latency from the dlist request to the synced record at a fixed offered load, evenly
+/// spaced, for five seconds of notifications.
 fn end_to_end_latency_ms(rate: u64, connections: usize) -> anyhow::Result<(f64, f64)> {
     let (lab, _running) = full_lab()?;
     let socket = lab.path().join("var/dealer.sock");
     let total = rate * 5;
-    let interval = Duration::from_secs_f64(connections as f64 / rate as f64);
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let started = Instant::now();
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let senders: Vec<_> = (0..connections as u64)
-            .map(|c| {
-                let socket = socket.clone();
-                scope.spawn(move || -> anyhow::Result<()> {
-                    let offset = interval.mul_f64(c as f64 / connections as f64);
-                    let mut k = 0u64;
-                    let mut n = c;
-                    while n < total {
-                        let due = started + offset + interval.mul_f64(k as f64);
-                        std::thread::sleep(due.saturating_duration_since(Instant::now()));
-                        notify(&socket, &event(n))?;
-                        n += connections as u64;
-                        k += 1;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for sender in senders {
-            sender
-                .join()
-                .map_err(|_| anyhow::anyhow!("a sender panicked"))??;
-        }
-        Ok(())
-    })?;
+    load::drive(
+        &socket,
+        total,
+        connections,
+        |n| started + interval.mul_f64(n as f64),
+        event,
+    )?;
     wait_archived(&lab, total, started)?;
     let mut latencies = lab.latencies_ms()?;
     latencies.sort_by(f64::total_cmp);

@@ -218,9 +218,9 @@ pub struct DealerConfig {
     /// Daemon mode: the socket's permissions; imapd and lmtpd (user cyrus) must be able to
     /// connect. Default: `0o660`.
     pub socket_mode: u32,
-    /// Daemon mode: connections served at once, each with its own connection to the broker.
-    /// Default: 32.
-    pub daemon_threads: usize,
+    /// Daemon mode: most Cyrus connections served at once; more wait in the socket's backlog.
+    /// Default: 1024.
+    pub daemon_connections: usize,
     /// Events to drop, by exact name. Default: none.
     pub drop_events: Vec<String>,
     /// Event and user pairs to drop, as `"Event user"`, e.g. `"Login cyrus"`. Default: none.
@@ -237,7 +237,7 @@ impl Default for DealerConfig {
             host: None,
             socket: PathBuf::from("var/dealer.sock"),
             socket_mode: 0o660,
-            daemon_threads: 32,
+            daemon_connections: 1024,
             drop_events: Vec::new(),
             drop_event_users: Vec::new(),
         }
@@ -535,8 +535,8 @@ impl Config {
                 )));
             }
         }
-        if self.dealer.daemon_threads == 0 {
-            return Err(self.invalid("[dealer] daemon_threads must be at least 1"));
+        if self.dealer.daemon_connections == 0 {
+            return Err(self.invalid("[dealer] daemon_connections must be at least 1"));
         }
         for pair in &self.dealer.drop_event_users {
             if pair.split_whitespace().count() != 2 {

@@ -88,8 +88,36 @@ pub fn poll(sockets: &[&Socket], timeout: Duration) -> Result<Vec<bool>, Error> 
         .iter()
         .map(|s| s.as_poll_item(zmq::POLLIN))
         .collect();
-    zmq::poll(&mut items, timeout.as_millis().min(i64::MAX as u128) as i64)?;
+    zmq::poll(&mut items, whole_ms(timeout))?;
     Ok(items.iter().map(zmq::PollItem::is_readable).collect())
+}
+
+/// Waits until one of `sockets` or one of the plain file descriptors `fds` is readable (or
+/// closed by its peer), or `timeout` passes; which ones are, sockets first.
+pub fn poll_with_fds(
+    sockets: &[&Socket],
+    fds: &[std::os::fd::RawFd],
+    timeout: Duration,
+) -> Result<Vec<bool>, Error> {
+    let mut items: Vec<zmq::PollItem<'_>> = sockets
+        .iter()
+        .map(|s| s.as_poll_item(zmq::POLLIN))
+        .chain(
+            fds.iter()
+                .map(|&fd| zmq::PollItem::from_fd(fd, zmq::POLLIN)),
+        )
+        .collect();
+    zmq::poll(&mut items, whole_ms(timeout))?;
+    Ok(items
+        .iter()
+        .map(|item| !(item.get_revents() & (zmq::POLLIN | zmq::POLLERR)).is_empty())
+        .collect())
+}
+
+/// A poll timeout in whole milliseconds, rounded up: a wait shorter than a millisecond must
+/// not turn into a busy loop.
+fn whole_ms(timeout: Duration) -> i64 {
+    timeout.as_micros().div_ceil(1000).min(i64::MAX as u128) as i64
 }
 
 /// True for the error a ROUTER gives when the peer is gone.

@@ -1,14 +1,22 @@
 //! Daemon mode, for Cyrus's `notifysocket: dlist:<path>`: every imapd or lmtpd opens a
 //! connection per event, sends one `NOTIFY` request and waits for `OK NIL`. The answer is
 //! given only once the notification is acknowledged by the broker or synced to the spool.
-//! A pool of threads serves connections, each with its own connection to the broker; a
+//!
+//! One thread serves every connection with non-blocking sockets and keeps all their
+//! notifications in flight at once on one DEALER socket, so libzmq carries many per TCP
+//! segment and the broker stores them with one sync; no thread hands work to another on the
+//! way (decision 6). Notifications that must be spooled in one turn are synced together. A
 //! forwarder thread empties the spool, in order, whenever the broker answers again.
 
 use std::{
-    io::{Read, Write},
-    os::unix::{
-        fs::PermissionsExt,
-        net::{UnixListener, UnixStream},
+    collections::{HashMap, VecDeque},
+    io::{ErrorKind, Read, Write},
+    os::{
+        fd::AsRawFd,
+        unix::{
+            fs::PermissionsExt,
+            net::{UnixListener, UnixStream},
+        },
     },
     sync::{
         Arc, Mutex,
@@ -18,7 +26,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use bonnie_core::{config::DealerConfig, protocol};
+use bonnie_core::{config::DealerConfig, protocol, transport};
 use tracing::{debug, error, info, warn};
 
 use crate::{
@@ -39,10 +47,12 @@ const MAX_REQUEST: usize = 64 * 1024 * 1024;
 /// How often the forwarder looks at the spool.
 const FORWARD_EVERY: Duration = Duration::from_millis(50);
 
+/// Longest the serving thread sleeps when nothing is due, so that it sees a shutdown.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+
 /// What the threads share.
 struct Shared {
     config: DealerConfig,
-    rules: DropRules,
     spool: Mutex<Spool>,
     /// New notifications go to the spool: it holds some (their order must be kept), or the
     /// broker did not answer lately.
@@ -54,13 +64,6 @@ impl Shared {
     fn spool(&self) -> std::sync::MutexGuard<'_, Spool> {
         self.spool.lock().unwrap_or_else(|p| p.into_inner())
     }
-
-    /// Syncs one notification to the spool; new ones follow it there until it is forwarded.
-    fn spool_one(&self, id: &str, notification: &[u8]) -> std::io::Result<()> {
-        let mut spool = self.spool();
-        self.spooling.store(true, Ordering::SeqCst);
-        spool.append(&[(id, notification)])
-    }
 }
 
 /// Serves the dlist socket until `shutdown` is set.
@@ -70,7 +73,7 @@ pub fn run(config: &DealerConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+        Err(e) if e.kind() != ErrorKind::NotFound => {
             return Err(e)
                 .with_context(|| format!("cannot remove the old socket {}", path.display()));
         }
@@ -78,6 +81,9 @@ pub fn run(config: &DealerConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
     }
     let listener =
         UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
+    listener
+        .set_nonblocking(true)
+        .context("cannot make the listening socket non-blocking")?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(config.socket_mode))
         .with_context(|| format!("cannot set the mode of {}", path.display()))?;
     let spool = Spool::open(&config.spool_dir)
@@ -85,151 +91,340 @@ pub fn run(config: &DealerConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
     let spooling = !spool.is_empty()? || forward::broker_resting(&spool);
     let shared = Arc::new(Shared {
         config: config.clone(),
-        rules: DropRules::new(config),
         spool: Mutex::new(spool),
         spooling: AtomicBool::new(spooling),
         shutdown: shutdown.clone(),
     });
     let context = submit::context();
     let host = config.host_name();
-    info!(socket = %path.display(), broker = %config.broker_address, threads = config.daemon_threads,
-        "Dealer daemon listening.");
-
-    let mut threads = Vec::new();
-    for n in 0..config.daemon_threads {
+    let connect = |n: usize| {
         let identity = protocol::dealer_connection_identity(&host, std::process::id(), n);
-        let broker =
-            Broker::connect_as(context, &config.broker_address, &identity).with_context(|| {
-                format!(
-                    "cannot set up the connection to the broker at {}",
-                    config.broker_address
-                )
-            })?;
-        let (listener, shared) = (listener.try_clone()?, shared.clone());
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("connection-{n}"))
-                .spawn(move || accept_loop(&listener, &broker, &shared))
-                .context("cannot start a connection thread")?,
-        );
-    }
-    let identity =
-        protocol::dealer_connection_identity(&host, std::process::id(), config.daemon_threads);
-    let broker =
         Broker::connect_as(context, &config.broker_address, &identity).with_context(|| {
             format!(
                 "cannot set up the connection to the broker at {}",
                 config.broker_address
             )
-        })?;
+        })
+    };
+    let mut server = Server {
+        shared: &shared,
+        rules: DropRules::new(config),
+        listener: Some(listener),
+        broker: connect(0)?,
+        reading: Vec::new(),
+        waiting: HashMap::new(),
+        deadlines: VecDeque::new(),
+        to_spool: Vec::new(),
+    };
+    let forwarder_broker = connect(1)?;
     let forwarder_shared = shared.clone();
     let forwarder = std::thread::Builder::new()
         .name("forwarder".to_string())
-        .spawn(move || forward_loop(&broker, &forwarder_shared))
+        .spawn(move || forward_loop(&forwarder_broker, &forwarder_shared))
         .context("cannot start the forwarder thread")?;
+    info!(socket = %path.display(), broker = %config.broker_address,
+        max_connections = config.daemon_connections, "Dealer daemon listening.");
 
-    while !shutdown.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    info!("Stopping: no new connections; the ones open finish.");
-    // Each thread waiting in accept gets a connection that ends at once.
-    for _ in 0..threads.len() {
-        let _ = UnixStream::connect(path);
-    }
-    for thread in threads {
-        let _ = thread.join();
-    }
-    let _ = std::fs::remove_file(path);
+    server.serve();
     forwarder
         .join()
         .map_err(|_| anyhow::anyhow!("the forwarder thread panicked"))?;
     Ok(())
 }
 
-fn accept_loop(listener: &UnixListener, broker: &Broker, shared: &Shared) {
-    for stream in listener.incoming() {
-        if shared.shutdown.load(Ordering::Relaxed) {
-            return;
-        }
-        match stream {
-            Ok(stream) => serve(stream, broker, shared),
-            Err(e) => {
-                warn!(error = %e, "Accepting a connection failed.");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
+/// A connection whose request is still being read.
+struct Reading {
+    stream: UnixStream,
+    buffer: Vec<u8>,
+    deadline: Instant,
 }
 
-/// Reads one request; the notification it carries, or its raw bytes if it is not one.
-fn read_request(stream: &mut UnixStream) -> Option<Vec<u8>> {
-    let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        match dlist::parse(&buffer) {
-            Parsed::Notify { message } => return Some(message),
+/// A connection whose notification is with the broker, waiting for the ACK.
+struct Waiting {
+    stream: UnixStream,
+    notification: Vec<u8>,
+}
+
+/// A notification to sync to the spool this turn, and the connection to answer after.
+struct ToSpool {
+    id: String,
+    notification: Vec<u8>,
+    stream: UnixStream,
+}
+
+/// The serving thread's state.
+struct Server<'a> {
+    shared: &'a Shared,
+    rules: DropRules,
+    /// `None` once shutting down: no new connections.
+    listener: Option<UnixListener>,
+    broker: Broker,
+    reading: Vec<Reading>,
+    /// By submission id.
+    waiting: HashMap<String, Waiting>,
+    /// When each submission stops waiting for its ACK, in the order they were sent.
+    deadlines: VecDeque<(Instant, String)>,
+    to_spool: Vec<ToSpool>,
+}
+
+impl Server<'_> {
+    /// Serves until shutdown, then lets the open connections finish.
+    fn serve(&mut self) {
+        loop {
+            if self.shared.shutdown.load(Ordering::Relaxed) && self.listener.is_some() {
+                info!("Stopping: no new connections; the ones open finish.");
+                self.listener = None;
+                let _ = std::fs::remove_file(&self.shared.config.socket);
+            }
+            if self.listener.is_none() && self.reading.is_empty() && self.waiting.is_empty() {
+                return;
+            }
+            let accepting = self.listener.as_ref().filter(|_| {
+                self.reading.len() + self.waiting.len() < self.shared.config.daemon_connections
+            });
+            let mut fds: Vec<_> = accepting.iter().map(|l| l.as_raw_fd()).collect();
+            let accepting = !fds.is_empty();
+            fds.extend(self.reading.iter().map(|r| r.stream.as_raw_fd()));
+            let readable =
+                match transport::poll_with_fds(&[self.broker.socket()], &fds, self.wait()) {
+                    Ok(readable) => readable,
+                    Err(transport::Error::EINTR) => continue,
+                    Err(e) => {
+                        error!(error = %e, "Polling failed.");
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    }
+                };
+            if readable[0] {
+                self.take_acks();
+            }
+            let (listener_ready, clients_ready) = readable[1..].split_at(usize::from(accepting));
+            // Later entries first, so that removing one does not move the others.
+            let ready: Vec<usize> = (0..clients_ready.len())
+                .filter(|&i| clients_ready[i])
+                .rev()
+                .collect();
+            for i in ready {
+                let client = self.reading.swap_remove(i);
+                self.read(client);
+            }
+            if listener_ready.first() == Some(&true) {
+                self.accept();
+            }
+            self.expire();
+            self.spool_pending();
+        }
+    }
+
+    /// How long to sleep: until the next deadline, at most `IDLE_WAIT`.
+    fn wait(&self) -> Duration {
+        let now = Instant::now();
+        let next_ack = self.deadlines.front().map(|(at, _)| *at);
+        let next_read = self.reading.iter().map(|r| r.deadline).min();
+        [next_ack, next_read]
+            .into_iter()
+            .flatten()
+            .map(|at| at.saturating_duration_since(now))
+            .fold(IDLE_WAIT, Duration::min)
+    }
+
+    fn accept(&mut self) {
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        let mut accepted = Vec::new();
+        while self.reading.len() + self.waiting.len() + accepted.len()
+            < self.shared.config.daemon_connections
+        {
+            match listener.accept() {
+                Ok((stream, _)) => accepted.push(stream),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    warn!(error = %e, "Accepting a connection failed.");
+                    break;
+                }
+            }
+        }
+        for stream in accepted {
+            if let Err(e) = stream.set_nonblocking(true) {
+                warn!(error = %e, "Cannot make a connection non-blocking; closed.");
+                continue;
+            }
+            // Cyrus writes its request right after connecting: try it at once.
+            self.read(Reading {
+                stream,
+                buffer: Vec::new(),
+                deadline: Instant::now() + READ_TIMEOUT,
+            });
+        }
+    }
+
+    /// Reads what a connection has sent; takes its notification once the request is whole.
+    fn read(&mut self, mut client: Reading) {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match client.stream.read(&mut chunk) {
+                Ok(0) if client.buffer.is_empty() => return,
+                Ok(0) => {
+                    warn!(
+                        bytes = client.buffer.len(),
+                        "Connection closed mid-request; forwarded as it is."
+                    );
+                    return self.take(client.stream, client.buffer);
+                }
+                Ok(n) => client.buffer.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    warn!(error = %e, bytes = client.buffer.len(), "Reading a request failed.");
+                    if !client.buffer.is_empty() {
+                        self.take(client.stream, client.buffer);
+                    }
+                    return;
+                }
+            }
+        }
+        match dlist::parse(&client.buffer) {
+            Parsed::Notify { message } => self.take(client.stream, message),
             Parsed::Invalid(why) => {
                 // Not lost: the raw request goes to the broker, where it is kept as a
                 // failed job that an administrator can inspect.
-                warn!(reason = %why, bytes = buffer.len(), "Request not understood; forwarded as it is.");
-                return Some(buffer);
+                warn!(reason = %why, bytes = client.buffer.len(), "Request not understood; forwarded as it is.");
+                self.take(client.stream, client.buffer);
             }
-            Parsed::Incomplete if buffer.len() > MAX_REQUEST => {
+            Parsed::Incomplete if client.buffer.len() > MAX_REQUEST => {
                 warn!(
-                    bytes = buffer.len(),
+                    bytes = client.buffer.len(),
                     "Request too long without an end; forwarded as it is."
                 );
-                return Some(buffer);
+                self.take(client.stream, client.buffer);
             }
-            Parsed::Incomplete => {}
+            Parsed::Incomplete => self.reading.push(client),
         }
-        match stream.read(&mut chunk) {
-            Ok(0) if buffer.is_empty() => return None,
-            Ok(0) => {
-                warn!(
-                    bytes = buffer.len(),
-                    "Connection closed mid-request; forwarded as it is."
+    }
+
+    /// One notification read whole: dropped, sent to the broker, or put aside for the spool.
+    fn take(&mut self, stream: UnixStream, notification: Vec<u8>) {
+        if let Some(reason) = self.rules.drops(&notification) {
+            debug!(reason = %reason, "Notification dropped by a drop rule.");
+            return answer(stream, b"OK NIL\r\n");
+        }
+        let id = submit::new_id();
+        if !self.shared.spooling.load(Ordering::SeqCst) {
+            if self.broker.send(&id, &notification).is_ok() {
+                let timeout = Duration::from_millis(self.shared.config.ack_timeout_ms);
+                self.deadlines
+                    .push_back((Instant::now() + timeout, id.clone()));
+                self.waiting.insert(
+                    id,
+                    Waiting {
+                        stream,
+                        notification,
+                    },
                 );
-                return Some(buffer);
+                return;
             }
-            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            warn!(id = %id, "The queue to the broker is full; spooling.");
+            self.rest_broker();
+        }
+        self.to_spool.push(ToSpool {
+            id,
+            notification,
+            stream,
+        });
+    }
+
+    /// Answers the connections whose notifications the broker acknowledged.
+    fn take_acks(&mut self) {
+        for id in self.broker.take_acks() {
+            if let Some(waiting) = self.waiting.remove(&id) {
+                answer(waiting.stream, b"OK NIL\r\n");
+            }
+        }
+    }
+
+    /// Notes that the broker did not answer; new notifications go to the spool.
+    fn rest_broker(&self) {
+        forward::rest_broker(&self.shared.spool(), &self.shared.config);
+        self.shared.spooling.store(true, Ordering::SeqCst);
+    }
+
+    /// Spools what waited for its ACK too long; forwards what waited too long for its end.
+    fn expire(&mut self) {
+        let now = Instant::now();
+        let mut late = 0usize;
+        while let Some((at, _)) = self.deadlines.front() {
+            if *at > now {
+                break;
+            }
+            let Some((_, id)) = self.deadlines.pop_front() else {
+                break;
+            };
+            if let Some(waiting) = self.waiting.remove(&id) {
+                late += 1;
+                self.to_spool.push(ToSpool {
+                    id,
+                    notification: waiting.notification,
+                    stream: waiting.stream,
+                });
+            }
+        }
+        if late > 0 {
+            warn!(notifications = late, broker = %self.shared.config.broker_address,
+                "The broker did not acknowledge in time; spooling.");
+            self.rest_broker();
+        }
+        let (expired, reading): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reading)
+            .into_iter()
+            .partition(|r| r.deadline <= now);
+        self.reading = reading;
+        for client in expired {
+            if client.buffer.is_empty() {
+                continue;
+            }
+            warn!(
+                bytes = client.buffer.len(),
+                "No whole request within the read timeout; forwarded as it is."
+            );
+            self.take(client.stream, client.buffer);
+        }
+    }
+
+    /// Syncs this turn's spooled notifications together, then answers their connections.
+    fn spool_pending(&mut self) {
+        if self.to_spool.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.to_spool);
+        let entries: Vec<(&str, &[u8])> = pending
+            .iter()
+            .map(|p| (p.id.as_str(), p.notification.as_slice()))
+            .collect();
+        let result = {
+            let mut spool = self.shared.spool();
+            self.shared.spooling.store(true, Ordering::SeqCst);
+            spool.append(&entries)
+        };
+        let reply: &[u8] = match &result {
+            Ok(()) => b"OK NIL\r\n",
             Err(e) => {
-                warn!(error = %e, bytes = buffer.len(), "Reading a request failed.");
-                return (!buffer.is_empty()).then_some(buffer);
+                error!(notifications = pending.len(), error = %e,
+                    "Notifications could not be made durable; Cyrus is told so.");
+                b"NO NIL\r\n"
             }
+        };
+        for p in pending {
+            answer(p.stream, reply);
         }
     }
 }
 
-/// One connection: read the request, make the notification durable, answer.
-fn serve(mut stream: UnixStream, broker: &Broker, shared: &Shared) {
-    let Some(notification) = read_request(&mut stream) else {
-        return;
-    };
-    if let Some(reason) = shared.rules.drops(&notification) {
-        debug!(reason = %reason, "Notification dropped by a drop rule.");
-        let _ = stream.write_all(b"OK NIL\r\n");
-        return;
-    }
-    let id = submit::new_id();
-    let timeout = Duration::from_millis(shared.config.ack_timeout_ms);
-    if !shared.spooling.load(Ordering::SeqCst) {
-        if broker.submit(&id, &notification, timeout) {
-            let _ = stream.write_all(b"OK NIL\r\n");
-            return;
-        }
-        warn!(id = %id, broker = %shared.config.broker_address, "The broker did not acknowledge in time; spooling.");
-        forward::rest_broker(&shared.spool(), &shared.config);
-    }
-    match shared.spool_one(&id, &notification) {
-        Ok(()) => {
-            let _ = stream.write_all(b"OK NIL\r\n");
-        }
-        Err(e) => {
-            error!(id = %id, error = %e, "A notification could not be made durable.");
-            let _ = stream.write_all(b"NO NIL\r\n");
-        }
+/// Writes the short answer and closes the connection. A fresh unix socket's buffer always
+/// has room for it; a connection that cannot take it is gone already.
+fn answer(mut stream: UnixStream, reply: &[u8]) {
+    if let Err(e) = stream.write_all(reply) {
+        debug!(error = %e, "Cannot answer a connection; its peer has gone.");
     }
 }
 

@@ -62,15 +62,29 @@ impl Broker {
                 Err(transport::Error::EINTR) => continue,
                 Err(_) => break,
             }
-            while let Ok(Some(frames)) = transport::try_recv(&self.socket) {
-                if let Ok(id) = protocol::parse_ack(&frames) {
-                    if waiting.contains(&id) {
-                        acked.insert(id);
-                    }
-                }
+            acked.extend(
+                self.take_acks()
+                    .into_iter()
+                    .filter(|id| waiting.contains(id)),
+            );
+        }
+        acked
+    }
+
+    /// The ids of the ACKs that have arrived, without waiting.
+    pub fn take_acks(&self) -> Vec<String> {
+        let mut acked = Vec::new();
+        while let Ok(Some(frames)) = transport::try_recv(&self.socket) {
+            if let Ok(id) = protocol::parse_ack(&frames) {
+                acked.push(id);
             }
         }
         acked
+    }
+
+    /// The socket, for polling together with other files.
+    pub fn socket(&self) -> &Socket {
+        &self.socket
     }
 
     /// Submits one notification; true if the broker acknowledged it within `timeout`.

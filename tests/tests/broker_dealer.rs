@@ -286,6 +286,65 @@ fn the_daemon_answers_ok_nil_only_once_the_notification_is_durable() {
 }
 
 #[test]
+fn the_daemon_serves_many_connections_at_once_whose_requests_come_in_pieces() {
+    let cluster = Cluster::new(&[], "");
+    let _broker = cluster.start_broker();
+    let _daemon = cluster.start_dealer_daemon();
+
+    // 200 imapds write their requests in three pieces, interleaved with each other; none
+    // gets an answer before its request is whole, and every one gets its own.
+    const CONNECTIONS: usize = 200;
+    let requests: Vec<Vec<u8>> = (0..CONNECTIONS)
+        .map(|n| dlist_request(&notification(n)))
+        .collect();
+    let mut streams: Vec<UnixStream> = (0..CONNECTIONS)
+        .map(|_| UnixStream::connect(cluster.dealer_socket()).unwrap())
+        .collect();
+    for piece in 0..3 {
+        for (stream, request) in streams.iter_mut().zip(&requests) {
+            let third = request.len() / 3;
+            let range = match piece {
+                0 => 0..third,
+                1 => third..2 * third,
+                _ => 2 * third..request.len(),
+            };
+            stream.write_all(&request[range]).unwrap();
+        }
+        if piece < 2 {
+            std::thread::sleep(Duration::from_millis(50));
+            let mut early = 0;
+            for stream in &streams {
+                stream.set_nonblocking(true).unwrap();
+                early += usize::from((&mut &*stream).read(&mut [0u8; 8]).is_ok());
+                stream.set_nonblocking(false).unwrap();
+            }
+            assert_eq!(early, 0, "answers came before the requests were whole");
+        }
+    }
+    // One more hangs up halfway through its request: its bytes are kept as they are.
+    let torn = &dlist_request(&notification(CONNECTIONS))[..40];
+    UnixStream::connect(cluster.dealer_socket())
+        .unwrap()
+        .write_all(torn)
+        .unwrap();
+    for mut stream in streams {
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        assert_eq!(reply, "OK NIL\r\n");
+    }
+
+    process::wait_until("the torn request stored", || {
+        stored_jobs(&cluster).len() == CONNECTIONS + 1
+    });
+    let stored = stored_jobs(&cluster);
+    let expected: BTreeSet<Vec<u8>> = (0..CONNECTIONS)
+        .map(|n| notification(n).into_bytes())
+        .chain([torn.to_vec()])
+        .collect();
+    assert_eq!(stored.iter().cloned().collect::<BTreeSet<_>>(), expected);
+}
+
+#[test]
 fn garbage_on_every_router_is_counted_and_the_broker_keeps_serving() {
     use bonnie_core::transport;
     let cluster = Cluster::new(&[], "");
