@@ -139,9 +139,12 @@ pub struct Store {
     syncing: bool,
 }
 
+/// `seq` is the arrival order. It is a plain rowid (max + 1), not AUTOINCREMENT: it stays
+/// above every job still stored, since only old DONE jobs are purged, and AUTOINCREMENT would
+/// rewrite the `sqlite_sequence` page with every commit.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     host TEXT NOT NULL,
     notification BLOB NOT NULL,
