@@ -273,7 +273,13 @@ impl Server<'_> {
                     );
                     return self.take(client.stream, client.buffer);
                 }
-                Ok(n) => client.buffer.extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    client.buffer.extend_from_slice(&chunk[..n]);
+                    // A short read emptied the socket: look at what came before asking again.
+                    if n < chunk.len() {
+                        break;
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
