@@ -381,6 +381,9 @@ impl Server<'_> {
                 "The broker did not acknowledge in time; spooling.");
             self.rest_broker();
         }
+        if self.reading.iter().all(|r| r.deadline > now) {
+            return;
+        }
         let (expired, reading): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reading)
             .into_iter()
             .partition(|r| r.deadline <= now);
