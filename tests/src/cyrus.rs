@@ -105,6 +105,7 @@ impl Cyrus {
             .collect();
         match notify {
             Notify::Exec { dealer, .. } => {
+                assert_cyrus_can_run(dealer);
                 imapd.push(format!(
                     "notifysocket: {}/config/socket/notify",
                     lab.display()
@@ -270,4 +271,35 @@ impl Drop for Cyrus {
             let _ = master.wait();
         }
     }
+}
+
+/// Fails at once, with the reason, when user cyrus cannot run the exec-mode dealer: notifyd
+/// would fail to start it for every event and the test would wait for notifications that never
+/// come. The usual cause is a folder above it that others may not enter, such as a clone
+/// inside `mktemp -d`, which is 0700.
+fn assert_cyrus_can_run(dealer: &Path) {
+    let check = process::run(
+        "runuser",
+        Command::new("runuser")
+            .args(["-u", "cyrus", "--", "test", "-x"])
+            .arg(dealer),
+    );
+    if check.status.success() {
+        return;
+    }
+    let closed: Vec<String> = dealer
+        .ancestors()
+        .skip(1)
+        .filter(|dir| {
+            std::fs::metadata(dir)
+                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o001 == 0)
+                .unwrap_or(false)
+        })
+        .map(|dir| dir.display().to_string())
+        .collect();
+    panic!(
+        "user cyrus cannot execute {}: folders others may not enter: {closed:?} \
+         (a clone inside `mktemp -d` is 0700; `chmod 755` it)",
+        dealer.display()
+    );
 }
