@@ -105,10 +105,10 @@ fn mail_changelog(caller: &Caller<'_>, params: &Params) -> Result<Value, RpcErro
         ));
     }
     let path = access::folder_path(caller.user, mailbox);
-    if let Some(user) = user {
-        if !access::can_read(caller.storage, user, &path)? {
-            return Ok(Value::Bool(false));
-        }
+    if let Some(user) = user
+        && !access::can_read(caller.storage, user, &path)?
+    {
+        return Ok(Value::Bool(false));
     }
     let trail = bonnie_model::mail_history::trail(caller.storage, &path, msguid)?;
     if trail.is_empty() {

@@ -103,7 +103,7 @@ fn record(object: u64, step: u64, time_ms: i64) -> Value {
         _ => {
             // 2, 3 / 5, 6 / ...: the previous version flagged deleted, then expunged.
             let version = (step - 2) / 3;
-            let event = if (step - 2) % 3 == 0 {
+            let event = if (step - 2).is_multiple_of(3) {
                 "MessageTrash"
             } else {
                 "MessageExpunge"

@@ -264,7 +264,7 @@ fn broker_durable_submits_per_s(lab: &Lab, total: usize) -> anyhow::Result<f64> 
     let payload = br#"{"event":"MessageAppend","timestamp":"2026-11-28T17:13:36.258Z","user":"john.doe@example.org","uri":"imap://cyrus-lab.example.org/user/john.doe%40example.org;UIDVALIDITY=1795885999/;UID=1"}"#;
     let mut sent = 0usize;
     let mut acked = 0usize;
-    let mut in_flight = vec![0usize; SOCKETS];
+    let mut in_flight = [0usize; SOCKETS];
     let started = Instant::now();
     while acked < total {
         for (i, socket) in sockets.iter().enumerate() {

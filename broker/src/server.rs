@@ -261,10 +261,10 @@ impl Server {
             } => (id, Outcome::Collect(commands, notification)),
             ControlMsg::Fail { id, reason } => (id, Outcome::Fail(reason)),
         };
-        if self.jobs.owner(&id).is_some_and(|owner| owner == identity) {
-            if let Some(worker) = self.jobs.workers.get_mut(identity) {
-                worker.credit += 1;
-            }
+        if self.jobs.owner(&id).is_some_and(|owner| owner == identity)
+            && let Some(worker) = self.jobs.workers.get_mut(identity)
+        {
+            worker.credit += 1;
         }
         self.apply(&id, outcome, now);
         Ok(())
@@ -397,12 +397,10 @@ impl Server {
         // Submissions wait for their ACK, so they are committed at once. State changes alone
         // wait for more company (each commit rewrites the same pages), up to a short delay.
         let now = now_ms();
-        if self.submissions.is_empty()
-            && !(force && !self.updates.is_empty())
-            && (self.updates.is_empty()
-                || (self.updates.len() < UPDATE_BATCH
-                    && now < self.last_commit_ms + UPDATE_DELAY_MS))
-        {
+        let updates_wait = !force
+            && self.updates.len() < UPDATE_BATCH
+            && now < self.last_commit_ms + UPDATE_DELAY_MS;
+        if self.submissions.is_empty() && (self.updates.is_empty() || updates_wait) {
             return;
         }
         self.last_commit_ms = now;

@@ -195,12 +195,12 @@ fn fetch(
 /// A payload as it travels in the job: inline (UTF-8 text or base64), or, when larger than
 /// `max_inline_bytes` and the payload store is reachable, written there and named by digest.
 fn content(config: &CollectorConfig, bytes: &[u8]) -> Result<Value, String> {
-    if bytes.len() > config.max_inline_bytes {
-        if let Some(dir) = &config.payload_dir {
-            let digest = payload::write_file(dir, bytes)
-                .map_err(|e| format!("cannot write to the payload store: {e}"))?;
-            return Ok(json!({ "digest": digest, "size": bytes.len(), "in_store": true }));
-        }
+    if bytes.len() > config.max_inline_bytes
+        && let Some(dir) = &config.payload_dir
+    {
+        let digest = payload::write_file(dir, bytes)
+            .map_err(|e| format!("cannot write to the payload store: {e}"))?;
+        return Ok(json!({ "digest": digest, "size": bytes.len(), "in_store": true }));
     }
     let digest = payload::digest(bytes);
     Ok(match std::str::from_utf8(bytes) {

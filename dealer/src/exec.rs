@@ -61,11 +61,11 @@ pub fn deliver(config: &DealerConfig, notification: &[u8]) -> anyhow::Result<()>
     let resting = forward::broker_resting(&spool);
 
     if spool.is_empty()? && !resting {
-        if let Ok(broker) = &broker {
-            if broker.submit(&id, notification, timeout) {
-                spool.mark_broker_up()?;
-                return Ok(());
-            }
+        if let Ok(broker) = &broker
+            && broker.submit(&id, notification, timeout)
+        {
+            spool.mark_broker_up()?;
+            return Ok(());
         }
         spool
             .append(&[(&id, notification)])

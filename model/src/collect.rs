@@ -81,16 +81,15 @@ pub fn wanted(
             wanted.push("GETACL");
         }
     }
-    if on("GETUSERDATA") && !record.contains_key("user_data") {
-        if let Some(login) = record
+    if on("GETUSERDATA")
+        && !record.contains_key("user_data")
+        && let Some(login) = record
             .get("user")
             .and_then(Value::as_str)
             .filter(|u| !users::is_special(u))
-        {
-            if users::resolved_id(storage, login)?.is_none() {
-                wanted.push("GETUSERDATA");
-            }
-        }
+        && users::resolved_id(storage, login)?.is_none()
+    {
+        wanted.push("GETUSERDATA");
     }
     Ok(wanted.into_iter().map(str::to_string).collect())
 }
@@ -153,12 +152,12 @@ pub fn store_payloads(storage: &StorageClient, record: &mut Object) -> Result<()
                 .to_string()
         } else {
             let digest = storage.put_payload(&content_bytes(&uid, &content)?)?;
-            if let Some(expected) = content.get("digest").and_then(Value::as_str) {
-                if expected != digest {
-                    return Err(PluginError::rejected(format!(
-                        "the payload of UID {uid} does not match its digest ({expected} from the collector, {digest} here)"
-                    )));
-                }
+            if let Some(expected) = content.get("digest").and_then(Value::as_str)
+                && expected != digest
+            {
+                return Err(PluginError::rejected(format!(
+                    "the payload of UID {uid} does not match its digest ({expected} from the collector, {digest} here)"
+                )));
             }
             digest
         };

@@ -517,14 +517,12 @@ fn merge_delete_then_append(changes: &mut Vec<Change>) {
 
 /// How a user is shown: `cn <login>` when the directory gave a name, else the login.
 pub fn display_user(storage: &StorageClient, login: &str) -> Result<String, PluginError> {
-    if let Some(id) = users::resolved_id(storage, login)? {
-        if let Some(found) = storage.get(users::USERS, &id)? {
-            if let Some(cn) = found.json()?.get("cn").and_then(Value::as_str) {
-                if !cn.is_empty() {
-                    return Ok(format!("{cn} <{login}>"));
-                }
-            }
-        }
+    if let Some(id) = users::resolved_id(storage, login)?
+        && let Some(found) = storage.get(users::USERS, &id)?
+        && let Some(cn) = found.json()?.get("cn").and_then(Value::as_str)
+        && !cn.is_empty()
+    {
+        return Ok(format!("{cn} <{login}>"));
     }
     Ok(login.to_string())
 }

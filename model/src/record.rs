@@ -128,10 +128,10 @@ fn uid_fields(n: &mut Object) {
             }
         }
     }
-    if !n.contains_key("uids") {
-        if let Some(uid) = n.get("uid").cloned() {
-            n.insert("uids".to_string(), json!([uid]));
-        }
+    if !n.contains_key("uids")
+        && let Some(uid) = n.get("uid").cloned()
+    {
+        n.insert("uids".to_string(), json!([uid]));
     }
 }
 

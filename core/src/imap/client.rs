@@ -290,10 +290,9 @@ impl Client {
                 if key
                     .text()
                     .is_some_and(|k| k.to_ascii_uppercase().starts_with("BODY["))
+                    && let Some(Token::Text(bytes)) = value
                 {
-                    if let Some(Token::Text(bytes)) = value {
-                        return Ok(Some(bytes.clone()));
-                    }
+                    return Ok(Some(bytes.clone()));
                 }
             }
         }

@@ -229,15 +229,15 @@ impl Input for JsonlInput {
             return Ok(NextJob::Finished);
         }
         let now = Instant::now();
-        if state.retries.front().is_some_and(|(due, _)| *due <= now) {
-            if let Some((_, job)) = state.retries.pop_front() {
-                let attempt = attempt_of(&job) + 1;
-                let job = with_attempt(job, attempt);
-                state
-                    .in_flight
-                    .insert(job.id.to_string(), (job.clone(), attempt));
-                return Ok(NextJob::Job(job));
-            }
+        if state.retries.front().is_some_and(|(due, _)| *due <= now)
+            && let Some((_, job)) = state.retries.pop_front()
+        {
+            let attempt = attempt_of(&job) + 1;
+            let job = with_attempt(job, attempt);
+            state
+                .in_flight
+                .insert(job.id.to_string(), (job.clone(), attempt));
+            return Ok(NextJob::Job(job));
         }
         if let Some(job) = self.read_line(&mut state)? {
             state.in_flight.insert(job.id.to_string(), (job.clone(), 1));

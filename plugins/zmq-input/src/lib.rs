@@ -357,9 +357,7 @@ impl Network {
                 match String::from_utf8(notification) {
                     Ok(text) => {
                         held.insert(id.clone());
-                        if self.jobs.send(Job::new(id, text)).is_err() {
-                            return;
-                        }
+                        if self.jobs.send(Job::new(id, text)).is_err() {}
                     }
                     Err(_) => {
                         // Nothing the handlers could read: kept by the broker as FAILED.
