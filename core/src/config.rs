@@ -221,6 +221,9 @@ pub struct DealerConfig {
     /// Daemon mode: most Cyrus connections served at once; more wait in the socket's backlog.
     /// Default: 1024.
     pub daemon_connections: usize,
+    /// Daemon mode: how long a connection may take to send its whole request, in
+    /// milliseconds; what came by then is forwarded as it is. Default: 30000.
+    pub request_timeout_ms: u64,
     /// Events to drop, by exact name. Default: none.
     pub drop_events: Vec<String>,
     /// Event and user pairs to drop, as `"Event user"`, e.g. `"Login cyrus"`. Default: none.
@@ -238,6 +241,7 @@ impl Default for DealerConfig {
             socket: PathBuf::from("var/dealer.sock"),
             socket_mode: 0o660,
             daemon_connections: 1024,
+            request_timeout_ms: 30_000,
             drop_events: Vec::new(),
             drop_event_users: Vec::new(),
         }
@@ -535,8 +539,9 @@ impl Config {
                 )));
             }
         }
-        if self.dealer.daemon_connections == 0 {
-            return Err(self.invalid("[dealer] daemon_connections must be at least 1"));
+        if self.dealer.daemon_connections == 0 || self.dealer.request_timeout_ms == 0 {
+            return Err(self
+                .invalid("[dealer] daemon_connections and request_timeout_ms must be at least 1"));
         }
         for pair in &self.dealer.drop_event_users {
             if pair.split_whitespace().count() != 2 {

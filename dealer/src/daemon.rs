@@ -37,9 +37,6 @@ use crate::{
     submit::{self, Broker},
 };
 
-/// How long a connection may take to send its request.
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Largest request read before giving up on finding its end (Cyrus caps notifications far
 /// below this).
 const MAX_REQUEST: usize = 64 * 1024 * 1024;
@@ -255,7 +252,8 @@ impl Server<'_> {
             self.read(Reading {
                 stream,
                 buffer: Vec::new(),
-                deadline: Instant::now() + READ_TIMEOUT,
+                deadline: Instant::now()
+                    + Duration::from_millis(self.shared.config.request_timeout_ms),
             });
         }
     }

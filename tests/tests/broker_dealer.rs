@@ -344,6 +344,106 @@ fn the_daemon_serves_many_connections_at_once_whose_requests_come_in_pieces() {
     assert_eq!(stored.iter().cloned().collect::<BTreeSet<_>>(), expected);
 }
 
+/// A cluster whose dealer daemon gives a request at most `timeout_ms` to arrive whole.
+fn cluster_with_request_timeout(timeout_ms: u64) -> Cluster {
+    let cluster = Cluster::new(&[], "");
+    let config = std::fs::read_to_string(cluster.config()).unwrap().replace(
+        "[dealer]\n",
+        &format!("[dealer]\nrequest_timeout_ms = {timeout_ms}\n"),
+    );
+    std::fs::write(cluster.config(), config).unwrap();
+    cluster
+}
+
+#[test]
+fn a_request_that_stalls_is_kept_as_it_is_once_its_time_is_up_and_holds_up_no_other() {
+    let cluster = cluster_with_request_timeout(500);
+    let _broker = cluster.start_broker();
+    let _daemon = cluster.start_dealer_daemon();
+
+    let stalled_bytes = &dlist_request(&notification(1))[..40];
+    let mut stalled = UnixStream::connect(cluster.dealer_socket()).unwrap();
+    stalled.write_all(stalled_bytes).unwrap();
+    // Another imapd is served meanwhile.
+    assert_eq!(send_dlist(&cluster, &notification(2)), "OK NIL\r\n");
+    assert_eq!(stored_jobs(&cluster), vec![notification(2).into_bytes()]);
+
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reply = String::new();
+    stalled.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "OK NIL\r\n");
+    assert_eq!(
+        stored_jobs(&cluster),
+        vec![notification(2).into_bytes(), stalled_bytes.to_vec()],
+        "the torn request is kept as it came, after the complete one"
+    );
+}
+
+#[test]
+fn a_daemon_told_to_stop_takes_no_new_connection_and_finishes_those_it_has() {
+    let cluster = Cluster::new(&[], "");
+    let _broker = cluster.start_broker();
+    let daemon = cluster.start_dealer_daemon();
+
+    let request = dlist_request(&notification(7));
+    let (first, rest) = request.split_at(request.len() / 2);
+    let mut open = UnixStream::connect(cluster.dealer_socket()).unwrap();
+    open.write_all(first).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    daemon.signal("TERM");
+    process::wait_until("the daemon to close its socket", || {
+        UnixStream::connect(cluster.dealer_socket()).is_err()
+    });
+
+    open.write_all(rest).unwrap();
+    let mut reply = String::new();
+    open.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "OK NIL\r\n");
+    let ended = daemon.wait();
+    assert!(ended.status.success(), "{}", process::describe(&ended));
+    assert_eq!(stored_jobs(&cluster), vec![notification(7).into_bytes()]);
+}
+
+#[test]
+fn with_the_broker_down_many_connections_at_once_are_spooled_and_delivered_later() {
+    let cluster = Cluster::new(&[], "");
+    let _daemon = cluster.start_dealer_daemon();
+
+    const CONNECTIONS: usize = 100;
+    let mut streams: Vec<UnixStream> = (0..CONNECTIONS)
+        .map(|n| {
+            let mut stream = UnixStream::connect(cluster.dealer_socket()).unwrap();
+            stream.write_all(&dlist_request(&notification(n))).unwrap();
+            stream
+        })
+        .collect();
+    for stream in &mut streams {
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        assert_eq!(reply, "OK NIL\r\n");
+    }
+    let queue = std::fs::read(cluster.path().join("var/dealer-spool/queue")).unwrap();
+    for n in 0..CONNECTIONS {
+        let json = notification(n);
+        assert!(
+            queue.windows(json.len()).any(|w| w == json.as_bytes()),
+            "notification {n} was answered before it was in the spool"
+        );
+    }
+
+    let _broker = cluster.start_broker();
+    process::wait_until("the spool forwarded", || {
+        stored_jobs(&cluster).len() == CONNECTIONS
+    });
+    let stored: BTreeSet<Vec<u8>> = stored_jobs(&cluster).into_iter().collect();
+    let expected: BTreeSet<Vec<u8>> = (0..CONNECTIONS)
+        .map(|n| notification(n).into_bytes())
+        .collect();
+    assert_eq!(stored, expected);
+}
+
 #[test]
 fn garbage_on_every_router_is_counted_and_the_broker_keeps_serving() {
     use bonnie_core::transport;
