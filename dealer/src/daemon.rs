@@ -47,6 +47,9 @@ const FORWARD_EVERY: Duration = Duration::from_millis(50);
 /// Longest the serving thread sleeps when nothing is due, so that it sees a shutdown.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 
+/// How long accepting pauses after it failed (out of file descriptors, say).
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
 /// What the threads share.
 struct Shared {
     config: DealerConfig,
@@ -112,6 +115,7 @@ pub fn run(config: &DealerConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         waiting: HashMap::new(),
         deadlines: VecDeque::new(),
         to_spool: Vec::new(),
+        accept_after: Instant::now(),
     };
     let forwarder_broker = connect(1)?;
     let forwarder_shared = shared.clone();
@@ -162,6 +166,8 @@ struct Server<'a> {
     /// When each submission stops waiting for its ACK, in the order they were sent.
     deadlines: VecDeque<(Instant, String)>,
     to_spool: Vec<ToSpool>,
+    /// No accepting before this time (after accepting failed).
+    accept_after: Instant,
 }
 
 impl Server<'_> {
@@ -170,14 +176,18 @@ impl Server<'_> {
         loop {
             if self.shared.shutdown.load(Ordering::Relaxed) && self.listener.is_some() {
                 info!("Stopping: no new connections; the ones open finish.");
-                self.listener = None;
+                // No new connection can find the socket; the ones already queued on it are
+                // taken and served, not reset.
                 let _ = std::fs::remove_file(&self.shared.config.socket);
+                self.accept(usize::MAX);
+                self.listener = None;
             }
             if self.listener.is_none() && self.reading.is_empty() && self.waiting.is_empty() {
                 return;
             }
             let accepting = self.listener.as_ref().filter(|_| {
                 self.reading.len() + self.waiting.len() < self.shared.config.daemon_connections
+                    && Instant::now() >= self.accept_after
             });
             let mut fds: Vec<_> = accepting.iter().map(|l| l.as_raw_fd()).collect();
             let accepting = !fds.is_empty();
@@ -206,7 +216,7 @@ impl Server<'_> {
                 self.read(client);
             }
             if listener_ready.first() == Some(&true) {
-                self.accept();
+                self.accept(self.shared.config.daemon_connections);
             }
             self.expire();
             self.spool_pending();
@@ -225,20 +235,23 @@ impl Server<'_> {
             .fold(IDLE_WAIT, Duration::min)
     }
 
-    fn accept(&mut self) {
+    /// Takes the queued connections while fewer than `limit` are open.
+    fn accept(&mut self, limit: usize) {
         let Some(listener) = &self.listener else {
             return;
         };
         let mut accepted = Vec::new();
-        while self.reading.len() + self.waiting.len() + accepted.len()
-            < self.shared.config.daemon_connections
-        {
+        while self.reading.len() + self.waiting.len() + accepted.len() < limit {
             match listener.accept() {
                 Ok((stream, _)) => accepted.push(stream),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
-                    warn!(error = %e, "Accepting a connection failed.");
+                    // Out of file descriptors, say: the connections wait in the backlog
+                    // meanwhile, and the loop does not spin on a listener it cannot empty.
+                    warn!(error = %e, open = self.reading.len() + self.waiting.len(),
+                        "Accepting a connection failed; trying again in 100 ms.");
+                    self.accept_after = Instant::now() + ACCEPT_PAUSE;
                     break;
                 }
             }

@@ -344,20 +344,9 @@ fn the_daemon_serves_many_connections_at_once_whose_requests_come_in_pieces() {
     assert_eq!(stored.iter().cloned().collect::<BTreeSet<_>>(), expected);
 }
 
-/// A cluster whose dealer daemon gives a request at most `timeout_ms` to arrive whole.
-fn cluster_with_request_timeout(timeout_ms: u64) -> Cluster {
-    let cluster = Cluster::new(&[], "");
-    let config = std::fs::read_to_string(cluster.config()).unwrap().replace(
-        "[dealer]\n",
-        &format!("[dealer]\nrequest_timeout_ms = {timeout_ms}\n"),
-    );
-    std::fs::write(cluster.config(), config).unwrap();
-    cluster
-}
-
 #[test]
 fn a_request_that_stalls_is_kept_as_it_is_once_its_time_is_up_and_holds_up_no_other() {
-    let cluster = cluster_with_request_timeout(500);
+    let cluster = cluster_with_dealer("request_timeout_ms = 500");
     let _broker = cluster.start_broker();
     let _daemon = cluster.start_dealer_daemon();
 
@@ -381,9 +370,20 @@ fn a_request_that_stalls_is_kept_as_it_is_once_its_time_is_up_and_holds_up_no_ot
     );
 }
 
+/// A cluster whose dealer daemon's `[dealer]` table has `keys` too.
+fn cluster_with_dealer(keys: &str) -> Cluster {
+    let cluster = Cluster::new(&[], "");
+    let config = std::fs::read_to_string(cluster.config())
+        .unwrap()
+        .replace("[dealer]\n", &format!("[dealer]\n{keys}\n"));
+    std::fs::write(cluster.config(), config).unwrap();
+    cluster
+}
+
 #[test]
 fn a_daemon_told_to_stop_takes_no_new_connection_and_finishes_those_it_has() {
-    let cluster = Cluster::new(&[], "");
+    // One connection at a time: a second one waits, unanswered, in the socket's backlog.
+    let cluster = cluster_with_dealer("daemon_connections = 1");
     let _broker = cluster.start_broker();
     let daemon = cluster.start_dealer_daemon();
 
@@ -392,18 +392,36 @@ fn a_daemon_told_to_stop_takes_no_new_connection_and_finishes_those_it_has() {
     let mut open = UnixStream::connect(cluster.dealer_socket()).unwrap();
     open.write_all(first).unwrap();
     std::thread::sleep(Duration::from_millis(100));
+    let mut queued = UnixStream::connect(cluster.dealer_socket()).unwrap();
+    queued.write_all(&dlist_request(&notification(8))).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    queued.set_nonblocking(true).unwrap();
+    assert_eq!(
+        queued.read(&mut [0u8; 8]).map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::WouldBlock),
+        "a connection beyond daemon_connections waits"
+    );
+    queued.set_nonblocking(false).unwrap();
+
     daemon.signal("TERM");
     process::wait_until("the daemon to close its socket", || {
         UnixStream::connect(cluster.dealer_socket()).is_err()
     });
-
     open.write_all(rest).unwrap();
-    let mut reply = String::new();
-    open.read_to_string(&mut reply).unwrap();
-    assert_eq!(reply, "OK NIL\r\n");
+    for stream in [&mut open, &mut queued] {
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        assert_eq!(reply, "OK NIL\r\n");
+    }
     let ended = daemon.wait();
     assert!(ended.status.success(), "{}", process::describe(&ended));
-    assert_eq!(stored_jobs(&cluster), vec![notification(7).into_bytes()]);
+    let stored: BTreeSet<Vec<u8>> = stored_jobs(&cluster).into_iter().collect();
+    assert_eq!(
+        stored,
+        [notification(7), notification(8)]
+            .map(String::into_bytes)
+            .into()
+    );
 }
 
 #[test]
