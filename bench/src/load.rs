@@ -12,15 +12,10 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use bonnie_core::transport;
+use bonnie_tests::cluster::dlist_request;
 
-/// The dlist request Cyrus's notifyd sends for one notification.
-pub fn request(json: &str) -> Vec<u8> {
-    format!(
-        "NOTIFY %(METHOD external CLASS EVENT PRIORITY NIL USER NIL MAILBOX NIL OPTIONS () MESSAGE {{{}+}}\r\n{json} FILEPATH NIL)\r\n",
-        json.len()
-    )
-    .into_bytes()
-}
+/// Longest wait for an answer when every connection is open.
+const ANSWER_WAIT: Duration = Duration::from_secs(30);
 
 /// One open request.
 struct Open {
@@ -45,7 +40,7 @@ pub fn drive(
         while open.len() < connections && next < total && due(next) <= now {
             let mut stream = UnixStream::connect(socket)
                 .with_context(|| format!("connecting to {}", socket.display()))?;
-            stream.write_all(&request(&notification(next)))?;
+            stream.write_all(&dlist_request(&notification(next)))?;
             stream.set_nonblocking(true)?;
             open.push(Open {
                 stream,
@@ -53,15 +48,16 @@ pub fn drive(
             });
             next += 1;
         }
-        let wait = if open.len() < connections && next < total {
+        let sending = open.len() < connections && next < total;
+        let wait = if sending {
             due(next).saturating_duration_since(Instant::now())
         } else {
-            Duration::from_secs(30)
+            ANSWER_WAIT
         };
         let fds: Vec<_> = open.iter().map(|o| o.stream.as_raw_fd()).collect();
         let readable = transport::poll_with_fds(&[], &fds, wait)?;
-        if !readable.is_empty() && wait == Duration::from_secs(30) && !readable.contains(&true) {
-            bail!("the dealer daemon answered nothing for 30 s");
+        if !sending && !readable.contains(&true) {
+            bail!("the dealer daemon answered nothing for {ANSWER_WAIT:?}");
         }
         for i in (0..open.len()).rev().filter(|&i| readable[i]) {
             if read_reply(&mut open[i])? {

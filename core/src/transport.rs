@@ -84,12 +84,7 @@ pub fn try_recv(socket: &Socket) -> Result<Option<Vec<Vec<u8>>>, Error> {
 
 /// Waits until one of `sockets` is readable or `timeout` passes; which ones are readable.
 pub fn poll(sockets: &[&Socket], timeout: Duration) -> Result<Vec<bool>, Error> {
-    let mut items: Vec<zmq::PollItem<'_>> = sockets
-        .iter()
-        .map(|s| s.as_poll_item(zmq::POLLIN))
-        .collect();
-    zmq::poll(&mut items, whole_ms(timeout))?;
-    Ok(items.iter().map(zmq::PollItem::is_readable).collect())
+    poll_with_fds(sockets, &[], timeout)
 }
 
 /// Waits until one of `sockets` or one of the plain file descriptors `fds` is readable (or

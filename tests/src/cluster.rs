@@ -60,13 +60,7 @@ impl Cluster {
             .collect();
         let plugins: Vec<&str> = ARCHIVE_HANDLERS.iter().chain(groupware).copied().collect();
         let cluster = Self::with_collector(&plugins, &collector, &tables);
-        let config = std::fs::read_to_string(cluster.config())
-            .expect("reading the configuration")
-            .replace(
-                "[dealer]\n",
-                "[dealer]\ndrop_event_users = [\"Login cyrus\", \"Logout cyrus\"]\n",
-            );
-        std::fs::write(cluster.config(), config).expect("writing the configuration");
+        cluster.add_dealer_keys(r#"drop_event_users = ["Login cyrus", "Logout cyrus"]"#);
         cluster
     }
 
@@ -265,6 +259,14 @@ path = "var/bonnie.db"
         self.path().join("var/dealer.sock")
     }
 
+    /// Adds `keys` (TOML lines) to the configuration's `[dealer]` table.
+    pub fn add_dealer_keys(&self, keys: &str) {
+        let config = std::fs::read_to_string(self.config())
+            .expect("reading the configuration")
+            .replace("[dealer]\n", &format!("[dealer]\n{keys}\n"));
+        std::fs::write(self.config(), config).expect("writing the configuration");
+    }
+
     /// What a component logged so far.
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.log_file(name)).unwrap_or_default()
@@ -356,4 +358,13 @@ path = "var/bonnie.db"
         rusqlite::Connection::open(self.path().join("var/broker.db"))
             .expect("opening the job store")
     }
+}
+
+/// The dlist request Cyrus's notifyd sends the dealer daemon for one notification.
+pub fn dlist_request(json: &str) -> Vec<u8> {
+    format!(
+        "NOTIFY %(METHOD external CLASS EVENT PRIORITY NIL USER NIL MAILBOX NIL OPTIONS () MESSAGE {{{}+}}\r\n{json} FILEPATH NIL)\r\n",
+        json.len()
+    )
+    .into_bytes()
 }

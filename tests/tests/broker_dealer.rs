@@ -9,7 +9,10 @@ use std::{
     time::Duration,
 };
 
-use bonnie_tests::{cluster::Cluster, paths, process};
+use bonnie_tests::{
+    cluster::{Cluster, dlist_request},
+    paths, process,
+};
 use serde_json::json;
 
 fn notification(n: usize) -> String {
@@ -230,14 +233,6 @@ fn a_worker_killed_mid_job_leaves_the_job_to_another_worker() {
 }
 
 /// Cyrus 3.6's exact request on a `notifysocket: dlist:` connection.
-fn dlist_request(json: &str) -> Vec<u8> {
-    format!(
-        "NOTIFY %(METHOD external CLASS EVENT PRIORITY NIL USER NIL MAILBOX NIL OPTIONS () MESSAGE {{{}+}}\r\n{json} FILEPATH NIL)\r\n",
-        json.len()
-    )
-    .into_bytes()
-}
-
 fn send_dlist(cluster: &Cluster, json: &str) -> String {
     let mut stream = UnixStream::connect(cluster.dealer_socket()).unwrap();
     stream.write_all(&dlist_request(json)).unwrap();
@@ -373,10 +368,7 @@ fn a_request_that_stalls_is_kept_as_it_is_once_its_time_is_up_and_holds_up_no_ot
 /// A cluster whose dealer daemon's `[dealer]` table has `keys` too.
 fn cluster_with_dealer(keys: &str) -> Cluster {
     let cluster = Cluster::new(&[], "");
-    let config = std::fs::read_to_string(cluster.config())
-        .unwrap()
-        .replace("[dealer]\n", &format!("[dealer]\n{keys}\n"));
-    std::fs::write(cluster.config(), config).unwrap();
+    cluster.add_dealer_keys(keys);
     cluster
 }
 
@@ -587,12 +579,9 @@ fn invalid_utf8_and_64_kib_notifications_are_kept_and_failed_jobs_can_be_retried
 
 #[test]
 fn drop_rules_keep_the_admin_logins_out() {
-    let cluster = Cluster::new(&[], "");
-    let config = std::fs::read_to_string(cluster.config()).unwrap().replace(
-        "[dealer]\n",
-        "[dealer]\ndrop_event_users = [\"Login cyrus\"]\ndrop_events = [\"MailboxModseq\"]\n",
+    let cluster = cluster_with_dealer(
+        "drop_event_users = [\"Login cyrus\"]\ndrop_events = [\"MailboxModseq\"]",
     );
-    std::fs::write(cluster.config(), config).unwrap();
     let _broker = cluster.start_broker();
     for event in ["Login-1.json", "MailboxModseq-1.json", "Login-2.json"] {
         assert!(
