@@ -3,7 +3,8 @@
 //! are written beside a store rather than in it.
 
 use std::{
-    io,
+    io::{self, Read, Write},
+    os::unix::fs::DirBuilderExt,
     path::{Path, PathBuf},
 };
 
@@ -11,6 +12,10 @@ use sha2::{Digest, Sha256};
 
 /// The compression level: fast, and about 3-4× on mail.
 const LEVEL: i32 = 3;
+
+/// The most memory reserved up front for a payload being decompressed: beyond it, memory
+/// grows with the bytes the frame really yields, whatever size was claimed.
+const INITIAL_CAPACITY_LIMIT: usize = 64 << 20;
 
 /// The SHA-256 of `bytes`, lowercase hex.
 pub fn digest(bytes: &[u8]) -> String {
@@ -34,8 +39,34 @@ pub fn compress(bytes: &[u8]) -> io::Result<Vec<u8>> {
 }
 
 /// Decompresses a payload of `size` bytes (the size is kept beside the compressed bytes).
+/// The size is a claim read from a store, so it is checked, never trusted: memory grows with
+/// what the frame really holds, and a frame that holds more or fewer bytes than claimed is
+/// an error (`InvalidData`).
 pub fn decompress(compressed: &[u8], size: usize) -> io::Result<Vec<u8>> {
-    zstd::bulk::decompress(compressed, size.max(1))
+    let mismatch = |held: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the payload claims {size} bytes but holds {held}"),
+        )
+    };
+    // The frame header names its content size (compress writes it): a cheap first check.
+    if let Ok(Some(declared)) = zstd::zstd_safe::get_frame_content_size(compressed)
+        && declared != size as u64
+    {
+        return Err(mismatch(format!("a frame of {declared}")));
+    }
+    let mut bytes = Vec::with_capacity(size.min(INITIAL_CAPACITY_LIMIT));
+    zstd::stream::read::Decoder::new(compressed)?
+        .take(size as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() != size {
+        return Err(mismatch(if bytes.len() > size {
+            "more".to_string()
+        } else {
+            bytes.len().to_string()
+        }));
+    }
+    Ok(bytes)
 }
 
 /// The file of a payload in a payload folder.
@@ -43,8 +74,11 @@ pub fn file(dir: &Path, digest: &str) -> PathBuf {
     dir.join(&digest[..2]).join(format!("{digest}.zst"))
 }
 
-/// Writes a payload into a payload folder (compressed, synced, renamed into place) unless it
-/// is there; its digest. The file holds the original size, then the zstd frame.
+/// Writes a payload into a payload folder unless it is there; its digest. The file holds the
+/// original size, then the zstd frame. It is written under a temporary name of its own (so
+/// any number of threads and processes may store the same digest at once: each renames a
+/// whole copy into place), synced, renamed, and the folder synced, so a payload reported
+/// written survives a power cut. Files are 0600 (they are mail), new folders 0750.
 pub fn write_file(dir: &Path, bytes: &[u8]) -> io::Result<String> {
     let digest = digest(bytes);
     let path = file(dir, &digest);
@@ -52,21 +86,48 @@ pub fn write_file(dir: &Path, bytes: &[u8]) -> io::Result<String> {
         return Ok(digest);
     }
     let parent = path.parent().unwrap_or(dir);
-    std::fs::create_dir_all(parent)?;
+    create_dirs(parent)?;
     let mut content = (bytes.len() as u64).to_le_bytes().to_vec();
     content.extend(compress(bytes)?);
-    let temporary = parent.join(format!(".{digest}.{}", std::process::id()));
-    {
-        use std::io::Write;
-        let mut out = std::fs::File::create(&temporary)?;
-        out.write_all(&content)?;
-        out.sync_all()?;
-    }
-    std::fs::rename(&temporary, &path)?;
+    // tempfile creates the file exclusively, with a random name, mode 0600.
+    let mut temporary = tempfile::Builder::new()
+        .prefix(&format!(".{digest}."))
+        .tempfile_in(parent)?;
+    temporary.write_all(&content)?;
+    temporary.as_file().sync_all()?;
+    temporary.persist(&path).map_err(|e| e.error)?;
+    sync_dir(parent)?;
     Ok(digest)
 }
 
-/// Reads a payload from a payload folder, checking it against its digest.
+/// Creates `dir` and its missing ancestors (mode 0750), syncing the folder of each one made,
+/// so that a synced file in it is not lost with its folder's entry.
+fn create_dirs(dir: &Path) -> io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    let parent = dir.parent().unwrap_or(Path::new(""));
+    create_dirs(parent)?;
+    match std::fs::DirBuilder::new().mode(0o750).create(dir) {
+        Ok(()) => sync_dir(parent),
+        // Another thread or process made it first.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Syncs a folder, making the entries created or renamed in it durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Reads a payload from a payload folder, checking it against its digest. A damaged file
+/// (too short, a size it does not hold, other bytes) is an error, never a wrong payload.
 pub fn read_file(dir: &Path, digest: &str) -> io::Result<Option<Vec<u8>>> {
     if !is_digest(digest) {
         return Ok(None);
@@ -76,14 +137,19 @@ pub fn read_file(dir: &Path, digest: &str) -> io::Result<Option<Vec<u8>>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    if content.len() < 8 {
+    let Some((size, frame)) = content.split_first_chunk::<8>() else {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "a truncated payload file",
         ));
-    }
-    let size = u64::from_le_bytes(content[..8].try_into().unwrap_or([0; 8])) as usize;
-    let bytes = decompress(&content[8..], size)?;
+    };
+    let size = usize::try_from(u64::from_le_bytes(*size)).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the payload file claims more bytes than this machine can address",
+        )
+    })?;
+    let bytes = decompress(frame, size)?;
     if self::digest(&bytes) != digest {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -117,6 +183,72 @@ mod tests {
         assert!(
             read_file(dir.path(), &digest).is_err(),
             "damage is an error, not a wrong payload"
+        );
+    }
+
+    #[test]
+    fn threads_storing_the_same_payload_at_once_all_succeed_with_one_whole_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let message = b"From: a@example.org\r\nSubject: at once\r\n\r\nbody\r\n".repeat(2000);
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let start = std::sync::Barrier::new(8);
+            let written: Vec<io::Result<String>> = std::thread::scope(|scope| {
+                let threads: Vec<_> = (0..8)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            start.wait();
+                            write_file(dir.path(), &message)
+                        })
+                    })
+                    .collect();
+                threads.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            let digest = digest(&message);
+            for result in written {
+                assert_eq!(result.unwrap(), digest);
+            }
+            assert_eq!(read_file(dir.path(), &digest).unwrap().unwrap(), message);
+            let folder = file(dir.path(), &digest).parent().unwrap().to_path_buf();
+            let names: Vec<_> = std::fs::read_dir(&folder)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names.len(), 1, "no temporary file is left: {names:?}");
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&file(dir.path(), &digest)), 0o600, "mail is private");
+            assert_eq!(mode(&folder) & 0o007, 0, "no access for others");
+        }
+    }
+
+    #[test]
+    fn a_payload_file_claiming_more_bytes_than_it_holds_is_an_error_not_an_allocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let message = b"Subject: small\r\n\r\nbody\r\n";
+        let digest = write_file(dir.path(), message).unwrap();
+        let path = file(dir.path(), &digest);
+        let mut content = std::fs::read(&path).unwrap();
+        content[..8].copy_from_slice(&(1u64 << 60).to_le_bytes());
+        std::fs::write(&path, &content).unwrap();
+        let error = read_file(dir.path(), &digest).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{error}");
+
+        // A frame whose own header claims 2^60 bytes too (single segment, 8-byte content
+        // size, one raw block of 5 bytes): the claim agrees with the frame, not with the data.
+        let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0xe0];
+        frame.extend((1u64 << 60).to_le_bytes());
+        frame.extend([0x29, 0, 0]);
+        frame.extend(b"hello");
+        let mut crafted = (1u64 << 60).to_le_bytes().to_vec();
+        crafted.extend(&frame);
+        std::fs::write(&path, &crafted).unwrap();
+        assert!(read_file(dir.path(), &digest).is_err());
+        assert!(decompress(&frame, 1 << 60).is_err());
+        assert!(decompress(&compress(message).unwrap(), message.len() - 1).is_err());
+        assert!(decompress(&compress(message).unwrap(), message.len() + 1).is_err());
+        assert_eq!(
+            decompress(&compress(message).unwrap(), message.len()).unwrap(),
+            message
         );
     }
 }
