@@ -122,10 +122,15 @@ impl WorkerLab {
 
     /// `bonnie-worker --config <lab>/bonnie.toml` plus `args`, with output piped.
     pub fn command(&self, args: &[&str]) -> Command {
+        self.command_with_config(&self.config(), args)
+    }
+
+    /// `bonnie-worker --config <config>` plus `args`, with output piped.
+    pub fn command_with_config(&self, config: &Path, args: &[&str]) -> Command {
         let mut command = Command::new(paths::bin("bonnie-worker"));
         command
             .arg("--config")
-            .arg(self.config())
+            .arg(config)
             .args(args)
             .env_remove("BONNIE_LOG")
             .env("RUST_BACKTRACE", "0")
