@@ -340,9 +340,10 @@ impl Server {
         let (id, outcome) = match message {
             CollectorMsg::Heartbeat | CollectorMsg::Ready { .. } => return Ok(()),
             CollectorMsg::Done { id, notification } => (id, Outcome::Collected(notification)),
-            CollectorMsg::Fail { id, reason } => {
+            CollectorMsg::Postpone { id, reason } => {
                 (id, Outcome::Postpone(format!("collector: {reason}")))
             }
+            CollectorMsg::Fail { id, reason } => (id, Outcome::Fail(format!("collector: {reason}"))),
         };
         if self.jobs.owner(&id).is_some_and(|owner| owner == identity) {
             if let Some(collector) = self.jobs.collectors.get_mut(identity) {

@@ -1,7 +1,8 @@
 //! The collector commands, run on one job's notification: FETCH (message payloads, from the
 //! Cyrus spool or else by IMAP as the folder's owner), HEADER, GETMETADATA, GETACL and
-//! GETUSERDATA (LDAP). A command that fails leaves its reason in `collector_errors` and the
-//! others still run: the job is never dropped, the worker decides what to do without it.
+//! GETUSERDATA (LDAP). A command that fails for good (the message was expunged before the
+//! fetch, the folder is gone) leaves its reason in `collector_errors` and the others still
+//! run; a transient failure (Cyrus or LDAP unreachable) stops the job, to be retried whole.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -12,7 +13,7 @@ use bonnie_core::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::ldap;
+use crate::{failure::Failure, ldap};
 
 /// The folder and messages a notification is about.
 struct Target {
@@ -48,15 +49,17 @@ fn target(n: &Map<String, Value>) -> Result<Target, String> {
     })
 }
 
-/// Runs `commands` on a notification; the updated notification.
+/// Runs `commands` on a notification; the updated notification. A transient failure of any
+/// command is the job's (retry it later); a permanent one is the job's only when the
+/// notification cannot be read at all.
 pub fn collect(
     config: &CollectorConfig,
     notification: &[u8],
     commands: &[String],
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, Failure> {
     let mut n: Map<String, Value> = match serde_json::from_slice(notification) {
         Ok(Value::Object(n)) => n,
-        _ => return Err("the notification is not a JSON object".to_string()),
+        _ => return Err(Failure::permanent("the notification is not a JSON object")),
     };
     let mut errors = match n.remove("collector_errors") {
         Some(Value::Object(errors)) => errors,
@@ -69,47 +72,51 @@ pub fn collect(
             "GETMETADATA" => metadata(config, &mut n),
             "GETACL" => acl(config, &mut n),
             "GETUSERDATA" => user_data(config, &mut n),
-            other => Err(format!("{other} is not a collector command")),
+            other => Err(Failure::permanent(format!(
+                "{other} is not a collector command"
+            ))),
         };
         match result {
             Ok(()) => {
                 errors.remove(command);
             }
-            Err(reason) => {
-                tracing::warn!(command = %command, reason = %reason, "A collector command failed.");
+            Err(Failure::Permanent(reason)) => {
+                tracing::warn!(command = %command, reason = %reason,
+                    "A collector command failed for good; the record is stored without its data.");
                 errors.insert(command.clone(), json!(reason));
             }
+            Err(transient) => return Err(transient),
         }
     }
     if !errors.is_empty() {
         n.insert("collector_errors".to_string(), Value::Object(errors));
     }
-    serde_json::to_vec(&Value::Object(n)).map_err(|e| e.to_string())
+    serde_json::to_vec(&Value::Object(n)).map_err(|e| Failure::permanent(e.to_string()))
 }
 
-fn imap(config: &CollectorConfig) -> Result<Client, String> {
+fn imap(config: &CollectorConfig) -> Result<Client, Failure> {
     Client::connect(
         &config.imap_address,
         Duration::from_millis(config.imap_timeout_ms),
     )
-    .map_err(|e| format!("cannot reach Cyrus at {}: {e}", config.imap_address))
+    .map_err(|e| Failure::imap(&format!("connecting to {}", config.imap_address), &e))
 }
 
 /// An IMAP session that sees the folder: as its owner (an admin acting for them) or, for a
 /// shared folder, as the admin. The mailbox name to use in it.
-fn session_for(config: &CollectorConfig, target: &Target) -> Result<(Client, String), String> {
+fn session_for(config: &CollectorConfig, target: &Target) -> Result<(Client, String), Failure> {
     let mut client = imap(config)?;
     match &target.owner {
         Some(owner) => {
             client
                 .proxy_login(owner, &config.imap_admin, &config.imap_password)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| Failure::imap(&format!("logging in for {owner}"), &e))?;
             Ok((client, target.name.clone()))
         }
         None => {
             client
                 .login(&config.imap_admin, &config.imap_password)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| Failure::imap("logging in as the admin", &e))?;
             Ok((client, target.path.clone()))
         }
     }
@@ -130,15 +137,17 @@ fn spool_file(config: &CollectorConfig, uniqueid: &str, uid: u64) -> Option<Vec<
     })
 }
 
-/// FETCH (whole messages) or HEADER (headers only), from the spool or by IMAP.
+/// FETCH (whole messages) or HEADER (headers only), from the spool or by IMAP. A UID that
+/// the folder no longer holds (Cyrus answers its UID FETCH with nothing) was expunged before
+/// the fetch: permanent.
 fn fetch(
     config: &CollectorConfig,
     n: &mut Map<String, Value>,
     headers_only: bool,
-) -> Result<(), String> {
-    let target = target(n)?;
+) -> Result<(), Failure> {
+    let target = target(n).map_err(Failure::Permanent)?;
     if target.uids.is_empty() {
-        return Err("the notification names no message".to_string());
+        return Err(Failure::permanent("the notification names no message"));
     }
     let mut session: Option<(Client, String)> = None;
     let mut contents = Map::new();
@@ -157,13 +166,17 @@ fn fetch(
             None => {
                 if session.is_none() {
                     let (mut client, name) = session_for(config, &target)?;
-                    client.examine(&name).map_err(|e| e.to_string())?;
+                    client
+                        .examine(&name)
+                        .map_err(|e| Failure::imap(&format!("EXAMINE {name}"), &e))?;
                     session = Some((client, name));
                 }
-                let (client, _) = session.as_mut().ok_or("no IMAP session")?;
+                let (client, _) = session
+                    .as_mut()
+                    .ok_or_else(|| Failure::transient("no IMAP session"))?;
                 client
                     .uid_fetch_section(*uid, if headers_only { "HEADER" } else { "" })
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| Failure::imap(&format!("UID FETCH {uid}"), &e))?
             }
         };
         let Some(bytes) = bytes else {
@@ -185,21 +198,21 @@ fn fetch(
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "messages not found (expunged and purged?): UID {}",
+        Err(Failure::permanent(format!(
+            "expunged before the fetch: the folder no longer holds UID {}",
             missing.join(", ")
-        ))
+        )))
     }
 }
 
 /// A payload as it travels in the job: inline (UTF-8 text or base64), or, when larger than
 /// `max_inline_bytes` and the payload store is reachable, written there and named by digest.
-fn content(config: &CollectorConfig, bytes: &[u8]) -> Result<Value, String> {
+fn content(config: &CollectorConfig, bytes: &[u8]) -> Result<Value, Failure> {
     if bytes.len() > config.max_inline_bytes
         && let Some(dir) = &config.payload_dir
     {
         let digest = payload::write_file(dir, bytes)
-            .map_err(|e| format!("cannot write to the payload store: {e}"))?;
+            .map_err(|e| Failure::transient(format!("cannot write to the payload store: {e}")))?;
         return Ok(json!({ "digest": digest, "size": bytes.len(), "in_store": true }));
     }
     let digest = payload::digest(bytes);
@@ -216,15 +229,15 @@ fn content(config: &CollectorConfig, bytes: &[u8]) -> Result<Value, String> {
 /// GETMETADATA, as the admin: every entry with a value (the shared ones, and the admin's
 /// private ones). The admin's own logins can be kept out of the archive with the dealer's
 /// drop rules; acting as the owner would put logins in the owner's name into the audit trail.
-fn metadata(config: &CollectorConfig, n: &mut Map<String, Value>) -> Result<(), String> {
-    let target = target(n)?;
+fn metadata(config: &CollectorConfig, n: &mut Map<String, Value>) -> Result<(), Failure> {
+    let target = target(n).map_err(Failure::Permanent)?;
     let mut client = imap(config)?;
     client
         .login(&config.imap_admin, &config.imap_password)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Failure::imap("logging in as the admin", &e))?;
     let entries = client
         .getmetadata(&target.path)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Failure::imap(&format!("GETMETADATA {}", target.path), &e))?;
     let _ = client.logout();
     let map: Map<String, Value> = entries.into_iter().map(|(k, v)| (k, json!(v))).collect();
     n.insert("metadata".to_string(), Value::Object(map));
@@ -232,13 +245,15 @@ fn metadata(config: &CollectorConfig, n: &mut Map<String, Value>) -> Result<(), 
 }
 
 /// GETACL, as the admin.
-fn acl(config: &CollectorConfig, n: &mut Map<String, Value>) -> Result<(), String> {
-    let target = target(n)?;
+fn acl(config: &CollectorConfig, n: &mut Map<String, Value>) -> Result<(), Failure> {
+    let target = target(n).map_err(Failure::Permanent)?;
     let mut client = imap(config)?;
     client
         .login(&config.imap_admin, &config.imap_password)
-        .map_err(|e| e.to_string())?;
-    let entries = client.getacl(&target.path).map_err(|e| e.to_string())?;
+        .map_err(|e| Failure::imap("logging in as the admin", &e))?;
+    let entries = client
+        .getacl(&target.path)
+        .map_err(|e| Failure::imap(&format!("GETACL {}", target.path), &e))?;
     let _ = client.logout();
     let map: Map<String, Value> = entries.into_iter().map(|(k, v)| (k, json!(v))).collect();
     n.insert("acl".to_string(), Value::Object(map));
@@ -246,12 +261,12 @@ fn acl(config: &CollectorConfig, n: &mut Map<String, Value>) -> Result<(), Strin
 }
 
 /// GETUSERDATA: the acting user's directory entry (`null` when the directory has none).
-fn user_data(config: &CollectorConfig, n: &mut Map<String, Value>) -> Result<(), String> {
+fn user_data(config: &CollectorConfig, n: &mut Map<String, Value>) -> Result<(), Failure> {
     let login = n
         .get("user")
         .and_then(Value::as_str)
         .filter(|u| !u.is_empty())
-        .ok_or("the notification names no user")?;
+        .ok_or_else(|| Failure::permanent("the notification names no user"))?;
     let found = ldap::find_user(&config.ldap, login)?;
     n.insert(
         "user_data".to_string(),

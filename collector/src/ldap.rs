@@ -1,11 +1,15 @@
 //! GETUSERDATA's directory search: bind (as configured), find the login by the configured
 //! filter, read its DN, `cn` and unique attribute (`nsuniqueid` on 389-ds, `entryUUID` on
-//! OpenLDAP).
+//! OpenLDAP). Any failure to reach, bind or search the directory is transient: a wrong
+//! password or base is a configuration error that retrying after the fix cures, and until then
+//! the job must end FAILED and visible, not stored as if the user were unknown.
 
 use std::time::Duration;
 
 use bonnie_core::config::LdapConfig;
 use ldap3::{LdapConn, LdapConnSettings, Scope, SearchEntry, ldap_escape};
+
+use crate::failure::Failure;
 
 /// A user as the directory knows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,23 +23,25 @@ pub struct User {
 }
 
 /// The entry of `login`, if the directory has one.
-pub fn find_user(config: &LdapConfig, login: &str) -> Result<Option<User>, String> {
+pub fn find_user(config: &LdapConfig, login: &str) -> Result<Option<User>, Failure> {
     let settings =
         LdapConnSettings::new().set_conn_timeout(Duration::from_millis(config.timeout_ms));
     let mut ldap = LdapConn::with_settings(settings, &config.url)
-        .map_err(|e| format!("cannot reach LDAP at {}: {e}", config.url))?;
+        .map_err(|e| Failure::transient(format!("cannot reach LDAP at {}: {e}", config.url)))?;
     ldap.with_timeout(Duration::from_millis(config.timeout_ms));
     if !config.bind_dn.is_empty() {
         ldap.simple_bind(&config.bind_dn, &config.bind_password)
             .and_then(|r| r.success())
-            .map_err(|e| format!("LDAP bind as {} failed: {e}", config.bind_dn))?;
+            .map_err(|e| {
+                Failure::transient(format!("LDAP bind as {} failed: {e}", config.bind_dn))
+            })?;
     }
     let filter = config.filter.replace("%s", &ldap_escape(login));
     let attributes = vec![config.unique_attribute.as_str(), "cn"];
     let (entries, _) = ldap
         .search(&config.base, Scope::Subtree, &filter, attributes)
         .and_then(|r| r.success())
-        .map_err(|e| format!("LDAP search {filter} failed: {e}"))?;
+        .map_err(|e| Failure::transient(format!("LDAP search {filter} failed: {e}")))?;
     let _ = ldap.unbind();
     let Some(entry) = entries.into_iter().next() else {
         return Ok(None);
@@ -49,8 +55,12 @@ pub fn find_user(config: &LdapConfig, login: &str) -> Result<Option<User>, Strin
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .and_then(|(_, v)| v.first().cloned())
     };
-    let id = first(&config.unique_attribute)
-        .ok_or_else(|| format!("the entry {} has no {}", entry.dn, config.unique_attribute))?;
+    let id = first(&config.unique_attribute).ok_or_else(|| {
+        Failure::permanent(format!(
+            "the entry {} has no {}",
+            entry.dn, config.unique_attribute
+        ))
+    })?;
     Ok(Some(User {
         cn: first("cn").unwrap_or_default(),
         dn: entry.dn,

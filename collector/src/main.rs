@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod commands;
+mod failure;
 mod ldap;
 mod session;
 

@@ -1,25 +1,32 @@
 //! The collector's side of the broker protocol: announce the host, the commands served and
 //! the free credit (`READY`, repeated as the heartbeat); run each `COLLECT` on a pool thread;
-//! answer `DONE` with the updated notification (or `FAIL`). When the broker falls silent the
-//! socket is made anew, so a restarted broker needs no restart of the collector.
+//! answer `DONE` with the updated notification, `POSTPONE` when Cyrus or LDAP could not be
+//! reached (the broker retries with back-off) or `FAIL`. When the broker falls silent the
+//! socket is made anew, so a restarted broker needs no restart of the collector. A panic on a
+//! pool thread fails that job only; a collector whose pool is gone exits with an error.
 
 use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
+    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
+use anyhow::bail;
+
 use bonnie_core::{
     config::CollectorConfig,
+    daemon,
     protocol::{CollectorMsg, ToCollector},
     transport,
 };
 use crossbeam_channel::{Receiver, Sender, unbounded};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
-use crate::commands;
+use crate::{commands, failure::Failure};
 
 /// A job for a pool thread.
 struct Task {
@@ -31,7 +38,7 @@ struct Task {
 /// A finished job.
 struct Finished {
     id: String,
-    result: Result<Vec<u8>, String>,
+    result: Result<Vec<u8>, Failure>,
 }
 
 /// Runs until `shutdown` is set; jobs in flight are finished and reported first.
@@ -45,10 +52,14 @@ pub fn run(config: &CollectorConfig, shutdown: &AtomicBool) -> anyhow::Result<()
         pool.push(
             std::thread::Builder::new()
                 .name(format!("collect-{n}"))
-                .spawn(move || work(&tasks, &done, &config))?,
+                .spawn(move || {
+                    work(&tasks, &done, &|task| {
+                        commands::collect(&config, &task.notification, &task.commands)
+                    })
+                })?,
         );
     }
-    drop(done_tx);
+    drop((tasks_rx, done_tx));
     let context = transport::context();
     let mut generation = 0;
     let mut busy = 0usize;
@@ -74,7 +85,12 @@ pub fn run(config: &CollectorConfig, shutdown: &AtomicBool) -> anyhow::Result<()
                 continue;
             }
         };
-        serve(&config, &socket, &tasks_tx, &done_rx, &mut busy, shutdown);
+        let pool = Pool {
+            threads: &pool,
+            tasks: &tasks_tx,
+            done: &done_rx,
+        };
+        serve(&config, &socket, &pool, &mut busy, shutdown)?;
     }
     drop(tasks_tx);
     for thread in pool {
@@ -84,10 +100,22 @@ pub fn run(config: &CollectorConfig, shutdown: &AtomicBool) -> anyhow::Result<()
     Ok(())
 }
 
-fn work(tasks: &Receiver<Task>, done: &Sender<Finished>, config: &CollectorConfig) {
+/// Serves tasks until the task channel closes. A panic while collecting (hostile input that
+/// a parser did not survive) fails that job for good and the thread takes the next one.
+fn work(
+    tasks: &Receiver<Task>,
+    done: &Sender<Finished>,
+    collect: &dyn Fn(&Task) -> Result<Vec<u8>, Failure>,
+) {
     for task in tasks {
         let started = Instant::now();
-        let result = commands::collect(config, &task.notification, &task.commands);
+        let result = catch_unwind(AssertUnwindSafe(|| collect(&task))).unwrap_or_else(|panic| {
+            let message = daemon::panic_message(&*panic);
+            error!(job = %task.id, error = %message, "Collecting a job panicked; the job fails.");
+            Err(Failure::permanent(format!(
+                "the collector panicked on this job: {message}"
+            )))
+        });
         debug!(job = %task.id, commands = ?task.commands, ms = started.elapsed().as_millis() as u64, "Collected.");
         if done
             .send(Finished {
@@ -101,15 +129,30 @@ fn work(tasks: &Receiver<Task>, done: &Sender<Finished>, config: &CollectorConfi
     }
 }
 
-/// One connection to the broker, until it falls silent or the collector stops.
+/// The pool threads and their channels.
+struct Pool<'a> {
+    threads: &'a [JoinHandle<()>],
+    tasks: &'a Sender<Task>,
+    done: &'a Receiver<Finished>,
+}
+
+impl Pool<'_> {
+    /// Threads still serving.
+    fn alive(&self) -> usize {
+        self.threads.iter().filter(|t| !t.is_finished()).count()
+    }
+}
+
+/// One connection to the broker, until it falls silent or the collector stops; an error when
+/// no pool thread is left to run jobs.
 fn serve(
     config: &CollectorConfig,
     socket: &transport::Socket,
-    tasks: &Sender<Task>,
-    done: &Receiver<Finished>,
+    pool: &Pool<'_>,
     busy: &mut usize,
     shutdown: &AtomicBool,
-) {
+) -> anyhow::Result<()> {
+    let Pool { tasks, done, .. } = pool;
     let heartbeat = Duration::from_millis(config.heartbeat_ms);
     let silence = heartbeat * config.heartbeat_liveness;
     let mut last_heard = Instant::now();
@@ -117,13 +160,19 @@ fn serve(
     loop {
         let stopping = shutdown.load(Ordering::Relaxed);
         if stopping && *busy == 0 {
-            return;
+            return Ok(());
+        }
+        let alive = pool.alive();
+        if alive == 0 {
+            bail!(
+                "every collector pool thread has ended ({busy} jobs were in flight); the collector cannot serve"
+            );
         }
         if Instant::now() >= next_ready {
             let credit = if stopping {
                 0
             } else {
-                config.threads.saturating_sub(*busy) as u32
+                alive.saturating_sub(*busy) as u32
             };
             let ready = CollectorMsg::Ready {
                 host: config.host_name(),
@@ -138,7 +187,7 @@ fn serve(
                 silent_ms = last_heard.elapsed().as_millis() as u64,
                 "The broker is silent; making a new socket."
             );
-            return;
+            return Ok(());
         }
         // Finished jobs are picked up at least every 10 ms.
         if let Ok([true]) = transport::poll(&[socket], Duration::from_millis(10)).as_deref() {
@@ -151,11 +200,18 @@ fn serve(
                         notification,
                     }) => {
                         *busy += 1;
-                        let _ = tasks.send(Task {
-                            id,
-                            commands,
-                            notification,
-                        });
+                        if tasks
+                            .send(Task {
+                                id,
+                                commands,
+                                notification,
+                            })
+                            .is_err()
+                        {
+                            bail!(
+                                "every collector pool thread has ended; the collector cannot serve"
+                            );
+                        }
                     }
                     Ok(ToCollector::Heartbeat) => {}
                     Err(e) => warn!(error = %e, "Ignored a message from the broker."),
@@ -169,8 +225,15 @@ fn serve(
                     id: finished.id,
                     notification,
                 },
-                Err(reason) => {
-                    warn!(job = %finished.id, reason = %reason, "Job could not be collected.");
+                Err(Failure::Transient(reason)) => {
+                    warn!(job = %finished.id, reason = %reason, "Job could not be collected now; the broker retries it later.");
+                    CollectorMsg::Postpone {
+                        id: finished.id,
+                        reason,
+                    }
+                }
+                Err(Failure::Permanent(reason)) => {
+                    error!(job = %finished.id, reason = %reason, "Job cannot be collected; it fails.");
                     CollectorMsg::Fail {
                         id: finished.id,
                         reason,
@@ -183,5 +246,46 @@ fn serve(
             // Announce the freed credit now rather than at the next heartbeat.
             next_ready = Instant::now();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: &str) -> Task {
+        Task {
+            id: id.to_string(),
+            commands: vec!["FETCH".to_string()],
+            notification: id.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_panic_fails_only_its_job_and_the_thread_serves_the_next() {
+        let (tasks_tx, tasks_rx) = unbounded();
+        let (done_tx, done_rx) = unbounded();
+        for id in ["hostile", "fine"] {
+            tasks_tx.send(task(id)).unwrap();
+        }
+        drop(tasks_tx);
+        // The thread's own panic message goes to the default hook; the job gets it as reason.
+        work(&tasks_rx, &done_tx, &|task| {
+            if task.id == "hostile" {
+                panic!("byte index 1 is not a char boundary");
+            }
+            Ok(task.notification.clone())
+        });
+        let finished: Vec<Finished> = done_rx.try_iter().collect();
+        assert_eq!(finished.len(), 2);
+        match &finished[0].result {
+            Err(Failure::Permanent(reason)) => {
+                assert!(reason.contains("panicked"), "{reason}");
+                assert!(reason.contains("not a char boundary"), "{reason}");
+            }
+            other => panic!("expected a permanent failure, got {other:?}"),
+        }
+        assert_eq!(finished[1].id, "fine");
+        assert_eq!(finished[1].result, Ok(b"fine".to_vec()));
     }
 }

@@ -59,3 +59,13 @@ pub fn shutdown_flag() -> std::io::Result<Arc<AtomicBool>> {
     }
     Ok(flag)
 }
+
+/// The message a caught panic carried, for the job or request it fails (pool and serving
+/// threads catch panics so that one bad input cannot take a thread away).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}

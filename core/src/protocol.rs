@@ -9,7 +9,7 @@
 //! | controller | worker | `READY credit`, `HEARTBEAT`, `DONE id`, `POSTPONE id reason`, `COLLECT id commands notification`, `FAIL id reason` |
 //! | controller | broker | `TAKE id`, `HEARTBEAT` |
 //! | worker | worker | `GET id` → `JOB id notification` or `NOJOB id` |
-//! | collector | collector | `READY host commands credit`, `HEARTBEAT`, `DONE id notification`, `FAIL id reason` |
+//! | collector | collector | `READY host commands credit`, `HEARTBEAT`, `DONE id notification`, `POSTPONE id reason`, `FAIL id reason` |
 //! | collector | broker | `COLLECT id commands notification`, `HEARTBEAT` |
 //! | admin | `bonnie` | `STATUS`, `FAILED limit`, `RETRY id`, `RETRY-ALL` → `OK json` or `ERROR message` |
 
@@ -435,7 +435,15 @@ pub enum CollectorMsg {
         /// The updated notification.
         notification: Vec<u8>,
     },
-    /// The collector could not run the job at all.
+    /// The data could not be collected now (Cyrus or LDAP unreachable or busy): retry the job
+    /// later.
+    Postpone {
+        /// The job.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+    /// The job cannot be collected at all (its notification is not one): it fails for good.
     Fail {
         /// The job.
         id: String,
@@ -474,6 +482,13 @@ impl CollectorMsg {
                     notification: frames[2].clone(),
                 })
             }
+            b"POSTPONE" => {
+                expect(frames, "POSTPONE", 3)?;
+                Ok(Self::Postpone {
+                    id: id(&frames[1], "POSTPONE")?,
+                    reason: lossy(&frames[2]),
+                })
+            }
             b"FAIL" => {
                 expect(frames, "FAIL", 3)?;
                 Ok(Self::Fail {
@@ -503,6 +518,11 @@ impl CollectorMsg {
                 b"DONE".to_vec(),
                 id.as_bytes().to_vec(),
                 notification.clone(),
+            ],
+            Self::Postpone { id, reason } => vec![
+                b"POSTPONE".to_vec(),
+                id.as_bytes().to_vec(),
+                reason.as_bytes().to_vec(),
             ],
             Self::Fail { id, reason } => vec![
                 b"FAIL".to_vec(),
@@ -681,12 +701,24 @@ mod tests {
         for msg in control {
             assert_eq!(ControlMsg::parse(&msg.frames()).unwrap(), msg);
         }
-        let collector = CollectorMsg::Ready {
-            host: "imap1".into(),
-            commands: vec!["FETCH".into()],
-            credit: 4,
-        };
-        assert_eq!(CollectorMsg::parse(&collector.frames()).unwrap(), collector);
+        let collector = [
+            CollectorMsg::Ready {
+                host: "imap1".into(),
+                commands: vec!["FETCH".into()],
+                credit: 4,
+            },
+            CollectorMsg::Postpone {
+                id: "a1".into(),
+                reason: "Cyrus is unreachable".into(),
+            },
+            CollectorMsg::Fail {
+                id: "a1".into(),
+                reason: "not a notification".into(),
+            },
+        ];
+        for msg in collector {
+            assert_eq!(CollectorMsg::parse(&msg.frames()).unwrap(), msg);
+        }
         let notify = DealerMsg::Notify {
             id: "x".into(),
             notification: vec![0xff, 0xfe],

@@ -240,6 +240,25 @@ path = "var/bonnie.db"
             .all(|s| jobs[s] == 0)
     }
 
+    /// Waits until the broker holds no unfinished job and none waits for a collector.
+    pub fn wait_until_drained(&self) {
+        process::wait_until("every job finished", || {
+            self.idle() && self.status()["waiting_for_collectors"] == 0
+        });
+    }
+
+    /// Every record of the archive's event log, in the order stored.
+    pub fn log_records(&self) -> Vec<Value> {
+        let db = self.archive();
+        let mut stmt = db
+            .prepare("SELECT record FROM log ORDER BY seq")
+            .expect("the archive's log");
+        stmt.query_map([], |r| r.get::<_, String>(0))
+            .expect("reading the archive's log")
+            .map(|r| serde_json::from_str(&r.expect("a log row")).expect("a JSON record"))
+            .collect()
+    }
+
     /// Starts the dealer daemon and waits for its socket.
     pub fn start_dealer_daemon(&self) -> ChildGuard {
         let log = self.log_file("dealer-daemon");
@@ -261,9 +280,19 @@ path = "var/bonnie.db"
 
     /// Adds `keys` (TOML lines) to the configuration's `[dealer]` table.
     pub fn add_dealer_keys(&self, keys: &str) {
-        let config = std::fs::read_to_string(self.config())
-            .expect("reading the configuration")
-            .replace("[dealer]\n", &format!("[dealer]\n{keys}\n"));
+        self.add_keys("dealer", keys);
+    }
+
+    /// Adds `keys` (TOML lines) to the configuration's table `[table]` (which it has already,
+    /// such as `broker` or `collector`).
+    pub fn add_keys(&self, table: &str, keys: &str) {
+        let header = format!("[{table}]\n");
+        let config = std::fs::read_to_string(self.config()).expect("reading the configuration");
+        assert!(
+            config.contains(&header),
+            "the configuration has no [{table}]"
+        );
+        let config = config.replacen(&header, &format!("{header}{keys}\n"), 1);
         std::fs::write(self.config(), config).expect("writing the configuration");
     }
 

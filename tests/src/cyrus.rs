@@ -42,6 +42,8 @@ pub struct Cyrus {
     /// The LMTP port on 127.0.0.1.
     pub lmtp_port: u16,
     master: Option<std::process::Child>,
+    /// The bonnie configuration an exec-mode dealer is started with, kept for a restart.
+    exec_config: Option<PathBuf>,
 }
 
 /// The admin user of the lab (`admins: cyrus`); any password is accepted.
@@ -60,6 +62,7 @@ impl Cyrus {
             imap_port: free_port(),
             lmtp_port: free_port(),
             master: None,
+            exec_config: None,
         }
     }
 
@@ -143,7 +146,15 @@ impl Cyrus {
         );
         let chmod = process::run("chmod", Command::new("chmod").arg("755").arg(&lab));
         assert!(chmod.status.success());
+        if let Notify::Exec { config, .. } = notify {
+            self.exec_config = Some(config.to_path_buf());
+        }
+        self.spawn_master();
+    }
 
+    /// Starts master on the lab as set up, and waits until IMAP answers.
+    fn spawn_master(&mut self) {
+        let lab = self.dir.path().to_path_buf();
         let mut command = Command::new("/usr/lib/cyrus/bin/master");
         command
             .arg("-C")
@@ -158,7 +169,7 @@ impl Cyrus {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        if let Notify::Exec { config, .. } = notify {
+        if let Some(config) = &self.exec_config {
             // notifyd starts the dealer with master's environment.
             command.env("BONNIE_CONFIG", config);
         }
@@ -167,9 +178,44 @@ impl Cyrus {
                 .spawn()
                 .expect("starting Cyrus master (is cyrus-imapd installed?)"),
         );
+        let imap_port = self.imap_port;
         process::wait_until("Cyrus to accept IMAP", || {
             TcpStream::connect(("127.0.0.1", imap_port)).is_ok()
         });
+    }
+
+    /// Stops Cyrus (master and its services) and waits until IMAP no longer answers; the
+    /// lab stays, for [`Cyrus::restart`].
+    pub fn stop(&mut self) {
+        self.stop_master();
+        let imap_port = self.imap_port;
+        process::wait_until("Cyrus to stop answering IMAP", || {
+            TcpStream::connect(("127.0.0.1", imap_port)).is_err()
+        });
+    }
+
+    /// Starts Cyrus again on the same lab, after [`Cyrus::stop`].
+    pub fn restart(&mut self) {
+        assert!(self.master.is_none(), "Cyrus is still running");
+        self.spawn_master();
+    }
+
+    /// SIGTERM to master, which stops its services, then itself; SIGKILL if it does not.
+    fn stop_master(&mut self) {
+        if let Some(mut master) = self.master.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(master.id().to_string())
+                .status();
+            for _ in 0..100 {
+                if matches!(master.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = master.kill();
+            let _ = master.wait();
+        }
     }
 
     /// The lab folder.
@@ -258,20 +304,6 @@ impl Default for Cyrus {
 
 impl Drop for Cyrus {
     fn drop(&mut self) {
-        // SIGTERM: master stops its services, then itself.
-        if let Some(mut master) = self.master.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(master.id().to_string())
-                .status();
-            for _ in 0..100 {
-                if matches!(master.try_wait(), Ok(Some(_))) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = master.kill();
-            let _ = master.wait();
-        }
+        self.stop_master();
     }
 }

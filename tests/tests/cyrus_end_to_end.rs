@@ -4,6 +4,7 @@
 //! admin, LDAP) fill the SQLite store. The store is then checked: every action, users with
 //! their LDAP dn and cn, folder metadata and ACL, and the exact message bytes by digest,
 //! stored once however many folders hold them; also across a collector stopped mid-way.
+//! The collector's failures (Cyrus away, messages gone) are in collector_faults.rs.
 
 use std::time::Duration;
 
@@ -117,18 +118,7 @@ fn scenario_second_half(cyrus: &Cyrus) {
 fn wait_until_archived(cluster: &Cluster) {
     // Cyrus notifies within milliseconds; give the last notifications time to be submitted.
     std::thread::sleep(Duration::from_millis(500));
-    process::wait_until("every job finished", || {
-        cluster.idle() && cluster.status()["waiting_for_collectors"] == 0
-    });
-}
-
-fn events(cluster: &Cluster) -> Vec<Value> {
-    let db = cluster.archive();
-    let mut stmt = db.prepare("SELECT record FROM log ORDER BY seq").unwrap();
-    stmt.query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|r| serde_json::from_str(&r.unwrap()).unwrap())
-        .collect()
+    cluster.wait_until_drained();
 }
 
 fn count(events: &[Value], event: &str) -> usize {
@@ -149,7 +139,7 @@ fn record_body(cluster: &Cluster, collection: &str, key: &str) -> Value {
 
 /// Everything the scenario did is in the store, with LDAP users, folder state and payloads.
 fn check_store(cluster: &Cluster, ldap: &Slapd, sent: &Sent) {
-    let events = events(cluster);
+    let events = cluster.log_records();
     for (event, at_least) in [
         ("Login", 3),
         ("Logout", 3),
@@ -332,61 +322,4 @@ fn cyrus_with_the_exec_dealer_archives_everything_once() {
 #[test]
 fn cyrus_with_the_dealer_daemon_archives_everything_once() {
     run_end_to_end(true);
-}
-
-#[test]
-fn a_collector_that_cannot_reach_imap_or_ldap_reports_errors_and_loses_no_job() {
-    let closed = bonnie_tests::cluster::free_port();
-    let collector = format!(
-        "imap_address = \"127.0.0.1:{closed}\"\nimap_timeout_ms = 2000\npartitions = []\n\n[collector.ldap]\nurl = \"ldap://127.0.0.1:{closed}/\"\ntimeout_ms = 2000\n"
-    );
-    let collect = "collect = [\"FETCH\", \"GETMETADATA\", \"GETACL\", \"GETUSERDATA\"]\n";
-    let handlers: String = ["sessions", "mailboxes", "messages", "messageappend"]
-        .iter()
-        .map(|h| format!("[plugins.{h}]\n{collect}\n"))
-        .collect();
-    let cluster = Cluster::with_collector(&HANDLERS[..4], &collector, &handlers);
-    let _broker = cluster.start_broker();
-    let _worker = cluster.start_worker("worker");
-    let _collector = cluster.start_collector("collector");
-    for sample in ["MailboxCreate-3.json", "MessageAppend-1.json"] {
-        assert!(
-            cluster
-                .deal(paths::cyrus_event(sample).as_bytes())
-                .status
-                .success()
-        );
-    }
-    process::wait_until("both records archived", || cluster.archived() == 2);
-    let events = events(&cluster);
-    let append = events
-        .iter()
-        .find(|e| e["event"] == "MessageAppend")
-        .unwrap();
-    let errors = &append["collector_errors"];
-    assert!(
-        errors["FETCH"]
-            .as_str()
-            .unwrap()
-            .contains("cannot reach Cyrus"),
-        "{errors}"
-    );
-    assert!(
-        errors["GETUSERDATA"]
-            .as_str()
-            .unwrap()
-            .contains("cannot reach LDAP"),
-        "{errors}"
-    );
-    assert_eq!(
-        append["user_id"], "login:john.doe@example.org",
-        "stored without what the collector could not get"
-    );
-    assert!(append.get("payload_digest").is_none());
-    assert!(
-        cluster.status()["collectors"][0]["identity"]
-            .as_str()
-            .is_some(),
-        "the collector is still there"
-    );
 }
