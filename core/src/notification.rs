@@ -1,9 +1,18 @@
-//! The model of a Cyrus event notification (RFC 5423 JSON): its event names and the fields
-//! every component reads before any handler runs.
+//! The model of a Cyrus event notification (RFC 5423 JSON): its event names, the fields
+//! every component reads before any handler runs, and how its bytes become the text a job
+//! carries when they are not UTF-8.
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// The field bonnie adds, `true`, to a notification whose bytes were not valid UTF-8.
+pub const INVALID_UTF8_FIELD: &str = "invalid_utf8";
+
+/// The field bonnie adds to a notification whose bytes were not valid UTF-8: those exact
+/// bytes, base64 (standard alphabet, padded).
+pub const RAW_FIELD: &str = "raw_notification_b64";
 
 /// Every event name Cyrus 3.6 emits, plus the RFC 5423 names and the design's
 /// `QuotaExceeded`; handlers subscribe by these exact names.
@@ -56,6 +65,57 @@ pub fn event_name(json: &str) -> Result<Cow<'_, str>, NotificationError> {
         .map_err(|e| NotificationError::Malformed(e.to_string()))
 }
 
+/// A notification's bytes as the text a job carries. UTF-8 bytes are that text, untouched.
+/// Other bytes are decoded lossily (valid UTF-8 sequences as UTF-8, every other byte as
+/// Windows-1252, which maps every byte >= 0x80 to a character and never to a JSON
+/// delimiter, so the JSON stays JSON); if that is a JSON object, [`INVALID_UTF8_FIELD`] and
+/// [`RAW_FIELD`] are added in front of Cyrus's own fields, which keep their order and names.
+/// Nothing is added to an object that already has either field (Cyrus never sends them), nor
+/// to text that is not an object (the job is then rejected as malformed, as any such job is).
+pub fn decode(bytes: &[u8]) -> Cow<'_, str> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return Cow::Borrowed(text);
+    }
+    let mut text = decode_lossy(bytes);
+    let object = serde_json::from_str::<Map<String, Value>>(&text);
+    if let Ok(object) = object
+        && !object.contains_key(INVALID_UTF8_FIELD)
+        && !object.contains_key(RAW_FIELD)
+        && let Some(open) = text.find('{')
+    {
+        let separator = if object.is_empty() { "" } else { "," };
+        let fields = format!(
+            "\"{INVALID_UTF8_FIELD}\":true,\"{RAW_FIELD}\":\"{}\"{separator}",
+            crate::imap::client::base64(bytes)
+        );
+        text.insert_str(open + 1, &fields);
+    }
+    Cow::Owned(text)
+}
+
+/// `bytes` as text: UTF-8 where they are valid UTF-8, Windows-1252 for every byte that is not.
+pub fn decode_lossy(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len() + bytes.len() / 2);
+    for chunk in bytes.utf8_chunks() {
+        text.push_str(chunk.valid());
+        text.push_str(
+            &encoding_rs::WINDOWS_1252
+                .decode_without_bom_handling(chunk.invalid())
+                .0,
+        );
+    }
+    text
+}
+
+/// The exact bytes Cyrus sent, from a record that [`decode`] flagged; `None` for a record
+/// whose notification was UTF-8 (its text is its bytes).
+pub fn original_bytes(record: &Value) -> Option<Vec<u8>> {
+    if record.get(INVALID_UTF8_FIELD) != Some(&Value::Bool(true)) {
+        return None;
+    }
+    crate::imap::rfc2047::base64(record.get(RAW_FIELD)?.as_str()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +132,98 @@ mod tests {
         assert!(event_name("{\"event\": 3}").is_err());
         assert!(event_name("[1,2]").is_err());
         assert!(event_name("{}").is_err());
+    }
+
+    /// A Latin-1 subject inside Cyrus's JSON: decoded, flagged, the bytes kept.
+    #[test]
+    fn latin1_inside_the_json_is_decoded_flagged_and_kept() {
+        let bytes: &[u8] =
+            b"{\"event\":\"MessageAppend\",\"subject\":\"Gr\xfc\xdfe \x80 \xe2\x82\xac\",\"n\":1}";
+        let text = decode(bytes);
+        let record: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(record["subject"], "Grüße € €");
+        assert_eq!(record["event"], "MessageAppend");
+        assert_eq!(record["n"], 1);
+        assert_eq!(record[INVALID_UTF8_FIELD], true);
+        assert_eq!(original_bytes(&record).as_deref(), Some(bytes));
+        assert_eq!(event_name(&text).unwrap(), "MessageAppend");
+        // Cyrus's fields keep their order, after bonnie's two.
+        assert!(text.starts_with("{\"invalid_utf8\":true,\"raw_notification_b64\":\""));
+        assert!(text.ends_with(",\"event\":\"MessageAppend\",\"subject\":\"Grüße € €\",\"n\":1}"));
+    }
+
+    #[test]
+    fn utf8_is_untouched_and_garbage_is_not_flagged() {
+        let json = r#"{"event":"Login","user":"jörg"}"#;
+        assert!(matches!(decode(json.as_bytes()), Cow::Borrowed(t) if t == json));
+        assert_eq!(original_bytes(&serde_json::from_str(json).unwrap()), None);
+        assert_eq!(decode(b"\xff not json"), "ÿ not json");
+        assert_eq!(decode(b"[\"\xff\"]"), "[\"ÿ\"]");
+        let trailing = decode(b" {} \xa0");
+        assert_eq!(trailing, " {} \u{a0}", "not an object: U+00A0 is no JSON whitespace");
+        let empty: Value = serde_json::from_str(&decode(b" {\"\xa0\":1}")).unwrap();
+        assert_eq!(empty[INVALID_UTF8_FIELD], true);
+        let only: Value = serde_json::from_str(&decode(b"{\"a\":\"\xa0\"}")).unwrap();
+        assert_eq!(only["a"], "\u{a0}");
+        // A field of bonnie's own already there: nothing is added or changed.
+        let crafted = b"{\"invalid_utf8\":false,\"x\":\"\xe9\"}";
+        assert_eq!(decode(crafted), "{\"invalid_utf8\":false,\"x\":\"é\"}");
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        use super::super::*;
+
+        proptest! {
+            #[test]
+            fn any_bytes_decode_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let text = decode(&bytes);
+                if let Ok(utf8) = std::str::from_utf8(&bytes) {
+                    prop_assert_eq!(&*text, utf8);
+                }
+                let _ = event_name(&text);
+                if let Ok(record) = serde_json::from_str::<Value>(&text)
+                    && let Some(original) = original_bytes(&record)
+                {
+                    prop_assert_eq!(original, bytes);
+                }
+            }
+
+            #[test]
+            fn any_string_has_an_event_name_or_an_error(text in any::<String>()) {
+                let _ = event_name(&text);
+            }
+
+            /// A notification in Latin-1: every field stays, under its name; it is flagged
+            /// and its bytes are kept exactly.
+            #[test]
+            fn latin1_notifications_keep_every_field_and_their_bytes(
+                fields in proptest::collection::btree_map("[a-zA-Z.]{1,12}", "[ -~\u{a0}-\u{ff}]{0,20}", 0..8),
+            ) {
+                let mut object = serde_json::Map::new();
+                for (key, value) in &fields {
+                    object.insert(key.clone(), json!(value));
+                }
+                object.insert("event".to_string(), json!("MessageAppend"));
+                let text = Value::Object(object.clone()).to_string();
+                let bytes: Vec<u8> = text.chars().map(|c| c as u32 as u8).collect();
+                let decoded = decode(&bytes);
+                let record: Value = serde_json::from_str(&decoded).unwrap();
+                let record = record.as_object().unwrap();
+                if std::str::from_utf8(&bytes).is_err() {
+                    prop_assert_eq!(&record[INVALID_UTF8_FIELD], &json!(true));
+                    prop_assert_eq!(original_bytes(&Value::Object(record.clone())), Some(bytes.clone()));
+                    prop_assert_eq!(record.len(), object.len() + 2);
+                } else {
+                    prop_assert_eq!(record, &object);
+                }
+                for key in object.keys() {
+                    prop_assert!(record.contains_key(key));
+                }
+                prop_assert_eq!(event_name(&decoded).unwrap(), "MessageAppend");
+            }
+        }
     }
 }

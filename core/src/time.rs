@@ -1,120 +1,86 @@
-//! Timestamps as Cyrus writes them (RFC 3339, `2026-11-28T17:10:09.722Z`) to and from
-//! milliseconds since the Unix epoch, in UTC, without a calendar library.
+//! Timestamps as Cyrus writes them (RFC 3339, `2026-11-28T17:10:09.722Z`) and mail `Date`
+//! headers (RFC 2822) to and from milliseconds since the Unix epoch, in UTC. Parsing is
+//! jiff's; this file only adds the leniency real mail needs around it.
+
+use jiff::{Timestamp, fmt::rfc2822::DateTimeParser};
 
 /// Parses an RFC 3339 timestamp (`Z` or `±HH:MM` offset, optional fraction) into
-/// milliseconds since the epoch, UTC. `None` when it is not one.
+/// milliseconds since the epoch, UTC. `None` when it is not one. jiff's Temporal parser also
+/// takes the ISO 8601 forms around RFC 3339 (a space for the `T`, a `[zone]` annotation).
 pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let num = |range: std::ops::Range<usize>| -> Option<i64> {
-        let s = text.get(range)?;
-        if !s.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        s.parse().ok()
-    };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let mut rest = &text[19..];
-    let mut millis = 0i64;
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let padded = format!("{:0<3}", &fraction[..digits.min(3)]);
-        millis = padded.parse().ok()?;
-        rest = &fraction[digits..];
-    }
-    let offset_minutes = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6
-            && (rest.starts_with('+') || rest.starts_with('-'))
-            && &rest[3..4] == ":" =>
-        {
-            let h: i64 = rest[1..3].parse().ok()?;
-            let m: i64 = rest[4..6].parse().ok()?;
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            sign * (h * 60 + m)
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(year, month, day);
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
-    Some(seconds * 1000 + millis)
+    text.parse::<Timestamp>()
+        .ok()
+        .map(|ts| ts.as_millisecond())
 }
 
-/// Parses an RFC 2822 date (`Sat, 28 Nov 2026 17:13:36 +0000`, the weekday optional, `GMT`
-/// and the old zone names understood) into milliseconds since the epoch, UTC.
+/// Parses an RFC 2822 date (`Sat, 28 Nov 2026 17:13:36 +0000`) into milliseconds since the
+/// epoch, UTC. Besides what RFC 2822 allows (no weekday, two-digit years, obsolete zones such
+/// as `GMT`, `UT` and `EST`, comments), it takes what mailers write in practice: a wrong or
+/// foreign weekday, comments anywhere, a full month name, a one-digit hour, extra words after
+/// the zone, and a missing or unknown zone name (read as UTC, as RFC 2822 section 4.3 says of
+/// unknown zones; a malformed numeric offset is no date). `None` when no date can be read.
 pub fn parse_rfc2822_ms(text: &str) -> Option<i64> {
-    let text = text.split('(').next().unwrap_or(text).trim();
-    let text = match text.split_once(',') {
-        Some((_, rest)) => rest.trim(),
-        None => text,
+    let text = without_comments(text);
+    let parser = DateTimeParser::new().relaxed_weekday(true);
+    let parse = |candidate: &str| {
+        parser
+            .parse_timestamp(candidate)
+            .ok()
+            .map(|ts| ts.as_millisecond())
     };
-    let parts: Vec<&str> = text.split_whitespace().collect();
-    if parts.len() < 4 {
-        return None;
-    }
-    let day: i64 = parts[0].parse().ok()?;
-    let month = [
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-    ]
-    .iter()
-    .position(|m| parts[1].to_ascii_lowercase().starts_with(m))? as i64
-        + 1;
-    let mut year: i64 = parts[2].parse().ok()?;
-    if year < 50 {
-        year += 2000;
-    } else if year < 1000 {
-        year += 1900;
-    }
-    let clock: Vec<i64> = parts[3]
-        .split(':')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
-    let (hour, minute, second) = (
-        *clock.first()?,
-        *clock.get(1)?,
-        clock.get(2).copied().unwrap_or(0),
-    );
-    let zone = parts.get(4).copied().unwrap_or("+0000");
-    let offset_minutes = match zone.to_ascii_uppercase().as_str() {
-        "GMT" | "UT" | "UTC" | "Z" => 0,
-        "EST" => -300,
-        "EDT" => -240,
-        "CST" => -360,
-        "CDT" => -300,
-        "MST" => -420,
-        "MDT" => -360,
-        "PST" => -480,
-        "PDT" => -420,
-        z if z.len() == 5 && (z.starts_with('+') || z.starts_with('-')) => {
-            let h: i64 = z[1..3].parse().ok()?;
-            let m: i64 = z[3..5].parse().ok()?;
-            (h * 60 + m) * if z.starts_with('-') { -1 } else { 1 }
+    parse(&text).or_else(|| {
+        // The weekday, if any: before a comma, or a first word that is not the day.
+        let rest = text.split_once(',').map_or(text.as_str(), |(_, rest)| rest);
+        let mut words = rest.split_whitespace().peekable();
+        if words
+            .peek()
+            .is_some_and(|w| !w.starts_with(|c: char| c.is_ascii_digit()))
+        {
+            words.next();
         }
-        _ => 0,
-    };
-    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
-        return None;
+        let (day, month, year, clock) = (words.next()?, words.next()?, words.next()?, words.next()?);
+        let month: String = month.chars().take(3).collect();
+        let clock: Vec<String> = clock
+            .split(':')
+            .map(|part| format!("{part:0>2}"))
+            .collect();
+        let clock = clock.join(":");
+        let date = format!("{day} {month} {year} {clock}");
+        match words.next() {
+            Some(zone) if zone.starts_with(['+', '-']) => parse(&format!("{date} {zone}")),
+            Some(zone) => parse(&format!("{date} {zone}"))
+                .or_else(|| parse(&format!("{date} +0000"))),
+            None => parse(&format!("{date} +0000")),
+        }
+    })
+}
+
+/// `text` without its RFC 2822 comments (parenthesized, nested, `\` quoting), each replaced
+/// by a space.
+fn without_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut depth, mut escaped) = (0usize, false);
+    for c in text.chars() {
+        if depth > 0 {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        out.push(' ');
+                    }
+                }
+                _ => {}
+            }
+        } else if c == '(' {
+            depth = 1;
+        } else {
+            out.push(c);
+        }
     }
-    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
-        - offset_minutes * 60;
-    Some(seconds * 1000)
+    out
 }
 
 /// Formats milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
@@ -241,6 +207,63 @@ mod tests {
         assert_eq!(parse_rfc2822_ms("yesterday"), None);
     }
 
+    /// The dates of real mail that RFC 2822 calls obsolete, or that mailers write anyway.
+    #[test]
+    fn lenient_mail_dates_parse() {
+        let utc = |text: &str| parse_rfc2822_ms(text).map(format_rfc3339_s);
+        let cases = [
+            ("Sat, 28 Nov 2026 17:13:36 GMT", "2026-11-28T17:13:36Z"),
+            ("Sat, 28 Nov 2026 17:13:36 UT", "2026-11-28T17:13:36Z"),
+            ("Sat, 28 Nov 2026 12:13:36 EST", "2026-11-28T17:13:36Z"),
+            ("Sat, 28 Nov 2026 10:13:36 PDT", "2026-11-28T17:13:36Z"),
+            ("28 Nov 2026 17:13:36 +0000", "2026-11-28T17:13:36Z"),
+            ("28 Nov 26 17:13:36 +0000", "2026-11-28T17:13:36Z"),
+            ("28 Nov 99 17:13:36 +0000", "1999-11-28T17:13:36Z"),
+            ("Sat, 28 Nov 2026 17:13 +0000", "2026-11-28T17:13:00Z"),
+            ("Mon, 28 Nov 2026 17:13:36 +0000", "2026-11-28T17:13:36Z"),
+            ("Sa, 28 Nov 2026 17:13:36 +0000", "2026-11-28T17:13:36Z"),
+            ("Sat 28 Nov 2026 17:13:36 +0000", "2026-11-28T17:13:36Z"),
+            ("Sat, 28 November 2026 17:13:36 +0000", "2026-11-28T17:13:36Z"),
+            ("Sat, 28 Nov 2026 9:13:36 -0800", "2026-11-28T17:13:36Z"),
+            ("Sat, 28 Nov 2026 18:13:36 +0100 CET", "2026-11-28T17:13:36Z"),
+            ("Sat, 28 Nov 2026 17:13:36", "2026-11-28T17:13:36Z"),
+            ("Sat, 28 Nov 2026 17:13:36 GMT+1", "2026-11-28T17:13:36Z"),
+            ("Sat, 28 Nov 2026 (a (nested) comment) 17:13:36 +0000", "2026-11-28T17:13:36Z"),
+            ("  Sat, 28 Nov 2026 17:13:36 +0000 (UTC)\r\n", "2026-11-28T17:13:36Z"),
+            ("Sat, 28 Nov 2026 23:59:60 +0000", "2026-11-28T23:59:59Z"),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(utc(text).as_deref(), Some(expected), "{text:?}");
+        }
+    }
+
+    /// Bytes that once made the slicing parsers panic, and other garbage: no date, no panic.
+    #[test]
+    fn multi_byte_characters_are_not_dates() {
+        for bad in [
+            "Sat, 28 Nov 2026 17:13:36 +€b",
+            "Sat, 28 Nov 2026 17:13:36 +0é00",
+            "28 Nov 2026 17:13:36 +€",
+            "Sat, 31 Feb 2026 17:13:36 +0000",
+            "Sat, 28 Nov 2026 25:13:36 +0000",
+            "Sat, 28 Nov 2026 17:13:36 +9999",
+            "28 Xyz 2026 17:13:36 +0000",
+            "(only a comment)",
+            "",
+        ] {
+            assert_eq!(parse_rfc2822_ms(bad), None, "{bad:?}");
+        }
+        for bad in [
+            "2026-11-28T17:10:09+0é00",
+            "2026-11-28T17:10:09+€b",
+            "2026-11-28T17:10:09.€Z",
+            "2026-11-€8T17:10:09Z",
+            "2026-11-28T17:10:09.722Z\u{0}",
+        ] {
+            assert_eq!(parse_rfc3339_ms(bad), None, "{bad:?}");
+        }
+    }
+
     #[test]
     fn dates_are_utc() {
         assert_eq!(
@@ -251,5 +274,58 @@ mod tests {
             utc_date(parse_rfc3339_ms("2026-11-29T00:30:00+01:00").unwrap()),
             (2026, 11, 28)
         );
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// 0001-01-01 to 9999-12-31, what RFC 3339 can write.
+        const FIRST_MS: i64 = -62_135_596_800_000;
+        const LAST_MS: i64 = 253_402_300_799_999;
+
+        proptest! {
+            #[test]
+            fn no_string_panics_a_date_parser(text in any::<String>()) {
+                let _ = parse_rfc3339_ms(&text);
+                let _ = parse_rfc2822_ms(&text);
+            }
+
+            #[test]
+            fn date_like_strings_do_not_panic(
+                text in "[A-Za-z]{0,4},? ?[0-9]{0,2} [A-Za-z€é]{0,9} [0-9]{0,4} [0-9:]{0,9} [-+A-Za-z0-9€é:]{0,6}( \\(.{0,6}\\))?",
+                stamp in "[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9é€]{0,10})?[-+Zz0-9:é€]{0,7}",
+            ) {
+                let _ = parse_rfc2822_ms(&text);
+                let _ = parse_rfc3339_ms(&stamp);
+            }
+
+            #[test]
+            fn rfc3339_timestamps_round_trip(ms in FIRST_MS..=LAST_MS) {
+                prop_assert_eq!(parse_rfc3339_ms(&format_rfc3339_ms(ms)), Some(ms));
+                prop_assert_eq!(
+                    parse_rfc3339_ms(&format_rfc3339_s(ms)),
+                    Some(ms.div_euclid(1000) * 1000)
+                );
+                let (y, m, d) = utc_date(ms);
+                prop_assert_eq!(civil_from_days(days_from_civil(y, m, d)), (y, m, d));
+            }
+
+            #[test]
+            fn rfc2822_dates_jiff_writes_parse_back(ms in 0i64..=LAST_MS, offset_h in -12i8..=14) {
+                let stamp = Timestamp::from_millisecond(ms).unwrap();
+                let zoned = stamp.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(offset_h)));
+                let text = jiff::fmt::rfc2822::to_string(&zoned).unwrap();
+                prop_assert_eq!(parse_rfc2822_ms(&text), Some(ms.div_euclid(1000) * 1000), "{}", text);
+            }
+
+            #[test]
+            fn any_i64_formats_without_panic(ms in any::<i64>()) {
+                let _ = format_rfc3339_ms(ms);
+                let _ = format_rfc3339_s(ms);
+                let _ = utc_date(ms);
+            }
+        }
     }
 }

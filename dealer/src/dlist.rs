@@ -19,7 +19,11 @@ pub enum Parsed {
 
 /// Parses what has been received of one request.
 pub fn parse(buf: &[u8]) -> Parsed {
-    let mut p = Parser { buf, pos: 0 };
+    let mut p = Parser {
+        buf,
+        pos: 0,
+        depth: 0,
+    };
     match p.request() {
         Ok(message) => Parsed::Notify { message },
         Err(Error::Incomplete) => Parsed::Incomplete,
@@ -39,9 +43,15 @@ enum Value {
     Other,
 }
 
+/// Lists nest at most this deep (Cyrus's request has one level inside the key/value list);
+/// deeper is an invalid request rather than a stack overflow of the daemon.
+const MAX_DEPTH: usize = 32;
+
 struct Parser<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Lists open around `pos`.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -140,10 +150,15 @@ impl Parser<'_> {
 
     /// Items up to and including the closing parenthesis.
     fn list_items(&mut self) -> Result<(), Error> {
+        if self.depth >= MAX_DEPTH {
+            return self.invalid("lists nested too deep");
+        }
+        self.depth += 1;
         loop {
             self.skip_spaces()?;
             if self.peek()? == b')' {
                 self.pos += 1;
+                self.depth -= 1;
                 return Ok(());
             }
             self.value()?;
@@ -252,5 +267,65 @@ mod tests {
             parse(b"NOTIFY %(METHOD external)\r\n"),
             Parsed::Invalid(_)
         ));
+    }
+
+    #[test]
+    fn deep_nesting_is_invalid_not_a_stack_overflow() {
+        let mut request = b"NOTIFY %(OPTIONS ".to_vec();
+        request.extend(std::iter::repeat_n(b'(', 1_000_000));
+        assert!(matches!(parse(&request), Parsed::Invalid(_)));
+        let nested = format!("NOTIFY %(A {}{} MESSAGE \"m\")\r\n", "(".repeat(8), ")".repeat(8));
+        assert_eq!(
+            parse(nested.as_bytes()),
+            Parsed::Notify {
+                message: b"m".to_vec()
+            }
+        );
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        proptest! {
+            #[test]
+            fn any_bytes_parse_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let _ = parse(&bytes);
+            }
+
+            #[test]
+            fn request_like_bytes_parse_without_panic(
+                text in "NOTIFY %\\((METHOD|MESSAGE|[A-Z]{1,5}| |\\(|\\)|%\\(|\"[a-z\\\\\"]{0,4}\"|\\{[0-9]{0,3}\\+?\\}\r\n|NIL|\r\n){0,24}",
+            ) {
+                let _ = parse(text.as_bytes());
+            }
+
+            /// Any notification bytes, UTF-8 or not, come out of Cyrus's request exactly,
+            /// and no prefix of the request is taken for a whole one.
+            #[test]
+            fn the_message_literal_comes_back_byte_for_byte(
+                message in proptest::collection::vec(any::<u8>(), 0..300),
+            ) {
+                let mut request = format!(
+                    "NOTIFY %(METHOD external CLASS EVENT PRIORITY NIL USER NIL MAILBOX NIL OPTIONS () MESSAGE {{{}+}}\r\n",
+                    message.len()
+                )
+                .into_bytes();
+                request.extend_from_slice(&message);
+                request.extend_from_slice(b" FILEPATH NIL)\r\n");
+                prop_assert_eq!(parse(&request), Parsed::Notify { message: message.clone() });
+                for end in 0..request.len() {
+                    prop_assert_eq!(parse(&request[..end]), Parsed::Incomplete);
+                }
+            }
+
+            #[test]
+            fn the_text_of_a_quoted_message_comes_back(text in "[ -~]{0,100}") {
+                let quoted = text.replace('\\', "\\\\").replace('"', "\\\"");
+                let request = format!("NOTIFY %(MESSAGE \"{quoted}\")\r\n");
+                prop_assert_eq!(parse(request.as_bytes()), Parsed::Notify { message: text.into_bytes() });
+            }
+        }
     }
 }

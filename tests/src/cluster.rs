@@ -389,11 +389,16 @@ path = "var/bonnie.db"
     }
 }
 
-/// The dlist request Cyrus's notifyd sends the dealer daemon for one notification.
-pub fn dlist_request(json: &str) -> Vec<u8> {
-    format!(
-        "NOTIFY %(METHOD external CLASS EVENT PRIORITY NIL USER NIL MAILBOX NIL OPTIONS () MESSAGE {{{}+}}\r\n{json} FILEPATH NIL)\r\n",
-        json.len()
+/// The dlist request Cyrus's notifyd sends the dealer daemon for one notification (its bytes
+/// as they are, UTF-8 or not).
+pub fn dlist_request(notification: impl AsRef<[u8]>) -> Vec<u8> {
+    let notification = notification.as_ref();
+    let mut request = format!(
+        "NOTIFY %(METHOD external CLASS EVENT PRIORITY NIL USER NIL MAILBOX NIL OPTIONS () MESSAGE {{{}+}}\r\n",
+        notification.len()
     )
-    .into_bytes()
+    .into_bytes();
+    request.extend_from_slice(notification);
+    request.extend_from_slice(b" FILEPATH NIL)\r\n");
+    request
 }

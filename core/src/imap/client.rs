@@ -51,22 +51,29 @@ impl Token {
     }
 }
 
+/// Lists nest at most this deep in a response (a BODYSTRUCTURE needs a few levels per MIME
+/// level); the tokens end there rather than the stack overflowing.
+const MAX_DEPTH: usize = 64;
+
 /// Parses the tokens of a response line (literals inline as `{n}\r\n<n bytes>`).
 pub fn tokens(line: &[u8]) -> Vec<Token> {
     let mut pos = 0;
     let mut out = Vec::new();
-    while let Some(token) = next_token(line, &mut pos) {
+    while let Some(token) = next_token(line, &mut pos, 0) {
         out.push(token);
     }
     out
 }
 
-fn next_token(b: &[u8], pos: &mut usize) -> Option<Token> {
+fn next_token(b: &[u8], pos: &mut usize, depth: usize) -> Option<Token> {
     while *pos < b.len() && matches!(b[*pos], b' ' | b'\r' | b'\n') {
         *pos += 1;
     }
     match *b.get(*pos)? {
         b'(' => {
+            if depth >= MAX_DEPTH {
+                return None;
+            }
             *pos += 1;
             let mut items = Vec::new();
             loop {
@@ -79,7 +86,7 @@ fn next_token(b: &[u8], pos: &mut usize) -> Option<Token> {
                         *pos += 1;
                         return Some(Token::List(items));
                     }
-                    _ => items.push(next_token(b, pos)?),
+                    _ => items.push(next_token(b, pos, depth + 1)?),
                 }
             }
         }
@@ -108,7 +115,7 @@ fn next_token(b: &[u8], pos: &mut usize) -> Option<Token> {
                 .parse()
                 .ok()?;
             let start = close + 3;
-            let end = (start + n).min(b.len());
+            let end = start.saturating_add(n).min(b.len());
             *pos = end;
             Some(Token::Text(b.get(start..end)?.to_vec()))
         }

@@ -49,9 +49,15 @@ impl Value {
     }
 }
 
+/// Lists nest at most this deep (an envelope needs 3); deeper input is no envelope, rather
+/// than a stack overflow.
+const MAX_DEPTH: usize = 16;
+
 struct Parser<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// Lists open around `pos`.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -69,12 +75,17 @@ impl Parser<'_> {
         self.skip_spaces();
         match *self.bytes.get(self.pos)? {
             b'(' => {
+                if self.depth >= MAX_DEPTH {
+                    return None;
+                }
+                self.depth += 1;
                 self.pos += 1;
                 let mut items = Vec::new();
                 loop {
                     self.skip_spaces();
                     if *self.bytes.get(self.pos)? == b')' {
                         self.pos += 1;
+                        self.depth -= 1;
                         return Some(Value::List(items));
                     }
                     items.push(self.value()?);
@@ -108,8 +119,9 @@ impl Parser<'_> {
                     .parse()
                     .ok()?;
                 let start = close + 1 + usize::from(self.bytes.get(close + 1) == Some(&b'\r')) + 1;
-                let text = self.bytes.get(start..start + length)?;
-                self.pos = start + length;
+                let end = start.checked_add(length)?;
+                let text = self.bytes.get(start..end)?;
+                self.pos = end;
                 Some(Value::Text(String::from_utf8_lossy(text).into_owned()))
             }
             _ => {
@@ -164,6 +176,7 @@ pub fn parse(text: &str) -> Option<Envelope> {
     let value = Parser {
         bytes: text.as_bytes(),
         pos: 0,
+        depth: 0,
     }
     .value()?;
     let Value::List(fields) = value else {

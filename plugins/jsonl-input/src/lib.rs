@@ -1,10 +1,12 @@
 //! Input plugin `jsonl-input`: one job per line of JSON-lines files of notifications, for
 //! tests, replay and backfill. Every outcome is journaled, so a re-run skips the lines that
-//! already finished and retries the ones that were postponed.
+//! already finished and retries the ones that were postponed. A line that is not UTF-8 is
+//! archived as the broker's path archives it (see `bonnie_core::notification::decode`).
 
 mod journal;
 
 use std::{
+    borrow::Cow,
     collections::{HashMap, HashSet, VecDeque},
     fs::File,
     io::{BufRead, BufReader, Seek, SeekFrom},
@@ -13,6 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use bonnie_core::notification;
 use bonnie_plugin_api::prelude::*;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -196,27 +199,34 @@ impl JsonlInput {
             }
             cursor.offset += read as u64;
             cursor.line += 1;
-            let text = String::from_utf8_lossy(&bytes);
-            let text = text.trim();
-            if text.is_empty() {
+            // JSON's whitespace is ASCII; the notification is the line without it.
+            let raw = bytes.trim_ascii();
+            if raw.is_empty() {
                 continue;
             }
-            let id = job_id(cursor, text);
+            let id = job_id(cursor, raw);
             if state.finished.contains(&id) {
                 continue;
             }
-            return Ok(Some(Job::new(id, text)));
+            let text = notification::decode(raw);
+            if matches!(text, Cow::Owned(_)) {
+                self.host.warn(
+                    "The notification is not valid UTF-8; archived decoded, flagged, with its bytes.",
+                    &[("job", &id)],
+                );
+            }
+            return Ok(Some(Job::new(id, text.into_owned())));
         }
     }
 }
 
 /// `<file name>:<line>:<digest>`: readable, and unique across folders and across files
-/// rewritten in place, because the digest covers the file's full path and the line's text.
-fn job_id(cursor: &Cursor, text: &str) -> String {
+/// rewritten in place, because the digest covers the file's full path and the line's bytes.
+fn job_id(cursor: &Cursor, line: &[u8]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(cursor.identity.as_bytes());
     hasher.update([0]);
-    hasher.update(text.as_bytes());
+    hasher.update(line);
     let digest = hasher.finalize();
     let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     format!("{}:{}:{short}", cursor.name, cursor.line)

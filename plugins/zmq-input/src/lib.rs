@@ -5,6 +5,7 @@
 //! needs no restart of the worker.
 
 use std::{
+    borrow::Cow,
     collections::HashSet,
     sync::{
         Arc, Mutex,
@@ -354,20 +355,16 @@ impl Network {
         match DataReply::parse(frames) {
             Ok(DataReply::Job { id, notification }) => {
                 session.requested.remove(&id);
-                match String::from_utf8(notification) {
-                    Ok(text) => {
-                        held.insert(id.clone());
-                        if self.jobs.send(Job::new(id, text)).is_err() {}
-                    }
-                    Err(_) => {
-                        // Nothing the handlers could read: kept by the broker as FAILED.
-                        let fail = ControlMsg::Fail {
-                            id,
-                            reason: "rejected: the notification is not valid UTF-8".to_string(),
-                        };
-                        let _ = transport::send(&session.control, &fail.frames());
-                    }
+                let text = bonnie_core::notification::decode(&notification);
+                if matches!(text, Cow::Owned(_)) {
+                    self.host().warn(
+                        "The notification is not valid UTF-8; archived decoded, flagged, with its bytes.",
+                        &[("job", &id), ("bytes", &notification.len())],
+                    );
                 }
+                let job = Job::new(id.clone(), text.into_owned());
+                held.insert(id);
+                if self.jobs.send(job).is_err() {}
             }
             Ok(DataReply::NoJob { id }) => {
                 session.requested.remove(&id);
