@@ -3,7 +3,6 @@
 
 use std::{process::Command, time::Instant};
 
-use anyhow::Context as _;
 use bonnie_tests::cyrus::{ADMIN, Cyrus, Notify};
 
 use crate::lab::Lab;
@@ -45,10 +44,7 @@ pub fn appends_per_s(mode: Mode, count: usize) -> anyhow::Result<f64> {
         .args(["-R", "cyrus:mail"])
         .arg(lab.path().join("var/dealer-spool"))
         .status()?;
-    let dealer = std::env::current_exe()?
-        .parent()
-        .context("the benchmark's folder")?
-        .join("bonnie-dealer");
+    let dealer = crate::lab::bin_dir()?.join("bonnie-dealer");
     let (config, socket) = (
         lab.path().join("bonnie.toml"),
         lab.path().join("var/dealer.sock"),

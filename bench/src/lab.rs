@@ -43,6 +43,14 @@ impl Running {
     }
 }
 
+impl Running {
+    /// SIGKILLs the process and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 impl From<Child> for Running {
     fn from(child: Child) -> Self {
         Self(child)
@@ -51,8 +59,7 @@ impl From<Child> for Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        self.kill();
     }
 }
 
@@ -65,18 +72,25 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// A fresh folder and configuration.
+    /// A fresh folder and configuration, with the broker input and SQLite storage.
     pub fn new() -> anyhow::Result<Self> {
-        let bin = std::env::current_exe()?
-            .parent()
-            .context("the benchmark's folder")?
-            .to_path_buf();
+        Self::with(
+            &["libbonnie_zmq_input.so", "libbonnie_sqlite_storage.so"],
+            "",
+        )
+    }
+
+    /// A fresh folder whose plugin folder holds `libraries` (file names from the build folder),
+    /// with `extra` appended to the configuration. The configuration ends with the `[collector]`
+    /// table, so keys of `extra` before its first table header are the collector's.
+    pub fn with(libraries: &[&str], extra: &str) -> anyhow::Result<Self> {
+        let bin = bin_dir()?;
         let dir = tempfile::Builder::new()
             .prefix("bonnie-bench-")
             .disable_cleanup(std::env::var_os("BONNIE_BENCH_KEEP").is_some())
             .tempdir_in(bench_root()?)?;
         std::fs::create_dir_all(dir.path().join("plugins"))?;
-        for library in ["libbonnie_zmq_input.so", "libbonnie_sqlite_storage.so"] {
+        for &library in libraries {
             let source = bin.join(library);
             if !source.exists() {
                 bail!(
@@ -119,7 +133,10 @@ controller_address = "tcp://127.0.0.1:{controller}"
 
 [plugins.sqlite-storage]
 path = "var/bonnie.db"
-"#
+
+[collector]
+broker_address = "tcp://127.0.0.1:{collector}"
+{extra}"#
         );
         std::fs::write(dir.path().join("bonnie.toml"), config)?;
         Ok(Self {
@@ -147,7 +164,8 @@ path = "var/bonnie.db"
         command
     }
 
-    fn spawn(&self, binary: &str, args: &[&str]) -> anyhow::Result<Running> {
+    /// Starts one of bonnie's binaries with `args`, logging warnings to its own file.
+    pub fn spawn(&self, binary: &str, args: &[&str]) -> anyhow::Result<Running> {
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = self.path().join(format!("{binary}-{n}.log"));
@@ -226,6 +244,14 @@ path = "var/bonnie.db"
         let rows = stmt.query_map([], |r| r.get::<_, f64>(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// The folder of the benchmark's binary, where the build put bonnie's binaries and plugins.
+pub fn bin_dir() -> anyhow::Result<PathBuf> {
+    Ok(std::env::current_exe()?
+        .parent()
+        .context("the benchmark's folder")?
+        .to_path_buf())
 }
 
 /// Where labs are made: `$BONNIE_BENCH_DIR`, else the system's temporary folder.

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod changelog;
+mod chaos;
 mod cyrus;
 mod lab;
 mod load;
@@ -62,6 +63,21 @@ struct Args {
     /// Run only the end-to-end throughput and latency figures
     #[arg(long, conflicts_with = "only_changelog")]
     only_e2e: bool,
+    /// Notifications for the chaos run (processes killed at random while they go through)
+    #[arg(long, default_value_t = 100_000)]
+    chaos_events: u64,
+    /// Offered load of the chaos run, notifications per second
+    #[arg(long, default_value_t = 2000)]
+    chaos_rate: u64,
+    /// Shortest pause between two kills in the chaos run, in seconds
+    #[arg(long, default_value_t = 3)]
+    chaos_kill_min_s: u64,
+    /// Longest pause between two kills in the chaos run, in seconds
+    #[arg(long, default_value_t = 10)]
+    chaos_kill_max_s: u64,
+    /// Run only the chaos run
+    #[arg(long, conflicts_with_all = ["only_changelog", "only_e2e"])]
+    only_chaos: bool,
 }
 
 fn main() {
@@ -76,10 +92,7 @@ fn main() {
 }
 
 fn changelog_figures(args: &Args) -> anyhow::Result<Value> {
-    let bin = std::env::current_exe()?
-        .parent()
-        .context("the benchmark's folder")?
-        .to_path_buf();
+    let bin = lab::bin_dir()?;
     let figures = changelog::latency(
         &bin,
         &lab::bench_root()?,
@@ -101,7 +114,37 @@ fn changelog_figures(args: &Args) -> anyhow::Result<Value> {
     }))
 }
 
+fn chaos_figures(args: &Args) -> anyhow::Result<Value> {
+    let bin = lab::bin_dir()?;
+    let report = chaos::run(
+        &bin,
+        &chaos::Settings {
+            events: args.chaos_events,
+            rate: args.chaos_rate,
+            exec_every: 10,
+            exec_parallel: 8,
+            connections: args.connections,
+            kill_every_s: (
+                args.chaos_kill_min_s,
+                args.chaos_kill_max_s.max(args.chaos_kill_min_s + 1),
+            ),
+        },
+    )?;
+    eprintln!(
+        "chaos: {} accepted, {} stored, {} lost, {} duplicated, drained in {} s",
+        report["accepted"],
+        report["stored"],
+        report["lost"],
+        report["duplicated"],
+        report["drain_s"]
+    );
+    Ok(report)
+}
+
 fn run(args: &Args) -> anyhow::Result<Value> {
+    if args.only_chaos {
+        return Ok(json!({ "machine": machine(), "chaos": chaos_figures(args)? }));
+    }
     if args.only_changelog {
         return Ok(json!({ "machine": machine(), "changelog": changelog_figures(args)? }));
     }
@@ -141,10 +184,7 @@ fn run(args: &Args) -> anyhow::Result<Value> {
         "end-to-end latency at {}/s: p50 {latency_p50:.1} ms, p99 {latency_p99:.1} ms",
         args.latency_rate
     );
-    let bin = std::env::current_exe()?
-        .parent()
-        .context("the benchmark's folder")?
-        .to_path_buf();
+    let bin = lab::bin_dir()?;
     let root = lab::bench_root()?;
     let sqlite = storage::records_per_s(&bin, &root, storage::Target::Sqlite, false, args.records)?;
     eprintln!("records into SQLite: {sqlite:.0}/s");
@@ -170,8 +210,10 @@ fn run(args: &Args) -> anyhow::Result<Value> {
         cyrus_appends.insert(name.to_string(), json!(round(rate, 0)));
     }
     let changelog = changelog_figures(args)?;
+    let chaos = chaos_figures(args)?;
     Ok(json!({
         "machine": machine(),
+        "chaos": chaos,
         "changelog": changelog,
         "cyrus_appends_per_s": cyrus_appends,
         "sqlite_records_per_s": round(sqlite, 0),
@@ -351,7 +393,14 @@ fn end_to_end_per_s(total: u64, connections: usize) -> anyhow::Result<(f64, Valu
     let (lab, running) = full_lab()?;
     let socket = lab.path().join("var/dealer.sock");
     let started = Instant::now();
-    load::drive(&socket, total, connections, |_| started, event)?;
+    load::drive(
+        &socket,
+        total,
+        connections,
+        |_| started,
+        event,
+        load::OnFailure::Stop,
+    )?;
     wait_archived(&lab, total, started)?;
     let rate = total as f64 / started.elapsed().as_secs_f64();
     let names = ["broker", "dealer_daemon", "worker_1", "worker_2"];
@@ -411,6 +460,7 @@ fn end_to_end_latency_ms(rate: u64, connections: usize) -> anyhow::Result<(f64, 
         connections,
         |n| started + interval.mul_f64(n as f64),
         event,
+        load::OnFailure::Stop,
     )?;
     wait_archived(&lab, total, started)?;
     let mut latencies = lab.latencies_ms()?;

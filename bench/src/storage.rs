@@ -11,15 +11,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use serde_json::json;
 
-/// The archive handlers, by library file.
-const HANDLERS: [&str; 6] = [
-    "libbonnie_sessions.so",
-    "libbonnie_mailboxes.so",
-    "libbonnie_messages.so",
-    "libbonnie_messageappend.so",
-    "libbonnie_quota.so",
-    "libbonnie_unknown_events.so",
-];
+use crate::chaos::ARCHIVE_HANDLERS as HANDLERS;
 
 /// Where the storage goes.
 pub enum Target<'a> {
@@ -94,27 +86,7 @@ pub fn records_per_s(
             "[worker]\nplugin_dir = \"plugins\"\nbatch_size = 500\n\n[plugins.jsonl-input]\nfiles = [\"in.jsonl\"]\n\n{storage_table}"
         ),
     )?;
-    let mut lines = String::new();
-    for n in 0..count {
-        lines.push_str(&notification(n));
-        lines.push('\n');
-    }
-    std::fs::write(dir.path().join("in.jsonl"), lines)?;
-    let started = Instant::now();
-    let status = Command::new(bin.join("bonnie-worker"))
-        .arg("--config")
-        .arg(dir.path().join("bonnie.toml"))
-        .args(["--log-level", "warn", "--log-file"])
-        .arg(dir.path().join("worker.log"))
-        .stdin(Stdio::null())
-        .status()?;
-    let elapsed = started.elapsed();
-    if !status.success() {
-        bail!(
-            "the worker failed; see {}",
-            dir.path().join("worker.log").display()
-        );
-    }
+    let elapsed = replay(bin, dir.path(), (0..count).map(notification))?;
     let journal = std::fs::read_to_string(dir.path().join("var/jsonl-input/outcomes.jsonl"))?;
     let done = journal
         .lines()
@@ -127,6 +99,37 @@ pub fn records_per_s(
         );
     }
     Ok(count as f64 / elapsed.as_secs_f64())
+}
+
+/// Runs a worker on the configuration in `dir` (whose JSON-lines input reads `in.jsonl`)
+/// over `lines` until it has taken them all and exits; how long it took.
+pub fn replay(
+    bin: &Path,
+    dir: &Path,
+    lines: impl Iterator<Item = impl AsRef<str>>,
+) -> anyhow::Result<Duration> {
+    let mut text = String::new();
+    for line in lines {
+        text.push_str(line.as_ref());
+        text.push('\n');
+    }
+    std::fs::write(dir.join("in.jsonl"), text)?;
+    let started = Instant::now();
+    let status = Command::new(bin.join("bonnie-worker"))
+        .arg("--config")
+        .arg(dir.join("bonnie.toml"))
+        .args(["--log-level", "warn", "--log-file"])
+        .arg(dir.join("worker.log"))
+        .stdin(Stdio::null())
+        .status()?;
+    let elapsed = started.elapsed();
+    if !status.success() {
+        bail!(
+            "the worker failed; see {}",
+            dir.join("worker.log").display()
+        );
+    }
+    Ok(elapsed)
 }
 
 /// Starts osmem-server on a free port; the process and its URL.
