@@ -76,7 +76,7 @@ pub fn decode(bytes: &[u8]) -> Cow<'_, str> {
     if let Ok(text) = std::str::from_utf8(bytes) {
         return Cow::Borrowed(text);
     }
-    let mut text = decode_lossy(bytes);
+    let mut text = decode_lossy(bytes).into_owned();
     let object = serde_json::from_str::<Map<String, Value>>(&text);
     if let Ok(object) = object
         && !object.contains_key(INVALID_UTF8_FIELD)
@@ -94,7 +94,10 @@ pub fn decode(bytes: &[u8]) -> Cow<'_, str> {
 }
 
 /// `bytes` as text: UTF-8 where they are valid UTF-8, Windows-1252 for every byte that is not.
-pub fn decode_lossy(bytes: &[u8]) -> String {
+pub fn decode_lossy(bytes: &[u8]) -> Cow<'_, str> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return Cow::Borrowed(text);
+    }
     let mut text = String::with_capacity(bytes.len() + bytes.len() / 2);
     for chunk in bytes.utf8_chunks() {
         text.push_str(chunk.valid());
@@ -104,7 +107,7 @@ pub fn decode_lossy(bytes: &[u8]) -> String {
                 .0,
         );
     }
-    text
+    Cow::Owned(text)
 }
 
 /// The exact bytes Cyrus sent, from a record that [`decode`] flagged; `None` for a record
@@ -217,7 +220,9 @@ mod tests {
                     prop_assert_eq!(original_bytes(&Value::Object(record.clone())), Some(bytes.clone()));
                     prop_assert_eq!(record.len(), object.len() + 2);
                 } else {
-                    prop_assert_eq!(record, &object);
+                    // Latin-1 bytes that happen to be UTF-8 (`Â¡` is `¡`) are read as UTF-8.
+                    prop_assert!(!record.contains_key(INVALID_UTF8_FIELD));
+                    prop_assert_eq!(record.len(), object.len());
                 }
                 for key in object.keys() {
                     prop_assert!(record.contains_key(key));

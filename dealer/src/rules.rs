@@ -41,7 +41,10 @@ impl DropRules {
         if self.events.is_empty() && self.pairs.is_empty() {
             return None;
         }
-        let parsed: EventAndUser = serde_json::from_slice(notification).ok()?;
+        // Read as the worker will read it, so a notification that is not UTF-8 is dropped
+        // by the same rules.
+        let text = bonnie_core::notification::decode_lossy(notification);
+        let parsed: EventAndUser = serde_json::from_str(&text).ok()?;
         if self.events.contains(&parsed.event) {
             return Some(format!("event {} is in drop_events", parsed.event));
         }
@@ -87,6 +90,12 @@ mod tests {
         assert!(
             rules.drops(b"\xff not json").is_none(),
             "unreadable input is kept"
+        );
+        assert!(
+            rules
+                .drops(b"{\"event\":\"Login\",\"user\":\"cyrus\",\"x\":\"\xe9\"}")
+                .is_some(),
+            "a notification that is not UTF-8 follows the same rules"
         );
     }
 }
