@@ -8,5 +8,7 @@ pub mod auth;
 pub mod clients;
 pub mod methods;
 pub mod rpc;
+pub mod server;
 pub mod service;
+pub mod tls;
 pub mod xml;

@@ -1,17 +1,15 @@
 //! `bonnie-api`: serves the archive's groupware history to Kolab clients over JSON-RPC 2.0 at
-//! `POST /api/rpc`, until SIGTERM/SIGINT.
+//! `POST /api/rpc`, until SIGTERM/SIGINT; exits non-zero when it can no longer serve.
 #![forbid(unsafe_code)]
 
-use std::{
-    process::ExitCode,
-    sync::{Arc, atomic::Ordering},
-    time::Duration,
-};
+use std::{process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use bonnie_api::{
     clients::Clients,
-    service::{Incoming, Service},
+    server::{self, Limits},
+    service::Service,
+    tls,
 };
 use bonnie_core::{
     Config,
@@ -52,100 +50,33 @@ fn run(config: &Config) -> anyhow::Result<ExitCode> {
         clients,
         api.admin_clients.clone(),
         &api.audit_log,
-        api.max_request_bytes,
+        api.max_batch_calls,
     )?);
-    let (server, scheme) = match (&api.tls_certificate, &api.tls_key) {
-        (Some(certificate), Some(key)) => {
-            let read = |path: &std::path::Path, what: &str| {
-                std::fs::read(path)
-                    .with_context(|| format!("reading the TLS {what} {}", path.display()))
-            };
-            let ssl = tiny_http::SslConfig {
-                certificate: read(certificate, "certificate")?,
-                private_key: read(key, "key")?,
-            };
-            let server = tiny_http::Server::https(&api.listen, ssl).map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot serve HTTPS on {} with {}: {e}",
-                    api.listen,
-                    certificate.display()
-                )
-            })?;
-            (server, "https")
-        }
-        _ => {
-            let server = tiny_http::Server::http(&api.listen)
-                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", api.listen))?;
-            (server, "http")
-        }
+    let acceptor = match (&api.tls_certificate, &api.tls_key) {
+        (Some(certificate), Some(key)) => Some(tls::acceptor(certificate, key)?),
+        _ => None,
     };
-    let server = Arc::new(server);
-    tracing::info!(listen = %api.listen, scheme, storage = %storage_name, threads = api.threads, "bonnie-api serving POST /api/rpc.");
-    let threads: Vec<_> = (0..api.threads)
-        .map(|_| {
-            let (server, service, stopping) = (server.clone(), service.clone(), stopping.clone());
-            std::thread::spawn(move || serve(&server, &service, &stopping))
-        })
-        .collect();
-    for thread in threads {
-        let _ = thread.join();
-    }
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    // Calls (storage queries, argon2) block: they run on at most `threads` blocking threads,
+    // while the runtime's own threads only move bytes.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_io()
+        .enable_time()
+        .max_blocking_threads(api.threads)
+        .thread_name("bonnie-api")
+        .build()
+        .context("starting the runtime")?;
+    let served = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&api.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", api.listen))?;
+        tracing::info!(listen = %api.listen, scheme, storage = %storage_name, threads = api.threads, max_connections = api.max_connections, "bonnie-api serving POST /api/rpc.");
+        server::serve(listener, acceptor, service, Limits::from_config(api), stopping)
+            .await
+            .map_err(anyhow::Error::from)
+    });
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    served?;
     tracing::info!("bonnie-api stopped.");
     Ok(ExitCode::SUCCESS)
-}
-
-fn serve(server: &tiny_http::Server, service: &Service, stopping: &std::sync::atomic::AtomicBool) {
-    while !stopping.load(Ordering::Relaxed) {
-        let mut request = match server.recv_timeout(Duration::from_millis(250)) {
-            Ok(Some(request)) => request,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::warn!(error = %e, "Receiving a request failed.");
-                continue;
-            }
-        };
-        let header = |name: &'static str| {
-            request
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv(name))
-                .map(|h| h.value.as_str().to_string())
-        };
-        let (authorization, user, signature) = (
-            header("Authorization"),
-            header("X-Request-User"),
-            header("X-Request-Sign"),
-        );
-        let method = request.method().as_str().to_string();
-        let url = request.url().to_string();
-        let path = url.split('?').next().unwrap_or_default().to_string();
-        let peer = request
-            .remote_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        let incoming = Incoming {
-            method: &method,
-            path: &path,
-            authorization: authorization.as_deref(),
-            user: user.as_deref(),
-            signature: signature.as_deref(),
-            peer,
-        };
-        let answer = service.handle(&incoming, request.as_reader());
-        let mut response = tiny_http::Response::from_string(answer.body.to_string())
-            .with_status_code(answer.status)
-            .with_header(
-                tiny_http::Header::from_bytes("Content-Type", "application/json")
-                    .expect("a valid header"),
-            );
-        if answer.challenge {
-            response = response.with_header(
-                tiny_http::Header::from_bytes("WWW-Authenticate", "Basic realm=\"bonnie\"")
-                    .expect("a valid header"),
-            );
-        }
-        if let Err(e) = request.respond(response) {
-            tracing::debug!(error = %e, "The client left before the answer.");
-        }
-    }
 }

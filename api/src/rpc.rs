@@ -50,26 +50,81 @@ impl From<bonnie_plugin_api::PluginError> for RpcError {
 /// A parsed request.
 #[derive(Debug)]
 pub struct Request {
-    /// `id` as sent (null for a notification).
-    pub id: Value,
+    /// `id` as sent; `None` when the request has no `id` member: a notification, which is
+    /// carried out and never answered.
+    pub id: Option<Value>,
     /// The method name.
     pub method: String,
     /// Named parameters (none given: empty).
     pub params: Params,
 }
 
-/// Parses a request body. The error comes with the id when one could be read.
-pub fn parse(body: &[u8]) -> Result<Request, (Value, RpcError)> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| (Value::Null, RpcError::parse(format!("Parse error: {e}"))))?;
+/// One request of a body, or why it is not one, with the id to answer with (null when it
+/// could not be read).
+pub type Parsed = Result<Request, (Value, RpcError)>;
+
+/// What a body holds.
+#[derive(Debug)]
+pub enum Body {
+    /// One request: one answer (none for a notification).
+    Single(Parsed),
+    /// A batch (a non-empty array): an array of answers, one per request that is not a
+    /// notification.
+    Batch(Vec<Parsed>),
+}
+
+/// Parses a request body: one request, or a batch of at most `max_batch` (an empty array,
+/// or a longer one, is one -32600 error).
+pub fn parse_body(body: &[u8], max_batch: usize) -> Body {
+    let value: Value = match serde_json::from_slice(body) {
+        Ok(value) => value,
+        Err(e) => {
+            return Body::Single(Err((
+                Value::Null,
+                RpcError::parse(format!("Parse error: {e}")),
+            )));
+        }
+    };
+    match value {
+        Value::Array(items) if items.is_empty() => Body::Single(Err((
+            Value::Null,
+            RpcError::invalid_request("Invalid Request: an empty batch"),
+        ))),
+        Value::Array(items) if items.len() > max_batch => Body::Single(Err((
+            Value::Null,
+            RpcError::invalid_request(format!(
+                "Invalid Request: a batch holds at most {max_batch} requests (got {})",
+                items.len()
+            )),
+        ))),
+        Value::Array(items) => Body::Batch(items.into_iter().map(request).collect()),
+        single => Body::Single(request(single)),
+    }
+}
+
+/// One request of a body. The error comes with the id when one could be read.
+fn request(value: Value) -> Parsed {
     let Value::Object(mut object) = value else {
         return Err((
             Value::Null,
             RpcError::invalid_request("Invalid Request: not a JSON object"),
         ));
     };
-    let id = object.remove("id").unwrap_or(Value::Null);
-    let invalid = |message: &str| (id.clone(), RpcError::invalid_request(message));
+    let id = object.remove("id");
+    if let Some(id) = &id
+        && !matches!(id, Value::String(_) | Value::Number(_) | Value::Null)
+    {
+        return Err((
+            Value::Null,
+            RpcError::invalid_request("Invalid Request: id must be a string, a number or null"),
+        ));
+    }
+    let invalid = |message: &str| {
+        (
+            id.clone().unwrap_or(Value::Null),
+            RpcError::invalid_request(message),
+        )
+    };
     if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return Err(invalid("Invalid Request: jsonrpc must be \"2.0\""));
     }
@@ -161,13 +216,24 @@ impl Params {
 mod tests {
     use super::*;
 
+    /// One request (not a batch) from a body.
+    fn parse(body: &[u8]) -> Parsed {
+        match parse_body(body, 1) {
+            Body::Single(parsed) => parsed,
+            Body::Batch(items) => panic!("not one request: {items:?}"),
+        }
+    }
+
     #[test]
     fn requests_are_checked_and_errors_keep_the_id() {
         let ok = parse(
             br#"{"jsonrpc":"2.0","method":"event.get","params":{"uid":"x","rev":"12"},"id":7}"#,
         )
         .unwrap();
-        assert_eq!((ok.method.as_str(), ok.id.clone()), ("event.get", json!(7)));
+        assert_eq!(
+            (ok.method.as_str(), ok.id.clone()),
+            ("event.get", Some(json!(7)))
+        );
         assert_eq!(ok.params.text("uid").unwrap(), "x");
         assert_eq!(ok.params.revision("rev").unwrap(), 12);
         assert_eq!(ok.params.text("mailbox").unwrap_err().code, -32602);
@@ -176,13 +242,41 @@ mod tests {
         let (id, e) =
             parse(br#"{"jsonrpc":"2.0","method":"x","params":[1],"id":"a"}"#).unwrap_err();
         assert_eq!((id, e.code), (json!("a"), -32600));
-        assert_eq!(
-            parse(br#"{"method":"x","id":1}"#).unwrap_err().1.code,
-            -32600
-        );
+        let (id, e) = parse(br#"{"method":"x","id":1}"#).unwrap_err();
+        assert_eq!((id, e.code), (json!(1), -32600));
+        let (id, e) = parse(br#"{"jsonrpc":"2.0","method":"x","id":[1]}"#).unwrap_err();
+        assert_eq!((id, e.code), (Value::Null, -32600));
         assert_eq!(parse(b"[]").unwrap_err().1.code, -32600);
         let body = response(&json!(3), Err(RpcError::method_not_found("a.b")));
         assert_eq!(body["error"]["code"], -32601);
         assert_eq!(body["id"], 3);
+    }
+
+    #[test]
+    fn notifications_have_no_id_member_and_batches_are_arrays() {
+        let notification = parse(br#"{"jsonrpc":"2.0","method":"system.keygen"}"#).unwrap();
+        assert_eq!(notification.id, None);
+        let null_id = parse(br#"{"jsonrpc":"2.0","method":"system.keygen","id":null}"#).unwrap();
+        assert_eq!(
+            null_id.id,
+            Some(Value::Null),
+            "id null is a call, not a notification"
+        );
+        let Body::Batch(items) = parse_body(
+            br#"[{"jsonrpc":"2.0","method":"a.b","id":1},1,{"jsonrpc":"2.0","method":"c.d"}]"#,
+            10,
+        ) else {
+            panic!("an array is a batch");
+        };
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[0].as_ref().unwrap().id, Some(json!(1)));
+        assert_eq!(items[1].as_ref().unwrap_err().1.code, -32600);
+        assert_eq!(items[2].as_ref().unwrap().id, None);
+        for refused in [&b"[]"[..], br#"[1,2,3]"#] {
+            let Body::Single(Err((id, e))) = parse_body(refused, 2) else {
+                panic!("{refused:?} is one error");
+            };
+            assert_eq!((id, e.code), (Value::Null, -32600));
+        }
     }
 }

@@ -340,10 +340,26 @@ pub struct ApiConfig {
     /// The audit log of every call, one JSON object a line. Default:
     /// `/var/log/bonnie/api-audit.log`.
     pub audit_log: PathBuf,
-    /// Request threads. Default: 4.
+    /// Threads that run calls (storage queries, password checks); connections themselves are
+    /// served asynchronously, up to `max_connections`. Default: 4.
     pub threads: usize,
-    /// Largest request body accepted, in bytes. Default: 1048576.
+    /// Largest request body accepted, in bytes: a larger `Content-Length` is answered 413
+    /// before anything is read, and the connection closed. Default: 1048576.
     pub max_request_bytes: usize,
+    /// Largest request head (request line and headers), in bytes; larger is answered 431.
+    /// Default: 16384.
+    pub max_header_bytes: usize,
+    /// Time a client has to send a request's head, in milliseconds, from its first byte (or
+    /// from the end of the previous answer on a kept-alive connection), and to finish TLS.
+    /// Default: 10000.
+    pub header_timeout_ms: u64,
+    /// Time a client has to send a request's body, in milliseconds, once the head is in;
+    /// later is answered 408 and the connection closed. Default: 30000.
+    pub body_timeout_ms: u64,
+    /// Connections served at once; more wait in the listen backlog. Default: 1024.
+    pub max_connections: usize,
+    /// Most calls in one JSON-RPC batch; more is refused as one -32600 error. Default: 100.
+    pub max_batch_calls: usize,
     /// PEM certificate (chain) for HTTPS; with `tls_key`. Default: none (plain HTTP).
     pub tls_certificate: Option<PathBuf>,
     /// PEM private key (PKCS#8 or RSA) for HTTPS; with `tls_certificate`.
@@ -359,6 +375,11 @@ impl Default for ApiConfig {
             audit_log: PathBuf::from("/var/log/bonnie/api-audit.log"),
             threads: 4,
             max_request_bytes: 1024 * 1024,
+            max_header_bytes: 16 * 1024,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            max_connections: 1024,
+            max_batch_calls: 100,
             tls_certificate: None,
             tls_key: None,
         }
@@ -518,8 +539,18 @@ impl Config {
             );
         }
         let a = &self.api;
-        if a.threads == 0 || a.max_request_bytes == 0 {
-            return Err(self.invalid("[api] threads and max_request_bytes must be at least 1"));
+        if a.threads == 0
+            || a.max_request_bytes == 0
+            || a.max_header_bytes == 0
+            || a.header_timeout_ms == 0
+            || a.body_timeout_ms == 0
+            || a.max_connections == 0
+            || a.max_batch_calls == 0
+        {
+            return Err(self.invalid(
+                "[api] threads, max_request_bytes, max_header_bytes, header_timeout_ms, \
+                 body_timeout_ms, max_connections and max_batch_calls must be at least 1",
+            ));
         }
         if a.tls_certificate.is_some() != a.tls_key.is_some() {
             return Err(self.invalid("[api] tls_certificate and tls_key go together"));

@@ -57,6 +57,51 @@ pub struct ApiClient {
     pub secret: String,
 }
 
+/// An HTTP answer as it came: status, head (the lines after the status line) and body text.
+#[derive(Debug)]
+pub struct RawAnswer {
+    /// The status code.
+    pub status: u16,
+    /// The header lines, as sent.
+    pub head: String,
+    /// The body, as text.
+    pub body: String,
+}
+
+/// Writes `request` (whole, in one write) to `address` and reads until the server closes the
+/// connection: the answer, or `None` when the server closed it without one.
+pub fn exchange(address: &str, request: &[u8]) -> Option<RawAnswer> {
+    let mut stream = connect(address);
+    stream.write_all(request).unwrap();
+    read_answer(&mut stream)
+}
+
+/// A connection to `address` for raw HTTP, with generous read and write timeouts (a test
+/// waits on the server, never on a clock).
+pub fn connect(address: &str) -> TcpStream {
+    let stream = TcpStream::connect(address).expect("connecting to bonnie-api");
+    let generous = Some(Duration::from_secs(60));
+    stream.set_read_timeout(generous).unwrap();
+    stream.set_write_timeout(generous).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// Reads from `stream` until the server closes it: the answer, or `None` when there was none.
+pub fn read_answer(stream: &mut TcpStream) -> Option<RawAnswer> {
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let head = head.split_once("\r\n").map(|(_, h)| h).unwrap_or_default();
+    Some(RawAnswer {
+        status,
+        head: head.to_string(),
+        body: body.to_string(),
+    })
+}
+
 impl ApiClient {
     /// The client `bonnie api-client add <name>` made, from what it printed (without an
     /// address yet).
@@ -140,6 +185,28 @@ impl ApiClient {
         )
     }
 
+    /// `body` (any bytes: a batch, a notification, garbage) posted for `user`, signed.
+    pub fn post_signed(&self, user: &str, body: &[u8]) -> Answer {
+        let mut message = format!("{user}:").into_bytes();
+        message.extend_from_slice(body);
+        let sign = hmac_sha256_hex(self.secret.as_bytes(), &message);
+        self.post(
+            "/api/rpc",
+            &[
+                self.basic(),
+                ("X-Request-User", user.to_string()),
+                ("X-Request-Sign", sign),
+            ],
+            body,
+        )
+    }
+
+    /// The `Authorization` header line of this client's Basic credentials.
+    pub fn authorization(&self) -> String {
+        let (name, value) = self.basic();
+        format!("{name}: {value}")
+    }
+
     /// A signed JSON-RPC call for `user`: the whole answer.
     pub fn call_raw(&self, user: &str, method: &str, params: Value) -> Answer {
         self.signed(self.secret.as_bytes(), user, method, params)
@@ -172,11 +239,23 @@ impl Cluster {
         let admins: Vec<String> = admin_clients.iter().map(|a| format!("{a:?}")).collect();
         let mut config = std::fs::read_to_string(self.config()).expect("reading the configuration");
         assert!(!config.contains("\n[api]\n"), "[api] is configured already");
-        config.push_str(&format!(
-            "\n[api]\nlisten = \"127.0.0.1:{port}\"\nclients = \"var/api-clients.json\"\n\
-             audit_log = \"var/api-audit.log\"\nadmin_clients = [{}]\n{extra}",
-            admins.join(", ")
-        ));
+        config.push_str("\n[api]\n");
+        let defaults = [
+            ("listen", format!("\"127.0.0.1:{port}\"")),
+            ("clients", "\"var/api-clients.json\"".to_string()),
+            ("audit_log", "\"var/api-audit.log\"".to_string()),
+            ("admin_clients", format!("[{}]", admins.join(", "))),
+        ];
+        // A key in `extra` replaces its default.
+        for (key, value) in defaults {
+            let given = extra
+                .lines()
+                .any(|l| l.split('=').next().is_some_and(|k| k.trim() == key));
+            if !given {
+                config.push_str(&format!("{key} = {value}\n"));
+            }
+        }
+        config.push_str(extra);
         std::fs::write(self.config(), config).expect("writing the configuration");
         port
     }
@@ -223,11 +302,15 @@ impl Cluster {
     /// Starts `bonnie-api` as configured (logging to `api.log`) and waits until `port` accepts
     /// connections.
     pub fn run_api(&self, port: u16) -> ChildGuard {
+        self.run_api_with_env(port, &[])
+    }
+
+    /// Like [`Cluster::run_api`], with these environment variables set.
+    pub fn run_api_with_env(&self, port: u16, env: &[(&str, &str)]) -> ChildGuard {
         let log = self.path().join("api.log").to_string_lossy().into_owned();
-        let api = ChildGuard::spawn(
-            "bonnie-api",
-            &mut self.command("bonnie-api", &["--log-file", &log]),
-        );
+        let mut command = self.command("bonnie-api", &["--log-file", &log]);
+        command.envs(env.iter().copied());
+        let api = ChildGuard::spawn("bonnie-api", &mut command);
         process::wait_until("bonnie-api to listen", || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
