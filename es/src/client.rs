@@ -115,6 +115,12 @@ impl Es {
         Ok(())
     }
 
+    /// Notes that the server stopped answering: it may come back as a fresh server without
+    /// the templates, so they are installed again before the next write.
+    pub(crate) fn templates_lost(&self) {
+        self.templates_installed.store(false, Ordering::Relaxed);
+    }
+
     /// Appends lines to the dead-letter store and syncs them.
     pub(crate) fn dead_letter(&self, lines: &[serde_json::Value]) -> Result<(), PluginError> {
         if lines.is_empty() {

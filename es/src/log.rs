@@ -1,7 +1,9 @@
 //! The event log in Elasticsearch: each record is created (never overwritten) with its job id
 //! as `_id` in the daily index of its own date, through `_bulk` requests run a few at a time.
 //! A document answered 429 or 503 is tried again with a doubling pause; one the server refuses
-//! for another reason goes to the dead-letter store with the server's reason.
+//! for another reason goes to the dead-letter store with the server's reason. A document
+//! counts as stored only on its own answer (its request's, matched by `_id`): a request that
+//! failed sends exactly its own documents again.
 
 use std::{sync::Arc, time::Duration};
 
@@ -26,8 +28,12 @@ struct Doc {
 enum Answer {
     /// Created, or already there (a redelivered job).
     Stored,
-    /// Try again later (429, 503, or the request failed as a whole).
+    /// Try again later (429, 503, or no usable answer for the document).
     Again(String),
+    /// Try again later: the request got no answer from the server at all. The server may
+    /// have been replaced by a fresh one meanwhile, so the templates are installed again
+    /// before the next write.
+    Unanswered(String),
     /// Refused for good.
     Refused { status: u64, error: Value },
 }
@@ -87,18 +93,31 @@ impl Es {
             }
             if attempt > 0 {
                 std::thread::sleep(Duration::from_millis(100 << (attempt - 1).min(6)));
+                if let Err(e) = self.ensure_templates() {
+                    last_error = e.message.to_string();
+                    continue;
+                }
             }
+            let client = &self.client;
             let answers = self.runtime.block_on(bulk(
-                &self.client,
                 &pending,
                 self.settings.bulk_docs,
                 self.settings.concurrency,
+                |chunk| {
+                    let client = client.clone();
+                    async move { send(&client, &chunk).await }
+                },
             ));
             let mut again = Vec::new();
             for (doc, answer) in pending.into_iter().zip(answers) {
                 match answer {
                     Answer::Stored => statuses[doc.position] = Some(ItemStatus::Stored),
                     Answer::Again(reason) => {
+                        last_error = reason;
+                        again.push(doc);
+                    }
+                    Answer::Unanswered(reason) => {
+                        self.templates_lost();
                         last_error = reason;
                         again.push(doc);
                     }
@@ -143,41 +162,42 @@ impl Es {
     }
 }
 
-/// Sends the documents in `_bulk` requests of `per_request`, at most `concurrency` at once;
-/// one answer per document, in order.
-async fn bulk(
-    client: &Elasticsearch,
-    docs: &[Doc],
-    per_request: usize,
-    concurrency: usize,
-) -> Vec<Answer> {
+/// Sends the documents in `_bulk` requests of `per_request` through `send`, at most
+/// `concurrency` at once; one answer per document, in order. Each request's answers are
+/// its own documents' only: a request that fails as a whole, or whose answers do not match
+/// its documents one for one, sends exactly its documents again, whatever the others got.
+async fn bulk<S, F>(docs: &[Doc], per_request: usize, concurrency: usize, send: S) -> Vec<Answer>
+where
+    S: Fn(Vec<Doc>) -> F,
+    F: Future<Output = Vec<Answer>> + Send + 'static,
+{
     let limit = Arc::new(Semaphore::new(concurrency));
+    let chunks: Vec<&[Doc]> = docs.chunks(per_request).collect();
     let mut requests = JoinSet::new();
-    for (n, chunk) in docs.chunks(per_request).enumerate() {
-        let (client, limit, chunk) = (client.clone(), limit.clone(), chunk.to_vec());
+    for (n, chunk) in chunks.iter().enumerate() {
+        let (limit, request) = (limit.clone(), send(chunk.to_vec()));
         requests.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            (n, send(&client, &chunk).await)
+            (n, request.await)
         });
     }
-    let mut answers: Vec<(usize, Vec<Answer>)> = Vec::new();
+    let mut answered: Vec<Option<Vec<Answer>>> = chunks.iter().map(|_| None).collect();
+    let mut lost = "no answer for the document".to_string();
     while let Some(done) = requests.join_next().await {
         match done {
-            Ok(answer) => answers.push(answer),
-            Err(e) => answers.push((
-                usize::MAX,
-                vec![Answer::Again(format!("a bulk request task failed: {e}"))],
-            )),
+            Ok((n, answers)) => answered[n] = Some(answers),
+            // The task's chunk is the one left without answers.
+            Err(e) => lost = format!("a bulk request task failed: {e}"),
         }
     }
-    answers.sort_by_key(|(n, _)| *n);
-    let mut flat: Vec<Answer> = answers.into_iter().flat_map(|(_, a)| a).collect();
-    // A task that failed as a whole leaves fewer answers than documents: the rest go again.
-    while flat.len() < docs.len() {
-        flat.push(Answer::Again("no answer for the document".to_string()));
-    }
-    flat.truncate(docs.len());
-    flat
+    chunks
+        .iter()
+        .zip(answered)
+        .flat_map(|(chunk, answers)| match answers {
+            Some(answers) if answers.len() == chunk.len() => answers,
+            _ => chunk.iter().map(|_| Answer::Again(lost.clone())).collect(),
+        })
+        .collect()
 }
 
 /// One `_bulk` request of `create` actions.
@@ -191,7 +211,13 @@ async fn send(client: &Elasticsearch, docs: &[Doc]) -> Vec<Answer> {
     let all_again = |reason: String| docs.iter().map(|_| Answer::Again(reason.clone())).collect();
     let response = match client.bulk(BulkParts::None).body(body).send().await {
         Ok(response) => response,
-        Err(e) => return all_again(format!("the bulk request failed: {e}")),
+        Err(e) => {
+            let reason = format!("the bulk request failed: {e}");
+            return docs
+                .iter()
+                .map(|_| Answer::Unanswered(reason.clone()))
+                .collect();
+        }
     };
     let status = response.status_code();
     let body: Value = match response.json().await {
@@ -206,10 +232,11 @@ async fn send(client: &Elasticsearch, docs: &[Doc]) -> Vec<Answer> {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    let results: Vec<Option<&Value>> = items.iter().map(|item| item.get("create")).collect();
     docs.iter()
         .enumerate()
-        .map(|(i, _)| {
-            let Some(result) = items.get(i).and_then(|item| item.get("create")) else {
+        .map(|(i, doc)| {
+            let Some(result) = result_for(&results, i, doc) else {
                 return Answer::Again("the bulk answer has no result for the document".to_string());
             };
             let status = result.get("status").and_then(Value::as_u64).unwrap_or(0);
@@ -229,9 +256,88 @@ async fn send(client: &Elasticsearch, docs: &[Doc]) -> Vec<Answer> {
         .collect()
 }
 
+/// The answer to the document at `position` of a request: the server answers in order, so
+/// the item at the same position if it names the document's id (or names none); else the
+/// item that names it; else none (the document goes again).
+fn result_for<'a>(results: &[Option<&'a Value>], position: usize, doc: &Doc) -> Option<&'a Value> {
+    let named = |result: &&Value| id_of(result) == Some(doc.id.as_str());
+    results
+        .get(position)
+        .copied()
+        .flatten()
+        .filter(|result| id_of(result).is_none() || named(result))
+        .or_else(|| results.iter().copied().flatten().find(named))
+}
+
+fn id_of(result: &Value) -> Option<&str> {
+    result.get("_id").and_then(Value::as_str)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn docs(n: usize) -> Vec<Doc> {
+        (0..n)
+            .map(|position| Doc {
+                position,
+                index: "logstash-2026.11.28".to_string(),
+                id: format!("job-{position}"),
+                source: "{}".to_string(),
+            })
+            .collect()
+    }
+
+    fn stored(answers: &[Answer]) -> Vec<bool> {
+        answers
+            .iter()
+            .map(|a| matches!(a, Answer::Stored))
+            .collect()
+    }
+
+    // A request task that dies cannot be made to happen with a real server (it takes a panic
+    // in the client), so the sender here panics for one chunk and answers another short.
+    #[test]
+    fn a_failed_bulk_request_sends_exactly_its_own_documents_again() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let docs = docs(11);
+        let answers = runtime.block_on(bulk(&docs, 3, 2, |chunk: Vec<Doc>| async move {
+            match chunk[0].position {
+                3 => panic!("the request task dies"),
+                6 => vec![Answer::Stored],
+                _ => chunk.iter().map(|_| Answer::Stored).collect(),
+            }
+        }));
+        assert_eq!(answers.len(), docs.len());
+        let expected: Vec<bool> = (0..11).map(|p| !(3..9).contains(&p)).collect();
+        assert_eq!(stored(&answers), expected);
+    }
+
+    #[test]
+    fn bulk_items_are_matched_to_their_documents_by_id() {
+        let docs = docs(3);
+        let items = [
+            json!({ "_id": "job-0", "status": 201 }),
+            json!({ "_id": "job-2", "status": 201 }),
+            json!({ "_id": "job-1", "status": 409 }),
+        ];
+        let results: Vec<Option<&Value>> = items.iter().map(Some).collect();
+        for (position, doc) in docs.iter().enumerate() {
+            assert_eq!(
+                result_for(&results, position, doc).unwrap()["_id"],
+                doc.id.as_str()
+            );
+        }
+        let others = [json!({ "_id": "job-9", "status": 201 })];
+        let results: Vec<Option<&Value>> = others.iter().map(Some).collect();
+        assert!(result_for(&results, 0, &docs[0]).is_none());
+        let unnamed = [json!({ "status": 201 })];
+        let results: Vec<Option<&Value>> = unnamed.iter().map(Some).collect();
+        assert!(result_for(&results, 0, &docs[0]).is_some());
+    }
 
     #[test]
     fn events_land_in_the_index_of_their_own_date() {

@@ -18,7 +18,7 @@ use crate::{cluster::free_port, paths, process};
 pub struct SearchServer {
     /// Its base URL, `http://127.0.0.1:PORT`.
     pub url: String,
-    _process: Option<process::ChildGuard>,
+    child: Option<process::ChildGuard>,
 }
 
 /// The osmem-server binary: `$BONNIE_OSMEM_SERVER`, else the one in the repository's `.venv`.
@@ -42,24 +42,39 @@ impl SearchServer {
     /// Starts osmem-server on a free port and waits until it answers.
     pub fn start() -> Self {
         let port = free_port();
-        let child = process::ChildGuard::spawn(
-            "osmem-server",
-            Command::new(osmem_binary())
-                .args(["--addr", &format!("127.0.0.1:{port}"), "--no-stdin-watch"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        );
         let server = Self {
             url: format!("http://127.0.0.1:{port}"),
-            _process: Some(child),
+            child: Some(spawn_osmem(port)),
         };
+        server.wait_until_answering();
+        server
+    }
+
+    /// Kills the server (SIGKILL). osmem-server keeps everything in memory: all it held is
+    /// gone with it.
+    pub fn kill(&mut self) {
+        // Dropping the guard kills the process and waits for it.
+        self.child = None;
+    }
+
+    /// Starts a fresh, empty osmem-server on the port of the one killed, and waits until it
+    /// answers.
+    pub fn start_again(&mut self) {
+        let port: u16 = self
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a URL that ends with the port");
+        self.child = Some(spawn_osmem(port));
+        self.wait_until_answering();
+    }
+
+    fn wait_until_answering(&self) {
         process::wait_until("osmem-server to answer", || {
-            server
-                .try_request("GET", "/", None)
+            self.try_request("GET", "/", None)
                 .is_some_and(|(s, _)| s == 200)
         });
-        server
     }
 
     /// The real server named by `BONNIE_TEST_ES_URL` (`http://host:port`, no TLS).
@@ -68,7 +83,7 @@ impl SearchServer {
             .expect("BONNIE_TEST_ES_URL names the Elasticsearch 8 to test against");
         Self {
             url: url.trim_end_matches('/').to_string(),
-            _process: None,
+            child: None,
         }
     }
 
@@ -113,6 +128,17 @@ impl SearchServer {
     pub fn refresh(&self) {
         self.request("POST", "/_refresh", None);
     }
+}
+
+fn spawn_osmem(port: u16) -> process::ChildGuard {
+    process::ChildGuard::spawn(
+        "osmem-server",
+        Command::new(osmem_binary())
+            .args(["--addr", &format!("127.0.0.1:{port}"), "--no-stdin-watch"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
 }
 
 fn dechunk(mut body: &str) -> String {

@@ -158,6 +158,19 @@ impl WorkerLab {
         ChildGuard::spawn("bonnie-worker", &mut self.command(&["--log-file", log]))
     }
 
+    /// Waits for a worker started by [`Self::spawn`] to end; fails the test, showing its
+    /// output and log, unless it exited 0.
+    pub fn wait_ok(&self, worker: ChildGuard) -> Output {
+        let output = worker.wait();
+        assert!(
+            process::succeeded(&output.status),
+            "{}\n{}",
+            process::describe(&output),
+            self.log()
+        );
+        output
+    }
+
     /// What the worker started by [`Self::spawn`] has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.path().join("worker.log")).unwrap_or_default()

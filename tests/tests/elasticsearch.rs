@@ -2,10 +2,14 @@
 //! the harness; or a real Elasticsearch 8 with BONNIE_TEST_ES_URL, opt-in): daily indices by
 //! event date with the template's mappings, refused documents in the dead-letter store with
 //! the server's reason, 429 answers retried, one document per job however often it is
-//! delivered, and es-storage keeping users, folders and sessions.
+//! delivered, es-storage keeping users, folders and sessions, and a server killed in the
+//! middle of a run: no job done whose document it did not accept, all of them in once a
+//! fresh one is back.
+
+use std::collections::{HashMap, HashSet};
 
 use bonnie_tests::{
-    paths,
+    paths, process,
     search_server::SearchServer,
     worker::{WorkerLab, read_json_lines},
 };
@@ -201,6 +205,105 @@ fn documents_answered_429_are_retried_and_the_job_postponed_until_accepted() {
             .request("GET", &format!("/logstash-2026.11.28/_doc/{id}"), None)
             .0,
         200
+    );
+}
+
+/// The ids of every event-log document the server holds, once what it took settles.
+fn stored_ids(server: &SearchServer) -> HashSet<String> {
+    let query = json!({ "size": 10000, "_source": false, "query": { "match_all": {} } });
+    let mut last: Option<HashSet<String>> = None;
+    loop {
+        server.refresh();
+        let (status, found) = server.request("POST", "/logstash-*/_search", Some(&query));
+        assert_eq!(status, 200, "{found}");
+        let ids: HashSet<String> = found["hits"]["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|hit| hit["_id"].as_str().unwrap().to_string())
+            .collect();
+        if last.as_ref() == Some(&ids) {
+            return ids;
+        }
+        last = Some(ids);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn with_the_server_killed_mid_run_no_job_is_done_unaccepted_and_every_document_arrives_once_it_is_back()
+ {
+    const JOBS: usize = 3000;
+    let mut server = SearchServer::start();
+    let lab = lab_with_es_output(&server, "bulk_docs = 10\ntimeout_ms = 5000\n");
+    // Postponed jobs come back every 50 ms, as often as it takes.
+    let config = std::fs::read_to_string(lab.config()).unwrap().replace(
+        "retry_delay_ms = 10",
+        "retry_delay_ms = 50\nmax_attempts = 1000000",
+    );
+    lab.write("bonnie.toml", &config);
+    let events = [
+        "Login-2.json",
+        "MessageAppend-1.json",
+        "FlagsSet-2.json",
+        "Logout-2.json",
+    ];
+    let lines: Vec<String> = (0..JOBS)
+        .map(|n| paths::cyrus_event(events[n % events.len()]))
+        .collect();
+    lab.notifications(&lines);
+    let worker = lab.spawn();
+    process::wait_until("the first documents", || {
+        server.refresh();
+        server.request("GET", "/logstash-*/_count", None).1["count"]
+            .as_u64()
+            .is_some_and(|n| n >= 100)
+    });
+
+    // osmem-server keeps nothing on disk: hold the worker still to see what the server
+    // accepted before it dies, then kill it while the worker goes on.
+    worker.signal("STOP");
+    let accepted_before = stored_ids(&server);
+    server.kill();
+    worker.signal("CONT");
+    process::wait_until("jobs postponed while the server is away", || {
+        lab.outcomes().iter().any(|o| o["outcome"] == "postponed")
+    });
+    server.start_again();
+    lab.wait_ok(worker);
+    assert!(
+        accepted_before.len() < JOBS,
+        "the server was killed after every document was in: kill it earlier"
+    );
+
+    let accepted_after = stored_ids(&server);
+    // The last outcome of each job, by `in.jsonl:LINE`.
+    let mut last: HashMap<String, Value> = HashMap::new();
+    for outcome in lab.outcomes() {
+        let job = outcome["job"].as_str().unwrap();
+        let line = job.rsplit_once(':').unwrap().0.to_string();
+        last.insert(line, outcome);
+    }
+    for line in 1..=JOBS {
+        let outcome = &last[&format!("in.jsonl:{line}")];
+        assert_eq!(outcome["outcome"], "done", "every job arrives: {outcome}");
+        let id = outcome["job"].as_str().unwrap();
+        assert!(
+            accepted_before.contains(id) || accepted_after.contains(id),
+            "job {id} is done, but no server accepted its document"
+        );
+    }
+    assert!(
+        accepted_after.len() >= JOBS - accepted_before.len(),
+        "every document the dead server took with it was written again"
+    );
+    // The fresh server got the templates again before the first write.
+    let (_, mapping) = server.request("GET", "/logstash-2026.11.28/_mapping", None);
+    let properties = &mapping["logstash-2026.11.28"]["mappings"]["properties"];
+    assert_eq!(
+        properties["folder_id"]["type"], "keyword",
+        "{}",
+        properties["folder_id"]
     );
 }
 

@@ -22,9 +22,10 @@ fn done_in(lab: &WorkerLab, journal: &str) -> usize {
 fn two_workers_writing_the_same_jobs_to_one_jsonl_output_write_each_job_once() {
     const JOBS: usize = 300;
     let lab = WorkerLab::with_plugins(&["bonnie-sessions"], "");
-    let config = std::fs::read_to_string(lab.config())
-        .unwrap()
-        .replace("files = [\"in.jsonl\"]", "files = [\"in.jsonl\"]\nfollow = true");
+    let config = std::fs::read_to_string(lab.config()).unwrap().replace(
+        "files = [\"in.jsonl\"]",
+        "files = [\"in.jsonl\"]\nfollow = true",
+    );
     lab.write("bonnie.toml", &config);
     // The second worker: the same input file (so the same job ids), its own journal, the
     // same output file.

@@ -313,13 +313,7 @@ fn sigterm_finishes_the_jobs_in_flight_and_exits_0() {
         lab.log().contains("Sleeping.")
     });
     worker.signal("TERM");
-    let output = worker.wait();
-    assert!(
-        process::succeeded(&output.status),
-        "{}\n{}",
-        process::describe(&output),
-        lab.log()
-    );
+    lab.wait_ok(worker);
     assert_eq!(lab.outcome("in.jsonl:1")["outcome"], "done");
     assert_eq!(lab.outcome("in.jsonl:2")["outcome"], "done");
     assert_eq!(
