@@ -1,8 +1,11 @@
 //! Runs jobs: one puller thread per input, a pool of threads running the handler chain, and a
 //! writer thread that stores processed jobs in batches (storage, then outputs) before
 //! reporting each job's outcome to its input. Stops on request after finishing jobs in flight.
+//! A panic in the host's own code fails the job (or batch) it was working on and the thread
+//! goes on; a worker whose handler threads or writer have all died exits with an error.
 
 use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
     sync::{
         Condvar, Mutex,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
@@ -11,7 +14,7 @@ use std::{
 };
 
 use abi_stable::std_types::{RResult, RString, RVec};
-use bonnie_core::config::WorkerConfig;
+use bonnie_core::{config::WorkerConfig, daemon::panic_message};
 use bonnie_plugin_api::{
     ItemStatus, JobOutcome, NextJob, OutputItem, PluginError,
     input::{JobOutcome_NE, NextJob_NE},
@@ -100,6 +103,26 @@ struct Runtime<'a> {
     /// Stop taking jobs (a signal arrived, or every input finished).
     stop_taking: AtomicBool,
     finished_inputs: AtomicUsize,
+    /// Handler threads that ended by a panic.
+    dead_handlers: AtomicUsize,
+    /// Set if the writer thread ended by a panic.
+    dead_writer: AtomicBool,
+}
+
+/// Counts its thread as dead when dropped by a panic unwinding it.
+struct DeathWatch<'a>(&'a dyn Fn());
+
+impl Drop for DeathWatch<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            (self.0)();
+        }
+    }
+}
+
+/// Runs `f`, turning a panic into its message.
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|panic| panic_message(&*panic))
 }
 
 /// Runs until `shutdown` is set (by a signal) or every input has finished, then finishes the
@@ -128,6 +151,8 @@ pub fn run(
         counters: Counters::default(),
         stop_taking: AtomicBool::new(false),
         finished_inputs: AtomicUsize::new(0),
+        dead_handlers: AtomicUsize::new(0),
+        dead_writer: AtomicBool::new(false),
     };
     info!(
         threads,
@@ -140,31 +165,51 @@ pub fn run(
 
     let (jobs_tx, jobs_rx) = bounded::<(usize, bonnie_plugin_api::Job)>(capacity);
     let (write_tx, write_rx) = unbounded::<Processed>();
-    std::thread::scope(|scope| {
+    let ended = std::thread::scope(|scope| {
+        let mut spawned = Vec::new();
         for index in 0..started.inputs.len() {
             let jobs_tx = jobs_tx.clone();
             let rt = &rt;
-            std::thread::Builder::new()
-                .name(format!("input-{}", started.inputs[index].name))
-                .spawn_scoped(scope, move || rt.pull(index, &jobs_tx))
-                .expect("spawning a thread at start-up");
+            spawned.push(
+                std::thread::Builder::new()
+                    .name(format!("input-{}", started.inputs[index].name))
+                    .spawn_scoped(scope, move || rt.pull(index, &jobs_tx))
+                    .expect("spawning a thread at start-up"),
+            );
         }
         drop(jobs_tx);
         for n in 0..threads {
             let (jobs_rx, write_tx, rt) = (jobs_rx.clone(), write_tx.clone(), &rt);
-            std::thread::Builder::new()
-                .name(format!("handler-{n}"))
-                .spawn_scoped(scope, move || rt.handle_jobs(&jobs_rx, &write_tx))
-                .expect("spawning a thread at start-up");
+            spawned.push(
+                std::thread::Builder::new()
+                    .name(format!("handler-{n}"))
+                    .spawn_scoped(scope, move || {
+                        let _watch = DeathWatch(&|| {
+                            rt.dead_handlers.fetch_add(1, Ordering::Relaxed);
+                        });
+                        rt.handle_jobs(&jobs_rx, &write_tx)
+                    })
+                    .expect("spawning a thread at start-up"),
+            );
         }
         drop(write_tx);
         let rt = &rt;
-        std::thread::Builder::new()
-            .name("writer".to_string())
-            .spawn_scoped(scope, move || rt.write_batches(&write_rx, config))
-            .expect("spawning a thread at start-up");
+        spawned.push(
+            std::thread::Builder::new()
+                .name("writer".to_string())
+                .spawn_scoped(scope, move || {
+                    let _watch = DeathWatch(&|| rt.dead_writer.store(true, Ordering::Relaxed));
+                    rt.write_batches(&write_rx, config)
+                })
+                .expect("spawning a thread at start-up"),
+        );
 
-        rt.wait_for_end(shutdown);
+        let ended = rt.wait_for_end(shutdown, threads);
+        // Joined here, so that a thread that died does not panic the scope.
+        for thread in spawned {
+            let _ = thread.join();
+        }
+        ended
     });
     let c = &rt.counters;
     info!(
@@ -175,13 +220,16 @@ pub fn run(
         failed = c.failed.load(Ordering::Relaxed),
         "Worker stopped."
     );
-    Ok(())
+    ended.map_err(anyhow::Error::msg)
 }
 
 impl Runtime<'_> {
     /// Waits for a shutdown request or for every input to finish, then stops the inputs and
-    /// waits for the jobs in flight.
-    fn wait_for_end(&self, shutdown: &AtomicBool) {
+    /// waits for the jobs in flight. An error when the worker can no longer run jobs (every
+    /// handler thread, or the writer, died); the jobs it held then time out at their source
+    /// and run again elsewhere.
+    fn wait_for_end(&self, shutdown: &AtomicBool, threads: usize) -> Result<(), String> {
+        let mut broken = None;
         loop {
             if shutdown.load(Ordering::Relaxed) {
                 info!(
@@ -196,6 +244,20 @@ impl Runtime<'_> {
                 info!("Every input has finished.");
                 break;
             }
+            let dead = self.dead_handlers.load(Ordering::Relaxed);
+            if dead >= threads || self.dead_writer.load(Ordering::Relaxed) {
+                let reason = format!(
+                    "the worker can no longer run jobs: {dead} of {threads} handler threads died{}",
+                    if self.dead_writer.load(Ordering::Relaxed) {
+                        ", and the writer thread died"
+                    } else {
+                        ""
+                    }
+                );
+                error!(in_flight = self.credit.in_flight(), "{reason}; stopping.");
+                broken = Some(reason);
+                break;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
         self.stop_taking.store(true, Ordering::Relaxed);
@@ -204,9 +266,14 @@ impl Runtime<'_> {
                 warn!(plugin = %slot.name, error = %e, "Input failed to stop cleanly.");
             }
         }
+        if let Some(reason) = broken {
+            // Jobs held by a dead thread would never finish: waiting for them would hang.
+            return Err(reason);
+        }
         while self.credit.in_flight() > 0 {
             std::thread::sleep(Duration::from_millis(10));
         }
+        Ok(())
     }
 
     /// Takes jobs from one input while there is credit.
@@ -267,7 +334,16 @@ impl Runtime<'_> {
         writes: &crossbeam_channel::Sender<Processed>,
     ) {
         for (input, job) in jobs {
-            match pipeline::run(&self.started.handlers, &job) {
+            let chain = guarded(|| pipeline::run(&self.started.handlers, &job)).unwrap_or_else(
+                |panic| {
+                    error!(job = %job.id, error = %panic, "Running the handler chain panicked; the job fails.");
+                    ChainResult::Outcome(JobOutcome::Failed {
+                        reason: format!("the worker panicked running the handler chain: {panic}")
+                            .into(),
+                    })
+                },
+            );
+            match chain {
                 ChainResult::Record(record) => {
                     let item = OutputItem {
                         job_id: job.id,
@@ -300,8 +376,31 @@ impl Runtime<'_> {
         }
     }
 
-    /// Storage first, then each output with the items still in good standing.
+    /// Writes a batch and reports every job's outcome. A panic while writing fails the whole
+    /// batch: which of its items were kept is not known.
     fn write_batch(&self, batch: Vec<Processed>) {
+        let outcomes = guarded(|| self.write_items(&batch)).unwrap_or_else(|panic| {
+            error!(items = batch.len(), error = %panic, "Writing a batch panicked; its jobs fail.");
+            let reason = format!("the worker panicked writing the job's batch: {panic}");
+            vec![
+                Some(JobOutcome::Failed {
+                    reason: reason.into()
+                });
+                batch.len()
+            ]
+        });
+        for (processed, outcome) in batch.into_iter().zip(outcomes) {
+            self.complete(
+                processed.input,
+                &processed.item.job_id,
+                outcome.unwrap_or(JobOutcome::Done),
+            );
+        }
+    }
+
+    /// Storage first, then each output with the items still in good standing; each item's
+    /// outcome, `None` for stored everywhere.
+    fn write_items(&self, batch: &[Processed]) -> Vec<Option<JobOutcome>> {
         let mut outcomes: Vec<Option<JobOutcome>> = vec![None; batch.len()];
         if let Some((name, storage)) = &self.started.storage {
             let items: RVec<OutputItem> = batch.iter().map(|p| p.item.clone()).collect();
@@ -325,13 +424,7 @@ impl Runtime<'_> {
             let result = slot.output.write(items);
             apply("output", &slot.name, result, &mut outcomes, &pending);
         }
-        for (processed, outcome) in batch.into_iter().zip(outcomes) {
-            self.complete(
-                processed.input,
-                &processed.item.job_id,
-                outcome.unwrap_or(JobOutcome::Done),
-            );
-        }
+        outcomes
     }
 
     /// Reports a job's outcome to its input and frees its credit.
@@ -428,5 +521,40 @@ fn apply(
                 reason: format!("{role} {name} returned a status this host does not know").into(),
             }),
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_its_message_and_the_thread_goes_on() {
+        let hostile = guarded(|| -> usize { panic!("byte index 1 is not a char boundary") });
+        assert_eq!(
+            hostile,
+            Err("byte index 1 is not a char boundary".to_string())
+        );
+        assert_eq!(guarded(|| 7), Ok(7));
+    }
+
+    #[test]
+    fn a_thread_is_counted_dead_only_when_a_panic_ends_it() {
+        let dead = AtomicUsize::new(0);
+        let count = || {
+            dead.fetch_add(1, Ordering::Relaxed);
+        };
+        std::thread::scope(|scope| {
+            let ended = scope.spawn(|| {
+                let _watch = DeathWatch(&count);
+            });
+            let died = scope.spawn(|| {
+                let _watch = DeathWatch(&count);
+                panic!("a host bug");
+            });
+            assert!(ended.join().is_ok());
+            assert!(died.join().is_err());
+        });
+        assert_eq!(dead.load(Ordering::Relaxed), 1);
     }
 }

@@ -1,5 +1,6 @@
 //! Starts the loaded plugins in dependency order (storage, outputs, handlers, inputs), each
-//! with its own host context, and reports every plugin's state.
+//! with its own host context, and reports every plugin's state. It fails closed: a worker
+//! that would mark jobs DONE without doing what it is configured to do does not start.
 
 use abi_stable::std_types::RResult;
 use anyhow::{Context, bail};
@@ -41,9 +42,10 @@ pub struct Started {
     pub outputs: Vec<OutputSlot>,
 }
 
-/// Starts the plugins. A handler or input that fails to start is reported and skipped; a
-/// storage or output that fails stops the start-up, because running without it would
-/// silently not archive.
+/// Starts the plugins. A storage, output or handler that fails to start stops the start-up,
+/// and so does having neither storage nor output: running on would mark jobs DONE whose
+/// records were never kept, or kept without what that handler adds. An input that fails to
+/// start is reported and skipped (its jobs wait where they are), as long as one starts.
 pub fn start(config: &Config, plugins: &[Plugin], mut shared: Shared) -> anyhow::Result<Started> {
     let context = |plugin: &Plugin, shared: &Shared| {
         HostContext::new_box(
@@ -54,11 +56,8 @@ pub fn start(config: &Config, plugins: &[Plugin], mut shared: Shared) -> anyhow:
     };
 
     let storage = open_storage(config, plugins, &shared)?;
-    match &storage {
-        Some((_, storage)) => shared.storage = Some(storage.clone()),
-        None => {
-            tracing::warn!("No storage plugin is configured: records are only written to outputs.");
-        }
+    if let Some((_, storage)) = &storage {
+        shared.storage = Some(storage.clone());
     }
 
     let mut outputs = Vec::new();
@@ -73,29 +72,44 @@ pub fn start(config: &Config, plugins: &[Plugin], mut shared: Shared) -> anyhow:
             output,
         });
     }
+    match (&storage, outputs.is_empty()) {
+        (None, true) => bail!(
+            "neither a storage nor an output plugin is in {} (enabled): every job would be \
+             marked DONE without its record being kept anywhere",
+            config.worker.plugin_dir.display()
+        ),
+        (None, false) => {
+            tracing::warn!("No storage plugin is configured: records are only written to outputs.")
+        }
+        _ => {}
+    }
 
     let mut handlers = Vec::new();
     for plugin in ordered_handlers(config, plugins) {
         let Module::Handler(module) = plugin.module else {
             continue;
         };
-        let Ok(handler) = started(plugin, module.new()(context(plugin, &shared))) else {
-            continue;
+        // The reason goes into the message itself: the start-up error is printed without
+        // its chain of causes.
+        let refused = |e: PluginError| {
+            anyhow::anyhow!(
+                "the handler plugin {} did not start ({e}), and jobs must not be stored without \
+                 it; fix it, or list it in [worker] disabled to run without it",
+                plugin.name()
+            )
         };
-        match handler.events().into_result() {
-            Ok(events) => {
-                let events: Vec<String> = events.into_iter().map(|e| e.into_string()).collect();
-                info!(plugin = plugin.name(), events = ?events, "Handler subscribed.");
-                handlers.push(HandlerSlot {
-                    name: plugin.name().to_string(),
-                    handler,
-                    events,
-                });
-            }
-            Err(e) => {
-                error!(plugin = plugin.name(), error = %e, "Handler failed to list its events; skipped.")
-            }
-        }
+        let handler = started(plugin, module.new()(context(plugin, &shared))).map_err(refused)?;
+        let events = handler.events().into_result().map_err(|e| {
+            error!(plugin = plugin.name(), error = %e, "Handler failed to list its events.");
+            refused(e)
+        })?;
+        let events: Vec<String> = events.into_iter().map(|e| e.into_string()).collect();
+        info!(plugin = plugin.name(), events = ?events, "Handler subscribed.");
+        handlers.push(HandlerSlot {
+            name: plugin.name().to_string(),
+            handler,
+            events,
+        });
     }
 
     let mut inputs = Vec::new();

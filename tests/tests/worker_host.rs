@@ -1,6 +1,7 @@
 //! The worker host running real plugin libraries: handler order and subscriptions, every
 //! outcome kind reaching the input, panics isolated to their job, storage through the host
-//! context, the out-of-tree handler, and a clean stop on SIGTERM.
+//! context, the out-of-tree handler, a clean stop on SIGTERM, and refusing to start (exit 1)
+//! when a handler does not start or nothing would keep the records.
 
 use bonnie_tests::{
     fixtures, paths, process,
@@ -191,6 +192,55 @@ fn a_handler_returning_garbage_fails_its_job_naming_the_handler() {
         "handler test-handler returned a notification that is not a JSON object"
     );
     assert_eq!(lab.outcome("in.jsonl:2")["outcome"], "done");
+}
+
+/// Runs the worker on one notification, expecting it to refuse to start: exit 1, no job
+/// taken. What it said on standard error.
+fn refused_start(lab: &WorkerLab) -> String {
+    lab.notifications(&[event("Login", "")]);
+    let output = process::run("bonnie-worker", &mut lab.command(&[]));
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        process::describe(&output)
+    );
+    assert!(
+        lab.outcomes().is_empty(),
+        "no job was taken, none marked DONE"
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_worker_whose_handler_fails_to_start_refuses_to_start_naming_it() {
+    let lab = WorkerLab::with_plugins(
+        &["bonnie-fixture-test-handler"],
+        "[plugins.test-handler]\nfail_to_start = \"its licence file is missing\"\n",
+    );
+    let stderr = refused_start(&lab);
+    assert!(
+        stderr.contains("the handler plugin test-handler did not start")
+            && stderr.contains("its licence file is missing"),
+        "{stderr}"
+    );
+    assert!(lab.output_records().is_empty());
+}
+
+#[test]
+fn a_worker_with_neither_storage_nor_output_refuses_to_start() {
+    let lab = WorkerLab::new();
+    lab.add_plugin(&paths::plugin("bonnie-jsonl-input"));
+    lab.add_plugin(&paths::plugin("bonnie-fixture-test-handler"));
+    lab.write(
+        "bonnie.toml",
+        "[worker]\nplugin_dir = \"plugins\"\n\n[plugins.jsonl-input]\nfiles = [\"in.jsonl\"]\n",
+    );
+    let stderr = refused_start(&lab);
+    assert!(
+        stderr.contains("neither a storage nor an output plugin"),
+        "{stderr}"
+    );
 }
 
 #[test]
