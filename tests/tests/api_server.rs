@@ -357,3 +357,20 @@ fn a_hostile_date_parameter_is_an_invalid_param_not_a_panic() {
     assert!(serves(&client));
     assert!(api.is_running());
 }
+
+#[test]
+fn sigterm_stops_the_api_with_status_0_while_a_connection_stays_open() {
+    let (_cluster, api, client) = api_with("", &[]);
+    assert!(serves(&client));
+    // An idle connection does not hold the stop up: it is closed.
+    let mut idle = api::connect(&client.address);
+    api.signal("TERM");
+    let output = api.wait();
+    assert!(
+        process::succeeded(&output.status),
+        "{}",
+        process::describe(&output)
+    );
+    let mut rest = Vec::new();
+    assert!(idle.read_to_end(&mut rest).is_ok(), "closed by bonnie-api");
+}
