@@ -209,20 +209,20 @@ async fn send(client: &Elasticsearch, docs: &[Doc]) -> Vec<Answer> {
         body.push(doc.source.clone());
     }
     let all_again = |reason: String| docs.iter().map(|_| Answer::Again(reason.clone())).collect();
+    let unanswered = |reason: String| {
+        docs.iter()
+            .map(|_| Answer::Unanswered(reason.clone()))
+            .collect()
+    };
     let response = match client.bulk(BulkParts::None).body(body).send().await {
         Ok(response) => response,
-        Err(e) => {
-            let reason = format!("the bulk request failed: {e}");
-            return docs
-                .iter()
-                .map(|_| Answer::Unanswered(reason.clone()))
-                .collect();
-        }
+        Err(e) => return unanswered(format!("the bulk request failed: {e}")),
     };
     let status = response.status_code();
+    // An answer cut short (the server died while sending it) counts as none.
     let body: Value = match response.json().await {
         Ok(body) => body,
-        Err(e) => return all_again(format!("the bulk answer ({status}) is not JSON: {e}")),
+        Err(e) => return unanswered(format!("the bulk answer ({status}) is not JSON: {e}")),
     };
     if !status.is_success() {
         return all_again(format!("the bulk request was refused ({status}): {body}"));
