@@ -67,3 +67,26 @@ pub fn find_user(config: &LdapConfig, login: &str) -> Result<Option<User>, Failu
         id,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_that_does_not_answer_is_a_transient_failure() {
+        // A port just freed, so that nothing listens on it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let config = LdapConfig {
+            url: format!("ldap://127.0.0.1:{port}/"),
+            timeout_ms: 2000,
+            ..LdapConfig::default()
+        };
+        match find_user(&config, "john.doe@example.org") {
+            Err(Failure::Transient(reason)) => assert!(reason.contains("cannot reach LDAP")),
+            other => panic!("expected a transient failure, got {other:?}"),
+        }
+    }
+}

@@ -2,7 +2,9 @@
 //! messages arrive (FETCH), headers when messages are copied, moved or deleted (HEADER), folder
 //! metadata and ACL on every folder event (Cyrus sends no event for SETMETADATA) or when the
 //! folder's state is unknown, and the user's directory entry while the user is unresolved.
-//! A command the collector could not run is not asked again: the record is stored without it.
+//! A command the collector reports failed for good (`collector_errors`: the message was
+//! expunged before the fetch, the folder is gone) is not asked again: the record is stored
+//! without it. Transient failures never reach here; the broker retries those jobs.
 
 use bonnie_plugin_api::{PluginError, storage::StorageClient};
 use serde_json::{Value, json};
