@@ -374,3 +374,34 @@ fn sigterm_stops_the_api_with_status_0_while_a_connection_stays_open() {
     let mut rest = Vec::new();
     assert!(idle.read_to_end(&mut rest).is_ok(), "closed by bonnie-api");
 }
+
+#[test]
+fn a_destroyed_listening_socket_makes_the_api_exit_non_zero() {
+    let (cluster, api, client) = api_with("", &[]);
+    assert!(serves(&client));
+    // The kernel closes bonnie-api's listening socket under it (sock_diag destroy, as
+    // `ss -K` does): a real fault after which it can no longer serve.
+    let port = client.address.rsplit(':').next().expect("a port");
+    let killed = std::process::Command::new("ss")
+        .args([
+            "-K",
+            "state",
+            "listening",
+            "sport",
+            "=",
+            &format!(":{port}"),
+        ])
+        .output()
+        .expect("ss (iproute2; scripts/test installs it)");
+    let output = api.wait();
+    assert!(
+        !process::succeeded(&output.status),
+        "bonnie-api must not exit 0 once it cannot serve; ss said {}",
+        process::describe(&killed)
+    );
+    assert!(
+        cluster.log("api").contains("can no longer serve"),
+        "{}",
+        cluster.log("api")
+    );
+}
