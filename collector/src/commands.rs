@@ -122,8 +122,16 @@ fn session_for(config: &CollectorConfig, target: &Target) -> Result<(Client, Str
     }
 }
 
-/// The message file in the Cyrus spool, if readable here.
+/// The message file in the Cyrus spool, if readable here. Cyrus's mailbox ids are letters,
+/// digits, `-` and `_`; anything else (a `/` or `..` in a forged notification) is not looked
+/// for, so that no file outside the spool is read.
 fn spool_file(config: &CollectorConfig, uniqueid: &str, uid: u64) -> Option<Vec<u8>> {
+    if !uniqueid
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return None;
+    }
     let mut chars = uniqueid.chars();
     let (a, b) = (chars.next()?, chars.next()?);
     config.partitions.iter().find_map(|partition| {
@@ -276,4 +284,29 @@ fn user_data(config: &CollectorConfig, n: &mut Map<String, Value>) -> Result<(),
         ),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mailbox_id_that_leaves_the_spool_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("spool");
+        let message = spool.join("uuid/a/b/ab12-x_y");
+        std::fs::create_dir_all(&message).unwrap();
+        std::fs::write(message.join("7."), b"Subject: kept\r\n\r\n").unwrap();
+        // A file outside the spool that a forged id would reach.
+        std::fs::create_dir_all(dir.path().join("secret")).unwrap();
+        std::fs::write(dir.path().join("secret/7."), b"not mail").unwrap();
+        let config = CollectorConfig {
+            partitions: vec![spool.clone()],
+            ..CollectorConfig::default()
+        };
+        assert!(spool_file(&config, "ab12-x_y", 7).is_some());
+        // `uuid/./.` then `../../secret`: the file above would be read.
+        assert!(spool.join("uuid/./.").join("../../secret/7.").exists());
+        assert_eq!(spool_file(&config, "../../secret", 7), None);
+    }
 }
