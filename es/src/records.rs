@@ -29,49 +29,43 @@ impl Es {
     pub fn get_record(&self, collection: &str, key: &str) -> Result<Option<Record>, PluginError> {
         let index = self.records_index(collection)?;
         self.runtime.block_on(async {
-            let response = self
-                .client
-                .get(GetParts::IndexId(&index, key))
-                .send()
-                .await
-                .map_err(|e| request_error("cannot read a record", e))?;
-            if response.status_code().as_u16() == 404 {
-                return Ok(None);
-            }
-            let status = response.status_code();
-            let body: Value = response
-                .json()
-                .await
-                .map_err(|e| request_error("cannot read a record", e))?;
-            if !status.is_success() {
-                return Err(PluginError::transient(format!(
-                    "reading {index}/{key} failed ({status}): {body}"
-                )));
-            }
-            Ok(body
-                .get("_source")
-                .map(|source| record_from(collection, key, source)))
+            Ok(self
+                .get_document(&index, key)
+                .await?
+                .and_then(|body| body.get("_source").map(|s| record_from(collection, key, s))))
         })
+    }
+
+    /// The server's answer to a GET of `key` in `index` (`_source`, `_seq_no`,
+    /// `_primary_term`), none if there is no such document.
+    async fn get_document(&self, index: &str, key: &str) -> Result<Option<Value>, PluginError> {
+        let response = self
+            .client
+            .get(GetParts::IndexId(index, key))
+            .send()
+            .await
+            .map_err(|e| request_error("cannot read a record", e))?;
+        if response.status_code().as_u16() == 404 {
+            return Ok(None);
+        }
+        let status = response.status_code();
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|e| request_error("cannot read a record", e))?;
+        if !status.is_success() {
+            return Err(PluginError::transient(format!(
+                "reading {index}/{key} failed ({status}): {body}"
+            )));
+        }
+        Ok(Some(body))
     }
 
     /// Inserts or replaces a record.
     pub fn put_record(&self, record: &Record) -> Result<(), PluginError> {
         self.ensure_templates()?;
         let index = self.records_index(record.collection.as_str())?;
-        let body: Value = serde_json::from_str(record.body.as_str())
-            .map_err(|e| PluginError::rejected(format!("the record's body is not JSON: {e}")))?;
-        let terms: Vec<String> = record
-            .index
-            .iter()
-            .map(|t| format!("{}={}", t.field, t.value))
-            .collect();
-        let document = json!({
-            "collection": record.collection.as_str(),
-            "key": record.key.as_str(),
-            "time_ms": record.time_ms.into_option(),
-            "terms": terms,
-            "body": body,
-        });
+        let document = document(record)?;
         self.runtime.block_on(async {
             let response = self
                 .client
@@ -175,6 +169,95 @@ impl Es {
                     Some(record_from(&query.collection, key, hit.get("_source")?))
                 })
                 .collect())
+        })
+    }
+}
+
+/// The document that keeps a record.
+fn document(record: &Record) -> Result<Value, PluginError> {
+    let body: Value = serde_json::from_str(record.body.as_str())
+        .map_err(|e| PluginError::rejected(format!("the record's body is not JSON: {e}")))?;
+    let terms: Vec<String> = record
+        .index
+        .iter()
+        .map(|t| format!("{}={}", t.field, t.value))
+        .collect();
+    Ok(json!({
+        "collection": record.collection.as_str(),
+        "key": record.key.as_str(),
+        "time_ms": record.time_ms.into_option(),
+        "terms": terms,
+        "body": body,
+    }))
+}
+
+impl Es {
+    /// Inserts or replaces a record only if its stored body is still `expected` (`None`: only
+    /// if absent); true if written. Optimistic concurrency of the server: the write names the
+    /// sequence number it read (`if_seq_no`, `if_primary_term`) or is a `create`, and a
+    /// conflict (409) means another writer got in between.
+    pub fn put_record_if(
+        &self,
+        record: &Record,
+        expected: Option<&str>,
+    ) -> Result<bool, PluginError> {
+        self.ensure_templates()?;
+        let index = self.records_index(record.collection.as_str())?;
+        let key = record.key.as_str();
+        let document = document(record)?;
+        let expected: Option<Value> = match expected {
+            Some(text) => Some(serde_json::from_str(text).map_err(|e| {
+                PluginError::rejected(format!("the expected body is not JSON: {e}"))
+            })?),
+            None => None,
+        };
+        self.runtime.block_on(async {
+            let stored = self.get_document(&index, key).await?;
+            let version = match &stored {
+                None => None,
+                Some(stored) => Some(
+                    stored
+                        .get("_seq_no")
+                        .and_then(Value::as_i64)
+                        .zip(stored.get("_primary_term").and_then(Value::as_i64))
+                        .ok_or_else(|| {
+                            PluginError::transient(format!(
+                                "reading {index}/{key} gave no sequence number: {stored}"
+                            ))
+                        })?,
+                ),
+            };
+            let stored_body = stored.as_ref().and_then(|s| s.pointer("/_source/body"));
+            if stored_body != expected.as_ref() {
+                return Ok(false);
+            }
+            let request = self
+                .client
+                .index(IndexParts::IndexId(&index, key))
+                .refresh(Refresh::True);
+            let request = match version {
+                Some((seq, term)) => request.if_seq_no(seq).if_primary_term(term),
+                None => request.op_type(elasticsearch::params::OpType::Create),
+            };
+            let response = request
+                .body(document)
+                .send()
+                .await
+                .map_err(|e| request_error("cannot write a record", e))?;
+            let status = response.status_code();
+            match status.as_u16() {
+                409 => Ok(false),
+                200..=299 => Ok(true),
+                _ => {
+                    let text = response.text().await.unwrap_or_default();
+                    let error = format!("writing {index}/{key} failed ({status}): {text}");
+                    Err(if status.as_u16() == 400 {
+                        PluginError::rejected(error)
+                    } else {
+                        PluginError::transient(error)
+                    })
+                }
+            }
         })
     }
 }

@@ -1,8 +1,8 @@
 //! Folder records. A folder's state (name, path, owner, type, metadata, ACL with subjects
 //! mapped to user ids) has an id that is a checksum of that state: a changed ACL, type or name
-//! makes a new folder record, while `folder_uniqueid` (Cyrus's `mailboxID`) stays. The view of
-//! each folder's current state, kept by uniqueid, links the names a folder had and tracks the
-//! highest modseq, uidnext and uidvalidity seen, for a later reconciler.
+//! makes a new folder record, while `folder_uniqueid` (Cyrus's `mailboxID`) stays. Each event
+//! also goes into the view of its folder's current state, kept by uniqueid (see
+//! [`crate::folder_view`] for how events in any order merge into it).
 
 use std::collections::BTreeMap;
 
@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     cache,
+    folder_view::{self, Facts, Place, Rename, Seen, Stamped},
     record::{Object, event_ms},
     users,
 };
@@ -49,7 +50,8 @@ pub fn folder_type(metadata: &Object) -> Option<String> {
 }
 
 /// Sets `folder_id` (and `folder_uniqueid` when Cyrus gave none) on a record that names a
-/// folder, storing a new folder state when this is one, and updating the current view.
+/// folder, storing a new folder state when this is one, and merging what the event tells into
+/// the folder's current view.
 pub fn resolve(
     storage: &StorageClient,
     record: &mut Object,
@@ -92,40 +94,133 @@ pub fn resolve(
     };
 
     // What this event tells of the ACL and metadata, else what was known.
-    let acl: Object = match (record.get("acl"), record.get("mailbox_acl")) {
-        (Some(Value::Object(acl)), _) | (None, Some(Value::Object(acl))) => acl.clone(),
-        _ => from_current("acl").unwrap_or_default(),
+    let own_acl: Option<Object> = match (record.get("acl"), record.get("mailbox_acl")) {
+        (Some(Value::Object(acl)), _) | (None, Some(Value::Object(acl))) => Some(acl.clone()),
+        _ => None,
     };
-    let metadata: Option<Object> = match record.get("metadata") {
+    let acl = own_acl
+        .clone()
+        .or_else(|| from_current("acl"))
+        .unwrap_or_default();
+    let own_metadata: Option<Object> = match record.get("metadata") {
         Some(Value::Object(metadata)) => Some(metadata.clone()),
-        _ => from_current("metadata"),
+        _ => None,
     };
-    let state_metadata: BTreeMap<String, Value> = metadata
-        .iter()
-        .flatten()
-        .filter(|(k, _)| !VOLATILE_METADATA.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let kind = metadata
-        .as_ref()
-        .map(|m| folder_type(m).unwrap_or_else(|| "mail".to_string()));
-    let mut mapped_acl = BTreeMap::new();
-    for (subject, rights) in &acl {
+    let metadata = own_metadata.clone().or_else(|| from_current("metadata"));
+    let mapped_acl = map_acl(storage, &acl, now_ms)?;
+    let place = Place {
+        path,
+        name: record
+            .get("folder_name")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        owner: record
+            .get("folder_owner")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        server,
+    };
+    let at_ms = event_ms(record).unwrap_or(now_ms);
+    let timestamp = record.get("@timestamp").cloned().unwrap_or(Value::Null);
+    let (folder_id, kind) = store_state(
+        storage,
+        &uniqueid,
+        &place,
+        metadata.as_ref(),
+        &mapped_acl,
+        &acl,
+        &timestamp,
+        at_ms,
+    )?;
+    record.insert("folder_id".to_string(), json!(folder_id));
+    if kind.is_some() {
+        record.insert("folder_type".to_string(), json!(kind));
+    }
+    let number = |key: &str| record.get(key).and_then(Value::as_u64);
+    let event = record.get("event").and_then(Value::as_str).unwrap_or_default();
+    let old_folder = record.get("old_folder").and_then(Value::as_str);
+    let timestamp = timestamp.as_str().unwrap_or_default().to_string();
+    let mut facts = Facts {
+        acl_state: own_acl.map(|value| Stamped {
+            at_ms,
+            value,
+            ids: Some(mapped_acl.clone().into_iter().collect()),
+        }),
+        metadata_state: own_metadata.map(|value| Stamped {
+            at_ms,
+            value,
+            ids: None,
+        }),
+        modseq_max: number("modseq"),
+        uidnext_max: number("uidnext"),
+        uidvalidity: number("uidvalidity"),
+        event_ms: at_ms,
+        ..Facts::default()
+    };
+    match old_folder {
+        Some(from) if event == "MailboxRename" => facts.renames.push(Rename {
+            at_ms,
+            at: timestamp.clone(),
+            from: from.to_string(),
+            from_name: record
+                .get("old_folder_name")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            to: place,
+        }),
+        _ => facts.seen = Some(Seen { at_ms, place }),
+    }
+    if event == "MailboxDelete" {
+        facts.deleted_ms = Some(at_ms);
+        facts.deleted_at = Some(timestamp);
+    }
+    update_current(storage, &uniqueid, &facts, now_ms)
+}
+
+/// The ACL's subjects mapped to user ids (special subjects stay as they are).
+fn map_acl(
+    storage: &StorageClient,
+    acl: &Object,
+    now_ms: i64,
+) -> Result<BTreeMap<String, Value>, PluginError> {
+    let mut mapped = BTreeMap::new();
+    for (subject, rights) in acl {
         let id = if users::is_special(subject) {
             subject.clone()
         } else {
             users::user_id(storage, subject, now_ms)?
         };
-        mapped_acl.insert(id, rights.clone());
+        mapped.insert(id, rights.clone());
     }
-    let name = record.get("folder_name").cloned().unwrap_or(Value::Null);
-    let owner = record.get("folder_owner").cloned().unwrap_or(Value::Null);
+    Ok(mapped)
+}
+
+/// Stores a folder state unless it is stored already: its id (the checksum) and the folder
+/// type its metadata gives.
+#[allow(clippy::too_many_arguments)]
+fn store_state(
+    storage: &StorageClient,
+    uniqueid: &str,
+    place: &Place,
+    metadata: Option<&Object>,
+    mapped_acl: &BTreeMap<String, Value>,
+    acl_subjects: &Object,
+    timestamp: &Value,
+    at_ms: i64,
+) -> Result<(String, Option<String>), PluginError> {
+    let state_metadata: BTreeMap<String, Value> = metadata
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| !VOLATILE_METADATA.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let kind = metadata.map(|m| folder_type(m).unwrap_or_else(|| "mail".to_string()));
     let state = json!({
         "uniqueid": uniqueid,
-        "server": server,
-        "path": path,
-        "name": name,
-        "owner": owner,
+        "server": place.server,
+        "path": place.path,
+        "name": place.name,
+        "owner": place.owner,
         "type": kind,
         "metadata": state_metadata,
         "acl": mapped_acl,
@@ -133,145 +228,74 @@ pub fn resolve(
     // serde_json's maps are ordered by key, so the text (and the checksum) is canonical.
     let folder_id = hex_digest(state.to_string().as_bytes());
     if !cache::folder_state_stored(&folder_id) && storage.get(FOLDERS, &folder_id)?.is_none() {
-        let mut body = state.clone();
+        let mut body = state;
         body["folder_id"] = json!(folder_id);
-        body["acl_subjects"] = Value::Object(acl.clone());
-        body["@timestamp"] = record.get("@timestamp").cloned().unwrap_or(Value::Null);
+        body["acl_subjects"] = Value::Object(acl_subjects.clone());
+        body["@timestamp"] = timestamp.clone();
         let mut stored = Record::new(FOLDERS, &folder_id, &body)
-            .at(event_ms(record).unwrap_or(now_ms))
-            .indexed("uniqueid", &uniqueid);
-        if let Some(owner) = owner.as_str() {
+            .at(at_ms)
+            .indexed("uniqueid", uniqueid);
+        if let Some(owner) = &place.owner {
             stored = stored.indexed("owner", owner);
         }
         storage.put(stored)?;
     }
     cache::remember_folder_state(&folder_id);
-    record.insert("folder_id".to_string(), json!(folder_id));
-    if kind.is_some() {
-        record.insert("folder_type".to_string(), json!(kind));
-    }
-    update_current(
-        storage, record, current, &uniqueid, &folder_id, &state, &acl, now_ms,
-    )
+    Ok((folder_id, kind))
 }
 
-/// Updates the folder's current view, unless it already reflects a later event.
-#[allow(clippy::too_many_arguments)]
+/// Merges one event's facts into the folder's current view, atomically (a view that already
+/// holds them is not written again). The view's `folder_id` is the state the merged view is
+/// in, stored like any other state.
 fn update_current(
     storage: &StorageClient,
-    record: &Object,
-    current: Option<&Object>,
     uniqueid: &str,
-    folder_id: &str,
-    state: &Value,
-    acl: &Object,
+    facts: &Facts,
     now_ms: i64,
 ) -> Result<(), PluginError> {
-    let event_time = event_ms(record).unwrap_or(now_ms);
-    let number = |key: &str| record.get(key).and_then(Value::as_u64);
-    let mut view = current.cloned().unwrap_or_default();
-    let newer = view
-        .get("event_ms")
-        .and_then(Value::as_i64)
-        .is_none_or(|seen| event_time >= seen);
-    // Highest figures seen are kept whatever the order events arrive in.
-    for key in ["modseq", "uidnext"] {
-        if let Some(value) = number(key) {
-            let seen = view
-                .get(&format!("{key}_max"))
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            view.insert(format!("{key}_max"), json!(value.max(seen)));
-        }
-    }
-    if newer {
-        let previous = view
-            .get("folder_id")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let previous_name = view.get("name").cloned();
-        if previous.as_deref().is_some_and(|p| p != folder_id) {
-            let mut history = view
-                .get("history")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            history.push(json!({ "folder_id": previous, "name": previous_name, "until": record.get("@timestamp") }));
-            view.insert("history".to_string(), Value::Array(history));
-        }
-        if previous_name
-            .as_ref()
-            .is_some_and(|n| Some(n) != state.get("name"))
-        {
-            view.insert(
-                "renamed_from".to_string(),
-                previous_name.unwrap_or(Value::Null),
-            );
-        }
-        for key in ["name", "path", "owner", "type", "server"] {
-            view.insert(
-                key.to_string(),
-                state.get(key).cloned().unwrap_or(Value::Null),
-            );
-        }
-        view.insert("folder_id".to_string(), json!(folder_id));
-        view.insert("acl".to_string(), Value::Object(acl.clone()));
-        if let Some(Value::Object(metadata)) = record.get("metadata") {
-            view.insert("metadata".to_string(), Value::Object(metadata.clone()));
-        }
-        if let Some(v) = number("uidvalidity") {
-            view.insert("uidvalidity".to_string(), json!(v));
-        }
-        view.insert("event_ms".to_string(), json!(event_time));
-    }
-    // Cyrus never reuses a uniqueid, and may report a last MailboxModseq after the delete:
-    // deleted stays deleted, whatever the order.
-    let deleted = view
-        .get("deleted")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    if record.get("event").and_then(Value::as_str) == Some("MailboxDelete") {
-        view.insert(
-            "deleted_at".to_string(),
-            record.get("@timestamp").cloned().unwrap_or(Value::Null),
-        );
-        view.insert("deleted".to_string(), json!(true));
-    } else {
-        view.insert("deleted".to_string(), json!(deleted));
-    }
-    view.insert("uniqueid".to_string(), json!(uniqueid));
-    let name = view
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let owner = view
-        .get("owner")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    // When only the counters moved and they were written less than a second ago, the write
-    // waits for a later event: a busy folder is not rewritten on every message.
-    let unchanged_but_counters = current.is_some_and(|old| {
-        let strip = |v: &Object| {
-            let mut v = v.clone();
-            for key in ["modseq_max", "uidnext_max", "counters_ms"] {
-                v.remove(key);
-            }
-            v
+    storage.update(CURRENT, uniqueid, |stored| {
+        let view = stored.map(|r| r.json()).transpose()?;
+        let mut merged = match view.as_ref().and_then(Value::as_object) {
+            Some(view) => Facts::of_view(view),
+            None => Facts::default(),
         };
-        strip(old) == strip(&view)
-    });
-    let counters_ms = view.get("counters_ms").and_then(Value::as_i64).unwrap_or(0);
-    if unchanged_but_counters && now_ms - counters_ms < 1000 {
-        return Ok(());
-    }
-    view.insert("counters_ms".to_string(), json!(now_ms));
-    let mut stored = Record::new(CURRENT, uniqueid, &Value::Object(view))
-        .at(event_time)
-        .indexed("name", &name);
-    if !owner.is_empty() {
-        stored = stored.indexed("owner", &owner);
-    }
-    storage.put(stored)
+        let before = merged.clone();
+        merged.merge(facts);
+        if stored.is_some() && merged == before {
+            return Ok(None);
+        }
+        let Some(place) = merged.place().cloned() else {
+            return Ok(None);
+        };
+        let acl = merged
+            .acl_state
+            .as_ref()
+            .map(|a| a.value.clone())
+            .unwrap_or_default();
+        let mapped_acl = match merged.acl_state.as_ref().and_then(|a| a.ids.as_ref()) {
+            Some(ids) => ids.clone().into_iter().collect(),
+            None => map_acl(storage, &acl, now_ms)?,
+        };
+        let metadata = merged.metadata_state.as_ref().map(|m| &m.value);
+        let timestamp = json!(bonnie_core::time::format_rfc3339_ms(merged.event_ms));
+        let (folder_id, _) = store_state(
+            storage,
+            uniqueid,
+            &place,
+            metadata,
+            &mapped_acl,
+            &acl,
+            &timestamp,
+            merged.event_ms,
+        )?;
+        let view = folder_view::view(uniqueid, &merged, &folder_id);
+        let mut record = Record::new(CURRENT, uniqueid, &Value::Object(view))
+            .at(merged.event_ms)
+            .indexed("name", place.name.as_deref().unwrap_or_default());
+        if let Some(owner) = &place.owner {
+            record = record.indexed("owner", owner);
+        }
+        Ok(Some(record))
+    })?;
+    Ok(())
 }

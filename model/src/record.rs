@@ -72,6 +72,7 @@ pub fn normalize(n: &mut Object, processed_ms: i64) {
         copy_number(n, from, to);
     }
     folder_fields(n);
+    delivery_fields(n, &event);
     uid_fields(n);
     message_fields(n);
     acl_fields(n, &event);
@@ -109,6 +110,25 @@ fn folder_fields(n: &mut Object) {
         if let Some(v) = parsed.uidvalidity {
             n.insert("old_uidvalidity".to_string(), json!(v));
         }
+    }
+}
+
+/// A MessageNew is a delivery (LMTP, `deliver`): `delivery` and its `recipient`, the owner of
+/// the folder it went into. When Cyrus names no acting user (the field missing or empty), the
+/// recipient is the record's `user` (flagged `user_inferred`), so per-user queries find the
+/// deliveries too.
+fn delivery_fields(n: &mut Object, event: &str) {
+    if event != "MessageNew" {
+        return;
+    }
+    n.insert("delivery".to_string(), json!(true));
+    let Some(owner) = text(n, "folder_owner").map(str::to_string) else {
+        return;
+    };
+    n.insert("recipient".to_string(), json!(owner));
+    if text(n, "user").is_none_or(str::is_empty) || n.get("user_inferred").is_some() {
+        n.insert("user".to_string(), json!(owner));
+        n.insert("user_inferred".to_string(), json!(true));
     }
 }
 
@@ -234,6 +254,37 @@ mod tests {
         let once = n.clone();
         normalize(&mut n, 0);
         assert_eq!(n, once, "normalizing twice changes nothing");
+    }
+
+    #[test]
+    fn a_delivery_is_attributed_to_its_recipient() {
+        // /work/shared/reference/cyrus/events/MessageNew-1.json, an LMTP delivery.
+        let captured = object(
+            r#"{"event":"MessageNew","timestamp":"2026-11-28T17:13:52.491Z","service":"lmtp","mailboxID":"wrp915vo4ftuwc6ncu10wvjw","uri":"imap://cyrus-lab.example.org/user/john.doe%40example.org;UIDVALIDITY=1795885999/;UID=5","user":"john.doe@example.org"}"#,
+        );
+        for user in [None, Some(""), Some("john.doe@example.org")] {
+            let mut n = captured.clone();
+            match user {
+                None => n.remove("user"),
+                Some(user) => n.insert("user".into(), json!(user)),
+            };
+            normalize(&mut n, 0);
+            assert_eq!(n["delivery"], true);
+            assert_eq!(n["recipient"], "john.doe@example.org");
+            assert_eq!(n["user"], "john.doe@example.org", "{user:?}");
+            assert_eq!(
+                n.get("user_inferred").is_some(),
+                user.is_none_or(str::is_empty),
+                "{user:?}"
+            );
+            let once = n.clone();
+            normalize(&mut n, 0);
+            assert_eq!(n, once, "normalizing twice changes nothing");
+        }
+        let mut append = captured.clone();
+        append.insert("event".into(), json!("MessageAppend"));
+        normalize(&mut append, 0);
+        assert!(append.get("delivery").is_none(), "an APPEND is no delivery");
     }
 
     #[test]

@@ -98,6 +98,14 @@ pub trait Storage: Send + Sync + 'static {
             "this storage keeps no message payloads",
         ))
     }
+    /// Inserts or replaces `record` only if the stored body is still `expected` (`None`: only
+    /// if absent), as one atomic step against every other writer; true if written.
+    fn put_if(&self, record: Record, expected: Option<&str>) -> Result<bool, PluginError> {
+        let _ = (record, expected);
+        Err(PluginError::config(
+            "this storage cannot replace a record conditionally (put_if)",
+        ))
+    }
 }
 
 /// Runs plugin code, turning a panic into [`PluginError::panicked`].
@@ -228,6 +236,13 @@ impl<T: Storage> FfiStorage for Guarded<T> {
             self.get()
                 .get_payload(digest.as_str())
                 .map(|p| p.map(RVec::from).into())
+        })
+    }
+
+    fn put_if(&self, record: Record, expected: ROption<RString>) -> RResult<bool, PluginError> {
+        guard(|| {
+            self.get()
+                .put_if(record, expected.as_ref().map(RString::as_str).into_option())
         })
     }
 }

@@ -148,6 +148,19 @@ pub trait FfiStorage: Send + Sync + Clone {
             "this storage keeps no message payloads",
         ))
     }
+
+    /// Inserts or replaces `record` only if the stored record's body is still `expected`
+    /// (`RNone`: only if there is no such record), as one atomic step against every other
+    /// writer, threads and processes alike; true if written, false if the record had changed.
+    /// Derived views are read, merged and written back with it, so no update is lost.
+    /// (since 1.0; added after the prefix, so a storage without it answers with the default:
+    /// an error, and a view is never updated without it.)
+    fn put_if(&self, record: Record, expected: ROption<RString>) -> RResult<bool, PluginError> {
+        let _ = (record, expected);
+        RResult::RErr(PluginError::config(
+            "this storage cannot replace a record conditionally (put_if)",
+        ))
+    }
 }
 
 /// The FFI trait object for [`FfiStorage`].
@@ -171,6 +184,10 @@ impl RootModule for StorageModRef {
     const NAME: &'static str = crate::kind::STORAGE;
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
 }
+
+/// How often [`StorageClient::update`] tries before it gives up with a transient error (the
+/// job is then retried later).
+const UPDATE_ATTEMPTS: u32 = 32;
 
 /// A handler's typed access to the storage, obtained with [`crate::Host::storage`].
 pub struct StorageClient {
@@ -217,6 +234,42 @@ impl StorageClient {
             .get_payload(digest.into())
             .into_result()
             .map(|p| p.into_option().map(RVec::into_vec))
+    }
+
+    /// Inserts or replaces `record` only if the stored body is still `expected` (`None`: only
+    /// if absent), atomically; true if written.
+    pub fn put_if(&self, record: Record, expected: Option<&str>) -> Result<bool, PluginError> {
+        self.inner
+            .put_if(record, expected.map(RString::from).into())
+            .into_result()
+    }
+
+    /// Reads, changes and writes back one record as one atomic step: `change` is given the
+    /// stored record (if any) and returns the record to write, or `None` to leave it as it is.
+    /// When another writer got in between, `change` runs again on what is stored now, so it
+    /// must be a function of what it is given. The record written, if any.
+    pub fn update(
+        &self,
+        collection: &str,
+        key: &str,
+        mut change: impl FnMut(Option<&Record>) -> Result<Option<Record>, PluginError>,
+    ) -> Result<Option<Record>, PluginError> {
+        for attempt in 0..UPDATE_ATTEMPTS {
+            let stored = self.get(collection, key)?;
+            let Some(record) = change(stored.as_ref())? else {
+                return Ok(None);
+            };
+            let expected = stored.as_ref().map(|r| r.body.as_str());
+            if self.put_if(record.clone(), expected)? {
+                return Ok(Some(record));
+            }
+            if attempt > 4 {
+                std::thread::sleep(std::time::Duration::from_millis(1 << attempt.min(6)));
+            }
+        }
+        Err(PluginError::transient(format!(
+            "record {collection}/{key} kept changing during {UPDATE_ATTEMPTS} updates"
+        )))
     }
 
     /// The records matching a query.

@@ -195,25 +195,36 @@ path = "var/bonnie.db"
 
     /// Starts a worker (logging to `<name>.log`) and waits until the broker lists it.
     pub fn start_worker(&self, name: &str) -> ChildGuard {
-        // By identity, not by count: a dead worker may be dropped while this one joins.
-        let identities = |status: Value| -> Vec<Value> {
-            status["workers"]
+        self.start_workers(&[name])
+            .pop()
+            .expect("the worker just started")
+    }
+
+    /// Starts workers all at once (each logging to `<name>.log`) and waits until the broker
+    /// lists every one of them, so that none has a head start on jobs already waiting.
+    pub fn start_workers(&self, names: &[&str]) -> Vec<ChildGuard> {
+        // By identity, not by count: a dead worker may be dropped while these join.
+        let identities = || -> Vec<Value> {
+            self.status()["workers"]
                 .as_array()
                 .map(|w| w.iter().map(|w| w["identity"].clone()).collect())
                 .unwrap_or_default()
         };
-        let before = identities(self.status());
-        let log = self.log_file(name);
-        let worker = ChildGuard::spawn(
-            name,
-            &mut self.command("bonnie-worker", &["--log-file", &log]),
-        );
-        process::wait_until("the worker to connect", || {
-            identities(self.status())
-                .iter()
-                .any(|id| !before.contains(id))
+        let before = identities();
+        let workers = names
+            .iter()
+            .map(|name| {
+                let log = self.log_file(name);
+                ChildGuard::spawn(
+                    name,
+                    &mut self.command("bonnie-worker", &["--log-file", &log]),
+                )
+            })
+            .collect();
+        process::wait_until("every worker to connect", || {
+            identities().iter().filter(|id| !before.contains(id)).count() >= names.len()
         });
-        worker
+        workers
     }
 
     /// Starts a collector (logging to `<name>.log`) and waits until the broker lists it.

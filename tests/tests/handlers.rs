@@ -361,6 +361,47 @@ fn a_rename_keeps_the_uniqueid_and_both_names() {
 }
 
 #[test]
+fn a_delivery_without_a_user_is_attributed_to_its_recipient() {
+    // An LMTP delivery as Cyrus 3.6 captured it, and the same naming no acting user (the
+    // field missing, or empty as on Cyrus's MailboxModseq).
+    let captured: Value = serde_json::from_str(&paths::cyrus_event("MessageNew-1.json")).unwrap();
+    let mut missing = captured.clone();
+    missing.as_object_mut().unwrap().remove("user");
+    let mut empty = captured.clone();
+    empty["user"] = json!("");
+    let (lab, records) = archive_samples(&[missing.to_string(), empty.to_string()]);
+    let john = "john.doe@example.org";
+    let as_captured = &records["MessageNew-1.json"];
+    assert_eq!(as_captured["delivery"], true);
+    assert_eq!(as_captured["recipient"], john);
+    assert!(as_captured.get("user_inferred").is_none(), "Cyrus named the user");
+    for line in [samples().len() + 1, samples().len() + 2] {
+        let record = lab.record(&format!("in.jsonl:{line}"));
+        assert_eq!(record["delivery"], true, "{record}");
+        assert_eq!(record["user"], john, "{record}");
+        assert_eq!(record["user_inferred"], true, "{record}");
+        assert_eq!(record["user_id"], format!("login:{john}"), "{record}");
+    }
+    // The log's user and user_id, which per-user queries read, for every delivery.
+    let db = rusqlite::Connection::open(lab.path().join("var/bonnie.db")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT user, user_id, record FROM log WHERE event = 'MessageNew'")
+        .unwrap();
+    let rows: Vec<(Option<String>, Option<String>, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 5, "three captured deliveries and two without a user");
+    for (user, user_id, record) in rows {
+        let record: Value = serde_json::from_str(&record).unwrap();
+        let owner = record["folder_owner"].as_str().unwrap();
+        assert_eq!(user.as_deref(), Some(owner), "{record}");
+        assert_eq!(user_id, Some(format!("login:{owner}")), "{record}");
+    }
+}
+
+#[test]
 fn an_unknown_event_is_stored_as_received_and_flagged() {
     let alarm = json!({ "event": "CalendarAlarm", "timestamp": "2026-11-28T19:00:00.000Z", "user": "john.doe@example.org", "alarm": { "uid": "x" } });
     let (lab, _) = archive_samples(&[alarm.to_string()]);

@@ -31,6 +31,10 @@ impl Storage for EsStorage {
         self.es.delete_record(collection, key)
     }
 
+    fn put_if(&self, record: Record, expected: Option<&str>) -> Result<bool, PluginError> {
+        self.es.put_record_if(&record, expected)
+    }
+
     fn query(&self, query: RecordQuery) -> Result<Vec<Record>, PluginError> {
         self.es.query_records(&query)
     }

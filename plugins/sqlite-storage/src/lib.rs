@@ -177,6 +177,10 @@ impl Storage for SqliteStorage {
         self.write(false, |conn| records::delete(conn, collection, key))
     }
 
+    fn put_if(&self, record: Record, expected: Option<&str>) -> Result<bool, PluginError> {
+        self.write(false, |conn| records::put_if(conn, &record, expected))
+    }
+
     fn query(&self, query: RecordQuery) -> Result<Vec<Record>, PluginError> {
         self.read(|conn| records::query(conn, &query))
     }
@@ -230,6 +234,41 @@ bonnie_plugin_api::export_storage! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn updates_by_many_threads_of_two_stores_on_one_file_lose_nothing() {
+        use bonnie_plugin_api::{plugin::storage_box, storage::StorageClient};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bonnie.db");
+        // Two stores on one file stand for two worker processes.
+        let clients: Vec<StorageClient> = (0..2)
+            .map(|_| StorageClient::new(storage_box(SqliteStorage::open(&path, 5000).unwrap())))
+            .collect();
+        let increment = |client: &StorageClient| {
+            client
+                .update("counters", "c", |stored| {
+                    let n = stored.map_or(0, |r| r.json().unwrap()["n"].as_u64().unwrap());
+                    Ok(Some(Record::new(
+                        "counters",
+                        "c",
+                        &serde_json::json!({ "n": n + 1 }),
+                    )))
+                })
+                .unwrap();
+        };
+        std::thread::scope(|scope| {
+            for client in clients.iter().cycle().take(8) {
+                scope.spawn(move || (0..50).for_each(|_| increment(client)));
+            }
+        });
+        let stored = clients[0].get("counters", "c").unwrap().unwrap();
+        assert_eq!(stored.json().unwrap()["n"], 400);
+        // A write that expects what is no longer there is refused.
+        let stale = Record::new("counters", "c", &serde_json::json!({ "n": 0 }));
+        assert!(!clients[1].put_if(stale.clone(), Some(r#"{"n":399}"#)).unwrap());
+        assert!(!clients[1].put_if(stale.clone(), None).unwrap());
+        assert!(clients[1].put_if(stale, Some(r#"{"n":400}"#)).unwrap());
+    }
 
     #[test]
     fn workers_opening_a_new_store_at_once_all_succeed() {

@@ -46,6 +46,35 @@ pub fn get(conn: &Connection, collection: &str, key: &str) -> rusqlite::Result<O
 /// Inserts or replaces a record and its index terms, in one transaction.
 pub fn put(conn: &mut Connection, record: &Record) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    write(&tx, record)?;
+    tx.commit()
+}
+
+/// Inserts or replaces a record only if its stored body is still `expected` (`None`: only if
+/// there is none); true if written. IMMEDIATE takes the database's write lock before the
+/// read, so the comparison and the write are one step for every connection of every process.
+pub fn put_if(
+    conn: &mut Connection,
+    record: &Record,
+    expected: Option<&str>,
+) -> rusqlite::Result<bool> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let stored: Option<String> = tx
+        .prepare_cached("SELECT body FROM records WHERE collection = ?1 AND key = ?2")?
+        .query_row(
+            params![record.collection.as_str(), record.key.as_str()],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if stored.as_deref() != expected {
+        return Ok(false);
+    }
+    write(&tx, record)?;
+    tx.commit()?;
+    Ok(true)
+}
+
+fn write(tx: &rusqlite::Transaction<'_>, record: &Record) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO records (collection, key, time_ms, body) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (collection, key) DO UPDATE SET time_ms = excluded.time_ms, body = excluded.body",
@@ -73,7 +102,7 @@ pub fn put(conn: &mut Connection, record: &Record) -> rusqlite::Result<()> {
             ])?;
         }
     }
-    tx.commit()
+    Ok(())
 }
 
 /// Deletes a record and its index terms; true if it existed.
