@@ -239,21 +239,28 @@ async fn send(client: &Elasticsearch, docs: &[Doc]) -> Vec<Answer> {
             let Some(result) = result_for(&results, i, doc) else {
                 return Answer::Again("the bulk answer has no result for the document".to_string());
             };
-            let status = result.get("status").and_then(Value::as_u64).unwrap_or(0);
-            match status {
-                200 | 201 => Answer::Stored,
-                // Created before: a redelivered job. The first record stays, as evidence.
-                409 => Answer::Stored,
-                429 | 502 | 503 | 504 => {
-                    Answer::Again(format!("the server answered {status} for the document"))
-                }
-                _ => Answer::Refused {
-                    status,
-                    error: result.get("error").cloned().unwrap_or(Value::Null),
-                },
-            }
+            answer_of(result)
         })
         .collect()
+}
+
+/// What the server made of one document, from its item of the bulk answer.
+fn answer_of(result: &Value) -> Answer {
+    let Some(status) = result.get("status").and_then(Value::as_u64) else {
+        return Answer::Again("the bulk answer gave the document no status".to_string());
+    };
+    match status {
+        200 | 201 => Answer::Stored,
+        // Created before: a redelivered job. The first record stays, as evidence.
+        409 => Answer::Stored,
+        // Too many requests, or a fault of the server's (a shard moving, a node gone):
+        // never a reason to give the document up.
+        429 | 500..=599 => Answer::Again(format!("the server answered {status} for the document")),
+        _ => Answer::Refused {
+            status,
+            error: result.get("error").cloned().unwrap_or(Value::Null),
+        },
+    }
 }
 
 /// The answer to the document at `position` of a request: the server answers in order, so
@@ -337,6 +344,26 @@ mod tests {
         let unnamed = [json!({ "status": 201 })];
         let results: Vec<Option<&Value>> = unnamed.iter().map(Some).collect();
         assert!(result_for(&results, 0, &docs[0]).is_some());
+    }
+
+    #[test]
+    fn only_a_refusal_of_the_document_itself_gives_it_up() {
+        let again = |item: Value| matches!(answer_of(&item), Answer::Again(_));
+        assert!(matches!(
+            answer_of(&json!({ "status": 201 })),
+            Answer::Stored
+        ));
+        assert!(matches!(
+            answer_of(&json!({ "status": 409 })),
+            Answer::Stored
+        ));
+        for status in [429, 500, 502, 503, 504] {
+            assert!(again(json!({ "status": status })), "{status}");
+        }
+        assert!(again(json!({ "error": { "type": "oops" } })), "no status");
+        let refused =
+            answer_of(&json!({ "status": 400, "error": { "type": "mapper_parsing_exception" } }));
+        assert!(matches!(refused, Answer::Refused { status: 400, .. }));
     }
 
     #[test]
