@@ -126,7 +126,8 @@ impl Facts {
         self.renames.sort();
         self.renames.dedup();
         self.acl_state = max_by_key(&self.acl_state, &other.acl_state, Stamped::rank);
-        self.metadata_state = max_by_key(&self.metadata_state, &other.metadata_state, Stamped::rank);
+        self.metadata_state =
+            max_by_key(&self.metadata_state, &other.metadata_state, Stamped::rank);
         self.modseq_max = self.modseq_max.max(other.modseq_max);
         self.uidnext_max = self.uidnext_max.max(other.uidnext_max);
         self.uidvalidity = self.uidvalidity.max(other.uidvalidity);
@@ -168,11 +169,14 @@ impl Facts {
                     server: text("server").unwrap_or_default(),
                 },
             }),
-            acl_state: view.get("acl").and_then(Value::as_object).map(|acl| Stamped {
-                at_ms: event_ms,
-                value: acl.clone(),
-                ids: None,
-            }),
+            acl_state: view
+                .get("acl")
+                .and_then(Value::as_object)
+                .map(|acl| Stamped {
+                    at_ms: event_ms,
+                    value: acl.clone(),
+                    ids: None,
+                }),
             metadata_state: view
                 .get("metadata")
                 .and_then(Value::as_object)
@@ -207,8 +211,14 @@ pub fn view(uniqueid: &str, facts: &Facts, folder_id: &str) -> Object {
     let place = facts.place();
     view.insert("uniqueid".to_string(), json!(uniqueid));
     view.insert("path".to_string(), json!(place.map(|p| &p.path)));
-    view.insert("name".to_string(), json!(place.and_then(|p| p.name.as_ref())));
-    view.insert("owner".to_string(), json!(place.and_then(|p| p.owner.as_ref())));
+    view.insert(
+        "name".to_string(),
+        json!(place.and_then(|p| p.name.as_ref())),
+    );
+    view.insert(
+        "owner".to_string(),
+        json!(place.and_then(|p| p.owner.as_ref())),
+    );
     view.insert("server".to_string(), json!(place.map(|p| &p.server)));
     view.insert("folder_id".to_string(), json!(folder_id));
     view.insert(
@@ -341,7 +351,10 @@ mod tests {
             deleted(30_665),
         ]);
         assert_eq!(facts.place().unwrap().path, "user/john/Tmp2");
-        assert!(facts.deleted(), "the MailboxModseq after the delete changes nothing");
+        assert!(
+            facts.deleted(),
+            "the MailboxModseq after the delete changes nothing"
+        );
         // Lines 90 and 91: Archive is renamed, its late MailboxModseq is the last event.
         let facts = merged_in_every_order(&[
             seen(24_925, "user/john/Archive"),
@@ -377,7 +390,8 @@ mod tests {
             }),
             ..Facts::default()
         };
-        let facts = merged_in_every_order(&[acl(1, "lrs"), acl(3, "lr"), acl(3, "lrswi"), acl(2, "")]);
+        let facts =
+            merged_in_every_order(&[acl(1, "lrs"), acl(3, "lr"), acl(3, "lrswi"), acl(2, "")]);
         assert_eq!(facts.acl_state.unwrap().value["jane"], "lrswi");
     }
 

@@ -137,7 +137,10 @@ pub fn resolve(
         record.insert("folder_type".to_string(), json!(kind));
     }
     let number = |key: &str| record.get(key).and_then(Value::as_u64);
-    let event = record.get("event").and_then(Value::as_str).unwrap_or_default();
+    let event = record
+        .get("event")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let old_folder = record.get("old_folder").and_then(Value::as_str);
     let timestamp = timestamp.as_str().unwrap_or_default().to_string();
     let mut facts = Facts {

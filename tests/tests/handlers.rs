@@ -374,7 +374,10 @@ fn a_delivery_without_a_user_is_attributed_to_its_recipient() {
     let as_captured = &records["MessageNew-1.json"];
     assert_eq!(as_captured["delivery"], true);
     assert_eq!(as_captured["recipient"], john);
-    assert!(as_captured.get("user_inferred").is_none(), "Cyrus named the user");
+    assert!(
+        as_captured.get("user_inferred").is_none(),
+        "Cyrus named the user"
+    );
     for line in [samples().len() + 1, samples().len() + 2] {
         let record = lab.record(&format!("in.jsonl:{line}"));
         assert_eq!(record["delivery"], true, "{record}");
@@ -392,7 +395,11 @@ fn a_delivery_without_a_user_is_attributed_to_its_recipient() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(rows.len(), 5, "three captured deliveries and two without a user");
+    assert_eq!(
+        rows.len(),
+        5,
+        "three captured deliveries and two without a user"
+    );
     for (user, user_id, record) in rows {
         let record: Value = serde_json::from_str(&record).unwrap();
         let owner = record["folder_owner"].as_str().unwrap();

@@ -17,8 +17,9 @@ use serde_json::{Value, json};
 const REPLAYS: usize = 20;
 
 fn scenario() -> Vec<String> {
-    let text = std::fs::read_to_string(paths::repo_root().join("examples/cyrus-3.6-scenario.jsonl"))
-        .expect("reading the scenario");
+    let text =
+        std::fs::read_to_string(paths::repo_root().join("examples/cyrus-3.6-scenario.jsonl"))
+            .expect("reading the scenario");
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(str::to_string)
@@ -32,18 +33,20 @@ fn views(db: &rusqlite::Connection) -> (BTreeMap<String, Value>, BTreeMap<String
         let mut stmt = db
             .prepare("SELECT key, body FROM records WHERE collection = ?1")
             .unwrap();
-        stmt.query_map([name], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .unwrap()
-            .map(|row| {
-                let (key, body) = row.unwrap();
-                let mut body: Value = serde_json::from_str(&body).unwrap();
-                if let Some(body) = body.as_object_mut() {
-                    body.remove("login_job");
-                    body.remove("logout_job");
-                }
-                (key, body)
-            })
-            .collect()
+        stmt.query_map([name], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .unwrap()
+        .map(|row| {
+            let (key, body) = row.unwrap();
+            let mut body: Value = serde_json::from_str(&body).unwrap();
+            if let Some(body) = body.as_object_mut() {
+                body.remove("login_job");
+                body.remove("logout_job");
+            }
+            (key, body)
+        })
+        .collect()
     };
     (collection("folders-current"), collection("sessions"))
 }
@@ -52,14 +55,70 @@ fn views(db: &rusqlite::Connection) -> (BTreeMap<String, Value>, BTreeMap<String
 /// name it was renamed from.
 fn check_truth(folders: &BTreeMap<String, Value>, sessions: &BTreeMap<String, Value>, run: &str) {
     let truth = [
-        ("wrp915vo4ftuwc6ncu10wvjw", "user/john.doe@example.org", false, json!(25), json!(8), Value::Null),
-        ("mufbbk6f428zy0l2sfjtsuso", "user/jane.doe@example.org", true, json!(2), json!(2), Value::Null),
-        ("umlq6xbovdfdid2o1v10vpur", "user/john.doe/Calendar@example.org", false, json!(9), json!(2), Value::Null),
-        ("r92wbyxr9mm06mxxqia4q893", "user/john.doe/Archive2@example.org", false, json!(4), json!(3), json!("Archive")),
-        ("ay1a5rd12rf901bgnxt13cb8", "user/john.doe/Trash@example.org", false, Value::Null, Value::Null, Value::Null),
-        ("qug85lfy3hpi65jilnfv4j7f", "user/john.doe/Junk@example.org", false, Value::Null, Value::Null, Value::Null),
-        ("i5zjkdmh24n74587l3bkqq7v", "user/john.doe/Tmp2@example.org", true, Value::Null, Value::Null, json!("Tmp")),
-        ("ufhlnvbv3o4w6ht7jew22v5h", "user/john.doe/Expire@example.org", false, json!(4), json!(2), Value::Null),
+        (
+            "wrp915vo4ftuwc6ncu10wvjw",
+            "user/john.doe@example.org",
+            false,
+            json!(25),
+            json!(8),
+            Value::Null,
+        ),
+        (
+            "mufbbk6f428zy0l2sfjtsuso",
+            "user/jane.doe@example.org",
+            true,
+            json!(2),
+            json!(2),
+            Value::Null,
+        ),
+        (
+            "umlq6xbovdfdid2o1v10vpur",
+            "user/john.doe/Calendar@example.org",
+            false,
+            json!(9),
+            json!(2),
+            Value::Null,
+        ),
+        (
+            "r92wbyxr9mm06mxxqia4q893",
+            "user/john.doe/Archive2@example.org",
+            false,
+            json!(4),
+            json!(3),
+            json!("Archive"),
+        ),
+        (
+            "ay1a5rd12rf901bgnxt13cb8",
+            "user/john.doe/Trash@example.org",
+            false,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        ),
+        (
+            "qug85lfy3hpi65jilnfv4j7f",
+            "user/john.doe/Junk@example.org",
+            false,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        ),
+        (
+            "i5zjkdmh24n74587l3bkqq7v",
+            "user/john.doe/Tmp2@example.org",
+            true,
+            Value::Null,
+            Value::Null,
+            json!("Tmp"),
+        ),
+        (
+            "ufhlnvbv3o4w6ht7jew22v5h",
+            "user/john.doe/Expire@example.org",
+            false,
+            json!(4),
+            json!(2),
+            Value::Null,
+        ),
     ];
     assert_eq!(folders.len(), truth.len(), "{run}: {:?}", folders.keys());
     for (uniqueid, path, deleted, modseq, uidnext, renamed_from) in truth {

@@ -265,7 +265,11 @@ mod tests {
         assert_eq!(stored.json().unwrap()["n"], 400);
         // A write that expects what is no longer there is refused.
         let stale = Record::new("counters", "c", &serde_json::json!({ "n": 0 }));
-        assert!(!clients[1].put_if(stale.clone(), Some(r#"{"n":399}"#)).unwrap());
+        assert!(
+            !clients[1]
+                .put_if(stale.clone(), Some(r#"{"n":399}"#))
+                .unwrap()
+        );
         assert!(!clients[1].put_if(stale.clone(), None).unwrap());
         assert!(clients[1].put_if(stale, Some(r#"{"n":400}"#)).unwrap());
     }
