@@ -1,0 +1,178 @@
+//! Property tests of what bonnie-api reads from outside: arbitrary bytes as a request body,
+//! and JSON-RPC requests (single and batched) of every method with arbitrary parameter values,
+//! signed and sent through the real service over the real SQLite storage. `Service::handle`
+//! answers a panic with 500, so "never 500" is "never a panic" on any of them.
+
+use bonnie_api::{
+    auth,
+    clients::{Clients, Credentials},
+    methods::OBJECT_TYPES,
+    service::{Incoming, Service},
+};
+use bonnie_plugin_api::{plugin::storage_box, storage::StorageClient};
+use bonnie_sqlite_storage::SqliteStorage;
+use proptest::{collection::vec, prelude::*};
+use serde_json::{Map, Value, json};
+
+const USER: &str = "john.doe@example.org";
+
+/// A service over an empty SQLite archive, and the credentials of its one client: one for
+/// all cases (argon2 makes a client slowly by design).
+static SERVICE: std::sync::LazyLock<(tempfile::TempDir, Service, Credentials)> =
+    std::sync::LazyLock::new(service);
+
+fn service() -> (tempfile::TempDir, Service, Credentials) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = SqliteStorage::open(&dir.path().join("bonnie.db"), 5000).unwrap();
+    let mut clients = Clients::load(&dir.path().join("clients.json")).unwrap();
+    let credentials = clients.add("roundcube").unwrap();
+    let service = Service::new(
+        StorageClient::new(storage_box(storage)),
+        clients,
+        Vec::new(),
+        &dir.path().join("audit.log"),
+        100,
+    )
+    .unwrap();
+    (dir, service, credentials)
+}
+
+/// `body` as a signed POST /api/rpc of the client for `USER`.
+fn post(service: &Service, credentials: &Credentials, body: &[u8]) -> u16 {
+    let basic = format!("{}:{}", credentials.name, credentials.password);
+    let incoming = Incoming {
+        method: "POST".into(),
+        path: "/api/rpc".into(),
+        authorization: Some(format!(
+            "Basic {}",
+            bonnie_core::imap::client::base64(basic.as_bytes())
+        )),
+        user: Some(USER.into()),
+        signature: Some(auth::signature(&credentials.secret, USER, body)),
+        peer: "127.0.0.1:1".into(),
+    };
+    service.handle(&incoming, body).status
+}
+
+/// Every method the API has, and a few it has not.
+fn methods() -> Vec<String> {
+    let mut all: Vec<String> = OBJECT_TYPES
+        .iter()
+        .flat_map(|kind| {
+            [
+                "changelog",
+                "created",
+                "lastmodified",
+                "get",
+                "rawdata",
+                "diff",
+            ]
+            .map(|action| format!("{kind}.{action}"))
+        })
+        .collect();
+    all.extend(
+        [
+            "mail.changelog",
+            "freebusy.get",
+            "system.keygen",
+            "",
+            ".",
+            "event.",
+            "_x.y",
+        ]
+        .map(String::from),
+    );
+    all
+}
+
+/// A parameter value: text of any characters (dates, revisions, instances, folder names
+/// among them), numbers, and the other JSON kinds.
+fn value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        any::<String>().prop_map(Value::from),
+        "[0-9T:+.Z -]{0,30}".prop_map(Value::from),
+        "2026-12-0[0-9]T[0-9:]{0,8}[+-é€Z0-9:]{0,6}".prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(|f| json!(f)),
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        vec(any::<u8>(), 0..4).prop_map(|v| json!(v)),
+    ]
+}
+
+/// A request of any method with any of the parameters the methods take.
+fn request() -> impl Strategy<Value = Value> {
+    let names = prop::sample::select(vec![
+        "uid", "mailbox", "msguid", "rev", "rev1", "rev2", "instance", "user", "start", "end",
+        "as_of", "salt", "other",
+    ]);
+    (
+        prop::sample::select(methods()),
+        vec((names, value()), 0..6),
+        prop_oneof![Just(None), any::<i32>().prop_map(|i| Some(json!(i)))],
+    )
+        .prop_map(|(method, params, id)| {
+            let params: Map<String, Value> = params
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            let mut request = json!({ "jsonrpc": "2.0", "method": method, "params": params });
+            if let Some(id) = id {
+                request["id"] = id;
+            }
+            request
+        })
+}
+
+/// A date-time as a client might send one: RFC 3339 shaped, with arbitrary characters
+/// (multi-byte ones among them) where the fraction and the offset go.
+fn date() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "2026-12-0[1-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9][+-][0-9é€]{1,2}[0-9:é€]{0,4}",
+        "2026-12-0[1-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9](\\.[0-9é]{0,4})?[Zz+-][0-9:é]{0,5}",
+        "[0-9é-]{4,10}[Tt ][0-9:é]{0,10}.{0,6}",
+        any::<String>(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn date_parameters_never_panic(start in date(), end in date(), as_of in date()) {
+        for (start, end, as_of) in [(&start, &end, None), (&start, &end, Some(&as_of))] {
+            let mut params = json!({ "user": USER, "start": start, "end": end });
+            if let Some(as_of) = as_of {
+                params["as_of"] = json!(as_of);
+            }
+            let body = json!({ "jsonrpc": "2.0", "method": "freebusy.get", "params": params, "id": 1 });
+            let (_, service, credentials) = &*SERVICE;
+            let status = post(service, credentials, body.to_string().as_bytes());
+            prop_assert_eq!(status, 200, "for {}", body);
+        }
+    }
+
+    #[test]
+    fn arbitrary_bodies_never_panic(body in vec(any::<u8>(), 0..600)) {
+        let (_, service, credentials) = &*SERVICE;
+        let status = post(service, credentials, &body);
+        prop_assert!(matches!(status, 200 | 204), "status {status}");
+    }
+
+    #[test]
+    fn requests_of_every_method_with_arbitrary_parameters_never_panic(
+        requests in vec(request(), 1..5),
+        batched in any::<bool>(),
+    ) {
+        let (_, service, credentials) = &*SERVICE;
+        let bodies: Vec<Value> = if batched {
+            vec![Value::Array(requests)]
+        } else {
+            requests
+        };
+        for body in bodies {
+            let status = post(service, credentials, body.to_string().as_bytes());
+            prop_assert!(matches!(status, 200 | 204), "status {status} for {body}");
+        }
+    }
+}
