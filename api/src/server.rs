@@ -233,8 +233,10 @@ async fn answer(
         signature: header("x-request-sign"),
         peer: peer.to_string(),
     };
+    // Refused before its body is read: the connection closes, so no unread body is left on
+    // it to be taken for the next request.
     if let Some(refused) = service.check_route(&incoming) {
-        return Ok(response(refused, false));
+        return Ok(response(refused, true));
     }
     let too_large = || {
         let message = format!("bodies are limited to {} bytes", limits.max_body);
