@@ -40,8 +40,15 @@ fn property() -> impl Strategy<Value = String> {
             .prop_map(|(name, params, values)| format!("{name}{params}:{}", values.join(","))),
         (
             prop::sample::select(vec![
-                "FREQ=DAILY", "FREQ=DAILY", "FREQ=WEEKLY", "FREQ=WEEKLY", "FREQ=MONTHLY",
-                "FREQ=YEARLY", "FREQ=HOURLY", "FREQ=SECONDLY", "FREQ=SOMETIMES",
+                "FREQ=DAILY",
+                "FREQ=DAILY",
+                "FREQ=WEEKLY",
+                "FREQ=WEEKLY",
+                "FREQ=MONTHLY",
+                "FREQ=YEARLY",
+                "FREQ=HOURLY",
+                "FREQ=SECONDLY",
+                "FREQ=SOMETIMES",
             ]),
             vec(
                 prop_oneof![

@@ -163,7 +163,10 @@ mod tests {
         assert_eq!(decode(b"\xff not json"), "ÿ not json");
         assert_eq!(decode(b"[\"\xff\"]"), "[\"ÿ\"]");
         let trailing = decode(b" {} \xa0");
-        assert_eq!(trailing, " {} \u{a0}", "not an object: U+00A0 is no JSON whitespace");
+        assert_eq!(
+            trailing, " {} \u{a0}",
+            "not an object: U+00A0 is no JSON whitespace"
+        );
         let empty: Value = serde_json::from_str(&decode(b" {\"\xa0\":1}")).unwrap();
         assert_eq!(empty[INVALID_UTF8_FIELD], true);
         let only: Value = serde_json::from_str(&decode(b"{\"a\":\"\xa0\"}")).unwrap();

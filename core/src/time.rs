@@ -8,9 +8,7 @@ use jiff::{Timestamp, fmt::rfc2822::DateTimeParser};
 /// milliseconds since the epoch, UTC. `None` when it is not one. jiff's Temporal parser also
 /// takes the ISO 8601 forms around RFC 3339 (a space for the `T`, a `[zone]` annotation).
 pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
-    text.parse::<Timestamp>()
-        .ok()
-        .map(|ts| ts.as_millisecond())
+    text.parse::<Timestamp>().ok().map(|ts| ts.as_millisecond())
 }
 
 /// Parses an RFC 2822 date (`Sat, 28 Nov 2026 17:13:36 +0000`) into milliseconds since the
@@ -38,18 +36,17 @@ pub fn parse_rfc2822_ms(text: &str) -> Option<i64> {
         {
             words.next();
         }
-        let (day, month, year, clock) = (words.next()?, words.next()?, words.next()?, words.next()?);
+        let (day, month, year, clock) =
+            (words.next()?, words.next()?, words.next()?, words.next()?);
         let month: String = month.chars().take(3).collect();
-        let clock: Vec<String> = clock
-            .split(':')
-            .map(|part| format!("{part:0>2}"))
-            .collect();
+        let clock: Vec<String> = clock.split(':').map(|part| format!("{part:0>2}")).collect();
         let clock = clock.join(":");
         let date = format!("{day} {month} {year} {clock}");
         match words.next() {
             Some(zone) if zone.starts_with(['+', '-']) => parse(&format!("{date} {zone}")),
-            Some(zone) => parse(&format!("{date} {zone}"))
-                .or_else(|| parse(&format!("{date} +0000"))),
+            Some(zone) => {
+                parse(&format!("{date} {zone}")).or_else(|| parse(&format!("{date} +0000")))
+            }
             None => parse(&format!("{date} +0000")),
         }
     })
@@ -223,13 +220,25 @@ mod tests {
             ("Mon, 28 Nov 2026 17:13:36 +0000", "2026-11-28T17:13:36Z"),
             ("Sa, 28 Nov 2026 17:13:36 +0000", "2026-11-28T17:13:36Z"),
             ("Sat 28 Nov 2026 17:13:36 +0000", "2026-11-28T17:13:36Z"),
-            ("Sat, 28 November 2026 17:13:36 +0000", "2026-11-28T17:13:36Z"),
+            (
+                "Sat, 28 November 2026 17:13:36 +0000",
+                "2026-11-28T17:13:36Z",
+            ),
             ("Sat, 28 Nov 2026 9:13:36 -0800", "2026-11-28T17:13:36Z"),
-            ("Sat, 28 Nov 2026 18:13:36 +0100 CET", "2026-11-28T17:13:36Z"),
+            (
+                "Sat, 28 Nov 2026 18:13:36 +0100 CET",
+                "2026-11-28T17:13:36Z",
+            ),
             ("Sat, 28 Nov 2026 17:13:36", "2026-11-28T17:13:36Z"),
             ("Sat, 28 Nov 2026 17:13:36 GMT+1", "2026-11-28T17:13:36Z"),
-            ("Sat, 28 Nov 2026 (a (nested) comment) 17:13:36 +0000", "2026-11-28T17:13:36Z"),
-            ("  Sat, 28 Nov 2026 17:13:36 +0000 (UTC)\r\n", "2026-11-28T17:13:36Z"),
+            (
+                "Sat, 28 Nov 2026 (a (nested) comment) 17:13:36 +0000",
+                "2026-11-28T17:13:36Z",
+            ),
+            (
+                "  Sat, 28 Nov 2026 17:13:36 +0000 (UTC)\r\n",
+                "2026-11-28T17:13:36Z",
+            ),
             ("Sat, 28 Nov 2026 23:59:60 +0000", "2026-11-28T23:59:59Z"),
         ];
         for (text, expected) in cases {

@@ -274,7 +274,11 @@ mod tests {
         let mut request = b"NOTIFY %(OPTIONS ".to_vec();
         request.extend(std::iter::repeat_n(b'(', 1_000_000));
         assert!(matches!(parse(&request), Parsed::Invalid(_)));
-        let nested = format!("NOTIFY %(A {}{} MESSAGE \"m\")\r\n", "(".repeat(8), ")".repeat(8));
+        let nested = format!(
+            "NOTIFY %(A {}{} MESSAGE \"m\")\r\n",
+            "(".repeat(8),
+            ")".repeat(8)
+        );
         assert_eq!(
             parse(nested.as_bytes()),
             Parsed::Notify {

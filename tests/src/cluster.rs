@@ -400,10 +400,13 @@ path = "var/bonnie.db"
     }
 }
 
-/// The dlist request Cyrus's notifyd sends the dealer daemon for one notification (its bytes
-/// as they are, UTF-8 or not).
-pub fn dlist_request(notification: impl AsRef<[u8]>) -> Vec<u8> {
-    let notification = notification.as_ref();
+/// The dlist request Cyrus's notifyd sends the dealer daemon for one notification.
+pub fn dlist_request(json: &str) -> Vec<u8> {
+    dlist_request_bytes(json.as_bytes())
+}
+
+/// The dlist request for a notification's bytes as they are, UTF-8 or not.
+pub fn dlist_request_bytes(notification: &[u8]) -> Vec<u8> {
     let mut request = format!(
         "NOTIFY %(METHOD external CLASS EVENT PRIORITY NIL USER NIL MAILBOX NIL OPTIONS () MESSAGE {{{}+}}\r\n",
         notification.len()

@@ -11,7 +11,7 @@ use std::{
 
 use bonnie_core::notification::{INVALID_UTF8_FIELD, RAW_FIELD, original_bytes};
 use bonnie_tests::{
-    cluster::{Cluster, dlist_request},
+    cluster::{Cluster, dlist_request_bytes},
     process,
     worker::WorkerLab,
 };
@@ -114,7 +114,7 @@ fn latin1_notifications_from_exec_and_daemon_dealers_are_archived_decoded_flagge
     );
     let daemon = latin1_append(2);
     let mut stream = UnixStream::connect(cluster.dealer_socket()).unwrap();
-    stream.write_all(&dlist_request(&daemon)).unwrap();
+    stream.write_all(&dlist_request_bytes(&daemon)).unwrap();
     let mut reply = String::new();
     stream.read_to_string(&mut reply).unwrap();
     assert_eq!(reply, "OK NIL\r\n");
