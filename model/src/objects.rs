@@ -24,6 +24,12 @@ use crate::{record::Object, users};
 pub const FACTS: &str = "object-facts";
 /// Which object a message holds, by its place (`folder`, UIDVALIDITY, UID).
 pub const MESSAGES: &str = "object-messages";
+/// Facts recorded before the object of their message was known (a deletion or copy taken
+/// before the append of that message), indexed by [`NEEDS_FIELD`]: the place whose object
+/// they wait for. The fact is recorded as soon as that place's object is.
+pub const PENDING: &str = "object-pending";
+/// The index term of pending facts: the place key they wait for.
+pub const NEEDS_FIELD: &str = "needs";
 /// The index term of facts: `<type>/<uid>`.
 pub const OBJECT_FIELD: &str = "object";
 /// The index term of facts by the login of the folder's owner (none for shared folders).
@@ -35,6 +41,8 @@ const MAX_FACTS: u32 = 100_000;
 /// A deletion followed within this time by an append of the same object in the same folder by
 /// the same user is one modification (a client that deletes the old version first).
 const UPDATE_WINDOW_MS: i64 = 60_000;
+/// How long a chain of copies and moves a newly known object is followed along.
+const MAX_HOPS: usize = 32;
 
 /// What an event did to a message holding an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,12 +198,11 @@ fn digest_of(
     }
 }
 
-/// The object held at `place`, from what was recorded or from the message's headers.
-fn object_at(
-    storage: &StorageClient,
-    place: &Place,
-    headers: Option<&Object>,
-) -> Result<Option<(String, String, Option<String>)>, PluginError> {
+/// An object held by a message: type, UID and the message's digest when known.
+type Held = (String, String, Option<String>);
+
+/// The object recorded as held at `place`.
+fn held_at(storage: &StorageClient, place: &Place) -> Result<Option<Held>, PluginError> {
     if let Some(found) = storage.get(MESSAGES, &place.key())? {
         let body = found.json()?;
         if let (Some(kind), Some(uid)) = (body["object_type"].as_str(), body["object_uid"].as_str())
@@ -204,12 +211,89 @@ fn object_at(
             return Ok(Some((kind.to_string(), uid.to_string(), digest)));
         }
     }
+    Ok(None)
+}
+
+/// The object held at `place`, from what was recorded or from the message's headers.
+fn object_at(
+    storage: &StorageClient,
+    place: &Place,
+    headers: Option<&Object>,
+) -> Result<Option<Held>, PluginError> {
+    if let Some(held) = held_at(storage, place)? {
+        return Ok(Some(held));
+    }
     Ok(headers
         .and_then(kolab_object)
         .map(|(kind, uid)| (kind, uid, None)))
 }
 
-fn put_fact(storage: &StorageClient, fact: &Fact) -> Result<(), PluginError> {
+/// A fact waiting for the object held at `needs`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Pending {
+    /// The fact, its object left empty.
+    fact: Fact,
+    /// The place whose object it is.
+    needs: Place,
+}
+
+/// Keeps a fact whose object is not known yet, then records it at once if the object became
+/// known meanwhile. The append that makes it known looks for pending facts after it recorded
+/// the object, and this looks for the object after it kept the fact: whichever comes second
+/// sees the other, so the fact is recorded in either order.
+fn put_pending(storage: &StorageClient, pending: &Pending) -> Result<(), PluginError> {
+    let body = serde_json::to_value(pending)
+        .map_err(|e| PluginError::transient(format!("a fact does not serialize: {e}")))?;
+    let key = format!("{}/{}", pending.fact.job, pending.fact.place.key());
+    storage.put(
+        Record::new(PENDING, &key, &body)
+            .at(pending.fact.time_ms)
+            .indexed(NEEDS_FIELD, &pending.needs.key()),
+    )?;
+    if let Some(held) = held_at(storage, &pending.needs)? {
+        put_fact(storage, &with_object(&pending.fact, held), 0)?;
+    }
+    Ok(())
+}
+
+fn with_object(fact: &Fact, (object_type, object_uid, digest): Held) -> Fact {
+    Fact {
+        object_type,
+        object_uid,
+        digest: fact.digest.clone().or(digest),
+        ..fact.clone()
+    }
+}
+
+/// Records the facts that waited for the object now known at `place`.
+fn put_waiting(
+    storage: &StorageClient,
+    place: &Place,
+    held: &Held,
+    depth: usize,
+) -> Result<(), PluginError> {
+    let query = RecordQuery {
+        collection: PENDING.to_string(),
+        index: Some((NEEDS_FIELD.to_string(), place.key())),
+        limit: MAX_FACTS,
+        ..RecordQuery::default()
+    };
+    for found in storage.query(&query)? {
+        let pending: Pending = serde_json::from_str(found.body.as_str()).map_err(|e| {
+            PluginError::transient(format!("pending fact {} is not readable: {e}", found.key))
+        })?;
+        put_fact(
+            storage,
+            &with_object(&pending.fact, held.clone()),
+            depth + 1,
+        )?;
+    }
+    Ok(())
+}
+
+/// Records a fact; a fact that puts the object at a place (an append, copy or move) records
+/// that too, and then the facts that waited for it (up to a chain of [`MAX_HOPS`] copies).
+fn put_fact(storage: &StorageClient, fact: &Fact, depth: usize) -> Result<(), PluginError> {
     let body = serde_json::to_value(fact)
         .map_err(|e| PluginError::transient(format!("a fact does not serialize: {e}")))?;
     let key = format!("{}/{}", fact.job, fact.place.key());
@@ -228,6 +312,14 @@ fn put_fact(storage: &StorageClient, fact: &Fact) -> Result<(), PluginError> {
             "digest": fact.digest,
         });
         storage.put(Record::new(MESSAGES, &fact.place.key(), &held).at(fact.time_ms))?;
+        if depth < MAX_HOPS {
+            let held = (
+                fact.object_type.clone(),
+                fact.object_uid.clone(),
+                fact.digest.clone(),
+            );
+            put_waiting(storage, &fact.place, &held, depth)?;
+        }
     }
     Ok(())
 }
@@ -269,9 +361,9 @@ pub fn record(
     let time_ms = text(record, "@timestamp")
         .and_then(|t| time::parse_rfc3339_ms(&t))
         .unwrap_or_else(time::now_ms);
-    // Which object each message of the event holds.
+    // Which object each message of the event holds; the places of those not known yet.
     let mut touched = Vec::new();
-    let mut unknown = false;
+    let mut unknown = Vec::new();
     for (i, uid) in new_uids.iter().copied().enumerate() {
         let here = place(&folder, uidvalidity, uid);
         let (from, object) = match kind {
@@ -301,16 +393,30 @@ pub fn record(
         };
         match object {
             Some(object) => touched.push((here, from, object)),
-            None => unknown = true,
+            // An append without a Kolab object is mail: no fact waits for it.
+            None if kind != FactKind::Append => unknown.push((here, from)),
+            None => {}
         }
     }
     // Copies, moves and trashed messages are still on the server: their headers tell.
     let ask_headers = matches!(kind, FactKind::Copy | FactKind::Move | FactKind::Trash);
-    if unknown && ask_headers && headers.is_none() && may_collect("HEADER") {
+    if !unknown.is_empty() && ask_headers && headers.is_none() && may_collect("HEADER") {
         return Ok(Recorded::Collect("HEADER"));
     }
     let login = text(record, "user");
     let folder_uniqueid = text(record, "folder_uniqueid");
+    let fact = |place: Place, from: Option<Place>, object_type, object_uid, digest| Fact {
+        kind,
+        object_type,
+        object_uid,
+        time_ms,
+        login: login.clone(),
+        place,
+        from,
+        folder_uniqueid: folder_uniqueid.clone(),
+        digest,
+        job: job.to_string(),
+    };
     let mut count = 0;
     for (place, from, (object_type, object_uid, known_digest)) in touched {
         let digest = match kind {
@@ -319,22 +425,39 @@ pub fn record(
         };
         put_fact(
             storage,
-            &Fact {
-                kind,
-                object_type,
-                object_uid,
-                time_ms,
-                login: login.clone(),
-                place,
-                from,
-                folder_uniqueid: folder_uniqueid.clone(),
-                digest,
-                job: job.to_string(),
-            },
+            &fact(place, from, object_type, object_uid, digest),
+            0,
         )?;
         count += 1;
     }
+    // A message whose append has not been recorded yet (taken by another thread or worker, or
+    // still waiting for its payload): the fact waits for it, unless the folder is known to
+    // hold mail only.
+    if !unknown.is_empty() && !may_hold_objects(storage, record)? {
+        return Ok(Recorded::Facts(count));
+    }
+    for (place, from) in unknown {
+        let needs = from.clone().unwrap_or_else(|| place.clone());
+        let fact = fact(place, from, String::new(), String::new(), None);
+        put_pending(storage, &Pending { fact, needs })?;
+    }
     Ok(Recorded::Facts(count))
+}
+
+/// False when the record's folder is known to be a mail folder (by its Kolab folder type),
+/// where no message holds an object.
+fn may_hold_objects(storage: &StorageClient, record: &Object) -> Result<bool, PluginError> {
+    if let Some(kind) = text(record, "folder_type") {
+        return Ok(kind != "mail");
+    }
+    let Some(uniqueid) = text(record, "folder_uniqueid") else {
+        return Ok(true);
+    };
+    let view = storage
+        .get(crate::folders::CURRENT, &uniqueid)?
+        .map(|r| r.json())
+        .transpose()?;
+    Ok(view.and_then(|v| v.get("type").cloned()) != Some(json!("mail")))
 }
 
 /// The facts about one object.
@@ -564,6 +687,136 @@ mod tests {
 
     fn ops(changes: &[Change]) -> Vec<Op> {
         changes.iter().map(|c| c.op).collect()
+    }
+
+    /// A real SQLite storage in a temporary folder.
+    fn storage() -> (tempfile::TempDir, StorageClient) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = bonnie_sqlite_storage::SqliteStorage::open(&dir.path().join("b.db"), 5000);
+        let client = StorageClient::new(bonnie_plugin_api::plugin::storage_box(store.unwrap()));
+        (dir, client)
+    }
+
+    /// A normalized notification of `event` on UID `uid` of john's Calendar (or `folder`).
+    fn event(event: &str, at: &str, folder: &str, uid: u64, extra: Value) -> Object {
+        let uri = format!("imap://h/user/john.doe/{folder}%40example.org;UIDVALIDITY=7");
+        let mut n: Object = serde_json::from_value(json!({
+            "event": event, "timestamp": at, "uri": uri, "uidset": uid.to_string(),
+            "user": "john.doe@example.org",
+        }))
+        .unwrap();
+        n.extend(extra.as_object().unwrap().clone());
+        crate::record::normalize(&mut n, 0);
+        n
+    }
+
+    fn kolab_append(uid: u64) -> Object {
+        let headers = json!({ "X-Kolab-Type": "application/x-vnd.kolab.event", "Subject": "EV-1" });
+        event(
+            "MessageAppend",
+            "2026-11-28T10:00:00.000Z",
+            "Calendar",
+            uid,
+            json!({ "messageHeaders": { uid.to_string(): headers } }),
+        )
+    }
+
+    fn history(storage: &StorageClient) -> Vec<Op> {
+        ops(&changelog(super::facts(storage, "event", "EV-1").unwrap()))
+    }
+
+    #[test]
+    fn a_deletion_or_move_taken_before_its_append_is_recorded_once_the_append_is() {
+        let append = kolab_append(1);
+        let expunge = event(
+            "MessageExpunge",
+            "2026-11-28T10:05:00.000Z",
+            "Calendar",
+            1,
+            json!({}),
+        );
+        let moved = event(
+            "vnd.cmu.MessageMove",
+            "2026-11-28T10:03:00.000Z",
+            "Archive",
+            9,
+            json!({
+                "oldMailboxID": "imap://h/user/john.doe/Calendar%40example.org;UIDVALIDITY=7",
+                "vnd.cmu.oldUidset": "1",
+            }),
+        );
+        let expunged_there = event(
+            "MessageExpunge",
+            "2026-11-28T10:09:00.000Z",
+            "Archive",
+            9,
+            json!({}),
+        );
+        let never = |_: &str| false;
+        for order in [[0, 1], [1, 0]] {
+            let (_dir, storage) = storage();
+            for i in order {
+                let n = [&append, &expunge][i];
+                super::record(&storage, n, &format!("job-{i}"), never).unwrap();
+            }
+            assert_eq!(history(&storage), [Op::Append, Op::Delete], "{order:?}");
+        }
+        // The move and the deletion after it both wait for the append, in every order.
+        let events = [&append, &moved, &expunged_there];
+        for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0], [2, 0, 1]] {
+            let (_dir, storage) = storage();
+            for i in order {
+                super::record(&storage, events[i], &format!("job-{i}"), never).unwrap();
+            }
+            assert_eq!(
+                history(&storage),
+                [Op::Append, Op::Move, Op::Delete],
+                "{order:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_append_and_its_deletion_taken_at_once_by_two_threads_give_the_whole_history() {
+        let append = kolab_append(1);
+        let expunge = event(
+            "MessageExpunge",
+            "2026-11-28T10:05:00.000Z",
+            "Calendar",
+            1,
+            json!({}),
+        );
+        for _ in 0..50 {
+            let (_dir, storage) = storage();
+            std::thread::scope(|scope| {
+                for (i, n) in [&append, &expunge].into_iter().enumerate() {
+                    let storage = &storage;
+                    scope.spawn(move || {
+                        super::record(storage, n, &format!("job-{i}"), |_| false).unwrap()
+                    });
+                }
+            });
+            assert_eq!(history(&storage), [Op::Append, Op::Delete]);
+        }
+    }
+
+    #[test]
+    fn mail_in_a_mail_folder_leaves_nothing_waiting() {
+        let (_dir, storage) = storage();
+        let mut expunge = event(
+            "MessageExpunge",
+            "2026-11-28T10:05:00.000Z",
+            "INBOX",
+            4,
+            json!({}),
+        );
+        expunge.insert("folder_type".into(), json!("mail"));
+        super::record(&storage, &expunge, "job-1", |_| false).unwrap();
+        let pending = RecordQuery {
+            collection: PENDING.to_string(),
+            ..RecordQuery::default()
+        };
+        assert!(storage.query(&pending).unwrap().is_empty());
     }
 
     #[test]
