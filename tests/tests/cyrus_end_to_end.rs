@@ -187,6 +187,33 @@ fn check_store(cluster: &Cluster, ldap: &Slapd, sent: &Sent) {
         johns.iter().all(|e| e["user_id"] == john_id.as_str()),
         "{johns:?}"
     );
+    // The LMTP delivery is john's, as recipient, in the record and in the log's columns.
+    let deliveries: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "MessageNew")
+        .collect();
+    assert!(
+        deliveries.iter().all(|e| e["delivery"] == true
+            && e["recipient"] == JOHN
+            && e["user"] == JOHN
+            && e["user_id"] == john_id.as_str()),
+        "{deliveries:?}"
+    );
+    let logged: Vec<(Option<String>, Option<String>)> = cluster
+        .archive()
+        .prepare("SELECT user, user_id FROM log WHERE event = 'MessageNew'")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        !logged.is_empty()
+            && logged
+                .iter()
+                .all(|(u, id)| u.as_deref() == Some(JOHN) && id.as_deref() == Some(&john_id)),
+        "{logged:?}"
+    );
     let jane = record_body(cluster, "users", &ldap.entry_uuid("jane.doe"));
     assert_eq!(jane["cn"], "Jane Doe");
 
