@@ -358,7 +358,9 @@ fn dealer_exec_ms(lab: &Lab, runs: usize) -> anyhow::Result<(f64, f64)> {
             bail!("bonnie-dealer failed: {status}");
         }
     }
-    if std::fs::metadata(lab.path().join("var/dealer-spool/queue")).map_or(0, |m| m.len()) > 0 {
+    if std::fs::metadata(lab.path().join("var/dealer-spool/exec-0/queue")).map_or(0, |m| m.len())
+        > 0
+    {
         bail!(
             "the dealer spooled: the broker did not acknowledge in time, so the timing is not of the normal path"
         );

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod broker;
+mod spool;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -30,7 +31,8 @@ struct Args {
 #[derive(Subcommand)]
 enum Command {
     /// Jobs per state, workers and collectors with when they were last heard from, the age of
-    /// the oldest unfinished job, and what the broker ignored
+    /// the oldest unfinished job, what the broker ignored, and the damaged bytes this host's
+    /// dealers quarantined
     Status {
         /// Print the status as one JSON object
         #[arg(long)]
@@ -106,7 +108,13 @@ fn run(args: &Args) -> anyhow::Result<()> {
     match &args.command {
         Command::ApiClient { command } => api_client(&config, command)?,
         Command::Status { json } => {
-            let status = broker.ask(&AdminRequest::Status)?;
+            let mut status = broker.ask(&AdminRequest::Status)?;
+            if let (Some(spool), Some(fields)) = (
+                spool::status(&config.dealer.spool_dir),
+                status.as_object_mut(),
+            ) {
+                fields.insert("dealer_spool".to_string(), spool);
+            }
             if *json {
                 println!("{status}");
             } else {
@@ -223,6 +231,9 @@ fn render_status(status: &Value) -> String {
                 peer["last_seen_s_ago"].as_f64().unwrap_or(0.0)
             ));
         }
+    }
+    if status.get("dealer_spool").is_some() {
+        out.push_str(&spool::render(&status["dealer_spool"]));
     }
     if let Some(routers) = status["routers"].as_object() {
         out.push_str("Ignored messages:\n");

@@ -6,7 +6,9 @@
 //! notifications in flight at once on one DEALER socket, so libzmq carries many per TCP
 //! segment and the broker stores them with one sync; no thread hands work to another on the
 //! way (decision 6). Notifications that must be spooled in one turn are synced together. A
-//! forwarder thread empties the spool, in order, whenever the broker answers again.
+//! forwarder thread empties the daemon's spool, in order, and the exec dealers' spools in
+//! the same folder, whenever the broker answers again; after a failure it rests the broker
+//! a second at most, and the first ACK ends the rest.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -18,6 +20,7 @@ use std::{
             net::{UnixListener, UnixStream},
         },
     },
+    path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -26,14 +29,16 @@ use std::{
 };
 
 use anyhow::Context as _;
-use bonnie_core::{config::DealerConfig, protocol, transport};
+use bonnie_core::{config::DealerConfig, protocol, time::now_ms, transport};
 use tracing::{debug, error, info, warn};
 
 use crate::{
+    backoff::{self, Backoff, Rest},
     dlist::{self, Parsed},
-    forward::{self, Forwarded},
+    folder,
+    forward::{self, Forwarded, Outcome, Queue},
     rules::DropRules,
-    spool::Spool,
+    spool::{Entry, Spool},
     submit::{self, Broker},
 };
 
@@ -44,6 +49,12 @@ const MAX_REQUEST: usize = 64 * 1024 * 1024;
 /// How often the forwarder looks at the spool.
 const FORWARD_EVERY: Duration = Duration::from_millis(50);
 
+/// How often the forwarder looks at the exec dealers' spools.
+const OTHERS_EVERY: Duration = Duration::from_millis(500);
+
+/// How long a daemon waits for the lock of its spool (another daemon's, or a flush's).
+const SPOOL_WAIT: Duration = Duration::from_secs(5);
+
 /// Longest the serving thread sleeps when nothing is due, so that it sees a shutdown.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 
@@ -53,16 +64,100 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// What the threads share.
 struct Shared {
     config: DealerConfig,
+    /// The daemon's own spool, `daemon/` in the spool folder.
     spool: Mutex<Spool>,
+    own_dir: PathBuf,
     /// New notifications go to the spool: it holds some (their order must be kept), or the
     /// broker did not answer lately.
     spooling: AtomicBool,
+    /// The forwarder does not try the broker before this.
+    rest: Mutex<Rest>,
+    backoff: Backoff,
+    /// The serving thread had an ACK since the forwarder last looked.
+    acked: AtomicBool,
     shutdown: Arc<AtomicBool>,
 }
 
 impl Shared {
     fn spool(&self) -> std::sync::MutexGuard<'_, Spool> {
         self.spool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn rest(&self) -> std::sync::MutexGuard<'_, Rest> {
+        self.rest.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn folder(&self) -> &Path {
+        &self.config.spool_dir
+    }
+
+    /// The broker failed to answer: rest it, unless a rest runs already (notifications sent
+    /// before it began time out one after another: the same outage). Exec dealers on this
+    /// host rest it too. True if a rest began.
+    fn broker_failed(&self) -> bool {
+        let next = {
+            let mut rest = self.rest();
+            let next = self.backoff.failed(*rest, now_ms());
+            if next == *rest {
+                return false;
+            }
+            *rest = next;
+            next
+        };
+        warn!(rest_ms = next.backoff_ms, max_rest_ms = self.backoff.cap_ms(),
+            broker = %self.config.broker_address,
+            "The broker did not answer; new notifications are spooled and it is tried again after a rest.");
+        if let Err(e) = backoff::note_failure(self.folder(), &Backoff::exec(&self.config)) {
+            warn!(error = %e, "Cannot note in the spool folder that the broker is down.");
+        }
+        true
+    }
+
+    /// The broker answered: the rest ends, here and for the exec dealers.
+    fn broker_answered(&self) {
+        let was = std::mem::take(&mut *self.rest());
+        if was != Rest::default() {
+            info!("The broker answers again.");
+        }
+        if let Err(e) = backoff::note_answer(self.folder()) {
+            warn!(error = %e, "Cannot note in the spool folder that the broker answers.");
+        }
+    }
+
+    /// Takes what a forwarding run showed; false if the broker did not answer.
+    fn forwarded(&self, outcome: Outcome) -> bool {
+        if outcome.forwarded > 0 {
+            self.broker_answered();
+        }
+        if outcome.result == Forwarded::BrokerDown {
+            self.broker_failed();
+            return false;
+        }
+        true
+    }
+}
+
+/// The daemon's spool as the forwarder reads it: locked for each read and each advance only,
+/// so that the serving thread spools while the forwarder waits for the broker.
+struct Own<'a>(&'a Shared);
+
+impl Queue for Own<'_> {
+    fn peek(&mut self, max: usize) -> std::io::Result<Vec<Entry>> {
+        let mut spool = self.0.spool();
+        let entries = spool.peek(max)?;
+        if entries.is_empty() {
+            // Under the lock: no notification can be spooled between this look and this.
+            self.0.spooling.store(false, Ordering::SeqCst);
+        }
+        Ok(entries)
+    }
+
+    fn advance(&mut self, offset: u64) -> std::io::Result<()> {
+        self.0.spool().advance(offset)
+    }
+
+    fn dir(&self) -> &Path {
+        &self.0.own_dir
     }
 }
 
@@ -86,13 +181,26 @@ pub fn run(config: &DealerConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         .context("cannot make the listening socket non-blocking")?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(config.socket_mode))
         .with_context(|| format!("cannot set the mode of {}", path.display()))?;
-    let spool = Spool::open(&config.spool_dir)
-        .with_context(|| format!("cannot open the spool {}", config.spool_dir.display()))?;
-    let spooling = !spool.is_empty()? || forward::broker_resting(&spool);
+    let own_dir = config.spool_dir.join(folder::DAEMON);
+    let spool = match Spool::open_within(&own_dir, Some(SPOOL_WAIT)) {
+        Ok(spool) => spool,
+        Err(e) if e.kind() == ErrorKind::WouldBlock => anyhow::bail!(
+            "the spool {} stays locked: another dealer daemon uses this spool folder",
+            own_dir.display()
+        ),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot open the spool {}", own_dir.display()));
+        }
+    };
+    let spooling = !spool.is_empty()? || backoff::load(&config.spool_dir).resting(now_ms());
     let shared = Arc::new(Shared {
         config: config.clone(),
         spool: Mutex::new(spool),
+        own_dir,
         spooling: AtomicBool::new(spooling),
+        rest: Mutex::new(Rest::default()),
+        backoff: Backoff::daemon(config),
+        acked: AtomicBool::new(false),
         shutdown: shutdown.clone(),
     });
     let context = submit::context();
@@ -354,17 +462,23 @@ impl Server<'_> {
 
     /// Answers the connections whose notifications the broker acknowledged.
     fn take_acks(&mut self) {
+        let mut acked = false;
         for id in self.broker.take_acks() {
+            acked = true;
             if let Some(waiting) = self.waiting.remove(&id) {
                 answer(waiting.stream, b"OK NIL\r\n");
             }
         }
+        if acked {
+            self.shared.acked.store(true, Ordering::Relaxed);
+        }
     }
 
-    /// Notes that the broker did not answer; new notifications go to the spool.
-    fn rest_broker(&self) {
-        forward::rest_broker(&self.shared.spool(), &self.shared.config);
+    /// Notes that the broker did not answer; new notifications go to the spool. True if a
+    /// rest began.
+    fn rest_broker(&self) -> bool {
         self.shared.spooling.store(true, Ordering::SeqCst);
+        self.shared.broker_failed()
     }
 
     /// Spools what waited for its ACK too long; forwards what waited too long for its end.
@@ -388,9 +502,15 @@ impl Server<'_> {
             }
         }
         if late > 0 {
-            warn!(notifications = late, broker = %self.shared.config.broker_address,
-                "The broker did not acknowledge in time; spooling.");
-            self.rest_broker();
+            if self.rest_broker() {
+                warn!(notifications = late, broker = %self.shared.config.broker_address,
+                    "The broker did not acknowledge in time; spooling.");
+            } else {
+                debug!(
+                    notifications = late,
+                    "More notifications were not acknowledged in time; spooling."
+                );
+            }
         }
         if self.reading.iter().all(|r| r.deadline > now) {
             return;
@@ -448,36 +568,50 @@ fn answer(mut stream: UnixStream, reply: &[u8]) {
     }
 }
 
-/// Empties the spool whenever the broker is not resting; moves side files in.
+/// Empties the daemon's spool whenever the broker is not resting, and the other spools of
+/// the folder that no exec dealer holds.
 fn forward_loop(broker: &Broker, shared: &Shared) {
-    let timeout = Duration::from_millis(shared.config.ack_timeout_ms);
-    let mut next_sweep = Instant::now();
+    let budget = Duration::from_millis(shared.config.ack_timeout_ms);
+    let mut next_others = Instant::now();
     while !shared.shutdown.load(Ordering::Relaxed) {
         std::thread::sleep(FORWARD_EVERY);
-        if Instant::now() >= next_sweep {
-            next_sweep = Instant::now() + Duration::from_millis(500);
-            match shared.spool().sweep() {
-                Ok(0) => {}
-                Ok(_) => shared.spooling.store(true, Ordering::SeqCst),
-                Err(e) => warn!(error = %e, "Cannot move side files into the spool."),
-            }
+        if shared.acked.swap(false, Ordering::Relaxed) {
+            shared.broker_answered();
         }
-        if !shared.spooling.load(Ordering::SeqCst) {
+        if shared.rest().resting(now_ms()) {
             continue;
         }
-        let mut spool = shared.spool();
-        if forward::broker_resting(&spool) {
-            continue;
-        }
-        match forward::forward(&mut spool, broker, &shared.config, Some(timeout)) {
-            Ok(Forwarded::Emptied) => {
-                // Still under the lock: no notification can be spooled between the last
-                // forward and this.
-                shared.spooling.store(false, Ordering::SeqCst);
-                info!("The broker is back; the spool is empty again.");
+        if shared.spooling.load(Ordering::SeqCst) {
+            match forward::forward(&mut Own(shared), broker, &shared.config, Some(budget)) {
+                Ok(outcome) => {
+                    if outcome.result == Forwarded::Emptied && outcome.forwarded > 0 {
+                        info!("The broker is back; the spool is empty again.");
+                    }
+                    if !shared.forwarded(outcome) {
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    error!(error = %e, "Forwarding the spool failed.");
+                    continue;
+                }
             }
-            Ok(_) => {}
-            Err(e) => error!(error = %e, "Forwarding the spool failed."),
+        }
+        if Instant::now() >= next_others {
+            next_others = Instant::now() + OTHERS_EVERY;
+            let own = Some(shared.own_dir.as_path());
+            match forward::forward_others(
+                shared.folder(),
+                own,
+                broker,
+                &shared.config,
+                Some(budget),
+            ) {
+                Ok(outcome) => {
+                    shared.forwarded(outcome);
+                }
+                Err(e) => error!(error = %e, "Forwarding the exec dealers' spools failed."),
+            }
         }
     }
 }

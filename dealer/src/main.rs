@@ -3,9 +3,11 @@
 //! notifyd once per event (exec mode), or as a daemon on Cyrus's dlist notify socket.
 #![forbid(unsafe_code)]
 
+mod backoff;
 mod daemon;
 mod dlist;
 mod exec;
+mod folder;
 mod forward;
 mod rules;
 mod spool;

@@ -307,6 +307,32 @@ path = "var/bonnie.db"
         std::fs::write(self.config(), config).expect("writing the configuration");
     }
 
+    /// The dealers' spool folder: `daemon/` and `exec-<n>/` spools, each with its `queue`.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.path().join("var/dealer-spool")
+    }
+
+    /// Every spool's `queue` file in the spool folder, by spool name (`daemon`, `exec-0`, ...).
+    pub fn spool_queues(&self) -> Vec<(String, Vec<u8>)> {
+        let mut queues: Vec<(String, Vec<u8>)> = std::fs::read_dir(self.spool_dir())
+            .expect("the spool folder")
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let queue = std::fs::read(e.path().join("queue")).ok()?;
+                Some((e.file_name().to_string_lossy().into_owned(), queue))
+            })
+            .collect();
+        queues.sort();
+        queues
+    }
+
+    /// True if some spool's queue holds `bytes`.
+    pub fn spooled(&self, bytes: &[u8]) -> bool {
+        self.spool_queues()
+            .iter()
+            .any(|(_, queue)| queue.windows(bytes.len()).any(|w| w == bytes))
+    }
+
     /// What a component logged so far.
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.log_file(name)).unwrap_or_default()

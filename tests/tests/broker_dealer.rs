@@ -171,11 +171,10 @@ fn with_the_broker_down_dealers_spool_and_everything_arrives_later_in_order() {
             process::describe(&output)
         );
     }
-    let queue = std::fs::read(cluster.path().join("var/dealer-spool/queue")).unwrap();
     for n in 0..TOTAL {
         let needle = format!("\"n\":{n},");
         assert!(
-            queue.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            cluster.spooled(needle.as_bytes()),
             "notification {n} is in the spool"
         );
     }
@@ -267,9 +266,8 @@ fn the_daemon_answers_ok_nil_only_once_the_notification_is_durable() {
     drop(broker.wait());
     let logout = paths::cyrus_event("Logout-1.json");
     assert_eq!(send_dlist(&cluster, &logout), "OK NIL\r\n");
-    let queue = std::fs::read(cluster.path().join("var/dealer-spool/queue")).unwrap();
     assert!(
-        queue.windows(logout.len()).any(|w| w == logout.as_bytes()),
+        cluster.spooled(logout.as_bytes()),
         "the answer came after the spool was synced"
     );
 
@@ -434,11 +432,9 @@ fn with_the_broker_down_many_connections_at_once_are_spooled_and_delivered_later
         stream.read_to_string(&mut reply).unwrap();
         assert_eq!(reply, "OK NIL\r\n");
     }
-    let queue = std::fs::read(cluster.path().join("var/dealer-spool/queue")).unwrap();
     for n in 0..CONNECTIONS {
-        let json = notification(n);
         assert!(
-            queue.windows(json.len()).any(|w| w == json.as_bytes()),
+            cluster.spooled(notification(n).as_bytes()),
             "notification {n} was answered before it was in the spool"
         );
     }
