@@ -142,7 +142,7 @@ fn note(folder: &Path, backoff: &Backoff, outcome: Outcome) {
 
 /// `--flush`: forwards every spool of the folder now, however long it takes; an error if the
 /// broker stops answering before they are empty. The running daemon's own spool is left to
-/// it. Says how many notifications went and how many damaged bytes are in quarantine.
+/// it. Says how many notifications went, and how many damaged bytes are in quarantine.
 pub fn flush(config: &DealerConfig) -> anyhow::Result<()> {
     let broker = Broker::connect(&config.broker_address, &config.host_name())
         .with_context(|| format!("cannot connect to the broker at {}", config.broker_address))?;
@@ -193,22 +193,22 @@ pub fn flush(config: &DealerConfig) -> anyhow::Result<()> {
         }
     }
     info!(notifications = flushed, "Spool flushed.");
-    println!("{flushed} notifications forwarded to the broker.");
+    // Quiet when there was nothing to do, for cron.
+    if flushed > 0 {
+        println!("{flushed} notifications forwarded to the broker.");
+    }
     if let Some(dir) = left_to_daemon {
-        println!(
-            "{} is held by the running dealer daemon, which forwards it itself.",
-            dir.display()
-        );
+        info!(spool = %dir.display(), "Spool held by the running dealer daemon, which forwards it itself.");
     }
     let (files, bytes) = folder::quarantined(folder)
         .with_context(|| format!("cannot read the spool folder {}", folder.display()))?;
-    println!(
-        "{bytes} damaged bytes in quarantine ({files} files) under {}.",
-        folder.display()
-    );
     if bytes > 0 {
+        println!(
+            "{bytes} damaged bytes in quarantine ({files} files) under {}: inspect them, then delete them.",
+            folder.display()
+        );
         warn!(files, bytes, folder = %folder.display(),
-            "The spool folder holds damaged bytes in quarantine files; inspect them, then delete them.");
+            "The spool folder holds damaged bytes in quarantine files.");
     }
     Ok(())
 }
