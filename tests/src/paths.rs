@@ -76,3 +76,17 @@ pub fn cyrus_event(file: &str) -> String {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.trim_end().to_string()
 }
+
+/// Every captured sample in the order Cyrus emitted it (`index.tsv`): file name and text.
+pub fn cyrus_events() -> Vec<(String, String)> {
+    let index = cyrus_event("index.tsv");
+    index
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let file = line.split('\t').next().unwrap_or_default().to_string();
+            let text = cyrus_event(&file);
+            (file, text)
+        })
+        .collect()
+}

@@ -12,16 +12,9 @@ use bonnie_tests::worker::ARCHIVE_HANDLERS as HANDLERS;
 
 /// The captured samples in the order Cyrus emitted them.
 fn samples() -> Vec<(String, Value)> {
-    let dir = paths::repo_root().join("../shared/reference/cyrus/events");
-    let index = std::fs::read_to_string(dir.join("index.tsv")).unwrap();
-    index
-        .lines()
-        .skip(1)
-        .map(|line| {
-            let file = line.split('\t').next().unwrap().to_string();
-            let raw: Value = serde_json::from_str(&paths::cyrus_event(&file)).unwrap();
-            (file, raw)
-        })
+    paths::cyrus_events()
+        .into_iter()
+        .map(|(file, text)| (file, serde_json::from_str(&text).unwrap()))
         .collect()
 }
 
