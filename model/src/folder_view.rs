@@ -159,6 +159,15 @@ impl Facts {
         let text = |key: &str| view.get(key).and_then(Value::as_str).map(str::to_string);
         let event_ms = view.get("event_ms").and_then(Value::as_i64).unwrap_or(0);
         let deleted = view.get("deleted").and_then(Value::as_bool) == Some(true);
+        let stamped = |key: &str| {
+            view.get(key)
+                .and_then(Value::as_object)
+                .map(|value| Stamped {
+                    at_ms: event_ms,
+                    value: value.clone(),
+                    ids: None,
+                })
+        };
         Facts {
             seen: text("path").map(|path| Seen {
                 at_ms: event_ms,
@@ -169,22 +178,8 @@ impl Facts {
                     server: text("server").unwrap_or_default(),
                 },
             }),
-            acl_state: view
-                .get("acl")
-                .and_then(Value::as_object)
-                .map(|acl| Stamped {
-                    at_ms: event_ms,
-                    value: acl.clone(),
-                    ids: None,
-                }),
-            metadata_state: view
-                .get("metadata")
-                .and_then(Value::as_object)
-                .map(|m| Stamped {
-                    at_ms: event_ms,
-                    value: m.clone(),
-                    ids: None,
-                }),
+            acl_state: stamped("acl"),
+            metadata_state: stamped("metadata"),
             deleted_ms: deleted.then_some(event_ms),
             deleted_at: deleted.then(|| text("deleted_at").unwrap_or_default()),
             ..serde_json::from_value(Value::Object(view.clone())).unwrap_or_default()

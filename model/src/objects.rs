@@ -721,6 +721,17 @@ mod tests {
         )
     }
 
+    /// The Expunge of john's Calendar UID 1 at 10:05, after its append at 10:00.
+    fn calendar_expunge() -> Object {
+        event(
+            "MessageExpunge",
+            "2026-11-28T10:05:00.000Z",
+            "Calendar",
+            1,
+            json!({}),
+        )
+    }
+
     fn history(storage: &StorageClient) -> Vec<Op> {
         ops(&changelog(super::facts(storage, "event", "EV-1").unwrap()))
     }
@@ -728,13 +739,7 @@ mod tests {
     #[test]
     fn a_deletion_or_move_taken_before_its_append_is_recorded_once_the_append_is() {
         let append = kolab_append(1);
-        let expunge = event(
-            "MessageExpunge",
-            "2026-11-28T10:05:00.000Z",
-            "Calendar",
-            1,
-            json!({}),
-        );
+        let expunge = calendar_expunge();
         let moved = event(
             "vnd.cmu.MessageMove",
             "2026-11-28T10:03:00.000Z",
@@ -779,13 +784,7 @@ mod tests {
     #[test]
     fn an_append_and_its_deletion_taken_at_once_by_two_threads_give_the_whole_history() {
         let append = kolab_append(1);
-        let expunge = event(
-            "MessageExpunge",
-            "2026-11-28T10:05:00.000Z",
-            "Calendar",
-            1,
-            json!({}),
-        );
+        let expunge = calendar_expunge();
         for _ in 0..50 {
             let (_dir, storage) = storage();
             std::thread::scope(|scope| {
