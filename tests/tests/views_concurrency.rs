@@ -1,15 +1,17 @@
 //! Derived views under concurrency: the Cyrus 3.6 scenario (`examples/cyrus-3.6-scenario.jsonl`,
 //! captured from a real Cyrus, late MailboxModseq of renamed folders included) replayed 20
 //! times by one worker of four threads reading the file, and 20 times through a broker and two
-//! workers of four threads each on one SQLite store. Every time, the folders' current views
-//! and the sessions are those of a single-threaded replay and of what the scenario did:
-//! deletions, renames, highest modseq and uidnext.
+//! workers of four threads each on one SQLite store, and 20 times by four threads into
+//! Elasticsearch (osmem-server). Every time, the folders' current views and the sessions are
+//! those of a single-threaded replay and of what the scenario did: deletions, renames,
+//! highest modseq and uidnext.
 
 use std::collections::BTreeMap;
 
 use bonnie_tests::{
     cluster::Cluster,
     paths, process,
+    search_server::SearchServer,
     worker::{ARCHIVE_HANDLERS, WorkerLab},
 };
 use serde_json::{Value, json};
@@ -39,14 +41,39 @@ fn views(db: &rusqlite::Connection) -> (BTreeMap<String, Value>, BTreeMap<String
         .unwrap()
         .map(|row| {
             let (key, body) = row.unwrap();
-            let mut body: Value = serde_json::from_str(&body).unwrap();
-            if let Some(body) = body.as_object_mut() {
-                body.remove("login_job");
-                body.remove("logout_job");
-            }
-            (key, body)
+            (key, without_jobs(serde_json::from_str(&body).unwrap()))
         })
         .collect()
+    };
+    (collection("folders-current"), collection("sessions"))
+}
+
+/// A view without the ids of the jobs that wrote it.
+fn without_jobs(mut body: Value) -> Value {
+    if let Some(body) = body.as_object_mut() {
+        body.remove("login_job");
+        body.remove("logout_job");
+    }
+    body
+}
+
+/// The same views kept by es-storage.
+fn views_in(server: &SearchServer) -> (BTreeMap<String, Value>, BTreeMap<String, Value>) {
+    server.refresh();
+    let collection = |name: &str| -> BTreeMap<String, Value> {
+        let query = json!({ "size": 1000 });
+        let (status, found) =
+            server.request("POST", &format!("/bonnie-{name}/_search"), Some(&query));
+        assert_eq!(status, 200, "{found}");
+        found["hits"]["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|hit| {
+                let key = hit["_id"].as_str().unwrap().to_string();
+                (key, without_jobs(hit["_source"]["body"].clone()))
+            })
+            .collect()
     };
     (collection("folders-current"), collection("sessions"))
 }
@@ -231,6 +258,37 @@ fn views_replayed_through_the_broker_by_two_workers_match_every_time() {
         });
         let replay = views(&cluster.archive());
         let run = format!("replay {run} through two workers");
+        check_truth(&replay.0, &replay.1, &run);
+        assert_eq!(replay, single, "{run}");
+    }
+}
+
+#[test]
+fn views_kept_in_elasticsearch_by_four_threads_match_every_time() {
+    let single = replay_from_file(1);
+    for run in 0..REPLAYS {
+        let server = SearchServer::start();
+        let lab = WorkerLab::new();
+        for name in ARCHIVE_HANDLERS.iter().chain(&[
+            "bonnie-jsonl-input",
+            "bonnie-jsonl-output",
+            "bonnie-es-storage",
+        ]) {
+            lab.add_plugin(&paths::plugin(name));
+        }
+        lab.write(
+            "bonnie.toml",
+            &format!(
+                "[worker]\nplugin_dir = \"plugins\"\nthreads = 4\n\n[plugins.jsonl-input]\nfiles = [\"in.jsonl\"]\n\
+                 retry_delay_ms = 10\n\n[plugins.jsonl-output]\npath = \"var/output.jsonl\"\n\n\
+                 [plugins.es-storage]\nurl = \"{}\"\n",
+                server.url
+            ),
+        );
+        lab.notifications(&scenario());
+        lab.run();
+        let replay = views_in(&server);
+        let run = format!("replay {run} into Elasticsearch with 4 threads");
         check_truth(&replay.0, &replay.1, &run);
         assert_eq!(replay, single, "{run}");
     }
