@@ -116,7 +116,7 @@ fn folder_fields(n: &mut Object) {
 /// A MessageNew is a delivery (LMTP, `deliver`): `delivery` and its `recipient`, the owner of
 /// the folder it went into. When Cyrus names no acting user (the field missing or empty), the
 /// recipient is the record's `user` (flagged `user_inferred`), so per-user queries find the
-/// deliveries too.
+/// deliveries too; an empty `user` Cyrus sent is kept as `cyrus_user`.
 fn delivery_fields(n: &mut Object, event: &str) {
     if event != "MessageNew" {
         return;
@@ -126,10 +126,19 @@ fn delivery_fields(n: &mut Object, event: &str) {
         return;
     };
     n.insert("recipient".to_string(), json!(owner));
-    if text(n, "user").is_none_or(str::is_empty) || n.get("user_inferred").is_some() {
-        n.insert("user".to_string(), json!(owner));
-        n.insert("user_inferred".to_string(), json!(true));
+    if n.get("user_inferred").is_some() {
+        return;
     }
+    match n.get("user") {
+        Some(Value::String(user)) if !user.is_empty() => return,
+        Some(cyrus) => {
+            let cyrus = cyrus.clone();
+            n.insert("cyrus_user".to_string(), cyrus);
+        }
+        None => {}
+    }
+    n.insert("user".to_string(), json!(owner));
+    n.insert("user_inferred".to_string(), json!(true));
 }
 
 /// `uids` from `uidset` (or the URL's single UID), `old_uids` from `vnd.cmu.oldUidset`. A set
@@ -276,6 +285,11 @@ mod tests {
                 n.get("user_inferred").is_some(),
                 user.is_none_or(str::is_empty),
                 "{user:?}"
+            );
+            assert_eq!(
+                n.get("cyrus_user"),
+                (user == Some("")).then(|| json!("")).as_ref(),
+                "what Cyrus sent stays as evidence"
             );
             let once = n.clone();
             normalize(&mut n, 0);

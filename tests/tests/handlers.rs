@@ -378,6 +378,8 @@ fn a_delivery_without_a_user_is_attributed_to_its_recipient() {
         assert_eq!(record["user_inferred"], true, "{record}");
         assert_eq!(record["user_id"], format!("login:{john}"), "{record}");
     }
+    let empty = lab.record(&format!("in.jsonl:{}", samples().len() + 2));
+    assert_eq!(empty["cyrus_user"], "", "what Cyrus sent stays as evidence");
     // The log's user and user_id, which per-user queries read, for every delivery.
     let db = rusqlite::Connection::open(lab.path().join("var/bonnie.db")).unwrap();
     let mut stmt = db
