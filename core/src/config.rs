@@ -206,8 +206,10 @@ pub struct DealerConfig {
     /// The local spool of notifications the broker has not acknowledged yet.
     /// Default: `var/dealer-spool`.
     pub spool_dir: PathBuf,
-    /// After the broker failed to answer, seconds to spool without trying it, so that Cyrus
-    /// is not slowed by a broker that is down; doubles up to 30 s. Default: 1.
+    /// After the broker failed to answer, seconds an exec-mode dealer spools without trying it,
+    /// so that Cyrus is not slowed by a broker that is down; doubles with each failed try up to
+    /// 30 s, and the first ACK ends it. The daemon tries again at most 1 s after a failure.
+    /// Default: 1.
     pub retry_after_s: u64,
     /// The IMAP host name this dealer reports (collectors on this host serve its jobs).
     /// Default: the system's host name.
