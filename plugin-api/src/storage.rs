@@ -153,8 +153,8 @@ pub trait FfiStorage: Send + Sync + Clone {
     /// (`RNone`: only if there is no such record), as one atomic step against every other
     /// writer, threads and processes alike; true if written, false if the record had changed.
     /// Derived views are read, merged and written back with it, so no update is lost.
-    /// (since 1.0; added after the prefix, so a storage without it answers with the default:
-    /// an error, and a view is never updated without it.)
+    /// (since 1.1; added after the prefix, so a storage built against 1.0 answers with the
+    /// default: an error, and a view is never updated without it.)
     fn put_if(&self, record: Record, expected: ROption<RString>) -> RResult<bool, PluginError> {
         let _ = (record, expected);
         RResult::RErr(PluginError::config(
