@@ -9,8 +9,9 @@ use std::{path::PathBuf, time::Duration};
 use bonnie_core::{
     config::CollectorConfig,
     imap::{client::Client, uidset, uri},
-    mail, payload,
+    payload,
 };
+use bonnie_mail as mail;
 use serde_json::{Map, Value, json};
 
 use crate::{failure::Failure, ldap};
@@ -229,7 +230,7 @@ fn content(config: &CollectorConfig, bytes: &[u8]) -> Result<Value, Failure> {
             json!({ "encoding": "utf-8", "data": text, "size": bytes.len(), "digest": digest })
         }
         Err(_) => {
-            json!({ "encoding": "base64", "data": bonnie_core::imap::client::base64(bytes), "size": bytes.len(), "digest": digest })
+            json!({ "encoding": "base64", "data": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes), "size": bytes.len(), "digest": digest })
         }
     })
 }

@@ -7,7 +7,6 @@ pub mod daemon;
 pub mod imap;
 pub mod jsonl;
 pub mod logging;
-pub mod mail;
 pub mod notification;
 pub mod payload;
 pub mod protocol;

@@ -2,6 +2,7 @@
 //! every component reads before any handler runs, and how its bytes become the text a job
 //! carries when they are not UTF-8.
 
+use base64::Engine;
 use std::borrow::Cow;
 
 use serde::Deserialize;
@@ -86,7 +87,7 @@ pub fn decode(bytes: &[u8]) -> Cow<'_, str> {
         let separator = if object.is_empty() { "" } else { "," };
         let fields = format!(
             "\"{INVALID_UTF8_FIELD}\":true,\"{RAW_FIELD}\":\"{}\"{separator}",
-            crate::imap::client::base64(bytes)
+            base64::engine::general_purpose::STANDARD.encode(bytes)
         );
         text.insert_str(open + 1, &fields);
     }

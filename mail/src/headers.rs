@@ -119,6 +119,7 @@ pub(crate) fn read(parsed: &mail_parser::Message<'_>, out: &mut Message) {
             ..Header::default()
         };
         field.value = match &header.value {
+            HeaderValue::Text(id) if is_id_field(&header.name) => format!("<{}>", id.trim()),
             HeaderValue::Text(text) => text.trim().to_string(),
             HeaderValue::TextList(list) if is_id_field(&header.name) => list
                 .iter()
@@ -196,7 +197,13 @@ impl Message {
                 "from" | "to" | "cc" | "bcc" | "reply-to" | "sender"
             );
             let value = if is_address {
-                json!(header.addresses.iter().map(format_address).collect::<Vec<_>>())
+                json!(
+                    header
+                        .addresses
+                        .iter()
+                        .map(format_address)
+                        .collect::<Vec<_>>()
+                )
             } else if lower == "content-type" {
                 json!(
                     header
@@ -224,6 +231,14 @@ impl Message {
         }
         out
     }
+}
+
+/// The keyed headers ([`Message::header_map`]) of a message or of its header block alone;
+/// the body is not read.
+pub fn headers(bytes: &[u8]) -> Map<String, Value> {
+    crate::message::parse_headers(bytes)
+        .map(|m| m.header_map())
+        .unwrap_or_default()
 }
 
 /// Decodes the RFC 2047 encoded words of one header value (an ENVELOPE's subject or display

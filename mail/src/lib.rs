@@ -7,10 +7,12 @@
 mod fold;
 mod headers;
 mod message;
+mod part;
 mod rfc2231;
 mod text;
 
 pub use fold::fold_for_search;
-pub use headers::{decode_words, format_address};
+pub use headers::{decode_words, format_address, headers};
 pub use message::{Address, Attachment, Header, Message, TextPart, parse};
+pub use part::{PartError, RawPart, decode_charset, find_part};
 pub use text::{DEFAULT_MAX_INDEXED_TEXT_BYTES, SearchText};

@@ -183,7 +183,7 @@ struct Walk<'a, 'x> {
     depth: usize,
 }
 
-fn media_type(part: &MessagePart<'_>) -> String {
+pub(crate) fn media_type(part: &MessagePart<'_>) -> String {
     match part.content_type() {
         Some(ct) => match &ct.c_subtype {
             Some(sub) => format!("{}/{}", ct.c_type, sub).to_ascii_lowercase(),
@@ -227,6 +227,24 @@ fn text_like(media_type: &str) -> bool {
         )
 }
 
+/// The part's bytes with only its transfer encoding undone (text parts keep their charset),
+/// for sizes and digests.
+pub(crate) fn transfer_decoded(
+    message: &mail_parser::Message<'_>,
+    part: &MessagePart<'_>,
+) -> Vec<u8> {
+    let raw = message
+        .raw_message
+        .get(part.offset_body as usize..part.offset_end as usize)
+        .unwrap_or_default();
+    match part.encoding {
+        Encoding::Base64 => base64_decode(raw),
+        Encoding::QuotedPrintable => quoted_printable_decode(raw),
+        Encoding::None => None,
+    }
+    .unwrap_or_else(|| raw.to_vec())
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -244,20 +262,8 @@ impl Walk<'_, '_> {
         self.out.warnings.push(warning);
     }
 
-    /// The part's bytes with only its transfer encoding undone (text parts keep their
-    /// charset), for sizes and digests.
     fn decoded_bytes(&self, part: &MessagePart<'_>) -> Vec<u8> {
-        let raw = self
-            .message
-            .raw_message
-            .get(part.offset_body as usize..part.offset_end as usize)
-            .unwrap_or_default();
-        match part.encoding {
-            Encoding::Base64 => base64_decode(raw),
-            Encoding::QuotedPrintable => quoted_printable_decode(raw),
-            Encoding::None => None,
-        }
-        .unwrap_or_else(|| raw.to_vec())
+        transfer_decoded(self.message, part)
     }
 
     /// Reads part `id` at section `path`; `bodies` is false for the parts of a
@@ -294,10 +300,7 @@ impl Walk<'_, '_> {
                         .raw_message
                         .get(part.offset_body as usize..part.offset_end as usize)
                         .unwrap_or_default();
-                    if !raw
-                        .windows(closing.len())
-                        .any(|w| w == closing.as_bytes())
-                    {
+                    if !raw.windows(closing.len()).any(|w| w == closing.as_bytes()) {
                         self.warn(format!(
                             "part {here} ({media}) ends without its closing boundary"
                         ));
@@ -367,7 +370,13 @@ impl Walk<'_, '_> {
         }
     }
 
-    fn attachment(&mut self, part: &MessagePart<'_>, path: &str, media: &str, text: Option<String>) {
+    fn attachment(
+        &mut self,
+        part: &MessagePart<'_>,
+        path: &str,
+        media: &str,
+        text: Option<String>,
+    ) {
         let bytes = match &part.body {
             PartType::Binary(bytes) | PartType::InlineBinary(bytes) => bytes.to_vec(),
             _ => self.decoded_bytes(part),

@@ -55,7 +55,11 @@ pub(crate) fn continued_parameter(raw_field: &str, name: &str) -> Option<String>
         return None;
     }
     let mut quote_parts = first.splitn(3, '\'');
-    let (charset, _language, text) = (quote_parts.next()?, quote_parts.next()?, quote_parts.next()?);
+    let (charset, _language, text) = (
+        quote_parts.next()?,
+        quote_parts.next()?,
+        quote_parts.next()?,
+    );
     if charset.is_empty() || charset.eq_ignore_ascii_case("utf-8") {
         return None;
     }
@@ -84,11 +88,20 @@ mod tests {
             Some("Prüfbericht Größe.pdf")
         );
         assert_eq!(
-            continued_parameter("attachment; filename*0*=koi8-r''%F3%DE; filename*1=\".txt\"", "filename")
-                .as_deref(),
+            continued_parameter(
+                "attachment; filename*0*=koi8-r''%F3%DE; filename*1=\".txt\"",
+                "filename"
+            )
+            .as_deref(),
             Some("Сч.txt")
         );
-        assert_eq!(continued_parameter("attachment; filename=\"a.txt\"", "filename"), None);
-        assert_eq!(continued_parameter("attachment; filename*=utf-8''a", "filename"), None);
+        assert_eq!(
+            continued_parameter("attachment; filename=\"a.txt\"", "filename"),
+            None
+        );
+        assert_eq!(
+            continued_parameter("attachment; filename*=utf-8''a", "filename"),
+            None
+        );
     }
 }

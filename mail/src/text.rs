@@ -74,5 +74,4 @@ impl Message {
             message.collect(out, max, true);
         }
     }
-
 }

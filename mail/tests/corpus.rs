@@ -43,25 +43,45 @@ fn every_message_of_the_corpus_reads_as_written() {
     for (expected, bytes) in corpus {
         let file = expected["file"].as_str().unwrap();
         let message = parse(&bytes);
-        assert_eq!(message.subject.as_deref(), expected["subject"].as_str(), "{file}");
-        assert_eq!(formatted(&message.from), strings(&expected["from"]), "{file}");
+        assert_eq!(
+            message.subject.as_deref(),
+            expected["subject"].as_str(),
+            "{file}"
+        );
+        assert_eq!(
+            formatted(&message.from),
+            strings(&expected["from"]),
+            "{file}"
+        );
         assert_eq!(formatted(&message.to), strings(&expected["to"]), "{file}");
         assert_eq!(formatted(&message.cc), strings(&expected["cc"]), "{file}");
         assert_eq!(message.date.as_deref(), expected["date"].as_str(), "{file}");
-        assert_eq!(message.message_id.as_deref(), expected["message_id"].as_str(), "{file}");
+        assert_eq!(
+            message.message_id.as_deref(),
+            expected["message_id"].as_str(),
+            "{file}"
+        );
         let text = all_text(&message);
         let word = fold_for_search(expected["word"].as_str().unwrap());
         assert!(
-            text.split(|c: char| !c.is_alphanumeric()).any(|w| w == word),
+            text.split(|c: char| !c.is_alphanumeric())
+                .any(|w| w == word),
             "{file}: {word:?} not in {text:?}"
         );
         for key in ["attachment_word", "nested_word"] {
             if let Some(w) = expected[key].as_str() {
-                assert!(text.contains(&fold_for_search(w)), "{file}: {w} not in {text:?}");
+                assert!(
+                    text.contains(&fold_for_search(w)),
+                    "{file}: {w} not in {text:?}"
+                );
             }
         }
         if let Some(names) = expected.get("attachments") {
-            let mut all: Vec<String> = message.attachments.iter().filter_map(|a| a.name.clone()).collect();
+            let mut all: Vec<String> = message
+                .attachments
+                .iter()
+                .filter_map(|a| a.name.clone())
+                .collect();
             for nested in &message.messages {
                 all.extend(nested.attachments.iter().filter_map(|a| a.name.clone()));
             }
@@ -89,9 +109,25 @@ fn every_header_stays_in_order_with_groups_and_repeats() {
     let names: Vec<&str> = message.headers.iter().map(|h| h.name.as_str()).collect();
     assert_eq!(
         names,
-        ["Received", "Received", "Content-Type", "MIME-Version", "Subject", "From", "To", "To", "Cc", "Date", "Message-ID"]
+        [
+            "Received",
+            "Received",
+            "Content-Type",
+            "MIME-Version",
+            "Subject",
+            "From",
+            "To",
+            "To",
+            "Cc",
+            "Date",
+            "Message-ID"
+        ]
     );
-    assert!(message.headers[1].value.starts_with("from mx1.example.org"), "{:?}", message.headers[1]);
+    assert!(
+        message.headers[1].value.starts_with("from mx1.example.org"),
+        "{:?}",
+        message.headers[1]
+    );
     assert_eq!(
         message.headers[6].value,
         "John Doe <john.doe@example.org>, Jane Doe <jane.doe@example.org>"
@@ -99,11 +135,16 @@ fn every_header_stays_in_order_with_groups_and_repeats() {
     assert_eq!(message.to[0].group.as_deref(), Some("Projekt"));
     assert_eq!(message.to[2].group, None);
     let map = message.header_map();
-    assert_eq!(map["To"].as_array().unwrap().len(), 3, "both To fields: {map:?}");
+    assert_eq!(
+        map["To"].as_array().unwrap().len(),
+        3,
+        "both To fields: {map:?}"
+    );
     assert_eq!(map["Received"].as_array().unwrap().len(), 2);
     assert_eq!(map["Subject"], "Übersicht für März ✓");
     assert_eq!(map["Content-Type"], "multipart/mixed");
     assert_eq!(map["Date"], "2026-12-01T08:15:00Z");
+    assert_eq!(map["Message-ID"], "<utf-8@corpus.example.org>");
 }
 
 #[test]
@@ -140,7 +181,10 @@ fn a_nested_message_is_read_with_its_own_attachments() {
     assert_eq!(message.messages.len(), 1);
     let inner = &message.messages[0];
     assert_eq!(inner.subject.as_deref(), Some("Пересланное сообщение"));
-    assert_eq!(format_address(&inner.from[0]), "Сергей Иванов <sergey@example.org>");
+    assert_eq!(
+        format_address(&inner.from[0]),
+        "Сергей Иванов <sergey@example.org>"
+    );
     assert!(inner.bodies[0].text.contains("матрёшка"));
     assert_eq!(inner.attachments[0].name.as_deref(), Some("Счёт.txt"));
     assert_eq!(message.attachments[0].media_type, "message/rfc822");
@@ -149,8 +193,19 @@ fn a_nested_message_is_read_with_its_own_attachments() {
 #[test]
 fn broken_mime_keeps_what_can_be_read_and_says_so() {
     let message = fixture("broken.eml");
-    assert!(message.bodies.iter().any(|b| b.text.contains("Fledermausgrotte")), "{:?}", message.bodies);
-    assert!(message.bodies.iter().any(|b| b.text.contains("kangaroo")), "{:?}", message.bodies);
+    assert!(
+        message
+            .bodies
+            .iter()
+            .any(|b| b.text.contains("Fledermausgrotte")),
+        "{:?}",
+        message.bodies
+    );
+    assert!(
+        message.bodies.iter().any(|b| b.text.contains("kangaroo")),
+        "{:?}",
+        message.bodies
+    );
     let warnings = message.warnings.join("\n");
     assert!(warnings.contains("closing boundary"), "{warnings}");
     assert!(warnings.contains("x-no-such-charset"), "{warnings}");
@@ -164,7 +219,10 @@ fn b_word(label: &str, text: &str) -> String {
     let encoding = encoding_rs::Encoding::for_label(label.as_bytes()).unwrap();
     let (bytes, _, unmappable) = encoding.encode(text);
     assert!(!unmappable, "{label}: {text}");
-    format!("=?{label}?B?{}?=", base64::engine::general_purpose::STANDARD.encode(&bytes))
+    format!(
+        "=?{label}?B?{}?=",
+        base64::engine::general_purpose::STANDARD.encode(&bytes)
+    )
 }
 
 #[test]
@@ -191,7 +249,10 @@ fn encoded_words_decode_in_every_charset() {
             "{label}: whitespace between two words goes"
         );
     }
-    assert_eq!(bonnie_mail::decode_words("=?ISO-8859-15?Q?100_=A4?="), "100 €");
+    assert_eq!(
+        bonnie_mail::decode_words("=?ISO-8859-15?Q?100_=A4?="),
+        "100 €"
+    );
     assert_eq!(bonnie_mail::decode_words("plain"), "plain");
 }
 
@@ -199,7 +260,11 @@ fn encoded_words_decode_in_every_charset() {
 fn eight_bit_header_bytes_that_are_not_utf8_are_flagged() {
     let message = parse(b"Subject: Gr\xfc\xdfe\r\nFrom: a@example.org\r\n\r\nbody\r\n");
     assert!(message.damaged(), "{:?}", message.warnings);
-    assert!(message.warnings[0].contains("Subject"), "{:?}", message.warnings);
+    assert!(
+        message.warnings[0].contains("Subject"),
+        "{:?}",
+        message.warnings
+    );
     let utf8 = parse("Subject: Grüße\r\nFrom: a@example.org\r\n\r\nbody\r\n".as_bytes());
     assert_eq!(utf8.subject.as_deref(), Some("Grüße"));
     assert!(!utf8.damaged(), "{:?}", utf8.warnings);

@@ -1,7 +1,10 @@
 //! The normalized record, the design's log entry: the notification Cyrus sent, kept as it is,
 //! with bonnie's fields added beside it (`@timestamp`, `user`, `folder_uniqueid`, UIDs,
 //! Message-IDs, flags, ACL, quota figures...). Adding never removes or rewrites a Cyrus field,
-//! so normalizing twice gives the same record and the original stays as evidence.
+//! so normalizing twice gives the same record and the original stays as evidence. A message's
+//! subject, addresses, date and Message-ID come from the message itself once the collector
+//! has its headers (decoded by bonnie-mail); before that, from Cyrus's `vnd.cmu.envelope`,
+//! which masks every 8-bit header byte as `X`.
 
 use bonnie_core::{
     imap::{acl, envelope, uidset, uri},
@@ -182,6 +185,9 @@ fn message_fields(n: &mut Object) {
         let flags: Vec<Value> = flags.split_whitespace().map(|f| json!(f)).collect();
         n.insert("flags".to_string(), Value::Array(flags));
     }
+    if decoded_message_fields(n) {
+        return;
+    }
     if let Some(parsed) = text(n, "vnd.cmu.envelope").and_then(envelope::parse) {
         if let Some(subject) = parsed.subject {
             n.insert("subject".to_string(), json!(subject));
@@ -202,7 +208,66 @@ fn message_fields(n: &mut Object) {
         if let Some(date) = parsed.date {
             n.insert("date".to_string(), json!(date));
         }
+        n.insert("message_fields_from".to_string(), json!("envelope"));
     }
+}
+
+/// The headers the collector read (`messageHeaders.<uid>`, bonnie-mail's keyed form) of the
+/// record's message: its first UID's, or the only message's.
+fn message_headers(n: &Object) -> Option<&Object> {
+    let all = n.get("messageHeaders")?.as_object()?;
+    let first_uid = n
+        .get("uids")
+        .and_then(Value::as_array)
+        .and_then(|uids| uids.first())
+        .and_then(Value::as_u64);
+    match first_uid.and_then(|uid| all.get(&uid.to_string())) {
+        Some(headers) => headers.as_object(),
+        None if all.len() == 1 => all.values().next()?.as_object(),
+        None => None,
+    }
+}
+
+/// Subject, From, To, Cc, Bcc, Date and Message-ID from the message's own headers; false when
+/// the record holds none. `message_fields_from` says where they came from.
+fn decoded_message_fields(n: &mut Object) -> bool {
+    let Some(headers) = message_headers(n).cloned() else {
+        return false;
+    };
+    let field = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    // A field given twice is a list; the record keeps its first value.
+    let first_text = |name: &str| match field(name) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Array(list)) => list.first().and_then(Value::as_str).map(str::to_string),
+        _ => None,
+    };
+    for (key, name) in [
+        ("subject", "Subject"),
+        ("date", "Date"),
+        ("message_id", "Message-ID"),
+    ] {
+        match first_text(name) {
+            Some(value) => n.insert(key.to_string(), json!(value)),
+            None => n.remove(key),
+        };
+    }
+    for (key, name) in [("from", "From"), ("to", "To"), ("cc", "Cc"), ("bcc", "Bcc")] {
+        match field(name) {
+            Some(Value::Array(list)) if !list.is_empty() => {
+                n.insert(key.to_string(), Value::Array(list.clone()));
+            }
+            _ => {
+                n.remove(key);
+            }
+        }
+    }
+    n.insert("message_fields_from".to_string(), json!("message"));
+    true
 }
 
 /// The folder's ACL (`vnd.cmu.mailboxACL`) as an object, and the change an AclChange made.
@@ -299,6 +364,42 @@ mod tests {
         append.insert("event".into(), json!("MessageAppend"));
         normalize(&mut append, 0);
         assert!(append.get("delivery").is_none(), "an APPEND is no delivery");
+    }
+
+    #[test]
+    fn the_message_itself_beats_the_masked_envelope_for_every_kind_of_event() {
+        // Cyrus 3.6 masks 8-bit header bytes as X in vnd.cmu.envelope.
+        let envelope = r#"("Tue, 1 Dec 2026 09:15:00 +0100" "GrXXe aus KXln" (("JXrg" NIL "joerg" "example.org")) NIL NIL (("John Doe" NIL "john.doe" "example.org")) NIL NIL NIL "<x@example.org>")"#;
+        let message = "Subject: =?ISO-8859-1?Q?Gr=FC=DFe_aus_K=F6ln?=\r\nFrom: =?ISO-8859-1?Q?J=F6rg?= <joerg@example.org>\r\nTo: Projekt: John Doe <john.doe@example.org>;\r\nTo: Jane <jane@example.org>\r\nCc: =?KOI8-R?B?7dPUydPMwdc=?= <m@example.org>\r\nDate: Tue, 1 Dec 2026 09:15:00 +0100\r\nMessage-ID: <x@example.org>\r\n\r\nbody\r\n";
+        let headers = bonnie_mail::headers(message.as_bytes());
+        for event in ["MessageNew", "MessageAppend", "vnd.cmu.MessageCopy"] {
+            let mut n = object(&format!(
+                r#"{{"event":"{event}","timestamp":"2026-12-01T08:15:01.000Z","uri":"imap://h/user/john.doe%40example.org;UIDVALIDITY=1/;UID=7","vnd.cmu.envelope":{}}}"#,
+                json!(envelope)
+            ));
+            normalize(&mut n, 0);
+            assert_eq!(
+                n["subject"], "GrXXe aus KXln",
+                "before the collector: the envelope"
+            );
+            assert_eq!(n["message_fields_from"], "envelope");
+            n.insert("messageHeaders".into(), json!({ "7": headers }));
+            normalize(&mut n, 0);
+            assert_eq!(n["subject"], "Grüße aus Köln", "{event}");
+            assert_eq!(n["from"], json!(["Jörg <joerg@example.org>"]));
+            assert_eq!(
+                n["to"],
+                json!(["John Doe <john.doe@example.org>", "Jane <jane@example.org>"])
+            );
+            assert_eq!(n["cc"], json!(["Мстислав <m@example.org>"]));
+            assert_eq!(n["date"], "2026-12-01T08:15:00Z");
+            assert_eq!(n["message_id"], "<x@example.org>");
+            assert_eq!(n["message_fields_from"], "message");
+            assert_eq!(n["vnd.cmu.envelope"], envelope, "what Cyrus sent stays");
+            let once = n.clone();
+            normalize(&mut n, 0);
+            assert_eq!(n, once, "normalizing twice changes nothing");
+        }
     }
 
     #[test]

@@ -1,11 +1,10 @@
 //! The IMAP ENVELOPE Cyrus puts in `vnd.cmu.envelope`:
 //! `("date" "subject" (from) (sender) (reply-to) (to) (cc) (bcc) "in-reply-to" "message-id")`,
 //! each address `(name adl mailbox host)`. Raw 8-bit header bytes arrive as `X`; encoded words
-//! are decoded here.
+//! are decoded here, by bonnie-mail (every charset mail-parser knows).
 
+use bonnie_mail::decode_words;
 use serde::Serialize;
-
-use super::rfc2047;
 
 /// The parts of an envelope bonnie indexes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -156,7 +155,7 @@ fn addresses(value: &Value) -> Vec<String> {
             let name = parts
                 .first()
                 .and_then(Value::text)
-                .map(|n| rfc2047::decode(&n));
+                .map(|n| decode_words(&n));
             let mailbox = parts.get(2).and_then(Value::text)?;
             let host = parts.get(3).and_then(Value::text);
             let email = match host {
@@ -187,7 +186,7 @@ pub fn parse(text: &str) -> Option<Envelope> {
     }
     Some(Envelope {
         date: fields[0].text(),
-        subject: fields[1].text().map(|s| rfc2047::decode(&s)),
+        subject: fields[1].text().map(|s| decode_words(&s)),
         from: addresses(&fields[2]),
         sender: addresses(&fields[3]),
         reply_to: addresses(&fields[4]),

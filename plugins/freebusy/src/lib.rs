@@ -18,7 +18,8 @@
 //! the payload store (`payloads`) is read from there.
 
 use bonnie_calendar as calendar;
-use bonnie_core::{mail, payload, time};
+use bonnie_core::{payload, time};
+use bonnie_mail as mail;
 use bonnie_model::{collect, objects, record};
 use bonnie_plugin_api::prelude::*;
 use bonnie_plugin_api::storage::StorageClient;
