@@ -68,11 +68,15 @@ impl Clients {
         Ok(clients)
     }
 
-    /// Writes the file anew (owner-only permissions), atomically.
+    /// Writes the file anew (owner-only permissions, in a folder created 0750), atomically.
     fn save(&self) -> anyhow::Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o750)
+                .create(dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
         }
         let temporary = self.path.with_extension("json.new");
         let mut file = std::fs::OpenOptions::new()
@@ -166,6 +170,10 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "the secret is readable by its owner only");
+        let nested = dir.path().join("new/folder/clients.json");
+        Clients::load(&nested).unwrap().add("other").unwrap();
+        let folder = std::fs::metadata(nested.parent().unwrap()).unwrap();
+        assert_eq!(folder.permissions().mode() & 0o027, 0, "its folder is bonnie's");
         let mut again = again;
         assert!(again.remove("roundcube").unwrap());
         assert!(!again.remove("roundcube").unwrap());

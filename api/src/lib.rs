@@ -4,11 +4,13 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod clients;
 pub mod methods;
 pub mod rpc;
 pub mod server;
 pub mod service;
+pub mod throttle;
 pub mod tls;
 pub mod xml;

@@ -8,7 +8,7 @@ use anyhow::Context;
 use bonnie_api::{
     clients::Clients,
     server::{self, Limits},
-    service::Service,
+    service::{LoginLimits, Service},
     tls,
 };
 use bonnie_core::{
@@ -51,7 +51,8 @@ fn run(config: &Config) -> anyhow::Result<ExitCode> {
         api.admin_clients.clone(),
         &api.audit_log,
         api.max_batch_calls,
-    )?);
+    )?
+    .with_login_limits(LoginLimits::from_config(api)));
     let acceptor = match (&api.tls_certificate, &api.tls_key) {
         (Some(certificate), Some(key)) => Some(tls::acceptor(certificate, key)?),
         _ => None,

@@ -185,8 +185,14 @@ impl Connection {
             Ok(Ok(stream)) => self.serve(stream).await,
             Ok(Err(e)) => {
                 tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed.");
+                self.service
+                    .audit_connection(&self.peer.to_string(), None, "tls_failed");
             }
-            Err(_) => tracing::debug!(peer = %self.peer, "TLS handshake timed out."),
+            Err(_) => {
+                tracing::debug!(peer = %self.peer, "TLS handshake timed out.");
+                self.service
+                    .audit_connection(&self.peer.to_string(), None, "tls_timeout");
+            }
         }
     }
 
@@ -195,6 +201,7 @@ impl Connection {
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (peer, service, limits) = (self.peer, self.service, self.limits.clone());
+        let auditor = service.clone();
         let handler =
             service_fn(move |request| answer(request, peer, service.clone(), limits.clone()));
         let mut builder = http1::Builder::new();
@@ -206,7 +213,28 @@ impl Connection {
         let connection = builder.serve_connection(TokioIo::new(io), handler);
         if let Err(e) = self.watcher.watch(connection).await {
             tracing::debug!(peer = %peer, error = %e, "A connection ended with an error.");
+            // What hyper refused itself, before a request reached `answer`: audited here.
+            if let Some((status, error)) = head_refusal(&e) {
+                auditor.audit_connection(&peer.to_string(), status, error);
+            }
         }
+    }
+}
+
+/// What hyper refused on its own before a request was whole (so `answer` never saw it):
+/// the status it answered, if any, and a name for the audit log. `None` for a connection
+/// that merely ended (the peer left, or shutdown).
+fn head_refusal(e: &hyper::Error) -> Option<(Option<u16>, &'static str)> {
+    if e.is_parse_too_large() {
+        Some((Some(431), "head_too_large"))
+    } else if e.is_parse() || e.is_parse_status() {
+        Some((Some(400), "bad_head"))
+    } else if e.is_timeout() {
+        Some((None, "head_timeout"))
+    } else if e.is_incomplete_message() {
+        Some((None, "incomplete_head"))
+    } else {
+        None
     }
 }
 
@@ -240,7 +268,7 @@ async fn answer(
     }
     let too_large = || {
         let message = format!("bodies are limited to {} bytes", limits.max_body);
-        service.refuse(&incoming.peer, 413, "too_large", &message)
+        service.refuse(&incoming, 413, "too_large", &message)
     };
     // hyper reads Content-Length into the size hint: an announced body over the limit is
     // refused before a byte of it is read, and the connection closed (its rest unread).
@@ -257,14 +285,14 @@ async fn answer(
             tracing::debug!(peer = %incoming.peer, error = %e, "Reading a request body failed.");
             let message = "the body could not be read";
             return Ok(response(
-                service.refuse(&incoming.peer, 400, "bad_request", message),
+                service.refuse(&incoming, 400, "bad_request", message),
                 true,
             ));
         }
         Err(_) => {
             let message = format!("the body must arrive within {:?}", limits.body_timeout);
             return Ok(response(
-                service.refuse(&incoming.peer, 408, "timeout", &message),
+                service.refuse(&incoming, 408, "timeout", &message),
                 true,
             ));
         }
@@ -305,6 +333,9 @@ fn response(answer: Answer, close: bool) -> Response<Full<Bytes>> {
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Basic realm=\"bonnie\""),
         );
+    }
+    if let Some(seconds) = answer.retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     if close {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -1,29 +1,95 @@
 //! One HTTP request to `POST /api/rpc` once its body is in: the client's credentials, the
 //! signature, the JSON-RPC call or batch, the answers, and the audit lines that record them.
 //! Nothing is answered unless its audit line was written (fail closed), and a call that
-//! panics fails its request with 500 while the service goes on.
+//! panics fails its request with 500 while the service goes on. Logins are bounded: failed
+//! ones are throttled per client and address, passwords over [`MAX_PASSWORD_BYTES`] are
+//! refused unhashed, and at most a few argon2 verifications run at once.
 
 use std::{
     collections::HashMap,
-    fs::File,
-    io::Write,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     panic::AssertUnwindSafe,
     path::Path,
-    sync::{Mutex, PoisonError},
-    time::Instant,
+    sync::{
+        Mutex, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
-use anyhow::Context;
+use bonnie_core::logging::clip;
 use bonnie_plugin_api::storage::StorageClient;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::{
+    audit::{AuditDown, AuditLog},
     auth,
     clients::{Client, Clients},
     methods::{self, Caller},
     rpc::{self, Body, Parsed, RpcError},
+    throttle::{Policy, Throttle},
 };
+
+/// The longest password that is checked, in bytes: a longer one is refused without being
+/// hashed (`bonnie api-client add` makes 32-character ones).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// How logins are limited.
+#[derive(Debug, Clone)]
+pub struct LoginLimits {
+    /// Failed logins per client name and per address, and their back-off.
+    pub policy: Policy,
+    /// argon2 verifications run at once; a login beyond them is refused 429 at once.
+    pub concurrent_checks: usize,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        Self {
+            policy: Policy {
+                free: 5,
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(300),
+                window: Duration::from_secs(600),
+                capacity: 4096,
+            },
+            concurrent_checks: 2,
+        }
+    }
+}
+
+impl LoginLimits {
+    /// The limits `[api]` sets: at most `threads - 1` verifications at once (at least one),
+    /// so that a thread is always left for calls of clients already verified.
+    pub fn from_config(api: &bonnie_core::config::ApiConfig) -> Self {
+        let base = Duration::from_millis(api.login_backoff_ms);
+        let max = Duration::from_millis(api.login_backoff_max_ms);
+        Self {
+            policy: Policy {
+                free: api.max_login_failures,
+                base,
+                max,
+                window: (max * 2).max(Duration::from_secs(600)),
+                capacity: 4096,
+            },
+            concurrent_checks: api
+                .max_password_checks
+                .min(api.threads.saturating_sub(1))
+                .max(1),
+        }
+    }
+}
+
+/// Why a login was refused.
+enum LoginRefused {
+    /// Unknown client, wrong or too long password.
+    Unauthorized,
+    /// Too many failures of the name or the address: refused for this long.
+    Throttled(Duration),
+    /// Every verification slot is taken.
+    Busy,
+}
 
 /// TEST HOOK, not a feature: when this environment variable names a method, bonnie-api panics
 /// in every call of that method, so the tests can prove that a panicking call fails its
@@ -40,6 +106,8 @@ pub struct Answer {
     pub body: Option<Value>,
     /// Whether it asks for Basic credentials.
     pub challenge: bool,
+    /// Seconds after which the client may try again (`Retry-After`), for 429.
+    pub retry_after: Option<u64>,
 }
 
 impl Answer {
@@ -48,6 +116,7 @@ impl Answer {
             status,
             body: Some(body),
             challenge: false,
+            retry_after: None,
         }
     }
 
@@ -83,20 +152,30 @@ pub struct Incoming {
     pub peer: String,
 }
 
-/// The audit log could not be written.
-#[derive(Debug)]
-struct AuditDown;
+impl Incoming {
+    /// The peer's IP address (unspecified when the peer is not an address).
+    fn peer_ip(&self) -> IpAddr {
+        self.peer
+            .parse::<SocketAddr>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
+    }
+}
 
 /// The API: storage, clients, audit log.
 pub struct Service {
     storage: StorageClient,
     clients: Clients,
     admin_clients: Vec<String>,
-    audit: Mutex<File>,
+    audit: AuditLog,
     max_batch: usize,
     /// SHA-256 of each client's password once argon2 accepted it: argon2 is meant to be slow
-    /// (tens of milliseconds), too slow to run on every request of a busy webmail.
+    /// (tens of milliseconds), too slow to run on every request of a busy webmail. One entry
+    /// per client of the clients file at most: its size is the file's.
     verified: Mutex<HashMap<String, [u8; 32]>>,
+    /// Failed logins.
+    throttle: Throttle,
+    /// argon2 verifications running, and how many may.
+    checks: (AtomicUsize, usize),
     /// See [`TEST_PANIC_METHOD_VAR`].
     test_panic_method: Option<String>,
 }
@@ -111,14 +190,7 @@ impl Service {
         audit_log: &Path,
         max_batch: usize,
     ) -> anyhow::Result<Self> {
-        if let Some(dir) = audit_log.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let audit = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(audit_log)
-            .with_context(|| format!("opening the audit log {}", audit_log.display()))?;
+        let audit = AuditLog::open(audit_log)?;
         let test_panic_method = std::env::var(TEST_PANIC_METHOD_VAR).ok();
         if let Some(method) = &test_panic_method {
             tracing::warn!(variable = TEST_PANIC_METHOD_VAR, method = %method, "Test hook set: every call of this method panics.");
@@ -127,17 +199,42 @@ impl Service {
             storage,
             clients,
             admin_clients,
-            audit: Mutex::new(audit),
+            audit,
             max_batch,
             verified: Mutex::new(HashMap::new()),
+            throttle: Throttle::new(LoginLimits::default().policy),
+            checks: (AtomicUsize::new(0), LoginLimits::default().concurrent_checks),
             test_panic_method,
         })
     }
 
+    /// The service with these login limits instead of the defaults.
+    pub fn with_login_limits(mut self, limits: LoginLimits) -> Self {
+        self.throttle = Throttle::new(limits.policy);
+        self.checks = (AtomicUsize::new(0), limits.concurrent_checks.max(1));
+        self
+    }
+
+    /// Audits what went wrong on a connection outside any request that reached the service
+    /// (a head too large or too slow, TLS that failed): `status` when hyper answered one.
+    /// Nothing is left to refuse, so a log that cannot be written is only logged.
+    pub fn audit_connection(&self, peer: &str, status: Option<u16>, error: &str) {
+        let _ = self
+            .audit
+            .write(json!({ "peer": peer, "status": status, "error": error }));
+    }
+
     /// The answer to a request that is refused before its body is read (wrong path or method,
     /// body too large or too slow): `status` with `code` and `message`, audited.
-    pub fn refuse(&self, peer: &str, status: u16, code: &str, message: &str) -> Answer {
-        match self.audit(json!({ "peer": peer, "status": status, "error": code })) {
+    pub fn refuse(&self, incoming: &Incoming, status: u16, code: &str, message: &str) -> Answer {
+        let line = json!({
+            "peer": incoming.peer,
+            "http_method": incoming.method,
+            "path": incoming.path,
+            "status": status,
+            "error": code,
+        });
+        match self.audit(line) {
             Ok(()) => Answer::error(status, code, message),
             Err(AuditDown) => Answer::audit_down(),
         }
@@ -146,10 +243,10 @@ impl Service {
     /// The refusal of a request that is not `POST /api/rpc`, if it is not.
     pub fn check_route(&self, incoming: &Incoming) -> Option<Answer> {
         if !incoming.path.ends_with("/api/rpc") {
-            return Some(self.refuse(&incoming.peer, 404, "not_found", "POST /api/rpc"));
+            return Some(self.refuse(incoming, 404, "not_found", "POST /api/rpc"));
         }
         if incoming.method != "POST" {
-            return Some(self.refuse(&incoming.peer, 405, "method_not_allowed", "POST /api/rpc"));
+            return Some(self.refuse(incoming, 405, "method_not_allowed", "POST /api/rpc"));
         }
         None
     }
@@ -176,23 +273,15 @@ impl Service {
             return refused;
         }
         let credentials = incoming.authorization.as_deref().and_then(auth::basic);
-        let client = credentials
-            .as_ref()
-            .and_then(|(name, password)| Some((name, self.authenticate(name, password)?)));
-        let Some((name, client)) = client else {
-            let line = json!({
-                "client": credentials.as_ref().map(|(n, _)| n),
-                "peer": incoming.peer,
-                "status": 401,
-            });
-            if self.audit(line).is_err() {
-                return Answer::audit_down();
-            }
-            return Answer {
-                status: 401,
-                body: Some(json!({ "error": "unauthorized", "message": "Invalid credentials" })),
-                challenge: true,
-            };
+        let login = match &credentials {
+            Some((name, password)) => self
+                .authenticate(name, password, incoming.peer_ip())
+                .map(|client| (name, client)),
+            None => Err(LoginRefused::Unauthorized),
+        };
+        let (name, client) = match login {
+            Ok(login) => login,
+            Err(refused) => return self.refuse_login(incoming, credentials.as_ref(), refused),
         };
         let user = incoming.user.as_deref().unwrap_or_default();
         let signed = incoming
@@ -223,6 +312,7 @@ impl Service {
                 status: 204,
                 body: None,
                 challenge: false,
+                retry_after: None,
             },
             Ok(Some(body)) => Answer::json(200, body),
         }
@@ -268,15 +358,70 @@ impl Service {
             "ms": (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
         }))?;
         if let Err(e) = &result {
-            tracing::info!(client = %caller.client, user = %incoming.user.as_deref().unwrap_or_default(), code = e.code, error = %e.message, "API call refused.");
+            tracing::info!(client = %clip(caller.client), user = %clip(incoming.user.as_deref().unwrap_or_default()),
+                code = e.code, error = %clip(&e.message), "API call refused.");
         }
         Ok(id.map(|id| rpc::response(&id, result)))
     }
 
-    /// The client, if the password is its own: checked against the argon2 hash once, then
-    /// against the remembered SHA-256 (compared in constant time).
-    fn authenticate(&self, name: &str, password: &str) -> Option<&Client> {
-        let client = self.clients.clients.get(name)?;
+    /// The answer to a refused login, audited: 401 with a challenge, or 429 with when to try
+    /// again.
+    fn refuse_login(
+        &self,
+        incoming: &Incoming,
+        credentials: Option<&(String, String)>,
+        refused: LoginRefused,
+    ) -> Answer {
+        let (status, retry_after) = match refused {
+            LoginRefused::Unauthorized => (401, None),
+            LoginRefused::Throttled(left) => (429, Some(left.as_secs_f64().ceil().max(1.0) as u64)),
+            LoginRefused::Busy => (429, Some(1)),
+        };
+        let line = json!({
+            "client": credentials.map(|(n, _)| n),
+            "peer": incoming.peer,
+            "status": status,
+            "retry_after": retry_after,
+        });
+        if self.audit(line).is_err() {
+            return Answer::audit_down();
+        }
+        match retry_after {
+            None => Answer {
+                status,
+                body: Some(json!({ "error": "unauthorized", "message": "Invalid credentials" })),
+                challenge: true,
+                retry_after: None,
+            },
+            Some(seconds) => {
+                tracing::info!(client = %clip(credentials.map_or("", |(n, _)| n.as_str())), peer = %incoming.peer,
+                    retry_after_s = seconds, "Login refused for too many failures or checks at once.");
+                Answer {
+                    retry_after: Some(seconds),
+                    ..Answer::error(
+                        429,
+                        "too_many_requests",
+                        format!("too many failed logins or logins at once; try again in {seconds} s"),
+                    )
+                }
+            }
+        }
+    }
+
+    /// The client, if the password is its own. A password already verified is recognised by
+    /// its SHA-256 (compared in constant time), even while the name or address is throttled:
+    /// Roundcube keeps working while someone floods its name. Anything else is refused while
+    /// throttled, refused unhashed when too long, and checked against the argon2 hash only in
+    /// one of the few verification slots; failures are counted for the name (a client's
+    /// only) and the address.
+    fn authenticate(
+        &self,
+        name: &str,
+        password: &str,
+        address: IpAddr,
+    ) -> Result<&Client, LoginRefused> {
+        let known = self.clients.clients.get(name);
+        let counted_name = known.map(|_| name);
         let digest: [u8; 32] = Sha256::digest(password.as_bytes()).into();
         let remembered = self
             .verified
@@ -284,39 +429,64 @@ impl Service {
             .unwrap_or_else(PoisonError::into_inner)
             .get(name)
             .copied();
-        if let Some(known) = remembered {
-            let same = known
+        if let (Some(client), Some(known_digest)) = (known, remembered)
+            && known_digest
                 .iter()
                 .zip(digest.iter())
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-            return same.then_some(client);
+                == 0
+        {
+            return Ok(client);
         }
-        let client = self.clients.authenticate(name, password)?;
-        self.verified
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.to_string(), digest);
-        Some(client)
+        if let Some(left) = self.throttle.refused_for(counted_name, address) {
+            return Err(LoginRefused::Throttled(left));
+        }
+        let fail = || {
+            self.throttle.failed(counted_name, address);
+            Err(LoginRefused::Unauthorized)
+        };
+        if known.is_none() || remembered.is_some() || password.len() > MAX_PASSWORD_BYTES {
+            return fail();
+        }
+        let Some(_slot) = CheckSlot::take(&self.checks) else {
+            return Err(LoginRefused::Busy);
+        };
+        match self.clients.authenticate(name, password) {
+            Some(client) => {
+                self.verified
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(name.to_string(), digest);
+                self.throttle.succeeded(name, address);
+                Ok(client)
+            }
+            None => fail(),
+        }
     }
 
     /// Appends one line to the audit log; an error (logged) when it cannot be written, and
     /// then the request must not be served.
-    fn audit(&self, mut line: Value) -> Result<(), AuditDown> {
-        if let Value::Object(fields) = &mut line {
-            fields.retain(|_, v| !v.is_null());
-        }
-        line["time"] = json!(bonnie_core::time::format_rfc3339_ms(
-            bonnie_core::time::now_ms()
-        ));
-        let mut text = line.to_string();
-        text.push('\n');
-        // A panic elsewhere cannot leave the file half-changed: a poisoned lock is still good.
-        let mut file = self.audit.lock().unwrap_or_else(PoisonError::into_inner);
-        file.write_all(text.as_bytes()).map_err(|e| {
-            tracing::error!(error = %e, "Cannot write the audit log; the request is refused with 503.");
-            AuditDown
-        })
+    fn audit(&self, line: Value) -> Result<(), AuditDown> {
+        self.audit.write(line)
+    }
+}
+
+/// One of the argon2 verification slots, given back when dropped.
+struct CheckSlot<'a>(&'a AtomicUsize);
+
+impl<'a> CheckSlot<'a> {
+    /// A free slot of `(running, most)`, if there is one.
+    fn take((running, most): &'a (AtomicUsize, usize)) -> Option<Self> {
+        running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < *most).then_some(n + 1))
+            .ok()
+            .map(|_| Self(running))
+    }
+}
+
+impl Drop for CheckSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

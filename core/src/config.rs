@@ -279,8 +279,13 @@ pub struct CollectorConfig {
     /// A Cyrus admin (listed in `admins:`), for GETACL, GETMETADATA and, acting as the folder's
     /// owner, FETCH. Default: `cyrus`.
     pub imap_admin: String,
-    /// The admin's password. Default: empty.
+    /// The admin's password. Default: empty. A configuration file that holds it must not be
+    /// readable by others (mode 0640 at most); or use `imap_password_file`.
     pub imap_password: String,
+    /// A file holding the admin's password (its first line), mode 0600 or 0640, instead of
+    /// `imap_password`: the configuration file itself can then stay readable by Cyrus's
+    /// dealer. Read at the collector's start. Default: none.
+    pub imap_password_file: Option<PathBuf>,
     /// Timeout of one IMAP exchange, in milliseconds. Default: 30000.
     pub imap_timeout_ms: u64,
     /// Cyrus partition folders (`partition-*` of imapd.conf): message files are read there
@@ -311,6 +316,7 @@ impl Default for CollectorConfig {
             imap_address: "127.0.0.1:143".to_string(),
             imap_admin: "cyrus".to_string(),
             imap_password: String::new(),
+            imap_password_file: None,
             imap_timeout_ms: 30_000,
             partitions: vec![PathBuf::from("/var/spool/cyrus/mail")],
             max_inline_bytes: 8 * 1024 * 1024,
@@ -362,6 +368,19 @@ pub struct ApiConfig {
     pub max_connections: usize,
     /// Most calls in one JSON-RPC batch; more is refused as one -32600 error. Default: 100.
     pub max_batch_calls: usize,
+    /// Failed logins a client name, or an address (IPv6: its /64), may have before its
+    /// logins are refused with 429 and `Retry-After`. Default: 5.
+    pub max_login_failures: u32,
+    /// How long the first refusal after `max_login_failures` lasts, in milliseconds; each
+    /// further failure doubles it. Default: 1000.
+    pub login_backoff_ms: u64,
+    /// The longest refusal, in milliseconds; failures are forgotten after twice this (at
+    /// least 10 minutes) without one. Default: 300000.
+    pub login_backoff_max_ms: u64,
+    /// argon2 password verifications run at once (each takes about 19 MiB and a core for
+    /// tens of milliseconds); at most `threads` - 1. A login beyond them is answered 429.
+    /// Default: 2.
+    pub max_password_checks: usize,
     /// PEM certificate (chain) for HTTPS; with `tls_key`. Default: none (plain HTTP).
     pub tls_certificate: Option<PathBuf>,
     /// PEM private key (PKCS#8 or RSA) for HTTPS; with `tls_certificate`.
@@ -382,6 +401,10 @@ impl Default for ApiConfig {
             body_timeout_ms: 30_000,
             max_connections: 1024,
             max_batch_calls: 100,
+            max_login_failures: 5,
+            login_backoff_ms: 1000,
+            login_backoff_max_ms: 300_000,
+            max_password_checks: 2,
             tls_certificate: None,
             tls_key: None,
         }
@@ -396,8 +419,12 @@ pub struct LdapConfig {
     pub url: String,
     /// The DN to bind as; empty binds anonymously. Default: empty.
     pub bind_dn: String,
-    /// Its password. Default: empty.
+    /// Its password. Default: empty. A configuration file that holds it must not be readable
+    /// by others (mode 0640 at most); or use `bind_password_file`.
     pub bind_password: String,
+    /// A file holding the bind password (its first line), mode 0600 or 0640, instead of
+    /// `bind_password`. Default: none.
+    pub bind_password_file: Option<PathBuf>,
     /// Where users are searched. Default: `dc=example,dc=org`.
     pub base: String,
     /// The search filter; `%s` is replaced by the login (escaped).
@@ -416,10 +443,32 @@ impl Default for LdapConfig {
             url: "ldap://127.0.0.1:389".to_string(),
             bind_dn: String::new(),
             bind_password: String::new(),
+            bind_password_file: None,
             base: "dc=example,dc=org".to_string(),
             filter: "(&(objectClass=inetOrgPerson)(|(mail=%s)(uid=%s)))".to_string(),
             unique_attribute: "nsuniqueid".to_string(),
             timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Collects the keys of `table` (and the tables in it) that name a password, secret or token
+/// and hold a non-empty string, as `<prefix>.<key>`.
+fn secret_keys(prefix: &str, table: &toml::Table, found: &mut Vec<String>) {
+    for (key, value) in table {
+        let lower = key.to_ascii_lowercase();
+        match value {
+            toml::Value::String(text)
+                if !text.is_empty()
+                    && ["password", "secret", "token"]
+                        .iter()
+                        .any(|word| lower.contains(word))
+                    && !lower.ends_with("_file") =>
+            {
+                found.push(format!("[{prefix}] {key}"));
+            }
+            toml::Value::Table(inner) => secret_keys(&format!("{prefix}.{key}"), inner, found),
+            _ => {}
         }
     }
 }
@@ -477,6 +526,17 @@ impl Config {
             .payload_dir
             .as_ref()
             .map(|p| config.resolve(p));
+        config.collector.imap_password_file = config
+            .collector
+            .imap_password_file
+            .as_ref()
+            .map(|p| config.resolve(p));
+        config.collector.ldap.bind_password_file = config
+            .collector
+            .ldap
+            .bind_password_file
+            .as_ref()
+            .map(|p| config.resolve(p));
         config.api.clients = config.resolve(&config.api.clients);
         config.api.audit_log = config.resolve(&config.api.audit_log);
         config.api.tls_certificate = config
@@ -514,6 +574,107 @@ impl Config {
         }
     }
 
+    /// The secrets this configuration holds in the file itself, by name: the IMAP and LDAP
+    /// passwords, and any non-empty string of a plugin table whose key names a password,
+    /// secret or token.
+    pub fn inline_secrets(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        if !self.collector.imap_password.is_empty() {
+            found.push("[collector] imap_password".to_string());
+        }
+        if !self.collector.ldap.bind_password.is_empty() {
+            found.push("[collector.ldap] bind_password".to_string());
+        }
+        for (plugin, table) in &self.plugins {
+            secret_keys(&format!("plugins.{plugin}"), table, &mut found);
+        }
+        found
+    }
+
+    /// What a process that uses secrets does after [`Config::load`]: refuses a configuration
+    /// file holding secrets that others may read (mode `o+r`), and reads the secrets kept in
+    /// files of their own (`imap_password_file`, `bind_password_file`), which must not be
+    /// readable by others nor writable by the group (0600 or 0640). The dealer, which Cyrus
+    /// runs as its own user and which needs no secret, does not call it.
+    pub fn load_secrets(&mut self) -> Result<(), ConfigError> {
+        use std::os::unix::fs::PermissionsExt;
+        let inline = self.inline_secrets();
+        if !inline.is_empty() {
+            let mode = std::fs::metadata(&self.path)
+                .map_err(|source| ConfigError::Read {
+                    path: self.path.clone(),
+                    source,
+                })?
+                .permissions()
+                .mode();
+            if mode & 0o004 != 0 {
+                return Err(self.invalid(format!(
+                    "it holds secrets ({}) and every local user can read it (mode {:04o}): \
+                     make it readable by bonnie only (chmod 0640, group bonnie) or move them \
+                     to files of their own (imap_password_file, bind_password_file)",
+                    inline.join(", "),
+                    mode & 0o7777
+                )));
+            }
+        }
+        let files = [
+            (
+                "[collector] imap_password_file",
+                self.collector.imap_password_file.clone(),
+                !self.collector.imap_password.is_empty(),
+            ),
+            (
+                "[collector.ldap] bind_password_file",
+                self.collector.ldap.bind_password_file.clone(),
+                !self.collector.ldap.bind_password.is_empty(),
+            ),
+        ];
+        let mut read = Vec::new();
+        for (name, file, inline) in files {
+            let Some(file) = file else {
+                read.push(None);
+                continue;
+            };
+            if inline {
+                return Err(self.invalid(format!(
+                    "{name} and the password it replaces are both set; keep one"
+                )));
+            }
+            read.push(Some(self.read_secret_file(name, &file)?));
+        }
+        if let [imap, ldap] = read.as_mut_slice() {
+            if let Some(password) = imap.take() {
+                self.collector.imap_password = password;
+            }
+            if let Some(password) = ldap.take() {
+                self.collector.ldap.bind_password = password;
+            }
+        }
+        Ok(())
+    }
+
+    /// The first line of a secret's file, refused when others may read it or the group
+    /// write it.
+    fn read_secret_file(&self, name: &str, file: &Path) -> Result<String, ConfigError> {
+        use std::os::unix::fs::PermissionsExt;
+        let unreadable = |e: std::io::Error| {
+            self.invalid(format!("{name}: cannot read {}: {e}", file.display()))
+        };
+        let mode = std::fs::metadata(file)
+            .map_err(unreadable)?
+            .permissions()
+            .mode();
+        if mode & 0o027 != 0 {
+            return Err(self.invalid(format!(
+                "{name}: {} must be readable by bonnie only (mode 0600 or 0640), not {:04o}",
+                file.display(),
+                mode & 0o7777
+            )));
+        }
+        let text = std::fs::read_to_string(file).map_err(unreadable)?;
+        Ok(text.lines().next().unwrap_or_default().to_string())
+    }
+
     fn invalid(&self, message: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             path: self.path.clone(),
@@ -548,11 +709,19 @@ impl Config {
             || a.body_timeout_ms == 0
             || a.max_connections == 0
             || a.max_batch_calls == 0
+            || a.login_backoff_ms == 0
+            || a.max_password_checks == 0
         {
             return Err(self.invalid(
                 "[api] threads, max_request_bytes, max_header_bytes, header_timeout_ms, \
-                 body_timeout_ms, max_connections and max_batch_calls must be at least 1",
+                 body_timeout_ms, max_connections, max_batch_calls, login_backoff_ms and \
+                 max_password_checks must be at least 1",
             ));
+        }
+        if a.login_backoff_max_ms < a.login_backoff_ms {
+            return Err(
+                self.invalid("[api] login_backoff_max_ms must not be below login_backoff_ms")
+            );
         }
         if a.tls_certificate.is_some() != a.tls_key.is_some() {
             return Err(self.invalid("[api] tls_certificate and tls_key go together"));
@@ -625,6 +794,73 @@ mod tests {
         assert_eq!(json["files"][0], "a.jsonl");
         assert_eq!(json["follow"], false);
         assert_eq!(config.plugin_json("absent"), "{}");
+    }
+
+    /// Writes `text` as `bonnie.toml` with `mode` into `dir` and loads it as a daemon does.
+    fn load_with_secrets(dir: &Path, text: &str, mode: u32) -> Result<Config, ConfigError> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("bonnie.toml");
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let mut config = Config::load(&path)?;
+        config.load_secrets().map(|()| config)
+    }
+
+    #[test]
+    fn a_configuration_with_secrets_that_others_can_read_is_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let text =
+            "[collector]\nimap_password = \"s3cret\"\n\n[collector.ldap]\nbind_password = \"x\"\n";
+        let err = load_with_secrets(dir.path(), text, 0o644)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[collector] imap_password"), "{err}");
+        assert!(err.contains("[collector.ldap] bind_password"), "{err}");
+        assert!(err.contains("0644"), "{err}");
+        assert!(
+            !err.contains("s3cret"),
+            "the reason never shows the secret: {err}"
+        );
+        let config = load_with_secrets(dir.path(), text, 0o640).expect("group bonnie may read it");
+        assert_eq!(config.collector.imap_password, "s3cret");
+        // Without secrets, others may read it (Cyrus's dealer reads it as user cyrus).
+        load_with_secrets(dir.path(), "[worker]\nthreads = 2\n", 0o644).expect("no secret");
+        let plugin = "[plugins.es-output]\napi_token = \"t\"\n";
+        let err = load_with_secrets(dir.path(), plugin, 0o604)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[plugins.es-output] api_token"), "{err}");
+    }
+
+    #[test]
+    fn secrets_in_files_of_their_own_are_read_when_only_bonnie_can_read_them() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("imap-password");
+        std::fs::write(&secret, "from-file\n").unwrap();
+        std::fs::write(dir.path().join("ldap-password"), "ldap\n").unwrap();
+        for file in ["imap-password", "ldap-password"] {
+            let path = dir.path().join(file);
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let text = "[collector]\nimap_password_file = \"imap-password\"\n\n\
+                    [collector.ldap]\nbind_password_file = \"ldap-password\"\n";
+        let config = load_with_secrets(dir.path(), text, 0o644).expect("no secret inline");
+        assert_eq!(config.collector.imap_password, "from-file");
+        assert_eq!(config.collector.ldap.bind_password, "ldap");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = load_with_secrets(dir.path(), text, 0o644)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("imap_password_file") && err.contains("0644"),
+            "{err}"
+        );
+        let both = "[collector]\nimap_password = \"x\"\nimap_password_file = \"imap-password\"\n";
+        let err = load_with_secrets(dir.path(), both, 0o600)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("both set"), "{err}");
     }
 
     #[test]

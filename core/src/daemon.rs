@@ -1,6 +1,7 @@
 //! What every bonnie daemon does around its work: the common options (`--config`,
-//! `--log-level`, `--log-file`), logging set-up, loading the configuration, shutdown on
-//! SIGTERM/SIGINT, and reporting a failure both in the log and on standard error.
+//! `--log-level`, `--log-file`), logging set-up, files private to bonnie (umask 0o027), loading
+//! the configuration (refused when others can read its secrets), shutdown on SIGTERM/SIGINT,
+//! and reporting a failure both in the log and on standard error.
 
 use std::{
     fmt::Display,
@@ -37,6 +38,7 @@ pub fn run<E: Display>(
         return ExitCode::FAILURE;
     }
     let result = Config::load(&Config::locate(args.config.as_deref()))
+        .and_then(|mut config| config.load_secrets().map(|()| config))
         .map_err(|e| e.to_string())
         .and_then(|config| body(config).map_err(|e| e.to_string()));
     match result {
@@ -47,6 +49,19 @@ pub fn run<E: Display>(
             ExitCode::FAILURE
         }
     }
+}
+
+/// The umask every bonnie process sets before it creates anything: files 0640 and folders
+/// 0750 at most (stores, job store, spool, logs, payloads), never readable or writable by
+/// others, whatever umask the process was started with. Files that hold mail or secrets
+/// are also created with an explicit, narrower mode where they are made.
+pub const UMASK: u32 = 0o027;
+
+/// Sets the process's umask to [`UMASK`] (adding to it, never taking bits away).
+pub fn private_files() {
+    use rustix::fs::Mode;
+    let previous = rustix::process::umask(Mode::from_raw_mode(UMASK));
+    rustix::process::umask(previous | Mode::from_raw_mode(UMASK));
 }
 
 /// A flag that SIGTERM and SIGINT set; a second signal, while the work winds down, exits at

@@ -9,6 +9,7 @@ pub mod loader;
 pub mod pipeline;
 pub mod runtime;
 pub mod start;
+pub mod trust;
 
 use bonnie_core::Config;
 use bonnie_plugin_api::storage::StorageBox;

@@ -148,6 +148,10 @@ pub fn plugin_files(dir: &Path) -> Result<Vec<PathBuf>, DirError> {
 /// Loads every plugin file of `dir` except those `disabled` names (by file name or plugin
 /// name). A plugin name seen twice is refused the second time.
 pub fn load_dir(dir: &Path, disabled: &[String]) -> Result<Vec<Entry>, DirError> {
+    crate::trust::check_dir(dir).map_err(|reason| DirError {
+        dir: dir.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, reason),
+    })?;
     let mut names: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut entries = Vec::new();
     for file in plugin_files(dir)? {
@@ -197,6 +201,9 @@ pub fn load_file(file: &Path) -> Entry {
             api_version,
             reason: one_line(&reason),
         };
+    if let Err(reason) = crate::trust::check_file(file) {
+        return refused(None, None, reason);
+    }
     let header = match lib_header_from_path(file) {
         Ok(header) => header,
         Err(e) => return refused(None, None, describe_open_error(file, &e)),

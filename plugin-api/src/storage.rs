@@ -106,6 +106,12 @@ pub struct RecordQuery {
     /// Newest first instead of oldest first (by time, then key).
     #[serde(default)]
     pub descending: bool,
+    /// Full-text search of the event log (collection `log`): only entries whose text holds
+    /// every word of this, folded as `bonnie_mail::fold_for_search` folds (case, diacritics,
+    /// ß as ss). The records found are the log entries, keyed by job id. Storages without
+    /// full-text search answer nothing. (since 1.1)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 /// A storage backend. Implemented by storage plugins, called by the host and by handlers,

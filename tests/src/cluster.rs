@@ -44,9 +44,11 @@ impl Cluster {
     /// the collector for everything, the collector reading Cyrus's spool, IMAP as the admin
     /// and LDAP; the collector's own admin logins are dropped by the dealer.
     pub fn for_cyrus(cyrus: &Cyrus, ldap: &Slapd, groupware: &[&str]) -> Self {
+        // The passwords live in files only bonnie can read: the configuration itself stays
+        // readable by user cyrus, who runs the exec dealer.
         let collector = format!(
-            "imap_address = \"{}\"\nimap_admin = \"{ADMIN}\"\nimap_password = \"secret\"\npartitions = [\"{}\"]\n\n\
-             [collector.ldap]\nurl = \"{}\"\nbind_dn = \"{SERVICE_DN}\"\nbind_password = \"{SERVICE_PASSWORD}\"\n\
+            "imap_address = \"{}\"\nimap_admin = \"{ADMIN}\"\nimap_password_file = \"imap-password\"\npartitions = [\"{}\"]\n\n\
+             [collector.ldap]\nurl = \"{}\"\nbind_dn = \"{SERVICE_DN}\"\nbind_password_file = \"ldap-password\"\n\
              base = \"ou=People,dc=example,dc=org\"\nunique_attribute = \"entryUUID\"\n",
             cyrus.imap_address(),
             cyrus.spool().display(),
@@ -60,6 +62,8 @@ impl Cluster {
             .collect();
         let plugins: Vec<&str> = ARCHIVE_HANDLERS.iter().chain(groupware).copied().collect();
         let cluster = Self::with_collector(&plugins, &collector, &tables);
+        cluster.write_secret("imap-password", "secret");
+        cluster.write_secret("ldap-password", SERVICE_PASSWORD);
         cluster.add_dealer_keys(r#"drop_event_users = ["Login cyrus", "Logout cyrus"]"#);
         cluster
     }
@@ -149,6 +153,19 @@ path = "var/bonnie.db"
             .arg(dir.path().join("var/dealer-spool"))
             .status();
         Self { dir }
+    }
+
+    /// Writes a secret's file (mode 0600) into the cluster's folder.
+    pub fn write_secret(&self, name: &str, secret: &str) {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(self.path().join(name))
+            .expect("creating a secret's file");
+        file.write_all(secret.as_bytes())
+            .expect("writing a secret's file");
     }
 
     /// The cluster's folder.

@@ -26,6 +26,15 @@ struct Settings {
     /// the database); payloads are looked up here after the database. Default: `var/payloads`.
     #[serde(default = "default_payload_dir")]
     payload_dir: String,
+    /// At most this many bytes of text of each message part (a body, an attachment) go into
+    /// the log's full-text index; a message with a longer part is indexed in part and marked
+    /// `text_truncated`. Default: 1048576 (1 MiB).
+    #[serde(default = "default_max_indexed_text_bytes")]
+    max_indexed_text_bytes: usize,
+}
+
+fn default_max_indexed_text_bytes() -> usize {
+    bonnie_mail::DEFAULT_MAX_INDEXED_TEXT_BYTES
 }
 
 fn default_payload_dir() -> String {
@@ -48,6 +57,8 @@ pub struct SqliteStorage {
     path: std::path::PathBuf,
     busy_timeout_ms: u64,
     payload_dir: Option<std::path::PathBuf>,
+    /// How the log's full-text index reads messages.
+    text_index: log::TextIndex,
 }
 
 impl SqliteStorage {
@@ -57,6 +68,10 @@ impl SqliteStorage {
         let path = host.path(&settings.path);
         let mut storage = Self::open(&path, settings.busy_timeout_ms)?;
         storage.payload_dir = Some(host.path(&settings.payload_dir));
+        storage.text_index = log::TextIndex {
+            max_part_bytes: settings.max_indexed_text_bytes,
+            payload_dir: storage.payload_dir.clone(),
+        };
         host.info("Storage opened.", &[("path", &path.display())]);
         Ok(storage)
     }
@@ -84,6 +99,7 @@ impl SqliteStorage {
             path: path.to_path_buf(),
             busy_timeout_ms,
             payload_dir: None,
+            text_index: log::TextIndex::default(),
         })
     }
 
@@ -182,11 +198,14 @@ impl Storage for SqliteStorage {
     }
 
     fn query(&self, query: RecordQuery) -> Result<Vec<Record>, PluginError> {
+        if query.collection == log::COLLECTION {
+            return self.read(|conn| log::search(conn, &query));
+        }
         self.read(|conn| records::query(conn, &query))
     }
 
     fn append_log(&self, items: Vec<OutputItem>) -> Result<Vec<ItemStatus>, PluginError> {
-        self.write(true, |conn| log::append(conn, &items))
+        self.write(true, |conn| log::append(conn, &items, &self.text_index))
     }
 
     fn put_payload(&self, bytes: &[u8]) -> Result<String, PluginError> {

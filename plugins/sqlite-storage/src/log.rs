@@ -1,10 +1,90 @@
 //! The event log: appends processed jobs in one transaction per batch, once per job id, each
-//! entry hashed over its content and the previous entry's hash.
+//! entry hashed over its content and the previous entry's hash. Each entry is also indexed for
+//! full-text search (`log_text`): its subject, addresses, folder names, flags and Message-IDs,
+//! and the body text, attachment names and attachment text of the messages it stored, each
+//! part up to a limit, all folded by [`bonnie_mail::fold_for_search`] (queries are folded the
+//! same way by [`search`]).
 
-use bonnie_core::{notification, time};
-use bonnie_plugin_api::{ItemStatus, OutputItem};
+use std::path::PathBuf;
+
+use bonnie_core::{notification, payload, time};
+use bonnie_plugin_api::{ItemStatus, OutputItem, Record, RecordQuery};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+/// The collection name under which [`search`] answers storage queries: the event log.
+pub const COLLECTION: &str = "log";
+
+/// How the full-text index reads the messages an entry stored.
+#[derive(Debug, Clone)]
+pub struct TextIndex {
+    /// At most this many bytes of text per part (body, attachment) are indexed.
+    pub max_part_bytes: usize,
+    /// Where payloads too large for the database are, if anywhere.
+    pub payload_dir: Option<PathBuf>,
+}
+
+impl Default for TextIndex {
+    fn default() -> Self {
+        Self {
+            max_part_bytes: bonnie_mail::DEFAULT_MAX_INDEXED_TEXT_BYTES,
+            payload_dir: None,
+        }
+    }
+}
+
+/// The digests of the payloads a record stored (`payloads[].digest`, `payload_digest`).
+fn payload_digests(record: &Value) -> Vec<String> {
+    let mut digests: Vec<String> = record
+        .get("payloads")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("digest").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    if let Some(one) = record.get("payload_digest").and_then(Value::as_str) {
+        digests.push(one.to_string());
+    }
+    digests.sort();
+    digests.dedup();
+    digests
+}
+
+/// A payload's bytes, from the database or the payload folder; `None` when neither has it
+/// (or it cannot be read: the index then lacks its text, the entry is still stored).
+fn payload_bytes(conn: &Connection, index: &TextIndex, digest: &str) -> Option<Vec<u8>> {
+    let stored: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT size, data FROM payloads WHERE digest = ?1")
+        .and_then(|mut s| {
+            s.query_row([digest], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .ok()
+        .flatten();
+    match stored {
+        Some((size, data)) => payload::decompress(&data, size as usize).ok(),
+        None => index
+            .payload_dir
+            .as_deref()
+            .and_then(|dir| payload::read_file(dir, digest).ok().flatten()),
+    }
+}
+
+/// The text of the messages a record stored, and whether a part was cut at the limit.
+fn message_text(conn: &Connection, index: &TextIndex, record: &Value) -> (String, bool) {
+    let (mut text, mut truncated) = (String::new(), false);
+    for digest in payload_digests(record) {
+        if let Some(bytes) = payload_bytes(conn, index, &digest) {
+            let found = bonnie_mail::parse(&bytes).search_text(index.max_part_bytes);
+            text.push('\n');
+            text.push_str(&found.text);
+            truncated |= found.truncated;
+        }
+    }
+    (text, truncated)
+}
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS: [u8; 32] = [0; 32];
@@ -32,11 +112,13 @@ struct Columns {
     folder_uniqueid: Option<String>,
     folder_id: Option<String>,
     message_ids: Vec<String>,
-    /// What full-text search finds the entry by.
+    /// What full-text search finds the entry by, folded.
     text: String,
+    /// True when a part of a message was longer than the limit and is indexed in part.
+    text_truncated: bool,
 }
 
-fn columns(record: &str) -> Result<Columns, String> {
+fn columns(conn: &Connection, index: &TextIndex, record: &str) -> Result<Columns, String> {
     let value: serde_json::Value =
         serde_json::from_str(record).map_err(|e| format!("the record is not JSON: {e}"))?;
     let event = notification::event_name(record)
@@ -82,6 +164,8 @@ fn columns(record: &str) -> Result<Columns, String> {
         searchable.extend(list(key));
     }
     searchable.extend(message_ids.iter().cloned());
+    let (body, text_truncated) = message_text(conn, index, &value);
+    searchable.push(body);
     Ok(Columns {
         event,
         time_ms,
@@ -90,12 +174,17 @@ fn columns(record: &str) -> Result<Columns, String> {
         folder_uniqueid: text("folder_uniqueid").or_else(|| text("mailboxID")),
         folder_id: text("folder_id"),
         message_ids,
-        text: searchable.join(" "),
+        text: bonnie_mail::fold_for_search(&searchable.join(" ")),
+        text_truncated,
     })
 }
 
 /// Appends the items not already in the log; one status per item.
-pub fn append(conn: &mut Connection, items: &[OutputItem]) -> rusqlite::Result<Vec<ItemStatus>> {
+pub fn append(
+    conn: &mut Connection,
+    items: &[OutputItem],
+    index: &TextIndex,
+) -> rusqlite::Result<Vec<ItemStatus>> {
     // IMMEDIATE takes the write lock before reading the chain's head, so another writer
     // (a second worker on the same file) waits instead of failing the batch.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -122,8 +211,8 @@ pub fn append(conn: &mut Connection, items: &[OutputItem]) -> rusqlite::Result<V
         let mut exists = tx.prepare_cached("SELECT 1 FROM log WHERE job_id = ?1")?;
         let mut insert = tx.prepare_cached(
             "INSERT INTO log (seq, job_id, event, time_ms, user, folder_uniqueid, stored_ms, record, prev_hash, hash,
-                              user_id, folder_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                              user_id, folder_id, text_truncated)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?;
         let mut insert_text =
             tx.prepare_cached("INSERT INTO log_text (rowid, text) VALUES (?1, ?2)")?;
@@ -138,7 +227,7 @@ pub fn append(conn: &mut Connection, items: &[OutputItem]) -> rusqlite::Result<V
                 continue;
             }
             let record = item.record.as_str();
-            let cols = match columns(record) {
+            let cols = match columns(&tx, index, record) {
                 Ok(cols) => cols,
                 Err(reason) => {
                     statuses.push(ItemStatus::Rejected {
@@ -161,7 +250,8 @@ pub fn append(conn: &mut Connection, items: &[OutputItem]) -> rusqlite::Result<V
                 prev,
                 hash.as_slice(),
                 cols.user_id,
-                cols.folder_id
+                cols.folder_id,
+                cols.text_truncated
             ])?;
             insert_text.execute(params![seq, cols.text])?;
             for message_id in &cols.message_ids {
@@ -173,6 +263,62 @@ pub fn append(conn: &mut Connection, items: &[OutputItem]) -> rusqlite::Result<V
     }
     tx.commit()?;
     Ok(statuses)
+}
+
+/// The FTS5 query of a search: every word of the folded text, quoted (so no word is read as
+/// an operator), all required. `None` when the text has no word.
+fn match_expression(text: &str) -> Option<String> {
+    let folded = bonnie_mail::fold_for_search(text);
+    let words: Vec<String> = folded
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| format!("\"{w}\""))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// The log entries whose indexed text holds every word of `query.text` (folded the way the
+/// index is), as records of collection [`COLLECTION`] keyed by job id, oldest first (or
+/// newest first), within the query's time range and limit. An entry whose messages were
+/// indexed in part has `{"text_truncated": true}` in its record's `extra`.
+pub fn search(conn: &Connection, query: &RecordQuery) -> rusqlite::Result<Vec<Record>> {
+    let Some(expression) = query.text.as_deref().and_then(match_expression) else {
+        return Ok(Vec::new());
+    };
+    let mut sql = String::from(
+        "SELECT l.job_id, l.time_ms, l.record, l.text_truncated FROM log_text t \
+         CROSS JOIN log l ON l.seq = t.rowid WHERE log_text MATCH ?1",
+    );
+    let mut args: Vec<rusqlite::types::Value> = vec![expression.into()];
+    if let Some(from) = query.from_ms {
+        args.push(from.into());
+        sql.push_str(&format!(" AND l.time_ms >= ?{}", args.len()));
+    }
+    if let Some(to) = query.to_ms {
+        args.push(to.into());
+        sql.push_str(&format!(" AND l.time_ms < ?{}", args.len()));
+    }
+    let direction = if query.descending { "DESC" } else { "ASC" };
+    let limit = if query.limit == 0 { 1000 } else { query.limit };
+    sql.push_str(&format!(" ORDER BY l.seq {direction} LIMIT {limit}"));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), |row| {
+        let (job_id, time_ms, record, truncated): (String, Option<i64>, String, bool) =
+            (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+        let mut found = Record {
+            collection: COLLECTION.into(),
+            key: job_id.into(),
+            time_ms: time_ms.into(),
+            body: record.into(),
+            index: Default::default(),
+            extra: Default::default(),
+        };
+        if truncated {
+            found.extra = json!({ "text_truncated": true }).to_string().into();
+        }
+        Ok(found)
+    })?;
+    rows.collect()
 }
 
 /// Walks the chain from the first entry; the first `seq` whose hash does not match, if any.
@@ -211,8 +357,13 @@ mod tests {
     fn a_job_is_logged_once_however_often_it_is_delivered() {
         let mut conn = open();
         let login = r#"{"event":"Login","timestamp":"2026-11-28T17:13:17.506Z","user":"john.doe@example.org"}"#;
-        append(&mut conn, &[item("1", login)]).unwrap();
-        let again = append(&mut conn, &[item("1", login), item("2", login)]).unwrap();
+        append(&mut conn, &[item("1", login)], &TextIndex::default()).unwrap();
+        let again = append(
+            &mut conn,
+            &[item("1", login), item("2", login)],
+            &TextIndex::default(),
+        )
+        .unwrap();
         assert_eq!(again, vec![ItemStatus::Stored, ItemStatus::Stored]);
         let count: i64 = conn
             .query_row("SELECT count(*) FROM log", [], |r| r.get(0))
@@ -242,6 +393,7 @@ mod tests {
                     &n.to_string(),
                     &format!(r#"{{"event":"Login","n":{n}}}"#),
                 )],
+                &TextIndex::default(),
             )
             .unwrap();
         }
@@ -253,7 +405,12 @@ mod tests {
     #[test]
     fn updates_of_the_log_are_refused() {
         let mut conn = open();
-        append(&mut conn, &[item("1", r#"{"event":"Login"}"#)]).unwrap();
+        append(
+            &mut conn,
+            &[item("1", r#"{"event":"Login"}"#)],
+            &TextIndex::default(),
+        )
+        .unwrap();
         let err = conn
             .execute("UPDATE log SET record = '{}'", [])
             .unwrap_err();
@@ -270,6 +427,7 @@ mod tests {
                 item("1", record),
                 item("2", r#"{"event":"Login","user":"john"}"#),
             ],
+            &TextIndex::default(),
         )
         .unwrap();
         let found = |query: &str| -> Vec<i64> {
@@ -294,12 +452,108 @@ mod tests {
         assert_eq!(seq, 1);
     }
 
+    fn put_payload(conn: &Connection, bytes: &[u8]) -> String {
+        let digest = payload::digest(bytes);
+        conn.execute(
+            "INSERT INTO payloads (digest, size, stored_ms, data) VALUES (?1, ?2, 0, ?3)",
+            params![
+                digest,
+                bytes.len() as i64,
+                payload::compress(bytes).unwrap()
+            ],
+        )
+        .unwrap();
+        digest
+    }
+
+    fn search_words(conn: &Connection, text: &str) -> Vec<(String, String)> {
+        let query = RecordQuery {
+            collection: COLLECTION.to_string(),
+            text: Some(text.to_string()),
+            ..RecordQuery::default()
+        };
+        search(conn, &query)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.key.to_string(), r.extra.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn bodies_and_attachments_are_found_by_any_spelling_of_their_words() {
+        let mut conn = open();
+        let message = "Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\r\nViele Gr=FC=DFe vom Stra=DFenfest\r\n--b\r\n\
+Content-Type: text/plain; charset=utf-8\r\nContent-Disposition: attachment; filename*=utf-8''Protokoll%20M%C3%A4rz.txt\r\n\r\n\
+Anhangwort Zwiebelkuchen\r\n--b--\r\n";
+        let digest = put_payload(&conn, message.as_bytes());
+        let record = json!({"event": "MessageAppend", "payload_digest": digest, "payloads": [{"uid": 1, "digest": digest}]});
+        append(
+            &mut conn,
+            &[
+                item("1", &record.to_string()),
+                item("2", r#"{"event":"Login","user":"grusse"}"#),
+            ],
+            &TextIndex::default(),
+        )
+        .unwrap();
+        for query in [
+            "grusse",
+            "Grüße",
+            "GRÜSSE",
+            "strassenfest",
+            "STRAẞENFEST",
+            "zwiebelkuchen",
+            "protokoll marz",
+        ] {
+            let found: Vec<String> = search_words(&conn, query)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+            assert!(found.contains(&"1".to_string()), "{query}: {found:?}");
+        }
+        assert_eq!(
+            search_words(&conn, "zwiebelkuchen strassenfest").len(),
+            1,
+            "all words"
+        );
+        assert!(search_words(&conn, "zwiebelkuchen fehlt").is_empty());
+        assert!(
+            search_words(&conn, "\" OR NOT ( *").is_empty(),
+            "no FTS syntax gets through"
+        );
+        assert_eq!(
+            search_words(&conn, "zwiebelkuchen")[0].1,
+            "",
+            "not truncated"
+        );
+
+        // A limit of 12 bytes per part: the body is cut, the attachment's word is beyond it.
+        let small = TextIndex {
+            max_part_bytes: 12,
+            payload_dir: None,
+        };
+        append(&mut conn, &[item("3", &record.to_string())], &small).unwrap();
+        let found = search_words(&conn, "viele");
+        assert!(
+            found.contains(&("3".to_string(), r#"{"text_truncated":true}"#.to_string())),
+            "{found:?}"
+        );
+        assert!(
+            !search_words(&conn, "zwiebelkuchen")
+                .iter()
+                .any(|(k, _)| k == "3")
+        );
+    }
+
     #[test]
     fn a_record_that_is_not_json_is_rejected_alone() {
         let mut conn = open();
         let statuses = append(
             &mut conn,
             &[item("1", "garbage"), item("2", r#"{"event":"Logout"}"#)],
+            &TextIndex::default(),
         )
         .unwrap();
         assert!(matches!(statuses[0], ItemStatus::Rejected { .. }));

@@ -63,6 +63,10 @@ const MIGRATIONS: &[&str] = &[
         stored_ms INTEGER NOT NULL,
         data BLOB NOT NULL
     );",
+    // 4: full-text search over message bodies and attachments (the text is folded by
+    // bonnie_mail::fold_for_search before FTS5 sees it); entries whose message text was cut at
+    // the per-part limit are marked. Entries written before keep their unfolded index.
+    "ALTER TABLE log ADD COLUMN text_truncated INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Brings the schema to the newest version. Several workers may open the same file at once:
