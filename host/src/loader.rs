@@ -1,5 +1,6 @@
 //! Finds the plugin libraries in the plugin directory and loads each one on its own, refusing
-//! (with the reason) any file that is not a bonnie plugin of a compatible ABI version.
+//! (with the reason) any file that is not a bonnie plugin of a compatible ABI version, whose
+//! types' layout differs from this host's, or that was built with `panic = "abort"`.
 
 use std::{
     collections::BTreeMap,
@@ -9,7 +10,7 @@ use std::{
 
 use abi_stable::library::{LibHeader, RootModule, lib_header_from_path};
 use bonnie_plugin_api::{
-    ABI_VERSION, PluginInfo, handler::HandlerModRef, input::InputModRef, kind,
+    ABI_VERSION, BuildInfo, PluginInfo, handler::HandlerModRef, input::InputModRef, kind,
     output::OutputModRef, storage::StorageModRef,
 };
 
@@ -50,6 +51,27 @@ pub enum Module {
     Output(OutputModRef),
 }
 
+/// What abi_stable's check of the layout of every type a plugin shares with the host found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutCheck {
+    /// Every type matched (or only grew the way prefix types may).
+    Passed,
+    /// A type differs: the plugin was built against a changed plugin-api.
+    Failed,
+    /// Not checked: the file was refused before (not a plugin, another major version).
+    NotChecked,
+}
+
+impl fmt::Display for LayoutCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LayoutCheck::Passed => "passed",
+            LayoutCheck::Failed => "failed",
+            LayoutCheck::NotChecked => "not checked",
+        })
+    }
+}
+
 /// A plugin library that loaded.
 pub struct Plugin {
     /// Its file.
@@ -60,6 +82,8 @@ pub struct Plugin {
     pub api_version: String,
     /// Its root module.
     pub module: Module,
+    /// How it was built; `None` for plugins built against plugin-api 1.0, which predates it.
+    pub build: Option<BuildInfo>,
 }
 
 impl Plugin {
@@ -98,7 +122,9 @@ pub enum Entry {
         kind: Option<Kind>,
         /// The plugin-api version it was built against, when known.
         api_version: Option<String>,
-        /// Why, in one line.
+        /// What the layout check found.
+        layout: LayoutCheck,
+        /// Why, in one line an administrator can act on.
         reason: String,
     },
 }
@@ -177,6 +203,7 @@ pub fn load_dir(dir: &Path, disabled: &[String]) -> Result<Vec<Entry>, DirError>
                     name: Some(plugin.name().to_string()),
                     kind: Some(plugin.kind()),
                     api_version: Some(plugin.api_version),
+                    layout: LayoutCheck::Passed,
                     file: plugin.file,
                 },
                 None => {
@@ -199,6 +226,7 @@ pub fn load_file(file: &Path) -> Entry {
             name: None,
             kind,
             api_version,
+            layout: LayoutCheck::NotChecked,
             reason: one_line(&reason),
         };
     if let Err(reason) = crate::trust::check_file(file) {
@@ -228,33 +256,137 @@ pub fn load_file(file: &Path) -> Entry {
         return refused(Some(kind), Some(api_version), reason);
     }
     let module = match kind {
-        Kind::Input => init::<InputModRef>(header).map(Module::Input),
-        Kind::Handler => init::<HandlerModRef>(header).map(Module::Handler),
-        Kind::Storage => init::<StorageModRef>(header).map(Module::Storage),
-        Kind::Output => init::<OutputModRef>(header).map(Module::Output),
+        Kind::Input => init::<InputModRef>(header, 0).map(Module::Input),
+        Kind::Handler => init::<HandlerModRef>(header, 1).map(Module::Handler),
+        Kind::Storage => init::<StorageModRef>(header, 2).map(Module::Storage),
+        Kind::Output => init::<OutputModRef>(header, 3).map(Module::Output),
     };
     let module = match module {
         Ok(module) => module,
-        Err(reason) => return refused(Some(kind), Some(api_version), reason),
+        Err(InitError::Layout(details)) => {
+            return Entry::Refused {
+                file: file.to_path_buf(),
+                name: None,
+                kind: Some(kind),
+                reason: one_line(&layout_mismatch(&api_version, &details)),
+                api_version: Some(api_version),
+                layout: LayoutCheck::Failed,
+            };
+        }
+        Err(InitError::Other(reason)) => return refused(Some(kind), Some(api_version), reason),
     };
-    let info = match module {
-        Module::Input(m) => m.info()(),
-        Module::Handler(m) => m.info()(),
-        Module::Storage(m) => m.info()(),
-        Module::Output(m) => m.info()(),
+    // A field after a root module's prefix reads as absent (`None`) in an older plugin.
+    let (info, build) = match module {
+        Module::Input(m) => (m.info()(), m.build()),
+        Module::Handler(m) => (m.info()(), m.build()),
+        Module::Storage(m) => (m.info()(), m.build()),
+        Module::Output(m) => (m.info()(), m.build()),
     };
+    if build.is_some_and(|b| !b.panic_unwinds) {
+        return Entry::Refused {
+            file: file.to_path_buf(),
+            name: Some(info.name.as_str().to_string()),
+            kind: Some(kind),
+            api_version: Some(api_version),
+            layout: LayoutCheck::Passed,
+            reason: PANIC_ABORT.to_string(),
+        };
+    }
     Entry::Loaded(Plugin {
         file: file.to_path_buf(),
         info,
         api_version,
         module,
+        build,
     })
 }
 
-fn init<M: RootModule>(header: &LibHeader) -> Result<M, String> {
-    header
-        .init_root_module::<M>()
-        .map_err(|e| format!("incompatible plugin: {e}"))
+/// Why a plugin built with `panic = "abort"` is refused.
+pub const PANIC_ABORT: &str = "built with panic = \"abort\": a panic in it would end the whole \
+     worker instead of failing one job; rebuild it with the default panic = \"unwind\" (remove \
+     panic = \"abort\" from the [profile] of its Cargo.toml)";
+
+enum InitError {
+    /// abi_stable's layout check failed; its description of the difference.
+    Layout(String),
+    /// Anything else, as a reason.
+    Other(String),
+}
+
+/// The root module, with abi_stable's checks of the version and of the layout of every type
+/// the plugin shares with the host. A plugin built against an older minor version would fail
+/// abi_stable's check wherever the ABI grew since (it refuses prefix types with fewer fields
+/// than the host's), so its layout is checked against that version's frozen layout instead
+/// (`bonnie_plugin_api::frozen`, entry `slot` of its kind).
+fn init<M: RootModule>(header: &LibHeader, slot: usize) -> Result<M, InitError> {
+    use abi_stable::library::LibraryError;
+    let older = match (minor(&version_text(header)), minor(ABI_VERSION)) {
+        (Some(theirs), Some(ours)) => theirs < ours,
+        _ => false,
+    };
+    let module = if older {
+        init_older::<M>(header, slot)?
+    } else {
+        header.init_root_module::<M>()
+    };
+    module.map_err(|e| match e {
+        LibraryError::AbiInstability(details) => InitError::Layout(details.to_string()),
+        other => InitError::Other(format!("incompatible plugin: {other}")),
+    })
+}
+
+/// The root module of a plugin built against an older minor version, if its layout is that
+/// version's exactly.
+#[allow(unsafe_code)]
+fn init_older<M: RootModule>(
+    header: &LibHeader,
+    slot: usize,
+) -> Result<Result<M, abi_stable::library::LibraryError>, InitError> {
+    use abi_stable::abi_stability::abi_checking::{
+        CheckingGlobals, check_layout_compatibility_with_globals,
+    };
+    let theirs = minor(&version_text(header)).unwrap_or(0);
+    let library = header.layout().ok_or_else(|| {
+        InitError::Other("the plugin was built without abi_stable's layout information".into())
+    })?;
+    // The newest frozen version at or before the plugin's: the types of the minor versions in
+    // between did not change.
+    let frozen = bonnie_plugin_api::frozen::layouts()
+        .into_iter()
+        .rev()
+        .find(|(m, _)| *m <= theirs)
+        .map(|(_, layouts)| layouts[slot])
+        .ok_or_else(|| InitError::Other(format!("no frozen layout of plugin-api 1.{theirs}")))?;
+    // Checked apart from abi_stable's global record of prefix types, which must keep seeing
+    // only today's types paired with plugins of today's version.
+    let globals = CheckingGlobals::new();
+    check_layout_compatibility_with_globals(frozen, library, &globals)
+        .map_err(|e| InitError::Layout(e.to_string()))?;
+    check_layout_compatibility_with_globals(frozen, M::LAYOUT, &globals).map_err(|e| {
+        InitError::Other(format!(
+            "this host's plugin-api {ABI_VERSION} does not extend plugin-api 1.{theirs}: {e}"
+        ))
+    })?;
+    // SAFETY: the library's root module has the frozen layout of its version (checked just
+    // above, by abi_stable's checker), and `M` extends that layout the only way prefix types
+    // may: fields and methods added after the prefix, whose accessors read the library's own
+    // field count at run time, so what it lacks reads as absent (or runs a method's default
+    // body) instead of being read past its end. Every other type is the same in both.
+    Ok(unsafe { header.init_root_module_with_unchecked_layout::<M>() })
+}
+
+/// Refuses a plugin whose types differ from the host's although the major versions agree: it
+/// was built against a changed copy of plugin-api (a breaking change without a new major
+/// version), so calling it would be undefined behaviour.
+fn layout_mismatch(plugin_version: &str, details: &str) -> String {
+    // abi_stable's report is long; its first lines say which type differs.
+    let details: String = details.lines().take(12).collect::<Vec<_>>().join(" ");
+    format!(
+        "built against plugin-api {plugin_version}, whose types differ from this host's \
+         plugin-api {ABI_VERSION} (the ABI layout check failed): the plugin was built against a \
+         changed copy of plugin-api; rebuild it against plugin-api {ABI_VERSION}. Layout check: \
+         {details}"
+    )
 }
 
 fn version_text(header: &LibHeader) -> String {
@@ -263,6 +395,10 @@ fn version_text(header: &LibHeader) -> String {
 
 fn major(version: &str) -> Option<u64> {
     version.split('.').next()?.parse().ok()
+}
+
+fn minor(version: &str) -> Option<u64> {
+    version.split('.').nth(1)?.parse().ok()
 }
 
 /// Refuses a plugin built against another major plugin-api version, naming both.

@@ -10,10 +10,11 @@ use bonnie_core::{
     daemon::{self, DaemonArgs},
 };
 use clap::Parser;
+use serde::Serialize;
 
 use bonnie_host::{
     context::Shared,
-    loader::{self, Entry, Plugin},
+    loader::{self, Entry, LayoutCheck, Plugin},
     runtime, start,
 };
 
@@ -28,6 +29,10 @@ struct Args {
     /// exit; the exit status is 1 if an enabled plugin was refused
     #[arg(long)]
     check_plugins: bool,
+    /// With --check-plugins: print the listing as one JSON document (file, name, kind,
+    /// plugin-api version, layout check, panic strategy, status and reason of each file)
+    #[arg(long, requires = "check_plugins")]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -39,7 +44,7 @@ fn run(args: &Args, config: &Config) -> anyhow::Result<ExitCode> {
     if args.check_plugins {
         // Disabled plugins are loaded too, so a plugin can be checked before it is enabled.
         let entries = loader::load_dir(&config.worker.plugin_dir, &[])?;
-        return Ok(check_plugins(&entries, &config.worker.disabled));
+        return check_plugins(&entries, config, args.json);
     }
     let entries = loader::load_dir(&config.worker.plugin_dir, &config.worker.disabled)?;
 
@@ -71,8 +76,33 @@ fn run(args: &Args, config: &Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints one line per plugin file; status 1 if an enabled plugin was refused.
-fn check_plugins(entries: &[Entry], disabled: &[String]) -> ExitCode {
+/// One plugin file as `--check-plugins` reports it.
+#[derive(Serialize)]
+struct Row {
+    /// The file name in the plugin directory.
+    file: String,
+    /// The plugin's name, when it got far enough to say.
+    name: Option<String>,
+    /// input, handler, storage or output, when known.
+    kind: Option<String>,
+    /// The plugin-api version it was built against, when known.
+    plugin_api: Option<String>,
+    /// passed, failed or not checked.
+    layout_check: String,
+    /// unwind, abort, or null when not known (plugins built against plugin-api 1.0 do not say).
+    panic: Option<&'static str>,
+    /// loaded, disabled or refused.
+    status: &'static str,
+    /// False when `[worker] disabled` names it.
+    enabled: bool,
+    /// Why it was refused.
+    reason: Option<String>,
+}
+
+/// Prints one line per plugin file (or, with `json`, one JSON document); status 1 if an
+/// enabled plugin was refused.
+fn check_plugins(entries: &[Entry], config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    let disabled = &config.worker.disabled;
     let file_name = |f: &PathBuf| {
         f.file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -83,71 +113,110 @@ fn check_plugins(entries: &[Entry], disabled: &[String]) -> ExitCode {
             .iter()
             .any(|d| *d == file_name(file) || Some(d.as_str()) == name)
     };
-    let mut rows: Vec<[String; 5]> = Vec::new();
-    let mut refused = false;
-    for entry in entries {
-        rows.push(match entry {
-            Entry::Loaded(p) => {
-                let status = if is_disabled(&p.file, Some(p.name())) {
-                    "loaded (disabled)"
-                } else {
-                    "loaded"
-                };
-                [
-                    file_name(&p.file),
-                    p.name().to_string(),
-                    p.kind().to_string(),
-                    format!("plugin-api {}", p.api_version),
-                    status.to_string(),
-                ]
-            }
-            Entry::Disabled { file } => [
-                file_name(file),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "disabled".into(),
-            ],
+    let rows: Vec<Row> = entries
+        .iter()
+        .map(|entry| match entry {
+            Entry::Loaded(p) => Row {
+                file: file_name(&p.file),
+                name: Some(p.name().to_string()),
+                kind: Some(p.kind().to_string()),
+                plugin_api: Some(p.api_version.clone()),
+                layout_check: LayoutCheck::Passed.to_string(),
+                panic: p.build.map(|_| "unwind"),
+                status: "loaded",
+                enabled: !is_disabled(&p.file, Some(p.name())),
+                reason: None,
+            },
+            Entry::Disabled { file } => Row {
+                file: file_name(file),
+                name: None,
+                kind: None,
+                plugin_api: None,
+                layout_check: LayoutCheck::NotChecked.to_string(),
+                panic: None,
+                status: "disabled",
+                enabled: false,
+                reason: None,
+            },
             Entry::Refused {
                 file,
                 name,
                 kind,
                 api_version,
+                layout,
                 reason,
-            } => {
-                let off = is_disabled(file, name.as_deref());
-                refused |= !off;
-                [
-                    file_name(file),
-                    name.clone().unwrap_or_else(|| "-".into()),
-                    kind.map(|k| k.to_string()).unwrap_or_else(|| "-".into()),
-                    api_version
-                        .as_ref()
-                        .map(|v| format!("plugin-api {v}"))
-                        .unwrap_or_else(|| "-".into()),
-                    format!("refused: {reason}{}", if off { " (disabled)" } else { "" }),
-                ]
-            }
+            } => Row {
+                file: file_name(file),
+                name: name.clone(),
+                kind: kind.map(|k| k.to_string()),
+                plugin_api: api_version.clone(),
+                layout_check: layout.to_string(),
+                panic: (reason == loader::PANIC_ABORT).then_some("abort"),
+                status: "refused",
+                enabled: !is_disabled(file, name.as_deref()),
+                reason: Some(reason.clone()),
+            },
+        })
+        .collect();
+    let refused = rows.iter().any(|r| r.status == "refused" && r.enabled);
+    if json {
+        let report = serde_json::json!({
+            "plugin_dir": config.worker.plugin_dir.display().to_string(),
+            "host_plugin_api": bonnie_plugin_api::ABI_VERSION,
+            "plugins": rows,
         });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", listing(&rows));
     }
+    Ok(if refused {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The text listing: file, name, kind, plugin-api version in aligned columns, then the status.
+fn listing(rows: &[Row]) -> String {
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let cells: Vec<[String; 5]> = rows
+        .iter()
+        .map(|r| {
+            let status = match (r.status, r.enabled) {
+                ("loaded", true) => "loaded".to_string(),
+                ("loaded", false) => "loaded (disabled)".to_string(),
+                ("refused", enabled) => format!(
+                    "refused: {}{}",
+                    r.reason.as_deref().unwrap_or(""),
+                    if enabled { "" } else { " (disabled)" }
+                ),
+                (other, _) => other.to_string(),
+            };
+            [
+                r.file.clone(),
+                dash(&r.name),
+                dash(&r.kind),
+                r.plugin_api
+                    .as_ref()
+                    .map(|v| format!("plugin-api {v}"))
+                    .unwrap_or_else(|| "-".into()),
+                status,
+            ]
+        })
+        .collect();
     let widths: Vec<usize> = (0..4)
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .map(|c| cells.iter().map(|r| r[c].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
-    for row in &rows {
+    for row in &cells {
         for (c, width) in widths.iter().enumerate() {
             out.push_str(&format!("{:width$}  ", row[c], width = width));
         }
         out.push_str(&row[4]);
         out.push('\n');
     }
-    if rows.is_empty() {
+    if cells.is_empty() {
         out.push_str("no plugin files (*.so) in the plugin directory\n");
     }
-    print!("{out}");
-    if refused {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    out
 }

@@ -9,7 +9,12 @@ use abi_stable::{
     std_types::{RBox, RResult, RString, RVec},
 };
 
-use crate::{PluginError, host::HostBox, input::Job, plugin::PluginInfo};
+use crate::{
+    PluginError,
+    host::HostBox,
+    input::Job,
+    plugin::{BuildInfo, PluginInfo},
+};
 
 /// The subscription that matches every event.
 pub const ALL_EVENTS: &str = "*";
@@ -110,6 +115,8 @@ pub struct HandlerMod {
     /// Creates the handler from its host context. (since 1.0)
     #[sabi(last_prefix_field)]
     pub new: extern "C" fn(host: HostBox) -> RResult<HandlerBox, PluginError>,
+    /// How the library was built; absent in plugins built against 1.0. (since 1.1)
+    pub build: BuildInfo,
 }
 
 impl RootModule for HandlerModRef {

@@ -9,7 +9,11 @@ use abi_stable::{
     std_types::{RBox, RResult, RStr, RString, RVec},
 };
 
-use crate::{PluginError, host::HostBox, plugin::PluginInfo};
+use crate::{
+    PluginError,
+    host::HostBox,
+    plugin::{BuildInfo, PluginInfo},
+};
 
 /// One job: a notification to process.
 #[repr(C)]
@@ -117,6 +121,8 @@ pub struct InputMod {
     /// Creates the input from its host context. (since 1.0)
     #[sabi(last_prefix_field)]
     pub new: extern "C" fn(host: HostBox) -> RResult<InputBox, PluginError>,
+    /// How the library was built; absent in plugins built against 1.0. (since 1.1)
+    pub build: BuildInfo,
 }
 
 impl RootModule for InputModRef {

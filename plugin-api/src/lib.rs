@@ -4,18 +4,22 @@
 //! [`storage`] or an [`output`]. Plugin authors implement the plain Rust traits of the
 //! [`plugin`] module and export them with one of the `export_*!` macros, which wrap every
 //! call in a panic guard; the host only ever sees the FFI-safe types of the other modules.
+//! With the feature `testing`, [`testing`] runs a plugin in a host of its own, for unit tests.
 //!
 //! This crate is an interface only. The abi_stable derives expand to `unsafe impl`s, so
 //! unsafe code is allowed here; nothing in this crate writes an `unsafe` block of its own.
 #![allow(unsafe_code)]
 
 pub mod error;
+pub mod frozen;
 pub mod handler;
 pub mod host;
 pub mod input;
 pub mod output;
 pub mod plugin;
 pub mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 #[doc(hidden)]
 pub use abi_stable;
@@ -25,7 +29,7 @@ pub use handler::HandlerOutcome;
 pub use host::{Host, LogLevel};
 pub use input::{Job, JobOutcome, NextJob};
 pub use output::{ItemStatus, OutputItem};
-pub use plugin::{Handler, Input, Output, PluginInfo, Storage};
+pub use plugin::{BuildInfo, Handler, Input, Output, PluginInfo, Storage};
 pub use storage::{IndexTerm, Record, RecordQuery};
 
 /// The plugin-api version this crate was built as, which is the ABI version.

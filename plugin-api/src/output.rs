@@ -9,7 +9,11 @@ use abi_stable::{
     std_types::{RBox, RResult, RString, RVec},
 };
 
-use crate::{PluginError, host::HostBox, plugin::PluginInfo};
+use crate::{
+    PluginError,
+    host::HostBox,
+    plugin::{BuildInfo, PluginInfo},
+};
 
 /// One processed job, ready to be written.
 #[repr(C)]
@@ -77,6 +81,8 @@ pub struct OutputMod {
     /// Creates the output from its host context. (since 1.0)
     #[sabi(last_prefix_field)]
     pub new: extern "C" fn(host: HostBox) -> RResult<OutputBox, PluginError>,
+    /// How the library was built; absent in plugins built against 1.0. (since 1.1)
+    pub build: BuildInfo,
 }
 
 impl RootModule for OutputModRef {

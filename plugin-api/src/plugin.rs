@@ -40,6 +40,30 @@ pub struct PluginInfo {
     pub extra: RStr<'static>,
 }
 
+/// How a plugin library was built, as its export macro saw it; a root-module field since 1.1,
+/// so a plugin built against 1.0 has none (the host reads it as not declared).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuildInfo {
+    /// True when the library was built with `panic = "unwind"`, so the export macros' panic
+    /// guards catch its panics. With `panic = "abort"` a panic would end the whole worker, and
+    /// the host refuses the library. (since 1.1)
+    pub panic_unwinds: bool,
+    /// Facts added in later minor versions, as a JSON object; empty when none. (since 1.1)
+    pub extra: RStr<'static>,
+}
+
+impl BuildInfo {
+    /// What a library built with this panic strategy declares.
+    #[doc(hidden)]
+    pub const fn new(panic_unwinds: bool) -> Self {
+        Self {
+            panic_unwinds,
+            extra: RStr::from_str(""),
+        }
+    }
+}
+
 /// A handler, as its author writes it.
 pub trait Handler: Send + Sync + 'static {
     /// The event names it subscribes to, or `*`.
@@ -326,9 +350,15 @@ macro_rules! __export_root_module {
                 $crate::plugin::$new_fn(host, $new)
             }
 
-            /// The root module, built on first load.
+            /// The root module, built on first load. `cfg!(panic = ...)` is evaluated here, in
+            /// the plugin's own crate, so it is the plugin's panic strategy.
             pub fn root_module() -> ModuleRef {
-                Module { info, new }.leak_into_prefix()
+                Module {
+                    info,
+                    new,
+                    build: $crate::plugin::BuildInfo::new(cfg!(panic = "unwind")),
+                }
+                .leak_into_prefix()
             }
 
             /// The library header abi_stable looks up when the host loads this library.

@@ -14,7 +14,7 @@ use crate::{
     PluginError,
     host::HostBox,
     output::{ItemStatus_NE, OutputItem},
-    plugin::PluginInfo,
+    plugin::{BuildInfo, PluginInfo},
 };
 
 /// One index entry of a record: queries can find the record by `field = value`.
@@ -182,6 +182,8 @@ pub struct StorageMod {
     /// Creates the storage from its host context. (since 1.0)
     #[sabi(last_prefix_field)]
     pub new: extern "C" fn(host: HostBox) -> RResult<StorageBox, PluginError>,
+    /// How the library was built; absent in plugins built against 1.0. (since 1.1)
+    pub build: BuildInfo,
 }
 
 impl RootModule for StorageModRef {

@@ -184,6 +184,21 @@ impl WorkerLab {
         )
     }
 
+    /// Runs `bonnie-worker --check-plugins --json`: its output and the JSON document it printed.
+    pub fn check_plugins_json(&self) -> (Output, Value) {
+        let output = process::run(
+            "bonnie-worker --check-plugins --json",
+            &mut self.command(&["--check-plugins", "--json"]),
+        );
+        let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "--check-plugins --json printed no JSON ({e}):\n{}",
+                process::describe(&output)
+            )
+        });
+        (output, report)
+    }
+
     /// The records the JSON-lines output wrote, by job id order of writing.
     pub fn output_records(&self) -> Vec<Value> {
         read_json_lines(&self.path().join("var/output.jsonl"))
@@ -217,6 +232,14 @@ impl WorkerLab {
             .pop()
             .unwrap_or_else(|| panic!("no outcome for job {job}"))
     }
+}
+
+/// The entry `--check-plugins --json` gave for a plugin file (by file name).
+pub fn listed<'a>(report: &'a Value, file: &str) -> &'a Value {
+    report["plugins"]
+        .as_array()
+        .and_then(|plugins| plugins.iter().find(|p| p["file"] == file))
+        .unwrap_or_else(|| panic!("no entry for {file} in {report:#}"))
 }
 
 /// True if `id` (a JSON string) is the job `file:line` of the JSON-lines input, whose ids are

@@ -3,7 +3,10 @@
 
 use std::{os::unix::fs::PermissionsExt, process::Command};
 
-use bonnie_tests::{fixtures, paths, process, worker::WorkerLab};
+use bonnie_tests::{
+    fixtures, paths, process,
+    worker::{self, WorkerLab},
+};
 
 fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -206,4 +209,122 @@ fn help_describes_the_options() {
     for option in ["--config", "--check-plugins", "--log-level", "--log-file"] {
         assert!(help.contains(option), "{help}");
     }
+}
+
+#[test]
+fn the_json_listing_gives_each_file_its_facts_and_refused_ones_their_reason() {
+    let lab = WorkerLab::with_plugins(&[], "");
+    lab.add_plugin(&fixtures::wrong_abi_plugin());
+    lab.add_plugin(&paths::plugin("bonnie-fixture-not-a-plugin"));
+    let (output, report) = lab.check_plugins_json();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        process::describe(&output)
+    );
+    assert_eq!(report["host_plugin_api"], bonnie_plugin_api::ABI_VERSION);
+    let entry = |file: &str| worker::listed(&report, file).clone();
+    let storage = entry("libbonnie_sqlite_storage.so");
+    assert_eq!(
+        storage,
+        serde_json::json!({
+            "file": "libbonnie_sqlite_storage.so",
+            "name": "sqlite-storage",
+            "kind": "storage",
+            "plugin_api": bonnie_plugin_api::ABI_VERSION,
+            "layout_check": "passed",
+            "panic": "unwind",
+            "status": "loaded",
+            "enabled": true,
+            "reason": null,
+        })
+    );
+    let wrong = entry("libbonnie_fixture_wrong_abi.so");
+    assert_eq!(wrong["status"], "refused");
+    assert_eq!(wrong["kind"], "handler");
+    assert_eq!(wrong["plugin_api"], "2.0.0");
+    assert_eq!(wrong["layout_check"], "not checked");
+    assert!(
+        wrong["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("built against plugin-api 2.0.0")
+                && r.contains("rebuild the plugin against plugin-api")),
+        "{wrong}"
+    );
+    let not_plugin = entry("libbonnie_fixture_not_a_plugin.so");
+    assert_eq!(not_plugin["status"], "refused");
+    assert_eq!(not_plugin["kind"], serde_json::Value::Null);
+    assert!(
+        not_plugin["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("not a bonnie plugin")),
+        "{not_plugin}"
+    );
+}
+
+#[test]
+fn a_plugin_built_with_panic_abort_is_refused_saying_how_to_rebuild_it() {
+    let lab = WorkerLab::with_plugins(&["bonnie-fixture-test-handler"], "");
+    lab.add_plugin(&fixtures::abort_plugin());
+
+    let output = lab.check_plugins();
+    let listing = stdout(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        process::describe(&output)
+    );
+    let line = line_for(&listing, "libbonnie_fixture_abort.so");
+    assert!(
+        line.contains("abort-handler")
+            && line.contains("refused: built with panic = \"abort\"")
+            && line.contains("rebuild it with the default panic = \"unwind\""),
+        "{line}"
+    );
+    let (_, report) = lab.check_plugins_json();
+    let entry = worker::listed(&report, "libbonnie_fixture_abort.so");
+    assert_eq!(entry["panic"], "abort", "{entry}");
+    assert_eq!(entry["status"], "refused", "{entry}");
+
+    // The worker skips it and runs the others.
+    lab.notifications(&[paths::cyrus_event("Login-2.json")]);
+    let output = lab.run();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.lines().any(|l| l.contains("Plugin refused; skipped.")
+            && l.contains("libbonnie_fixture_abort.so")
+            && l.contains("abort")),
+        "{log}"
+    );
+    assert_eq!(
+        lab.record("in.jsonl:1")["handled_by"],
+        serde_json::json!(["test-handler"])
+    );
+}
+
+#[test]
+fn a_handler_whose_constructor_panics_stops_the_worker_naming_it_and_the_panic() {
+    let lab = WorkerLab::with_plugins(
+        &["bonnie-fixture-test-handler"],
+        "[plugins.test-handler]\npanic_at_start = \"the licence server answered nonsense\"\n",
+    );
+    lab.notifications(&[paths::cyrus_event("Login-2.json")]);
+    let output = process::run("bonnie-worker", &mut lab.command(&[]));
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        process::describe(&output)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the handler plugin test-handler did not start")
+            && stderr.contains("panicked")
+            && stderr.contains("the licence server answered nonsense"),
+        "{stderr}"
+    );
+    assert!(lab.outcomes().is_empty(), "no job was taken");
+    assert!(lab.output_records().is_empty());
 }

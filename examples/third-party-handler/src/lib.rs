@@ -108,7 +108,35 @@ bonnie_plugin_api::export_handler! {
 
 #[cfg(test)]
 mod tests {
+    use bonnie_plugin_api::testing::TestHost;
+
     use super::*;
+
+    #[test]
+    fn a_login_from_outside_is_marked_and_warned_about() {
+        let host = TestHost::new("login-watch")
+            .config(serde_json::json!({ "trusted_networks": ["10.0.0.0/8"] }));
+        let handler = host.handler(LoginWatch::new).unwrap();
+        let outcome = handler
+            .handle(r#"{"event":"Login","user":"john","clientIP":"192.0.2.7"}"#)
+            .unwrap();
+        let HandlerOutcome::Done { notification } = outcome else {
+            panic!("{outcome:?}");
+        };
+        let notification: serde_json::Value = serde_json::from_str(&notification).unwrap();
+        assert_eq!(notification["login_watch"]["trusted"], false);
+        let warnings = host.logs_at(LogLevel::Warn);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(warnings[0].fields["client"], "192.0.2.7");
+    }
+
+    #[test]
+    fn a_network_that_is_not_cidr_stops_the_start() {
+        let host = TestHost::new("login-watch")
+            .config(serde_json::json!({ "trusted_networks": ["10.0.0.0"] }));
+        let error = host.handler(LoginWatch::new).err().unwrap();
+        assert!(error.message.contains("not a network in CIDR form"), "{error}");
+    }
 
     #[test]
     fn networks_contain_their_addresses_only() {
