@@ -5,17 +5,18 @@
 //!
 //! The ordering rules, checked on what Cyrus 3.6 really sends:
 //! - Highest modseq, uidnext and UIDVALIDITY seen: the maximum, whatever the order.
-//! - Name and path: renames decide, ordered among themselves by their time; an event that is
-//!   not a rename only names the folder while no rename is known. Cyrus 3.6 sends the old
-//!   name's MailboxModseq *after* the MailboxRename with a later timestamp (29.961 against
+//! - Name and path: the latest by time of the renames' new paths and of the paths other events
+//!   named, leaving out a path some rename moved the folder away from. Cyrus 3.6 sends the
+//!   old name's MailboxModseq *after* the MailboxRename with a later timestamp (29.961 against
 //!   29.939 in `examples/cyrus-3.6-scenario.jsonl`), so the latest event's name is not the
-//!   folder's name.
+//!   folder's name; a path no known rename explains (a rename whose event was lost, a parent
+//!   renamed) is still followed.
 //! - Deleted: a MailboxDelete, unless a rename came later (a restored folder). Cyrus never
 //!   reuses a uniqueid and sends a last MailboxModseq after the delete, which changes nothing.
 //! - ACL and metadata: those of the latest event that carried them (by event time; at the
 //!   same millisecond by their text, so the choice is the same on every replay).
 
-use std::cmp::Ordering;
+use std::{cmp::Ordering, collections::BTreeMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -85,8 +86,9 @@ impl Stamped {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Facts {
-    /// The latest place a non-rename event named (by time, then place).
-    pub seen: Option<Seen>,
+    /// Each path events that are not renames named, with the latest of them (by time, then
+    /// place).
+    pub places: BTreeMap<String, Seen>,
     /// Every rename, in time order.
     pub renames: Vec<Rename>,
     /// The ACL (subject → rights) of the latest event that carried one.
@@ -121,7 +123,12 @@ fn max_by_key<T: Clone, K: Ord>(a: &Option<T>, b: &Option<T>, key: impl Fn(&T) -
 impl Facts {
     /// Adds what `other` tells; the result does not depend on the order facts are merged in.
     pub fn merge(&mut self, other: &Facts) {
-        self.seen = max_by_key(&self.seen, &other.seen, Seen::clone);
+        for (path, seen) in &other.places {
+            let mine = self.places.get(path).cloned();
+            if let Some(latest) = max_by_key(&mine, &Some(seen.clone()), Seen::clone) {
+                self.places.insert(path.clone(), latest);
+            }
+        }
         self.renames.extend(other.renames.iter().cloned());
         self.renames.sort();
         self.renames.dedup();
@@ -140,12 +147,30 @@ impl Facts {
         self.event_ms = self.event_ms.max(other.event_ms);
     }
 
-    /// Where the folder is now: where the last rename took it, else the latest place seen.
+    /// The facts of an event that is not a rename and names `place`.
+    pub fn seen_at(at_ms: i64, place: Place) -> Facts {
+        Facts {
+            places: BTreeMap::from([(place.path.clone(), Seen { at_ms, place })]),
+            ..Facts::default()
+        }
+    }
+
+    /// Where the folder is now: the latest of where the renames took it and of the places
+    /// other events named that no rename left (at the same time, the rename).
     pub fn place(&self) -> Option<&Place> {
-        self.renames
-            .last()
-            .map(|r| &r.to)
-            .or(self.seen.as_ref().map(|s| &s.place))
+        let left = |path: &str| self.renames.iter().any(|r| r.from == path);
+        let renamed = self.renames.last().map(|r| ((r.at_ms, 1), &r.to));
+        let seen = self
+            .places
+            .values()
+            .filter(|s| !left(&s.place.path))
+            .map(|s| ((s.at_ms, 0), &s.place))
+            .max();
+        renamed
+            .into_iter()
+            .chain(seen)
+            .max()
+            .map(|(_, place)| place)
     }
 
     /// Whether the folder is deleted: a MailboxDelete with no rename after it.
@@ -169,15 +194,24 @@ impl Facts {
                 })
         };
         Facts {
-            seen: text("path").map(|path| Seen {
-                at_ms: event_ms,
-                place: Place {
-                    path,
-                    name: text("name"),
-                    owner: text("owner"),
-                    server: text("server").unwrap_or_default(),
-                },
-            }),
+            places: text("path")
+                .map(|path| {
+                    let place = Place {
+                        path: path.clone(),
+                        name: text("name"),
+                        owner: text("owner"),
+                        server: text("server").unwrap_or_default(),
+                    };
+                    (
+                        path,
+                        Seen {
+                            at_ms: event_ms,
+                            place,
+                        },
+                    )
+                })
+                .into_iter()
+                .collect(),
             acl_state: stamped("acl"),
             metadata_state: stamped("metadata"),
             deleted_ms: deleted.then_some(event_ms),
@@ -262,10 +296,7 @@ mod tests {
 
     fn seen(at_ms: i64, path: &str) -> Facts {
         Facts {
-            seen: Some(Seen {
-                at_ms,
-                place: place(path),
-            }),
+            places: Facts::seen_at(at_ms, place(path)).places,
             event_ms: at_ms,
             ..Facts::default()
         }
@@ -361,6 +392,14 @@ mod tests {
         let view = view("r92w", &facts, "f");
         assert_eq!(view["renamed_from"], "Archive");
         assert_eq!(view["history"][0]["name"], "Archive");
+        // A path no known rename explains, named later (its rename's event was lost), is
+        // followed; the old name's late MailboxModseq still is not.
+        let facts = merged_in_every_order(&[
+            renamed(60_997, "user/john/Archive", "user/john/Archive2"),
+            seen(61_021, "user/john/Archive"),
+            seen(70_000, "user/john/Old/Archive2"),
+        ]);
+        assert_eq!(facts.place().unwrap().path, "user/john/Old/Archive2");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     cache,
-    folder_view::{self, Facts, Place, Rename, Seen, Stamped},
+    folder_view::{self, Facts, Place, Rename, Stamped},
     record::{Object, event_ms},
     users,
 };
@@ -171,7 +171,7 @@ pub fn resolve(
                 .map(str::to_string),
             to: place,
         }),
-        _ => facts.seen = Some(Seen { at_ms, place }),
+        _ => facts.places = Facts::seen_at(at_ms, place).places,
     }
     if event == "MailboxDelete" {
         facts.deleted_ms = Some(at_ms);
