@@ -222,79 +222,30 @@ bonnie_plugin_api::export_handler! {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use bonnie_plugin_api::{
-        abi_stable::{
-            sabi_trait::TD_Opaque,
-            std_types::{ROption, RStr, RString},
-        },
-        host::{HostApi, HostApi_TO, LogLevel_NE},
-        plugin::storage_box,
-        storage::StorageBox,
-    };
+    use bonnie_plugin_api::testing::TestHost;
     use bonnie_sqlite_storage::SqliteStorage;
     use serde_json::json;
 
     use super::*;
 
-    /// A host with a real SQLite storage that keeps the plugin's log lines.
-    struct TestHost {
-        config: String,
-        storage: StorageBox,
-        logs: Arc<Mutex<Vec<String>>>,
-    }
-
-    impl HostApi for TestHost {
-        fn plugin_name(&self) -> RString {
-            "freebusy".into()
-        }
-        fn config_json(&self) -> RString {
-            self.config.as_str().into()
-        }
-        fn config_dir(&self) -> RString {
-            ".".into()
-        }
-        fn log(&self, level: LogLevel_NE, message: RStr<'_>, fields: RStr<'_>) {
-            let level = format!("{:?}", level.as_enum().ok());
-            self.logs
-                .lock()
-                .unwrap()
-                .push(format!("{level} {message} {fields}"));
-        }
-        fn storage(&self) -> ROption<StorageBox> {
-            ROption::RSome(self.storage.clone())
-        }
-        fn is_stopping(&self) -> bool {
-            false
-        }
-    }
-
+    /// The plugin in the test host of plugin-api, over a real SQLite storage.
     struct Lab {
         _dir: tempfile::TempDir,
+        host: TestHost,
         storage: StorageClient,
-        logs: Arc<Mutex<Vec<String>>>,
         handler: Result<Freebusy, PluginError>,
     }
 
     fn lab(config: &str) -> Lab {
         let dir = tempfile::tempdir().unwrap();
-        let storage =
-            storage_box(SqliteStorage::open(&dir.path().join("bonnie.db"), 5000).unwrap());
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let host = HostApi_TO::from_value(
-            TestHost {
-                config: config.to_string(),
-                storage: storage.clone(),
-                logs: logs.clone(),
-            },
-            TD_Opaque,
-        );
+        let host = TestHost::new("freebusy")
+            .config(serde_json::from_str(config).unwrap())
+            .storage(SqliteStorage::open(&dir.path().join("bonnie.db"), 5000).unwrap());
         Lab {
             _dir: dir,
-            storage: StorageClient::new(storage),
-            logs,
-            handler: Freebusy::new(Host::new(host)),
+            storage: host.storage_client().unwrap(),
+            handler: Freebusy::new(host.host()),
+            host,
         }
     }
 
@@ -304,13 +255,12 @@ mod tests {
             self.handler.as_ref().unwrap().handle(&job).unwrap()
         }
 
+        /// The warnings logged, as `message {fields}`.
         fn warnings(&self) -> Vec<String> {
-            self.logs
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|l| l.starts_with("Some(Warn)"))
-                .cloned()
+            self.host
+                .logs_at(LogLevel::Warn)
+                .into_iter()
+                .map(|l| format!("{} {:?}", l.message, l.fields))
                 .collect()
         }
     }
