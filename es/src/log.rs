@@ -8,8 +8,8 @@
 use std::{sync::Arc, time::Duration};
 
 use bonnie_core::time;
-use bonnie_plugin_api::{ItemStatus, OutputItem, PluginError};
-use elasticsearch::{BulkParts, Elasticsearch};
+use bonnie_plugin_api::{ItemStatus, OutputItem, PluginError, Record, RecordQuery};
+use elasticsearch::{BulkParts, Elasticsearch, SearchParts};
 use serde_json::{Value, json};
 use tokio::{sync::Semaphore, task::JoinSet};
 
@@ -38,6 +38,25 @@ enum Answer {
     Refused { status: u64, error: Value },
 }
 
+/// The texts of a record that search finds it by, besides its keyword fields.
+const SEARCHED_FIELDS: [&str; 6] = ["subject", "from", "to", "cc", "bcc", "folder_name"];
+
+/// The digests of the payloads a record stored (`payloads[].digest`, `payload_digest`).
+fn payload_digests(record: &Value) -> Vec<String> {
+    let mut digests: Vec<String> = record
+        .get("payloads")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("digest").and_then(Value::as_str))
+        .chain(record.get("payload_digest").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    digests.sort();
+    digests.dedup();
+    digests
+}
+
 /// The index of a record: `<prefix>-YYYY.MM.DD` of its event time (UTC).
 fn index_for(prefix: &str, record: &Value) -> String {
     let ms = ["@timestamp", "timestamp"]
@@ -54,6 +73,115 @@ fn index_for(prefix: &str, record: &Value) -> String {
 }
 
 impl Es {
+    /// Adds `search_text` (subject, addresses, folder name, and the body text, attachment
+    /// names and attachment text of the messages the record stored, read from the payloads
+    /// this server keeps; folded by bonnie_mail::fold_for_search) and, when a part was cut at
+    /// `max_indexed_text_bytes`, `text_truncated`. A payload this server does not keep (an
+    /// es-output beside another storage) adds no text.
+    fn add_search_text(&self, record: &mut Value) {
+        let mut texts: Vec<String> = Vec::new();
+        for field in SEARCHED_FIELDS {
+            match record.get(field) {
+                Some(Value::String(s)) => texts.push(s.clone()),
+                Some(Value::Array(list)) => {
+                    texts.extend(list.iter().filter_map(Value::as_str).map(str::to_string))
+                }
+                _ => {}
+            }
+        }
+        let mut truncated = false;
+        for digest in payload_digests(record) {
+            if let Ok(Some(bytes)) = self.get_payload(&digest) {
+                let found =
+                    bonnie_mail::parse(&bytes).search_text(self.settings.max_indexed_text_bytes);
+                texts.push(found.text);
+                truncated |= found.truncated;
+            }
+        }
+        if let Value::Object(fields) = record {
+            fields.insert(
+                "search_text".to_string(),
+                json!(bonnie_mail::fold_for_search(&texts.join("\n"))),
+            );
+            if truncated {
+                fields.insert("text_truncated".to_string(), json!(true));
+            }
+        }
+    }
+
+    /// The log documents whose `search_text` holds every word of `query.text` (folded by
+    /// bonnie_mail::fold_for_search), as records of collection `log` keyed by job id, oldest
+    /// first (or newest first), within the query's time range and limit; `extra` holds
+    /// `{"text_truncated": true}` for a message indexed in part. As sqlite-storage's search.
+    pub fn search_log(&self, query: &RecordQuery) -> Result<Vec<Record>, PluginError> {
+        let Some(text) = query.text.as_deref().map(bonnie_mail::fold_for_search) else {
+            return Ok(Vec::new());
+        };
+        let mut range = serde_json::Map::new();
+        if let Some(from) = query.from_ms {
+            range.insert("gte".into(), json!(from));
+        }
+        if let Some(to) = query.to_ms {
+            range.insert("lt".into(), json!(to));
+        }
+        let mut must =
+            vec![json!({ "match": { "search_text": { "query": text, "operator": "and" } } })];
+        if !range.is_empty() {
+            must.push(json!({ "range": { "@timestamp": range } }));
+        }
+        let order = if query.descending { "desc" } else { "asc" };
+        let limit = if query.limit == 0 { 1000 } else { query.limit };
+        let body = json!({
+            "query": { "bool": { "must": must } },
+            "sort": [{ "@timestamp": { "order": order } }],
+            "size": limit,
+        });
+        let pattern = format!("{}-*", self.settings.log_prefix);
+        self.runtime.block_on(async {
+            let failed = |e| crate::client::request_error("cannot search the log", e);
+            let response = self
+                .client
+                .search(SearchParts::Index(&[&pattern]))
+                .ignore_unavailable(true)
+                .allow_no_indices(true)
+                .body(body)
+                .send()
+                .await
+                .map_err(failed)?;
+            let status = response.status_code();
+            let answer: Value = response.json().await.map_err(failed)?;
+            if !status.is_success() {
+                return Err(PluginError::transient(format!(
+                    "searching {pattern} failed ({status}): {answer}"
+                )));
+            }
+            let hits = answer
+                .pointer("/hits/hits")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            Ok(hits
+                .iter()
+                .filter_map(|hit| {
+                    let key = hit.get("_id").and_then(Value::as_str)?;
+                    let source = hit.get("_source")?;
+                    let mut found = Record::new("log", key, source);
+                    if let Some(ms) = source
+                        .get("@timestamp")
+                        .and_then(Value::as_str)
+                        .and_then(time::parse_rfc3339_ms)
+                    {
+                        found = found.at(ms);
+                    }
+                    if source.get("text_truncated") == Some(&Value::Bool(true)) {
+                        found.extra = json!({ "text_truncated": true }).to_string().into();
+                    }
+                    Some(found)
+                })
+                .collect())
+        })
+    }
+
     /// Writes job records to the event log; one status per item, in order.
     pub fn write_log(&self, items: &[OutputItem]) -> Result<Vec<ItemStatus>, PluginError> {
         self.ensure_templates()?;
@@ -62,13 +190,10 @@ impl Es {
         let mut dead = Vec::new();
         for (position, item) in items.iter().enumerate() {
             match serde_json::from_str::<Value>(item.record.as_str()) {
-                Ok(record @ Value::Object(_)) => {
-                    // NDJSON needs one line per document.
-                    let source = if item.record.contains('\n') {
-                        record.to_string()
-                    } else {
-                        item.record.to_string()
-                    };
+                Ok(mut record @ Value::Object(_)) => {
+                    self.add_search_text(&mut record);
+                    // One line per document, as NDJSON needs.
+                    let source = record.to_string();
                     let index = index_for(&self.settings.log_prefix, &record);
                     pending.push(Doc {
                         position,

@@ -42,6 +42,15 @@ pub struct Settings {
     /// Install (update) the index templates at start. Default: true.
     #[serde(default = "default_true")]
     pub install_templates: bool,
+    /// At most this many bytes of text of each message part (a body, an attachment) go into
+    /// a log document's `search_text`; a message with a longer part is indexed in part and
+    /// its document marked `text_truncated`. Default: 1048576 (1 MiB).
+    #[serde(default = "default_max_indexed_text_bytes")]
+    pub max_indexed_text_bytes: usize,
+}
+
+fn default_max_indexed_text_bytes() -> usize {
+    bonnie_mail::DEFAULT_MAX_INDEXED_TEXT_BYTES
 }
 
 fn default_url() -> String {

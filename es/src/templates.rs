@@ -48,6 +48,13 @@ pub fn log_template(settings: &Settings) -> Value {
         properties.insert(field.into(), json!({ "type": "long" }));
     }
     properties.insert("duration".into(), json!({ "type": "double" }));
+    // Folded by bonnie_mail::fold_for_search before it is sent; the analyzer folds again what
+    // a query does not (lower case, ASCII folding).
+    properties.insert(
+        "search_text".into(),
+        json!({ "type": "text", "analyzer": "bonnie_folded" }),
+    );
+    properties.insert("text_truncated".into(), json!({ "type": "boolean" }));
     for field in ["subject", "from", "to", "cc", "bcc", "body_text"] {
         properties.insert(field.into(), text_and_keyword());
     }
@@ -97,7 +104,20 @@ pub fn log_template(settings: &Settings) -> Value {
         "index_patterns": [format!("{}-*", settings.log_prefix)],
         "priority": 200,
         "template": {
+            "settings": {
+                "analysis": {
+                    "analyzer": {
+                        "bonnie_folded": {
+                            "type": "custom",
+                            "tokenizer": "standard",
+                            "filter": ["lowercase", "asciifolding"]
+                        }
+                    }
+                }
+            },
             "mappings": {
+                // Indexed for search, not kept: the payload holds the text.
+                "_source": { "excludes": ["search_text"] },
                 "dynamic_templates": [
                     { "strings_as_keywords": { "match_mapping_type": "string", "mapping": keyword() } }
                 ],

@@ -281,3 +281,107 @@ fn a_corpus_in_every_charset_is_archived_decoded_and_found_by_a_word_of_its_body
         assert_eq!(n, expected, "{folder}");
     }
 }
+
+/// The same corpus through es-storage (osmem-server): each log document carries the folded
+/// text of its message, and the storage's search finds each message by a word of its body in
+/// any spelling; a part over `max_indexed_text_bytes` is indexed in part and marked.
+#[test]
+fn es_storage_finds_the_corpus_by_a_word_of_each_body() {
+    use bonnie_tests::{search_server::SearchServer, worker::WorkerLab};
+    let corpus = corpus();
+    let server = SearchServer::start();
+    let lab = WorkerLab::new();
+    for name in [
+        "bonnie-messageappend",
+        "bonnie-jsonl-input",
+        "bonnie-jsonl-output",
+        "bonnie-es-storage",
+    ] {
+        lab.add_plugin(&paths::plugin(name));
+    }
+    lab.write(
+        "bonnie.toml",
+        &format!(
+            "[worker]\nplugin_dir = \"plugins\"\n\n[plugins.jsonl-input]\nfiles = [\"in.jsonl\"]\n\n\
+             [plugins.jsonl-output]\npath = \"var/output.jsonl\"\n\n[plugins.es-storage]\nurl = \"{}\"\n\
+             max_indexed_text_bytes = 4096\n",
+            server.url
+        ),
+    );
+    // As the collector leaves them: each message fetched, as base64.
+    let huge = {
+        let mut bytes =
+            b"Subject: huge\r\nMessage-ID: <huge@corpus.example.org>\r\n\r\nAnfangswort ".to_vec();
+        bytes.extend(std::iter::repeat_n(b"x ".as_slice(), 4096).flatten());
+        bytes.extend_from_slice(b"Schlusswort\r\n");
+        bytes
+    };
+    let messages: Vec<&[u8]> = corpus
+        .iter()
+        .map(|e| e.bytes.as_slice())
+        .chain([huge.as_slice()])
+        .collect();
+    let notifications: Vec<String> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            let uid = i + 1;
+            serde_json::json!({
+                "event": "MessageAppend",
+                "timestamp": "2026-12-01T08:15:01.000Z",
+                "uri": format!("imap://cyrus-lab.example.org/user/john.doe%40example.org;UIDVALIDITY=7/;UID={uid}"),
+                "user": JOHN,
+                "messageContent": { uid.to_string(): {
+                    "encoding": "base64",
+                    "data": base64::engine::general_purpose::STANDARD.encode(bytes),
+                    "size": bytes.len(),
+                    "digest": payload::digest(bytes),
+                } },
+            })
+            .to_string()
+        })
+        .collect();
+    lab.notifications(&notifications);
+    lab.run();
+    let settings: bonnie_es::Settings =
+        serde_json::from_value(serde_json::json!({ "url": server.url })).unwrap();
+    let es = bonnie_es::Es::new(settings, &lab.path().join("var/dead.jsonl")).unwrap();
+    let search = |text: &str| -> Vec<(Value, String)> {
+        let query = RecordQuery {
+            collection: "log".to_string(),
+            text: Some(text.to_string()),
+            ..RecordQuery::default()
+        };
+        es.search_log(&query)
+            .unwrap()
+            .iter()
+            .map(|r| (r.json().unwrap(), r.extra.to_string()))
+            .collect()
+    };
+    for entry in &corpus {
+        let digest = payload::digest(&entry.bytes);
+        let word = entry.expected["word"].as_str().unwrap();
+        for spelling in [word.to_string(), word.to_uppercase()] {
+            assert!(
+                search(&spelling)
+                    .iter()
+                    .any(|(h, _)| h["payload_digest"] == digest.as_str()),
+                "{}: {spelling:?}",
+                entry.expected["file"]
+            );
+        }
+    }
+    for spelling in ["grusse", "Grüße", "GRÜSSE"] {
+        let digest = payload::digest(&corpus[0].bytes);
+        assert!(
+            search(spelling)
+                .iter()
+                .any(|(h, _)| h["payload_digest"] == digest.as_str()),
+            "{spelling}"
+        );
+    }
+    let cut = search("anfangswort");
+    assert_eq!(cut.len(), 1, "{cut:?}");
+    assert_eq!(cut[0].1, r#"{"text_truncated":true}"#);
+    assert!(search("schlusswort").is_empty(), "beyond the limit");
+}

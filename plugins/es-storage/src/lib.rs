@@ -36,6 +36,9 @@ impl Storage for EsStorage {
     }
 
     fn query(&self, query: RecordQuery) -> Result<Vec<Record>, PluginError> {
+        if query.collection == "log" {
+            return self.es.search_log(&query);
+        }
         self.es.query_records(&query)
     }
 
