@@ -130,6 +130,11 @@ ack_timeout_ms = 2000
 [plugins.zmq-input]
 worker_address = "tcp://127.0.0.1:{worker}"
 controller_address = "tcp://127.0.0.1:{controller}"
+curve = false
+
+# The benchmark measures bonnie's own work on loopback, without CURVE.
+[curve]
+enabled = false
 
 [plugins.sqlite-storage]
 path = "var/bonnie.db"

@@ -1,4 +1,5 @@
-//! Per-router counts of what the broker received and ignored, shown by `bonnie status`, and
+//! Per-router counts of what the broker received, ignored and refused, shown by `bonnie
+//! status`, and
 //! a limit of one warning per router per second so a flood of garbage does not flood the log.
 
 use std::{collections::BTreeMap, fmt};
@@ -45,6 +46,13 @@ pub struct RouterCounts {
     pub unknown_peers: u64,
     /// Messages that could not be sent because the peer was gone.
     pub unroutable: u64,
+    /// Connections refused by the ZAP handler: no CURVE key, or a key not allowed for this
+    /// router's role.
+    pub refused_connections: u64,
+    /// Messages refused from authenticated peers: acting under an identity another key
+    /// holds, an outcome for a job the peer does not hold, a collector announcing a host its
+    /// key is not for, a key revoked since it connected.
+    pub refused_messages: u64,
 }
 
 /// Counts of every router.

@@ -43,6 +43,9 @@ pub struct Peer {
     pub host: String,
     /// For collectors: the commands it serves.
     pub commands: BTreeSet<String>,
+    /// The name of the key it authenticated with (CURVE), which must be behind every message
+    /// under its identity.
+    pub user: Option<String>,
 }
 
 impl Peer {
@@ -53,6 +56,7 @@ impl Peer {
             jobs: HashSet::new(),
             host: String::new(),
             commands: BTreeSet::new(),
+            user: None,
         }
     }
 }
@@ -239,11 +243,12 @@ impl Jobs {
     }
 
     /// A worker announced its credit.
-    pub fn worker_ready(&mut self, identity: &[u8], credit: u32, now_ms: i64) {
+    pub fn worker_ready(&mut self, identity: &[u8], credit: u32, now_ms: i64, user: Option<&str>) {
         let peer = self
             .workers
             .entry(identity.to_vec())
             .or_insert_with(|| Peer::new(now_ms));
+        peer.user = user.map(str::to_string);
         peer.credit = credit;
         peer.last_seen_ms = now_ms;
     }
@@ -256,11 +261,13 @@ impl Jobs {
         commands: Vec<String>,
         credit: u32,
         now_ms: i64,
+        user: Option<&str>,
     ) {
         let peer = self
             .collectors
             .entry(identity.to_vec())
             .or_insert_with(|| Peer::new(now_ms));
+        peer.user = user.map(str::to_string);
         peer.credit = credit;
         peer.last_seen_ms = now_ms;
         peer.host = host;
@@ -556,7 +563,7 @@ mod tests {
     #[test]
     fn credit_limits_what_a_worker_gets_and_order_is_kept() {
         let mut jobs = jobs_with(5);
-        jobs.worker_ready(b"w1", 3, 0);
+        jobs.worker_ready(b"w1", 3, 0, None);
         let first = jobs.assign_workers(0);
         assert_eq!(
             first.iter().map(|(_, id)| id.as_str()).collect::<Vec<_>>(),
@@ -573,10 +580,10 @@ mod tests {
     #[test]
     fn a_dropped_worker_gives_its_jobs_back_in_their_old_place() {
         let mut jobs = jobs_with(3);
-        jobs.worker_ready(b"w1", 1, 0);
+        jobs.worker_ready(b"w1", 1, 0, None);
         assert_eq!(jobs.assign_workers(0)[0].1, "j1");
         assert_eq!(jobs.expire_peers(1), vec![b"w1".to_vec()]);
-        jobs.worker_ready(b"w2", 3, 2);
+        jobs.worker_ready(b"w2", 3, 2, None);
         let order: Vec<String> = jobs
             .assign_workers(2)
             .into_iter()
@@ -609,7 +616,7 @@ mod tests {
     #[test]
     fn collector_jobs_go_to_a_fitting_collector_of_their_host_only() {
         let mut jobs = jobs_with(1);
-        jobs.worker_ready(b"w", 1, 0);
+        jobs.worker_ready(b"w", 1, 0, None);
         jobs.assign_workers(0);
         jobs.finish(
             "j1",
@@ -623,8 +630,9 @@ mod tests {
             vec!["FETCH".into(), "GETACL".into()],
             5,
             0,
+            None,
         );
-        jobs.collector_ready(b"no-acl", "imap1".into(), vec!["FETCH".into()], 5, 0);
+        jobs.collector_ready(b"no-acl", "imap1".into(), vec!["FETCH".into()], 5, 0, None);
         assert!(
             jobs.assign_collectors(0).is_empty(),
             "the job waits for a fitting collector"
@@ -635,6 +643,7 @@ mod tests {
             vec!["FETCH".into(), "GETACL".into(), "HEADER".into()],
             1,
             0,
+            None,
         );
         let assigned = jobs.assign_collectors(0);
         assert_eq!(assigned.len(), 1);
@@ -649,7 +658,7 @@ mod tests {
     #[test]
     fn allocations_time_out() {
         let mut jobs = jobs_with(2);
-        jobs.worker_ready(b"w", 2, 0);
+        jobs.worker_ready(b"w", 2, 0, None);
         jobs.assign_workers(0);
         assert_eq!(jobs.expire_allocations(1), 2);
         assert_eq!(jobs.counts().pending_worker, 2);

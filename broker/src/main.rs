@@ -29,7 +29,10 @@ fn main() -> ExitCode {
         &args.common,
         |config| -> anyhow::Result<ExitCode> {
             let shutdown = daemon::shutdown_flag()?;
-            server::Server::start(config.broker)?.run(&shutdown)?;
+            // SIGHUP: read the allowed keys again.
+            let reload = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())?;
+            server::Server::start(config.broker, &config.curve, reload)?.run(&shutdown)?;
             Ok(ExitCode::SUCCESS)
         },
     )

@@ -1,10 +1,17 @@
 //! The broker's event loop: one thread polls the five routers, stores what dealers submit
 //! (one transaction and one sync for everything that arrived in a turn, then the ACKs),
-//! applies what workers and collectors report, keeps heartbeats, and hands out jobs.
+//! applies what workers and collectors report, keeps heartbeats, and hands out jobs. With
+//! CURVE it also answers the ZAP requests of every new connection from the allow-list of the
+//! router's role, and refuses any message whose key does not fit what it claims.
 
 use std::{
     sync::atomic::{AtomicBool, Ordering},
     time::Duration,
+};
+
+use bonnie_core::{
+    config::CurveConfig,
+    keys::{AllowList, KeyDir, Role},
 };
 
 use anyhow::Context as _;
@@ -35,6 +42,15 @@ const UPDATE_BATCH: usize = 2048;
 /// Longest a state change waits for company before it is committed, in milliseconds.
 const UPDATE_DELAY_MS: i64 = 20;
 
+/// The routers in poll order.
+const ROUTERS: [Router; 5] = [
+    Router::Dealer,
+    Router::Controller,
+    Router::Worker,
+    Router::Collector,
+    Router::Admin,
+];
+
 /// The routers, in poll order.
 struct Routers {
     dealer: Socket,
@@ -42,6 +58,52 @@ struct Routers {
     worker: Socket,
     collector: Socket,
     admin: Socket,
+}
+
+/// CURVE: the ZAP handler's socket and the keys it lets in.
+struct Auth {
+    zap: Socket,
+    dir: KeyDir,
+    list: AllowList,
+    /// One per router, in poll order: failed handshakes.
+    monitors: Vec<Socket>,
+}
+
+impl Router {
+    /// The role whose keys this router lets in.
+    fn role(self) -> Role {
+        match self {
+            Router::Dealer => Role::Dealer,
+            Router::Controller | Router::Worker => Role::Worker,
+            Router::Collector => Role::Collector,
+            Router::Admin => Role::Admin,
+        }
+    }
+
+    /// The router a ZAP domain names (the domain is the router's name).
+    fn of_domain(domain: &str) -> Option<Router> {
+        ROUTERS.into_iter().find(|r| r.to_string() == domain)
+    }
+}
+
+/// True for an endpoint only this host can reach: `ipc://`, `inproc://`, or TCP on a
+/// loopback address.
+pub fn is_local(endpoint: &str) -> bool {
+    if endpoint.starts_with("ipc://") || endpoint.starts_with("inproc://") {
+        return true;
+    }
+    let Some(rest) = endpoint.strip_prefix("tcp://") else {
+        return false;
+    };
+    let host = match rest.rsplit_once(':') {
+        Some((host, _)) => host,
+        None => rest,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The broker.
@@ -61,12 +123,39 @@ pub struct Server {
     next_heartbeat_ms: i64,
     next_maintenance_ms: i64,
     next_purge_ms: i64,
+    auth: Option<Auth>,
+    reload: std::sync::Arc<AtomicBool>,
     _context: transport::Context,
 }
 
 impl Server {
     /// Opens the job store, loads unfinished jobs and binds the routers.
-    pub fn start(config: BrokerConfig) -> anyhow::Result<Self> {
+    pub fn start(
+        config: BrokerConfig,
+        curve: &CurveConfig,
+        reload: std::sync::Arc<AtomicBool>,
+    ) -> anyhow::Result<Self> {
+        let addresses = [
+            ("dealer_address", &config.dealer_address),
+            ("controller_address", &config.controller_address),
+            ("worker_address", &config.worker_address),
+            ("collector_address", &config.collector_address),
+            ("admin_address", &config.admin_address),
+        ];
+        if !curve.enabled {
+            for (key, address) in addresses {
+                if !is_local(address) {
+                    anyhow::bail!(
+                        "[broker] {key} = {address:?} can be reached from other hosts, and [curve] is \
+                         off: anyone who reaches it could submit, take or answer jobs. Set [curve] \
+                         enabled = true (keys: bonnie keys generate), or bind loopback or ipc://"
+                    );
+                }
+            }
+            warn!(
+                "CURVE is off ([curve] enabled = false): every local user may talk to the broker; use ipc:// sockets in a folder only bonnie can open, or CURVE."
+            );
+        }
         let store = Store::open(&config.database)
             .with_context(|| format!("cannot open the job store {}", config.database.display()))?;
         let unfinished = store.unfinished().context("cannot read the job store")?;
@@ -75,23 +164,85 @@ impl Server {
         jobs.load(unfinished);
 
         let context = transport::context();
-        let bind = |address: &str, what: &str| {
-            transport::router(&context, address, config.max_message_bytes)
+        let (auth, secret) = if curve.enabled {
+            if !transport::has_curve() {
+                anyhow::bail!("this build of libzmq has no CURVE; [curve] cannot be enabled");
+            }
+            let dir = KeyDir::new(curve);
+            let pair = KeyDir::read_pair(&dir.pair_file("broker")).with_context(|| {
+                format!(
+                    "[curve] is on and the broker has no key pair in {}: run `bonnie keys generate broker`",
+                    dir.path().display()
+                )
+            })?;
+            let list = AllowList::load(&dir).context("cannot read the allowed keys")?;
+            // Bound before any router: a CURVE router without a ZAP handler lets in every
+            // client that knows the broker's public key.
+            let zap = transport::zap_handler(&context).context("cannot start the ZAP handler")?;
+            log_keys(&dir, &list);
+            let monitors = Vec::new();
+            (
+                Some(Auth {
+                    zap,
+                    dir,
+                    list,
+                    monitors,
+                }),
+                Some(pair.secret),
+            )
+        } else {
+            (None, None)
+        };
+        let bind = |address: &str, router: Router, what: &str| {
+            let domain = router.to_string();
+            let auth = match &secret {
+                Some(secret) => transport::Auth::Curve {
+                    secret,
+                    domain: &domain,
+                },
+                None => transport::Auth::Null,
+            };
+            transport::router_with(&context, address, config.max_message_bytes, &auth)
                 .with_context(|| format!("cannot listen for {what} on {address}"))
         };
         let routers = Routers {
-            dealer: bind(&config.dealer_address, "dealers")?,
-            controller: bind(&config.controller_address, "worker control")?,
-            worker: bind(&config.worker_address, "workers")?,
-            collector: bind(&config.collector_address, "collectors")?,
-            admin: bind(&config.admin_address, "the admin command line")?,
+            dealer: bind(&config.dealer_address, Router::Dealer, "dealers")?,
+            controller: bind(
+                &config.controller_address,
+                Router::Controller,
+                "worker control",
+            )?,
+            worker: bind(&config.worker_address, Router::Worker, "workers")?,
+            collector: bind(&config.collector_address, Router::Collector, "collectors")?,
+            admin: bind(
+                &config.admin_address,
+                Router::Admin,
+                "the admin command line",
+            )?,
         };
+        let mut auth = auth;
+        if let Some(auth) = &mut auth {
+            let r = &routers;
+            for (router, socket) in ROUTERS.into_iter().zip([
+                &r.dealer,
+                &r.controller,
+                &r.worker,
+                &r.collector,
+                &r.admin,
+            ]) {
+                auth.monitors.push(
+                    transport::handshake_monitor(&context, socket, &router.to_string())
+                        .context("cannot watch the routers' handshakes")?,
+                );
+            }
+        }
         info!(
             dealer = %config.dealer_address,
             controller = %config.controller_address,
             worker = %config.worker_address,
             collector = %config.collector_address,
             admin = %config.admin_address,
+            curve = curve.enabled,
             "Broker listening."
         );
         let policy = RetryPolicy {
@@ -114,6 +265,8 @@ impl Server {
             next_heartbeat_ms: now,
             next_maintenance_ms: now,
             next_purge_ms: now,
+            auth,
+            reload,
             _context: context,
         })
     }
@@ -123,23 +276,27 @@ impl Server {
         while !shutdown.load(Ordering::Relaxed) {
             let wait =
                 (self.next_heartbeat_ms.min(self.next_maintenance_ms) - now_ms()).clamp(0, 100);
+            if self.reload.swap(false, Ordering::Relaxed) {
+                self.reload_keys();
+            }
             let r = &self.routers;
-            let readable = match transport::poll(
-                &[&r.dealer, &r.controller, &r.worker, &r.collector, &r.admin],
-                Duration::from_millis(wait as u64),
-            ) {
+            let mut sockets = vec![&r.dealer, &r.controller, &r.worker, &r.collector, &r.admin];
+            if let Some(auth) = &self.auth {
+                sockets.push(&auth.zap);
+                sockets.extend(auth.monitors.iter());
+            }
+            let readable = match transport::poll(&sockets, Duration::from_millis(wait as u64)) {
                 Ok(readable) => readable,
                 Err(transport::Error::EINTR) => continue,
                 Err(e) => return Err(e).context("polling the routers"),
             };
-            let routers = [
-                Router::Dealer,
-                Router::Controller,
-                Router::Worker,
-                Router::Collector,
-                Router::Admin,
-            ];
-            for (router, ready) in routers.into_iter().zip(readable) {
+            if readable.get(5) == Some(&true) {
+                self.answer_zap();
+            }
+            if readable.iter().skip(6).any(|r| *r) {
+                self.count_failed_handshakes();
+            }
+            for (router, ready) in ROUTERS.into_iter().zip(readable) {
                 if ready {
                     self.drain(router);
                 }
@@ -164,10 +321,121 @@ impl Server {
         }
     }
 
+    /// Re-reads the allowed keys (SIGHUP); on an error the old list stays.
+    fn reload_keys(&mut self) {
+        let Some(auth) = &mut self.auth else {
+            info!("SIGHUP: CURVE is off, no keys to read.");
+            return;
+        };
+        match AllowList::load(&auth.dir) {
+            Ok(list) => {
+                auth.list = list;
+                log_keys(&auth.dir, &auth.list);
+            }
+            Err(e) => {
+                error!(error = %e, "Cannot read the allowed keys again; the previous ones stay in force.")
+            }
+        }
+    }
+
+    /// Lets a new connection in if its key is allowed in the role of its router.
+    fn answer_zap(&mut self) {
+        let Some(auth) = &self.auth else { return };
+        for _ in 0..DRAIN {
+            let request = match transport::zap_next(&auth.zap) {
+                Ok(Some(request)) => request,
+                Ok(None) => return,
+                Err(e) => {
+                    warn!(error = %e, "Receiving a ZAP request failed.");
+                    return;
+                }
+            };
+            let router = Router::of_domain(&request.domain);
+            let name = match (router, &request.public_key) {
+                (Some(router), Some(key)) => auth.list.name(router.role(), key).map(str::to_string),
+                _ => None,
+            };
+            if let Err(e) = transport::zap_reply(&auth.zap, &request, name.as_deref()) {
+                warn!(error = %e, "Answering a ZAP request failed.");
+            }
+            // Counted with the failed handshake it makes (count_failed_handshakes).
+            if name.is_none() {
+                let router = router.unwrap_or(Router::Admin);
+                if self.counters.may_log(router) {
+                    warn!(router = %router, address = %request.address, mechanism = %request.mechanism,
+                        key = request.public_key.as_deref().unwrap_or("none"),
+                        "Refused a connection: its key is not allowed for this router's role.");
+                }
+            }
+        }
+    }
+
+    /// Counts the connections whose handshake failed: no CURVE, a wrong server key, a key the
+    /// ZAP handler refused.
+    fn count_failed_handshakes(&mut self) {
+        let Some(auth) = &self.auth else { return };
+        let mut failed = Vec::new();
+        for (router, monitor) in ROUTERS.into_iter().zip(&auth.monitors) {
+            match transport::handshake_failures(monitor) {
+                Ok(list) => failed.extend(list.into_iter().map(|why| (router, why))),
+                Err(e) => warn!(router = %router, error = %e, "Reading handshake events failed."),
+            }
+        }
+        for (router, why) in failed {
+            self.counters.get(router).refused_connections += 1;
+            if self.counters.may_log(router) {
+                warn!(router = %router, reason = %why, "Refused a connection.");
+            }
+        }
+    }
+
+    /// Counts and logs a message refused from a peer; false, for the caller to return.
+    fn refuse(&mut self, router: Router, identity: &[u8], user: Option<&str>, why: &str) -> bool {
+        self.counters.get(router).refused_messages += 1;
+        if self.counters.may_log(router) {
+            warn!(router = %router, peer = %printable(identity), key = user.unwrap_or("none"),
+                reason = why, "Refused a message.");
+        }
+        false
+    }
+
+    /// With CURVE, whether `user` may still act on `router` (its key not revoked since) and
+    /// `identity` is its own: a registered peer's identity belongs to the key it registered
+    /// with. A peer acting under another key's identity is dropped as well: its connection
+    /// is not the one that registered.
+    fn authorized(&mut self, router: Router, identity: &[u8], user: Option<&str>) -> bool {
+        let Some(auth) = &self.auth else { return true };
+        let Some(user) = user else {
+            return self.refuse(router, identity, None, "no authenticated key");
+        };
+        if !auth.list.has_name(router.role(), user) {
+            return self.refuse(router, identity, Some(user), "its key is no longer allowed");
+        }
+        let peers = match router {
+            Router::Controller | Router::Worker => &self.jobs.workers,
+            Router::Collector => &self.jobs.collectors,
+            Router::Dealer | Router::Admin => return true,
+        };
+        match peers.get(identity).and_then(|p| p.user.as_deref()) {
+            Some(owner) if owner != user => {
+                warn!(router = %router, peer = %printable(identity), owner = %owner, key = %user,
+                    "A key acts under an identity another key registered; that peer is dropped and its jobs return to PENDING.");
+                self.jobs.drop_peer(identity);
+                self.refuse(
+                    router,
+                    identity,
+                    Some(user),
+                    "an identity another key holds",
+                )
+            }
+            _ => true,
+        }
+    }
+
     fn drain(&mut self, router: Router) {
         for _ in 0..DRAIN {
-            let frames = match transport::try_recv(self.socket(router)) {
-                Ok(Some(frames)) => frames,
+            let (frames, user) = match transport::try_recv_from(self.socket(router)) {
+                Ok(Some(received)) => received,
                 Ok(None) => return,
                 Err(e) => {
                     warn!(router = %router, error = %e, "Receiving failed.");
@@ -178,11 +446,15 @@ impl Server {
             let Some((identity, message)) = frames.split_first() else {
                 continue;
             };
+            let user = user.as_deref();
+            if !self.authorized(router, identity, user) {
+                continue;
+            }
             let result = match router {
-                Router::Dealer => self.on_dealer(identity, message),
-                Router::Controller => self.on_controller(identity, message),
-                Router::Worker => self.on_worker(identity, message),
-                Router::Collector => self.on_collector(identity, message),
+                Router::Dealer => self.on_dealer(identity, message, user),
+                Router::Controller => self.on_controller(identity, message, user),
+                Router::Worker => self.on_worker(identity, message, user),
+                Router::Collector => self.on_collector(identity, message, user),
                 Router::Admin => self.on_admin(identity, message),
             };
             if let Err(e) = result {
@@ -219,12 +491,21 @@ impl Server {
         }
     }
 
-    fn on_dealer(&mut self, identity: &[u8], message: &[Vec<u8>]) -> Result<(), ProtocolError> {
+    fn on_dealer(
+        &mut self,
+        identity: &[u8],
+        message: &[Vec<u8>],
+        user: Option<&str>,
+    ) -> Result<(), ProtocolError> {
         let DealerMsg::Notify { id, notification } = DealerMsg::parse(message)?;
-        let host = protocol::host_of_dealer(identity).unwrap_or_else(|| {
-            self.counters.get(Router::Dealer).unknown_peers += 1;
-            "unknown".to_string()
-        });
+        // With CURVE a submission is the host's whose key sent it, whatever the identity says.
+        let host = match user {
+            Some(host) => host.to_string(),
+            None => protocol::host_of_dealer(identity).unwrap_or_else(|| {
+                self.counters.get(Router::Dealer).unknown_peers += 1;
+                "unknown".to_string()
+            }),
+        };
         self.submissions.push((
             identity.to_vec(),
             Submission {
@@ -236,14 +517,19 @@ impl Server {
         Ok(())
     }
 
-    fn on_controller(&mut self, identity: &[u8], message: &[Vec<u8>]) -> Result<(), ProtocolError> {
+    fn on_controller(
+        &mut self,
+        identity: &[u8],
+        message: &[Vec<u8>],
+        user: Option<&str>,
+    ) -> Result<(), ProtocolError> {
         let message = ControlMsg::parse(message)?;
         let now = now_ms();
         if let ControlMsg::Ready { credit } = message {
             if !self.jobs.workers.contains_key(identity) {
-                info!(worker = %printable(identity), credit, "Worker connected.");
+                info!(worker = %printable(identity), key = user.unwrap_or("none"), credit, "Worker connected.");
             }
-            self.jobs.worker_ready(identity, credit, now);
+            self.jobs.worker_ready(identity, credit, now, user);
             return Ok(());
         }
         if !Jobs::seen(&mut self.jobs.workers, identity, now) {
@@ -261,9 +547,18 @@ impl Server {
             } => (id, Outcome::Collect(commands, notification)),
             ControlMsg::Fail { id, reason } => (id, Outcome::Fail(reason)),
         };
-        if self.jobs.owner(&id).is_some_and(|owner| owner == identity)
-            && let Some(worker) = self.jobs.workers.get_mut(identity)
-        {
+        // Only the worker that holds the job may say how it ended; anyone else's word (a late
+        // report after the job moved on, or a forgery) changes nothing.
+        if !self.jobs.owner(&id).is_some_and(|owner| owner == identity) {
+            self.refuse(
+                Router::Controller,
+                identity,
+                user,
+                "an outcome for a job it does not hold",
+            );
+            return Ok(());
+        }
+        if let Some(worker) = self.jobs.workers.get_mut(identity) {
             worker.credit += 1;
         }
         self.apply(&id, outcome, now);
@@ -288,7 +583,12 @@ impl Server {
         }
     }
 
-    fn on_worker(&mut self, identity: &[u8], message: &[Vec<u8>]) -> Result<(), ProtocolError> {
+    fn on_worker(
+        &mut self,
+        identity: &[u8],
+        message: &[Vec<u8>],
+        _user: Option<&str>,
+    ) -> Result<(), ProtocolError> {
         let id = protocol::parse_get(message)?;
         let reply = if self.jobs.owner(&id).is_some_and(|owner| owner == identity) {
             match self.notification(&id) {
@@ -317,7 +617,12 @@ impl Server {
         }
     }
 
-    fn on_collector(&mut self, identity: &[u8], message: &[Vec<u8>]) -> Result<(), ProtocolError> {
+    fn on_collector(
+        &mut self,
+        identity: &[u8],
+        message: &[Vec<u8>],
+        user: Option<&str>,
+    ) -> Result<(), ProtocolError> {
         let message = CollectorMsg::parse(message)?;
         let now = now_ms();
         if let CollectorMsg::Ready {
@@ -326,11 +631,21 @@ impl Server {
             credit,
         } = message
         {
+            // A collector key is for one IMAP host: it serves that host's jobs and no other's.
+            if user.is_some_and(|name| name != host) {
+                self.refuse(
+                    Router::Collector,
+                    identity,
+                    user,
+                    "a host its key is not for",
+                );
+                return Ok(());
+            }
             if !self.jobs.collectors.contains_key(identity) {
                 info!(collector = %printable(identity), host = %host, commands = ?commands, credit, "Collector connected.");
             }
             self.jobs
-                .collector_ready(identity, host, commands, credit, now);
+                .collector_ready(identity, host, commands, credit, now, user);
             return Ok(());
         }
         if !Jobs::seen(&mut self.jobs.collectors, identity, now) {
@@ -343,7 +658,9 @@ impl Server {
             CollectorMsg::Postpone { id, reason } => {
                 (id, Outcome::Postpone(format!("collector: {reason}")))
             }
-            CollectorMsg::Fail { id, reason } => (id, Outcome::Fail(format!("collector: {reason}"))),
+            CollectorMsg::Fail { id, reason } => {
+                (id, Outcome::Fail(format!("collector: {reason}")))
+            }
         };
         if self.jobs.owner(&id).is_some_and(|owner| owner == identity) {
             if let Some(collector) = self.jobs.collectors.get_mut(identity) {
@@ -351,7 +668,12 @@ impl Server {
             }
             self.apply(&id, outcome, now);
         } else {
-            debug!(job = %id, "A collector report for a job it does not hold; ignored.");
+            self.refuse(
+                Router::Collector,
+                identity,
+                user,
+                "an outcome for a job it does not hold",
+            );
         }
         Ok(())
     }
@@ -518,6 +840,14 @@ impl Server {
             }
         }
     }
+}
+
+/// Logs how many keys each role allows.
+fn log_keys(dir: &KeyDir, list: &AllowList) {
+    let counts = list.counts();
+    let n = |role| counts.get(&role).copied().unwrap_or(0);
+    info!(keys = %dir.path().display(), dealers = n(Role::Dealer), collectors = n(Role::Collector),
+        workers = n(Role::Worker), admins = n(Role::Admin), "Allowed keys read.");
 }
 
 /// An identity for the log: text if it is text, hex otherwise.

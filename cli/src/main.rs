@@ -1,9 +1,10 @@
 //! `bonnie`: the administrator's command line. It asks the broker, over its admin socket, for
 //! its status and its FAILED jobs, and returns FAILED jobs to the queue; it manages the API's
-//! clients.
+//! clients and the CURVE keys that let peers in.
 #![forbid(unsafe_code)]
 
 mod broker;
+mod keys;
 mod spool;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
@@ -47,6 +48,11 @@ enum Command {
     ApiClient {
         #[command(subcommand)]
         command: ApiClientCommand,
+    },
+    /// CURVE keys of the broker and its peers ([curve] keys_dir)
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
     },
 }
 
@@ -104,9 +110,11 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let broker = broker::Admin::new(
         &config.broker.admin_address,
         Duration::from_secs(args.timeout),
+        &config.curve,
     );
     match &args.command {
         Command::ApiClient { command } => api_client(&config, command)?,
+        Command::Keys { command } => keys::run(&config, command)?,
         Command::Status { json } => {
             let mut status = broker.ask(&AdminRequest::Status)?;
             if let (Some(spool), Some(fields)) = (
@@ -241,6 +249,13 @@ fn render_status(status: &Value) -> String {
             out.push_str(&format!(
                 "  {router}: malformed {}, unknown commands {}, unknown peers {} ({} received)\n",
                 c["malformed"], c["unknown_commands"], c["unknown_peers"], c["messages"]
+            ));
+        }
+        out.push_str("Refused (see the broker's log):\n");
+        for (router, c) in routers {
+            out.push_str(&format!(
+                "  {router}: connections {}, messages {}\n",
+                c["refused_connections"], c["refused_messages"]
             ));
         }
     }

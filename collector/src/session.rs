@@ -61,6 +61,9 @@ pub fn run(config: &CollectorConfig, shutdown: &AtomicBool) -> anyhow::Result<()
     }
     drop((tasks_rx, done_tx));
     let context = transport::context();
+    // The collector's key is for its host: the broker gives it that host's jobs only.
+    let keys = bonnie_core::keys::client_keys(&config.curve, bonnie_core::keys::Role::Collector)
+        .map_err(|e| anyhow::anyhow!("cannot read the collector's CURVE keys: {e}"))?;
     let mut generation = 0;
     let mut busy = 0usize;
     info!(broker = %config.broker_address, host = %config.host_name(), commands = ?config.commands,
@@ -72,11 +75,12 @@ pub fn run(config: &CollectorConfig, shutdown: &AtomicBool) -> anyhow::Result<()
             config.host_name(),
             std::process::id()
         );
-        let socket = match transport::dealer(
+        let socket = match transport::dealer_with(
             &context,
             &config.broker_address,
             identity.as_bytes(),
             Duration::from_secs(2),
+            keys.as_ref(),
         ) {
             Ok(socket) => socket,
             Err(e) => {

@@ -64,6 +64,9 @@ pub struct Config {
     /// `[api]`: the JSON-RPC service for Kolab clients.
     #[serde(default)]
     pub api: ApiConfig,
+    /// `[curve]`: the keys that authenticate every connection to the broker.
+    #[serde(default)]
+    pub curve: CurveConfig,
     /// `[plugins.<name>]`: each plugin's own table, handed to it as JSON; the plugin checks it.
     #[serde(default)]
     pub plugins: BTreeMap<String, toml::Table>,
@@ -230,6 +233,9 @@ pub struct DealerConfig {
     pub drop_events: Vec<String>,
     /// Event and user pairs to drop, as `"Event user"`, e.g. `"Login cyrus"`. Default: none.
     pub drop_event_users: Vec<String>,
+    /// A copy of the file's `[curve]` table: the keys the dealer connects with.
+    #[serde(skip)]
+    pub curve: CurveConfig,
 }
 
 impl Default for DealerConfig {
@@ -246,6 +252,7 @@ impl Default for DealerConfig {
             request_timeout_ms: 30_000,
             drop_events: Vec::new(),
             drop_event_users: Vec::new(),
+            curve: CurveConfig::default(),
         }
     }
 }
@@ -299,6 +306,9 @@ pub struct CollectorConfig {
     pub payload_dir: Option<PathBuf>,
     /// `[collector.ldap]`: where GETUSERDATA finds users.
     pub ldap: LdapConfig,
+    /// A copy of the file's `[curve]` table: the keys the collector connects with.
+    #[serde(skip)]
+    pub curve: CurveConfig,
 }
 
 impl Default for CollectorConfig {
@@ -322,6 +332,7 @@ impl Default for CollectorConfig {
             max_inline_bytes: 8 * 1024 * 1024,
             payload_dir: None,
             ldap: LdapConfig::default(),
+            curve: CurveConfig::default(),
         }
     }
 }
@@ -407,6 +418,31 @@ impl Default for ApiConfig {
             max_password_checks: 2,
             tls_certificate: None,
             tls_key: None,
+        }
+    }
+}
+
+/// `[curve]`: ZeroMQ CURVE on every broker socket. The broker lets a connection in only with
+/// a key listed for that socket's role; `bonnie keys` makes and lists the keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CurveConfig {
+    /// CURVE on every socket between the broker and its peers. Without it the broker binds
+    /// only loopback and `ipc://` addresses (and refuses to start otherwise). Default: true.
+    pub enabled: bool,
+    /// The keys folder: `broker.key` and `broker.pub` (the broker's pair), `<role>.key` (this
+    /// host's own secret key for the role dealer, collector, worker or admin, mode 0600), and
+    /// `<role>s/<name>.pub`, the public keys the broker allows per role (`dealers/<host>.pub`,
+    /// `collectors/<host>.pub`, `workers/<name>.pub`, `admins/<name>.pub`), read by the broker
+    /// at start and on SIGHUP. Default: `keys`.
+    pub keys_dir: PathBuf,
+}
+
+impl Default for CurveConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            keys_dir: PathBuf::from("keys"),
         }
     }
 }
@@ -538,6 +574,9 @@ impl Config {
             .as_ref()
             .map(|p| config.resolve(p));
         config.api.clients = config.resolve(&config.api.clients);
+        config.curve.keys_dir = config.resolve(&config.curve.keys_dir);
+        config.dealer.curve = config.curve.clone();
+        config.collector.curve = config.curve.clone();
         config.api.audit_log = config.resolve(&config.api.audit_log);
         config.api.tls_certificate = config
             .api

@@ -6,6 +6,8 @@ pub mod config;
 pub mod daemon;
 pub mod imap;
 pub mod jsonl;
+#[cfg(feature = "transport")]
+pub mod keys;
 pub mod logging;
 pub mod notification;
 pub mod payload;

@@ -205,14 +205,17 @@ pub fn run(config: &DealerConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
     });
     let context = submit::context();
     let host = config.host_name();
+    let keys = submit::client_keys(config).context("cannot read the dealer's CURVE keys")?;
     let connect = |n: usize| {
         let identity = protocol::dealer_connection_identity(&host, std::process::id(), n);
-        Broker::connect_as(context, &config.broker_address, &identity).with_context(|| {
-            format!(
-                "cannot set up the connection to the broker at {}",
-                config.broker_address
-            )
-        })
+        Broker::connect_as(context, &config.broker_address, &identity, keys.as_ref()).with_context(
+            || {
+                format!(
+                    "cannot set up the connection to the broker at {}",
+                    config.broker_address
+                )
+            },
+        )
     };
     let mut server = Server {
         shared: &shared,

@@ -60,7 +60,7 @@ pub fn deliver(config: &DealerConfig, notification: &[u8]) -> anyhow::Result<()>
     let broker = if !tried {
         None
     } else {
-        Broker::connect(&config.broker_address, &config.host_name())
+        Broker::connect(config)
             .inspect_err(|e| warn!(error = %e, "Cannot set up the connection to the broker."))
             .ok()
     };
@@ -144,7 +144,7 @@ fn note(folder: &Path, backoff: &Backoff, outcome: Outcome) {
 /// broker stops answering before they are empty. The running daemon's own spool is left to
 /// it. Says how many notifications went, and how many damaged bytes are in quarantine.
 pub fn flush(config: &DealerConfig) -> anyhow::Result<()> {
-    let broker = Broker::connect(&config.broker_address, &config.host_name())
+    let broker = Broker::connect(config)
         .with_context(|| format!("cannot connect to the broker at {}", config.broker_address))?;
     let folder = &config.spool_dir;
     let backoff = Backoff::exec(config);

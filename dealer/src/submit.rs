@@ -1,5 +1,7 @@
 //! Talking to the broker: a DEALER socket named after this host, `NOTIFY` messages out and
 //! `ACK`s back. Several submissions may be in flight; they are acknowledged in any order.
+//! With `[curve]` on, the socket authenticates with this host's dealer key, which is what the
+//! broker attributes the submissions to.
 
 use std::{
     collections::HashSet,
@@ -7,13 +9,31 @@ use std::{
 };
 
 use bonnie_core::{
+    config::DealerConfig,
+    keys::{self, Role},
     protocol::{self, DealerMsg},
-    transport::{self, Context, Socket},
+    transport::{self, ClientKeys, Context, Socket},
 };
 
 /// A connection to the broker.
 pub struct Broker {
     socket: Socket,
+}
+
+/// Why the connection to the broker could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The dealer's CURVE keys cannot be read.
+    #[error("the dealer's CURVE keys: {0}")]
+    Keys(#[from] keys::KeyError),
+    /// The socket could not be made.
+    #[error(transparent)]
+    Socket(#[from] transport::Error),
+}
+
+/// This host's dealer keys, when `[curve]` is on.
+pub fn client_keys(config: &DealerConfig) -> Result<Option<ClientKeys>, keys::KeyError> {
+    keys::client_keys(&config.curve, Role::Dealer)
 }
 
 /// The process's ZeroMQ context. It is never terminated: terminating waits for libzmq's
@@ -24,10 +44,17 @@ pub fn context() -> &'static Context {
 }
 
 impl Broker {
-    /// Connects (in the background: sends queue until the connection is up).
-    pub fn connect(address: &str, host: &str) -> Result<Self, transport::Error> {
-        let identity = protocol::dealer_identity(host, std::process::id());
-        Self::connect_as(context(), address, &identity)
+    /// Connects (in the background: sends queue until the connection is up) as the
+    /// configuration says: its broker address, host name and keys.
+    pub fn connect(config: &DealerConfig) -> Result<Self, ConnectError> {
+        let identity = protocol::dealer_identity(&config.host_name(), std::process::id());
+        let keys = client_keys(config)?;
+        Ok(Self::connect_as(
+            context(),
+            &config.broker_address,
+            &identity,
+            keys.as_ref(),
+        )?)
     }
 
     /// Connects with a given identity in a given context.
@@ -35,9 +62,10 @@ impl Broker {
         context: &Context,
         address: &str,
         identity: &[u8],
+        keys: Option<&ClientKeys>,
     ) -> Result<Self, transport::Error> {
         Ok(Self {
-            socket: transport::dealer(context, address, identity, Duration::ZERO)?,
+            socket: transport::dealer_with(context, address, identity, Duration::ZERO, keys)?,
         })
     }
 

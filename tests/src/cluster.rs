@@ -129,6 +129,12 @@ worker_address = "tcp://127.0.0.1:{worker}"
 controller_address = "tcp://127.0.0.1:{controller}"
 heartbeat_ms = 200
 heartbeat_liveness = 3
+curve = false
+
+# Loopback only, no CURVE (Cluster::enable_curve turns it on, with keys).
+[curve]
+enabled = false
+keys_dir = "keys"
 
 [plugins.sqlite-storage]
 path = "var/bonnie.db"
@@ -153,6 +159,33 @@ path = "var/bonnie.db"
             .arg(dir.path().join("var/dealer-spool"))
             .status();
         Self { dir }
+    }
+
+    /// Turns CURVE on (before the broker starts) with keys made by `bonnie keys generate`: the
+    /// broker's, and one for each role on this host, the dealer's and the collector's for
+    /// IMAP host `host` (which `[dealer] host` and `[collector] host` are set to).
+    pub fn enable_curve(&self, host: &str) {
+        let config = std::fs::read_to_string(self.config()).expect("reading the configuration");
+        let config = config
+            .replacen("curve = false\n", "curve = true\n", 1)
+            .replacen("[curve]\nenabled = false\n", "[curve]\nenabled = true\n", 1);
+        std::fs::write(self.config(), config).expect("writing the configuration");
+        self.add_keys("dealer", &format!("host = {host:?}"));
+        self.add_keys("collector", &format!("host = {host:?}"));
+        for args in [
+            &["keys", "generate", "broker"][..],
+            &["keys", "generate", "admin", "ops"],
+            &["keys", "generate", "dealer", host],
+            &["keys", "generate", "worker", "worker1"],
+            &["keys", "generate", "collector", host],
+        ] {
+            let output = self.bonnie(args);
+            assert!(
+                output.status.success(),
+                "bonnie {args:?} failed:\n{}",
+                process::describe(&output)
+            );
+        }
     }
 
     /// Writes a secret's file (mode 0600) into the cluster's folder.
@@ -239,7 +272,11 @@ path = "var/bonnie.db"
             })
             .collect();
         process::wait_until("every worker to connect", || {
-            identities().iter().filter(|id| !before.contains(id)).count() >= names.len()
+            identities()
+                .iter()
+                .filter(|id| !before.contains(id))
+                .count()
+                >= names.len()
         });
         workers
     }

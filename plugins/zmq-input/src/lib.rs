@@ -42,6 +42,28 @@ struct Settings {
     /// Jobs to announce as credit; 0 means what the host can hold. Default: 0.
     #[serde(default)]
     credit: u32,
+    /// CURVE on both sockets, as the broker's `[curve] enabled`. Default: true.
+    #[serde(default = "default_curve")]
+    curve: bool,
+    /// This worker's key pair file (`bonnie keys generate worker <name>`), relative to the
+    /// configuration's folder. Default: `keys/worker.key`.
+    #[serde(default = "default_key")]
+    key: String,
+    /// The broker's public key file. Default: `keys/broker.pub`.
+    #[serde(default = "default_broker_key")]
+    broker_key: String,
+}
+
+fn default_curve() -> bool {
+    true
+}
+
+fn default_key() -> String {
+    "keys/worker.key".to_string()
+}
+
+fn default_broker_key() -> String {
+    "keys/broker.pub".to_string()
 }
 
 fn default_worker_address() -> String {
@@ -80,6 +102,8 @@ pub struct ZmqInput {
     outcomes: Mutex<Option<Socket>>,
     context: Context,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The CURVE keys both sockets authenticate with, when `curve` is on.
+    keys: Option<transport::ClientKeys>,
 }
 
 impl ZmqInput {
@@ -91,6 +115,20 @@ impl ZmqInput {
                 "[plugins.zmq-input] heartbeat_ms and heartbeat_liveness must be at least 1",
             ));
         }
+        let keys = if settings.curve {
+            let keys = bonnie_core::keys::client_keys_from(
+                &host.path(&settings.key),
+                &host.path(&settings.broker_key),
+            )
+            .map_err(|e| {
+                PluginError::config(format!(
+                    "[plugins.zmq-input] cannot read the worker's CURVE keys: {e}"
+                ))
+            })?;
+            Some(keys)
+        } else {
+            None
+        };
         let (jobs_tx, jobs) = unbounded();
         let shared = Arc::new(Shared {
             host,
@@ -106,6 +144,7 @@ impl ZmqInput {
             outcomes: Mutex::new(None),
             context: transport::context(),
             thread: Mutex::new(None),
+            keys,
         })
     }
 }
@@ -121,10 +160,11 @@ impl Input for ZmqInput {
         let (push, pull) = transport::inproc_pair(&self.context, "zmq-input-outcomes")
             .map_err(|e| PluginError::config(format!("cannot create the outcome channel: {e}")))?;
         *self.outcomes.lock().unwrap_or_else(|p| p.into_inner()) = Some(push);
-        let (shared, context, jobs) = (
+        let (shared, context, jobs, keys) = (
             self.shared.clone(),
             self.context.clone(),
             self.jobs_tx.clone(),
+            self.keys.clone(),
         );
         let thread = std::thread::Builder::new()
             .name("zmq-input".to_string())
@@ -135,6 +175,7 @@ impl Input for ZmqInput {
                     jobs,
                     outcomes: pull,
                     generation: 0,
+                    keys,
                 }
                 .run()
             })
@@ -213,6 +254,7 @@ struct Network {
     jobs: Sender<Job>,
     outcomes: Socket,
     generation: u32,
+    keys: Option<transport::ClientKeys>,
 }
 
 /// One connection to the broker: both sockets, and what was taken on it.
@@ -239,17 +281,19 @@ impl Network {
         let settings = &self.shared.settings;
         // Outcomes waiting to go out when the socket closes are worth a short wait.
         let linger = Duration::from_millis(settings.heartbeat_ms);
-        let control = transport::dealer(
+        let control = transport::dealer_with(
             &self.context,
             &settings.controller_address,
             identity.as_bytes(),
             linger,
+            self.keys.as_ref(),
         )?;
-        let data = transport::dealer(
+        let data = transport::dealer_with(
             &self.context,
             &settings.worker_address,
             identity.as_bytes(),
             linger,
+            self.keys.as_ref(),
         )?;
         Ok(Session {
             control,
