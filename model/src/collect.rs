@@ -136,25 +136,72 @@ pub fn content_bytes(uid: &str, content: &Value) -> Result<Vec<u8>, PluginError>
     }
 }
 
+/// What the record says of a message's structure, read by bonnie-mail: its attachments
+/// (UID, section, name, media type, size, SHA-256) and, when a part could not be read as the
+/// message says, the warnings (`message_damaged`).
+fn describe(uid: &str, bytes: &[u8], attachments: &mut Vec<Value>, warnings: &mut Vec<Value>) {
+    let uid = uid.parse::<u64>().ok();
+    fn walk(
+        uid: Option<u64>,
+        prefix: &str,
+        message: &bonnie_mail::Message,
+        attachments: &mut Vec<Value>,
+        warnings: &mut Vec<Value>,
+    ) {
+        for a in &message.attachments {
+            attachments.push(json!({
+                "uid": uid, "part": format!("{prefix}{}", a.part), "name": a.name,
+                "media_type": a.media_type, "size": a.size, "sha256": a.sha256,
+            }));
+        }
+        for w in &message.warnings {
+            warnings.push(json!({ "uid": uid, "warning": w }));
+        }
+        // Attached messages are attachments too; theirs are numbered inside them.
+        let nested = message
+            .attachments
+            .iter()
+            .filter(|a| a.media_type == "message/rfc822");
+        for (inner, a) in message.messages.iter().zip(nested) {
+            walk(
+                uid,
+                &format!("{prefix}{}.", a.part),
+                inner,
+                attachments,
+                warnings,
+            );
+        }
+    }
+    walk(uid, "", &bonnie_mail::parse(bytes), attachments, warnings);
+}
+
 /// Moves the payloads the collector fetched into the storage (once per content), leaving in
 /// the record their digests: `payloads` (UID, digest, size) and, for one message,
-/// `payload_digest`.
+/// `payload_digest`; and what the messages hold (`attachments`, `message_damaged` with
+/// `message_warnings`).
 pub fn store_payloads(storage: &StorageClient, record: &mut Object) -> Result<(), PluginError> {
     let Some(Value::Object(contents)) = record.remove("messageContent") else {
         return Ok(());
     };
     let mut payloads = Vec::new();
+    let (mut attachments, mut warnings) = (Vec::new(), Vec::new());
     for (uid, content) in contents {
         let size = content.get("size").and_then(Value::as_u64).unwrap_or(0);
         let digest = if content.get("in_store").and_then(Value::as_bool) == Some(true) {
             // Written to the payload store by the collector itself (too large for the job).
-            content
+            let digest = content
                 .get("digest")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
-                .to_string()
+                .to_string();
+            if let Some(bytes) = storage.get_payload(&digest)? {
+                describe(&uid, &bytes, &mut attachments, &mut warnings);
+            }
+            digest
         } else {
-            let digest = storage.put_payload(&content_bytes(&uid, &content)?)?;
+            let bytes = content_bytes(&uid, &content)?;
+            describe(&uid, &bytes, &mut attachments, &mut warnings);
+            let digest = storage.put_payload(&bytes)?;
             if let Some(expected) = content.get("digest").and_then(Value::as_str)
                 && expected != digest
             {
@@ -170,5 +217,12 @@ pub fn store_payloads(storage: &StorageClient, record: &mut Object) -> Result<()
         record.insert("payload_digest".to_string(), only["digest"].clone());
     }
     record.insert("payloads".to_string(), Value::Array(payloads));
+    if !attachments.is_empty() {
+        record.insert("attachments".to_string(), Value::Array(attachments));
+    }
+    if !warnings.is_empty() {
+        record.insert("message_damaged".to_string(), json!(true));
+        record.insert("message_warnings".to_string(), Value::Array(warnings));
+    }
     Ok(())
 }

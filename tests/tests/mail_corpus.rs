@@ -181,6 +181,27 @@ fn a_corpus_in_every_charset_is_archived_decoded_and_found_by_a_word_of_its_body
                 record["vnd.cmu.envelope"].is_string(),
                 "{file}: Cyrus's envelope stays beside"
             );
+            // Broken MIME is read as far as it goes, and the record says so.
+            assert_eq!(
+                record.get("message_damaged").is_some(),
+                e["damaged"] == true,
+                "{file}: {:?}",
+                record.get("message_warnings")
+            );
+            if let Some(names) = e["attachments"].as_array() {
+                let recorded: Vec<&Value> = record["attachments"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{file}: no attachments in {record}"))
+                    .iter()
+                    .map(|a| &a["name"])
+                    .collect();
+                for name in names {
+                    assert!(
+                        recorded.contains(&name),
+                        "{file}: {name} not in {recorded:?}"
+                    );
+                }
+            }
         }
         // Found by a word of its body, as written and folded.
         let word = e["word"].as_str().unwrap();
