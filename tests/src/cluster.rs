@@ -211,7 +211,8 @@ path = "var/bonnie.db"
         self.path().join("bonnie.toml")
     }
 
-    pub(crate) fn command(&self, binary: &str, args: &[&str]) -> Command {
+    /// A workspace binary with `--config` of this cluster and `args`, its output discarded.
+    pub fn command(&self, binary: &str, args: &[&str]) -> Command {
         let mut command = Command::new(paths::bin(binary));
         command
             .arg("--config")
