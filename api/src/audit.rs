@@ -131,10 +131,17 @@ mod tests {
         log.write(json!({ "client": "roundcube", "params": { "uid": "a" } }))
             .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         let client = lines[0]["client"].as_str().unwrap();
         assert!(client.len() < MAX_STRING + 40, "{}", client.len());
-        assert!(client.ends_with("…[cut: 2000000 bytes]"), "{}", &client[client.len() - 40..]);
+        assert!(
+            client.ends_with("…[cut: 2000000 bytes]"),
+            "{}",
+            &client[client.len() - 40..]
+        );
         assert!(lines[0]["params"].as_str().unwrap().contains("[cut: "));
         assert_eq!(lines[0]["cut"], true);
         assert!(lines[0].get("x").is_none());

@@ -173,7 +173,11 @@ mod tests {
         let nested = dir.path().join("new/folder/clients.json");
         Clients::load(&nested).unwrap().add("other").unwrap();
         let folder = std::fs::metadata(nested.parent().unwrap()).unwrap();
-        assert_eq!(folder.permissions().mode() & 0o027, 0, "its folder is bonnie's");
+        assert_eq!(
+            folder.permissions().mode() & 0o027,
+            0,
+            "its folder is bonnie's"
+        );
         let mut again = again;
         assert!(again.remove("roundcube").unwrap());
         assert!(!again.remove("roundcube").unwrap());

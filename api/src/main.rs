@@ -45,14 +45,16 @@ fn run(config: &Config) -> anyhow::Result<ExitCode> {
         }
     }
     let (storage_name, storage) = bonnie_host::open_storage(config, stopping.clone())?;
-    let service = Arc::new(Service::new(
-        StorageClient::new(storage),
-        clients,
-        api.admin_clients.clone(),
-        &api.audit_log,
-        api.max_batch_calls,
-    )?
-    .with_login_limits(LoginLimits::from_config(api)));
+    let service = Arc::new(
+        Service::new(
+            StorageClient::new(storage),
+            clients,
+            api.admin_clients.clone(),
+            &api.audit_log,
+            api.max_batch_calls,
+        )?
+        .with_login_limits(LoginLimits::from_config(api)),
+    );
     let acceptor = match (&api.tls_certificate, &api.tls_key) {
         (Some(certificate), Some(key)) => Some(tls::acceptor(certificate, key)?),
         _ => None,

@@ -203,7 +203,10 @@ impl Service {
             max_batch,
             verified: Mutex::new(HashMap::new()),
             throttle: Throttle::new(LoginLimits::default().policy),
-            checks: (AtomicUsize::new(0), LoginLimits::default().concurrent_checks),
+            checks: (
+                AtomicUsize::new(0),
+                LoginLimits::default().concurrent_checks,
+            ),
             test_panic_method,
         })
     }
@@ -401,7 +404,9 @@ impl Service {
                     ..Answer::error(
                         429,
                         "too_many_requests",
-                        format!("too many failed logins or logins at once; try again in {seconds} s"),
+                        format!(
+                            "too many failed logins or logins at once; try again in {seconds} s"
+                        ),
                     )
                 }
             }
@@ -478,7 +483,9 @@ impl<'a> CheckSlot<'a> {
     /// A free slot of `(running, most)`, if there is one.
     fn take((running, most): &'a (AtomicUsize, usize)) -> Option<Self> {
         running
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < *most).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < *most).then_some(n + 1)
+            })
             .ok()
             .map(|_| Self(running))
     }

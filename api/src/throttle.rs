@@ -185,7 +185,11 @@ mod tests {
             assert_eq!(throttle.refused_for(Some("rc"), here), None);
             throttle.failed(Some("rc"), here);
         }
-        assert_eq!(throttle.refused_for(Some("rc"), here), None, "three are free");
+        assert_eq!(
+            throttle.refused_for(Some("rc"), here),
+            None,
+            "three are free"
+        );
         throttle.failed(Some("rc"), here);
         let first = throttle.refused_for(Some("rc"), here).expect("refused");
         assert!(first <= Duration::from_secs(1));

@@ -304,7 +304,13 @@ fn every_process_creates_its_files_private_to_bonnie() {
 
     let made = made_by_processes(
         cluster.path(),
-        &["bonnie.toml", "plugins", "plugins/", "var", "var/dealer-spool"],
+        &[
+            "bonnie.toml",
+            "plugins",
+            "plugins/",
+            "var",
+            "var/dealer-spool",
+        ],
     );
     let names: Vec<&str> = made.iter().map(|(n, _)| n.as_str()).collect();
     for expected in [

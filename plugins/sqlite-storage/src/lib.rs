@@ -76,15 +76,37 @@ impl SqliteStorage {
         Ok(storage)
     }
 
-    /// Opens (creating) the database at `path`.
+    /// Opens (creating) the database at `path`. A new database is created 0640 in folders
+    /// created 0750 (it holds everyone's mail): SQLite gives its WAL and shared-memory files
+    /// the database file's mode.
     pub fn open(path: &Path, busy_timeout_ms: u64) -> Result<Self, PluginError> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                PluginError::config(format!(
-                    "cannot create the folder of {}: {e}",
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o750)
+                .create(dir)
+                .map_err(|e| {
+                    PluginError::config(format!(
+                        "cannot create the folder of {}: {e}",
+                        path.display()
+                    ))
+                })?;
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o640)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(PluginError::config(format!(
+                    "cannot create {}: {e}",
                     path.display()
-                ))
-            })?;
+                )));
+            }
         }
         let mut writer = connect(path, busy_timeout_ms)?;
         schema::migrate(&mut writer).map_err(|e| {
@@ -291,6 +313,25 @@ mod tests {
         );
         assert!(!clients[1].put_if(stale.clone(), None).unwrap());
         assert!(clients[1].put_if(stale, Some(r#"{"n":400}"#)).unwrap());
+    }
+
+    #[test]
+    fn a_new_store_and_its_wal_are_private_to_bonnie_whatever_the_umask() {
+        use bonnie_plugin_api::{plugin::storage_box, storage::StorageClient};
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("var/bonnie.db");
+        let client = StorageClient::new(storage_box(SqliteStorage::open(&path, 5000).unwrap()));
+        client
+            .put(Record::new("t", "k", &serde_json::json!({})))
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        for file in ["bonnie.db", "bonnie.db-wal", "bonnie.db-shm"] {
+            let file = dir.path().join("var").join(file);
+            let found = mode(&file);
+            assert_eq!(found & 0o037, 0, "{}: {found:o}", file.display());
+        }
+        assert_eq!(mode(&dir.path().join("var")), 0o750);
     }
 
     #[test]
