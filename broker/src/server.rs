@@ -106,6 +106,34 @@ pub fn is_local(endpoint: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Without CURVE an `ipc://` socket is as private as its folder: refuses a folder that
+/// others (neither its owner nor its group) may enter.
+fn check_ipc_folder(key: &str, socket: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let folder = match socket.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => std::path::Path::new("."),
+    };
+    let mode = std::fs::metadata(folder)
+        .with_context(|| {
+            format!(
+                "[broker] {key}: cannot read the folder {}",
+                folder.display()
+            )
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o007 != 0 {
+        anyhow::bail!(
+            "[broker] {key}: without CURVE the socket's folder {} must be closed to others \
+             (mode {:o}; chmod o-rwx, and its group only bonnie's and Cyrus's), or set [curve] enabled = true",
+            folder.display(),
+            mode & 0o777
+        );
+    }
+    Ok(())
+}
+
 /// The broker.
 pub struct Server {
     config: BrokerConfig,
@@ -151,10 +179,15 @@ impl Server {
                          enabled = true (keys: bonnie keys generate), or bind loopback or ipc://"
                     );
                 }
+                if let Some(path) = address.strip_prefix("ipc://") {
+                    check_ipc_folder(key, std::path::Path::new(path))?;
+                }
             }
-            warn!(
-                "CURVE is off ([curve] enabled = false): every local user may talk to the broker; use ipc:// sockets in a folder only bonnie can open, or CURVE."
-            );
+            if addresses.iter().any(|(_, a)| a.starts_with("tcp://")) {
+                warn!(
+                    "CURVE is off ([curve] enabled = false): every local user may talk to the broker's TCP sockets; use ipc:// sockets in a folder only bonnie can open, or CURVE."
+                );
+            }
         }
         let store = Store::open(&config.database)
             .with_context(|| format!("cannot open the job store {}", config.database.display()))?;

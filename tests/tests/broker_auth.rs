@@ -441,3 +441,58 @@ fn without_curve_the_broker_will_not_bind_beyond_loopback() {
     deal(&cluster, 1);
     process::wait_until("the job stored", || jobs(&cluster).len() == 1);
 }
+
+#[test]
+fn without_curve_an_ipc_socket_must_sit_in_a_folder_closed_to_others() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let cluster = Cluster::new(&[], "");
+    let tcp = config(&cluster).broker.dealer_address;
+    let folder = cluster.path().join("sockets");
+    std::fs::create_dir(&folder).unwrap();
+    let ipc = format!("ipc://{}", folder.join("dealer").display());
+    let text = std::fs::read_to_string(cluster.config()).unwrap();
+    std::fs::write(cluster.config(), text.replace(&tcp, &ipc)).unwrap();
+
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut broker = std::process::Command::new(bonnie_tests::paths::bin("bonnie-broker"));
+    broker.arg("--config").arg(cluster.config());
+    let output = process::run("bonnie-broker", &mut broker);
+    assert!(!output.status.success(), "{}", process::describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("must be closed to others"), "{stderr}");
+
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let _broker = cluster.start_broker();
+    let _worker = cluster.start_worker("worker-1");
+    deal(&cluster, 1);
+    process::wait_until("the login archived over ipc://", || cluster.archived() == 1);
+}
+
+#[test]
+fn keys_revoked_or_allowed_count_from_the_brokers_sighup() {
+    let cluster = curve_cluster(&[], "");
+    let broker = cluster.start_broker();
+    let _worker = cluster.start_worker("worker-1");
+    let dealer = own_keys(&cluster, "dealer");
+    let revoke = cluster.bonnie(&["keys", "revoke", "dealer", HOST]);
+    assert!(revoke.status.success(), "{}", process::describe(&revoke));
+    broker.signal("HUP");
+    process::wait_until("the keys read again", || {
+        cluster.log("broker").matches("Allowed keys read.").count() >= 2
+    });
+    // The dealer is shut out: its notification waits in its spool.
+    deal(&cluster, 1);
+    wait_for_count(&cluster, "dealer", "refused_connections", 1);
+    assert!(jobs(&cluster).is_empty());
+    assert!(cluster.spooled(login(1).as_bytes()));
+
+    let allow = cluster.bonnie(&["keys", "allow", "dealer", HOST, &dealer.pair.public]);
+    assert!(allow.status.success(), "{}", process::describe(&allow));
+    broker.signal("HUP");
+    process::wait_until("the keys read again", || {
+        cluster.log("broker").matches("Allowed keys read.").count() >= 3
+    });
+    process::wait_until("the spool flushed", || cluster.flush().status.success());
+    process::wait_until("the login archived", || cluster.archived() == 1);
+    assert_eq!(jobs(&cluster)[0].1, HOST);
+}
