@@ -79,7 +79,8 @@ fn current_acl(
     let query = RecordQuery {
         collection: folders::CURRENT.to_string(),
         index: Some(("name".to_string(), name)),
-        limit: 10_000,
+        // Every folder of that name (one per user for `Calendar`), however many.
+        all: true,
         ..RecordQuery::default()
     };
     for found in storage.query(&query)? {

@@ -1,15 +1,13 @@
 //! Keyed records in Elasticsearch: one index per collection (`<prefix><collection>`), the key
 //! as `_id`, index terms as `field=value` keywords, the body kept but not indexed. Writes
-//! refresh, so the next query sees them (records are few beside the event log).
+//! refresh, so the next query sees them (records are few beside the event log); queries page
+//! through any number of matches.
 
 use bonnie_plugin_api::{IndexTerm, PluginError, Record, RecordQuery};
 use elasticsearch::{DeleteParts, GetParts, IndexParts, SearchParts, params::Refresh};
 use serde_json::{Value, json};
 
 use crate::{Es, client::request_error};
-
-/// Records a query returns when it sets no limit.
-const DEFAULT_LIMIT: u32 = 1000;
 
 impl Es {
     fn records_index(&self, collection: &str) -> Result<String, PluginError> {
@@ -110,7 +108,12 @@ impl Es {
         })
     }
 
-    /// The records matching a query, ordered by time then key.
+    /// The records matching a query, ordered by time then key (a record without a time
+    /// first, as SQLite orders them, or last when descending). A query for more records than
+    /// one page holds pages with `search_after` on (time, key): the key is unique within the
+    /// index, so every record present throughout is returned exactly once, with no point in
+    /// time (Elasticsearch's `_pit` and OpenSearch's `point_in_time` differ) and no cap of
+    /// `max_result_window`; a record written while the pages are read may or may not be.
     pub fn query_records(&self, query: &RecordQuery) -> Result<Vec<Record>, PluginError> {
         let index = self.records_index(&query.collection)?;
         let mut filter = Vec::new();
@@ -127,48 +130,68 @@ impl Es {
         if !range.is_empty() {
             filter.push(json!({ "range": { "time_ms": range } }));
         }
-        let order = if query.descending { "desc" } else { "asc" };
-        let limit = if query.limit == 0 {
-            DEFAULT_LIMIT
+        let (order, missing) = if query.descending {
+            ("desc", "_last")
         } else {
-            query.limit
+            ("asc", "_first")
         };
-        let body = json!({
-            "query": { "bool": { "filter": filter } },
-            "sort": [{ "time_ms": { "order": order, "missing": "_first" } }, { "key": { "order": order } }],
-            "size": limit,
-        });
+        let sort = json!([
+            { "time_ms": { "order": order, "missing": missing } },
+            { "key": { "order": order } },
+        ]);
+        let wanted = query.max_records().map(|n| n as usize);
+        let mut found = Vec::new();
+        let mut after: Option<Value> = None;
         self.runtime.block_on(async {
-            let response = self
-                .client
-                .search(SearchParts::Index(&[&index]))
-                .ignore_unavailable(true)
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| request_error("cannot query records", e))?;
-            let status = response.status_code();
-            let answer: Value = response
-                .json()
-                .await
-                .map_err(|e| request_error("cannot query records", e))?;
-            if !status.is_success() {
-                return Err(PluginError::transient(format!(
-                    "querying {index} failed ({status}): {answer}"
-                )));
-            }
-            let hits = answer
-                .pointer("/hits/hits")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            Ok(hits
-                .iter()
-                .filter_map(|hit| {
+            loop {
+                let left = wanted.map_or(usize::MAX, |w| w - found.len());
+                let size = left.min(self.settings.page_size as usize);
+                let mut body = json!({
+                    "query": { "bool": { "filter": filter } },
+                    "sort": sort,
+                    "size": size,
+                    "track_total_hits": false,
+                });
+                if let Some(after) = after.take() {
+                    body["search_after"] = after;
+                }
+                let hits = self.search_page(&index, body).await?;
+                let full = hits.len() == size;
+                after = hits.last().and_then(|hit| hit.get("sort")).cloned();
+                found.extend(hits.iter().filter_map(|hit| {
                     let key = hit.get("_id").and_then(Value::as_str)?;
                     Some(record_from(&query.collection, key, hit.get("_source")?))
-                })
-                .collect())
+                }));
+                if !full || after.is_none() || wanted.is_some_and(|w| found.len() >= w) {
+                    return Ok(found);
+                }
+            }
+        })
+    }
+
+    /// One page of a search of `index`: its hits, none when the index does not exist yet.
+    async fn search_page(&self, index: &str, body: Value) -> Result<Vec<Value>, PluginError> {
+        let response = self
+            .client
+            .search(SearchParts::Index(&[index]))
+            .ignore_unavailable(true)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| request_error("cannot query records", e))?;
+        let status = response.status_code();
+        let mut answer: Value = response
+            .json()
+            .await
+            .map_err(|e| request_error("cannot query records", e))?;
+        if !status.is_success() {
+            return Err(PluginError::transient(format!(
+                "querying {index} failed ({status}): {answer}"
+            )));
+        }
+        Ok(match answer.pointer_mut("/hits/hits").map(Value::take) {
+            Some(Value::Array(hits)) => hits,
+            _ => Vec::new(),
         })
     }
 }

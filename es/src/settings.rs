@@ -47,6 +47,14 @@ pub struct Settings {
     /// its document marked `text_truncated`. Default: 1048576 (1 MiB).
     #[serde(default = "default_max_indexed_text_bytes")]
     pub max_indexed_text_bytes: usize,
+    /// Records per page of a query that pages (`search_after` on time and key), at most the
+    /// server's `index.max_result_window` (10000 unless changed). Default: 5000.
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+}
+
+fn default_page_size() -> u32 {
+    5000
 }
 
 fn default_max_indexed_text_bytes() -> usize {
@@ -96,6 +104,9 @@ impl Settings {
             return Err(format!(
                 "[plugins.{plugin}] bulk_docs and concurrency must be at least 1"
             ));
+        }
+        if self.page_size == 0 {
+            return Err(format!("[plugins.{plugin}] page_size must be at least 1"));
         }
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
             return Err(format!(

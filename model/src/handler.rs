@@ -98,7 +98,7 @@ impl Handler for ArchiveHandler {
             return Ok(HandlerOutcome::done(job.notification.as_str()));
         }
         let now = now_ms();
-        record::normalize(&mut record, now);
+        record::normalize(&mut record, job.received_ms().unwrap_or(now));
         let wanted = collect::wanted(&self.storage, &record, &self.settings.collect)?;
         if !wanted.is_empty() {
             let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();

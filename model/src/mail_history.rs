@@ -19,7 +19,6 @@ pub const HISTORY: &str = "message-history";
 pub const MESSAGE_FIELD: &str = "message";
 /// How far back through copies and moves a trail is followed.
 const MAX_HOPS: usize = 32;
-const MAX_ENTRIES: u32 = 100_000;
 
 /// The events of a message's trail.
 pub const EVENTS: [&str; 12] = [
@@ -124,12 +123,8 @@ pub fn record(storage: &StorageClient, record: &Object, job: &str) -> Result<usi
 }
 
 fn entries_at(storage: &StorageClient, folder: &str, uid: u64) -> Result<Vec<Entry>, PluginError> {
-    let query = RecordQuery {
-        collection: HISTORY.to_string(),
-        index: Some((MESSAGE_FIELD.to_string(), message_key(folder, uid))),
-        limit: MAX_ENTRIES,
-        ..RecordQuery::default()
-    };
+    // Every entry, however long the trail: the storage pages through them.
+    let query = RecordQuery::all_with(HISTORY, MESSAGE_FIELD, &message_key(folder, uid));
     storage
         .query(&query)?
         .iter()

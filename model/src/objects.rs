@@ -36,8 +36,6 @@ pub const OBJECT_FIELD: &str = "object";
 pub const OWNER_FIELD: &str = "owner";
 
 const TYPE_PREFIX: &str = "application/x-vnd.kolab.";
-/// At most this many facts are read for one object.
-const MAX_FACTS: u32 = 100_000;
 /// A deletion followed within this time by an append of the same object in the same folder by
 /// the same user is one modification (a client that deletes the old version first).
 const UPDATE_WINDOW_MS: i64 = 60_000;
@@ -272,12 +270,7 @@ fn put_waiting(
     held: &Held,
     depth: usize,
 ) -> Result<(), PluginError> {
-    let query = RecordQuery {
-        collection: PENDING.to_string(),
-        index: Some((NEEDS_FIELD.to_string(), place.key())),
-        limit: MAX_FACTS,
-        ..RecordQuery::default()
-    };
+    let query = RecordQuery::all_with(PENDING, NEEDS_FIELD, &place.key());
     for found in storage.query(&query)? {
         let pending: Pending = serde_json::from_str(found.body.as_str()).map_err(|e| {
             PluginError::transient(format!("pending fact {} is not readable: {e}", found.key))
@@ -484,12 +477,8 @@ fn facts_where(
     field: &str,
     value: &str,
 ) -> Result<Vec<Fact>, PluginError> {
-    let query = RecordQuery {
-        collection: FACTS.to_string(),
-        index: Some((field.to_string(), value.to_string())),
-        limit: MAX_FACTS,
-        ..RecordQuery::default()
-    };
+    // Every fact, however many: the storage pages through them.
+    let query = RecordQuery::all_with(FACTS, field, value);
     let mut facts = Vec::new();
     for found in storage.query(&query)? {
         let fact: Fact = serde_json::from_str(found.body.as_str()).map_err(|e| {

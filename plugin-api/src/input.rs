@@ -25,6 +25,9 @@ pub struct Job {
     /// (since 1.0)
     pub notification: RString,
     /// Facts about the job as a JSON object, such as `attempt`; `{}` when none. (since 1.0)
+    /// Since 1.1 also `received_ms`: when the notification was first received, in
+    /// milliseconds since the epoch, the same on every delivery and replay of the job; the
+    /// time of a notification that carries none (see [`Job::received_ms`]).
     pub meta: RString,
 }
 
@@ -36,6 +39,16 @@ impl Job {
             notification: RString::from(notification.into()),
             meta: "{}".into(),
         }
+    }
+
+    /// `received_ms` of the job's meta: when its notification was first received, stable
+    /// across deliveries and replays. A notification without a timestamp takes this time
+    /// (rather than the time it is processed), so every replay files it under the same day.
+    pub fn received_ms(&self) -> Option<i64> {
+        serde_json::from_str::<serde_json::Value>(self.meta.as_str())
+            .ok()?
+            .get("received_ms")?
+            .as_i64()
     }
 }
 

@@ -100,7 +100,7 @@ pub struct RecordQuery {
     /// Only records whose time is before this (ms since the epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_ms: Option<i64>,
-    /// At most this many records; 0 means the storage's default (1000).
+    /// At most this many records; 0 means the storage's default ([`DEFAULT_QUERY_LIMIT`]).
     #[serde(default)]
     pub limit: u32,
     /// Newest first instead of oldest first (by time, then key).
@@ -112,6 +112,37 @@ pub struct RecordQuery {
     /// full-text search answer nothing. (since 1.1)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// Every matching record, however many: `limit` is ignored, and a storage whose server
+    /// answers in pages (Elasticsearch) pages through them all. A storage built against 1.0
+    /// cannot read the field and answers with an error, never with a silently cut list.
+    /// (since 1.1)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+}
+
+/// The records a query returns when it sets neither `limit` nor `all`.
+pub const DEFAULT_QUERY_LIMIT: u32 = 1000;
+
+impl RecordQuery {
+    /// Every record of `collection` with the index term `field = value`, however many.
+    pub fn all_with(collection: &str, field: &str, value: &str) -> Self {
+        Self {
+            collection: collection.to_string(),
+            index: Some((field.to_string(), value.to_string())),
+            all: true,
+            ..Self::default()
+        }
+    }
+
+    /// At most how many records the query returns: `None` with `all`, else `limit` or
+    /// [`DEFAULT_QUERY_LIMIT`] when it is 0.
+    pub fn max_records(&self) -> Option<u32> {
+        match (self.all, self.limit) {
+            (true, _) => None,
+            (false, 0) => Some(DEFAULT_QUERY_LIMIT),
+            (false, n) => Some(n),
+        }
+    }
 }
 
 /// A storage backend. Implemented by storage plugins, called by the host and by handlers,

@@ -257,9 +257,6 @@ struct Memory {
     payloads: HashMap<String, Vec<u8>>,
 }
 
-/// What `RecordQuery::limit = 0` means, as in the SQLite storage.
-const DEFAULT_LIMIT: usize = 1000;
-
 impl MemoryStorage {
     fn memory(&self) -> MutexGuard<'_, Memory> {
         lock(&self.inner)
@@ -323,10 +320,9 @@ impl Storage for MemoryStorage {
         if query.descending {
             found.reverse();
         }
-        found.truncate(match query.limit {
-            0 => DEFAULT_LIMIT,
-            n => n as usize,
-        });
+        if let Some(limit) = query.max_records() {
+            found.truncate(limit as usize);
+        }
         Ok(found)
     }
 

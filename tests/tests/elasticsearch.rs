@@ -422,3 +422,73 @@ fn es_storage_keeps_each_payload_once_by_digest() {
         message.as_bytes()
     );
 }
+
+/// Writes the scenario (every captured Cyrus sample, and a MessageRead without a timestamp
+/// after the Login) to `<folder>/events.jsonl`; the number of lines.
+fn write_scenario(lab: &WorkerLab, folder: &str) -> usize {
+    let mut lines: Vec<String> = bonnie_tests::paths::cyrus_events()
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect();
+    let mut untimed: Value = serde_json::from_str(&paths::cyrus_event("MessageRead-1.json")).unwrap();
+    untimed.as_object_mut().unwrap().remove("timestamp");
+    lines.insert(1, untimed.to_string());
+    lab.write(&format!("{folder}/events.jsonl"), &(lines.join("\n") + "\n"));
+    lines.len()
+}
+
+/// Points the JSON-lines input at `<folder>/events.jsonl` with a journal of its own, so the
+/// run knows nothing of the other folder's.
+fn replay_from(lab: &WorkerLab, server: &SearchServer, folder: &str) {
+    let config = bonnie_tests::worker::BASE_CONFIG
+        .replace(
+            "files = [\"in.jsonl\"]",
+            &format!("files = [\"{folder}/events.jsonl\"]\njournal = \"var/{folder}-journal.jsonl\""),
+        );
+    lab.write(
+        "bonnie.toml",
+        &format!(
+            "{config}\n[plugins.es-output]\nurl = \"{}\"\ndead_letter = \"var/es-dead-letter.jsonl\"\n",
+            server.url
+        ),
+    );
+    lab.run();
+}
+
+#[test]
+fn the_scenario_replayed_from_two_folders_a_day_apart_is_one_copy_in_elasticsearch_and_sqlite() {
+    let server = SearchServer::start();
+    let mut plugins = bonnie_tests::worker::ARCHIVE_HANDLERS.to_vec();
+    plugins.push("bonnie-es-output");
+    let lab = WorkerLab::with_plugins(&plugins, "");
+    let lines = write_scenario(&lab, "first");
+    assert_eq!(write_scenario(&lab, "second"), lines);
+    replay_from(&lab, &server, "first");
+    replay_from(&lab, &server, "second");
+    server.refresh();
+
+    let (status, count) = server.request("GET", "/logstash-*/_count", None);
+    assert_eq!(status, 200, "{count}");
+    assert_eq!(count["count"], lines, "one document per line: {count}");
+    let db = rusqlite::Connection::open(lab.path().join("var/bonnie.db")).unwrap();
+    let rows: i64 = db
+        .query_row("SELECT count(*) FROM log", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows as usize, lines, "one row per line");
+    // The notification without a timestamp has the time of the one before it in the file,
+    // the same on every replay whatever day it runs: not the day it was processed.
+    let query = json!({ "query": { "term": { "timestamp_missing": true } } });
+    let (_, found) = server.request("POST", "/logstash-*/_search", Some(&query));
+    let hits = found["hits"]["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 1, "{found}");
+    let login: Value = serde_json::from_str(&bonnie_tests::paths::cyrus_events()[0].1).unwrap();
+    let login_ms = bonnie_core::time::parse_rfc3339_ms(login["timestamp"].as_str().unwrap());
+    let untimed_ms =
+        bonnie_core::time::parse_rfc3339_ms(hits[0]["_source"]["@timestamp"].as_str().unwrap());
+    assert_eq!(untimed_ms, login_ms, "{}", hits[0]);
+    let (year, month, day) = bonnie_core::time::utc_date(login_ms.unwrap());
+    assert_eq!(
+        hits[0]["_index"],
+        format!("logstash-{year:04}.{month:02}.{day:02}")
+    );
+}

@@ -71,7 +71,10 @@ impl Handler for Changelog {
             }
         };
         // Normalizing is idempotent: an archive handler earlier in the chain may have done it.
-        record::normalize(&mut record, bonnie_core::time::now_ms());
+        record::normalize(
+            &mut record,
+            job.received_ms().unwrap_or_else(bonnie_core::time::now_ms),
+        );
         let may_collect = |command: &str| {
             self.settings.collect.iter().any(|c| c == command)
                 && record

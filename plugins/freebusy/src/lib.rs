@@ -205,7 +205,7 @@ impl Handler for Freebusy {
             }
         };
         // On a copy: the notification itself goes on as it came.
-        record::normalize(&mut record, time::now_ms());
+        record::normalize(&mut record, job.received_ms().unwrap_or_else(time::now_ms));
         if self.read(&record, job.id.as_str())? {
             Ok(HandlerOutcome::needs_collector(&["FETCH"], notification))
         } else {

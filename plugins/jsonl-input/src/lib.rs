@@ -2,6 +2,10 @@
 //! tests, replay and backfill. Every outcome is journaled, so a re-run skips the lines that
 //! already finished and retries the ones that were postponed. A line that is not UTF-8 is
 //! archived as the broker's path archives it (see `bonnie_core::notification::decode`).
+//!
+//! A job's id and time come from the file's content alone, never from where the file lies or
+//! when it is read: the same file replayed from another folder, or a day later, gives the
+//! same jobs, which every storage keeps once.
 
 mod journal;
 
@@ -58,9 +62,12 @@ fn default_retry_delay_ms() -> u64 {
 struct Cursor {
     /// The file's name, the start of its job ids.
     name: String,
-    /// Its full path, part of its job ids' digest.
-    identity: String,
+    /// Its path, to look ahead for the first timestamp.
+    path: PathBuf,
     reader: BufReader<File>,
+    /// The latest notification time read in this file: the received time of a notification
+    /// without a timestamp that follows.
+    last_time_ms: Option<i64>,
     /// Lines read so far.
     line: u64,
     /// Where the next line starts.
@@ -157,14 +164,11 @@ impl JsonlInput {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                let identity = std::fs::canonicalize(&path)
-                    .unwrap_or(path)
-                    .to_string_lossy()
-                    .into_owned();
                 state.current = Some(Cursor {
                     name,
-                    identity,
+                    path,
                     reader: BufReader::new(file),
+                    last_time_ms: None,
                     line: 0,
                     offset: 0,
                 });
@@ -215,17 +219,28 @@ impl JsonlInput {
                     &[("job", &id)],
                 );
             }
-            return Ok(Some(Job::new(id, text.into_owned())));
+            let received_ms = match timestamp_ms(&text) {
+                Some(ms) => {
+                    cursor.last_time_ms = Some(ms);
+                    Some(ms)
+                }
+                None => cursor.last_time_ms.or_else(|| first_time_after(cursor)),
+            };
+            let mut job = Job::new(id, text.into_owned());
+            if let Some(ms) = received_ms {
+                job.meta = serde_json::json!({ "received_ms": ms }).to_string().into();
+            }
+            return Ok(Some(job));
         }
     }
 }
 
-/// `<file name>:<line>:<digest>`: readable, and unique across folders and across files
-/// rewritten in place, because the digest covers the file's full path and the line's bytes.
+/// `<file name>:<line>:<digest>`, the digest of the line's number and bytes: readable, the
+/// same wherever the file lies (a copy in another folder replays as the same jobs), and
+/// different for a file rewritten in place with other lines. A file renamed gives new ids.
 fn job_id(cursor: &Cursor, line: &[u8]) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(cursor.identity.as_bytes());
-    hasher.update([0]);
+    hasher.update(cursor.line.to_be_bytes());
     hasher.update(line);
     let digest = hasher.finalize();
     let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
@@ -310,8 +325,37 @@ fn attempt_of(job: &Job) -> u32 {
 }
 
 fn with_attempt(mut job: Job, attempt: u32) -> Job {
-    job.meta = serde_json::json!({ "attempt": attempt }).to_string().into();
+    let mut meta = serde_json::json!({ "attempt": attempt });
+    if let Some(ms) = job.received_ms() {
+        meta["received_ms"] = ms.into();
+    }
+    job.meta = meta.to_string().into();
     job
+}
+
+/// The notification's own time (`timestamp`, RFC 3339), if it has a readable one.
+fn timestamp_ms(notification: &str) -> Option<i64> {
+    #[derive(Deserialize)]
+    struct Stamp<'a> {
+        #[serde(borrow)]
+        timestamp: Option<Cow<'a, str>>,
+    }
+    let stamp: Stamp<'_> = serde_json::from_str(notification).ok()?;
+    bonnie_core::time::parse_rfc3339_ms(&stamp.timestamp?)
+}
+
+/// The time of the first notification with a timestamp after the cursor, for notifications
+/// without one at the head of a file; remembered as the file's time so far. None when no
+/// later line has one either: such a notification takes the time it is processed.
+fn first_time_after(cursor: &mut Cursor) -> Option<i64> {
+    let mut file = File::open(&cursor.path).ok()?;
+    file.seek(SeekFrom::Start(cursor.offset)).ok()?;
+    let found = BufReader::new(file)
+        .split(b'\n')
+        .map_while(Result::ok)
+        .find_map(|line| timestamp_ms(&notification::decode(line.trim_ascii())))?;
+    cursor.last_time_ms = Some(found);
+    Some(found)
 }
 
 bonnie_plugin_api::export_input! {

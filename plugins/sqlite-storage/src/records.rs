@@ -4,9 +4,6 @@
 use bonnie_plugin_api::{IndexTerm, Record, RecordQuery};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, types::Value};
 
-/// Records returned when a query sets no limit.
-const DEFAULT_LIMIT: u32 = 1000;
-
 fn record_from_row(conn: &Connection, row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
     let collection: String = row.get(0)?;
     let key: String = row.get(1)?;
@@ -145,14 +142,12 @@ pub fn query(conn: &Connection, query: &RecordQuery) -> rusqlite::Result<Vec<Rec
         sql.push_str(&format!(" AND r.time_ms < ?{}", args.len()));
     }
     let direction = if query.descending { "DESC" } else { "ASC" };
-    let limit = if query.limit == 0 {
-        DEFAULT_LIMIT
-    } else {
-        query.limit
-    };
     sql.push_str(&format!(
-        " ORDER BY r.time_ms {direction}, r.key {direction} LIMIT {limit}"
+        " ORDER BY r.time_ms {direction}, r.key {direction}"
     ));
+    if let Some(limit) = query.max_records() {
+        sql.push_str(&format!(" LIMIT {limit}"));
+    }
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args), |row| {
         record_from_row(conn, row)
