@@ -1,6 +1,6 @@
 //! Timestamps as Cyrus writes them (RFC 3339, `2026-11-28T17:10:09.722Z`) and mail `Date`
-//! headers (RFC 2822) to and from milliseconds since the Unix epoch, in UTC. Parsing is
-//! jiff's; this file only adds the leniency real mail needs around it.
+//! headers (RFC 2822) to and from milliseconds since the Unix epoch, in UTC. Parsing, formatting
+//! and calendar arithmetic are jiff's; this file only adds the leniency real mail needs.
 
 use jiff::{Timestamp, fmt::rfc2822::DateTimeParser};
 
@@ -80,28 +80,33 @@ fn without_comments(text: &str) -> String {
     out
 }
 
+/// The timestamp of `ms`, the nearest jiff can represent (years -9999 to 9999) beyond.
+fn timestamp(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(if ms < 0 {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
+}
+
 /// Formats milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn format_rfc3339_ms(ms: i64) -> String {
-    let (date, time_ms) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    let (year, month, day) = civil_from_days(date);
-    let (h, m, s, milli) = (
-        time_ms / 3_600_000,
-        time_ms / 60_000 % 60,
-        time_ms / 1000 % 60,
-        time_ms % 1000,
-    );
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
+    timestamp(ms).strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// Formats milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (whole seconds).
 pub fn format_rfc3339_s(ms: i64) -> String {
-    let full = format_rfc3339_ms(ms);
-    format!("{}Z", &full[..19])
+    timestamp(ms).strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// The UTC date of a timestamp as `(year, month, day)`.
 pub fn utc_date(ms: i64) -> (i64, i64, i64) {
-    civil_from_days(ms.div_euclid(86_400_000))
+    let date = timestamp(ms).to_zoned(jiff::tz::TimeZone::UTC).date();
+    (
+        i64::from(date.year()),
+        i64::from(date.month()),
+        i64::from(date.day()),
+    )
 }
 
 /// Milliseconds since the epoch, now.
@@ -111,37 +116,39 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-// Howard Hinnant's algorithms for the proleptic Gregorian calendar.
+const EPOCH: jiff::civil::Date = jiff::civil::date(1970, 1, 1);
 
-/// Days since 1970-01-01 of the date `y`-`m`-`d` (proleptic Gregorian).
+/// Days since 1970-01-01 of the date `y`-`m`-`d` (proleptic Gregorian, by jiff). A day past
+/// the month's end counts on into the next months; a year or month jiff cannot represent is
+/// taken as the nearest it can.
 pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let year = y.clamp(-9999, 9999) as i16;
+    let month = m.clamp(1, 12) as i8;
+    let first = jiff::civil::Date::new(year, month, 1).unwrap_or(EPOCH);
+    let first_days = i64::from(
+        first
+            .since((jiff::Unit::Day, EPOCH))
+            .map_or(0, |span| span.get_days()),
+    );
+    first_days + (d - 1)
 }
 
-/// The date (`y`, `m`, `d`) `z` days after 1970-01-01 (proleptic Gregorian).
+/// The date (`y`, `m`, `d`) `z` days after 1970-01-01 (proleptic Gregorian, by jiff). Beyond
+/// what jiff represents (years -9999 to 9999) the year is -10000 or 10000 (January 1st), so
+/// that a caller building a date of it gets an error rather than a wrong date.
 pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
+    match jiff::Span::new()
+        .try_days(z)
+        .ok()
+        .and_then(|span| EPOCH.checked_add(span).ok())
+    {
+        Some(date) => (
+            i64::from(date.year()),
+            i64::from(date.month()),
+            i64::from(date.day()),
+        ),
+        None => (if z < 0 { -10_000 } else { 10_000 }, 1, 1),
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,14 @@
 //! One part of a message by its media type, as bytes with only the transfer encoding undone
 //! (the calendar reads Kolab objects' XML and iCalendar parts this way, byte for byte).
 
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use mail_parser::{MessageParser, MimeHeaders, PartType};
+
+/// Standard base64, padded or not.
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// A part found by [`find_part`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +27,9 @@ pub enum PartError {
     /// A multipart without the boundary that separates its parts.
     #[error("{0} without a boundary")]
     NoBoundary(String),
+    /// The part found says base64, and is not.
+    #[error("the {0} part is not valid base64")]
+    NotBase64(String),
 }
 
 /// The first part (depth first through multiparts, not into attached messages) whose media
@@ -43,6 +53,23 @@ pub fn find_part(
         }
         if matches!(part.body, PartType::Multipart(_)) || !wanted(&media) {
             continue;
+        }
+        // mail-parser skips what is not base64; a Kolab object must be whole or refused.
+        let says_base64 = part
+            .content_transfer_encoding()
+            .is_some_and(|e| e.trim().eq_ignore_ascii_case("base64"));
+        if says_base64 {
+            let raw: Vec<u8> = message
+                .raw_message
+                .get(part.offset_body as usize..part.offset_end as usize)
+                .unwrap_or_default()
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
+            if part.is_encoding_problem || base64::Engine::decode(&LENIENT, raw).is_err() {
+                return Err(PartError::NotBase64(media));
+            }
         }
         let bytes = match &part.body {
             PartType::Binary(b) | PartType::InlineBinary(b) => b.to_vec(),
