@@ -115,9 +115,18 @@ fn mail_changelog(caller: &Caller<'_>, params: &Params) -> Result<Value, RpcErro
         return Ok(Value::Bool(false));
     }
     let mut changes = Vec::new();
+    // Looked up once per login, not once per entry: a trail can hold many thousands.
+    let mut names: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
     for entry in &trail {
-        let who = match &entry.login {
-            Some(login) => objects::display_user(caller.storage, login)?,
+        let who = match entry.login.as_deref() {
+            Some(login) => match names.get(login) {
+                Some(name) => name.clone(),
+                None => {
+                    let name = objects::display_user(caller.storage, login)?;
+                    names.insert(login, name.clone());
+                    name
+                }
+            },
             None => "unknown".to_string(),
         };
         let mut change = json!({

@@ -1,7 +1,8 @@
-//! Changelog requests against a large archive: the SQLite store is filled with the history of
-//! `events` message events on Kolab events (each object appended, updated six times the way
-//! clients update — append the new version, flag the old deleted, expunge it — and moved), by
-//! the changelog handler's own recording code, called in-process (the event log itself is not
+//! Changelog requests against a large archive: the store (SQLite, or es-storage on
+//! osmem-server) is filled with the history of `events` message events on Kolab events (each
+//! object appended, updated six times the way clients update — append the new version, flag
+//! the old deleted, expunge it — and moved), by the changelog handler's own recording code,
+//! called in-process through the storage plugin bonnie-api loads (the event log itself is not
 //! written: the requests read only what the handler keeps). Then a real `bonnie-api` on that
 //! store answers signed `event.changelog` requests over HTTP, one connection each, as
 //! Roundcube sends them; their latency is measured at the client.
@@ -9,14 +10,16 @@
 use std::{
     path::Path,
     process::{Command, Stdio},
+    sync::{Arc, atomic::AtomicBool},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
 use bonnie_model::{mail_history, objects, users};
-use bonnie_plugin_api::{plugin::storage_box, storage::StorageClient};
-use bonnie_sqlite_storage::SqliteStorage;
+use bonnie_plugin_api::storage::StorageClient;
 use bonnie_tests::api::ApiClient;
+
+use crate::storage::Target;
 use serde_json::{Value, json};
 
 /// Events per object: one append, six updates of three events, one move.
@@ -113,11 +116,12 @@ fn record(object: u64, step: u64, time_ms: i64) -> Value {
     }
 }
 
-/// Fills the store at `db` with the history of `events` events.
-fn fill(db: &Path, events: u64) -> anyhow::Result<f64> {
-    let storage = StorageClient::new(storage_box(
-        SqliteStorage::open(db, 5000).map_err(|e| anyhow::anyhow!("{e}"))?,
-    ));
+/// Fills the store configured in `config` with the history of `events` events, by `threads`
+/// threads (each its own objects, every object's events in order).
+fn fill(config: &Path, events: u64, threads: u64) -> anyhow::Result<f64> {
+    let config = bonnie_core::Config::load(config)?;
+    let (_, storage) = bonnie_host::open_storage(&config, Arc::new(AtomicBool::new(false)))?;
+    let storage = StorageClient::new(storage);
     let objects_count = (events / EVENTS_PER_OBJECT).max(1);
     for n in 0..USERS.min(objects_count) {
         let login = owner(n);
@@ -127,38 +131,73 @@ fn fill(db: &Path, events: u64) -> anyhow::Result<f64> {
     }
     let started = Instant::now();
     let start_ms = 1_795_000_000_000i64;
-    let mut recorded = 0u64;
-    for step in 0..EVENTS_PER_OBJECT {
-        for object in 0..objects_count {
-            let time_ms = start_ms + (step * objects_count + object) as i64 * 10;
-            let value = record(object, step, time_ms);
-            let record = value.as_object().context("a record")?;
-            let job = format!("bench-{step}-{object}");
-            mail_history::record(&storage, record, &job).map_err(|e| anyhow::anyhow!("{e}"))?;
-            objects::record(&storage, record, &job, |_| false)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            recorded += 1;
+    let recorded = std::sync::atomic::AtomicU64::new(0);
+    let record_one = |object: u64, step: u64| -> anyhow::Result<()> {
+        let time_ms = start_ms + (step * objects_count + object) as i64 * 10;
+        let value = record(object, step, time_ms);
+        let record = value.as_object().context("a record")?;
+        let job = format!("bench-{step}-{object}");
+        mail_history::record(&storage, record, &job).map_err(|e| anyhow::anyhow!("{e}"))?;
+        objects::record(&storage, record, &job, |_| false).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let done = recorded.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if done.is_multiple_of(objects_count.max(50_000)) {
+            eprintln!(
+                "changelog store: {done} of {} events recorded",
+                objects_count * EVENTS_PER_OBJECT
+            );
         }
-        eprintln!(
-            "changelog store: {recorded} of {} events recorded",
-            objects_count * EVENTS_PER_OBJECT
-        );
-    }
+        Ok(())
+    };
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|thread| {
+                let record_one = &record_one;
+                scope.spawn(move || -> anyhow::Result<()> {
+                    for step in 0..EVENTS_PER_OBJECT {
+                        for object in (thread..objects_count).step_by(threads as usize) {
+                            record_one(object, step)?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().map_err(|_| anyhow::anyhow!("a fill thread panicked"))?)
+    })?;
+    let recorded = recorded.into_inner();
     Ok(recorded as f64 / started.elapsed().as_secs_f64())
 }
 
-/// Fills a store with `events` events, starts bonnie-api on it and times `requests` requests.
-pub fn latency(bin: &Path, root: &Path, events: u64, requests: usize) -> anyhow::Result<Figures> {
+/// Fills a store on `target` with `events` events (by `threads` threads), starts bonnie-api
+/// on it and times `requests` requests.
+pub fn latency(
+    bin: &Path,
+    root: &Path,
+    target: Target<'_>,
+    events: u64,
+    requests: usize,
+    threads: u64,
+) -> anyhow::Result<Figures> {
     let dir = tempfile::Builder::new()
         .prefix("bonnie-bench-changelog-")
         .tempdir_in(root)?;
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins)?;
     std::fs::create_dir_all(dir.path().join("var"))?;
-    let library = "libbonnie_sqlite_storage.so";
+    let (library, storage_table) = match target {
+        Target::Sqlite => (
+            "libbonnie_sqlite_storage.so",
+            "[plugins.sqlite-storage]\npath = \"var/bonnie.db\"\n".to_string(),
+        ),
+        Target::Search(url) => (
+            "libbonnie_es_storage.so",
+            format!("[plugins.es-storage]\nurl = \"{url}\"\n"),
+        ),
+    };
     std::fs::copy(bin.join(library), plugins.join(library))
         .with_context(|| format!("copying {library}"))?;
-    let recorded_per_s = fill(&dir.path().join("var/bonnie.db"), events)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -166,10 +205,11 @@ pub fn latency(bin: &Path, root: &Path, events: u64, requests: usize) -> anyhow:
     std::fs::write(
         &config,
         format!(
-            "[worker]\nplugin_dir = \"plugins\"\n\n[plugins.sqlite-storage]\npath = \"var/bonnie.db\"\n\n\
+            "[worker]\nplugin_dir = \"plugins\"\n\n{storage_table}\n\
              [api]\nlisten = \"127.0.0.1:{port}\"\nclients = \"var/api-clients.json\"\naudit_log = \"var/api-audit.log\"\n"
         ),
     )?;
+    let recorded_per_s = fill(&config, events, threads)?;
     let added = Command::new(bin.join("bonnie"))
         .arg("--config")
         .arg(&config)

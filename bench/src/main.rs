@@ -7,6 +7,7 @@
 mod changelog;
 mod chaos;
 mod cyrus;
+mod es;
 mod lab;
 mod load;
 mod storage;
@@ -78,6 +79,20 @@ struct Args {
     /// Run only the chaos run
     #[arg(long, conflicts_with_all = ["only_changelog", "only_e2e"])]
     only_chaos: bool,
+    /// Run only the Elasticsearch figures (bulk indexing rate; changelog latency on
+    /// es-storage and on SQLite with --es-changelog-events each)
+    #[arg(long, conflicts_with_all = ["only_changelog", "only_e2e", "only_chaos"])]
+    only_es: bool,
+    /// Log documents bulk-indexed into osmem-server per batching configuration
+    #[arg(long, default_value_t = 100_000)]
+    es_bulk_events: u64,
+    /// Message events whose history fills es-storage (and SQLite, for comparison) before the
+    /// changelog requests of --only-es
+    #[arg(long, default_value_t = 1_000_000)]
+    es_changelog_events: u64,
+    /// Threads filling each store for --only-es
+    #[arg(long, default_value_t = 4)]
+    es_fill_threads: u64,
 }
 
 fn main() {
@@ -96,8 +111,10 @@ fn changelog_figures(args: &Args) -> anyhow::Result<Value> {
     let figures = changelog::latency(
         &bin,
         &lab::bench_root()?,
+        storage::Target::Sqlite,
         args.changelog_events,
         args.changelog_requests,
+        1,
     )?;
     eprintln!(
         "changelog requests with {} events stored: p50 {:.2} ms, p99 {:.2} ms",
@@ -144,6 +161,19 @@ fn chaos_figures(args: &Args) -> anyhow::Result<Value> {
 fn run(args: &Args) -> anyhow::Result<Value> {
     if args.only_chaos {
         return Ok(json!({ "machine": machine(), "chaos": chaos_figures(args)? }));
+    }
+    if args.only_es {
+        let figures = es::figures(
+            &lab::bin_dir()?,
+            &lab::bench_root()?,
+            &es::EsArgs {
+                bulk_events: args.es_bulk_events,
+                changelog_events: args.es_changelog_events,
+                changelog_requests: args.changelog_requests,
+                fill_threads: args.es_fill_threads,
+            },
+        )?;
+        return Ok(json!({ "machine": machine(), "elasticsearch": figures }));
     }
     if args.only_changelog {
         return Ok(json!({ "machine": machine(), "changelog": changelog_figures(args)? }));

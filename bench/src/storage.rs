@@ -22,7 +22,7 @@ pub enum Target<'a> {
 }
 
 /// A notification of a realistic mix: appends, flag changes, logins, folder events.
-fn notification(n: u64) -> String {
+pub(crate) fn notification(n: u64) -> String {
     let time = format!(
         "2026-11-28T{:02}:{:02}:{:02}.{:03}Z",
         (n / 3_600_000) % 24,

@@ -12,6 +12,7 @@ use crate::{
     ldap::Slapd,
     paths,
     process::{self, ChildGuard},
+    storages::{Archive, Storage},
 };
 
 /// The servers and bonnie's processes, stopped when dropped.
@@ -23,15 +24,23 @@ pub struct CyrusLab {
     /// The directory.
     pub ldap: Slapd,
     _processes: Vec<ChildGuard>,
+    /// Dropped after the processes: the search server outlives the worker.
+    _archive: Archive,
 }
 
 impl CyrusLab {
     /// Starts everything, with the `groupware` plugins (`bonnie-changelog`...) loaded too, and
     /// creates the mailboxes of `users`.
     pub fn start(groupware: &[&str], users: &[&str]) -> Self {
+        Self::start_on(Storage::Sqlite, groupware, users)
+    }
+
+    /// Like [`CyrusLab::start`], with the archive on `storage`.
+    pub fn start_on(storage: Storage, groupware: &[&str], users: &[&str]) -> Self {
         let ldap = Slapd::start();
         let mut cyrus = Cyrus::new();
         let cluster = Cluster::for_cyrus(&cyrus, &ldap, groupware);
+        let archive = cluster.use_storage(storage);
         let processes = vec![
             cluster.start_broker(),
             cluster.start_worker("worker"),
@@ -54,6 +63,7 @@ impl CyrusLab {
             cyrus,
             ldap,
             _processes: processes,
+            _archive: archive,
         }
     }
 

@@ -13,4 +13,5 @@ pub mod ldap;
 pub mod paths;
 pub mod process;
 pub mod search_server;
+pub mod storages;
 pub mod worker;

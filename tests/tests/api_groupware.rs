@@ -2,10 +2,18 @@
 //! archived through the whole chain (exec dealer, broker, worker with the archive handlers
 //! and `changelog`, collector, LDAP): changelogs with who did what, each revision's exact XML,
 //! diffs of whole objects and of one recurrence instance, authorization by the folder's
-//! current ACL, the JSON-RPC and HTTP errors, and the audit log.
+//! current ACL, the JSON-RPC and HTTP errors, and the audit log; on SQLite and on a search
+//! server alike, with a message's trail past the 10,000 hits a search answers at once.
 
-use bonnie_core::imap::client::quote;
-use bonnie_tests::{api::ApiClient, kolab, lab::CyrusLab};
+use bonnie_core::imap::{client::quote, uri::Mailbox};
+use bonnie_tests::{
+    api::ApiClient,
+    cluster::Cluster,
+    kolab,
+    lab::CyrusLab,
+    on_both_storages,
+    storages::{self, Storage},
+};
 use serde_json::{Value, json};
 
 const JOHN: &str = "john.doe@example.org";
@@ -81,9 +89,13 @@ fn revs(changelog: &Value) -> Vec<i64> {
         .collect()
 }
 
-#[test]
-fn kolab_clients_read_history_revisions_and_diffs_with_authorization() {
-    let lab = CyrusLab::start(&["bonnie-changelog"], &[JOHN, JANE]);
+on_both_storages!(
+    kolab_clients_read_history_revisions_and_diffs_with_authorization,
+    a_trail_past_ten_thousand_entries_is_answered_whole,
+);
+
+fn kolab_clients_read_history_revisions_and_diffs_with_authorization(storage: Storage) {
+    let lab = CyrusLab::start_on(storage, &["bonnie-changelog"], &[JOHN, JANE]);
     let (cyrus, cluster) = (&lab.cyrus, &lab.cluster);
     let (_api, api, admins) = cluster.start_api_with_admins(&["console"]);
     let console = &admins[0];
@@ -560,4 +572,68 @@ fn with_a_certificate_the_api_speaks_https_only() {
         refused.is_err() || refused.is_ok_and(|a| a.status != 200),
         "plain HTTP must not be served"
     );
+}
+
+/// Entries of the long trail: past the 10,000 hits Elasticsearch and OpenSearch answer at most
+/// per search (`max_result_window`), and past two of es-storage's pages.
+const LONG_TRAIL: u64 = 10_050;
+
+fn a_trail_past_ten_thousand_entries_is_answered_whole(storage: Storage) {
+    let cluster = Cluster::new(&[], "");
+    let _archive = cluster.use_storage(storage);
+    std::fs::create_dir_all(cluster.path().join("var")).unwrap();
+    // Filled in-process through the storage plugin, as the changelog handler records a
+    // message's events: an append, then flags set and cleared, by four threads.
+    let store = storages::open(&cluster.config());
+    let inbox = Mailbox::of_user(JOHN, "INBOX").path;
+    let start_ms = 1_795_000_000_000i64;
+    let event = |n: u64| {
+        let name = match n {
+            0 => "MessageAppend",
+            n if n % 2 == 1 => "FlagsSet",
+            _ => "FlagsClear",
+        };
+        json!({
+            "event": name,
+            "@timestamp": bonnie_core::time::format_rfc3339_ms(start_ms + n as i64 * 1000),
+            "user": JOHN,
+            "folder": inbox,
+            "uids": [7],
+            "flags": ["\\Flagged"],
+        })
+    };
+    std::thread::scope(|scope| {
+        for thread in 0..4 {
+            let store = &store;
+            scope.spawn(move || {
+                for n in (thread..LONG_TRAIL).step_by(4) {
+                    let record = event(n);
+                    bonnie_model::mail_history::record(
+                        store,
+                        record.as_object().unwrap(),
+                        &format!("fill-{n}"),
+                    )
+                    .unwrap();
+                }
+            });
+        }
+    });
+    drop(store);
+
+    let (_api, api) = cluster.start_api(&[]);
+    let trail = api.call(
+        JOHN,
+        "mail.changelog",
+        json!({ "mailbox": "INBOX", "msguid": 7 }),
+    );
+    let changes = trail["changes"].as_array().unwrap_or_else(|| panic!("{trail}"));
+    assert_eq!(changes.len() as u64, LONG_TRAIL, "the whole trail");
+    let dates: Vec<&str> = changes.iter().map(|c| c["date"].as_str().unwrap()).collect();
+    let expected: Vec<String> = (0..LONG_TRAIL)
+        .map(|n| bonnie_core::time::format_rfc3339_s(start_ms + n as i64 * 1000))
+        .collect();
+    assert_eq!(dates, expected, "every entry once, oldest first");
+    assert_eq!(changes[0]["op"], "APPEND");
+    assert_eq!(changes[1]["op"], "FLAGS_SET");
+    assert_eq!(changes[2]["op"], "FLAGS_CLEAR");
 }
