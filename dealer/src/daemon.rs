@@ -164,8 +164,14 @@ impl Queue for Own<'_> {
 /// Serves the dlist socket until `shutdown` is set.
 pub fn run(config: &DealerConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
     let path = &config.socket;
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = path.parent()
+        && !dir.exists()
+    {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // Made under bonnie's umask (0o027), yet Cyrus's imapd and lmtpd, maybe another user,
+        // must reach the socket: its own mode (`socket_mode`) says who may connect.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("cannot set the mode of {}", dir.display()))?;
     }
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != ErrorKind::NotFound => {

@@ -435,3 +435,34 @@ fn plugins_that_others_could_change_are_refused_with_the_reason() {
         "{stderr}"
     );
 }
+
+#[test]
+fn cyrus_reaches_the_dealer_socket_in_a_folder_the_daemon_made_under_its_umask() {
+    let cluster = Cluster::new(&[], "");
+    let config = std::fs::read_to_string(cluster.config()).unwrap();
+    let moved = config.replace(
+        "socket = \"var/dealer.sock\"",
+        "socket = \"var/run/dealer.sock\"",
+    );
+    assert_ne!(config, moved, "the harness's socket line");
+    std::fs::write(cluster.config(), moved).unwrap();
+    let socket = cluster.path().join("var/run/dealer.sock");
+    let _dealer = process::ChildGuard::spawn(
+        "bonnie-dealer --daemon",
+        &mut cluster.command("bonnie-dealer", &["--daemon"]),
+    );
+    process::wait_until("the dealer socket", || socket.exists());
+    // imapd and lmtpd run as cyrus, not as the daemon's user (root here).
+    let connect = "import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])";
+    let output = process::run(
+        "python3 as cyrus",
+        std::process::Command::new("runuser")
+            .args(["-u", "cyrus", "--", "/usr/bin/python3", "-c", connect])
+            .arg(&socket),
+    );
+    assert!(
+        process::succeeded(&output.status),
+        "{}",
+        process::describe(&output)
+    );
+}
