@@ -33,6 +33,27 @@ pub fn is_digest(text: &str) -> bool {
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
+/// The digests of the payloads a normalized record stored (`payloads[].digest` and
+/// `payload_digest`), sorted, each once.
+pub fn digests_of_record(record: &serde_json::Value) -> Vec<String> {
+    let mut digests: Vec<String> = record
+        .get("payloads")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("digest").and_then(serde_json::Value::as_str))
+        .chain(
+            record
+                .get("payload_digest")
+                .and_then(serde_json::Value::as_str),
+        )
+        .map(str::to_string)
+        .collect();
+    digests.sort();
+    digests.dedup();
+    digests
+}
+
 /// Compresses a payload.
 pub fn compress(bytes: &[u8]) -> io::Result<Vec<u8>> {
     zstd::bulk::compress(bytes, LEVEL)

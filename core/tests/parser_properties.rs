@@ -193,7 +193,8 @@ proptest! {
 
     #[test]
     fn base64_round_trips(bytes in vec(any::<u8>(), 0..100)) {
-        prop_assert_eq!(rfc2047::base64(&client::base64(&bytes)), Some(bytes));
+        let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bytes);
+        prop_assert_eq!(rfc2047::base64(&encoded), Some(bytes));
     }
 
     #[test]

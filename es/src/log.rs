@@ -41,22 +41,6 @@ enum Answer {
 /// The texts of a record that search finds it by, besides its keyword fields.
 const SEARCHED_FIELDS: [&str; 6] = ["subject", "from", "to", "cc", "bcc", "folder_name"];
 
-/// The digests of the payloads a record stored (`payloads[].digest`, `payload_digest`).
-fn payload_digests(record: &Value) -> Vec<String> {
-    let mut digests: Vec<String> = record
-        .get("payloads")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p.get("digest").and_then(Value::as_str))
-        .chain(record.get("payload_digest").and_then(Value::as_str))
-        .map(str::to_string)
-        .collect();
-    digests.sort();
-    digests.dedup();
-    digests
-}
-
 /// The index of a record: `<prefix>-YYYY.MM.DD` of its event time (UTC).
 fn index_for(prefix: &str, record: &Value) -> String {
     let ms = ["@timestamp", "timestamp"]
@@ -90,7 +74,7 @@ impl Es {
             }
         }
         let mut truncated = false;
-        for digest in payload_digests(record) {
+        for digest in bonnie_core::payload::digests_of_record(record) {
             if let Ok(Some(bytes)) = self.get_payload(&digest) {
                 let found =
                     bonnie_mail::parse(&bytes).search_text(self.settings.max_indexed_text_bytes);

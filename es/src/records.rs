@@ -329,7 +329,7 @@ impl Es {
             "collection": "payloads",
             "key": digest,
             "time_ms": bonnie_core::time::now_ms(),
-            "body": { "size": bytes.len(), "zstd_base64": bonnie_core::imap::client::base64(&compressed) },
+            "body": { "size": bytes.len(), "zstd_base64": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &compressed) },
         });
         self.runtime.block_on(async {
             let response = self
@@ -360,7 +360,9 @@ impl Es {
         let compressed = body
             .get("zstd_base64")
             .and_then(Value::as_str)
-            .and_then(bonnie_core::imap::rfc2047::base64)
+            .and_then(|b| {
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b).ok()
+            })
             .ok_or_else(|| broken("no data"))?;
         let size = body
             .get("size")

@@ -34,24 +34,6 @@ impl Default for TextIndex {
     }
 }
 
-/// The digests of the payloads a record stored (`payloads[].digest`, `payload_digest`).
-fn payload_digests(record: &Value) -> Vec<String> {
-    let mut digests: Vec<String> = record
-        .get("payloads")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p.get("digest").and_then(Value::as_str))
-        .map(str::to_string)
-        .collect();
-    if let Some(one) = record.get("payload_digest").and_then(Value::as_str) {
-        digests.push(one.to_string());
-    }
-    digests.sort();
-    digests.dedup();
-    digests
-}
-
 /// A payload's bytes, from the database or the payload folder; `None` when neither has it
 /// (or it cannot be read: the index then lacks its text, the entry is still stored).
 fn payload_bytes(conn: &Connection, index: &TextIndex, digest: &str) -> Option<Vec<u8>> {
@@ -75,7 +57,7 @@ fn payload_bytes(conn: &Connection, index: &TextIndex, digest: &str) -> Option<V
 /// The text of the messages a record stored, and whether a part was cut at the limit.
 fn message_text(conn: &Connection, index: &TextIndex, record: &Value) -> (String, bool) {
     let (mut text, mut truncated) = (String::new(), false);
-    for digest in payload_digests(record) {
+    for digest in payload::digests_of_record(record) {
         if let Some(bytes) = payload_bytes(conn, index, &digest) {
             let found = bonnie_mail::parse(&bytes).search_text(index.max_part_bytes);
             text.push('\n');
