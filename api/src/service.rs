@@ -505,3 +505,56 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bonnie_plugin_api::plugin::storage_box;
+    use bonnie_sqlite_storage::SqliteStorage;
+
+    #[test]
+    fn a_password_over_the_cap_is_refused_without_a_verification_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SqliteStorage::open(&dir.path().join("bonnie.db"), 5000).unwrap();
+        let mut clients = Clients::load(&dir.path().join("clients.json")).unwrap();
+        let made = clients.add("roundcube").unwrap();
+        let service = Service::new(
+            StorageClient::new(storage_box(storage)),
+            clients,
+            Vec::new(),
+            &dir.path().join("audit.log"),
+            10,
+        )
+        .unwrap();
+        let here: IpAddr = "192.0.2.1".parse().unwrap();
+        // Every verification slot taken, as by a flood of logins in flight.
+        service.checks.0.store(service.checks.1, Ordering::SeqCst);
+        let long = "x".repeat(MAX_PASSWORD_BYTES + 1);
+        assert!(matches!(
+            service.authenticate("roundcube", &long, here),
+            Err(LoginRefused::Unauthorized)
+        ));
+        assert!(matches!(
+            service.authenticate("roundcube", "wrong", here),
+            Err(LoginRefused::Busy)
+        ));
+        service.checks.0.store(0, Ordering::SeqCst);
+        assert!(
+            service
+                .authenticate("roundcube", &made.password, here)
+                .is_ok()
+        );
+        assert_eq!(
+            service.checks.0.load(Ordering::SeqCst),
+            0,
+            "the slot is given back"
+        );
+        // Verified once, it is recognised without a slot.
+        service.checks.0.store(service.checks.1, Ordering::SeqCst);
+        assert!(
+            service
+                .authenticate("roundcube", &made.password, here)
+                .is_ok()
+        );
+    }
+}
