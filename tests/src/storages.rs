@@ -9,6 +9,7 @@ use std::{
 };
 
 use bonnie_plugin_api::storage::StorageClient;
+use serde_json::{Value, json};
 
 use crate::{cluster::Cluster, paths, search_server::SearchServer, worker::WorkerLab};
 
@@ -87,6 +88,56 @@ impl Archive {
                 let (status, count) = server.request("GET", "/logstash-*/_count", None);
                 assert_eq!(status, 200, "{count}");
                 count["count"].as_u64().expect("a count") as usize
+            }
+        }
+    }
+}
+
+impl Archive {
+    /// The log entries of `event`: the `user` and `user_id` per-user queries read (SQLite's
+    /// columns, the search documents' fields) and the record.
+    pub fn logged_users(
+        &self,
+        dir: &Path,
+        event: &str,
+    ) -> Vec<(Option<String>, Option<String>, Value)> {
+        match &self.server {
+            None => {
+                let db = rusqlite::Connection::open(dir.join("var/bonnie.db"))
+                    .expect("opening the archive");
+                let mut stmt = db
+                    .prepare("SELECT user, user_id, record FROM log WHERE event = ?1")
+                    .expect("the log");
+                stmt.query_map([event], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?))
+                })
+                .expect("reading the log")
+                .map(|row| {
+                    let (user, user_id, record) = row.expect("a log row");
+                    (
+                        user,
+                        user_id,
+                        serde_json::from_str(&record).expect("a JSON record"),
+                    )
+                })
+                .collect()
+            }
+            Some(server) => {
+                server.refresh();
+                let query = json!({ "size": 10000, "query": { "term": { "event": event } } });
+                let (status, found) =
+                    server.request("POST", "/logstash-*/_search", Some(&query));
+                assert_eq!(status, 200, "{found}");
+                found["hits"]["hits"]
+                    .as_array()
+                    .expect("hits")
+                    .iter()
+                    .map(|hit| {
+                        let record = hit["_source"].clone();
+                        let text = |field: &str| record[field].as_str().map(str::to_string);
+                        (text("user"), text("user_id"), record)
+                    })
+                    .collect()
             }
         }
     }

@@ -1,11 +1,17 @@
 //! Every notification a real Cyrus 3.6 produced, through the real worker and the real handler
-//! plugins into SQLite: each yields a record whose fields are checked by value; sessions get
-//! their duration; ACL changes make new folder states of the same folder; renames keep the
-//! folder's uniqueid and both names.
+//! plugins into SQLite and into a search server (es-storage on osmem-server), with the same
+//! expectations: each yields a record whose fields are checked by value; sessions get their
+//! duration; ACL changes make new folder states of the same folder; renames keep the folder's
+//! uniqueid and both names.
 
 use std::collections::BTreeMap;
 
-use bonnie_tests::{paths, worker::WorkerLab};
+use bonnie_plugin_api::storage::RecordQuery;
+use bonnie_tests::{
+    on_both_storages, paths,
+    storages::{self, Archive, Storage},
+    worker::WorkerLab,
+};
 use serde_json::{Value, json};
 
 use bonnie_tests::worker::ARCHIVE_HANDLERS as HANDLERS;
@@ -18,9 +24,24 @@ fn samples() -> Vec<(String, Value)> {
         .collect()
 }
 
-/// Runs the samples through a worker; the lab and the records by sample file.
-fn archive_samples(extra_lines: &[String]) -> (WorkerLab, BTreeMap<String, Value>) {
+on_both_storages!(
+    every_captured_notification_becomes_a_record_checked_by_value,
+    a_login_and_its_logout_make_one_session_with_its_duration,
+    a_logout_without_its_login_waits_then_is_stored_on_its_own,
+    an_acl_change_makes_a_new_folder_state_of_the_same_folder,
+    a_rename_keeps_the_uniqueid_and_both_names,
+    a_delivery_without_a_user_is_attributed_to_its_recipient,
+    an_unknown_event_is_stored_as_received_and_flagged,
+);
+
+/// Runs the samples through a worker on `storage`; the lab, the records by sample file, and
+/// the storage (kept as long as the lab).
+fn archive_samples(
+    storage: Storage,
+    extra_lines: &[String],
+) -> (WorkerLab, BTreeMap<String, Value>, Archive) {
     let lab = WorkerLab::with_plugins(&HANDLERS, "[plugins.sessions]\nlogout_waits = 2\n");
+    let archive = lab.use_storage(storage);
     let config = std::fs::read_to_string(lab.config())
         .unwrap()
         .replace("threads = 2", "threads = 1");
@@ -35,7 +56,7 @@ fn archive_samples(extra_lines: &[String]) -> (WorkerLab, BTreeMap<String, Value
         .enumerate()
         .map(|(i, (file, _))| (file.clone(), lab.record(&format!("in.jsonl:{}", i + 1))))
         .collect();
-    (lab, records)
+    (lab, records, archive)
 }
 
 /// `a` or `a:b` expanded, the only forms in the samples.
@@ -46,9 +67,8 @@ fn uids(set: &str) -> Vec<u64> {
     }
 }
 
-#[test]
-fn every_captured_notification_becomes_a_record_checked_by_value() {
-    let (lab, records) = archive_samples(&[]);
+fn every_captured_notification_becomes_a_record_checked_by_value(storage: Storage) {
+    let (lab, records, archive) = archive_samples(storage, &[]);
     for (file, raw) in samples() {
         let r = &records[&file];
         let ctx = format!("{file}: {r}");
@@ -197,50 +217,45 @@ fn every_captured_notification_becomes_a_record_checked_by_value() {
         (json!("127.0.0.1"), json!("cyrus-lab.example.org"))
     );
 
-    // Everything reached SQLite too, once.
-    let db = rusqlite::Connection::open(lab.path().join("var/bonnie.db")).unwrap();
-    let logged: i64 = db
-        .query_row("SELECT count(DISTINCT job_id) FROM log", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(logged as usize, samples().len());
+    // Everything reached the storage's log too, once.
+    assert_eq!(archive.logged_jobs(lab.path()), samples().len());
 }
 
-#[test]
-fn a_login_and_its_logout_make_one_session_with_its_duration() {
-    let (lab, records) = archive_samples(&[]);
+fn a_login_and_its_logout_make_one_session_with_its_duration(storage: Storage) {
+    let (lab, records, _archive) = archive_samples(storage, &[]);
     let logout = &records["Logout-2.json"];
     assert_eq!(logout["login_time"], "2026-11-28T17:13:21.544Z");
     assert_eq!(logout["duration"], 40.181);
-    let db = rusqlite::Connection::open(lab.path().join("var/bonnie.db")).unwrap();
-    let body: String = db
-        .query_row(
-            "SELECT body FROM records WHERE collection = 'sessions' AND key = 'cyrus-lab.example.org-1795886001-18849-1-733595124588318753'",
-            [],
-            |r| r.get(0),
+    let store = storages::open(&lab.config());
+    let session = store
+        .get(
+            "sessions",
+            "cyrus-lab.example.org-1795886001-18849-1-733595124588318753",
         )
+        .unwrap()
+        .expect("the session")
+        .json()
         .unwrap();
-    let session: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(session["user"], "john.doe@example.org");
     assert_eq!(session["login_time"], "2026-11-28T17:13:21.544Z");
     assert_eq!(session["logout_time"], "2026-11-28T17:14:01.725Z");
     assert_eq!(session["duration"], 40.181);
-    let sessions: i64 = db
-        .query_row(
-            "SELECT count(*) FROM records WHERE collection = 'sessions'",
-            [],
-            |r| r.get(0),
-        )
+    let sessions = store
+        .query(&RecordQuery {
+            collection: "sessions".into(),
+            all: true,
+            ..RecordQuery::default()
+        })
         .unwrap();
-    assert_eq!(sessions, 8, "one per Login");
+    assert_eq!(sessions.len(), 8, "one per Login");
 }
 
-#[test]
-fn a_logout_without_its_login_waits_then_is_stored_on_its_own() {
+fn a_logout_without_its_login_waits_then_is_stored_on_its_own(storage: Storage) {
     let lonely = json!({
         "event": "Logout", "timestamp": "2026-11-28T18:00:00.000Z", "service": "imap",
         "user": "john.doe@example.org", "vnd.cmu.sessionId": "no-such-login-1"
     });
-    let (lab, _) = archive_samples(&[lonely.to_string()]);
+    let (lab, _, _archive) = archive_samples(storage, &[lonely.to_string()]);
     let job = format!("in.jsonl:{}", samples().len() + 1);
     let outcomes = lab.outcomes_of(&job);
     assert_eq!(
@@ -257,35 +272,27 @@ fn a_logout_without_its_login_waits_then_is_stored_on_its_own() {
     assert!(record.get("duration").is_none());
 }
 
+/// The folder's states, oldest first, read through the storage.
 fn folder_states(lab: &WorkerLab, uniqueid: &str) -> Vec<Value> {
-    let db = rusqlite::Connection::open(lab.path().join("var/bonnie.db")).unwrap();
-    let mut stmt = db
-        .prepare(
-            "SELECT r.body FROM records r JOIN record_index i ON i.collection = r.collection AND i.key = r.key
-             WHERE r.collection = 'folders' AND i.field = 'uniqueid' AND i.value = ?1 ORDER BY r.time_ms",
-        )
-        .unwrap();
-    stmt.query_map([uniqueid], |r| r.get::<_, String>(0))
+    storages::open(&lab.config())
+        .query(&RecordQuery::all_with("folders", "uniqueid", uniqueid))
         .unwrap()
-        .map(|b| serde_json::from_str(&b.unwrap()).unwrap())
+        .iter()
+        .map(|r| r.json().unwrap())
         .collect()
 }
 
 fn current_folder(lab: &WorkerLab, uniqueid: &str) -> Value {
-    let db = rusqlite::Connection::open(lab.path().join("var/bonnie.db")).unwrap();
-    let body: String = db
-        .query_row(
-            "SELECT body FROM records WHERE collection = 'folders-current' AND key = ?1",
-            [uniqueid],
-            |r| r.get(0),
-        )
-        .unwrap();
-    serde_json::from_str(&body).unwrap()
+    storages::open(&lab.config())
+        .get("folders-current", uniqueid)
+        .unwrap()
+        .expect("the folder's current view")
+        .json()
+        .unwrap()
 }
 
-#[test]
-fn an_acl_change_makes_a_new_folder_state_of_the_same_folder() {
-    let (lab, records) = archive_samples(&[]);
+fn an_acl_change_makes_a_new_folder_state_of_the_same_folder(storage: Storage) {
+    let (lab, records, _archive) = archive_samples(storage, &[]);
     let calendar = "umlq6xbovdfdid2o1v10vpur";
     let created = &records["MailboxCreate-3.json"];
     let granted = &records["AclChange-1.json"];
@@ -320,9 +327,8 @@ fn an_acl_change_makes_a_new_folder_state_of_the_same_folder() {
     assert_eq!(current["acl"]["jane.doe@example.org"], "lrs");
 }
 
-#[test]
-fn a_rename_keeps_the_uniqueid_and_both_names() {
-    let (lab, records) = archive_samples(&[]);
+fn a_rename_keeps_the_uniqueid_and_both_names(storage: Storage) {
+    let (lab, records, _archive) = archive_samples(storage, &[]);
     let renamed = &records["MailboxRename-1.json"];
     let uniqueid = renamed["folder_uniqueid"].as_str().unwrap();
     assert_eq!(records["MailboxCreate-7.json"]["folder_uniqueid"], uniqueid);
@@ -353,8 +359,7 @@ fn a_rename_keeps_the_uniqueid_and_both_names() {
     assert!(history.contains(&json!("Tmp")), "{current}");
 }
 
-#[test]
-fn a_delivery_without_a_user_is_attributed_to_its_recipient() {
+fn a_delivery_without_a_user_is_attributed_to_its_recipient(storage: Storage) {
     // An LMTP delivery as Cyrus 3.6 captured it, and the same naming no acting user (the
     // field missing, or empty as on Cyrus's MailboxModseq).
     let captured: Value = serde_json::from_str(&paths::cyrus_event("MessageNew-1.json")).unwrap();
@@ -362,7 +367,8 @@ fn a_delivery_without_a_user_is_attributed_to_its_recipient() {
     missing.as_object_mut().unwrap().remove("user");
     let mut empty = captured.clone();
     empty["user"] = json!("");
-    let (lab, records) = archive_samples(&[missing.to_string(), empty.to_string()]);
+    let (lab, records, archive) =
+        archive_samples(storage, &[missing.to_string(), empty.to_string()]);
     let john = "john.doe@example.org";
     let as_captured = &records["MessageNew-1.json"];
     assert_eq!(as_captured["delivery"], true);
@@ -381,32 +387,22 @@ fn a_delivery_without_a_user_is_attributed_to_its_recipient() {
     let empty = lab.record(&format!("in.jsonl:{}", samples().len() + 2));
     assert_eq!(empty["cyrus_user"], "", "what Cyrus sent stays as evidence");
     // The log's user and user_id, which per-user queries read, for every delivery.
-    let db = rusqlite::Connection::open(lab.path().join("var/bonnie.db")).unwrap();
-    let mut stmt = db
-        .prepare("SELECT user, user_id, record FROM log WHERE event = 'MessageNew'")
-        .unwrap();
-    let rows: Vec<(Option<String>, Option<String>, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let rows = archive.logged_users(lab.path(), "MessageNew");
     assert_eq!(
         rows.len(),
         5,
         "three captured deliveries and two without a user"
     );
     for (user, user_id, record) in rows {
-        let record: Value = serde_json::from_str(&record).unwrap();
         let owner = record["folder_owner"].as_str().unwrap();
         assert_eq!(user.as_deref(), Some(owner), "{record}");
         assert_eq!(user_id, Some(format!("login:{owner}")), "{record}");
     }
 }
 
-#[test]
-fn an_unknown_event_is_stored_as_received_and_flagged() {
+fn an_unknown_event_is_stored_as_received_and_flagged(storage: Storage) {
     let alarm = json!({ "event": "CalendarAlarm", "timestamp": "2026-11-28T19:00:00.000Z", "user": "john.doe@example.org", "alarm": { "uid": "x" } });
-    let (lab, _) = archive_samples(&[alarm.to_string()]);
+    let (lab, _, _archive) = archive_samples(storage, &[alarm.to_string()]);
     let record = lab.record(&format!("in.jsonl:{}", samples().len() + 1));
     assert_eq!(record["unknown_event"], true);
     assert_eq!(record["alarm"], json!({ "uid": "x" }));
