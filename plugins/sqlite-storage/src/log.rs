@@ -541,4 +541,22 @@ Anhangwort Zwiebelkuchen\r\n--b--\r\n";
         assert!(matches!(statuses[0], ItemStatus::Rejected { .. }));
         assert_eq!(statuses[1], ItemStatus::Stored);
     }
+
+    proptest::proptest! {
+        /// Whatever a client searches for, FTS5 never sees it as syntax: the search answers,
+        /// and a word of an entry finds it.
+        #[test]
+        fn any_search_text_is_answered(text in "\\PC{0,40}", word in "[a-zA-ZäöüßÄÖÜẞ]{1,12}") {
+            let mut conn = open();
+            let record = json!({ "event": "MessageAppend", "subject": format!("x {word} y") });
+            append(&mut conn, &[item("1", &record.to_string())], &TextIndex::default()).unwrap();
+            let query = |text: &str| RecordQuery {
+                collection: COLLECTION.to_string(),
+                text: Some(text.to_string()),
+                ..RecordQuery::default()
+            };
+            search(&conn, &query(&text)).unwrap();
+            proptest::prop_assert_eq!(search(&conn, &query(&word)).unwrap().len(), 1);
+        }
+    }
 }
