@@ -36,7 +36,7 @@ fn memory_kib(pid: u32, field: &str) -> u64 {
 
 /// A POST /api/rpc with Basic credentials `name:password` (not signed): the raw answer.
 fn login(address: &str, name: &str, password: &str) -> api::RawAnswer {
-    let basic = bonnie_core::imap::client::base64(format!("{name}:{password}").as_bytes());
+    let basic = bonnie_core::imap::rfc2047::encode_base64(format!("{name}:{password}").as_bytes());
     let request = format!(
         "POST /api/rpc HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {basic}\r\n\
          Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
@@ -349,20 +349,25 @@ fn every_process_creates_its_files_private_to_bonnie() {
     assert!(spools.iter().all(|(_, m)| m & 0o027 == 0), "{spools:?}");
 }
 
+/// Runs `command`, which must refuse to start (exit 1): what it said on standard error.
+fn refused_start(name: &str, command: &mut std::process::Command) -> String {
+    let output = process::run(name, command);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        process::describe(&output)
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 #[test]
 fn a_configuration_whose_secrets_others_can_read_is_refused_with_the_reason() {
     let cluster = Cluster::new(&[], "");
     cluster.add_keys("collector", "imap_password = \"hunter2\"");
     std::fs::set_permissions(cluster.config(), std::fs::Permissions::from_mode(0o644)).unwrap();
     for binary in ["bonnie-collector", "bonnie-broker", "bonnie-api"] {
-        let output = process::run(binary, &mut cluster.command(binary, &[]));
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(
-            output.status.code(),
-            Some(1),
-            "{}",
-            process::describe(&output)
-        );
+        let stderr = refused_start(binary, &mut cluster.command(binary, &[]));
         assert!(
             stderr.contains("[collector] imap_password") && stderr.contains("mode 0644"),
             "{binary}: {stderr}"
@@ -421,14 +426,7 @@ fn plugins_that_others_could_change_are_refused_with_the_reason() {
 
     std::fs::set_permissions(&library, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(lab.plugin_dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let output = process::run("bonnie-worker", &mut lab.command(&[]));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        process::describe(&output)
-    );
+    let stderr = refused_start("bonnie-worker", &mut lab.command(&[]));
     assert!(
         stderr.contains(&lab.plugin_dir().display().to_string())
             && stderr.contains("writable by every user"),
