@@ -4,7 +4,8 @@
 //! the server's reason, 429 answers retried, one document per job however often it is
 //! delivered, es-storage keeping users, folders and sessions, and a server killed in the
 //! middle of a run: no job done whose document it did not accept, all of them in once a
-//! fresh one is back.
+//! fresh one is back; es-storage's queries paging past a page in SQLite's order; and the
+//! scenario replayed from two folders a day apart kept once.
 
 use std::collections::{HashMap, HashSet};
 
@@ -490,5 +491,56 @@ fn the_scenario_replayed_from_two_folders_a_day_apart_is_one_copy_in_elasticsear
     assert_eq!(
         hits[0]["_index"],
         format!("logstash-{year:04}.{month:02}.{day:02}")
+    );
+}
+
+#[test]
+fn es_storage_pages_through_every_match_in_order_past_a_page() {
+    use bonnie_plugin_api::{Record, RecordQuery};
+    let server = SearchServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Pages of 3 records: 10 matches take four pages, with records without a time among them.
+    let settings: bonnie_es::Settings =
+        serde_json::from_value(json!({ "url": server.url, "page_size": 3 })).unwrap();
+    let es = bonnie_es::Es::new(settings, &dir.path().join("dead-letter.jsonl")).unwrap();
+    for n in 0..10i64 {
+        let mut record = Record::new("paged", &format!("k{n:02}"), &json!({ "n": n }))
+            .indexed("group", "all");
+        if n % 4 != 0 {
+            record = record.at(1_000 + (n % 3));
+        }
+        es.put_record(&record).unwrap();
+    }
+    es.put_record(&Record::new("paged", "other", &json!({})).indexed("group", "none"))
+        .unwrap();
+    let keys = |query: RecordQuery| -> Vec<String> {
+        es.query_records(&query)
+            .unwrap()
+            .iter()
+            .map(|r| r.key.to_string())
+            .collect()
+    };
+    let all = RecordQuery::all_with("paged", "group", "all");
+    // As SQLite orders them: no time first, then by time, then by key.
+    let ascending = [
+        "k00", "k04", "k08", "k03", "k06", "k09", "k01", "k07", "k02", "k05",
+    ];
+    assert_eq!(keys(all.clone()), ascending);
+    let mut descending: Vec<&str> = ascending.to_vec();
+    descending.reverse();
+    assert_eq!(
+        keys(RecordQuery {
+            descending: true,
+            ..all.clone()
+        }),
+        descending
+    );
+    assert_eq!(
+        keys(RecordQuery {
+            all: false,
+            limit: 5,
+            ..all
+        }),
+        ascending[..5]
     );
 }
