@@ -317,6 +317,36 @@ impl Cluster {
         api
     }
 
+    /// Makes a self-signed certificate for localhost and 127.0.0.1 with openssl: `cert.pem`
+    /// and `key.pem` in the cluster's folder.
+    pub fn make_tls_certificate(&self) {
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                "-keyout",
+            ])
+            .arg(self.path().join("key.pem"))
+            .arg("-out")
+            .arg(self.path().join("cert.pem"))
+            .output()
+            .expect("openssl (scripts/test installs it)");
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+
     /// The API's audit log, one JSON object a line.
     pub fn api_audit(&self) -> Vec<Value> {
         std::fs::read_to_string(self.path().join("var/api-audit.log"))

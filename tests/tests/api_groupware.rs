@@ -479,31 +479,7 @@ fn with_a_certificate_the_api_speaks_https_only() {
     use std::process::Command;
     let cluster = bonnie_tests::cluster::Cluster::new(&[], "");
     let dir = cluster.path();
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout",
-        ])
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .output()
-        .expect("openssl (scripts/test installs it)");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    cluster.make_tls_certificate();
     let port = cluster.configure_api_with(
         &[],
         "tls_certificate = \"cert.pem\"\ntls_key = \"key.pem\"\n",

@@ -464,3 +464,36 @@ fn cyrus_reaches_the_dealer_socket_in_a_folder_the_daemon_made_under_its_umask()
         process::describe(&output)
     );
 }
+
+#[test]
+fn failed_and_stalled_tls_handshakes_are_audited_with_their_peer() {
+    let cluster = Cluster::new(&[], "");
+    cluster.make_tls_certificate();
+    let port = cluster.configure_api_with(
+        &[],
+        "tls_certificate = \"cert.pem\"\ntls_key = \"key.pem\"\nheader_timeout_ms = 1000\n",
+    );
+    let address = format!("127.0.0.1:{port}");
+    let _api = cluster.run_api(port);
+    // Plain HTTP to the HTTPS port: the handshake fails.
+    let plain = api::exchange(
+        &address,
+        b"POST /api/rpc HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert!(plain.is_none(), "no HTTP answer without TLS: {plain:?}");
+    // A client that connects and says nothing: the handshake times out.
+    let mut silent = api::connect(&address);
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut silent, &mut rest);
+    process::wait_until("both handshakes in the audit log", || {
+        let audit = cluster.api_audit();
+        ["tls_failed", "tls_timeout"].iter().all(|error| {
+            audit.iter().any(|l| {
+                l["error"] == *error
+                    && l["peer"]
+                        .as_str()
+                        .is_some_and(|p| p.starts_with("127.0.0.1:"))
+            })
+        })
+    });
+}
