@@ -36,10 +36,16 @@ fn memory_kib(pid: u32, field: &str) -> u64 {
 
 /// A POST /api/rpc with Basic credentials `name:password` (not signed): the raw answer.
 fn login(address: &str, name: &str, password: &str) -> api::RawAnswer {
-    let basic = bonnie_core::imap::rfc2047::encode_base64(format!("{name}:{password}").as_bytes());
+    let credentials = ApiClient {
+        address: address.to_string(),
+        name: name.to_string(),
+        password: password.to_string(),
+        secret: String::new(),
+    };
     let request = format!(
-        "POST /api/rpc HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {basic}\r\n\
-         Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+        "POST /api/rpc HTTP/1.1\r\nHost: x\r\n{}\r\n\
+         Content-Length: 2\r\nConnection: close\r\n\r\n{{}}",
+        credentials.authorization()
     );
     api::exchange(address, request.as_bytes()).expect("an answer")
 }
