@@ -425,7 +425,7 @@ fn es_storage_keeps_each_payload_once_by_digest() {
 }
 
 /// Writes the scenario (every captured Cyrus sample, and a MessageRead without a timestamp
-/// after the Login) to `<folder>/events.jsonl`; the number of lines.
+/// before and after the first Login) to `<folder>/events.jsonl`; the number of lines.
 fn write_scenario(lab: &WorkerLab, folder: &str) -> usize {
     let mut lines: Vec<String> = bonnie_tests::paths::cyrus_events()
         .into_iter()
@@ -434,6 +434,8 @@ fn write_scenario(lab: &WorkerLab, folder: &str) -> usize {
     let mut untimed: Value = serde_json::from_str(&paths::cyrus_event("MessageRead-1.json")).unwrap();
     untimed.as_object_mut().unwrap().remove("timestamp");
     lines.insert(1, untimed.to_string());
+    untimed["vnd.cmu.sessionId"] = json!("before-any-timestamp");
+    lines.insert(0, untimed.to_string());
     lab.write(&format!("{folder}/events.jsonl"), &(lines.join("\n") + "\n"));
     lines.len()
 }
@@ -476,22 +478,25 @@ fn the_scenario_replayed_from_two_folders_a_day_apart_is_one_copy_in_elasticsear
         .query_row("SELECT count(*) FROM log", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows as usize, lines, "one row per line");
-    // The notification without a timestamp has the time of the one before it in the file,
-    // the same on every replay whatever day it runs: not the day it was processed.
+    // A notification without a timestamp has the time of the one before it in the file (at
+    // the head of the file: of the first one after it), the same on every replay whatever day
+    // it runs: not the day it was processed.
     let query = json!({ "query": { "term": { "timestamp_missing": true } } });
     let (_, found) = server.request("POST", "/logstash-*/_search", Some(&query));
     let hits = found["hits"]["hits"].as_array().unwrap();
-    assert_eq!(hits.len(), 1, "{found}");
+    assert_eq!(hits.len(), 2, "{found}");
     let login: Value = serde_json::from_str(&bonnie_tests::paths::cyrus_events()[0].1).unwrap();
     let login_ms = bonnie_core::time::parse_rfc3339_ms(login["timestamp"].as_str().unwrap());
-    let untimed_ms =
-        bonnie_core::time::parse_rfc3339_ms(hits[0]["_source"]["@timestamp"].as_str().unwrap());
-    assert_eq!(untimed_ms, login_ms, "{}", hits[0]);
     let (year, month, day) = bonnie_core::time::utc_date(login_ms.unwrap());
-    assert_eq!(
-        hits[0]["_index"],
-        format!("logstash-{year:04}.{month:02}.{day:02}")
-    );
+    for hit in hits {
+        let untimed_ms =
+            bonnie_core::time::parse_rfc3339_ms(hit["_source"]["@timestamp"].as_str().unwrap());
+        assert_eq!(untimed_ms, login_ms, "{hit}");
+        assert_eq!(
+            hit["_index"],
+            format!("logstash-{year:04}.{month:02}.{day:02}")
+        );
+    }
 }
 
 #[test]

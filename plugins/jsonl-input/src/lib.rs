@@ -68,6 +68,8 @@ struct Cursor {
     /// The latest notification time read in this file: the received time of a notification
     /// without a timestamp that follows.
     last_time_ms: Option<i64>,
+    /// Whether the file was searched ahead for a timestamp already (once at most).
+    looked_ahead: bool,
     /// Lines read so far.
     line: u64,
     /// Where the next line starts.
@@ -169,6 +171,7 @@ impl JsonlInput {
                     path,
                     reader: BufReader::new(file),
                     last_time_ms: None,
+                    looked_ahead: false,
                     line: 0,
                     offset: 0,
                 });
@@ -346,8 +349,12 @@ fn timestamp_ms(notification: &str) -> Option<i64> {
 
 /// The time of the first notification with a timestamp after the cursor, for notifications
 /// without one at the head of a file; remembered as the file's time so far. None when no
-/// later line has one either: such a notification takes the time it is processed.
+/// later line has one either: such a notification takes the time it is processed. The file is
+/// searched once.
 fn first_time_after(cursor: &mut Cursor) -> Option<i64> {
+    if std::mem::replace(&mut cursor.looked_ahead, true) {
+        return None;
+    }
     let mut file = File::open(&cursor.path).ok()?;
     file.seek(SeekFrom::Start(cursor.offset)).ok()?;
     let found = BufReader::new(file)
