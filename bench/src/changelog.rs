@@ -162,9 +162,10 @@ fn fill(config: &Path, events: u64, threads: u64) -> anyhow::Result<f64> {
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .try_for_each(|w| w.join().map_err(|_| anyhow::anyhow!("a fill thread panicked"))?)
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .map_err(|_| anyhow::anyhow!("a fill thread panicked"))?
+        })
     })?;
     let recorded = recorded.into_inner();
     Ok(recorded as f64 / started.elapsed().as_secs_f64())

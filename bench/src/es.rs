@@ -43,10 +43,14 @@ fn bulk_rate(
                     for chunk in mine.chunks(batch as usize) {
                         let items: Vec<OutputItem> = chunk
                             .iter()
-                            .map(|n| OutputItem::new(format!("bulk-{n}"), storage::notification(*n)))
+                            .map(|n| {
+                                OutputItem::new(format!("bulk-{n}"), storage::notification(*n))
+                            })
                             .collect();
                         let statuses = es.write_log(&items).map_err(|e| anyhow::anyhow!("{e}"))?;
-                        if let Some(bad) = statuses.iter().find(|s| !matches!(s, ItemStatus::Stored)) {
+                        if let Some(bad) =
+                            statuses.iter().find(|s| !matches!(s, ItemStatus::Stored))
+                        {
                             anyhow::bail!("a document was not written: {bad:?}");
                         }
                     }
@@ -54,9 +58,10 @@ fn bulk_rate(
                 })
             })
             .collect();
-        threads
-            .into_iter()
-            .try_for_each(|t| t.join().map_err(|_| anyhow::anyhow!("a bulk thread panicked"))?)
+        threads.into_iter().try_for_each(|t| {
+            t.join()
+                .map_err(|_| anyhow::anyhow!("a bulk thread panicked"))?
+        })
     })?;
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }
@@ -96,10 +101,25 @@ pub fn figures(bin: &Path, root: &Path, args: &EsArgs) -> anyhow::Result<Value> 
     let mut bulk = Vec::new();
     // The plugin's defaults, then more requests in flight, then a second caller (a worker's
     // second thread) on the defaults.
-    for (bulk_docs, concurrency, callers) in [(500, 2, 1), (500, 4, 1), (1000, 4, 1), (500, 2, 2), (500, 4, 2)] {
-        let rate = bulk_rate(&url, &dead_letter, args.bulk_events, bulk_docs, concurrency, callers)
-            .with_context(|| format!("bulk of {bulk_docs} × {concurrency}, {callers} callers"))?;
-        eprintln!("bulk {bulk_docs} docs × {concurrency} in flight, {callers} callers: {rate:.0} docs/s");
+    for (bulk_docs, concurrency, callers) in [
+        (500, 2, 1),
+        (500, 4, 1),
+        (1000, 4, 1),
+        (500, 2, 2),
+        (500, 4, 2),
+    ] {
+        let rate = bulk_rate(
+            &url,
+            &dead_letter,
+            args.bulk_events,
+            bulk_docs,
+            concurrency,
+            callers,
+        )
+        .with_context(|| format!("bulk of {bulk_docs} × {concurrency}, {callers} callers"))?;
+        eprintln!(
+            "bulk {bulk_docs} docs × {concurrency} in flight, {callers} callers: {rate:.0} docs/s"
+        );
         bulk.push(json!({
             "bulk_docs": bulk_docs,
             "concurrency": concurrency,
@@ -126,7 +146,10 @@ pub fn figures(bin: &Path, root: &Path, args: &EsArgs) -> anyhow::Result<Value> 
             "changelog on {name} with {} events: p50 {:.2} ms, p99 {:.2} ms (filled at {:.0} events/s)",
             figures.events, figures.p50_ms, figures.p99_ms, figures.recorded_per_s
         );
-        changelog.insert(name.into(), changelog_json(&figures, args.changelog_requests));
+        changelog.insert(
+            name.into(),
+            changelog_json(&figures, args.changelog_requests),
+        );
     }
     Ok(json!({ "bulk": bulk, "changelog": changelog }))
 }

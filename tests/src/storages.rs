@@ -125,8 +125,7 @@ impl Archive {
             Some(server) => {
                 server.refresh();
                 let query = json!({ "size": 10000, "query": { "term": { "event": event } } });
-                let (status, found) =
-                    server.request("POST", "/logstash-*/_search", Some(&query));
+                let (status, found) = server.request("POST", "/logstash-*/_search", Some(&query));
                 assert_eq!(status, 200, "{found}");
                 found["hits"]["hits"]
                     .as_array()

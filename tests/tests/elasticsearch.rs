@@ -431,23 +431,26 @@ fn write_scenario(lab: &WorkerLab, folder: &str) -> usize {
         .into_iter()
         .map(|(_, text)| text)
         .collect();
-    let mut untimed: Value = serde_json::from_str(&paths::cyrus_event("MessageRead-1.json")).unwrap();
+    let mut untimed: Value =
+        serde_json::from_str(&paths::cyrus_event("MessageRead-1.json")).unwrap();
     untimed.as_object_mut().unwrap().remove("timestamp");
     lines.insert(1, untimed.to_string());
     untimed["vnd.cmu.sessionId"] = json!("before-any-timestamp");
     lines.insert(0, untimed.to_string());
-    lab.write(&format!("{folder}/events.jsonl"), &(lines.join("\n") + "\n"));
+    lab.write(
+        &format!("{folder}/events.jsonl"),
+        &(lines.join("\n") + "\n"),
+    );
     lines.len()
 }
 
 /// Points the JSON-lines input at `<folder>/events.jsonl` with a journal of its own, so the
 /// run knows nothing of the other folder's.
 fn replay_from(lab: &WorkerLab, server: &SearchServer, folder: &str) {
-    let config = bonnie_tests::worker::BASE_CONFIG
-        .replace(
-            "files = [\"in.jsonl\"]",
-            &format!("files = [\"{folder}/events.jsonl\"]\njournal = \"var/{folder}-journal.jsonl\""),
-        );
+    let config = bonnie_tests::worker::BASE_CONFIG.replace(
+        "files = [\"in.jsonl\"]",
+        &format!("files = [\"{folder}/events.jsonl\"]\njournal = \"var/{folder}-journal.jsonl\""),
+    );
     lab.write(
         "bonnie.toml",
         &format!(
@@ -509,8 +512,8 @@ fn es_storage_pages_through_every_match_in_order_past_a_page() {
         serde_json::from_value(json!({ "url": server.url, "page_size": 3 })).unwrap();
     let es = bonnie_es::Es::new(settings, &dir.path().join("dead-letter.jsonl")).unwrap();
     for n in 0..10i64 {
-        let mut record = Record::new("paged", &format!("k{n:02}"), &json!({ "n": n }))
-            .indexed("group", "all");
+        let mut record =
+            Record::new("paged", &format!("k{n:02}"), &json!({ "n": n })).indexed("group", "all");
         if n % 4 != 0 {
             record = record.at(1_000 + (n % 3));
         }
