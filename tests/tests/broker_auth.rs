@@ -496,3 +496,33 @@ fn keys_revoked_or_allowed_count_from_the_brokers_sighup() {
     process::wait_until("the login archived", || cluster.archived() == 1);
     assert_eq!(jobs(&cluster)[0].1, HOST);
 }
+
+#[test]
+fn with_curve_the_daemon_dealer_and_workers_reconnect_to_a_restarted_broker() {
+    let cluster = curve_cluster(&[], "");
+    let broker = cluster.start_broker();
+    let _worker = cluster.start_worker("worker-1");
+    let _daemon = cluster.start_dealer_daemon();
+    let send = |n: usize| {
+        let mut stream =
+            std::os::unix::net::UnixStream::connect(cluster.dealer_socket()).expect("the daemon");
+        std::io::Write::write_all(
+            &mut stream,
+            &bonnie_tests::cluster::dlist_request(&login(n)),
+        )
+        .unwrap();
+        let mut answer = [0u8; 8];
+        std::io::Read::read_exact(&mut stream, &mut answer).unwrap();
+        assert_eq!(&answer, b"OK NIL\r\n");
+    };
+    send(1);
+    process::wait_until("the first login archived", || cluster.archived() == 1);
+    broker.signal("KILL");
+    drop(broker.wait());
+    send(2);
+    let _broker = cluster.start_broker();
+    send(3);
+    process::wait_until("every login archived once", || cluster.archived() == 3);
+    cluster.wait_until_drained();
+    assert!(jobs(&cluster).iter().all(|(_, host, _)| host == HOST));
+}
