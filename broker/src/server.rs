@@ -582,7 +582,7 @@ impl Server {
         };
         // Only the worker that holds the job may say how it ended; anyone else's word (a late
         // report after the job moved on, or a forgery) changes nothing.
-        if !self.jobs.owner(&id).is_some_and(|owner| owner == identity) {
+        if self.jobs.owner(&id).is_none_or(|owner| owner != identity) {
             self.refuse(
                 Router::Controller,
                 identity,
