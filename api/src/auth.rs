@@ -61,7 +61,7 @@ mod tests {
     fn basic_credentials_and_signatures() {
         let header = format!(
             "Basic {}",
-            bonnie_core::imap::client::base64(b"roundcube:pa:ss")
+            bonnie_core::imap::rfc2047::encode_base64(b"roundcube:pa:ss")
         );
         assert_eq!(
             basic(&header),

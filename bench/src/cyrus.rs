@@ -72,7 +72,7 @@ pub fn appends_per_s(mode: Mode, count: usize) -> anyhow::Result<f64> {
     let messages: Vec<Vec<u8>> = (0..count).map(message).collect();
     let started = Instant::now();
     for message in &messages {
-        john.append("INBOX", None, message)?;
+        john.append("INBOX", &Default::default(), message)?;
     }
     let rate = count as f64 / started.elapsed().as_secs_f64();
     john.logout()?;

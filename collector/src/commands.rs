@@ -4,13 +4,14 @@
 //! fetch, the folder is gone) leaves its reason in `collector_errors` and the others still
 //! run; a transient failure (Cyrus or LDAP unreachable) stops the job, to be retried whole.
 
-use std::{path::PathBuf, time::Duration};
+use std::{cell::RefCell, path::PathBuf, time::Duration};
 
 use bonnie_core::{
-    config::CollectorConfig,
-    imap::{client::Client, uidset, uri},
+    config::{CollectorConfig, ImapSecurity},
+    imap::{uidset, uri},
     payload,
 };
+use bonnie_imap::{Connection, Credentials, Identity, ImapError, Pool, Security};
 use bonnie_mail as mail;
 use serde_json::{Map, Value, json};
 
@@ -95,31 +96,72 @@ pub fn collect(
     serde_json::to_vec(&Value::Object(n)).map_err(|e| Failure::permanent(e.to_string()))
 }
 
-fn imap(config: &CollectorConfig) -> Result<Client, Failure> {
-    Client::connect(
-        &config.imap_address,
-        Duration::from_millis(config.imap_timeout_ms),
-    )
-    .map_err(|e| Failure::imap(&format!("connecting to {}", config.imap_address), &e))
+thread_local! {
+    /// Each pool thread's one IMAP connection, kept from job to job (bonnie-imap's Pool).
+    static IMAP: RefCell<Option<Pool>> = const { RefCell::new(None) };
 }
 
-/// An IMAP session that sees the folder: as its owner (an admin acting for them) or, for a
-/// shared folder, as the admin. The mailbox name to use in it.
-fn session_for(config: &CollectorConfig, target: &Target) -> Result<(Client, String), Failure> {
-    let mut client = imap(config)?;
+/// The IMAP layer's configuration from the collector's.
+fn imap_config(config: &CollectorConfig) -> Result<bonnie_imap::Config, ImapError> {
+    let security = match config.imap_security {
+        ImapSecurity::Plain => Security::Plain,
+        ImapSecurity::Starttls => Security::StartTls,
+        ImapSecurity::Tls => Security::Tls,
+    };
+    let tls = match security {
+        Security::Plain => None,
+        _ => Some(bonnie_imap::tls::client_config(
+            config.imap_tls_ca_file.as_deref(),
+        )?),
+    };
+    Ok(bonnie_imap::Config {
+        address: config.imap_address.clone(),
+        security,
+        server_name: config.imap_tls_server_name.clone(),
+        tls,
+        timeout: Duration::from_millis(config.imap_timeout_ms),
+        max_literal_bytes: config.imap_max_literal_bytes,
+    })
+}
+
+/// Runs `operation` on this thread's IMAP connection, authenticated as `identity` (opened,
+/// or re-opened after a failure, by the pool). `doing` says what was tried, for the failure.
+fn with_imap<T>(
+    config: &CollectorConfig,
+    identity: &Identity,
+    doing: &str,
+    operation: impl FnMut(&mut Connection) -> Result<T, ImapError>,
+) -> Result<T, Failure> {
+    IMAP.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot
+            .as_ref()
+            .is_some_and(|pool| pool.config().address != config.imap_address)
+        {
+            *slot = None;
+        }
+        let pool = match slot.as_mut() {
+            Some(pool) => pool,
+            None => {
+                let imap = imap_config(config).map_err(|e| Failure::imap(doing, &e))?;
+                let credentials = Credentials {
+                    admin: config.imap_admin.clone(),
+                    password: config.imap_password.clone(),
+                };
+                slot.insert(Pool::new(imap, credentials))
+            }
+        };
+        pool.run(identity, operation)
+            .map_err(|e| Failure::imap(doing, &e))
+    })
+}
+
+/// Who sees the folder: its owner (the admin acting for them) or, for a shared folder, the
+/// admin; and the mailbox name to use then.
+fn identity_for(target: &Target) -> (Identity, String) {
     match &target.owner {
-        Some(owner) => {
-            client
-                .proxy_login(owner, &config.imap_admin, &config.imap_password)
-                .map_err(|e| Failure::imap(&format!("logging in for {owner}"), &e))?;
-            Ok((client, target.name.clone()))
-        }
-        None => {
-            client
-                .login(&config.imap_admin, &config.imap_password)
-                .map_err(|e| Failure::imap("logging in as the admin", &e))?;
-            Ok((client, target.path.clone()))
-        }
+        Some(owner) => (Identity::User(owner.clone()), target.name.clone()),
+        None => (Identity::Admin, target.path.clone()),
     }
 }
 
@@ -158,7 +200,6 @@ fn fetch(
     if target.uids.is_empty() {
         return Err(Failure::permanent("the notification names no message"));
     }
-    let mut session: Option<(Client, String)> = None;
     let mut contents = Map::new();
     let mut headers = match n.remove("messageHeaders") {
         Some(Value::Object(h)) => h,
@@ -173,19 +214,17 @@ fn fetch(
         let bytes = match from_spool {
             Some(bytes) => Some(bytes),
             None => {
-                if session.is_none() {
-                    let (mut client, name) = session_for(config, &target)?;
-                    client
-                        .examine(&name)
-                        .map_err(|e| Failure::imap(&format!("EXAMINE {name}"), &e))?;
-                    session = Some((client, name));
-                }
-                let (client, _) = session
-                    .as_mut()
-                    .ok_or_else(|| Failure::transient("no IMAP session"))?;
-                client
-                    .uid_fetch_section(*uid, if headers_only { "HEADER" } else { "" })
-                    .map_err(|e| Failure::imap(&format!("UID FETCH {uid}"), &e))?
+                let (identity, name) = identity_for(&target);
+                let section = if headers_only { "HEADER" } else { "" };
+                with_imap(
+                    config,
+                    &identity,
+                    &format!("UID FETCH {uid} in {name}"),
+                    |imap| {
+                        imap.examine(&name)?;
+                        imap.uid_fetch_section(*uid, section)
+                    },
+                )?
             }
         };
         let Some(bytes) = bytes else {
@@ -196,9 +235,6 @@ fn fetch(
         if !headers_only {
             contents.insert(uid.to_string(), content(config, &bytes)?);
         }
-    }
-    if let Some((mut client, _)) = session {
-        let _ = client.logout();
     }
     n.insert("messageHeaders".to_string(), Value::Object(headers));
     if !headers_only {
@@ -240,14 +276,12 @@ fn content(config: &CollectorConfig, bytes: &[u8]) -> Result<Value, Failure> {
 /// drop rules; acting as the owner would put logins in the owner's name into the audit trail.
 fn metadata(config: &CollectorConfig, n: &mut Map<String, Value>) -> Result<(), Failure> {
     let target = target(n).map_err(Failure::Permanent)?;
-    let mut client = imap(config)?;
-    client
-        .login(&config.imap_admin, &config.imap_password)
-        .map_err(|e| Failure::imap("logging in as the admin", &e))?;
-    let entries = client
-        .getmetadata(&target.path)
-        .map_err(|e| Failure::imap(&format!("GETMETADATA {}", target.path), &e))?;
-    let _ = client.logout();
+    let entries = with_imap(
+        config,
+        &Identity::Admin,
+        &format!("GETMETADATA {}", target.path),
+        |imap| imap.getmetadata(&target.path, &["/shared", "/private"]),
+    )?;
     let map: Map<String, Value> = entries.into_iter().map(|(k, v)| (k, json!(v))).collect();
     n.insert("metadata".to_string(), Value::Object(map));
     Ok(())
@@ -256,14 +290,12 @@ fn metadata(config: &CollectorConfig, n: &mut Map<String, Value>) -> Result<(), 
 /// GETACL, as the admin.
 fn acl(config: &CollectorConfig, n: &mut Map<String, Value>) -> Result<(), Failure> {
     let target = target(n).map_err(Failure::Permanent)?;
-    let mut client = imap(config)?;
-    client
-        .login(&config.imap_admin, &config.imap_password)
-        .map_err(|e| Failure::imap("logging in as the admin", &e))?;
-    let entries = client
-        .getacl(&target.path)
-        .map_err(|e| Failure::imap(&format!("GETACL {}", target.path), &e))?;
-    let _ = client.logout();
+    let entries = with_imap(
+        config,
+        &Identity::Admin,
+        &format!("GETACL {}", target.path),
+        |imap| imap.getacl(&target.path),
+    )?;
     let map: Map<String, Value> = entries.into_iter().map(|(k, v)| (k, json!(v))).collect();
     n.insert("acl".to_string(), Value::Object(map));
     Ok(())

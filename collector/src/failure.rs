@@ -4,7 +4,7 @@
 //! record is stored with the reason). What cannot be told apart counts as transient, so that
 //! a doubtful case ends FAILED and visible rather than archived without its data.
 
-use bonnie_core::imap::client::ImapError;
+use bonnie_imap::ImapError;
 
 /// Why a command failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,13 +32,25 @@ impl Failure {
     /// Connection errors (refused, reset, timed out, closed after `BYE`) and answers that
     /// cannot be understood are transient; so are `NO [UNAVAILABLE]`, `[INUSE]`, `[LIMIT]` and
     /// any refusal without a code that says the folder is gone. `NO [NONEXISTENT]`,
-    /// `[TRYCREATE]` or Cyrus's "Mailbox does not exist" are permanent.
+    /// `[TRYCREATE]` or Cyrus's "Mailbox does not exist" are permanent, and so are a literal
+    /// over `imap_max_literal_bytes` and an argument that cannot be sent.
     pub fn imap(doing: &str, error: &ImapError) -> Self {
         match error {
             ImapError::Io(e) => Self::transient(format!("{doing}: Cyrus is unreachable: {e}")),
+            ImapError::Bye(text) => {
+                Self::transient(format!("{doing}: Cyrus closed the connection: {text}"))
+            }
+            ImapError::Tls(e) => Self::transient(format!("{doing}: TLS with Cyrus failed: {e}")),
             ImapError::Protocol(text) => Self::transient(format!(
                 "{doing}: Cyrus's answer was not understood: {text}"
             )),
+            // The message is larger than the collector takes; asking again will not shrink it.
+            ImapError::TooLarge { announced, max } => Self::permanent(format!(
+                "{doing}: Cyrus announced {announced} bytes, over imap_max_literal_bytes ({max})"
+            )),
+            // What the collector would send is not IMAP (a flag or set it built): a bug or a
+            // forged notification, the same on every try.
+            ImapError::Argument(text) => Self::permanent(format!("{doing}: {text}")),
             ImapError::Refused {
                 status,
                 text,
@@ -100,11 +112,28 @@ mod tests {
                 Failure::Transient(_)
             ));
         }
-        let bye = ImapError::Protocol("* BYE Service shutting down".into());
-        assert!(matches!(
-            Failure::imap("connect", &bye),
-            Failure::Transient(_)
-        ));
+        for e in [
+            ImapError::Protocol("* 1 FETCH (".into()),
+            ImapError::Bye("Service shutting down".into()),
+            ImapError::Tls("invalid peer certificate: UnknownIssuer".into()),
+        ] {
+            assert!(matches!(
+                Failure::imap("connect", &e),
+                Failure::Transient(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn a_message_over_the_bound_is_permanent() {
+        let e = ImapError::TooLarge {
+            announced: 99_999_999_999,
+            max: 1024,
+        };
+        match Failure::imap("UID FETCH 1", &e) {
+            Failure::Permanent(reason) => assert!(reason.contains("imap_max_literal_bytes")),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

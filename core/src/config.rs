@@ -264,6 +264,19 @@ impl DealerConfig {
     }
 }
 
+/// How the collector's IMAP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImapSecurity {
+    /// Plain TCP.
+    #[default]
+    Plain,
+    /// Plain TCP, then STARTTLS.
+    Starttls,
+    /// TLS from the first byte.
+    Tls,
+}
+
 /// `[collector]`: the collector, `bonnie-collector`, on the IMAP host.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -295,6 +308,17 @@ pub struct CollectorConfig {
     pub imap_password_file: Option<PathBuf>,
     /// Timeout of one IMAP exchange, in milliseconds. Default: 30000.
     pub imap_timeout_ms: u64,
+    /// How the IMAP connection is protected: `plain` (Cyrus on this host, over loopback),
+    /// `starttls` (port 143) or `tls` (port 993). Default: `plain`.
+    pub imap_security: ImapSecurity,
+    /// PEM file of the CA (or the self-signed certificate) Cyrus's certificate is checked
+    /// against, for `starttls` and `tls`. Default: none (the webpki roots).
+    pub imap_tls_ca_file: Option<PathBuf>,
+    /// The name Cyrus's certificate must carry. Default: the host of `imap_address`.
+    pub imap_tls_server_name: Option<String>,
+    /// The largest literal (a message) accepted from Cyrus, in bytes; a larger one is
+    /// refused before it is read, and the command fails for good. Default: 268435456 (256 MiB).
+    pub imap_max_literal_bytes: u64,
     /// Cyrus partition folders (`partition-*` of imapd.conf): message files are read there
     /// (`<partition>/uuid/<a>/<b>/<mailboxID>/<UID>.`) before falling back to IMAP.
     /// Default: `/var/spool/cyrus/mail`.
@@ -328,6 +352,10 @@ impl Default for CollectorConfig {
             imap_password: String::new(),
             imap_password_file: None,
             imap_timeout_ms: 30_000,
+            imap_security: ImapSecurity::Plain,
+            imap_tls_ca_file: None,
+            imap_tls_server_name: None,
+            imap_max_literal_bytes: 256 * 1024 * 1024,
             partitions: vec![PathBuf::from("/var/spool/cyrus/mail")],
             max_inline_bytes: 8 * 1024 * 1024,
             payload_dir: None,
@@ -565,6 +593,11 @@ impl Config {
         config.collector.imap_password_file = config
             .collector
             .imap_password_file
+            .as_ref()
+            .map(|p| config.resolve(p));
+        config.collector.imap_tls_ca_file = config
+            .collector
+            .imap_tls_ca_file
             .as_ref()
             .map(|p| config.resolve(p));
         config.collector.ldap.bind_password_file = config

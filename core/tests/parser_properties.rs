@@ -5,7 +5,7 @@
 //! what is written comes back.
 
 use bonnie_core::{
-    imap::{acl, client, envelope, rfc2047, uidset, uri},
+    imap::{acl, envelope, rfc2047, uidset, uri},
     jsonl, protocol,
 };
 use proptest::{collection::vec, prelude::*};
@@ -109,7 +109,6 @@ proptest! {
         let _ = acl::grants(&text, &other);
         let _ = envelope::parse(&text);
         let _ = rfc2047::base64(&text);
-        let _ = client::tokens(text.as_bytes());
     }
 
     #[test]
@@ -121,12 +120,6 @@ proptest! {
         let _ = uri::parse(&url);
         let _ = uidset::expand(&set);
         let _ = envelope::parse(&response);
-        let _ = client::tokens(response.as_bytes());
-    }
-
-    #[test]
-    fn no_bytes_panic_the_token_parser(bytes in vec(any::<u8>(), 0..600)) {
-        let _ = client::tokens(&bytes);
     }
 
     #[test]
@@ -220,11 +213,6 @@ proptest! {
 fn deep_nesting_and_huge_literals_are_refused() {
     let deep = "(".repeat(1_000_000);
     assert_eq!(envelope::parse(&deep), None);
-    let _ = client::tokens(deep.as_bytes());
     let huge = format!("(NIL {{{}}}\r\nabc", usize::MAX);
     assert_eq!(envelope::parse(&huge), None);
-    assert_eq!(
-        client::tokens(format!("* 1 FETCH (BODY[] {{{}}}\r\nabc)", usize::MAX).as_bytes()).len(),
-        4
-    );
 }

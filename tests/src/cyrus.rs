@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use bonnie_core::imap::client::Client;
+use bonnie_imap::Connection;
 use tempfile::TempDir;
 
 use crate::{cluster::free_port, paths, process};
@@ -41,6 +41,11 @@ pub struct Cyrus {
     pub imap_port: u16,
     /// The LMTP port on 127.0.0.1.
     pub lmtp_port: u16,
+    /// The IMAP-over-TLS port on 127.0.0.1, served once [`Cyrus::with_tls`] was asked for.
+    pub imaps_port: u16,
+    /// Whether Cyrus gets a self-signed certificate (STARTTLS on `imap_port`, TLS on
+    /// `imaps_port`).
+    tls: bool,
     master: Option<std::process::Child>,
     /// The bonnie configuration an exec-mode dealer is started with, kept for a restart.
     exec_config: Option<PathBuf>,
@@ -61,9 +66,23 @@ impl Cyrus {
             dir,
             imap_port: free_port(),
             lmtp_port: free_port(),
+            imaps_port: free_port(),
+            tls: false,
             master: None,
             exec_config: None,
         }
+    }
+
+    /// Gives Cyrus, once started, a self-signed certificate for `localhost` (made here with
+    /// openssl, [`Cyrus::tls_certificate`]): STARTTLS on the IMAP port, TLS on `imaps_port`.
+    pub fn with_tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// The PEM file of the certificate [`Cyrus::with_tls`] made, to be trusted by clients.
+    pub fn tls_certificate(&self) -> PathBuf {
+        self.path().join("etc/server.pem")
     }
 
     /// Sets up and starts Cyrus.
@@ -125,10 +144,53 @@ impl Cyrus {
             }
             Notify::Off => {}
         }
-        std::fs::write(lab.join("etc/imapd.conf"), imapd.join("\n") + "\n").unwrap();
-        let services = read("cyrus.conf")
+        let mut services = read("cyrus.conf")
             .replace("127.0.0.1:9143", &format!("127.0.0.1:{imap_port}"))
             .replace("127.0.0.1:9024", &format!("127.0.0.1:{lmtp_port}"));
+        if self.tls {
+            let (cert, key) = (lab.join("etc/server.pem"), lab.join("etc/server.key"));
+            let made = process::run(
+                "openssl",
+                Command::new("openssl")
+                    .args([
+                        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    ])
+                    .args([
+                        "-subj",
+                        "/CN=localhost",
+                        "-addext",
+                        "subjectAltName=DNS:localhost",
+                    ])
+                    // A server's own certificate, not a CA's (webpki refuses a CA as server).
+                    .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+                    .args(["-addext", "extendedKeyUsage=serverAuth"])
+                    .arg("-keyout")
+                    .arg(&key)
+                    .arg("-out")
+                    .arg(&cert),
+            );
+            assert!(
+                made.status.success(),
+                "openssl: {}",
+                process::describe(&made)
+            );
+            imapd.push(format!("tls_server_cert: {}", cert.display()));
+            imapd.push(format!("tls_server_key: {}", key.display()));
+            let imap_line = services
+                .lines()
+                .find(|l| l.trim_start().starts_with("imap "))
+                .expect("an imap service in cyrus.conf")
+                .to_string();
+            let imaps_line = imap_line
+                .replacen("imap ", "imaps ", 1)
+                .replacen("imapd ", "imapd -s ", 1)
+                .replace(
+                    &format!("127.0.0.1:{imap_port}"),
+                    &format!("127.0.0.1:{}", self.imaps_port),
+                );
+            services = services.replace(&imap_line, &format!("{imap_line}\n{imaps_line}"));
+        }
+        std::fs::write(lab.join("etc/imapd.conf"), imapd.join("\n") + "\n").unwrap();
         std::fs::write(lab.join("etc/cyrus.conf"), services).unwrap();
         std::fs::copy(
             reference.join("imapd.annotations.conf"),
@@ -233,10 +295,18 @@ impl Cyrus {
         format!("127.0.0.1:{}", self.imap_port)
     }
 
+    /// How bonnie-imap reaches this Cyrus over plain TCP.
+    pub fn imap_config(&self) -> bonnie_imap::Config {
+        bonnie_imap::Config {
+            address: self.imap_address(),
+            timeout: Duration::from_secs(30),
+            ..bonnie_imap::Config::default()
+        }
+    }
+
     /// A logged-in IMAP client (Cyrus accepts any password here).
-    pub fn login(&self, user: &str) -> Client {
-        let mut client = Client::connect(&self.imap_address(), Duration::from_secs(30))
-            .expect("connecting to Cyrus");
+    pub fn login(&self, user: &str) -> Connection {
+        let mut client = Connection::connect(&self.imap_config()).expect("connecting to Cyrus");
         client.login(user, "secret").expect("logging in");
         client
     }

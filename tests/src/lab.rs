@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use bonnie_core::imap::client::quote;
+use bonnie_imap::quote;
 
 use crate::{
     cluster::Cluster,

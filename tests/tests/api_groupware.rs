@@ -5,7 +5,8 @@
 //! current ACL, the JSON-RPC and HTTP errors, and the audit log; on SQLite and on a search
 //! server alike, with a message's trail past the 10,000 hits a search answers at once.
 
-use bonnie_core::imap::{client::quote, uri::Mailbox};
+use bonnie_core::imap::uri::Mailbox;
+use bonnie_imap::quote;
 use bonnie_tests::{
     api::ApiClient,
     cluster::Cluster,
@@ -72,8 +73,8 @@ fn message(uid: &str, xml: &str) -> Vec<u8> {
 }
 
 /// Replaces the message with UID `old` in the selected folder: the Kolab client's update.
-fn replace(client: &mut bonnie_core::imap::client::Client, folder: &str, old: u32, new: &[u8]) {
-    client.append(folder, None, new).unwrap();
+fn replace(client: &mut bonnie_imap::Connection, folder: &str, old: u32, new: &[u8]) {
+    client.append(folder, &Default::default(), new).unwrap();
     client
         .run(&format!("UID STORE {old} +FLAGS (\\Deleted)"), &[])
         .unwrap();
@@ -116,7 +117,8 @@ fn kolab_clients_read_history_revisions_and_diffs_with_authorization(storage: St
     }
     john.run(&format!("SETACL Calendar {} lrswitedn", quote(JANE)), &[])
         .unwrap();
-    john.append("Calendar", None, &messages[0]).unwrap();
+    john.append("Calendar", &Default::default(), &messages[0])
+        .unwrap();
     john.select("Calendar").unwrap();
     replace(&mut john, "Calendar", 1, &messages[1]);
     john.logout().unwrap();
@@ -129,8 +131,12 @@ fn kolab_clients_read_history_revisions_and_diffs_with_authorization(storage: St
     john.select("Calendar").unwrap();
     john.run("UID MOVE 3 Calendar/Archive", &[]).unwrap();
     // The recurring event, then one instance changed.
-    john.append("Calendar", None, &message(WEEKLY, &weekly_xml(0, false)))
-        .unwrap();
+    john.append(
+        "Calendar",
+        &Default::default(),
+        &message(WEEKLY, &weekly_xml(0, false)),
+    )
+    .unwrap();
     john.select("Calendar").unwrap();
     replace(
         &mut john,
@@ -143,7 +149,8 @@ fn kolab_clients_read_history_revisions_and_diffs_with_authorization(storage: St
         "From: {JANE}\r\nTo: {JOHN}\r\nSubject: Minutes\r\nDate: {DATE}\r\nMessage-ID: <minutes@example.org>\r\n\r\nHello.\r\n"
     );
     john.run("CREATE Archive", &[]).unwrap();
-    john.append("INBOX", None, plain.as_bytes()).unwrap();
+    john.append("INBOX", &Default::default(), plain.as_bytes())
+        .unwrap();
     john.select("INBOX").unwrap();
     for command in [
         "UID STORE 1 +FLAGS (\\Flagged)",

@@ -123,9 +123,12 @@ fn cyrus_stopped_while_jobs_wait_postpones_them_and_every_payload_is_stored_once
     .iter()
     .map(|subject| (subject.to_string(), mail(subject)))
     .collect();
-    john.append("INBOX", None, &sent[0].1).unwrap();
-    john.append("INBOX", None, &sent[1].1).unwrap();
-    john.append("Archive", None, &sent[2].1).unwrap();
+    john.append("INBOX", &Default::default(), &sent[0].1)
+        .unwrap();
+    john.append("INBOX", &Default::default(), &sent[1].1)
+        .unwrap();
+    john.append("Archive", &Default::default(), &sent[2].1)
+        .unwrap();
     john.logout().unwrap();
     wait_for_collector_jobs(&cluster);
 
@@ -173,9 +176,9 @@ fn a_message_expunged_or_a_folder_deleted_before_the_fetch_is_stored_with_the_re
     );
     let mut john = cyrus.login(JOHN);
     john.run("CREATE Gone", &[]).unwrap();
-    john.append("INBOX", None, &kept).unwrap();
-    john.append("INBOX", None, &doomed).unwrap();
-    john.append("Gone", None, &in_gone).unwrap();
+    john.append("INBOX", &Default::default(), &kept).unwrap();
+    john.append("INBOX", &Default::default(), &doomed).unwrap();
+    john.append("Gone", &Default::default(), &in_gone).unwrap();
     john.select("INBOX").unwrap();
     for command in [
         "UID STORE 2 +FLAGS (\\Deleted)",

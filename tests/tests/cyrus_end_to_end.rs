@@ -8,7 +8,8 @@
 
 use std::time::Duration;
 
-use bonnie_core::{imap::client::quote, payload};
+use bonnie_core::payload;
+use bonnie_imap::quote;
 use bonnie_tests::{
     cluster::Cluster,
     cyrus::{ADMIN, Cyrus, Notify},
@@ -83,11 +84,17 @@ fn scenario_first_half(cyrus: &Cyrus) -> Sent {
         event: kolab_event(),
         everywhere: plain_mail("in three folders"),
     };
-    john.append("INBOX", None, &sent.plain).unwrap();
-    john.append("Calendar", None, &sent.event).unwrap();
+    john.append("INBOX", &Default::default(), &sent.plain)
+        .unwrap();
+    john.append("Calendar", &Default::default(), &sent.event)
+        .unwrap();
     for folder in ["INBOX", "Archive", "Calendar"] {
-        john.append(folder, Some("(\\Seen)"), &sent.everywhere)
-            .unwrap();
+        john.append(
+            folder,
+            &bonnie_imap::AppendOptions::flags(&["\\Seen"]),
+            &sent.everywhere,
+        )
+        .unwrap();
     }
     john.logout().unwrap();
     admin.logout().unwrap();

@@ -79,12 +79,14 @@ fn a_weekly_event_with_a_moved_and_a_deleted_instance_is_busy_as_now_and_as_befo
             .unwrap_or_else(|e| panic!("{command}: {e}"));
     }
     let started = time::now_ms();
-    john.append("Calendar", None, &first).unwrap();
+    john.append("Calendar", &Default::default(), &first)
+        .unwrap();
     // T: after the first version, before the update (whose events Cyrus stamps later).
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let before_update = time::format_rfc3339_s(time::now_ms());
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    john.append("Calendar", None, &second).unwrap();
+    john.append("Calendar", &Default::default(), &second)
+        .unwrap();
     john.select("Calendar").unwrap();
     john.run("UID STORE 1 +FLAGS (\\Deleted)", &[]).unwrap();
     john.run("UID EXPUNGE 1", &[]).unwrap();

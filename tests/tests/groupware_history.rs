@@ -3,7 +3,8 @@
 //! an event created, updated twice the way Kolab clients update (append the new version, then
 //! delete and expunge the old), once by another user with write access, then moved.
 
-use bonnie_core::{imap::client::quote, payload};
+use bonnie_core::payload;
+use bonnie_imap::quote;
 use bonnie_model::objects::{self, Fact, Op};
 use bonnie_tests::{cluster::Cluster, kolab, lab::CyrusLab};
 
@@ -73,8 +74,10 @@ fn an_event_created_updated_twice_and_moved_has_four_revisions() {
     john.run(&format!("SETACL Calendar {} lrswitedn", quote(JANE)), &[])
         .unwrap();
     // Created by John; updated by John.
-    john.append("Calendar", None, &versions[0]).unwrap();
-    john.append("Calendar", None, &versions[1]).unwrap();
+    john.append("Calendar", &Default::default(), &versions[0])
+        .unwrap();
+    john.append("Calendar", &Default::default(), &versions[1])
+        .unwrap();
     john.select("Calendar").unwrap();
     john.run("UID STORE 1 +FLAGS (\\Deleted)", &[]).unwrap();
     john.run("UID EXPUNGE 1", &[]).unwrap();
@@ -84,7 +87,7 @@ fn an_event_created_updated_twice_and_moved_has_four_revisions() {
     let shared = "Other Users/john.doe/Calendar";
     jane.select(shared)
         .unwrap_or_else(|e| panic!("jane selects John's calendar: {e}"));
-    jane.append(shared, None, &versions[2])
+    jane.append(shared, &Default::default(), &versions[2])
         .unwrap_or_else(|e| panic!("jane appends: {e}"));
     jane.run("UID STORE 2 +FLAGS (\\Deleted)", &[]).unwrap();
     jane.run("UID EXPUNGE 2", &[]).unwrap();

@@ -9,7 +9,8 @@
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use base64::Engine;
-use bonnie_core::{imap::client::quote, payload};
+use bonnie_core::payload;
+use bonnie_imap::quote;
 use bonnie_plugin_api::{RecordQuery, Storage};
 use bonnie_sqlite_storage::SqliteStorage;
 use bonnie_tests::{
@@ -25,33 +26,7 @@ const JOHN: &str = "john.doe@example.org";
 /// A mailbox name in IMAP's modified UTF-7 (RFC 3501 section 5.1.3): printable ASCII as it
 /// is (`&` as `&-`), every other run as `&` + base64 of its UTF-16 (`,` for `/`) + `-`.
 fn utf7_imap(name: &str) -> String {
-    let mut out = String::new();
-    let mut run: Vec<u16> = Vec::new();
-    let flush = |run: &mut Vec<u16>, out: &mut String| {
-        if run.is_empty() {
-            return;
-        }
-        let bytes: Vec<u8> = run.iter().flat_map(|u| u.to_be_bytes()).collect();
-        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes);
-        out.push('&');
-        out.push_str(&encoded.replace('/', ","));
-        out.push('-');
-        run.clear();
-    };
-    for c in name.chars() {
-        if (' '..='~').contains(&c) {
-            flush(&mut run, &mut out);
-            match c {
-                '&' => out.push_str("&-"),
-                _ => out.push(c),
-            }
-        } else {
-            let mut units = [0u16; 2];
-            run.extend_from_slice(c.encode_utf16(&mut units));
-        }
-    }
-    flush(&mut run, &mut out);
-    out
+    bonnie_imap::utf7::encode(name)
 }
 
 #[test]
@@ -126,7 +101,7 @@ fn a_corpus_in_every_charset_is_archived_decoded_and_found_by_a_word_of_its_body
     }
     for entry in &corpus {
         let folder = entry.expected["folder"].as_str().unwrap();
-        john.append(&utf7_imap(folder), None, &entry.bytes)
+        john.append(folder, &Default::default(), &entry.bytes)
             .unwrap_or_else(|e| panic!("APPEND {}: {e}", entry.expected["file"]));
     }
     // A copy (HEADER) of the folder's messages, and the KOI8-R one delivered over LMTP
@@ -135,7 +110,7 @@ fn a_corpus_in_every_charset_is_archived_decoded_and_found_by_a_word_of_its_body
         .iter()
         .find(|e| e.expected["file"] == "koi8-r.eml")
         .unwrap();
-    john.select(&utf7_imap("Входящие")).unwrap();
+    john.select("Входящие").unwrap();
     john.run(&format!("UID COPY 1:* {}", quote(&utf7_imap("Büro"))), &[])
         .unwrap();
     john.logout().unwrap();

@@ -1,8 +1,8 @@
 //! What Cyrus puts in its notifications, parsed: IMAP URLs and mailbox paths, UID sets,
-//! ACL strings, ENVELOPE structures and RFC 2047 encoded words.
+//! ACL strings, ENVELOPE structures and what is left of base64 here. Talking IMAP to Cyrus is
+//! bonnie-imap's.
 
 pub mod acl;
-pub mod client;
 pub mod envelope;
 pub mod rfc2047;
 pub mod uidset;

@@ -14,6 +14,11 @@ pub const LENIENT: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
+/// Standard base64 with padding (what the removed IMAP client exported, for its callers).
+pub fn encode_base64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 /// Standard base64 (padding optional, line breaks and spaces ignored); `None` when it is not
 /// base64.
 pub fn base64(encoded: &str) -> Option<Vec<u8>> {
@@ -34,5 +39,7 @@ mod tests {
         assert_eq!(base64("aGVsbG8"), Some(b"hello".to_vec()));
         assert_eq!(base64("aGVs\r\nbG8="), Some(b"hello".to_vec()));
         assert_eq!(base64("not base64!"), None);
+        assert_eq!(encode_base64(b"user\0admin\0pw"), "dXNlcgBhZG1pbgBwdw==");
+        assert_eq!(encode_base64(b"ab"), "YWI=");
     }
 }
