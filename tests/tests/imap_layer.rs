@@ -16,7 +16,12 @@ use bonnie_imap::{
     AppendOptions, Config, Connection, Credentials, Identity, ImapError, Pool, Security, StoreMode,
     tls,
 };
-use bonnie_tests::cyrus::{ADMIN, Cyrus, Notify};
+use bonnie_tests::{
+    cluster::Cluster,
+    cyrus::{ADMIN, Cyrus, Notify},
+    ldap::Slapd,
+};
+use serde_json::Value;
 
 const JOHN: &str = "john.doe@example.org";
 const FOLDERS: [&str; 3] = ["Büro", "Входящие", "日本語"];
@@ -195,6 +200,82 @@ fn folders_with_non_ascii_names_are_created_listed_and_read_with_getacl_and_getm
         assert!(
             body.is_some_and(|b| String::from_utf8_lossy(&b).contains(folder)),
             "{folder}"
+        );
+    }
+}
+
+#[test]
+fn the_collector_reads_acl_metadata_and_messages_of_folders_named_in_any_language() {
+    let ldap = Slapd::start();
+    let mut cyrus = Cyrus::new();
+    let cluster = Cluster::for_cyrus(&cyrus, &ldap, &[]);
+    // No spool: the collector fetches the messages over IMAP too.
+    let config = std::fs::read_to_string(cluster.config()).unwrap();
+    let spool = format!("partitions = [\"{}\"]", cyrus.spool().display());
+    assert!(config.contains(&spool));
+    std::fs::write(cluster.config(), config.replace(&spool, "partitions = []")).unwrap();
+    let _running = [
+        cluster.start_broker(),
+        cluster.start_worker("worker"),
+        cluster.start_dealer_daemon(),
+        cluster.start_collector("collector"),
+    ];
+    cyrus.start(Notify::Daemon {
+        socket: &cluster.dealer_socket(),
+    });
+    let mut admin = cyrus.login(ADMIN);
+    admin.create(&format!("user/{JOHN}")).unwrap();
+    admin.logout().unwrap();
+    let mut john = cyrus.login(JOHN);
+    for folder in FOLDERS {
+        john.create(folder).unwrap();
+        john.setmetadata(folder, "/shared/vendor/kolab/folder-type", Some(b"mail"))
+            .unwrap();
+    }
+    for folder in FOLDERS {
+        john.setacl(folder, "jane.doe@example.org", "lrs").unwrap();
+        john.append(folder, &Default::default(), &message("in a folder", folder))
+            .unwrap();
+    }
+    john.logout().unwrap();
+    // Cyrus notifies within milliseconds; give the last notifications time to be submitted.
+    std::thread::sleep(Duration::from_millis(500));
+    cluster.wait_until_drained();
+
+    let events = cluster.log_records();
+    let failed: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.get("collector_errors").is_some())
+        .collect();
+    assert!(failed.is_empty(), "collector errors: {failed:?}");
+    for folder in FOLDERS {
+        let wire = bonnie_imap::utf7::encode(folder);
+        let append = events
+            .iter()
+            .find(|e| {
+                e["event"] == "MessageAppend"
+                    && (e["folder_name"] == folder || e["folder_name"] == wire.as_str())
+            })
+            .unwrap_or_else(|| panic!("no append into {folder}"));
+        let payload = cluster.payload(append["payload_digest"].as_str().expect("a payload"));
+        assert_eq!(payload, message("in a folder", folder));
+        let uniqueid = append["folder_uniqueid"].as_str().unwrap();
+        let body: String = cluster
+            .archive()
+            .query_row(
+                "SELECT body FROM records WHERE collection = 'folders-current' AND key = ?1",
+                [uniqueid],
+                |r| r.get(0),
+            )
+            .unwrap_or_else(|e| panic!("no folders-current of {folder}: {e}"));
+        let current: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            current["metadata"]["/shared/vendor/kolab/folder-type"], "mail",
+            "{folder}: {current}"
+        );
+        assert_eq!(
+            current["acl"]["jane.doe@example.org"], "lrs",
+            "{folder}: {current}"
         );
     }
 }
