@@ -205,15 +205,27 @@ fn folders_with_non_ascii_names_are_created_listed_and_read_with_getacl_and_getm
 }
 
 #[test]
-fn the_collector_reads_acl_metadata_and_messages_of_folders_named_in_any_language() {
+fn the_collector_reads_acl_metadata_and_messages_of_folders_named_in_any_language_over_tls() {
     let ldap = Slapd::start();
-    let mut cyrus = Cyrus::new();
+    let mut cyrus = Cyrus::new().with_tls();
     let cluster = Cluster::for_cyrus(&cyrus, &ldap, &[]);
     // No spool: the collector fetches the messages over IMAP too.
     let config = std::fs::read_to_string(cluster.config()).unwrap();
     let spool = format!("partitions = [\"{}\"]", cyrus.spool().display());
     assert!(config.contains(&spool));
-    std::fs::write(cluster.config(), config.replace(&spool, "partitions = []")).unwrap();
+    // And over TLS (imaps), Cyrus's certificate checked against the lab's.
+    let plain = format!("imap_address = \"{}\"", cyrus.imap_address());
+    assert!(config.contains(&plain));
+    let tls = format!(
+        "imap_address = \"127.0.0.1:{}\"\nimap_security = \"tls\"\nimap_tls_ca_file = \"{}\"\n\
+         imap_tls_server_name = \"localhost\"",
+        cyrus.imaps_port,
+        cyrus.tls_certificate().display()
+    );
+    let config = config
+        .replace(&spool, "partitions = []")
+        .replace(&plain, &tls);
+    std::fs::write(cluster.config(), config).unwrap();
     let _running = [
         cluster.start_broker(),
         cluster.start_worker("worker"),
