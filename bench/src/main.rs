@@ -10,6 +10,7 @@ mod cyrus;
 mod es;
 mod lab;
 mod load;
+mod mailtext;
 mod storage;
 
 use std::{
@@ -76,6 +77,12 @@ struct Args {
     /// Longest pause between two kills in the chaos run, in seconds
     #[arg(long, default_value_t = 10)]
     chaos_kill_max_s: u64,
+    /// Messages of the mixed corpus for the body-text figures
+    #[arg(long, default_value_t = 1000)]
+    mail_messages: usize,
+    /// Run only the body-text figures
+    #[arg(long, conflicts_with_all = ["only_changelog", "only_e2e"])]
+    only_mail: bool,
     /// Run only the chaos run
     #[arg(long, conflicts_with_all = ["only_changelog", "only_e2e"])]
     only_chaos: bool,
@@ -158,7 +165,26 @@ fn chaos_figures(args: &Args) -> anyhow::Result<Value> {
     Ok(report)
 }
 
+fn mail_figures(args: &Args) -> anyhow::Result<Value> {
+    let f = mailtext::throughput(&lab::bin_dir()?, &lab::bench_root()?, args.mail_messages)?;
+    eprintln!(
+        "body text: extracted {:.0} messages/s ({:.1} MB/s), stored and indexed {:.0} messages/s ({:.1} MB/s)",
+        f.extract.0, f.extract.1, f.index.0, f.index.1
+    );
+    Ok(json!({
+        "messages": f.messages,
+        "mb": round(f.bytes as f64 / 1e6, 1),
+        "extract_messages_per_s": round(f.extract.0, 0),
+        "extract_mb_per_s": round(f.extract.1, 1),
+        "index_messages_per_s": round(f.index.0, 0),
+        "index_mb_per_s": round(f.index.1, 1),
+    }))
+}
+
 fn run(args: &Args) -> anyhow::Result<Value> {
+    if args.only_mail {
+        return Ok(json!({ "machine": machine(), "body_text": mail_figures(args)? }));
+    }
     if args.only_chaos {
         return Ok(json!({ "machine": machine(), "chaos": chaos_figures(args)? }));
     }
@@ -240,9 +266,11 @@ fn run(args: &Args) -> anyhow::Result<Value> {
         cyrus_appends.insert(name.to_string(), json!(round(rate, 0)));
     }
     let changelog = changelog_figures(args)?;
+    let body_text = mail_figures(args)?;
     let chaos = chaos_figures(args)?;
     Ok(json!({
         "machine": machine(),
+        "body_text": body_text,
         "chaos": chaos,
         "changelog": changelog,
         "cyrus_appends_per_s": cyrus_appends,
