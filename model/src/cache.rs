@@ -1,8 +1,9 @@
-//! Small in-process memories that spare the storage a read for facts that do not change
-//! (a folder state that exists) or change rarely (a login's user id, kept for a minute).
+//! Small in-process memories that spare the storage a read for facts that only move one way
+//! (a folder state that exists, and the earliest event time it is stored with) or change
+//! rarely (a login's user id, kept for a minute).
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::Mutex,
     time::{Duration, Instant},
 };
@@ -14,7 +15,7 @@ const CAPACITY: usize = 100_000;
 const USER_TTL: Duration = Duration::from_secs(60);
 
 static USER_IDS: Mutex<Option<HashMap<String, (String, Instant)>>> = Mutex::new(None);
-static FOLDER_STATES: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+static FOLDER_STATES: Mutex<Option<HashMap<String, i64>>> = Mutex::new(None);
 
 /// The cached user id of `login`, if fresh.
 pub fn user_id(login: &str) -> Option<String> {
@@ -40,21 +41,23 @@ pub fn forget_user_id(login: &str) {
     }
 }
 
-/// True if this folder state is known to be stored.
-pub fn folder_state_stored(folder_id: &str) -> bool {
+/// The event time (ms) this folder state is known to be stored with, if it is known to be
+/// stored: the stored time is that or earlier.
+pub fn folder_state_since(folder_id: &str) -> Option<i64> {
     FOLDER_STATES
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .as_ref()
-        .is_some_and(|s| s.contains(folder_id))
+        .and_then(|s| s.get(folder_id).copied())
 }
 
-/// Remembers that this folder state is stored.
-pub fn remember_folder_state(folder_id: &str) {
+/// Remembers that this folder state is stored with an event time of `at_ms` or earlier.
+pub fn remember_folder_state(folder_id: &str, at_ms: i64) {
     let mut guard = FOLDER_STATES.lock().unwrap_or_else(|p| p.into_inner());
-    let set = guard.get_or_insert_with(HashSet::new);
-    if set.len() >= CAPACITY {
-        set.clear();
+    let map = guard.get_or_insert_with(HashMap::new);
+    if map.len() >= CAPACITY {
+        map.clear();
     }
-    set.insert(folder_id.to_string());
+    let known = map.entry(folder_id.to_string()).or_insert(at_ms);
+    *known = (*known).min(at_ms);
 }

@@ -15,6 +15,10 @@
 //!   reuses a uniqueid and sends a last MailboxModseq after the delete, which changes nothing.
 //! - ACL and metadata: those of the latest event that carried them (by event time; at the
 //!   same millisecond by their text, so the choice is the same on every replay).
+//! - The folder state the view is in (`folder_id`): the latest state an event told at the
+//!   folder's current path (by time, then id). The view only points at states events told;
+//!   it never stores one of its own, since a merge of some of the events so far is a state
+//!   that depends on which of them came first.
 
 use std::{cmp::Ordering, collections::BTreeMap};
 
@@ -76,6 +80,15 @@ pub struct Stamped {
     pub ids: Option<Object>,
 }
 
+/// A folder state an event told (its id in `folders`), at the event's time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StateSeen {
+    /// The event's time (ms since the epoch).
+    pub at_ms: i64,
+    /// The state's id (its checksum).
+    pub folder_id: String,
+}
+
 impl Stamped {
     fn rank(&self) -> (i64, String) {
         (self.at_ms, Value::Object(self.value.clone()).to_string())
@@ -91,6 +104,8 @@ pub struct Facts {
     pub places: BTreeMap<String, Seen>,
     /// Every rename, in time order.
     pub renames: Vec<Rename>,
+    /// For each path, the latest folder state an event told there (by time, then id).
+    pub states: BTreeMap<String, StateSeen>,
     /// The ACL (subject → rights) of the latest event that carried one.
     pub acl_state: Option<Stamped>,
     /// The metadata of the latest event that carried it.
@@ -127,6 +142,12 @@ impl Facts {
             let mine = self.places.get(path).cloned();
             if let Some(latest) = max_by_key(&mine, &Some(seen.clone()), Seen::clone) {
                 self.places.insert(path.clone(), latest);
+            }
+        }
+        for (path, state) in &other.states {
+            let mine = self.states.get(path).cloned();
+            if let Some(latest) = max_by_key(&mine, &Some(state.clone()), StateSeen::clone) {
+                self.states.insert(path.clone(), latest);
             }
         }
         self.renames.extend(other.renames.iter().cloned());
@@ -171,6 +192,12 @@ impl Facts {
             .chain(seen)
             .max()
             .map(|(_, place)| place)
+    }
+
+    /// The state the folder is in: the latest an event told at its current path.
+    pub fn folder_id(&self) -> Option<&str> {
+        let place = self.place()?;
+        self.states.get(&place.path).map(|s| s.folder_id.as_str())
     }
 
     /// Whether the folder is deleted: a MailboxDelete with no rename after it.
@@ -222,17 +249,27 @@ impl Facts {
 
     /// The facts kept in a stored view.
     pub fn of_view(view: &Object) -> Facts {
-        if view.contains_key("renames") {
+        let mut facts = if view.contains_key("renames") {
             serde_json::from_value(Value::Object(view.clone())).unwrap_or_default()
         } else {
             Self::of_old_view(view)
+        };
+        // A view written before states were kept: the state it was in, at its path.
+        let text = |key: &str| view.get(key).and_then(Value::as_str).map(str::to_string);
+        if facts.states.is_empty()
+            && let (Some(path), Some(folder_id)) = (text("path"), text("folder_id"))
+        {
+            let at_ms = view.get("event_ms").and_then(Value::as_i64).unwrap_or(0);
+            facts.states.insert(path, StateSeen { at_ms, folder_id });
         }
+        facts
     }
 }
 
 /// The view of a folder: its facts and what follows from them (name, path, owner, type, ACL,
-/// metadata, deleted, former names); `folder_id` is the id of the folder state it is in.
-pub fn view(uniqueid: &str, facts: &Facts, folder_id: &str) -> Object {
+/// metadata, deleted, former names, `folder_id`: the folder state it is in, if an event told
+/// one at its path).
+pub fn view(uniqueid: &str, facts: &Facts) -> Object {
     let mut view = match serde_json::to_value(facts) {
         Ok(Value::Object(map)) => map,
         _ => Object::new(),
@@ -249,7 +286,7 @@ pub fn view(uniqueid: &str, facts: &Facts, folder_id: &str) -> Object {
         json!(place.and_then(|p| p.owner.as_ref())),
     );
     view.insert("server".to_string(), json!(place.map(|p| &p.server)));
-    view.insert("folder_id".to_string(), json!(folder_id));
+    view.insert("folder_id".to_string(), json!(facts.folder_id()));
     view.insert(
         "acl".to_string(),
         Value::Object(
@@ -389,7 +426,7 @@ mod tests {
         ]);
         assert_eq!(facts.place().unwrap().path, "user/john/Archive2");
         assert!(!facts.deleted());
-        let view = view("r92w", &facts, "f");
+        let view = view("r92w", &facts);
         assert_eq!(view["renamed_from"], "Archive");
         assert_eq!(view["history"][0]["name"], "Archive");
         // A path no known rename explains, named later (its rename's event was lost), is
@@ -400,6 +437,44 @@ mod tests {
             seen(70_000, "user/john/Old/Archive2"),
         ]);
         assert_eq!(facts.place().unwrap().path, "user/john/Old/Archive2");
+    }
+
+    #[test]
+    fn the_view_is_in_the_latest_state_told_at_its_current_path() {
+        let told = |facts: Facts, path: &str, folder_id: &str| {
+            let mut facts = facts;
+            let at_ms = facts.event_ms;
+            facts.states.insert(
+                path.into(),
+                StateSeen {
+                    at_ms,
+                    folder_id: folder_id.into(),
+                },
+            );
+            facts
+        };
+        // Lines 14 to 17 of the scenario: the late MailboxModseq of the old name tells the
+        // latest state by time, but at a path the rename left.
+        let facts = merged_in_every_order(&[
+            told(seen(29_233, "user/john/Tmp"), "user/john/Tmp", "created"),
+            told(seen(29_961, "user/john/Tmp"), "user/john/Tmp", "late"),
+            told(
+                renamed(29_939, "user/john/Tmp", "user/john/Tmp2"),
+                "user/john/Tmp2",
+                "renamed",
+            ),
+            told(seen(30_690, "user/john/Tmp2"), "user/john/Tmp2", "modseq"),
+            // A subscription tells no state.
+            seen(31_000, "user/john/Tmp2"),
+        ]);
+        assert_eq!(facts.folder_id(), Some("modseq"));
+        assert_eq!(view("i5zj", &facts)["folder_id"], "modseq");
+        // A view written before states were kept is in the state it named.
+        let old: Object = serde_json::from_value(json!({
+            "uniqueid": "u", "path": "user/john/A", "folder_id": "f", "event_ms": 5
+        }))
+        .unwrap();
+        assert_eq!(Facts::of_view(&old).folder_id(), Some("f"));
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! Folder records. A folder's state (name, path, owner, type, metadata, ACL with subjects
 //! mapped to user ids) has an id that is a checksum of that state: a changed ACL, type or name
-//! makes a new folder record, while `folder_uniqueid` (Cyrus's `mailboxID`) stays. Each event
-//! also goes into the view of its folder's current state, kept by uniqueid (see
-//! [`crate::folder_view`] for how events in any order merge into it).
+//! makes a new folder record, while `folder_uniqueid` (Cyrus's `mailboxID`) stays. Only an
+//! event that tells its folder's ACL (Cyrus 3.6 sends it with every folder event but
+//! MailboxSubscribe and MailboxUnSubscribe; the collector's GETACL adds it) names a state, and
+//! a state's time is the earliest of the events that told it, so the states and the records'
+//! `folder_id` do not depend on the order events are taken in. Each event also goes into the
+//! view of its folder's current state, kept by uniqueid (see [`crate::folder_view`] for how
+//! events in any order merge into it).
 
 use std::collections::BTreeMap;
 
@@ -12,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     cache,
-    folder_view::{self, Facts, Place, Rename, Stamped},
+    folder_view::{self, Facts, Place, Rename, Stamped, StateSeen},
     record::{Object, event_ms},
     users,
 };
@@ -49,9 +53,13 @@ pub fn folder_type(metadata: &Object) -> Option<String> {
     .map(|t| t.split('.').next().unwrap_or(t).to_string())
 }
 
-/// Sets `folder_id` (and `folder_uniqueid` when Cyrus gave none) on a record that names a
-/// folder, storing a new folder state when this is one, and merging what the event tells into
-/// the folder's current view.
+/// Sets `folder_uniqueid` (when Cyrus gave none) on a record that names a folder and, when the
+/// event tells the folder's ACL, `folder_id`, storing the state it tells unless it is stored
+/// (with an earlier time); merges what the event tells into the folder's current view.
+///
+/// An event that tells no ACL names its folder by uniqueid only: the state in force at its
+/// time may be told by an event not taken yet (another thread or worker has it, or it comes
+/// later), so the view as it stands now could only give a state that depends on the order.
 pub fn resolve(
     storage: &StorageClient,
     record: &mut Object,
@@ -98,16 +106,10 @@ pub fn resolve(
         (Some(Value::Object(acl)), _) | (None, Some(Value::Object(acl))) => Some(acl.clone()),
         _ => None,
     };
-    let acl = own_acl
-        .clone()
-        .or_else(|| from_current("acl"))
-        .unwrap_or_default();
     let own_metadata: Option<Object> = match record.get("metadata") {
         Some(Value::Object(metadata)) => Some(metadata.clone()),
         _ => None,
     };
-    let metadata = own_metadata.clone().or_else(|| from_current("metadata"));
-    let mapped_acl = map_acl(storage, &acl, now_ms)?;
     let place = Place {
         path,
         name: record
@@ -122,17 +124,30 @@ pub fn resolve(
     };
     let at_ms = event_ms(record).unwrap_or(now_ms);
     let timestamp = record.get("@timestamp").cloned().unwrap_or(Value::Null);
-    let (folder_id, kind) = store_state(
-        storage,
-        &uniqueid,
-        &place,
-        metadata.as_ref(),
-        &mapped_acl,
-        &acl,
-        &timestamp,
-        at_ms,
-    )?;
-    record.insert("folder_id".to_string(), json!(folder_id));
+    let mut mapped_ids = None;
+    let mut state = None;
+    let mut kind = own_metadata
+        .as_ref()
+        .map(|m| folder_type(m).unwrap_or_else(|| "mail".to_string()));
+    if let Some(acl) = &own_acl {
+        // Cyrus sends no event for SETMETADATA: metadata is what the collector last read.
+        let metadata = own_metadata.clone().or_else(|| from_current("metadata"));
+        let mapped_acl = map_acl(storage, acl, now_ms)?;
+        let (folder_id, state_kind) = store_state(
+            storage,
+            &uniqueid,
+            &place,
+            metadata.as_ref(),
+            &mapped_acl,
+            acl,
+            &timestamp,
+            at_ms,
+        )?;
+        record.insert("folder_id".to_string(), json!(folder_id));
+        kind = state_kind;
+        mapped_ids = Some(mapped_acl.into_iter().collect());
+        state = Some(StateSeen { at_ms, folder_id });
+    }
     if kind.is_some() {
         record.insert("folder_type".to_string(), json!(kind));
     }
@@ -147,7 +162,7 @@ pub fn resolve(
         acl_state: own_acl.map(|value| Stamped {
             at_ms,
             value,
-            ids: Some(mapped_acl.clone().into_iter().collect()),
+            ids: mapped_ids,
         }),
         metadata_state: own_metadata.map(|value| Stamped {
             at_ms,
@@ -160,6 +175,9 @@ pub fn resolve(
         event_ms: at_ms,
         ..Facts::default()
     };
+    if let Some(state) = state {
+        facts.states.insert(place.path.clone(), state);
+    }
     match old_folder {
         Some(from) if event == "MailboxRename" => facts.renames.push(Rename {
             at_ms,
@@ -177,7 +195,7 @@ pub fn resolve(
         facts.deleted_ms = Some(at_ms);
         facts.deleted_at = Some(timestamp);
     }
-    update_current(storage, &uniqueid, &facts, now_ms)
+    update_current(storage, &uniqueid, &facts)
 }
 
 /// The ACL's subjects mapped to user ids (special subjects stay as they are).
@@ -198,8 +216,9 @@ fn map_acl(
     Ok(mapped)
 }
 
-/// Stores a folder state unless it is stored already: its id (the checksum) and the folder
-/// type its metadata gives.
+/// Stores a folder state unless it is stored already with the same or an earlier time (its
+/// time is the earliest of the events that told it, whatever the order they are taken in):
+/// its id (the checksum) and the folder type its metadata gives.
 #[allow(clippy::too_many_arguments)]
 fn store_state(
     storage: &StorageClient,
@@ -230,31 +249,43 @@ fn store_state(
     });
     // serde_json's maps are ordered by key, so the text (and the checksum) is canonical.
     let folder_id = hex_digest(state.to_string().as_bytes());
-    if !cache::folder_state_stored(&folder_id) && storage.get(FOLDERS, &folder_id)?.is_none() {
+    if cache::folder_state_since(&folder_id).is_none_or(|known| known > at_ms) {
         let mut body = state;
         body["folder_id"] = json!(folder_id);
         body["acl_subjects"] = Value::Object(acl_subjects.clone());
         body["@timestamp"] = timestamp.clone();
-        let mut stored = Record::new(FOLDERS, &folder_id, &body)
+        let mut record = Record::new(FOLDERS, &folder_id, &body)
             .at(at_ms)
             .indexed("uniqueid", uniqueid);
         if let Some(owner) = &place.owner {
-            stored = stored.indexed("owner", owner);
+            record = record.indexed("owner", owner);
         }
-        storage.put(stored)?;
+        let mut since = at_ms;
+        storage.update(FOLDERS, &folder_id, |stored| {
+            let stored_ms = stored.and_then(|r| r.time_ms.into_option());
+            match stored_ms {
+                Some(stored_ms) if stored_ms <= at_ms => {
+                    since = stored_ms;
+                    Ok(None)
+                }
+                _ => {
+                    since = at_ms;
+                    Ok(Some(record.clone()))
+                }
+            }
+        })?;
+        cache::remember_folder_state(&folder_id, since);
     }
-    cache::remember_folder_state(&folder_id);
     Ok((folder_id, kind))
 }
 
 /// Merges one event's facts into the folder's current view, atomically (a view that already
-/// holds them is not written again). The view's `folder_id` is the state the merged view is
-/// in, stored like any other state.
+/// holds them is not written again). The view's `folder_id` is the latest state an event told
+/// at the folder's current path; the view stores no state of its own.
 fn update_current(
     storage: &StorageClient,
     uniqueid: &str,
     facts: &Facts,
-    now_ms: i64,
 ) -> Result<(), PluginError> {
     storage.update(CURRENT, uniqueid, |stored| {
         let view = stored.map(|r| r.json()).transpose()?;
@@ -270,28 +301,7 @@ fn update_current(
         let Some(place) = merged.place().cloned() else {
             return Ok(None);
         };
-        let acl = merged
-            .acl_state
-            .as_ref()
-            .map(|a| a.value.clone())
-            .unwrap_or_default();
-        let mapped_acl = match merged.acl_state.as_ref().and_then(|a| a.ids.as_ref()) {
-            Some(ids) => ids.clone().into_iter().collect(),
-            None => map_acl(storage, &acl, now_ms)?,
-        };
-        let metadata = merged.metadata_state.as_ref().map(|m| &m.value);
-        let timestamp = json!(bonnie_core::time::format_rfc3339_ms(merged.event_ms));
-        let (folder_id, _) = store_state(
-            storage,
-            uniqueid,
-            &place,
-            metadata,
-            &mapped_acl,
-            &acl,
-            &timestamp,
-            merged.event_ms,
-        )?;
-        let view = folder_view::view(uniqueid, &merged, &folder_id);
+        let view = folder_view::view(uniqueid, &merged);
         let mut record = Record::new(CURRENT, uniqueid, &Value::Object(view))
             .at(merged.event_ms)
             .indexed("name", place.name.as_deref().unwrap_or_default());

@@ -2,9 +2,11 @@
 //! captured from a real Cyrus, late MailboxModseq of renamed folders included) replayed 20
 //! times by one worker of four threads reading the file, and 20 times through a broker and two
 //! workers of four threads each on one SQLite store, and 20 times by four threads into
-//! Elasticsearch (osmem-server). Every time, the folders' current views and the sessions are
-//! those of a single-threaded replay and of what the scenario did: deletions, renames,
-//! highest modseq and uidnext.
+//! Elasticsearch (osmem-server), with every archive handler and the changelog. Every time,
+//! everything the store holds is that of a single-threaded replay (every derived collection:
+//! folder states, folders' current views, sessions, users, object facts and pending facts,
+//! message trails; and the log's records), ids of jobs aside, and the views are what the
+//! scenario did: deletions, renames, highest modseq and uidnext.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +20,21 @@ use serde_json::{Value, json};
 
 const REPLAYS: usize = 20;
 
+/// The handlers of the replays: every archive handler and the changelog (its collection
+/// commands off: no collector runs here).
+const HANDLERS: [&str; 7] = [
+    ARCHIVE_HANDLERS[0],
+    ARCHIVE_HANDLERS[1],
+    ARCHIVE_HANDLERS[2],
+    ARCHIVE_HANDLERS[3],
+    ARCHIVE_HANDLERS[4],
+    ARCHIVE_HANDLERS[5],
+    "bonnie-changelog",
+];
+
+/// The settings of [`HANDLERS`] beside the lab's base configuration.
+const HANDLER_CONFIG: &str = "[plugins.changelog]\ncollect = []\n";
+
 fn scenario() -> Vec<String> {
     let text =
         std::fs::read_to_string(paths::repo_root().join("examples/cyrus-3.6-scenario.jsonl"))
@@ -28,59 +45,164 @@ fn scenario() -> Vec<String> {
         .collect()
 }
 
-/// The derived views of a store: folder views by uniqueid, sessions by id (without the ids of
-/// the jobs that wrote them, which differ from run to run).
-fn views(db: &rusqlite::Connection) -> (BTreeMap<String, Value>, BTreeMap<String, Value>) {
-    let collection = |name: &str| -> BTreeMap<String, Value> {
-        let mut stmt = db
-            .prepare("SELECT key, body FROM records WHERE collection = ?1")
-            .unwrap();
-        stmt.query_map([name], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })
-        .unwrap()
-        .map(|row| {
-            let (key, body) = row.unwrap();
-            (key, without_jobs(serde_json::from_str(&body).unwrap()))
-        })
-        .collect()
-    };
-    (collection("folders-current"), collection("sessions"))
-}
+/// What a store holds, by collection and key: every keyed record's body, and the log's
+/// records as collection `log` (by job). Job ids (keys, fields such as `login_job`, the
+/// prefixes of facts' keys) are replaced by `line <n>`, the input line whose notification the
+/// job carried, so that stores written under different job ids compare.
+type Archive = BTreeMap<String, BTreeMap<String, Value>>;
 
-/// A view without the ids of the jobs that wrote it.
-fn without_jobs(mut body: Value) -> Value {
-    if let Some(body) = body.as_object_mut() {
-        body.remove("login_job");
-        body.remove("logout_job");
-    }
-    body
-}
-
-/// The same views kept by es-storage.
-fn views_in(server: &SearchServer) -> (BTreeMap<String, Value>, BTreeMap<String, Value>) {
-    server.refresh();
-    let collection = |name: &str| -> BTreeMap<String, Value> {
-        let query = json!({ "size": 1000 });
-        let (status, found) =
-            server.request("POST", &format!("/bonnie-{name}/_search"), Some(&query));
-        assert_eq!(status, 200, "{found}");
-        found["hits"]["hits"]
-            .as_array()
-            .unwrap()
+/// The [`Archive`] of a log (job id, record) and keyed records (collection, key, body) made
+/// from `lines`.
+fn archive(
+    lines: &[String],
+    log: Vec<(String, Value)>,
+    records: Vec<(String, String, Value)>,
+) -> Archive {
+    let notifications: Vec<serde_json::Map<String, Value>> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("a notification of the input"))
+        .collect();
+    let mut jobs = BTreeMap::new();
+    for (job, record) in &log {
+        // A record keeps every field of its notification as Cyrus sent it.
+        let line = notifications
             .iter()
-            .map(|hit| {
-                let key = hit["_id"].as_str().unwrap().to_string();
-                (key, without_jobs(hit["_source"]["body"].clone()))
-            })
-            .collect()
+            .position(|n| n.iter().all(|(k, v)| record.get(k) == Some(v)))
+            .unwrap_or_else(|| panic!("job {job}: no line of the input has record {record}"));
+        jobs.insert(job.clone(), format!("line {line}"));
+    }
+    let relabel = |text: &str| -> String {
+        for (job, line) in &jobs {
+            if let Some(rest) = text.strip_prefix(job.as_str())
+                && (rest.is_empty() || rest.starts_with('/'))
+            {
+                return format!("{line}{rest}");
+            }
+        }
+        text.to_string()
     };
-    (collection("folders-current"), collection("sessions"))
+    fn walk(value: &mut Value, relabel: &dyn Fn(&str) -> String) {
+        match value {
+            Value::String(text) => *text = relabel(text),
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, relabel)),
+            Value::Object(fields) => fields.values_mut().for_each(|v| walk(v, relabel)),
+            _ => {}
+        }
+    }
+    let mut archive = Archive::new();
+    let log = log
+        .into_iter()
+        .map(|(job, record)| ("log".to_string(), job, record));
+    for (collection, key, mut body) in log.chain(records) {
+        walk(&mut body, &relabel);
+        archive
+            .entry(collection)
+            .or_default()
+            .insert(relabel(&key), body);
+    }
+    archive
+}
+
+/// The [`Archive`] of a SQLite store made from `lines`.
+fn archive_of(db: &rusqlite::Connection, lines: &[String]) -> Archive {
+    let json = |text: String| serde_json::from_str::<Value>(&text).unwrap();
+    let log = db
+        .prepare("SELECT job_id, record FROM log")
+        .unwrap()
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .unwrap()
+        .map(|row| row.map(|(job, record)| (job, json(record))).unwrap())
+        .collect();
+    let records = db
+        .prepare("SELECT collection, key, body FROM records")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?)))
+        .unwrap()
+        .map(|row| row.map(|(c, k, body)| (c, k, json(body))).unwrap())
+        .collect();
+    archive(lines, log, records)
+}
+
+/// The [`Archive`] of what es-storage keeps (records in `bonnie-<collection>`, the log in
+/// `logstash-<day>`, its `search_text` left out: SQLite indexes text apart from the record).
+fn archive_in(server: &SearchServer, lines: &[String]) -> Archive {
+    server.refresh();
+    let hits = |pattern: &str| -> Vec<Value> {
+        let query = json!({ "size": 10000 });
+        let (status, found) = server.request("POST", &format!("/{pattern}/_search"), Some(&query));
+        assert_eq!(status, 200, "{found}");
+        found["hits"]["hits"].as_array().unwrap().clone()
+    };
+    let id = |hit: &Value| hit["_id"].as_str().unwrap().to_string();
+    let log = hits("logstash-*")
+        .iter()
+        .map(|hit| {
+            let mut record = hit["_source"].clone();
+            let fields = record.as_object_mut().unwrap();
+            fields.remove("search_text");
+            fields.remove("text_truncated");
+            (id(hit), record)
+        })
+        .collect();
+    let records = hits("bonnie-*")
+        .iter()
+        .filter_map(|hit| {
+            let collection = hit["_index"].as_str()?.strip_prefix("bonnie-")?;
+            (collection != "payloads").then(|| {
+                (
+                    collection.to_string(),
+                    id(hit),
+                    hit["_source"]["body"].clone(),
+                )
+            })
+        })
+        .collect();
+    archive(lines, log, records)
+}
+
+/// The records of `collection` (none when the store holds none).
+fn of<'a>(archive: &'a Archive, collection: &str) -> &'a BTreeMap<String, Value> {
+    static NONE: BTreeMap<String, Value> = BTreeMap::new();
+    archive.get(collection).unwrap_or(&NONE)
+}
+
+/// Fails with the first differences between two archives, collection by collection.
+fn assert_same(replay: &Archive, single: &Archive, run: &str) {
+    let mut differences = Vec::new();
+    let collections: std::collections::BTreeSet<&String> =
+        replay.keys().chain(single.keys()).collect();
+    for collection in collections {
+        let (a, b) = (of(replay, collection), of(single, collection));
+        let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+        for key in keys {
+            if a.get(key) != b.get(key) {
+                differences.push(format!(
+                    "{collection}/{key}:\n  this run: {}\n  one thread: {}",
+                    a.get(key).unwrap_or(&Value::Null),
+                    b.get(key).unwrap_or(&Value::Null)
+                ));
+            }
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{run}: {} records differ from a single-threaded replay:\n{}",
+        differences.len(),
+        differences
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 /// What the scenario did to each folder: path, deleted, highest modseq and uidnext, and the
-/// name it was renamed from.
-fn check_truth(folders: &BTreeMap<String, Value>, sessions: &BTreeMap<String, Value>, run: &str) {
+/// name it was renamed from; and that every folder state is one an event told, at the time of
+/// the earliest event that told it.
+fn check_truth(archive: &Archive, run: &str) {
+    check_states(archive, run);
+    let (folders, sessions) = (of(archive, "folders-current"), of(archive, "sessions"));
     let truth = [
         (
             "wrp915vo4ftuwc6ncu10wvjw",
@@ -180,37 +302,68 @@ fn check_truth(folders: &BTreeMap<String, Value>, sessions: &BTreeMap<String, Va
     }
 }
 
-/// The views of a replay of the scenario by one worker with `threads` threads reading it from
-/// a file.
-fn replay_from_file(threads: usize) -> (BTreeMap<String, Value>, BTreeMap<String, Value>) {
+/// Every folder state is named by a record of the log (an event told it; a view mints none),
+/// and its time is the earliest of theirs; a record of an event that tells no ACL (a
+/// MailboxSubscribe) names its folder by uniqueid only.
+fn check_states(archive: &Archive, run: &str) {
+    let log = of(archive, "log");
+    for (folder_id, state) in of(archive, "folders") {
+        let told: Vec<&str> = log
+            .values()
+            .filter(|r| r["folder_id"] == folder_id.as_str())
+            .filter_map(|r| r["@timestamp"].as_str())
+            .collect();
+        let earliest = told.iter().min();
+        assert!(earliest.is_some(), "{run}: no event told state {state}");
+        assert_eq!(
+            state["@timestamp"].as_str(),
+            earliest.copied(),
+            "{run}: the time of state {state}"
+        );
+    }
+    for record in log.values() {
+        let tells_acl = record.get("mailbox_acl").is_some() || record.get("acl").is_some();
+        if record.get("folder").is_some() {
+            assert_eq!(
+                record.get("folder_id").is_some(),
+                tells_acl,
+                "{run}: a record names a folder state only if its event told it: {record}"
+            );
+        }
+    }
+}
+
+/// The archive of a replay of the scenario by one worker with `threads` threads reading it
+/// from a file.
+fn replay_from_file(threads: usize) -> Archive {
     replay_lines(&scenario(), threads)
 }
 
-/// The views of a replay of `lines` by one worker with `threads` threads reading them from a
-/// file.
-fn replay_lines(
-    lines: &[String],
-    threads: usize,
-) -> (BTreeMap<String, Value>, BTreeMap<String, Value>) {
-    let lab = WorkerLab::with_plugins(&ARCHIVE_HANDLERS, "");
+/// The archive of a replay of `lines` by one worker with `threads` threads reading them from
+/// a file.
+fn replay_lines(lines: &[String], threads: usize) -> Archive {
+    let lab = WorkerLab::with_plugins(&HANDLERS, HANDLER_CONFIG);
     let config = std::fs::read_to_string(lab.config())
         .unwrap()
         .replace("threads = 2", &format!("threads = {threads}"));
     lab.write("bonnie.toml", &config);
     lab.notifications(lines);
     lab.run();
-    views(&rusqlite::Connection::open(lab.path().join("var/bonnie.db")).unwrap())
+    archive_of(
+        &rusqlite::Connection::open(lab.path().join("var/bonnie.db")).unwrap(),
+        lines,
+    )
 }
 
 #[test]
 fn views_replayed_by_four_threads_match_a_single_threaded_replay_every_time() {
     let single = replay_from_file(1);
-    check_truth(&single.0, &single.1, "single-threaded");
+    check_truth(&single, "single-threaded");
     for run in 0..REPLAYS {
         let replay = replay_from_file(4);
         let run = format!("replay {run} with 4 threads");
-        check_truth(&replay.0, &replay.1, &run);
-        assert_eq!(replay, single, "{run}");
+        check_truth(&replay, &run);
+        assert_same(&replay, &single, &run);
     }
 }
 
@@ -220,18 +373,17 @@ fn the_captured_samples_replayed_by_four_threads_give_the_views_of_one_thread() 
     // renames followed by the old name's late MailboxModseq, a delete, ACL changes.
     let lines: Vec<String> = paths::cyrus_events().into_iter().map(|(_, t)| t).collect();
     let single = replay_lines(&lines, 1);
-    let renamed = single
-        .0
+    check_states(&single, "single-threaded");
+    let renamed = of(&single, "folders-current")
         .values()
         .filter(|v| v.get("renamed_from").is_some())
         .count();
-    assert_eq!(renamed, 2, "{:?}", single.0);
+    assert_eq!(renamed, 2, "{:?}", single["folders-current"]);
     for run in 0..REPLAYS {
-        assert_eq!(
-            replay_lines(&lines, 4),
-            single,
-            "replay {run} with 4 threads"
-        );
+        let replay = replay_lines(&lines, 4);
+        let run = format!("replay {run} with 4 threads");
+        check_states(&replay, &run);
+        assert_same(&replay, &single, &run);
     }
 }
 
@@ -240,7 +392,7 @@ fn views_replayed_through_the_broker_by_two_workers_match_every_time() {
     let single = replay_from_file(1);
     let lines = scenario();
     for run in 0..REPLAYS {
-        let cluster = Cluster::new(&ARCHIVE_HANDLERS, "");
+        let cluster = Cluster::new(&HANDLERS, HANDLER_CONFIG);
         // Four threads each, and a small queue, so that both workers take part.
         let config = std::fs::read_to_string(cluster.config())
             .unwrap()
@@ -260,10 +412,10 @@ fn views_replayed_through_the_broker_by_two_workers_match_every_time() {
         process::wait_until("the scenario to be archived", || {
             cluster.archived() == lines.len() && cluster.idle()
         });
-        let replay = views(&cluster.archive());
+        let replay = archive_of(&cluster.archive(), &lines);
         let run = format!("replay {run} through two workers");
-        check_truth(&replay.0, &replay.1, &run);
-        assert_eq!(replay, single, "{run}");
+        check_truth(&replay, &run);
+        assert_same(&replay, &single, &run);
     }
 }
 
@@ -273,7 +425,7 @@ fn views_kept_in_elasticsearch_by_four_threads_match_every_time() {
     for run in 0..REPLAYS {
         let server = SearchServer::start();
         let lab = WorkerLab::new();
-        for name in ARCHIVE_HANDLERS.iter().chain(&[
+        for name in HANDLERS.iter().chain(&[
             "bonnie-jsonl-input",
             "bonnie-jsonl-output",
             "bonnie-es-storage",
@@ -285,15 +437,15 @@ fn views_kept_in_elasticsearch_by_four_threads_match_every_time() {
             &format!(
                 "[worker]\nplugin_dir = \"plugins\"\nthreads = 4\n\n[plugins.jsonl-input]\nfiles = [\"in.jsonl\"]\n\
                  retry_delay_ms = 10\n\n[plugins.jsonl-output]\npath = \"var/output.jsonl\"\n\n\
-                 [plugins.es-storage]\nurl = \"{}\"\n",
+                 [plugins.es-storage]\nurl = \"{}\"\n\n{HANDLER_CONFIG}",
                 server.url
             ),
         );
         lab.notifications(&scenario());
         lab.run();
-        let replay = views_in(&server);
+        let replay = archive_in(&server, &scenario());
         let run = format!("replay {run} into Elasticsearch with 4 threads");
-        check_truth(&replay.0, &replay.1, &run);
-        assert_eq!(replay, single, "{run}");
+        check_truth(&replay, &run);
+        assert_same(&replay, &single, &run);
     }
 }
