@@ -3,7 +3,9 @@
 //! many objects' periods into one free/busy answer.
 //!
 //! Times are placed in the event's own zone: a recurrence keeps its wall-clock time across
-//! DST changes; floating times and dates without a zone are read as UTC.
+//! DST changes. Floating times and dates without a zone are the calendar owner's: they are
+//! placed in the zone the caller gives (an all-day event in Berlin is busy from midnight to
+//! midnight in Berlin).
 
 use std::collections::BTreeMap;
 
@@ -47,10 +49,12 @@ pub struct Busy {
 }
 
 /// The periods the events of one calendar object block within `[start_ms, end_ms)`, clipped
-/// to it, unmerged. Events are grouped by UID: an event with RECURRENCE-ID replaces the
-/// instance of its group's recurring event that starts then (cancelled, it just removes it).
+/// to it, unmerged; floating times and dates without a zone are in `owner_zone`, the calendar
+/// owner's. Events are grouped by UID: an event with RECURRENCE-ID replaces the instance of
+/// its group's recurring event that starts then (cancelled, it just removes it).
 pub fn busy_periods(
     events: &[Event],
+    owner_zone: &TimeZone,
     start_ms: i64,
     end_ms: i64,
 ) -> Result<Vec<Busy>, CalendarError> {
@@ -67,7 +71,7 @@ pub fn busy_periods(
     let mut found = Vec::new();
     for (masters, exceptions) in groups.values() {
         for master in masters {
-            let series = Series::of(master)?;
+            let series = Series::of(master, owner_zone)?;
             let replaced = exceptions
                 .iter()
                 .filter_map(|e| e.recurrence_id.as_ref())
@@ -96,11 +100,11 @@ pub fn busy_periods(
             let Some(kind) = exception.busy_kind() else {
                 continue;
             };
-            let own = Series::of(exception)?;
+            let own = Series::of(exception, owner_zone)?;
             let (start, end) = match (&exception.end, masters.first()) {
                 // An exception that gives no end lasts as long as the instances it replaces.
                 (None, Some(master)) if master.end.is_some() => {
-                    let of_master = Series::of(master)?;
+                    let of_master = Series::of(master, owner_zone)?;
                     let start = own.start_ms;
                     (start, of_master.end_of(of_master.local(start), start)?)
                 }
@@ -217,17 +221,17 @@ struct Series<'a> {
 }
 
 impl<'a> Series<'a> {
-    fn of(event: &'a Event) -> Result<Self, CalendarError> {
+    fn of(event: &'a Event, owner_zone: &TimeZone) -> Result<Self, CalendarError> {
         let (zone, all_day, start) = match &event.start {
             When::Date { date, zone: z } => (
                 match z {
                     Some(z) => zone::resolve(z)?,
-                    None => TimeZone::UTC,
+                    None => owner_zone.clone(),
                 },
                 true,
                 date.to_datetime(civil::Time::midnight()),
             ),
-            When::Floating { time } => (TimeZone::UTC, false, *time),
+            When::Floating { time } => (owner_zone.clone(), false, *time),
             When::Utc { time } => (TimeZone::UTC, false, TimeZone::UTC.to_datetime(*time)),
             When::Zoned { time, zone: z } => (zone::resolve(z)?, false, *time),
         };
@@ -415,8 +419,119 @@ mod tests {
 
     /// The merged periods of VEVENTs (iCalendar lines) in a range, as `start end TYPE`.
     fn periods(vevents: &str, from: &str, to: &str) -> Vec<String> {
+        periods_of(&TimeZone::UTC, vevents, from, to)
+    }
+
+    /// [`periods`] of an owner in `owner_zone`.
+    fn periods_of(owner_zone: &TimeZone, vevents: &str, from: &str, to: &str) -> Vec<String> {
         let events = parse_ical(&format!("BEGIN:VCALENDAR\n{vevents}END:VCALENDAR\n")).unwrap();
-        show(&merge(busy_periods(&events, ms(from), ms(to)).unwrap()))
+        show(&merge(
+            busy_periods(&events, owner_zone, ms(from), ms(to)).unwrap(),
+        ))
+    }
+
+    #[test]
+    fn all_day_events_and_floating_times_are_in_the_owners_zone() {
+        let berlin = zone::resolve("Europe/Berlin").unwrap();
+        let vevents = "BEGIN:VEVENT\nUID:a\nDTSTART;VALUE=DATE:20261224\nDTEND;VALUE=DATE:20261226\nEND:VEVENT\n\
+BEGIN:VEVENT\nUID:f\nDTSTART:20260701T100000\nDTEND:20260701T110000\nEND:VEVENT\n\
+BEGIN:VEVENT\nUID:w\nDTSTART;VALUE=DATE:20260328\nRRULE:FREQ=DAILY;COUNT=2\nEND:VEVENT\n";
+        assert_eq!(
+            periods_of(&berlin, vevents, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"),
+            [
+                // 28 March is a day of 24 hours, 29 March (summer time from 02:00) of 23.
+                "2026-03-27T23:00:00Z 2026-03-29T22:00:00Z BUSY",
+                "2026-07-01T08:00:00Z 2026-07-01T09:00:00Z BUSY",
+                // Midnight to midnight in Berlin, not in UTC.
+                "2026-12-23T23:00:00Z 2026-12-25T23:00:00Z BUSY",
+            ]
+        );
+        assert_eq!(
+            periods(vevents, "2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z"),
+            ["2026-12-24T00:00:00Z 2026-12-26T00:00:00Z BUSY"],
+            "an owner in UTC"
+        );
+    }
+
+    /// RFC 5545's own example (3.6.5): New York before and after the US change of 2007, as a
+    /// VTIMEZONE that IANA does not name.
+    const US_EASTERN: &str = "BEGIN:VTIMEZONE\nTZID:US-Eastern\n\
+BEGIN:DAYLIGHT\nDTSTART:19870405T020000\nRRULE:FREQ=YEARLY;BYMONTH=4;BYDAY=1SU;UNTIL=20060402T070000Z\n\
+TZOFFSETFROM:-0500\nTZOFFSETTO:-0400\nEND:DAYLIGHT\n\
+BEGIN:STANDARD\nDTSTART:19671029T020000\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU;UNTIL=20061029T060000Z\n\
+TZOFFSETFROM:-0400\nTZOFFSETTO:-0500\nEND:STANDARD\n\
+BEGIN:DAYLIGHT\nDTSTART:20070311T020000\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU\n\
+TZOFFSETFROM:-0500\nTZOFFSETTO:-0400\nEND:DAYLIGHT\n\
+BEGIN:STANDARD\nDTSTART:20071104T020000\nRRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU\n\
+TZOFFSETFROM:-0400\nTZOFFSETTO:-0500\nEND:STANDARD\nEND:VTIMEZONE\n";
+
+    #[test]
+    fn a_vtimezone_keeps_every_historical_rule_and_iana_names_keep_theirs() {
+        // 20 March at 10:00 each year, and 1 November: summer time began on the first Sunday
+        // of April and ended on the last of October until 2006, and runs from the second
+        // Sunday of March to the first of November since 2007.
+        for tzid in ["US-Eastern", "America/New_York", "/kolab.org/America/New_York"] {
+            let vevents = format!(
+                "{US_EASTERN}BEGIN:VEVENT\nUID:m\nDTSTART;TZID={tzid}:20050320T100000\n\
+DTEND;TZID={tzid}:20050320T110000\nRRULE:FREQ=YEARLY;COUNT=5\n\
+RDATE;TZID={tzid}:20061101T100000,20071101T100000\nEND:VEVENT\n"
+            );
+            assert_eq!(
+                periods(&vevents, "2005-01-01T00:00:00Z", "2010-01-01T00:00:00Z"),
+                [
+                    "2005-03-20T15:00:00Z 2005-03-20T16:00:00Z BUSY",
+                    "2006-03-20T15:00:00Z 2006-03-20T16:00:00Z BUSY",
+                    "2006-11-01T15:00:00Z 2006-11-01T16:00:00Z BUSY",
+                    "2007-03-20T14:00:00Z 2007-03-20T15:00:00Z BUSY",
+                    "2007-11-01T14:00:00Z 2007-11-01T15:00:00Z BUSY",
+                    "2008-03-20T14:00:00Z 2008-03-20T15:00:00Z BUSY",
+                    "2009-03-20T14:00:00Z 2009-03-20T15:00:00Z BUSY",
+                ],
+                "{tzid}"
+            );
+        }
+        // Moscow: MSK/MSD until 2010, +04 all year from March 2011, +03 from October 2014.
+        let moscow = "BEGIN:VEVENT\nUID:r\nDTSTART;TZID=Europe/Moscow:20100115T100000\n\
+DURATION:PT1H\nRDATE;TZID=Europe/Moscow:20100715T100000,20120115T100000,20120715T100000,20150115T100000,20150715T100000\nEND:VEVENT\n";
+        assert_eq!(
+            periods(moscow, "2010-01-01T00:00:00Z", "2016-01-01T00:00:00Z"),
+            [
+                "2010-01-15T07:00:00Z 2010-01-15T08:00:00Z BUSY",
+                "2010-07-15T06:00:00Z 2010-07-15T07:00:00Z BUSY",
+                "2012-01-15T06:00:00Z 2012-01-15T07:00:00Z BUSY",
+                "2012-07-15T06:00:00Z 2012-07-15T07:00:00Z BUSY",
+                "2015-01-15T07:00:00Z 2015-01-15T08:00:00Z BUSY",
+                "2015-07-15T07:00:00Z 2015-07-15T08:00:00Z BUSY",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_vtimezone_whose_daylight_time_was_abolished_keeps_its_last_offset() {
+        // Moscow as a VTIMEZONE with a name of its own: MSK/MSD to 2010, +04 from 27 March
+        // 2011 (a STANDARD without a rule), +03 from 26 October 2014.
+        let vtimezone = "BEGIN:VTIMEZONE\nTZID:Moscow (historic)\n\
+BEGIN:DAYLIGHT\nDTSTART:19930328T020000\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU;UNTIL=20100327T230000Z\n\
+TZOFFSETFROM:+0300\nTZOFFSETTO:+0400\nEND:DAYLIGHT\n\
+BEGIN:STANDARD\nDTSTART:19961027T030000\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU;UNTIL=20101030T230000Z\n\
+TZOFFSETFROM:+0400\nTZOFFSETTO:+0300\nEND:STANDARD\n\
+BEGIN:STANDARD\nDTSTART:20110327T020000\nRDATE:20110327T020000\nTZOFFSETFROM:+0300\nTZOFFSETTO:+0400\nEND:STANDARD\n\
+BEGIN:STANDARD\nDTSTART:20141026T020000\nTZOFFSETFROM:+0400\nTZOFFSETTO:+0300\nEND:STANDARD\nEND:VTIMEZONE\n";
+        let tzid = "Moscow (historic)";
+        let vevents = format!(
+            "{vtimezone}BEGIN:VEVENT\nUID:r\nDTSTART;TZID={tzid}:20100115T100000\nDURATION:PT1H\n\
+RDATE;TZID={tzid}:20100715T100000,20120115T100000,20150115T100000,20300715T100000\nEND:VEVENT\n"
+        );
+        assert_eq!(
+            periods(&vevents, "2010-01-01T00:00:00Z", "2031-01-01T00:00:00Z"),
+            [
+                "2010-01-15T07:00:00Z 2010-01-15T08:00:00Z BUSY",
+                "2010-07-15T06:00:00Z 2010-07-15T07:00:00Z BUSY",
+                "2012-01-15T06:00:00Z 2012-01-15T07:00:00Z BUSY",
+                "2015-01-15T07:00:00Z 2015-01-15T08:00:00Z BUSY",
+                "2030-07-15T07:00:00Z 2030-07-15T08:00:00Z BUSY",
+            ]
+        );
     }
 
     fn show(busy: &[Busy]) -> Vec<String> {
@@ -492,7 +607,7 @@ DTSTART;TZID=Europe/Berlin:20261215T140000\nDTEND;TZID=Europe/Berlin:20261215T15
         );
         let events = parse_ical(&format!("BEGIN:VCALENDAR\n{SERIES}END:VCALENDAR\n")).unwrap();
         assert_eq!(
-            busy_periods(&events, i64::MIN, i64::MAX).unwrap().len(),
+            busy_periods(&events, &TimeZone::UTC, i64::MIN, i64::MAX).unwrap().len(),
             5,
             "a range of all time"
         );

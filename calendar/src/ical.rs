@@ -298,6 +298,7 @@ DTEND;TZID=W. Europe Standard Time:20260701T110000\r\nEND:VEVENT\r\nEND:VCALENDA
         let events = parse_ical(text).unwrap();
         let busy = crate::busy_periods(
             &events,
+            &jiff::tz::TimeZone::UTC,
             utc("2026-07-01T00:00:00Z").as_millisecond(),
             utc("2026-07-02T00:00:00Z").as_millisecond(),
         )

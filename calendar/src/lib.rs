@@ -23,11 +23,14 @@ mod zone;
 
 pub use busy::{Busy, BusyKind, busy_periods, merge};
 pub use error::CalendarError;
+/// The time zone type [`busy_periods`] and [`owner_zone`] take (jiff's).
+pub use jiff::tz::TimeZone;
 pub use ical::parse_ical;
 pub use mime::{Format, Part, calendar_part, object_xml};
 pub use model::{Duration, End, Event, RDate, Status, Transparency, When};
 pub use query::{
-    Answer, CACHE, Skipped, answer, events_of, freebusy, is_remembered, remember, to_json,
+    Answer, CACHE, Skipped, ZONES, answer, events_of, forget_owner_zones, freebusy,
+    is_remembered, owner_zone, remember, set_owner_zone, to_json,
 };
 pub use rrule::{Frequency, Rule, WeekdayNum};
 pub use xcal::{Element as XmlElement, parse_xcal, tree as xml_tree};

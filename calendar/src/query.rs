@@ -5,27 +5,38 @@
 //! object's state at `as_of` is its last change among the facts up to then: a deletion, or a
 //! last place outside the user's folders, leaves it out; otherwise the payload of that change
 //! (its message) is read, from the cache when the handler parsed it, else parsed here.
+//!
+//! All-day events and floating times are placed in the owner's time zone: the user's own as
+//! the archive knows it (collection `freebusy-zones`, key `user:<login>`), else the default
+//! the freebusy handler was configured with (key `default`), else UTC.
 
 use std::collections::BTreeSet;
 
 use bonnie_core::{imap::uri::Mailbox, time};
 use bonnie_model::objects::{self, Op};
-use bonnie_plugin_api::{PluginError, Record, storage::StorageClient};
+use bonnie_plugin_api::{PluginError, Record, RecordQuery, storage::StorageClient};
+use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::{
     busy::{Busy, busy_periods, merge},
     model::Event,
-    parse_message,
+    parse_message, zone,
 };
 
 /// The cache: parsed calendar objects by the SHA-256 of their message.
 pub const CACHE: &str = "freebusy-events";
 /// The Kolab object type of events.
 const EVENT_TYPE: &str = "event";
-/// Cache records of another version are parsed again.
-const CACHE_VERSION: u32 = 1;
+/// Cache records of another version are parsed again (2: VTIMEZONEs keep every rule).
+const CACHE_VERSION: u32 = 2;
+/// The calendar owners' time zones: `default`, and `user:<login>` for a user's own.
+pub const ZONES: &str = "freebusy-zones";
+/// The key of the default zone in [`ZONES`].
+const DEFAULT_ZONE: &str = "default";
+/// The prefix of a user's key in [`ZONES`].
+const USER_ZONE: &str = "user:";
 
 /// A cached object: its events, or why it could not be read.
 #[derive(Debug, Serialize, Deserialize)]
@@ -148,6 +159,7 @@ pub fn answer(
         .filter(|f| f.object_type == EVENT_TYPE)
         .map(|f| f.object_uid)
         .collect();
+    let owner_zone = owner_zone(storage, user)?;
     let mut answer = Answer::default();
     let mut periods = Vec::new();
     for uid in uids {
@@ -176,7 +188,7 @@ pub fn answer(
                 continue;
             }
         };
-        match busy_periods(&events, start_ms, end_ms) {
+        match busy_periods(&events, &owner_zone, start_ms, end_ms) {
             Ok(found) => periods.extend(found),
             Err(e) => answer.skipped.push(Skipped {
                 uid,
@@ -186,6 +198,59 @@ pub fn answer(
     }
     answer.busy = merge(periods);
     Ok(answer)
+}
+
+/// Keeps the time zone of a calendar owner (`user`, a login) or, without one, the default for
+/// every owner whose own is not known: an IANA name (a vendor prefix such as `/kolab.org/` is
+/// dropped). Returns the canonical name; an unknown zone is rejected.
+pub fn set_owner_zone(
+    storage: &StorageClient,
+    user: Option<&str>,
+    zone: &str,
+) -> Result<String, PluginError> {
+    let name = zone::iana_name(zone)
+        .ok_or_else(|| PluginError::rejected(format!("{zone:?} is not an IANA time zone")))?;
+    let key = match user {
+        Some(user) => format!("{USER_ZONE}{user}"),
+        None => DEFAULT_ZONE.to_string(),
+    };
+    storage.put(Record::new(ZONES, &key, &json!({ "zone": name })).at(time::now_ms()))?;
+    Ok(name)
+}
+
+/// Forgets the own time zones of every user but `keep` (logins): they fall back to the default.
+pub fn forget_owner_zones(storage: &StorageClient, keep: &[&str]) -> Result<(), PluginError> {
+    let query = RecordQuery {
+        collection: ZONES.to_string(),
+        all: true,
+        ..RecordQuery::default()
+    };
+    for record in storage.query(&query)? {
+        if let Some(user) = record.key.as_str().strip_prefix(USER_ZONE)
+            && !keep.contains(&user)
+        {
+            storage.delete(ZONES, record.key.as_str())?;
+        }
+    }
+    Ok(())
+}
+
+/// The zone of `user`'s all-day events and floating times: the user's own as the archive
+/// knows it, else the default, else UTC.
+pub fn owner_zone(storage: &StorageClient, user: &str) -> Result<TimeZone, PluginError> {
+    for key in [format!("{USER_ZONE}{user}"), DEFAULT_ZONE.to_string()] {
+        let Some(found) = storage.get(ZONES, &key)? else {
+            continue;
+        };
+        let body = found.json()?;
+        let name = body.get("zone").and_then(Value::as_str).unwrap_or_default();
+        // Names are checked when they are kept; one the database no longer knows is an error
+        // of the installation, not a reason to answer in another zone without a word.
+        return zone::resolve(name).map_err(|e| {
+            PluginError::config(format!("{ZONES} {key}: {e}"))
+        });
+    }
+    Ok(TimeZone::UTC)
 }
 
 /// A free/busy answer as the API gives it: `{"user", "start", "end", "as_of", "busy": [{"start",

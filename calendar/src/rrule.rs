@@ -1,13 +1,14 @@
 //! Recurrence rules (RFC 5545 RRULE) and their expansion into wall-clock start times.
 //!
-//! Expansion walks the rule's periods (day, week from WKST, month, year) from DTSTART's,
-//! `INTERVAL` apart; in each it takes the days the BY-parts allow (BYMONTH, BYYEARDAY,
-//! BYMONTHDAY, BYDAY with ordinals such as `2MO` or `-1FR` counted in the month, or in the
-//! year for a yearly rule without BYMONTH), times from BYHOUR/BYMINUTE/BYSECOND or DTSTART,
-//! then BYSETPOS. DTSTART is always the first instance and counts for COUNT. Without COUNT
-//! the periods before the asked range are skipped, and nothing after it is generated.
-//! Not supported (the object is reported unreadable): FREQ below DAILY, BYWEEKNO, RSCALE
-//! other than GREGORIAN.
+//! Expansion walks the rule's periods (second, minute, hour, day, week from WKST, month,
+//! year) from DTSTART's, `INTERVAL` apart; in each it takes the days the BY-parts allow
+//! (BYMONTH, BYWEEKNO, BYYEARDAY, BYMONTHDAY, BYDAY with ordinals such as `2MO` or `-1FR`
+//! counted in the month, or in the year for a yearly rule without BYMONTH), times from
+//! BYHOUR/BYMINUTE/BYSECOND or DTSTART (expanding below the frequency, limiting at and
+//! above it), then BYSETPOS. DTSTART is always the first instance and counts for COUNT.
+//! Without COUNT the periods before the asked range are skipped, and nothing after it is
+//! generated. Not supported (the object is reported unreadable): RSCALE other than GREGORIAN.
+//! `tests/tests/rrule_differential.rs` compares the expansion with python-dateutil's.
 
 use std::{fmt, str::FromStr};
 
@@ -17,12 +18,21 @@ use crate::{error::CalendarError, model::When, value};
 
 /// At most this many days are looked at for one rule in one expansion.
 const MAX_DAYS: u64 = 4_000_000;
+/// At most this many periods of an hourly, minutely or secondly rule are looked at in one
+/// expansion (days the BY-parts exclude are skipped whole).
+const MAX_PERIODS: u64 = 20_000_000;
 /// At most this many instances are generated for one rule in one expansion.
 pub(crate) const MAX_INSTANCES: usize = 200_000;
 
 /// `FREQ`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frequency {
+    /// `SECONDLY`.
+    Secondly,
+    /// `MINUTELY`.
+    Minutely,
+    /// `HOURLY`.
+    Hourly,
     /// `DAILY`.
     Daily,
     /// `WEEKLY`.
@@ -60,6 +70,9 @@ pub struct Rule {
     pub by_month_day: Vec<i8>,
     /// `BYYEARDAY`, ±1 to ±366.
     pub by_year_day: Vec<i16>,
+    /// `BYWEEKNO`, ±1 to ±53: weeks starting on WKST, week 1 the first with four days in
+    /// the year (ISO 8601 with WKST Monday).
+    pub by_week_no: Vec<i8>,
     /// `BYMONTH`, 1 to 12.
     pub by_month: Vec<i8>,
     /// `BYSETPOS`, ±1 to ±366.
@@ -117,6 +130,7 @@ impl FromStr for Rule {
             by_day: Vec::new(),
             by_month_day: Vec::new(),
             by_year_day: Vec::new(),
+            by_week_no: Vec::new(),
             by_month: Vec::new(),
             by_set_pos: Vec::new(),
             by_hour: Vec::new(),
@@ -154,9 +168,9 @@ impl FromStr for Rule {
                         "WEEKLY" => Frequency::Weekly,
                         "MONTHLY" => Frequency::Monthly,
                         "YEARLY" => Frequency::Yearly,
-                        "HOURLY" | "MINUTELY" | "SECONDLY" => {
-                            return Err(unsupported("FREQ below DAILY"));
-                        }
+                        "SECONDLY" => Frequency::Secondly,
+                        "MINUTELY" => Frequency::Minutely,
+                        "HOURLY" => Frequency::Hourly,
                         other => return Err(invalid(format!("FREQ {other:?}"))),
                     })
                 }
@@ -201,7 +215,7 @@ impl FromStr for Rule {
                     rule.week_start =
                         weekday(value).ok_or_else(|| invalid(format!("WKST {value:?}")))?
                 }
-                "BYWEEKNO" => return Err(unsupported("BYWEEKNO")),
+                "BYWEEKNO" => rule.by_week_no = narrow(list(1, 53, true)?),
                 "RSCALE" if value.eq_ignore_ascii_case("GREGORIAN") => {}
                 "RSCALE" => return Err(unsupported("RSCALE other than GREGORIAN")),
                 "SKIP" => {}
@@ -218,6 +232,9 @@ impl fmt::Display for Rule {
     /// The rule in RRULE form; it reads back to the same rule.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let freq = match self.freq {
+            Frequency::Secondly => "SECONDLY",
+            Frequency::Minutely => "MINUTELY",
+            Frequency::Hourly => "HOURLY",
             Frequency::Daily => "DAILY",
             Frequency::Weekly => "WEEKLY",
             Frequency::Monthly => "MONTHLY",
@@ -256,6 +273,7 @@ impl fmt::Display for Rule {
         list(f, "BYDAY", &days)?;
         list(f, "BYMONTHDAY", &self.by_month_day)?;
         list(f, "BYYEARDAY", &self.by_year_day)?;
+        list(f, "BYWEEKNO", &self.by_week_no)?;
         list(f, "BYMONTH", &self.by_month)?;
         list(f, "BYSETPOS", &self.by_set_pos)?;
         list(f, "BYHOUR", &self.by_hour)?;
@@ -324,9 +342,16 @@ impl<'a> Expansion<'a> {
         let mut by_month_day = rule.by_month_day.clone();
         let mut by_month = rule.by_month.clone();
         // RFC 5545: what the rule leaves open is taken from DTSTART.
-        if by_day.is_empty() && by_month_day.is_empty() && rule.by_year_day.is_empty() {
+        if by_day.is_empty()
+            && by_month_day.is_empty()
+            && rule.by_year_day.is_empty()
+            && rule.by_week_no.is_empty()
+        {
             match rule.freq {
-                Frequency::Daily => {}
+                Frequency::Secondly
+                | Frequency::Minutely
+                | Frequency::Hourly
+                | Frequency::Daily => {}
                 Frequency::Weekly => by_day.push(WeekdayNum {
                     nth: None,
                     weekday: start.date().weekday(),
@@ -340,14 +365,27 @@ impl<'a> Expansion<'a> {
                 }
             }
         }
-        let times = if all_day {
+        let times = if all_day && level(rule.freq) == 0 {
             vec![civil::Time::midnight()]
         } else {
-            let or_start = |v: &[i8], own: i8| if v.is_empty() { vec![own] } else { v.to_vec() };
+            // Below the frequency a BY-part expands (else DTSTART's value is taken). At and
+            // above it, it limits: the period's own hour, minute or second stands (0 here,
+            // filled in by `sub_daily`) and is checked there.
+            let level = level(rule.freq);
+            let or_start = |v: &[i8], own: i8, limits: bool| {
+                if limits {
+                    vec![-1]
+                } else if v.is_empty() {
+                    vec![own]
+                } else {
+                    v.to_vec()
+                }
+            };
             let mut times = Vec::new();
-            for h in or_start(&rule.by_hour, start.hour()) {
-                for m in or_start(&rule.by_minute, start.minute()) {
-                    for s in or_start(&rule.by_second, start.second()) {
+            for h in or_start(&rule.by_hour, start.hour(), level >= 1) {
+                for m in or_start(&rule.by_minute, start.minute(), level >= 2) {
+                    for s in or_start(&rule.by_second, start.second(), level >= 3) {
+                        let (h, m, s) = (h.max(0), m.max(0), s.max(0));
                         if let Ok(t) = civil::Time::new(h, m, s, 0) {
                             times.push(t);
                         }
@@ -371,10 +409,12 @@ impl<'a> Expansion<'a> {
         }
     }
 
-    /// The first day and the length in days of period `k` (0 is DTSTART's).
+    /// The first day and the length in days of period `k` (0 is DTSTART's) of a rule of a day
+    /// or more; none for shorter ones (see [`sub_daily`]).
     fn period(&self, k: i64) -> Option<(civil::Date, i64)> {
         let step = k.checked_mul(i64::from(self.rule.interval))?;
         match self.rule.freq {
+            Frequency::Secondly | Frequency::Minutely | Frequency::Hourly => None,
             Frequency::Daily => Some((add_days(self.start.date(), step)?, 1)),
             Frequency::Weekly => Some((date_of(self.week0.checked_add(step.checked_mul(7)?)?)?, 7)),
             Frequency::Monthly => {
@@ -399,6 +439,7 @@ impl<'a> Expansion<'a> {
     fn period_before(&self, date: civil::Date) -> i64 {
         let interval = i64::from(self.rule.interval);
         let periods = match self.rule.freq {
+            Frequency::Secondly | Frequency::Minutely | Frequency::Hourly => 0,
             Frequency::Daily => epoch_day(date) - epoch_day(self.start.date()),
             Frequency::Weekly => (epoch_day(date) - self.week0).div_euclid(7),
             Frequency::Monthly => {
@@ -412,6 +453,9 @@ impl<'a> Expansion<'a> {
     /// Whether the BY-parts allow `day`.
     fn allows(&self, day: civil::Date) -> bool {
         if !self.by_month.is_empty() && !self.by_month.contains(&day.month()) {
+            return false;
+        }
+        if !self.rule.by_week_no.is_empty() && !week_matches(day, &self.rule) {
             return false;
         }
         if !self.rule.by_year_day.is_empty() {
@@ -477,10 +521,18 @@ pub(crate) fn occurrences(
     limit: civil::DateTime,
 ) -> Result<Vec<civil::DateTime>, CalendarError> {
     let expansion = Expansion::new(rule, start, all_day);
-    let mut found = vec![start];
-    let mut counted: u64 = 1;
-    let count = rule.count.map(u64::from);
-    let mut k = if count.is_none() {
+    let mut taken = Taken {
+        start,
+        until,
+        limit,
+        count: rule.count.map(u64::from),
+        found: vec![start],
+    };
+    if level(rule.freq) > 0 {
+        sub_daily(&expansion, &mut taken, from)?;
+        return Ok(taken.found);
+    }
+    let mut k = if taken.count.is_none() {
         expansion.period_before(from)
     } else {
         0
@@ -488,15 +540,13 @@ pub(crate) fn occurrences(
     let mut days_seen: u64 = 0;
     let mut candidates = Vec::new();
     loop {
-        if count.is_some_and(|c| counted >= c) {
+        if taken.full() {
             break;
         }
         let Some((first, len)) = expansion.period(k) else {
             break;
         };
-        if first.to_datetime(civil::Time::midnight()) > limit
-            || until.is_some_and(|u| first.to_datetime(civil::Time::midnight()) > u)
-        {
+        if taken.beyond(first.to_datetime(civil::Time::midnight())) {
             break;
         }
         days_seen += len as u64;
@@ -513,42 +563,246 @@ pub(crate) fn occurrences(
                 candidates.extend(expansion.times.iter().map(|t| day.to_datetime(*t)));
             }
         }
-        let chosen: Vec<civil::DateTime> = if rule.by_set_pos.is_empty() {
-            std::mem::take(&mut candidates)
-        } else {
-            let n = candidates.len() as i64;
-            let mut picked: Vec<civil::DateTime> = rule
-                .by_set_pos
-                .iter()
-                .filter_map(|&p| {
-                    let index = if p > 0 {
-                        i64::from(p) - 1
-                    } else {
-                        n + i64::from(p)
-                    };
-                    (0..n).contains(&index).then(|| candidates[index as usize])
-                })
-                .collect();
-            picked.sort();
-            picked.dedup();
-            picked
-        };
-        for at in chosen {
-            if at <= start {
-                continue;
-            }
-            if until.is_some_and(|u| at > u) || at > limit || count.is_some_and(|c| counted >= c) {
-                return Ok(found);
-            }
-            found.push(at);
-            counted += 1;
-            if found.len() > MAX_INSTANCES {
-                return Err(CalendarError::TooManyInstances(MAX_INSTANCES));
-            }
+        if !taken.take(set_positions(&rule.by_set_pos, &mut candidates))? {
+            break;
         }
         k += 1;
     }
-    Ok(found)
+    Ok(taken.found)
+}
+
+/// How far below a day a frequency goes: 0 for a day or more, 1 hourly, 2 minutely, 3
+/// secondly.
+fn level(freq: Frequency) -> u8 {
+    match freq {
+        Frequency::Secondly => 3,
+        Frequency::Minutely => 2,
+        Frequency::Hourly => 1,
+        Frequency::Daily | Frequency::Weekly | Frequency::Monthly | Frequency::Yearly => 0,
+    }
+}
+
+/// The instances found so far and where finding stops.
+struct Taken {
+    start: civil::DateTime,
+    until: Option<civil::DateTime>,
+    limit: civil::DateTime,
+    count: Option<u64>,
+    found: Vec<civil::DateTime>,
+}
+
+impl Taken {
+    /// Whether COUNT instances are found.
+    fn full(&self) -> bool {
+        self.count.is_some_and(|c| self.found.len() as u64 >= c)
+    }
+
+    /// Whether a time is past UNTIL or the limit.
+    fn beyond(&self, at: civil::DateTime) -> bool {
+        at > self.limit || self.until.is_some_and(|u| at > u)
+    }
+
+    /// Takes the chosen starts of one period, in order; false once nothing more is wanted.
+    fn take(&mut self, chosen: Vec<civil::DateTime>) -> Result<bool, CalendarError> {
+        for at in chosen {
+            if at <= self.start {
+                continue;
+            }
+            if self.beyond(at) || self.full() {
+                return Ok(false);
+            }
+            self.found.push(at);
+            if self.found.len() > MAX_INSTANCES {
+                return Err(CalendarError::TooManyInstances(MAX_INSTANCES));
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// The candidates of one period that BYSETPOS picks (all without it), sorted.
+fn set_positions(
+    by_set_pos: &[i32],
+    candidates: &mut Vec<civil::DateTime>,
+) -> Vec<civil::DateTime> {
+    if by_set_pos.is_empty() {
+        return std::mem::take(candidates);
+    }
+    let n = candidates.len() as i64;
+    let mut picked: Vec<civil::DateTime> = by_set_pos
+        .iter()
+        .filter_map(|&p| {
+            let index = if p > 0 {
+                i64::from(p) - 1
+            } else {
+                n + i64::from(p)
+            };
+            (0..n).contains(&index).then(|| candidates[index as usize])
+        })
+        .collect();
+    picked.sort();
+    picked.dedup();
+    picked
+}
+
+/// Seconds since 1970-01-01 on the wall clock, for arithmetic on periods shorter than a day.
+fn clock_seconds(at: civil::DateTime) -> i64 {
+    epoch_day(at.date()) * 86_400
+        + i64::from(at.hour()) * 3600
+        + i64::from(at.minute()) * 60
+        + i64::from(at.second())
+}
+
+/// The wall-clock time `seconds` ([`clock_seconds`]) stands for.
+fn clock_time(seconds: i64) -> Option<civil::DateTime> {
+    let day = date_of(seconds.div_euclid(86_400))?;
+    let second = seconds.rem_euclid(86_400);
+    let time = civil::Time::new(
+        (second / 3600) as i8,
+        (second / 60 % 60) as i8,
+        (second % 60) as i8,
+        0,
+    )
+    .ok()?;
+    Some(day.to_datetime(time))
+}
+
+/// The instances of an hourly, minutely or secondly rule: periods of `INTERVAL` hours,
+/// minutes or seconds from DTSTART's, on the wall clock; a day the BY-parts exclude, or an
+/// hour or minute they exclude, is skipped whole.
+fn sub_daily(
+    expansion: &Expansion<'_>,
+    taken: &mut Taken,
+    from: civil::Date,
+) -> Result<(), CalendarError> {
+    let rule = expansion.rule;
+    let start = expansion.start;
+    let (unit, base) = match rule.freq {
+        Frequency::Hourly => (3600, start.with().minute(0).second(0).build()),
+        Frequency::Minutely => (60, start.with().second(0).build()),
+        _ => (1, Ok(start)),
+    };
+    let base = clock_seconds(base.map_err(|e| CalendarError::property("DTSTART", e.to_string()))?);
+    let step = i64::from(rule.interval) * unit;
+    // The first period at or after `at` (clock seconds), but never before `k`.
+    let first_from = |at: i64, k: i64| k.max((at - base + step - 1).div_euclid(step));
+    let mut k = match taken.count {
+        None => first_from(clock_seconds(from.to_datetime(civil::Time::midnight())), 0),
+        Some(_) => 0,
+    };
+    let mut visited: u64 = 0;
+    let mut candidates = Vec::new();
+    while !taken.full() {
+        let Some(at) = k.checked_mul(step).and_then(|s| s.checked_add(base)) else {
+            break;
+        };
+        let Some(period) = clock_time(at) else {
+            break;
+        };
+        if taken.beyond(period) {
+            break;
+        }
+        visited += 1;
+        if visited > MAX_PERIODS {
+            return Err(CalendarError::TooManyInstances(MAX_INSTANCES));
+        }
+        let day = period.date();
+        if !expansion.allows(day) {
+            k = first_from(epoch_day(day).saturating_add(1) * 86_400, k + 1);
+            continue;
+        }
+        let hour_start = at - i64::from(period.minute()) * 60 - i64::from(period.second());
+        if !rule.by_hour.is_empty() && !rule.by_hour.contains(&period.hour()) {
+            k = first_from(hour_start + 3600, k + 1);
+            continue;
+        }
+        let minute_out = rule.freq != Frequency::Hourly
+            && !rule.by_minute.is_empty()
+            && !rule.by_minute.contains(&period.minute());
+        if minute_out {
+            k = first_from(at - i64::from(period.second()) + 60, k + 1);
+            continue;
+        }
+        let second_out = rule.freq == Frequency::Secondly
+            && !rule.by_second.is_empty()
+            && !rule.by_second.contains(&period.second());
+        candidates.clear();
+        if !second_out {
+            for t in &expansion.times {
+                let (minute, second) = match rule.freq {
+                    Frequency::Hourly => (t.minute(), t.second()),
+                    Frequency::Minutely => (period.minute(), t.second()),
+                    _ => (period.minute(), period.second()),
+                };
+                if let Ok(time) = civil::Time::new(period.hour(), minute, second, 0) {
+                    candidates.push(day.to_datetime(time));
+                }
+            }
+        }
+        if !taken.take(set_positions(&rule.by_set_pos, &mut candidates))? {
+            break;
+        }
+        k += 1;
+    }
+    Ok(())
+}
+
+/// Whether `day` is in a week BYWEEKNO names. Weeks start on WKST; week 1 is the first with
+/// at least four days in the year, so the first days of January may belong to the last week
+/// of the year before (named by its number or -1), and the last days of December to week 1
+/// of the next year (named by 1 or by the next year's negative number of it).
+fn week_matches(day: civil::Date, rule: &Rule) -> bool {
+    let Some(this) = WeekYear::of(day.year(), rule.week_start) else {
+        return false;
+    };
+    let index = i64::from(day.day_of_year()) - 1;
+    let names = |number: i64, weeks: i64| {
+        rule.by_week_no
+            .iter()
+            .any(|&n| i64::from(n) == number || i64::from(n) == number - weeks - 1)
+    };
+    if index < this.first {
+        let weeks = i16::try_from(i64::from(day.year()) - 1)
+            .ok()
+            .and_then(|y| WeekYear::of(y, rule.week_start))
+            .map_or(52, |last| last.weeks);
+        return names(weeks, weeks);
+    }
+    let week = (index - this.first) / 7 + 1;
+    if week > this.weeks {
+        let weeks = i16::try_from(i64::from(day.year()) + 1)
+            .ok()
+            .and_then(|y| WeekYear::of(y, rule.week_start))
+            .map_or(52, |next| next.weeks);
+        return names(1, weeks);
+    }
+    names(week, this.weeks)
+}
+
+/// A year's weeks for BYWEEKNO.
+struct WeekYear {
+    /// The day of the year (from 0) that week 1 starts on; -3 to -1 when it starts in
+    /// December of the year before.
+    first: i64,
+    /// How many weeks the year has: 52 or 53.
+    weeks: i64,
+}
+
+impl WeekYear {
+    fn of(year: i16, week_start: Weekday) -> Option<Self> {
+        let january = civil::Date::new(year, 1, 1).ok()?;
+        let to_week_start = i64::from(week_start.since(january.weekday()));
+        let first = if to_week_start >= 4 {
+            to_week_start - 7
+        } else {
+            to_week_start
+        };
+        let days = i64::from(january.days_in_year()) - first;
+        Some(Self {
+            first,
+            weeks: days / 7 + i64::from(days % 7 >= 4),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -601,17 +855,15 @@ mod tests {
             "FREQ=YEARLY;BYMONTH=13",
             "FREQ=DAILY;FOO=1",
             "FREQ=DAILY;UNTIL=someday",
+            "FREQ=YEARLY;BYWEEKNO=0",
+            "FREQ=YEARLY;BYWEEKNO=54",
         ] {
             assert!(
                 matches!(bad.parse::<Rule>(), Err(CalendarError::Property { .. })),
                 "{bad}"
             );
         }
-        for unsupported in [
-            "FREQ=HOURLY",
-            "FREQ=YEARLY;BYWEEKNO=20",
-            "RSCALE=HEBREW;FREQ=YEARLY",
-        ] {
+        for unsupported in ["RSCALE=HEBREW;FREQ=YEARLY"] {
             assert!(
                 matches!(
                     unsupported.parse::<Rule>(),

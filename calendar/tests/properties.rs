@@ -131,7 +131,7 @@ proptest! {
         }
         text.push_str("END:VCALENDAR\r\n");
         if let Ok(parsed) = parse_ical(&text)
-            && let Ok(periods) = busy_periods(&parsed, FROM_MS, TO_MS)
+            && let Ok(periods) = busy_periods(&parsed, &jiff::tz::TimeZone::UTC, FROM_MS, TO_MS)
         {
             for busy in merge(periods) {
                 prop_assert!(FROM_MS <= busy.start_ms && busy.start_ms <= busy.end_ms && busy.end_ms <= TO_MS, "{text}");

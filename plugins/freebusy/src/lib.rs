@@ -16,6 +16,10 @@
 //! asks for them already, so `[plugins.freebusy] collect = []` works beside it, and the
 //! default `collect = ["FETCH"]` asks on its own. A message another handler already moved into
 //! the payload store (`payloads`) is read from there.
+//!
+//! All-day events and floating times are the calendar owner's: at start the handler keeps
+//! `default_time_zone` and each user's zone of `time_zones` in the archive (`freebusy-zones`),
+//! where the answer, in the worker or in bonnie-api, finds them.
 
 use bonnie_calendar as calendar;
 use bonnie_core::{payload, time};
@@ -23,6 +27,8 @@ use bonnie_mail as mail;
 use bonnie_model::{collect, objects, record};
 use bonnie_plugin_api::prelude::*;
 use bonnie_plugin_api::storage::StorageClient;
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -40,6 +46,18 @@ struct Settings {
     /// Default: FETCH.
     #[serde(default = "default_collect")]
     collect: Vec<String>,
+    /// The time zone (IANA name) of every calendar owner whose own is not known, for all-day
+    /// events and floating times. Default: UTC.
+    #[serde(default = "default_time_zone")]
+    default_time_zone: String,
+    /// Users' own time zones (IANA names) by login, where they differ from the default.
+    /// Default: none.
+    #[serde(default)]
+    time_zones: BTreeMap<String, String>,
+}
+
+fn default_time_zone() -> String {
+    "UTC".to_string()
 }
 
 fn default_collect() -> Vec<String> {
@@ -62,8 +80,25 @@ impl Freebusy {
                 "[plugins.freebusy] collect: {bad:?} is not FETCH"
             )));
         }
+        let check = |what: &str, zone: &str| match calendar::iana_name(zone) {
+            Some(_) => Ok(()),
+            None => Err(PluginError::config(format!(
+                "[plugins.freebusy] {what}: {zone:?} is not an IANA time zone"
+            ))),
+        };
+        check("default_time_zone", &settings.default_time_zone)?;
+        for (user, zone) in &settings.time_zones {
+            check(&format!("time_zones.{user:?}"), zone)?;
+        }
+        let storage = host.storage()?;
+        calendar::set_owner_zone(&storage, None, &settings.default_time_zone)?;
+        for (user, zone) in &settings.time_zones {
+            calendar::set_owner_zone(&storage, Some(user), zone)?;
+        }
+        let keep: Vec<&str> = settings.time_zones.keys().map(String::as_str).collect();
+        calendar::forget_owner_zones(&storage, &keep)?;
         Ok(Self {
-            storage: host.storage()?,
+            storage,
             host,
             settings,
         })
@@ -415,5 +450,43 @@ Subject: EV-1\r\n\r\n--=_k\r\nContent-Type: application/calendar+xml; charset=UT
             "{:?}",
             lab.warnings()
         );
+    }
+
+    #[test]
+    fn owners_zones_are_checked_kept_in_the_archive_and_forgotten_when_unconfigured() {
+        let zone_of = |lab: &Lab, user: &str| {
+            let zone = calendar::owner_zone(&lab.storage, user).unwrap();
+            zone.iana_name().unwrap_or_default().to_string()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let open = |config: Value| {
+            let host = TestHost::new("freebusy")
+                .config(config)
+                .storage(SqliteStorage::open(&dir.path().join("bonnie.db"), 5000).unwrap());
+            Lab {
+                _dir: tempfile::tempdir().unwrap(),
+                storage: host.storage_client().unwrap(),
+                handler: Freebusy::new(host.host()),
+                host,
+            }
+        };
+        let first = open(json!({
+            "default_time_zone": "/kolab.org/Europe/Berlin",
+            "time_zones": { "jane.doe@example.org": "America/New_York" },
+        }));
+        assert!(first.handler.is_ok());
+        assert_eq!(zone_of(&first, "john.doe@example.org"), "Europe/Berlin");
+        assert_eq!(zone_of(&first, "jane.doe@example.org"), "America/New_York");
+        // Started again without Jane's zone and the default: both are UTC again.
+        let again = open(json!({}));
+        assert!(again.handler.is_ok());
+        assert_eq!(zone_of(&again, "jane.doe@example.org"), "UTC");
+        for bad in [
+            json!({ "default_time_zone": "Mars/Olympus" }),
+            json!({ "time_zones": { "jane.doe@example.org": "CEST" } }),
+        ] {
+            let error = open(bad).handler.err().expect("refused");
+            assert!(error.message.contains("not an IANA time zone"), "{error:?}");
+        }
     }
 }
