@@ -37,9 +37,26 @@ impl CyrusLab {
 
     /// Like [`CyrusLab::start`], with the archive on `storage`.
     pub fn start_on(storage: Storage, groupware: &[&str], users: &[&str]) -> Self {
+        Self::start_configured(storage, groupware, users, "")
+    }
+
+    /// Like [`CyrusLab::start_on`], with `extra` (TOML of new tables, such as a groupware
+    /// plugin's `[plugins.freebusy]`) added to the configuration before anything starts.
+    pub fn start_configured(
+        storage: Storage,
+        groupware: &[&str],
+        users: &[&str],
+        extra: &str,
+    ) -> Self {
         let ldap = Slapd::start();
         let mut cyrus = Cyrus::new();
         let cluster = Cluster::for_cyrus(&cyrus, &ldap, groupware);
+        if !extra.is_empty() {
+            let config =
+                std::fs::read_to_string(cluster.config()).expect("reading the configuration");
+            std::fs::write(cluster.config(), format!("{config}\n{extra}\n"))
+                .expect("writing the configuration");
+        }
         let archive = cluster.use_storage(storage);
         let processes = vec![
             cluster.start_broker(),
