@@ -1,6 +1,11 @@
 //! Folder names as a user sees them, and who may read a folder: its current ACL grants
 //! lookup and read (`l` and `r`) to the user directly or to `anyone` (negative rights taken
 //! away), or the user owns it.
+//!
+//! Roundcube names folders as IMAP does, in modified UTF-7 (`user/john.doe/B&APw-ro@example.org`),
+//! and a shared folder as `kolab_storage_folder_api::get_mailbox_id()` makes it: the path
+//! without the shared prefix, with the user's domain (`team@example.org`). The archive keeps
+//! paths as Cyrus's notification URIs give them, in UTF-8.
 
 use bonnie_core::imap::uri::Mailbox;
 use bonnie_model::folders;
@@ -23,10 +28,27 @@ fn domain_of(login: &str) -> Option<&str> {
 /// `Other Users/john.doe/Calendar`, `Shared Folders/team`), or `mailbox` itself when it is
 /// already a path (`user/john.doe/Calendar@example.org`) or there is no user.
 pub fn folder_path(user: Option<&str>, mailbox: &str) -> String {
+    let decoded = utf8_name(mailbox);
+    let mailbox = decoded.as_str();
+    if let Some(rest) = mailbox.strip_prefix("user/") {
+        // get_mailbox_id() of a personal INBOX: `user/john.doe/INBOX@example.org`.
+        if let Some((local, domain)) = rest.rsplit_once('@')
+            && let Some(local) = local.strip_suffix("/INBOX")
+            && !local.contains('/')
+        {
+            return format!("user/{local}@{domain}");
+        }
+        return mailbox.to_string();
+    }
     let Some(user) = user else {
         return mailbox.to_string();
     };
-    if mailbox.starts_with("user/") {
+    // get_mailbox_id() of a shared folder (`team@example.org`): already a path. A folder of
+    // the user's own is never named with a domain.
+    if mailbox.contains('@')
+        && !mailbox.starts_with(OTHER_USERS)
+        && !mailbox.starts_with(SHARED_FOLDERS)
+    {
         return mailbox.to_string();
     }
     let with_domain = |path: String| match domain_of(user) {
@@ -45,6 +67,21 @@ pub fn folder_path(user: Option<&str>, mailbox: &str) -> String {
         return with_domain(rest.to_string());
     }
     Mailbox::of_user(user, mailbox).path
+}
+
+/// A mailbox name in UTF-8: Roundcube's modified UTF-7 decoded; a name that is not modified
+/// UTF-7 (already UTF-8, or not valid) is kept as it is.
+pub fn utf8_name(name: &str) -> String {
+    if !name.contains('&') || !name.is_ascii() {
+        return name.to_string();
+    }
+    bonnie_imap::utf7::decode(name).unwrap_or_else(|_| name.to_string())
+}
+
+/// Whether the archived folder path `stored` is the folder at `path` (UTF-8): the archive
+/// may hold a path in modified UTF-7 where a notification gave it so.
+pub fn same_folder(stored: &str, path: &str) -> bool {
+    stored == path || utf8_name(stored) == path
 }
 
 /// The name `user` sees for the folder at `path` (the reverse of [`folder_path`]).
@@ -85,7 +122,10 @@ fn current_acl(
     };
     for found in storage.query(&query)? {
         let view = found.json()?;
-        let same_path = view.get("path").and_then(Value::as_str) == Some(path);
+        let same_path = view
+            .get("path")
+            .and_then(Value::as_str)
+            .is_some_and(|stored| same_folder(stored, path));
         let deleted = view.get("deleted").and_then(Value::as_bool) == Some(true);
         if same_path && !deleted {
             return Ok(view.get("acl").and_then(Value::as_object).cloned());
@@ -145,5 +185,48 @@ mod tests {
             "user/john.doe/Notes@example.org"
         );
         assert_eq!(folder_path(None, "Calendar"), "Calendar");
+    }
+
+    #[test]
+    fn roundcube_names_are_decoded_and_its_mailbox_ids_understood() {
+        let john = Some("john.doe@example.org");
+        for (sent, path) in [
+            (
+                "user/john.doe/B&APw-ro@example.org",
+                "user/john.doe/Büro@example.org",
+            ),
+            (
+                "B&APw-ro/Kalender",
+                "user/john.doe/Büro/Kalender@example.org",
+            ),
+            ("team@example.org", "team@example.org"),
+            ("team/Calendar@example.org", "team/Calendar@example.org"),
+            ("Shared Folders/team", "team@example.org"),
+            (
+                "Other Users/jane.doe/B&APw-ro",
+                "user/jane.doe/Büro@example.org",
+            ),
+            (
+                "user/john.doe/INBOX@example.org",
+                "user/john.doe@example.org",
+            ),
+            ("Tom &- Jerry", "user/john.doe/Tom & Jerry@example.org"),
+            ("Büro", "user/john.doe/Büro@example.org"),
+        ] {
+            assert_eq!(folder_path(john, sent), path, "{sent}");
+        }
+        let russian = bonnie_imap::utf7::encode("Входящие");
+        assert_eq!(
+            folder_path(john, &russian),
+            "user/john.doe/Входящие@example.org"
+        );
+        assert!(same_folder(
+            "user/john.doe/B&APw-ro@example.org",
+            "user/john.doe/Büro@example.org"
+        ));
+        assert!(!same_folder(
+            "user/john.doe/Buro@example.org",
+            "user/john.doe/Büro@example.org"
+        ));
     }
 }

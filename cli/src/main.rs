@@ -170,6 +170,38 @@ fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The line for Roundcube's `config.inc.php` with every key libkolab's `kolab_bonnie_api`
+/// reads (`uri`, `user`, `pass`, `secret`, `timeout`, `debug`): HTTPS when bonnie-api has a
+/// certificate, and an address Roundcube can reach when bonnie-api listens on all of them.
+fn roundcube_config(
+    api: &bonnie_core::config::ApiConfig,
+    user: &str,
+    pass: &str,
+    secret: &str,
+) -> String {
+    let scheme = if api.tls_certificate.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let address = match api.listen.parse::<std::net::SocketAddr>() {
+        Ok(std::net::SocketAddr::V4(a)) if a.ip().is_unspecified() => {
+            format!("127.0.0.1:{}", a.port())
+        }
+        Ok(std::net::SocketAddr::V6(a)) if a.ip().is_unspecified() => format!("[::1]:{}", a.port()),
+        _ => api.listen.clone(),
+    };
+    // A PHP single-quoted string: only the quote and the backslash are special.
+    let php = |text: &str| text.replace('\\', "\\\\").replace('\'', "\\'");
+    format!(
+        "$config['kolab_bonnie_api'] = array('uri' => '{}', 'user' => '{}', 'pass' => '{}', 'secret' => '{}', 'timeout' => 30, 'debug' => false);",
+        php(&format!("{scheme}://{address}/api/rpc")),
+        php(user),
+        php(pass),
+        php(secret)
+    )
+}
+
 fn api_client(config: &Config, command: &ApiClientCommand) -> anyhow::Result<()> {
     let path = &config.api.clients;
     let mut clients = Clients::load(path)?;
@@ -179,8 +211,8 @@ fn api_client(config: &Config, command: &ApiClientCommand) -> anyhow::Result<()>
             println!("API client {:?} added to {}.", made.name, path.display());
             println!("Its password and secret are shown this once; in Roundcube's config.inc.php:");
             println!(
-                "$config['kolab_bonnie_api'] = array('uri' => 'http://{}/api/rpc', 'user' => '{}', 'pass' => '{}', 'secret' => '{}');",
-                config.api.listen, made.name, made.password, made.secret
+                "{}",
+                roundcube_config(&config.api, &made.name, &made.password, &made.secret)
             );
             println!(
                 "user:     {}\npassword: {}\nsecret:   {}",
@@ -260,4 +292,28 @@ fn render_status(status: &Value) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_roundcube_line_has_every_key_a_reachable_uri_and_php_quoting() {
+        let mut api = bonnie_core::config::ApiConfig {
+            listen: "0.0.0.0:8080".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            roundcube_config(&api, "round'cube", "p\\w", "s"),
+            "$config['kolab_bonnie_api'] = array('uri' => 'http://127.0.0.1:8080/api/rpc', \
+             'user' => 'round\\'cube', 'pass' => 'p\\\\w', 'secret' => 's', 'timeout' => 30, 'debug' => false);"
+        );
+        api.listen = "[::]:8443".into();
+        api.tls_certificate = Some("/etc/bonnie/api.pem".into());
+        assert!(
+            roundcube_config(&api, "rc", "p", "s")
+                .contains("'uri' => 'https://[::1]:8443/api/rpc'")
+        );
+    }
 }
