@@ -73,18 +73,31 @@ fn object_params(action: &str) -> Option<&'static [&'static str]> {
     })
 }
 
-/// What a message event did, as a changelog operation.
+/// What a message event did, in the original Bonnie's vocabulary that libkolab.js labels
+/// (`RECEIVE`, `APPEND`, `MOVE`, `DELETE`, `READ`, `FLAGSET`, `FLAGCLEAR`). A copy is an
+/// append to its folder; `\Deleted` set (MessageTrash) is a `FLAGSET` of that flag, the
+/// expunge after it the `DELETE`.
 fn mail_op(event: &str) -> &'static str {
     match event {
-        "MessageAppend" | "MessageNew" => "APPEND",
-        "MessageCopy" | "vnd.cmu.MessageCopy" => "COPY",
+        "MessageNew" => "RECEIVE",
+        "MessageAppend" | "MessageCopy" | "vnd.cmu.MessageCopy" => "APPEND",
         "MessageMove" | "vnd.cmu.MessageMove" => "MOVE",
         "MessageRead" => "READ",
-        "FlagsSet" => "FLAGS_SET",
-        "FlagsClear" => "FLAGS_CLEAR",
-        "MessageTrash" => "DELETE",
-        "MessageExpunge" | "MessageExpire" => "EXPUNGE",
+        "FlagsSet" | "MessageTrash" => "FLAGSET",
+        "FlagsClear" => "FLAGCLEAR",
+        "MessageExpunge" | "MessageExpire" => "DELETE",
         _ => "UNKNOWN",
+    }
+}
+
+/// An object change in that vocabulary: a new version replacing the old one is an `APPEND`
+/// (the original Bonnie skipped the deletion that went with it), and so is a copy into
+/// another folder.
+fn object_op(op: Op) -> &'static str {
+    match op {
+        Op::Append | Op::Update | Op::Copy => "APPEND",
+        Op::Move => "MOVE",
+        Op::Delete => "DELETE",
     }
 }
 
@@ -110,11 +123,17 @@ fn mail_changelog(caller: &Caller<'_>, params: &Params) -> Result<Value, RpcErro
     {
         return Ok(Value::Bool(false));
     }
-    let trail = bonnie_model::mail_history::trail(caller.storage, &path, msguid)?;
+    let mut trail = bonnie_model::mail_history::trail(caller.storage, &path, msguid)?;
+    let wire = bonnie_imap::utf7::encode(&path);
+    if trail.is_empty() && wire != path {
+        // A path archived as the notification gave it, in modified UTF-7.
+        trail = bonnie_model::mail_history::trail(caller.storage, &wire, msguid)?;
+    }
     if trail.is_empty() {
         return Ok(Value::Bool(false));
     }
     let mut changes = Vec::new();
+    let mut last_rev = i64::MIN;
     // Looked up once per login, not once per entry: a trail can hold many thousands.
     let mut names: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
     for entry in &trail {
@@ -129,15 +148,25 @@ fn mail_changelog(caller: &Caller<'_>, params: &Params) -> Result<Value, RpcErro
             },
             None => "unknown".to_string(),
         };
+        let op = mail_op(&entry.event);
         let mut change = json!({
-            "op": mail_op(&entry.event),
+            // libkolab.js keys its table's rows by rev; strictly increasing like an object's.
+            "rev": entry.time_ms.max(last_rev + 1),
+            "op": op,
             "date": time::format_rfc3339_s(entry.time_ms),
             "user": who,
-            "mailbox": access::folder_name(caller.user, &entry.folder),
+            "mailbox": access::folder_name(caller.user, &access::utf8_name(&entry.folder)),
             "msguid": entry.uid,
         });
-        if !entry.flags.is_empty() {
-            change["flags"] = json!(entry.flags);
+        last_rev = change["rev"].as_i64().unwrap_or(last_rev);
+        // libkolab.js shows `op: flags` for FLAGSET and FLAGCLEAR, as text.
+        let flags = if entry.event == "MessageTrash" && entry.flags.is_empty() {
+            "\\Deleted".to_string()
+        } else {
+            entry.flags.join(" ")
+        };
+        if !flags.is_empty() && (op == "FLAGSET" || op == "FLAGCLEAR") {
+            change["flags"] = json!(flags);
         }
         changes.push(change);
     }
@@ -199,6 +228,32 @@ fn keygen(params: &Params) -> Result<Value, RpcError> {
     Ok(json!({ "key": key, "expires": expires }))
 }
 
+/// The revisions `user` may see: those held by a folder they may read now (see docs/api.md,
+/// "Who sees which revision").
+fn readable_changes(
+    storage: &StorageClient,
+    user: &str,
+    changes: Vec<Change>,
+) -> Result<Vec<Change>, RpcError> {
+    let mut readable: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+    let mut kept = Vec::with_capacity(changes.len());
+    for change in changes {
+        let may = match readable.get(&change.folder) {
+            Some(may) => *may,
+            None => {
+                let path = access::utf8_name(&change.folder);
+                let may = access::can_read(storage, user, &path)?;
+                readable.insert(change.folder.clone(), may);
+                may
+            }
+        };
+        if may {
+            kept.push(change);
+        }
+    }
+    Ok(kept)
+}
+
 /// An object the caller may read, with its changelog.
 struct Object<'a> {
     caller: &'a Caller<'a>,
@@ -237,26 +292,33 @@ impl<'a> Object<'a> {
             ));
         }
         let path = access::folder_path(caller.user, mailbox);
-        let facts = objects::facts(caller.storage, kind, uid)?;
-        let was_there = facts.iter().any(|f| {
-            f.place.folder == path || f.from.as_ref().is_some_and(|from| from.folder == path)
-        });
-        if !was_there {
+        let mut facts = objects::facts(caller.storage, kind, uid)?;
+        // The object that was in the named folder, not every object with that UID.
+        let Some(identity) =
+            objects::identity_through(&facts, |folder| access::same_folder(folder, &path))
+        else {
+            return Ok(None);
+        };
+        facts.retain(|f| f.identity == identity);
+        let user = match (caller.admin, caller.user) {
+            (true, _) => None,
+            (false, Some(user)) => Some(user),
+            (false, None) => return Ok(None),
+        };
+        if let Some(user) = user
+            && !access::can_read(caller.storage, user, &path)?
+        {
             return Ok(None);
         }
-        let readable = match (caller.admin, caller.user) {
-            (true, _) => true,
-            (false, Some(user)) => access::can_read(caller.storage, user, &path)?,
-            (false, None) => false,
-        };
-        if !readable {
-            return Ok(None);
+        let mut changes = objects::changelog(facts);
+        if let Some(user) = user {
+            changes = readable_changes(caller.storage, user, changes)?;
         }
         Ok(Some(Self {
             caller,
             uid: uid.to_string(),
             mailbox: mailbox.to_string(),
-            changes: objects::changelog(facts),
+            changes,
         }))
     }
 
@@ -270,10 +332,10 @@ impl<'a> Object<'a> {
     fn entry(&self, change: &Change) -> Result<Value, RpcError> {
         Ok(json!({
             "rev": change.rev,
-            "op": change.op,
+            "op": object_op(change.op),
             "date": time::format_rfc3339_s(change.time_ms),
             "user": self.user(change)?,
-            "mailbox": access::folder_name(self.caller.user, &change.folder),
+            "mailbox": access::folder_name(self.caller.user, &access::utf8_name(&change.folder)),
         }))
     }
 

@@ -7,6 +7,14 @@
 //! message holds which object. The changelog itself is derived from the facts when asked
 //! ([`changelog`]), in the events' own time order, so facts processed out of order by parallel
 //! workers still give the right history.
+//!
+//! An object is its *identity*, not its UID: the namespace (owner, or shared root) of the
+//! folder it was first appended to, with its type and UID ([`Fact::identity`]). Revisions are
+//! linked only through what the archive observed: a copy or move carries the identity of the
+//! message it came from, and an append joins the object that is already in that folder with
+//! that type and UID (the client's update pattern). A message someone else writes with the
+//! same UID into their own folder is another object; an append into a personal INBOX, into a
+//! folder of another Kolab type, or a delivery (MessageNew) is mail, never a revision.
 
 use std::collections::{HashMap, HashSet};
 
@@ -34,6 +42,9 @@ pub const NEEDS_FIELD: &str = "needs";
 pub const OBJECT_FIELD: &str = "object";
 /// The index term of facts by the login of the folder's owner (none for shared folders).
 pub const OWNER_FIELD: &str = "owner";
+/// Which object (identity) is in a folder with a type and UID, keyed `<folder>\x1f<type>/<uid>`:
+/// an append there of that type and UID is a new revision of that object.
+pub const FOLDER_OBJECTS: &str = "object-folders";
 
 const TYPE_PREFIX: &str = "application/x-vnd.kolab.";
 /// A deletion followed within this time by an append of the same object in the same folder by
@@ -114,6 +125,12 @@ pub struct Fact {
     pub object_type: String,
     /// The object's UID.
     pub object_uid: String,
+    /// Which object, whatever its UID: `<namespace>/<type>/<uid>`, the namespace being the
+    /// owner's login (or `shared:<root>` for a shared folder) of the folder it was first
+    /// appended to; carried along copies and moves. Empty in facts archived before identities
+    /// (they are one object per type and UID, as they were).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub identity: String,
     /// The event's own time (ms since the epoch, UTC).
     pub time_ms: i64,
     /// The acting user's login, when the event names one.
@@ -196,8 +213,54 @@ fn digest_of(
     }
 }
 
-/// An object held by a message: type, UID and the message's digest when known.
-type Held = (String, String, Option<String>);
+/// An object held by a message.
+#[derive(Debug, Clone)]
+struct Held {
+    object_type: String,
+    object_uid: String,
+    /// [`Fact::identity`].
+    identity: String,
+    /// The message's digest, when known.
+    digest: Option<String>,
+}
+
+/// The namespace objects first appended to `folder` belong to: the owner's login, or
+/// `shared:<root>` for a shared folder (`shared:team@example.org` for `team/Calendar@example.org`).
+fn namespace(folder: &str) -> String {
+    let mailbox = bonnie_core::imap::uri::Mailbox::from_path(folder);
+    match mailbox.owner {
+        Some(owner) => owner,
+        None => {
+            let root = mailbox.name.split('/').next().unwrap_or_default();
+            match mailbox.domain {
+                Some(domain) => format!("shared:{root}@{domain}"),
+                None => format!("shared:{root}"),
+            }
+        }
+    }
+}
+
+fn folder_object_key(folder: &str, object_type: &str, object_uid: &str) -> String {
+    format!("{folder}\u{1f}{object_type}/{object_uid}")
+}
+
+/// The identity of the object of that type and UID that is (or was) in `folder`, else a new
+/// one in the folder's namespace.
+fn identity_in(
+    storage: &StorageClient,
+    folder: &str,
+    object_type: &str,
+    object_uid: &str,
+) -> Result<String, PluginError> {
+    let key = folder_object_key(folder, object_type, object_uid);
+    if let Some(found) = storage.get(FOLDER_OBJECTS, &key)?
+        && let Some(identity) = found.json()?.get("identity").and_then(Value::as_str)
+        && !identity.is_empty()
+    {
+        return Ok(identity.to_string());
+    }
+    Ok(format!("{}/{object_type}/{object_uid}", namespace(folder)))
+}
 
 /// The object recorded as held at `place`.
 fn held_at(storage: &StorageClient, place: &Place) -> Result<Option<Held>, PluginError> {
@@ -205,25 +268,91 @@ fn held_at(storage: &StorageClient, place: &Place) -> Result<Option<Held>, Plugi
         let body = found.json()?;
         if let (Some(kind), Some(uid)) = (body["object_type"].as_str(), body["object_uid"].as_str())
         {
-            let digest = body["digest"].as_str().map(str::to_string);
-            return Ok(Some((kind.to_string(), uid.to_string(), digest)));
+            return Ok(Some(Held {
+                object_type: kind.to_string(),
+                object_uid: uid.to_string(),
+                identity: body["identity"].as_str().unwrap_or_default().to_string(),
+                digest: body["digest"].as_str().map(str::to_string),
+            }));
         }
     }
     Ok(None)
 }
 
-/// The object held at `place`, from what was recorded or from the message's headers.
+/// The object held at `place`, from what was recorded or from the message's headers (only
+/// when `folder` may hold objects of the headers' type; the object is then the one of that
+/// type and UID in `folder`).
 fn object_at(
     storage: &StorageClient,
     place: &Place,
     headers: Option<&Object>,
+    folder: &FolderKind,
 ) -> Result<Option<Held>, PluginError> {
     if let Some(held) = held_at(storage, place)? {
         return Ok(Some(held));
     }
-    Ok(headers
-        .and_then(kolab_object)
-        .map(|(kind, uid)| (kind, uid, None)))
+    headers_object(storage, headers, folder)
+}
+
+/// The object a message's headers name, if the folder may hold objects of that type.
+fn headers_object(
+    storage: &StorageClient,
+    headers: Option<&Object>,
+    folder: &FolderKind,
+) -> Result<Option<Held>, PluginError> {
+    let Some((object_type, object_uid)) = headers.and_then(kolab_object) else {
+        return Ok(None);
+    };
+    if !folder.holds(&object_type) {
+        return Ok(None);
+    }
+    let identity = identity_in(storage, &folder.path, &object_type, &object_uid)?;
+    Ok(Some(Held {
+        object_type,
+        object_uid,
+        identity,
+        digest: None,
+    }))
+}
+
+/// A folder and what it is known to hold.
+struct FolderKind {
+    path: String,
+    /// The Kolab folder type (`event`, `mail`...), when known.
+    kind: Option<String>,
+}
+
+impl FolderKind {
+    /// Whether a message in this folder can be a revision of an object of `object_type`: never
+    /// in a personal INBOX (where anyone's mail is delivered), else when the folder's Kolab type
+    /// is that type (a distribution list lives in a contact folder) or is not known.
+    fn holds(&self, object_type: &str) -> bool {
+        let mailbox = bonnie_core::imap::uri::Mailbox::from_path(&self.path);
+        if mailbox.owner.is_some() && mailbox.name.eq_ignore_ascii_case("INBOX") {
+            return false;
+        }
+        match self.kind.as_deref() {
+            None => true,
+            Some(kind) => {
+                kind == object_type || (kind == "contact" && object_type == "distribution-list")
+            }
+        }
+    }
+}
+
+/// The Kolab type of the record's folder: the one the record carries, else the folder view's.
+fn folder_kind(storage: &StorageClient, record: &Object) -> Result<Option<String>, PluginError> {
+    if let Some(kind) = text(record, "folder_type") {
+        return Ok(Some(kind));
+    }
+    let Some(uniqueid) = text(record, "folder_uniqueid") else {
+        return Ok(None);
+    };
+    let view = storage
+        .get(crate::folders::CURRENT, &uniqueid)?
+        .map(|r| r.json())
+        .transpose()?;
+    Ok(view.and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string)))
 }
 
 /// A fact waiting for the object held at `needs`.
@@ -254,11 +383,12 @@ fn put_pending(storage: &StorageClient, pending: &Pending) -> Result<(), PluginE
     Ok(())
 }
 
-fn with_object(fact: &Fact, (object_type, object_uid, digest): Held) -> Fact {
+fn with_object(fact: &Fact, held: Held) -> Fact {
     Fact {
-        object_type,
-        object_uid,
-        digest: fact.digest.clone().or(digest),
+        object_type: held.object_type,
+        object_uid: held.object_uid,
+        identity: held.identity,
+        digest: fact.digest.clone().or(held.digest),
         ..fact.clone()
     }
 }
@@ -302,15 +432,22 @@ fn put_fact(storage: &StorageClient, fact: &Fact, depth: usize) -> Result<(), Pl
         let held = json!({
             "object_type": fact.object_type,
             "object_uid": fact.object_uid,
+            "identity": fact.identity,
             "digest": fact.digest,
         });
         storage.put(Record::new(MESSAGES, &fact.place.key(), &held).at(fact.time_ms))?;
+        if !fact.identity.is_empty() {
+            let key = folder_object_key(&fact.place.folder, &fact.object_type, &fact.object_uid);
+            let there = json!({ "identity": fact.identity });
+            storage.put(Record::new(FOLDER_OBJECTS, &key, &there).at(fact.time_ms))?;
+        }
         if depth < MAX_HOPS {
-            let held = (
-                fact.object_type.clone(),
-                fact.object_uid.clone(),
-                fact.digest.clone(),
-            );
+            let held = Held {
+                object_type: fact.object_type.clone(),
+                object_uid: fact.object_uid.clone(),
+                identity: fact.identity.clone(),
+                digest: fact.digest.clone(),
+            };
             put_waiting(storage, &fact.place, &held, depth)?;
         }
     }
@@ -335,6 +472,8 @@ pub fn record(
     let Some(folder) = text(record, "folder") else {
         return Ok(Recorded::Facts(0));
     };
+    // A delivery is someone's mail, whatever its headers claim: never a revision.
+    let delivered = record.get("event").and_then(Value::as_str) == Some("MessageNew");
     let headers = record.get("messageHeaders").and_then(Value::as_object);
     let headers_of = |uid: u64| {
         headers
@@ -354,20 +493,32 @@ pub fn record(
     let time_ms = text(record, "@timestamp")
         .and_then(|t| time::parse_rfc3339_ms(&t))
         .unwrap_or_else(time::now_ms);
+    // The folder's type, read once and only when headers are to be judged.
+    let kind_cell = std::cell::OnceCell::new();
+    let here_kind = || -> Result<FolderKind, PluginError> {
+        if kind_cell.get().is_none() {
+            let _ = kind_cell.set(folder_kind(storage, record)?);
+        }
+        Ok(FolderKind {
+            path: folder.clone(),
+            kind: kind_cell.get().cloned().flatten(),
+        })
+    };
     // Which object each message of the event holds; the places of those not known yet.
     let mut touched = Vec::new();
     let mut unknown = Vec::new();
     for (i, uid) in new_uids.iter().copied().enumerate() {
         let here = place(&folder, uidvalidity, uid);
         let (from, object) = match kind {
+            FactKind::Append if delivered => (None, None),
             FactKind::Append => {
                 if headers.is_none() && may_collect("FETCH") {
                     return Ok(Recorded::Collect("FETCH"));
                 }
-                let object = headers_of(uid)
-                    .and_then(kolab_object)
-                    .map(|(t, u)| (t, u, None));
-                (None, object)
+                (
+                    None,
+                    headers_object(storage, headers_of(uid), &here_kind()?)?,
+                )
             }
             FactKind::Copy | FactKind::Move => {
                 let from = match (&old_folder, old_uids.get(i)) {
@@ -375,14 +526,15 @@ pub fn record(
                     _ => None,
                 };
                 let object = match &from {
-                    Some(from) => object_at(storage, from, headers_of(uid))?,
-                    None => object_at(storage, &here, headers_of(uid))?,
+                    Some(from) => object_at(storage, from, headers_of(uid), &here_kind()?)?,
+                    None => object_at(storage, &here, headers_of(uid), &here_kind()?)?,
                 };
                 (from, object)
             }
-            FactKind::Trash | FactKind::Expunge => {
-                (None, object_at(storage, &here, headers_of(uid))?)
-            }
+            FactKind::Trash | FactKind::Expunge => (
+                None,
+                object_at(storage, &here, headers_of(uid), &here_kind()?)?,
+            ),
         };
         match object {
             Some(object) => touched.push((here, from, object)),
@@ -398,29 +550,25 @@ pub fn record(
     }
     let login = text(record, "user");
     let folder_uniqueid = text(record, "folder_uniqueid");
-    let fact = |place: Place, from: Option<Place>, object_type, object_uid, digest| Fact {
+    let fact = |place: Place, from: Option<Place>, held: Held| Fact {
         kind,
-        object_type,
-        object_uid,
+        object_type: held.object_type,
+        object_uid: held.object_uid,
+        identity: held.identity,
         time_ms,
         login: login.clone(),
         place,
         from,
         folder_uniqueid: folder_uniqueid.clone(),
-        digest,
+        digest: held.digest,
         job: job.to_string(),
     };
     let mut count = 0;
-    for (place, from, (object_type, object_uid, known_digest)) in touched {
-        let digest = match kind {
-            FactKind::Append => digest_of(storage, record, place.uid)?,
-            _ => known_digest,
-        };
-        put_fact(
-            storage,
-            &fact(place, from, object_type, object_uid, digest),
-            0,
-        )?;
+    for (place, from, mut held) in touched {
+        if kind == FactKind::Append {
+            held.digest = digest_of(storage, record, place.uid)?;
+        }
+        put_fact(storage, &fact(place, from, held), 0)?;
         count += 1;
     }
     // A message whose append has not been recorded yet (taken by another thread or worker, or
@@ -431,7 +579,13 @@ pub fn record(
     }
     for (place, from) in unknown {
         let needs = from.clone().unwrap_or_else(|| place.clone());
-        let fact = fact(place, from, String::new(), String::new(), None);
+        let nothing = Held {
+            object_type: String::new(),
+            object_uid: String::new(),
+            identity: String::new(),
+            digest: None,
+        };
+        let fact = fact(place, from, nothing);
         put_pending(storage, &Pending { fact, needs })?;
     }
     Ok(Recorded::Facts(count))
@@ -440,17 +594,7 @@ pub fn record(
 /// False when the record's folder is known to be a mail folder (by its Kolab folder type),
 /// where no message holds an object.
 fn may_hold_objects(storage: &StorageClient, record: &Object) -> Result<bool, PluginError> {
-    if let Some(kind) = text(record, "folder_type") {
-        return Ok(kind != "mail");
-    }
-    let Some(uniqueid) = text(record, "folder_uniqueid") else {
-        return Ok(true);
-    };
-    let view = storage
-        .get(crate::folders::CURRENT, &uniqueid)?
-        .map(|r| r.json())
-        .transpose()?;
-    Ok(view.and_then(|v| v.get("type").cloned()) != Some(json!("mail")))
+    Ok(folder_kind(storage, record)?.as_deref() != Some("mail"))
 }
 
 /// The facts about one object.
@@ -464,6 +608,19 @@ pub fn facts(
         OBJECT_FIELD,
         &format!("{object_type}/{object_uid}"),
     )
+}
+
+/// The identity of the object of `facts` that was last in the folder `is_folder` accepts
+/// (held there, or copied or moved from there), if any.
+pub fn identity_through(facts: &[Fact], is_folder: impl Fn(&str) -> bool) -> Option<String> {
+    facts
+        .iter()
+        .filter(|f| {
+            is_folder(&f.place.folder)
+                || f.from.as_ref().is_some_and(|from| is_folder(&from.folder))
+        })
+        .max_by(|a, b| (a.time_ms, &a.job).cmp(&(b.time_ms, &b.job)))
+        .map(|f| f.identity.clone())
 }
 
 /// The facts about messages in the folders `owner` owns (of every object that was ever
@@ -656,6 +813,7 @@ mod tests {
                 uid,
             },
             from: None,
+            identity: String::new(),
             folder_uniqueid: None,
             digest: Some(format!("d{uid}")),
             job: format!("job-{time_ms}"),
@@ -723,6 +881,117 @@ mod tests {
 
     fn history(storage: &StorageClient) -> Vec<Op> {
         ops(&changelog(super::facts(storage, "event", "EV-1").unwrap()))
+    }
+
+    /// A normalized `event` of message `uid` holding the Kolab event EV-1 in the folder at
+    /// `path` (`user/jane.doe/Calendar@example.org`), by `user`, the folder of Kolab type `kind`.
+    fn kolab_at(event: &str, at: &str, path: &str, uid: u64, user: &str, kind: &str) -> Object {
+        let uri = format!("imap://h/{};UIDVALIDITY=7", path.replace('@', "%40"));
+        let headers = json!({ "X-Kolab-Type": "application/x-vnd.kolab.event", "Subject": "EV-1" });
+        let mut n: Object = serde_json::from_value(json!({
+            "event": event, "timestamp": at, "uri": uri, "uidset": uid.to_string(), "user": user,
+            "messageHeaders": { uid.to_string(): headers },
+        }))
+        .unwrap();
+        crate::record::normalize(&mut n, 0);
+        n.insert("folder_type".into(), json!(kind));
+        n
+    }
+
+    #[test]
+    fn objects_are_told_apart_by_identity_not_by_uid() {
+        let (_dir, storage) = storage();
+        let (john, jane) = ("john.doe@example.org", "jane.doe@example.org");
+        let never = |_: &str| false;
+        let at = |minute: u32| format!("2026-11-28T10:{minute:02}:00.000Z");
+        let mut recorded = |n: &Object, job: &str| match super::record(&storage, n, job, never) {
+            Ok(Recorded::Facts(count)) => count,
+            other => panic!("{other:?}"),
+        };
+        let johns_calendar = "user/john.doe/Calendar@example.org";
+        let janes_calendar = "user/jane.doe/Calendar@example.org";
+        let janes_inbox = "user/jane.doe@example.org";
+        // Jane's own event with John's UID is another object; in her INBOX, in a task folder,
+        // or delivered to John, it is no revision at all.
+        for (minute, (event, path, uid, user, kind, expected)) in [
+            ("MessageAppend", johns_calendar, 1, john, "event", 1),
+            ("MessageAppend", janes_calendar, 1, jane, "event", 1),
+            ("MessageAppend", janes_inbox, 1, jane, "mail", 0),
+            (
+                "MessageAppend",
+                "user/jane.doe/Tasks@example.org",
+                1,
+                jane,
+                "task",
+                0,
+            ),
+            ("MessageNew", johns_calendar, 2, john, "event", 0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let n = kolab_at(event, &at(minute as u32), path, uid, user, kind);
+            assert_eq!(
+                recorded(&n, &format!("j{minute}")),
+                expected,
+                "{event} into {path}"
+            );
+        }
+        let append = "MessageAppend";
+        // John moves his event into a shared folder; an update there is still his object.
+        let mut moved = kolab_at(
+            "vnd.cmu.MessageMove",
+            &at(5),
+            "team/Calendar@example.org",
+            3,
+            john,
+            "event",
+        );
+        moved.remove("messageHeaders");
+        moved.insert("old_folder".into(), json!(johns_calendar));
+        moved.insert("old_uidvalidity".into(), json!(7));
+        moved.insert("old_uids".into(), json!([1]));
+        assert_eq!(recorded(&moved, "j6"), 1);
+        let update = kolab_at(
+            append,
+            &at(6),
+            "team/Calendar@example.org",
+            4,
+            jane,
+            "event",
+        );
+        assert_eq!(recorded(&update, "j7"), 1);
+
+        let facts = super::facts(&storage, "event", "EV-1").unwrap();
+        let of = |identity: &str| -> Vec<Fact> {
+            facts
+                .iter()
+                .filter(|f| f.identity == identity)
+                .cloned()
+                .collect()
+        };
+        let johns = changelog(of("john.doe@example.org/event/EV-1"));
+        assert_eq!(ops(&johns), [Op::Append, Op::Move, Op::Update]);
+        assert_eq!(
+            johns[2].login.as_deref(),
+            Some(jane),
+            "Jane updated it where it is shared"
+        );
+        assert_eq!(
+            ops(&changelog(of("jane.doe@example.org/event/EV-1"))),
+            [Op::Append]
+        );
+        assert_eq!(facts.len(), 4, "{facts:#?}");
+        let through = |path: &str| identity_through(&facts, |f| f == path);
+        assert_eq!(through(janes_inbox), None);
+        assert_eq!(
+            through(janes_calendar).as_deref(),
+            Some("jane.doe@example.org/event/EV-1")
+        );
+        assert_eq!(
+            through(johns_calendar).as_deref(),
+            Some("john.doe@example.org/event/EV-1")
+        );
     }
 
     #[test]

@@ -378,3 +378,13 @@ mod tests {
         );
     }
 }
+
+/// The revision numbers of a `<type>.changelog` answer, in its order.
+pub fn revs(changelog: &Value) -> Vec<i64> {
+    changelog["changes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a changelog: {changelog}"))
+        .iter()
+        .map(|c| c["rev"].as_i64().expect("a revision number"))
+        .collect()
+}

@@ -464,6 +464,18 @@ path = "var/bonnie.db"
         rusqlite::Connection::open(self.path().join("var/bonnie.db")).expect("opening the archive")
     }
 
+    /// The bodies of the archive's records of `collection` (`object-facts`...).
+    pub fn archived_bodies(&self, collection: &str) -> Vec<String> {
+        let db = self.archive();
+        let mut stmt = db
+            .prepare("SELECT body FROM records WHERE collection = ?1 ORDER BY key")
+            .expect("querying the archive");
+        stmt.query_map([collection], |r| r.get::<_, String>(0))
+            .expect("querying the archive")
+            .map(|body| body.expect("a record's body"))
+            .collect()
+    }
+
     /// The number of entries in the archive's event log, 0 before it exists.
     pub fn archived(&self) -> usize {
         if !self.path().join("var/bonnie.db").exists() {

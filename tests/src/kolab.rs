@@ -77,3 +77,13 @@ pub fn event_with_exceptions_xml(
     xml.insert_str(master_end, &added);
     xml
 }
+
+/// Replaces the message with UID `old` in the selected `folder` by `new`, as a Kolab client
+/// updates an object: append the new version, then flag the old one deleted and expunge it.
+pub fn replace(client: &mut bonnie_imap::Connection, folder: &str, old: u32, new: &[u8]) {
+    client.append(folder, &Default::default(), new).unwrap();
+    client
+        .run(&format!("UID STORE {old} +FLAGS (\\Deleted)"), &[])
+        .unwrap();
+    client.run(&format!("UID EXPUNGE {old}"), &[]).unwrap();
+}

@@ -41,13 +41,10 @@ fn version(summary: &str, location: &str, sequence: u32) -> Vec<u8> {
 }
 
 fn stored_facts(cluster: &Cluster) -> Vec<Fact> {
-    let db = cluster.archive();
-    let mut stmt = db
-        .prepare("SELECT body FROM records WHERE collection = ?1")
-        .unwrap();
-    stmt.query_map([objects::FACTS], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|body| serde_json::from_str(&body.unwrap()).unwrap())
+    cluster
+        .archived_bodies(objects::FACTS)
+        .iter()
+        .map(|body| serde_json::from_str(body).unwrap())
         .filter(|fact: &Fact| fact.object_uid == EVENT_UID)
         .collect()
 }
