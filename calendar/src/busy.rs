@@ -13,9 +13,9 @@ use jiff::{Timestamp, civil, tz::TimeZone};
 
 use crate::{
     error::CalendarError,
+    expand::{self, MAX_INSTANCES},
     model::{Duration, End, Event, RDate, When},
-    rrule::{self, MAX_INSTANCES},
-    zone,
+    rrule, zone,
 };
 
 /// How a period shows in free/busy.
@@ -348,7 +348,8 @@ impl<'a> Series<'a> {
             let limit = self.local(range.end_ms);
             for rule in &event.rules {
                 let until = rule.until.as_ref().map(|u| self.until(u)).transpose()?;
-                for local in rrule::occurrences(rule, self.start, self.all_day, until, from, limit)?
+                for local in
+                    expand::occurrences(rule, self.start, self.all_day, until, from, limit)?
                 {
                     starts.push((local, None));
                 }
@@ -437,7 +438,12 @@ mod tests {
 BEGIN:VEVENT\nUID:f\nDTSTART:20260701T100000\nDTEND:20260701T110000\nEND:VEVENT\n\
 BEGIN:VEVENT\nUID:w\nDTSTART;VALUE=DATE:20260328\nRRULE:FREQ=DAILY;COUNT=2\nEND:VEVENT\n";
         assert_eq!(
-            periods_of(&berlin, vevents, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"),
+            periods_of(
+                &berlin,
+                vevents,
+                "2026-01-01T00:00:00Z",
+                "2027-01-01T00:00:00Z"
+            ),
             [
                 // 28 March is a day of 24 hours, 29 March (summer time from 02:00) of 23.
                 "2026-03-27T23:00:00Z 2026-03-29T22:00:00Z BUSY",
@@ -470,7 +476,11 @@ TZOFFSETFROM:-0400\nTZOFFSETTO:-0500\nEND:STANDARD\nEND:VTIMEZONE\n";
         // 20 March at 10:00 each year, and 1 November: summer time began on the first Sunday
         // of April and ended on the last of October until 2006, and runs from the second
         // Sunday of March to the first of November since 2007.
-        for tzid in ["US-Eastern", "America/New_York", "/kolab.org/America/New_York"] {
+        for tzid in [
+            "US-Eastern",
+            "America/New_York",
+            "/kolab.org/America/New_York",
+        ] {
             let vevents = format!(
                 "{US_EASTERN}BEGIN:VEVENT\nUID:m\nDTSTART;TZID={tzid}:20050320T100000\n\
 DTEND;TZID={tzid}:20050320T110000\nRRULE:FREQ=YEARLY;COUNT=5\n\
@@ -607,7 +617,9 @@ DTSTART;TZID=Europe/Berlin:20261215T140000\nDTEND;TZID=Europe/Berlin:20261215T15
         );
         let events = parse_ical(&format!("BEGIN:VCALENDAR\n{SERIES}END:VCALENDAR\n")).unwrap();
         assert_eq!(
-            busy_periods(&events, &TimeZone::UTC, i64::MIN, i64::MAX).unwrap().len(),
+            busy_periods(&events, &TimeZone::UTC, i64::MIN, i64::MAX)
+                .unwrap()
+                .len(),
             5,
             "a range of all time"
         );

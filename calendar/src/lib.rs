@@ -12,6 +12,7 @@
 mod busy;
 mod component;
 mod error;
+mod expand;
 mod ical;
 mod mime;
 mod model;
@@ -23,14 +24,14 @@ mod zone;
 
 pub use busy::{Busy, BusyKind, busy_periods, merge};
 pub use error::CalendarError;
+pub use ical::parse_ical;
 /// The time zone type [`busy_periods`] and [`owner_zone`] take (jiff's).
 pub use jiff::tz::TimeZone;
-pub use ical::parse_ical;
 pub use mime::{Format, Part, calendar_part, object_xml};
 pub use model::{Duration, End, Event, RDate, Status, Transparency, When};
 pub use query::{
-    Answer, CACHE, Skipped, ZONES, answer, events_of, forget_owner_zones, freebusy,
-    is_remembered, owner_zone, remember, set_owner_zone, to_json,
+    Answer, CACHE, Skipped, ZONES, answer, events_of, forget_owner_zones, freebusy, is_remembered,
+    owner_zone, remember, set_owner_zone, to_json,
 };
 pub use rrule::{Frequency, Rule, WeekdayNum};
 pub use xcal::{Element as XmlElement, parse_xcal, tree as xml_tree};

@@ -246,9 +246,7 @@ pub fn owner_zone(storage: &StorageClient, user: &str) -> Result<TimeZone, Plugi
         let name = body.get("zone").and_then(Value::as_str).unwrap_or_default();
         // Names are checked when they are kept; one the database no longer knows is an error
         // of the installation, not a reason to answer in another zone without a word.
-        return zone::resolve(name).map_err(|e| {
-            PluginError::config(format!("{ZONES} {key}: {e}"))
-        });
+        return zone::resolve(name).map_err(|e| PluginError::config(format!("{ZONES} {key}: {e}")));
     }
     Ok(TimeZone::UTC)
 }

@@ -12,13 +12,7 @@ use jiff::{
     tz::{self, TimeZone},
 };
 
-use crate::{
-    component::Component,
-    error::CalendarError,
-    model::When,
-    rrule::{self, Rule},
-    value,
-};
+use crate::{component::Component, error::CalendarError, expand, model::When, rrule::Rule, value};
 
 /// The marker of a zone kept as a POSIX TZ string (objects cached by earlier versions).
 const POSIX: &str = "posix:";
@@ -158,7 +152,7 @@ impl Defined {
                     None => None,
                 };
                 let found =
-                    rrule::occurrences(&rule, start, false, until, start.date(), limit).ok()?;
+                    expand::occurrences(&rule, start, false, until, start.date(), limit).ok()?;
                 onsets.extend(found);
             }
             for property in observance.all("RDATE") {
