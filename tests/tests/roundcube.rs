@@ -9,6 +9,7 @@
 //! `calendar.php`'s diff action parses as a date must be a string; the changelog's operations
 //! must be ones libkolab.js labels. The client's credentials come from the line
 //! `bonnie api-client add` prints for `config.inc.php`.
+
 use bonnie_imap::{quote, utf7};
 use bonnie_tests::{
     api::{ApiClient, hmac_sha256_hex},
