@@ -164,6 +164,10 @@ pub fn answer(
     let mut periods = Vec::new();
     for uid in uids {
         let mut facts = objects::facts(storage, EVENT_TYPE, &uid)?;
+        // The object last in one of the user's folders, not another's with the same UID.
+        let owned = |folder: &str| Mailbox::from_path(folder).owner.as_deref() == Some(user);
+        let identity = objects::identity_through(&facts, owned);
+        facts.retain(|f| Some(&f.identity) == identity.as_ref());
         if let Some(as_of) = as_of_ms {
             facts.retain(|f| f.time_ms <= as_of);
         }
@@ -361,6 +365,43 @@ RECURRENCE-ID;TZID=Europe/Berlin:20261215T100000\r\nDTSTART;TZID=Europe/Berlin:2
 DTEND;TZID=Europe/Berlin:20261215T150000\r\nEND:VEVENT\r\n",
             WEEKLY.trim_end_matches("END:VEVENT\r\n")
         )
+    }
+
+    #[test]
+    fn another_users_event_with_the_same_uid_does_not_hide_the_owners() {
+        let (_dir, storage) = store();
+        let (from, to) = (ms("2026-12-01T00:00:00Z"), ms("2026-12-02T00:00:00Z"));
+        let at = |n: u32| format!("2026-11-28T09:0{n}:00.000Z");
+        happened(
+            &storage,
+            "MessageAppend",
+            &at(0),
+            (JOHNS, 1),
+            Some(("W", &message("W", WEEKLY))),
+            None,
+        );
+        let johns = shown(&freebusy(&storage, JOHN, from, to, None).unwrap());
+        assert_eq!(johns, ["2026-12-01T09:00:00Z 2026-12-01T10:00:00Z BUSY"]);
+        // Jane's own calendar gets an event with John's UID, later: John's stays his.
+        let janes = "user/jane.doe/Calendar@example.org";
+        let stub = message(
+            "W",
+            &WEEKLY
+                .replace("T100000", "T180000")
+                .replace("T110000", "T190000"),
+        );
+        happened(
+            &storage,
+            "MessageAppend",
+            &at(1),
+            (janes, 1),
+            Some(("W", &stub)),
+            None,
+        );
+        assert_eq!(
+            shown(&freebusy(&storage, JOHN, from, to, None).unwrap()),
+            johns
+        );
     }
 
     #[test]
