@@ -625,7 +625,14 @@ impl Server {
         let id = protocol::parse_get(message)?;
         let reply = if self.jobs.owner(&id).is_some_and(|owner| owner == identity) {
             match self.notification(&id) {
-                Ok(Some(notification)) => DataReply::Job { id, notification },
+                Ok(Some(notification)) => {
+                    let received_ms = self.received_ms(&id, &notification);
+                    DataReply::Job {
+                        id,
+                        notification,
+                        received_ms,
+                    }
+                }
                 Ok(None) => DataReply::NoJob { id },
                 Err(e) => {
                     error!(job = %id, error = %e, "Cannot read a job's notification.");
@@ -643,6 +650,22 @@ impl Server {
     }
 
     /// A waiting job's notification: from memory, else from the store.
+    /// For a notification that carries no `timestamp`, when the broker first stored it: the
+    /// time every run of the job gives it. Others carry their own time and cost no read.
+    fn received_ms(&self, id: &str, notification: &[u8]) -> Option<i64> {
+        const TIMESTAMP: &[u8] = b"\"timestamp\"";
+        if notification
+            .windows(TIMESTAMP.len())
+            .any(|w| w == TIMESTAMP)
+        {
+            return None;
+        }
+        self.store.created_ms(id).unwrap_or_else(|e| {
+            warn!(job = %id, error = %e, "Cannot read when a job was stored.");
+            None
+        })
+    }
+
     fn notification(&self, id: &str) -> rusqlite::Result<Option<Vec<u8>>> {
         match self.jobs.payload(id) {
             Some(payload) => Ok(Some(payload.to_vec())),

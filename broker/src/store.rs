@@ -264,6 +264,14 @@ impl Store {
             .optional()
     }
 
+    /// When a job was first stored (milliseconds since the epoch).
+    pub fn created_ms(&self, id: &str) -> rusqlite::Result<Option<i64>> {
+        self.conn
+            .prepare_cached("SELECT created_ms FROM jobs WHERE id = ?1")?
+            .query_row(params![id], |row| row.get(0))
+            .optional()
+    }
+
     /// Jobs per stored state.
     pub fn counts(&self) -> rusqlite::Result<BTreeMap<String, u64>> {
         let mut stmt = self

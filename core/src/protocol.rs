@@ -8,7 +8,7 @@
 //! | dealer | dealer | `NOTIFY id notification` → `ACK id` |
 //! | controller | worker | `READY credit`, `HEARTBEAT`, `DONE id`, `POSTPONE id reason`, `COLLECT id commands notification`, `FAIL id reason` |
 //! | controller | broker | `TAKE id`, `HEARTBEAT` |
-//! | worker | worker | `GET id` → `JOB id notification` or `NOJOB id` |
+//! | worker | worker | `GET id` → `JOB id notification [received_ms]` or `NOJOB id` |
 //! | collector | collector | `READY host commands credit`, `HEARTBEAT`, `DONE id notification`, `POSTPONE id reason`, `FAIL id reason` |
 //! | collector | broker | `COLLECT id commands notification`, `HEARTBEAT` |
 //! | admin | `bonnie` | `STATUS`, `FAILED limit`, `RETRY id`, `RETRY-ALL` → `OK json` or `ERROR message` |
@@ -372,6 +372,10 @@ pub enum DataReply {
         id: String,
         /// Its notification.
         notification: Vec<u8>,
+        /// When the broker first received it (milliseconds since the epoch), sent only for a
+        /// notification that carries no `timestamp` of its own, so that every run of the job
+        /// dates it alike. An optional fourth frame.
+        received_ms: Option<i64>,
     },
     /// The job is not (or no longer) this worker's: drop it.
     NoJob {
@@ -385,10 +389,24 @@ impl DataReply {
     pub fn parse(frames: &[Vec<u8>]) -> Result<Self, ProtocolError> {
         match command_of(frames)? {
             b"JOB" => {
-                expect(frames, "JOB", 3)?;
+                if frames.len() != 4 {
+                    expect(frames, "JOB", 3)?;
+                }
+                let received_ms = match frames.get(3) {
+                    Some(frame) => Some(
+                        text(frame, "JOB", "received time")?
+                            .parse::<i64>()
+                            .map_err(|_| ProtocolError::Invalid {
+                                command: "JOB",
+                                what: "received time",
+                            })?,
+                    ),
+                    None => None,
+                };
                 Ok(Self::Job {
                     id: id(&frames[1], "JOB")?,
                     notification: frames[2].clone(),
+                    received_ms,
                 })
             }
             b"NOJOB" => {
@@ -404,11 +422,21 @@ impl DataReply {
     /// The frames of this message.
     pub fn frames(&self) -> Frames {
         match self {
-            Self::Job { id, notification } => vec![
-                b"JOB".to_vec(),
-                id.as_bytes().to_vec(),
-                notification.clone(),
-            ],
+            Self::Job {
+                id,
+                notification,
+                received_ms,
+            } => {
+                let mut frames = vec![
+                    b"JOB".to_vec(),
+                    id.as_bytes().to_vec(),
+                    notification.clone(),
+                ];
+                if let Some(ms) = received_ms {
+                    frames.push(ms.to_string().into_bytes());
+                }
+                frames
+            }
             Self::NoJob { id } => vec![b"NOJOB".to_vec(), id.as_bytes().to_vec()],
         }
     }
@@ -725,11 +753,21 @@ mod tests {
         };
         assert_eq!(DealerMsg::parse(&notify.frames()).unwrap(), notify);
         assert_eq!(parse_ack(&ack_frames("x")).unwrap(), "x");
-        let job = DataReply::Job {
-            id: "x".into(),
-            notification: b"{}".to_vec(),
-        };
-        assert_eq!(DataReply::parse(&job.frames()).unwrap(), job);
+        for received_ms in [None, Some(1_795_885_997_506)] {
+            let job = DataReply::Job {
+                id: "x".into(),
+                notification: b"{}".to_vec(),
+                received_ms,
+            };
+            assert_eq!(DataReply::parse(&job.frames()).unwrap(), job);
+        }
+        let bad_time = [
+            b"JOB".to_vec(),
+            b"x".to_vec(),
+            b"{}".to_vec(),
+            b"soon".to_vec(),
+        ];
+        assert!(DataReply::parse(&bad_time).is_err());
         for request in [
             AdminRequest::Status,
             AdminRequest::Failed { limit: 5 },

@@ -89,8 +89,10 @@ proptest! {
         ] {
             prop_assert_eq!(protocol::ControlMsg::parse(&msg.frames()).unwrap(), msg);
         }
-        let job = protocol::DataReply::Job { id: id.clone(), notification: notification.clone() };
-        prop_assert_eq!(protocol::DataReply::parse(&job.frames()).unwrap(), job);
+        for received_ms in [None, Some(1_795_885_997_506), Some(-1)] {
+            let job = protocol::DataReply::Job { id: id.clone(), notification: notification.clone(), received_ms };
+            prop_assert_eq!(protocol::DataReply::parse(&job.frames()).unwrap(), job);
+        }
         let collect = protocol::ToCollector::Collect { id: id.clone(), commands, notification };
         prop_assert_eq!(protocol::ToCollector::parse(&collect.frames()).unwrap(), collect);
         let error = protocol::AdminReply::Error(reason);

@@ -12,6 +12,7 @@ use std::{
 use bonnie_tests::{
     cluster::{Cluster, dlist_request},
     paths, process,
+    worker::ARCHIVE_HANDLERS,
 };
 use serde_json::json;
 
@@ -229,6 +230,33 @@ fn a_worker_killed_mid_job_leaves_the_job_to_another_worker() {
     process::wait_until("the dead worker dropped", || {
         cluster.status()["workers"].as_array().unwrap().len() == 1
     });
+}
+
+#[test]
+fn a_notification_without_a_timestamp_is_dated_when_the_broker_first_stored_it() {
+    let cluster = Cluster::new(&ARCHIVE_HANDLERS, "");
+    let _broker = cluster.start_broker();
+    let untimed = json!({ "event": "Login", "service": "imap", "user": "john.doe@example.org",
+        "vnd.cmu.sessionId": "untimed-1" })
+    .to_string();
+    assert!(cluster.deal(untimed.as_bytes()).status.success());
+    let stored_ms: i64 = cluster
+        .job_store()
+        .query_row("SELECT created_ms FROM jobs", [], |r| r.get(0))
+        .unwrap();
+    // The worker comes well after the broker stored the job, so the time it runs the job is
+    // not the time the job was received.
+    std::thread::sleep(Duration::from_millis(1500));
+    let _worker = cluster.start_worker("late");
+    process::wait_until("the untimed notification archived", || {
+        cluster.archived() == 1
+    });
+    let record = &cluster.log_records()[0];
+    assert_eq!(
+        record["@timestamp"],
+        json!(bonnie_core::time::format_rfc3339_ms(stored_ms)),
+        "{record}"
+    );
 }
 
 /// Cyrus 3.6's exact request on a `notifysocket: dlist:` connection.

@@ -397,7 +397,11 @@ impl Network {
 
     fn on_data(&self, session: &mut Session, held: &mut HashSet<String>, frames: &[Vec<u8>]) {
         match DataReply::parse(frames) {
-            Ok(DataReply::Job { id, notification }) => {
+            Ok(DataReply::Job {
+                id,
+                notification,
+                received_ms,
+            }) => {
                 session.requested.remove(&id);
                 let text = bonnie_core::notification::decode(&notification);
                 if matches!(text, Cow::Owned(_)) {
@@ -406,7 +410,10 @@ impl Network {
                         &[("job", &id), ("bytes", &notification.len())],
                     );
                 }
-                let job = Job::new(id.clone(), text.into_owned());
+                let mut job = Job::new(id.clone(), text.into_owned());
+                if let Some(ms) = received_ms {
+                    job.meta = format!("{{\"received_ms\":{ms}}}").into();
+                }
                 held.insert(id);
                 if self.jobs.send(job).is_err() {}
             }
