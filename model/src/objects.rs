@@ -904,7 +904,7 @@ mod tests {
         let (john, jane) = ("john.doe@example.org", "jane.doe@example.org");
         let never = |_: &str| false;
         let at = |minute: u32| format!("2026-11-28T10:{minute:02}:00.000Z");
-        let mut recorded = |n: &Object, job: &str| match super::record(&storage, n, job, never) {
+        let recorded = |n: &Object, job: &str| match super::record(&storage, n, job, never) {
             Ok(Recorded::Facts(count)) => count,
             other => panic!("{other:?}"),
         };

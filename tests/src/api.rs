@@ -357,6 +357,16 @@ impl Cluster {
     }
 }
 
+/// The revision numbers of a `<type>.changelog` answer, in its order.
+pub fn revs(changelog: &Value) -> Vec<i64> {
+    changelog["changes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a changelog: {changelog}"))
+        .iter()
+        .map(|c| c["rev"].as_i64().expect("a revision number"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,14 +387,4 @@ mod tests {
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
     }
-}
-
-/// The revision numbers of a `<type>.changelog` answer, in its order.
-pub fn revs(changelog: &Value) -> Vec<i64> {
-    changelog["changes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not a changelog: {changelog}"))
-        .iter()
-        .map(|c| c["rev"].as_i64().expect("a revision number"))
-        .collect()
 }
