@@ -11,7 +11,7 @@ pub fn basic(header: &str) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = bonnie_core::imap::rfc2047::base64(encoded.trim())?;
+    let decoded = bonnie_core::b64::base64(encoded.trim())?;
     let text = String::from_utf8(decoded).ok()?;
     let (name, password) = text.split_once(':')?;
     Some((name.to_string(), password.to_string()))
@@ -61,7 +61,7 @@ mod tests {
     fn basic_credentials_and_signatures() {
         let header = format!(
             "Basic {}",
-            bonnie_core::imap::rfc2047::encode_base64(b"roundcube:pa:ss")
+            bonnie_core::b64::encode_base64(b"roundcube:pa:ss")
         );
         assert_eq!(
             basic(&header),

@@ -45,7 +45,7 @@ fn post(service: &Service, credentials: &Credentials, body: &[u8]) -> u16 {
         path: "/api/rpc".into(),
         authorization: Some(format!(
             "Basic {}",
-            bonnie_core::imap::rfc2047::encode_base64(basic.as_bytes())
+            bonnie_core::b64::encode_base64(basic.as_bytes())
         )),
         user: Some(USER.into()),
         signature: Some(auth::signature(&credentials.secret, USER, body)),

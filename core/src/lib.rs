@@ -2,6 +2,7 @@
 //! file, the model of a Cyrus notification, and logging set-up.
 #![forbid(unsafe_code)]
 
+pub mod b64;
 pub mod config;
 pub mod daemon;
 pub mod imap;

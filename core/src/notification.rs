@@ -117,7 +117,7 @@ pub fn original_bytes(record: &Value) -> Option<Vec<u8>> {
     if record.get(INVALID_UTF8_FIELD) != Some(&Value::Bool(true)) {
         return None;
     }
-    crate::imap::rfc2047::base64(record.get(RAW_FIELD)?.as_str()?)
+    crate::b64::base64(record.get(RAW_FIELD)?.as_str()?)
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! what is written comes back.
 
 use bonnie_core::{
-    imap::{acl, envelope, rfc2047, uidset, uri},
+    b64,
+    imap::{acl, envelope, uidset, uri},
     jsonl, protocol,
 };
 use proptest::{collection::vec, prelude::*};
@@ -110,7 +111,7 @@ proptest! {
         let _ = acl::parse(&text);
         let _ = acl::grants(&text, &other);
         let _ = envelope::parse(&text);
-        let _ = rfc2047::base64(&text);
+        let _ = b64::base64(&text);
     }
 
     #[test]
@@ -189,7 +190,7 @@ proptest! {
     #[test]
     fn base64_round_trips(bytes in vec(any::<u8>(), 0..100)) {
         let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bytes);
-        prop_assert_eq!(rfc2047::base64(&encoded), Some(bytes));
+        prop_assert_eq!(b64::base64(&encoded), Some(bytes));
     }
 
     #[test]

@@ -164,7 +164,7 @@ impl ApiClient {
             "Authorization",
             format!(
                 "Basic {}",
-                bonnie_core::imap::rfc2047::encode_base64(credentials.as_bytes())
+                bonnie_core::b64::encode_base64(credentials.as_bytes())
             ),
         )
     }

@@ -4,6 +4,5 @@
 
 pub mod acl;
 pub mod envelope;
-pub mod rfc2047;
 pub mod uidset;
 pub mod uri;

@@ -333,7 +333,7 @@ Subject: EV-1\r\n\r\n--=_k\r\nContent-Type: application/calendar+xml; charset=UT
                 Ok(text) => json!({ "encoding": "utf-8", "data": text }),
                 Err(_) => json!({
                     "encoding": "base64",
-                    "data": bonnie_core::imap::rfc2047::encode_base64(message),
+                    "data": bonnie_core::b64::encode_base64(message),
                 }),
             }});
         }

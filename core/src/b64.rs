@@ -1,6 +1,6 @@
-//! What is left of the hand-written RFC 2047 decoder: nothing but a lenient base64 decoder
-//! for the callers that have not moved to the `base64` crate yet (bonnie-api's Basic
-//! authentication, the Elasticsearch tests). Encoded words are bonnie-mail's
+//! Base64 as bonnie's outside inputs write it, on the `base64` crate: padding there or not,
+//! lines folded (HTTP Basic credentials, payloads in Elasticsearch documents, the raw bytes of
+//! notifications that were not UTF-8). Encoded words are bonnie-mail's
 //! ([`bonnie_mail::decode_words`]).
 
 use base64::{
@@ -14,7 +14,7 @@ pub const LENIENT: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// Standard base64 with padding (what the removed IMAP client exported, for its callers).
+/// Standard base64 with padding.
 pub fn encode_base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
