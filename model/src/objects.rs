@@ -603,11 +603,47 @@ pub fn facts(
     object_type: &str,
     object_uid: &str,
 ) -> Result<Vec<Fact>, PluginError> {
-    facts_where(
+    let facts = facts_where(
         storage,
         OBJECT_FIELD,
         &format!("{object_type}/{object_uid}"),
-    )
+    )?;
+    Ok(linked(facts))
+}
+
+/// The facts of one type and UID with their identities settled in the events' time order,
+/// whatever order they were recorded in: an append into a folder that an object of this type
+/// and UID was in before (appended, copied or moved there) is a revision of that object, and a
+/// copy, move or deletion of a message is of the object that message held. An append recorded
+/// before the move that brought the object into its folder (by another worker) is so still
+/// joined to it.
+pub fn linked(mut facts: Vec<Fact>) -> Vec<Fact> {
+    sort(&mut facts);
+    let mut in_folder: HashMap<String, String> = HashMap::new();
+    let mut at_place: HashMap<Place, String> = HashMap::new();
+    for fact in &mut facts {
+        match fact.kind {
+            FactKind::Append => {
+                if let Some(identity) = in_folder.get(&fact.place.folder) {
+                    fact.identity = identity.clone();
+                }
+            }
+            FactKind::Copy | FactKind::Move => {
+                if let Some(identity) = fact.from.as_ref().and_then(|from| at_place.get(from)) {
+                    fact.identity = identity.clone();
+                }
+            }
+            FactKind::Trash | FactKind::Expunge => {
+                if let Some(identity) = at_place.get(&fact.place) {
+                    fact.identity = identity.clone();
+                }
+                continue;
+            }
+        }
+        in_folder.insert(fact.place.folder.clone(), fact.identity.clone());
+        at_place.insert(fact.place.clone(), fact.identity.clone());
+    }
+    facts
 }
 
 /// The identity of the object of `facts` that was last in the folder `is_folder` accepts
@@ -900,6 +936,14 @@ mod tests {
 
     #[test]
     fn objects_are_told_apart_by_identity_not_by_uid() {
+        for update_first in [false, true] {
+            told_apart(update_first);
+        }
+    }
+
+    /// The scenario of [`objects_are_told_apart_by_identity_not_by_uid`], with Jane's update in
+    /// the shared folder recorded before John's move into it when `update_first`.
+    fn told_apart(update_first: bool) {
         let (_dir, storage) = storage();
         let (john, jane) = ("john.doe@example.org", "jane.doe@example.org");
         let never = |_: &str| false;
@@ -951,7 +995,6 @@ mod tests {
         moved.insert("old_folder".into(), json!(johns_calendar));
         moved.insert("old_uidvalidity".into(), json!(7));
         moved.insert("old_uids".into(), json!([1]));
-        assert_eq!(recorded(&moved, "j6"), 1);
         let update = kolab_at(
             append,
             &at(6),
@@ -960,7 +1003,13 @@ mod tests {
             jane,
             "event",
         );
-        assert_eq!(recorded(&update, "j7"), 1);
+        if update_first {
+            assert_eq!(recorded(&update, "j7"), 1);
+            assert_eq!(recorded(&moved, "j6"), 1);
+        } else {
+            assert_eq!(recorded(&moved, "j6"), 1);
+            assert_eq!(recorded(&update, "j7"), 1);
+        }
 
         let facts = super::facts(&storage, "event", "EV-1").unwrap();
         let of = |identity: &str| -> Vec<Fact> {
