@@ -11,8 +11,9 @@
 //! An object is its *identity*, not its UID: the namespace (owner, or shared root) of the
 //! folder it was first appended to, with its type and UID ([`Fact::identity`]). Revisions are
 //! linked only through what the archive observed: a copy or move carries the identity of the
-//! message it came from, and an append joins the object that is already in that folder with
-//! that type and UID (the client's update pattern). A message someone else writes with the
+//! message it came from, and an append joins the object of that type and UID that was in that
+//! folder before (the client's update pattern), settled when the facts are read ([`linked`]),
+//! in the events' time order. A message someone else writes with the
 //! same UID into their own folder is another object; an append into a personal INBOX, into a
 //! folder of another Kolab type, or a delivery (MessageNew) is mail, never a revision.
 
@@ -42,9 +43,6 @@ pub const NEEDS_FIELD: &str = "needs";
 pub const OBJECT_FIELD: &str = "object";
 /// The index term of facts by the login of the folder's owner (none for shared folders).
 pub const OWNER_FIELD: &str = "owner";
-/// Which object (identity) is in a folder with a type and UID, keyed `<folder>\x1f<type>/<uid>`:
-/// an append there of that type and UID is a new revision of that object.
-pub const FOLDER_OBJECTS: &str = "object-folders";
 
 const TYPE_PREFIX: &str = "application/x-vnd.kolab.";
 /// A deletion followed within this time by an append of the same object in the same folder by
@@ -240,26 +238,10 @@ fn namespace(folder: &str) -> String {
     }
 }
 
-fn folder_object_key(folder: &str, object_type: &str, object_uid: &str) -> String {
-    format!("{folder}\u{1f}{object_type}/{object_uid}")
-}
-
-/// The identity of the object of that type and UID that is (or was) in `folder`, else a new
-/// one in the folder's namespace.
-fn identity_in(
-    storage: &StorageClient,
-    folder: &str,
-    object_type: &str,
-    object_uid: &str,
-) -> Result<String, PluginError> {
-    let key = folder_object_key(folder, object_type, object_uid);
-    if let Some(found) = storage.get(FOLDER_OBJECTS, &key)?
-        && let Some(identity) = found.json()?.get("identity").and_then(Value::as_str)
-        && !identity.is_empty()
-    {
-        return Ok(identity.to_string());
-    }
-    Ok(format!("{}/{object_type}/{object_uid}", namespace(folder)))
+/// The identity an object first appended to `folder` gets: [`linked`] joins it, when the
+/// facts are read, to an object of that type and UID that was in that folder before.
+fn identity_in(folder: &str, object_type: &str, object_uid: &str) -> String {
+    format!("{}/{object_type}/{object_uid}", namespace(folder))
 }
 
 /// The object recorded as held at `place`.
@@ -291,28 +273,22 @@ fn object_at(
     if let Some(held) = held_at(storage, place)? {
         return Ok(Some(held));
     }
-    headers_object(storage, headers, folder)
+    Ok(headers_object(headers, folder))
 }
 
 /// The object a message's headers name, if the folder may hold objects of that type.
-fn headers_object(
-    storage: &StorageClient,
-    headers: Option<&Object>,
-    folder: &FolderKind,
-) -> Result<Option<Held>, PluginError> {
-    let Some((object_type, object_uid)) = headers.and_then(kolab_object) else {
-        return Ok(None);
-    };
+fn headers_object(headers: Option<&Object>, folder: &FolderKind) -> Option<Held> {
+    let (object_type, object_uid) = headers.and_then(kolab_object)?;
     if !folder.holds(&object_type) {
-        return Ok(None);
+        return None;
     }
-    let identity = identity_in(storage, &folder.path, &object_type, &object_uid)?;
-    Ok(Some(Held {
+    let identity = identity_in(&folder.path, &object_type, &object_uid);
+    Some(Held {
         object_type,
         object_uid,
         identity,
         digest: None,
-    }))
+    })
 }
 
 /// A folder and what it is known to hold.
@@ -436,11 +412,6 @@ fn put_fact(storage: &StorageClient, fact: &Fact, depth: usize) -> Result<(), Pl
             "digest": fact.digest,
         });
         storage.put(Record::new(MESSAGES, &fact.place.key(), &held).at(fact.time_ms))?;
-        if !fact.identity.is_empty() {
-            let key = folder_object_key(&fact.place.folder, &fact.object_type, &fact.object_uid);
-            let there = json!({ "identity": fact.identity });
-            storage.put(Record::new(FOLDER_OBJECTS, &key, &there).at(fact.time_ms))?;
-        }
         if depth < MAX_HOPS {
             let held = Held {
                 object_type: fact.object_type.clone(),
@@ -515,10 +486,7 @@ pub fn record(
                 if headers.is_none() && may_collect("FETCH") {
                     return Ok(Recorded::Collect("FETCH"));
                 }
-                (
-                    None,
-                    headers_object(storage, headers_of(uid), &here_kind()?)?,
-                )
+                (None, headers_object(headers_of(uid), &here_kind()?))
             }
             FactKind::Copy | FactKind::Move => {
                 let from = match (&old_folder, old_uids.get(i)) {
