@@ -25,6 +25,8 @@ pub struct Job {
     /// The notification, kept while the job waits so that `GET` needs no read of the store
     /// (absent when the cache was full, or after a restart).
     payload: Option<Vec<u8>>,
+    /// True once a collector wrote the notification.
+    collected: bool,
 }
 
 /// Notification bytes kept in memory at most; beyond, `GET` reads the store.
@@ -138,6 +140,7 @@ fn update(id: &str, job: &Job, notification: Option<Vec<u8>>, reason: Option<Str
         attempts: job.attempts,
         reason,
         due_ms: job.due_ms,
+        collected: job.collected,
     }
 }
 
@@ -156,6 +159,7 @@ impl Jobs {
                 since_ms: 0,
                 due_ms: u.due_ms,
                 payload: None,
+                collected: u.collected,
             };
             self.enqueue(&u.id, &job);
             self.jobs.insert(u.id, job);
@@ -176,6 +180,7 @@ impl Jobs {
             since_ms: 0,
             due_ms: 0,
             payload,
+            collected: false,
         };
         self.enqueue(&id, &job);
         self.jobs.insert(id, job);
@@ -189,6 +194,11 @@ impl Jobs {
         }
         self.cached_bytes += payload.len();
         Some(payload)
+    }
+
+    /// True when a collector wrote the job's notification.
+    pub fn collected(&self, id: &str) -> bool {
+        self.jobs.get(id).is_some_and(|j| j.collected)
     }
 
     /// A waiting job's notification, if it is kept in memory.
@@ -416,6 +426,7 @@ impl Jobs {
                 job.state = State::Pending;
                 job.kind = Kind::Worker;
                 job.commands = Vec::new();
+                job.collected = true;
                 (Some(notification), None)
             }
         };

@@ -626,11 +626,11 @@ impl Server {
         let reply = if self.jobs.owner(&id).is_some_and(|owner| owner == identity) {
             match self.notification(&id) {
                 Ok(Some(notification)) => {
-                    let received_ms = self.received_ms(&id, &notification);
+                    let meta = self.job_meta(&id, &notification);
                     DataReply::Job {
                         id,
                         notification,
-                        received_ms,
+                        meta: Some(meta),
                     }
                 }
                 Ok(None) => DataReply::NoJob { id },
@@ -649,23 +649,30 @@ impl Server {
         Ok(())
     }
 
-    /// A waiting job's notification: from memory, else from the store.
-    /// For a notification that carries no `timestamp`, when the broker first stored it: the
-    /// time every run of the job gives it. Others carry their own time and cost no read.
-    fn received_ms(&self, id: &str, notification: &[u8]) -> Option<i64> {
+    /// What the worker is told of a job besides its notification: whether a collector wrote
+    /// it and, for a notification that carries no `timestamp`, when the broker first stored
+    /// it (the time every run of the job gives it; others cost no read).
+    fn job_meta(&self, id: &str, notification: &[u8]) -> String {
         const TIMESTAMP: &[u8] = b"\"timestamp\"";
-        if notification
+        let collected = self.jobs.collected(id);
+        let received_ms = if notification
             .windows(TIMESTAMP.len())
             .any(|w| w == TIMESTAMP)
         {
-            return None;
-        }
-        self.store.created_ms(id).unwrap_or_else(|e| {
-            warn!(job = %id, error = %e, "Cannot read when a job was stored.");
             None
-        })
+        } else {
+            self.store.created_ms(id).unwrap_or_else(|e| {
+                warn!(job = %id, error = %e, "Cannot read when a job was stored.");
+                None
+            })
+        };
+        match received_ms {
+            Some(ms) => format!(r#"{{"collected":{collected},"received_ms":{ms}}}"#),
+            None => format!(r#"{{"collected":{collected}}}"#),
+        }
     }
 
+    /// A waiting job's notification: from memory, else from the store.
     fn notification(&self, id: &str) -> rusqlite::Result<Option<Vec<u8>>> {
         match self.jobs.payload(id) {
             Some(payload) => Ok(Some(payload.to_vec())),

@@ -81,6 +81,8 @@ pub struct Unfinished {
     pub attempts: u32,
     /// When a postponed job is due (ms since the epoch).
     pub due_ms: i64,
+    /// True once a collector wrote its notification (see [`Update::collected`]).
+    pub collected: bool,
 }
 
 /// A change of one job, written with the next batch.
@@ -102,6 +104,10 @@ pub struct Update {
     pub reason: Option<String>,
     /// When it is due again (postponed jobs).
     pub due_ms: i64,
+    /// True once a collector wrote the notification: only then may it hold the fields
+    /// collectors add (ACL, metadata, message content), which a notification from anywhere
+    /// else must not bring.
+    pub collected: bool,
 }
 
 /// A submission to insert.
@@ -155,7 +161,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     reason TEXT,
     due_ms INTEGER NOT NULL DEFAULT 0,
     created_ms INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL
+    updated_ms INTEGER NOT NULL,
+    collected INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, updated_ms);
 ";
@@ -171,6 +178,13 @@ impl Store {
         // An ACK promises the notification survives a power loss: sync every commit.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
+        // A store made before `collected` existed gains it (jobs in it count as not collected).
+        let has_collected: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('jobs') WHERE name = 'collected'")?
+            .exists([])?;
+        if !has_collected {
+            conn.execute_batch("ALTER TABLE jobs ADD COLUMN collected INTEGER NOT NULL DEFAULT 0")?;
+        }
         Ok(Self {
             conn,
             syncing: true,
@@ -180,7 +194,7 @@ impl Store {
     /// The unfinished jobs, in arrival order.
     pub fn unfinished(&self) -> rusqlite::Result<Vec<Unfinished>> {
         let mut stmt = self.conn.prepare(
-            "SELECT seq, id, host, state, kind, commands, attempts, due_ms FROM jobs
+            "SELECT seq, id, host, state, kind, commands, attempts, due_ms, collected FROM jobs
              WHERE state IN ('PENDING', 'POSTPONED') ORDER BY seq",
         )?;
         let rows = stmt.query_map([], |row| {
@@ -198,6 +212,7 @@ impl Store {
                 commands: commands.split_whitespace().map(str::to_string).collect(),
                 attempts: row.get(6)?,
                 due_ms: row.get(7)?,
+                collected: row.get(8)?,
             })
         })?;
         rows.collect()
@@ -236,7 +251,8 @@ impl Store {
             }
             let mut update = tx.prepare_cached(
                 "UPDATE jobs SET state = ?2, kind = ?3, commands = ?4, attempts = ?5, reason = ?6,
-                 due_ms = ?7, updated_ms = ?8, notification = COALESCE(?9, notification) WHERE id = ?1",
+                 due_ms = ?7, updated_ms = ?8, notification = COALESCE(?9, notification),
+                 collected = ?10 WHERE id = ?1",
             )?;
             for u in updates {
                 update.execute(params![
@@ -248,7 +264,8 @@ impl Store {
                     u.reason,
                     u.due_ms,
                     now_ms,
-                    u.notification
+                    u.notification,
+                    u.collected
                 ])?;
             }
         }
@@ -389,6 +406,7 @@ mod tests {
             attempts: 3,
             reason: Some("handler x: bad".into()),
             due_ms: 0,
+            collected: false,
         };
         store.commit([].iter(), &[fail], 2).unwrap();
         let failed = store.failed(10).unwrap();

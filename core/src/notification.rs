@@ -15,6 +15,47 @@ pub const INVALID_UTF8_FIELD: &str = "invalid_utf8";
 /// bytes, base64 (standard alphabet, padded).
 pub const RAW_FIELD: &str = "raw_notification_b64";
 
+/// The fields only a collector writes into a notification: what it read from Cyrus (ACL,
+/// metadata, message headers and content), from the directory (user data), and why a command
+/// failed. A notification that no collector wrote must not bring them.
+pub const COLLECTOR_FIELDS: &[&str] = &[
+    "acl",
+    "metadata",
+    "messageHeaders",
+    "messageContent",
+    "user_data",
+    "collector_errors",
+];
+
+/// Where a notification that no collector wrote brought fields only collectors write:
+/// the notification without them, marked `collector_fields_dropped` with their names (a forged
+/// ACL must not decide who reads a folder). `None` when it brought none, which costs no parse
+/// unless a field's name appears quoted in the text.
+pub fn without_collector_fields(text: &str) -> Option<(String, Vec<String>)> {
+    if !COLLECTOR_FIELDS
+        .iter()
+        .any(|field| text.contains(&format!("\"{field}\"")))
+    {
+        return None;
+    }
+    let Ok(Value::Object(mut object)) = serde_json::from_str::<Value>(text) else {
+        return None;
+    };
+    let dropped: Vec<String> = COLLECTOR_FIELDS
+        .iter()
+        .filter(|field| object.remove(**field).is_some())
+        .map(|field| field.to_string())
+        .collect();
+    if dropped.is_empty() {
+        return None;
+    }
+    object.insert(
+        "collector_fields_dropped".to_string(),
+        Value::from(dropped.clone()),
+    );
+    Some((Value::Object(object).to_string(), dropped))
+}
+
 /// Every event name Cyrus 3.6 emits, plus the RFC 5423 names and the design's
 /// `QuotaExceeded`; handlers subscribe by these exact names.
 pub const KNOWN_EVENTS: &[&str] = &[
@@ -122,6 +163,23 @@ pub fn original_bytes(record: &Value) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn collector_fields_a_notification_brought_are_dropped_and_named() {
+        let forged = r#"{"event":"AclChange","user":"jane","acl":{"jane":"lrswipkxtecdan"},"aclSubject":"jane"}"#;
+        let (text, dropped) = without_collector_fields(forged).unwrap();
+        assert_eq!(dropped, ["acl"]);
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert!(value.get("acl").is_none());
+        assert_eq!(value["aclSubject"], "jane");
+        assert_eq!(
+            value["collector_fields_dropped"],
+            serde_json::json!(["acl"])
+        );
+        // A value "acl" is no field, and a notification without such fields is not parsed.
+        assert!(without_collector_fields(r#"{"event":"Login","user":"acl"}"#).is_none());
+        assert!(without_collector_fields(r#"{"event":"Login"}"#).is_none());
+    }
     use super::*;
 
     #[test]

@@ -8,7 +8,7 @@
 //! | dealer | dealer | `NOTIFY id notification` → `ACK id` |
 //! | controller | worker | `READY credit`, `HEARTBEAT`, `DONE id`, `POSTPONE id reason`, `COLLECT id commands notification`, `FAIL id reason` |
 //! | controller | broker | `TAKE id`, `HEARTBEAT` |
-//! | worker | worker | `GET id` → `JOB id notification [received_ms]` or `NOJOB id` |
+//! | worker | worker | `GET id` → `JOB id notification [meta]` or `NOJOB id` |
 //! | collector | collector | `READY host commands credit`, `HEARTBEAT`, `DONE id notification`, `POSTPONE id reason`, `FAIL id reason` |
 //! | collector | broker | `COLLECT id commands notification`, `HEARTBEAT` |
 //! | admin | `bonnie` | `STATUS`, `FAILED limit`, `RETRY id`, `RETRY-ALL` → `OK json` or `ERROR message` |
@@ -372,10 +372,12 @@ pub enum DataReply {
         id: String,
         /// Its notification.
         notification: Vec<u8>,
-        /// When the broker first received it (milliseconds since the epoch), sent only for a
-        /// notification that carries no `timestamp` of its own, so that every run of the job
-        /// dates it alike. An optional fourth frame.
-        received_ms: Option<i64>,
+        /// What the broker knows of the job, a JSON object: `collected` (true once a collector
+        /// wrote the notification; only then may it hold the fields collectors add) and, for a
+        /// notification with no `timestamp` of its own, `received_ms` (when the broker first
+        /// stored it, so that every run of the job dates it alike). An optional fourth frame
+        /// (brokers before it sent three).
+        meta: Option<String>,
     },
     /// The job is not (or no longer) this worker's: drop it.
     NoJob {
@@ -392,21 +394,14 @@ impl DataReply {
                 if frames.len() != 4 {
                     expect(frames, "JOB", 3)?;
                 }
-                let received_ms = match frames.get(3) {
-                    Some(frame) => Some(
-                        text(frame, "JOB", "received time")?
-                            .parse::<i64>()
-                            .map_err(|_| ProtocolError::Invalid {
-                                command: "JOB",
-                                what: "received time",
-                            })?,
-                    ),
+                let meta = match frames.get(3) {
+                    Some(frame) => Some(text(frame, "JOB", "meta")?),
                     None => None,
                 };
                 Ok(Self::Job {
                     id: id(&frames[1], "JOB")?,
                     notification: frames[2].clone(),
-                    received_ms,
+                    meta,
                 })
             }
             b"NOJOB" => {
@@ -425,15 +420,15 @@ impl DataReply {
             Self::Job {
                 id,
                 notification,
-                received_ms,
+                meta,
             } => {
                 let mut frames = vec![
                     b"JOB".to_vec(),
                     id.as_bytes().to_vec(),
                     notification.clone(),
                 ];
-                if let Some(ms) = received_ms {
-                    frames.push(ms.to_string().into_bytes());
+                if let Some(meta) = meta {
+                    frames.push(meta.as_bytes().to_vec());
                 }
                 frames
             }
@@ -753,20 +748,15 @@ mod tests {
         };
         assert_eq!(DealerMsg::parse(&notify.frames()).unwrap(), notify);
         assert_eq!(parse_ack(&ack_frames("x")).unwrap(), "x");
-        for received_ms in [None, Some(1_795_885_997_506)] {
+        for meta in [None, Some(r#"{"collected":true}"#.to_string())] {
             let job = DataReply::Job {
                 id: "x".into(),
                 notification: b"{}".to_vec(),
-                received_ms,
+                meta,
             };
             assert_eq!(DataReply::parse(&job.frames()).unwrap(), job);
         }
-        let bad_time = [
-            b"JOB".to_vec(),
-            b"x".to_vec(),
-            b"{}".to_vec(),
-            b"soon".to_vec(),
-        ];
+        let bad_time = [b"JOB".to_vec(), b"x".to_vec(), b"{}".to_vec(), vec![0xff]];
         assert!(DataReply::parse(&bad_time).is_err());
         for request in [
             AdminRequest::Status,

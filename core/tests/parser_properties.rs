@@ -90,8 +90,8 @@ proptest! {
         ] {
             prop_assert_eq!(protocol::ControlMsg::parse(&msg.frames()).unwrap(), msg);
         }
-        for received_ms in [None, Some(1_795_885_997_506), Some(-1)] {
-            let job = protocol::DataReply::Job { id: id.clone(), notification: notification.clone(), received_ms };
+        for meta in [None, Some(reason.clone())] {
+            let job = protocol::DataReply::Job { id: id.clone(), notification: notification.clone(), meta };
             prop_assert_eq!(protocol::DataReply::parse(&job.frames()).unwrap(), job);
         }
         let collect = protocol::ToCollector::Collect { id: id.clone(), commands, notification };

@@ -259,6 +259,36 @@ fn a_notification_without_a_timestamp_is_dated_when_the_broker_first_stored_it()
     );
 }
 
+#[test]
+fn an_acl_a_notification_brings_is_dropped_unless_a_collector_wrote_it() {
+    let cluster = Cluster::new(&ARCHIVE_HANDLERS, "");
+    let _broker = cluster.start_broker();
+    let _worker = cluster.start_worker("w");
+    // Cyrus's own AclChange, with the `acl` only a collector's GETACL writes added by whoever
+    // sent it: it grants mallory everything.
+    let mut forged: serde_json::Value =
+        serde_json::from_str(&paths::cyrus_event("AclChange-1.json")).unwrap();
+    forged["acl"] = json!({ "mallory@example.org": "lrswipkxtecdan" });
+    assert!(cluster.deal(forged.to_string().as_bytes()).status.success());
+    process::wait_until("the AclChange archived", || cluster.archived() == 1);
+    let record = &cluster.log_records()[0];
+    assert_eq!(
+        record["collector_fields_dropped"],
+        json!(["acl"]),
+        "{record}"
+    );
+    for collection in ["folders", "folders-current"] {
+        for body in cluster.archived_bodies(collection) {
+            assert!(!body.contains("mallory"), "{collection}: {body}");
+            assert!(body.contains("jane.doe"), "Cyrus's own ACL is kept: {body}");
+        }
+    }
+    assert!(
+        cluster.log("w").contains("fields only a collector writes"),
+        "the worker says what it dropped"
+    );
+}
+
 /// Cyrus 3.6's exact request on a `notifysocket: dlist:` connection.
 fn send_dlist(cluster: &Cluster, json: &str) -> String {
     let mut stream = UnixStream::connect(cluster.dealer_socket()).unwrap();

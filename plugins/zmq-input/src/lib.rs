@@ -400,7 +400,7 @@ impl Network {
             Ok(DataReply::Job {
                 id,
                 notification,
-                received_ms,
+                meta,
             }) => {
                 session.requested.remove(&id);
                 let text = bonnie_core::notification::decode(&notification);
@@ -410,9 +410,26 @@ impl Network {
                         &[("job", &id), ("bytes", &notification.len())],
                     );
                 }
-                let mut job = Job::new(id.clone(), text.into_owned());
-                if let Some(ms) = received_ms {
-                    job.meta = format!("{{\"received_ms\":{ms}}}").into();
+                let mut text = text.into_owned();
+                // Only a notification a collector wrote may hold what collectors add; one
+                // from anywhere else (a dealer, or whoever forged it) loses those fields.
+                let collected = meta
+                    .as_deref()
+                    .is_some_and(|m| m.contains("\"collected\":true"));
+                if meta.is_some()
+                    && !collected
+                    && let Some((kept, dropped)) =
+                        bonnie_core::notification::without_collector_fields(&text)
+                {
+                    self.host().warn(
+                        "A notification brought fields only a collector writes; they were dropped.",
+                        &[("job", &id), ("fields", &dropped.join(","))],
+                    );
+                    text = kept;
+                }
+                let mut job = Job::new(id.clone(), text);
+                if let Some(meta) = meta {
+                    job.meta = meta.into();
                 }
                 held.insert(id);
                 if self.jobs.send(job).is_err() {}
