@@ -193,12 +193,35 @@ fn a_huge_announced_body_is_refused_413_before_it_is_read_and_the_api_keeps_serv
         answer.as_ref().is_none_or(|a| a.status == 413),
         "{answer:?}"
     );
+    // A 100 MB body really sent: refused from its header; the rest is never read, and
+    // writing it fails once the server has closed.
+    let mut stream = api::connect(&client.address);
+    stream
+        .set_write_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /api/rpc HTTP/1.1\r\nHost: x\r\n{}\r\nContent-Length: 100000000\r\n\r\n",
+        client.authorization()
+    )
+    .unwrap();
+    let block = vec![b'x'; 1 << 20];
+    let mut sent = 0;
+    while sent < 100 && stream.write_all(&block).is_ok() {
+        sent += 1;
+    }
+    assert!(sent < 100, "the server read a body it had refused");
+    let answer = api::read_answer(&mut stream);
+    assert!(
+        answer.as_ref().is_none_or(|a| a.status == 413),
+        "{answer:?}"
+    );
     assert!(serves(&client));
     let mut api = api;
     assert!(api.is_running());
     assert!(
         resident_kib(api.pid()) < 200 * 1024,
-        "nothing was allocated for the announced body"
+        "nothing was allocated for the announced bodies"
     );
 }
 
