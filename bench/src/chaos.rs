@@ -466,6 +466,7 @@ path = "var/output.jsonl"
         let started = Instant::now();
         std::thread::spawn(move || -> anyhow::Result<()> {
             let mut dice = Dice(0x9E37_79B9_7F4A_7C15 ^ bonnie_core::time::now_ms() as u64);
+            let mut deck: Vec<&'static str> = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let pause = Duration::from_secs(low)
                     + Duration::from_millis(dice.below((high - low) * 1000));
@@ -476,7 +477,15 @@ path = "var/output.jsonl"
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let victim = PROCESSES[dice.below(PROCESSES.len() as u64) as usize];
+                // Victims come in rounds, each round every process once in a random order, so
+                // that every kind of process is killed in a run of a few rounds.
+                if deck.is_empty() {
+                    deck = PROCESSES.to_vec();
+                    for i in (1..deck.len()).rev() {
+                        deck.swap(i, dice.below(i as u64 + 1) as usize);
+                    }
+                }
+                let Some(victim) = deck.pop() else { break };
                 fleet
                     .lock()
                     .map_err(|_| anyhow::anyhow!("the fleet's lock is poisoned"))?
