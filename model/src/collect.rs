@@ -128,10 +128,9 @@ pub fn content_bytes(uid: &str, content: &Value) -> Result<Vec<u8>, PluginError>
         .and_then(Value::as_str)
         .unwrap_or_default();
     match content.get("encoding").and_then(Value::as_str) {
-        Some("base64") => base64::Engine::decode(&bonnie_core::b64::LENIENT, data)
-            .map_err(|_| {
-                PluginError::rejected(format!("the payload of UID {uid} is not valid base64"))
-            }),
+        Some("base64") => base64::Engine::decode(&bonnie_core::b64::LENIENT, data).map_err(|_| {
+            PluginError::rejected(format!("the payload of UID {uid} is not valid base64"))
+        }),
         _ => Ok(data.as_bytes().to_vec()),
     }
 }

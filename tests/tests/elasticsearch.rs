@@ -416,8 +416,7 @@ fn es_storage_keeps_each_payload_once_by_digest() {
     assert_eq!(doc["_version"], 1, "kept once");
     assert_eq!(doc["_source"]["body"]["size"], message.len());
     let compressed =
-        bonnie_core::b64::base64(doc["_source"]["body"]["zstd_base64"].as_str().unwrap())
-            .unwrap();
+        bonnie_core::b64::base64(doc["_source"]["body"]["zstd_base64"].as_str().unwrap()).unwrap();
     assert_eq!(
         bonnie_core::payload::decompress(&compressed, message.len()).unwrap(),
         message.as_bytes()

@@ -237,8 +237,17 @@ DTEND;TZID=US-Eastern:20050320T110000\r\nRRULE:FREQ=YEARLY;COUNT=5\r\nSUMMARY:Bo
         ),
     );
     for (user, messages) in [
-        (JOHN, vec![christmas_eve("B0000000-0000-4000-8000-000000000024", JOHN), yearly]),
-        (JANE, vec![christmas_eve("C0000000-0000-4000-8000-000000000024", JANE)]),
+        (
+            JOHN,
+            vec![
+                christmas_eve("B0000000-0000-4000-8000-000000000024", JOHN),
+                yearly,
+            ],
+        ),
+        (
+            JANE,
+            vec![christmas_eve("C0000000-0000-4000-8000-000000000024", JANE)],
+        ),
     ] {
         let mut session = cyrus.login(user);
         for command in [
@@ -250,7 +259,9 @@ DTEND;TZID=US-Eastern:20050320T110000\r\nRRULE:FREQ=YEARLY;COUNT=5\r\nSUMMARY:Bo
                 .unwrap_or_else(|e| panic!("{command}: {e}"));
         }
         for message in &messages {
-            session.append("Calendar", &Default::default(), message).unwrap();
+            session
+                .append("Calendar", &Default::default(), message)
+                .unwrap();
         }
         session.logout().unwrap();
     }
@@ -278,9 +289,19 @@ DTEND;TZID=US-Eastern:20050320T110000\r\nRRULE:FREQ=YEARLY;COUNT=5\r\nSUMMARY:Bo
         json!([busy("2026-12-24T05:00:00Z", "2026-12-25T05:00:00Z")])
     );
     // Summer time began on 2 April in 2006, on 11 March in 2007 and 9 March in 2008.
-    for (year, utc_hour) in [("2005", 15), ("2006", 15), ("2007", 14), ("2008", 14), ("2009", 14)] {
+    for (year, utc_hour) in [
+        ("2005", 15),
+        ("2006", 15),
+        ("2007", 14),
+        ("2008", 14),
+        ("2009", 14),
+    ] {
         assert_eq!(
-            ask(JOHN, &format!("{year}-03-01T00:00:00Z"), &format!("{year}-04-01T00:00:00Z")),
+            ask(
+                JOHN,
+                &format!("{year}-03-01T00:00:00Z"),
+                &format!("{year}-04-01T00:00:00Z")
+            ),
             json!([busy(
                 &format!("{year}-03-20T{utc_hour}:00:00Z"),
                 &format!("{year}-03-20T{}:00:00Z", utc_hour + 1)

@@ -166,10 +166,16 @@ fn generate(random: &mut Random) -> Case {
         parts.push(format!("BYMONTH={}", random.list(3, |r| r.range(1, 12))));
     }
     if (freq == "YEARLY" || sub_daily) && random.chance(15) {
-        parts.push(format!("BYYEARDAY={}", random.list(3, |r| r.signed(1, 366))));
+        parts.push(format!(
+            "BYYEARDAY={}",
+            random.list(3, |r| r.signed(1, 366))
+        ));
     }
     if freq != "WEEKLY" && random.chance(25) {
-        parts.push(format!("BYMONTHDAY={}", random.list(3, |r| r.signed(1, 31))));
+        parts.push(format!(
+            "BYMONTHDAY={}",
+            random.list(3, |r| r.signed(1, 31))
+        ));
     }
     if random.chance(40) {
         let ordinals = matches!(freq, "MONTHLY" | "YEARLY") && !by_week_no && random.chance(50);
@@ -216,7 +222,10 @@ fn generate(random: &mut Random) -> Case {
         // A sub-daily rule's BYSETPOS beyond its few candidates per period selects nothing
         // ever; dateutil then walks every second to the end of the year, for minutes.
         let most = if sub_daily { per_period } else { 6 };
-        parts.push(format!("BYSETPOS={}", random.list(2, |r| r.signed(1, most))));
+        parts.push(format!(
+            "BYSETPOS={}",
+            random.list(2, |r| r.signed(1, most))
+        ));
     }
     let mut week_start = 0;
     if random.chance(30) {
@@ -315,7 +324,10 @@ fn dateutil(cases: &[Case]) -> Vec<Vec<String>> {
     let mut stdin = child.stdin.take().expect("python's stdin");
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let output = child.wait_with_output().expect("python runs");
-    writer.join().expect("the writer").expect("python reads the cases");
+    writer
+        .join()
+        .expect("the writer")
+        .expect("python reads the cases");
     assert!(
         output.status.success(),
         "python-dateutil failed (is it installed in .venv? scripts/test installs it)"
@@ -345,7 +357,8 @@ fn fifteen_hundred_generated_rules_expand_exactly_as_python_dateutil_expands_the
     let (mut occurrences, mut with_more_than_one) = (0, 0);
     let mut frequencies = std::collections::BTreeMap::new();
     for (case, expected) in cases.iter().zip(&expected) {
-        let found = bonnie(case).unwrap_or_else(|e| panic!("{} from {}: {e}", case.rule, case.dtstart));
+        let found =
+            bonnie(case).unwrap_or_else(|e| panic!("{} from {}: {e}", case.rule, case.dtstart));
         occurrences += found.len();
         with_more_than_one += usize::from(found.len() > 1);
         let freq = case.rule.split(';').next().unwrap_or_default().to_string();
@@ -371,7 +384,10 @@ fn fifteen_hundred_generated_rules_expand_exactly_as_python_dateutil_expands_the
         disagreements.join("\n")
     );
     // The comparison compared something: most rules recur, every frequency is there.
-    assert!(with_more_than_one > RULES / 2, "{with_more_than_one} rules recur");
+    assert!(
+        with_more_than_one > RULES / 2,
+        "{with_more_than_one} rules recur"
+    );
     assert!(occurrences > RULES * 5, "{occurrences} occurrences");
     assert_eq!(frequencies.len(), 7, "{frequencies:?}");
 }
