@@ -19,12 +19,40 @@ use crate::{
     worker::ARCHIVE_HANDLERS,
 };
 
-/// A free TCP port on loopback (the kernel's choice; it stays free unless taken meanwhile).
+/// Ports below the kernel's ephemeral range (32768 and up on Linux), from which
+/// [`free_port`] hands out ports.
+const RESERVED_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// Lock files of the ports this test process holds, kept open until it exits.
+static HELD_PORTS: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+
+/// A free TCP port on loopback, held by this test process until it exits.
+///
+/// The kernel's own choice (binding port 0) comes from its ephemeral range, which every
+/// outgoing connection draws from too: with hundreds of tests at once, a connection to Cyrus
+/// or the search server could take the port between this answer and the server's bind. So
+/// the port comes from below that range, and a lock file shared by every test process keeps
+/// two of them from choosing the same one.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    let folder = std::env::temp_dir().join("bonnie-test-ports");
+    std::fs::create_dir_all(&folder).expect("creating the port lock folder");
+    let span = u32::from(RESERVED_PORTS.end - RESERVED_PORTS.start);
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for offset in 0..span {
+        let port = RESERVED_PORTS.start + ((start + offset) % span) as u16;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(folder.join(format!("{port}.lock")))
+            .expect("opening a port lock file");
+        if file.try_lock().is_err() || std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        HELD_PORTS.lock().expect("the held ports").push(file);
+        return port;
+    }
+    panic!("no free port in {RESERVED_PORTS:?}");
 }
 
 /// The folder, configuration and ports of one bonnie.
@@ -236,11 +264,18 @@ path = "var/bonnie.db"
     /// Starts the broker and waits until it answers `bonnie status`.
     pub fn start_broker(&self) -> ChildGuard {
         let log = self.log_file("broker");
-        let broker = ChildGuard::spawn(
+        let mut broker = ChildGuard::spawn(
             "bonnie-broker",
             &mut self.command("bonnie-broker", &["--log-file", &log]),
         );
-        process::wait_until("the broker to answer", || self.try_status().is_some());
+        process::wait_until("the broker to answer", || {
+            assert!(
+                broker.is_running(),
+                "the broker exited; its log:\n{}",
+                self.log("broker")
+            );
+            self.try_status().is_some()
+        });
         broker
     }
 

@@ -18,7 +18,6 @@ use bonnie_tests::{
 };
 use serde_json::Value;
 
-use bonnie_tests::worker::ARCHIVE_HANDLERS as HANDLERS;
 const JOHN: &str = "john.doe@example.org";
 const JANE: &str = "jane.doe@example.org";
 
