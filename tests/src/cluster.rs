@@ -357,6 +357,7 @@ path = "var/bonnie.db"
         stmt.query_map([], |r| r.get::<_, String>(0))
             .expect("reading the archive's log")
             .map(|r| serde_json::from_str(&r.expect("a log row")).expect("a JSON record"))
+            .filter(|record: &Value| !is_probe(record))
             .collect()
     }
 
@@ -526,6 +527,14 @@ path = "var/bonnie.db"
         rusqlite::Connection::open(self.path().join("var/broker.db"))
             .expect("opening the job store")
     }
+}
+
+/// True for a record of the folder [`crate::cyrus::PROBE`], the harness's own.
+fn is_probe(record: &Value) -> bool {
+    let probe = format!("/{}", crate::cyrus::PROBE);
+    record["uri"]
+        .as_str()
+        .is_some_and(|uri| uri.contains(&format!("{probe};")) || uri.ends_with(&probe))
 }
 
 /// The dlist request Cyrus's notifyd sends the dealer daemon for one notification.

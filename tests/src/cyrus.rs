@@ -14,7 +14,17 @@ use std::{
 use bonnie_imap::Connection;
 use tempfile::TempDir;
 
-use crate::{cluster::free_port, paths, process};
+use crate::{
+    cluster::{Cluster, free_port},
+    paths, process,
+};
+
+/// The shared folder [`Cyrus::wait_until_archived`] appends its probes to; the harness's
+/// readers of the archive leave its records out.
+pub const PROBE: &str = "bonnie-probe";
+
+/// Probes appended by this test process so far.
+static PROBES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// Where Cyrus sends its notifications.
 pub enum Notify<'a> {
@@ -309,6 +319,46 @@ impl Cyrus {
         let mut client = Connection::connect(&self.imap_config()).expect("connecting to Cyrus");
         client.login(user, "secret").expect("logging in");
         client
+    }
+
+    /// Waits until every notification this Cyrus sent so far is archived by `cluster`.
+    ///
+    /// notifyd runs the dealer for one notification after the other (fork, exec, wait), and
+    /// the dealer daemon reads its socket in order, so once the notification of a probe
+    /// message appended now is a finished job, every notification sent before it was handed
+    /// over; then the broker is waited for until it holds nothing unfinished. A fixed pause
+    /// is too short on a loaded machine.
+    pub fn wait_until_archived(&self, cluster: &Cluster) {
+        let probe = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let message_id = format!("<probe-{probe}@bonnie-lab.invalid>");
+        let message = format!(
+            "From: probe@bonnie-lab.invalid\r\nMessage-ID: {message_id}\r\n\
+             Subject: probe {probe}\r\n\r\nThe test harness waits for this message.\r\n"
+        );
+        let mut admin = self.login(ADMIN);
+        // Made by the first probe; CREATE then fails, and SETACL says whether the folder is there.
+        let _ = admin.run(&format!("CREATE {PROBE}"), &[]);
+        let grant = format!("SETACL {PROBE} {ADMIN} lrswipkxtecdan");
+        admin
+            .run(&grant, &[])
+            .unwrap_or_else(|e| panic!("{grant}: {e}"));
+        admin
+            .append(PROBE, &Default::default(), message.as_bytes())
+            .expect("appending the probe");
+        admin.logout().expect("the admin logs out");
+        let pattern = format!("%{message_id}%");
+        process::wait_until("the probe's notification to be a finished job", || {
+            cluster
+                .job_store()
+                .query_row(
+                    "SELECT count(*) FROM jobs WHERE CAST(notification AS TEXT) LIKE ?1 \
+                     AND state NOT IN ('PENDING', 'ALLOC', 'POSTPONED')",
+                    [&pattern],
+                    |row| row.get::<_, i64>(0),
+                )
+                .is_ok_and(|n| n > 0)
+        });
+        cluster.wait_until_drained();
     }
 
     /// Delivers a message over LMTP.

@@ -2,8 +2,6 @@
 //! dealer, and a bonnie cluster (broker, one worker with the archive handlers and the given
 //! groupware plugins, a collector), with users' mailboxes created by the Cyrus admin.
 
-use std::cell::Cell;
-
 use bonnie_imap::quote;
 
 use crate::{
@@ -11,12 +9,9 @@ use crate::{
     cyrus::{ADMIN, Cyrus, Notify},
     ldap::Slapd,
     paths,
-    process::{self, ChildGuard},
+    process::ChildGuard,
     storages::{Archive, Storage},
 };
-
-/// The shared folder [`CyrusLab::wait_until_archived`] appends its probes to.
-pub const PROBE: &str = "bonnie-probe";
 
 /// The servers and bonnie's processes, stopped when dropped.
 pub struct CyrusLab {
@@ -27,8 +22,6 @@ pub struct CyrusLab {
     /// The directory.
     pub ldap: Slapd,
     _processes: Vec<ChildGuard>,
-    /// How many probes [`CyrusLab::wait_until_archived`] appended so far.
-    probes: Cell<u32>,
     /// Dropped after the processes: the search server outlives the worker.
     _archive: Archive,
 }
@@ -79,14 +72,6 @@ impl CyrusLab {
                 .run(&format!("CREATE {}", quote(&format!("user/{user}"))), &[])
                 .unwrap_or_else(|e| panic!("creating the mailbox of {user}: {e}"));
         }
-        for command in [
-            format!("CREATE {PROBE}"),
-            format!("SETACL {PROBE} {ADMIN} lrswipkxtecdan"),
-        ] {
-            admin
-                .run(&command, &[])
-                .unwrap_or_else(|e| panic!("{command}: {e}"));
-        }
         admin.logout().expect("the admin logs out");
         Self {
             cluster,
@@ -94,43 +79,11 @@ impl CyrusLab {
             ldap,
             _processes: processes,
             _archive: archive,
-            probes: Cell::new(0),
         }
     }
 
     /// Waits until every notification Cyrus sent so far is archived.
-    ///
-    /// notifyd runs the dealer for one notification after the other (fork, exec, wait), so
-    /// once the notification of a probe message, appended now, is a finished job, every
-    /// notification sent before it was handed over; then the broker is waited for until it
-    /// holds nothing unfinished. A fixed pause would be too short on a loaded machine.
     pub fn wait_until_archived(&self) {
-        let probe = self.probes.get() + 1;
-        self.probes.set(probe);
-        let message_id = format!("<probe-{probe}@bonnie-lab.invalid>");
-        let message = format!(
-            "From: probe@bonnie-lab.invalid\r\nMessage-ID: {message_id}\r\n\
-             Subject: probe {probe}\r\n\r\nThe lab waits for this message.\r\n"
-        );
-        let mut admin = self.cyrus.login(ADMIN);
-        admin
-            .append(PROBE, &Default::default(), message.as_bytes())
-            .expect("appending the probe");
-        admin.logout().expect("the admin logs out");
-        let pattern = format!("%{message_id}%");
-        process::wait_until("the probe's notification finished", || {
-            self.cluster
-                .job_store()
-                .query_row(
-                    "SELECT count(*) FROM jobs WHERE CAST(notification AS TEXT) LIKE ?1 \
-                     AND state NOT IN ('PENDING', 'ALLOC', 'POSTPONED')",
-                    [&pattern],
-                    |row| row.get::<_, i64>(0),
-                )
-                .is_ok_and(|n| n > 0)
-        });
-        process::wait_until("every job finished", || {
-            self.cluster.idle() && self.cluster.status()["waiting_for_collectors"] == 0
-        });
+        self.cyrus.wait_until_archived(&self.cluster);
     }
 }

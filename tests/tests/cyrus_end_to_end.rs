@@ -6,8 +6,6 @@
 //! stored once however many folders hold them; also across a collector stopped mid-way.
 //! The collector's failures (Cyrus away, messages gone) are in collector_faults.rs.
 
-use std::time::Duration;
-
 use bonnie_core::payload;
 use bonnie_imap::quote;
 use bonnie_tests::{
@@ -119,12 +117,6 @@ fn scenario_second_half(cyrus: &Cyrus) {
     let mut jane = cyrus.login(JANE);
     jane.run("LIST \"\" \"*\"", &[]).unwrap();
     jane.logout().unwrap();
-}
-
-fn wait_until_archived(cluster: &Cluster) {
-    // Cyrus notifies within milliseconds; give the last notifications time to be submitted.
-    std::thread::sleep(Duration::from_millis(500));
-    cluster.wait_until_drained();
 }
 
 fn count(events: &[Value], event: &str) -> usize {
@@ -342,7 +334,7 @@ fn run_end_to_end(daemon: bool) {
             > 0
     });
     let _collector = cluster.start_collector("collector-again");
-    wait_until_archived(&cluster);
+    cyrus.wait_until_archived(&cluster);
     check_store(&cluster, &ldap, &sent);
     assert!(!cyrus.master_log().contains("datagram too large"));
 }

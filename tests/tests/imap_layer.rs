@@ -250,9 +250,7 @@ fn the_collector_reads_acl_metadata_and_messages_of_folders_named_in_any_languag
             .unwrap();
     }
     john.logout().unwrap();
-    // Cyrus notifies within milliseconds; give the last notifications time to be submitted.
-    std::thread::sleep(Duration::from_millis(500));
-    cluster.wait_until_drained();
+    cyrus.wait_until_archived(&cluster);
 
     let events = cluster.log_records();
     let failed: Vec<&Value> = events

@@ -6,7 +6,7 @@
 //! make.py wrote them down (not Cyrus's ENVELOPE, which masks 8-bit bytes), and the storage's
 //! full-text search must find each message by a word of its body, however it is spelled.
 
-use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf};
 
 use base64::Engine;
 use bonnie_core::payload;
@@ -116,9 +116,7 @@ fn a_corpus_in_every_charset_is_archived_decoded_and_found_by_a_word_of_its_body
     john.logout().unwrap();
     cyrus.lmtp("sergey@example.org", &[JOHN], &koi8.bytes);
 
-    // Cyrus notifies within milliseconds; give the last notifications time to be submitted.
-    std::thread::sleep(Duration::from_millis(500));
-    cluster.wait_until_drained();
+    cyrus.wait_until_archived(&cluster);
 
     let events = cluster.log_records();
     let by_event_and_digest = |event: &str, digest: &str| -> Vec<&Value> {
