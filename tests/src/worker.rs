@@ -81,6 +81,40 @@ impl WorkerLab {
         lab
     }
 
+    /// A lab whose worker reads `in.jsonl`, writes JSON lines and stores into es-storage at
+    /// `url`, with the given workspace plugins; `worker` is added to the `[worker]` table
+    /// (`threads = 4`...), `storage` to the `[plugins.es-storage]` table, and `extra` (new
+    /// tables) after them.
+    pub fn on_elasticsearch(
+        url: &str,
+        crates: &[&str],
+        worker: &str,
+        storage: &str,
+        extra: &str,
+    ) -> Self {
+        let lab = Self::new();
+        for name in [
+            "bonnie-jsonl-input",
+            "bonnie-jsonl-output",
+            "bonnie-es-storage",
+        ]
+        .iter()
+        .chain(crates)
+        {
+            lab.add_plugin(&paths::plugin(name));
+        }
+        lab.write(
+            "bonnie.toml",
+            &format!(
+                "[worker]\nplugin_dir = \"plugins\"\n{worker}\n\n\
+                 [plugins.jsonl-input]\nfiles = [\"in.jsonl\"]\nretry_delay_ms = 10\n\n\
+                 [plugins.jsonl-output]\npath = \"var/output.jsonl\"\n\n\
+                 [plugins.es-storage]\nurl = \"{url}\"\n{storage}\n\n{extra}"
+            ),
+        );
+        lab
+    }
+
     /// The lab's folder.
     pub fn path(&self) -> &Path {
         self.dir.path()

@@ -320,22 +320,7 @@ fn with_the_server_killed_mid_run_no_job_is_done_unaccepted_and_every_document_a
 #[test]
 fn es_storage_keeps_users_folders_sessions_and_the_log() {
     let server = SearchServer::start();
-    let lab = WorkerLab::new();
-    for name in HANDLERS.iter().chain(&[
-        "bonnie-jsonl-input",
-        "bonnie-jsonl-output",
-        "bonnie-es-storage",
-    ]) {
-        lab.add_plugin(&paths::plugin(name));
-    }
-    lab.write(
-        "bonnie.toml",
-        &format!(
-            "[worker]\nplugin_dir = \"plugins\"\nthreads = 1\n\n[plugins.jsonl-input]\nfiles = [\"in.jsonl\"]\nretry_delay_ms = 10\n\n\
-             [plugins.jsonl-output]\npath = \"var/output.jsonl\"\n\n[plugins.es-storage]\nurl = \"{}\"\n",
-            server.url
-        ),
-    );
+    let lab = WorkerLab::on_elasticsearch(&server.url, &HANDLERS, "threads = 1", "", "");
     lab.notifications(&[
         paths::cyrus_event("Login-2.json"),
         paths::cyrus_event("MailboxCreate-3.json"),
@@ -371,23 +356,7 @@ fn es_storage_keeps_users_folders_sessions_and_the_log() {
 #[test]
 fn es_storage_keeps_each_payload_once_by_digest() {
     let server = SearchServer::start();
-    let lab = WorkerLab::new();
-    for name in [
-        "bonnie-messageappend",
-        "bonnie-jsonl-input",
-        "bonnie-jsonl-output",
-        "bonnie-es-storage",
-    ] {
-        lab.add_plugin(&paths::plugin(name));
-    }
-    lab.write(
-        "bonnie.toml",
-        &format!(
-            "[worker]\nplugin_dir = \"plugins\"\n\n[plugins.jsonl-input]\nfiles = [\"in.jsonl\"]\n\n\
-             [plugins.jsonl-output]\npath = \"var/output.jsonl\"\n\n[plugins.es-storage]\nurl = \"{}\"\n",
-            server.url
-        ),
-    );
+    let lab = WorkerLab::on_elasticsearch(&server.url, &["bonnie-messageappend"], "", "", "");
     let message =
         "From: Jane Doe <jane.doe@example.org>\r\nSubject: kept once\r\n\r\nGr\u{fc}\u{df}e\r\n";
     let digest = bonnie_core::payload::digest(message.as_bytes());

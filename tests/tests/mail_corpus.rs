@@ -284,23 +284,12 @@ fn es_storage_finds_the_corpus_by_a_word_of_each_body() {
     use bonnie_tests::{search_server::SearchServer, worker::WorkerLab};
     let corpus = corpus();
     let server = SearchServer::start();
-    let lab = WorkerLab::new();
-    for name in [
-        "bonnie-messageappend",
-        "bonnie-jsonl-input",
-        "bonnie-jsonl-output",
-        "bonnie-es-storage",
-    ] {
-        lab.add_plugin(&paths::plugin(name));
-    }
-    lab.write(
-        "bonnie.toml",
-        &format!(
-            "[worker]\nplugin_dir = \"plugins\"\n\n[plugins.jsonl-input]\nfiles = [\"in.jsonl\"]\n\n\
-             [plugins.jsonl-output]\npath = \"var/output.jsonl\"\n\n[plugins.es-storage]\nurl = \"{}\"\n\
-             max_indexed_text_bytes = 4096\n",
-            server.url
-        ),
+    let lab = WorkerLab::on_elasticsearch(
+        &server.url,
+        &["bonnie-messageappend"],
+        "",
+        "max_indexed_text_bytes = 4096",
+        "",
     );
     // As the collector leaves them: each message fetched, as base64.
     let huge = {

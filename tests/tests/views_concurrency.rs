@@ -429,22 +429,12 @@ fn views_kept_in_elasticsearch_by_four_threads_match_every_time() {
     let lines = scenario();
     let replay_into_elasticsearch = |threads: usize| {
         let server = SearchServer::start();
-        let lab = WorkerLab::new();
-        for name in HANDLERS.iter().chain(&[
-            "bonnie-jsonl-input",
-            "bonnie-jsonl-output",
-            "bonnie-es-storage",
-        ]) {
-            lab.add_plugin(&paths::plugin(name));
-        }
-        lab.write(
-            "bonnie.toml",
-            &format!(
-                "[worker]\nplugin_dir = \"plugins\"\nthreads = {threads}\n\n[plugins.jsonl-input]\nfiles = [\"in.jsonl\"]\n\
-                 retry_delay_ms = 10\n\n[plugins.jsonl-output]\npath = \"var/output.jsonl\"\n\n\
-                 [plugins.es-storage]\nurl = \"{}\"\n\n{HANDLER_CONFIG}",
-                server.url
-            ),
+        let lab = WorkerLab::on_elasticsearch(
+            &server.url,
+            &HANDLERS,
+            &format!("threads = {threads}"),
+            "",
+            HANDLER_CONFIG,
         );
         lab.notifications(&lines);
         lab.run();
