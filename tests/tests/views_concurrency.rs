@@ -206,6 +206,12 @@ fn assert_same(replay: &Archive, single: &Archive, run: &str) {
 /// name it was renamed from; and that every folder state is one an event told, at the time of
 /// the earliest event that told it.
 fn check_truth(archive: &Archive, run: &str) {
+    check_truth_named(archive, run, &|name| name.to_string());
+}
+
+/// [`check_truth`] for a replay whose folders were renamed: `named` gives a folder's name
+/// (a path, or the bare name a rename came from) in that replay.
+fn check_truth_named(archive: &Archive, run: &str, named: &dyn Fn(&str) -> String) {
     check_states(archive, run);
     let (folders, sessions) = (of(archive, "folders-current"), of(archive, "sessions"));
     let truth = [
@@ -278,10 +284,13 @@ fn check_truth(archive: &Archive, run: &str) {
     for (uniqueid, path, deleted, modseq, uidnext, renamed_from) in truth {
         let view = &folders[uniqueid];
         let ctx = format!("{run}: {uniqueid}: {view}");
-        assert_eq!(view["path"], path, "{ctx}");
+        assert_eq!(view["path"], named(path).as_str(), "{ctx}");
         assert_eq!(view["deleted"], deleted, "{ctx}");
         assert_eq!(view["modseq_max"], modseq, "{ctx}");
         assert_eq!(view["uidnext_max"], uidnext, "{ctx}");
+        let renamed_from = renamed_from
+            .as_str()
+            .map_or(Value::Null, |n| json!(named(n)));
         assert_eq!(
             view.get("renamed_from").cloned().unwrap_or(Value::Null),
             renamed_from,
@@ -360,6 +369,31 @@ fn replay_lines(lines: &[String], threads: usize) -> Archive {
     )
 }
 
+/// The archive of `lines` dealt to a broker and archived by two workers of four threads each.
+fn replay_through_two_workers(lines: &[String]) -> Archive {
+    let cluster = Cluster::new(&HANDLERS, HANDLER_CONFIG);
+    // Four threads each, and a small queue, so that both workers take part.
+    let config = std::fs::read_to_string(cluster.config())
+        .unwrap()
+        .replace("threads = 2", "threads = 4\nqueue_depth = 8");
+    std::fs::write(cluster.config(), config).unwrap();
+    let _broker = cluster.start_broker();
+    // Every notification waits in the broker before the workers start together.
+    for line in lines {
+        let output = cluster.deal(line.as_bytes());
+        assert!(output.status.success(), "{}", process::describe(&output));
+    }
+    // A dealer that timed out waiting for the broker's ACK (a loaded machine) spooled its
+    // notification: forward every spool.
+    let flushed = cluster.flush();
+    assert!(flushed.status.success(), "{}", process::describe(&flushed));
+    let _workers = cluster.start_workers(&["worker-a", "worker-b"]);
+    process::wait_until("the scenario to be archived", || {
+        cluster.archived() == lines.len() && cluster.idle()
+    });
+    archive_of(&cluster.archive(), lines)
+}
+
 #[test]
 fn views_replayed_by_four_threads_match_a_single_threaded_replay_every_time() {
     let single = replay_from_file(1);
@@ -397,29 +431,79 @@ fn views_replayed_through_the_broker_by_two_workers_match_every_time() {
     let single = replay_from_file(1);
     let lines = scenario();
     for run in 0..REPLAYS {
-        let cluster = Cluster::new(&HANDLERS, HANDLER_CONFIG);
-        // Four threads each, and a small queue, so that both workers take part.
-        let config = std::fs::read_to_string(cluster.config())
-            .unwrap()
-            .replace("threads = 2", "threads = 4\nqueue_depth = 8");
-        std::fs::write(cluster.config(), config).unwrap();
-        let _broker = cluster.start_broker();
-        // Every notification waits in the broker before the workers start together.
-        for line in &lines {
-            let output = cluster.deal(line.as_bytes());
-            assert!(output.status.success(), "{}", process::describe(&output));
-        }
-        // A dealer that timed out waiting for the broker's ACK (a loaded machine) spooled its
-        // notification: forward every spool.
-        let flushed = cluster.flush();
-        assert!(flushed.status.success(), "{}", process::describe(&flushed));
-        let _workers = cluster.start_workers(&["worker-a", "worker-b"]);
-        process::wait_until("the scenario to be archived", || {
-            cluster.archived() == lines.len() && cluster.idle()
-        });
-        let replay = archive_of(&cluster.archive(), &lines);
+        let replay = replay_through_two_workers(&lines);
         let run = format!("replay {run} through two workers");
         check_truth(&replay, &run);
+        assert_same(&replay, &single, &run);
+    }
+}
+
+/// The scenario's folders under other names, in Cyrillic, Greek, Japanese and German.
+const TRANSLATED: [(&str, &str); 4] = [
+    ("Archive", "Архив"),
+    ("Calendar", "Kalender-Büro"),
+    ("Tmp", "日本語"),
+    ("Expire", "Λήξη"),
+];
+
+/// A folder path or bare name of the scenario as [`TRANSLATED`] names it.
+fn translated(name: &str) -> String {
+    TRANSLATED
+        .iter()
+        .fold(name.to_string(), |name, (from, to)| {
+            if name == *from {
+                to.to_string()
+            } else {
+                name.replace(&format!("/{from}"), &format!("/{to}"))
+            }
+        })
+}
+
+/// The scenario with its folders renamed as [`TRANSLATED`] says, their names in its IMAP URLs
+/// percent-encoded UTF-8 as Cyrus writes them.
+fn translated_scenario() -> Vec<String> {
+    let encoded = |name: &str| -> String {
+        name.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b == b'-' {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    };
+    scenario()
+        .into_iter()
+        .map(|line| {
+            TRANSLATED.iter().fold(line, |line, (from, to)| {
+                ["%40", "2%40"].iter().fold(line, |line, tail| {
+                    line.replace(
+                        &format!("/{from}{tail}"),
+                        &format!("/{}{tail}", encoded(to)),
+                    )
+                })
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn folders_named_in_any_language_give_the_same_views_with_four_threads_and_two_workers() {
+    let lines = translated_scenario();
+    assert_ne!(lines, scenario(), "the scenario has folders to rename");
+    let single = replay_lines(&lines, 1);
+    check_truth_named(&single, "single-threaded", &translated);
+    for run in 0..REPLAYS / 4 {
+        let replay = replay_lines(&lines, 4);
+        let run = format!("replay {run} with 4 threads");
+        check_truth_named(&replay, &run, &translated);
+        assert_same(&replay, &single, &run);
+    }
+    for run in 0..REPLAYS / 4 {
+        let replay = replay_through_two_workers(&lines);
+        let run = format!("replay {run} through two workers");
+        check_truth_named(&replay, &run, &translated);
         assert_same(&replay, &single, &run);
     }
 }
