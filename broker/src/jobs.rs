@@ -1,7 +1,9 @@
 //! The broker's scheduling state in memory: unfinished jobs, the queues of pending jobs (in
 //! arrival order, so a job that returns to the queue gets its old place back), the postponed
 //! jobs by due time, and the connected workers and collectors with their credit. Every
-//! change that must be stored comes back as an [`Update`].
+//! change that must be stored comes back as an [`Update`]. Of a long queue for the workers
+//! only its head ([`WORKER_WINDOW`] jobs) is in memory; the rest waits in the store and is
+//! read back in arrival order as the head drains, so memory does not grow with a backlog.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -31,6 +33,11 @@ pub struct Job {
 
 /// Notification bytes kept in memory at most; beyond, `GET` reads the store.
 const PAYLOAD_CACHE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Pending worker jobs kept in memory at most; later ones wait in the store only. About
+/// 500 bytes each: a million pending jobs held in memory took 470 MiB without their
+/// notifications (750 MiB with them), where this head takes a few MiB.
+pub const WORKER_WINDOW: usize = 10_000;
 
 /// A connected worker or collector.
 #[derive(Debug, Clone)]
@@ -111,6 +118,13 @@ pub struct Jobs {
     pub collectors: HashMap<Identity, Peer>,
     round_robin: usize,
     cached_bytes: usize,
+    /// Set while pending worker jobs wait in the store only: the arrival number from which
+    /// on every PENDING worker job of the store is not in memory.
+    backlog_from: Option<i64>,
+    /// The highest arrival number of a job put in memory: a job below it (a FAILED job
+    /// retried) always goes to memory, since reading the store from it would read again jobs
+    /// that are in memory already.
+    newest_in_memory: i64,
 }
 
 /// Jobs in memory, per state and kind, for `bonnie status`.
@@ -145,9 +159,17 @@ fn update(id: &str, job: &Job, notification: Option<Vec<u8>>, reason: Option<Str
 }
 
 impl Jobs {
-    /// Loads the unfinished jobs of the store.
-    pub fn load(&mut self, unfinished: Vec<Unfinished>) {
+    /// Loads the unfinished jobs of the store: every one but the pending worker jobs from
+    /// `backlog_from` on, which stay in the store.
+    pub fn load(&mut self, unfinished: Vec<Unfinished>, backlog_from: Option<i64>) {
+        self.backlog_from = backlog_from;
+        self.take_from_store(unfinished);
+    }
+
+    /// Adds jobs read from the store (without their notifications).
+    fn take_from_store(&mut self, unfinished: Vec<Unfinished>) {
         for u in unfinished {
+            self.newest_in_memory = self.newest_in_memory.max(u.seq);
             let job = Job {
                 seq: u.seq,
                 host: u.host,
@@ -166,8 +188,18 @@ impl Jobs {
         }
     }
 
-    /// A new job, just stored.
+    /// A job just stored as PENDING for the workers: new, or a FAILED job retried. It waits
+    /// in the store only when the head of the queue is full (or jobs before it wait there).
     pub fn add(&mut self, seq: i64, id: String, host: String, payload: Option<Vec<u8>>) {
+        let spill = match self.backlog_from {
+            Some(from) => seq >= from,
+            None => seq > self.newest_in_memory && self.worker_queue.len() >= WORKER_WINDOW,
+        };
+        if spill {
+            self.backlog_from.get_or_insert(seq);
+            return;
+        }
+        self.newest_in_memory = self.newest_in_memory.max(seq);
         let payload = self.cacheable(payload);
         let job = Job {
             seq,
@@ -184,6 +216,27 @@ impl Jobs {
         };
         self.enqueue(&id, &job);
         self.jobs.insert(id, job);
+    }
+
+    /// When the head of the workers' queue is half empty and jobs wait in the store: the
+    /// arrival number to read PENDING worker jobs from, and how many to read.
+    pub fn wanted_from_store(&self) -> Option<(i64, usize)> {
+        let from = self.backlog_from?;
+        let room = WORKER_WINDOW - self.worker_queue.len().min(WORKER_WINDOW);
+        (room >= WORKER_WINDOW / 2).then_some((from, room))
+    }
+
+    /// Takes the pending worker jobs read from the store as [`Jobs::wanted_from_store`] asked
+    /// (`asked` of them, in arrival order); fewer than asked means none waits there any more.
+    pub fn read_from_store(&mut self, jobs: Vec<Unfinished>, asked: usize) {
+        let next = jobs.last().map(|u| u.seq + 1);
+        let exhausted = jobs.len() < asked;
+        self.take_from_store(jobs);
+        self.backlog_from = if exhausted {
+            None
+        } else {
+            next.or(self.backlog_from)
+        };
     }
 
     /// The payload to keep in memory, if the cache has room for it.
@@ -664,6 +717,67 @@ mod tests {
             .unwrap();
         assert_eq!((back.state, back.kind), (State::Pending, Kind::Worker));
         assert_eq!(jobs.counts().pending_worker, 1);
+    }
+
+    /// The jobs of `seqs` as the store gives them back, PENDING for the workers.
+    fn stored(seqs: std::ops::Range<i64>) -> Vec<Unfinished> {
+        seqs.map(|seq| Unfinished {
+            seq,
+            id: format!("j{seq}"),
+            host: "imap1".to_string(),
+            state: State::Pending,
+            kind: Kind::Worker,
+            commands: Vec::new(),
+            attempts: 0,
+            due_ms: 0,
+            collected: false,
+        })
+        .collect()
+    }
+
+    #[test]
+    fn a_backlog_beyond_the_window_waits_in_the_store_and_comes_back_in_order() {
+        let window = WORKER_WINDOW as i64;
+        let mut jobs = jobs_with(window + 100);
+        assert_eq!(jobs.counts().pending_worker, WORKER_WINDOW);
+        assert_eq!(jobs.wanted_from_store(), None, "the head is full");
+        jobs.worker_ready(b"w", (WORKER_WINDOW / 2) as u32, 0, None);
+        let taken = jobs.assign_workers(0);
+        assert_eq!(taken.last().unwrap().1, format!("j{}", window / 2));
+        let (from, limit) = jobs.wanted_from_store().expect("half of the head is gone");
+        assert_eq!(from, window + 1, "the first job not in memory");
+        jobs.read_from_store(stored(from..window + 101), limit);
+        assert_eq!(jobs.wanted_from_store(), None, "the store has no more");
+        jobs.worker_ready(b"w", u32::MAX, 0, None);
+        let order: Vec<String> = jobs
+            .assign_workers(0)
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        let expected: Vec<String> = (window / 2 + 1..=window + 100)
+            .map(|s| format!("j{s}"))
+            .collect();
+        assert_eq!(order, expected, "every job once, in arrival order");
+        jobs.add(window + 101, "new".into(), "imap1".into(), None);
+        assert_eq!(
+            jobs.counts().pending_worker,
+            1,
+            "the queue is short again: in memory"
+        );
+    }
+
+    #[test]
+    fn a_retried_job_older_than_the_head_goes_to_memory_even_when_the_head_is_full() {
+        let window = WORKER_WINDOW as i64;
+        let mut jobs = jobs_with(window);
+        jobs.add(1_000_000, "old".into(), "imap1".into(), None);
+        jobs.add(window / 2, "retried".into(), "imap1".into(), None);
+        assert!(jobs.contains("retried"));
+        assert!(
+            !jobs.contains("old"),
+            "a new job behind a full head waits in the store"
+        );
+        assert_eq!(jobs.wanted_from_store(), None);
     }
 
     #[test]

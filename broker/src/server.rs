@@ -191,10 +191,12 @@ impl Server {
         }
         let store = Store::open(&config.database)
             .with_context(|| format!("cannot open the job store {}", config.database.display()))?;
-        let unfinished = store.unfinished().context("cannot read the job store")?;
-        info!(jobs = unfinished.len(), database = %config.database.display(), "Job store opened.");
+        let (unfinished, backlog_from) = store
+            .unfinished(crate::jobs::WORKER_WINDOW)
+            .context("cannot read the job store")?;
+        info!(jobs = unfinished.len(), more_in_store = backlog_from.is_some(), database = %config.database.display(), "Job store opened.");
         let mut jobs = Jobs::default();
-        jobs.load(unfinished);
+        jobs.load(unfinished, backlog_from);
 
         let context = transport::context();
         let (auth, secret) = if curve.enabled {
@@ -873,8 +875,15 @@ impl Server {
         }
     }
 
-    /// Hands pending jobs to workers and collectors with credit.
+    /// Hands pending jobs to workers and collectors with credit, first reading more of the
+    /// workers' queue from the store when its head runs short.
     fn dispatch(&mut self) {
+        if let Some((from, limit)) = self.jobs.wanted_from_store() {
+            match self.store.pending_for_workers(from, limit) {
+                Ok(jobs) => self.jobs.read_from_store(jobs, limit),
+                Err(e) => error!(error = %e, "Cannot read pending jobs from the job store."),
+            }
+        }
         for (identity, id) in self.jobs.assign_workers(now_ms()) {
             if !self.send(
                 Router::Controller,

@@ -191,13 +191,46 @@ impl Store {
         })
     }
 
-    /// The unfinished jobs, in arrival order.
-    pub fn unfinished(&self) -> rusqlite::Result<Vec<Unfinished>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT seq, id, host, state, kind, commands, attempts, due_ms, collected FROM jobs
-             WHERE state IN ('PENDING', 'POSTPONED') ORDER BY seq",
+    /// The unfinished jobs to hold in memory at start-up, in arrival order: every POSTPONED
+    /// job and every job waiting for a collector, and the first `window` PENDING jobs waiting
+    /// for a worker; with the arrival number of the first worker job left in the store, if any.
+    pub fn unfinished(&self, window: usize) -> rusqlite::Result<(Vec<Unfinished>, Option<i64>)> {
+        let mut jobs = self.select_unfinished(
+            "state = 'POSTPONED' OR (state = 'PENDING' AND kind = 'collector')",
+            params![],
         )?;
-        let rows = stmt.query_map([], |row| {
+        let mut for_workers = self.pending_for_workers(i64::MIN, window + 1)?;
+        let backlog_from = (for_workers.len() > window)
+            .then(|| for_workers.pop().map(|u| u.seq))
+            .flatten();
+        jobs.append(&mut for_workers);
+        jobs.sort_by_key(|u| u.seq);
+        Ok((jobs, backlog_from))
+    }
+
+    /// At most `limit` PENDING jobs waiting for a worker, from arrival number `from` on, in
+    /// arrival order.
+    pub fn pending_for_workers(
+        &self,
+        from: i64,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<Unfinished>> {
+        self.select_unfinished(
+            "state = 'PENDING' AND kind = 'worker' AND seq >= ?1 ORDER BY seq LIMIT ?2",
+            params![from, limit as i64],
+        )
+    }
+
+    fn select_unfinished(
+        &self,
+        condition: &str,
+        params: impl rusqlite::Params,
+    ) -> rusqlite::Result<Vec<Unfinished>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT seq, id, host, state, kind, commands, attempts, due_ms, collected FROM jobs
+             WHERE {condition}"
+        ))?;
+        let rows = stmt.query_map(params, |row| {
             let commands: String = row.get(5)?;
             Ok(Unfinished {
                 seq: row.get(0)?,
@@ -389,7 +422,7 @@ mod tests {
         assert!(first.iter().all(Option::is_some));
         let again = store.commit([submission("a")].iter(), &[], 2).unwrap();
         assert_eq!(again, vec![None]);
-        assert_eq!(store.unfinished().unwrap().len(), 2);
+        assert_eq!(store.unfinished(10).unwrap().0.len(), 2);
     }
 
     #[test]
@@ -420,6 +453,6 @@ mod tests {
         );
         let retried = store.retry_failed(None, 3).unwrap();
         assert_eq!(retried.len(), 1);
-        assert_eq!(store.unfinished().unwrap()[0].state, State::Pending);
+        assert_eq!(store.unfinished(10).unwrap().0[0].state, State::Pending);
     }
 }
