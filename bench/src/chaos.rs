@@ -94,7 +94,7 @@ fn tenant_copy(line: &str, specific: &BTreeSet<String>, tenant: u64, n: u64) -> 
 }
 
 /// The run's notifications, in the order Cyrus produced them per tenant.
-fn notifications(events: u64) -> anyhow::Result<Vec<String>> {
+pub(crate) fn notifications(events: u64) -> anyhow::Result<Vec<String>> {
     let lines = scenario()?;
     let specific = tenant_specific(&lines)?;
     Ok((0..events)

@@ -4,6 +4,7 @@
 //! and a plain ZeroMQ round trip on the same machine as the reference.
 #![forbid(unsafe_code)]
 
+mod archive;
 mod changelog;
 mod chaos;
 mod cyrus;
@@ -65,6 +66,10 @@ struct Args {
     /// Run only the end-to-end throughput and latency figures
     #[arg(long, conflicts_with = "only_changelog")]
     only_e2e: bool,
+    /// Run only the end-to-end figure through the shipped archive (every archive handler,
+    /// changelog, free/busy, SQLite, CURVE on), with --events and --connections
+    #[arg(long, conflicts_with_all = ["only_changelog", "only_e2e"])]
+    only_archive: bool,
     /// Notifications for the chaos run (processes killed at random while they go through)
     #[arg(long, default_value_t = 100_000)]
     chaos_events: u64,
@@ -204,6 +209,11 @@ fn run(args: &Args) -> anyhow::Result<Value> {
     if args.only_changelog {
         return Ok(json!({ "machine": machine(), "changelog": changelog_figures(args)? }));
     }
+    if args.only_archive {
+        let mut report = archive::figures(args.events, args.connections)?;
+        report.insert("machine".into(), machine());
+        return Ok(Value::Object(report));
+    }
     if args.only_e2e {
         let (e2e, processes) = end_to_end_per_s(args.events, args.connections)?;
         eprintln!("end to end: {e2e:.0}/s");
@@ -235,6 +245,7 @@ fn run(args: &Args) -> anyhow::Result<Value> {
     };
     let (e2e, memory) = end_to_end_per_s(args.events, args.connections)?;
     eprintln!("end to end: {e2e:.0}/s");
+    let shipped_archive = archive::figures(args.events, args.connections)?;
     let (latency_p50, latency_p99) = end_to_end_latency_ms(args.latency_rate, args.connections)?;
     eprintln!(
         "end-to-end latency at {}/s: p50 {latency_p50:.1} ms, p99 {latency_p99:.1} ms",
@@ -268,7 +279,7 @@ fn run(args: &Args) -> anyhow::Result<Value> {
     let changelog = changelog_figures(args)?;
     let body_text = mail_figures(args)?;
     let chaos = chaos_figures(args)?;
-    Ok(json!({
+    let mut report = json!({
         "machine": machine(),
         "body_text": body_text,
         "chaos": chaos,
@@ -288,7 +299,11 @@ fn run(args: &Args) -> anyhow::Result<Value> {
         "e2e_latency_offered_per_s": args.latency_rate,
         "zmq_roundtrip_per_s": round(roundtrips, 0),
         "processes": memory,
-    }))
+    });
+    if let Value::Object(fields) = &mut report {
+        fields.extend(shipped_archive);
+    }
+    Ok(report)
 }
 
 fn round(value: f64, digits: i32) -> f64 {

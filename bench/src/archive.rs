@@ -1,0 +1,205 @@
+//! The headline figure: notifications per second through the archive bonnie ships. The
+//! captured Cyrus 3.6 scenario, copied for as many tenants as make up the notifications asked
+//! for (the chaos run's copies: same mix of logins, appends, flags, moves, expunges and folder
+//! events), goes as dlist requests to the dealer daemon, then the broker and two workers with
+//! every archive handler, the changelog, free/busy, SQLite and the JSON-lines output, CURVE
+//! on; from the first request to the broker's last job DONE (every record synced before it),
+//! with each process's CPU time per notification.
+
+use std::{
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use serde_json::{Map, Value, json};
+
+use crate::{
+    chaos::ARCHIVE_HANDLERS,
+    lab::{Lab, Running},
+    load, round,
+};
+
+/// What the workers load besides the archive handlers: the groupware handlers, the broker
+/// input, the storage and the output `etc/bonnie.toml` ships.
+const PLUGINS: [&str; 5] = [
+    "libbonnie_changelog.so",
+    "libbonnie_freebusy.so",
+    "libbonnie_zmq_input.so",
+    "libbonnie_sqlite_storage.so",
+    "libbonnie_jsonl_output.so",
+];
+
+/// Their settings. The changelog and free/busy ask a collector for payloads by default; none
+/// runs here (the notifications' events are not groupware objects' anyway), so they ask for
+/// nothing and do the rest of their work, the changelog's message trail included.
+const PLUGIN_CONFIG: &str = r#"
+[plugins.changelog]
+collect = []
+
+[plugins.freebusy]
+collect = []
+
+[plugins.jsonl-output]
+path = "var/output.jsonl"
+"#;
+
+/// The name of the host the lab's dealer and keys are for.
+const HOST: &str = "bench";
+
+/// `e2e_archive_events_per_s`, `e2e_archive_events` and `e2e_archive_processes` (each
+/// process's CPU per notification and peak memory), for `total` notifications with
+/// `connections` dlist connections open at once.
+pub fn figures(total: u64, connections: usize) -> anyhow::Result<Map<String, Value>> {
+    let notifications = crate::chaos::notifications(total)?;
+    let libraries: Vec<&str> = ARCHIVE_HANDLERS.iter().chain(&PLUGINS).copied().collect();
+    let lab = Lab::with(&libraries, PLUGIN_CONFIG)?;
+    enable_curve(&lab)?;
+    let mut processes = [
+        ("broker", lab.broker()?),
+        ("dealer_daemon", lab.dealer_daemon()?),
+        ("worker_1", lab.worker()?),
+        ("worker_2", lab.worker()?),
+    ];
+    wait_for_workers(&lab, 2)?;
+    let cpu_before: Vec<f64> = processes
+        .iter()
+        .map(|(name, p)| p.cpu_s().with_context(|| format!("the {name}'s CPU time")))
+        .collect::<anyhow::Result<_>>()?;
+
+    let started = Instant::now();
+    load::drive(
+        &lab.path().join("var/dealer.sock"),
+        total,
+        connections,
+        |_| started,
+        |n| notifications[n as usize].clone(),
+        load::OnFailure::Stop,
+    )?;
+    wait_done(&lab, total, &mut processes)?;
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let archived = lab.archived();
+    if archived != total {
+        bail!(
+            "{archived} records in the log for {total} notifications; see {}",
+            lab.path().display()
+        );
+    }
+    let mut per_process = Map::new();
+    for ((name, process), before) in processes.iter().zip(cpu_before) {
+        let after = process
+            .cpu_s()
+            .with_context(|| format!("the {name}'s CPU time"))?;
+        per_process.insert(
+            name.to_string(),
+            json!({
+                "cpu_us_per_event": round((after - before) * 1e6 / total as f64, 1),
+                "peak_rss_kib": process.peak_rss_kib(),
+            }),
+        );
+    }
+    let handlers: Vec<&str> = libraries
+        .iter()
+        .map(|l| l.trim_start_matches("libbonnie_").trim_end_matches(".so"))
+        .collect();
+    let rate = total as f64 / elapsed;
+    eprintln!("end to end through the shipped archive: {rate:.0}/s");
+    let mut report = Map::new();
+    report.insert("e2e_archive_events_per_s".into(), json!(round(rate, 0)));
+    report.insert("e2e_archive_events".into(), json!(total));
+    report.insert("e2e_archive_plugins".into(), json!(handlers));
+    report.insert("e2e_archive_processes".into(), Value::Object(per_process));
+    Ok(report)
+}
+
+/// Turns CURVE on as `etc/bonnie.toml` ships it, with the keys `bonnie keys generate` makes
+/// for the broker and for this host's dealer, workers and admin command line.
+fn enable_curve(lab: &Lab) -> anyhow::Result<()> {
+    let path = lab.path().join("bonnie.toml");
+    let config = std::fs::read_to_string(&path)?;
+    let on = config
+        .replacen("curve = false\n", "curve = true\n", 1)
+        .replacen("[curve]\nenabled = false\n", "[curve]\nenabled = true\n", 1)
+        .replacen("[dealer]\n", &format!("[dealer]\nhost = {HOST:?}\n"), 1);
+    if on.matches("curve = true\n").count() != 1 || !on.contains("[curve]\nenabled = true\n") {
+        bail!(
+            "the lab's configuration no longer has CURVE off where this expects it: {}",
+            path.display()
+        );
+    }
+    std::fs::write(&path, on)?;
+    for role in ["broker", "admin", "dealer", "worker"] {
+        let mut command = lab.command("bonnie");
+        command.args(["keys", "generate", role]);
+        if role != "broker" {
+            command.arg(HOST);
+        }
+        let status = command.status().context("running bonnie keys generate")?;
+        if !status.success() {
+            bail!("bonnie keys generate {role} failed: {status}");
+        }
+    }
+    Ok(())
+}
+
+/// `bonnie status --json`.
+fn status(lab: &Lab) -> anyhow::Result<Value> {
+    let output = lab
+        .command("bonnie")
+        .args(["status", "--json", "--timeout", "5"])
+        .stdout(Stdio::piped())
+        .output()
+        .context("running bonnie status")?;
+    if !output.status.success() {
+        bail!("bonnie status failed: {}", output.status);
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+/// Waits until the broker lists `count` workers, so that none has a head start.
+fn wait_for_workers(lab: &Lab, count: usize) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while status(lab)?["workers"].as_array().map_or(0, Vec::len) < count {
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!(
+                "the workers did not connect; see their logs in {}",
+                lab.path().display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Waits until the broker has `total` jobs DONE, polling it every 50 ms (one short-lived
+/// `bonnie` process each: a few milliseconds of CPU per poll, next to seconds of run); fails
+/// on a FAILED job, a process that ended, or a minute without progress.
+fn wait_done(lab: &Lab, total: u64, processes: &mut [(&str, Running)]) -> anyhow::Result<()> {
+    let mut last = (0, Instant::now());
+    loop {
+        let status = status(lab)?;
+        let count = |state: &str| status["jobs"][state].as_u64().unwrap_or(0);
+        if count("FAILED") > 0 {
+            bail!("{} jobs FAILED: {}", count("FAILED"), status["jobs"]);
+        }
+        let done = count("DONE");
+        if done >= total {
+            return Ok(());
+        }
+        for (name, process) in processes.iter_mut() {
+            if !process.alive() {
+                bail!(
+                    "the {name} process ended during the run; see its log in {}",
+                    lab.path().display()
+                );
+            }
+        }
+        if done != last.0 {
+            last = (done, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(60) {
+            bail!("stuck at {done} of {total} jobs DONE: {}", status["jobs"]);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
