@@ -84,8 +84,11 @@ pub fn verify(
     let mut last_good_root = 0;
     let mut frontier = Frontier::new();
     let mut recomputed = recomputed.into_iter().peekable();
+    let mut previous_seq = None;
     for row in stored {
         let (seq, bytes) = row?;
+        check.skip_recomputed(&mut recomputed, seq, previous_seq);
+        previous_seq = Some(seq);
         check.report.leaves += 1;
         if seq != frontier.size() {
             check.missing_leaves(frontier.size(), seq);
@@ -115,7 +118,7 @@ pub fn verify(
                     None,
                     format!("the log's leaf is unreadable: {error}"),
                 );
-                check.skip_recomputed(&mut recomputed, seq);
+                recomputed.next_if(|r| r.seq == seq);
                 continue;
             }
         };
@@ -136,7 +139,6 @@ pub fn verify(
             check.purged.insert(purged);
             check.unmatched.remove(&purged);
         }
-        check.skip_recomputed(&mut recomputed, seq);
         match recomputed.next_if(|r| r.seq == seq) {
             Some(found) => check.compare(seq, stored_leaf.entry, found.entry),
             None => {
@@ -272,22 +274,30 @@ impl Check {
         self.add(kind, Some(from.min(to)), None, detail);
     }
 
-    /// Records from storage before `seq` that the log did not reach in order.
+    /// Passes the records from storage before the log's leaf `seq`: those in a gap of the log
+    /// after `previous` are already reported missing; any other came out of order.
     fn skip_recomputed(
         &mut self,
         recomputed: &mut std::iter::Peekable<impl Iterator<Item = LeafData>>,
         seq: u64,
+        previous: Option<u64>,
     ) {
         while let Some(early) = recomputed.next_if(|r| r.seq < seq) {
-            self.add(
-                FindingKind::Reordered,
-                Some(early.seq),
-                None,
-                format!(
+            if previous.is_none_or(|previous| early.seq > previous) {
+                continue;
+            }
+            // Found after all, only late: the log's leaf it belongs to is not missing.
+            let detail = match self.unmatched.remove(&early.seq) {
+                Some(_) => format!(
                     "storage lists record {} ({}) out of sequence order",
                     early.seq, early.entry.id
                 ),
-            );
+                None => format!(
+                    "storage lists record {} ({}) twice or out of sequence order",
+                    early.seq, early.entry.id
+                ),
+            };
+            self.add(FindingKind::Reordered, Some(early.seq), None, detail);
         }
     }
 
@@ -360,9 +370,15 @@ impl Check {
                 );
             }
         }
-        self.report
-            .findings
-            .sort_by_key(|f| (f.seq.is_none(), f.seq, f.kind));
+        // Findings about a leaf first, by sequence number: a root that does not match names a
+        // range (from the last checkpoint that matched), a precise finding inside it says more.
+        self.report.findings.sort_by_key(|f| {
+            let about_checkpoint = matches!(
+                f.kind,
+                FindingKind::Inconsistent | FindingKind::BadSignature
+            );
+            (about_checkpoint, f.seq.is_none(), f.seq, f.kind)
+        });
         self.report
     }
 }
