@@ -8,10 +8,11 @@ use std::{io::Read as _, time::Duration};
 
 use cmpv2::status::PkiStatus;
 use cms::{
-    cert::x509::spki::AlgorithmIdentifierOwned, content_info::ContentInfo, signed_data::SignedData,
+    cert::x509::spki::AlgorithmIdentifierOwned, content_info::ContentInfo,
+    signed_data::EncapsulatedContentInfo,
 };
 use der::{
-    Decode as _, Encode as _,
+    Any, Decode as _, Encode as _, Reader as _, SliceReader,
     asn1::{Int, OctetString, Uint},
     oid::ObjectIdentifier,
 };
@@ -160,16 +161,33 @@ fn stamped_info(response: &[u8]) -> Result<TstInfo, LedgerError> {
     if token.content_type != SIGNED_DATA {
         return Err(bad("the token is not CMS SignedData"));
     }
-    let signed: SignedData = token.content.decode_as().map_err(der_error)?;
-    if signed.encap_content_info.econtent_type != TST_INFO {
+    let content = signed_content(&token.content.to_der().map_err(der_error)?)?;
+    if content.econtent_type != TST_INFO {
         return Err(bad("the token does not hold a TSTInfo"));
     }
-    let content = signed
-        .encap_content_info
+    let content = content
         .econtent
         .ok_or_else(|| bad("the token's TSTInfo is missing"))?;
     let octets: OctetString = content.decode_as().map_err(der_error)?;
     TstInfo::from_der(octets.as_bytes()).map_err(der_error)
+}
+
+/// The encapsulated content of a CMS SignedData (DER). The certificates and signer infos after
+/// it are skipped, not parsed: they are for the signature check (`openssl ts -verify`), and
+/// strict DER would refuse some TSAs' tokens over them (openssl's own puts the TSA certificate
+/// in twice when it is both `signer_cert` and in `certs`, a SET OF with a repeat).
+fn signed_content(signed_data: &[u8]) -> Result<EncapsulatedContentInfo, LedgerError> {
+    let mut reader = SliceReader::new(signed_data).map_err(der_error)?;
+    let content = reader
+        .sequence(|fields| {
+            let _version = Int::decode(fields)?;
+            let _digest_algorithms = Any::decode(fields)?;
+            let content = EncapsulatedContentInfo::decode(fields)?;
+            fields.read_slice(fields.remaining_len())?;
+            Ok(content)
+        })
+        .map_err(der_error)?;
+    reader.finish(content).map_err(der_error)
 }
 
 fn check_imprint(info: &TstInfo, digest: &Hash) -> Result<jiff::Timestamp, LedgerError> {
