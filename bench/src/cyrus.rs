@@ -29,21 +29,7 @@ fn message(n: usize) -> Vec<u8> {
 /// APPENDs per second in `mode`, over `count` appends.
 pub fn appends_per_s(mode: Mode, count: usize) -> anyhow::Result<f64> {
     let lab = Lab::new()?;
-    // notifyd runs the exec dealer as user cyrus: it reads the configuration and writes its spool.
-    std::fs::create_dir_all(lab.path().join("var/dealer-spool"))?;
-    Command::new("chmod")
-        .arg("755")
-        .arg(lab.path())
-        .arg(lab.path().join("var"))
-        .status()?;
-    Command::new("chmod")
-        .arg("644")
-        .arg(lab.path().join("bonnie.toml"))
-        .status()?;
-    Command::new("chown")
-        .args(["-R", "cyrus:mail"])
-        .arg(lab.path().join("var/dealer-spool"))
-        .status()?;
+    open_to_cyrus(&lab)?;
     let dealer = crate::lab::bin_dir()?.join("bonnie-dealer");
     let (config, socket) = (
         lab.path().join("bonnie.toml"),
@@ -78,4 +64,24 @@ pub fn appends_per_s(mode: Mode, count: usize) -> anyhow::Result<f64> {
     john.logout()?;
     drop(running);
     Ok(rate)
+}
+
+/// Lets user cyrus into the lab: to the dealer daemon's socket, and, for the exec dealer that
+/// notifyd runs as cyrus, to the configuration and the dealer's spool.
+pub fn open_to_cyrus(lab: &Lab) -> anyhow::Result<()> {
+    std::fs::create_dir_all(lab.path().join("var/dealer-spool"))?;
+    Command::new("chmod")
+        .arg("755")
+        .arg(lab.path())
+        .arg(lab.path().join("var"))
+        .status()?;
+    Command::new("chmod")
+        .arg("644")
+        .arg(lab.path().join("bonnie.toml"))
+        .status()?;
+    Command::new("chown")
+        .args(["-R", "cyrus:mail"])
+        .arg(lab.path().join("var/dealer-spool"))
+        .status()?;
+    Ok(())
 }

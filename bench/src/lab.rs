@@ -8,6 +8,10 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
+use bonnie_core::{
+    protocol::{self, DealerMsg},
+    transport,
+};
 
 /// A free TCP port on loopback.
 fn free_port() -> anyhow::Result<u16> {
@@ -37,8 +41,18 @@ impl Running {
 
     /// Peak resident memory so far, in KiB (`VmHWM`).
     pub fn peak_rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmHWM:")
+    }
+
+    /// Resident memory now, in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmRSS:")
+    }
+
+    /// A field of `/proc/<pid>/status` given in KiB.
+    fn status_kib(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let line = status.lines().find(|l| l.starts_with(field))?;
         line.split_whitespace().nth(1)?.parse().ok()
     }
 }
@@ -125,6 +139,8 @@ database = "var/broker.db"
 broker_address = "tcp://127.0.0.1:{dealer}"
 spool_dir = "var/dealer-spool"
 socket = "var/dealer.sock"
+# Cyrus's imapd and lmtpd run as user cyrus and must connect to the socket.
+socket_mode = 0o666
 ack_timeout_ms = 2000
 
 [plugins.zmq-input]
@@ -221,6 +237,56 @@ broker_address = "tcp://127.0.0.1:{collector}"
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(daemon)
+    }
+
+    /// Submits notifications `0..total` (made by `notification`) to the broker as dealers do,
+    /// from 16 connections with up to 64 submissions in flight each; returns once every one
+    /// is acknowledged (stored and synced), with the submissions per second.
+    pub fn submit(
+        &self,
+        total: usize,
+        notification: impl Fn(usize) -> Vec<u8>,
+    ) -> anyhow::Result<f64> {
+        const SOCKETS: usize = 16;
+        const WINDOW: usize = 64;
+        let context = transport::context();
+        let sockets: Vec<_> = (0..SOCKETS)
+            .map(|i| {
+                let identity = protocol::dealer_identity("bench", 1_000_000 + i as u32);
+                transport::dealer(&context, &self.dealer_address, &identity, Duration::ZERO)
+            })
+            .collect::<Result<_, _>>()?;
+        let mut sent = 0usize;
+        let mut acked = 0usize;
+        let mut in_flight = [0usize; SOCKETS];
+        let started = Instant::now();
+        while acked < total {
+            for (i, socket) in sockets.iter().enumerate() {
+                while in_flight[i] < WINDOW && sent < total {
+                    let message = DealerMsg::Notify {
+                        id: format!("bench-{sent}"),
+                        notification: notification(sent),
+                    };
+                    transport::send(socket, &message.frames())?;
+                    in_flight[i] += 1;
+                    sent += 1;
+                }
+            }
+            let refs: Vec<&transport::Socket> = sockets.iter().collect();
+            let readable = transport::poll(&refs, Duration::from_secs(10))?;
+            if !readable.iter().any(|r| *r) {
+                bail!("the broker stopped acknowledging after {acked} submissions");
+            }
+            for (i, socket) in sockets.iter().enumerate() {
+                while let Some(frames) = transport::try_recv(socket)? {
+                    if protocol::parse_ack(&frames).is_ok() {
+                        in_flight[i] -= 1;
+                        acked += 1;
+                    }
+                }
+            }
+        }
+        Ok(total as f64 / started.elapsed().as_secs_f64())
     }
 
     /// Records in the archive's event log.

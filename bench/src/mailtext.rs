@@ -85,7 +85,7 @@ fn with_attachments(n: usize, text_bytes: usize, binary_bytes: usize) -> Vec<u8>
 
 /// `count` messages: mostly fixtures and newsletters, every 25th with megabytes of attachments
 /// (1 MB of text and 1 MB binary), every 100th with 4 MB of each.
-fn corpus(count: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+pub(crate) fn corpus(count: usize) -> anyhow::Result<Vec<Vec<u8>>> {
     let folder = bonnie_tests::paths::repo_root().join("tests/fixtures/mail");
     let mut fixtures = Vec::new();
     for entry in

@@ -12,6 +12,8 @@ mod es;
 mod lab;
 mod load;
 mod mailtext;
+mod payload;
+mod scale;
 mod storage;
 
 use std::{
@@ -20,10 +22,7 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use bonnie_core::{
-    protocol::{self, DealerMsg},
-    transport,
-};
+use bonnie_core::transport;
 use clap::Parser;
 use serde_json::{Value, json};
 
@@ -105,6 +104,31 @@ struct Args {
     /// Threads filling each store for --only-es
     #[arg(long, default_value_t = 4)]
     es_fill_threads: u64,
+    /// Run only the scaling table and the broker's memory with jobs pending
+    #[arg(long, conflicts_with_all = ["only_changelog", "only_e2e", "only_chaos", "only_mail", "only_es"])]
+    only_scale: bool,
+    /// Worker counts of the scaling table
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4])]
+    scale_workers: Vec<usize>,
+    /// Log entries the store holds before each scaling run; 10000000 takes about 10 minutes
+    /// more to fill (and about 10 GB of disk), so it is not in the default
+    #[arg(long, value_delimiter = ',', default_values_t = [0, 1_000_000])]
+    scale_stores: Vec<u64>,
+    /// Notifications archived per scaling run
+    #[arg(long, default_value_t = 30_000)]
+    scale_events: u64,
+    /// Jobs pending at the broker (no worker) when its memory is read
+    #[arg(long, default_value_t = 1_000_000)]
+    broker_pending: usize,
+    /// Run only the payload ingest on a real Cyrus spool
+    #[arg(long, conflicts_with_all = ["only_changelog", "only_e2e", "only_chaos", "only_mail", "only_es", "only_scale"])]
+    only_payload: bool,
+    /// Messages of the body-text corpus delivered to Cyrus for the payload ingest
+    #[arg(long, default_value_t = 1000)]
+    payload_messages: usize,
+    /// Workers of the payload ingest
+    #[arg(long, default_value_t = 2)]
+    payload_workers: usize,
 }
 
 fn main() {
@@ -186,7 +210,30 @@ fn mail_figures(args: &Args) -> anyhow::Result<Value> {
     }))
 }
 
+fn scale_figures(args: &Args) -> anyhow::Result<Value> {
+    let broker_memory = scale::broker_memory(args.broker_pending)?;
+    let table = scale::table(&scale::Settings {
+        workers: args.scale_workers.clone(),
+        stores: args.scale_stores.clone(),
+        events: args.scale_events,
+    })?;
+    Ok(json!({ "broker_memory": broker_memory, "archive_scaling": table }))
+}
+
+fn payload_figures(args: &Args) -> anyhow::Result<Value> {
+    payload::ingest(&payload::Settings {
+        messages: args.payload_messages,
+        workers: args.payload_workers,
+    })
+}
+
 fn run(args: &Args) -> anyhow::Result<Value> {
+    if args.only_payload {
+        return Ok(json!({ "machine": machine(), "payload_ingest": payload_figures(args)? }));
+    }
+    if args.only_scale {
+        return Ok(json!({ "machine": machine(), "scale": scale_figures(args)? }));
+    }
     if args.only_mail {
         return Ok(json!({ "machine": machine(), "body_text": mail_figures(args)? }));
     }
@@ -279,8 +326,12 @@ fn run(args: &Args) -> anyhow::Result<Value> {
     let changelog = changelog_figures(args)?;
     let body_text = mail_figures(args)?;
     let chaos = chaos_figures(args)?;
+    let scale = scale_figures(args)?;
+    let payload_ingest = payload_figures(args)?;
     let mut report = json!({
         "machine": machine(),
+        "payload_ingest": payload_ingest,
+        "scale": scale,
         "body_text": body_text,
         "chaos": chaos,
         "changelog": changelog,
@@ -364,50 +415,10 @@ fn zmq_roundtrip_per_s(count: usize) -> anyhow::Result<f64> {
     Ok(rate)
 }
 
-/// Submissions acknowledged per second, each stored and synced before its ACK, from 16
-/// connections with up to 64 submissions in flight each.
+/// Submissions acknowledged per second, each stored and synced before its ACK.
 fn broker_durable_submits_per_s(lab: &Lab, total: usize) -> anyhow::Result<f64> {
-    const SOCKETS: usize = 16;
-    const WINDOW: usize = 64;
-    let context = transport::context();
-    let sockets: Vec<_> = (0..SOCKETS)
-        .map(|i| {
-            let identity = protocol::dealer_identity("bench", 1_000_000 + i as u32);
-            transport::dealer(&context, &lab.dealer_address, &identity, Duration::ZERO)
-        })
-        .collect::<Result<_, _>>()?;
     let payload = br#"{"event":"MessageAppend","timestamp":"2026-11-28T17:13:36.258Z","user":"john.doe@example.org","uri":"imap://cyrus-lab.example.org/user/john.doe%40example.org;UIDVALIDITY=1795885999/;UID=1"}"#;
-    let mut sent = 0usize;
-    let mut acked = 0usize;
-    let mut in_flight = [0usize; SOCKETS];
-    let started = Instant::now();
-    while acked < total {
-        for (i, socket) in sockets.iter().enumerate() {
-            while in_flight[i] < WINDOW && sent < total {
-                let message = DealerMsg::Notify {
-                    id: format!("bench-{sent}"),
-                    notification: payload.to_vec(),
-                };
-                transport::send(socket, &message.frames())?;
-                in_flight[i] += 1;
-                sent += 1;
-            }
-        }
-        let refs: Vec<&transport::Socket> = sockets.iter().collect();
-        let readable = transport::poll(&refs, Duration::from_secs(10))?;
-        if !readable.iter().any(|r| *r) {
-            bail!("the broker stopped acknowledging after {acked} submissions");
-        }
-        for (i, socket) in sockets.iter().enumerate() {
-            while let Some(frames) = transport::try_recv(socket)? {
-                if protocol::parse_ack(&frames).is_ok() {
-                    in_flight[i] -= 1;
-                    acked += 1;
-                }
-            }
-        }
-    }
-    Ok(total as f64 / started.elapsed().as_secs_f64())
+    lab.submit(total, |_| payload.to_vec())
 }
 
 /// Whole-process time of `bonnie-dealer` in exec mode (start, submit, ACK, exit), broker up.
