@@ -143,14 +143,19 @@ pub struct ClientInfo {
     /// `name[addr]` of the SMTP client.
     pub client: String,
     /// `sasl_method=`, the SASL mechanism of an authenticated client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sasl_method: Option<String>,
     /// `sasl_username=`, the login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sasl_username: Option<String>,
     /// `sasl_sender=`, the MAIL FROM AUTH= parameter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sasl_sender: Option<String>,
     /// `orig_queue_id=`, the before-filter queue ID an XFORWARD client named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orig_queue_id: Option<String>,
     /// `orig_client=`, the client an XCLIENT/XFORWARD proxy named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orig_client: Option<String>,
 }
 
@@ -160,14 +165,18 @@ pub struct Delivery {
     /// `to=<...>`: the recipient.
     pub recipient: String,
     /// `orig_to=<...>`: the address before aliasing or rewriting, if it differed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orig_recipient: Option<String>,
     /// `relay=`: `host[addr]:port`, `local`, `none`, `private/dovecot-lmtp`...
     pub relay: String,
     /// `conn_use=`: the how-manieth delivery over a reused connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conn_use: Option<u32>,
     /// `delay=`: seconds from arrival to this outcome, in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_us: Option<u64>,
     /// `delays=a/b/c/d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delays: Option<Delays>,
     /// `dsn=`: the enhanced status code.
     pub dsn: String,
@@ -176,8 +185,10 @@ pub struct Delivery {
     /// The parenthesised reply or reason after the status.
     pub reply: String,
     /// The next hop's queue ID from `250 ... queued as NEWQID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queued_as: Option<QueueId>,
     /// The `SESSIONID=<...>` of Cyrus's LMTP reply: the session id of its notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lmtp_session_id: Option<String>,
 }
 
@@ -259,12 +270,16 @@ pub struct Verdict {
     /// The reply or reason text.
     pub text: String,
     /// `from=<...>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender: Option<String>,
     /// `to=<...>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient: Option<String>,
     /// `proto=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proto: Option<String>,
     /// `helo=<...>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub helo: Option<String>,
 }
 

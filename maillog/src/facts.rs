@@ -24,6 +24,7 @@ pub struct QueueKey {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Timed<T> {
     /// When the line was logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<Timestamp>,
     /// What it said.
     #[serde(flatten)]
@@ -50,6 +51,13 @@ pub struct Envelope {
     pub nrcpt: u32,
 }
 
+/// qmgr's giving up on the message after `maximal_queue_lifetime`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Expiry {
+    /// The envelope sender the message is returned to.
+    pub sender: String,
+}
+
 /// A notification the bounce daemon queued about this message.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Notification {
@@ -66,26 +74,37 @@ pub struct Notification {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueFacts {
     /// The earliest line about the queue file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_seen: Option<Timestamp>,
     /// The latest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<Timestamp>,
     /// smtpd's `client=`: who handed the message in, and their SASL login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<Timed<ClientInfo>>,
     /// pickup's `uid= from=`, for mail submitted with `sendmail`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pickup: Option<Timed<Pickup>>,
     /// cleanup's `message-id=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
     /// qmgr's `from= size= nrcpt=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub envelope: Option<Envelope>,
     /// Each delivery attempt's outcome, in time order.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub deliveries: BTreeSet<Timed<Delivery>>,
     /// Notifications (bounces, delay warnings, success DSNs) about this message.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub notifications: BTreeSet<Timed<Notification>>,
     /// Rejects, holds, discards and warnings of milters and content checks.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub verdicts: BTreeSet<Timed<Verdict>>,
     /// When qmgr gave up on the message (`status=expired, returned to sender`).
-    pub expired: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired: Option<Timed<Expiry>>,
     /// When the queue file was removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub removed: Option<Timestamp>,
 }
 
@@ -93,6 +112,7 @@ pub struct QueueFacts {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Unqueued {
     /// When.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<Timestamp>,
     /// The logging host.
     pub host: String,
@@ -168,8 +188,13 @@ impl LineFacts {
                 facts.removed = at;
                 queue_id
             }
-            Event::Expired { queue_id, .. } => {
-                facts.expired = at;
+            Event::Expired { queue_id, sender } => {
+                facts.expired = Some(Timed {
+                    at,
+                    fact: Expiry {
+                        sender: sender.clone(),
+                    },
+                });
                 queue_id
             }
             Event::Delivery { queue_id, delivery } => {
@@ -244,16 +269,16 @@ impl QueueFacts {
         self.notifications
             .extend(other.notifications.iter().cloned());
         self.verdicts.extend(other.verdicts.iter().cloned());
-        self.expired = least(self.expired, other.expired);
+        merge_least(&mut self.expired, &other.expired);
         self.removed = least(self.removed, other.removed);
     }
 
-    /// The envelope sender, from qmgr or else from pickup.
+    /// The envelope sender, from qmgr's `from=` lines or else from pickup.
     pub fn sender(&self) -> Option<&str> {
-        self.envelope
-            .as_ref()
-            .map(|e| e.sender.as_str())
-            .or(self.pickup.as_ref().map(|p| p.fact.sender.as_str()))
+        let envelope = self.envelope.as_ref().map(|e| e.sender.as_str());
+        let expiry = self.expired.as_ref().map(|e| e.fact.sender.as_str());
+        let pickup = self.pickup.as_ref().map(|p| p.fact.sender.as_str());
+        envelope.or(expiry).or(pickup)
     }
 }
 

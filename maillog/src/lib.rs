@@ -51,7 +51,7 @@ pub use event::{
     VerdictSource,
 };
 pub use facts::{
-    Envelope, LineFacts, Notification, Pickup, QueueFacts, QueueKey, Timed, Unqueued,
+    Envelope, Expiry, LineFacts, Notification, Pickup, QueueFacts, QueueKey, Timed, Unqueued,
 };
 pub use postfix::{parse_message, parse_program};
 pub use queue_id::{QueueId, QueueIdForm};

@@ -13,12 +13,49 @@ use crate::queue_id::QueueId;
 /// Daemons and commands of Postfix that log: a tag whose last part is none of them is not
 /// Postfix's (`dovecot`, `opendkim`, a `postfix-like/thing`).
 const POSTFIX_DAEMONS: &[&str] = &[
-    "anvil", "bounce", "cleanup", "discard", "dnsblog", "error", "flush", "lmtp", "local",
-    "master", "oqmgr", "pickup", "pipe", "postalias", "postcat", "postconf", "postdrop",
-    "postfix", "postfix-script", "postkick", "postlock", "postlog", "postlogd", "postmap",
-    "postmulti", "postqueue", "postscreen", "postsuper", "proxymap", "qmgr", "qmqpd", "retry",
-    "scache", "sendmail", "showq", "smtp", "smtpd", "spawn", "tlsmgr", "tlsproxy",
-    "trivial-rewrite", "verify", "virtual",
+    "anvil",
+    "bounce",
+    "cleanup",
+    "discard",
+    "dnsblog",
+    "error",
+    "flush",
+    "lmtp",
+    "local",
+    "master",
+    "oqmgr",
+    "pickup",
+    "pipe",
+    "postalias",
+    "postcat",
+    "postconf",
+    "postdrop",
+    "postfix",
+    "postfix-script",
+    "postkick",
+    "postlock",
+    "postlog",
+    "postlogd",
+    "postmap",
+    "postmulti",
+    "postqueue",
+    "postscreen",
+    "postsuper",
+    "proxymap",
+    "qmgr",
+    "qmqpd",
+    "retry",
+    "scache",
+    "sendmail",
+    "showq",
+    "smtp",
+    "smtpd",
+    "spawn",
+    "tlsmgr",
+    "tlsproxy",
+    "trivial-rewrite",
+    "verify",
+    "virtual",
 ];
 
 /// The instance and daemon of a syslog tag, if it is a Postfix program's.
@@ -331,7 +368,11 @@ fn parse_seconds(text: &str) -> Option<u64> {
     if whole.is_empty() || whole.len() > 12 || fraction.len() > 9 {
         return None;
     }
-    if !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+    if !whole
+        .bytes()
+        .chain(fraction.bytes())
+        .all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let whole: u64 = whole.parse().ok()?;
@@ -435,7 +476,9 @@ fn fields_start(text: &str) -> Option<usize> {
     let mut search = text.len();
     while let Some(at) = text[..search].rfind(';') {
         let after = &text[at + 1..];
-        if after.is_empty() || after.starts_with(": ") || FIELDS.iter().any(|f| after.starts_with(f))
+        if after.is_empty()
+            || after.starts_with(": ")
+            || FIELDS.iter().any(|f| after.starts_with(f))
         {
             return Some(at);
         }
@@ -532,6 +575,9 @@ mod tests {
     #[test]
     fn the_text_of_a_verdict_may_hold_semicolons() {
         let text = "550 5.7.1 Service unavailable; client [192.0.2.9] blocked; from=<a@b>";
-        assert_eq!(fields_start(text), Some(text.len() - " from=<a@b>".len() - 1));
+        assert_eq!(
+            fields_start(text),
+            Some(text.len() - " from=<a@b>".len() - 1)
+        );
     }
 }

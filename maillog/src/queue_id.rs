@@ -86,7 +86,9 @@ impl QueueId {
         let is_long = time.len() >= LONG_TIME_MIN
             && !inode.is_empty()
             && time.iter().all(|b| digit_value(*b).is_some())
-            && inode.iter().all(|b| digit_value(*b).is_some_and(|v| v < 51));
+            && inode
+                .iter()
+                .all(|b| digit_value(*b).is_some_and(|v| v < 51));
         is_long.then_some(QueueIdForm::Long)
     }
 }
@@ -122,7 +124,14 @@ mod tests {
             QueueId::parse("3F1A2B4C5D").map(|id| id.form()),
             Some(QueueIdForm::Short)
         );
-        for not_an_id in ["NOQUEUE", "3F1A2", "3f1a2b4c5d", "3F1A2B4C5G", "", "warning"] {
+        for not_an_id in [
+            "NOQUEUE",
+            "3F1A2",
+            "3f1a2b4c5d",
+            "3F1A2B4C5G",
+            "",
+            "warning",
+        ] {
             assert_eq!(QueueId::parse(not_an_id), None, "{not_an_id}");
         }
     }
@@ -133,7 +142,11 @@ mod tests {
         assert_eq!(id.form(), QueueIdForm::Long);
         // Its time part `4Xk2Yz5mQn` holds a `z` of its own (base 52): the separator is the
         // last `z`, since the inode (base 51) has none.
-        assert_eq!(QueueId::parse("4Xk2Yz5mQz9vG1"), None, "a time part of nine");
+        assert_eq!(
+            QueueId::parse("4Xk2Yz5mQz9vG1"),
+            None,
+            "a time part of nine"
+        );
         // Too short a time part, a vowel, an empty inode.
         for not_an_id in ["4Xk2Y5mQnz9vG1", "4Xk2Yz5mQaz9vG1", "4Xk2Yz5mQnz", "smtpd"] {
             assert_eq!(QueueId::parse(not_an_id), None, "{not_an_id}");
@@ -160,6 +173,9 @@ mod tests {
             id.arrival().map(|t| t.to_string()),
             Some("2026-12-01T10:00:00.123456Z".to_owned())
         );
-        assert_eq!(QueueId::parse("3F1A2B4C5D").and_then(|id| id.arrival()), None);
+        assert_eq!(
+            QueueId::parse("3F1A2B4C5D").and_then(|id| id.arrival()),
+            None
+        );
     }
 }

@@ -72,20 +72,22 @@ impl BsdStamp {
     pub(crate) fn resolve(&self, zone: &TimeZone, received: Timestamp) -> Option<Timestamp> {
         let latest = received.checked_add(FUTURE_TOLERANCE).ok()?;
         let received_year = received.to_zoned(zone.clone()).year();
-        (received_year - 4..=received_year + 1).rev().find_map(|year| {
-            let civil = DateTime::new(
-                year,
-                self.month,
-                self.day,
-                self.hour,
-                self.minute,
-                self.second,
-                self.nanosecond,
-            )
-            .ok()?;
-            let instant = civil.to_zoned(zone.clone()).ok()?.timestamp();
-            (instant <= latest).then_some(instant)
-        })
+        (received_year - 4..=received_year + 1)
+            .rev()
+            .find_map(|year| {
+                let civil = DateTime::new(
+                    year,
+                    self.month,
+                    self.day,
+                    self.hour,
+                    self.minute,
+                    self.second,
+                    self.nanosecond,
+                )
+                .ok()?;
+                let instant = civil.to_zoned(zone.clone()).ok()?.timestamp();
+                (instant <= latest).then_some(instant)
+            })
     }
 }
 

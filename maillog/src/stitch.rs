@@ -3,11 +3,11 @@
 //! address. A store keeps the same [`QueueFacts`] per [`QueueKey`] and merges them the same
 //! way; the indexes and traces are derived and can be rebuilt from the facts.
 
+use crate::ParsedLine;
 use crate::event::Event;
 use crate::facts::{LineFacts, QueueFacts, QueueKey, Unqueued};
 use crate::queue_id::QueueId;
 use crate::trace::{self, Trace};
-use crate::ParsedLine;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How many lines went in, and how many of them were not understood.
@@ -184,7 +184,10 @@ impl Stitcher {
     fn index(&mut self, key: &QueueKey, facts: &QueueFacts) {
         let add = |index: &mut BTreeMap<String, BTreeSet<QueueKey>>, text: &str| {
             if !text.is_empty() {
-                index.entry(text.to_owned()).or_default().insert(key.clone());
+                index
+                    .entry(text.to_owned())
+                    .or_default()
+                    .insert(key.clone());
             }
         };
         self.by_queue_id

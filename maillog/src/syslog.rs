@@ -60,10 +60,7 @@ impl SyslogParser {
         if priority.is_some()
             && let Some(frame) = parse_rfc5424(rest)
         {
-            return Some(SyslogLine {
-                priority,
-                ..frame
-            });
+            return Some(SyslogLine { priority, ..frame });
         }
         let rest = rest.trim_start_matches(' ');
         let (time, rest) = match BsdStamp::parse(rest) {
@@ -214,7 +211,10 @@ mod tests {
              [meta sequenceId=\"1\\\"]\"] 3F1A2B4C5D: removed",
         );
         assert_eq!(line.priority, Some(22));
-        assert_eq!(line.time.map(|t| t.to_string()).as_deref(), Some("2026-12-01T10:00:00.123Z"));
+        assert_eq!(
+            line.time.map(|t| t.to_string()).as_deref(),
+            Some("2026-12-01T10:00:00.123Z")
+        );
         assert_eq!(line.host.as_deref(), Some("mx1.example.org"));
         assert_eq!(line.program.as_deref(), Some("postfix/qmgr"));
         assert_eq!(line.pid, Some(99));
@@ -223,7 +223,8 @@ mod tests {
 
     #[test]
     fn rfc3164_lines_with_and_without_host() {
-        let line = parse("<22>Dec  1 10:00:00 mx1 postfix-relay/smtp[123]: connect from a[1.2.3.4]");
+        let line =
+            parse("<22>Dec  1 10:00:00 mx1 postfix-relay/smtp[123]: connect from a[1.2.3.4]");
         assert_eq!(line.host.as_deref(), Some("mx1"));
         assert_eq!(line.program.as_deref(), Some("postfix-relay/smtp"));
         assert_eq!(line.pid, Some(123));
@@ -236,13 +237,29 @@ mod tests {
     #[test]
     fn file_lines_in_all_three_stamp_styles() {
         for (line, time) in [
-            ("Dec  1 10:00:00 mx1 postfix/smtpd[5]: hi", "2026-12-01T10:00:00Z"),
-            ("Dec 01 10:00:00 mx1 postfix/smtpd[5]: hi", "2026-12-01T10:00:00Z"),
-            ("Dec 01 10:00:00.250 mx1 postfix/smtpd[5]: hi", "2026-12-01T10:00:00.25Z"),
-            ("2026-12-01T11:00:00.25+01:00 mx1 postfix/smtpd[5]: hi", "2026-12-01T10:00:00.25Z"),
+            (
+                "Dec  1 10:00:00 mx1 postfix/smtpd[5]: hi",
+                "2026-12-01T10:00:00Z",
+            ),
+            (
+                "Dec 01 10:00:00 mx1 postfix/smtpd[5]: hi",
+                "2026-12-01T10:00:00Z",
+            ),
+            (
+                "Dec 01 10:00:00.250 mx1 postfix/smtpd[5]: hi",
+                "2026-12-01T10:00:00.25Z",
+            ),
+            (
+                "2026-12-01T11:00:00.25+01:00 mx1 postfix/smtpd[5]: hi",
+                "2026-12-01T10:00:00.25Z",
+            ),
         ] {
             let parsed = parse(line);
-            assert_eq!(parsed.time.map(|t| t.to_string()).as_deref(), Some(time), "{line}");
+            assert_eq!(
+                parsed.time.map(|t| t.to_string()).as_deref(),
+                Some(time),
+                "{line}"
+            );
             assert_eq!(parsed.host.as_deref(), Some("mx1"), "{line}");
             assert_eq!(parsed.pid, Some(5), "{line}");
             assert_eq!(parsed.message, "hi", "{line}");

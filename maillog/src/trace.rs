@@ -210,7 +210,11 @@ fn notification_key(original: &QueueKey, notification_id: &QueueId) -> QueueKey 
 /// The queue file a delivery's `queued as` names. Queue IDs repeat across hosts (short IDs
 /// also over time), so among the queue files with that ID the one on the host `relay=` names
 /// wins, then the one first seen nearest to the delivery.
-fn relay_target(stitcher: &Stitcher, from: &QueueKey, delivery: &Timed<Delivery>) -> Option<QueueKey> {
+fn relay_target(
+    stitcher: &Stitcher,
+    from: &QueueKey,
+    delivery: &Timed<Delivery>,
+) -> Option<QueueKey> {
     let next_id = delivery.fact.queued_as.as_ref()?;
     let relay_host = delivery.fact.relay.split('[').next().unwrap_or_default();
     let at = delivery.at.unwrap_or(Timestamp::MAX);
@@ -223,7 +227,11 @@ fn relay_target(stitcher: &Stitcher, from: &QueueKey, delivery: &Timed<Delivery>
                 .and_then(|facts| facts.first_seen)
                 .unwrap_or(Timestamp::MIN);
             let distance = (at.as_nanosecond() - first_seen.as_nanosecond()).unsigned_abs();
-            (!same_host(&candidate.host, relay_host), distance, (*candidate).clone())
+            (
+                !same_host(&candidate.host, relay_host),
+                distance,
+                (*candidate).clone(),
+            )
         })
         .cloned()
 }
@@ -237,6 +245,11 @@ fn same_host(logged: &str, relay: &str) -> bool {
         return true;
     }
     let is_address = |name: &str| name.parse::<std::net::IpAddr>().is_ok();
-    let label = |name: &str| name.split('.').next().unwrap_or_default().to_ascii_lowercase();
+    let label = |name: &str| {
+        name.split('.')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    };
     !is_address(logged) && !is_address(relay) && label(logged) == label(relay)
 }
