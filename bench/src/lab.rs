@@ -239,14 +239,16 @@ broker_address = "tcp://127.0.0.1:{collector}"
         Ok(daemon)
     }
 
-    /// Submits notifications `0..total` (made by `notification`) to the broker as dealers do,
-    /// from 16 connections with up to 64 submissions in flight each; returns once every one
-    /// is acknowledged (stored and synced), with the submissions per second.
+    /// Submits notifications `numbers` (made by `notification`, job ids `bench-<number>`, so
+    /// that numbers never used before make jobs the archive has not seen) to the broker as
+    /// dealers do, from 16 connections with up to 64 submissions in flight each; returns once
+    /// every one is acknowledged (stored and synced), with the submissions per second.
     pub fn submit(
         &self,
-        total: usize,
-        notification: impl Fn(usize) -> Vec<u8>,
+        numbers: std::ops::Range<u64>,
+        notification: impl Fn(u64) -> Vec<u8>,
     ) -> anyhow::Result<f64> {
+        let total = (numbers.end - numbers.start) as usize;
         const SOCKETS: usize = 16;
         const WINDOW: usize = 64;
         let context = transport::context();
@@ -263,9 +265,10 @@ broker_address = "tcp://127.0.0.1:{collector}"
         while acked < total {
             for (i, socket) in sockets.iter().enumerate() {
                 while in_flight[i] < WINDOW && sent < total {
+                    let n = numbers.start + sent as u64;
                     let message = DealerMsg::Notify {
-                        id: format!("bench-{sent}"),
-                        notification: notification(sent),
+                        id: format!("bench-{n}"),
+                        notification: notification(n),
                     };
                     transport::send(socket, &message.frames())?;
                     in_flight[i] += 1;

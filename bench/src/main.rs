@@ -418,7 +418,7 @@ fn zmq_roundtrip_per_s(count: usize) -> anyhow::Result<f64> {
 /// Submissions acknowledged per second, each stored and synced before its ACK.
 fn broker_durable_submits_per_s(lab: &Lab, total: usize) -> anyhow::Result<f64> {
     let payload = br#"{"event":"MessageAppend","timestamp":"2026-11-28T17:13:36.258Z","user":"john.doe@example.org","uri":"imap://cyrus-lab.example.org/user/john.doe%40example.org;UIDVALIDITY=1795885999/;UID=1"}"#;
-    lab.submit(total, |_| payload.to_vec())
+    lab.submit(0..total as u64, |_| payload.to_vec())
 }
 
 /// Whole-process time of `bonnie-dealer` in exec mode (start, submit, ACK, exit), broker up.

@@ -78,9 +78,7 @@ fn archive_rate(lab: &Lab, first: u64, events: u64, workers: usize) -> anyhow::R
     // A new job store for each run, so that its job ids are new.
     remove_database(lab, "broker.db")?;
     let _broker = lab.broker()?;
-    lab.submit(events as usize, |i| {
-        notification(first + i as u64).into_bytes()
-    })?;
+    lab.submit(first..first + events, |n| notification(n).into_bytes())?;
     let before = lab.archived();
     let started = Instant::now();
     let _workers: Vec<_> = (0..workers)
@@ -124,7 +122,7 @@ pub fn table(settings: &Settings) -> anyhow::Result<Value> {
 pub fn broker_memory(pending: usize) -> anyhow::Result<Value> {
     let lab = Lab::new()?;
     let mut broker = lab.broker()?;
-    let rate = lab.submit(pending, |i| notification(i as u64).into_bytes())?;
+    let rate = lab.submit(0..pending as u64, |n| notification(n).into_bytes())?;
     eprintln!("{pending} jobs submitted at {rate:.0}/s");
     // The last batch's writes and the allocator settle.
     std::thread::sleep(Duration::from_secs(1));
