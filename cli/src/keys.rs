@@ -38,7 +38,9 @@ pub enum KeysCommand {
         role: String,
         /// Whom the key is for (for a dealer or collector: its IMAP host)
         name: String,
-        /// The public key (40 characters of Z85), as `bonnie keys generate` printed it
+        /// The public key (40 characters of Z85), as `bonnie keys generate` printed it; Z85
+        /// has `-` in its alphabet, so a key may start with one
+        #[arg(allow_hyphen_values = true)]
         public_key: String,
     },
     /// Remove a key from a role's allow-list; after SIGHUP the broker refuses its messages
@@ -207,4 +209,28 @@ fn list(dir: &KeyDir, json: bool) -> anyhow::Result<()> {
         println!("  {:<9} {:<24} {}", a.role, a.name, a.public_key);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::KeysCommand;
+
+    #[derive(Parser)]
+    struct Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    }
+
+    #[test]
+    fn a_public_key_starting_with_a_hyphen_is_a_key_not_an_option() {
+        let key = "-nb2Zm3t*X}v!kO-xPp=G5Yb6e]n?1Q:7Ls4@uR2";
+        let parsed = Keys::try_parse_from(["keys", "allow", "dealer", "imap.example.org", key])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let KeysCommand::Allow { public_key, .. } = parsed.command else {
+            panic!("not an allow");
+        };
+        assert_eq!(public_key, key);
+    }
 }
