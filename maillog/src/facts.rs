@@ -10,14 +10,16 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 /// One queue file: queue IDs are unique only within one instance's queue on one host.
+/// Ordered by queue ID first: IDs differ where hosts and instances repeat, so look-ups in
+/// maps of keys decide on the first field.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct QueueKey {
+    /// The queue ID.
+    pub queue_id: QueueId,
     /// The logging host as its lines name it (empty if they name none).
     pub host: String,
     /// The Postfix instance (the first part of its `syslog_name`).
     pub instance: String,
-    /// The queue ID.
-    pub queue_id: QueueId,
 }
 
 /// A fact with the time of the line that told it.
@@ -125,8 +127,8 @@ pub struct Unqueued {
 /// What one line contributes to the stitched state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LineFacts {
-    /// A fact about a queue file.
-    Queue(QueueKey, QueueFacts),
+    /// A fact about a queue file (boxed: a queue file's facts are large beside a verdict).
+    Queue(QueueKey, Box<QueueFacts>),
     /// A verdict that no queue file has.
     Unqueued(Unqueued),
 }
@@ -252,24 +254,23 @@ impl LineFacts {
             instance: program.instance.clone(),
             queue_id: queue_id.clone(),
         };
-        Some(LineFacts::Queue(key, facts))
+        Some(LineFacts::Queue(key, Box::new(facts)))
     }
 }
 
 impl QueueFacts {
     /// Adds everything `other` knows.
-    pub fn merge(&mut self, other: &QueueFacts) {
+    pub fn merge(&mut self, other: QueueFacts) {
         self.first_seen = least(self.first_seen, other.first_seen);
         self.last_seen = self.last_seen.max(other.last_seen);
-        merge_least(&mut self.client, &other.client);
-        merge_least(&mut self.pickup, &other.pickup);
-        merge_least(&mut self.message_id, &other.message_id);
-        merge_least(&mut self.envelope, &other.envelope);
-        self.deliveries.extend(other.deliveries.iter().cloned());
-        self.notifications
-            .extend(other.notifications.iter().cloned());
-        self.verdicts.extend(other.verdicts.iter().cloned());
-        merge_least(&mut self.expired, &other.expired);
+        merge_least(&mut self.client, other.client);
+        merge_least(&mut self.pickup, other.pickup);
+        merge_least(&mut self.message_id, other.message_id);
+        merge_least(&mut self.envelope, other.envelope);
+        self.deliveries.extend(other.deliveries);
+        self.notifications.extend(other.notifications);
+        self.verdicts.extend(other.verdicts);
+        merge_least(&mut self.expired, other.expired);
         self.removed = least(self.removed, other.removed);
     }
 
@@ -290,10 +291,10 @@ fn least<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
     }
 }
 
-fn merge_least<T: Ord + Clone>(slot: &mut Option<T>, other: &Option<T>) {
+fn merge_least<T: Ord>(slot: &mut Option<T>, other: Option<T>) {
     if let Some(other) = other
-        && slot.as_ref().is_none_or(|current| other < current)
+        && slot.as_ref().is_none_or(|current| other < *current)
     {
-        *slot = Some(other.clone());
+        *slot = Some(other);
     }
 }

@@ -8,6 +8,7 @@ use crate::event::Event;
 use crate::facts::{LineFacts, QueueFacts, QueueKey, Unqueued};
 use crate::queue_id::QueueId;
 use crate::trace::{self, Trace};
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How many lines went in, and how many of them were not understood.
@@ -58,7 +59,7 @@ impl Stitcher {
             self.counts.unknown += 1;
         }
         match LineFacts::of(&line.frame, program, &line.event) {
-            Some(LineFacts::Queue(key, facts)) => self.merge_queue(key, &facts),
+            Some(LineFacts::Queue(key, facts)) => self.merge_queue(key, *facts),
             Some(LineFacts::Unqueued(unqueued)) => {
                 self.unqueued.insert(unqueued);
             }
@@ -67,15 +68,21 @@ impl Stitcher {
     }
 
     /// Adds facts about one queue file, as a store would when two workers' facts meet.
-    pub fn merge_queue(&mut self, key: QueueKey, facts: &QueueFacts) {
-        self.index(&key, facts);
-        self.queues.entry(key).or_default().merge(facts);
+    pub fn merge_queue(&mut self, key: QueueKey, facts: QueueFacts) {
+        let known = self.queues.contains_key(&key);
+        self.index(&key, &facts, known);
+        match self.queues.get_mut(&key) {
+            Some(existing) => existing.merge(facts),
+            None => {
+                self.queues.insert(key, facts);
+            }
+        }
     }
 
     /// Adds everything `other` saw.
     pub fn merge(&mut self, other: &Stitcher) {
         for (key, facts) in &other.queues {
-            self.merge_queue(key.clone(), facts);
+            self.merge_queue(key.clone(), facts.clone());
         }
         self.unqueued.extend(other.unqueued.iter().cloned());
         self.counts.lines += other.counts.lines;
@@ -181,28 +188,24 @@ impl Stitcher {
         traces
     }
 
-    fn index(&mut self, key: &QueueKey, facts: &QueueFacts) {
-        let add = |index: &mut BTreeMap<String, BTreeSet<QueueKey>>, text: &str| {
-            if !text.is_empty() {
-                index
-                    .entry(text.to_owned())
-                    .or_default()
-                    .insert(key.clone());
-            }
-        };
-        self.by_queue_id
-            .entry(key.queue_id.clone())
-            .or_default()
-            .insert(key.clone());
+    /// Indexes what `facts` add about `key`; a `known` key is already under its queue ID.
+    fn index(&mut self, key: &QueueKey, facts: &QueueFacts, known: bool) {
+        if !known {
+            add_to(&mut self.by_queue_id, &key.queue_id, key);
+        }
         if let Some(message_id) = &facts.message_id {
-            add(&mut self.by_message_id, message_id);
+            add_to(&mut self.by_message_id, message_id.as_str(), key);
         }
         let senders = facts.sender().into_iter();
         let recipients = facts.deliveries.iter().flat_map(|d| {
             std::iter::once(d.fact.recipient.as_str()).chain(d.fact.orig_recipient.as_deref())
         });
         for address in senders.chain(recipients) {
-            add(&mut self.by_address, &address.to_lowercase());
+            if address.bytes().any(|b| b.is_ascii_uppercase()) || !address.is_ascii() {
+                add_to(&mut self.by_address, address.to_lowercase().as_str(), key);
+            } else if !address.is_empty() {
+                add_to(&mut self.by_address, address, key);
+            }
         }
         for notification in &facts.notifications {
             let notification_key = QueueKey {
@@ -216,11 +219,29 @@ impl Stitcher {
         }
         for delivery in &facts.deliveries {
             if let Some(next) = &delivery.fact.queued_as {
-                self.queued_as_from
-                    .entry(next.clone())
-                    .or_default()
-                    .insert(key.clone());
+                add_to(&mut self.queued_as_from, next, key);
             }
+        }
+    }
+}
+
+/// Adds `key` under `name`, allocating only for what is new: most lines repeat both.
+fn add_to<Name, Borrowed>(
+    index: &mut BTreeMap<Name, BTreeSet<QueueKey>>,
+    name: &Borrowed,
+    key: &QueueKey,
+) where
+    Name: Ord + Borrow<Borrowed>,
+    Borrowed: Ord + ToOwned<Owned = Name> + ?Sized,
+{
+    match index.get_mut(name) {
+        Some(keys) => {
+            if !keys.contains(key) {
+                keys.insert(key.clone());
+            }
+        }
+        None => {
+            index.insert(name.to_owned(), BTreeSet::from([key.clone()]));
         }
     }
 }
