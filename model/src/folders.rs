@@ -89,10 +89,8 @@ pub fn resolve(
             id
         }
     };
-    let current = storage
-        .get(CURRENT, &uniqueid)?
-        .map(|r| r.json())
-        .transpose()?;
+    let stored_current = storage.get(CURRENT, &uniqueid)?;
+    let current = stored_current.as_ref().map(Record::json).transpose()?;
     let current = current.as_ref().and_then(Value::as_object);
     let from_current = |key: &str| {
         current
@@ -195,7 +193,7 @@ pub fn resolve(
         facts.deleted_ms = Some(at_ms);
         facts.deleted_at = Some(timestamp);
     }
-    update_current(storage, &uniqueid, &facts)
+    update_current(storage, &uniqueid, stored_current, &facts)
 }
 
 /// The ACL's subjects mapped to user ids (special subjects stay as they are).
@@ -279,15 +277,17 @@ fn store_state(
     Ok((folder_id, kind))
 }
 
-/// Merges one event's facts into the folder's current view, atomically (a view that already
-/// holds them is not written again). The view's `folder_id` is the latest state an event told
-/// at the folder's current path; the view stores no state of its own.
+/// Merges one event's facts into the folder's current view (`stored`, as just read),
+/// atomically (a view that already holds them is not written again). The view's `folder_id`
+/// is the latest state an event told at the folder's current path; the view stores no state
+/// of its own.
 fn update_current(
     storage: &StorageClient,
     uniqueid: &str,
+    stored: Option<Record>,
     facts: &Facts,
 ) -> Result<(), PluginError> {
-    storage.update(CURRENT, uniqueid, |stored| {
+    storage.update_from(CURRENT, uniqueid, stored, |stored| {
         let view = stored.map(|r| r.json()).transpose()?;
         let mut merged = match view.as_ref().and_then(Value::as_object) {
             Some(view) => Facts::of_view(view),

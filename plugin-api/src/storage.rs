@@ -291,10 +291,23 @@ impl StorageClient {
         &self,
         collection: &str,
         key: &str,
+        change: impl FnMut(Option<&Record>) -> Result<Option<Record>, PluginError>,
+    ) -> Result<Option<Record>, PluginError> {
+        let stored = self.get(collection, key)?;
+        self.update_from(collection, key, stored, change)
+    }
+
+    /// [`StorageClient::update`] of a record the caller has just read (`stored`), sparing a
+    /// read: when it is no longer what is stored, the write is refused and `change` runs again
+    /// on what is.
+    pub fn update_from(
+        &self,
+        collection: &str,
+        key: &str,
+        mut stored: Option<Record>,
         mut change: impl FnMut(Option<&Record>) -> Result<Option<Record>, PluginError>,
     ) -> Result<Option<Record>, PluginError> {
         for attempt in 0..UPDATE_ATTEMPTS {
-            let stored = self.get(collection, key)?;
             let Some(record) = change(stored.as_ref())? else {
                 return Ok(None);
             };
@@ -305,6 +318,7 @@ impl StorageClient {
             if attempt > 4 {
                 std::thread::sleep(std::time::Duration::from_millis(1 << attempt.min(6)));
             }
+            stored = self.get(collection, key)?;
         }
         Err(PluginError::transient(format!(
             "record {collection}/{key} kept changing during {UPDATE_ATTEMPTS} updates"

@@ -86,7 +86,7 @@ pub fn entry_hash(prev: &[u8], seq: i64, job_id: &str, record: &str) -> [u8; 32]
 }
 
 /// The columns the log indexes, read from a record.
-struct Columns {
+pub struct Columns {
     event: String,
     time_ms: Option<i64>,
     user: Option<String>,
@@ -161,11 +161,27 @@ fn columns(conn: &Connection, index: &TextIndex, record: &str) -> Result<Columns
     })
 }
 
-/// Appends the items not already in the log; one status per item.
+/// What each item's log entry holds beside its record (its columns and search text), or why
+/// it cannot be logged. Computed before the write lock is taken ([`append`]): parsing a
+/// record, folding its text and reading its messages need no lock, and the storage's other
+/// writers (handlers updating views) would otherwise wait for all of it.
+pub fn prepare(
+    conn: &Connection,
+    items: &[OutputItem],
+    index: &TextIndex,
+) -> Vec<Result<Columns, String>> {
+    items
+        .iter()
+        .map(|item| columns(conn, index, item.record.as_str()))
+        .collect()
+}
+
+/// Appends the items not already in the log, with the columns [`prepare`] computed for each
+/// (in the same order); one status per item.
 pub fn append(
     conn: &mut Connection,
     items: &[OutputItem],
-    index: &TextIndex,
+    prepared: Vec<Result<Columns, String>>,
 ) -> rusqlite::Result<Vec<ItemStatus>> {
     // IMMEDIATE takes the write lock before reading the chain's head, so another writer
     // (a second worker on the same file) waits instead of failing the batch.
@@ -202,14 +218,14 @@ pub fn append(
             "INSERT OR IGNORE INTO log_message_ids (message_id, seq) VALUES (?1, ?2)",
         )?;
         let now = time::now_ms();
-        for item in items {
+        for (item, cols) in items.iter().zip(prepared) {
             let job_id = item.job_id.as_str();
             if exists.exists(params![job_id])? {
                 statuses.push(ItemStatus::Stored);
                 continue;
             }
             let record = item.record.as_str();
-            let cols = match columns(&tx, index, record) {
+            let cols = match cols {
                 Ok(cols) => cols,
                 Err(reason) => {
                     statuses.push(ItemStatus::Rejected {
@@ -327,6 +343,15 @@ mod tests {
 
     fn item(id: &str, record: &str) -> OutputItem {
         OutputItem::new(id, record)
+    }
+
+    fn append(
+        conn: &mut Connection,
+        items: &[OutputItem],
+        index: &TextIndex,
+    ) -> rusqlite::Result<Vec<ItemStatus>> {
+        let prepared = prepare(conn, items, index);
+        super::append(conn, items, prepared)
     }
 
     fn open() -> Connection {
