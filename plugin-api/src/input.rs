@@ -27,7 +27,8 @@ pub struct Job {
     /// Facts about the job as a JSON object, such as `attempt`; `{}` when none. (since 1.0)
     /// Since 1.1 also `received_ms`: when the notification was first received, in
     /// milliseconds since the epoch, the same on every delivery and replay of the job; the
-    /// time of a notification that carries none (see [`Job::received_ms`]).
+    /// time of a notification that carries none (see [`Job::received_ms`]); and `collected`,
+    /// true when a collector wrote the notification (see [`Job::collected`]).
     pub meta: RString,
 }
 
@@ -49,6 +50,15 @@ impl Job {
             .ok()?
             .get("received_ms")?
             .as_i64()
+    }
+
+    /// `collected` of the job's meta: true only when its source vouches that a collector
+    /// wrote the notification (the broker marks such jobs), so that it may hold the fields
+    /// only collectors write. Meta that is not a JSON object, or says anything but `true`,
+    /// is not collected.
+    pub fn collected(&self) -> bool {
+        serde_json::from_str::<serde_json::Value>(self.meta.as_str())
+            .is_ok_and(|meta| meta.get("collected") == Some(&serde_json::Value::Bool(true)))
     }
 }
 
@@ -143,4 +153,26 @@ impl RootModule for InputModRef {
     const BASE_NAME: &'static str = crate::kind::INPUT;
     const NAME: &'static str = crate::kind::INPUT;
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_meta(meta: &str) -> Job {
+        let mut job = Job::new("1", "{}");
+        job.meta = meta.into();
+        job
+    }
+
+    #[test]
+    fn only_a_top_level_collected_true_says_a_collector_wrote_the_notification() {
+        assert!(with_meta(r#"{"collected":true,"received_ms":1}"#).collected());
+        assert!(with_meta(r#"{ "received_ms": 1, "collected" : true }"#).collected());
+        assert!(!with_meta(r#"{"collected":false,"x":{"collected":true}}"#).collected());
+        assert!(!with_meta(r#"{"note":"\"collected\":true"}"#).collected());
+        assert!(!with_meta(r#"{"collected":"true"}"#).collected());
+        assert!(!with_meta(r#"{"collected":true"#).collected());
+        assert!(!Job::new("1", "{}").collected());
+    }
 }

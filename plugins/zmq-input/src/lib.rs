@@ -410,26 +410,23 @@ impl Network {
                         &[("job", &id), ("bytes", &notification.len())],
                     );
                 }
-                let mut text = text.into_owned();
+                let mut job = Job::new(id.clone(), text.into_owned());
+                let has_meta = meta.is_some();
+                if let Some(meta) = meta {
+                    job.meta = meta.into();
+                }
                 // Only a notification a collector wrote may hold what collectors add; one
                 // from anywhere else (a dealer, or whoever forged it) loses those fields.
-                let collected = meta
-                    .as_deref()
-                    .is_some_and(|m| m.contains("\"collected\":true"));
-                if meta.is_some()
-                    && !collected
+                if has_meta
+                    && !job.collected()
                     && let Some((kept, dropped)) =
-                        bonnie_core::notification::without_collector_fields(&text)
+                        bonnie_core::notification::without_collector_fields(&job.notification)
                 {
                     self.host().warn(
                         "A notification brought fields only a collector writes; they were dropped.",
                         &[("job", &id), ("fields", &dropped.join(","))],
                     );
-                    text = kept;
-                }
-                let mut job = Job::new(id.clone(), text);
-                if let Some(meta) = meta {
-                    job.meta = meta.into();
+                    job.notification = kept.into();
                 }
                 held.insert(id);
                 if self.jobs.send(job).is_err() {}
