@@ -98,6 +98,7 @@ pub enum Event {
     /// `milter-hold`, `discard`, `warning`, ... with the context Postfix logs.
     Verdict {
         /// The queue file; `None` for `NOQUEUE`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         queue_id: Option<QueueId>,
         /// The decision.
         verdict: Verdict,
@@ -126,6 +127,7 @@ pub enum Event {
         /// How bad.
         severity: Severity,
         /// The queue file the line names, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         queue_id: Option<QueueId>,
         /// The text after the severity.
         text: String,
