@@ -6,8 +6,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::{
-    Checkpoint, Entry, LeafData, LeafKind, LedgerError, PublicKey,
+    Checkpoint, Entry, LeafData, LeafKind, LedgerError, PublicKey, StoredCheckpoint,
     merkle::{Frontier, leaf_hash},
+    timestamp::check_response,
 };
 
 /// What is wrong.
@@ -23,7 +24,8 @@ pub enum FindingKind {
     TruncatedAfterCheckpoint,
     /// A record's payloads are not those the log committed to.
     PayloadAltered,
-    /// A checkpoint is unreadable or not signed by the archive's key.
+    /// A checkpoint is unreadable, not signed by the archive's key, or its time stamp does not
+    /// stamp it.
     BadSignature,
     /// The leaves do not hash to a signed root, or a checkpoint does not extend its predecessor.
     Inconsistent,
@@ -67,13 +69,14 @@ impl Report {
 
 /// Checks the log.
 ///
-/// - `key`: the archive's public key; `checkpoints`: the stored checkpoint notes.
+/// - `key`: the archive's public key; `checkpoints`: the stored checkpoints (notes and
+///   time-stamp responses).
 /// - `stored`: the log's leaves as `(seq, bytes)` in sequence order (the broker's).
 /// - `recomputed`: for each record found in storage, its leaf recomputed from the record's and
 ///   payloads' bytes, in sequence order. A record purged by a logged purge is simply absent.
 pub fn verify(
     key: &PublicKey,
-    checkpoints: &[String],
+    checkpoints: &[StoredCheckpoint],
     stored: impl IntoIterator<Item = Result<(u64, Vec<u8>), LedgerError>>,
     recomputed: impl IntoIterator<Item = LeafData>,
 ) -> Result<Report, LedgerError> {
@@ -208,17 +211,26 @@ impl Check {
         });
     }
 
-    /// Opens every checkpoint note; returns those signed by `key` that agree with each other,
-    /// by size.
-    fn checkpoints(&mut self, key: &PublicKey, notes: &[String]) -> Vec<Checkpoint> {
+    /// Opens every checkpoint note and checks its time stamp, if it has one; returns those
+    /// signed by `key`, by size, after checking that they agree with each other.
+    fn checkpoints(&mut self, key: &PublicKey, stored: &[StoredCheckpoint]) -> Vec<Checkpoint> {
         let mut trusted: Vec<Checkpoint> = Vec::new();
-        for note in notes {
+        for StoredCheckpoint {
+            note,
+            timestamp_response,
+            ..
+        } in stored
+        {
+            let size = Checkpoint::parse(note).ok().map(|c| c.size);
             match Checkpoint::open(note, key) {
                 Ok(checkpoint) => trusted.push(checkpoint),
-                Err(error) => {
-                    let size = Checkpoint::parse(note).ok().map(|c| c.size);
-                    self.add(FindingKind::BadSignature, None, size, error.to_string());
-                }
+                Err(error) => self.add(FindingKind::BadSignature, None, size, error.to_string()),
+            }
+            if let Some(response) = timestamp_response
+                && let Err(error) = check_response(response, note.as_bytes())
+            {
+                let detail = format!("its RFC 3161 time stamp: {error}");
+                self.add(FindingKind::BadSignature, None, size, detail);
             }
         }
         trusted.sort_by_key(|c| c.size);

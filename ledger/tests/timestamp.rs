@@ -13,9 +13,11 @@ use std::{
 };
 
 use bonnie_ledger::{
-    ArchiveKey, Checkpoint, Entry, LeafKind, MemoryStore, append,
+    ArchiveKey, Checkpoint, Entry, FindingKind, LeafData, LeafKind, MemoryStore, NodeStore as _,
+    StoredCheckpoint, append,
     checkpoint::publish,
     timestamp::{TimestampRequest, check_response, request_timestamp},
+    verify,
 };
 
 /// The TSA's configuration (as in the reference recipe): a throwaway CA, a TSA certificate with
@@ -192,24 +194,7 @@ fn serve_one_request(dir: &Path) -> (String, thread::JoinHandle<String>) {
         }
         let mut query = vec![0; length];
         reader.read_exact(&mut query).unwrap();
-        fs::write(dir.join("req.tsq"), &query).unwrap();
-        let (ok, printed) = openssl(
-            &dir,
-            &[
-                "ts",
-                "-reply",
-                "-config",
-                "ts.cnf",
-                "-section",
-                "tsa_config1",
-                "-queryfile",
-                "req.tsq",
-                "-out",
-                "resp.tsr",
-            ],
-        );
-        assert!(ok, "openssl ts -reply: {printed}");
-        let reply = fs::read(dir.join("resp.tsr")).unwrap();
+        let reply = tsa_reply(&dir, &query);
         let mut stream = reader.into_inner();
         write!(
             stream,
@@ -260,7 +245,7 @@ fn a_checkpoint_stamped_by_a_local_tsa_verifies_with_openssl_and_fails_once_chan
     let published = lab.join("published");
     let note_path = publish(&published, checkpoint.size, &note, Some(&response)).unwrap();
     let token_path = published.join("3.tsr");
-    let verify = |data: &Path| {
+    let openssl_verify = |data: &Path| {
         openssl(
             lab,
             &[
@@ -277,14 +262,46 @@ fn a_checkpoint_stamped_by_a_local_tsa_verifies_with_openssl_and_fails_once_chan
             ],
         )
     };
-    let (ok, printed) = verify(&note_path);
+    let (ok, printed) = openssl_verify(&note_path);
     assert!(ok && printed.contains("Verification: OK"), "{printed}");
 
     let tampered = note.replacen("\n3\n", "\n2\n", 1);
     fs::write(&note_path, &tampered).unwrap();
-    let (ok, printed) = verify(&note_path);
+    let (ok, printed) = openssl_verify(&note_path);
     assert!(!ok && printed.contains("Verification: FAILED"), "{printed}");
     assert!(check_response(&response, tampered.as_bytes()).is_err());
+
+    // The verifier checks a stored token against its checkpoint: this one's passes, and the
+    // same token kept with another (validly signed) checkpoint of the tree does not.
+    let stored: Vec<(u64, Vec<u8>)> = (0..3).map(|seq| (seq, store.leaf(seq).unwrap())).collect();
+    let recomputed: Vec<LeafData> = stored
+        .iter()
+        .map(|(_, bytes)| LeafData::decode(bytes).unwrap())
+        .collect();
+    let later = Checkpoint {
+        time: checkpoint
+            .time
+            .checked_add(jiff::SignedDuration::from_secs(60))
+            .unwrap(),
+        ..checkpoint.clone()
+    };
+    let kept = |note: &str| StoredCheckpoint {
+        size: 3,
+        note: note.to_string(),
+        timestamp_response: Some(response.clone()),
+    };
+    let check = |kept: StoredCheckpoint| {
+        let leaves = stored.iter().cloned().map(Ok);
+        verify(&key.public(), &[kept], leaves, recomputed.clone()).unwrap()
+    };
+    assert!(check(kept(&note)).is_clean());
+    let report = check(kept(&key.sign(&later).unwrap()));
+    let finding = report.first().unwrap();
+    assert_eq!(
+        (finding.kind, finding.checkpoint),
+        (FindingKind::BadSignature, Some(3))
+    );
+    assert!(finding.detail.contains("time stamp"), "{}", finding.detail);
 }
 
 #[test]
