@@ -1,9 +1,10 @@
 //! The whole-log check behind `bonnie verify`: the stored leaves against the signed
 //! checkpoints (signatures, consistency, roots, truncation), and the leaves recomputed from
 //! storage against the stored ones (changed, missing, reordered, payload altered). Memory grows
-//! with the findings, not with the log.
+//! with the findings and with the records purged (each is held, by id, from its leaf to the
+//! purge leaf that names it), not with the log.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use crate::{
     Checkpoint, Entry, LeafData, LeafKind, LedgerError, PublicKey, StoredCheckpoint,
@@ -136,18 +137,16 @@ pub fn verify(
                 ),
             );
         }
+        // A purge comes after the record it names: the record was put aside as not in storage.
         if stored_leaf.entry.kind == LeafKind::Purge
             && let Some(purged) = stored_leaf.entry.refers_to
         {
-            check.purged.insert(purged);
             check.unmatched.remove(&purged);
         }
         match recomputed.next_if(|r| r.seq == seq) {
             Some(found) => check.compare(seq, stored_leaf.entry, found.entry),
             None => {
-                if !check.purged.contains(&seq) {
-                    check.unmatched.insert(seq, stored_leaf.entry);
-                }
+                check.unmatched.insert(seq, stored_leaf.entry.id);
             }
         }
     }
@@ -183,10 +182,9 @@ pub fn verify(
 #[derive(Default)]
 struct Check {
     report: Report,
-    /// Sequence numbers named by purge leaves.
-    purged: HashSet<u64>,
-    /// Stored leaves with no record in storage yet: missing unless a later purge names them.
-    unmatched: BTreeMap<u64, Entry>,
+    /// The ids of stored leaves with no record in storage: missing unless a later purge names
+    /// them.
+    unmatched: BTreeMap<u64, String>,
     /// Mismatches not yet explained: (stored, recomputed) by sequence number.
     mismatches: BTreeMap<u64, (Entry, Entry)>,
     /// The stored entry of each mismatch, to find it again where storage put it.
@@ -344,15 +342,12 @@ impl Check {
     }
 
     fn finish(mut self) -> Report {
-        for (seq, entry) in std::mem::take(&mut self.unmatched) {
+        for (seq, id) in std::mem::take(&mut self.unmatched) {
             self.add(
                 FindingKind::Missing,
                 Some(seq),
                 None,
-                format!(
-                    "record {seq} ({}) is not in storage, and no purge names it",
-                    entry.id
-                ),
+                format!("record {seq} ({id}) is not in storage, and no purge names it"),
             );
         }
         for (seq, (stored, found)) in std::mem::take(&mut self.mismatches) {
