@@ -2,15 +2,12 @@
 //! the formats in Postfix's source, framed as syslog, `maillog_file`, RFC 3339 files,
 //! RFC 3164 and RFC 5424 deliver them.
 
-use bonnie_maillog::{SyslogParser, parse_line};
-use jiff::Timestamp;
-use jiff::tz::TimeZone;
+mod common;
+
 use serde_json::{Value, json};
 
 fn event(line: &str) -> Value {
-    let received: Timestamp = "2027-01-01T00:10:00Z".parse().expect("an instant");
-    let parsed = parse_line(&SyslogParser::new(TimeZone::UTC), line, received);
-    serde_json::to_value(&parsed.event).expect("an event as JSON")
+    serde_json::to_value(&common::read(line).event).expect("an event as JSON")
 }
 
 #[test]

@@ -3,25 +3,14 @@
 //! ID and address, the counts of unknown lines, and the same traces whatever the order of the
 //! lines and however many workers share them.
 
-use bonnie_maillog::{LineCounts, ParsedLine, Stitcher, SyslogParser, Trace, parse_line};
-use jiff::Timestamp;
-use jiff::tz::TimeZone;
+mod common;
+
+use bonnie_maillog::{LineCounts, ParsedLine, Stitcher, Trace};
+use common::{all_traces, data_lines, read};
 use serde_json::{Value, json};
 
-const FILES: [&str; 3] = [
-    include_str!("data/edge-rfc3339.log"),
-    include_str!("data/mx1-syslog.log"),
-    include_str!("data/mx1-relay-maillog_file.log"),
-];
-
 fn lines() -> Vec<ParsedLine> {
-    let parser = SyslogParser::new(TimeZone::UTC);
-    let received: Timestamp = "2027-01-01T00:10:00Z".parse().expect("an instant");
-    FILES
-        .iter()
-        .flat_map(|file| file.lines())
-        .map(|line| parse_line(&parser, line, received))
-        .collect()
+    data_lines().into_iter().map(read).collect()
 }
 
 fn stitched<'a>(lines: impl IntoIterator<Item = &'a ParsedLine>) -> Stitcher {
@@ -534,19 +523,6 @@ fn unknown_and_foreign_lines_are_counted_not_failed() {
             not_postfix: 2,
         }
     );
-}
-
-/// Every trace of the logs, as JSON, in a stable order.
-fn all_traces(stitcher: &Stitcher) -> Vec<Value> {
-    let mut traces: Vec<Value> = stitcher
-        .queues()
-        .keys()
-        .filter_map(|key| stitcher.trace(key))
-        .map(|trace| serde_json::to_value(&trace).expect("a trace as JSON"))
-        .collect();
-    traces.sort_by_key(|trace| trace.to_string());
-    traces.dedup();
-    traces
 }
 
 #[test]
