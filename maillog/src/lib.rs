@@ -23,8 +23,8 @@
 //!
 //! Links between queue files are facts of the linking side only, resolved when a trace is
 //! read, so they need no order either: a delivery's `250 ... queued as NEWQID` names the
-//! next hop's queue ID (the queue file with that ID on the host `relay=` names, else the one
-//! first seen nearest to the delivery), and a bounce daemon's `sender non-delivery
+//! next hop's queue ID (among the queue files with that ID first seen within an hour of the
+//! delivery, the one on the host `relay=` names, else the nearest), and a bounce daemon's `sender non-delivery
 //! notification: NEWQID` names the notification's queue file in the same instance. A
 //! [`Trace`] is the set of queue files linked either way to the one looked up, ordered from
 //! the first one along the links. Look-ups go by Message-ID, queue ID or address; a trace

@@ -6,7 +6,7 @@ use crate::event::{Delivery, NotificationKind};
 use crate::facts::{QueueFacts, QueueKey, Timed};
 use crate::queue_id::QueueId;
 use crate::stitch::Stitcher;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -207,33 +207,38 @@ fn notification_key(original: &QueueKey, notification_id: &QueueId) -> QueueKey 
     }
 }
 
+/// How far from a relaying delivery the next hop's queue file may have been first seen: the
+/// receiving side creates it while the message is sent, so only clock skew and a slow
+/// transfer part them. A queue file with the same ID further away is another message (short
+/// IDs repeat; a remote MTA's reply may look like one).
+const RELAY_WINDOW: SignedDuration = SignedDuration::from_hours(1);
+
 /// The queue file a delivery's `queued as` names. Queue IDs repeat across hosts (short IDs
-/// also over time), so among the queue files with that ID the one on the host `relay=` names
-/// wins, then the one first seen nearest to the delivery.
+/// also over time), so among the queue files with that ID first seen within [`RELAY_WINDOW`]
+/// of the delivery, the one on the host `relay=` names wins, then the nearest in time.
 fn relay_target(
     stitcher: &Stitcher,
     from: &QueueKey,
     delivery: &Timed<Delivery>,
 ) -> Option<QueueKey> {
     let next_id = delivery.fact.queued_as.as_ref()?;
+    let at = delivery.at?;
     let relay_host = delivery.fact.relay.split('[').next().unwrap_or_default();
-    let at = delivery.at.unwrap_or(Timestamp::MAX);
+    let window = RELAY_WINDOW.as_nanos().unsigned_abs();
     stitcher
         .keys_with_queue_id(next_id)
         .filter(|candidate| *candidate != from)
-        .min_by_key(|candidate| {
-            let first_seen = stitcher
-                .queue(candidate)
-                .and_then(|facts| facts.first_seen)
-                .unwrap_or(Timestamp::MIN);
+        .filter_map(|candidate| {
+            let first_seen = stitcher.queue(candidate)?.first_seen?;
             let distance = (at.as_nanosecond() - first_seen.as_nanosecond()).unsigned_abs();
-            (
+            (distance <= window).then_some((
                 !same_host(&candidate.host, relay_host),
                 distance,
-                (*candidate).clone(),
-            )
+                candidate,
+            ))
         })
-        .cloned()
+        .min()
+        .map(|(_, _, candidate)| candidate.clone())
 }
 
 /// Host names compared as `maillog_file` writes them, by their first label; addresses whole.

@@ -554,3 +554,41 @@ fn any_order_and_any_split_between_workers_give_the_same_traces() {
     twice.merge(&stitched(&lines[..20]));
     assert_eq!(all_traces(&twice), expected, "lines seen twice");
 }
+
+/// The hops of the trace of `queue_id` in `lines`, as `host/queue ID`.
+fn hops_of(lines: &[&str], queue_id: &str) -> Vec<String> {
+    let parsed: Vec<ParsedLine> = lines.iter().map(|line| read(line)).collect();
+    let traces = stitched(&parsed).traces_by_queue_id(queue_id);
+    assert_eq!(traces.len(), 1, "{traces:#?}");
+    traces[0]
+        .hops
+        .iter()
+        .map(|hop| format!("{}/{}", hop.key.host, hop.key.queue_id))
+        .collect()
+}
+
+const RELAYED: &str = "Dec  1 10:00:00 a postfix/smtp[1]: 1AAAAA0001: to=<x@example.org>, \
+    relay=b.example.org[192.0.2.2]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, \
+    status=sent (250 2.0.0 Ok: queued as 2BBBBB0002)";
+
+#[test]
+fn queued_as_links_the_queue_file_on_the_relays_host_over_a_nearer_one_elsewhere() {
+    let lines = [
+        RELAYED,
+        "Dec  1 10:00:00 c postfix/cleanup[2]: 2BBBBB0002: message-id=<other@example.org>",
+        "Dec  1 10:00:01 b postfix/cleanup[3]: 2BBBBB0002: message-id=<m@example.org>",
+    ];
+    assert_eq!(
+        hops_of(&lines, "1AAAAA0001"),
+        ["a/1AAAAA0001", "b/2BBBBB0002"]
+    );
+}
+
+#[test]
+fn queued_as_does_not_link_a_queue_file_with_that_id_seen_days_apart() {
+    let lines = [
+        RELAYED,
+        "Dec  3 10:00:00 b postfix/cleanup[3]: 2BBBBB0002: message-id=<later@example.org>",
+    ];
+    assert_eq!(hops_of(&lines, "1AAAAA0001"), ["a/1AAAAA0001"]);
+}
