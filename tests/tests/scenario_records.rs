@@ -4,7 +4,7 @@
 //! `tests/fixtures/scenario-records/archive.json`: every log entry (its columns and record),
 //! the log's message-id index, every record of every collection and the record index. A change
 //! made for speed that alters what is archived fails here, by one thread, by four threads and
-//! through the broker by two workers alike.
+//! through the dealer daemon and the broker by two workers alike.
 //!
 //! Normalised, because they differ between two runs that archive the same thing: job ids
 //! (the broker's are the dealers' random submission ids), written as `line NNN`, the scenario
@@ -17,10 +17,15 @@
 //! its diff: `BONNIE_UPDATE_GOLDEN=1 cargo nextest run -p bonnie-tests --test scenario_records
 //! -E 'test(one_thread)'`.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::{
+    collections::BTreeMap,
+    io::{Read as _, Write as _},
+    os::unix::net::UnixStream,
+    path::PathBuf,
+};
 
 use bonnie_tests::{
-    cluster::Cluster,
+    cluster::{Cluster, dlist_request},
     paths, process,
     worker::{ARCHIVE_HANDLERS, WorkerLab},
 };
@@ -28,18 +33,15 @@ use serde_json::{Map, Value, json};
 
 /// The handlers `etc/bonnie.toml` ships (every archive handler), with the changelog and
 /// free/busy, which run without a collector when asked for nothing.
-const HANDLERS: [&str; 8] = [
-    ARCHIVE_HANDLERS[0],
-    ARCHIVE_HANDLERS[1],
-    ARCHIVE_HANDLERS[2],
-    ARCHIVE_HANDLERS[3],
-    ARCHIVE_HANDLERS[4],
-    ARCHIVE_HANDLERS[5],
-    "bonnie-changelog",
-    "bonnie-freebusy",
-];
+fn handlers() -> Vec<&'static str> {
+    ARCHIVE_HANDLERS
+        .iter()
+        .chain(&["bonnie-changelog", "bonnie-freebusy"])
+        .copied()
+        .collect()
+}
 
-/// The settings of [`HANDLERS`]: no collection commands, since no collector runs.
+/// The settings of [`handlers`]: no collection commands, since no collector runs.
 const HANDLER_CONFIG: &str =
     "[plugins.changelog]\ncollect = []\n\n[plugins.freebusy]\ncollect = []\n";
 
@@ -269,7 +271,7 @@ fn assert_golden(actual: &Value, run: &str, may_update: bool) {
 /// The archive of the scenario replayed from a file by one worker with `threads` threads.
 fn replayed_by_one_worker(threads: usize) -> Value {
     let lines = scenario();
-    let lab = WorkerLab::with_plugins(&HANDLERS, HANDLER_CONFIG);
+    let lab = WorkerLab::with_plugins(&handlers(), HANDLER_CONFIG);
     let config = std::fs::read_to_string(lab.config()).unwrap().replacen(
         "threads = 2",
         &format!("threads = {threads}"),
@@ -296,7 +298,7 @@ fn the_scenario_archived_by_four_threads_is_the_golden_archive() {
 #[test]
 fn the_scenario_archived_through_the_broker_by_two_workers_is_the_golden_archive() {
     let lines = scenario();
-    let cluster = Cluster::new(&HANDLERS, HANDLER_CONFIG);
+    let cluster = Cluster::new(&handlers(), HANDLER_CONFIG);
     // Four threads each and a small queue, so that both workers take part.
     let config = std::fs::read_to_string(cluster.config()).unwrap().replacen(
         "threads = 2",
@@ -306,15 +308,16 @@ fn the_scenario_archived_through_the_broker_by_two_workers_is_the_golden_archive
     std::fs::write(cluster.config(), config).unwrap();
     let started = bonnie_core::time::now_ms();
     let _broker = cluster.start_broker();
-    // Every notification waits in the broker before the workers start together.
+    let _daemon = cluster.start_dealer_daemon();
+    // As Cyrus's notifyd sends them, one dlist request each, in Cyrus's order; they wait in
+    // the broker (or the daemon's spool) until the workers start together.
     for line in &lines {
-        let output = cluster.deal(line.as_bytes());
-        assert!(output.status.success(), "{}", process::describe(&output));
+        let mut stream = UnixStream::connect(cluster.dealer_socket()).unwrap();
+        stream.write_all(&dlist_request(line)).unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        assert_eq!(reply, "OK NIL\r\n", "the daemon's answer to {line}");
     }
-    // A dealer that timed out waiting for the broker's ACK (a loaded machine) spooled its
-    // notification: forward every spool.
-    let flushed = cluster.flush();
-    assert!(flushed.status.success(), "{}", process::describe(&flushed));
     let _workers = cluster.start_workers(&["worker-a", "worker-b"]);
     process::wait_until("the scenario to be archived", || {
         cluster.archived() == lines.len() && cluster.idle()
