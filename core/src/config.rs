@@ -70,6 +70,10 @@ pub struct Config {
     /// `[plugins.<name>]`: each plugin's own table, handed to it as JSON; the plugin checks it.
     #[serde(default)]
     pub plugins: BTreeMap<String, toml::Table>,
+    /// `[logd]`: the log intake, `bonnie-logd`, which reads and checks this table itself
+    /// (unknown keys refused when it starts), so that the other binaries need not know it.
+    #[serde(default)]
+    pub logd: toml::Table,
     /// The file this was read from.
     #[serde(skip)]
     pub path: PathBuf,

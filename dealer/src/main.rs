@@ -3,16 +3,6 @@
 //! notifyd once per event (exec mode), or as a daemon on Cyrus's dlist notify socket.
 #![forbid(unsafe_code)]
 
-mod backoff;
-mod daemon;
-mod dlist;
-mod exec;
-mod folder;
-mod forward;
-mod rules;
-mod spool;
-mod submit;
-
 use std::{
     path::PathBuf,
     process::ExitCode,
@@ -20,6 +10,7 @@ use std::{
 };
 
 use bonnie_core::{Config, config::DealerConfig};
+use bonnie_dealer::{daemon, exec};
 use clap::Parser;
 
 /// Where the notification goes when the configuration cannot be read, so it is not lost.
