@@ -10,6 +10,7 @@ pub mod fixtures;
 pub mod kolab;
 pub mod lab;
 pub mod ldap;
+pub mod logd;
 pub mod paths;
 pub mod process;
 pub mod search_server;
