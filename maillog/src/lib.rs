@@ -43,6 +43,7 @@ mod postfix;
 mod queue_id;
 mod stamp;
 mod stitch;
+pub mod store;
 mod syslog;
 mod trace;
 
