@@ -6,6 +6,7 @@
 mod broker;
 mod keys;
 mod spool;
+mod trace;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -53,6 +54,18 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: keys::KeysCommand,
+    },
+    /// A message's way through Postfix into its folder: every queue file on every host,
+    /// each recipient's outcome, and the archive's entries of it
+    Trace {
+        /// A Message-ID, a queue ID or an address
+        what: String,
+        /// Only messages first seen since: an RFC 3339 instant, a date, or a span such as 24h
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Print the traces as one JSON array
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -115,6 +128,14 @@ fn run(args: &Args) -> anyhow::Result<()> {
     match &args.command {
         Command::ApiClient { command } => api_client(&config, command)?,
         Command::Keys { command } => keys::run(&config, command)?,
+        Command::Trace { what, since, json } => trace::run(
+            &config,
+            &trace::TraceArgs {
+                what,
+                since: since.as_deref(),
+                json: *json,
+            },
+        )?,
         Command::Status { json } => {
             let mut status = broker.ask(&AdminRequest::Status)?;
             if let (Some(spool), Some(fields)) = (

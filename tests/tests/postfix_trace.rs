@@ -1,0 +1,179 @@
+//! Postfix logs into traces, through every real process: bonnie-logd follows a mail.log
+//! (maillog's test logs: three hosts and instances, every stamp style, long and short queue
+//! IDs), the broker stores the batches, two workers of four threads with the `postfix`
+//! handler merge them into one SQLite store, and `bonnie trace` reads them back through the
+//! storage plugin: the stored facts are those of one reader of every line, and each
+//! message's trace has its hops, relays, bounce and LMTP sessions.
+
+use std::collections::BTreeMap;
+
+use bonnie_maillog::{QueueFacts, Stitcher, SyslogParser, parse_line, store};
+use bonnie_tests::{cluster::Cluster, logd, paths, process};
+use jiff::{Timestamp, tz::TimeZone};
+use serde_json::Value;
+
+fn test_logs() -> Vec<String> {
+    [
+        "edge-rfc3339.log",
+        "mx1-syslog.log",
+        "mx1-relay-maillog_file.log",
+    ]
+    .iter()
+    .flat_map(|name| {
+        let path = paths::repo_root().join("maillog/tests/data").join(name);
+        std::fs::read_to_string(path)
+            .expect("reading a test log")
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    })
+    .collect()
+}
+
+fn trace_json(cluster: &Cluster, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["trace"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let output = cluster.bonnie(&all);
+    assert!(output.status.success(), "{}", process::describe(&output));
+    serde_json::from_slice::<Value>(&output.stdout)
+        .expect("JSON")
+        .as_array()
+        .cloned()
+        .expect("an array of traces")
+}
+
+fn hops(trace: &Value) -> Vec<String> {
+    trace["trace"]["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            format!(
+                "{}/{}/{} {}",
+                h["host"].as_str().unwrap(),
+                h["instance"].as_str().unwrap(),
+                h["queue_id"].as_str().unwrap(),
+                h["via"]["by"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn two_workers_store_what_one_reader_stitches_and_bonnie_trace_shows_each_messages_way() {
+    let cluster = Cluster::new(
+        &["bonnie-postfix"],
+        &format!(
+            "{}\n[plugins.postfix]\nzone = \"UTC\"\n",
+            logd::table("files = [\"log/mail.log\"]\nmax_batch_lines = 4")
+        ),
+    );
+    // Four threads per worker.
+    let config = std::fs::read_to_string(cluster.config()).unwrap();
+    std::fs::write(
+        cluster.config(),
+        config.replacen("threads = 2", "threads = 4", 1),
+    )
+    .unwrap();
+    let lines = test_logs();
+    std::fs::create_dir_all(cluster.path().join("log")).unwrap();
+    logd::append(&cluster.path().join("log/mail.log"), lines.clone());
+    let _broker = cluster.start_broker();
+    let _workers = cluster.start_workers(&["worker1", "worker2"]);
+    let _logd = logd::start(&cluster);
+    logd::wait_for_lines(&cluster, lines.len());
+    cluster.wait_until_drained();
+
+    // One reader of every line, each read as received when logd read its batch.
+    let mut reader = Stitcher::new();
+    let parser = SyslogParser::new(TimeZone::UTC);
+    for batch in logd::batches(&cluster) {
+        let received: Timestamp = batch["received"].as_str().unwrap().parse().unwrap();
+        for line in batch["lines"].as_array().unwrap() {
+            reader.ingest(&parse_line(&parser, line.as_str().unwrap(), received));
+        }
+    }
+    let expected: BTreeMap<String, QueueFacts> = reader
+        .queues()
+        .iter()
+        .map(|(key, facts)| (store::record_key(key), facts.clone()))
+        .collect();
+    let stored: BTreeMap<String, QueueFacts> = cluster
+        .archived_bodies(store::QUEUES)
+        .iter()
+        .map(|body| {
+            let record: store::QueueRecord = serde_json::from_str(body).unwrap();
+            (store::record_key(&record.key), record.facts)
+        })
+        .collect();
+    assert_eq!(stored, expected);
+    // Every batch is in the log, with its lines and what was read of them.
+    let unknown: u64 = cluster
+        .log_records()
+        .iter()
+        .filter(|r| r["event"] == "vnd.bonnie.LogLines")
+        .map(|r| {
+            r["postfix"]["unknown"]
+                .as_u64()
+                .expect("the counts in the log record")
+        })
+        .sum();
+    assert_eq!(unknown, reader.counts().unknown);
+
+    // Two local recipients over LMTP, each with Cyrus's session.
+    let a1 = trace_json(&cluster, &["<a1@example.org>"]);
+    assert_eq!(a1.len(), 1, "{a1:?}");
+    assert_eq!(hops(&a1[0]), ["mx1/postfix/4jdxFs0kX3z9sLH origin"]);
+    let deliveries = a1[0]["trace"]["hops"][0]["deliveries"].as_array().unwrap();
+    let recipients: Vec<&str> = deliveries
+        .iter()
+        .map(|d| d["recipient"].as_str().unwrap())
+        .collect();
+    assert_eq!(recipients, ["bob@example.org", "carol@example.org"]);
+    assert!(deliveries.iter().all(|d| {
+        d["lmtp_session_id"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("cyrus-"))
+    }));
+
+    // From the outside through edge, mx1 and the relay instance: two "queued as" hops.
+    let c1 = trace_json(&cluster, &["c1@example.net"]);
+    assert_eq!(c1.len(), 1, "{c1:?}");
+    assert_eq!(
+        hops(&c1[0]),
+        [
+            "edge/postfix/8E2B41C0A7 origin",
+            "mx1/postfix/4jdxhy6BTJz9sLR relay",
+            "mx1/postfix-relay/5E7D1A2B3C relay"
+        ]
+    );
+
+    // The bounce's notification, found by its own queue ID, links back to the message.
+    let bounce = trace_json(&cluster, &["4jdxTQ07Xvz9sLM"]);
+    assert_eq!(bounce.len(), 1, "{bounce:?}");
+    assert_eq!(
+        hops(&bounce[0]),
+        [
+            "mx1/postfix/4jdxTP3vmBz9sLL origin",
+            "mx1/postfix/4jdxTQ07Xvz9sLM notification"
+        ]
+    );
+    assert_eq!(bounce[0]["trace"]["message_id"], "<b1@example.org>");
+
+    // By address, limited in time: nothing before, bob's messages since.
+    let bob = trace_json(&cluster, &["Bob@Example.org"]);
+    assert!(bob.len() >= 2, "{bob:?}");
+    assert!(trace_json(&cluster, &["bob@example.org", "--since", "2099-01-01"]).is_empty());
+
+    // The text form says the same.
+    let output = cluster.bonnie(&["trace", "<c1@example.net>"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains(
+            "relayed from edge/postfix/8E2B41C0A7 through mx1.example.org[192.0.2.10]:25"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("to <bob@example.org>"), "{text}");
+}
