@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use crate::store::{Kind, State, Unfinished, Update};
+use crate::store::{Kind, Rewrite, State, Unfinished, Update};
 
 /// A peer's identity on its router.
 pub type Identity = Vec<u8>;
@@ -140,7 +140,7 @@ pub struct Counts {
     pub postponed: usize,
 }
 
-fn update(id: &str, job: &Job, notification: Option<Vec<u8>>, reason: Option<String>) -> Update {
+fn update(id: &str, job: &Job, notification: Option<Rewrite>, reason: Option<String>) -> Update {
     Update {
         id: id.to_string(),
         state: if job.state == State::Alloc {
@@ -473,18 +473,20 @@ impl Jobs {
                 job.state = State::Pending;
                 job.kind = Kind::Collector;
                 job.commands = commands;
-                (Some(notification), None)
+                (Some(Rewrite::Worker(notification)), None)
             }
             Outcome::Collected(notification) => {
                 job.state = State::Pending;
                 job.kind = Kind::Worker;
                 job.commands = Vec::new();
                 job.collected = true;
-                (Some(notification), None)
+                (Some(Rewrite::Collector(notification)), None)
             }
         };
-        if job.state == State::Pending {
-            job.payload = self.cacheable(notification.clone());
+        if job.state == State::Pending
+            && let Some(Rewrite::Worker(n) | Rewrite::Collector(n)) = &notification
+        {
+            job.payload = self.cacheable(Some(n.clone()));
         }
         let stored = update(id, &job, notification, reason);
         if matches!(job.state, State::Pending | State::Postponed) {

@@ -1,7 +1,9 @@
 //! The durable job store: one SQLite file in WAL mode. Submissions are committed (and synced)
 //! before the dealer gets its ACK; state changes are written in batches, one transaction per
 //! turn of the event loop. A job allocated to a worker stays PENDING here: allocation lives
-//! in memory and is undone by a restart anyway.
+//! in memory and is undone by a restart anyway. What a collector wrote (messages of up to
+//! many megabytes) is kept in a table of its own while the job runs, so that the job's later
+//! state changes rewrite a small row, and it is deleted once the job is DONE.
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -97,7 +99,7 @@ pub struct Update {
     /// Collector commands (empty for worker jobs).
     pub commands: Vec<String>,
     /// A new notification, when a worker or collector changed it.
-    pub notification: Option<Vec<u8>>,
+    pub notification: Option<Rewrite>,
     /// Postponements so far.
     pub attempts: u32,
     /// Why it was postponed or failed.
@@ -108,6 +110,15 @@ pub struct Update {
     /// collectors add (ACL, metadata, message content), which a notification from anywhere
     /// else must not bring.
     pub collected: bool,
+}
+
+/// A notification a report brought, by who wrote it.
+#[derive(Debug, Clone)]
+pub enum Rewrite {
+    /// A worker's (a job sent to the collector): the job's notification from now on.
+    Worker(Vec<u8>),
+    /// A collector's: kept in `collected` beside the job until the job is DONE.
+    Collector(Vec<u8>),
 }
 
 /// A submission to insert.
@@ -165,7 +176,15 @@ CREATE TABLE IF NOT EXISTS jobs (
     collected INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, updated_ms);
+CREATE TABLE IF NOT EXISTS collected (
+    seq INTEGER PRIMARY KEY REFERENCES jobs (seq),
+    notification BLOB NOT NULL
+);
 ";
+
+/// A job's notification as it stands: the collector's, else the job's own.
+const CURRENT_NOTIFICATION: &str = "SELECT coalesce(c.notification, j.notification) FROM jobs j
+     LEFT JOIN collected c ON c.seq = j.seq WHERE j.id = ?1";
 
 impl Store {
     /// Opens (creating) the store.
@@ -282,12 +301,26 @@ impl Store {
                 let changed = insert.execute(params![s.id, s.host, s.notification, now_ms])?;
                 inserted.push((changed == 1).then(|| tx.last_insert_rowid()));
             }
+            // A state change rewrites the job's row, never the collector's notification: a
+            // message of 10 MB written once, not again with DONE.
             let mut update = tx.prepare_cached(
                 "UPDATE jobs SET state = ?2, kind = ?3, commands = ?4, attempts = ?5, reason = ?6,
                  due_ms = ?7, updated_ms = ?8, notification = COALESCE(?9, notification),
                  collected = ?10 WHERE id = ?1",
             )?;
+            let mut keep_collected = tx.prepare_cached(
+                "INSERT OR REPLACE INTO collected (seq, notification)
+                 SELECT seq, ?2 FROM jobs WHERE id = ?1",
+            )?;
+            let mut drop_collected = tx.prepare_cached(
+                "DELETE FROM collected WHERE seq = (SELECT seq FROM jobs WHERE id = ?1)",
+            )?;
             for u in updates {
+                let (own, collected) = match &u.notification {
+                    Some(Rewrite::Worker(n)) => (Some(n), None),
+                    Some(Rewrite::Collector(n)) => (None, Some(n)),
+                    None => (None, None),
+                };
                 update.execute(params![
                     u.id,
                     u.state.as_str(),
@@ -297,19 +330,30 @@ impl Store {
                     u.reason,
                     u.due_ms,
                     now_ms,
-                    u.notification,
+                    own,
                     u.collected
                 ])?;
+                match collected {
+                    Some(n) => {
+                        keep_collected.execute(params![u.id, n])?;
+                    }
+                    // A worker's notification supersedes what a collector wrote before it, and
+                    // a DONE job needs neither the message nor its place in the store.
+                    None if own.is_some() || u.state == State::Done => {
+                        drop_collected.execute(params![u.id])?;
+                    }
+                    None => {}
+                }
             }
         }
         tx.commit()?;
         Ok(inserted)
     }
 
-    /// A job's notification.
+    /// A job's notification as it stands (what its collector wrote, if it did).
     pub fn notification(&self, id: &str) -> rusqlite::Result<Option<Vec<u8>>> {
         self.conn
-            .prepare_cached("SELECT notification FROM jobs WHERE id = ?1")?
+            .prepare_cached(CURRENT_NOTIFICATION)?
             .query_row(params![id], |row| row.get(0))
             .optional()
     }
@@ -423,6 +467,76 @@ mod tests {
         let again = store.commit([submission("a")].iter(), &[], 2).unwrap();
         assert_eq!(again, vec![None]);
         assert_eq!(store.unfinished(10).unwrap().0.len(), 2);
+    }
+
+    fn change(id: &str, state: State, notification: Option<Rewrite>) -> Update {
+        Update {
+            id: id.into(),
+            state,
+            kind: Kind::Worker,
+            commands: vec![],
+            notification,
+            attempts: 0,
+            reason: None,
+            due_ms: 0,
+            collected: true,
+        }
+    }
+
+    fn collected_rows(store: &Store) -> i64 {
+        store
+            .conn
+            .query_row("SELECT count(*) FROM collected", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_collected_message_is_the_jobs_notification_until_done_and_then_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broker.db");
+        let mut store = Store::open(&path).unwrap();
+        store.commit([submission("a")].iter(), &[], 1).unwrap();
+        let message = br#"{"event":"Login","messageContent":{"1":"10 MB of mail"}}"#.to_vec();
+        let collected = change(
+            "a",
+            State::Pending,
+            Some(Rewrite::Collector(message.clone())),
+        );
+        store.commit([].iter(), &[collected], 2).unwrap();
+        // A postponement keeps it, and so does a restart.
+        store
+            .commit([].iter(), &[change("a", State::Postponed, None)], 3)
+            .unwrap();
+        drop(store);
+        let mut store = Store::open(&path).unwrap();
+        assert_eq!(store.notification("a").unwrap(), Some(message));
+        store
+            .commit([].iter(), &[change("a", State::Done, None)], 4)
+            .unwrap();
+        assert_eq!(collected_rows(&store), 0, "the message left the job store");
+        assert_eq!(
+            store.notification("a").unwrap(),
+            Some(submission("a").notification),
+            "a DONE job keeps the notification it came with"
+        );
+    }
+
+    #[test]
+    fn a_workers_notification_replaces_what_a_collector_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("broker.db")).unwrap();
+        store.commit([submission("a")].iter(), &[], 1).unwrap();
+        let collected = change(
+            "a",
+            State::Pending,
+            Some(Rewrite::Collector(b"{}".to_vec())),
+        );
+        store.commit([].iter(), &[collected], 2).unwrap();
+        let again = br#"{"event":"Login","again":true}"#.to_vec();
+        let to_collector = change("a", State::Pending, Some(Rewrite::Worker(again.clone())));
+        store.commit([].iter(), &[to_collector], 3).unwrap();
+        assert_eq!(store.notification("a").unwrap(), Some(again));
+        assert_eq!(collected_rows(&store), 0);
     }
 
     #[test]
