@@ -181,52 +181,61 @@ fn traces(
     Ok(traces)
 }
 
-/// The archive's log entries of the message: those found by its Message-ID whose
-/// Message-ID or session is the trace's (the MessageNew of each LMTP delivery into Cyrus,
-/// and what happened to the message after), oldest first.
+/// The archive's log entries of the message and of the notifications about it: those
+/// found by a hop's Message-ID whose Message-ID or session is one of the trace's (the
+/// MessageNew of each LMTP delivery into Cyrus, and what happened to the message after),
+/// oldest first.
 fn archive_entries(storage: &StorageClient, trace: &Trace) -> anyhow::Result<Vec<Value>> {
     let sessions: BTreeSet<&str> = trace.lmtp_session_ids().into_iter().collect();
-    let Some(message_id) = &trace.message_id else {
-        return Ok(Vec::new());
-    };
-    let bare = store::bare_message_id(message_id);
-    let query = RecordQuery {
-        collection: "log".to_string(),
-        text: Some(bare.to_string()),
-        all: true,
-        ..RecordQuery::default()
-    };
-    let mut entries = Vec::new();
-    for record in storage
-        .query(&query)
-        .context("cannot search the archive's log")?
-    {
-        let Ok(entry) = serde_json::from_str::<Value>(record.body.as_str()) else {
-            continue;
+    let message_ids: BTreeSet<&str> = trace
+        .hops
+        .iter()
+        .filter_map(|hop| hop.facts.message_id.as_deref())
+        .map(store::bare_message_id)
+        .collect();
+    let mut entries = BTreeMap::new();
+    for message_id in &message_ids {
+        let query = RecordQuery {
+            collection: "log".to_string(),
+            text: Some((*message_id).to_string()),
+            all: true,
+            ..RecordQuery::default()
         };
-        let ids = entry["message_ids"].as_array().cloned().unwrap_or_default();
-        let same_message = ids
-            .iter()
-            .chain(std::iter::once(&entry["message_id"]))
-            .filter_map(Value::as_str)
-            .any(|id| store::bare_message_id(id) == bare);
-        let session = entry["session_id"]
-            .as_str()
-            .or_else(|| entry["vnd.cmu.sessionId"].as_str());
-        let same_session = session.is_some_and(|s| sessions.contains(s));
-        if same_message || same_session {
-            entries.push(json!({
-                "job": record.key.as_str(),
-                "event": entry["event"],
-                "time": entry["@timestamp"],
-                "user": entry["user"],
-                "folder": entry["folder_name"],
-                "uri": entry["uri"],
-                "session_id": session,
-                "joined_by": if same_session { "lmtp_session" } else { "message_id" },
-            }));
+        for record in storage
+            .query(&query)
+            .context("cannot search the archive's log")?
+        {
+            let Ok(entry) = serde_json::from_str::<Value>(record.body.as_str()) else {
+                continue;
+            };
+            let ids = entry["message_ids"].as_array().cloned().unwrap_or_default();
+            let same_message = ids
+                .iter()
+                .chain(std::iter::once(&entry["message_id"]))
+                .filter_map(Value::as_str)
+                .any(|id| message_ids.contains(store::bare_message_id(id)));
+            let session = entry["session_id"]
+                .as_str()
+                .or_else(|| entry["vnd.cmu.sessionId"].as_str());
+            let same_session = session.is_some_and(|s| sessions.contains(s));
+            if same_message || same_session {
+                entries.insert(
+                    record.key.to_string(),
+                    json!({
+                        "job": record.key.as_str(),
+                        "event": entry["event"],
+                        "time": entry["@timestamp"],
+                        "user": entry["user"],
+                        "folder": entry["folder_name"],
+                        "uri": entry["uri"],
+                        "session_id": session,
+                        "joined_by": if same_session { "lmtp_session" } else { "message_id" },
+                    }),
+                );
+            }
         }
     }
+    let mut entries: Vec<Value> = entries.into_values().collect();
     entries.sort_by_key(|e| e["time"].as_str().unwrap_or_default().to_string());
     Ok(entries)
 }

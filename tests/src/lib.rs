@@ -12,6 +12,7 @@ pub mod lab;
 pub mod ldap;
 pub mod logd;
 pub mod paths;
+pub mod postfix;
 pub mod process;
 pub mod search_server;
 pub mod storages;

@@ -3,12 +3,21 @@
 //! IDs), the broker stores the batches, two workers of four threads with the `postfix`
 //! handler merge them into one SQLite store, and `bonnie trace` reads them back through the
 //! storage plugin: the stored facts are those of one reader of every line, and each
-//! message's trace has its hops, relays, bounce and LMTP sessions.
+//! message's trace has its hops, relays, bounce and LMTP sessions. Then the same with a real
+//! Postfix from Debian (two instances, one relaying to the other) delivering over LMTP into a
+//! real Cyrus, whose notifications the archive keeps: each trace reaches the folder.
 
 use std::collections::BTreeMap;
 
 use bonnie_maillog::{QueueFacts, Stitcher, SyslogParser, parse_line, store};
-use bonnie_tests::{cluster::Cluster, logd, paths, process};
+use bonnie_tests::{
+    cluster::Cluster,
+    cyrus::{ADMIN, Cyrus, Notify},
+    logd, paths,
+    postfix::{NextHop, Postfix},
+    process,
+    worker::ARCHIVE_HANDLERS,
+};
 use jiff::{Timestamp, tz::TimeZone};
 use serde_json::Value;
 
@@ -176,4 +185,191 @@ fn two_workers_store_what_one_reader_stitches_and_bonnie_trace_shows_each_messag
         "{text}"
     );
     assert!(text.contains("to <bob@example.org>"), "{text}");
+}
+
+fn mail(message_id: &str, to: &str) -> Vec<u8> {
+    format!(
+        "From: Alice <alice@example.org>\r\nTo: {to}\r\nSubject: traced {message_id}\r\n\
+         Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nMessage-ID: <{message_id}>\r\n\r\nWhere is my mail?\r\n"
+    )
+    .into_bytes()
+}
+
+/// The deliveries of every hop of a trace, as (recipient, status, LMTP session or "").
+fn outcomes(trace: &Value) -> Vec<(String, String, String)> {
+    let mut found: Vec<(String, String, String)> = trace["trace"]["hops"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|hop| hop["deliveries"].as_array().cloned().unwrap_or_default())
+        .map(|d| {
+            let text = |field: &str| d[field].as_str().unwrap_or_default().to_string();
+            (
+                text("recipient"),
+                d["status"].to_string().trim_matches('"').to_string(),
+                text("lmtp_session_id"),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The archive's MessageNew entries of a trace, as (folder's user, joined by).
+fn deliveries_in_archive(trace: &Value) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = trace["archive"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["event"] == "MessageNew")
+        .map(|e| {
+            (
+                e["uri"].as_str().unwrap_or_default().to_string(),
+                e["joined_by"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn a_real_postfix_into_a_real_cyrus_each_message_traced_into_its_folder_and_the_bounce_linked_back()
+{
+    assert!(
+        Postfix::installed(),
+        "Debian's postfix is not installed: `echo \"postfix postfix/main_mailer_type select No configuration\" | debconf-set-selections; apt-get install -y postfix`"
+    );
+    let mut cyrus = Cyrus::new();
+    let mx = Postfix::start(
+        "postfix",
+        "mx.test.example",
+        true,
+        NextHop::Lmtp(cyrus.lmtp_port),
+    );
+    let relay = Postfix::start(
+        "postfix-relay",
+        "relay.test.example",
+        false,
+        NextHop::Smtp(mx.smtp_port),
+    );
+    let mut plugins: Vec<&str> = ARCHIVE_HANDLERS.to_vec();
+    plugins.push("bonnie-postfix");
+    let cluster = Cluster::new(
+        &plugins,
+        &logd::table(&format!(
+            "files = [{:?}, {:?}]",
+            mx.maillog().display().to_string(),
+            relay.maillog().display().to_string()
+        )),
+    );
+    let _broker = cluster.start_broker();
+    let _worker = cluster.start_worker("worker1");
+    let _daemon = cluster.start_dealer_daemon();
+    cyrus.start(Notify::Daemon {
+        socket: &cluster.dealer_socket(),
+    });
+    let mut admin = cyrus.login(ADMIN);
+    for user in ["alice", "bob", "carol"] {
+        admin
+            .run(&format!("CREATE \"user/{user}@example.org\""), &[])
+            .unwrap_or_else(|e| panic!("creating {user}: {e}"));
+    }
+    admin.logout().unwrap();
+    let _logd = logd::start(&cluster);
+
+    mx.submit(
+        "alice@example.org",
+        &["bob@example.org", "carol@example.org"],
+        &mail("two@test.example", "bob@example.org, carol@example.org"),
+    );
+    mx.submit(
+        "alice@example.org",
+        &["nobody@example.org"],
+        &mail("unknown@test.example", "nobody@example.org"),
+    );
+    relay.submit(
+        "alice@example.org",
+        &["bob@example.org"],
+        &mail("relayed@test.example", "bob@example.org"),
+    );
+
+    let mut two = Vec::new();
+    let mut unknown = Vec::new();
+    let mut relayed = Vec::new();
+    process::wait_until("every message traced into its folder", || {
+        two = trace_json(&cluster, &["<two@test.example>"]);
+        unknown = trace_json(&cluster, &["unknown@test.example"]);
+        relayed = trace_json(&cluster, &["relayed@test.example"]);
+        let into_folders = |traces: &[Value], n: usize| {
+            traces.len() == 1 && deliveries_in_archive(&traces[0]).len() == n
+        };
+        into_folders(&two, 2) && into_folders(&unknown, 1) && into_folders(&relayed, 1)
+    });
+    let logs = format!(
+        "mx:\n{}\nrelay:\n{}",
+        mx.maillog_text(),
+        relay.maillog_text()
+    );
+
+    // Two local recipients: each delivered over LMTP, joined to its MessageNew by Cyrus's
+    // session id.
+    let outcome = outcomes(&two[0]);
+    assert_eq!(outcome.len(), 2, "{outcome:?}\n{logs}");
+    assert!(
+        outcome
+            .iter()
+            .all(|(_, status, session)| status == "sent" && !session.is_empty()),
+        "{outcome:?}"
+    );
+    let folders = deliveries_in_archive(&two[0]);
+    assert!(
+        folders.iter().all(|(_, joined)| joined == "lmtp_session"),
+        "{folders:?}"
+    );
+    assert!(
+        folders[0].0.contains("bob") && folders[1].0.contains("carol"),
+        "{folders:?}"
+    );
+    assert_eq!(
+        hops(&two[0]),
+        [format!(
+            "mx/postfix/{} origin",
+            two[0]["trace"]["hops"][0]["queue_id"].as_str().unwrap()
+        )]
+    );
+
+    // The unknown recipient: bounced by Cyrus, and the notification, linked back, delivered
+    // to the sender's INBOX.
+    let hops_of_bounce = hops(&unknown[0]);
+    assert_eq!(hops_of_bounce.len(), 2, "{hops_of_bounce:?}\n{logs}");
+    assert!(
+        hops_of_bounce[1].ends_with("notification"),
+        "{hops_of_bounce:?}"
+    );
+    assert!(
+        outcomes(&unknown[0])
+            .iter()
+            .any(|(to, status, _)| to == "nobody@example.org" && status == "bounced"),
+        "{:?}",
+        outcomes(&unknown[0])
+    );
+    let bounce_folders = deliveries_in_archive(&unknown[0]);
+    assert_eq!(bounce_folders.len(), 1, "{bounce_folders:?}");
+    assert!(bounce_folders[0].0.contains("alice"), "{bounce_folders:?}");
+
+    // Relayed by the second instance (short queue IDs) to the first (long ones): "queued as".
+    let hops_of_relayed = hops(&relayed[0]);
+    assert_eq!(hops_of_relayed.len(), 2, "{hops_of_relayed:?}\n{logs}");
+    assert!(
+        hops_of_relayed[0].starts_with("relay/postfix-relay/")
+            && hops_of_relayed[0].ends_with("origin")
+    );
+    assert!(hops_of_relayed[1].starts_with("mx/postfix/") && hops_of_relayed[1].ends_with("relay"));
+    let output = cluster.bonnie(&["trace", "relayed@test.example"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("archive:") && text.contains("MessageNew"),
+        "{text}"
+    );
 }
