@@ -244,3 +244,40 @@ fn lines_read_while_the_broker_is_down_are_spooled_and_forwarded_once_it_answers
     assert_each_once(&found, &written);
     drop(logd);
 }
+
+#[test]
+fn with_curve_logd_submits_with_its_hosts_dealer_key_and_without_one_it_does_not_start() {
+    let cluster = Cluster::new(&[], &logd::table("files = [\"mail.log\"]"));
+    cluster.enable_curve("imap1");
+    let written = numbered("curve", 0..20);
+    logd::append(&cluster.path().join("mail.log"), written.clone());
+    let _broker = cluster.start_broker();
+    let logd = logd::start(&cluster);
+    let found = logd::wait_for_lines(&cluster, written.len());
+    assert_each_once(&found, &written);
+    let hosts: Vec<String> = cluster
+        .job_store()
+        .prepare("SELECT DISTINCT host FROM jobs WHERE id LIKE 'log-%'")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        hosts,
+        ["imap1"],
+        "attributed to the host the dealer key names"
+    );
+    drop(logd);
+
+    std::fs::remove_file(cluster.path().join("keys/dealer.key")).unwrap();
+    let output = bonnie_tests::process::run(
+        "bonnie-logd",
+        cluster
+            .command("bonnie-logd", &[])
+            .env("BONNIE_LOG", "error"),
+    );
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("dealer's CURVE keys"), "{said}");
+}
