@@ -4,6 +4,7 @@
 
 mod counters;
 mod jobs;
+mod ledger;
 mod server;
 mod status;
 mod store;
@@ -32,7 +33,8 @@ fn main() -> ExitCode {
             // SIGHUP: read the allowed keys again.
             let reload = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())?;
-            server::Server::start(config.broker, &config.curve, reload)?.run(&shutdown)?;
+            server::Server::start(config.broker, &config.curve, &config.ledger, reload)?
+                .run(&shutdown)?;
             Ok(ExitCode::SUCCESS)
         },
     )

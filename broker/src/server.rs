@@ -153,6 +153,7 @@ pub struct Server {
     next_purge_ms: i64,
     auth: Option<Auth>,
     reload: std::sync::Arc<AtomicBool>,
+    checkpoints: crate::ledger::Checkpoints,
     _context: transport::Context,
 }
 
@@ -161,8 +162,10 @@ impl Server {
     pub fn start(
         config: BrokerConfig,
         curve: &CurveConfig,
+        ledger: &bonnie_core::config::LedgerConfig,
         reload: std::sync::Arc<AtomicBool>,
     ) -> anyhow::Result<Self> {
+        let checkpoints = crate::ledger::Checkpoints::new(ledger, now_ms())?;
         let addresses = [
             ("dealer_address", &config.dealer_address),
             ("controller_address", &config.controller_address),
@@ -302,6 +305,7 @@ impl Server {
             next_purge_ms: now,
             auth,
             reload,
+            checkpoints,
             _context: context,
         })
     }
@@ -571,9 +575,16 @@ impl Server {
             self.unknown_peer(Router::Controller, identity, "worker report");
             return Ok(());
         }
+        let mut leaves = None;
         let (id, outcome) = match message {
             ControlMsg::Heartbeat | ControlMsg::Ready { .. } => return Ok(()),
-            ControlMsg::Done { id } => (id, Outcome::Done),
+            ControlMsg::Done {
+                id,
+                leaves: reported,
+            } => {
+                leaves = Some(reported);
+                (id, Outcome::Done)
+            }
             ControlMsg::Postpone { id, reason } => (id, Outcome::Postpone(reason)),
             ControlMsg::Collect {
                 id,
@@ -596,11 +607,16 @@ impl Server {
         if let Some(worker) = self.jobs.workers.get_mut(identity) {
             worker.credit += 1;
         }
-        self.apply(&id, outcome, now);
+        if self.apply(&id, outcome, now)
+            && let Some(leaves) = leaves
+        {
+            self.store.done(crate::ledger::DoneJob { id, leaves });
+        }
         Ok(())
     }
 
-    fn apply(&mut self, id: &str, outcome: Outcome, now: i64) {
+    /// Applies a report to an unfinished job; false when there is none (a late report).
+    fn apply(&mut self, id: &str, outcome: Outcome, now: i64) -> bool {
         let described = match &outcome {
             Outcome::Fail(reason) => Some(reason.clone()),
             _ => None,
@@ -613,8 +629,12 @@ impl Server {
                     warn!(job = %id, reason = ?update.reason, "Job failed after its last postponement.");
                 }
                 self.updates.push(update);
+                true
             }
-            None => debug!(job = %id, "A report for a job that is not unfinished here; ignored."),
+            None => {
+                debug!(job = %id, "A report for a job that is not unfinished here; ignored.");
+                false
+            }
         }
     }
 
@@ -752,10 +772,24 @@ impl Server {
             AdminRequest::Failed { limit } => status::failed(&self.store, limit),
             AdminRequest::Retry { id } => self.retry(Some(&id)),
             AdminRequest::RetryAll => self.retry(None),
+            AdminRequest::Checkpoint => self.checkpoint(),
         };
         let reply = reply.unwrap_or_else(|e| AdminReply::Error(format!("{e:#}")));
         self.send(Router::Admin, identity, &reply.frames());
         Ok(())
+    }
+
+    /// A checkpoint now, of every job DONE so far (the pending batch committed first).
+    fn checkpoint(&mut self) -> anyhow::Result<AdminReply> {
+        self.flush(true);
+        let made = self.checkpoints.make(self.store.connection())?;
+        if made.new {
+            info!(
+                size = made.size,
+                "Checkpoint signed on the admin's request."
+            );
+        }
+        Ok(AdminReply::Ok(serde_json::to_string(&made)?))
     }
 
     fn retry(&mut self, id: Option<&str>) -> anyhow::Result<AdminReply> {
@@ -862,6 +896,7 @@ impl Server {
         }
         let due = self.jobs.release_due(now);
         self.updates.extend(due);
+        self.checkpoints.tick(self.store.connection(), now);
         if now >= self.next_purge_ms {
             self.next_purge_ms = now + 60_000;
             match self

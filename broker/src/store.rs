@@ -154,6 +154,8 @@ pub struct Store {
     conn: Connection,
     /// Whether commits are synced (`synchronous = FULL`) right now.
     syncing: bool,
+    /// Jobs DONE since the last commit, whose leaves the next commit appends to the ledger.
+    done: Vec<crate::ledger::DoneJob>,
 }
 
 /// `seq` is the arrival order. It is a plain rowid (max + 1), not AUTOINCREMENT: it stays
@@ -204,9 +206,11 @@ impl Store {
         if !has_collected {
             conn.execute_batch("ALTER TABLE jobs ADD COLUMN collected INTEGER NOT NULL DEFAULT 0")?;
         }
+        crate::ledger::create_tables(&conn)?;
         Ok(Self {
             conn,
             syncing: true,
+            done: Vec::new(),
         })
     }
 
@@ -346,8 +350,22 @@ impl Store {
                 }
             }
         }
+        // In the transaction that marks the jobs DONE: the ledger's order is the DONE order.
+        crate::ledger::append_done(&tx, &self.done)?;
         tx.commit()?;
+        self.done.clear();
         Ok(inserted)
+    }
+
+    /// Records that a job is DONE with these leaves (its update comes in the same batch): the
+    /// next [`Store::commit`] appends them to the ledger.
+    pub fn done(&mut self, job: crate::ledger::DoneJob) {
+        self.done.push(job);
+    }
+
+    /// The connection, for the ledger's checkpoints.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
     }
 
     /// A job's notification as it stands (what its collector wrote, if it did).

@@ -4,9 +4,11 @@
 #![forbid(unsafe_code)]
 
 mod broker;
+mod checkpoint;
 mod keys;
 mod spool;
 mod trace;
+mod verify;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -50,6 +52,36 @@ enum Command {
         #[command(subcommand)]
         command: ApiClientCommand,
     },
+    /// The verifiable log's signing key
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
+    /// Ask the broker to sign a checkpoint of the verifiable log now, and print it
+    Checkpoint {
+        /// Print the checkpoint as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the verifiable log: every record and payload against its leaf, the tree against
+    /// the signed checkpoints; names the first bad sequence number, fails on any finding
+    Verify {
+        /// Read back records from this sequence number on
+        #[arg(long, value_name = "N")]
+        from: Option<u64>,
+        /// Read back records before this sequence number
+        #[arg(long, value_name = "N")]
+        to: Option<u64>,
+        /// The archive's public key file [default: [ledger] signing_key's]
+        #[arg(long, value_name = "PATH")]
+        public_key: Option<PathBuf>,
+        /// The broker's job store (or a copy) holding the log [default: [broker] database]
+        #[arg(long, value_name = "PATH")]
+        job_store: Option<PathBuf>,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// CURVE keys of the broker and its peers ([curve] keys_dir)
     Keys {
         #[command(subcommand)]
@@ -66,6 +98,17 @@ enum Command {
         /// Print the traces as one JSON array
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Make the archive's signing key ([ledger] signing_key) and its public key beside it
+    Init {
+        /// The key's name, the checkpoints' origin (no spaces, no '+'), e.g.
+        /// archive.example.org/bonnie
+        #[arg(long, default_value = "bonnie")]
+        name: String,
     },
 }
 
@@ -128,6 +171,26 @@ fn run(args: &Args) -> anyhow::Result<()> {
     match &args.command {
         Command::ApiClient { command } => api_client(&config, command)?,
         Command::Keys { command } => keys::run(&config, command)?,
+        Command::Ledger {
+            command: LedgerCommand::Init { name },
+        } => checkpoint::init(&config, name)?,
+        Command::Checkpoint { json } => checkpoint::run(&broker, *json)?,
+        Command::Verify {
+            from,
+            to,
+            public_key,
+            job_store,
+            json,
+        } => verify::run(
+            &config,
+            &verify::VerifyArgs {
+                from: *from,
+                to: *to,
+                public_key: public_key.as_deref(),
+                job_store: job_store.as_deref(),
+                json: *json,
+            },
+        )?,
         Command::Trace { what, since, json } => trace::run(
             &config,
             &trace::TraceArgs {

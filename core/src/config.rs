@@ -67,6 +67,9 @@ pub struct Config {
     /// `[curve]`: the keys that authenticate every connection to the broker.
     #[serde(default)]
     pub curve: CurveConfig,
+    /// `[ledger]`: the verifiable log's signed checkpoints, kept by the broker.
+    #[serde(default)]
+    pub ledger: LedgerConfig,
     /// `[plugins.<name>]`: each plugin's own table, handed to it as JSON; the plugin checks it.
     #[serde(default)]
     pub plugins: BTreeMap<String, toml::Table>,
@@ -77,6 +80,36 @@ pub struct Config {
     /// The file this was read from.
     #[serde(skip)]
     pub path: PathBuf,
+}
+
+/// `[ledger]`: the verifiable log. The broker appends a leaf for every job DONE whatever this
+/// says; with a signing key it also signs checkpoints of the tree, on the interval and when
+/// `bonnie checkpoint` asks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    /// The archive's Ed25519 signing key (owner-only; `bonnie ledger init` makes it). No key,
+    /// no checkpoints. Default: none.
+    pub signing_key: Option<PathBuf>,
+    /// Seconds between checkpoints, when the tree grew. Default 3600 (hourly).
+    pub checkpoint_interval_s: u64,
+    /// A folder to publish each checkpoint to (`<size>.checkpoint`, `<size>.tsr`), for an
+    /// admin to copy elsewhere. Default: none.
+    pub publish_dir: Option<PathBuf>,
+    /// An RFC 3161 time-stamping authority's URL: each checkpoint is stamped by it. Default:
+    /// none.
+    pub tsa_url: Option<String>,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            signing_key: None,
+            checkpoint_interval_s: 3600,
+            publish_dir: None,
+            tsa_url: None,
+        }
+    }
 }
 
 /// `[worker]`: the worker host, `bonnie-worker`.
@@ -610,6 +643,16 @@ impl Config {
             .bind_password_file
             .as_ref()
             .map(|p| config.resolve(p));
+        config.ledger.signing_key = config
+            .ledger
+            .signing_key
+            .as_ref()
+            .map(|p| config.resolve(p));
+        config.ledger.publish_dir = config
+            .ledger
+            .publish_dir
+            .as_ref()
+            .map(|p| config.resolve(p));
         config.api.clients = config.resolve(&config.api.clients);
         config.curve.keys_dir = config.resolve(&config.curve.keys_dir);
         config.dealer.curve = config.curve.clone();
@@ -765,6 +808,17 @@ impl Config {
         }
         if w.batch_wait_ms > 10_000 {
             return Err(self.invalid("[worker] batch_wait_ms must be at most 10000"));
+        }
+        let ledger = &self.ledger;
+        if ledger.checkpoint_interval_s == 0 {
+            return Err(self.invalid("[ledger] checkpoint_interval_s must be at least 1"));
+        }
+        if let Some(url) = &ledger.tsa_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(self.invalid(format!(
+                "[ledger] tsa_url = {url:?}: an http:// or https:// URL"
+            )));
         }
         let b = &self.broker;
         if b.heartbeat_ms == 0 || b.heartbeat_liveness == 0 {

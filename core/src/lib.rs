@@ -9,6 +9,7 @@ pub mod imap;
 pub mod jsonl;
 #[cfg(feature = "transport")]
 pub mod keys;
+pub mod ledger;
 pub mod logging;
 pub mod notification;
 pub mod payload;

@@ -6,12 +6,18 @@
 //! | socket | from | frames |
 //! |---|---|---|
 //! | dealer | dealer | `NOTIFY id notification` → `ACK id` |
-//! | controller | worker | `READY credit`, `HEARTBEAT`, `DONE id`, `POSTPONE id reason`, `COLLECT id commands notification`, `FAIL id reason` |
+//! | controller | worker | `READY credit`, `HEARTBEAT`, `DONE id [leaves]`, `POSTPONE id reason`, `COLLECT id commands notification`, `FAIL id reason` |
 //! | controller | broker | `TAKE id`, `HEARTBEAT` |
 //! | worker | worker | `GET id` → `JOB id notification [meta]` or `NOJOB id` |
 //! | collector | collector | `READY host commands credit`, `HEARTBEAT`, `DONE id notification`, `POSTPONE id reason`, `FAIL id reason` |
 //! | collector | broker | `COLLECT id commands notification`, `HEARTBEAT` |
-//! | admin | `bonnie` | `STATUS`, `FAILED limit`, `RETRY id`, `RETRY-ALL` → `OK json` or `ERROR message` |
+//! | admin | `bonnie` | `STATUS`, `FAILED limit`, `RETRY id`, `RETRY-ALL`, `CHECKPOINT` → `OK json` or `ERROR message` |
+//!
+//! `DONE`'s optional third frame is a JSON array of [`LeafReport`]s: what the worker stored, for
+//! the broker's verifiable log. A worker from before it sends two frames; the broker logs such a
+//! job with an unattested leaf (see `bonnie-broker`'s `ledger` module), never without one.
+
+use crate::ledger::LeafReport;
 
 /// Longest job id accepted, in bytes.
 pub const MAX_ID_LEN: usize = 128;
@@ -203,6 +209,8 @@ pub enum ControlMsg {
     Done {
         /// The job.
         id: String,
+        /// The leaves of what it stored; `None` from a worker that does not report them.
+        leaves: Option<Vec<LeafReport>>,
     },
     /// Retry the job later.
     Postpone {
@@ -244,9 +252,20 @@ impl ControlMsg {
                 Ok(Self::Heartbeat)
             }
             b"DONE" => {
-                expect(frames, "DONE", 2)?;
+                if frames.len() != 3 {
+                    expect(frames, "DONE", 2)?;
+                }
+                let leaves = frames
+                    .get(2)
+                    .map(|json| serde_json::from_slice(json))
+                    .transpose()
+                    .map_err(|_| ProtocolError::Invalid {
+                        command: "DONE",
+                        what: "leaves",
+                    })?;
                 Ok(Self::Done {
                     id: id(&frames[1], "DONE")?,
+                    leaves,
                 })
             }
             b"POSTPONE" => {
@@ -280,7 +299,14 @@ impl ControlMsg {
         match self {
             Self::Ready { credit } => vec![b"READY".to_vec(), credit.to_string().into_bytes()],
             Self::Heartbeat => vec![b"HEARTBEAT".to_vec()],
-            Self::Done { id } => vec![b"DONE".to_vec(), id.as_bytes().to_vec()],
+            Self::Done { id, leaves } => {
+                let mut frames = vec![b"DONE".to_vec(), id.as_bytes().to_vec()];
+                if let Some(leaves) = leaves {
+                    // A list of plain structs of strings always serializes.
+                    frames.push(serde_json::to_vec(leaves).unwrap_or_default());
+                }
+                frames
+            }
             Self::Postpone { id, reason } => {
                 vec![
                     b"POSTPONE".to_vec(),
@@ -624,6 +650,8 @@ pub enum AdminRequest {
     },
     /// Return every FAILED job to PENDING.
     RetryAll,
+    /// Sign a checkpoint of the verifiable log now.
+    Checkpoint,
 }
 
 impl AdminRequest {
@@ -644,6 +672,7 @@ impl AdminRequest {
                 })
             }
             b"RETRY-ALL" => Ok(Self::RetryAll),
+            b"CHECKPOINT" => Ok(Self::Checkpoint),
             other => Err(unknown(other)),
         }
     }
@@ -655,6 +684,7 @@ impl AdminRequest {
             Self::Failed { limit } => vec![b"FAILED".to_vec(), limit.to_string().into_bytes()],
             Self::Retry { id } => vec![b"RETRY".to_vec(), id.as_bytes().to_vec()],
             Self::RetryAll => vec![b"RETRY-ALL".to_vec()],
+            Self::Checkpoint => vec![b"CHECKPOINT".to_vec()],
         }
     }
 }
@@ -706,7 +736,18 @@ mod tests {
         let control = [
             ControlMsg::Ready { credit: 64 },
             ControlMsg::Heartbeat,
-            ControlMsg::Done { id: "a1".into() },
+            ControlMsg::Done {
+                id: "a1".into(),
+                leaves: None,
+            },
+            ControlMsg::Done {
+                id: "a1".into(),
+                leaves: Some(vec![LeafReport {
+                    id: "a1".into(),
+                    record_digest: "00".repeat(32),
+                    payload_digests: vec!["11".repeat(32)],
+                }]),
+            },
             ControlMsg::Postpone {
                 id: "a1".into(),
                 reason: "Logout before Login".into(),
@@ -762,6 +803,7 @@ mod tests {
             AdminRequest::Status,
             AdminRequest::Failed { limit: 5 },
             AdminRequest::RetryAll,
+            AdminRequest::Checkpoint,
         ] {
             assert_eq!(AdminRequest::parse(&request.frames()).unwrap(), request);
         }
@@ -796,6 +838,10 @@ mod tests {
         assert!(matches!(
             ControlMsg::parse(&f(&[b"DONE"])),
             Err(ProtocolError::FrameCount { .. })
+        ));
+        assert!(matches!(
+            ControlMsg::parse(&f(&[b"DONE", b"a1", b"not json"])),
+            Err(ProtocolError::Invalid { what: "leaves", .. })
         ));
         assert!(matches!(
             ControlMsg::parse(&f(&[b"READY", b"many"])),

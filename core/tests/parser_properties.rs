@@ -79,7 +79,10 @@ proptest! {
         prop_assert_eq!(protocol::parse_get(&protocol::get_frames(&id)).unwrap(), id.clone());
         for msg in [
             protocol::ControlMsg::Ready { credit },
-            protocol::ControlMsg::Done { id: id.clone() },
+            protocol::ControlMsg::Done {
+                id: id.clone(),
+                leaves: None,
+            },
             protocol::ControlMsg::Postpone { id: id.clone(), reason: reason.clone() },
             protocol::ControlMsg::Collect {
                 id: id.clone(),

@@ -151,7 +151,10 @@ impl RecordQuery {
 /// default body.
 #[sabi_trait]
 pub trait FfiStorage: Send + Sync + Clone {
-    /// The record with this key, if any. (since 1.0)
+    /// The record with this key, if any. (since 1.0) Collection `log` is the event log keyed
+    /// by job id: a job's entry with its record as it was appended, nothing a storage added
+    /// (a storage that cannot read its log back answers `None`; the worker then reports the
+    /// job's leaf in the ledger as unattested).
     fn get(&self, collection: RStr<'_>, key: RStr<'_>) -> RResult<ROption<Record>, PluginError>;
 
     /// Inserts or replaces a record. (since 1.0)

@@ -217,6 +217,9 @@ impl Storage for SqliteStorage {
         // while a reading connection drops its cache whenever the file changed since its
         // last read, which between two handlers' writes is always. Handlers read a view
         // just before they write it back, and a point read is short beside the writes.
+        if collection == log::COLLECTION {
+            return self.write(false, |conn| log::entry(conn, key));
+        }
         self.write(false, |conn| records::get(conn, collection, key))
     }
 

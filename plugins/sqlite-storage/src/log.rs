@@ -319,6 +319,25 @@ pub fn search(conn: &Connection, query: &RecordQuery) -> rusqlite::Result<Vec<Re
     rows.collect()
 }
 
+/// The log entry of job `job_id` as stored (its record exactly as it was appended), keyed by
+/// the job id: what a worker reads back to take the ledger's digest, and a verifier to check
+/// it.
+pub fn entry(conn: &Connection, job_id: &str) -> rusqlite::Result<Option<Record>> {
+    conn.prepare_cached("SELECT time_ms, record FROM log WHERE job_id = ?1")?
+        .query_row([job_id], |row| {
+            let (time_ms, record): (Option<i64>, String) = (row.get(0)?, row.get(1)?);
+            Ok(Record {
+                collection: COLLECTION.into(),
+                key: job_id.into(),
+                time_ms: time_ms.into(),
+                body: record.into(),
+                index: Default::default(),
+                extra: Default::default(),
+            })
+        })
+        .optional()
+}
+
 /// Walks the chain from the first entry; the first `seq` whose hash does not match, if any.
 pub fn verify(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     let mut stmt =

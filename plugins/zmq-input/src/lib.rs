@@ -16,6 +16,7 @@ use std::{
 };
 
 use bonnie_core::{
+    ledger::LeafReport,
     protocol::{self, ControlMsg, DataReply, ToWorker},
     transport::{self, Context, Socket},
 };
@@ -149,6 +150,37 @@ impl ZmqInput {
     }
 }
 
+impl ZmqInput {
+    /// The leaf of job `job_id`'s log record as the storage holds it: a retried job whose first
+    /// attempt was stored keeps that first record, which may differ from this attempt's (views
+    /// it read changed since), so the digest is taken of what was kept, read back by job id.
+    /// `None` when the storage cannot give log records back (one from before it could): the
+    /// broker then logs the job as unattested. An error (a storage that is down) postpones the
+    /// job: it runs again, its write changes nothing, and its leaf is read then.
+    fn stored_leaf(&self, job_id: &str) -> Result<Option<LeafReport>, String> {
+        let storage = match self.shared.host.storage() {
+            Ok(storage) => storage,
+            Err(_) => return Ok(None),
+        };
+        let cannot = |e: &dyn std::fmt::Display| {
+            format!("cannot read back the stored log record for the ledger: {e}")
+        };
+        match storage.get("log", job_id) {
+            Ok(Some(record)) => LeafReport::of_stored(job_id, record.body.as_str())
+                .map(Some)
+                .map_err(|e| cannot(&e)),
+            Ok(None) => {
+                self.shared.host.warn(
+                    "The storage does not give the job's log record back: its leaf in the ledger is unattested.",
+                    &[("job", &job_id)],
+                );
+                Ok(None)
+            }
+            Err(e) => Err(cannot(&e.message)),
+        }
+    }
+}
+
 impl Input for ZmqInput {
     fn start(&self, capacity: u32) -> Result<(), PluginError> {
         let credit = if self.shared.settings.credit > 0 {
@@ -197,7 +229,13 @@ impl Input for ZmqInput {
     fn complete(&self, job_id: &str, outcome: JobOutcome) -> Result<(), PluginError> {
         let id = job_id.to_string();
         let message = match outcome {
-            JobOutcome::Done => ControlMsg::Done { id },
+            JobOutcome::Done => match self.stored_leaf(job_id) {
+                Ok(leaf) => ControlMsg::Done {
+                    id,
+                    leaves: leaf.map(|leaf| vec![leaf]),
+                },
+                Err(reason) => ControlMsg::Postpone { id, reason },
+            },
             JobOutcome::Collect {
                 commands,
                 notification,
@@ -444,7 +482,7 @@ impl Network {
     fn forward_outcomes(&self, session: &Session, held: &mut HashSet<String>) {
         while let Ok(Some(frames)) = transport::try_recv(&self.outcomes) {
             if let Ok(
-                ControlMsg::Done { id }
+                ControlMsg::Done { id, .. }
                 | ControlMsg::Postpone { id, .. }
                 | ControlMsg::Collect { id, .. }
                 | ControlMsg::Fail { id, .. },

@@ -1,0 +1,300 @@
+//! `bonnie verify`: checks the verifiable log. The leaves and signed checkpoints are read from
+//! the broker's job store (read-only: the file on the broker's host, or a copy an auditor was
+//! given); each leaf's record and payloads are read through the storage plugin, as the workers
+//! wrote them, and their leaf recomputed; `bonnie_ledger::verify` compares the two and checks
+//! the roots, signatures and consistency proofs. Prints the first bad sequence number and what
+//! is wrong; any finding is a failure.
+
+use std::{
+    collections::HashMap,
+    io::{IsTerminal as _, Write as _},
+    path::{Path, PathBuf},
+    sync::{Arc, atomic::AtomicBool},
+};
+
+use anyhow::{Context as _, bail};
+use bonnie_core::{Config, ledger::LeafReport, payload};
+use bonnie_ledger::{
+    ArchiveKey, Entry, Hash, LeafData, PublicKey, Report, SqliteStore, verify::FindingKind,
+};
+use bonnie_plugin_api::storage::StorageClient;
+use rusqlite::{Connection, OpenFlags};
+use serde_json::{Value, json};
+
+/// What `bonnie verify` was asked.
+pub struct VerifyArgs<'a> {
+    /// The first sequence number whose record is read back (the tree is always checked whole).
+    pub from: Option<u64>,
+    /// The sequence number after the last whose record is read back.
+    pub to: Option<u64>,
+    /// The archive's public key file (`<name>+<id>+<key>`); default: the one of `[ledger]
+    /// signing_key`.
+    pub public_key: Option<&'a Path>,
+    /// The job store to read the log from; default `[broker] database`.
+    pub job_store: Option<&'a Path>,
+    /// JSON instead of text.
+    pub json: bool,
+}
+
+/// The record digest the broker gives a job whose worker reported no leaf.
+const UNATTESTED: Hash = [0; 32];
+
+/// Runs the check and prints its report; an error when anything is wrong.
+pub fn run(config: &Config, args: &VerifyArgs<'_>) -> anyhow::Result<()> {
+    let key = public_key(config, args.public_key)?;
+    let path = args
+        .job_store
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| config.broker.database.clone());
+    let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).with_context(
+        || {
+            format!(
+                "cannot open the job store {} to read the log",
+                path.display()
+            )
+        },
+    )?;
+    let store = SqliteStore::new(&conn);
+    let checkpoints = store
+        .checkpoints()
+        .with_context(|| format!("cannot read the checkpoints in {}", path.display()))?;
+    let (_, storage) = bonnie_host::open_storage(config, Arc::new(AtomicBool::new(false)))?;
+    let storage = StorageClient::new(storage);
+    let range = args.from.unwrap_or(0)..args.to.unwrap_or(u64::MAX);
+    let found = read_back(&store, &storage, &range)?;
+    let unattested: Vec<u64> = found.unattested.clone();
+    let recomputed = found.recomputed(&store)?;
+    let report = bonnie_ledger::verify(&key, &checkpoints, store.leaves(), recomputed)
+        .context("cannot read the log's leaves")?;
+    print_report(&report, &unattested, args.json);
+    if !report.is_clean() {
+        bail!(
+            "the archive does not verify: {} finding{}",
+            report.findings.len(),
+            if report.findings.len() == 1 { "" } else { "s" }
+        );
+    }
+    Ok(())
+}
+
+/// The public key: the file given, else the signing key's.
+fn public_key(config: &Config, given: Option<&Path>) -> anyhow::Result<PublicKey> {
+    if let Some(path) = given {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the public key {}", path.display()))?;
+        return Ok(PublicKey::parse(&text)?);
+    }
+    let Some(path) = &config.ledger.signing_key else {
+        bail!("no --public-key, and no [ledger] signing_key to take it from");
+    };
+    Ok(ArchiveKey::read(path)
+        .with_context(|| format!("cannot read the archive's key {}", path.display()))?
+        .public())
+}
+
+/// What storage gave back, by sequence number, where it differs from the log.
+struct ReadBack {
+    /// Leaves whose record is not in storage.
+    missing: Vec<u64>,
+    /// Leaves whose recomputed entry differs from the log's: what storage has there.
+    differing: HashMap<u64, Entry>,
+    /// Leaves the broker logged without a worker's digest.
+    unattested: Vec<u64>,
+}
+
+/// Reads back the record and payloads of every leaf in `range`; a progress line on a terminal.
+fn read_back(
+    store: &SqliteStore<'_>,
+    storage: &StorageClient,
+    range: &std::ops::Range<u64>,
+) -> anyhow::Result<ReadBack> {
+    let total = bonnie_ledger::NodeReader::size(store)?;
+    let progress = std::io::stderr().is_terminal();
+    let mut back = ReadBack {
+        missing: Vec::new(),
+        differing: HashMap::new(),
+        unattested: Vec::new(),
+    };
+    // The log's entries that storage disagrees with, by record digest: a record found under
+    // another leaf's id was moved there (two records swapped), not changed.
+    let mut logged_digests: HashMap<Hash, Entry> = HashMap::new();
+    for leaf in store.leaves() {
+        let (seq, bytes) = leaf?;
+        if !range.contains(&seq) {
+            continue;
+        }
+        if progress && (seq % 1000 == 0 || seq + 1 == total) {
+            eprint!("\rbonnie verify: record {} of {total}", seq + 1);
+            let _ = std::io::stderr().flush();
+        }
+        let Ok(logged) = LeafData::decode(&bytes) else {
+            // The verifier names an unreadable leaf itself.
+            continue;
+        };
+        if logged.entry.record_digest == UNATTESTED {
+            back.unattested.push(seq);
+        }
+        match recompute(storage, &logged.entry.id)? {
+            None => back.missing.push(seq),
+            Some(found) if found == logged.entry => {}
+            Some(found) => {
+                logged_digests.insert(logged.entry.record_digest, logged.entry.clone());
+                back.differing.insert(seq, found);
+            }
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    for found in back.differing.values_mut() {
+        if let Some(moved) = logged_digests.get(&found.record_digest)
+            && moved.id != found.id
+        {
+            *found = moved.clone();
+        }
+    }
+    Ok(back)
+}
+
+impl ReadBack {
+    /// The recomputed leaves in sequence order: the log's own entry where storage agrees (or
+    /// outside the range read), storage's where it differs, none where the record is gone.
+    fn recomputed<'s>(
+        self,
+        store: &'s SqliteStore<'s>,
+    ) -> anyhow::Result<impl Iterator<Item = LeafData> + 's> {
+        let ReadBack {
+            missing,
+            mut differing,
+            ..
+        } = self;
+        let missing: std::collections::HashSet<u64> = missing.into_iter().collect();
+        Ok(store.leaves().filter_map(move |leaf| {
+            let (seq, bytes) = leaf.ok()?;
+            if missing.contains(&seq) {
+                return None;
+            }
+            let entry = match differing.remove(&seq) {
+                Some(found) => found,
+                None => LeafData::decode(&bytes).ok()?.entry,
+            };
+            Some(LeafData { seq, entry })
+        }))
+    }
+}
+
+/// The entry of job `id` as storage holds it: its log record's digest and the digest of each
+/// payload it names as read back (a payload that is gone is left out); `None` when storage has
+/// no log record for the job.
+fn recompute(storage: &StorageClient, id: &str) -> anyhow::Result<Option<Entry>> {
+    let Some(record) = storage
+        .get("log", id)
+        .map_err(|e| anyhow::anyhow!("cannot read job {id}'s log record: {}", e.message))?
+    else {
+        return Ok(None);
+    };
+    let leaf = LeafReport::of_stored(id, record.body.as_str()).map_err(anyhow::Error::msg)?;
+    let (record_digest, _) = leaf.digests().map_err(anyhow::Error::msg)?;
+    let mut payload_digests = Vec::new();
+    for named in &leaf.payload_digests {
+        // A payload storage cannot give back (gone, or damaged past reading) is not there.
+        if let Ok(Some(bytes)) = storage.get_payload(named)
+            && let Some(digest) = bonnie_core::ledger::from_hex(&payload::digest(&bytes))
+        {
+            payload_digests.push(digest);
+        }
+    }
+    payload_digests.sort_unstable();
+    payload_digests.dedup();
+    Ok(Some(Entry {
+        kind: bonnie_ledger::LeafKind::Record,
+        id: id.to_string(),
+        record_digest,
+        payload_digests,
+        refers_to: None,
+    }))
+}
+
+fn kind_name(kind: FindingKind) -> &'static str {
+    match kind {
+        FindingKind::Changed => "changed",
+        FindingKind::Missing => "missing",
+        FindingKind::Reordered => "reordered",
+        FindingKind::TruncatedAfterCheckpoint => "truncated after a checkpoint",
+        FindingKind::PayloadAltered => "payload altered",
+        FindingKind::BadSignature => "bad signature",
+        FindingKind::Inconsistent => "inconsistent with a checkpoint",
+    }
+}
+
+fn print_report(report: &Report, unattested: &[u64], json: bool) {
+    let note = |seq: Option<u64>| {
+        seq.filter(|s| unattested.contains(s))
+            .map(|_| " (unattested: its worker reported no digest of what it stored)")
+            .unwrap_or("")
+    };
+    if json {
+        let findings: Vec<Value> = report
+            .findings
+            .iter()
+            .map(|f| {
+                json!({
+                    "kind": kind_name(f.kind),
+                    "seq": f.seq,
+                    "checkpoint": f.checkpoint,
+                    "detail": format!("{}{}", f.detail, note(f.seq)),
+                })
+            })
+            .collect();
+        let first_bad = report.first().and_then(|f| f.seq);
+        println!(
+            "{}",
+            json!({
+                "leaves": report.leaves,
+                "checkpoints": report.checkpoints,
+                "verified": report.is_clean(),
+                "first_bad_seq": first_bad,
+                "findings": findings,
+            })
+        );
+        return;
+    }
+    match report.first() {
+        None => println!(
+            "The log verifies: {} leaves, {} signed checkpoint{}.",
+            report.leaves,
+            report.checkpoints,
+            if report.checkpoints == 1 { "" } else { "s" }
+        ),
+        Some(first) => {
+            let at = first.seq.map_or_else(
+                || "a checkpoint".to_string(),
+                |s| format!("sequence number {s}"),
+            );
+            println!(
+                "The log does not verify. First bad: {at}: {}: {}{}",
+                kind_name(first.kind),
+                first.detail,
+                note(first.seq)
+            );
+            for finding in &report.findings[1..] {
+                let at = finding
+                    .seq
+                    .map_or_else(|| "-".to_string(), |s| s.to_string());
+                println!(
+                    "  {at}: {}: {}{}",
+                    kind_name(finding.kind),
+                    finding.detail,
+                    note(finding.seq)
+                );
+            }
+        }
+    }
+}
+
+/// The public key's file beside the signing key: `<key>.pub`.
+pub fn public_key_path(signing_key: &Path) -> PathBuf {
+    let mut name = signing_key.as_os_str().to_owned();
+    name.push(".pub");
+    PathBuf::from(name)
+}
