@@ -2,12 +2,13 @@
 //! workers into SQLite, a signed checkpoint, then `bonnie verify` on the untouched archive and
 //! on copies tampered with in each way an operator could (a record's byte changed, a record
 //! deleted, two swapped, the log truncated after a checkpoint, the tree replaced by one
-//! recomputed without the signing key), each named by its kind and sequence number.
+//! recomputed without the signing key), each named by its kind and sequence number; and a
+//! message delivered to a real Cyrus whose stored payload is changed by one byte.
 
 use std::path::{Path, PathBuf};
 
-use bonnie_ledger::{Entry, LeafData, SqliteStore};
-use bonnie_tests::{cluster::Cluster, paths, process, worker::ARCHIVE_HANDLERS};
+use bonnie_ledger::{ArchiveKey, Entry, LeafData, SqliteStore};
+use bonnie_tests::{cluster::Cluster, lab::CyrusLab, paths, process, worker::ARCHIVE_HANDLERS};
 use rusqlite::{Connection, params};
 use serde_json::Value;
 
@@ -75,7 +76,12 @@ fn leaves(cluster: &Cluster) -> Vec<LeafData> {
 
 /// `bonnie verify --json`: whether it passed, and its report.
 fn verify(cluster: &Cluster) -> (bool, Value) {
-    let output = cluster.bonnie(&["verify", "--json"]);
+    verify_with(cluster, &[])
+}
+
+/// `bonnie verify --json` with more arguments.
+fn verify_with(cluster: &Cluster, args: &[&str]) -> (bool, Value) {
+    let output = cluster.bonnie(&[&["verify", "--json"], args].concat());
     let report: Value = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|_| panic!("verify printed no JSON: {}", process::describe(&output)));
     (output.status.success(), report)
@@ -83,7 +89,11 @@ fn verify(cluster: &Cluster) -> (bool, Value) {
 
 /// Asserts that verify fails and that its first finding is `kind` at `seq`.
 fn assert_named(cluster: &Cluster, kind: &str, seq: u64, what: &str) {
-    let (passed, report) = verify(cluster);
+    assert_named_with(cluster, &[], kind, seq, what);
+}
+
+fn assert_named_with(cluster: &Cluster, args: &[&str], kind: &str, seq: u64, what: &str) {
+    let (passed, report) = verify_with(cluster, args);
     assert!(!passed, "{what}: verify passed: {report}");
     let first = &report["findings"][0];
     assert_eq!(first["kind"], kind, "{what}: {report}");
@@ -291,4 +301,53 @@ fn the_leaves_of_two_workers_are_one_log_in_done_order_that_verifies() {
     let (passed, report) = verify(&cluster);
     assert!(passed, "{report}");
     assert_eq!(report["leaves"].as_u64(), Some(log.len() as u64));
+}
+
+const JOHN: &str = "john.doe@example.org";
+
+/// A message delivered over LMTP to a real Cyrus, its payload fetched by the collector, then
+/// changed by one byte in the archive: verify names the payload of that record.
+#[test]
+fn bonnie_verify_names_a_payload_changed_by_one_byte() {
+    let lab = CyrusLab::start(&[], &[JOHN]);
+    let mail = format!(
+        "From: <{JOHN}>\r\nTo: <{JOHN}>\r\nSubject: kept as evidence\r\nMessage-ID: <evidence@example.org>\r\n\r\nThe body.\r\n"
+    );
+    lab.cyrus.lmtp(JOHN, &[JOHN], mail.as_bytes());
+    lab.wait_until_archived();
+    let cluster = &lab.cluster;
+    // No [ledger] key: no checkpoints, the records are checked against the leaves alone.
+    let key_path = cluster.path().join("verifier.key");
+    let public = ArchiveKey::generate(&key_path, "verifier.test")
+        .unwrap()
+        .public();
+    let public_path = cluster.path().join("verifier.pub");
+    std::fs::write(&public_path, public.to_string()).unwrap();
+    let args = ["--public-key", public_path.to_str().unwrap()];
+    let (passed, report) = verify_with(cluster, &args);
+    assert!(passed, "the untouched archive: {report}");
+    let log = leaves(cluster);
+    let with_payload = log
+        .iter()
+        .find(|leaf| !leaf.entry.payload_digests.is_empty())
+        .expect("the delivery's record names its payload");
+    let digest = bonnie_core::ledger::hex(&with_payload.entry.payload_digests[0]);
+    let mut bytes = cluster.payload(&digest);
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0x01;
+    let compressed = bonnie_core::payload::compress(&bytes).unwrap();
+    let changed = open(&archive_path(cluster))
+        .execute(
+            "UPDATE payloads SET data = ?2 WHERE digest = ?1",
+            params![digest, compressed],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    assert_named_with(
+        cluster,
+        &args,
+        "payload altered",
+        with_payload.seq,
+        "a payload's byte changed",
+    );
 }
