@@ -4,7 +4,6 @@
 //! socket, or nowhere.
 
 use std::{
-    io::{BufRead, BufReader, Write},
     net::TcpStream,
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -363,51 +362,7 @@ impl Cyrus {
 
     /// Delivers a message over LMTP.
     pub fn lmtp(&self, from: &str, to: &[&str], message: &[u8]) {
-        let stream = TcpStream::connect(("127.0.0.1", self.lmtp_port)).expect("connecting to LMTP");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut writer = stream;
-        let expect = |reader: &mut BufReader<TcpStream>, code: &str| loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).expect("reading LMTP");
-            assert!(
-                line.starts_with(code),
-                "LMTP: expected {code}, got {line:?}"
-            );
-            if line.as_bytes().get(3) != Some(&b'-') {
-                break;
-            }
-        };
-        expect(&mut reader, "220");
-        writer.write_all(b"LHLO bonnie-tests\r\n").unwrap();
-        expect(&mut reader, "250");
-        writer
-            .write_all(format!("MAIL FROM:<{from}>\r\n").as_bytes())
-            .unwrap();
-        expect(&mut reader, "250");
-        for rcpt in to {
-            writer
-                .write_all(format!("RCPT TO:<{rcpt}>\r\n").as_bytes())
-                .unwrap();
-            expect(&mut reader, "250");
-        }
-        writer.write_all(b"DATA\r\n").unwrap();
-        expect(&mut reader, "354");
-        let mut data = Vec::new();
-        for line in message.split_inclusive(|&b| b == b'\n') {
-            if line.starts_with(b".") {
-                data.push(b'.');
-            }
-            data.extend_from_slice(line);
-        }
-        data.extend_from_slice(b".\r\n");
-        writer.write_all(&data).unwrap();
-        for _ in to {
-            expect(&mut reader, "250");
-        }
-        writer.write_all(b"QUIT\r\n").unwrap();
+        crate::postfix::transfer(self.lmtp_port, "LHLO", from, to, message, to.len());
     }
 
     /// What master logged (notification errors among it).

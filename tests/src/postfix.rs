@@ -134,51 +134,7 @@ impl Postfix {
 
     /// Submits `message` over SMTP from `from` to `to`; the queue ID Postfix gave it.
     pub fn submit(&self, from: &str, to: &[&str], message: &[u8]) -> String {
-        let stream = TcpStream::connect(("127.0.0.1", self.smtp_port)).expect("connecting to SMTP");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut writer = stream;
-        let mut expect = |code: &str| -> String {
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).expect("reading SMTP");
-                assert!(
-                    line.starts_with(code),
-                    "SMTP: expected {code}, got {line:?}"
-                );
-                if line.as_bytes().get(3) != Some(&b'-') {
-                    return line;
-                }
-            }
-        };
-        expect("220");
-        writer.write_all(b"EHLO client.test.example\r\n").unwrap();
-        expect("250");
-        writer
-            .write_all(format!("MAIL FROM:<{from}>\r\n").as_bytes())
-            .unwrap();
-        expect("250");
-        for rcpt in to {
-            writer
-                .write_all(format!("RCPT TO:<{rcpt}>\r\n").as_bytes())
-                .unwrap();
-            expect("250");
-        }
-        writer.write_all(b"DATA\r\n").unwrap();
-        expect("354");
-        let mut data = Vec::new();
-        for line in message.split_inclusive(|&b| b == b'\n') {
-            if line.starts_with(b".") {
-                data.push(b'.');
-            }
-            data.extend_from_slice(line);
-        }
-        data.extend_from_slice(b".\r\n");
-        writer.write_all(&data).unwrap();
-        let queued = expect("250");
-        writer.write_all(b"QUIT\r\n").unwrap();
+        let queued = transfer(self.smtp_port, "EHLO", from, to, message, 1);
         queued
             .rsplit(' ')
             .next()
@@ -186,6 +142,72 @@ impl Postfix {
             .trim()
             .to_string()
     }
+}
+
+/// One SMTP (`hello` = `EHLO`) or LMTP (`LHLO`) transaction on 127.0.0.1 `port`: `message`
+/// from `from` to `to`, dot-stuffed, with `data_replies` replies after its end (LMTP gives one
+/// per recipient); the last of them.
+pub fn transfer(
+    port: u16,
+    hello: &str,
+    from: &str,
+    to: &[&str],
+    message: &[u8],
+    data_replies: usize,
+) -> String {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connecting to SMTP or LMTP");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut expect = |code: &str| -> String {
+        loop {
+            let mut line = String::new();
+            reader
+                .read_line(&mut line)
+                .expect("reading the server's reply");
+            assert!(
+                line.starts_with(code),
+                "{hello}: expected {code}, got {line:?}"
+            );
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return line;
+            }
+        }
+    };
+    expect("220");
+    writer
+        .write_all(format!("{hello} bonnie-tests.example\r\n").as_bytes())
+        .unwrap();
+    expect("250");
+    writer
+        .write_all(format!("MAIL FROM:<{from}>\r\n").as_bytes())
+        .unwrap();
+    expect("250");
+    for rcpt in to {
+        writer
+            .write_all(format!("RCPT TO:<{rcpt}>\r\n").as_bytes())
+            .unwrap();
+        expect("250");
+    }
+    writer.write_all(b"DATA\r\n").unwrap();
+    expect("354");
+    let mut data = Vec::new();
+    for line in message.split_inclusive(|&b| b == b'\n') {
+        if line.starts_with(b".") {
+            data.push(b'.');
+        }
+        data.extend_from_slice(line);
+    }
+    data.extend_from_slice(b".\r\n");
+    writer.write_all(&data).unwrap();
+    let mut last = String::new();
+    for _ in 0..data_replies {
+        last = expect("250");
+    }
+    writer.write_all(b"QUIT\r\n").unwrap();
+    last
 }
 
 impl Drop for Postfix {

@@ -132,6 +132,13 @@ fn syslog_over_udp_tcp_in_both_framings_and_a_unix_socket_reaches_the_broker_onc
     }
 }
 
+/// Appends `count` numbered lines tagged `tag` to `path`, and to `written`.
+fn write(path: &Path, written: &mut Vec<String>, tag: &str, count: usize) {
+    let lines = numbered(tag, 0..count);
+    logd::append(path, lines.clone());
+    written.extend(lines);
+}
+
 fn rename(from: &Path, to: &Path) {
     std::fs::rename(from, to).unwrap();
 }
@@ -159,52 +166,43 @@ fn a_followed_file_loses_and_doubles_no_line_across_rotation_copytruncate_restar
     let _broker = cluster.start_broker();
     let mut written = numbered("first", 0..100);
     logd::append(&mail_log, written.clone());
-    let mut logd = logd::start(&cluster);
+    let logd = logd::start(&cluster);
     logd::wait_for_lines(&cluster, written.len());
 
     // Rotation by rename: the writer goes on in the old file for a while, then moves to a
     // new one.
     rename(&mail_log, &log_dir.join("mail.log.1"));
-    let late = numbered("late in the old file", 0..50);
-    logd::append(&log_dir.join("mail.log.1"), late.clone());
-    written.extend(late);
-    let fresh = numbered("new file", 0..50);
-    logd::append(&mail_log, fresh.clone());
-    written.extend(fresh);
+    write(
+        &log_dir.join("mail.log.1"),
+        &mut written,
+        "late in the old file",
+        50,
+    );
+    write(&mail_log, &mut written, "new file", 50);
     logd::wait_for_lines(&cluster, written.len());
 
     // A kill in the middle of a large file: the restart goes on from the position synced
     // last, and the batch that was on its way keeps its id.
-    let bulk = numbered("bulk", 0..20_000);
-    logd::append(&mail_log, bulk.clone());
-    written.extend(bulk);
+    write(&mail_log, &mut written, "bulk", 20_000);
     logd.signal("KILL");
     drop(logd);
-    let mut logd = logd::start(&cluster);
+    let logd = logd::start(&cluster);
     logd::wait_for_lines(&cluster, written.len());
 
     // copytruncate with lines written since the last read: they are read from the copy.
     logd.signal("STOP");
-    let before_copy = numbered("before the copy", 0..30);
-    logd::append(&mail_log, before_copy.clone());
-    written.extend(before_copy);
+    write(&mail_log, &mut written, "before the copy", 30);
     copytruncate(&mail_log, &log_dir.join("mail.log.1"));
-    let after_truncate = numbered("after the truncation", 0..30);
-    logd::append(&mail_log, after_truncate.clone());
-    written.extend(after_truncate);
+    write(&mail_log, &mut written, "after the truncation", 30);
     logd.signal("CONT");
     logd::wait_for_lines(&cluster, written.len());
 
     // Rotation by rename while logd is stopped: the old file is finished first.
     logd.signal("TERM");
     logd.wait();
-    let while_stopped = numbered("while stopped", 0..40);
-    logd::append(&mail_log, while_stopped.clone());
-    written.extend(while_stopped);
+    write(&mail_log, &mut written, "while stopped", 40);
     rename(&mail_log, &log_dir.join("mail.log.2"));
-    let after_restart = numbered("after the restart", 0..40);
-    logd::append(&mail_log, after_restart.clone());
-    written.extend(after_restart);
+    write(&mail_log, &mut written, "after the restart", 40);
     let _logd = logd::start(&cluster);
     let found = logd::wait_for_lines(&cluster, written.len());
     assert_each_once(&found, &written);
