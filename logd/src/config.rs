@@ -7,6 +7,10 @@ use std::path::PathBuf;
 use bonnie_core::Config;
 use serde::Deserialize;
 
+/// The largest `max_batch_bytes`: eight times it is below the broker's default
+/// `max_message_bytes` (64 MiB), so that no batch is too large for the broker to take.
+const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+
 /// `[logd]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -34,7 +38,7 @@ pub struct LogdConfig {
     pub max_line_bytes: usize,
     /// Most lines in one batch. Default: 1000.
     pub max_batch_lines: usize,
-    /// Most bytes of lines in one batch. Default: 1048576.
+    /// Most bytes of lines in one batch, at most 8388608. Default: 1048576.
     pub max_batch_bytes: usize,
     /// How long received lines wait for more before their batch is handed over, in
     /// milliseconds. Default: 200.
@@ -86,6 +90,15 @@ impl LogdConfig {
             anyhow::bail!(
                 "invalid [logd] in {}: {name} must be above 0",
                 config.path.display()
+            );
+        }
+        if logd.max_batch_bytes > MAX_BATCH_BYTES {
+            anyhow::bail!(
+                "invalid [logd] in {}: max_batch_bytes ({}) is above {MAX_BATCH_BYTES}: a batch's \
+                 JSON may be eight times its lines (escapes, and the bytes of lines that are not \
+                 UTF-8 kept twice) and must stay below the broker's max_message_bytes",
+                config.path.display(),
+                logd.max_batch_bytes
             );
         }
         if logd.max_batch_bytes < logd.max_line_bytes {

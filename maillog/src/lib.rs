@@ -31,6 +31,12 @@
 //! carries each recipient's outcomes and the `SESSIONID` Cyrus's LMTP reply names, which joins
 //! it to the archive's MessageNew.
 //!
+//! # Storing
+//! [`store`] is how the facts are kept in bonnie's storage (one record per queue file in
+//! `postfix-queues`, merged into with compare-and-swap, and its index terms), shared by the
+//! `postfix` handler that writes them and `bonnie trace`, which reads them back into a
+//! [`Stitcher`] with [`Stitcher::merge_queue`].
+//!
 //! Short queue IDs repeat once the inode is reused; two messages with the same short ID on
 //! the same host and instance share a key here. Long queue IDs (`enable_long_queue_ids`)
 //! do not repeat.
