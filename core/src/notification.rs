@@ -56,8 +56,12 @@ pub fn without_collector_fields(text: &str) -> Option<(String, Vec<String>)> {
     Some((Value::Object(object).to_string(), dropped))
 }
 
-/// Every event name Cyrus 3.6 emits, plus the RFC 5423 names and the design's
-/// `QuotaExceeded`; handlers subscribe by these exact names.
+/// The event of a batch of log lines that bonnie-logd hands to the broker (Postfix's and other
+/// daemons' syslog lines).
+pub const LOG_LINES_EVENT: &str = "vnd.bonnie.LogLines";
+
+/// Every event name Cyrus 3.6 emits, plus the RFC 5423 names, the design's `QuotaExceeded`
+/// and bonnie-logd's [`LOG_LINES_EVENT`]; handlers subscribe by these exact names.
 pub const KNOWN_EVENTS: &[&str] = &[
     "Login",
     "Logout",
@@ -84,6 +88,7 @@ pub const KNOWN_EVENTS: &[&str] = &[
     "QuotaExceed",
     "QuotaExceeded",
     "QuotaWithin",
+    LOG_LINES_EVENT,
 ];
 
 /// Why a notification cannot be processed at all.

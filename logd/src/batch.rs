@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 /// The event name of a batch of log lines.
-pub const EVENT: &str = "vnd.bonnie.LogLines";
+pub const EVENT: &str = bonnie_core::notification::LOG_LINES_EVENT;
 
 /// One batch, ready for the broker.
 #[derive(Debug, Clone, PartialEq, Eq)]

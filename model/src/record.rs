@@ -412,6 +412,15 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_of_log_lines_is_a_known_event() {
+        let mut n = object(
+            r#"{"event":"vnd.bonnie.LogLines","timestamp":"2026-12-01T10:00:00.000Z","lines":[]}"#,
+        );
+        normalize(&mut n, 0);
+        assert!(n.get("unknown_event").is_none(), "{n:?}");
+    }
+
+    #[test]
     fn bad_uid_sets_are_noted_not_fatal() {
         let mut n =
             object(r#"{"event":"FlagsSet","timestamp":"2026-11-28T17:13:43.903Z","uidset":"1:x"}"#);
