@@ -1,8 +1,12 @@
-//! The audit log: one JSON object a line for every request, refused or not, written before
-//! its answer leaves. What a client sent is bounded on the way in: a string longer than
+//! Auditing, in two places. Every call of an authenticated client is an audit record in the
+//! broker's verifiable log ([`AuditLedger`], `AUDIT` on the admin socket), kept before the call
+//! is answered; the local audit log holds one JSON object a line for every request, refused or
+//! not, and for what went wrong on a connection before a request was whole: what no client
+//! was authenticated for stays out of the verifiable log, so that nobody without credentials
+//! can make it grow. What a client sent is bounded on the way in: a string longer than
 //! [`MAX_STRING`] bytes, or parameters longer than [`MAX_JSON`] bytes as JSON, is cut and
 //! marked (`…[cut: <n> bytes]`, and `"cut": true` on the line), so one client cannot fill
-//! the log with megabyte names.
+//! either with megabyte names.
 
 use std::{
     fs::File,
@@ -12,6 +16,7 @@ use std::{
 };
 
 use anyhow::Context;
+use bonnie_core::protocol::{AdminRequest, AuditRecord};
 use serde_json::{Value, json};
 
 /// The longest string kept whole in an audit line, in bytes.
@@ -76,6 +81,47 @@ impl AuditLog {
             AuditDown
         })
     }
+}
+
+/// Where audit records are kept: the broker's verifiable log.
+pub trait AuditLedger: Send + Sync {
+    /// Keeps `record`: its sequence number in the log once it is committed, or why not.
+    fn keep(&self, record: &AuditRecord) -> anyhow::Result<u64>;
+}
+
+impl AuditLedger for crate::admin::Admin {
+    fn keep(&self, record: &AuditRecord) -> anyhow::Result<u64> {
+        let answer = self.ask(&AdminRequest::Audit(bounded(record.clone())))?;
+        answer["seq"]
+            .as_u64()
+            .with_context(|| format!("the broker's answer to AUDIT names no sequence number: {answer}"))
+    }
+}
+
+/// `record` with what is too long cut (and marked) as in the audit log.
+fn bounded(mut record: AuditRecord) -> AuditRecord {
+    for text in [&mut record.user, &mut record.action]
+        .into_iter()
+        .chain(record.client.as_mut())
+        .chain(record.error.as_mut())
+    {
+        if let Some(shorter) = cut(text, MAX_STRING) {
+            *text = shorter;
+        }
+    }
+    bound(&mut record.params);
+    record
+}
+
+/// A new action id, unique across processes and restarts: `<source>-<ms>-<pid>-<n>`.
+pub fn action_id(source: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(
+        "{source}-{}-{}-{n}",
+        bonnie_core::time::now_ms(),
+        std::process::id()
+    )
 }
 
 /// Cuts what is too long in `value`; whether anything was cut.

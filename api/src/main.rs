@@ -6,6 +6,7 @@ use std::{process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use bonnie_api::{
+    admin::Admin,
     clients::Clients,
     server::{self, Limits},
     service::{LoginLimits, Service},
@@ -26,6 +27,10 @@ struct Args {
     #[command(flatten)]
     common: DaemonArgs,
 }
+
+/// How long a call waits for the broker to keep its audit record before it is refused (503):
+/// the broker answers after one commit of the job store, milliseconds when it is well.
+const AUDIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -51,6 +56,11 @@ fn run(config: &Config) -> anyhow::Result<ExitCode> {
             clients,
             api.admin_clients.clone(),
             &api.audit_log,
+            Box::new(Admin::new(
+                &config.broker.admin_address,
+                AUDIT_TIMEOUT,
+                &config.curve,
+            )),
             api.max_batch_calls,
         )?
         .with_login_limits(LoginLimits::from_config(api)),

@@ -1,6 +1,7 @@
 //! One HTTP request to `POST /api/rpc` once its body is in: the client's credentials, the
-//! signature, the JSON-RPC call or batch, the answers, and the audit lines that record them.
-//! Nothing is answered unless its audit line was written (fail closed), and a call that
+//! signature, the JSON-RPC call or batch, the answers, and the audit lines and records that
+//! record them. Nothing is answered unless its audit line was written and the broker kept its
+//! audit record (fail closed: 503), and a call that
 //! panics fails its request with 500 while the service goes on. Logins are bounded: failed
 //! ones are throttled per client and address, passwords over [`MAX_PASSWORD_BYTES`] are
 //! refused unhashed, and at most a few argon2 verifications run at once.
@@ -17,13 +18,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bonnie_core::logging::clip;
+use bonnie_core::{logging::clip, protocol::AuditRecord};
 use bonnie_plugin_api::storage::StorageClient;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    audit::{AuditDown, AuditLog},
+    audit::{self, AuditDown, AuditLedger, AuditLog},
     auth,
     clients::{Client, Clients},
     methods::{self, Caller},
@@ -125,12 +126,13 @@ impl Answer {
         Self::json(status, json!({ "error": code, "message": message.into() }))
     }
 
-    /// 503: the audit log cannot be written, so nothing is served.
+    /// 503: the audit log cannot be written, or the broker did not keep the audit record, so
+    /// nothing is served.
     fn audit_down() -> Self {
         Self::error(
             503,
             "unavailable",
-            "the audit log cannot be written; no call is served until it can",
+            "the audit record cannot be written; no call is served until it can",
         )
     }
 }
@@ -161,12 +163,13 @@ impl Incoming {
     }
 }
 
-/// The API: storage, clients, audit log.
+/// The API: storage, clients, audit log and the verifiable log's audit records.
 pub struct Service {
     storage: StorageClient,
     clients: Clients,
     admin_clients: Vec<String>,
     audit: AuditLog,
+    ledger: Box<dyn AuditLedger>,
     max_batch: usize,
     /// SHA-256 of each client's password once argon2 accepted it: argon2 is meant to be slow
     /// (tens of milliseconds), too slow to run on every request of a busy webmail. One entry
@@ -181,13 +184,14 @@ pub struct Service {
 }
 
 impl Service {
-    /// The service over `storage`, with the clients file read and the audit log opened;
-    /// batches hold at most `max_batch` calls.
+    /// The service over `storage`, with the clients file read, the audit log opened and each
+    /// call's audit record kept in `ledger`; batches hold at most `max_batch` calls.
     pub fn new(
         storage: StorageClient,
         clients: Clients,
         admin_clients: Vec<String>,
         audit_log: &Path,
+        ledger: Box<dyn AuditLedger>,
         max_batch: usize,
     ) -> anyhow::Result<Self> {
         let audit = AuditLog::open(audit_log)?;
@@ -200,6 +204,7 @@ impl Service {
             clients,
             admin_clients,
             audit,
+            ledger,
             max_batch,
             verified: Mutex::new(HashMap::new()),
             throttle: Throttle::new(LoginLimits::default().policy),
@@ -321,8 +326,8 @@ impl Service {
         }
     }
 
-    /// Runs one call and writes its audit line: its answer (none for a notification), or
-    /// [`AuditDown`] when the line could not be written.
+    /// Runs one call and writes its audit line and record: its answer (none for a
+    /// notification), or [`AuditDown`] when either could not be written.
     fn call(
         &self,
         caller: &Caller<'_>,
@@ -331,6 +336,7 @@ impl Service {
         parsed: Parsed,
     ) -> Result<Option<Value>, AuditDown> {
         let started = Instant::now();
+        let time = bonnie_core::time::format_rfc3339_ms(bonnie_core::time::now_ms());
         let (id, method, result) = match parsed {
             Err((id, e)) => (Some(id), None, Err(e)),
             Ok(request) if !signed => (
@@ -360,6 +366,31 @@ impl Service {
             "found": result.as_ref().ok().map(|v| v != &Value::Bool(false)),
             "ms": (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
         }))?;
+        let record = AuditRecord {
+            id: audit::action_id("api"),
+            time,
+            source: "api".to_string(),
+            user: incoming.user.clone().unwrap_or_default(),
+            client: Some(caller.client.to_string()),
+            peer: Some(incoming.peer.clone()),
+            action: method
+                .as_ref()
+                .map_or("(not a valid signed call)", |(m, _)| m.as_str())
+                .to_string(),
+            params: method
+                .as_ref()
+                .map_or(Value::Null, |(_, p)| Value::Object(p.0.clone())),
+            count: Some(items(&result)),
+            outcome: if result.is_ok() { "ok" } else { "error" }.to_string(),
+            error: result
+                .as_ref()
+                .err()
+                .map(|e| format!("{}: {}", e.code, e.message)),
+        };
+        if let Err(e) = self.ledger.keep(&record) {
+            tracing::error!(error = %format!("{e:#}"), client = %clip(caller.client), "The broker did not keep a call's audit record; the request is refused with 503.");
+            return Err(AuditDown);
+        }
         if let Err(e) = &result {
             tracing::info!(client = %clip(caller.client), user = %clip(incoming.user.as_deref().unwrap_or_default()),
                 code = e.code, error = %clip(&e.message), "API call refused.");
@@ -476,6 +507,22 @@ impl Service {
     }
 }
 
+/// How many archive items a call's answer holds: the changes of a changelog, the busy spans
+/// of free/busy, none for `false` (nothing found or not allowed), an error or a key, else one
+/// (a revision, a diff, a summary).
+fn items(result: &Result<Value, RpcError>) -> u64 {
+    match result {
+        Err(_) | Ok(Value::Bool(false) | Value::Null) => 0,
+        Ok(answer) => ["changes", "busy"]
+            .iter()
+            .find_map(|list| answer[list].as_array())
+            .map_or_else(
+                || u64::from(answer.get("key").is_none()),
+                |list| list.len() as u64,
+            ),
+    }
+}
+
 /// One of the argon2 verification slots, given back when dropped.
 struct CheckSlot<'a>(&'a AtomicUsize);
 
@@ -509,23 +556,94 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
     use bonnie_plugin_api::plugin::storage_box;
     use bonnie_sqlite_storage::SqliteStorage;
 
-    #[test]
-    fn a_password_over_the_cap_is_refused_without_a_verification_slot() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = SqliteStorage::open(&dir.path().join("bonnie.db"), 5000).unwrap();
-        let mut clients = Clients::load(&dir.path().join("clients.json")).unwrap();
+    /// A ledger in memory that keeps records while `up`, and refuses them otherwise.
+    #[derive(Default)]
+    struct Ledger {
+        kept: Mutex<Vec<AuditRecord>>,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl AuditLedger for Arc<Ledger> {
+        fn keep(&self, record: &AuditRecord) -> anyhow::Result<u64> {
+            if self.down.load(Ordering::SeqCst) {
+                anyhow::bail!("the broker did not answer");
+            }
+            let mut kept = self.kept.lock().unwrap();
+            kept.push(record.clone());
+            Ok(kept.len() as u64 - 1)
+        }
+    }
+
+    /// A service over an empty archive with one client, auditing into `ledger`.
+    fn service(
+        dir: &Path,
+        ledger: &Arc<Ledger>,
+    ) -> (Service, crate::clients::Credentials) {
+        let storage = SqliteStorage::open(&dir.join("bonnie.db"), 5000).unwrap();
+        let mut clients = Clients::load(&dir.join("clients.json")).unwrap();
         let made = clients.add("roundcube").unwrap();
         let service = Service::new(
             StorageClient::new(storage_box(storage)),
             clients,
             Vec::new(),
-            &dir.path().join("audit.log"),
+            &dir.join("audit.log"),
+            Box::new(ledger.clone()),
             10,
         )
         .unwrap();
+        (service, made)
+    }
+
+    #[test]
+    fn every_call_of_a_batch_is_an_audit_record_and_none_is_answered_unless_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Arc::new(Ledger::default());
+        let (service, made) = service(dir.path(), &ledger);
+        let user = "john.doe@example.org";
+        let body = json!([
+            { "jsonrpc": "2.0", "method": "event.changelog", "params": { "uid": "e1", "folder": "Calendar" }, "id": 1 },
+            { "jsonrpc": "2.0", "method": "system.keygen" },
+        ])
+        .to_string();
+        let basic = format!("{}:{}", made.name, made.password);
+        let incoming = Incoming {
+            method: "POST".into(),
+            path: "/api/rpc".into(),
+            authorization: Some(format!(
+                "Basic {}",
+                bonnie_core::b64::encode_base64(basic.as_bytes())
+            )),
+            user: Some(user.into()),
+            signature: Some(auth::signature(&made.secret, user, body.as_bytes())),
+            peer: "192.0.2.1:4242".into(),
+        };
+        let answer = service.handle(&incoming, body.as_bytes());
+        assert_eq!(answer.status, 200, "{answer:?}");
+        {
+            let kept = ledger.kept.lock().unwrap();
+            let actions: Vec<&str> = kept.iter().map(|r| r.action.as_str()).collect();
+            assert_eq!(actions, ["event.changelog", "system.keygen"]);
+            assert_eq!(kept[0].user, user);
+            assert_eq!(kept[0].client.as_deref(), Some("roundcube"));
+            assert_eq!(kept[0].params["uid"], "e1");
+            assert_eq!(kept[0].count, Some(0), "nothing archived: nothing read");
+            assert_eq!(kept[1].count, Some(0));
+        }
+        ledger.down.store(true, Ordering::SeqCst);
+        let answer = service.handle(&incoming, body.as_bytes());
+        assert_eq!(answer.status, 503, "{answer:?}");
+        assert!(answer.body.unwrap().get("result").is_none());
+    }
+
+    #[test]
+    fn a_password_over_the_cap_is_refused_without_a_verification_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (service, made) = service(dir.path(), &Arc::default());
         let here: IpAddr = "192.0.2.1".parse().unwrap();
         // Every verification slot taken, as by a flood of logins in flight.
         service.checks.0.store(service.checks.1, Ordering::SeqCst);

@@ -35,10 +35,12 @@ CREATE TABLE IF NOT EXISTS ledger_jobs (
 );
 ";
 
-/// Creates the ledger's tables if they are missing.
+/// Creates the ledger's tables (and the audit records its audit leaves stand for) if they are
+/// missing.
 pub fn create_tables(conn: &Connection) -> rusqlite::Result<()> {
     bonnie_ledger::SqliteStore::create_tables(conn).map_err(into_sqlite)?;
-    conn.execute_batch(SCHEMA)
+    conn.execute_batch(SCHEMA)?;
+    crate::audit::create_tables(conn)
 }
 
 /// A job DONE since the last commit, with the leaves its worker reported.
@@ -100,7 +102,7 @@ fn entries(job: &DoneJob) -> Vec<Entry> {
 
 /// The ledger's LedgerError as the job store's error, so that one failed append rolls the
 /// whole batch back like any failed statement.
-fn into_sqlite(error: bonnie_ledger::LedgerError) -> rusqlite::Error {
+pub(crate) fn into_sqlite(error: bonnie_ledger::LedgerError) -> rusqlite::Error {
     match error {
         bonnie_ledger::LedgerError::Sqlite { source, .. } => source,
         other => rusqlite::Error::ToSqlConversionFailure(Box::new(other)),

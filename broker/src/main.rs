@@ -2,6 +2,7 @@
 //! command line, in front of the durable job store.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod counters;
 mod jobs;
 mod ledger;

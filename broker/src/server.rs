@@ -18,7 +18,7 @@ use anyhow::Context as _;
 use bonnie_core::{
     config::BrokerConfig,
     protocol::{
-        self, AdminReply, AdminRequest, CollectorMsg, ControlMsg, DataReply, DealerMsg, Frames,
+        self, AdminReply, AdminRequest, AuditRecord, CollectorMsg, ControlMsg, DataReply, DealerMsg, Frames,
         ProtocolError, ToCollector, ToWorker,
     },
     time::now_ms,
@@ -146,6 +146,8 @@ pub struct Server {
     submissions: Vec<(Identity, Submission)>,
     /// State changes stored with the next commit.
     updates: Vec<Update>,
+    /// Audit records kept (and answered) at the end of this turn, in one transaction.
+    audits: Vec<(Identity, AuditRecord)>,
     started_ms: i64,
     last_commit_ms: i64,
     next_heartbeat_ms: i64,
@@ -298,6 +300,7 @@ impl Server {
             policy,
             submissions: Vec::new(),
             updates: Vec::new(),
+            audits: Vec::new(),
             started_ms: now,
             last_commit_ms: now,
             next_heartbeat_ms: now,
@@ -341,10 +344,12 @@ impl Server {
                 }
             }
             self.flush(false);
+            self.keep_audits();
             self.maintain();
             self.dispatch();
         }
         self.flush(true);
+        self.keep_audits();
         info!("Broker stopped.");
         Ok(())
     }
@@ -773,10 +778,41 @@ impl Server {
             AdminRequest::Retry { id } => self.retry(Some(&id)),
             AdminRequest::RetryAll => self.retry(None),
             AdminRequest::Checkpoint => self.checkpoint(),
+            AdminRequest::Audit(record) => {
+                // Answered by keep_audits, once it is committed.
+                self.audits.push((identity.to_vec(), record));
+                return Ok(());
+            }
         };
         let reply = reply.unwrap_or_else(|e| AdminReply::Error(format!("{e:#}")));
         self.send(Router::Admin, identity, &reply.frames());
         Ok(())
+    }
+
+    /// Keeps this turn's audit records and their leaves in one transaction, then answers each
+    /// sender: `OK {"seq": n}`, or `ERROR` when nothing could be kept (the action must not
+    /// happen; its sender may send the record again under the same id).
+    fn keep_audits(&mut self) {
+        if self.audits.is_empty() {
+            return;
+        }
+        let audits = std::mem::take(&mut self.audits);
+        let records: Vec<AuditRecord> = audits.iter().map(|(_, r)| r.clone()).collect();
+        let replies: Vec<AdminReply> = match crate::audit::append(self.store.connection(), &records)
+        {
+            Ok(seqs) => seqs
+                .into_iter()
+                .map(|seq| AdminReply::Ok(serde_json::json!({ "seq": seq }).to_string()))
+                .collect(),
+            Err(e) => {
+                error!(error = %e, records = records.len(), "Cannot keep audit records in the job store; their actions are refused.");
+                let why = format!("the broker cannot keep the audit record: {e}");
+                vec![AdminReply::Error(why); records.len()]
+            }
+        };
+        for ((identity, _), reply) in audits.iter().zip(replies) {
+            self.send(Router::Admin, identity, &reply.frames());
+        }
     }
 
     /// A checkpoint now, of every job DONE so far (the pending batch committed first).

@@ -7,7 +7,7 @@ use bonnie_core::{Config, protocol::AdminRequest};
 use bonnie_ledger::ArchiveKey;
 use serde_json::Value;
 
-use crate::broker::Admin;
+use bonnie_api::admin::Admin;
 
 /// Asks the broker for a checkpoint and prints it (the note itself, or JSON).
 pub fn run(broker: &Admin, json: bool) -> anyhow::Result<()> {

@@ -60,6 +60,31 @@ pub enum KeysCommand {
 
 const RELOAD: &str = "The broker reads the allowed keys at its start and on SIGHUP (kill -HUP <pid of bonnie-broker>).";
 
+/// The audit action and parameters of a command that changes who may reach the broker (every
+/// one but `list`). Secret keys are never among them; public keys are.
+pub fn audited(command: &KeysCommand) -> Option<(&'static str, serde_json::Value)> {
+    match command {
+        KeysCommand::Generate {
+            role, name, force, ..
+        } => Some((
+            "keys generate",
+            json!({ "role": role, "name": name, "force": force }),
+        )),
+        KeysCommand::Allow {
+            role,
+            name,
+            public_key,
+        } => Some((
+            "keys allow",
+            json!({ "role": role, "name": name, "public_key": public_key.trim() }),
+        )),
+        KeysCommand::Revoke { role, name } => {
+            Some(("keys revoke", json!({ "role": role, "name": name })))
+        }
+        KeysCommand::List { .. } => None,
+    }
+}
+
 /// Runs a `bonnie keys` command.
 pub fn run(config: &Config, command: &KeysCommand) -> anyhow::Result<()> {
     let dir = KeyDir::new(&config.curve);

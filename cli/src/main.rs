@@ -1,9 +1,10 @@
 //! `bonnie`: the administrator's command line. It asks the broker, over its admin socket, for
 //! its status and its FAILED jobs, and returns FAILED jobs to the queue; it manages the API's
-//! clients and the CURVE keys that let peers in.
+//! clients and the CURVE keys that let peers in; every command that reads or changes the
+//! archive is audited in the verifiable log with the OS user who ran it (`audit`).
 #![forbid(unsafe_code)]
 
-mod broker;
+mod audit;
 mod checkpoint;
 mod keys;
 mod spool;
@@ -13,10 +14,10 @@ mod verify;
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
-use bonnie_api::clients::Clients;
+use bonnie_api::{admin::Admin, clients::Clients};
 use bonnie_core::{Config, protocol::AdminRequest};
 use clap::{Parser, Subcommand};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// bonnie's admin command line.
 #[derive(Parser)]
@@ -99,6 +100,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The audit records of the verifiable log: who did what to the archive, when, with how
+    /// many items, through this command line or bonnie-api; each checked against its leaf
+    Audit {
+        /// Only actions since: an RFC 3339 instant, a date, or a span such as 24h
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Only actions of this user (the OS user, or the user an API client acted for)
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// The broker's job store (or a copy) holding the log [default: [broker] database]
+        #[arg(long, value_name = "PATH")]
+        job_store: Option<PathBuf>,
+        /// Print the records as one JSON array
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -163,18 +180,54 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> anyhow::Result<()> {
     let config = Config::load(&Config::locate(args.config.as_deref()))?;
-    let broker = broker::Admin::new(
+    let broker = Admin::new(
         &config.broker.admin_address,
         Duration::from_secs(args.timeout),
         &config.curve,
     );
+    let auditor = audit::Auditor::new(&broker);
     match &args.command {
-        Command::ApiClient { command } => api_client(&config, command)?,
-        Command::Keys { command } => keys::run(&config, command)?,
+        Command::ApiClient { command } => match command {
+            ApiClientCommand::Add { name } | ApiClientCommand::Remove { name } => {
+                let action = match command {
+                    ApiClientCommand::Add { .. } => "api-client add",
+                    _ => "api-client remove",
+                };
+                auditor.setup_change(action, json!({ "name": name }), Some(1), || {
+                    api_client(&config, command)
+                })?
+            }
+            ApiClientCommand::List => api_client(&config, command)?,
+        },
+        Command::Keys { command } => match keys::audited(command) {
+            Some((action, params)) => {
+                auditor.setup_change(action, params, Some(1), || keys::run(&config, command))?
+            }
+            None => keys::run(&config, command)?,
+        },
         Command::Ledger {
             command: LedgerCommand::Init { name },
         } => checkpoint::init(&config, name)?,
-        Command::Checkpoint { json } => checkpoint::run(&broker, *json)?,
+        Command::Checkpoint { json } => {
+            auditor.change("checkpoint", json!({}), None, || {
+                checkpoint::run(&broker, *json)
+            })?
+        }
+        Command::Audit {
+            since,
+            user,
+            job_store,
+            json,
+        } => audit::list(
+            &config,
+            &auditor,
+            &audit::ListArgs {
+                since: since.as_deref(),
+                user: user.as_deref(),
+                job_store: job_store.as_deref(),
+                json: *json,
+            },
+        )?,
         Command::Verify {
             from,
             to,
@@ -183,6 +236,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
             json,
         } => verify::run(
             &config,
+            &auditor,
             &verify::VerifyArgs {
                 from: *from,
                 to: *to,
@@ -193,6 +247,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         )?,
         Command::Trace { what, since, json } => trace::run(
             &config,
+            &auditor,
             &trace::TraceArgs {
                 what,
                 since: since.as_deref(),
@@ -242,11 +297,11 @@ fn run(args: &Args) -> anyhow::Result<()> {
         Command::Jobs {
             command: JobsCommand::Retry { id, all },
         } => {
-            let request = match (id, all) {
-                (Some(id), false) => AdminRequest::Retry { id: id.clone() },
-                _ => AdminRequest::RetryAll,
+            let (request, params, count) = match (id, all) {
+                (Some(id), false) => (AdminRequest::Retry { id: id.clone() }, json!({ "id": id }), Some(1)),
+                _ => (AdminRequest::RetryAll, json!({ "all": true }), None),
             };
-            let answer = broker.ask(&request)?;
+            let answer = auditor.change("jobs retry", params, count, || broker.ask(&request))?;
             let retried = answer["retried"].as_array().map_or(0, Vec::len);
             println!("{retried} job(s) returned to PENDING.");
         }

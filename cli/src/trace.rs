@@ -36,7 +36,11 @@ pub struct TraceArgs<'a> {
 }
 
 /// Prints the traces of `args.what`.
-pub fn run(config: &Config, args: &TraceArgs<'_>) -> anyhow::Result<()> {
+pub fn run(
+    config: &Config,
+    auditor: &crate::audit::Auditor<'_>,
+    args: &TraceArgs<'_>,
+) -> anyhow::Result<()> {
     let since = args.since.map(parse_since).transpose()?;
     let (_, storage) = bonnie_host::open_storage(config, Arc::new(AtomicBool::new(false)))?;
     let storage = StorageClient::new(storage);
@@ -48,6 +52,8 @@ pub fn run(config: &Config, args: &TraceArgs<'_>) -> anyhow::Result<()> {
             Ok(json!({"trace": trace, "archive": archive}))
         })
         .collect::<anyhow::Result<_>>()?;
+    let params = json!({ "what": args.what, "since": args.since });
+    auditor.read("trace", params, found.len() as u64)?;
     if args.json {
         println!("{}", Value::Array(found));
         return Ok(());
@@ -68,7 +74,7 @@ pub fn run(config: &Config, args: &TraceArgs<'_>) -> anyhow::Result<()> {
 }
 
 /// `--since`: an instant, a date (its midnight in UTC), or a span before now.
-fn parse_since(text: &str) -> anyhow::Result<Timestamp> {
+pub(crate) fn parse_since(text: &str) -> anyhow::Result<Timestamp> {
     if let Ok(instant) = text.parse::<Timestamp>() {
         return Ok(instant);
     }

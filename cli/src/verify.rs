@@ -1,9 +1,10 @@
 //! `bonnie verify`: checks the verifiable log. The leaves and signed checkpoints are read from
 //! the broker's job store (read-only: the file on the broker's host, or a copy an auditor was
-//! given); each leaf's record and payloads are read through the storage plugin, as the workers
-//! wrote them, and their leaf recomputed; `bonnie_ledger::verify` compares the two and checks
-//! the roots, signatures and consistency proofs. Prints the first bad sequence number and what
-//! is wrong; any finding is a failure.
+//! given); each record leaf's record and payloads are read through the storage plugin, as the
+//! workers wrote them, each audit leaf's record from the job store's audit table, and their
+//! leaf recomputed; `bonnie_ledger::verify` compares the two and checks the roots, signatures
+//! and consistency proofs. Prints the first bad sequence number and what is wrong; any finding
+//! is a failure. The check is itself audited when the broker answers (see `audit`).
 
 use std::{
     collections::HashMap,
@@ -15,11 +16,13 @@ use std::{
 use anyhow::{Context as _, bail};
 use bonnie_core::{Config, ledger::LeafReport, payload};
 use bonnie_ledger::{
-    ArchiveKey, Entry, Hash, LeafData, PublicKey, Report, SqliteStore, verify::FindingKind,
+    ArchiveKey, Entry, Hash, LeafData, LeafKind, PublicKey, Report, SqliteStore,
+    verify::FindingKind,
 };
 use bonnie_plugin_api::storage::StorageClient;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _};
 use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
 
 /// What `bonnie verify` was asked.
 pub struct VerifyArgs<'a> {
@@ -40,7 +43,11 @@ pub struct VerifyArgs<'a> {
 const UNATTESTED: Hash = [0; 32];
 
 /// Runs the check and prints its report; an error when anything is wrong.
-pub fn run(config: &Config, args: &VerifyArgs<'_>) -> anyhow::Result<()> {
+pub fn run(
+    config: &Config,
+    auditor: &crate::audit::Auditor<'_>,
+    args: &VerifyArgs<'_>,
+) -> anyhow::Result<()> {
     let key = public_key(config, args.public_key)?;
     let path = args
         .job_store
@@ -61,12 +68,29 @@ pub fn run(config: &Config, args: &VerifyArgs<'_>) -> anyhow::Result<()> {
     let (_, storage) = bonnie_host::open_storage(config, Arc::new(AtomicBool::new(false)))?;
     let storage = StorageClient::new(storage);
     let range = args.from.unwrap_or(0)..args.to.unwrap_or(u64::MAX);
-    let found = read_back(&store, &storage, &range)?;
-    let unattested: Vec<u64> = found.unattested.clone();
+    let found = read_back(&conn, &store, &storage, &range)?;
+    let notes = Notes {
+        unattested: found.unattested.clone(),
+        audits: found.audits.clone(),
+    };
     let recomputed = found.recomputed(&store)?;
     let report = bonnie_ledger::verify(&key, &checkpoints, store.leaves(), recomputed)
         .context("cannot read the log's leaves")?;
-    print_report(&report, &unattested, args.json);
+    let params = json!({
+        "from": args.from,
+        "to": args.to,
+        "public_key": args.public_key,
+        "job_store": args.job_store,
+    });
+    let outcome = report.first().map(|first| {
+        format!(
+            "{} finding(s), the first: {}",
+            report.findings.len(),
+            first.detail
+        )
+    });
+    auditor.read_offline("verify", params, report.leaves, outcome);
+    print_report(&report, &notes, args.json);
     if !report.is_clean() {
         bail!(
             "the archive does not verify: {} finding{}",
@@ -100,10 +124,22 @@ struct ReadBack {
     differing: HashMap<u64, Entry>,
     /// Leaves the broker logged without a worker's digest.
     unattested: Vec<u64>,
+    /// Audit leaves.
+    audits: Vec<u64>,
 }
 
-/// Reads back the record and payloads of every leaf in `range`; a progress line on a terminal.
+/// What the report says beside a finding at a sequence number.
+struct Notes {
+    /// Leaves the broker logged without a worker's digest.
+    unattested: Vec<u64>,
+    /// Audit leaves, whose records are in the job store.
+    audits: Vec<u64>,
+}
+
+/// Reads back the record and payloads of every leaf in `range` (an audit leaf's record from
+/// the job store `conn`); a progress line on a terminal.
 fn read_back(
+    conn: &Connection,
     store: &SqliteStore<'_>,
     storage: &StorageClient,
     range: &std::ops::Range<u64>,
@@ -114,6 +150,7 @@ fn read_back(
         missing: Vec::new(),
         differing: HashMap::new(),
         unattested: Vec::new(),
+        audits: Vec::new(),
     };
     // The log's entries that storage disagrees with, by record digest: a record found under
     // another leaf's id was moved there (two records swapped), not changed.
@@ -131,10 +168,16 @@ fn read_back(
             // The verifier names an unreadable leaf itself.
             continue;
         };
-        if logged.entry.record_digest == UNATTESTED {
-            back.unattested.push(seq);
-        }
-        match recompute(storage, &logged.entry.id)? {
+        let found = if logged.entry.kind == LeafKind::Audit {
+            back.audits.push(seq);
+            recompute_audit(conn, seq)?
+        } else {
+            if logged.entry.record_digest == UNATTESTED {
+                back.unattested.push(seq);
+            }
+            recompute(storage, &logged.entry.id)?
+        };
+        match found {
             None => back.missing.push(seq),
             Some(found) if found == logged.entry => {}
             Some(found) => {
@@ -215,6 +258,32 @@ fn recompute(storage: &StorageClient, id: &str) -> anyhow::Result<Option<Entry>>
     }))
 }
 
+/// The entry of audit leaf `seq` as the job store's audit table holds it: the digest of the
+/// record's bytes, under the id they name; `None` when the table has no record there.
+fn recompute_audit(conn: &Connection, seq: u64) -> anyhow::Result<Option<Entry>> {
+    let bytes: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT record FROM audit_records WHERE seq = ?1",
+            [seq as i64],
+            |row| row.get(0),
+        )
+        .optional()
+        .with_context(|| format!("cannot read audit record {seq} from the job store"))?;
+    Ok(bytes.map(|bytes| {
+        let id = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|record| record["id"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        Entry {
+            kind: LeafKind::Audit,
+            id,
+            record_digest: Sha256::digest(&bytes).into(),
+            payload_digests: Vec::new(),
+            refers_to: None,
+        }
+    }))
+}
+
 fn kind_name(kind: FindingKind) -> &'static str {
     match kind {
         FindingKind::Changed => "changed",
@@ -227,11 +296,15 @@ fn kind_name(kind: FindingKind) -> &'static str {
     }
 }
 
-fn print_report(report: &Report, unattested: &[u64], json: bool) {
-    let note = |seq: Option<u64>| {
-        seq.filter(|s| unattested.contains(s))
-            .map(|_| " (unattested: its worker reported no digest of what it stored)")
-            .unwrap_or("")
+fn print_report(report: &Report, notes: &Notes, json: bool) {
+    let note = |seq: Option<u64>| match seq {
+        Some(s) if notes.unattested.contains(&s) => {
+            " (unattested: its worker reported no digest of what it stored)"
+        }
+        Some(s) if notes.audits.contains(&s) => {
+            " (an audit record: the job store's audit_records)"
+        }
+        _ => "",
     };
     if json {
         let findings: Vec<Value> = report

@@ -11,11 +11,18 @@
 //! | worker | worker | `GET id` → `JOB id notification [meta]` or `NOJOB id` |
 //! | collector | collector | `READY host commands credit`, `HEARTBEAT`, `DONE id notification`, `POSTPONE id reason`, `FAIL id reason` |
 //! | collector | broker | `COLLECT id commands notification`, `HEARTBEAT` |
-//! | admin | `bonnie` | `STATUS`, `FAILED limit`, `RETRY id`, `RETRY-ALL`, `CHECKPOINT` → `OK json` or `ERROR message` |
+//! | admin | `bonnie`, `bonnie-api` | `STATUS`, `FAILED limit`, `RETRY id`, `RETRY-ALL`, `CHECKPOINT`, `AUDIT record` → `OK json` or `ERROR message` |
 //!
 //! `DONE`'s optional third frame is a JSON array of [`LeafReport`]s: what the worker stored, for
 //! the broker's verifiable log. A worker from before it sends two frames; the broker logs such a
 //! job with an unattested leaf (see `bonnie-broker`'s `ledger` module), never without one.
+//!
+//! `AUDIT`'s frame is an [`AuditRecord`] as JSON; the broker answers only once the record and
+//! its leaf are committed (`OK {"seq": n}`), so an action whose answer is not `OK` must not
+//! happen.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::ledger::LeafReport;
 
@@ -652,7 +659,47 @@ pub enum AdminRequest {
     RetryAll,
     /// Sign a checkpoint of the verifiable log now.
     Checkpoint,
+    /// Keep an audit record in the verifiable log; answered once it is committed.
+    Audit(AuditRecord),
 }
+
+/// One action on the archive by an administrator or an API client, as the broker keeps it (its
+/// canonical bytes in the job store, their digest in an audit leaf). Never holds a secret: the
+/// callers leave passwords, signing secrets and private keys out of `params`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRecord {
+    /// The action's id, unique (the leaf's id): an `AUDIT` sent again with it appends nothing.
+    pub id: String,
+    /// When the action was done, RFC 3339 UTC with milliseconds.
+    pub time: String,
+    /// What acted: `cli` (the admin command line) or `api` (bonnie-api).
+    pub source: String,
+    /// Who: the OS user running `bonnie`, or the user an API client acts for
+    /// (`X-Request-User`; empty when it names none).
+    pub user: String,
+    /// The API client (its HTTP Basic name); none for the command line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// Where an API request came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// What: the JSON-RPC method, or the command (`keys allow`).
+    pub action: String,
+    /// The action's parameters, secrets left out.
+    pub params: Value,
+    /// How many items it read or changed, when that is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// `ok`, `error` (see `error`), or `requested` for a change recorded before it is made.
+    pub outcome: String,
+    /// What went wrong, when `outcome` is `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The longest `AUDIT` record accepted, as JSON, in bytes: callers cut long strings first.
+pub const MAX_AUDIT_BYTES: usize = 64 * 1024;
 
 impl AdminRequest {
     /// Parses an admin request.
@@ -673,6 +720,20 @@ impl AdminRequest {
             }
             b"RETRY-ALL" => Ok(Self::RetryAll),
             b"CHECKPOINT" => Ok(Self::Checkpoint),
+            b"AUDIT" => {
+                expect(frames, "AUDIT", 2)?;
+                let invalid = ProtocolError::Invalid {
+                    command: "AUDIT",
+                    what: "record",
+                };
+                if frames[1].len() > MAX_AUDIT_BYTES {
+                    return Err(invalid);
+                }
+                let record: AuditRecord =
+                    serde_json::from_slice(&frames[1]).map_err(|_| invalid.clone())?;
+                id(record.id.as_bytes(), "AUDIT")?;
+                Ok(Self::Audit(record))
+            }
             other => Err(unknown(other)),
         }
     }
@@ -685,6 +746,11 @@ impl AdminRequest {
             Self::Retry { id } => vec![b"RETRY".to_vec(), id.as_bytes().to_vec()],
             Self::RetryAll => vec![b"RETRY-ALL".to_vec()],
             Self::Checkpoint => vec![b"CHECKPOINT".to_vec()],
+            // A struct of strings, numbers and a JSON value always serializes.
+            Self::Audit(record) => vec![
+                b"AUDIT".to_vec(),
+                serde_json::to_vec(record).unwrap_or_default(),
+            ],
         }
     }
 }
@@ -804,9 +870,45 @@ mod tests {
             AdminRequest::Failed { limit: 5 },
             AdminRequest::RetryAll,
             AdminRequest::Checkpoint,
+            AdminRequest::Audit(audit_record()),
         ] {
             assert_eq!(AdminRequest::parse(&request.frames()).unwrap(), request);
         }
+    }
+
+    fn audit_record() -> AuditRecord {
+        AuditRecord {
+            id: "api-1764590000000-00ff".into(),
+            time: "2025-12-01T11:53:20.000Z".into(),
+            source: "api".into(),
+            user: "john.doe@example.org".into(),
+            client: Some("roundcube".into()),
+            peer: Some("127.0.0.1:4242".into()),
+            action: "event.changelog".into(),
+            params: serde_json::json!({ "uid": "e1", "folder": "Calendar" }),
+            count: Some(3),
+            outcome: "ok".into(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn an_audit_record_with_an_unknown_field_a_bad_id_or_too_many_bytes_is_refused() {
+        let mut json = serde_json::to_value(audit_record()).unwrap();
+        json["password"] = serde_json::json!("hunter2");
+        let frames = f(&[b"AUDIT", json.to_string().as_bytes()]);
+        assert!(AdminRequest::parse(&frames).is_err());
+        let spaced = AuditRecord {
+            id: "has space".into(),
+            ..audit_record()
+        };
+        assert!(AdminRequest::parse(&AdminRequest::Audit(spaced).frames()).is_err());
+        let huge = AuditRecord {
+            params: serde_json::json!("x".repeat(MAX_AUDIT_BYTES)),
+            ..audit_record()
+        };
+        assert!(AdminRequest::parse(&AdminRequest::Audit(huge).frames()).is_err());
+        assert!(AdminRequest::parse(&f(&[b"AUDIT"])).is_err());
     }
 
     #[test]

@@ -299,14 +299,15 @@ impl Cluster {
         ApiClient::from_added(name, &text).unwrap_or_else(|| panic!("no credentials in: {text}"))
     }
 
-    /// Starts `bonnie-api` as configured (logging to `api.log`) and waits until `port` accepts
-    /// connections.
+    /// Starts `bonnie-api` as configured (logging to `api.log`), first a broker for its audit
+    /// records if none was started, and waits until `port` accepts connections.
     pub fn run_api(&self, port: u16) -> ChildGuard {
         self.run_api_with_env(port, &[])
     }
 
     /// Like [`Cluster::run_api`], with these environment variables set.
     pub fn run_api_with_env(&self, port: u16, env: &[(&str, &str)]) -> ChildGuard {
+        self.ensure_broker();
         let log = self.path().join("api.log").to_string_lossy().into_owned();
         let mut command = self.command("bonnie-api", &["--log-file", &log]);
         command.envs(env.iter().copied());

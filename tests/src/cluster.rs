@@ -57,6 +57,11 @@ pub fn free_port() -> u16 {
 
 /// The folder, configuration and ports of one bonnie.
 pub struct Cluster {
+    /// The broker [`Cluster::run_api`] started because no test had (bonnie-api serves no call
+    /// without a broker to keep its audit records); dropped before the folder.
+    api_broker: std::sync::Mutex<Option<ChildGuard>>,
+    /// Whether a broker was started for this cluster.
+    broker_started: std::sync::atomic::AtomicBool,
     dir: TempDir,
 }
 
@@ -186,7 +191,11 @@ path = "var/bonnie.db"
             .args(["-R", "cyrus:mail"])
             .arg(dir.path().join("var/dealer-spool"))
             .status();
-        Self { dir }
+        Self {
+            api_broker: std::sync::Mutex::new(None),
+            broker_started: std::sync::atomic::AtomicBool::new(false),
+            dir,
+        }
     }
 
     /// Turns CURVE on (before the broker starts) with keys made by `bonnie keys generate`: the
@@ -263,6 +272,8 @@ path = "var/bonnie.db"
 
     /// Starts the broker and waits until it answers `bonnie status`.
     pub fn start_broker(&self) -> ChildGuard {
+        self.broker_started
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let log = self.log_file("broker");
         let mut broker = ChildGuard::spawn(
             "bonnie-broker",
@@ -277,6 +288,14 @@ path = "var/bonnie.db"
             self.try_status().is_some()
         });
         broker
+    }
+
+    /// Starts a broker kept by the cluster, unless one was started for it already.
+    pub fn ensure_broker(&self) {
+        if !self.broker_started.load(std::sync::atomic::Ordering::SeqCst) {
+            let broker = self.start_broker();
+            *self.api_broker.lock().expect("the cluster's broker") = Some(broker);
+        }
     }
 
     /// Starts a worker (logging to `<name>.log`) and waits until the broker lists it.
