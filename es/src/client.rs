@@ -22,7 +22,7 @@ use elasticsearch::{
     },
 };
 
-use crate::{Settings, templates};
+use crate::{Settings, readback::RecentWrites, templates};
 
 /// A connection to one Elasticsearch or OpenSearch server.
 pub struct Es {
@@ -31,6 +31,10 @@ pub struct Es {
     pub(crate) settings: Settings,
     dead_letter: Mutex<File>,
     templates_installed: AtomicBool,
+    /// Log documents written and not read back yet (`get_log_entry`).
+    pub(crate) recent_writes: Mutex<RecentWrites>,
+    /// Whether `recent_writes` is kept (only by a storage that reads its log back).
+    pub(crate) reads_back_log: bool,
 }
 
 impl Es {
@@ -100,6 +104,8 @@ impl Es {
             settings,
             dead_letter: Mutex::new(file),
             templates_installed: AtomicBool::new(false),
+            recent_writes: Mutex::new(RecentWrites::default()),
+            reads_back_log: false,
         })
     }
 

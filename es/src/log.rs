@@ -220,7 +220,10 @@ impl Es {
             let mut again = Vec::new();
             for (doc, answer) in pending.into_iter().zip(answers) {
                 match answer {
-                    Answer::Stored => statuses[doc.position] = Some(ItemStatus::Stored),
+                    Answer::Stored => {
+                        self.remember_written(&doc.id, &doc.index);
+                        statuses[doc.position] = Some(ItemStatus::Stored);
+                    }
                     Answer::Again(reason) => {
                         last_error = reason;
                         again.push(doc);

@@ -82,6 +82,11 @@ impl CyrusLab {
         }
     }
 
+    /// The storage the archive is on.
+    pub fn archive(&self) -> &Archive {
+        &self._archive
+    }
+
     /// Waits until every notification Cyrus sent so far is archived.
     pub fn wait_until_archived(&self) {
         self.cyrus.wait_until_archived(&self.cluster);

@@ -12,14 +12,18 @@ pub struct EsStorage {
 
 impl EsStorage {
     /// Reads `[plugins.es-storage]`; installs the index templates if the server answers.
+    /// Log entries are read back by job id (the ledger's digest is of what was kept).
     pub fn new(host: Host) -> Result<Self, PluginError> {
-        let es = Es::for_plugin(&host, "es-storage")?;
+        let es = Es::for_plugin(&host, "es-storage")?.reading_back_log();
         Ok(Self { es })
     }
 }
 
 impl Storage for EsStorage {
     fn get(&self, collection: &str, key: &str) -> Result<Option<Record>, PluginError> {
+        if collection == "log" {
+            return self.es.get_log_entry(key);
+        }
         self.es.get_record(collection, key)
     }
 
