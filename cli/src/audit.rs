@@ -113,8 +113,16 @@ impl<'a> Auditor<'a> {
     }
 
     /// Records the read `action` of a job store that may be an auditor's copy, with no broker
-    /// to ask: when the broker does not keep the record, says so on standard error and goes on.
+    /// to ask: when no broker listens, or it does not keep the record, says so on standard
+    /// error and goes on.
     pub fn read_offline(&self, action: &str, params: Value, count: u64, error: Option<String>) {
+        if !listening(self.broker.address()) {
+            eprintln!(
+                "bonnie: this `bonnie {action}` is not audited: no broker listens at {}.",
+                self.broker.address()
+            );
+            return;
+        }
         let record = AuditRecord {
             outcome: if error.is_some() { "error" } else { "ok" }.to_string(),
             error,
