@@ -342,8 +342,9 @@ impl Store {
                         keep_collected.execute(params![u.id, n])?;
                     }
                     // A worker's notification supersedes what a collector wrote before it, and
-                    // a DONE job needs neither the message nor its place in the store.
-                    None if own.is_some() || u.state == State::Done => {
+                    // a DONE job needs neither the message nor its place in the store. Only a
+                    // job a collector wrote can have a row there: others cost no statement.
+                    None if u.collected && (own.is_some() || u.state == State::Done) => {
                         drop_collected.execute(params![u.id])?;
                     }
                     None => {}
