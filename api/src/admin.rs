@@ -53,7 +53,11 @@ impl Admin {
     /// Sends a request and returns the broker's JSON answer; an error when the broker does not
     /// answer in time or answers `ERROR`.
     pub fn ask(&self, request: &AdminRequest) -> anyhow::Result<serde_json::Value> {
-        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
         let (socket, secured) = match idle {
             Some(socket) => (socket, self.curve.enabled),
             None => self.connect()?,

@@ -89,12 +89,18 @@ pub trait AuditLedger: Send + Sync {
     fn keep(&self, record: &AuditRecord) -> anyhow::Result<u64>;
 }
 
+impl<L: AuditLedger + ?Sized> AuditLedger for std::sync::Arc<L> {
+    fn keep(&self, record: &AuditRecord) -> anyhow::Result<u64> {
+        (**self).keep(record)
+    }
+}
+
 impl AuditLedger for crate::admin::Admin {
     fn keep(&self, record: &AuditRecord) -> anyhow::Result<u64> {
         let answer = self.ask(&AdminRequest::Audit(bounded(record.clone())))?;
-        answer["seq"]
-            .as_u64()
-            .with_context(|| format!("the broker's answer to AUDIT names no sequence number: {answer}"))
+        answer["seq"].as_u64().with_context(|| {
+            format!("the broker's answer to AUDIT names no sequence number: {answer}")
+        })
     }
 }
 

@@ -1,29 +1,35 @@
 //! Property tests of what bonnie-api reads from outside: arbitrary bytes as a request body,
 //! and JSON-RPC requests (single and batched) of every method with arbitrary parameter values,
 //! signed and sent through the real service over the real SQLite storage. `Service::handle`
-//! answers a panic with 500, so "never 500" is "never a panic" on any of them.
+//! answers a panic with 500, so "never 500" is "never a panic" on any of them. And the audit
+//! records of a batch: one per call, none answered unless its record is kept.
 
 use bonnie_api::{
     audit::AuditLedger,
     auth,
     clients::{Clients, Credentials},
     methods::OBJECT_TYPES,
-    service::{Incoming, Service},
+    service::{Answer, Incoming, Service},
 };
 use bonnie_core::protocol::AuditRecord;
 use bonnie_plugin_api::{plugin::storage_box, storage::StorageClient};
 use bonnie_sqlite_storage::SqliteStorage;
 use proptest::{collection::vec, prelude::*};
 use serde_json::{Map, Value, json};
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicBool, Ordering},
+};
 
 const USER: &str = "john.doe@example.org";
 
 /// A service over an empty SQLite archive, and the credentials of its one client: one for
 /// all cases (argon2 makes a client slowly by design).
 static SERVICE: std::sync::LazyLock<(tempfile::TempDir, Service, Credentials)> =
-    std::sync::LazyLock::new(service);
+    std::sync::LazyLock::new(|| service(Box::new(Arc::new(Ledger::default()))));
 
-fn service() -> (tempfile::TempDir, Service, Credentials) {
+/// A service over an empty SQLite archive with one client, auditing into `ledger`.
+fn service(ledger: Box<dyn AuditLedger>) -> (tempfile::TempDir, Service, Credentials) {
     let dir = tempfile::tempdir().unwrap();
     let storage = SqliteStorage::open(&dir.path().join("bonnie.db"), 5000).unwrap();
     let mut clients = Clients::load(&dir.path().join("clients.json")).unwrap();
@@ -33,24 +39,33 @@ fn service() -> (tempfile::TempDir, Service, Credentials) {
         clients,
         Vec::new(),
         &dir.path().join("audit.log"),
-        Box::new(Accepting),
+        ledger,
         100,
     )
     .unwrap();
     (dir, service, credentials)
 }
 
-/// A ledger that keeps every audit record, as a broker that is up does.
-struct Accepting;
+/// A ledger in memory that keeps records, and refuses them once `down`.
+#[derive(Default)]
+struct Ledger {
+    kept: Mutex<Vec<AuditRecord>>,
+    down: AtomicBool,
+}
 
-impl AuditLedger for Accepting {
-    fn keep(&self, _: &AuditRecord) -> anyhow::Result<u64> {
-        Ok(0)
+impl AuditLedger for Ledger {
+    fn keep(&self, record: &AuditRecord) -> anyhow::Result<u64> {
+        if self.down.load(Ordering::SeqCst) {
+            anyhow::bail!("the broker did not answer");
+        }
+        let mut kept = self.kept.lock().unwrap();
+        kept.push(record.clone());
+        Ok(kept.len() as u64 - 1)
     }
 }
 
 /// `body` as a signed POST /api/rpc of the client for `USER`.
-fn post(service: &Service, credentials: &Credentials, body: &[u8]) -> u16 {
+fn post(service: &Service, credentials: &Credentials, body: &[u8]) -> Answer {
     let basic = format!("{}:{}", credentials.name, credentials.password);
     let incoming = Incoming {
         method: "POST".into(),
@@ -63,7 +78,33 @@ fn post(service: &Service, credentials: &Credentials, body: &[u8]) -> u16 {
         signature: Some(auth::signature(&credentials.secret, USER, body)),
         peer: "127.0.0.1:1".into(),
     };
-    service.handle(&incoming, body).status
+    service.handle(&incoming, body)
+}
+
+#[test]
+fn every_call_of_a_batch_is_an_audit_record_and_none_is_answered_unless_kept() {
+    let ledger = Arc::new(Ledger::default());
+    let (_dir, service, credentials) = service(Box::new(ledger.clone()));
+    let body = json!([
+        { "jsonrpc": "2.0", "method": "event.changelog", "params": { "uid": "e1", "folder": "Calendar" }, "id": 1 },
+        { "jsonrpc": "2.0", "method": "system.keygen" },
+    ])
+    .to_string();
+    assert_eq!(post(&service, &credentials, body.as_bytes()).status, 200);
+    {
+        let kept = ledger.kept.lock().unwrap();
+        let actions: Vec<&str> = kept.iter().map(|r| r.action.as_str()).collect();
+        assert_eq!(actions, ["event.changelog", "system.keygen"]);
+        assert_eq!(kept[0].user, USER);
+        assert_eq!(kept[0].client.as_deref(), Some("roundcube"));
+        assert_eq!(kept[0].params["uid"], "e1");
+        assert_eq!(kept[0].count, Some(0), "nothing archived: nothing read");
+        assert_eq!(kept[1].count, Some(0), "a key is no archive item");
+    }
+    ledger.down.store(true, Ordering::SeqCst);
+    let answer = post(&service, &credentials, body.as_bytes());
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert!(answer.body.unwrap().get("result").is_none());
 }
 
 /// Every method the API has, and a few it has not.
@@ -159,7 +200,7 @@ proptest! {
             }
             let body = json!({ "jsonrpc": "2.0", "method": "freebusy.get", "params": params, "id": 1 });
             let (_, service, credentials) = &*SERVICE;
-            let status = post(service, credentials, body.to_string().as_bytes());
+            let status = post(service, credentials, body.to_string().as_bytes()).status;
             prop_assert_eq!(status, 200, "for {}", body);
         }
     }
@@ -167,7 +208,7 @@ proptest! {
     #[test]
     fn arbitrary_bodies_never_panic(body in vec(any::<u8>(), 0..600)) {
         let (_, service, credentials) = &*SERVICE;
-        let status = post(service, credentials, &body);
+        let status = post(service, credentials, &body).status;
         prop_assert!(matches!(status, 200 | 204), "status {status}");
     }
 
@@ -183,7 +224,7 @@ proptest! {
             requests
         };
         for body in bodies {
-            let status = post(service, credentials, body.to_string().as_bytes());
+            let status = post(service, credentials, body.to_string().as_bytes()).status;
             prop_assert!(matches!(status, 200 | 204), "status {status} for {body}");
         }
     }

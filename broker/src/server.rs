@@ -18,8 +18,8 @@ use anyhow::Context as _;
 use bonnie_core::{
     config::BrokerConfig,
     protocol::{
-        self, AdminReply, AdminRequest, AuditRecord, CollectorMsg, ControlMsg, DataReply, DealerMsg, Frames,
-        ProtocolError, ToCollector, ToWorker,
+        self, AdminReply, AdminRequest, AuditRecord, CollectorMsg, ControlMsg, DataReply,
+        DealerMsg, Frames, ProtocolError, ToCollector, ToWorker,
     },
     time::now_ms,
     transport::{self, Socket},

@@ -208,11 +208,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
         Command::Ledger {
             command: LedgerCommand::Init { name },
         } => checkpoint::init(&config, name)?,
-        Command::Checkpoint { json } => {
-            auditor.change("checkpoint", json!({}), None, || {
-                checkpoint::run(&broker, *json)
-            })?
-        }
+        Command::Checkpoint { json } => auditor.change("checkpoint", json!({}), None, || {
+            checkpoint::run(&broker, *json)
+        })?,
         Command::Audit {
             since,
             user,
@@ -298,7 +296,11 @@ fn run(args: &Args) -> anyhow::Result<()> {
             command: JobsCommand::Retry { id, all },
         } => {
             let (request, params, count) = match (id, all) {
-                (Some(id), false) => (AdminRequest::Retry { id: id.clone() }, json!({ "id": id }), Some(1)),
+                (Some(id), false) => (
+                    AdminRequest::Retry { id: id.clone() },
+                    json!({ "id": id }),
+                    Some(1),
+                ),
                 _ => (AdminRequest::RetryAll, json!({ "all": true }), None),
             };
             let answer = auditor.change("jobs retry", params, count, || broker.ask(&request))?;

@@ -70,8 +70,8 @@ pub fn run(
     let range = args.from.unwrap_or(0)..args.to.unwrap_or(u64::MAX);
     let found = read_back(&conn, &store, &storage, &range)?;
     let notes = Notes {
-        unattested: found.unattested.clone(),
-        audits: found.audits.clone(),
+        unattested: found.unattested.iter().copied().collect(),
+        audits: found.audits.iter().copied().collect(),
     };
     let recomputed = found.recomputed(&store)?;
     let report = bonnie_ledger::verify(&key, &checkpoints, store.leaves(), recomputed)
@@ -131,9 +131,9 @@ struct ReadBack {
 /// What the report says beside a finding at a sequence number.
 struct Notes {
     /// Leaves the broker logged without a worker's digest.
-    unattested: Vec<u64>,
+    unattested: std::collections::HashSet<u64>,
     /// Audit leaves, whose records are in the job store.
-    audits: Vec<u64>,
+    audits: std::collections::HashSet<u64>,
 }
 
 /// Reads back the record and payloads of every leaf in `range` (an audit leaf's record from
@@ -301,9 +301,7 @@ fn print_report(report: &Report, notes: &Notes, json: bool) {
         Some(s) if notes.unattested.contains(&s) => {
             " (unattested: its worker reported no digest of what it stored)"
         }
-        Some(s) if notes.audits.contains(&s) => {
-            " (an audit record: the job store's audit_records)"
-        }
+        Some(s) if notes.audits.contains(&s) => " (an audit record: the job store's audit_records)",
         _ => "",
     };
     if json {

@@ -292,7 +292,10 @@ path = "var/bonnie.db"
 
     /// Starts a broker kept by the cluster, unless one was started for it already.
     pub fn ensure_broker(&self) {
-        if !self.broker_started.load(std::sync::atomic::Ordering::SeqCst) {
+        if !self
+            .broker_started
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
             let broker = self.start_broker();
             *self.api_broker.lock().expect("the cluster's broker") = Some(broker);
         }

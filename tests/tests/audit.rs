@@ -26,10 +26,17 @@ fn cluster_with_a_trail() -> (Cluster, ChildGuard, ChildGuard, ApiClient) {
     let cluster = Cluster::new(&[], LEDGER);
     std::fs::create_dir_all(cluster.path().join("var")).unwrap();
     let init = cluster.bonnie(&["ledger", "init", "--name", "archive.test/bonnie"]);
-    assert!(process::succeeded(&init.status), "{}", process::describe(&init));
+    assert!(
+        process::succeeded(&init.status),
+        "{}",
+        process::describe(&init)
+    );
     let store = storages::open(&cluster.config());
     let inbox = Mailbox::of_user(JOHN, "INBOX").path;
-    for (n, event) in ["MessageAppend", "FlagsSet", "FlagsClear"].iter().enumerate() {
+    for (n, event) in ["MessageAppend", "FlagsSet", "FlagsClear"]
+        .iter()
+        .enumerate()
+    {
         let record = json!({
             "event": event,
             "@timestamp": bonnie_core::time::format_rfc3339_ms(1_795_000_000_000 + n as i64 * 1000),
@@ -38,8 +45,12 @@ fn cluster_with_a_trail() -> (Cluster, ChildGuard, ChildGuard, ApiClient) {
             "uids": [7],
             "flags": ["\\Flagged"],
         });
-        bonnie_model::mail_history::record(&store, record.as_object().unwrap(), &format!("fill-{n}"))
-            .unwrap();
+        bonnie_model::mail_history::record(
+            &store,
+            record.as_object().unwrap(),
+            &format!("fill-{n}"),
+        )
+        .unwrap();
     }
     drop(store);
     let broker = cluster.start_broker();
@@ -69,7 +80,10 @@ fn api_records(cluster: &Cluster) -> Vec<Value> {
 
 /// The OS user these tests run as, by name.
 fn os_user() -> String {
-    let output = std::process::Command::new("id").arg("-un").output().unwrap();
+    let output = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
 
@@ -102,7 +116,11 @@ fn every_roundcube_call_is_an_audit_record_with_client_user_method_params_and_co
     assert_eq!(records[1]["action"], "event.changelog");
     assert_eq!(records[1]["params"]["uid"], "nothing-here");
     assert_eq!(records[1]["count"], 0, "nothing found");
-    assert_eq!(records[2]["action"], "system.keygen", "the notification too");
+    assert_eq!(
+        records[2]["action"], "system.keygen",
+        "the notification too"
+    );
+    assert_eq!(records[3]["action"], "mail.changelog", "asked, not run");
     assert_eq!(records[3]["outcome"], "error");
     assert!(
         records[3]["error"].as_str().unwrap().contains("Signature"),
@@ -110,7 +128,10 @@ fn every_roundcube_call_is_an_audit_record_with_client_user_method_params_and_co
         records[3]
     );
     let seqs: Vec<u64> = records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in log order: {seqs:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "in log order: {seqs:?}"
+    );
 
     assert_eq!(audit(&cluster, &["--user", JOHN]).len(), 4);
     assert!(audit(&cluster, &["--user", "jane.doe@example.org"]).is_empty());
@@ -145,14 +166,22 @@ fn with_the_broker_stopped_the_api_answers_no_data_and_serves_again_once_it_is_b
         .iter()
         .map(|r| r["count"].as_u64().unwrap())
         .collect();
-    assert_eq!(counts, [3, 3], "the refused calls left no record: {counts:?}");
+    assert_eq!(
+        counts,
+        [3, 3],
+        "the refused calls left no record: {counts:?}"
+    );
 }
 
 #[test]
 fn an_admin_command_is_audited_with_the_os_user_and_refused_when_it_cannot_be() {
     let (cluster, broker, _api, _client) = cluster_with_a_trail();
     let added = cluster.bonnie(&["api-client", "add", "console"]);
-    assert!(process::succeeded(&added.status), "{}", process::describe(&added));
+    assert!(
+        process::succeeded(&added.status),
+        "{}",
+        process::describe(&added)
+    );
     let user = os_user();
     let records = audit(&cluster, &["--user", &user]);
     let add = records
@@ -238,7 +267,10 @@ fn an_audit_record_changed_or_deleted_in_the_job_store_is_named_by_verify() {
         "{report}"
     );
     let listed = cluster.bonnie(&["audit", "--json"]);
-    assert!(!process::succeeded(&listed.status), "bonnie audit fails too");
+    assert!(
+        !process::succeeded(&listed.status),
+        "bonnie audit fails too"
+    );
     assert!(
         String::from_utf8_lossy(&listed.stderr).contains(&changed.to_string()),
         "{}",
@@ -246,10 +278,7 @@ fn an_audit_record_changed_or_deleted_in_the_job_store_is_named_by_verify() {
     );
 
     store
-        .execute(
-            "DELETE FROM audit_records WHERE seq = ?1",
-            [deleted as i64],
-        )
+        .execute("DELETE FROM audit_records WHERE seq = ?1", [deleted as i64])
         .unwrap();
     let (_, report) = verify();
     let missing: Vec<&Value> = report["findings"]
