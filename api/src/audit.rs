@@ -97,7 +97,7 @@ impl<L: AuditLedger + ?Sized> AuditLedger for std::sync::Arc<L> {
 
 impl AuditLedger for crate::admin::Admin {
     fn keep(&self, record: &AuditRecord) -> anyhow::Result<u64> {
-        let answer = self.ask(&AdminRequest::Audit(bounded(record.clone())))?;
+        let answer = self.ask(&AdminRequest::Audit(Box::new(bounded(record.clone()))))?;
         answer["seq"].as_u64().with_context(|| {
             format!("the broker's answer to AUDIT names no sequence number: {answer}")
         })

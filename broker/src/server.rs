@@ -780,7 +780,7 @@ impl Server {
             AdminRequest::Checkpoint => self.checkpoint(),
             AdminRequest::Audit(record) => {
                 // Answered by keep_audits, once it is committed.
-                self.audits.push((identity.to_vec(), record));
+                self.audits.push((identity.to_vec(), *record));
                 return Ok(());
             }
         };

@@ -660,7 +660,7 @@ pub enum AdminRequest {
     /// Sign a checkpoint of the verifiable log now.
     Checkpoint,
     /// Keep an audit record in the verifiable log; answered once it is committed.
-    Audit(AuditRecord),
+    Audit(Box<AuditRecord>),
 }
 
 /// One action on the archive by an administrator or an API client, as the broker keeps it (its
@@ -732,7 +732,7 @@ impl AdminRequest {
                 let record: AuditRecord =
                     serde_json::from_slice(&frames[1]).map_err(|_| invalid.clone())?;
                 id(record.id.as_bytes(), "AUDIT")?;
-                Ok(Self::Audit(record))
+                Ok(Self::Audit(Box::new(record)))
             }
             other => Err(unknown(other)),
         }
@@ -870,7 +870,7 @@ mod tests {
             AdminRequest::Failed { limit: 5 },
             AdminRequest::RetryAll,
             AdminRequest::Checkpoint,
-            AdminRequest::Audit(audit_record()),
+            AdminRequest::Audit(Box::new(audit_record())),
         ] {
             assert_eq!(AdminRequest::parse(&request.frames()).unwrap(), request);
         }
@@ -902,12 +902,12 @@ mod tests {
             id: "has space".into(),
             ..audit_record()
         };
-        assert!(AdminRequest::parse(&AdminRequest::Audit(spaced).frames()).is_err());
+        assert!(AdminRequest::parse(&AdminRequest::Audit(Box::new(spaced)).frames()).is_err());
         let huge = AuditRecord {
             params: serde_json::json!("x".repeat(MAX_AUDIT_BYTES)),
             ..audit_record()
         };
-        assert!(AdminRequest::parse(&AdminRequest::Audit(huge).frames()).is_err());
+        assert!(AdminRequest::parse(&AdminRequest::Audit(Box::new(huge)).frames()).is_err());
         assert!(AdminRequest::parse(&f(&[b"AUDIT"])).is_err());
     }
 
