@@ -32,9 +32,26 @@ pub fn record_bytes(record: &AuditRecord) -> Vec<u8> {
     canonical_bytes(&serde_json::to_value(record).unwrap_or_default())
 }
 
-/// Keeps `records` and appends their leaves, in order, in one transaction; the sequence number
-/// of each (a record whose id is kept already is not appended again: its first one).
+/// SQLite's code for `synchronous = FULL`.
+const SYNCHRONOUS_FULL: i64 = 2;
+
+/// Keeps `records` and appends their leaves, in order, in one transaction synced to disk (their
+/// senders act once answered, so the records must survive a power failure, whatever the job
+/// store's batches of state changes do); the sequence number of each (a record whose id is
+/// kept already is not appended again: its first one).
 pub fn append(conn: &Connection, records: &[AuditRecord]) -> rusqlite::Result<Vec<u64>> {
+    let mode: i64 = conn.pragma_query_value(None, "synchronous", |row| row.get(0))?;
+    if mode != SYNCHRONOUS_FULL {
+        conn.pragma_update(None, "synchronous", SYNCHRONOUS_FULL)?;
+    }
+    let appended = append_synced(conn, records);
+    if mode != SYNCHRONOUS_FULL {
+        conn.pragma_update(None, "synchronous", mode)?;
+    }
+    appended
+}
+
+fn append_synced(conn: &Connection, records: &[AuditRecord]) -> rusqlite::Result<Vec<u64>> {
     let tx = conn.unchecked_transaction()?;
     let mut seqs = Vec::with_capacity(records.len());
     {
@@ -91,9 +108,14 @@ mod tests {
     fn an_audit_record_is_kept_with_its_leaf_once_per_id() {
         let conn = Connection::open_in_memory().unwrap();
         crate::ledger::create_tables(&conn).unwrap();
+        conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
         let seqs = append(&conn, &[record("a"), record("b"), record("a")]).unwrap();
         assert_eq!(seqs, [0, 1, 0]);
         assert_eq!(append(&conn, &[record("b"), record("c")]).unwrap(), [1, 2]);
+        let mode: i64 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, 1, "the job store's own mode is left as it was");
         let store = SqliteStore::new(&conn);
         let leaves: Vec<_> = store
             .leaves()
