@@ -1,0 +1,133 @@
+//! The systemd units of `packaging/systemd/` pass `systemd-analyze verify`, and the
+//! configuration the package installs (`packaging/bonnie.toml`) loads and keeps every file a
+//! daemon writes inside the folders the units let it write.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bonnie_core::Config;
+use bonnie_tests::paths;
+
+/// Every unit the package installs, with the binary its `ExecStart` runs.
+const UNITS: [(&str, &str); 5] = [
+    ("bonnie-broker.service", "bonnie-broker"),
+    ("bonnie-dealer.service", "bonnie-dealer"),
+    ("bonnie-collector.service", "bonnie-collector"),
+    ("bonnie-worker@.service", "bonnie-worker"),
+    ("bonnie-api.service", "bonnie-api"),
+];
+
+/// The folders the units' `ReadWritePaths=` (and `RuntimeDirectory=bonnie`) open under
+/// `ProtectSystem=strict`.
+const WRITABLE: [&str; 3] = ["/var/lib/bonnie", "/var/log/bonnie", "/run/bonnie"];
+
+fn unit_text(name: &str) -> String {
+    let path = paths::repo_root().join("packaging/systemd").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn systemd_analyze() -> PathBuf {
+    let path = PathBuf::from("/usr/bin/systemd-analyze");
+    assert!(
+        path.exists(),
+        "systemd-analyze is not installed: `apt-get install -y systemd`"
+    );
+    path
+}
+
+#[test]
+fn every_unit_passes_systemd_analyze_verify() {
+    let analyze = systemd_analyze();
+    // verify insists that ExecStart's binary exists: the copies run this build's binaries
+    // from where cargo put them, with every other line as shipped.
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    for (unit, binary) in UNITS {
+        let text = unit_text(unit);
+        let installed = format!("/usr/bin/{binary} ");
+        assert!(
+            text.contains(&format!("ExecStart={installed}")),
+            "{unit} does not start {installed}"
+        );
+        let built = format!("{} ", paths::bin(binary).display());
+        let copy = dir.path().join(unit);
+        std::fs::write(&copy, text.replace(&installed, &built)).expect("writing the unit's copy");
+
+        let out = Command::new(&analyze)
+            .arg("verify")
+            .arg(&copy)
+            .output()
+            .expect("running systemd-analyze verify");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // verify exits 0 on an unknown or misspelt directive, which it only reports: any
+        // line it prints is a fault of the unit.
+        assert!(
+            out.status.success() && stderr.trim().is_empty() && out.stdout.is_empty(),
+            "systemd-analyze verify {unit}: {}\n{stderr}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+#[test]
+fn every_unit_is_a_hardened_notify_service_as_bonnie() {
+    for (unit, _) in UNITS {
+        let text = unit_text(unit);
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        for wanted in [
+            "Type=notify",
+            "User=bonnie",
+            "Restart=on-failure",
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+            "ProtectHome=yes",
+            "PrivateTmp=yes",
+            "ReadWritePaths=/var/lib/bonnie /var/log/bonnie",
+            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+            "CapabilityBoundingSet=",
+            "SystemCallFilter=@system-service",
+        ] {
+            assert!(lines.contains(&wanted), "{unit} lacks `{wanted}`");
+        }
+        assert!(
+            lines.iter().any(|l| l.starts_with("WatchdogSec=")),
+            "{unit} has no watchdog"
+        );
+    }
+    // Only the broker does something on SIGHUP (it reads the allowed keys again).
+    assert!(unit_text("bonnie-broker.service").contains("ExecReload=/bin/kill -HUP $MAINPID"));
+}
+
+fn assert_writable(what: &str, path: &Path) {
+    assert!(
+        WRITABLE.iter().any(|dir| path.starts_with(dir)),
+        "{what} = {} is outside the folders the units may write ({WRITABLE:?})",
+        path.display()
+    );
+}
+
+#[test]
+fn packaged_configuration_loads_and_writes_only_where_the_units_allow() {
+    let config = Config::load(&paths::repo_root().join("packaging/bonnie.toml"))
+        .unwrap_or_else(|e| panic!("packaging/bonnie.toml: {e}"));
+    assert_eq!(
+        config.worker.plugin_dir,
+        Path::new("/usr/lib/bonnie/plugins")
+    );
+    assert_writable("[broker] database", &config.broker.database);
+    assert_writable("[dealer] spool_dir", &config.dealer.spool_dir);
+    assert_writable("[dealer] socket", &config.dealer.socket);
+    assert_writable("[api] clients", &config.api.clients);
+    assert_writable("[api] audit_log", &config.api.audit_log);
+    let publish = config
+        .ledger
+        .publish_dir
+        .as_deref()
+        .expect("[ledger] publish_dir");
+    assert_writable("[ledger] publish_dir", publish);
+    let storage = &config.plugins["sqlite-storage"];
+    for key in ["path", "payload_dir"] {
+        let value = storage[key].as_str().expect("a path");
+        assert_writable(&format!("[plugins.sqlite-storage] {key}"), Path::new(value));
+    }
+}
