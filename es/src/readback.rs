@@ -9,7 +9,9 @@ use std::collections::{HashMap, VecDeque};
 
 use bonnie_core::time;
 use bonnie_plugin_api::{PluginError, Record};
-use elasticsearch::{MgetParts, SearchParts, indices::IndicesRefreshParts};
+use elasticsearch::{
+    MgetParts, SearchParts, http::response::Response, indices::IndicesRefreshParts,
+};
 use serde_json::{Value, json};
 
 use crate::{Es, client::request_error};
@@ -148,27 +150,19 @@ impl Es {
         &self,
         docs: &[(String, String)],
     ) -> Result<Vec<(String, Option<Value>)>, PluginError> {
-        let failed = |e| request_error("cannot read log documents back", e);
         let wanted: Vec<Value> = docs
             .iter()
             .map(|(id, index)| json!({ "_index": index, "_id": id }))
             .collect();
-        let response = self
+        let sent = self
             .client
             .mget(MgetParts::None)
             .realtime(true)
             .body(json!({ "docs": wanted }))
             .send()
-            .await
-            .map_err(failed)?;
-        let status = response.status_code();
-        let mut answer: Value = response.json().await.map_err(failed)?;
-        if !status.is_success() {
-            return Err(PluginError::transient(format!(
-                "reading {} log documents back failed ({status}): {answer}",
-                docs.len()
-            )));
-        }
+            .await;
+        let what = format!("reading {} log documents back", docs.len());
+        let mut answer = json_answer(sent, &what).await?;
         let Some(Value::Array(found)) = answer.get_mut("docs").map(Value::take) else {
             return Err(PluginError::transient(format!(
                 "the server's answer to reading log documents back has no docs: {answer}"
@@ -195,22 +189,15 @@ impl Es {
             if let Some(found) = self.search_by_id(&pattern, job_id).await? {
                 return Ok(Some(found));
             }
-            let response = self
+            let sent = self
                 .client
                 .indices()
                 .refresh(IndicesRefreshParts::Index(&[&pattern]))
                 .ignore_unavailable(true)
                 .allow_no_indices(true)
                 .send()
-                .await
-                .map_err(|e| request_error("cannot refresh the log", e))?;
-            if !response.status_code().is_success() {
-                let status = response.status_code();
-                let text = response.text().await.unwrap_or_default();
-                return Err(PluginError::transient(format!(
-                    "refreshing {pattern} failed ({status}): {text}"
-                )));
-            }
+                .await;
+            json_answer(sent, &format!("refreshing {pattern}")).await?;
             self.search_by_id(&pattern, job_id).await
         })
     }
@@ -220,25 +207,38 @@ impl Es {
         pattern: &str,
         job_id: &str,
     ) -> Result<Option<Value>, PluginError> {
-        let failed = |e| request_error("cannot search the log by job id", e);
-        let response = self
+        let sent = self
             .client
             .search(SearchParts::Index(&[pattern]))
             .ignore_unavailable(true)
             .allow_no_indices(true)
             .body(json!({ "query": { "ids": { "values": [job_id] } }, "size": 1 }))
             .send()
-            .await
-            .map_err(failed)?;
-        let status = response.status_code();
-        let mut answer: Value = response.json().await.map_err(failed)?;
-        if !status.is_success() {
-            return Err(PluginError::transient(format!(
-                "searching {pattern} for job {job_id} failed ({status}): {answer}"
-            )));
-        }
+            .await;
+        let what = format!("searching {pattern} for job {job_id}");
+        let mut answer = json_answer(sent, &what).await?;
         Ok(answer.pointer_mut("/hits/hits/0/_source").map(Value::take))
     }
+}
+
+/// The JSON answer to the request `what` names; an error, a passing fault, unless the server
+/// answered with success.
+async fn json_answer(
+    sent: Result<Response, elasticsearch::Error>,
+    what: &str,
+) -> Result<Value, PluginError> {
+    let response = sent.map_err(|e| request_error(&format!("{what} failed"), e))?;
+    let status = response.status_code();
+    let answer: Value = response
+        .json()
+        .await
+        .map_err(|e| request_error(&format!("{what} got no JSON answer ({status})"), e))?;
+    if !status.is_success() {
+        return Err(PluginError::transient(format!(
+            "{what} failed ({status}): {answer}"
+        )));
+    }
+    Ok(answer)
 }
 
 /// The log entry of a document's source: the record without the fields es-storage added.

@@ -169,15 +169,11 @@ impl<'a> Stored<'a> {
 
     fn set_record(&self, job: &str, record: &str) {
         match self {
-            Stored::Sqlite(path) => {
-                let changed = without_guards(path)
-                    .execute(
-                        "UPDATE log SET record = ?2 WHERE job_id = ?1",
-                        params![job, record],
-                    )
-                    .unwrap();
-                assert_eq!(changed, 1);
-            }
+            Stored::Sqlite(path) => change_one_row(
+                path,
+                "UPDATE log SET record = ?2 WHERE job_id = ?1",
+                params![job, record],
+            ),
             Stored::Search(server) => {
                 let (index, _) = Self::document(server, job);
                 let source: Value = serde_json::from_str(record).unwrap();
@@ -191,10 +187,7 @@ impl<'a> Stored<'a> {
     fn delete_record(&self, job: &str) {
         match self {
             Stored::Sqlite(path) => {
-                let deleted = without_guards(path)
-                    .execute("DELETE FROM log WHERE job_id = ?1", [job])
-                    .unwrap();
-                assert_eq!(deleted, 1);
+                change_one_row(path, "DELETE FROM log WHERE job_id = ?1", params![job])
             }
             Stored::Search(server) => {
                 let (index, _) = Self::document(server, job);
@@ -226,15 +219,11 @@ impl<'a> Stored<'a> {
     fn set_payload(&self, digest: &str, bytes: &[u8]) {
         let compressed = bonnie_core::payload::compress(bytes).unwrap();
         match self {
-            Stored::Sqlite(path) => {
-                let changed = without_guards(path)
-                    .execute(
-                        "UPDATE payloads SET data = ?2 WHERE digest = ?1",
-                        params![digest, compressed],
-                    )
-                    .unwrap();
-                assert_eq!(changed, 1);
-            }
+            Stored::Sqlite(path) => change_one_row(
+                path,
+                "UPDATE payloads SET data = ?2 WHERE digest = ?1",
+                params![digest, compressed],
+            ),
             Stored::Search(server) => {
                 let path = format!("/bonnie-payloads/_doc/{digest}");
                 let (_, mut doc) = server.request("GET", &path, None);
@@ -249,6 +238,12 @@ impl<'a> Stored<'a> {
             }
         }
     }
+}
+
+/// Runs `sql` on the SQLite file at `path`, unguarded, and asserts that it changed one row.
+fn change_one_row(path: &Path, sql: &str, params: impl rusqlite::Params) {
+    let changed = without_guards(path).execute(sql, params).unwrap();
+    assert_eq!(changed, 1, "{sql}");
 }
 
 /// Keeps copies of the job store and the event log, to put them back after each tampering.
