@@ -32,23 +32,12 @@ pub fn record_bytes(record: &AuditRecord) -> Vec<u8> {
     canonical_bytes(&serde_json::to_value(record).unwrap_or_default())
 }
 
-/// SQLite's code for `synchronous = FULL`.
-const SYNCHRONOUS_FULL: i64 = 2;
-
 /// Keeps `records` and appends their leaves, in order, in one transaction synced to disk (their
 /// senders act once answered, so the records must survive a power failure, whatever the job
 /// store's batches of state changes do); the sequence number of each (a record whose id is
 /// kept already is not appended again: its first one).
 pub fn append(conn: &Connection, records: &[AuditRecord]) -> rusqlite::Result<Vec<u64>> {
-    let mode: i64 = conn.pragma_query_value(None, "synchronous", |row| row.get(0))?;
-    if mode != SYNCHRONOUS_FULL {
-        conn.pragma_update(None, "synchronous", SYNCHRONOUS_FULL)?;
-    }
-    let appended = append_synced(conn, records);
-    if mode != SYNCHRONOUS_FULL {
-        conn.pragma_update(None, "synchronous", mode)?;
-    }
-    appended
+    crate::ledger::synced(conn, || append_synced(conn, records))
 }
 
 fn append_synced(conn: &Connection, records: &[AuditRecord]) -> rusqlite::Result<Vec<u64>> {

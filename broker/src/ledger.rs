@@ -35,6 +35,27 @@ CREATE TABLE IF NOT EXISTS ledger_jobs (
 );
 ";
 
+/// SQLite's code for `synchronous = FULL`.
+const SYNCHRONOUS_FULL: i64 = 2;
+
+/// Runs `write` with `synchronous = FULL`, so that its commit reaches the disk and takes every
+/// earlier commit of the job store's write-ahead log with it, whatever mode the store's last
+/// batch of state changes left (decision 3); that mode is restored after.
+pub fn synced<T, E: From<rusqlite::Error>>(
+    conn: &Connection,
+    write: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    let mode: i64 = conn.pragma_query_value(None, "synchronous", |row| row.get(0))?;
+    if mode != SYNCHRONOUS_FULL {
+        conn.pragma_update(None, "synchronous", SYNCHRONOUS_FULL)?;
+    }
+    let written = write();
+    if mode != SYNCHRONOUS_FULL {
+        conn.pragma_update(None, "synchronous", mode)?;
+    }
+    written
+}
+
 /// Creates the ledger's tables (and the audit records its audit leaves stand for) if they are
 /// missing.
 pub fn create_tables(conn: &Connection) -> rusqlite::Result<()> {
@@ -208,7 +229,12 @@ impl Checkpoints {
             note: note.clone(),
             timestamp_response,
         };
-        store.save_checkpoint(&stored)?;
+        // Synced, and with it every leaf before it: a published checkpoint must never name a
+        // tree that a power failure could take back (its jobs would be DONE again in another
+        // order, and the signed root would match no tree).
+        synced(conn, || {
+            store.save_checkpoint(&stored).map_err(anyhow::Error::from)
+        })?;
         let published = match &self.config.publish_dir {
             Some(dir) => Some(publish(
                 dir,
@@ -249,6 +275,19 @@ fn last_checkpoint(conn: &Connection) -> anyhow::Result<Option<StoredCheckpoint>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_synced_write_commits_with_full_sync_and_leaves_the_stores_mode_as_it_was() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+        let mode = |conn: &Connection| -> i64 {
+            conn.pragma_query_value(None, "synchronous", |r| r.get(0))
+                .unwrap()
+        };
+        let inside = synced(&conn, || Ok::<_, rusqlite::Error>(mode(&conn))).unwrap();
+        assert_eq!(inside, SYNCHRONOUS_FULL);
+        assert_eq!(mode(&conn), 1, "NORMAL again");
+    }
 
     fn leaf(id: &str, byte: u8) -> LeafReport {
         LeafReport {
