@@ -393,7 +393,10 @@ path = "var/bonnie.db"
                 &["--daemon", "--log-file", &log, "--log-level", "info"],
             ),
         );
-        process::wait_until("the dealer socket", || self.dealer_socket().exists());
+        // The socket file appears at bind(), a moment before listen(): wait until it answers.
+        process::wait_until("the dealer socket", || {
+            std::os::unix::net::UnixStream::connect(self.dealer_socket()).is_ok()
+        });
         daemon
     }
 
