@@ -1,9 +1,11 @@
 //! Storage plugin `sqlite-storage`, bonnie's embedded default: one SQLite file in WAL mode
 //! holding keyed records with their index terms, and the append-only, hash-chained event log.
 
+mod connection;
 pub mod log;
 mod records;
 mod schema;
+mod wal;
 
 use std::{path::Path, sync::Mutex};
 
@@ -51,8 +53,10 @@ fn default_busy_timeout_ms() -> u64 {
 
 /// The storage: one connection that writes, and a few that read.
 pub struct SqliteStorage {
-    /// The writing connection, and whether its commits are synced right now.
-    writer: Mutex<(Connection, bool)>,
+    /// The writing connection. SQLite does not sync its commits: [`Self::write`] syncs `wal`
+    /// after those that must be durable, outside the write lock.
+    writer: Mutex<Connection>,
+    wal: wal::Wal,
     readers: Mutex<Vec<Connection>>,
     path: std::path::PathBuf,
     busy_timeout_ms: u64,
@@ -115,8 +119,18 @@ impl SqliteStorage {
                 path.display()
             ))
         })?;
+        writer
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db_error)?;
+        let wal = wal::Wal::open(path).map_err(|e| {
+            PluginError::config(format!(
+                "cannot open the write-ahead log of {}: {e}",
+                path.display()
+            ))
+        })?;
         Ok(Self {
-            writer: Mutex::new((writer, true)),
+            writer: Mutex::new(writer),
+            wal,
             readers: Mutex::new(Vec::new()),
             path: path.to_path_buf(),
             busy_timeout_ms,
@@ -143,23 +157,29 @@ impl SqliteStorage {
         result
     }
 
-    /// Runs `f` on the writing connection.
-    /// Runs `f` on the writing connection. Event-log appends are synced (`synced`); records
-    /// are derived views that can be rebuilt from the log, so their commits are not: they reach
-    /// the disk with the next synced commit, the log append of the job that wrote them.
+    /// Runs `f` on the writing connection. Event-log appends are synced (`synced`): the WAL
+    /// is synced once `f` has committed, after the connection is released, so that neither
+    /// this worker's other threads nor another worker wait for the disk. Records are derived
+    /// views that can be rebuilt from the log, so their commits are not: they reach the disk
+    /// with the next synced commit, the log append of the job that wrote them.
     fn write<R>(
         &self,
         synced: bool,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>,
     ) -> Result<R, PluginError> {
-        let mut guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let (conn, syncing) = &mut *guard;
-        if *syncing != synced {
-            conn.pragma_update(None, "synchronous", if synced { "FULL" } else { "NORMAL" })
-                .map_err(db_error)?;
-            *syncing = synced;
+        let result = {
+            let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn).map_err(db_error)?
+        };
+        if synced {
+            self.wal.sync().map_err(|e| {
+                PluginError::transient(format!(
+                    "cannot sync the write-ahead log {}: {e}",
+                    self.wal.name().display()
+                ))
+            })?;
         }
-        f(conn).map_err(db_error)
+        Ok(result)
     }
 }
 
@@ -167,13 +187,14 @@ impl SqliteStorage {
 const WAL_CHECKPOINT_PAGES: i64 = 10_000;
 
 fn connect(path: &Path, busy_timeout_ms: u64) -> Result<Connection, PluginError> {
-    let conn = Connection::open(path).map_err(|e| {
+    let mut conn = Connection::open(path).map_err(|e| {
         PluginError::config(format!("cannot open the database {}: {e}", path.display()))
     })?;
-    conn.busy_timeout(std::time::Duration::from_millis(busy_timeout_ms))
+    connection::configure(&mut conn, std::time::Duration::from_millis(busy_timeout_ms))
         .map_err(db_error)?;
     // WAL lets readers (bonnie-api, the admin CLI) run beside the writer; FULL syncs every
-    // commit, because an acknowledged job must survive a power loss.
+    // commit, because an acknowledged job must survive a power loss (the storage's writer
+    // syncs the WAL itself instead, see `wal`).
     // Switching a new file to WAL does not wait for the busy timeout when another worker
     // opens it at the same moment, so wait here.
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(busy_timeout_ms);
