@@ -32,53 +32,11 @@ pub fn configure(conn: &mut Connection, busy_timeout: Duration) -> rusqlite::Res
 mod tests {
     use super::*;
 
-    fn open(path: &std::path::Path, busy_timeout: Duration) -> Connection {
-        let mut conn = Connection::open(path).unwrap();
-        configure(&mut conn, busy_timeout).unwrap();
-        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-        conn
-    }
-
-    #[test]
-    fn a_write_waits_for_a_lock_another_connection_releases() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bonnie.db");
-        let holder = open(&path, Duration::from_secs(60));
-        holder
-            .execute_batch("CREATE TABLE t (n INTEGER); BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")
-            .unwrap();
-        let waiter = open(&path, Duration::from_secs(60));
-        let write = std::thread::spawn(move || waiter.execute("INSERT INTO t VALUES (2)", []));
-        std::thread::sleep(Duration::from_millis(50));
-        holder.execute_batch("COMMIT").unwrap();
-        write.join().unwrap().unwrap();
-        let count: i64 = holder
-            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(count, 2);
-    }
-
-    #[test]
-    fn a_lock_held_past_the_timeout_fails_the_write_as_busy() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bonnie.db");
-        let holder = open(&path, Duration::from_secs(60));
-        holder
-            .execute_batch("CREATE TABLE t (n INTEGER); BEGIN IMMEDIATE;")
-            .unwrap();
-        let waiter = open(&path, Duration::from_millis(20));
-        let err = waiter.execute("INSERT INTO t VALUES (1)", []).unwrap_err();
-        assert_eq!(
-            err.sqlite_error_code(),
-            Some(rusqlite::ErrorCode::DatabaseBusy),
-            "{err}"
-        );
-    }
-
     #[test]
     fn a_cached_statement_runs_again_without_being_compiled_again() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = open(&dir.path().join("bonnie.db"), Duration::from_secs(5));
+        let mut conn = Connection::open(dir.path().join("bonnie.db")).unwrap();
+        configure(&mut conn, Duration::from_secs(5)).unwrap();
         crate::schema::migrate(&mut conn).unwrap();
         // The storage's own read of a record's index terms, run for several keys.
         let sql = "SELECT field, value FROM record_index WHERE collection = ?1 AND key = ?2 ORDER BY field, value";
