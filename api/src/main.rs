@@ -84,6 +84,7 @@ fn run(config: &Config) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", api.listen))?;
         tracing::info!(listen = %api.listen, scheme, storage = %storage_name, threads = api.threads, max_connections = api.max_connections, "bonnie-api serving POST /api/rpc.");
+        bonnie_core::systemd::ready("serving POST /api/rpc");
         server::serve(listener, acceptor, service, Limits::from_config(api), stopping)
             .await
             .map_err(anyhow::Error::from)

@@ -136,8 +136,11 @@ pub async fn serve(
 /// Resolves once `flag` is set (by SIGTERM or SIGINT).
 async fn stopped(flag: Arc<AtomicBool>) {
     while !flag.load(Ordering::Relaxed) {
+        // This turns as long as the runtime does: systemd's watchdog pings stop with it.
+        bonnie_core::systemd::watchdog();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    bonnie_core::systemd::stopping();
 }
 
 /// Whether a failed `accept` passes: the peer left early, or descriptors or memory are short

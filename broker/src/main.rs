@@ -34,8 +34,11 @@ fn main() -> ExitCode {
             // SIGHUP: read the allowed keys again.
             let reload = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())?;
-            server::Server::start(config.broker, &config.curve, &config.ledger, reload)?
-                .run(&shutdown)?;
+            let mut server =
+                server::Server::start(config.broker, &config.curve, &config.ledger, reload)?;
+            // The routers are bound and the job store is open: peers can be served.
+            bonnie_core::systemd::ready("serving dealers, workers and collectors");
+            server.run(&shutdown)?;
             Ok(ExitCode::SUCCESS)
         },
     )

@@ -316,6 +316,7 @@ impl Server {
     /// Serves until `shutdown` is set.
     pub fn run(&mut self, shutdown: &AtomicBool) -> anyhow::Result<()> {
         while !shutdown.load(Ordering::Relaxed) {
+            bonnie_core::systemd::watchdog();
             let wait =
                 (self.next_heartbeat_ms.min(self.next_maintenance_ms) - now_ms()).clamp(0, 100);
             if self.reload.swap(false, Ordering::Relaxed) {
@@ -348,6 +349,7 @@ impl Server {
             self.maintain();
             self.dispatch();
         }
+        bonnie_core::systemd::stopping();
         self.flush(true);
         self.keep_audits();
         info!("Broker stopped.");

@@ -86,7 +86,9 @@ pub fn run(config: &CollectorConfig, shutdown: &AtomicBool) -> anyhow::Result<()
     let mut busy = 0usize;
     info!(broker = %config.broker_address, host = %config.host_name(), commands = ?config.commands,
         threads = config.threads, "Collector running.");
+    bonnie_core::systemd::ready("collecting for the broker");
     while !(shutdown.load(Ordering::Relaxed) && busy == 0) {
+        bonnie_core::systemd::watchdog();
         generation += 1;
         let identity = format!(
             "Collector-{}-{}-{generation}",
@@ -115,6 +117,7 @@ pub fn run(config: &CollectorConfig, shutdown: &AtomicBool) -> anyhow::Result<()
         };
         serve(&config, &socket, &pool, &mut busy, shutdown)?;
     }
+    bonnie_core::systemd::stopping();
     drop(tasks_tx);
     for thread in pool {
         let _ = thread.join();
@@ -197,6 +200,7 @@ fn serve(
     let mut last_heard = Instant::now();
     let mut next_ready = Instant::now();
     loop {
+        bonnie_core::systemd::watchdog();
         let stopping = shutdown.load(Ordering::Relaxed);
         if stopping && *busy == 0 {
             return Ok(());

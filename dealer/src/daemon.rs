@@ -242,6 +242,7 @@ pub fn run(config: &DealerConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         .context("cannot start the forwarder thread")?;
     info!(socket = %path.display(), broker = %config.broker_address,
         max_connections = config.daemon_connections, "Dealer daemon listening.");
+    bonnie_core::systemd::ready("serving the dlist socket");
 
     server.serve();
     forwarder
@@ -291,8 +292,10 @@ impl Server<'_> {
     /// Serves until shutdown, then lets the open connections finish.
     fn serve(&mut self) {
         loop {
+            bonnie_core::systemd::watchdog();
             if self.shared.shutdown.load(Ordering::Relaxed) && self.listener.is_some() {
                 info!("Stopping: no new connections; the ones open finish.");
+                bonnie_core::systemd::stopping();
                 // No new connection can find the socket; the ones already queued on it are
                 // taken and served, not reset.
                 let _ = std::fs::remove_file(&self.shared.config.socket);

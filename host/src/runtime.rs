@@ -204,6 +204,8 @@ pub fn run(
                 .expect("spawning a thread at start-up"),
         );
 
+        // Plugins loaded and started, inputs taking jobs, every thread running.
+        bonnie_core::systemd::ready("running jobs");
         let ended = rt.wait_for_end(shutdown, threads);
         // Joined here, so that a thread that died does not panic the scope.
         for thread in spawned {
@@ -231,7 +233,9 @@ impl Runtime<'_> {
     fn wait_for_end(&self, shutdown: &AtomicBool, threads: usize) -> Result<(), String> {
         let mut broken = None;
         loop {
+            bonnie_core::systemd::watchdog();
             if shutdown.load(Ordering::Relaxed) {
+                bonnie_core::systemd::stopping();
                 info!(
                     in_flight = self.credit.in_flight(),
                     "Stopping: finishing the jobs in flight."
