@@ -108,8 +108,12 @@ fn assert_writable(what: &str, path: &Path) {
 
 #[test]
 fn packaged_configuration_loads_and_writes_only_where_the_units_allow() {
-    let config = Config::load(&paths::repo_root().join("packaging/bonnie.toml"))
+    let mut config = Config::load(&paths::repo_root().join("packaging/bonnie.toml"))
         .unwrap_or_else(|e| panic!("packaging/bonnie.toml: {e}"));
+    // Every daemon reads the secret files named at start: a fresh install has none.
+    config
+        .load_secrets()
+        .unwrap_or_else(|e| panic!("packaging/bonnie.toml on a fresh install: {e}"));
     assert_eq!(
         config.worker.plugin_dir,
         Path::new("/usr/lib/bonnie/plugins")
