@@ -9,7 +9,6 @@ use std::{
         linux::net::SocketAddrExt,
         unix::net::{SocketAddr, UnixDatagram, UnixStream},
     },
-    path::PathBuf,
     process::Command,
     time::Duration,
 };
@@ -197,35 +196,30 @@ fn dealer_daemon_is_ready_once_its_socket_takes_connections() {
 
 #[test]
 fn collector_is_ready_once_its_threads_run() {
-    let cluster = Cluster::new(&[], "");
-    let _broker = cluster.start_broker();
-    let manager = Manager::at_path();
-    let log = log_path(&cluster, "collector");
-    let mut command = cluster.command("bonnie-collector", &["--log-file", &log]);
-    check_daemon(
-        "bonnie-collector",
-        &manager,
-        manager.configure(&mut command),
-        || read(&log).contains("Collector running."),
-    );
+    check_ready_once_logged("bonnie-collector", &["Collector running."]);
 }
 
 #[test]
 fn worker_is_ready_once_its_plugins_are_loaded_and_started() {
+    check_ready_once_logged("bonnie-worker", &["Plugin loaded.", "Worker running."]);
+}
+
+/// [`check_daemon`] for a daemon of a broker's that serves nothing itself: at READY=1 its
+/// log must have every one of `lines` (it logs them once it is set up).
+fn check_ready_once_logged(binary: &str, lines: &[&str]) {
     let cluster = Cluster::new(&[], "");
     let _broker = cluster.start_broker();
     let manager = Manager::at_path();
-    let log = log_path(&cluster, "worker");
-    let mut command = cluster.command("bonnie-worker", &["--log-file", &log]);
-    check_daemon(
-        "bonnie-worker",
-        &manager,
-        manager.configure(&mut command),
-        || {
-            let log = read(&log);
-            log.contains("Plugin loaded.") && log.contains("Worker running.")
-        },
-    );
+    let log = cluster
+        .path()
+        .join(format!("{binary}.log"))
+        .to_string_lossy()
+        .into_owned();
+    let mut command = cluster.command(binary, &["--log-file", &log]);
+    check_daemon(binary, &manager, manager.configure(&mut command), || {
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        lines.iter().all(|line| logged.contains(line))
+    });
 }
 
 #[test]
@@ -241,13 +235,4 @@ fn api_is_ready_once_it_listens() {
         manager.configure(&mut command),
         || TcpStream::connect(("127.0.0.1", port)).is_ok(),
     );
-}
-
-fn log_path(cluster: &Cluster, name: &str) -> String {
-    let path: PathBuf = cluster.path().join(format!("{name}.log"));
-    path.to_string_lossy().into_owned()
-}
-
-fn read(path: &str) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
 }
