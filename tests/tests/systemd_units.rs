@@ -93,6 +93,11 @@ fn every_unit_is_a_hardened_notify_service_as_bonnie() {
             lines.iter().any(|l| l.starts_with("WatchdogSec=")),
             "{unit} has no watchdog"
         );
+        // The configuration is root:bonnie 0640: the daemon needs the group.
+        assert!(
+            lines.contains(&"Group=bonnie") || lines.contains(&"SupplementaryGroups=bonnie"),
+            "{unit} runs without group bonnie, which /etc/bonnie/bonnie.toml needs"
+        );
     }
     // Only the broker does something on SIGHUP (it reads the allowed keys again).
     assert!(unit_text("bonnie-broker.service").contains("ExecReload=/bin/kill -HUP $MAINPID"));
