@@ -11,6 +11,7 @@ mod cyrus;
 mod es;
 mod lab;
 mod load;
+mod maillog;
 mod mailtext;
 mod payload;
 mod scale;
@@ -129,6 +130,12 @@ struct Args {
     /// Workers of the payload ingest
     #[arg(long, default_value_t = 2)]
     payload_workers: usize,
+    /// Run only the Postfix log figures (intake, parse and stitch, pflogsumm)
+    #[arg(long, conflicts_with_all = ["only_changelog", "only_e2e", "only_chaos", "only_mail", "only_es", "only_scale", "only_payload"])]
+    only_maillog: bool,
+    /// Lines of the generated Postfix log
+    #[arg(long, default_value_t = 200_000)]
+    maillog_lines: usize,
 }
 
 fn main() {
@@ -228,6 +235,10 @@ fn payload_figures(args: &Args) -> anyhow::Result<Value> {
 }
 
 fn run(args: &Args) -> anyhow::Result<Value> {
+    if args.only_maillog {
+        let figures = maillog::figures(args.maillog_lines)?;
+        return Ok(json!({ "machine": machine(), "maillog": figures }));
+    }
     if args.only_payload {
         return Ok(json!({ "machine": machine(), "payload_ingest": payload_figures(args)? }));
     }
@@ -328,9 +339,11 @@ fn run(args: &Args) -> anyhow::Result<Value> {
     let chaos = chaos_figures(args)?;
     let scale = scale_figures(args)?;
     let payload_ingest = payload_figures(args)?;
+    let maillog = maillog::figures(args.maillog_lines)?;
     let mut report = json!({
         "machine": machine(),
         "payload_ingest": payload_ingest,
+        "maillog": maillog,
         "scale": scale,
         "body_text": body_text,
         "chaos": chaos,
