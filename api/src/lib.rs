@@ -14,4 +14,5 @@ pub mod server;
 pub mod service;
 pub mod throttle;
 pub mod tls;
+pub mod trace;
 pub mod xml;

@@ -1,6 +1,7 @@
 //! The methods: `<type>.created|lastmodified|changelog|get|diff|rawdata` for Kolab object
-//! types, `mail.changelog` for one message's audit trail, `freebusy.get`, and `system.keygen`. An object the request user may not read answers
-//! `false`, exactly like one that does not exist.
+//! types, `mail.changelog` for one message's audit trail, `freebusy.get`, `system.keygen`, and
+//! `trace.find` (a message's way through Postfix into its folder, for admin clients only). An
+//! object the request user may not read answers `false`, exactly like one that does not exist.
 
 use bonnie_core::time;
 use bonnie_model::objects::{self, Change, Op};
@@ -38,6 +39,7 @@ pub fn call(caller: &Caller<'_>, method: &str, params: &Params) -> Result<Value,
         ("system", "keygen") => keygen(params),
         ("mail", "changelog") => mail_changelog(caller, params),
         ("freebusy", "get") => freebusy(caller, params),
+        ("trace", "find") => trace_find(caller, params),
         (kind, action) if OBJECT_TYPES.contains(&kind) => {
             let object = Object::find(caller, kind, params, action)?;
             let Some(object) = object else {
@@ -220,6 +222,28 @@ fn freebusy(caller: &Caller<'_>, params: &Params) -> Result<Value, RpcError> {
 }
 
 /// `system.keygen(salt?)`: a fresh key and when it expires (two hours).
+/// `trace.find {query, since}`: what `bonnie trace --json <query> --since <since>` prints.
+/// Only for admin clients: a trace names senders, recipients and clients of every user.
+fn trace_find(caller: &Caller<'_>, params: &Params) -> Result<Value, RpcError> {
+    if !caller.admin {
+        return Err(RpcError::forbidden(
+            "Forbidden: trace.find is for the clients in [api] admin_clients",
+        ));
+    }
+    params.only(&["query", "since"])?;
+    let query = params.text("query")?;
+    let since = params
+        .optional_text("since")?
+        .map(crate::trace::parse_since)
+        .transpose()
+        .map_err(|e| RpcError::invalid_params(format!("Invalid params: {e:#}")))?;
+    let found = crate::trace::find(caller.storage, query, since)
+        .map_err(|e| RpcError::internal(format!("{e:#}")))?;
+    Ok(Value::Array(
+        found.iter().map(crate::trace::Found::to_json).collect(),
+    ))
+}
+
 fn keygen(params: &Params) -> Result<Value, RpcError> {
     params.only(&["salt"])?;
     params.optional_text("salt")?;

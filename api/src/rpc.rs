@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 #[derive(Debug, Clone, PartialEq)]
 pub struct RpcError {
     /// The code: -32700 parse error, -32600 invalid request, -32601 method not found, -32602
-    /// invalid params, -32603 internal error.
+    /// invalid params, -32603 internal error, -32001 a method this client may not call.
     pub code: i64,
     /// What went wrong.
     pub message: String,
@@ -28,6 +28,11 @@ impl RpcError {
     /// -32602: missing or mistyped parameters.
     pub fn invalid_params(message: impl Into<String>) -> Self {
         Self::new(-32602, message)
+    }
+    /// -32001 (in JSON-RPC's range for servers' own errors): the client may not call the
+    /// method (`trace.find` without being in `[api] admin_clients`).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(-32001, message)
     }
     /// -32603: the server failed.
     pub fn internal(message: impl Into<String>) -> Self {
