@@ -517,8 +517,8 @@ impl Service {
 }
 
 /// How many archive items a call's answer holds: the changes of a changelog, the busy spans
-/// of free/busy, the traces of `trace.find`, none for `false` (nothing found or not allowed), an error or a key, else one
-/// (a revision, a diff, a summary).
+/// of free/busy, the traces of `trace.find`, none for `false` (nothing found or not allowed),
+/// an error or a key, else one (a revision, a diff, a summary).
 fn items(result: &Result<Value, RpcError>) -> u64 {
     match result {
         Err(_) | Ok(Value::Bool(false) | Value::Null) => 0,
