@@ -47,6 +47,7 @@ mod event;
 mod facts;
 mod postfix;
 mod queue_id;
+pub mod roundcube;
 pub mod sample;
 mod stamp;
 mod stitch;
