@@ -18,6 +18,34 @@ use serde::{Deserialize, Serialize};
 
 use crate::syslog::SyslogParser;
 
+/// The collection the `webmail` handler keeps each login in, one record per login.
+pub const LOGINS: &str = "webmail-logins";
+
+/// The index term of a login's user (lower-cased).
+pub const BY_USER: &str = "user";
+
+/// `[plugins.webmail]`: read by the handler (the zone) and by whoever associates IMAP Logins
+/// with webmail logins (`bonnie logins`, bonnie-api).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebmailSettings {
+    /// The time zone (IANA name) of syslog stamps without one. Default: this system's.
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// The addresses the webmail connects to IMAP from: an IMAP Login from one of them is a
+    /// webmail session. Default: none.
+    #[serde(default)]
+    pub webmail_hosts: Vec<String>,
+    /// How long before an IMAP Login the webmail login behind it may be, in seconds.
+    /// Default: 60.
+    #[serde(default = "default_window_seconds")]
+    pub window_seconds: u64,
+}
+
+fn default_window_seconds() -> u64 {
+    60
+}
+
 /// What a login attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
