@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::{
     cluster::Cluster,
+    paths,
     process::{self, ChildGuard},
 };
 
@@ -86,4 +87,24 @@ pub fn append(path: &Path, lines: impl IntoIterator<Item = String>) {
         .expect("opening a log file");
     let text: String = lines.into_iter().map(|l| l + "\n").collect();
     file.write_all(text.as_bytes()).expect("writing a log file");
+}
+
+/// The lines of bonnie-maillog's test logs (`maillog/tests/data`: three hosts and instances,
+/// every stamp style, long and short queue IDs), in one list.
+pub fn maillog_test_lines() -> Vec<String> {
+    [
+        "edge-rfc3339.log",
+        "mx1-syslog.log",
+        "mx1-relay-maillog_file.log",
+    ]
+    .iter()
+    .flat_map(|name| {
+        let path = paths::repo_root().join("maillog/tests/data").join(name);
+        std::fs::read_to_string(path)
+            .expect("reading a test log")
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    })
+    .collect()
 }

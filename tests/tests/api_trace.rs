@@ -4,27 +4,8 @@
 //! SQLite, and bonnie-api answers an admin client with the traces `bonnie trace --json`
 //! prints, refuses a Roundcube client, and keeps an audit record of both calls.
 
-use bonnie_tests::{cluster::Cluster, logd, paths, process};
+use bonnie_tests::{cluster::Cluster, logd, process};
 use serde_json::{Value, json};
-
-/// The lines of maillog's test logs.
-fn test_logs() -> Vec<String> {
-    [
-        "edge-rfc3339.log",
-        "mx1-syslog.log",
-        "mx1-relay-maillog_file.log",
-    ]
-    .iter()
-    .flat_map(|name| {
-        let path = paths::repo_root().join("maillog/tests/data").join(name);
-        std::fs::read_to_string(path)
-            .expect("reading a test log")
-            .lines()
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-    })
-    .collect()
-}
 
 /// `bonnie trace --json` with `args`.
 fn trace_json(cluster: &Cluster, args: &[&str]) -> Value {
@@ -60,7 +41,7 @@ fn an_admin_client_gets_the_traces_bonnie_trace_prints_and_a_roundcube_client_is
             logd::table("files = [\"log/mail.log\"]")
         ),
     );
-    let lines = test_logs();
+    let lines = logd::maillog_test_lines();
     std::fs::create_dir_all(cluster.path().join("log")).unwrap();
     logd::append(&cluster.path().join("log/mail.log"), lines.clone());
     let _broker = cluster.start_broker();

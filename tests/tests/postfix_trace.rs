@@ -13,31 +13,13 @@ use bonnie_maillog::{QueueFacts, Stitcher, SyslogParser, parse_line, store};
 use bonnie_tests::{
     cluster::Cluster,
     cyrus::{ADMIN, Cyrus, Notify},
-    logd, paths,
+    logd,
     postfix::{NextHop, Postfix},
     process,
     worker::ARCHIVE_HANDLERS,
 };
 use jiff::{Timestamp, tz::TimeZone};
 use serde_json::Value;
-
-fn test_logs() -> Vec<String> {
-    [
-        "edge-rfc3339.log",
-        "mx1-syslog.log",
-        "mx1-relay-maillog_file.log",
-    ]
-    .iter()
-    .flat_map(|name| {
-        let path = paths::repo_root().join("maillog/tests/data").join(name);
-        std::fs::read_to_string(path)
-            .expect("reading a test log")
-            .lines()
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-    })
-    .collect()
-}
 
 fn trace_json(cluster: &Cluster, args: &[&str]) -> Vec<Value> {
     let mut all = vec!["trace"];
@@ -85,7 +67,7 @@ fn two_workers_store_what_one_reader_stitches_and_bonnie_trace_shows_each_messag
         config.replacen("threads = 2", "threads = 4", 1),
     )
     .unwrap();
-    let lines = test_logs();
+    let lines = logd::maillog_test_lines();
     std::fs::create_dir_all(cluster.path().join("log")).unwrap();
     logd::append(&cluster.path().join("log/mail.log"), lines.clone());
     let _broker = cluster.start_broker();
