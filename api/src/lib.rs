@@ -8,6 +8,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod clients;
+pub mod logins;
 pub mod methods;
 pub mod rpc;
 pub mod server;
