@@ -7,6 +7,7 @@
 mod audit;
 mod checkpoint;
 mod keys;
+mod logins;
 mod spool;
 mod trace;
 mod verify;
@@ -97,6 +98,18 @@ enum Command {
         #[arg(long, value_name = "WHEN")]
         since: Option<String>,
         /// Print the traces as one JSON array
+        #[arg(long)]
+        json: bool,
+    },
+    /// A user's IMAP Logins; those from a webmail host ([plugins.webmail] webmail_hosts) with
+    /// the browser's address and the Roundcube session behind them
+    Logins {
+        /// The IMAP user
+        user: String,
+        /// Only logins since: an RFC 3339 instant, a date, or a span such as 24h
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Print the logins as one JSON array
         #[arg(long)]
         json: bool,
     },
@@ -248,6 +261,15 @@ fn run(args: &Args) -> anyhow::Result<()> {
             &auditor,
             &trace::TraceArgs {
                 what,
+                since: since.as_deref(),
+                json: *json,
+            },
+        )?,
+        Command::Logins { user, since, json } => logins::run(
+            &config,
+            &auditor,
+            &logins::LoginsArgs {
+                user,
                 since: since.as_deref(),
                 json: *json,
             },
