@@ -140,3 +140,25 @@ fn packaged_configuration_loads_and_writes_only_where_the_units_allow() {
         assert_writable(&format!("[plugins.sqlite-storage] {key}"), Path::new(value));
     }
 }
+
+#[test]
+fn the_debian_package_ships_every_plugin_of_the_workspace() {
+    let manifest =
+        std::fs::read_to_string(paths::repo_root().join("cli/Cargo.toml")).expect("cli/Cargo.toml");
+    let mut packaged: Vec<String> = manifest
+        .lines()
+        .filter(|l| l.contains("usr/lib/bonnie/plugins/"))
+        .filter_map(|l| l.split("target/release/").nth(1))
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_string)
+        .collect();
+    packaged.sort();
+    let shipped: Vec<String> = paths::shipped_plugins()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        packaged, shipped,
+        "the package's plugin assets in cli/Cargo.toml"
+    );
+}
