@@ -3,7 +3,8 @@
 //! with bonnie-maillog: every queue file on every host linked by `queued as` and by bounce
 //! notifications, each recipient's outcome, and the archive's log entries of the message (its
 //! MessageNew, joined by Cyrus's LMTP `SESSIONID` or its Message-ID, with the folder it landed
-//! in, and what happened to it there). The one read side of `bonnie trace` and of
+//! in, and what happened to it there: read, flagged, moved, deleted, as the message's audit
+//! trail in `message-history` has it). The one read side of `bonnie trace` and of
 //! bonnie-api's `trace.find`, so both answer the same traces.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -13,6 +14,7 @@ use bonnie_maillog::{
     QueueFacts, QueueId, QueueKey, Stitcher, Trace,
     store::{self, QueueRecord},
 };
+use bonnie_model::mail_history;
 use bonnie_plugin_api::storage::{RecordQuery, StorageClient};
 use jiff::{Timestamp, Zoned};
 use serde_json::{Value, json};
@@ -25,7 +27,8 @@ const MAX_QUEUE_FILES: usize = 10_000;
 pub struct Found {
     /// Its queue files, linked and stitched.
     pub trace: Trace,
-    /// The archive's log entries of it, oldest first.
+    /// The archive's log entries of it, oldest first; each delivery into a folder (a
+    /// MessageNew) with its `mailbox_history`, what happened to the message there after.
     pub archive: Vec<Value>,
 }
 
@@ -205,9 +208,11 @@ fn archive_entries(storage: &StorageClient, trace: &Trace) -> anyhow::Result<Vec
                 .or_else(|| entry["vnd.cmu.sessionId"].as_str());
             let same_session = session.is_some_and(|s| sessions.contains(s));
             if same_message || same_session {
-                entries.insert(
-                    record.key.to_string(),
-                    json!({
+                let history = match entry["event"].as_str() {
+                    Some("MessageNew") => Some(mailbox_history(storage, &entry)?),
+                    _ => None,
+                };
+                let mut joined = json!({
                         "job": record.key.as_str(),
                         "event": entry["event"],
                         "time": entry["@timestamp"],
@@ -216,12 +221,80 @@ fn archive_entries(storage: &StorageClient, trace: &Trace) -> anyhow::Result<Vec
                         "uri": entry["uri"],
                         "session_id": session,
                         "joined_by": if same_session { "lmtp_session" } else { "message_id" },
-                    }),
-                );
+                });
+                if let Some(history) = history {
+                    joined["mailbox_history"] = Value::Array(history);
+                }
+                entries.insert(record.key.to_string(), joined);
             }
         }
     }
     let mut entries: Vec<Value> = entries.into_values().collect();
     entries.sort_by_key(|e| e["time"].as_str().unwrap_or_default().to_string());
     Ok(entries)
+}
+
+/// What happened to a delivered message from its MessageNew `entry` on, oldest first, from
+/// its audit trail (kept by the `changelog` handler; empty without it): each event with its
+/// time, what it did (read, flagged, moved to a folder, deleted, expunged), where and by whom.
+fn mailbox_history(storage: &StorageClient, entry: &Value) -> anyhow::Result<Vec<Value>> {
+    let Some(folder) = entry["folder"].as_str() else {
+        return Ok(Vec::new());
+    };
+    let since = entry["@timestamp"]
+        .as_str()
+        .and_then(bonnie_core::time::parse_rfc3339_ms)
+        .unwrap_or(i64::MIN);
+    let mut history = Vec::new();
+    for uid in entry["uids"].as_array().into_iter().flatten() {
+        let Some(uid) = uid.as_u64() else { continue };
+        let trail = mail_history::onward(storage, folder, uid, since).map_err(|e| {
+            anyhow::anyhow!("cannot read the audit trail of {folder} UID {uid}: {e}")
+        })?;
+        history.extend(trail.iter().map(|step| {
+            json!({
+                "time": bonnie_core::time::format_rfc3339_ms(step.time_ms),
+                "event": step.event,
+                "what": what_happened(step),
+                "folder": crate::access::utf8_name(&step.folder),
+                "uid": step.uid,
+                "by": step.login,
+            })
+        }));
+    }
+    Ok(history)
+}
+
+/// A trail entry in a helpdesk's words.
+fn what_happened(step: &mail_history::Entry) -> String {
+    let flags = |set: bool| -> String {
+        step.flags
+            .iter()
+            .map(|flag| match (flag.to_ascii_lowercase().as_str(), set) {
+                ("\\seen", true) => "read".to_string(),
+                ("\\seen", false) => "unread".to_string(),
+                ("\\flagged", true) => "flagged".to_string(),
+                ("\\flagged", false) => "unflagged".to_string(),
+                ("\\deleted", true) => "deleted".to_string(),
+                ("\\deleted", false) => "undeleted".to_string(),
+                (_, true) => format!("flag {flag} set"),
+                (_, false) => format!("flag {flag} cleared"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let into = crate::access::utf8_name(&step.folder);
+    match step.event.as_str() {
+        "MessageNew" => format!("arrived in {into}"),
+        "MessageAppend" => format!("appended to {into}"),
+        "MessageCopy" | "vnd.cmu.MessageCopy" => format!("copied to {into}"),
+        "MessageMove" | "vnd.cmu.MessageMove" => format!("moved to {into}"),
+        "MessageRead" => "read".to_string(),
+        "MessageTrash" => "deleted".to_string(),
+        "MessageExpunge" => "expunged".to_string(),
+        "MessageExpire" => "expired".to_string(),
+        "FlagsSet" => flags(true),
+        "FlagsClear" => flags(false),
+        other => other.to_string(),
+    }
 }

@@ -136,6 +136,18 @@ fn render(trace: &Trace, archive: &[Value]) -> String {
             text("session_id"),
             text("joined_by")
         ));
+        // What happened to it in the mailbox after: read, moved, deleted.
+        for step in entry["mailbox_history"].as_array().into_iter().flatten() {
+            let text = |field: &str| step[field].as_str().unwrap_or("-").to_string();
+            out.push_str(&format!(
+                "    {}  {}  in {} (UID {}), by {}\n",
+                text("time"),
+                text("what"),
+                text("folder"),
+                step["uid"],
+                text("by")
+            ));
+        }
     }
     out
 }

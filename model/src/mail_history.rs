@@ -17,6 +17,9 @@ use crate::record::Object;
 pub const HISTORY: &str = "message-history";
 /// The index term: `<folder path>\u{1f}<UID>`.
 pub const MESSAGE_FIELD: &str = "message";
+/// The index term of a copy or move: the place it came from, as [`MESSAGE_FIELD`] spells
+/// it, so a trail is followed onward from where a message arrived.
+pub const FROM_FIELD: &str = "from";
 /// How far back through copies and moves a trail is followed.
 const MAX_HOPS: usize = 32;
 
@@ -113,18 +116,30 @@ pub fn record(storage: &StorageClient, record: &Object, job: &str) -> Result<usi
             PluginError::transient(format!("a trail entry does not serialize: {e}"))
         })?;
         let key = message_key(folder, uid);
-        storage.put(
-            Record::new(HISTORY, &format!("{job}/{key}"), &body)
-                .at(time_ms)
-                .indexed(MESSAGE_FIELD, &key),
-        )?;
+        let mut stored = Record::new(HISTORY, &format!("{job}/{key}"), &body)
+            .at(time_ms)
+            .indexed(MESSAGE_FIELD, &key);
+        if let Some((from_folder, from_uid)) = &entry.from {
+            stored = stored.indexed(FROM_FIELD, &message_key(from_folder, *from_uid));
+        }
+        storage.put(stored)?;
     }
     Ok(new_uids.len())
 }
 
 fn entries_at(storage: &StorageClient, folder: &str, uid: u64) -> Result<Vec<Entry>, PluginError> {
+    entries_with(storage, MESSAGE_FIELD, folder, uid)
+}
+
+/// The entries whose index term `field` names `folder`/`uid`.
+fn entries_with(
+    storage: &StorageClient,
+    field: &str,
+    folder: &str,
+    uid: u64,
+) -> Result<Vec<Entry>, PluginError> {
     // Every entry, however long the trail: the storage pages through them.
-    let query = RecordQuery::all_with(HISTORY, MESSAGE_FIELD, &message_key(folder, uid));
+    let query = RecordQuery::all_with(HISTORY, field, &message_key(folder, uid));
     storage
         .query(&query)?
         .iter()
@@ -158,7 +173,41 @@ pub fn trail(storage: &StorageClient, folder: &str, uid: u64) -> Result<Vec<Entr
             None => break,
         }
     }
+    Ok(in_order(trail))
+}
+
+/// What happened to the message that arrived at `folder`/`uid` at `since_ms`, oldest first:
+/// its events there from then on and, through the copies and moves that took it elsewhere,
+/// its events at each place it went (what a trace of its delivery shows).
+pub fn onward(
+    storage: &StorageClient,
+    folder: &str,
+    uid: u64,
+    since_ms: i64,
+) -> Result<Vec<Entry>, PluginError> {
+    let mut trail = Vec::new();
+    let mut places = std::collections::VecDeque::from([(folder.to_string(), uid, since_ms)]);
+    for _ in 0..MAX_HOPS {
+        let Some((folder, uid, since)) = places.pop_front() else {
+            break;
+        };
+        trail.extend(
+            entries_at(storage, &folder, uid)?
+                .into_iter()
+                .filter(|e| e.time_ms >= since),
+        );
+        for went in entries_with(storage, FROM_FIELD, &folder, uid)? {
+            if went.time_ms >= since {
+                places.push_back((went.folder, went.uid, went.time_ms));
+            }
+        }
+    }
+    Ok(in_order(trail))
+}
+
+/// Oldest first, each entry once.
+fn in_order(mut trail: Vec<Entry>) -> Vec<Entry> {
     trail.sort_by(|a, b| (a.time_ms, &a.job).cmp(&(b.time_ms, &b.job)));
     trail.dedup_by(|a, b| a == b);
-    Ok(trail)
+    trail
 }
