@@ -346,7 +346,15 @@ impl Cyrus {
             .expect("appending the probe");
         admin.logout().expect("the admin logs out");
         let pattern = format!("%{message_id}%");
+        let mut polls = 0u32;
         process::wait_until("the probe's notification to be a finished job", || {
+            // An exec dealer whose ACK came late (a loaded machine) spooled its notification,
+            // and the probe is the last one: no later dealer forwards it. Forward every spool.
+            polls += 1;
+            if polls % 100 == 0 {
+                let flushed = cluster.flush();
+                assert!(flushed.status.success(), "{}", process::describe(&flushed));
+            }
             cluster
                 .job_store()
                 .query_row(
