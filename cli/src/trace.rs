@@ -140,7 +140,7 @@ fn render(trace: &Trace, archive: &[Value]) -> String {
         for step in entry["mailbox_history"].as_array().into_iter().flatten() {
             let text = |field: &str| step[field].as_str().unwrap_or("-").to_string();
             out.push_str(&format!(
-                "    {}  {}  in {} (UID {}), by {}\n",
+                "    {}  {}  ({} UID {}, by {})\n",
                 text("time"),
                 text("what"),
                 text("folder"),

@@ -5,7 +5,9 @@
 //! storage plugin: the stored facts are those of one reader of every line, and each
 //! message's trace has its hops, relays, bounce and LMTP sessions. Then the same with a real
 //! Postfix from Debian (two instances, one relaying to the other) delivering over LMTP into a
-//! real Cyrus, whose notifications the archive keeps: each trace reaches the folder.
+//! real Cyrus, whose notifications the archive keeps: each trace reaches the folder, and
+//! goes on with what the recipient did there (read, moved, deleted), from the message's
+//! audit trail.
 
 use std::collections::BTreeMap;
 
@@ -216,8 +218,8 @@ fn deliveries_in_archive(trace: &Value) -> Vec<(String, String)> {
 }
 
 #[test]
-fn a_real_postfix_into_a_real_cyrus_each_message_traced_into_its_folder_and_the_bounce_linked_back()
-{
+fn a_real_postfix_into_a_real_cyrus_each_message_traced_into_its_folder_then_read_moved_and_deleted_and_the_bounce_linked_back()
+ {
     assert!(
         Postfix::installed(),
         "Debian's postfix is not installed: `echo \"postfix postfix/main_mailer_type select No configuration\" | debconf-set-selections; apt-get install -y postfix`"
@@ -236,7 +238,7 @@ fn a_real_postfix_into_a_real_cyrus_each_message_traced_into_its_folder_and_the_
         NextHop::Smtp(mx.smtp_port),
     );
     let mut plugins: Vec<&str> = ARCHIVE_HANDLERS.to_vec();
-    plugins.push("bonnie-postfix");
+    plugins.extend(["bonnie-postfix", "bonnie-changelog"]);
     let cluster = Cluster::new(
         &plugins,
         &logd::table(&format!(
@@ -286,7 +288,11 @@ fn a_real_postfix_into_a_real_cyrus_each_message_traced_into_its_folder_and_the_
         let into_folders = |traces: &[Value], n: usize| {
             traces.len() == 1 && deliveries_in_archive(&traces[0]).len() == n
         };
-        into_folders(&two, 2) && into_folders(&unknown, 1) && into_folders(&relayed, 1)
+        // The archive may have a delivery before bonnie-logd read Postfix's line of it.
+        into_folders(&two, 2)
+            && outcomes(&two[0]).len() == 2
+            && into_folders(&unknown, 1)
+            && into_folders(&relayed, 1)
     });
     let logs = format!(
         "mx:\n{}\nrelay:\n{}",
@@ -348,10 +354,87 @@ fn a_real_postfix_into_a_real_cyrus_each_message_traced_into_its_folder_and_the_
             && hops_of_relayed[0].ends_with("origin")
     );
     assert!(hops_of_relayed[1].starts_with("mx/postfix/") && hops_of_relayed[1].ends_with("relay"));
+
+    // bob reads the relayed message, moves it to Archive and deletes it there: the trace
+    // goes on into the mailbox, step by step, with the folders.
+    let uid = mailbox_history(&relayed[0])[0]["uid"]
+        .as_u64()
+        .expect("the delivery's UID in its mailbox history");
+    let mut bob = cyrus.login("bob@example.org");
+    for command in [
+        "CREATE Archive".to_string(),
+        "SELECT INBOX".to_string(),
+        format!("UID FETCH {uid} BODY[]"),
+        format!("UID MOVE {uid} Archive"),
+        "SELECT Archive".to_string(),
+        "UID STORE 1 +FLAGS (\\Deleted)".to_string(),
+        "EXPUNGE".to_string(),
+    ] {
+        bob.run(&command, &[])
+            .unwrap_or_else(|e| panic!("{command}: {e}"));
+    }
+    bob.logout().unwrap();
+    // Not `cyrus.wait_until_archived`: its probe is a MessageAppend, which waits for a
+    // collector this cluster has not; the expunge is the last step the trace can show.
+    let mut relayed = Vec::new();
+    process::wait_until("the trace to reach the expunge", || {
+        relayed = trace_json(&cluster, &["relayed@test.example"]);
+        mailbox_history(&relayed[0]).iter().any(|step| {
+            step["event"] == "MessageExpunge" && step["folder"] != "user/bob@example.org"
+        })
+    });
+    let steps: Vec<String> = mailbox_history(&relayed[0])
+        .iter()
+        .map(|step| {
+            format!(
+                "{} @ {}",
+                step["what"].as_str().unwrap(),
+                step["folder"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let mut seen_steps = steps.clone();
+    seen_steps.dedup();
+    assert_eq!(
+        seen_steps,
+        [
+            "arrived in user/bob@example.org @ user/bob@example.org",
+            "read @ user/bob@example.org",
+            "moved to user/bob/Archive@example.org @ user/bob/Archive@example.org",
+            // Cyrus's expunge of the moved message's old place.
+            "expunged @ user/bob@example.org",
+            "deleted @ user/bob/Archive@example.org",
+            "expunged @ user/bob/Archive@example.org",
+        ],
+        "{steps:?}"
+    );
+    assert!(
+        mailbox_history(&relayed[0])
+            .iter()
+            .skip(1)
+            .all(|step| step["by"] == "bob@example.org"),
+        "{:?}",
+        mailbox_history(&relayed[0])
+    );
     let output = cluster.bonnie(&["trace", "relayed@test.example"]);
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
         text.contains("archive:") && text.contains("MessageNew"),
         "{text}"
     );
+    assert!(
+        text.contains("moved to user/bob/Archive@example.org  (user/bob/Archive@example.org UID 1, by bob@example.org)")
+            && text.contains("expunged  (user/bob/Archive@example.org UID 1, by bob@example.org)"),
+        "{text}"
+    );
+}
+
+/// The mailbox history of a trace's deliveries into folders, oldest first.
+fn mailbox_history(trace: &Value) -> Vec<Value> {
+    trace["archive"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|e| e["mailbox_history"].as_array().cloned().unwrap_or_default())
+        .collect()
 }
