@@ -327,6 +327,8 @@ impl Cyrus {
     /// message appended now is a finished job, every notification sent before it was handed
     /// over; then the broker is waited for until it holds nothing unfinished. A fixed pause
     /// is too short on a loaded machine.
+    ///
+    /// The probe is a message append, collected like any other: `cluster` must run a collector.
     pub fn wait_until_archived(&self, cluster: &Cluster) {
         let probe = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let message_id = format!("<probe-{probe}@bonnie-lab.invalid>");
