@@ -43,6 +43,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod batch;
 mod event;
 mod facts;
 mod postfix;

@@ -9,14 +9,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bonnie_maillog::{
-    Event, LineFacts, QueueFacts, QueueKey, SyslogParser, Unqueued, parse_line,
+    Event, LineFacts, QueueFacts, QueueKey, SyslogParser, Unqueued,
+    batch::LogBatch,
+    parse_line,
     store::{self, QueueRecord},
 };
 use bonnie_plugin_api::prelude::*;
 use bonnie_plugin_api::storage::{Record, StorageClient};
-use jiff::{Timestamp, tz::TimeZone};
+use jiff::tz::TimeZone;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 /// The event this handler takes: a batch of log lines.
@@ -132,26 +134,15 @@ impl Handler for Postfix {
     }
 
     fn handle(&self, job: &Job) -> Result<HandlerOutcome, PluginError> {
-        let mut batch = match serde_json::from_str(job.notification.as_str()) {
-            Ok(Value::Object(batch)) => batch,
-            _ => return Ok(HandlerOutcome::rejected("the batch is not a JSON object")),
+        let batch = match LogBatch::parse(job.notification.as_str(), job.received_ms()) {
+            Ok(batch) => batch,
+            Err(why) => return Ok(HandlerOutcome::rejected(why)),
         };
-        let Some(lines) = batch.get("lines").and_then(Value::as_array) else {
-            return Ok(HandlerOutcome::rejected("the batch has no array of lines"));
-        };
-        let received = batch
-            .get("received")
-            .and_then(Value::as_str)
-            .and_then(|r| r.parse::<Timestamp>().ok())
-            .or_else(|| {
-                job.received_ms()
-                    .and_then(|ms| Timestamp::from_millisecond(ms).ok())
-            })
-            .unwrap_or_else(Timestamp::now);
+        let received = batch.received;
         let mut queues: BTreeMap<QueueKey, QueueFacts> = BTreeMap::new();
         let mut unqueued = BTreeSet::new();
         let mut counts = Counts::default();
-        for (n, line) in lines.iter().enumerate() {
+        for (n, line) in batch.lines().iter().enumerate() {
             counts.lines += 1;
             let Some(text) = line.as_str() else {
                 counts.not_postfix += 1;
@@ -183,19 +174,16 @@ impl Handler for Postfix {
         for verdict in &unqueued {
             self.keep_unqueued(verdict)?;
         }
-        batch.insert(
-            "postfix".to_string(),
-            json!({
-                "lines": counts.lines,
-                "postfix": counts.postfix,
-                "unknown": counts.unknown,
-                "unknown_lines": counts.unknown_lines,
-                "not_postfix": counts.not_postfix,
-                "queue_files": queues.len(),
-                "noqueue": unqueued.len(),
-            }),
-        );
-        Ok(HandlerOutcome::done(Value::Object(batch).to_string()))
+        let summary = json!({
+            "lines": counts.lines,
+            "postfix": counts.postfix,
+            "unknown": counts.unknown,
+            "unknown_lines": counts.unknown_lines,
+            "not_postfix": counts.not_postfix,
+            "queue_files": queues.len(),
+            "noqueue": unqueued.len(),
+        });
+        Ok(HandlerOutcome::done(batch.into_record("postfix", summary)))
     }
 }
 

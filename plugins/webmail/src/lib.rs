@@ -5,12 +5,12 @@
 //! webmail host to find the browser behind them. Other lines are counted and left to the
 //! handlers after this one.
 
-use bonnie_maillog::SyslogParser;
 use bonnie_maillog::roundcube::{self, WebmailLogin, WebmailSettings};
+use bonnie_maillog::{SyslogParser, batch::LogBatch};
 use bonnie_plugin_api::prelude::*;
 use bonnie_plugin_api::storage::{Record, StorageClient};
-use jiff::{Timestamp, tz::TimeZone};
-use serde_json::{Value, json};
+use jiff::tz::TimeZone;
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 /// The event this handler takes: a batch of log lines.
@@ -59,31 +59,17 @@ impl Handler for Webmail {
     }
 
     fn handle(&self, job: &Job) -> Result<HandlerOutcome, PluginError> {
-        let mut batch = match serde_json::from_str(job.notification.as_str()) {
-            Ok(Value::Object(batch)) => batch,
-            _ => return Ok(HandlerOutcome::rejected("the batch is not a JSON object")),
-        };
-        let Some(lines) = batch.get("lines").and_then(Value::as_array) else {
-            return Ok(HandlerOutcome::rejected("the batch has no array of lines"));
+        let batch = match LogBatch::parse(job.notification.as_str(), job.received_ms()) {
+            Ok(batch) => batch,
+            Err(why) => return Ok(HandlerOutcome::rejected(why)),
         };
         // A replayed batch carries the same `received`, so a line without a stamp of its own
         // gets the same time, and the same key, again.
-        let received = batch
-            .get("received")
-            .and_then(Value::as_str)
-            .and_then(|r| r.parse::<Timestamp>().ok())
-            .or_else(|| {
-                job.received_ms()
-                    .and_then(|ms| Timestamp::from_millisecond(ms).ok())
-            })
-            .unwrap_or_else(Timestamp::now);
+        let received = batch.received;
         // A plain log file's lines name no host: they are the host's that read the file.
-        let batch_host = batch
-            .get("host")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let batch_host = batch.host().map(str::to_string);
         let (mut logins, mut other) = (0u64, 0u64);
-        for line in lines {
+        for line in batch.lines() {
             let Some(mut login) = line
                 .as_str()
                 .and_then(|text| roundcube::parse_userlogins(&self.parser, text, received))
@@ -96,11 +82,8 @@ impl Handler for Webmail {
             self.storage.put(login_record(&login)?)?;
             logins += 1;
         }
-        batch.insert(
-            "webmail".to_string(),
-            json!({"logins": logins, "other_lines": other}),
-        );
-        Ok(HandlerOutcome::done(Value::Object(batch).to_string()))
+        let summary = json!({"logins": logins, "other_lines": other});
+        Ok(HandlerOutcome::done(batch.into_record("webmail", summary)))
     }
 }
 
