@@ -37,6 +37,16 @@ impl SyslogParser {
         SyslogParser { zone }
     }
 
+    /// A parser for the zone a configuration names (an IANA name such as `Europe/Berlin`),
+    /// else this system's; the error says why the name is not a zone.
+    pub fn in_zone(name: Option<&str>) -> Result<SyslogParser, String> {
+        let zone = match name {
+            Some(name) => TimeZone::get(name).map_err(|e| format!("{name:?}: {e}"))?,
+            None => TimeZone::system(),
+        };
+        Ok(SyslogParser::new(zone))
+    }
+
     /// The frame of `line` (without its line end), which was received at `received`: the
     /// instant from which a stamp's missing year is inferred.
     pub fn parse(&self, line: &str, received: Timestamp) -> SyslogLine {

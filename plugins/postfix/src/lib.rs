@@ -16,7 +16,6 @@ use bonnie_maillog::{
 };
 use bonnie_plugin_api::prelude::*;
 use bonnie_plugin_api::storage::{Record, StorageClient};
-use jiff::tz::TimeZone;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -44,15 +43,11 @@ impl Postfix {
     /// Reads `[plugins.postfix]` and takes the host's storage.
     pub fn new(host: Host) -> Result<Self, PluginError> {
         let settings: Settings = host.config()?;
-        let zone = match &settings.zone {
-            Some(name) => TimeZone::get(name).map_err(|e| {
-                PluginError::config(format!("[plugins.postfix] zone: {name:?}: {e}"))
-            })?,
-            None => TimeZone::system(),
-        };
+        let parser = SyslogParser::in_zone(settings.zone.as_deref())
+            .map_err(|e| PluginError::config(format!("[plugins.postfix] zone: {e}")))?;
         Ok(Self {
             storage: host.storage()?,
-            parser: SyslogParser::new(zone),
+            parser,
         })
     }
 

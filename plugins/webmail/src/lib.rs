@@ -9,7 +9,6 @@ use bonnie_maillog::roundcube::{self, WebmailLogin, WebmailSettings};
 use bonnie_maillog::{SyslogParser, batch::LogBatch};
 use bonnie_plugin_api::prelude::*;
 use bonnie_plugin_api::storage::{Record, StorageClient};
-use jiff::tz::TimeZone;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -26,15 +25,11 @@ impl Webmail {
     /// Reads `[plugins.webmail]` and takes the host's storage.
     pub fn new(host: Host) -> Result<Self, PluginError> {
         let settings: WebmailSettings = host.config()?;
-        let zone = match &settings.zone {
-            Some(name) => TimeZone::get(name).map_err(|e| {
-                PluginError::config(format!("[plugins.webmail] zone: {name:?}: {e}"))
-            })?,
-            None => TimeZone::system(),
-        };
+        let parser = SyslogParser::in_zone(settings.zone.as_deref())
+            .map_err(|e| PluginError::config(format!("[plugins.webmail] zone: {e}")))?;
         Ok(Self {
             storage: host.storage()?,
-            parser: SyslogParser::new(zone),
+            parser,
         })
     }
 }
