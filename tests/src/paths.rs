@@ -77,6 +77,18 @@ pub fn cyrus_event(file: &str) -> String {
     text.trim_end().to_string()
 }
 
+/// The notifications of the captured Cyrus 3.6 scenario (`examples/cyrus-3.6-scenario.jsonl`),
+/// one per line, in the order Cyrus sent them.
+pub fn scenario() -> Vec<String> {
+    let path = repo_root().join("examples/cyrus-3.6-scenario.jsonl");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// Every captured sample in the order Cyrus emitted it (`index.tsv`): file name and text.
 pub fn cyrus_events() -> Vec<(String, String)> {
     let index = cyrus_event("index.tsv");

@@ -23,16 +23,6 @@ use serde_json::{Value, json};
 /// The archive's signing key, relative to the configuration.
 const LEDGER: &str = "[ledger]\nsigning_key = \"var/archive.key\"\n";
 
-fn scenario() -> Vec<String> {
-    let path = paths::repo_root().join("examples/cyrus-3.6-scenario.jsonl");
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
 /// The scenario archived on `storage` by `workers`, with a checkpoint signed after it; broker
 /// and workers stopped, their SQLite stores checkpointed into their main files (so that
 /// copies are whole).
@@ -42,7 +32,7 @@ fn archived(storage: Storage, workers: &[&str]) -> (Cluster, Archive) {
     let init = cluster.bonnie(&["ledger", "init", "--name", "archive.test/bonnie"]);
     assert!(init.status.success(), "{}", process::describe(&init));
     let broker = cluster.start_broker();
-    for line in scenario() {
+    for line in paths::scenario() {
         let dealt = cluster.deal(line.as_bytes());
         assert!(dealt.status.success(), "{}", process::describe(&dealt));
     }

@@ -52,16 +52,6 @@ fn golden_path() -> PathBuf {
     paths::repo_root().join("tests/fixtures/scenario-records/archive.json")
 }
 
-fn scenario() -> Vec<String> {
-    let path = paths::repo_root().join("examples/cyrus-3.6-scenario.jsonl");
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
 /// The label of scenario line `index` (from 0): `line 001` for the first, so labels sort in
 /// the scenario's order.
 fn line_label(index: usize) -> String {
@@ -270,7 +260,7 @@ fn assert_golden(actual: &Value, run: &str, may_update: bool) {
 
 /// The archive of the scenario replayed from a file by one worker with `threads` threads.
 fn replayed_by_one_worker(threads: usize) -> Value {
-    let lines = scenario();
+    let lines = paths::scenario();
     let lab = WorkerLab::with_plugins(&handlers(), HANDLER_CONFIG);
     let config = std::fs::read_to_string(lab.config()).unwrap().replacen(
         "threads = 2",
@@ -297,7 +287,7 @@ fn the_scenario_archived_by_four_threads_is_the_golden_archive() {
 
 #[test]
 fn the_scenario_archived_through_the_broker_by_two_workers_is_the_golden_archive() {
-    let lines = scenario();
+    let lines = paths::scenario();
     let cluster = Cluster::new(&handlers(), HANDLER_CONFIG);
     // Four threads each and a small queue, so that both workers take part.
     let config = std::fs::read_to_string(cluster.config()).unwrap().replacen(

@@ -35,16 +35,6 @@ const HANDLERS: [&str; 7] = [
 /// The settings of [`HANDLERS`] beside the lab's base configuration.
 const HANDLER_CONFIG: &str = "[plugins.changelog]\ncollect = []\n";
 
-fn scenario() -> Vec<String> {
-    let text =
-        std::fs::read_to_string(paths::repo_root().join("examples/cyrus-3.6-scenario.jsonl"))
-            .expect("reading the scenario");
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
 /// What a store holds, by collection and key: every keyed record's body, and the log's
 /// records as collection `log` (by job). Job ids (keys, fields such as `login_job`, the
 /// prefixes of facts' keys) are replaced by `line <n>`, the input line whose notification the
@@ -350,7 +340,7 @@ fn check_states(archive: &Archive, run: &str) {
 /// The archive of a replay of the scenario by one worker with `threads` threads reading it
 /// from a file.
 fn replay_from_file(threads: usize) -> Archive {
-    replay_lines(&scenario(), threads)
+    replay_lines(&paths::scenario(), threads)
 }
 
 /// The archive of a replay of `lines` by one worker with `threads` threads reading them from
@@ -429,7 +419,7 @@ fn the_captured_samples_replayed_by_four_threads_give_the_views_of_one_thread() 
 #[test]
 fn views_replayed_through_the_broker_by_two_workers_match_every_time() {
     let single = replay_from_file(1);
-    let lines = scenario();
+    let lines = paths::scenario();
     for run in 0..REPLAYS {
         let replay = replay_through_two_workers(&lines);
         let run = format!("replay {run} through two workers");
@@ -473,7 +463,7 @@ fn translated_scenario() -> Vec<String> {
             })
             .collect()
     };
-    scenario()
+    paths::scenario()
         .into_iter()
         .map(|line| {
             TRANSLATED.iter().fold(line, |line, (from, to)| {
@@ -491,7 +481,11 @@ fn translated_scenario() -> Vec<String> {
 #[test]
 fn folders_named_in_any_language_give_the_same_views_with_four_threads_and_two_workers() {
     let lines = translated_scenario();
-    assert_ne!(lines, scenario(), "the scenario has folders to rename");
+    assert_ne!(
+        lines,
+        paths::scenario(),
+        "the scenario has folders to rename"
+    );
     let single = replay_lines(&lines, 1);
     check_truth_named(&single, "single-threaded", &translated);
     for run in 0..REPLAYS / 4 {
@@ -510,7 +504,7 @@ fn folders_named_in_any_language_give_the_same_views_with_four_threads_and_two_w
 
 #[test]
 fn views_kept_in_elasticsearch_by_four_threads_match_every_time() {
-    let lines = scenario();
+    let lines = paths::scenario();
     let replay_into_elasticsearch = |threads: usize| {
         let server = SearchServer::start();
         let lab = WorkerLab::on_elasticsearch(
