@@ -6,7 +6,10 @@
 //! it does not. The files the broker and bonnie-api read at their start (CURVE keys, API
 //! clients) are made before there is a broker to ask: with no broker listening at the admin
 //! address, such a change is made and said to be unaudited; with one listening, it is refused
-//! unless its record is kept. `bonnie audit` lists the records from the job store read-only (as `bonnie
+//! unless its record is kept, except while this host has no admin key yet (a bootstrap: no
+//! broker can be asked to keep a record before the key it would be asked with exists, so a
+//! broker answering then, another bonnie's on the same ports, is not this host's to ask).
+//! `bonnie audit` lists the records from the job store read-only (as `bonnie
 //! verify` reads the log, decision 45), each checked against its leaf.
 
 use std::path::Path;
@@ -15,6 +18,8 @@ use anyhow::{Context as _, bail};
 use bonnie_api::{admin::Admin, audit::AuditLedger as _};
 use bonnie_core::{
     Config,
+    config::CurveConfig,
+    keys::KeyDir,
     protocol::AuditRecord,
     time::{format_rfc3339_ms, now_ms},
 };
@@ -26,16 +31,27 @@ use sha2::{Digest as _, Sha256};
 /// Keeps the command line's audit records through the broker's admin socket.
 pub struct Auditor<'a> {
     broker: &'a Admin,
+    /// The `[curve]` table the broker is asked with: where this host's admin key is.
+    curve: &'a CurveConfig,
     user: String,
 }
 
 impl<'a> Auditor<'a> {
-    /// Audits as the OS user running this process.
-    pub fn new(broker: &'a Admin) -> Self {
+    /// Audits as the OS user running this process, through `broker` reached with the keys of
+    /// `curve`.
+    pub fn new(broker: &'a Admin, curve: &'a CurveConfig) -> Self {
         Self {
             broker,
+            curve,
             user: os_user(),
         }
+    }
+
+    /// This host's admin key file, when CURVE is on and the key is not there yet: until it
+    /// is, no broker can be asked to keep a record (the key would be the one asked with).
+    fn missing_admin_key(&self) -> Option<std::path::PathBuf> {
+        let file = KeyDir::new(self.curve).pair_file("admin");
+        (self.curve.enabled && std::fs::symlink_metadata(&file).is_err()).then_some(file)
     }
 
     fn record(&self, action: &str, params: Value, count: Option<u64>) -> AuditRecord {
@@ -83,7 +99,10 @@ impl<'a> Auditor<'a> {
     }
 
     /// Like [`Auditor::change`] for a change of files read at a start (keys, API clients):
-    /// made unaudited, and said to be, when no broker listens at the admin address at all.
+    /// made unaudited, and said to be, when no broker listens at the admin address at all, or
+    /// while this host has no admin key yet (the first setup: whatever broker answers then,
+    /// this host has no key to ask it with). Once the admin key exists, a broker answering
+    /// must keep the record or the change is refused.
     pub fn setup_change<T>(
         &self,
         action: &str,
@@ -91,14 +110,22 @@ impl<'a> Auditor<'a> {
         count: Option<u64>,
         make: impl FnOnce() -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
-        if listening(self.broker.address()) {
-            return self.change(action, params, count, make);
+        if !listening(self.broker.address()) {
+            eprintln!(
+                "bonnie: `bonnie {action}` is not audited: no broker listens at {} (a change made before the broker's first start).",
+                self.broker.address()
+            );
+            return make();
         }
-        eprintln!(
-            "bonnie: `bonnie {action}` is not audited: no broker listens at {} (a change made before the broker's first start).",
-            self.broker.address()
-        );
-        make()
+        if let Some(admin_key) = self.missing_admin_key() {
+            eprintln!(
+                "bonnie: `bonnie {action}` is not audited: this host has no admin key yet ({}), so no broker can be asked to keep its record (a first setup; the broker answering at {} is not asked). Changes made once the admin key exists are audited.",
+                admin_key.display(),
+                self.broker.address()
+            );
+            return make();
+        }
+        self.change(action, params, count, make)
     }
 
     /// Records the read `action` of `count` items; an error (the result must not be shown)

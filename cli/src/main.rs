@@ -198,7 +198,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         Duration::from_secs(args.timeout),
         &config.curve,
     );
-    let auditor = audit::Auditor::new(&broker);
+    let auditor = audit::Auditor::new(&broker, &config.curve);
     match &args.command {
         Command::ApiClient { command } => match command {
             ApiClientCommand::Add { name } | ApiClientCommand::Remove { name } => {
