@@ -135,6 +135,11 @@ pub struct WorkerConfig {
     pub batch_size: usize,
     /// Longest a processed job waits for more to fill its batch, in milliseconds. Default: 2.
     pub batch_wait_ms: u64,
+    /// Where Prometheus scrapes the worker's metrics (`GET /metrics`), `address:port`; read by
+    /// anyone who reaches it, so keep it on loopback. Several workers on one host each need
+    /// their own: `bonnie-worker --metrics-listen` overrides this. Default: empty, no metrics
+    /// served.
+    pub metrics_listen: String,
 }
 
 impl Default for WorkerConfig {
@@ -148,6 +153,7 @@ impl Default for WorkerConfig {
             queue_depth: 0,
             batch_size: 256,
             batch_wait_ms: 2,
+            metrics_listen: String::new(),
         }
     }
 }
@@ -212,6 +218,9 @@ pub struct BrokerConfig {
     /// Largest message accepted from a peer, in bytes; a larger one drops the connection.
     /// Default: 67108864 (64 MiB).
     pub max_message_bytes: i64,
+    /// Where Prometheus scrapes the broker's metrics (`GET /metrics`), `address:port`; read
+    /// by anyone who reaches it, so keep it on loopback. Default: empty, no metrics served.
+    pub metrics_listen: String,
 }
 
 impl Default for BrokerConfig {
@@ -231,6 +240,7 @@ impl Default for BrokerConfig {
             max_postpones: 8,
             done_retention_s: 3600,
             max_message_bytes: 64 * 1024 * 1024,
+            metrics_listen: String::new(),
         }
     }
 }
@@ -270,6 +280,9 @@ pub struct DealerConfig {
     pub drop_events: Vec<String>,
     /// Event and user pairs to drop, as `"Event user"`, e.g. `"Login cyrus"`. Default: none.
     pub drop_event_users: Vec<String>,
+    /// Where Prometheus scrapes the dealer daemon's metrics (`GET /metrics`), `address:port`; read
+    /// by anyone who reaches it, so keep it on loopback. Default: empty, no metrics served.
+    pub metrics_listen: String,
     /// A copy of the file's `[curve]` table: the keys the dealer connects with.
     #[serde(skip)]
     pub curve: CurveConfig,
@@ -289,6 +302,7 @@ impl Default for DealerConfig {
             request_timeout_ms: 30_000,
             drop_events: Vec::new(),
             drop_event_users: Vec::new(),
+            metrics_listen: String::new(),
             curve: CurveConfig::default(),
         }
     }
@@ -367,6 +381,9 @@ pub struct CollectorConfig {
     pub payload_dir: Option<PathBuf>,
     /// `[collector.ldap]`: where GETUSERDATA finds users.
     pub ldap: LdapConfig,
+    /// Where Prometheus scrapes the collector's metrics (`GET /metrics`), `address:port`; read
+    /// by anyone who reaches it, so keep it on loopback. Default: empty, no metrics served.
+    pub metrics_listen: String,
     /// A copy of the file's `[curve]` table: the keys the collector connects with.
     #[serde(skip)]
     pub curve: CurveConfig,
@@ -397,6 +414,7 @@ impl Default for CollectorConfig {
             max_inline_bytes: 8 * 1024 * 1024,
             payload_dir: None,
             ldap: LdapConfig::default(),
+            metrics_listen: String::new(),
             curve: CurveConfig::default(),
         }
     }
@@ -461,6 +479,9 @@ pub struct ApiConfig {
     pub tls_certificate: Option<PathBuf>,
     /// PEM private key (PKCS#8 or RSA) for HTTPS; with `tls_certificate`.
     pub tls_key: Option<PathBuf>,
+    /// Where Prometheus scrapes bonnie-api's metrics (`GET /metrics`), `address:port`; read
+    /// by anyone who reaches it, so keep it on loopback. Default: empty, no metrics served.
+    pub metrics_listen: String,
 }
 
 impl Default for ApiConfig {
@@ -483,6 +504,7 @@ impl Default for ApiConfig {
             max_password_checks: 2,
             tls_certificate: None,
             tls_key: None,
+            metrics_listen: String::new(),
         }
     }
 }
@@ -802,6 +824,20 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        for (section, address) in [
+            ("worker", &self.worker.metrics_listen),
+            ("broker", &self.broker.metrics_listen),
+            ("dealer", &self.dealer.metrics_listen),
+            ("collector", &self.collector.metrics_listen),
+            ("api", &self.api.metrics_listen),
+        ] {
+            if !address.is_empty() && address.parse::<std::net::SocketAddr>().is_err() {
+                return Err(self.invalid(format!(
+                    "[{section}] metrics_listen = {address:?}: an address and port such as \
+                     \"127.0.0.1:9431\", or empty for no metrics"
+                )));
+            }
+        }
         let w = &self.worker;
         if w.batch_size == 0 {
             return Err(self.invalid("[worker] batch_size must be at least 1"));
@@ -991,6 +1027,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("both set"), "{err}");
+    }
+
+    #[test]
+    fn a_metrics_address_that_is_not_one_is_refused_with_its_key() {
+        let err = Config::parse(
+            "[collector]\nmetrics_listen = \"localhost:80\"\n",
+            Path::new("/x/b.toml"),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("[collector] metrics_listen = \"localhost:80\""),
+            "{err}"
+        );
+        let config = Config::parse(
+            "[api]\nmetrics_listen = \"[::1]:9436\"\n",
+            Path::new("/x/b.toml"),
+        )
+        .expect("valid");
+        assert_eq!(config.api.metrics_listen, "[::1]:9436");
+        assert!(config.broker.metrics_listen.is_empty());
     }
 
     #[test]
