@@ -161,28 +161,76 @@ pub struct Store {
 /// `seq` is the arrival order. It is a plain rowid (max + 1), not AUTOINCREMENT: it stays
 /// above every job still stored, since only old DONE jobs are purged, and AUTOINCREMENT would
 /// rewrite the `sqlite_sequence` page with every commit.
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS jobs (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    host TEXT NOT NULL,
-    notification BLOB NOT NULL,
-    state TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    commands TEXT NOT NULL DEFAULT '',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    reason TEXT,
-    due_ms INTEGER NOT NULL DEFAULT 0,
-    created_ms INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL,
-    collected INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, updated_ms);
-CREATE TABLE IF NOT EXISTS collected (
-    seq INTEGER PRIMARY KEY REFERENCES jobs (seq),
-    notification BLOB NOT NULL
-);
-";
+///
+/// The job store's schema, one step per version (`PRAGMA user_version`); a shipped step is
+/// never edited. Every step is idempotent, because stores written before the schema had a
+/// version (by release 0.1) are at version 0 with some of it made already.
+const MIGRATIONS: &[fn(&Connection) -> rusqlite::Result<()>] = &[
+    // 1: the jobs (release 0.1).
+    |conn| {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS jobs (
+                seq INTEGER PRIMARY KEY,
+                id TEXT NOT NULL UNIQUE,
+                host TEXT NOT NULL,
+                notification BLOB NOT NULL,
+                state TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                commands TEXT NOT NULL DEFAULT '',
+                attempts INTEGER NOT NULL DEFAULT 0,
+                reason TEXT,
+                due_ms INTEGER NOT NULL DEFAULT 0,
+                created_ms INTEGER NOT NULL,
+                updated_ms INTEGER NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, updated_ms);",
+        )
+    },
+    // 2: what collectors wrote, beside the jobs (jobs already stored count as not collected).
+    |conn| {
+        let has_collected = conn
+            .prepare("SELECT 1 FROM pragma_table_info('jobs') WHERE name = 'collected'")?
+            .exists([])?;
+        if !has_collected {
+            conn.execute_batch("ALTER TABLE jobs ADD COLUMN collected INTEGER NOT NULL DEFAULT 0")?;
+        }
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS collected (
+                seq INTEGER PRIMARY KEY REFERENCES jobs (seq),
+                notification BLOB NOT NULL
+            );",
+        )
+    },
+    // 3: the verifiable log: its tree, checkpoints, which job has which leaf, audit records.
+    crate::ledger::create_tables,
+];
+
+/// The newest schema version this broker knows.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the store's schema to [`SCHEMA_VERSION`] in one IMMEDIATE transaction; a store
+/// written by a newer bonnie is refused, never opened with a schema this code does not know.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+            Some(format!(
+                "the job store has schema version {version}, written by a newer bonnie; this \
+                 broker knows versions up to {SCHEMA_VERSION}: upgrade it, or restore the \
+                 store's backup"
+            )),
+        ));
+    }
+    for step in MIGRATIONS.iter().skip(version as usize) {
+        step(&tx)?;
+    }
+    if version < SCHEMA_VERSION {
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    tx.commit()
+}
 
 /// A job's notification as it stands: the collector's, else the job's own.
 const CURRENT_NOTIFICATION: &str = "SELECT coalesce(c.notification, j.notification) FROM jobs j
@@ -198,15 +246,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // An ACK promises the notification survives a power loss: sync every commit.
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(SCHEMA)?;
-        // A store made before `collected` existed gains it (jobs in it count as not collected).
-        let has_collected: bool = conn
-            .prepare("SELECT 1 FROM pragma_table_info('jobs') WHERE name = 'collected'")?
-            .exists([])?;
-        if !has_collected {
-            conn.execute_batch("ALTER TABLE jobs ADD COLUMN collected INTEGER NOT NULL DEFAULT 0")?;
-        }
-        crate::ledger::create_tables(&conn)?;
+        migrate(&conn)?;
         Ok(Self {
             conn,
             syncing: true,
@@ -473,6 +513,62 @@ mod tests {
             host: "imap1".to_string(),
             notification: br#"{"event":"Login"}"#.to_vec(),
         }
+    }
+
+    #[test]
+    fn a_store_of_release_0_1_without_a_version_is_upgraded_and_keeps_its_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broker.db");
+        {
+            // The job table as release 0.1 made it: no `collected`, no ledger, version 0.
+            let conn = Connection::open(&path).unwrap();
+            MIGRATIONS[0](&conn).unwrap();
+            conn.execute(
+                "INSERT INTO jobs (seq, id, host, notification, state, kind, created_ms, updated_ms)
+                 VALUES (1, 'old', 'imap1', ?1, 'PENDING', 'worker', 1, 1)",
+                [br#"{"event":"Login"}"#.to_vec()],
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let version: i64 = store
+            .connection()
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let (unfinished, _) = store.unfinished(10).unwrap();
+        assert_eq!(unfinished.len(), 1);
+        assert_eq!(unfinished[0].id, "old");
+        assert_eq!(
+            store.notification("old").unwrap().unwrap(),
+            br#"{"event":"Login"}"#
+        );
+        assert!(
+            bonnie_ledger::SqliteStore::new(store.connection())
+                .checkpoints()
+                .unwrap()
+                .is_empty(),
+            "the ledger's tables were made"
+        );
+        drop(store);
+        // Opening it again changes nothing.
+        Store::open(&path).unwrap();
+    }
+
+    #[test]
+    fn a_store_written_by_a_newer_bonnie_is_refused_naming_both_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broker.db");
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        let error = Store::open(&path).err().expect("refused").to_string();
+        assert!(
+            error.contains(&format!("schema version {}", SCHEMA_VERSION + 1))
+                && error.contains(&format!("up to {SCHEMA_VERSION}")),
+            "{error}"
+        );
     }
 
     #[test]
