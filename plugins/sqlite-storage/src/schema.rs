@@ -69,11 +69,26 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE log ADD COLUMN text_truncated INTEGER NOT NULL DEFAULT 0;",
 ];
 
+/// The newest schema version this code knows.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
 /// Brings the schema to the newest version. Several workers may open the same file at once:
-/// the version is read and raised inside one IMMEDIATE transaction, so only one migrates.
+/// the version is read and raised inside one IMMEDIATE transaction, so only one migrates. An
+/// archive written by a newer bonnie is refused, never read or written with a schema this
+/// code does not know.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version > VERSION {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+            Some(format!(
+                "the archive has schema version {version}, written by a newer bonnie; this \
+                 storage knows versions up to {VERSION}: upgrade bonnie, or restore the \
+                 archive's backup"
+            )),
+        ));
+    }
     if (version as usize) < MIGRATIONS.len() {
         for sql in MIGRATIONS.iter().skip(version as usize) {
             tx.execute_batch(sql)?;
@@ -106,5 +121,19 @@ mod tests {
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
         assert_eq!(version as usize, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn an_archive_written_by_a_newer_bonnie_is_refused_naming_both_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("bonnie.db")).unwrap();
+        conn.pragma_update(None, "user_version", VERSION + 1)
+            .unwrap();
+        let error = migrate(&mut conn).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("schema version {}", VERSION + 1))
+                && error.contains(&format!("up to {VERSION}")),
+            "{error}"
+        );
     }
 }
