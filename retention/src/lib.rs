@@ -1,0 +1,26 @@
+//! Retention and legal holds for bonnie's archive: the rules that say how long each archived
+//! entry is kept ([`rules`]), the holds that keep entries whatever the rules say ([`holds`]), and
+//! the plan of what would go ([`plan`]), which the purge follows.
+
+pub mod holds;
+mod pattern;
+pub mod plan;
+pub mod rules;
+
+pub use holds::{Hold, Holds, Release};
+pub use plan::{Plan, plan, walk};
+pub use rules::{Entry, Keep, Kind, Policy, RetentionConfig};
+
+/// What retention can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum RetentionError {
+    /// The `[retention]` section is wrong.
+    #[error("retention configuration: {0}")]
+    Config(String),
+    /// A hold cannot be placed, released or read.
+    #[error("{0}")]
+    Hold(String),
+    /// The storage failed.
+    #[error("storage: {0}")]
+    Storage(bonnie_plugin_api::PluginError),
+}
