@@ -166,7 +166,7 @@ impl<'a> Auditor<'a> {
 
 /// Whether anything accepts connections at a ZeroMQ endpoint (`tcp://host:port`,
 /// `ipc://path`); other transports are taken to be there.
-fn listening(endpoint: &str) -> bool {
+pub(crate) fn listening(endpoint: &str) -> bool {
     if let Some(address) = endpoint.strip_prefix("tcp://") {
         use std::net::ToSocketAddrs as _;
         let timeout = std::time::Duration::from_secs(1);

@@ -6,6 +6,7 @@
 
 mod audit;
 mod checkpoint;
+mod config_check;
 mod keys;
 mod logins;
 mod spool;
@@ -84,6 +85,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The configuration file
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// CURVE keys of the broker and its peers ([curve] keys_dir)
     Keys {
         #[command(subcommand)]
@@ -126,6 +132,25 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         job_store: Option<PathBuf>,
         /// Print the records as one JSON array
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check the whole file as the daemons would use it: its keys, the folders and files it
+    /// names with their permissions, the plugins (loaded and started as the worker does) and,
+    /// unless --offline, the peers it names; one line a problem, a non-zero exit on any
+    Check {
+        /// Only the parts of these daemons, e.g. --role dealer,collector [default: those whose
+        /// tables the file has]
+        #[arg(long, value_delimiter = ',', value_name = "ROLES")]
+        role: Vec<config_check::Role>,
+        /// Do not ask the peers (broker, LDAP, IMAP, Elasticsearch)
+        #[arg(long)]
+        offline: bool,
+        /// Print the findings as one JSON object
         #[arg(long)]
         json: bool,
     },
@@ -192,7 +217,26 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
-    let config = Config::load(&Config::locate(args.config.as_deref()))?;
+    let path = Config::locate(args.config.as_deref());
+    // The check reads the file itself: a file the others refuse is what it is there to explain.
+    if let Command::Config {
+        command:
+            ConfigCommand::Check {
+                role,
+                offline,
+                json,
+            },
+    } = &args.command
+    {
+        return config_check::run(&config_check::CheckArgs {
+            path: &path,
+            roles: role,
+            offline: *offline,
+            timeout: Duration::from_secs(args.timeout),
+            json: *json,
+        });
+    }
+    let config = Config::load(&path)?;
     let broker = Admin::new(
         &config.broker.admin_address,
         Duration::from_secs(args.timeout),
@@ -221,6 +265,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         Command::Ledger {
             command: LedgerCommand::Init { name },
         } => checkpoint::init(&config, name)?,
+        Command::Config { .. } => unreachable!("run before the configuration is loaded"),
         Command::Checkpoint { json } => auditor.change("checkpoint", json!({}), None, || {
             checkpoint::run(&broker, *json)
         })?,
