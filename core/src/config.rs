@@ -77,6 +77,10 @@ pub struct Config {
     /// (unknown keys refused when it starts), so that the other binaries need not know it.
     #[serde(default)]
     pub logd: toml::Table,
+    /// `[retention]`: how long archived entries are kept; read and checked by
+    /// `bonnie_retention::RetentionConfig` (unknown keys refused) where retention runs.
+    #[serde(default)]
+    pub retention: toml::Table,
     /// The file this was read from.
     #[serde(skip)]
     pub path: PathBuf,
