@@ -94,6 +94,7 @@ pub fn run(args: &CheckArgs<'_>) -> anyhow::Result<()> {
     let mut check = Check {
         findings: Vec::new(),
         roles: BTreeSet::new(),
+        loaded: BTreeSet::new(),
     };
     let config = check.load(args);
     let peers = !args.offline && config.is_some();
@@ -145,6 +146,8 @@ pub fn run(args: &CheckArgs<'_>) -> anyhow::Result<()> {
 struct Check {
     findings: Vec<Finding>,
     roles: BTreeSet<Role>,
+    /// The plugins that loaded from the plugin folder, by name.
+    loaded: BTreeSet<String>,
 }
 
 impl Check {
@@ -589,6 +592,7 @@ impl Check {
             match entry {
                 Entry::Loaded(plugin) => {
                     known.insert(plugin.name().to_string());
+                    self.loaded.insert(plugin.name().to_string());
                     plugins.push(plugin);
                 }
                 Entry::Disabled { file } => {
@@ -654,13 +658,9 @@ impl Check {
                 plugin.name()
             ),
         };
-        let mut storage_started = false;
         if let Some(storage) = self.chosen_storage(config, plugins) {
             match bonnie_host::start::open_storage(config, std::slice::from_ref(storage), &shared) {
-                Ok(Some((_, started))) => {
-                    shared.storage = Some(started);
-                    storage_started = true;
-                }
+                Ok(Some((_, started))) => shared.storage = Some(started),
                 Ok(None) => {}
                 Err(e) => {
                     let cause = e.root_cause().to_string();
@@ -668,8 +668,6 @@ impl Check {
                 }
             }
         }
-        let mut outputs = 0;
-        let mut inputs = 0;
         for plugin in plugins {
             let context = HostContext::new_box(
                 plugin.name(),
@@ -678,29 +676,29 @@ impl Check {
             );
             let outcome = match plugin.module {
                 Module::Storage(_) => continue,
-                Module::Output(module) => module.new()(context).into_result().map(|_| outputs += 1),
+                Module::Output(module) => module.new()(context).into_result().map(drop),
                 Module::Handler(module) => module.new()(context)
                     .into_result()
                     .and_then(|handler| handler.events().into_result().map(drop)),
-                Module::Input(module) => module.new()(context).into_result().map(|_| inputs += 1),
+                Module::Input(module) => module.new()(context).into_result().map(drop),
             };
             if let Err(e) = outcome {
                 self.findings.push(refused(plugin, &e));
             }
         }
         let dir = config.worker.plugin_dir.display();
-        // A storage or output that is there but refused, or not chosen, is a finding already.
+        // A storage, output or input that is there but refused is a finding already.
         let writers = plugins
             .iter()
             .any(|p| matches!(p.kind(), Kind::Storage | Kind::Output));
-        if !storage_started && outputs == 0 && !writers {
+        if !writers {
             self.add(
                 "[worker] plugin_dir",
                 format!("neither a storage nor an output plugin is enabled in {dir}: the worker refuses to start"),
                 "install and enable sqlite-storage (or another storage or output plugin)",
             );
         }
-        if inputs == 0 && !plugins.iter().any(|p| p.kind() == Kind::Input) {
+        if !plugins.iter().any(|p| p.kind() == Kind::Input) {
             self.add(
                 "[worker] plugin_dir",
                 format!("no input plugin is enabled in {dir}: the worker has no jobs to run"),
@@ -904,22 +902,10 @@ impl Check {
         let _ = ldap.unbind();
     }
 
-    /// The Elasticsearch server of each enabled es-storage or es-output answers its root.
+    /// The Elasticsearch server of each loaded es-storage or es-output answers its root.
     fn elasticsearch(&mut self, config: &Config, timeout: Duration) {
-        let enabled = |name: &str| {
-            config
-                .worker
-                .plugin_dir
-                .join(format!("libbonnie_{}.so", name.replace('-', "_")))
-                .exists()
-                && !config
-                    .worker
-                    .disabled
-                    .iter()
-                    .any(|d| plugin_name_of(d) == name)
-        };
         for plugin in ["es-storage", "es-output"] {
-            if !enabled(plugin) {
+            if !self.loaded.contains(plugin) {
                 continue;
             }
             let table = config.plugins.get(plugin);

@@ -2,8 +2,9 @@
 //! as the Debian package lays it out, and the development one of scripts/run name exactly what
 //! a fresh install must still provide and pass once it is there; an unknown key, a secret key
 //! open to every user, a table for a plugin that is not installed, a plugin refusing its table,
-//! a broker that is not there and a wrong LDAP password (a real slapd) are each one line naming
-//! the key with a non-zero exit; a configuration whose broker, Cyrus and slapd run passes.
+//! a broker that is not there, a wrong LDAP password (a real slapd) and an Elasticsearch server
+//! that does not answer are each one line naming the key with a non-zero exit; a configuration
+//! whose broker, Cyrus and slapd run passes.
 
 use std::{
     os::unix::fs::PermissionsExt as _,
@@ -16,6 +17,7 @@ use bonnie_tests::{
     cyrus::{Cyrus, Notify},
     ldap::{SERVICE_DN, Slapd},
     paths, process,
+    search_server::SearchServer,
 };
 use serde_json::Value;
 
@@ -443,4 +445,33 @@ fn a_configuration_whose_broker_cyrus_and_directory_run_passes() {
     ] {
         assert!(lines[0].contains(word), "{word:?} not in {}", lines[0]);
     }
+}
+
+#[test]
+fn the_elasticsearch_server_of_an_enabled_es_output_is_asked() {
+    let mut server = SearchServer::start();
+    let (dir, config) = worker_host(
+        "",
+        &format!("\n[plugins.es-output]\nurl = \"{}\"\n", server.url),
+    );
+    let library = paths::plugin("bonnie-es-output");
+    std::fs::copy(
+        &library,
+        dir.path()
+            .join("plugins")
+            .join(library.file_name().unwrap()),
+    )
+    .expect("installing es-output");
+    let (output, _) = check(&config, &["--role", "worker"]);
+    succeed("the check with the search server up", &output);
+    server.kill();
+    one_finding(
+        &config,
+        &["--role", "worker"],
+        &[
+            "[plugins.es-output] url",
+            "cannot reach Elasticsearch",
+            &server.url,
+        ],
+    );
 }
