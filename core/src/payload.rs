@@ -90,9 +90,57 @@ pub fn decompress(compressed: &[u8], size: usize) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Where a payload lies below the root of a store: `<first two hex digits>/<digest>.zst`,
+/// the file in a payload folder and the key of the object in a bucket alike.
+pub fn relative_path(digest: &str) -> String {
+    format!("{}/{digest}.zst", &digest[..2])
+}
+
 /// The file of a payload in a payload folder.
 pub fn file(dir: &Path, digest: &str) -> PathBuf {
-    dir.join(&digest[..2]).join(format!("{digest}.zst"))
+    dir.join(relative_path(digest))
+}
+
+/// What a store keeps of a payload (a file's or an object's bytes): the original size
+/// (8 bytes, little-endian), then the zstd frame.
+pub fn pack(bytes: &[u8]) -> io::Result<Vec<u8>> {
+    let mut content = (bytes.len() as u64).to_le_bytes().to_vec();
+    content.extend(compress(bytes)?);
+    Ok(content)
+}
+
+/// The most bytes a kept payload of `size` bytes can take ([`pack`]: the size, then a zstd
+/// frame no larger than zstd's compression bound, with room to spare): a reader stops
+/// reading a file or an object beyond it.
+pub fn packed_bound(size: u64) -> u64 {
+    size.saturating_add(size / 128)
+        .saturating_add(8 + (1 << 16))
+}
+
+/// The payload in what a store kept of it ([`pack`]), checked against `digest`: a damaged
+/// content (too short, a size it does not hold, other bytes) is an error (`InvalidData`),
+/// never a wrong payload.
+pub fn unpack(digest: &str, content: &[u8]) -> io::Result<Vec<u8>> {
+    let Some((size, frame)) = content.split_first_chunk::<8>() else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a truncated payload",
+        ));
+    };
+    let size = usize::try_from(u64::from_le_bytes(*size)).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the payload claims more bytes than this machine can address",
+        )
+    })?;
+    let bytes = decompress(frame, size)?;
+    if self::digest(&bytes) != digest {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("payload {digest} does not match its digest"),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Writes a payload into a payload folder unless it is there; its digest. The file holds the
@@ -108,8 +156,7 @@ pub fn write_file(dir: &Path, bytes: &[u8]) -> io::Result<String> {
     }
     let parent = path.parent().unwrap_or(dir);
     create_dirs(parent)?;
-    let mut content = (bytes.len() as u64).to_le_bytes().to_vec();
-    content.extend(compress(bytes)?);
+    let content = pack(bytes)?;
     // tempfile creates the file exclusively, with a random name, mode 0600.
     let mut temporary = tempfile::Builder::new()
         .prefix(&format!(".{digest}."))
@@ -153,31 +200,11 @@ pub fn read_file(dir: &Path, digest: &str) -> io::Result<Option<Vec<u8>>> {
     if !is_digest(digest) {
         return Ok(None);
     }
-    let content = match std::fs::read(file(dir, digest)) {
-        Ok(content) => content,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let Some((size, frame)) = content.split_first_chunk::<8>() else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "a truncated payload file",
-        ));
-    };
-    let size = usize::try_from(u64::from_le_bytes(*size)).map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            "the payload file claims more bytes than this machine can address",
-        )
-    })?;
-    let bytes = decompress(frame, size)?;
-    if self::digest(&bytes) != digest {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("payload {digest} does not match its digest"),
-        ));
+    match std::fs::read(file(dir, digest)) {
+        Ok(content) => unpack(digest, &content).map(Some),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
-    Ok(Some(bytes))
 }
 
 #[cfg(test)]

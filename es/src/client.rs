@@ -6,12 +6,13 @@ use std::{
     io::Write,
     path::Path,
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
 };
 
+use bonnie_payload_store::PayloadStore;
 use bonnie_plugin_api::PluginError;
 use elasticsearch::{
     Elasticsearch,
@@ -35,13 +36,24 @@ pub struct Es {
     pub(crate) recent_writes: Mutex<RecentWrites>,
     /// Whether `recent_writes` is kept (only by a storage that reads its log back).
     pub(crate) reads_back_log: bool,
+    /// Where payloads are kept when not as documents of this server (`with_payload_store`).
+    pub(crate) payload_store: Option<Arc<dyn PayloadStore>>,
 }
 
 impl Es {
     /// The client of the plugin `plugin`: its table read and checked, the index templates
     /// installed if the server answers (else before the first write).
     pub fn for_plugin(host: &bonnie_plugin_api::Host, plugin: &str) -> Result<Self, PluginError> {
-        let settings: Settings = host.config()?;
+        Self::for_plugin_with(host, plugin, host.config()?)
+    }
+
+    /// The client of the plugin `plugin` with `settings` read from its table (by a plugin
+    /// whose table holds more keys than these), as [`Self::for_plugin`].
+    pub fn for_plugin_with(
+        host: &bonnie_plugin_api::Host,
+        plugin: &str,
+        settings: Settings,
+    ) -> Result<Self, PluginError> {
         settings.validate(plugin).map_err(PluginError::config)?;
         let es = Es::new(settings.clone(), &host.path(&settings.dead_letter))?;
         match es.ensure_templates() {
@@ -106,6 +118,7 @@ impl Es {
             templates_installed: AtomicBool::new(false),
             recent_writes: Mutex::new(RecentWrites::default()),
             reads_back_log: false,
+            payload_store: None,
         })
     }
 

@@ -3,6 +3,9 @@
 //! refresh, so the next query sees them (records are few beside the event log); queries page
 //! through any number of matches.
 
+use std::sync::Arc;
+
+use bonnie_payload_store::PayloadStore;
 use bonnie_plugin_api::{IndexTerm, PluginError, Record, RecordQuery};
 use elasticsearch::{DeleteParts, GetParts, IndexParts, SearchParts, params::Refresh};
 use serde_json::{Value, json};
@@ -317,9 +320,28 @@ fn record_from(collection: &str, key: &str, source: &Value) -> Record {
 }
 
 impl Es {
-    /// Keeps a payload once, compressed, in the `<records_prefix>payloads` index under its
-    /// digest (`create`: a payload already kept is left as it is).
+    /// Keeps payloads in `store` (an S3 bucket) instead of as documents of this server;
+    /// those kept as documents before are still read.
+    pub fn with_payload_store(mut self, store: Arc<dyn PayloadStore>) -> Self {
+        self.payload_store = Some(store);
+        self
+    }
+
+    /// Where payloads are kept, for the start-up message.
+    pub fn payload_location(&self) -> String {
+        match &self.payload_store {
+            Some(store) => store.location(),
+            None => format!("the index {}payloads", self.settings.records_prefix),
+        }
+    }
+
+    /// Keeps a payload once: in the payload store if there is one, else compressed in the
+    /// `<records_prefix>payloads` index under its digest (`create`: a payload already kept is
+    /// left as it is).
     pub fn put_payload(&self, bytes: &[u8]) -> Result<String, PluginError> {
+        if let Some(store) = &self.payload_store {
+            return store.put(bytes).map_err(payload_error);
+        }
         self.ensure_templates()?;
         let digest = bonnie_core::payload::digest(bytes);
         let compressed = bonnie_core::payload::compress(bytes)
@@ -349,8 +371,14 @@ impl Es {
         })
     }
 
-    /// The payload with this digest, if kept (checked against it).
+    /// The payload with this digest, if kept (checked against it): from the payload store if
+    /// there is one, then from this server's documents.
     pub fn get_payload(&self, digest: &str) -> Result<Option<Vec<u8>>, PluginError> {
+        if let Some(store) = &self.payload_store
+            && let Some(bytes) = store.get(digest).map_err(payload_error)?
+        {
+            return Ok(Some(bytes));
+        }
         let Some(record) = self.get_record("payloads", digest)? else {
             return Ok(None);
         };
@@ -375,4 +403,10 @@ impl Es {
         }
         Ok(Some(bytes))
     }
+}
+
+/// A payload store's failure: damage and a store that does not answer alike fail the job,
+/// which is tried again.
+fn payload_error(e: bonnie_payload_store::Error) -> PluginError {
+    PluginError::transient(e.to_string())
 }

@@ -46,15 +46,28 @@ impl CyrusLab {
         users: &[&str],
         extra: &str,
     ) -> Self {
+        Self::start_prepared(storage, groupware, users, |cluster| {
+            if !extra.is_empty() {
+                let config =
+                    std::fs::read_to_string(cluster.config()).expect("reading the configuration");
+                std::fs::write(cluster.config(), format!("{config}\n{extra}\n"))
+                    .expect("writing the configuration");
+            }
+        })
+    }
+
+    /// Like [`CyrusLab::start_on`], with `prepare` run on the cluster before anything starts
+    /// (to change the configuration's tables, write secrets' files...).
+    pub fn start_prepared(
+        storage: Storage,
+        groupware: &[&str],
+        users: &[&str],
+        prepare: impl FnOnce(&Cluster),
+    ) -> Self {
         let ldap = Slapd::start();
         let mut cyrus = Cyrus::new();
         let cluster = Cluster::for_cyrus(&cyrus, &ldap, groupware);
-        if !extra.is_empty() {
-            let config =
-                std::fs::read_to_string(cluster.config()).expect("reading the configuration");
-            std::fs::write(cluster.config(), format!("{config}\n{extra}\n"))
-                .expect("writing the configuration");
-        }
+        prepare(&cluster);
         let archive = cluster.use_storage(storage);
         let processes = vec![
             cluster.start_broker(),

@@ -3,17 +3,25 @@
 
 mod connection;
 pub mod log;
+mod payloads;
 mod records;
 mod schema;
 mod wal;
 
-use std::{path::Path, sync::Mutex};
+use std::{
+    path::Path,
+    sync::{Arc, Mutex},
+};
 
+use bonnie_payload_store::{HandedOver, LocalFolder, S3Bucket};
 use bonnie_plugin_api::prelude::*;
 use rusqlite::Connection;
 use serde::Deserialize;
 
-/// `[plugins.sqlite-storage]`.
+pub use payloads::Payloads;
+
+/// `[plugins.sqlite-storage]`, less the payload store's keys (`payload_store`, `s3_`:
+/// bonnie_payload_store::Settings).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Settings {
@@ -25,7 +33,9 @@ struct Settings {
     #[serde(default = "default_busy_timeout_ms")]
     busy_timeout_ms: u64,
     /// Payloads too large to travel in a job are written here by the collector (files beside
-    /// the database); payloads are looked up here after the database. Default: `var/payloads`.
+    /// the database); payloads are looked up here after the database. With
+    /// `payload_store = "s3"`, a payload found here is moved into the bucket. Default:
+    /// `var/payloads`.
     #[serde(default = "default_payload_dir")]
     payload_dir: String,
     /// At most this many bytes of text of each message part (a body, an attachment) go into
@@ -60,23 +70,49 @@ pub struct SqliteStorage {
     readers: Mutex<Vec<Connection>>,
     path: std::path::PathBuf,
     busy_timeout_ms: u64,
-    payload_dir: Option<std::path::PathBuf>,
+    payloads: Payloads,
     /// How the log's full-text index reads messages.
     text_index: log::TextIndex,
 }
 
 impl SqliteStorage {
-    /// Opens (creating) the database named by the plugin's config.
+    /// Opens (creating) the database named by the plugin's config, and the payload store:
+    /// a bucket that does not answer is an error now, not at the first message.
     pub fn new(host: Host) -> Result<Self, PluginError> {
-        let settings: Settings = host.config()?;
+        const PLUGIN: &str = "sqlite-storage";
+        let mut table: serde_json::Map<String, serde_json::Value> = host.config()?;
+        let store = bonnie_payload_store::Settings::take_from(PLUGIN, &mut table)
+            .map_err(PluginError::config)?;
+        let settings: Settings =
+            serde_json::from_value(serde_json::Value::Object(table)).map_err(|e| {
+                PluginError::config(format!("invalid configuration for plugin {PLUGIN}: {e}"))
+            })?;
+        let folder = LocalFolder::new(host.path(&settings.payload_dir));
+        let payloads = match store
+            .s3_config(PLUGIN, |p| host.path(p))
+            .map_err(PluginError::config)?
+        {
+            None => Payloads::InDatabase(Some(folder)),
+            Some(config) => {
+                let bucket = S3Bucket::connect(&config)
+                    .map_err(|e| PluginError::config(format!("[plugins.{PLUGIN}] {e}")))?;
+                Payloads::Beyond(Arc::new(HandedOver::new(bucket, folder)))
+            }
+        };
         let path = host.path(&settings.path);
         let mut storage = Self::open(&path, settings.busy_timeout_ms)?;
-        storage.payload_dir = Some(host.path(&settings.payload_dir));
         storage.text_index = log::TextIndex {
             max_part_bytes: settings.max_indexed_text_bytes,
-            payload_dir: storage.payload_dir.clone(),
+            payloads: payloads.clone(),
         };
-        host.info("Storage opened.", &[("path", &path.display())]);
+        host.info(
+            "Storage opened.",
+            &[
+                ("path", &path.display()),
+                ("payloads", &payloads.location()),
+            ],
+        );
+        storage.payloads = payloads;
         Ok(storage)
     }
 
@@ -134,7 +170,7 @@ impl SqliteStorage {
             readers: Mutex::new(Vec::new()),
             path: path.to_path_buf(),
             busy_timeout_ms,
-            payload_dir: None,
+            payloads: Payloads::default(),
             text_index: log::TextIndex::default(),
         })
     }
@@ -269,6 +305,9 @@ impl Storage for SqliteStorage {
     }
 
     fn put_payload(&self, bytes: &[u8]) -> Result<String, PluginError> {
+        if let Payloads::Beyond(store) = &self.payloads {
+            return store.put(bytes).map_err(payload_error);
+        }
         let digest = bonnie_core::payload::digest(bytes);
         let compressed = bonnie_core::payload::compress(bytes)
             .map_err(|e| PluginError::transient(format!("cannot compress a payload: {e}")))?;
@@ -290,18 +329,19 @@ impl Storage for SqliteStorage {
                 .query_row([digest], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
         })?;
-        let broken =
-            |e: std::io::Error| PluginError::transient(format!("payload {digest} is damaged: {e}"));
         if let Some((size, data)) = stored {
             return bonnie_core::payload::decompress(&data, size as usize)
                 .map(Some)
-                .map_err(broken);
+                .map_err(|e| PluginError::transient(format!("payload {digest} is damaged: {e}")));
         }
-        match &self.payload_dir {
-            Some(dir) => bonnie_core::payload::read_file(dir, digest).map_err(broken),
-            None => Ok(None),
-        }
+        self.payloads.beyond_database(digest).map_err(payload_error)
     }
+}
+
+/// A payload store's failure: damage and a store that does not answer alike fail the job,
+/// which is tried again (a payload is never recorded as kept when it could not be).
+fn payload_error(e: bonnie_payload_store::Error) -> PluginError {
+    PluginError::transient(e.to_string())
 }
 
 bonnie_plugin_api::export_storage! {

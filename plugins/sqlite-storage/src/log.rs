@@ -5,8 +5,6 @@
 //! part up to a limit, all folded by [`bonnie_mail::fold_for_search`] (queries are folded the
 //! same way by [`search`]).
 
-use std::path::PathBuf;
-
 use bonnie_core::{notification, payload, time};
 use bonnie_plugin_api::{ItemStatus, OutputItem, Record, RecordQuery};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -21,20 +19,20 @@ pub const COLLECTION: &str = "log";
 pub struct TextIndex {
     /// At most this many bytes of text per part (body, attachment) are indexed.
     pub max_part_bytes: usize,
-    /// Where payloads too large for the database are, if anywhere.
-    pub payload_dir: Option<PathBuf>,
+    /// Where payloads are beyond the database.
+    pub payloads: crate::Payloads,
 }
 
 impl Default for TextIndex {
     fn default() -> Self {
         Self {
             max_part_bytes: bonnie_mail::DEFAULT_MAX_INDEXED_TEXT_BYTES,
-            payload_dir: None,
+            payloads: crate::Payloads::default(),
         }
     }
 }
 
-/// A payload's bytes, from the database or the payload folder; `None` when neither has it
+/// A payload's bytes, from the database or beyond it; `None` when neither has it
 /// (or it cannot be read: the index then lacks its text, the entry is still stored).
 fn payload_bytes(conn: &Connection, index: &TextIndex, digest: &str) -> Option<Vec<u8>> {
     let stored: Option<(i64, Vec<u8>)> = conn
@@ -47,10 +45,7 @@ fn payload_bytes(conn: &Connection, index: &TextIndex, digest: &str) -> Option<V
         .flatten();
     match stored {
         Some((size, data)) => payload::decompress(&data, size as usize).ok(),
-        None => index
-            .payload_dir
-            .as_deref()
-            .and_then(|dir| payload::read_file(dir, digest).ok().flatten()),
+        None => index.payloads.beyond_database(digest).ok().flatten(),
     }
 }
 
@@ -558,7 +553,7 @@ Anhangwort Zwiebelkuchen\r\n--b--\r\n";
         // A limit of 12 bytes per part: the body is cut, the attachment's word is beyond it.
         let small = TextIndex {
             max_part_bytes: 12,
-            payload_dir: None,
+            payloads: crate::Payloads::default(),
         };
         append(&mut conn, &[item("3", &record.to_string())], &small).unwrap();
         let found = search_words(&conn, "viele");
