@@ -59,6 +59,17 @@ impl Role {
     }
 }
 
+/// The kinds of key file, each read by its own daemon's reader.
+#[derive(Clone, Copy)]
+enum KeyFile {
+    /// A CURVE key pair (`<role>.key`).
+    CurvePair,
+    /// The broker's CURVE public key (`broker.pub`).
+    CurvePublic,
+    /// The archive's Ed25519 signing key (`[ledger] signing_key`).
+    Signing,
+}
+
 /// What `bonnie config check` was asked.
 pub struct CheckArgs<'a> {
     /// The configuration file.
@@ -221,10 +232,10 @@ impl Check {
         if self.has(Role::Broker) {
             self.mail_file("[broker] database", &config.broker.database);
             if let Some(key) = &config.ledger.signing_key {
-                self.secret_file(
+                self.key_file(
                     "[ledger] signing_key",
                     key,
-                    SIGNING_KEY_MASK,
+                    KeyFile::Signing,
                     "make it with `bonnie ledger init`",
                 );
             }
@@ -361,17 +372,18 @@ impl Check {
         let checked: Vec<PathBuf> = own.iter().map(|(who, _)| dir.pair_file(who)).collect();
         let connects = own.iter().any(|(who, _)| *who != "broker");
         for (who, what) in own {
-            self.secret_file(
+            self.key_file(
                 "[curve] keys_dir",
                 &dir.pair_file(who),
-                SECRET_MASK,
+                KeyFile::CurvePair,
                 &format!("{what} needs it: `bonnie keys generate {who}`"),
             );
         }
         if connects {
-            self.file(
+            self.key_file(
                 "[curve] keys_dir",
                 &dir.broker_public_file(),
+                KeyFile::CurvePublic,
                 "the dealer and the collector need the broker's public key: copy broker.pub from the broker's keys folder (`bonnie keys generate broker` makes it there)",
             );
         }
@@ -389,12 +401,12 @@ impl Check {
         for file in others {
             let signing = config.ledger.signing_key.as_ref() == Some(&file);
             if !signing || !self.has(Role::Broker) {
-                let mask = if signing {
-                    SIGNING_KEY_MASK
+                let kind = if signing {
+                    KeyFile::Signing
                 } else {
-                    SECRET_MASK
+                    KeyFile::CurvePair
                 };
-                self.secret_file("[curve] keys_dir", &file, mask, "");
+                self.key_file("[curve] keys_dir", &file, kind, "");
             }
         }
     }
@@ -540,13 +552,43 @@ impl Check {
         }
     }
 
-    /// A file of secrets: there, and open at most as far as `mask` allows.
-    fn secret_file(&mut self, key: &str, file: &Path, mask: u32, missing: &str) {
-        if !self.file(key, file, missing) {
+    /// A key file: there, closed as its kind requires, and read as the daemon using it reads
+    /// it (the same functions), so that a damaged key is found too.
+    fn key_file(&mut self, key: &str, file: &Path, kind: KeyFile, missing: &str) {
+        let usable = match kind {
+            KeyFile::CurvePair => self.secret_file(key, file, SECRET_MASK, missing),
+            KeyFile::Signing => self.secret_file(key, file, SIGNING_KEY_MASK, missing),
+            KeyFile::CurvePublic => self.file(key, file, missing),
+        };
+        if !usable {
             return;
         }
+        let read = match kind {
+            KeyFile::CurvePair => KeyDir::read_pair(file).map(drop).map_err(|e| e.to_string()),
+            KeyFile::CurvePublic => KeyDir::read_public(file)
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            KeyFile::Signing => bonnie_ledger::ArchiveKey::read(file)
+                .map(drop)
+                .map_err(|e| e.to_string()),
+        };
+        if let Err(e) = read {
+            self.add(
+                key,
+                format!("{} is not a usable key: {e}", file.display()),
+                "make it anew (`bonnie keys generate <role> --force`, `bonnie ledger init`) or copy it again",
+            );
+        }
+    }
+
+    /// A file of secrets: there, and open at most as far as `mask` allows. False when it is
+    /// not there or too open.
+    fn secret_file(&mut self, key: &str, file: &Path, mask: u32, missing: &str) -> bool {
+        if !self.file(key, file, missing) {
+            return false;
+        }
         let Ok(meta) = std::fs::metadata(file) else {
-            return;
+            return false;
         };
         let mode = meta.permissions().mode() & 0o7777;
         if mode & mask != 0 {
@@ -568,7 +610,9 @@ impl Check {
                 ),
                 format!("make it readable by {allowed} {}", file.display()),
             );
+            return false;
         }
+        true
     }
 
     /// Loads the plugin folder as the worker does and starts every enabled plugin with its

@@ -1,7 +1,7 @@
 //! `bonnie config check` on real files, plugins and peers: the shipped configuration, installed
 //! as the Debian package lays it out, and the development one of scripts/run name exactly what
 //! a fresh install must still provide and pass once it is there; an unknown key, a secret key
-//! open to every user, a table for a plugin that is not installed, a plugin refusing its table,
+//! open to every user or damaged, a table for a plugin that is not installed, a plugin refusing its table,
 //! a broker that is not there, a wrong LDAP password (a real slapd) and an Elasticsearch server
 //! that does not answer are each one line naming the key with a non-zero exit; a configuration
 //! whose broker, Cyrus and slapd run passes.
@@ -316,7 +316,7 @@ fn rewrite(config: &Path, from: &str, to: &str) {
 }
 
 #[test]
-fn a_secret_key_open_to_every_user_is_named_with_its_mode() {
+fn a_secret_key_open_to_every_user_or_damaged_is_named() {
     let (dir, config) = worker_host(
         "",
         "\n[broker]\ndatabase = \"var/broker.db\"\nadmin_address = \"tcp://127.0.0.1:1\"\n",
@@ -340,6 +340,20 @@ fn a_secret_key_open_to_every_user_is_named_with_its_mode() {
             "every user",
             "0644",
             "chmod 0600",
+        ],
+    );
+    // Closed, but damaged: read as the broker reads it.
+    let key = dir.path().join("keys/broker.key");
+    std::fs::write(&key, "public = \"not a key\"\n").unwrap();
+    chmod(&key, 0o600);
+    one_finding(
+        &config,
+        &["--offline", "--role", "broker"],
+        &[
+            "[curve] keys_dir",
+            "broker.key",
+            "not a usable key",
+            "bonnie keys generate",
         ],
     );
 }
