@@ -14,6 +14,7 @@ mod load;
 mod maillog;
 mod mailtext;
 mod payload;
+mod payload_store;
 mod scale;
 mod storage;
 
@@ -130,6 +131,13 @@ struct Args {
     /// Workers of the payload ingest
     #[arg(long, default_value_t = 2)]
     payload_workers: usize,
+    /// Run only the payload store figures (payload folder and moto's S3 server: write and
+    /// read MB/s)
+    #[arg(long, conflicts_with_all = ["only_changelog", "only_e2e", "only_chaos", "only_mail", "only_es", "only_scale", "only_payload"])]
+    only_payload_store: bool,
+    /// Payloads (4 KB to 1 MB) written and read per payload store
+    #[arg(long, default_value_t = 2000)]
+    payload_store_payloads: usize,
     /// Run only the Postfix log figures (intake, parse and stitch, pflogsumm)
     #[arg(long, conflicts_with_all = ["only_changelog", "only_e2e", "only_chaos", "only_mail", "only_es", "only_scale", "only_payload"])]
     only_maillog: bool,
@@ -235,6 +243,10 @@ fn payload_figures(args: &Args) -> anyhow::Result<Value> {
 }
 
 fn run(args: &Args) -> anyhow::Result<Value> {
+    if args.only_payload_store {
+        let figures = payload_store::figures(args.payload_store_payloads)?;
+        return Ok(json!({ "machine": machine(), "payload_store": figures }));
+    }
     if args.only_maillog {
         let figures = maillog::figures(args.maillog_lines)?;
         return Ok(json!({ "machine": machine(), "maillog": figures }));
@@ -339,10 +351,12 @@ fn run(args: &Args) -> anyhow::Result<Value> {
     let chaos = chaos_figures(args)?;
     let scale = scale_figures(args)?;
     let payload_ingest = payload_figures(args)?;
+    let payload_store = payload_store::figures(args.payload_store_payloads)?;
     let maillog = maillog::figures(args.maillog_lines)?;
     let mut report = json!({
         "machine": machine(),
         "payload_ingest": payload_ingest,
+        "payload_store": payload_store,
         "maillog": maillog,
         "scale": scale,
         "body_text": body_text,
