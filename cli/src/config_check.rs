@@ -4,7 +4,8 @@
 //! the folders the daemons write (can be made) and the files they read (are there), with the
 //! permissions of every file of secrets and folder of mail; the plugins, loaded and started as
 //! the worker does, each with its table; and, unless `--offline`, the peers the file names: the
-//! broker, LDAP, IMAP and Elasticsearch.
+//! broker (its admin socket answers; the addresses dealers, collectors and zmq-input connect to
+//! accept connections), LDAP, IMAP and Elasticsearch.
 //!
 //! One file configures every host, and a host runs only some of the daemons: the roles checked
 //! are those given with `--role`, else those whose table the file has (`[broker]` and
@@ -829,6 +830,21 @@ impl Check {
             }
         }
         if self.has(Role::Worker) {
+            if self.loaded.contains("zmq-input") {
+                // zmq-input's defaults are the broker's own.
+                let defaults = bonnie_core::config::BrokerConfig::default();
+                let table = config.plugins.get("zmq-input");
+                for (key, default) in [
+                    ("worker_address", defaults.worker_address),
+                    ("controller_address", defaults.controller_address),
+                ] {
+                    let endpoint = table
+                        .and_then(|t| t.get(key))
+                        .and_then(toml::Value::as_str)
+                        .map_or(default, str::to_string);
+                    self.listens(&format!("[plugins.zmq-input] {key}"), &endpoint, timeout);
+                }
+            }
             self.elasticsearch(config, timeout);
         }
     }
@@ -1016,28 +1032,25 @@ fn locate(text: &str, span: Option<std::ops::Range<usize>>) -> (String, Option<u
     };
     let before = &text[..span.start];
     let line = before.matches('\n').count() + 1;
-    let table = before
+    let line_start = before.rfind('\n').map_or(0, |at| at + 1);
+    let word = text
+        .get(span.clone())
+        .map(|w| w.trim().trim_matches(['"', '[', ']']).to_string())
+        .filter(|w| !w.is_empty() && !w.contains('\n') && w.len() <= 100);
+    // On a table's own line the error is the table's; else it is a key of the table above.
+    let on_header = text[line_start..].trim_start().starts_with('[');
+    let table = text[..line_start]
         .lines()
         .rev()
         .map(str::trim)
         .find(|l| l.starts_with('['))
-        .map(|l| {
-            l.trim_start_matches('[')
-                .split(']')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string()
-        });
-    let word = text
-        .get(span.clone())
-        .map(|w| w.trim().trim_matches('"').to_string())
-        .filter(|w| !w.is_empty() && !w.contains('\n') && w.len() <= 100);
-    let key = match (table, word) {
-        (Some(table), Some(word)) if !word.starts_with('[') => format!("[{table}] {word}"),
-        (Some(table), _) => format!("[{table}]"),
-        (None, Some(word)) => word,
-        (None, None) => "(file)".to_string(),
+        .map(|l| l.trim_matches(['[', ']']).trim().to_string());
+    let key = match (on_header, table, word) {
+        (true, _, Some(word)) => format!("[{word}]"),
+        (false, Some(table), Some(word)) => format!("[{table}] {word}"),
+        (false, Some(table), None) => format!("[{table}]"),
+        (false, None, Some(word)) => word,
+        _ => "(file)".to_string(),
     };
     (key, Some(line))
 }
@@ -1083,6 +1096,9 @@ mod tests {
         let (key, line) = locate(text, err.span());
         assert_eq!(key, "[broker] databse");
         assert_eq!(line, Some(5));
+        let text = "[wroker]\nthreads = 2\n";
+        let err = toml::from_str::<Config>(text).unwrap_err();
+        assert_eq!(locate(text, err.span()), ("[wroker]".to_string(), Some(1)));
     }
 
     #[test]

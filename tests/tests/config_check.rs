@@ -2,7 +2,7 @@
 //! as the Debian package lays it out, and the development one of scripts/run name exactly what
 //! a fresh install must still provide and pass once it is there; an unknown key, a secret key
 //! open to every user or damaged, a table for a plugin that is not installed, a plugin refusing its table,
-//! a broker that is not there, a wrong LDAP password (a real slapd) and an Elasticsearch server
+//! a broker that is not there (for the admin and for a worker), a wrong LDAP password (a real slapd) and an Elasticsearch server
 //! that does not answer are each one line naming the key with a non-zero exit; a configuration
 //! whose broker, Cyrus and slapd run passes.
 
@@ -468,6 +468,16 @@ fn the_elasticsearch_server_of_an_enabled_es_output_is_asked() {
         "",
         &format!("\n[plugins.es-output]\nurl = \"{}\"\n", server.url),
     );
+    // Where zmq-input connects, something listens (only Elasticsearch is at issue here).
+    let broker = std::net::TcpListener::bind("127.0.0.1:0").expect("a listening socket");
+    let endpoint = format!("tcp://{}", broker.local_addr().unwrap());
+    rewrite(
+        &config,
+        "curve = false\n",
+        &format!(
+            "curve = false\nworker_address = \"{endpoint}\"\ncontroller_address = \"{endpoint}\"\n"
+        ),
+    );
     let library = paths::plugin("bonnie-es-output");
     std::fs::copy(
         &library,
@@ -488,4 +498,28 @@ fn the_elasticsearch_server_of_an_enabled_es_output_is_asked() {
             &server.url,
         ],
     );
+}
+
+#[test]
+fn a_worker_whose_broker_is_not_there_is_told_so() {
+    let (_dir, config) = worker_host("", "");
+    let endpoint = format!("tcp://127.0.0.1:{}", free_port());
+    rewrite(
+        &config,
+        "curve = false\n",
+        &format!(
+            "curve = false\nworker_address = \"{endpoint}\"\ncontroller_address = \"{endpoint}\"\n"
+        ),
+    );
+    let (output, lines) = check(&config, &["--role", "worker"]);
+    assert!(!process::succeeded(&output.status));
+    assert_eq!(lines.len(), 2, "{}", process::describe(&output));
+    for (line, key) in lines.iter().zip(["worker_address", "controller_address"]) {
+        assert!(
+            line.contains(&format!(
+                "[plugins.zmq-input] {key}: nothing listens at {endpoint}"
+            )),
+            "{line}"
+        );
+    }
 }
