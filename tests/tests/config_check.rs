@@ -1,10 +1,10 @@
 //! `bonnie config check` on real files, plugins and peers: the shipped configuration, installed
 //! as the Debian package lays it out, and the development one of scripts/run name exactly what
 //! a fresh install must still provide and pass once it is there; an unknown key, a secret key
-//! open to every user or damaged, a table for a plugin that is not installed, a plugin refusing its table,
-//! a broker that is not there (for the admin and for a worker), a wrong LDAP password (a real slapd) and an Elasticsearch server
-//! that does not answer are each one line naming the key with a non-zero exit; a configuration
-//! whose broker, Cyrus and slapd run passes.
+//! open to every user or damaged, a table for a plugin that is not installed, a plugin refusing
+//! its table, a broker that is not there (for the admin and for a worker), a wrong LDAP password
+//! (a real slapd) and an Elasticsearch server that does not answer are each one line naming the
+//! key with a non-zero exit; a configuration whose broker, Cyrus and slapd run passes.
 
 use std::{
     os::unix::fs::PermissionsExt as _,
