@@ -95,8 +95,9 @@ struct Finding {
     fix: String,
 }
 
-/// The most a secret's file may be open: read by the owner and bonnie's group (0640), as the
-/// daemons that read passwords and CURVE keys require.
+/// The most a secret's file may be open: read by the owner and bonnie's group (0600 or 0640).
+/// The daemons' rule for password files (`Config::load_secrets`); it holds CURVE keys to it
+/// too, whose reader refuses only access by others, so that no group member may replace a key.
 const SECRET_MASK: u32 = 0o027;
 /// The archive's signing key: its owner only (0600), as the broker requires.
 const SIGNING_KEY_MASK: u32 = 0o077;
