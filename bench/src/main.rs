@@ -10,6 +10,7 @@ mod chaos;
 mod cyrus;
 mod es;
 mod lab;
+mod ledger;
 mod load;
 mod maillog;
 mod mailtext;
@@ -144,6 +145,20 @@ struct Args {
     /// Lines of the generated Postfix log
     #[arg(long, default_value_t = 200_000)]
     maillog_lines: usize,
+    /// Only the verifiable log's figures: `bonnie verify` over records and over payloads, and
+    /// a checkpoint of a large tree
+    #[arg(long, conflicts_with_all = ["only_changelog", "only_e2e", "only_chaos", "only_mail", "only_es", "only_scale", "only_payload", "only_maillog"])]
+    only_ledger: bool,
+    /// Records in the archive `bonnie verify` reads (--only-ledger)
+    #[arg(long, default_value_t = 50_000)]
+    verify_records: u64,
+    /// Messages of the body-text corpus, delivered to a real Cyrus and collected, whose
+    /// payloads `bonnie verify` reads
+    #[arg(long, default_value_t = 1_000)]
+    verify_messages: usize,
+    /// Leaves of the tree a checkpoint is made of
+    #[arg(long, default_value_t = 10_000_000)]
+    checkpoint_leaves: u64,
 }
 
 fn main() {
@@ -239,6 +254,15 @@ fn payload_figures(args: &Args) -> anyhow::Result<Value> {
     payload::ingest(&payload::Settings {
         messages: args.payload_messages,
         workers: args.payload_workers,
+        ledger: false,
+    })
+}
+
+fn ledger_figures(args: &Args) -> anyhow::Result<Value> {
+    ledger::figures(&ledger::Settings {
+        records: args.verify_records,
+        messages: args.verify_messages,
+        checkpoint_leaves: args.checkpoint_leaves,
     })
 }
 
@@ -246,6 +270,9 @@ fn run(args: &Args) -> anyhow::Result<Value> {
     if args.only_payload_store {
         let figures = payload_store::figures(args.payload_store_payloads)?;
         return Ok(json!({ "machine": machine(), "payload_store": figures }));
+    }
+    if args.only_ledger {
+        return Ok(json!({ "machine": machine(), "ledger": ledger_figures(args)? }));
     }
     if args.only_maillog {
         let figures = maillog::figures(args.maillog_lines)?;
@@ -353,8 +380,10 @@ fn run(args: &Args) -> anyhow::Result<Value> {
     let payload_ingest = payload_figures(args)?;
     let payload_store = payload_store::figures(args.payload_store_payloads)?;
     let maillog = maillog::figures(args.maillog_lines)?;
+    let ledger = ledger_figures(args)?;
     let mut report = json!({
         "machine": machine(),
+        "ledger": ledger,
         "payload_ingest": payload_ingest,
         "payload_store": payload_store,
         "maillog": maillog,

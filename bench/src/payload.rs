@@ -31,20 +31,28 @@ pub struct Settings {
     pub messages: usize,
     /// Worker processes.
     pub workers: usize,
+    /// Whether the broker signs checkpoints of the verifiable log (an archive key is made).
+    pub ledger: bool,
 }
 
 /// A lab whose workers run every archive handler, messageappend fetching each message through
 /// the collector, which reads Cyrus's spool (and IMAP as the admin where the spool fails).
-fn payload_lab(cyrus: &Cyrus) -> anyhow::Result<Lab> {
+fn payload_lab(cyrus: &Cyrus, ledger: bool) -> anyhow::Result<Lab> {
     let mut libraries = vec!["libbonnie_zmq_input.so", "libbonnie_sqlite_storage.so"];
     libraries.extend(ARCHIVE_HANDLERS);
-    let collector = format!(
+    let mut collector = format!(
         "imap_address = \"{}\"\nimap_admin = \"{ADMIN}\"\nimap_password_file = \"imap-password\"\n\
          partitions = [\"{}\"]\n\n[plugins.messageappend]\ncollect = [\"FETCH\"]\n",
         cyrus.imap_address(),
         cyrus.spool().display()
     );
+    if ledger {
+        collector.push_str(crate::ledger::LEDGER);
+    }
     let lab = Lab::with(&libraries, &collector)?;
+    if ledger {
+        crate::ledger::init(&lab)?;
+    }
     let password = lab.path().join("imap-password");
     std::fs::write(&password, "secret\n")?;
     std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600))?;
@@ -90,9 +98,15 @@ fn wait_for(
 
 /// Runs the ingest once and returns its figures.
 pub fn ingest(settings: &Settings) -> anyhow::Result<Value> {
+    Ok(ingest_into(settings)?.0)
+}
+
+/// Runs the ingest once; its figures, and the lab with the archive it made (its processes
+/// stopped).
+pub fn ingest_into(settings: &Settings) -> anyhow::Result<(Value, Lab)> {
     let corpus = crate::mailtext::corpus(settings.messages)?;
     let mut cyrus = Cyrus::new();
-    let lab = payload_lab(&cyrus)?;
+    let lab = payload_lab(&cyrus, settings.ledger)?;
     let broker = lab.broker()?;
     let daemon = lab.dealer_daemon()?;
     cyrus.start(Notify::Daemon {
@@ -217,5 +231,6 @@ pub fn ingest(settings: &Settings) -> anyhow::Result<Value> {
         deliveries as f64 / ingest_s,
         mb / ingest_s
     );
-    Ok(figures)
+    drop((collector, workers, daemon, broker));
+    Ok((figures, lab))
 }
