@@ -1,11 +1,12 @@
 //! Payloads on object storage: sqlite-storage and es-storage (on an osmem-server) with
 //! `payload_store = "s3"`, against moto's S3 server. Each payload is one object under its
 //! digest path, holding the bytes a payload file holds; the same payload twice is one object;
-//! a payload the collector handed over in its folder reaches the bucket; an object altered in
-//! the bucket is refused as damaged, never returned; `bonnie verify` verifies an archive whose
-//! payloads are in the bucket and names one altered there; a secret key file others may read
-//! and a bucket that does not exist stop the worker at start, and a server that stops
-//! answering fails the job instead of finishing it.
+//! a payload the collector handed over in its folder reaches the bucket; payloads an archive's
+//! database kept before it moved to a bucket are still read; an object altered in the bucket
+//! is refused as damaged, never returned; `bonnie verify` verifies an archive whose payloads
+//! are in the bucket and names one altered there; a secret key file others may read and a
+//! bucket that does not exist stop the worker at start, and a server that stops answering
+//! fails the job instead of finishing it.
 
 use std::{os::unix::fs::PermissionsExt, path::Path};
 
@@ -211,6 +212,37 @@ fn sqlite_storage_keeps_payloads_in_the_bucket_once_per_digest_and_refuses_an_al
 #[test]
 fn es_storage_keeps_payloads_in_the_bucket_once_per_digest_and_refuses_an_altered_one() {
     round_trip_once_per_digest_and_refuse_an_altered_object(Storage::Search);
+}
+
+#[test]
+fn an_archive_moved_to_a_bucket_still_reads_the_payloads_its_database_kept() {
+    let moto = MotoServer::start();
+    let lab = WorkerLab::with_plugins(&["bonnie-messageappend"], "");
+    let before = message("kept in the database", 10);
+    let after = message("kept in the bucket", 10);
+    lab.notifications(&[appended("INBOX", 1, inline(&before))]);
+    lab.run();
+    add_to_sqlite_table(&lab.config(), &moto.store_keys(SECRET_FILE));
+    write_secret(lab.path(), 0o600);
+    let mut lines = std::fs::read_to_string(lab.path().join("in.jsonl")).unwrap();
+    lines.push_str(&appended("INBOX", 2, inline(&after)));
+    lines.push('\n');
+    lab.write("in.jsonl", &lines);
+    lab.run();
+    assert_eq!(lab.outcome("in.jsonl:2")["outcome"], "done");
+    assert_eq!(
+        moto.keys(),
+        [key(&payload::digest(&after))],
+        "only the new one"
+    );
+    let client = storages::open(&lab.config());
+    for message in [&before, &after] {
+        let digest = payload::digest(message);
+        assert_eq!(
+            client.get_payload(&digest).unwrap().as_deref(),
+            Some(&message[..])
+        );
+    }
 }
 
 const JOHN: &str = "john.doe@example.org";

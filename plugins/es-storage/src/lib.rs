@@ -68,7 +68,10 @@ impl EsStorage {
             };
             es = es.with_payload_store(store);
         }
-        host.info("Payloads kept.", &[("payloads", &es.payload_location())]);
+        host.info(
+            "Payload store opened.",
+            &[("payloads", &es.payload_location())],
+        );
         Ok(Self { es })
     }
 }
