@@ -9,7 +9,7 @@ use std::time::Duration;
 use bonnie_core::payload;
 use futures_util::StreamExt;
 use object_store::{
-    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, RetryConfig,
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig,
     aws::{AmazonS3, AmazonS3Builder},
     path::Path,
 };
@@ -164,19 +164,12 @@ impl PayloadStore for S3Bucket {
         }
         let content = payload::pack(bytes)
             .map_err(|e| Error::Unavailable(format!("cannot compress payload {digest}: {e}")))?;
-        self.runtime.block_on(async {
-            // Create: a copy written by another worker since the look-up stays as it is.
-            match self
-                .store
-                .put_opts(&key, content.into(), PutMode::Create.into())
-                .await
-            {
-                Ok(_)
-                | Err(object_store::Error::AlreadyExists { .. })
-                | Err(object_store::Error::Precondition { .. }) => Ok(()),
-                Err(e) => Err(self.unavailable("cannot write", &digest, e)),
-            }
-        })?;
+        // A plain PUT, not a conditional one (If-None-Match, which not every S3-compatible
+        // server takes): a worker that writes the same payload between the look-up and the
+        // write writes the same bytes.
+        self.runtime
+            .block_on(self.store.put(&key, content.into()))
+            .map_err(|e| self.unavailable("cannot write", &digest, e))?;
         Ok(digest)
     }
 
