@@ -15,6 +15,28 @@ use tokio::{sync::Semaphore, task::JoinSet};
 
 use crate::Es;
 
+/// The field every log document carries its job id in (the document's `_id` too, which
+/// Elasticsearch 8 cannot sort by): the tiebreaker of the log's time order.
+pub(crate) const JOB_ID_FIELD: &str = "bonnie_job_id";
+
+/// The record of a log search hit.
+fn log_hit(hit: &Value) -> Option<Record> {
+    let key = hit.get("_id").and_then(Value::as_str)?;
+    let source = hit.get("_source")?;
+    let mut found = Record::new("log", key, source);
+    if let Some(ms) = source
+        .get("@timestamp")
+        .and_then(Value::as_str)
+        .and_then(time::parse_rfc3339_ms)
+    {
+        found = found.at(ms);
+    }
+    if source.get("text_truncated") == Some(&Value::Bool(true)) {
+        found.extra = json!({ "text_truncated": true }).to_string().into();
+    }
+    Some(found)
+}
+
 /// One document to write.
 #[derive(Clone)]
 struct Doc {
@@ -93,14 +115,27 @@ impl Es {
         }
     }
 
-    /// The log documents whose `search_text` holds every word of `query.text` (folded by
-    /// bonnie_mail::fold_for_search), as records of collection `log` keyed by job id, oldest
-    /// first (or newest first), within the query's time range and limit; `extra` holds
-    /// `{"text_truncated": true}` for a message indexed in part. As sqlite-storage's search.
+    /// The log documents a query asks for, as records of collection `log` keyed by job id,
+    /// within its time range, at most its limit (every one with `all`), in time order then job
+    /// id (or the reverse): with `text`, those whose `search_text` holds every word of it
+    /// (folded by bonnie_mail::fold_for_search), without, every entry (what retention walks).
+    /// `extra` holds `{"text_truncated": true}` for a message indexed in part. As
+    /// sqlite-storage's search. More than a page is read in pages with `search_after` on
+    /// (`@timestamp`, `bonnie_job_id`), which every document written since carries (documents
+    /// of older archives lack the second: among those, entries of one millisecond that a page
+    /// boundary splits may be read twice or not at all).
     pub fn search_log(&self, query: &RecordQuery) -> Result<Vec<Record>, PluginError> {
-        let Some(text) = query.text.as_deref().map(bonnie_mail::fold_for_search) else {
-            return Ok(Vec::new());
-        };
+        let mut must = Vec::new();
+        if let Some(text) = &query.text {
+            let text = bonnie_mail::fold_for_search(text);
+            if !text
+                .split(|c: char| !c.is_alphanumeric())
+                .any(|w| !w.is_empty())
+            {
+                return Ok(Vec::new());
+            }
+            must.push(json!({ "match": { "search_text": { "query": text, "operator": "and" } } }));
+        }
         let mut range = serde_json::Map::new();
         if let Some(from) = query.from_ms {
             range.insert("gte".into(), json!(from));
@@ -108,61 +143,64 @@ impl Es {
         if let Some(to) = query.to_ms {
             range.insert("lt".into(), json!(to));
         }
-        let mut must =
-            vec![json!({ "match": { "search_text": { "query": text, "operator": "and" } } })];
         if !range.is_empty() {
             must.push(json!({ "range": { "@timestamp": range } }));
         }
         let order = if query.descending { "desc" } else { "asc" };
-        let limit = if query.limit == 0 { 1000 } else { query.limit };
-        let body = json!({
-            "query": { "bool": { "must": must } },
-            "sort": [{ "@timestamp": { "order": order } }],
-            "size": limit,
-        });
+        let sort = json!([
+            { "@timestamp": { "order": order } },
+            { JOB_ID_FIELD: { "order": order, "missing": "_last", "unmapped_type": "keyword" } },
+        ]);
+        let wanted = query.max_records().map(|n| n as usize);
         let pattern = format!("{}-*", self.settings.log_prefix);
+        let mut found = Vec::new();
+        let mut after: Option<Value> = None;
         self.runtime.block_on(async {
-            let failed = |e| crate::client::request_error("cannot search the log", e);
-            let response = self
-                .client
-                .search(SearchParts::Index(&[&pattern]))
-                .ignore_unavailable(true)
-                .allow_no_indices(true)
-                .body(body)
-                .send()
-                .await
-                .map_err(failed)?;
-            let status = response.status_code();
-            let answer: Value = response.json().await.map_err(failed)?;
-            if !status.is_success() {
-                return Err(PluginError::transient(format!(
-                    "searching {pattern} failed ({status}): {answer}"
-                )));
+            loop {
+                let left = wanted.map_or(usize::MAX, |w| w - found.len());
+                let size = left.min(self.settings.page_size as usize);
+                let mut body = json!({
+                    "query": { "bool": { "must": must } },
+                    "sort": sort,
+                    "size": size,
+                    "track_total_hits": false,
+                });
+                if let Some(after) = after.take() {
+                    body["search_after"] = after;
+                }
+                let hits = self.search_log_page(&pattern, body).await?;
+                let full = hits.len() == size;
+                after = hits.last().and_then(|hit| hit.get("sort")).cloned();
+                found.extend(hits.iter().filter_map(log_hit));
+                if !full || after.is_none() || wanted.is_some_and(|w| found.len() >= w) {
+                    return Ok(found);
+                }
             }
-            let hits = answer
-                .pointer("/hits/hits")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            Ok(hits
-                .iter()
-                .filter_map(|hit| {
-                    let key = hit.get("_id").and_then(Value::as_str)?;
-                    let source = hit.get("_source")?;
-                    let mut found = Record::new("log", key, source);
-                    if let Some(ms) = source
-                        .get("@timestamp")
-                        .and_then(Value::as_str)
-                        .and_then(time::parse_rfc3339_ms)
-                    {
-                        found = found.at(ms);
-                    }
-                    if source.get("text_truncated") == Some(&Value::Bool(true)) {
-                        found.extra = json!({ "text_truncated": true }).to_string().into();
-                    }
-                    Some(found)
-                })
-                .collect())
+        })
+    }
+
+    /// One page of a search of the log indices: its hits.
+    async fn search_log_page(&self, pattern: &str, body: Value) -> Result<Vec<Value>, PluginError> {
+        let failed = |e| crate::client::request_error("cannot search the log", e);
+        let response = self
+            .client
+            .search(SearchParts::Index(&[pattern]))
+            .ignore_unavailable(true)
+            .allow_no_indices(true)
+            .body(body)
+            .send()
+            .await
+            .map_err(failed)?;
+        let status = response.status_code();
+        let mut answer: Value = response.json().await.map_err(failed)?;
+        if !status.is_success() {
+            return Err(PluginError::transient(format!(
+                "searching {pattern} failed ({status}): {answer}"
+            )));
+        }
+        Ok(match answer.pointer_mut("/hits/hits").map(Value::take) {
+            Some(Value::Array(hits)) => hits,
+            _ => Vec::new(),
         })
     }
 
@@ -176,6 +214,7 @@ impl Es {
             match serde_json::from_str::<Value>(item.record.as_str()) {
                 Ok(mut record @ Value::Object(_)) => {
                     self.add_search_text(&mut record);
+                    record[JOB_ID_FIELD] = json!(item.job_id.as_str());
                     // One line per document, as NDJSON needs.
                     let source = record.to_string();
                     let index = index_for(&self.settings.log_prefix, &record);

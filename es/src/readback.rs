@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 use crate::{Es, client::request_error};
 
 /// The fields es-storage adds to a log document beside the record.
-pub(crate) const ADDED_FIELDS: [&str; 2] = ["search_text", "text_truncated"];
+pub(crate) const ADDED_FIELDS: [&str; 3] =
+    ["search_text", "text_truncated", crate::log::JOB_ID_FIELD];
 
 /// Written documents remembered at most: a worker whose jobs are never read back (an input
 /// without the ledger) forgets the oldest beyond this, and a read of one of those searches.

@@ -109,7 +109,8 @@ pub struct RecordQuery {
     /// Full-text search of the event log (collection `log`): only entries whose text holds
     /// every word of this, folded as `bonnie_mail::fold_for_search` folds (case, diacritics,
     /// ß as ss). The records found are the log entries, keyed by job id. Storages without
-    /// full-text search answer nothing. (since 1.1)
+    /// full-text search answer nothing. A query of the log without it lists the entries in
+    /// time order, then job id. (since 1.1)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// Every matching record, however many: `limit` is ignored, and a storage whose server

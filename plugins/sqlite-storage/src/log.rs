@@ -270,19 +270,31 @@ fn match_expression(text: &str) -> Option<String> {
     (!words.is_empty()).then(|| words.join(" "))
 }
 
-/// The log entries whose indexed text holds every word of `query.text` (folded the way the
-/// index is), as records of collection [`COLLECTION`] keyed by job id, oldest first (or
-/// newest first), within the query's time range and limit. An entry whose messages were
-/// indexed in part has `{"text_truncated": true}` in its record's `extra`.
+/// The log entries a query asks for, as records of collection [`COLLECTION`] keyed by job id,
+/// within its time range, at most its limit (every one with `all`):
+/// - with `text`, those whose indexed text holds every word of it (folded the way the index
+///   is; a text without a word finds nothing), in log order (or newest first);
+/// - without, every entry in time order then job id (or the reverse): what retention walks.
+///
+/// An entry whose messages were indexed in part has `{"text_truncated": true}` in `extra`.
 pub fn search(conn: &Connection, query: &RecordQuery) -> rusqlite::Result<Vec<Record>> {
-    let Some(expression) = query.text.as_deref().and_then(match_expression) else {
-        return Ok(Vec::new());
+    let direction = if query.descending { "DESC" } else { "ASC" };
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let mut sql = match query.text.as_deref() {
+        Some(text) => {
+            let Some(expression) = match_expression(text) else {
+                return Ok(Vec::new());
+            };
+            args.push(expression.into());
+            String::from(
+                "SELECT l.job_id, l.time_ms, l.record, l.text_truncated FROM log_text t \
+                 CROSS JOIN log l ON l.seq = t.rowid WHERE log_text MATCH ?1",
+            )
+        }
+        None => String::from(
+            "SELECT l.job_id, l.time_ms, l.record, l.text_truncated FROM log l WHERE 1",
+        ),
     };
-    let mut sql = String::from(
-        "SELECT l.job_id, l.time_ms, l.record, l.text_truncated FROM log_text t \
-         CROSS JOIN log l ON l.seq = t.rowid WHERE log_text MATCH ?1",
-    );
-    let mut args: Vec<rusqlite::types::Value> = vec![expression.into()];
     if let Some(from) = query.from_ms {
         args.push(from.into());
         sql.push_str(&format!(" AND l.time_ms >= ?{}", args.len()));
@@ -291,9 +303,16 @@ pub fn search(conn: &Connection, query: &RecordQuery) -> rusqlite::Result<Vec<Re
         args.push(to.into());
         sql.push_str(&format!(" AND l.time_ms < ?{}", args.len()));
     }
-    let direction = if query.descending { "DESC" } else { "ASC" };
-    let limit = if query.limit == 0 { 1000 } else { query.limit };
-    sql.push_str(&format!(" ORDER BY l.seq {direction} LIMIT {limit}"));
+    if query.text.is_some() {
+        sql.push_str(&format!(" ORDER BY l.seq {direction}"));
+    } else {
+        sql.push_str(&format!(
+            " ORDER BY l.time_ms {direction}, l.job_id {direction}"
+        ));
+    }
+    if let Some(limit) = query.max_records() {
+        sql.push_str(&format!(" LIMIT {limit}"));
+    }
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args), |row| {
         let (job_id, time_ms, record, truncated): (String, Option<i64>, String, bool) =
@@ -421,6 +440,74 @@ mod tests {
         assert_eq!(verify(&conn).unwrap(), None);
         conn.execute_batch("DROP TRIGGER log_is_append_only; UPDATE log SET record = '{\"event\":\"Login\",\"n\":9}' WHERE seq = 3;").unwrap();
         assert_eq!(verify(&conn).unwrap(), Some(3));
+    }
+
+    #[test]
+    fn without_text_the_log_is_listed_by_time_then_job_id_every_entry_with_all() {
+        let mut conn = open();
+        // Appended out of time order, two at the same millisecond.
+        let at =
+            |ms: u32| format!(r#"{{"event":"Login","timestamp":"2026-11-28T17:13:17.{ms:03}Z"}}"#);
+        let items: Vec<OutputItem> = [("c", 5), ("b", 2), ("a", 5), ("d", 1)]
+            .iter()
+            .map(|(id, ms)| item(id, &at(*ms)))
+            .collect();
+        append(&mut conn, &items, &TextIndex::default()).unwrap();
+        let keys = |conn: &Connection, query: RecordQuery| -> Vec<String> {
+            search(conn, &query)
+                .unwrap()
+                .iter()
+                .map(|r| r.key.to_string())
+                .collect()
+        };
+        let log = |rest: RecordQuery| RecordQuery {
+            collection: COLLECTION.into(),
+            ..rest
+        };
+        assert_eq!(
+            keys(&conn, log(RecordQuery::default())),
+            ["d", "b", "a", "c"]
+        );
+        let five = time::parse_rfc3339_ms("2026-11-28T17:13:17.005Z").unwrap();
+        assert_eq!(
+            keys(
+                &conn,
+                log(RecordQuery {
+                    to_ms: Some(five),
+                    descending: true,
+                    ..RecordQuery::default()
+                })
+            ),
+            ["b", "d"]
+        );
+        assert_eq!(
+            keys(
+                &conn,
+                log(RecordQuery {
+                    from_ms: Some(five),
+                    limit: 1,
+                    ..RecordQuery::default()
+                })
+            ),
+            ["a"]
+        );
+        let many: Vec<OutputItem> = (0..1500)
+            .map(|n| item(&format!("n{n:04}"), &at(9)))
+            .collect();
+        append(&mut conn, &many, &TextIndex::default()).unwrap();
+        assert_eq!(
+            keys(&conn, log(RecordQuery::default())).len(),
+            1000,
+            "the default limit"
+        );
+        let all = keys(
+            &conn,
+            log(RecordQuery {
+                all: true,
+                ..RecordQuery::default()
+            }),
+        );
+        assert_eq!(all.len(), 1504, "every entry, whatever the limit");
     }
 
     #[test]
