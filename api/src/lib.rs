@@ -10,6 +10,7 @@ pub mod auth;
 pub mod clients;
 pub mod logins;
 pub mod methods;
+pub mod metrics;
 pub mod rpc;
 pub mod server;
 pub mod service;

@@ -8,6 +8,7 @@ use anyhow::Context;
 use bonnie_api::{
     admin::Admin,
     clients::Clients,
+    metrics::ApiMetrics,
     server::{self, Limits},
     service::{LoginLimits, Service},
     tls,
@@ -79,13 +80,22 @@ fn run(config: &Config) -> anyhow::Result<ExitCode> {
         .thread_name("bonnie-api")
         .build()
         .context("starting the runtime")?;
+    let mut registry = bonnie_metrics::Registry::default();
+    let metrics = Arc::new(ApiMetrics::register(&mut registry));
+    bonnie_metrics::serve(
+        "[api] metrics_listen",
+        &api.metrics_listen,
+        registry,
+        bonnie_metrics::Limits::default(),
+    )?;
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&api.listen)
             .await
             .with_context(|| format!("cannot listen on {}", api.listen))?;
         tracing::info!(listen = %api.listen, scheme, storage = %storage_name, threads = api.threads, max_connections = api.max_connections, "bonnie-api serving POST /api/rpc.");
         bonnie_core::systemd::ready("serving POST /api/rpc");
-        server::serve(listener, acceptor, service, Limits::from_config(api), stopping)
+        let limits = Limits::from_config(api);
+        server::serve(listener, acceptor, service, limits, stopping, metrics)
             .await
             .map_err(anyhow::Error::from)
     });

@@ -6,6 +6,7 @@ mod audit;
 mod counters;
 mod jobs;
 mod ledger;
+mod metrics;
 mod server;
 mod status;
 mod store;
@@ -34,8 +35,22 @@ fn main() -> ExitCode {
             // SIGHUP: read the allowed keys again.
             let reload = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())?;
-            let mut server =
-                server::Server::start(config.broker, &config.curve, &config.ledger, reload)?;
+            let mut registry = bonnie_metrics::Registry::default();
+            let metrics = metrics::BrokerMetrics::register(&mut registry);
+            let metrics_listen = config.broker.metrics_listen.clone();
+            let mut server = server::Server::start(
+                config.broker,
+                &config.curve,
+                &config.ledger,
+                reload,
+                metrics,
+            )?;
+            bonnie_metrics::serve(
+                "[broker] metrics_listen",
+                &metrics_listen,
+                registry,
+                bonnie_metrics::Limits::default(),
+            )?;
             // The routers are bound and the job store is open: peers can be served.
             bonnie_core::systemd::ready("serving dealers, workers and collectors");
             server.run(&shutdown)?;

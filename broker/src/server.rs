@@ -29,9 +29,14 @@ use tracing::{debug, error, info, warn};
 use crate::{
     counters::{Counters, Router},
     jobs::{Identity, Jobs, Outcome, RetryPolicy},
+    metrics::BrokerMetrics,
     status,
-    store::{Store, Submission, Update},
+    store::{State, Store, Submission, Update},
 };
+
+/// How often the job-state gauges are read from the store, in milliseconds: often enough for
+/// a scrape every 15 s, rarely enough that counting a large store costs nothing noticeable.
+const GAUGES_INTERVAL_MS: i64 = 10_000;
 
 /// Messages taken from one router in one turn, so no router starves the others.
 const DRAIN: usize = 4096;
@@ -156,6 +161,9 @@ pub struct Server {
     auth: Option<Auth>,
     reload: std::sync::Arc<AtomicBool>,
     checkpoints: crate::ledger::Checkpoints,
+    metrics: BrokerMetrics,
+    /// When the job-state gauges are next read from the store.
+    next_gauges_ms: i64,
     _context: transport::Context,
 }
 
@@ -166,6 +174,7 @@ impl Server {
         curve: &CurveConfig,
         ledger: &bonnie_core::config::LedgerConfig,
         reload: std::sync::Arc<AtomicBool>,
+        metrics: BrokerMetrics,
     ) -> anyhow::Result<Self> {
         let checkpoints = crate::ledger::Checkpoints::new(ledger, now_ms())?;
         let addresses = [
@@ -309,6 +318,8 @@ impl Server {
             auth,
             reload,
             checkpoints,
+            metrics,
+            next_gauges_ms: now,
             _context: context,
         })
     }
@@ -630,9 +641,18 @@ impl Server {
         };
         match self.jobs.finish(id, outcome, self.policy, now) {
             Some(update) => {
+                let ended = match update.state {
+                    State::Done => Some(&self.metrics.done),
+                    State::Failed => Some(&self.metrics.failed),
+                    State::Postponed => Some(&self.metrics.postponed),
+                    State::Pending | State::Alloc => None,
+                };
+                if let Some(counter) = ended {
+                    counter.inc();
+                }
                 if let Some(reason) = described {
                     warn!(job = %id, reason = %reason, "Job failed.");
-                } else if update.state == crate::store::State::Failed {
+                } else if update.state == State::Failed {
                     warn!(job = %id, reason = ?update.reason, "Job failed after its last postponement.");
                 }
                 self.updates.push(update);
@@ -871,6 +891,11 @@ impl Server {
                 let acked = std::mem::take(&mut self.submissions);
                 for ((identity, submission), seq) in acked.into_iter().zip(inserted) {
                     let id = submission.id;
+                    if seq.is_some() {
+                        self.metrics.submissions.inc();
+                    } else {
+                        self.metrics.resubmissions.inc();
+                    }
                     if let Some(seq) = seq {
                         self.jobs.add(
                             seq,
@@ -918,6 +943,7 @@ impl Server {
             return;
         }
         self.next_maintenance_ms = now + 250;
+        self.refresh_gauges(now);
         let silence = self.config.heartbeat_ms as i64 * i64::from(self.config.heartbeat_liveness);
         for identity in self.jobs.expire_peers(now - silence) {
             warn!(peer = %printable(&identity), silent_ms = silence, "Peer silent too long; dropped, its jobs return to PENDING.");
@@ -945,6 +971,23 @@ impl Server {
                 Ok(purged) => info!(jobs = purged, "DONE jobs purged after their retention."),
                 Err(e) => warn!(error = %e, "Purging DONE jobs failed."),
             }
+        }
+    }
+
+    /// The metrics' gauges: peers on every maintenance turn, job states (two queries of the
+    /// store's state index) every [`GAUGES_INTERVAL_MS`].
+    fn refresh_gauges(&mut self, now: i64) {
+        self.metrics.workers.set(self.jobs.workers.len() as i64);
+        self.metrics
+            .collectors
+            .set(self.jobs.collectors.len() as i64);
+        if now < self.next_gauges_ms {
+            return;
+        }
+        self.next_gauges_ms = now + GAUGES_INTERVAL_MS;
+        match status::job_counts(&self.store, &self.jobs, now) {
+            Ok((counts, oldest_age_s)) => self.metrics.set_jobs(counts, oldest_age_s),
+            Err(e) => warn!(error = %format!("{e:#}"), "Cannot refresh the job-state metrics."),
         }
     }
 

@@ -4,7 +4,11 @@
 //! fetch, the folder is gone) leaves its reason in `collector_errors` and the others still
 //! run; a transient failure (Cyrus or LDAP unreachable) stops the job, to be retried whole.
 
-use std::{cell::RefCell, path::PathBuf, time::Duration};
+use std::{
+    cell::RefCell,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 
 use bonnie_core::{
     config::{CollectorConfig, ImapSecurity},
@@ -15,7 +19,11 @@ use bonnie_imap::{Connection, Credentials, Identity, ImapError, Pool, Security};
 use bonnie_mail as mail;
 use serde_json::{Map, Value, json};
 
-use crate::{failure::Failure, ldap};
+use crate::{
+    failure::Failure,
+    ldap,
+    metrics::{CollectorMetrics, Ended},
+};
 
 /// The folder and messages a notification is about.
 struct Target {
@@ -53,9 +61,10 @@ fn target(n: &Map<String, Value>) -> Result<Target, String> {
 
 /// Runs `commands` on a notification; the updated notification. A transient failure of any
 /// command is the job's (retry it later); a permanent one is the job's only when the
-/// notification cannot be read at all.
+/// notification cannot be read at all. Each command's outcome and time go to `metrics`.
 pub fn collect(
     config: &CollectorConfig,
+    metrics: &CollectorMetrics,
     notification: &[u8],
     commands: &[String],
 ) -> Result<Vec<u8>, Failure> {
@@ -68,6 +77,7 @@ pub fn collect(
         _ => Map::new(),
     };
     for command in commands {
+        let started = Instant::now();
         let result = match command.as_str() {
             "FETCH" => fetch(config, &mut n, false),
             "HEADER" => fetch(config, &mut n, true),
@@ -78,6 +88,12 @@ pub fn collect(
                 "{other} is not a collector command"
             ))),
         };
+        let ended = match &result {
+            Ok(()) => Ended::Ok,
+            Err(Failure::Permanent(_)) => Ended::Permanent,
+            Err(Failure::Transient(_)) => Ended::Transient,
+        };
+        metrics.command(command, ended, started.elapsed());
         match result {
             Ok(()) => {
                 errors.remove(command);

@@ -6,6 +6,7 @@
 mod commands;
 mod failure;
 mod ldap;
+mod metrics;
 mod session;
 
 use std::process::ExitCode;
@@ -28,7 +29,15 @@ fn main() -> ExitCode {
         &args.common,
         |config| -> anyhow::Result<ExitCode> {
             let shutdown = daemon::shutdown_flag()?;
-            session::run(&config.collector, &shutdown)?;
+            let mut registry = bonnie_metrics::Registry::default();
+            let metrics = std::sync::Arc::new(metrics::CollectorMetrics::register(&mut registry));
+            bonnie_metrics::serve(
+                "[collector] metrics_listen",
+                &config.collector.metrics_listen,
+                registry,
+                bonnie_metrics::Limits::default(),
+            )?;
+            session::run(&config.collector, &shutdown, metrics)?;
             Ok(ExitCode::SUCCESS)
         },
     )

@@ -30,7 +30,7 @@ use bonnie_core::{
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use tracing::{debug, error, info, warn};
 
-use crate::{commands, failure::Failure};
+use crate::{commands, failure::Failure, metrics::CollectorMetrics};
 
 /// A job for a pool thread.
 struct Task {
@@ -51,8 +51,13 @@ struct Finished {
     result: Result<Vec<u8>, Failure>,
 }
 
-/// Runs until `shutdown` is set; jobs in flight are finished and reported first.
-pub fn run(config: &CollectorConfig, shutdown: &AtomicBool) -> anyhow::Result<()> {
+/// Runs until `shutdown` is set; jobs in flight are finished and reported first. Commands and
+/// jobs are counted in `metrics`.
+pub fn run(
+    config: &CollectorConfig,
+    shutdown: &AtomicBool,
+    metrics: Arc<CollectorMetrics>,
+) -> anyhow::Result<()> {
     let (tasks_tx, tasks_rx) = unbounded::<Task>();
     let (done_tx, done_rx) = unbounded::<Finished>();
     // A byte on this socket pair wakes the loop below as soon as a job is finished.
@@ -62,7 +67,7 @@ pub fn run(config: &CollectorConfig, shutdown: &AtomicBool) -> anyhow::Result<()
     let config = Arc::new(config.clone());
     let mut pool = Vec::new();
     for n in 0..config.threads {
-        let (tasks, config) = (tasks_rx.clone(), config.clone());
+        let (tasks, config, metrics) = (tasks_rx.clone(), config.clone(), metrics.clone());
         let done = Done {
             results: done_tx.clone(),
             wake: wake_tx.try_clone()?,
@@ -72,7 +77,7 @@ pub fn run(config: &CollectorConfig, shutdown: &AtomicBool) -> anyhow::Result<()
                 .name(format!("collect-{n}"))
                 .spawn(move || {
                     work(&tasks, &done, &|task| {
-                        commands::collect(&config, &task.notification, &task.commands)
+                        commands::collect(&config, &metrics, &task.notification, &task.commands)
                     })
                 })?,
         );
@@ -114,6 +119,7 @@ pub fn run(config: &CollectorConfig, shutdown: &AtomicBool) -> anyhow::Result<()
             tasks: &tasks_tx,
             done: &done_rx,
             wake: &wake_rx,
+            metrics: &metrics,
         };
         serve(&config, &socket, &pool, &mut busy, shutdown)?;
     }
@@ -174,6 +180,7 @@ struct Pool<'a> {
     done: &'a Receiver<Finished>,
     /// Readable when a job was finished.
     wake: &'a UnixStream,
+    metrics: &'a CollectorMetrics,
 }
 
 impl Pool<'_> {
@@ -193,7 +200,11 @@ fn serve(
     shutdown: &AtomicBool,
 ) -> anyhow::Result<()> {
     let Pool {
-        tasks, done, wake, ..
+        tasks,
+        done,
+        wake,
+        metrics,
+        ..
     } = pool;
     let heartbeat = Duration::from_millis(config.heartbeat_ms);
     let silence = heartbeat * config.heartbeat_liveness;
@@ -267,11 +278,15 @@ fn serve(
         while let Ok(finished) = done.try_recv() {
             *busy = busy.saturating_sub(1);
             let message = match finished.result {
-                Ok(notification) => CollectorMsg::Done {
-                    id: finished.id,
-                    notification,
-                },
+                Ok(notification) => {
+                    metrics.done.inc();
+                    CollectorMsg::Done {
+                        id: finished.id,
+                        notification,
+                    }
+                }
                 Err(Failure::Transient(reason)) => {
+                    metrics.postponed.inc();
                     warn!(job = %finished.id, reason = %reason, "Job could not be collected now; the broker retries it later.");
                     CollectorMsg::Postpone {
                         id: finished.id,
@@ -279,6 +294,7 @@ fn serve(
                     }
                 }
                 Err(Failure::Permanent(reason)) => {
+                    metrics.failed.inc();
                     error!(job = %finished.id, reason = %reason, "Job cannot be collected; it fails.");
                     CollectorMsg::Fail {
                         id: finished.id,

@@ -37,6 +37,7 @@ use crate::{
     dlist::{self, Parsed},
     folder,
     forward::{self, Forwarded, Outcome, Queue},
+    metrics::DealerMetrics,
     rules::DropRules,
     spool::{Entry, Spool},
     submit::{self, Broker},
@@ -76,11 +77,23 @@ struct Shared {
     /// The serving thread had an ACK since the forwarder last looked.
     acked: AtomicBool,
     shutdown: Arc<AtomicBool>,
+    metrics: DealerMetrics,
 }
 
 impl Shared {
     fn spool(&self) -> std::sync::MutexGuard<'_, Spool> {
         self.spool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the spool-bytes gauge from `spool`.
+    fn measure(&self, spool: &Spool) {
+        match spool.waiting_bytes() {
+            Ok(bytes) => {
+                let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+                self.metrics.spool_bytes.set(bytes);
+            }
+            Err(e) => debug!(error = %e, "Cannot measure the spool."),
+        }
     }
 
     fn rest(&self) -> std::sync::MutexGuard<'_, Rest> {
@@ -139,25 +152,48 @@ impl Shared {
 
 /// The daemon's spool as the forwarder reads it: locked for each read and each advance only,
 /// so that the serving thread spools while the forwarder waits for the broker.
-struct Own<'a>(&'a Shared);
+struct Own<'a> {
+    shared: &'a Shared,
+    /// Where each entry of the last look ends: an advance past them takes them off the
+    /// spool-records gauge.
+    peeked: Vec<u64>,
+}
+
+impl<'a> Own<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        Self {
+            shared,
+            peeked: Vec::new(),
+        }
+    }
+}
 
 impl Queue for Own<'_> {
     fn peek(&mut self, max: usize) -> std::io::Result<Vec<Entry>> {
-        let mut spool = self.0.spool();
+        let mut spool = self.shared.spool();
         let entries = spool.peek(max)?;
         if entries.is_empty() {
             // Under the lock: no notification can be spooled between this look and this.
-            self.0.spooling.store(false, Ordering::SeqCst);
+            self.shared.spooling.store(false, Ordering::SeqCst);
+            self.shared.metrics.spool_records.set(0);
+            self.shared.metrics.spool_bytes.set(0);
         }
+        self.peeked = entries.iter().map(|e| e.end).collect();
         Ok(entries)
     }
 
     fn advance(&mut self, offset: u64) -> std::io::Result<()> {
-        self.0.spool().advance(offset)
+        let mut spool = self.shared.spool();
+        spool.advance(offset)?;
+        let gone = self.peeked.iter().filter(|end| **end <= offset).count();
+        self.peeked.retain(|end| *end > offset);
+        self.shared.metrics.spool_records.dec_by(gone as i64);
+        self.shared.measure(&spool);
+        Ok(())
     }
 
     fn dir(&self) -> &Path {
-        &self.0.own_dir
+        &self.shared.own_dir
     }
 }
 
@@ -199,6 +235,16 @@ pub fn run(config: &DealerConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         }
     };
     let spooling = !spool.is_empty()? || backoff::load(&config.spool_dir).resting(now_ms());
+    let mut registry = bonnie_metrics::Registry::default();
+    let metrics = DealerMetrics::register(&mut registry);
+    if !spool.is_empty()? {
+        let records = spool
+            .len()
+            .with_context(|| format!("cannot read the spool {}", own_dir.display()))?;
+        metrics
+            .spool_records
+            .set(i64::try_from(records).unwrap_or(i64::MAX));
+    }
     let shared = Arc::new(Shared {
         config: config.clone(),
         spool: Mutex::new(spool),
@@ -208,7 +254,9 @@ pub fn run(config: &DealerConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         backoff: Backoff::daemon(config),
         acked: AtomicBool::new(false),
         shutdown: shutdown.clone(),
+        metrics,
     });
+    shared.measure(&shared.spool());
     let context = submit::context();
     let host = config.host_name();
     let keys = submit::client_keys(config).context("cannot read the dealer's CURVE keys")?;
@@ -240,6 +288,12 @@ pub fn run(config: &DealerConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         .name("forwarder".to_string())
         .spawn(move || forward_loop(&forwarder_broker, &forwarder_shared))
         .context("cannot start the forwarder thread")?;
+    bonnie_metrics::serve(
+        "[dealer] metrics_listen",
+        &config.metrics_listen,
+        registry,
+        bonnie_metrics::Limits::default(),
+    )?;
     info!(socket = %path.display(), broker = %config.broker_address,
         max_connections = config.daemon_connections, "Dealer daemon listening.");
     bonnie_core::systemd::ready("serving the dlist socket");
@@ -445,6 +499,7 @@ impl Server<'_> {
     fn take(&mut self, stream: UnixStream, notification: Vec<u8>) {
         if let Some(reason) = self.rules.drops(&notification) {
             debug!(reason = %reason, "Notification dropped by a drop rule.");
+            self.shared.metrics.dropped.inc();
             return answer(stream, b"OK NIL\r\n");
         }
         let id = submit::new_id();
@@ -478,6 +533,7 @@ impl Server<'_> {
         for id in self.broker.take_acks() {
             acked = true;
             if let Some(waiting) = self.waiting.remove(&id) {
+                self.shared.metrics.acknowledged.inc();
                 answer(waiting.stream, b"OK NIL\r\n");
             }
         }
@@ -553,14 +609,26 @@ impl Server<'_> {
             .iter()
             .map(|p| (p.id.as_str(), p.notification.as_slice()))
             .collect();
+        let metrics = &self.shared.metrics;
+        let count = pending.len() as u64;
         let result = {
             let mut spool = self.shared.spool();
             self.shared.spooling.store(true, Ordering::SeqCst);
-            spool.append(&entries)
+            let result = spool.append(&entries);
+            // Under the lock, before the forwarder can take these records off again.
+            if result.is_ok() {
+                metrics.spool_records.inc_by(count as i64);
+            }
+            self.shared.measure(&spool);
+            result
         };
         let reply: &[u8] = match &result {
-            Ok(()) => b"OK NIL\r\n",
+            Ok(()) => {
+                metrics.spooled.inc_by(count);
+                b"OK NIL\r\n"
+            }
             Err(e) => {
+                metrics.refused.inc_by(count);
                 error!(notifications = pending.len(), error = %e,
                     "Notifications could not be made durable; Cyrus is told so.");
                 b"NO NIL\r\n"
@@ -594,8 +662,9 @@ fn forward_loop(broker: &Broker, shared: &Shared) {
             continue;
         }
         if shared.spooling.load(Ordering::SeqCst) {
-            match forward::forward(&mut Own(shared), broker, &shared.config, Some(budget)) {
+            match forward::forward(&mut Own::new(shared), broker, &shared.config, Some(budget)) {
                 Ok(outcome) => {
+                    shared.metrics.forwarded.inc_by(outcome.forwarded as u64);
                     if outcome.result == Forwarded::Emptied && outcome.forwarded > 0 {
                         info!("The broker is back; the spool is empty again.");
                     }
@@ -620,6 +689,7 @@ fn forward_loop(broker: &Broker, shared: &Shared) {
                 Some(budget),
             ) {
                 Ok(outcome) => {
+                    shared.metrics.forwarded.inc_by(outcome.forwarded as u64);
                     shared.forwarded(outcome);
                 }
                 Err(e) => error!(error = %e, "Forwarding the exec dealers' spools failed."),

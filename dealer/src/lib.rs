@@ -10,6 +10,7 @@ mod dlist;
 pub mod exec;
 pub mod folder;
 pub mod forward;
+mod metrics;
 mod rules;
 pub mod spool;
 pub mod submit;

@@ -371,6 +371,11 @@ impl Spool {
         self.set_head(0)
     }
 
+    /// Bytes of the queue the broker has not acknowledged yet (two reads of metadata).
+    pub fn waiting_bytes(&self) -> io::Result<u64> {
+        Ok(self.length()?.saturating_sub(self.head()?))
+    }
+
     /// True when nothing waits for the broker.
     pub fn is_empty(&self) -> io::Result<bool> {
         Ok(self.head()? >= self.length()?)

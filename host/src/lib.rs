@@ -7,6 +7,7 @@
 
 pub mod context;
 pub mod loader;
+pub mod metrics;
 pub mod pipeline;
 pub mod runtime;
 pub mod start;

@@ -15,6 +15,7 @@ use serde::Serialize;
 use bonnie_host::{
     context::Shared,
     loader::{self, Entry, LayoutCheck, Plugin},
+    metrics::WorkerMetrics,
     runtime, start,
 };
 
@@ -33,6 +34,11 @@ struct Args {
     /// plugin-api version, layout check, panic strategy, status and reason of each file)
     #[arg(long, requires = "check_plugins")]
     json: bool,
+    /// Serve Prometheus metrics at http://ADDRESS/metrics instead of where [worker]
+    /// metrics_listen says: each of several workers on one host needs its own port (the
+    /// systemd template derives it from the instance); empty for none
+    #[arg(long, value_name = "ADDRESS")]
+    metrics_listen: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -71,8 +77,17 @@ fn run(args: &Args, config: &Config) -> anyhow::Result<ExitCode> {
         storage: None,
         stopping: shutdown.clone(),
     };
-    let started = start::start(config, &plugins, shared)?;
-    runtime::run(started, &config.worker, &shutdown)?;
+    // Served before the plugins start, so that a bad address stops the worker before they
+    // do; each handler's series appear in the families as it starts.
+    let mut registry = bonnie_metrics::Registry::default();
+    let metrics = WorkerMetrics::register(&mut registry);
+    let (key, address) = match &args.metrics_listen {
+        Some(address) => ("--metrics-listen", address),
+        None => ("[worker] metrics_listen", &config.worker.metrics_listen),
+    };
+    bonnie_metrics::serve(key, address, registry, bonnie_metrics::Limits::default())?;
+    let started = start::start(config, &plugins, shared, &metrics)?;
+    runtime::run(started, &config.worker, &shutdown, &metrics)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,6 +1,8 @@
 //! One job through the handler chain: the handlers subscribed to its event (and `*`) in the
 //! configured order, each getting the notification as the previous one left it.
 
+use std::time::Instant;
+
 use abi_stable::std_types::{RResult, RString, RVec};
 use bonnie_core::notification::event_name;
 use bonnie_plugin_api::{
@@ -8,6 +10,8 @@ use bonnie_plugin_api::{
     handler::{ALL_EVENTS, COLLECTOR_COMMANDS, HandlerBox},
 };
 use serde::de::IgnoredAny;
+
+use crate::metrics::{Handled, HandlerMetrics};
 
 /// A started handler and its subscriptions.
 pub struct HandlerSlot {
@@ -17,6 +21,8 @@ pub struct HandlerSlot {
     pub handler: HandlerBox,
     /// Event names it subscribed to.
     pub events: Vec<String>,
+    /// Its outcome counters and latency histogram.
+    pub metrics: HandlerMetrics,
 }
 
 impl HandlerSlot {
@@ -34,7 +40,7 @@ pub enum ChainResult {
     Outcome(JobOutcome),
 }
 
-/// Runs the handler chain on one job.
+/// Runs the handler chain on one job, counting each handler's outcome and time.
 pub fn run(handlers: &[HandlerSlot], job: &Job) -> ChainResult {
     let event = match event_name(job.notification.as_str()) {
         Ok(event) => event.into_owned(),
@@ -43,60 +49,17 @@ pub fn run(handlers: &[HandlerSlot], job: &Job) -> ChainResult {
     let mut current = job.clone();
     let mut commands: Vec<RString> = Vec::new();
     for slot in handlers.iter().filter(|slot| slot.subscribes(&event)) {
-        let outcome = match slot.handler.handle(&current) {
-            RResult::ROk(outcome) => outcome,
-            RResult::RErr(e) => return from_error(&slot.name, &e),
+        let started = Instant::now();
+        let step = step(slot, &mut current, &mut commands);
+        let handled = match &step {
+            Ok(handled) => *handled,
+            Err(ChainResult::Outcome(JobOutcome::Postpone { .. })) => Handled::Postponed,
+            Err(ChainResult::Outcome(JobOutcome::Rejected { .. })) => Handled::Rejected,
+            Err(_) => Handled::Failed,
         };
-        let outcome = match outcome.into_enum() {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                return failed(format!(
-                    "handler {} returned an outcome this host does not know; upgrade bonnie-worker",
-                    slot.name
-                ));
-            }
-        };
-        match outcome {
-            HandlerOutcome::Done { notification } => {
-                if let Err(reason) = check_json(&slot.name, &notification) {
-                    return failed(reason);
-                }
-                current.notification = notification;
-            }
-            HandlerOutcome::NeedsCollector {
-                commands: wanted,
-                notification,
-            } => {
-                if let Err(reason) = check_json(&slot.name, &notification) {
-                    return failed(reason);
-                }
-                for command in wanted {
-                    if !COLLECTOR_COMMANDS.contains(&command.as_str()) {
-                        return failed(format!(
-                            "handler {} asked for the unknown collector command {command:?}",
-                            slot.name
-                        ));
-                    }
-                    if !commands.contains(&command) {
-                        commands.push(command);
-                    }
-                }
-                current.notification = notification;
-            }
-            HandlerOutcome::Postpone { reason } => {
-                return ChainResult::Outcome(JobOutcome::Postpone {
-                    reason: format!("handler {}: {reason}", slot.name).into(),
-                });
-            }
-            HandlerOutcome::Rejected { reason } => {
-                return rejected(format!("handler {}: {reason}", slot.name));
-            }
-            _ => {
-                return failed(format!(
-                    "handler {} returned an unsupported outcome",
-                    slot.name
-                ));
-            }
+        slot.metrics.observe(handled, started.elapsed());
+        if let Err(end) = step {
+            return end;
         }
     }
     if commands.is_empty() {
@@ -106,6 +69,62 @@ pub fn run(handlers: &[HandlerSlot], job: &Job) -> ChainResult {
             commands: RVec::from(commands),
             notification: current.notification,
         })
+    }
+}
+
+/// One handler on the job as the previous ones left it: `Ok` when it hands the job on (its
+/// notification in `current`, the collector commands it asks for added to `commands`), else
+/// how the chain ends.
+fn step(
+    slot: &HandlerSlot,
+    current: &mut Job,
+    commands: &mut Vec<RString>,
+) -> Result<Handled, ChainResult> {
+    let outcome = match slot.handler.handle(current) {
+        RResult::ROk(outcome) => outcome,
+        RResult::RErr(e) => return Err(from_error(&slot.name, &e)),
+    };
+    let outcome = outcome.into_enum().map_err(|_| {
+        failed(format!(
+            "handler {} returned an outcome this host does not know; upgrade bonnie-worker",
+            slot.name
+        ))
+    })?;
+    match outcome {
+        HandlerOutcome::Done { notification } => {
+            check_json(&slot.name, &notification).map_err(failed)?;
+            current.notification = notification;
+            Ok(Handled::Done)
+        }
+        HandlerOutcome::NeedsCollector {
+            commands: wanted,
+            notification,
+        } => {
+            check_json(&slot.name, &notification).map_err(failed)?;
+            for command in wanted {
+                if !COLLECTOR_COMMANDS.contains(&command.as_str()) {
+                    return Err(failed(format!(
+                        "handler {} asked for the unknown collector command {command:?}",
+                        slot.name
+                    )));
+                }
+                if !commands.contains(&command) {
+                    commands.push(command);
+                }
+            }
+            current.notification = notification;
+            Ok(Handled::Collect)
+        }
+        HandlerOutcome::Postpone { reason } => Err(ChainResult::Outcome(JobOutcome::Postpone {
+            reason: format!("handler {}: {reason}", slot.name).into(),
+        })),
+        HandlerOutcome::Rejected { reason } => {
+            Err(rejected(format!("handler {}: {reason}", slot.name)))
+        }
+        _ => Err(failed(format!(
+            "handler {} returned an unsupported outcome",
+            slot.name
+        ))),
     }
 }
 

@@ -8,7 +8,7 @@ use std::{
     panic::{AssertUnwindSafe, catch_unwind},
     sync::{
         Condvar, Mutex,
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -24,22 +24,13 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, bounded, unbounded};
 use tracing::{debug, error, info, warn};
 
 use crate::{
+    metrics::WorkerMetrics,
     pipeline::{self, ChainResult},
     start::Started,
 };
 
 /// How long an input's `next_job` may block before the puller checks for shutdown.
 const POLL_MS: u32 = 100;
-
-/// Counts of finished jobs, for the log.
-#[derive(Default)]
-struct Counters {
-    done: AtomicU64,
-    collect: AtomicU64,
-    postponed: AtomicU64,
-    rejected: AtomicU64,
-    failed: AtomicU64,
-}
 
 /// How many more jobs the host may take: released when a job's outcome is reported.
 struct Credit {
@@ -99,7 +90,8 @@ struct Processed {
 struct Runtime<'a> {
     started: &'a Started,
     credit: Credit,
-    counters: Counters,
+    /// Jobs by outcome (also logged when the worker stops) and the writers' latency.
+    metrics: &'a WorkerMetrics,
     /// Stop taking jobs (a signal arrived, or every input finished).
     stop_taking: AtomicBool,
     finished_inputs: AtomicUsize,
@@ -131,6 +123,7 @@ pub fn run(
     mut started: Started,
     config: &WorkerConfig,
     shutdown: &AtomicBool,
+    metrics: &WorkerMetrics,
 ) -> anyhow::Result<()> {
     let threads = config.thread_count();
     let capacity = config.queue_capacity().max(threads);
@@ -148,7 +141,7 @@ pub fn run(
     let rt = Runtime {
         started,
         credit: Credit::new(capacity),
-        counters: Counters::default(),
+        metrics,
         stop_taking: AtomicBool::new(false),
         finished_inputs: AtomicUsize::new(0),
         dead_handlers: AtomicUsize::new(0),
@@ -213,13 +206,13 @@ pub fn run(
         }
         ended
     });
-    let c = &rt.counters;
+    let c = &metrics.jobs;
     info!(
-        done = c.done.load(Ordering::Relaxed),
-        collect = c.collect.load(Ordering::Relaxed),
-        postponed = c.postponed.load(Ordering::Relaxed),
-        rejected = c.rejected.load(Ordering::Relaxed),
-        failed = c.failed.load(Ordering::Relaxed),
+        done = c.done.get(),
+        collect = c.collect.get(),
+        postponed = c.postponed.get(),
+        rejected = c.rejected.get(),
+        failed = c.failed.get(),
         "Worker stopped."
     );
     ended.map_err(anyhow::Error::msg)
@@ -408,7 +401,11 @@ impl Runtime<'_> {
         let mut outcomes: Vec<Option<JobOutcome>> = vec![None; batch.len()];
         if let Some((name, storage)) = &self.started.storage {
             let items: RVec<OutputItem> = batch.iter().map(|p| p.item.clone()).collect();
+            let started = Instant::now();
             let result = storage.append_log(items);
+            self.metrics
+                .writer("storage", name)
+                .observe(started.elapsed().as_secs_f64());
             apply(
                 "storage",
                 name,
@@ -425,7 +422,11 @@ impl Runtime<'_> {
                 break;
             }
             let items: RVec<OutputItem> = pending.iter().map(|&i| batch[i].item.clone()).collect();
+            let started = Instant::now();
             let result = slot.output.write(items);
+            self.metrics
+                .writer("output", &slot.name)
+                .observe(started.elapsed().as_secs_f64());
             apply("output", &slot.name, result, &mut outcomes, &pending);
         }
         outcomes
@@ -434,26 +435,26 @@ impl Runtime<'_> {
     /// Reports a job's outcome to its input and frees its credit.
     fn complete(&self, input: usize, job_id: &RString, outcome: JobOutcome) {
         let slot = &self.started.inputs[input];
-        let c = &self.counters;
+        let c = &self.metrics.jobs;
         match &outcome {
             JobOutcome::Done => {
-                c.done.fetch_add(1, Ordering::Relaxed);
+                c.done.inc();
                 debug!(job = %job_id, "Job done.");
             }
             JobOutcome::Collect { commands, .. } => {
-                c.collect.fetch_add(1, Ordering::Relaxed);
+                c.collect.inc();
                 debug!(job = %job_id, commands = ?commands, "Job needs the collector.");
             }
             JobOutcome::Postpone { reason } => {
-                c.postponed.fetch_add(1, Ordering::Relaxed);
+                c.postponed.inc();
                 info!(job = %job_id, reason = %reason, "Job postponed.");
             }
             JobOutcome::Rejected { reason } => {
-                c.rejected.fetch_add(1, Ordering::Relaxed);
+                c.rejected.inc();
                 warn!(job = %job_id, reason = %reason, "Job rejected.");
             }
             JobOutcome::Failed { reason } => {
-                c.failed.fetch_add(1, Ordering::Relaxed);
+                c.failed.inc();
                 error!(job = %job_id, reason = %reason, "Job failed.");
             }
             _ => {}

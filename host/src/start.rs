@@ -11,6 +11,7 @@ use tracing::{error, info};
 use crate::{
     context::{HostContext, Shared},
     loader::{Kind, Module, Plugin},
+    metrics::WorkerMetrics,
     pipeline::HandlerSlot,
 };
 
@@ -46,7 +47,13 @@ pub struct Started {
 /// and so does having neither storage nor output: running on would mark jobs DONE whose
 /// records were never kept, or kept without what that handler adds. An input that fails to
 /// start is reported and skipped (its jobs wait where they are), as long as one starts.
-pub fn start(config: &Config, plugins: &[Plugin], mut shared: Shared) -> anyhow::Result<Started> {
+/// Each handler's series are made in `metrics`.
+pub fn start(
+    config: &Config,
+    plugins: &[Plugin],
+    mut shared: Shared,
+    metrics: &WorkerMetrics,
+) -> anyhow::Result<Started> {
     let context = |plugin: &Plugin, shared: &Shared| {
         HostContext::new_box(
             plugin.name(),
@@ -109,6 +116,7 @@ pub fn start(config: &Config, plugins: &[Plugin], mut shared: Shared) -> anyhow:
             name: plugin.name().to_string(),
             handler,
             events,
+            metrics: metrics.handler(plugin.name()),
         });
     }
 

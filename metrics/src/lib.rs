@@ -11,7 +11,7 @@
 
 mod listener;
 
-use prometheus_client::metrics::histogram::exponential_buckets;
+use prometheus_client::{metrics::histogram::exponential_buckets, registry::Metric};
 /// The metric types, re-exported so that every daemon names the one version this crate uses.
 pub use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
@@ -40,6 +40,18 @@ pub fn latency_histogram() -> Histogram {
 /// A family of [`latency_histogram`]s.
 pub fn latency_histograms() -> HistogramFamily {
     Family::new_with_constructor(latency_histogram)
+}
+
+/// Registers `metric` in `registry` as `name` with `help` (a sentence; the encoder adds the
+/// full stop); the handle to count with, sharing its series with the registered one.
+pub fn registered<M: Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 /// `Labels` from `(name, value)` pairs.

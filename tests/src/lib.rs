@@ -11,6 +11,7 @@ pub mod kolab;
 pub mod lab;
 pub mod ldap;
 pub mod logd;
+pub mod metrics;
 pub mod moto;
 pub mod paths;
 pub mod postfix;
