@@ -10,6 +10,7 @@ mod checkpoint;
 mod config_check;
 mod keys;
 mod logins;
+mod retention;
 mod spool;
 mod trace;
 mod verify;
@@ -60,6 +61,16 @@ enum Command {
     Ledger {
         #[command(subcommand)]
         command: LedgerCommand,
+    },
+    /// Legal holds: what they cover is never purged while they stand
+    Hold {
+        #[command(subcommand)]
+        command: retention::HoldCommand,
+    },
+    /// Retention: how long archived entries are kept ([retention] rules)
+    Retention {
+        #[command(subcommand)]
+        command: retention::RetentionCommand,
     },
     /// Ask the broker to sign a checkpoint of the verifiable log now, and print it
     Checkpoint {
@@ -302,6 +313,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
                 json: *json,
             },
         )?,
+        Command::Hold { command } => retention::hold(&config, &auditor, command)?,
+        Command::Retention { command } => retention::retention(&config, &auditor, command)?,
         Command::Trace { what, since, json } => trace::run(
             &config,
             &auditor,

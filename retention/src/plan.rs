@@ -48,13 +48,13 @@ pub fn walk(
     };
     let mut examined = 0;
     // Pages by time: the next starts at the last time seen, skipping the keys seen at it.
-    let mut from_ms = i64::MIN;
+    let mut from_ms: Option<i64> = None;
     let mut seen_at_from: HashSet<String> = HashSet::new();
     let mut limit = PAGE;
     loop {
         let query = RecordQuery {
             collection: "log".into(),
-            from_ms: Some(from_ms),
+            from_ms,
             to_ms: Some(cutoff),
             limit,
             ..RecordQuery::default()
@@ -71,7 +71,7 @@ pub fn walk(
         for record in &page {
             let key = record.key.as_str();
             let time_ms = time(record);
-            if time_ms == Some(from_ms) && seen_at_from.contains(key) {
+            if time_ms == from_ms && seen_at_from.contains(key) {
                 continue;
             }
             let body: serde_json::Value =
@@ -90,7 +90,7 @@ pub fn walk(
             // A page that is not full is the last.
             return Ok(examined);
         };
-        if last_ms != from_ms {
+        if Some(last_ms) != from_ms {
             seen_at_from.clear();
         }
         seen_at_from.extend(
@@ -98,7 +98,7 @@ pub fn walk(
                 .filter(|r| time(r) == Some(last_ms))
                 .map(|r| r.key.to_string()),
         );
-        from_ms = last_ms;
+        from_ms = Some(last_ms);
         limit = PAGE;
     }
 }

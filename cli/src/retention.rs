@@ -1,0 +1,267 @@
+//! `bonnie hold create|list|release` and `bonnie retention plan`. Holds are kept in the
+//! storage (`bonnie_retention::holds`); placing or releasing one is audited before it is made
+//! (an action whose record the broker does not keep does not happen), and listings and plans
+//! are audited reads. The plan changes nothing.
+
+use std::sync::{Arc, atomic::AtomicBool};
+
+use anyhow::Context as _;
+use bonnie_core::{Config, time::now_ms};
+use bonnie_plugin_api::storage::StorageClient;
+use bonnie_retention::{Hold, Holds, Policy, Release, RetentionConfig, holds};
+use jiff::{Timestamp, civil::Date, tz::TimeZone};
+use serde_json::json;
+
+use crate::audit::{Auditor, os_user};
+
+/// `bonnie hold ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum HoldCommand {
+    /// Places a legal hold: nothing it covers is purged until it is released.
+    Create {
+        /// The case the hold is for (unique among standing holds).
+        case: String,
+        /// A custodian whose entries it covers (as actor or folder owner); repeat for more.
+        #[arg(long = "custodian", required = true)]
+        custodians: Vec<String>,
+        /// Only folders matching this IMAP pattern (`*` anything, `%` one level).
+        #[arg(long)]
+        folder: Option<String>,
+        /// Only entries from this time on: RFC 3339 (`2025-01-01T00:00:00+01:00`) or a date
+        /// (`2025-01-01`, midnight UTC).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only entries before this time (same forms as --from).
+        #[arg(long)]
+        to: Option<String>,
+        /// Only entries whose text holds every word of this.
+        #[arg(long)]
+        query: Option<String>,
+        /// Why the hold is placed.
+        #[arg(long, required = true)]
+        reason: String,
+    },
+    /// Lists the holds, standing and released.
+    List {
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Releases a standing hold; purges may then remove what only it kept.
+    Release {
+        /// The case.
+        case: String,
+        /// Why it is released.
+        #[arg(long, required = true)]
+        reason: String,
+    },
+}
+
+/// `bonnie retention ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum RetentionCommand {
+    /// Shows what the rules would purge now and what holds keep, per rule, with a sample;
+    /// changes nothing.
+    Plan {
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The storage, opened as the workers open it.
+fn storage(config: &Config) -> anyhow::Result<StorageClient> {
+    let (_, storage) = bonnie_host::open_storage(config, Arc::new(AtomicBool::new(false)))?;
+    Ok(StorageClient::new(storage))
+}
+
+/// The policy of `[retention]`.
+pub fn policy(config: &Config) -> anyhow::Result<Policy> {
+    let retention: RetentionConfig = toml::Value::Table(config.retention.clone())
+        .try_into()
+        .with_context(|| format!("[retention] in {}", config.path.display()))?;
+    Ok(Policy::new(&retention)?)
+}
+
+/// A time given on the command line, in ms since the epoch.
+fn parse_time(text: &str, flag: &str) -> anyhow::Result<i64> {
+    if let Ok(timestamp) = text.parse::<Timestamp>() {
+        return Ok(timestamp.as_millisecond());
+    }
+    let date: Date = text.parse().with_context(|| {
+        format!("{flag} {text:?}: not an RFC 3339 time (2025-01-01T00:00:00+01:00) or a date (2025-01-01)")
+    })?;
+    Ok(date
+        .to_zoned(TimeZone::UTC)
+        .with_context(|| format!("{flag} {text:?}"))?
+        .timestamp()
+        .as_millisecond())
+}
+
+fn time_text(ms: i64) -> String {
+    Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+/// Runs a `bonnie hold` command.
+pub fn hold(config: &Config, auditor: &Auditor<'_>, command: &HoldCommand) -> anyhow::Result<()> {
+    match command {
+        HoldCommand::Create {
+            case,
+            custodians,
+            folder,
+            from,
+            to,
+            query,
+            reason,
+        } => {
+            let hold = Hold {
+                case: case.clone(),
+                custodians: custodians.iter().map(|c| c.trim().to_lowercase()).collect(),
+                folder: folder.clone(),
+                from_ms: from
+                    .as_deref()
+                    .map(|t| parse_time(t, "--from"))
+                    .transpose()?,
+                to_ms: to.as_deref().map(|t| parse_time(t, "--to")).transpose()?,
+                query: query.clone(),
+                reason: reason.clone(),
+                created_by: os_user(),
+                created_ms: now_ms(),
+                released: None,
+            };
+            hold.validate()?;
+            let storage = storage(config)?;
+            let params = serde_json::to_value(&hold)?;
+            auditor.change("hold create", params, Some(1), || {
+                Ok(holds::create(&storage, &hold)?)
+            })?;
+            println!(
+                "Case {:?} is on hold: {} custodian{}; nothing it covers is purged until `bonnie hold release`.",
+                hold.case,
+                hold.custodians.len(),
+                if hold.custodians.len() == 1 { "" } else { "s" }
+            );
+        }
+        HoldCommand::List { json } => {
+            let storage = storage(config)?;
+            let all = holds::list(&storage)?;
+            auditor.read("hold list", json!({}), all.len() as u64)?;
+            if *json {
+                println!("{}", serde_json::to_value(&all)?);
+            } else if all.is_empty() {
+                println!("No holds.");
+            } else {
+                for hold in &all {
+                    print!("{}", render_hold(hold));
+                }
+            }
+        }
+        HoldCommand::Release { case, reason } => {
+            let storage = storage(config)?;
+            let release = Release {
+                by: os_user(),
+                at_ms: now_ms(),
+                reason: reason.clone(),
+            };
+            let params = json!({ "case": case, "reason": reason });
+            auditor.change("hold release", params, Some(1), || {
+                Ok(holds::release(&storage, case, release)?)
+            })?;
+            println!("The hold of case {case:?} is released.");
+        }
+    }
+    Ok(())
+}
+
+fn render_hold(hold: &Hold) -> String {
+    let state = match &hold.released {
+        None => "STANDING".to_string(),
+        Some(r) => format!("released {} by {}: {}", time_text(r.at_ms), r.by, r.reason),
+    };
+    let mut out = format!(
+        "{}  {state}\n  placed {} by {}: {}\n  custodians: {}\n",
+        hold.case,
+        time_text(hold.created_ms),
+        hold.created_by,
+        hold.reason,
+        hold.custodians.join(", ")
+    );
+    if let Some(folder) = &hold.folder {
+        out.push_str(&format!("  folders: {folder}\n"));
+    }
+    if hold.from_ms.is_some() || hold.to_ms.is_some() {
+        out.push_str(&format!(
+            "  from {} to {}\n",
+            hold.from_ms
+                .map(time_text)
+                .unwrap_or_else(|| "the start".into()),
+            hold.to_ms.map(time_text).unwrap_or_else(|| "now on".into())
+        ));
+    }
+    if let Some(query) = &hold.query {
+        out.push_str(&format!("  query: {query}\n"));
+    }
+    out
+}
+
+/// Runs a `bonnie retention` command.
+pub fn retention(
+    config: &Config,
+    auditor: &Auditor<'_>,
+    command: &RetentionCommand,
+) -> anyhow::Result<()> {
+    match command {
+        RetentionCommand::Plan { json } => {
+            let policy = policy(config)?;
+            let storage = storage(config)?;
+            let holds = Holds::standing(&storage)?;
+            let plan = bonnie_retention::plan(&storage, &policy, &holds, Timestamp::now())?;
+            auditor.read(
+                "retention plan",
+                json!({ "purged": plan.purged, "held": plan.held }),
+                plan.purged + plan.held,
+            )?;
+            if *json {
+                println!("{}", serde_json::to_value(&plan)?);
+            } else {
+                print!("{}", render_plan(&plan));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn render_plan(plan: &bonnie_retention::Plan) -> String {
+    let mut out = format!(
+        "Retention plan at {}: {} entries would be purged, {} are kept by {} standing hold{} ({} examined).\n",
+        plan.at,
+        plan.purged,
+        plan.held,
+        plan.holds,
+        if plan.holds == 1 { "" } else { "s" },
+        plan.examined
+    );
+    for (name, rule) in &plan.rules {
+        out.push_str(&format!(
+            "  {name} (keep {}): {} expired, {} to purge, {} held\n",
+            rule.keep, rule.expired, rule.purged, rule.held
+        ));
+        for sampled in rule.sample.iter().chain(&rule.held_sample) {
+            let held = if sampled.held_by.is_empty() {
+                String::new()
+            } else {
+                format!("  held by {}", sampled.held_by.join(", "))
+            };
+            out.push_str(&format!(
+                "    {}  {}  {}  {}{held}\n",
+                sampled.time,
+                sampled.event,
+                sampled.users.join(","),
+                sampled.folder.as_deref().unwrap_or("-"),
+            ));
+        }
+    }
+    out
+}
