@@ -47,6 +47,9 @@ pub struct LogdConfig {
     pub poll_ms: u64,
     /// Most TCP connections served at once; more wait in the backlog. Default: 256.
     pub max_connections: usize,
+    /// Where Prometheus scrapes bonnie-logd's metrics (`GET /metrics`), `address:port`; read
+    /// by anyone who reaches it, so keep it on loopback. Default: empty, no metrics served.
+    pub metrics_listen: String,
 }
 
 impl Default for LogdConfig {
@@ -65,6 +68,7 @@ impl Default for LogdConfig {
             batch_wait_ms: 200,
             poll_ms: 200,
             max_connections: 256,
+            metrics_listen: String::new(),
         }
     }
 }

@@ -222,7 +222,7 @@ impl Follower {
             self.save()?;
             let batch = self.batch(cut.lines, end);
             let lines = batch.lines;
-            if !handover::hand_until_done(&self.handover, batch, &self.shutdown) {
+            if !handover::hand_until_done(&self.handover, "file", batch, &self.shutdown) {
                 return Ok(Step::Stop);
             }
             debug!(file = %self.position.path.display(), lines, offset = end, "Lines handed over.");

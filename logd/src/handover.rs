@@ -28,7 +28,7 @@ use bonnie_dealer::{
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tracing::{error, info, warn};
 
-use crate::batch::Batch;
+use crate::{batch::Batch, metrics::LogdMetrics};
 
 /// How often the spool is looked at when no batch comes.
 const FORWARD_EVERY: Duration = Duration::from_millis(100);
@@ -66,15 +66,17 @@ struct Request {
 #[derive(Clone)]
 pub struct Handover {
     requests: Sender<Request>,
+    metrics: Arc<LogdMetrics>,
 }
 
 impl Handover {
     /// Opens the spool in `spool_dir`, connects to the broker as `[dealer]` says and starts
     /// the handover thread; it ends once every clone of the handle is dropped and what
-    /// waited is handed over.
+    /// waited is handed over. What is handed over is counted in `metrics`.
     pub fn start(
         dealer: &DealerConfig,
         spool_dir: &Path,
+        metrics: Arc<LogdMetrics>,
     ) -> anyhow::Result<(Self, JoinHandle<()>)> {
         let spool = match Spool::open_within(spool_dir, Some(SPOOL_WAIT)) {
             Ok(spool) => spool,
@@ -101,7 +103,7 @@ impl Handover {
             .name("handover".into())
             .spawn(move || worker.run(&receiver))
             .context("cannot start the handover thread")?;
-        Ok((Self { requests }, thread))
+        Ok((Self { requests, metrics }, thread))
     }
 
     /// Hands `batch` over, waiting until it is durable.
@@ -114,12 +116,21 @@ impl Handover {
     }
 }
 
-/// Hands `batch` over, trying again a second later each time the spool cannot take it,
-/// until it is durable or `shutdown` is set; true if it was handed over.
-pub fn hand_until_done(handover: &Handover, batch: Batch, shutdown: &Arc<AtomicBool>) -> bool {
+/// Hands `batch` from a source of kind `source` over, trying again a second later each time
+/// the spool cannot take it, until it is durable or `shutdown` is set; true if it was handed
+/// over.
+pub fn hand_until_done(
+    handover: &Handover,
+    source: &str,
+    batch: Batch,
+    shutdown: &Arc<AtomicBool>,
+) -> bool {
     loop {
         match handover.hand(batch.clone()) {
-            Ok(()) => return true,
+            Ok(()) => {
+                handover.metrics.handed(source, batch.lines);
+                return true;
+            }
             Err(HandoverError::Stopped) => return false,
             Err(e) => {
                 error!(batch = %batch.id, error = %e, "A batch of log lines was not handed over; trying again.");

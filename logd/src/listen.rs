@@ -352,7 +352,7 @@ impl Batcher {
         let source = json!({"kind": kind, "address": address, "sequence": self.sequence});
         let count = lines.lines.len();
         let batch = lines.into_batch(&self.host, source, &identity, Timestamp::now());
-        if handover::hand_until_done(&self.handover, batch, &self.shutdown) {
+        if handover::hand_until_done(&self.handover, kind, batch, &self.shutdown) {
             debug!(receiver = %address, lines = count, "Received lines handed over.");
         } else {
             warn!(receiver = %address, lines = count, "Received lines not handed over: stopping.");

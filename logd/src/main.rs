@@ -11,6 +11,7 @@ mod follow;
 mod framing;
 mod handover;
 mod listen;
+mod metrics;
 mod position;
 
 use std::{
@@ -24,7 +25,7 @@ use bonnie_core::Config;
 use clap::Parser;
 use tracing::{error, info};
 
-use crate::{config::LogdConfig, follow::Follower, handover::Handover};
+use crate::{config::LogdConfig, follow::Follower, handover::Handover, metrics::LogdMetrics};
 
 /// bonnie's log intake: syslog over UDP, TCP (octet counting or newline framing) and unix
 /// sockets, and log files followed across rotation, handed to the broker in durable batches
@@ -67,7 +68,15 @@ fn run(args: &Args) -> anyhow::Result<()> {
             .context("cannot install the signal handlers")?;
     }
     let host = config.dealer.host_name();
-    let (handover, handover_thread) = Handover::start(&config.dealer, &logd.spool_dir)?;
+    let mut registry = bonnie_metrics::Registry::default();
+    let metrics = Arc::new(LogdMetrics::register(&mut registry));
+    bonnie_metrics::serve(
+        "[logd] metrics_listen",
+        &logd.metrics_listen,
+        registry,
+        bonnie_metrics::Limits::default(),
+    )?;
+    let (handover, handover_thread) = Handover::start(&config.dealer, &logd.spool_dir, metrics)?;
     let mut threads = listen::start(&logd, &host, handover.clone(), &shutdown)?;
     for path in &logd.files {
         let follower = Follower::new(path, &logd, &host, handover.clone(), shutdown.clone())?;

@@ -10,6 +10,7 @@ use std::{
 
 use bonnie_tests::{
     cluster::{Cluster, dlist_request, free_port},
+    logd,
     metrics::{Scrape, assert_valid, scrape_until, try_scrape},
     paths,
     process::{self, ChildGuard},
@@ -265,6 +266,33 @@ fn bonnie_api_counts_requests_by_method_and_status() {
         2.0
     );
     assert_valid("bonnie-api", &page);
+}
+
+#[test]
+fn bonnie_logd_counts_the_lines_it_hands_over_by_source_and_its_batches() {
+    let logd_at = metrics_address();
+    let cluster = Cluster::new(
+        &[],
+        &logd::table(&format!(
+            "files = [\"log/mail.log\"]\nmetrics_listen = \"{logd_at}\""
+        )),
+    );
+    let lines: Vec<String> = (0..3)
+        .map(|n| format!("Dec  1 10:00:0{n} mx postfix/qmgr[101]: line {n}"))
+        .collect();
+    let log_dir = cluster.path().join("log");
+    std::fs::create_dir_all(&log_dir).expect("making the log folder");
+    logd::append(&log_dir.join("mail.log"), lines);
+    let _broker = cluster.start_broker();
+    let _logd = logd::start(&cluster);
+    logd::wait_for_lines(&cluster, 3);
+
+    let page = scrape_until(&logd_at, "three lines counted", |page| {
+        count(page, "bonnie_logd_lines_total{source=\"file\"}") == 3.0
+    });
+    let batches = count(&page, "bonnie_logd_batches_total");
+    assert!(batches >= 1.0 && batches <= 3.0, "{}", page.body);
+    assert_valid("bonnie-logd", &page);
 }
 
 #[test]
