@@ -193,9 +193,15 @@ pub fn store_payloads(storage: &StorageClient, record: &mut Object) -> Result<()
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
-            if let Some(bytes) = storage.get_payload(&digest)? {
-                describe(&uid, &bytes, &mut attachments, &mut warnings);
-            }
+            // A payload the collector says it handed over but the store does not have: the job
+            // waits for it (the folder may be shared and slow) and fails loudly in the end,
+            // never archived without its message.
+            let Some(bytes) = storage.get_payload(&digest)? else {
+                return Err(PluginError::transient(format!(
+                    "the message of UID {uid} (payload {digest}) was handed over by the collector but is not in the payload store: is [collector] payload_dir the storage's payload_dir?"
+                )));
+            };
+            describe(&uid, &bytes, &mut attachments, &mut warnings);
             digest
         } else {
             let bytes = content_bytes(&uid, &content)?;
