@@ -50,6 +50,9 @@ fn run(config: &Config) -> anyhow::Result<ExitCode> {
             tracing::warn!(client = %admin, "[api] admin_clients names a client that does not exist.");
         }
     }
+    let mut registry = bonnie_metrics::Registry::default();
+    let metrics = Arc::new(ApiMetrics::register(&mut registry));
+    bonnie_metrics::serve("[api] metrics_listen", &api.metrics_listen, registry)?;
     let (storage_name, storage) = bonnie_host::open_storage(config, stopping.clone())?;
     let service = Arc::new(
         Service::new(
@@ -64,7 +67,8 @@ fn run(config: &Config) -> anyhow::Result<ExitCode> {
             )),
             api.max_batch_calls,
         )?
-        .with_login_limits(LoginLimits::from_config(api)),
+        .with_login_limits(LoginLimits::from_config(api))
+        .with_metrics(metrics),
     );
     let acceptor = match (&api.tls_certificate, &api.tls_key) {
         (Some(certificate), Some(key)) => Some(tls::acceptor(certificate, key)?),
@@ -80,14 +84,6 @@ fn run(config: &Config) -> anyhow::Result<ExitCode> {
         .thread_name("bonnie-api")
         .build()
         .context("starting the runtime")?;
-    let mut registry = bonnie_metrics::Registry::default();
-    let metrics = Arc::new(ApiMetrics::register(&mut registry));
-    bonnie_metrics::serve(
-        "[api] metrics_listen",
-        &api.metrics_listen,
-        registry,
-        bonnie_metrics::Limits::default(),
-    )?;
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&api.listen)
             .await
@@ -95,7 +91,7 @@ fn run(config: &Config) -> anyhow::Result<ExitCode> {
         tracing::info!(listen = %api.listen, scheme, storage = %storage_name, threads = api.threads, max_connections = api.max_connections, "bonnie-api serving POST /api/rpc.");
         bonnie_core::systemd::ready("serving POST /api/rpc");
         let limits = Limits::from_config(api);
-        server::serve(listener, acceptor, service, limits, stopping, metrics)
+        server::serve(listener, acceptor, service, limits, stopping)
             .await
             .map_err(anyhow::Error::from)
     });

@@ -65,6 +65,16 @@ pub fn call(caller: &Caller<'_>, method: &str, params: &Params) -> Result<Value,
     }
 }
 
+/// Whether `method` is one this service runs: what the metrics name a call by (any other
+/// name counts as `unknown`, so that a client cannot make series).
+pub fn is_method(method: &str) -> bool {
+    let (kind, action) = method.split_once('.').unwrap_or((method, ""));
+    matches!(
+        method,
+        "system.keygen" | "mail.changelog" | "freebusy.get" | "trace.find"
+    ) || (OBJECT_TYPES.contains(&kind) && object_params(action).is_some())
+}
+
 /// The parameters each object method takes.
 fn object_params(action: &str) -> Option<&'static [&'static str]> {
     Some(match action {

@@ -1,5 +1,7 @@
-//! bonnie-api's Prometheus metrics: HTTP requests by method and status, and their latency.
-//! Methods other than the usual few count as `other`, so that a client cannot make series.
+//! bonnie-api's Prometheus metrics: HTTP requests by method and status with their latency,
+//! and JSON-RPC calls by method and outcome with theirs. HTTP methods other than the usual
+//! few count as `other`, and call methods the service does not have as `unknown`, so that a
+//! client cannot make series.
 
 use std::time::Duration;
 
@@ -8,28 +10,58 @@ use bonnie_metrics::{
 };
 use hyper::{Method, StatusCode};
 
-/// The handles bonnie-api counts with.
+use crate::methods;
+
+/// The handles bonnie-api counts with. [`ApiMetrics::default`] counts into families no
+/// registry serves (a service without metrics).
 pub struct ApiMetrics {
     requests: CounterFamily,
-    latency: HistogramFamily,
+    request_latency: HistogramFamily,
+    calls: CounterFamily,
+    call_latency: HistogramFamily,
+}
+
+impl Default for ApiMetrics {
+    fn default() -> Self {
+        Self {
+            requests: CounterFamily::default(),
+            request_latency: latency_histograms(),
+            calls: CounterFamily::default(),
+            call_latency: latency_histograms(),
+        }
+    }
 }
 
 impl ApiMetrics {
     /// Registers bonnie-api's metrics in `registry`.
     pub fn register(registry: &mut Registry) -> Self {
-        let requests = registered(
-            registry,
-            "bonnie_api_requests",
-            "HTTP requests answered, by method and status",
-            CounterFamily::default(),
-        );
-        let latency = registered(
-            registry,
-            "bonnie_api_request_duration_seconds",
-            "Time from a request's head to its answer, body and call included, by method",
-            latency_histograms(),
-        );
-        Self { requests, latency }
+        let unregistered = Self::default();
+        Self {
+            requests: registered(
+                registry,
+                "bonnie_api_requests",
+                "HTTP requests answered, by method and status",
+                unregistered.requests,
+            ),
+            request_latency: registered(
+                registry,
+                "bonnie_api_request_duration_seconds",
+                "Time from a request's head to its answer, body and calls included, by method",
+                unregistered.request_latency,
+            ),
+            calls: registered(
+                registry,
+                "bonnie_api_calls",
+                "JSON-RPC calls run, by method and outcome (ok, error)",
+                unregistered.calls,
+            ),
+            call_latency: registered(
+                registry,
+                "bonnie_api_call_duration_seconds",
+                "Time one JSON-RPC call took, by method",
+                unregistered.call_latency,
+            ),
+        }
     }
 
     /// Counts one request answered with `status` after `took`.
@@ -46,7 +78,23 @@ impl ApiMetrics {
         self.requests
             .get_or_create(&labels([("method", method), ("status", status.as_str())]))
             .inc();
-        self.latency
+        self.request_latency
+            .get_or_create(&labels([("method", method)]))
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts one call of `method` that ran, succeeded or not (`ok`), in `took`.
+    pub fn called(&self, method: &str, ok: bool, took: Duration) {
+        let method = if methods::is_method(method) {
+            method
+        } else {
+            "unknown"
+        };
+        let outcome = if ok { "ok" } else { "error" };
+        self.calls
+            .get_or_create(&labels([("method", method), ("outcome", outcome)]))
+            .inc();
+        self.call_latency
             .get_or_create(&labels([("method", method)]))
             .observe(took.as_secs_f64());
     }

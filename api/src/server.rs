@@ -33,10 +33,7 @@ use tokio::{
 };
 use tokio_rustls::TlsAcceptor;
 
-use crate::{
-    metrics::ApiMetrics,
-    service::{Answer, Incoming, Service},
-};
+use crate::service::{Answer, Incoming, Service};
 
 /// hyper's smallest read buffer; the head limit below it is checked on the parsed head.
 const MIN_READ_BUFFER: usize = 8192;
@@ -78,15 +75,14 @@ pub enum ServeError {
 }
 
 /// Serves `listener` until `stopping` is set, then lets the requests in flight finish (for
-/// at most a head and a body timeout). Every answered request is counted in `metrics`. An
-/// error when the listener fails for good.
+/// at most a head and a body timeout). Every answered request is counted in the service's
+/// metrics. An error when the listener fails for good.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     service: Arc<Service>,
     limits: Limits,
     stopping: Arc<AtomicBool>,
-    metrics: Arc<ApiMetrics>,
 ) -> Result<(), ServeError> {
     let limits = Arc::new(limits);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
@@ -119,7 +115,6 @@ pub async fn serve(
             peer,
             service: service.clone(),
             limits: limits.clone(),
-            metrics: metrics.clone(),
             watcher: graceful.watcher(),
             _permit: permit,
         };
@@ -179,7 +174,6 @@ struct Connection {
     peer: SocketAddr,
     service: Arc<Service>,
     limits: Arc<Limits>,
-    metrics: Arc<ApiMetrics>,
     watcher: Watcher,
     /// Held while the connection lives.
     _permit: OwnedSemaphorePermit,
@@ -212,14 +206,15 @@ impl Connection {
     {
         let (peer, service, limits) = (self.peer, self.service, self.limits.clone());
         let auditor = service.clone();
-        let metrics = self.metrics;
         let handler = service_fn(move |request: Request<hyper::body::Incoming>| {
-            let (method, started, metrics) =
-                (request.method().clone(), Instant::now(), metrics.clone());
+            let (method, started, counting) =
+                (request.method().clone(), Instant::now(), service.clone());
             let answered = answer(request, peer, service.clone(), limits.clone());
             async move {
                 let response = answered.await?;
-                metrics.answered(&method, response.status(), started.elapsed());
+                counting
+                    .metrics()
+                    .answered(&method, response.status(), started.elapsed());
                 Ok::<_, Infallible>(response)
             }
         });

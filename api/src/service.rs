@@ -12,7 +12,7 @@ use std::{
     panic::AssertUnwindSafe,
     path::Path,
     sync::{
-        Mutex, PoisonError,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
@@ -28,6 +28,7 @@ use crate::{
     auth,
     clients::{Client, Clients},
     methods::{self, Caller},
+    metrics::ApiMetrics,
     rpc::{self, Body, Parsed, RpcError},
     throttle::{Policy, Throttle},
 };
@@ -181,6 +182,8 @@ pub struct Service {
     checks: (AtomicUsize, usize),
     /// See [`TEST_PANIC_METHOD_VAR`].
     test_panic_method: Option<String>,
+    /// Requests and calls counted.
+    metrics: Arc<ApiMetrics>,
 }
 
 impl Service {
@@ -213,7 +216,19 @@ impl Service {
                 LoginLimits::default().concurrent_checks,
             ),
             test_panic_method,
+            metrics: Arc::new(ApiMetrics::default()),
         })
+    }
+
+    /// Counts requests and calls in `metrics` (by default, in families no registry serves).
+    pub fn with_metrics(mut self, metrics: Arc<ApiMetrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Where requests and calls are counted.
+    pub fn metrics(&self) -> &ApiMetrics {
+        &self.metrics
     }
 
     /// The service with these login limits instead of the defaults.
@@ -355,6 +370,8 @@ impl Service {
                     );
                 }
                 let result = methods::call(caller, &request.method, &request.params);
+                self.metrics
+                    .called(&request.method, result.is_ok(), started.elapsed());
                 (
                     request.id,
                     Some((request.method, request.params)),

@@ -45,12 +45,7 @@ fn main() -> ExitCode {
                 reload,
                 metrics,
             )?;
-            bonnie_metrics::serve(
-                "[broker] metrics_listen",
-                &metrics_listen,
-                registry,
-                bonnie_metrics::Limits::default(),
-            )?;
+            bonnie_metrics::serve("[broker] metrics_listen", &metrics_listen, registry)?;
             // The routers are bound and the job store is open: peers can be served.
             bonnie_core::systemd::ready("serving dealers, workers and collectors");
             server.run(&shutdown)?;

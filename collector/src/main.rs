@@ -35,7 +35,6 @@ fn main() -> ExitCode {
                 "[collector] metrics_listen",
                 &config.collector.metrics_listen,
                 registry,
-                bonnie_metrics::Limits::default(),
             )?;
             session::run(&config.collector, &shutdown, metrics)?;
             Ok(ExitCode::SUCCESS)

@@ -288,12 +288,7 @@ pub fn run(config: &DealerConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         .name("forwarder".to_string())
         .spawn(move || forward_loop(&forwarder_broker, &forwarder_shared))
         .context("cannot start the forwarder thread")?;
-    bonnie_metrics::serve(
-        "[dealer] metrics_listen",
-        &config.metrics_listen,
-        registry,
-        bonnie_metrics::Limits::default(),
-    )?;
+    bonnie_metrics::serve("[dealer] metrics_listen", &config.metrics_listen, registry)?;
     info!(socket = %path.display(), broker = %config.broker_address,
         max_connections = config.daemon_connections, "Dealer daemon listening.");
     bonnie_core::systemd::ready("serving the dlist socket");

@@ -85,7 +85,7 @@ fn run(args: &Args, config: &Config) -> anyhow::Result<ExitCode> {
         Some(address) => ("--metrics-listen", address),
         None => ("[worker] metrics_listen", &config.worker.metrics_listen),
     };
-    bonnie_metrics::serve(key, address, registry, bonnie_metrics::Limits::default())?;
+    bonnie_metrics::serve(key, address, registry)?;
     let started = start::start(config, &plugins, shared, &metrics)?;
     runtime::run(started, &config.worker, &shutdown, &metrics)?;
     Ok(ExitCode::SUCCESS)

@@ -70,12 +70,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let host = config.dealer.host_name();
     let mut registry = bonnie_metrics::Registry::default();
     let metrics = Arc::new(LogdMetrics::register(&mut registry));
-    bonnie_metrics::serve(
-        "[logd] metrics_listen",
-        &logd.metrics_listen,
-        registry,
-        bonnie_metrics::Limits::default(),
-    )?;
+    bonnie_metrics::serve("[logd] metrics_listen", &logd.metrics_listen, registry)?;
     let (handover, handover_thread) = Handover::start(&config.dealer, &logd.spool_dir, metrics)?;
     let mut threads = listen::start(&logd, &host, handover.clone(), &shutdown)?;
     for path in &logd.files {

@@ -18,7 +18,7 @@ pub use prometheus_client::{
     registry::Registry,
 };
 
-pub use listener::{Limits, MetricsError, MetricsServer, serve};
+pub use listener::{MetricsError, MetricsServer, serve};
 
 /// The labels of one series, by name: a small vector, hashed when a series is first looked
 /// up. Hot paths keep the series they count in (a cloned [`Counter`] or [`Histogram`] is the

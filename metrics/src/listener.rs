@@ -25,13 +25,13 @@ const MAX_HEAD_BYTES: usize = 8192;
 
 /// What one scraper may send and hold.
 #[derive(Debug, Clone)]
-pub struct Limits {
+struct Limits {
     /// Time to send the request's head, from the connection's start.
-    pub header_timeout: Duration,
+    header_timeout: Duration,
     /// Longest a connection lives, answer included.
-    pub connection_timeout: Duration,
+    connection_timeout: Duration,
     /// Connections served at once.
-    pub max_connections: usize,
+    max_connections: usize,
 }
 
 impl Default for Limits {
@@ -94,10 +94,19 @@ impl MetricsServer {
     }
 }
 
-/// Serves `registry` on `address` (the value of `key`, for error messages) within `limits`.
-/// `None` when `address` is empty: metrics are off. The socket is bound before this returns,
-/// so a bad address or a port in use fails the daemon's start-up.
+/// Serves `registry` on `address` (the value of `key`, for error messages) within the
+/// default [`Limits`]. `None` when `address` is empty: metrics are off. The socket is bound
+/// before this returns, so a bad address or a port in use fails the daemon's start-up.
 pub fn serve(
+    key: &str,
+    address: &str,
+    registry: Registry,
+) -> Result<Option<MetricsServer>, MetricsError> {
+    serve_within(key, address, registry, Limits::default())
+}
+
+/// [`serve`] within `limits`.
+fn serve_within(
     key: &str,
     address: &str,
     registry: Registry,
@@ -238,7 +247,7 @@ mod tests {
             counter.clone(),
         );
         counter.inc_by(3);
-        serve("[test] metrics_listen", "127.0.0.1:0", registry, limits)
+        serve_within("[test] metrics_listen", "127.0.0.1:0", registry, limits)
             .expect("listening")
             .expect("on")
             .local_addr()
@@ -350,41 +359,26 @@ mod tests {
 
     #[test]
     fn an_address_that_is_not_one_or_is_taken_names_the_key() {
-        let err = serve(
-            "[broker] metrics_listen",
-            "localhost",
-            Registry::default(),
-            Limits::default(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = serve("[broker] metrics_listen", "localhost", Registry::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("[broker] metrics_listen = \"localhost\""),
             "{err}"
         );
         let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let address = taken.local_addr().expect("address").to_string();
-        let err = serve(
-            "[broker] metrics_listen",
-            &address,
-            Registry::default(),
-            Limits::default(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = serve("[broker] metrics_listen", &address, Registry::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("[broker] metrics_listen") && err.contains("cannot listen"),
             "{err}"
         );
         assert!(
-            serve(
-                "[broker] metrics_listen",
-                "",
-                Registry::default(),
-                Limits::default()
-            )
-            .expect("off")
-            .is_none()
+            serve("[broker] metrics_listen", "", Registry::default())
+                .expect("off")
+                .is_none()
         );
     }
 }
