@@ -52,6 +52,16 @@ pub trait PayloadStore: Send + Sync {
 
     /// Where the payloads are, for messages: a folder, or a bucket at an endpoint.
     fn location(&self) -> String;
+
+    /// Removes the payload of `digest`, if kept: retention's purge, the one caller, removes a
+    /// payload once no kept record names it. A store that cannot remove refuses, so a purge
+    /// never reports a payload gone that is still kept.
+    fn remove(&self, digest: &str) -> Result<(), Error> {
+        Err(Error::Unavailable(format!(
+            "{} cannot remove payload {digest}",
+            self.location()
+        )))
+    }
 }
 
 /// A store that also takes in the payloads the collector handed over in a folder: one not in
@@ -84,6 +94,11 @@ impl<S: PayloadStore> PayloadStore for HandedOver<S> {
         self.store.put(&bytes)?;
         self.folder.remove(digest)?;
         Ok(Some(bytes))
+    }
+
+    fn remove(&self, digest: &str) -> Result<(), Error> {
+        self.store.remove(digest)?;
+        self.folder.remove(digest)
     }
 
     fn location(&self) -> String {

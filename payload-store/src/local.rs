@@ -28,7 +28,7 @@ impl LocalFolder {
     }
 
     /// Removes the file of `digest`, if there is one.
-    pub fn remove(&self, digest: &str) -> Result<(), Error> {
+    fn remove_file(&self, digest: &str) -> Result<(), Error> {
         if !payload::is_digest(digest) {
             return Ok(());
         }
@@ -66,6 +66,10 @@ impl PayloadStore for LocalFolder {
 
     fn location(&self) -> String {
         format!("the folder {}", self.dir.display())
+    }
+
+    fn remove(&self, digest: &str) -> Result<(), Error> {
+        self.remove_file(digest)
     }
 }
 

@@ -189,4 +189,15 @@ impl PayloadStore for S3Bucket {
     fn location(&self) -> String {
         format!("the bucket {:?} at {}", self.bucket, self.endpoint)
     }
+
+    fn remove(&self, digest: &str) -> Result<(), Error> {
+        if !payload::is_digest(digest) {
+            return Ok(());
+        }
+        let key = Path::from(payload::relative_path(digest));
+        match self.runtime.block_on(self.store.delete(&key)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.unavailable("cannot remove", digest, e)),
+        }
+    }
 }

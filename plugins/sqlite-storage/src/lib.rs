@@ -284,8 +284,22 @@ impl Storage for SqliteStorage {
         self.write(false, |conn| records::put(conn, &record))
     }
 
+    /// Deletes a record; `log` and `payloads` are retention's: a log entry is purged in place
+    /// (a tombstone keeps its place in the chain), a payload removed from the database and
+    /// from wherever else this storage keeps payloads (true if the database had it).
     fn delete(&self, collection: &str, key: &str) -> Result<bool, PluginError> {
-        self.write(false, |conn| records::delete(conn, collection, key))
+        match collection {
+            log::COLLECTION => self.write(true, |conn| log::purge(conn, key)),
+            PAYLOADS => {
+                let in_database = self.write(true, |conn| {
+                    conn.execute("DELETE FROM payloads WHERE digest = ?1", [key])
+                        .map(|n| n > 0)
+                })?;
+                self.payloads.remove(key).map_err(payload_error)?;
+                Ok(in_database)
+            }
+            _ => self.write(false, |conn| records::delete(conn, collection, key)),
+        }
     }
 
     fn put_if(&self, record: Record, expected: Option<&str>) -> Result<bool, PluginError> {
@@ -340,6 +354,9 @@ impl Storage for SqliteStorage {
 
 /// A payload store's failure: damage and a store that does not answer alike fail the job,
 /// which is tried again (a payload is never recorded as kept when it could not be).
+/// The collection name under which `delete` removes payloads.
+const PAYLOADS: &str = "payloads";
+
 fn payload_error(e: bonnie_payload_store::Error) -> PluginError {
     PluginError::transient(e.to_string())
 }

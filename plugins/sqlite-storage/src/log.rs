@@ -89,6 +89,8 @@ pub struct Columns {
     folder_uniqueid: Option<String>,
     folder_id: Option<String>,
     message_ids: Vec<String>,
+    /// The payloads the record names.
+    payload_digests: Vec<String>,
     /// What full-text search finds the entry by, folded.
     text: String,
     /// True when a part of a message was longer than the limit and is indexed in part.
@@ -151,6 +153,7 @@ fn columns(conn: &Connection, index: &TextIndex, record: &str) -> Result<Columns
         folder_uniqueid: text("folder_uniqueid").or_else(|| text("mailboxID")),
         folder_id: text("folder_id"),
         message_ids,
+        payload_digests: payload::digests_of_record(&value),
         text: bonnie_mail::fold_for_search(&searchable.join(" ")),
         text_truncated,
     })
@@ -212,6 +215,8 @@ pub fn append(
         let mut insert_message_id = tx.prepare_cached(
             "INSERT OR IGNORE INTO log_message_ids (message_id, seq) VALUES (?1, ?2)",
         )?;
+        let mut insert_payload =
+            tx.prepare_cached("INSERT OR IGNORE INTO log_payloads (digest, seq) VALUES (?1, ?2)")?;
         let now = time::now_ms();
         for (item, cols) in items.iter().zip(prepared) {
             let job_id = item.job_id.as_str();
@@ -249,6 +254,9 @@ pub fn append(
             insert_text.execute(params![seq, cols.text])?;
             for message_id in &cols.message_ids {
                 insert_message_id.execute(params![message_id, seq])?;
+            }
+            for digest in &cols.payload_digests {
+                insert_payload.execute(params![digest, seq])?;
             }
             prev = hash.to_vec();
             statuses.push(ItemStatus::Stored);
@@ -295,6 +303,23 @@ pub fn search(conn: &Connection, query: &RecordQuery) -> rusqlite::Result<Vec<Re
             "SELECT l.job_id, l.time_ms, l.record, l.text_truncated FROM log l WHERE 1",
         ),
     };
+    match &query.index {
+        None => {}
+        Some((field, digest)) if field == PAYLOAD_TERM => {
+            args.push(digest.clone().into());
+            sql.push_str(&format!(
+                " AND l.seq IN (SELECT seq FROM log_payloads WHERE digest = ?{})",
+                args.len()
+            ));
+        }
+        // Never every entry for a term the log does not know: a caller counting on the term
+        // (a purge asking which entries keep a payload) must not be answered wrongly.
+        Some((field, _)) => {
+            return Err(rusqlite::Error::InvalidParameterName(format!(
+                "the log is not indexed by {field:?} (only by {PAYLOAD_TERM:?})"
+            )));
+        }
+    }
     if let Some(from) = query.from_ms {
         args.push(from.into());
         sql.push_str(&format!(" AND l.time_ms >= ?{}", args.len()));
@@ -333,6 +358,59 @@ pub fn search(conn: &Connection, query: &RecordQuery) -> rusqlite::Result<Vec<Re
     rows.collect()
 }
 
+/// The index term of the log that finds the entries naming a payload: (`payload`, digest).
+pub const PAYLOAD_TERM: &str = "payload";
+
+/// How a purged entry's record begins.
+const TOMBSTONE_PREFIX: &str = r#"{"purged":true"#;
+
+/// True if a log record is a purged entry's tombstone.
+pub fn is_tombstone(record: &str) -> bool {
+    record.starts_with(TOMBSTONE_PREFIX)
+}
+
+/// Purges job `job_id`'s log entry in place, in one transaction: its record becomes a
+/// tombstone that keeps only the event, its time and when it was purged; its user and folder
+/// columns, search text, Message-IDs and payload names go. Its place in the chain stays (the
+/// verifiable log keeps what the record's digest was). True if the entry exists (purged now or
+/// before).
+pub fn purge(conn: &mut Connection, job_id: &str) -> rusqlite::Result<bool> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let Some((seq, record)): Option<(i64, String)> = tx
+        .query_row(
+            "SELECT seq, record FROM log WHERE job_id = ?1",
+            [job_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?
+    else {
+        return Ok(false);
+    };
+    if is_tombstone(&record) {
+        return Ok(true);
+    }
+    let value: Value = serde_json::from_str(&record).unwrap_or_default();
+    let kept = |key: &str| serde_json::to_string(&value.get(key).cloned().unwrap_or(Value::Null));
+    // Written by hand so that it begins with the tombstone's prefix whatever order a JSON
+    // map keeps its keys in.
+    let tombstone = format!(
+        r#"{TOMBSTONE_PREFIX},"purged_ms":{},"event":{},"@timestamp":{}}}"#,
+        time::now_ms(),
+        kept("event").unwrap_or_else(|_| "null".into()),
+        kept("@timestamp").unwrap_or_else(|_| "null".into()),
+    );
+    tx.execute(
+        "UPDATE log SET record = ?2, user = NULL, user_id = NULL, folder_uniqueid = NULL,
+         folder_id = NULL, text_truncated = 0 WHERE seq = ?1",
+        params![seq, tombstone],
+    )?;
+    tx.execute("DELETE FROM log_text WHERE rowid = ?1", [seq])?;
+    tx.execute("DELETE FROM log_message_ids WHERE seq = ?1", [seq])?;
+    tx.execute("DELETE FROM log_payloads WHERE seq = ?1", [seq])?;
+    tx.commit()?;
+    Ok(true)
+}
+
 /// The log entry of job `job_id` as stored (its record exactly as it was appended), keyed by
 /// the job id: what a worker reads back to take the ledger's digest, and a verifier to check
 /// it.
@@ -362,7 +440,10 @@ pub fn verify(conn: &Connection) -> rusqlite::Result<Option<i64>> {
         let (seq, job_id, record): (i64, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
         let (prev, hash): (Vec<u8>, Vec<u8>) = (row.get(3)?, row.get(4)?);
         let chained = expected_prev.as_ref().is_none_or(|p| *p == prev);
-        if !chained || entry_hash(&prev, seq, &job_id, &record).as_slice() != hash.as_slice() {
+        // A purged entry's record is gone: its stored hash still links the chain.
+        let recomputed = is_tombstone(&record)
+            || entry_hash(&prev, seq, &job_id, &record).as_slice() == hash.as_slice();
+        if !chained || !recomputed {
             return Ok(Some(seq));
         }
         expected_prev = Some(hash);
@@ -508,6 +589,94 @@ mod tests {
             }),
         );
         assert_eq!(all.len(), 1504, "every entry, whatever the limit");
+    }
+
+    #[test]
+    fn a_purged_entry_keeps_its_place_in_the_chain_and_loses_its_content_once() {
+        let mut conn = open();
+        let digest = payload::digest(b"the message");
+        let kept = format!(
+            r#"{{"event":"MessageNew","timestamp":"2026-11-28T17:13:17.506Z","user":"anna@example.org","subject":"Quartalszahlen","payload_digest":"{digest}"}}"#
+        );
+        let other =
+            r#"{"event":"Login","timestamp":"2026-11-28T17:13:18.000Z","user":"anna@example.org"}"#;
+        append(
+            &mut conn,
+            &[item("1", &kept), item("2", other)],
+            &TextIndex::default(),
+        )
+        .unwrap();
+        let by_payload = |conn: &Connection| {
+            search(
+                conn,
+                &RecordQuery {
+                    collection: COLLECTION.into(),
+                    index: Some((PAYLOAD_TERM.into(), digest.clone())),
+                    ..RecordQuery::default()
+                },
+            )
+            .unwrap()
+            .len()
+        };
+        assert_eq!(by_payload(&conn), 1);
+        assert_eq!(search_words(&conn, "quartalszahlen").len(), 1);
+
+        assert!(purge(&mut conn, "1").unwrap());
+        let (record, user): (String, Option<String>) = conn
+            .query_row("SELECT record, user FROM log WHERE job_id = '1'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert!(is_tombstone(&record), "{record}");
+        assert!(
+            !record.contains("Quartalszahlen") && !record.contains("anna"),
+            "{record}"
+        );
+        let tombstone: Value = serde_json::from_str(&record).unwrap();
+        assert_eq!(tombstone["event"], "MessageNew");
+        assert_eq!(
+            tombstone["@timestamp"],
+            Value::Null,
+            "the test record had none"
+        );
+        assert_eq!(user, None);
+        assert_eq!(by_payload(&conn), 0, "it names no payload now");
+        assert!(
+            search_words(&conn, "quartalszahlen").is_empty(),
+            "nor is it found"
+        );
+        assert_eq!(verify(&conn).unwrap(), None, "the chain still holds");
+        assert!(purge(&mut conn, "1").unwrap(), "purged before: still there");
+        assert!(!purge(&mut conn, "3").unwrap(), "no such entry");
+        let err = conn
+            .execute(
+                "UPDATE log SET record = '{\"purged\":true}' WHERE job_id = '1'",
+                [],
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("append-only"),
+            "a tombstone once: {err}"
+        );
+        let err = conn
+            .execute(
+                "UPDATE log SET record = '{\"purged\":true}', hash = x'00' WHERE job_id = '2'",
+                [],
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("append-only"),
+            "its place kept: {err}"
+        );
+        let unknown = search(
+            &conn,
+            &RecordQuery {
+                collection: COLLECTION.into(),
+                index: Some(("user".into(), "anna@example.org".into())),
+                ..RecordQuery::default()
+            },
+        );
+        assert!(unknown.is_err(), "a term the log does not know is an error");
     }
 
     #[test]

@@ -38,6 +38,15 @@ impl Payloads {
         }
     }
 
+    /// Removes the payload of `digest` outside the database, wherever it may be.
+    pub fn remove(&self, digest: &str) -> Result<(), Error> {
+        match self {
+            Self::InDatabase(None) => Ok(()),
+            Self::InDatabase(Some(folder)) => folder.remove(digest),
+            Self::Beyond(store) => store.remove(digest),
+        }
+    }
+
     /// Where payloads are, for the start-up message.
     pub fn location(&self) -> String {
         match self {

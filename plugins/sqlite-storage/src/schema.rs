@@ -67,6 +67,32 @@ const MIGRATIONS: &[&str] = &[
     // bonnie_mail::fold_for_search before FTS5 sees it); entries whose message text was cut at
     // the per-part limit are marked. Entries written before keep their unfolded index.
     "ALTER TABLE log ADD COLUMN text_truncated INTEGER NOT NULL DEFAULT 0;",
+    // 5: retention. Which entries name which payload (so a purge keeps a payload another
+    // entry names), filled from the entries already logged; and the log's guard lets an
+    // entry be purged once, in place: its record replaced by a tombstone (`{"purged":true`)
+    // and its user and folder columns cleared, its place in the chain (seq, job id, hashes),
+    // event and time kept.
+    r#"CREATE TABLE log_payloads (
+        digest TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (digest, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX log_payloads_by_seq ON log_payloads (seq);
+    INSERT OR IGNORE INTO log_payloads (digest, seq)
+        SELECT json_extract(p.value, '$.digest'), l.seq
+        FROM log l, json_each(l.record, '$.payloads') p
+        WHERE json_valid(l.record) AND json_extract(p.value, '$.digest') IS NOT NULL;
+    INSERT OR IGNORE INTO log_payloads (digest, seq)
+        SELECT json_extract(record, '$.payload_digest'), seq FROM log
+        WHERE json_valid(record) AND json_extract(record, '$.payload_digest') IS NOT NULL;
+    DROP TRIGGER log_is_append_only;
+    CREATE TRIGGER log_is_append_only BEFORE UPDATE ON log
+    WHEN NOT (
+        OLD.record NOT LIKE '{"purged":true%' AND NEW.record LIKE '{"purged":true%'
+        AND NEW.seq = OLD.seq AND NEW.job_id = OLD.job_id AND NEW.event = OLD.event
+        AND NEW.time_ms IS OLD.time_ms AND NEW.prev_hash = OLD.prev_hash AND NEW.hash = OLD.hash
+    )
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;"#,
 ];
 
 /// The newest schema version this code knows.
@@ -121,6 +147,35 @@ mod tests {
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
         assert_eq!(version as usize, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn version_5_names_the_payloads_of_entries_logged_before_it() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        {
+            let tx = conn.transaction().unwrap();
+            for sql in &MIGRATIONS[..4] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 4).unwrap();
+            tx.commit().unwrap();
+        }
+        conn.execute(
+            "INSERT INTO log (seq, job_id, event, stored_ms, record, prev_hash, hash)
+             VALUES (1, 'j', 'MessageNew', 0, ?1, x'00', x'00')",
+            [r#"{"event":"MessageNew","payloads":[{"uid":1,"digest":"aa"},{"uid":2,"digest":"bb"}],"payload_digest":"cc"}"#],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let mut named: Vec<String> = conn
+            .prepare("SELECT digest FROM log_payloads WHERE seq = 1 ORDER BY digest")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        named.sort();
+        assert_eq!(named, ["aa", "bb", "cc"]);
     }
 
     #[test]
