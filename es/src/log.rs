@@ -19,6 +19,9 @@ use crate::Es;
 /// Elasticsearch 8 cannot sort by): the tiebreaker of the log's time order.
 pub(crate) const JOB_ID_FIELD: &str = "bonnie_job_id";
 
+/// The index term of the log that finds the entries naming a payload: (`payload`, digest).
+pub const PAYLOAD_TERM: &str = "payload";
+
 /// The record of a log search hit.
 fn log_hit(hit: &Value) -> Option<Record> {
     let key = hit.get("_id").and_then(Value::as_str)?;
@@ -136,6 +139,23 @@ impl Es {
             }
             must.push(json!({ "match": { "search_text": { "query": text, "operator": "and" } } }));
         }
+        match &query.index {
+            None => {}
+            Some((field, digest)) if field == PAYLOAD_TERM => must.push(json!({ "bool": {
+                "should": [
+                    { "term": { "payload_digest": digest } },
+                    { "term": { "payloads.digest": digest } },
+                ],
+                "minimum_should_match": 1,
+            } })),
+            // Never every entry for a term the log does not know: a caller counting on the
+            // term (a purge asking which entries keep a payload) must not be answered wrongly.
+            Some((field, _)) => {
+                return Err(PluginError::rejected(format!(
+                    "the log is not indexed by {field:?} (only by {PAYLOAD_TERM:?})"
+                )));
+            }
+        }
         let mut range = serde_json::Map::new();
         if let Some(from) = query.from_ms {
             range.insert("gte".into(), json!(from));
@@ -201,6 +221,67 @@ impl Es {
         Ok(match answer.pointer_mut("/hits/hits").map(Value::take) {
             Some(Value::Array(hits)) => hits,
             _ => Vec::new(),
+        })
+    }
+
+    /// Purges job `job_id`'s log document in place: it becomes a tombstone in the same index
+    /// under the same id, keeping only the event, its time, the job id and when it was
+    /// purged (so nothing of its content is found again, and a read back shows it purged).
+    /// True if the document exists (purged now or before).
+    pub fn purge_log_entry(&self, job_id: &str) -> Result<bool, PluginError> {
+        let pattern = format!("{}-*", self.settings.log_prefix);
+        self.runtime.block_on(async {
+            let failed = |e| crate::client::request_error("cannot purge a log entry", e);
+            self.client
+                .indices()
+                .refresh(elasticsearch::indices::IndicesRefreshParts::Index(&[
+                    &pattern,
+                ]))
+                .ignore_unavailable(true)
+                .allow_no_indices(true)
+                .send()
+                .await
+                .map_err(failed)?;
+            let hits = self
+                .search_log_page(
+                    &pattern,
+                    json!({ "query": { "ids": { "values": [job_id] } }, "size": 1 }),
+                )
+                .await?;
+            let Some(hit) = hits.first() else {
+                return Ok(false);
+            };
+            let (Some(index), Some(source)) = (
+                hit.get("_index").and_then(Value::as_str),
+                hit.get("_source"),
+            ) else {
+                return Ok(false);
+            };
+            if source.get("purged") == Some(&Value::Bool(true)) {
+                return Ok(true);
+            }
+            let tombstone = json!({
+                "purged": true,
+                "purged_ms": time::now_ms(),
+                "event": source.get("event"),
+                "@timestamp": source.get("@timestamp"),
+                JOB_ID_FIELD: job_id,
+            });
+            let response = self
+                .client
+                .index(elasticsearch::IndexParts::IndexId(index, job_id))
+                .refresh(elasticsearch::params::Refresh::True)
+                .body(tombstone)
+                .send()
+                .await
+                .map_err(failed)?;
+            let status = response.status_code();
+            if !status.is_success() {
+                return Err(PluginError::transient(format!(
+                    "purging {index}/{job_id} failed ({status})"
+                )));
+            }
+            Ok(true)
         })
     }
 

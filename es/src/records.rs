@@ -327,6 +327,15 @@ impl Es {
         self
     }
 
+    /// Removes the payload of `digest`: its document, and its object in the payload store if
+    /// there is one. True if the document was there.
+    pub fn remove_payload(&self, digest: &str) -> Result<bool, PluginError> {
+        if let Some(store) = &self.payload_store {
+            store.remove(digest).map_err(payload_error)?;
+        }
+        self.delete_record("payloads", digest)
+    }
+
     /// Where payloads are kept, for the start-up message.
     pub fn payload_location(&self) -> String {
         match &self.payload_store {

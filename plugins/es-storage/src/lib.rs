@@ -88,8 +88,14 @@ impl Storage for EsStorage {
         self.es.put_record(&record)
     }
 
+    /// Deletes a record; `log` and `payloads` are retention's: a log document is purged in
+    /// place (a tombstone), a payload removed with its object in the payload store.
     fn delete(&self, collection: &str, key: &str) -> Result<bool, PluginError> {
-        self.es.delete_record(collection, key)
+        match collection {
+            "log" => self.es.purge_log_entry(key),
+            "payloads" => self.es.remove_payload(key),
+            _ => self.es.delete_record(collection, key),
+        }
     }
 
     fn put_if(&self, record: Record, expected: Option<&str>) -> Result<bool, PluginError> {
