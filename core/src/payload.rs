@@ -150,22 +150,29 @@ pub fn unpack(digest: &str, content: &[u8]) -> io::Result<Vec<u8>> {
 /// written survives a power cut. Files are 0600 (they are mail), new folders 0750.
 pub fn write_file(dir: &Path, bytes: &[u8]) -> io::Result<String> {
     let digest = digest(bytes);
-    let path = file(dir, &digest);
-    if path.exists() {
+    if file(dir, &digest).exists() {
         return Ok(digest);
     }
+    write_content(dir, &digest, &pack(bytes)?)?;
+    Ok(digest)
+}
+
+/// Writes `content` as the file of `digest` in a payload folder, replacing the file there if
+/// there is one, whole or not at all: under a temporary name of its own, synced, renamed and
+/// the folder synced (as [`write_file`], which writes [`pack`]'s content; a store that seals
+/// payloads writes its own). The file is 0600, new folders 0750.
+pub fn write_content(dir: &Path, digest: &str, content: &[u8]) -> io::Result<()> {
+    let path = file(dir, digest);
     let parent = path.parent().unwrap_or(dir);
     create_dirs(parent)?;
-    let content = pack(bytes)?;
     // tempfile creates the file exclusively, with a random name, mode 0600.
     let mut temporary = tempfile::Builder::new()
         .prefix(&format!(".{digest}."))
         .tempfile_in(parent)?;
-    temporary.write_all(&content)?;
+    temporary.write_all(content)?;
     temporary.as_file().sync_all()?;
     temporary.persist(&path).map_err(|e| e.error)?;
-    sync_dir(parent)?;
-    Ok(digest)
+    sync_dir(parent)
 }
 
 /// Creates `dir` and its missing ancestors (mode 0750), syncing the folder of each one made,

@@ -3,7 +3,8 @@
 //! beyond one disk. Both are content-addressed alike ([`bonnie_core::payload`]): a payload is
 //! named by its SHA-256, kept once under `<first two hex digits>/<digest>.zst` as its size
 //! then its zstd frame, and checked against its digest on every read, so that damage is an
-//! error and never a wrong payload.
+//! error and never a wrong payload. With a key file (`payload_key_file`) every store seals
+//! what it keeps ([`Sealer`]) and still reads what it kept plain before.
 //!
 //! The collector hands payloads too large for a job over in a folder
 //! (`[collector] payload_dir`). A storage whose payloads live in a bucket reads that folder
@@ -13,10 +14,12 @@
 
 mod local;
 mod s3;
+mod seal;
 mod settings;
 
 pub use local::LocalFolder;
 pub use s3::{S3Bucket, S3Config};
+pub use seal::{Sealer, is_sealed};
 pub use settings::{Kind, Settings};
 
 /// Why a payload could not be kept or read.
@@ -28,17 +31,33 @@ pub enum Error {
     /// The store could not be reached or refused the request: a passing fault, the job is
     /// tried again.
     Unavailable(String),
+    /// The payload is sealed with a key this store was not given (no key file, or one
+    /// without the id the payload names): the key file must be put right.
+    Key(String),
 }
 
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Damaged(message) | Self::Unavailable(message) => f.write_str(message),
+            Self::Damaged(message) | Self::Unavailable(message) | Self::Key(message) => {
+                f.write_str(message)
+            }
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+impl Error {
+    /// The same error, its message saying where (a folder, a bucket).
+    fn within(self, place: &str) -> Self {
+        match self {
+            Self::Damaged(m) => Self::Damaged(format!("{m} (in {place})")),
+            Self::Unavailable(m) => Self::Unavailable(format!("{m} (in {place})")),
+            Self::Key(m) => Self::Key(format!("{m} (in {place})")),
+        }
+    }
+}
 
 /// A store of payloads, content-addressed.
 pub trait PayloadStore: Send + Sync {

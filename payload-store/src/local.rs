@@ -1,5 +1,6 @@
 //! The folder of payload files: `<dir>/<first two hex digits>/<digest>.zst`, as
-//! [`bonnie_core::payload::write_file`] writes them (files 0600, folders 0750, synced).
+//! [`bonnie_core::payload::write_file`] writes them (files 0600, folders 0750, synced); with
+//! a sealer that seals, each file holds its sealed frame instead ([`Sealer::pack`]).
 
 use std::{
     io,
@@ -8,18 +9,29 @@ use std::{
 
 use bonnie_core::payload;
 
-use crate::{Error, PayloadStore};
+use crate::{Error, PayloadStore, Sealer, seal};
 
 /// A folder of payload files on this host.
 #[derive(Debug, Clone)]
 pub struct LocalFolder {
     dir: PathBuf,
+    sealer: Sealer,
 }
 
 impl LocalFolder {
-    /// The payload folder `dir` (created with its first payload).
+    /// The payload folder `dir` (created with its first payload), its files plain.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            sealer: Sealer::default(),
+        }
+    }
+
+    /// The folder as a store whose payloads `sealer` seals: new files are sealed, and a plain
+    /// file it reads (the collector's hand-over, or one kept before the key was configured)
+    /// is sealed in place, replaced whole, before its payload is returned.
+    pub fn sealed_by(self, sealer: Sealer) -> Self {
+        Self { sealer, ..self }
     }
 
     /// The folder.
@@ -53,19 +65,62 @@ impl LocalFolder {
             Error::Unavailable(format!("payload {digest} in {dir}: {e}"))
         }
     }
+
+    /// An error of the sealer, naming the folder.
+    fn in_folder(&self, e: Error) -> Error {
+        e.within(&self.dir.display().to_string())
+    }
 }
 
 impl PayloadStore for LocalFolder {
     fn put(&self, bytes: &[u8]) -> Result<String, Error> {
-        payload::write_file(&self.dir, bytes).map_err(|e| self.failed(&payload::digest(bytes), e))
+        let digest = payload::digest(bytes);
+        if !self.sealer.seals() {
+            return payload::write_file(&self.dir, bytes).map_err(|e| self.failed(&digest, e));
+        }
+        if payload::file(&self.dir, &digest).exists() {
+            return Ok(digest);
+        }
+        let content = self
+            .sealer
+            .pack(&digest, bytes)
+            .map_err(|e| self.in_folder(e))?;
+        payload::write_content(&self.dir, &digest, &content)
+            .map_err(|e| self.failed(&digest, e))?;
+        Ok(digest)
     }
 
     fn get(&self, digest: &str) -> Result<Option<Vec<u8>>, Error> {
-        payload::read_file(&self.dir, digest).map_err(|e| self.failed(digest, e))
+        if !payload::is_digest(digest) {
+            return Ok(None);
+        }
+        let content = match std::fs::read(payload::file(&self.dir, digest)) {
+            Ok(content) => content,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.failed(digest, e)),
+        };
+        let bytes = self
+            .sealer
+            .unpack(digest, &content)
+            .map_err(|e| self.in_folder(e))?;
+        if self.sealer.seals() && !content.get(8..).is_some_and(seal::is_sealed) {
+            let sealed = self
+                .sealer
+                .pack(digest, &bytes)
+                .map_err(|e| self.in_folder(e))?;
+            payload::write_content(&self.dir, digest, &sealed).map_err(|e| {
+                Error::Unavailable(format!(
+                    "cannot seal payload {digest} in {} in place: {e}",
+                    self.dir.display()
+                ))
+            })?;
+        }
+        Ok(Some(bytes))
     }
 
     fn location(&self) -> String {
-        format!("the folder {}", self.dir.display())
+        let sealed = if self.sealer.seals() { ", sealed" } else { "" };
+        format!("the folder {}{sealed}", self.dir.display())
     }
 
     fn remove(&self, digest: &str) -> Result<(), Error> {
@@ -151,5 +206,47 @@ mod tests {
         assert_eq!(collector.get(&digest).unwrap(), None, "its file is removed");
         assert_eq!(taking_in.get(&digest).unwrap().as_deref(), Some(MESSAGE));
         assert_eq!(taking_in.get(&payload::digest(b"none")).unwrap(), None);
+    }
+
+    #[test]
+    fn a_sealing_folder_seals_new_files_and_a_plain_one_in_place_at_its_first_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = "k1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+        let key_file = dir.path().join("payload.keys");
+        std::fs::write(&key_file, key).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let sealer = Sealer::from_file("sqlite-storage", &key_file).unwrap();
+        let plain = LocalFolder::new(dir.path().join("payloads"));
+        let sealing = plain.clone().sealed_by(sealer);
+        let holds_text = |digest: &str| {
+            let content = std::fs::read(payload::file(plain.dir(), digest)).unwrap();
+            content.windows(9).any(|w| w == b"The body.")
+                || content
+                    .get(8..)
+                    .is_some_and(|frame| !seal::is_sealed(frame))
+        };
+        let digest = sealing.put(MESSAGE).unwrap();
+        assert!(!holds_text(&digest), "a new file is sealed");
+        assert_eq!(sealing.get(&digest).unwrap().as_deref(), Some(MESSAGE));
+        assert!(matches!(plain.get(&digest), Err(Error::Key(_))));
+        // The collector hands a payload over plain: the first read seals its file.
+        let handed_over = b"Subject: handed over\r\n\r\nThe body.\r\n";
+        let digest = plain.put(handed_over).unwrap();
+        assert!(holds_text(&digest));
+        assert_eq!(
+            sealing.get(&digest).unwrap().as_deref(),
+            Some(&handed_over[..])
+        );
+        assert!(!holds_text(&digest), "sealed in place");
+        assert_eq!(
+            sealing.get(&digest).unwrap().as_deref(),
+            Some(&handed_over[..])
+        );
+        let file = payload::file(plain.dir(), &digest);
+        let mut content = std::fs::read(&file).unwrap();
+        *content.last_mut().unwrap() ^= 1;
+        std::fs::write(&file, &content).unwrap();
+        assert!(matches!(sealing.get(&digest), Err(Error::Damaged(_))));
     }
 }

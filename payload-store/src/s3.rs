@@ -2,7 +2,7 @@
 //! runtime of the store's own (the storage's callers block on it; nothing runs on a runtime
 //! of the host's). Each payload is one object whose key is its path in a payload folder
 //! (`<first two hex digits>/<digest>.zst`) and whose bytes are those of the file: the size,
-//! then the zstd frame.
+//! then the zstd frame, or the sealed frame with a sealer that seals ([`Sealer::pack`]).
 
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use object_store::{
     path::Path,
 };
 
-use crate::{Error, PayloadStore};
+use crate::{Error, PayloadStore, Sealer};
 
 /// How a bucket is reached.
 #[derive(Clone)]
@@ -61,9 +61,16 @@ pub struct S3Bucket {
     runtime: tokio::runtime::Runtime,
     endpoint: String,
     bucket: String,
+    sealer: Sealer,
 }
 
 impl S3Bucket {
+    /// The bucket with its payloads sealed by `sealer`: objects written from now on are
+    /// sealed, and those kept plain before still read.
+    pub fn sealed_by(self, sealer: Sealer) -> Self {
+        Self { sealer, ..self }
+    }
+
     /// Connects to the bucket and checks that it answers (lists a prefix no payload has):
     /// an endpoint that does not answer, a bucket that does not exist or a key refused is
     /// an error naming the endpoint and the bucket.
@@ -103,6 +110,7 @@ impl S3Bucket {
             runtime,
             endpoint: config.endpoint.clone(),
             bucket: config.bucket.clone(),
+            sealer: Sealer::default(),
         })
     }
 
@@ -111,6 +119,11 @@ impl S3Bucket {
             "{what} payload {digest} in {}: {e}",
             self.location()
         ))
+    }
+
+    /// An error of the sealer, naming the bucket.
+    fn in_bucket(&self, e: Error) -> Error {
+        e.within(&self.location())
     }
 
     fn damaged(&self, digest: &str, why: impl std::fmt::Display) -> Error {
@@ -162,8 +175,10 @@ impl PayloadStore for S3Bucket {
         if kept {
             return Ok(digest);
         }
-        let content = payload::pack(bytes)
-            .map_err(|e| Error::Unavailable(format!("cannot compress payload {digest}: {e}")))?;
+        let content = self
+            .sealer
+            .pack(&digest, bytes)
+            .map_err(|e| self.in_bucket(e))?;
         // A plain PUT, not a conditional one (If-None-Match, which not every S3-compatible
         // server takes): a worker that writes the same payload between the look-up and the
         // write writes the same bytes.
@@ -181,13 +196,15 @@ impl PayloadStore for S3Bucket {
         let Some(content) = self.runtime.block_on(self.object(digest, &key))? else {
             return Ok(None);
         };
-        payload::unpack(digest, &content)
+        self.sealer
+            .unpack(digest, &content)
             .map(Some)
-            .map_err(|e| self.damaged(digest, e))
+            .map_err(|e| self.in_bucket(e))
     }
 
     fn location(&self) -> String {
-        format!("the bucket {:?} at {}", self.bucket, self.endpoint)
+        let sealed = if self.sealer.seals() { ", sealed" } else { "" };
+        format!("the bucket {:?} at {}{sealed}", self.bucket, self.endpoint)
     }
 
     fn remove(&self, digest: &str) -> Result<(), Error> {

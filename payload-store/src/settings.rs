@@ -1,6 +1,6 @@
 //! The payload store's keys in a storage plugin's table (`[plugins.sqlite-storage]`,
-//! `[plugins.es-storage]`): `payload_store` and the `s3_` keys, taken out of the table before
-//! the plugin reads the rest as its own.
+//! `[plugins.es-storage]`): `payload_store`, the `s3_` keys and `payload_key_file`, taken out
+//! of the table before the plugin reads the rest as its own.
 
 use std::{
     path::{Path, PathBuf},
@@ -10,7 +10,7 @@ use std::{
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::S3Config;
+use crate::{S3Config, Sealer};
 
 /// Which store keeps the payloads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -48,6 +48,10 @@ pub struct Settings {
     /// Timeout of one request, in milliseconds; a request is tried 3 times at most.
     /// Default: 30000.
     pub s3_timeout_ms: Option<u64>,
+    /// The file of the keys that seal payloads at rest (`<id> <64 hex digits>` per line, the
+    /// last one sealing: [`Sealer`]), readable by bonnie only (0600 or 0640), resolved
+    /// against the configuration file's folder. Unset: payloads are kept unsealed.
+    pub payload_key_file: Option<String>,
 }
 
 /// The secret access key's file must not be readable by others nor writable by the group,
@@ -60,7 +64,7 @@ impl Settings {
     pub fn take_from(plugin: &str, table: &mut Map<String, Value>) -> Result<Self, String> {
         let ours: Map<String, Value> = table
             .keys()
-            .filter(|k| *k == "payload_store" || k.starts_with("s3_"))
+            .filter(|k| *k == "payload_store" || *k == "payload_key_file" || k.starts_with("s3_"))
             .cloned()
             .collect::<Vec<_>>()
             .into_iter()
@@ -74,6 +78,20 @@ impl Settings {
             ));
         }
         Ok(settings)
+    }
+
+    /// The sealer of the payloads: with the keys of `payload_key_file` (`resolve` makes the
+    /// path absolute), checked now, so that a missing, open or malformed key file stops the
+    /// storage at start; without the key, a sealer that keeps payloads plain.
+    pub fn sealer(
+        &self,
+        plugin: &str,
+        resolve: impl Fn(&str) -> PathBuf,
+    ) -> Result<Sealer, String> {
+        match &self.payload_key_file {
+            None => Ok(Sealer::default()),
+            Some(file) => Sealer::from_file(plugin, &resolve(file)),
+        }
     }
 
     fn has_s3_keys(&self) -> bool {
@@ -143,13 +161,13 @@ impl Settings {
     }
 }
 
-/// The first line of the secret access key's file, refused when others may read it or the
-/// group write it.
-fn read_secret(plugin: &str, file: &Path) -> Result<String, String> {
+/// The text of the secret file `file` that `key` of `[plugins.<plugin>]` names, refused when
+/// others may read it or the group write it.
+pub(crate) fn read_private(plugin: &str, key: &str, file: &Path) -> Result<String, String> {
     use std::os::unix::fs::PermissionsExt;
     let unreadable = |e: std::io::Error| {
         format!(
-            "[plugins.{plugin}] s3_secret_access_key_file: cannot read {}: {e}",
+            "[plugins.{plugin}] {key}: cannot read {}: {e}",
             file.display()
         )
     };
@@ -159,12 +177,18 @@ fn read_secret(plugin: &str, file: &Path) -> Result<String, String> {
         .mode();
     if mode & OPEN_SECRET_MODE != 0 {
         return Err(format!(
-            "[plugins.{plugin}] s3_secret_access_key_file: {} must be readable by bonnie only (mode 0600 or 0640), not {:04o}",
+            "[plugins.{plugin}] {key}: {} must be readable by bonnie only (mode 0600 or 0640), not {:04o}",
             file.display(),
             mode & 0o7777
         ));
     }
-    let text = std::fs::read_to_string(file).map_err(unreadable)?;
+    std::fs::read_to_string(file).map_err(unreadable)
+}
+
+/// The first line of the secret access key's file, refused when others may read it or the
+/// group write it.
+fn read_secret(plugin: &str, file: &Path) -> Result<String, String> {
+    let text = read_private(plugin, "s3_secret_access_key_file", file)?;
     let secret = text.lines().next().unwrap_or_default().trim().to_string();
     if secret.is_empty() {
         return Err(format!(
@@ -257,5 +281,40 @@ mod tests {
             .s3_config("sqlite-storage", resolve)
             .unwrap();
         assert!(local.is_none());
+    }
+
+    #[test]
+    fn a_key_file_is_taken_out_on_any_store_and_must_be_private_and_hold_a_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("payload.keys");
+        let key = "k1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+        std::fs::write(&file, key).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let mut keys = table(json!({"path": "var/bonnie.db", "payload_key_file": "payload.keys"}));
+        let settings = Settings::take_from("sqlite-storage", &mut keys).unwrap();
+        assert_eq!(keys, table(json!({"path": "var/bonnie.db"})));
+        let resolve = |p: &str| dir.path().join(p);
+        assert!(settings.sealer("sqlite-storage", resolve).unwrap().seals());
+        assert!(
+            !Settings::default()
+                .sealer("sqlite-storage", resolve)
+                .unwrap()
+                .seals()
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let open = settings.sealer("sqlite-storage", resolve).unwrap_err();
+        assert!(
+            open.contains("payload_key_file")
+                && open.contains(&file.display().to_string())
+                && open.contains("0644"),
+            "{open}"
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&file, "k1 0001\n").unwrap();
+        let short = settings.sealer("es-storage", resolve).unwrap_err();
+        assert!(
+            short.contains("[plugins.es-storage] payload_key_file") && short.contains("line 1"),
+            "{short}"
+        );
     }
 }
