@@ -4,6 +4,7 @@
 
 use std::{collections::BTreeMap, fmt};
 
+use bonnie_metrics::{Counter, CounterFamily, counter};
 use serde::Serialize;
 
 /// The broker's routers.
@@ -33,7 +34,7 @@ impl fmt::Display for Router {
     }
 }
 
-/// Counts of one router.
+/// Counts of one router, as `bonnie status` shows them.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct RouterCounts {
     /// Messages received.
@@ -55,17 +56,85 @@ pub struct RouterCounts {
     pub refused_messages: u64,
 }
 
+/// The counters of one router ([`RouterCounts`] says what each counts): the series of
+/// `bonnie_broker_router_events_total` for this router, one atomic each.
+#[derive(Debug, Clone)]
+pub struct RouterCounters {
+    /// See [`RouterCounts::messages`].
+    pub messages: Counter,
+    /// See [`RouterCounts::malformed`].
+    pub malformed: Counter,
+    /// See [`RouterCounts::unknown_commands`].
+    pub unknown_commands: Counter,
+    /// See [`RouterCounts::unknown_peers`].
+    pub unknown_peers: Counter,
+    /// See [`RouterCounts::unroutable`].
+    pub unroutable: Counter,
+    /// See [`RouterCounts::refused_connections`].
+    pub refused_connections: Counter,
+    /// See [`RouterCounts::refused_messages`].
+    pub refused_messages: Counter,
+}
+
+impl RouterCounters {
+    fn new(family: &CounterFamily, router: Router) -> Self {
+        let name = router.to_string();
+        let event = |event| counter(family, [("router", &name), ("event", event)]);
+        Self {
+            messages: event("received"),
+            malformed: event("malformed"),
+            unknown_commands: event("unknown_command"),
+            unknown_peers: event("unknown_peer"),
+            unroutable: event("unroutable"),
+            refused_connections: event("refused_connection"),
+            refused_messages: event("refused_message"),
+        }
+    }
+
+    fn snapshot(&self) -> RouterCounts {
+        RouterCounts {
+            messages: self.messages.get(),
+            malformed: self.malformed.get(),
+            unknown_commands: self.unknown_commands.get(),
+            unknown_peers: self.unknown_peers.get(),
+            unroutable: self.unroutable.get(),
+            refused_connections: self.refused_connections.get(),
+            refused_messages: self.refused_messages.get(),
+        }
+    }
+}
+
+/// The broker's routers in the order `bonnie status` lists them.
+const ROUTERS: [Router; 5] = [
+    Router::Dealer,
+    Router::Controller,
+    Router::Worker,
+    Router::Collector,
+    Router::Admin,
+];
+
 /// Counts of every router.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Counters {
-    counts: BTreeMap<Router, RouterCounts>,
+    counts: BTreeMap<Router, RouterCounters>,
     last_warning_s: BTreeMap<Router, i64>,
 }
 
 impl Counters {
-    /// The counts of one router.
-    pub fn get(&mut self, router: Router) -> &mut RouterCounts {
-        self.counts.entry(router).or_default()
+    /// Every router's counters, as series of `family`.
+    pub fn new(family: &CounterFamily) -> Self {
+        Self {
+            counts: ROUTERS
+                .into_iter()
+                .map(|router| (router, RouterCounters::new(family, router)))
+                .collect(),
+            last_warning_s: BTreeMap::new(),
+        }
+    }
+
+    /// The counters of one router.
+    pub fn get(&self, router: Router) -> &RouterCounters {
+        &self.counts[&router]
     }
 
     /// True at most once per second per router.
@@ -81,20 +150,9 @@ impl Counters {
 
     /// Every router's counts by name.
     pub fn snapshot(&self) -> BTreeMap<String, RouterCounts> {
-        [
-            Router::Dealer,
-            Router::Controller,
-            Router::Worker,
-            Router::Collector,
-            Router::Admin,
-        ]
-        .into_iter()
-        .map(|r| {
-            (
-                r.to_string(),
-                self.counts.get(&r).cloned().unwrap_or_default(),
-            )
-        })
-        .collect()
+        self.counts
+            .iter()
+            .map(|(router, counters)| (router.to_string(), counters.snapshot()))
+            .collect()
     }
 }

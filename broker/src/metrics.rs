@@ -1,15 +1,15 @@
 //! The broker's Prometheus metrics: what arrived and how jobs ended (counters, counted where
-//! it happens), and jobs per state, the oldest unfinished job's age and the peers connected
+//! it happens; the routers' own in [`crate::counters`]), and jobs per state, the oldest unfinished job's age and the peers connected
 //! (gauges the server loop refreshes).
 
 use std::sync::atomic::AtomicU64;
 
-use bonnie_metrics::{Counter, Family, Gauge, Labels, Registry, labels, registered};
+use bonnie_metrics::{Counter, CounterFamily, Family, Gauge, Labels, Registry, labels, registered};
 
 /// Jobs per state, as `bonnie status` counts them.
 pub const STATES: [&str; 5] = ["PENDING", "ALLOC", "POSTPONED", "DONE", "FAILED"];
 
-/// The handles the server counts with; each is one atomic.
+/// The handles the server counts with: atomics, and the family of the routers' series.
 pub struct BrokerMetrics {
     /// New notifications stored (a resend of a known one is not counted).
     pub submissions: Counter,
@@ -27,6 +27,8 @@ pub struct BrokerMetrics {
     pub workers: Gauge,
     /// Collectors connected.
     pub collectors: Gauge,
+    /// What each router received, ignored and refused (the counts `bonnie status` shows).
+    pub router_events: CounterFamily,
 }
 
 impl BrokerMetrics {
@@ -74,6 +76,14 @@ impl BrokerMetrics {
         );
         let workers = gauge(registry, "bonnie_broker_workers", "Workers connected");
         let collectors = gauge(registry, "bonnie_broker_collectors", "Collectors connected");
+        let router_events = registered(
+            registry,
+            "bonnie_broker_router_events",
+            "What each router received, ignored and refused: messages received, malformed, \
+             of an unknown command, from an unknown peer, unroutable; connections and \
+             messages refused",
+            CounterFamily::default(),
+        );
         Self {
             submissions,
             resubmissions,
@@ -84,6 +94,7 @@ impl BrokerMetrics {
             oldest_unfinished_age,
             workers,
             collectors,
+            router_events,
         }
     }
 

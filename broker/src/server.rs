@@ -305,7 +305,7 @@ impl Server {
             store,
             jobs,
             routers,
-            counters: Counters::default(),
+            counters: Counters::new(&metrics.router_events),
             policy,
             submissions: Vec::new(),
             updates: Vec::new(),
@@ -439,7 +439,7 @@ impl Server {
             }
         }
         for (router, why) in failed {
-            self.counters.get(router).refused_connections += 1;
+            self.counters.get(router).refused_connections.inc();
             if self.counters.may_log(router) {
                 warn!(router = %router, reason = %why, "Refused a connection.");
             }
@@ -448,7 +448,7 @@ impl Server {
 
     /// Counts and logs a message refused from a peer; false, for the caller to return.
     fn refuse(&mut self, router: Router, identity: &[u8], user: Option<&str>, why: &str) -> bool {
-        self.counters.get(router).refused_messages += 1;
+        self.counters.get(router).refused_messages.inc();
         if self.counters.may_log(router) {
             warn!(router = %router, peer = %printable(identity), key = user.unwrap_or("none"),
                 reason = why, "Refused a message.");
@@ -499,7 +499,7 @@ impl Server {
                     return;
                 }
             };
-            self.counters.get(router).messages += 1;
+            self.counters.get(router).messages.inc();
             let Some((identity, message)) = frames.split_first() else {
                 continue;
             };
@@ -517,9 +517,9 @@ impl Server {
             if let Err(e) = result {
                 let count = self.counters.get(router);
                 if e.is_unknown_command() {
-                    count.unknown_commands += 1;
+                    count.unknown_commands.inc();
                 } else {
-                    count.malformed += 1;
+                    count.malformed.inc();
                 }
                 if self.counters.may_log(router) {
                     warn!(router = %router, peer = %printable(identity), error = %e,
@@ -530,7 +530,7 @@ impl Server {
     }
 
     fn unknown_peer(&mut self, router: Router, identity: &[u8], what: &str) {
-        self.counters.get(router).unknown_peers += 1;
+        self.counters.get(router).unknown_peers.inc();
         if self.counters.may_log(router) {
             warn!(router = %router, peer = %printable(identity), message = what,
                 "Ignored a message from a peer that has not announced itself.");
@@ -541,7 +541,7 @@ impl Server {
         match transport::send_to(self.socket(router), identity, frames) {
             Ok(()) => true,
             Err(e) => {
-                self.counters.get(router).unroutable += 1;
+                self.counters.get(router).unroutable.inc();
                 debug!(router = %router, peer = %printable(identity), error = %e, "Could not send to a peer.");
                 false
             }
@@ -559,7 +559,7 @@ impl Server {
         let host = match user {
             Some(host) => host.to_string(),
             None => protocol::host_of_dealer(identity).unwrap_or_else(|| {
-                self.counters.get(Router::Dealer).unknown_peers += 1;
+                self.counters.get(Router::Dealer).unknown_peers.inc();
                 "unknown".to_string()
             }),
         };

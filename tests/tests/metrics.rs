@@ -91,6 +91,10 @@ fn a_notification_through_the_dealer_daemon_broker_and_worker_is_counted_by_each
     assert_eq!(count(&broker, "bonnie_broker_submissions_total"), 1.0);
     assert_eq!(count(&broker, "bonnie_broker_jobs_failed_total"), 0.0);
     assert_eq!(count(&broker, "bonnie_broker_collectors"), 0.0);
+    let dealer_messages = "bonnie_broker_router_events_total{router=\"dealer\",event=\"received\"}";
+    assert!(count(&broker, dealer_messages) >= 1.0, "{}", broker.body);
+    let refused = "bonnie_broker_router_events_total{router=\"dealer\",event=\"refused_message\"}";
+    assert_eq!(broker.value(refused), Some(0.0), "{}", broker.body);
     for family in [
         "bonnie_broker_resubmissions_total",
         "bonnie_broker_jobs_postponed_total",
