@@ -20,8 +20,8 @@ use serde::Deserialize;
 
 pub use payloads::Payloads;
 
-/// `[plugins.sqlite-storage]`, less the payload store's keys (`payload_store`, `s3_`:
-/// bonnie_payload_store::Settings).
+/// `[plugins.sqlite-storage]`, less the payload store's keys (`payload_store`, `s3_`,
+/// `payload_key_file`: bonnie_payload_store::Settings).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Settings {
@@ -88,15 +88,19 @@ impl SqliteStorage {
                 PluginError::config(format!("invalid configuration for plugin {PLUGIN}: {e}"))
             })?;
         let folder = LocalFolder::new(host.path(&settings.payload_dir));
+        let sealer = store
+            .sealer(PLUGIN, |p| host.path(p))
+            .map_err(PluginError::config)?;
         let payloads = match store
             .s3_config(PLUGIN, |p| host.path(p))
             .map_err(PluginError::config)?
         {
-            None => Payloads::InDatabase(Some(folder)),
+            None => Payloads::in_database(folder, sealer),
             Some(config) => {
                 let bucket = S3Bucket::connect(&config)
-                    .map_err(|e| PluginError::config(format!("[plugins.{PLUGIN}] {e}")))?;
-                Payloads::Beyond(Arc::new(HandedOver::new(bucket, folder)))
+                    .map_err(|e| PluginError::config(format!("[plugins.{PLUGIN}] {e}")))?
+                    .sealed_by(sealer.clone());
+                Payloads::beyond(Arc::new(HandedOver::new(bucket, folder)), sealer)
             }
         };
         let path = host.path(&settings.path);
@@ -319,18 +323,17 @@ impl Storage for SqliteStorage {
     }
 
     fn put_payload(&self, bytes: &[u8]) -> Result<String, PluginError> {
-        if let Payloads::Beyond(store) = &self.payloads {
+        if let Some(store) = self.payloads.store_beyond() {
             return store.put(bytes).map_err(payload_error);
         }
         let digest = bonnie_core::payload::digest(bytes);
-        let compressed = bonnie_core::payload::compress(bytes)
-            .map_err(|e| PluginError::transient(format!("cannot compress a payload: {e}")))?;
+        let data = self.payloads.row(&digest, bytes).map_err(payload_error)?;
         // Synced with the log entry that refers to it, which is written after.
         self.write(false, |conn| {
             conn.prepare_cached(
                 "INSERT OR IGNORE INTO payloads (digest, size, stored_ms, data) VALUES (?1, ?2, ?3, ?4)",
             )?
-            .execute(rusqlite::params![digest, bytes.len() as i64, bonnie_core::time::now_ms(), compressed])
+            .execute(rusqlite::params![digest, bytes.len() as i64, bonnie_core::time::now_ms(), data])
             .map(|_| ())
         })?;
         Ok(digest)
@@ -344,9 +347,11 @@ impl Storage for SqliteStorage {
                 .optional()
         })?;
         if let Some((size, data)) = stored {
-            return bonnie_core::payload::decompress(&data, size as usize)
+            return self
+                .payloads
+                .open_row(digest, size, &data)
                 .map(Some)
-                .map_err(|e| PluginError::transient(format!("payload {digest} is damaged: {e}")));
+                .map_err(payload_error);
         }
         self.payloads.beyond_database(digest).map_err(payload_error)
     }

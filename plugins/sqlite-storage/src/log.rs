@@ -44,7 +44,7 @@ fn payload_bytes(conn: &Connection, index: &TextIndex, digest: &str) -> Option<V
         .ok()
         .flatten();
     match stored {
-        Some((size, data)) => payload::decompress(&data, size as usize).ok(),
+        Some((size, data)) => index.payloads.open_row(digest, size, &data).ok(),
         None => index.payloads.beyond_database(digest).ok().flatten(),
     }
 }
