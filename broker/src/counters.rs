@@ -22,6 +22,17 @@ pub enum Router {
     Admin,
 }
 
+impl Router {
+    /// Every router, in the order the server polls them.
+    pub const ALL: [Router; 5] = [
+        Router::Dealer,
+        Router::Controller,
+        Router::Worker,
+        Router::Collector,
+        Router::Admin,
+    ];
+}
+
 impl fmt::Display for Router {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -104,15 +115,6 @@ impl RouterCounters {
     }
 }
 
-/// The broker's routers in the order `bonnie status` lists them.
-const ROUTERS: [Router; 5] = [
-    Router::Dealer,
-    Router::Controller,
-    Router::Worker,
-    Router::Collector,
-    Router::Admin,
-];
-
 /// Counts of every router.
 #[derive(Debug)]
 pub struct Counters {
@@ -124,7 +126,7 @@ impl Counters {
     /// Every router's counters, as series of `family`.
     pub fn new(family: &CounterFamily) -> Self {
         Self {
-            counts: ROUTERS
+            counts: Router::ALL
                 .into_iter()
                 .map(|router| (router, RouterCounters::new(family, router)))
                 .collect(),

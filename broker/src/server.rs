@@ -47,15 +47,6 @@ const UPDATE_BATCH: usize = 2048;
 /// Longest a state change waits for company before it is committed, in milliseconds.
 const UPDATE_DELAY_MS: i64 = 20;
 
-/// The routers in poll order.
-const ROUTERS: [Router; 5] = [
-    Router::Dealer,
-    Router::Controller,
-    Router::Worker,
-    Router::Collector,
-    Router::Admin,
-];
-
 /// The routers, in poll order.
 struct Routers {
     dealer: Socket,
@@ -87,7 +78,7 @@ impl Router {
 
     /// The router a ZAP domain names (the domain is the router's name).
     fn of_domain(domain: &str) -> Option<Router> {
-        ROUTERS.into_iter().find(|r| r.to_string() == domain)
+        Router::ALL.into_iter().find(|r| r.to_string() == domain)
     }
 }
 
@@ -272,7 +263,7 @@ impl Server {
         let mut auth = auth;
         if let Some(auth) = &mut auth {
             let r = &routers;
-            for (router, socket) in ROUTERS.into_iter().zip([
+            for (router, socket) in Router::ALL.into_iter().zip([
                 &r.dealer,
                 &r.controller,
                 &r.worker,
@@ -350,7 +341,7 @@ impl Server {
             if readable.iter().skip(6).any(|r| *r) {
                 self.count_failed_handshakes();
             }
-            for (router, ready) in ROUTERS.into_iter().zip(readable) {
+            for (router, ready) in Router::ALL.into_iter().zip(readable) {
                 if ready {
                     self.drain(router);
                 }
@@ -432,7 +423,7 @@ impl Server {
     fn count_failed_handshakes(&mut self) {
         let Some(auth) = &self.auth else { return };
         let mut failed = Vec::new();
-        for (router, monitor) in ROUTERS.into_iter().zip(&auth.monitors) {
+        for (router, monitor) in Router::ALL.into_iter().zip(&auth.monitors) {
             match transport::handshake_failures(monitor) {
                 Ok(list) => failed.extend(list.into_iter().map(|why| (router, why))),
                 Err(e) => warn!(router = %router, error = %e, "Reading handshake events failed."),
