@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use bonnie_payload_store::PayloadStore;
+use bonnie_payload_store::{PayloadStore, Sealer};
 use bonnie_plugin_api::PluginError;
 use elasticsearch::{
     Elasticsearch,
@@ -38,6 +38,8 @@ pub struct Es {
     pub(crate) reads_back_log: bool,
     /// Where payloads are kept when not as documents of this server (`with_payload_store`).
     pub(crate) payload_store: Option<Arc<dyn PayloadStore>>,
+    /// How payload documents are sealed and opened (`with_payload_sealer`).
+    pub(crate) payload_sealer: Sealer,
 }
 
 impl Es {
@@ -119,6 +121,7 @@ impl Es {
             recent_writes: Mutex::new(RecentWrites::default()),
             reads_back_log: false,
             payload_store: None,
+            payload_sealer: Sealer::default(),
         })
     }
 

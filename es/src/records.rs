@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use bonnie_payload_store::PayloadStore;
+use bonnie_payload_store::{PayloadStore, Sealer};
 use bonnie_plugin_api::{IndexTerm, PluginError, Record, RecordQuery};
 use elasticsearch::{DeleteParts, GetParts, IndexParts, SearchParts, params::Refresh};
 use serde_json::{Value, json};
@@ -327,6 +327,13 @@ impl Es {
         self
     }
 
+    /// Seals the payloads it keeps as documents with `sealer` (a store beyond the server seals
+    /// its own); documents kept plain before still read.
+    pub fn with_payload_sealer(mut self, sealer: Sealer) -> Self {
+        self.payload_sealer = sealer;
+        self
+    }
+
     /// Removes the payload of `digest`: its document, and its object in the payload store if
     /// there is one. True if the document was there.
     pub fn remove_payload(&self, digest: &str) -> Result<bool, PluginError> {
@@ -340,27 +347,38 @@ impl Es {
     pub fn payload_location(&self) -> String {
         match &self.payload_store {
             Some(store) => store.location(),
+            None if self.payload_sealer.seals() => {
+                format!("the index {}payloads, sealed", self.settings.records_prefix)
+            }
             None => format!("the index {}payloads", self.settings.records_prefix),
         }
     }
 
     /// Keeps a payload once: in the payload store if there is one, else compressed in the
     /// `<records_prefix>payloads` index under its digest (`create`: a payload already kept is
-    /// left as it is).
+    /// left as it is), its zstd frame in `zstd_base64`, or sealed in `sealed_base64` when
+    /// the sealer seals.
     pub fn put_payload(&self, bytes: &[u8]) -> Result<String, PluginError> {
         if let Some(store) = &self.payload_store {
             return store.put(bytes).map_err(payload_error);
         }
         self.ensure_templates()?;
         let digest = bonnie_core::payload::digest(bytes);
-        let compressed = bonnie_core::payload::compress(bytes)
-            .map_err(|e| PluginError::transient(format!("cannot compress a payload: {e}")))?;
+        let kept = self
+            .payload_sealer
+            .keep(&digest, bytes)
+            .map_err(payload_error)?;
+        let field = if self.payload_sealer.seals() {
+            SEALED_FIELD
+        } else {
+            PLAIN_FIELD
+        };
         let index = self.records_index("payloads")?;
         let document = json!({
             "collection": "payloads",
             "key": digest,
             "time_ms": bonnie_core::time::now_ms(),
-            "body": { "size": bytes.len(), "zstd_base64": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &compressed) },
+            "body": { "size": bytes.len(), field: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &kept) },
         });
         self.runtime.block_on(async {
             let response = self
@@ -394,8 +412,9 @@ impl Es {
         let body: Value = serde_json::from_str(record.body.as_str()).unwrap_or(Value::Null);
         let broken =
             |what: &str| PluginError::transient(format!("payload {digest} is damaged: {what}"));
-        let compressed = body
-            .get("zstd_base64")
+        let kept = body
+            .get(SEALED_FIELD)
+            .or_else(|| body.get(PLAIN_FIELD))
             .and_then(Value::as_str)
             .and_then(|b| {
                 base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b).ok()
@@ -404,15 +423,19 @@ impl Es {
         let size = body
             .get("size")
             .and_then(Value::as_u64)
-            .ok_or_else(|| broken("no size"))? as usize;
-        let bytes = bonnie_core::payload::decompress(&compressed, size)
-            .map_err(|e| broken(&e.to_string()))?;
-        if bonnie_core::payload::digest(&bytes) != digest {
-            return Err(broken("it does not match its digest"));
-        }
-        Ok(Some(bytes))
+            .ok_or_else(|| broken("no size"))?;
+        self.payload_sealer
+            .open(digest, size, &kept)
+            .map(Some)
+            .map_err(payload_error)
     }
 }
+
+/// The field of a payload document holding its zstd frame, base64.
+const PLAIN_FIELD: &str = "zstd_base64";
+
+/// The field of a payload document holding its sealed frame, base64 (`payload_key_file`).
+const SEALED_FIELD: &str = "sealed_base64";
 
 /// A payload store's failure: damage and a store that does not answer alike fail the job,
 /// which is tried again.

@@ -45,13 +45,17 @@ impl EsStorage {
         let settings: bonnie_es::Settings =
             serde_json::from_value(serde_json::Value::Object(table))
                 .map_err(|e| invalid(e.to_string()))?;
+        let sealer = store
+            .sealer(PLUGIN, |p| host.path(p))
+            .map_err(PluginError::config)?;
         let bucket = match store
             .s3_config(PLUGIN, |p| host.path(p))
             .map_err(PluginError::config)?
         {
             Some(config) => Some(
                 S3Bucket::connect(&config)
-                    .map_err(|e| PluginError::config(format!("[plugins.{PLUGIN}] {e}")))?,
+                    .map_err(|e| PluginError::config(format!("[plugins.{PLUGIN}] {e}")))?
+                    .sealed_by(sealer.clone()),
             ),
             None if payload_dir.is_some() => {
                 return Err(PluginError::config(format!(
@@ -60,7 +64,9 @@ impl EsStorage {
             }
             None => None,
         };
-        let mut es = Es::for_plugin_with(&host, PLUGIN, settings)?.reading_back_log();
+        let mut es = Es::for_plugin_with(&host, PLUGIN, settings)?
+            .reading_back_log()
+            .with_payload_sealer(sealer);
         if let Some(bucket) = bucket {
             let store: Arc<dyn PayloadStore> = match payload_dir {
                 Some(dir) => Arc::new(HandedOver::new(bucket, LocalFolder::new(dir))),
