@@ -1,6 +1,6 @@
 //! The broker's Prometheus metrics: what arrived and how jobs ended (counters, counted where
-//! it happens; the routers' own in [`crate::counters`]), and jobs per state, the oldest unfinished job's age and the peers connected
-//! (gauges the server loop refreshes).
+//! it happens; the routers' own in [`crate::counters`]), and jobs per state, the oldest
+//! unfinished job's age and the peers connected (gauges the server loop refreshes).
 
 use std::sync::atomic::AtomicU64;
 

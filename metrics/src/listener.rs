@@ -95,8 +95,9 @@ impl MetricsServer {
 }
 
 /// Serves `registry` on `address` (the value of `key`, for error messages) within the
-/// default [`Limits`]. `None` when `address` is empty: metrics are off. The socket is bound
-/// before this returns, so a bad address or a port in use fails the daemon's start-up.
+/// default limits (5 s for a request's head, 30 s for a connection, 8 connections at once).
+/// `None` when `address` is empty: metrics are off. The socket is bound before this returns,
+/// so a bad address or a port in use fails the daemon's start-up.
 pub fn serve(
     key: &str,
     address: &str,
