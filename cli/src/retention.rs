@@ -3,7 +3,10 @@
 //! (an action whose record the broker does not keep does not happen), and listings and plans
 //! are audited reads. The plan changes nothing.
 
-use std::sync::{Arc, atomic::AtomicBool};
+use std::{
+    io::IsTerminal as _,
+    sync::{Arc, atomic::AtomicBool},
+};
 
 use anyhow::Context as _;
 use bonnie_core::{Config, time::now_ms};
@@ -63,6 +66,17 @@ pub enum RetentionCommand {
     /// Shows what the rules would purge now and what holds keep, per rule, with a sample;
     /// changes nothing.
     Plan {
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Purges what the rules say has expired and no hold keeps: each batch written to the
+    /// verifiable log first, then its entries purged and the payloads no kept entry names
+    /// removed. Run `bonnie retention plan` first to see what goes.
+    Apply {
+        /// Purge without asking (for a timer); without it, only the plan's totals are shown.
+        #[arg(long)]
+        yes: bool,
         /// JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -227,6 +241,60 @@ pub fn retention(
                 println!("{}", serde_json::to_value(&plan)?);
             } else {
                 print!("{}", render_plan(&plan));
+            }
+        }
+        RetentionCommand::Apply { yes, json } => {
+            let policy = policy(config)?;
+            let storage = storage(config)?;
+            if !yes {
+                let holds = Holds::standing(&storage)?;
+                let plan = bonnie_retention::plan(&storage, &policy, &holds, Timestamp::now())?;
+                print!("{}", render_plan(&plan));
+                anyhow::bail!(
+                    "nothing was purged: `bonnie retention apply --yes` purges the {} entries above",
+                    plan.purged
+                );
+            }
+            let terminal = std::io::stderr().is_terminal();
+            let report = auditor.change("retention apply", json!({}), None, || {
+                Ok(bonnie_retention::purge(
+                    &storage,
+                    &policy,
+                    Timestamp::now(),
+                    |batch| {
+                        let params = serde_json::to_value(batch).unwrap_or_default();
+                        auditor
+                            .step("retention purge", params, batch.entries.len() as u64)
+                            .map_err(|e| {
+                                bonnie_retention::RetentionError::NotRecorded(format!("{e:#}"))
+                            })
+                    },
+                    |done, total| {
+                        if terminal {
+                            eprint!("\rbonnie retention apply: {done} of {total} expired entries");
+                            if done == total {
+                                eprintln!();
+                            }
+                        }
+                    },
+                )?)
+            })?;
+            auditor.step(
+                "retention apply",
+                serde_json::to_value(&report)?,
+                report.purged,
+            )?;
+            if *json {
+                println!("{}", serde_json::to_value(&report)?);
+            } else {
+                println!(
+                    "Purged {} entries and {} payloads ({} payloads kept for entries kept); {} expired entries are kept by holds. {} purge records are in the log.",
+                    report.purged,
+                    report.payloads_removed,
+                    report.payloads_kept,
+                    report.held,
+                    report.records
+                );
             }
         }
     }

@@ -72,6 +72,7 @@ pub fn run(
     let notes = Notes {
         unattested: found.unattested.iter().copied().collect(),
         audits: found.audits.iter().copied().collect(),
+        purged: found.purged.len() as u64,
     };
     let recomputed = found.recomputed(&store)?;
     let report = bonnie_ledger::verify(&key, &checkpoints, store.leaves(), recomputed)
@@ -126,6 +127,8 @@ struct ReadBack {
     unattested: Vec<u64>,
     /// Audit leaves.
     audits: Vec<u64>,
+    /// Record leaves a purge record says retention purged, whose record storage holds purged.
+    purged: Vec<u64>,
 }
 
 /// What the report says beside a finding at a sequence number.
@@ -134,6 +137,8 @@ struct Notes {
     unattested: std::collections::HashSet<u64>,
     /// Audit leaves, whose records are in the job store.
     audits: std::collections::HashSet<u64>,
+    /// Record leaves retention purged (their records gone, as purge records in the log say).
+    purged: u64,
 }
 
 /// Reads back the record and payloads of every leaf in `range` (an audit leaf's record from
@@ -151,7 +156,9 @@ fn read_back(
         differing: HashMap::new(),
         unattested: Vec::new(),
         audits: Vec::new(),
+        purged: Vec::new(),
     };
+    let purges = purged_by_retention(conn)?;
     // The log's entries that storage disagrees with, by record digest: a record found under
     // another leaf's id was moved there (two records swapped), not changed.
     let mut logged_digests: HashMap<Hash, Entry> = HashMap::new();
@@ -175,7 +182,16 @@ fn read_back(
             if logged.entry.record_digest == UNATTESTED {
                 back.unattested.push(seq);
             }
-            recompute(storage, &logged.entry.id)?
+            // A record retention purged (a purge record in the log names it with the digest
+            // its leaf commits to) is as its leaf says once storage holds it purged.
+            if purges.get(&logged.entry.id) == Some(&logged.entry.record_digest)
+                && held_purged(storage, &logged.entry.id)?
+            {
+                back.purged.push(seq);
+                Some(logged.entry.clone())
+            } else {
+                recompute(storage, &logged.entry.id)?
+            }
         };
         match found {
             None => back.missing.push(seq),
@@ -224,6 +240,51 @@ impl ReadBack {
             Some(LeafData { seq, entry })
         }))
     }
+}
+
+/// The record digest of every entry the job store's purge records (audit records of
+/// `retention purge`) name, by job id. Each purge record is itself a leaf of the log, checked
+/// with the others.
+fn purged_by_retention(conn: &Connection) -> anyhow::Result<HashMap<String, Hash>> {
+    let mut purged = HashMap::new();
+    let mut stmt = conn
+        .prepare("SELECT record FROM audit_records ORDER BY seq")
+        .context("cannot read the audit records in the job store")?;
+    let rows = stmt
+        .query_map([], |row| row.get::<_, Vec<u8>>(0))
+        .context("cannot read the audit records in the job store")?;
+    for bytes in rows {
+        let bytes = bytes.context("cannot read an audit record")?;
+        let Ok(record) = serde_json::from_slice::<Value>(&bytes) else {
+            continue;
+        };
+        if record["action"] != "retention purge" || record["outcome"] != "ok" {
+            continue;
+        }
+        // Kept as canonical bytes: nested fields at their dotted paths.
+        for entry in record["params.entries"].as_array().into_iter().flatten() {
+            if let (Some(id), Some(digest)) = (
+                entry["job_id"].as_str(),
+                entry["record_digest"]
+                    .as_str()
+                    .and_then(bonnie_core::ledger::from_hex),
+            ) {
+                purged.insert(id.to_string(), digest);
+            }
+        }
+    }
+    Ok(purged)
+}
+
+/// True if storage holds job `id`'s log record purged: gone, or its tombstone.
+fn held_purged(storage: &StorageClient, id: &str) -> anyhow::Result<bool> {
+    let record = storage
+        .get("log", id)
+        .map_err(|e| anyhow::anyhow!("cannot read job {id}'s log record: {}", e.message))?;
+    Ok(record.is_none_or(|r| {
+        serde_json::from_str::<Value>(r.body.as_str())
+            .is_ok_and(|body| bonnie_retention::plan::is_tombstone(&body))
+    }))
 }
 
 /// The entry of job `id` as storage holds it: its log record's digest and the digest of each
@@ -322,6 +383,7 @@ fn print_report(report: &Report, notes: &Notes, json: bool) {
             "{}",
             json!({
                 "leaves": report.leaves,
+                "purged": notes.purged,
                 "checkpoints": report.checkpoints,
                 "verified": report.is_clean(),
                 "first_bad_seq": first_bad,
@@ -332,8 +394,9 @@ fn print_report(report: &Report, notes: &Notes, json: bool) {
     }
     match report.first() {
         None => println!(
-            "The log verifies: {} leaves, {} signed checkpoint{}.",
+            "The log verifies: {} leaves ({} records purged by retention, as purge records in the log say), {} signed checkpoint{}.",
             report.leaves,
+            notes.purged,
             report.checkpoints,
             if report.checkpoints == 1 { "" } else { "s" }
         ),

@@ -5,10 +5,12 @@
 pub mod holds;
 mod pattern;
 pub mod plan;
+pub mod purge;
 pub mod rules;
 
 pub use holds::{Hold, Holds, Release};
 pub use plan::{Plan, plan, walk};
+pub use purge::{PurgeBatch, PurgeReport, PurgedEntry, purge};
 pub use rules::{Entry, Keep, Kind, Policy, RetentionConfig};
 
 /// What retention can fail with.
@@ -20,6 +22,12 @@ pub enum RetentionError {
     /// A hold cannot be placed, released or read.
     #[error("{0}")]
     Hold(String),
+    /// A stored record cannot be read as the log's leaves read it.
+    #[error("{0}")]
+    Record(String),
+    /// The step that writes a purge record failed: nothing of its batch was deleted.
+    #[error("the purge record was not written, so nothing more was purged: {0}")]
+    NotRecorded(String),
     /// The storage failed.
     #[error("storage: {0}")]
     Storage(bonnie_plugin_api::PluginError),

@@ -33,6 +33,11 @@ pub struct Decided<'a> {
     pub held_by: Vec<&'a str>,
 }
 
+/// True if a log record is a purged entry's tombstone (what the storage leaves in its place).
+pub fn is_tombstone(record: &serde_json::Value) -> bool {
+    record.get("purged") == Some(&serde_json::Value::Bool(true))
+}
+
 /// Calls `visit` with the decision for every log entry older than the newest cutoff of the
 /// policy at `now` (no younger entry can have expired), oldest first; stops at the first error
 /// `visit` returns. How many entries were examined.
@@ -76,6 +81,9 @@ pub fn walk(
             }
             let body: serde_json::Value =
                 serde_json::from_str(record.body.as_str()).unwrap_or_default();
+            if is_tombstone(&body) {
+                continue;
+            }
             let entry = Entry::of_record(key, time_ms, &body);
             let decision = policy.decide(&entry);
             examined += 1;

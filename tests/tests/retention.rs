@@ -3,13 +3,14 @@
 //! its custodian's entries out of what a purge would remove until it is released, a hold's
 //! query narrows it, and every step is an audit record in the verifiable log.
 
+use bonnie_plugin_api::RecordQuery;
 use bonnie_tests::{
     cluster::Cluster,
     on_both_storages, paths, process,
-    storages::{Archive, Storage},
+    storages::{self, Archive, Storage},
     worker::ARCHIVE_HANDLERS,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Sessions and flag changes are kept a day, the flag changes in John's INBOX forever (the
 /// longest rule wins for them), everything else forever. The scenario is days old, so a day
@@ -44,9 +45,15 @@ const JANE_SESSIONS: u64 = 2;
 /// the folder's owner). John's 14 in his INBOX are kept forever.
 const JANE_FLAGS: u64 = 1;
 
+/// The archive's signing key, relative to the configuration.
+const LEDGER: &str = "[ledger]\nsigning_key = \"var/archive.key\"\n";
+
+/// The scenario archived on `storage` with the retention rules, its log signed.
 fn archived(storage: Storage) -> (Cluster, Archive) {
-    let cluster = Cluster::new(&ARCHIVE_HANDLERS, RETENTION);
+    let cluster = Cluster::new(&ARCHIVE_HANDLERS, &format!("{RETENTION}\n{LEDGER}"));
     let archive = cluster.use_storage(storage);
+    let init = cluster.bonnie(&["ledger", "init", "--name", "retention.test/bonnie"]);
+    assert!(init.status.success(), "{}", process::describe(&init));
     let broker = cluster.start_broker();
     for line in paths::scenario() {
         let dealt = cluster.deal(line.as_bytes());
@@ -254,7 +261,255 @@ fn a_plan_follows_the_longest_rule_and_holds_keep_what_they_cover_until_released
     );
 }
 
-on_both_storages!(a_plan_follows_the_longest_rule_and_holds_keep_what_they_cover_until_released);
+/// `bonnie verify --json`: whether it passed, and its report.
+fn verify(cluster: &Cluster) -> (bool, Value) {
+    let output = cluster.bonnie(&["verify", "--json"]);
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("verify printed no JSON: {}", process::describe(&output)));
+    (output.status.success(), report)
+}
+
+/// The log entries of `event` in the storage, as stored (tombstones included), by job id.
+fn keyed_entries(cluster: &Cluster, event: &str) -> Vec<(String, Value)> {
+    let storage = storages::open(&cluster.config());
+    let query = RecordQuery {
+        collection: "log".into(),
+        all: true,
+        ..RecordQuery::default()
+    };
+    storage
+        .query(&query)
+        .unwrap()
+        .iter()
+        .map(|r| (r.key.to_string(), r.json().unwrap()))
+        .filter(|(_, r)| r["event"] == event)
+        .collect()
+}
+
+/// The log entries of `event` in the storage, as stored (tombstones included).
+fn entries(cluster: &Cluster, event: &str) -> Vec<Value> {
+    keyed_entries(cluster, event)
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect()
+}
+
+fn apply_purges_what_expired_keeps_what_a_hold_covers_and_the_log_still_verifies(storage: Storage) {
+    let (cluster, _archive) = archived(storage);
+    let _broker = cluster.start_broker();
+    bonnie(&cluster, &["checkpoint"]);
+    bonnie(
+        &cluster,
+        &[
+            "hold",
+            "create",
+            "Case 2026-17",
+            "--custodian",
+            "jane.doe@example.org",
+            "--reason",
+            "litigation hold",
+        ],
+    );
+
+    // Without --yes nothing goes.
+    let asked = cluster.bonnie(&["retention", "apply"]);
+    assert!(!asked.status.success(), "{}", process::describe(&asked));
+    assert_eq!(
+        counts(&plan(&cluster), "sessions").1,
+        SESSIONS - JANE_SESSIONS
+    );
+
+    let report: Value = serde_json::from_str(&bonnie(
+        &cluster,
+        &["retention", "apply", "--yes", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(
+        report["purged"].as_u64(),
+        Some(SESSIONS - JANE_SESSIONS),
+        "{report}"
+    );
+    assert_eq!(
+        report["held"].as_u64(),
+        Some(JANE_SESSIONS + JANE_FLAGS),
+        "{report}"
+    );
+    let after = plan(&cluster);
+    assert_eq!(
+        after["purged"].as_u64(),
+        Some(0),
+        "nothing left to purge: {after}"
+    );
+    assert_eq!(
+        after["held"].as_u64(),
+        Some(JANE_SESSIONS + JANE_FLAGS),
+        "{after}"
+    );
+
+    // The purged logins are tombstones that name no one; Jane's is whole.
+    let logins = entries(&cluster, "Login");
+    let (purged, whole): (Vec<&Value>, Vec<&Value>) =
+        logins.iter().partition(|r| r["purged"] == json!(true));
+    assert_eq!(
+        purged.len(),
+        7,
+        "the admin's four and John's three, not Jane's: {logins:?}"
+    );
+    assert!(
+        purged
+            .iter()
+            .all(|r| r.get("user").is_none() && !r.to_string().contains("john.doe")),
+        "{purged:?}"
+    );
+    assert_eq!(whole.len(), 1, "{whole:?}");
+    assert_eq!(whole[0]["user"], "jane.doe@example.org");
+
+    // The log verifies: each purged record is named by a purge record in the log with the
+    // digest its leaf commits to.
+    bonnie(&cluster, &["checkpoint"]);
+    let (passed, verified) = verify(&cluster);
+    assert!(passed, "{verified}");
+    assert_eq!(
+        verified["purged"].as_u64(),
+        Some(SESSIONS - JANE_SESSIONS),
+        "{verified}"
+    );
+
+    // Released, the hold no longer keeps Jane's: the next run purges them.
+    bonnie(
+        &cluster,
+        &["hold", "release", "Case 2026-17", "--reason", "settled"],
+    );
+    let report: Value = serde_json::from_str(&bonnie(
+        &cluster,
+        &["retention", "apply", "--yes", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(
+        report["purged"].as_u64(),
+        Some(JANE_SESSIONS + JANE_FLAGS),
+        "{report}"
+    );
+    let (passed, verified) = verify(&cluster);
+    assert!(passed, "{verified}");
+    assert_eq!(
+        verified["purged"].as_u64(),
+        Some(SESSIONS + JANE_FLAGS),
+        "{verified}"
+    );
+
+    // Every run is audited: requested, each batch's purge record with the digests, done.
+    let audit: Value = serde_json::from_str(&bonnie(&cluster, &["audit", "--json"])).unwrap();
+    let records = audit.as_array().unwrap();
+    let purges: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["action"] == "retention purge")
+        .collect();
+    let named: usize = purges
+        .iter()
+        .map(|r| r["params"]["entries"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(named as u64, SESSIONS + JANE_FLAGS, "{purges:?}");
+    assert!(purges.iter().all(|r| {
+        r["params"]["entries"].as_array().unwrap().iter().all(|e| {
+            e["record_digest"].as_str().is_some_and(|d| d.len() == 64) && e["rule"].is_string()
+        })
+    }));
+    assert!(
+        records
+            .iter()
+            .any(|r| r["action"] == "retention apply" && r["outcome"] == "requested"),
+        "{records:?}"
+    );
+
+    // A record purged behind retention's back (no purge record names it) is still a finding.
+    let (id, _) = keyed_entries(&cluster, "MailboxCreate").remove(0);
+    assert!(
+        storages::open(&cluster.config())
+            .delete("log", &id)
+            .unwrap()
+    );
+    let (passed, verified) = verify(&cluster);
+    assert!(!passed, "a purge without its record passed: {verified}");
+    let finding = &verified["findings"][0];
+    assert_eq!(finding["kind"], "changed", "{verified}");
+    assert!(
+        finding["detail"].as_str().unwrap().contains(&id),
+        "{verified}"
+    );
+}
+
+/// A message in Drafts (kept a day) and the same message in the INBOX (kept forever), and
+/// another only in Drafts: the purge removes both drafts and the payload only they named,
+/// and keeps the payload the INBOX copy names.
+fn a_payload_another_kept_entry_names_survives_the_purge(storage: Storage) {
+    let cluster = Cluster::new(
+        &["bonnie-messageappend", "bonnie-jsonl-input"],
+        "[plugins.jsonl-input]\nfiles = [\"in.jsonl\"]\njournal = \"var/jsonl-input/outcomes.jsonl\"\n\n\
+         [retention]\n[[retention.rule]]\nname = \"drafts\"\nfolders = [\"Drafts\"]\nkeep = \"1d\"\n",
+    );
+    let _archive = cluster.use_storage(storage);
+    let shared = b"From: a@example.org\r\nSubject: shared\r\n\r\nKept in the INBOX.\r\n".as_slice();
+    let alone = b"From: a@example.org\r\nSubject: alone\r\n\r\nOnly a draft.\r\n".as_slice();
+    let append = |folder: &str, uid: u64, message: &[u8]| {
+        json!({
+            "event": "MessageAppend",
+            "timestamp": "2026-11-01T08:00:00.000Z",
+            "uri": format!("imap://imap.example.org/user/anna%40example.org{folder};UIDVALIDITY=7/;UID={uid}"),
+            "user": "anna@example.org",
+            "messageContent": { uid.to_string(): { "data": String::from_utf8_lossy(message) } },
+        })
+        .to_string()
+    };
+    let lines = [
+        append("/Drafts", 1, shared),
+        append("", 1, shared),
+        append("/Drafts", 2, alone),
+    ];
+    std::fs::write(cluster.path().join("in.jsonl"), lines.join("\n") + "\n").unwrap();
+    let _broker = cluster.start_broker();
+    let worker = cluster.start_worker("worker-1");
+    process::wait_until("the three appends archived", || {
+        entries(&cluster, "MessageAppend").len() == 3
+    });
+    drop(worker);
+    let client = storages::open(&cluster.config());
+    let digest = |m: &[u8]| bonnie_core::payload::digest(m);
+    assert!(client.get_payload(&digest(alone)).unwrap().is_some());
+
+    let report: Value = serde_json::from_str(&bonnie(
+        &cluster,
+        &["retention", "apply", "--yes", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(report["purged"].as_u64(), Some(2), "both drafts: {report}");
+    assert_eq!(report["payloads_removed"].as_u64(), Some(1), "{report}");
+    assert_eq!(report["payloads_kept"].as_u64(), Some(1), "{report}");
+    let client = storages::open(&cluster.config());
+    assert_eq!(
+        client.get_payload(&digest(shared)).unwrap().as_deref(),
+        Some(shared),
+        "the INBOX copy's payload stays"
+    );
+    assert_eq!(
+        client.get_payload(&digest(alone)).unwrap(),
+        None,
+        "the draft's alone is gone"
+    );
+    let appends = entries(&cluster, "MessageAppend");
+    let whole: Vec<&Value> = appends
+        .iter()
+        .filter(|r| r["purged"] != json!(true))
+        .collect();
+    assert_eq!(whole.len(), 1, "{appends:?}");
+    assert_eq!(whole[0]["folder_name"], "INBOX", "{whole:?}");
+}
+
+on_both_storages!(
+    a_plan_follows_the_longest_rule_and_holds_keep_what_they_cover_until_released,
+    apply_purges_what_expired_keeps_what_a_hold_covers_and_the_log_still_verifies,
+    a_payload_another_kept_entry_names_survives_the_purge,
+);
 
 #[test]
 fn a_retention_rule_that_does_not_parse_is_refused_naming_it() {
