@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs a built bonnie package on this machine, runs the installed broker and a worker from
-# their installed paths as user bonnie with the packaged /etc/bonnie/bonnie.toml, hands them one
-# Cyrus notification through the installed dealer, waits until it is archived, then purges the
-# package and checks that nothing it made is left. Run as root on a machine without bonnie
-# installed: it adds and removes the user bonnie and /var/lib/bonnie.
+# their installed paths as user bonnie with the packaged /etc/bonnie/bonnie.toml, checks that
+# configuration with `bonnie config check`, hands them one Cyrus notification through the
+# installed dealer, waits until it is archived, then purges the package and checks that nothing
+# it made is left. Run as root on a machine without bonnie installed: it adds and removes the
+# user bonnie and /var/lib/bonnie.
 # Usage: packaging/install-check.sh target/debian/bonnie_<version>_amd64.deb
 set -euo pipefail
 deb=${1:?usage: packaging/install-check.sh PACKAGE.deb}
@@ -47,6 +48,8 @@ wait_for "the installed broker to answer" as_bonnie bonnie status --timeout 1
 "${become_bonnie[@]}" bonnie-worker --log-file /var/log/bonnie/worker.log & pids+=($!)
 wait_for "the installed worker to connect" \
     sh -c 'setpriv --reuid=bonnie --regid=bonnie --init-groups -- bonnie status | grep -q "^Workers: [1-9]"'
+# The packaged configuration, its keys, plugins and the peers this host's roles reach.
+as_bonnie bonnie config check --role broker,dealer,worker
 
 printf '%s' "$notification" | as_bonnie bonnie-dealer
 wait_for "the notification to be archived" \
