@@ -5,9 +5,10 @@
 //! names its key; the storage reads it back as it was, and reads what it stored plain before
 //! the key was configured; after a rotation (a second key appended to the file) old and new
 //! payloads read, a key file without the old key names the key it lacks, and a sealed byte
-//! changed is refused as damage. `bonnie verify` passes a sealed archive and names a payload
-//! whose sealed bytes were changed by one byte; a key file others may read, or a malformed one,
-//! stops the worker at start naming the file.
+//! changed is refused as damage. With `payload_store = "s3"` the bucket's objects are sealed,
+//! the collector's handed-over file among them. `bonnie verify` passes a sealed archive and
+//! names a payload whose sealed bytes were changed by one byte; a key file others may read,
+//! or a malformed one, stops the worker at start naming the file.
 
 use std::{
     os::unix::fs::PermissionsExt,
@@ -19,6 +20,7 @@ use bonnie_ledger::{ArchiveKey, LeafData, LeafKind, SqliteStore};
 use bonnie_tests::{
     cluster::Cluster,
     lab::CyrusLab,
+    moto::MotoServer,
     on_both_storages, paths, process,
     search_server::SearchServer,
     storages::{self, Storage},
@@ -334,6 +336,43 @@ fn payloads_are_sealed_at_rest_read_back_and_survive_a_key_rotation(storage: Sto
 }
 
 on_both_storages!(payloads_are_sealed_at_rest_read_back_and_survive_a_key_rotation);
+
+#[test]
+fn a_bucket_keeps_sealed_objects_and_a_handed_over_file_reaches_it_sealed() {
+    let moto = MotoServer::start();
+    let secret_file = "s3.secret";
+    let store = format!("{}{KEY_SETTING}", moto.store_keys(secret_file));
+    let (lab, _) = lab_on(Storage::Sqlite, &store);
+    write_keys(lab.path(), &[KEY_1], 0o600);
+    std::fs::write(lab.path().join(secret_file), "moto-takes-any-secret\n").unwrap();
+    let mode = std::fs::Permissions::from_mode(0o600);
+    std::fs::set_permissions(lab.path().join(secret_file), mode).unwrap();
+    let inline = message("kept in the bucket", 30);
+    let handed_over = message("handed over to the bucket", 5000);
+    let folder = lab.path().join("var/payloads");
+    let handed_over_digest = payload::write_file(&folder, &handed_over).unwrap();
+    let size = handed_over.len();
+    let content = json!({ "digest": handed_over_digest, "size": size, "in_store": true });
+    run_more(&lab, 1, &[appended(1, &inline), appended_with(2, content)]);
+    for (message, secret) in [
+        (&inline, "kept in the bucket"),
+        (&handed_over, "handed over to the bucket"),
+    ] {
+        let digest = payload::digest(message);
+        let object = moto.object(&payload::relative_path(&digest)).unwrap();
+        assert_eq!(object[..8], (message.len() as u64).to_le_bytes());
+        assert_sealed(&object[8..], "2026-01", message, secret);
+    }
+    assert!(
+        !payload::file(&folder, &handed_over_digest).exists(),
+        "moved"
+    );
+    let client = storages::open(&lab.config());
+    for message in [&inline, &handed_over] {
+        let bytes = client.get_payload(&payload::digest(message)).unwrap();
+        assert_eq!(bytes.as_deref(), Some(&message[..]));
+    }
+}
 
 #[test]
 fn a_key_file_others_may_read_or_a_malformed_one_stops_the_worker_at_start_naming_it() {
