@@ -301,6 +301,15 @@ fn payloads_are_sealed_at_rest_read_back_and_survive_a_key_rotation(storage: Sto
         let bytes = client.get_payload(digest).unwrap();
         assert_eq!(bytes.as_deref(), Some(&message[..]), "{digest}");
     }
+    // The log's full-text index read the sealed bodies.
+    for word in ["merger", "quarter", "kept before"] {
+        let query = bonnie_plugin_api::RecordQuery {
+            collection: "log".to_string(),
+            text: Some(word.to_string()),
+            ..Default::default()
+        };
+        assert_eq!(client.query(&query).unwrap().len(), 1, "{word}");
+    }
     drop(client);
 
     // A key file without key 1: the payload it sealed names the key it lacks.
