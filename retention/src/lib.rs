@@ -19,6 +19,18 @@ pub enum RetentionError {
     /// The `[retention]` section is wrong.
     #[error("retention configuration: {0}")]
     Config(String),
+    /// The members of a group a rule names cannot be read: no policy is built.
+    #[error(
+        "retention rule {rule:?}: the members of group {group:?} cannot be read, so nothing is planned or purged: {reason}"
+    )]
+    Group {
+        /// The rule naming it.
+        rule: String,
+        /// The group as the rule names it.
+        group: String,
+        /// Why (the resolver's words).
+        reason: String,
+    },
     /// A hold cannot be placed, released or read.
     #[error("{0}")]
     Hold(String),

@@ -1,6 +1,11 @@
 //! Retention rules: how long an archived entry is kept, by who it belongs to, where it lived,
 //! what kind of event it is and how old it is. Where several rules match an entry the longest
 //! keep wins (forever above any duration); an entry no rule matches keeps the default.
+//! A rule may name directory groups: they are resolved to their members' addresses once, when
+//! the policy is built, by a resolver the caller passes (the CLI's reads LDAP), so that this
+//! crate knows no directory and an entry is decided without asking one.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{Span, Timestamp, Zoned, tz::TimeZone};
 use serde::Deserialize;
@@ -214,9 +219,14 @@ impl Entry {
 pub struct RuleConfig {
     /// Its name, in reports and purge records.
     pub name: String,
-    /// Users it covers, as address patterns (`*` any run of characters); none: everyone.
+    /// Users it covers, as address patterns (`*` any run of characters); with no `users` nor
+    /// `groups`: everyone.
     #[serde(default)]
     pub users: Vec<String>,
+    /// Directory groups whose members it covers (a DN, or a name the resolver looks up): an
+    /// entry is covered if it matches `users` or its actor or folder owner is a member.
+    #[serde(default)]
+    pub groups: Vec<String>,
     /// Folder patterns as IMAP LIST has them (`*` anything, `%` anything but `/`); none: all.
     #[serde(default)]
     pub folders: Vec<String>,
@@ -258,6 +268,8 @@ pub struct Rule {
     /// Its name.
     pub name: String,
     users: Vec<String>,
+    /// The addresses of the members of its groups, lowercase; `None` when it names no group.
+    members: Option<BTreeSet<String>>,
     folders: Vec<String>,
     kinds: Vec<Kind>,
     /// How long it keeps.
@@ -266,12 +278,17 @@ pub struct Rule {
 
 impl Rule {
     /// True if the rule covers `entry`: every criterion it has matches.
+    /// A rule with users or groups covers an entry one of whose users matches either.
     pub fn covers(&self, entry: &Entry) -> bool {
-        (self.users.is_empty()
-            || entry
-                .users
-                .iter()
-                .any(|u| self.users.iter().any(|p| pattern::matches_address(p, u))))
+        let named = entry
+            .users
+            .iter()
+            .any(|u| self.users.iter().any(|p| pattern::matches_address(p, u)));
+        let member = self
+            .members
+            .as_ref()
+            .is_some_and(|m| entry.users.iter().any(|u| m.contains(u)));
+        ((self.users.is_empty() && self.members.is_none()) || named || member)
             && (self.folders.is_empty()
                 || entry
                     .folder
@@ -303,11 +320,18 @@ pub struct Decision<'p> {
 }
 
 impl Policy {
-    /// Checks a configuration: every keep parses, names are unique and not `default`.
-    pub fn new(config: &RetentionConfig) -> Result<Policy, RetentionError> {
+    /// Checks a configuration (every keep parses, names are unique and not `default`) and
+    /// resolves the groups its rules name with `members_of`, once each: the addresses of a
+    /// group's members, or why they cannot be read. A group that cannot be resolved fails the
+    /// whole policy, so that no plan or purge runs on a guess of who is in it.
+    pub fn new(
+        config: &RetentionConfig,
+        mut members_of: impl FnMut(&str) -> Result<Vec<String>, String>,
+    ) -> Result<Policy, RetentionError> {
         let default = Keep::parse(&config.default)
             .map_err(|e| RetentionError::Config(format!("[retention] default: {e}")))?;
         let mut rules = Vec::with_capacity(config.rules.len());
+        let mut resolved: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
         for rule in &config.rules {
             let name = rule.name.trim();
             if name.is_empty() || name == DEFAULT_RULE {
@@ -323,9 +347,31 @@ impl Policy {
             }
             let keep = Keep::parse(&rule.keep)
                 .map_err(|e| RetentionError::Config(format!("rule {name:?}: {e}")))?;
+            let mut members = BTreeSet::new();
+            for group in &rule.groups {
+                let group = group.trim();
+                if group.is_empty() {
+                    return Err(RetentionError::Config(format!(
+                        "rule {name:?}: groups holds an empty name"
+                    )));
+                }
+                if !resolved.contains_key(group) {
+                    let addresses = members_of(group).map_err(|reason| RetentionError::Group {
+                        rule: name.to_string(),
+                        group: group.to_string(),
+                        reason,
+                    })?;
+                    resolved.insert(
+                        group,
+                        addresses.iter().map(|a| a.trim().to_lowercase()).collect(),
+                    );
+                }
+                members.extend(resolved[group].iter().cloned());
+            }
             rules.push(Rule {
                 name: name.to_string(),
                 users: rule.users.iter().map(|u| u.to_lowercase()).collect(),
+                members: (!rule.groups.is_empty()).then_some(members),
                 folders: rule.folders.clone(),
                 kinds: rule.kinds.clone(),
                 keep,
@@ -380,9 +426,126 @@ impl Policy {
 mod tests {
     use super::*;
 
+    /// The resolver of a policy that names no group.
+    fn no_directory(group: &str) -> Result<Vec<String>, String> {
+        panic!("no group is named, yet {group:?} was resolved")
+    }
+
     fn policy(toml_text: &str) -> Policy {
         let config: RetentionConfig = toml::from_str(toml_text).unwrap();
-        Policy::new(&config).unwrap()
+        Policy::new(&config, no_directory).unwrap()
+    }
+
+    /// A directory with the groups `legal` (John, written as the directory spells him) and
+    /// `cn=board,ou=groups,dc=example,dc=org` (Anna); any other group does not exist.
+    fn directory(group: &str) -> Result<Vec<String>, String> {
+        match group {
+            "legal" => Ok(vec!["John.Doe@Example.org".into()]),
+            "cn=board,ou=groups,dc=example,dc=org" => Ok(vec!["anna@example.org".into()]),
+            _ => Err(format!("the directory has no group {group}")),
+        }
+    }
+
+    const GROUP_POLICY: &str = r#"
+        default = "10y"
+        [[rule]]
+        name = "sessions"
+        kinds = ["sessions"]
+        keep = "1d"
+        [[rule]]
+        name = "legal"
+        groups = ["legal"]
+        keep = "forever"
+        [[rule]]
+        name = "board-or-bob"
+        users = ["bob@*"]
+        groups = ["cn=board,ou=groups,dc=example,dc=org", "legal"]
+        kinds = ["sessions"]
+        keep = "30d"
+        [[rule]]
+        name = "board-mail"
+        groups = ["cn=board,ou=groups,dc=example,dc=org"]
+        kinds = ["messages"]
+        keep = "2d"
+    "#;
+
+    #[test]
+    fn a_group_rule_covers_its_members_and_the_longest_keep_still_wins() {
+        let config: RetentionConfig = toml::from_str(GROUP_POLICY).unwrap();
+        let mut asked = Vec::new();
+        let policy = Policy::new(&config, |group| {
+            asked.push(group.to_string());
+            directory(group)
+        })
+        .unwrap();
+        assert_eq!(asked, ["legal", "cn=board,ou=groups,dc=example,dc=org"]);
+        let now: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        let decide = |user: &str, event: &str| {
+            let e = entry(user, "INBOX", event, "2026-01-01T00:00:00Z");
+            (policy.decide(&e).rule.to_string(), policy.expired(&e, now))
+        };
+        // John is in legal: forever beats the 1d and 30d of the session rules.
+        assert_eq!(
+            decide("john.doe@example.org", "Login"),
+            ("legal".into(), false)
+        );
+        assert_eq!(
+            decide("john.doe@example.org", "MessageNew"),
+            ("legal".into(), false)
+        );
+        // Anna is on the board, Bob named by address: 30d beats 1d, and has passed.
+        assert_eq!(
+            decide("anna@example.org", "Login"),
+            ("board-or-bob".into(), true)
+        );
+        assert_eq!(
+            decide("bob@example.org", "Login"),
+            ("board-or-bob".into(), true)
+        );
+        // Her mail is the board's (the default is for what no rule covers).
+        assert_eq!(
+            decide("anna@example.org", "MessageNew"),
+            ("board-mail".into(), true)
+        );
+        // A rule of groups alone covers its members only, not everyone.
+        assert_eq!(
+            decide("jane.doe@example.org", "MessageNew"),
+            ("default".into(), false)
+        );
+        assert_eq!(
+            decide("jane.doe@example.org", "Login"),
+            ("sessions".into(), true)
+        );
+        // The folder's owner counts as the actor does: Jane in John's folder is his entry too.
+        let in_johns = Entry {
+            users: vec!["jane.doe@example.org".into(), "john.doe@example.org".into()],
+            ..entry(
+                "jane.doe@example.org",
+                "Calendar",
+                "Login",
+                "2026-01-01T00:00:00Z",
+            )
+        };
+        assert_eq!(policy.decide(&in_johns).rule, "legal");
+    }
+
+    #[test]
+    fn a_group_that_cannot_be_resolved_fails_the_policy_naming_rule_and_group() {
+        let config: RetentionConfig = toml::from_str(
+            "[[rule]]\nname = \"counsel\"\ngroups = [\"legal\", \"counsel\"]\nkeep = \"forever\"",
+        )
+        .unwrap();
+        let error = Policy::new(&config, directory).unwrap_err().to_string();
+        assert!(
+            error.contains("rule \"counsel\"")
+                && error.contains("group \"counsel\"")
+                && error.contains("the directory has no group counsel"),
+            "{error}"
+        );
+        let config: RetentionConfig =
+            toml::from_str("[[rule]]\nname = \"x\"\ngroups = [\" \"]\nkeep = \"1d\"").unwrap();
+        let error = Policy::new(&config, directory).unwrap_err().to_string();
+        assert!(error.contains("empty name"), "{error}");
     }
 
     fn entry(user: &str, folder: &str, event: &str, time: &str) -> Entry {
@@ -511,7 +674,7 @@ mod tests {
             ),
         ] {
             let config: RetentionConfig = toml::from_str(text).unwrap();
-            let error = Policy::new(&config).unwrap_err().to_string();
+            let error = Policy::new(&config, no_directory).unwrap_err().to_string();
             assert!(error.contains(expected), "{text}: {error}");
         }
         assert!(
