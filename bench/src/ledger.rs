@@ -1,7 +1,8 @@
 //! The verifiable log's costs (`--only-ledger`): `bonnie verify` over archives made by the
 //! shipped pipeline (broker, two workers with every archive handler, SQLite), once over
 //! records alone and once over the body-text corpus delivered to a real Cyrus and collected
-//! with its payloads, timed as the process an auditor runs;
+//! with its payloads, timed as the process an auditor runs; `bonnie retention apply` purging
+//! every record of the first archive (each batch's purge record kept by the broker first);
 //! and a checkpoint of a tree of ten million leaves in the broker's SQLite node store.
 
 use std::{
@@ -17,6 +18,9 @@ use crate::{chaos::ARCHIVE_HANDLERS, lab::Lab, round, storage};
 
 /// The archive's signing key in a lab.
 pub const LEDGER: &str = "\n[ledger]\nsigning_key = \"var/archive.key\"\n";
+
+/// Every record of the bench's notifications (days old) expires: what the purge removes.
+const RETENTION: &str = "\n[retention]\n[[retention.rule]]\nname = \"everything\"\nkeep = \"1d\"\n";
 
 /// What to measure.
 pub struct Settings {
@@ -58,7 +62,7 @@ fn archive(count: u64, make: impl Fn(u64) -> Vec<u8>) -> anyhow::Result<Lab> {
         .into_iter()
         .chain(ARCHIVE_HANDLERS)
         .collect();
-    let lab = Lab::with(&libraries, LEDGER)?;
+    let lab = Lab::with(&libraries, &format!("{LEDGER}{RETENTION}"))?;
     init(&lab)?;
     let broker = lab.broker()?;
     let workers = [lab.worker()?, lab.worker()?];
@@ -102,6 +106,24 @@ fn timed_verify(lab: &Lab) -> anyhow::Result<(f64, u64)> {
         bail!("the archive did not verify: {report}");
     }
     Ok((seconds, report["leaves"].as_u64().unwrap_or(0)))
+}
+
+/// Runs `bonnie retention apply --yes --json` in `lab` (its broker started to keep the purge
+/// records); its wall-clock seconds and the entries it purged.
+fn timed_purge(lab: &Lab) -> anyhow::Result<(f64, u64)> {
+    let _broker = lab.broker()?;
+    let started = Instant::now();
+    let output = lab
+        .command("bonnie")
+        .args(["retention", "apply", "--yes", "--json"])
+        .stdout(Stdio::piped())
+        .output()?;
+    let seconds = started.elapsed().as_secs_f64();
+    let report: Value = serde_json::from_slice(&output.stdout).context("the purge's report")?;
+    if !output.status.success() {
+        bail!("the purge failed: {report}");
+    }
+    Ok((seconds, report["purged"].as_u64().unwrap_or(0)))
 }
 
 /// Payload bytes stored in a lab's archive (uncompressed sizes).
@@ -172,10 +194,15 @@ fn checkpoint_cost(leaves: u64) -> anyhow::Result<Value> {
 pub fn figures(settings: &Settings) -> anyhow::Result<Value> {
     let records = archive(settings.records, |n| storage::notification(n).into_bytes())?;
     let (records_s, record_leaves) = timed_verify(&records)?;
-    drop(records);
     eprintln!(
         "verify: {record_leaves} leaves in {records_s:.2} s ({:.0} records/s)",
         record_leaves as f64 / records_s
+    );
+    let (purge_s, purged) = timed_purge(&records)?;
+    drop(records);
+    eprintln!(
+        "purge: {purged} entries in {purge_s:.2} s ({:.0} entries/s)",
+        purged as f64 / purge_s
     );
     let (_, messages) = crate::payload::ingest_into(&crate::payload::Settings {
         messages: settings.messages,
@@ -197,6 +224,9 @@ pub fn figures(settings: &Settings) -> anyhow::Result<Value> {
         "verify_records": record_leaves,
         "verify_records_s": round(records_s, 2),
         "verify_records_per_s": round(record_leaves as f64 / records_s, 0),
+        "purge_entries": purged,
+        "purge_s": round(purge_s, 2),
+        "purge_entries_per_s": round(purged as f64 / purge_s, 0),
         "verify_payload_messages": settings.messages,
         "verify_payload_mb": round(bytes as f64 / 1e6, 1),
         "verify_payload_s": round(payload_s, 2),

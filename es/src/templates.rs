@@ -3,7 +3,10 @@
 //! metadata name are kept but not indexed), and the record indices a small fixed mapping.
 
 use bonnie_plugin_api::PluginError;
-use elasticsearch::{Elasticsearch, indices::IndicesPutIndexTemplateParts};
+use elasticsearch::{
+    Elasticsearch,
+    indices::{IndicesGetIndexTemplateParts, IndicesPutIndexTemplateParts},
+};
 use serde_json::{Value, json};
 
 use crate::{Settings, client::request_error};
@@ -103,6 +106,7 @@ pub fn log_template(settings: &Settings) -> Value {
     json!({
         "index_patterns": [format!("{}-*", settings.log_prefix)],
         "priority": 200,
+        "_meta": { "bonnie_schema": SCHEMA },
         "template": {
             "settings": {
                 "analysis": {
@@ -132,6 +136,7 @@ pub fn records_template(settings: &Settings) -> Value {
     json!({
         "index_patterns": [format!("{}*", settings.records_prefix)],
         "priority": 200,
+        "_meta": { "bonnie_schema": SCHEMA },
         "template": {
             "mappings": {
                 "dynamic": false,
@@ -148,8 +153,46 @@ pub fn records_template(settings: &Settings) -> Value {
     })
 }
 
-/// Installs (replaces) both templates.
+/// The version of what es-storage writes (templates, documents), in each template's `_meta`:
+/// 1 until log documents carried their job id, 2 since.
+pub const SCHEMA: u64 = 2;
+
+/// The `bonnie_schema` of the installed template `name`, if there is one that says.
+async fn installed_schema(client: &Elasticsearch, name: &str) -> Result<Option<u64>, PluginError> {
+    let response = client
+        .indices()
+        .get_index_template(IndicesGetIndexTemplateParts::Name(name))
+        .send()
+        .await
+        .map_err(|e| request_error(&format!("cannot read the index template {name}"), e))?;
+    if !response.status_code().is_success() {
+        return Ok(None);
+    }
+    let answer: Value = response.json().await.unwrap_or_default();
+    Ok(answer["index_templates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.pointer("/index_template/_meta/bonnie_schema")?.as_u64())
+        .max())
+}
+
+/// Installs (replaces) both templates; refused when a newer bonnie installed them (its
+/// documents may hold what this one cannot read back).
 pub async fn install(client: &Elasticsearch, settings: &Settings) -> Result<(), PluginError> {
+    for name in [
+        format!("{}-log", settings.log_prefix),
+        format!("{}records", settings.records_prefix),
+    ] {
+        if let Some(newer) = installed_schema(client, &name)
+            .await?
+            .filter(|v| *v > SCHEMA)
+        {
+            return Err(PluginError::config(format!(
+                "the index template {name} was installed by a newer bonnie (schema {newer}; this one knows up to {SCHEMA}): upgrade bonnie"
+            )));
+        }
+    }
     for (name, template) in [
         (
             format!("{}-log", settings.log_prefix),

@@ -43,6 +43,9 @@ pub struct Started {
     pub outputs: Vec<OutputSlot>,
 }
 
+/// The input plugin that takes jobs from the broker.
+const BROKER_INPUT: &str = "zmq-input";
+
 /// Starts the plugins. A storage, output or handler that fails to start stops the start-up,
 /// and so does having neither storage nor output: running on would mark jobs DONE whose
 /// records were never kept, or kept without what that handler adds. An input that fails to
@@ -136,6 +139,13 @@ pub fn start(
         bail!(
             "no input plugin started, so there are no jobs to run; check the plugin directory and the log above"
         );
+    }
+    // Only the broker's jobs become leaves of the verifiable log: said where it matters.
+    if config.ledger.signing_key.is_some() {
+        for slot in inputs.iter().filter(|s| s.name != BROKER_INPUT) {
+            tracing::warn!(input = %slot.name,
+                "This input's jobs do not come from the broker: what it archives has no leaf in the verifiable log, and `bonnie verify` does not cover it.");
+        }
     }
     Ok(Started {
         inputs,

@@ -70,6 +70,58 @@ fn every_unit_passes_systemd_analyze_verify() {
 }
 
 #[test]
+fn the_retention_timer_and_its_service_pass_verify_and_purge_as_bonnie() {
+    let analyze = systemd_analyze();
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let service = unit_text("bonnie-retention.service");
+    let installed = "/usr/bin/bonnie ";
+    assert!(
+        service.contains(&format!(
+            "ExecStart={installed}--config /etc/bonnie/bonnie.toml retention apply --yes"
+        )),
+        "{service}"
+    );
+    let built = format!("{} ", paths::bin("bonnie").display());
+    std::fs::write(
+        dir.path().join("bonnie-retention.service"),
+        service.replace(installed, &built),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bonnie-retention.timer"),
+        unit_text("bonnie-retention.timer"),
+    )
+    .unwrap();
+    for unit in ["bonnie-retention.service", "bonnie-retention.timer"] {
+        let out = Command::new(&analyze)
+            .arg("verify")
+            .arg(dir.path().join(unit))
+            .output()
+            .expect("running systemd-analyze verify");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.trim().is_empty() && out.stdout.is_empty(),
+            "systemd-analyze verify {unit}: {}\n{stderr}",
+            out.status
+        );
+    }
+    let lines: Vec<&str> = service.lines().map(str::trim).collect();
+    for wanted in [
+        "Type=oneshot",
+        "User=bonnie",
+        "Group=bonnie",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+    ] {
+        assert!(
+            lines.contains(&wanted),
+            "bonnie-retention.service lacks `{wanted}`"
+        );
+    }
+    assert!(unit_text("bonnie-retention.timer").contains("OnCalendar=daily"));
+}
+
+#[test]
 fn every_unit_is_a_hardened_notify_service_as_bonnie() {
     for (unit, _) in UNITS {
         let text = unit_text(unit);

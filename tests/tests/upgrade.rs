@@ -143,3 +143,41 @@ fn make_the_release_fixture() {
         std::fs::copy(var.join(name), out.join(name)).unwrap();
     }
 }
+
+/// An Elasticsearch archive whose templates a newer bonnie installed (a higher `bonnie_schema`
+/// in their `_meta`) is not written to: each job fails naming the template, none is done.
+#[test]
+fn an_elasticsearch_archive_of_a_newer_bonnie_is_refused_naming_its_template() {
+    use bonnie_tests::{search_server::SearchServer, worker::WorkerLab};
+    let server = SearchServer::start();
+    let newer = serde_json::json!({
+        "index_patterns": ["logstash-*"],
+        "priority": 200,
+        "_meta": { "bonnie_schema": 99 },
+        "template": { "mappings": { "properties": {} } },
+    });
+    let (status, answer) = server.request("PUT", "/_index_template/logstash-log", Some(&newer));
+    assert!((200..300).contains(&status), "{status} {answer}");
+    let (status, stored) = server.request("GET", "/_index_template/logstash-log", None);
+    assert_eq!(status, 200, "{stored}");
+    assert_eq!(
+        stored["index_templates"][0]["index_template"]["_meta"]["bonnie_schema"], 99,
+        "the server keeps a template's _meta: {stored}"
+    );
+    let lab = WorkerLab::on_elasticsearch(&server.url, &[], "", "", "");
+    lab.notifications(&[r#"{"event":"Login","user":"anna@example.org"}"#.to_string()]);
+    lab.run();
+    let outcomes = lab.outcomes_of("in.jsonl:1");
+    assert!(
+        outcomes.iter().all(|o| o["outcome"] != "done"),
+        "{outcomes:?}"
+    );
+    let reason = outcomes.last().unwrap()["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.contains("logstash-log") && reason.contains("newer bonnie"),
+        "{reason}"
+    );
+}
