@@ -1,18 +1,22 @@
 //! `bonnie hold create|list|release` and `bonnie retention plan`. Holds are kept in the
 //! storage (`bonnie_retention::holds`); placing or releasing one is audited before it is made
 //! (an action whose record the broker does not keep does not happen), and listings and plans
-//! are audited reads. The plan changes nothing.
+//! are audited reads. The plan changes nothing. Rules naming directory groups have them read
+//! from `[collector.ldap]`'s directory once, when the policy is built ([`Directory`]).
 
 use std::{
+    collections::{BTreeSet, VecDeque},
     io::IsTerminal as _,
     sync::{Arc, atomic::AtomicBool},
+    time::Duration,
 };
 
 use anyhow::Context as _;
-use bonnie_core::{Config, time::now_ms};
+use bonnie_core::{Config, config::LdapConfig, time::now_ms};
 use bonnie_plugin_api::storage::StorageClient;
 use bonnie_retention::{Hold, Holds, Policy, Release, RetentionConfig, holds};
 use jiff::{Timestamp, civil::Date, tz::TimeZone};
+use ldap3::{LdapConn, LdapConnSettings, Scope, SearchEntry, ldap_escape};
 use serde_json::json;
 
 use crate::audit::{Auditor, os_user};
@@ -89,12 +93,239 @@ fn storage(config: &Config) -> anyhow::Result<StorageClient> {
     Ok(StorageClient::new(storage))
 }
 
-/// The policy of `[retention]`.
+/// The policy of `[retention]`, the groups its rules name read from the directory.
 pub fn policy(config: &Config) -> anyhow::Result<Policy> {
     let retention: RetentionConfig = toml::Value::Table(config.retention.clone())
         .try_into()
         .with_context(|| format!("[retention] in {}", config.path.display()))?;
-    Ok(Policy::new(&retention)?)
+    let mut directory = Directory::new(config);
+    Ok(Policy::new(&retention, |group| directory.members(group))?)
+}
+
+/// The object classes of a static group (RFC 4519): `groupOfNames` lists its members in
+/// `member`, `groupOfUniqueNames` (Kolab's and 389-ds's groups) in `uniqueMember`.
+const GROUP_CLASSES: [(&str, &str); 2] = [
+    ("groupOfNames", "member"),
+    ("groupOfUniqueNames", "uniqueMember"),
+];
+
+/// The attributes holding a member's addresses: an entry's actor or folder owner is the
+/// address its Cyrus login is.
+const ADDRESS_ATTRIBUTES: [&str; 2] = ["mail", "mailAlternateAddress"];
+
+/// LDAP's result code for a DN the directory has no entry for.
+const NO_SUCH_OBJECT: u32 = 32;
+
+/// The directory of `[collector.ldap]`, read for the members of the groups retention rules
+/// name. A group is a static group entry, named by its DN or by its `cn` under `base`; its
+/// members are the DNs in its `member` and `uniqueMember` values, a member that is a group
+/// itself is expanded in turn, and each person's addresses are its `mail` and
+/// `mailAlternateAddress`. Read so, rather than by the members' `memberOf`, because that needs
+/// an overlay (OpenLDAP) or plugin (389-ds) a directory may not run, and without it every
+/// group would look empty. Whatever cannot be read (the server, a group, a member's entry) is
+/// an error: a purge must not run on a guess of who is in a group.
+struct Directory<'c> {
+    config: &'c Config,
+    /// Bound on first use, so that a policy naming no group never asks the directory.
+    connection: Option<LdapConn>,
+}
+
+impl<'c> Directory<'c> {
+    fn new(config: &'c Config) -> Self {
+        Self {
+            config,
+            connection: None,
+        }
+    }
+
+    fn ldap(&self) -> &LdapConfig {
+        &self.config.collector.ldap
+    }
+
+    /// The connection, bound as configured (the password read from `bind_password_file` as the
+    /// daemons read it).
+    fn connection(&mut self) -> Result<&mut LdapConn, String> {
+        if self.connection.is_none() {
+            let mut secrets = self.config.clone();
+            secrets.load_secrets().map_err(|e| e.to_string())?;
+            let ldap = &secrets.collector.ldap;
+            let timeout = Duration::from_millis(ldap.timeout_ms);
+            let settings = LdapConnSettings::new().set_conn_timeout(timeout);
+            let mut connection = LdapConn::with_settings(settings, &ldap.url).map_err(|e| {
+                format!(
+                    "cannot reach LDAP at {} ([collector.ldap] url): {e}",
+                    ldap.url
+                )
+            })?;
+            connection.with_timeout(timeout);
+            if !ldap.bind_dn.is_empty() {
+                connection
+                    .simple_bind(&ldap.bind_dn, &ldap.bind_password)
+                    .and_then(|r| r.success())
+                    .map_err(|e| {
+                        format!(
+                            "LDAP at {} refuses the bind as {} ([collector.ldap] bind_dn): {e}",
+                            ldap.url, ldap.bind_dn
+                        )
+                    })?;
+            }
+            self.connection = Some(connection);
+        }
+        Ok(self.connection.as_mut().expect("connected above"))
+    }
+
+    /// The entries under `base` in `scope` matching `filter`, with `attributes`; `None` when
+    /// the directory has no entry `base`.
+    fn search(
+        &mut self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attributes: &[&str],
+    ) -> Result<Option<Vec<SearchEntry>>, String> {
+        let url = self.ldap().url.clone();
+        let result = self
+            .connection()?
+            .search(base, scope, filter, attributes.to_vec())
+            .map_err(|e| format!("LDAP at {url}: the search of {base} failed: {e}"))?;
+        if result.1.rc == NO_SUCH_OBJECT {
+            return Ok(None);
+        }
+        let (entries, _) = result
+            .success()
+            .map_err(|e| format!("LDAP at {url}: the search of {base} failed: {e}"))?;
+        Ok(Some(
+            entries.into_iter().map(SearchEntry::construct).collect(),
+        ))
+    }
+
+    /// The entry `dn` with `attributes`; `None` when the directory has none.
+    fn read(&mut self, dn: &str, attributes: &[&str]) -> Result<Option<SearchEntry>, String> {
+        Ok(self
+            .search(dn, Scope::Base, "(objectClass=*)", attributes)?
+            .and_then(|entries| entries.into_iter().next()))
+    }
+
+    /// The group entry a rule names: `group` itself if it is a DN (it holds `=`), else the one
+    /// group whose `cn` it is under `base`.
+    fn group_entry(&mut self, group: &str) -> Result<SearchEntry, String> {
+        let attributes = group_attributes();
+        let url = self.ldap().url.clone();
+        if group.contains('=') {
+            return self
+                .read(group, &attributes)?
+                .ok_or_else(|| format!("LDAP at {url} has no entry {group}"));
+        }
+        let base = self.ldap().base.clone();
+        let classes: String = GROUP_CLASSES
+            .iter()
+            .map(|(class, _)| format!("(objectClass={class})"))
+            .collect();
+        let filter = format!("(&(|{classes})(cn={}))", ldap_escape(group));
+        let mut found = self
+            .search(&base, Scope::Subtree, &filter, &attributes)?
+            .ok_or_else(|| format!("LDAP at {url} has no entry {base} ([collector.ldap] base)"))?;
+        match found.len() {
+            0 => Err(format!(
+                "LDAP at {url} has no group with cn={group} under {base} ([collector.ldap] base; \
+                 name a group elsewhere by its DN)"
+            )),
+            1 => Ok(found.remove(0)),
+            _ => Err(format!(
+                "LDAP at {url} has {} groups with cn={group} under {base}: name the one meant by \
+                 its DN ({})",
+                found.len(),
+                found
+                    .iter()
+                    .map(|e| e.dn.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+        }
+    }
+
+    /// The addresses of the members of `group`, nested groups expanded (each once).
+    fn members(&mut self, group: &str) -> Result<Vec<String>, String> {
+        let url = self.ldap().url.clone();
+        let entry = self.group_entry(group)?;
+        if group_members(&entry).is_none() {
+            return Err(format!(
+                "{} in LDAP at {url} is not a static group (objectClass groupOfNames or \
+                 groupOfUniqueNames)",
+                entry.dn
+            ));
+        }
+        let mut addresses = BTreeSet::new();
+        let mut groups_seen = BTreeSet::new();
+        let mut pending = VecDeque::from([entry]);
+        let mut attributes = group_attributes();
+        attributes.extend(ADDRESS_ATTRIBUTES);
+        while let Some(entry) = pending.pop_front() {
+            if let Some(members) = group_members(&entry) {
+                if groups_seen.insert(entry.dn.to_lowercase()) {
+                    for member in members {
+                        let found = self.read(&member, &attributes)?.ok_or_else(|| {
+                            format!(
+                                "group {} in LDAP at {url} names the member {member}, which the \
+                                 directory has no entry for",
+                                entry.dn
+                            )
+                        })?;
+                        pending.push_back(found);
+                    }
+                }
+                continue;
+            }
+            // A member without an address (a service account) is no one's mail: it covers
+            // no entry.
+            for name in ADDRESS_ATTRIBUTES {
+                addresses.extend(values(&entry, name).iter().map(|a| a.trim().to_lowercase()));
+            }
+        }
+        Ok(addresses.into_iter().collect())
+    }
+}
+
+/// The attributes read of a group or member to tell whether it is a group, and its members.
+fn group_attributes() -> Vec<&'static str> {
+    let mut attributes = vec!["objectClass"];
+    attributes.extend(GROUP_CLASSES.iter().map(|(_, attribute)| *attribute));
+    attributes
+}
+
+/// The values of an attribute, its name without regard to case (servers spell names their
+/// own way).
+fn values<'e>(entry: &'e SearchEntry, name: &str) -> &'e [String] {
+    entry
+        .attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_slice())
+        .unwrap_or_default()
+}
+
+/// The member DNs of a static group entry; `None` if it is not one. A `uniqueMember`'s
+/// optional `#'0101'B` unique id (RFC 4517 nameAndOptionalUID) is dropped.
+fn group_members(entry: &SearchEntry) -> Option<Vec<String>> {
+    let classes = values(entry, "objectClass");
+    let mut is_group = false;
+    let mut members = Vec::new();
+    for (class, attribute) in GROUP_CLASSES {
+        if classes.iter().any(|c| c.eq_ignore_ascii_case(class)) {
+            is_group = true;
+            members.extend(
+                values(entry, attribute)
+                    .iter()
+                    .map(|dn| match dn.rsplit_once('#') {
+                        Some((name, uid)) if uid.starts_with('\'') && uid.ends_with("'B") => {
+                            name.to_string()
+                        }
+                        _ => dn.clone(),
+                    }),
+            );
+        }
+    }
+    is_group.then_some(members)
 }
 
 /// A time given on the command line, in ms since the epoch.
