@@ -16,6 +16,7 @@ pub mod moto;
 pub mod paths;
 pub mod postfix;
 pub mod process;
+pub mod retention;
 pub mod search_server;
 pub mod storages;
 pub mod worker;
