@@ -3,10 +3,10 @@
 //! its custodian's entries out of what a purge would remove until it is released, a hold's
 //! query narrows it, and every step is an audit record in the verifiable log.
 
-use bonnie_plugin_api::RecordQuery;
 use bonnie_tests::{
     cluster::Cluster,
-    on_both_storages, paths, process,
+    on_both_storages, process,
+    retention::{LEDGER, archive_scenario, bonnie_json, counts, log_entries, plan},
     storages::{self, Archive, Storage},
     worker::ARCHIVE_HANDLERS,
 };
@@ -45,24 +45,10 @@ const JANE_SESSIONS: u64 = 2;
 /// the folder's owner). John's 14 in his INBOX are kept forever.
 const JANE_FLAGS: u64 = 1;
 
-/// The archive's signing key, relative to the configuration.
-const LEDGER: &str = "[ledger]\nsigning_key = \"var/archive.key\"\n";
-
 /// The scenario archived on `storage` with the retention rules, its log signed.
 fn archived(storage: Storage) -> (Cluster, Archive) {
     let cluster = Cluster::new(&ARCHIVE_HANDLERS, &format!("{RETENTION}\n{LEDGER}"));
-    let archive = cluster.use_storage(storage);
-    let init = cluster.bonnie(&["ledger", "init", "--name", "retention.test/bonnie"]);
-    assert!(init.status.success(), "{}", process::describe(&init));
-    let broker = cluster.start_broker();
-    for line in paths::scenario() {
-        let dealt = cluster.deal(line.as_bytes());
-        assert!(dealt.status.success(), "{}", process::describe(&dealt));
-    }
-    let workers = cluster.start_workers(&["worker-1", "worker-2"]);
-    cluster.wait_until_drained();
-    drop(workers);
-    drop(broker);
+    let archive = archive_scenario(&cluster, storage, "retention.test/bonnie");
     (cluster, archive)
 }
 
@@ -75,17 +61,6 @@ fn bonnie(cluster: &Cluster, args: &[&str]) -> String {
         process::describe(&output)
     );
     String::from_utf8(output.stdout).unwrap()
-}
-
-fn plan(cluster: &Cluster) -> Value {
-    serde_json::from_str(&bonnie(cluster, &["retention", "plan", "--json"])).unwrap()
-}
-
-/// `(expired, to purge, held)` of a rule in a plan.
-fn counts(plan: &Value, rule: &str) -> (u64, u64, u64) {
-    let rule = &plan["rules"][rule];
-    let n = |f: &str| rule[f].as_u64().unwrap_or_else(|| panic!("{f} of {rule}"));
-    (n("expired"), n("purged"), n("held"))
 }
 
 fn a_plan_follows_the_longest_rule_and_holds_keep_what_they_cover_until_released(storage: Storage) {
@@ -217,8 +192,7 @@ fn a_plan_follows_the_longest_rule_and_holds_keep_what_they_cover_until_released
         (JANE_FLAGS, JANE_FLAGS, 0),
         "{released}"
     );
-    let holds: Value =
-        serde_json::from_str(&bonnie(&cluster, &["hold", "list", "--json"])).unwrap();
+    let holds = bonnie_json(&cluster, &["hold", "list", "--json"]);
     let case = holds
         .as_array()
         .unwrap()
@@ -231,7 +205,7 @@ fn a_plan_follows_the_longest_rule_and_holds_keep_what_they_cover_until_released
     assert!(!again.status.success(), "released twice");
 
     // Every step is in the audit log, placing and releasing with what was asked.
-    let audit: Value = serde_json::from_str(&bonnie(&cluster, &["audit", "--json"])).unwrap();
+    let audit = bonnie_json(&cluster, &["audit", "--json"]);
     let actions: Vec<(&str, &str)> = audit
         .as_array()
         .unwrap()
@@ -269,26 +243,9 @@ fn verify(cluster: &Cluster) -> (bool, Value) {
     (output.status.success(), report)
 }
 
-/// The log entries of `event` in the storage, as stored (tombstones included), by job id.
-fn keyed_entries(cluster: &Cluster, event: &str) -> Vec<(String, Value)> {
-    let storage = storages::open(&cluster.config());
-    let query = RecordQuery {
-        collection: "log".into(),
-        all: true,
-        ..RecordQuery::default()
-    };
-    storage
-        .query(&query)
-        .unwrap()
-        .iter()
-        .map(|r| (r.key.to_string(), r.json().unwrap()))
-        .filter(|(_, r)| r["event"] == event)
-        .collect()
-}
-
 /// The log entries of `event` in the storage, as stored (tombstones included).
 fn entries(cluster: &Cluster, event: &str) -> Vec<Value> {
-    keyed_entries(cluster, event)
+    log_entries(cluster, event)
         .into_iter()
         .map(|(_, r)| r)
         .collect()
@@ -319,11 +276,7 @@ fn apply_purges_what_expired_keeps_what_a_hold_covers_and_the_log_still_verifies
         SESSIONS - JANE_SESSIONS
     );
 
-    let report: Value = serde_json::from_str(&bonnie(
-        &cluster,
-        &["retention", "apply", "--yes", "--json"],
-    ))
-    .unwrap();
+    let report = bonnie_json(&cluster, &["retention", "apply", "--yes", "--json"]);
     assert_eq!(
         report["purged"].as_u64(),
         Some(SESSIONS - JANE_SESSIONS),
@@ -380,11 +333,7 @@ fn apply_purges_what_expired_keeps_what_a_hold_covers_and_the_log_still_verifies
         &cluster,
         &["hold", "release", "Case 2026-17", "--reason", "settled"],
     );
-    let report: Value = serde_json::from_str(&bonnie(
-        &cluster,
-        &["retention", "apply", "--yes", "--json"],
-    ))
-    .unwrap();
+    let report = bonnie_json(&cluster, &["retention", "apply", "--yes", "--json"]);
     assert_eq!(
         report["purged"].as_u64(),
         Some(JANE_SESSIONS + JANE_FLAGS),
@@ -399,7 +348,7 @@ fn apply_purges_what_expired_keeps_what_a_hold_covers_and_the_log_still_verifies
     );
 
     // Every run is audited: requested, each batch's purge record with the digests, done.
-    let audit: Value = serde_json::from_str(&bonnie(&cluster, &["audit", "--json"])).unwrap();
+    let audit = bonnie_json(&cluster, &["audit", "--json"]);
     let records = audit.as_array().unwrap();
     let purges: Vec<&Value> = records
         .iter()
@@ -423,7 +372,7 @@ fn apply_purges_what_expired_keeps_what_a_hold_covers_and_the_log_still_verifies
     );
 
     // A record purged behind retention's back (no purge record names it) is still a finding.
-    let (id, _) = keyed_entries(&cluster, "MailboxCreate").remove(0);
+    let (id, _) = log_entries(&cluster, "MailboxCreate").remove(0);
     assert!(
         storages::open(&cluster.config())
             .delete("log", &id)
@@ -477,11 +426,7 @@ fn a_payload_another_kept_entry_names_survives_the_purge(storage: Storage) {
     let digest = |m: &[u8]| bonnie_core::payload::digest(m);
     assert!(client.get_payload(&digest(alone)).unwrap().is_some());
 
-    let report: Value = serde_json::from_str(&bonnie(
-        &cluster,
-        &["retention", "apply", "--yes", "--json"],
-    ))
-    .unwrap();
+    let report = bonnie_json(&cluster, &["retention", "apply", "--yes", "--json"]);
     assert_eq!(report["purged"].as_u64(), Some(2), "both drafts: {report}");
     assert_eq!(report["payloads_removed"].as_u64(), Some(1), "{report}");
     assert_eq!(report["payloads_kept"].as_u64(), Some(1), "{report}");
