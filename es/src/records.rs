@@ -123,6 +123,9 @@ impl Es {
         if let Some((field, value)) = &query.index {
             filter.push(json!({ "term": { "terms": format!("{field}={value}") } }));
         }
+        if let Some(prefix) = &query.key_prefix {
+            filter.push(json!({ "prefix": { "key": prefix } }));
+        }
         let mut range = serde_json::Map::new();
         if let Some(from) = query.from_ms {
             range.insert("gte".into(), json!(from));

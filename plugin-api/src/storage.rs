@@ -119,6 +119,12 @@ pub struct RecordQuery {
     /// (since 1.1)
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub all: bool,
+    /// Only records whose key begins with this (records of other collections than `log`):
+    /// the records a job derived, keyed `<job id>/...`, which retention's purge removes with
+    /// the job's entry. A storage built before it cannot read the field and answers with an
+    /// error. (since 1.1)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_prefix: Option<String>,
 }
 
 /// The records a query returns when it sets neither `limit` nor `all`.

@@ -305,6 +305,12 @@ impl Storage for MemoryStorage {
                 })
             })
             .filter(|r| {
+                query
+                    .key_prefix
+                    .as_ref()
+                    .is_none_or(|prefix| r.key.as_str().starts_with(prefix.as_str()))
+            })
+            .filter(|r| {
                 let time = r.time_ms.into_option();
                 query
                     .from_ms

@@ -1,13 +1,16 @@
 //! The one deletion path of the archive: what the policy says has expired and no hold
 //! covers is purged, batch by batch. Each batch is first written to the verifiable log as a
 //! purge record (the caller's `record` step: if it fails, nothing of the batch is deleted),
-//! then each entry is purged in the storage and each payload no kept entry names is removed.
+//! then each entry is purged in the storage with what the handlers derived from it alone (its
+//! message trail entries, its groupware object facts, its session), and each payload no kept
+//! entry names is removed.
 //! Holds are read again before every batch, so a hold placed while a purge runs stops it for
 //! what the hold covers.
 
 use std::collections::HashSet;
 
 use bonnie_core::ledger::LeafReport;
+use bonnie_model::{mail_history, objects, sessions};
 use bonnie_plugin_api::{RecordQuery, storage::StorageClient};
 use jiff::Timestamp;
 use serde::Serialize;
@@ -69,7 +72,12 @@ pub struct PurgeReport {
     pub payloads_kept: u64,
     /// Purge records written.
     pub records: u64,
+    /// Records the handlers derived from purged entries alone, removed with them.
+    pub derived_removed: u64,
 }
+
+/// The collections whose records are derived from one job each, keyed `<job id>/...`.
+const DERIVED_BY_JOB: [&str; 2] = [mail_history::HISTORY, objects::FACTS];
 
 /// A candidate: an entry the walk found expired and not held.
 struct Candidate {
@@ -112,6 +120,7 @@ pub fn purge(
         // Holds placed since the walk began count: read them again for every batch.
         let holds = Holds::standing(storage)?;
         let mut batch = PurgeBatch::default();
+        let mut bodies = Vec::new();
         let mut bytes = 0;
         while let Some((candidate, after)) = rest.split_first() {
             if batch.entries.len() >= MAX_BATCH || bytes >= MAX_RECORD_BYTES {
@@ -119,11 +128,12 @@ pub fn purge(
             }
             rest = after;
             done += 1;
-            let Some(entry) = purgeable(storage, &holds, candidate, &mut report)? else {
+            let Some((entry, body)) = purgeable(storage, &holds, candidate, &mut report)? else {
                 continue;
             };
             bytes += serde_json::to_string(&entry).map_or(0, |s| s.len());
             batch.entries.push(entry);
+            bodies.push(body);
         }
         if !batch.entries.is_empty() {
             let (removed, kept) = removable_payloads(storage, &batch.entries)?;
@@ -131,10 +141,11 @@ pub fn purge(
             batch.payloads_removed = removed;
             record(&batch)?;
             report.records += 1;
-            for entry in &batch.entries {
+            for (entry, body) in batch.entries.iter().zip(&bodies) {
                 storage
                     .delete("log", &entry.job_id)
                     .map_err(RetentionError::Storage)?;
+                report.derived_removed += remove_derived(storage, &entry.job_id, body)?;
             }
             for digest in &batch.payloads_removed {
                 storage
@@ -149,14 +160,58 @@ pub fn purge(
     Ok(report)
 }
 
-/// The candidate's purged entry, read again from the storage; `None` when it is gone or
-/// purged already, or a hold placed since covers it (counted as held).
+/// Removes what the handlers derived from job `job_id` alone: its message trail entries and
+/// groupware object facts (keyed by the job), and for a login or logout its session and its
+/// logout's wait. How many records were removed.
+fn remove_derived(
+    storage: &StorageClient,
+    job_id: &str,
+    record: &serde_json::Value,
+) -> Result<u64, RetentionError> {
+    let mut removed = 0;
+    for collection in DERIVED_BY_JOB {
+        let query = RecordQuery {
+            collection: collection.into(),
+            key_prefix: Some(format!("{job_id}/")),
+            all: true,
+            ..RecordQuery::default()
+        };
+        for derived in storage.query(&query).map_err(RetentionError::Storage)? {
+            if storage
+                .delete(collection, derived.key.as_str())
+                .map_err(RetentionError::Storage)?
+            {
+                removed += 1;
+            }
+        }
+    }
+    let event = record.get("event").and_then(serde_json::Value::as_str);
+    if matches!(event, Some("Login" | "Logout")) {
+        if let Some(session) = record.get("session_id").and_then(serde_json::Value::as_str)
+            && storage
+                .delete(sessions::SESSIONS, session)
+                .map_err(RetentionError::Storage)?
+        {
+            removed += 1;
+        }
+        if storage
+            .delete(sessions::LOGOUT_WAITS, job_id)
+            .map_err(RetentionError::Storage)?
+        {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// The candidate's purged entry and its record, read again from the storage; `None` when it
+/// is gone or purged already, or a hold placed since covers it (counted as held).
 fn purgeable(
     storage: &StorageClient,
     holds: &Holds,
     candidate: &Candidate,
     report: &mut PurgeReport,
-) -> Result<Option<PurgedEntry>, RetentionError> {
+) -> Result<Option<(PurgedEntry, serde_json::Value)>, RetentionError> {
     let Some(stored) = storage
         .get("log", &candidate.id)
         .map_err(RetentionError::Storage)?
@@ -175,15 +230,18 @@ fn purgeable(
     }
     let leaf = LeafReport::of_stored(&candidate.id, stored.body.as_str())
         .map_err(RetentionError::Record)?;
-    Ok(Some(PurgedEntry {
-        job_id: candidate.id.clone(),
-        rule: candidate.rule.clone(),
-        time: time_ms
-            .and_then(|t| Timestamp::from_millisecond(t).ok())
-            .map(|t| t.to_string()),
-        record_digest: leaf.record_digest,
-        payload_digests: leaf.payload_digests,
-    }))
+    Ok(Some((
+        PurgedEntry {
+            job_id: candidate.id.clone(),
+            rule: candidate.rule.clone(),
+            time: time_ms
+                .and_then(|t| Timestamp::from_millisecond(t).ok())
+                .map(|t| t.to_string()),
+            record_digest: leaf.record_digest,
+            payload_digests: leaf.payload_digests,
+        },
+        body,
+    )))
 }
 
 /// Of the payloads the batch's entries name, those no entry outside the batch names (to

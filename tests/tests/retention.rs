@@ -47,7 +47,17 @@ const JANE_FLAGS: u64 = 1;
 
 /// The scenario archived on `storage` with the retention rules, its log signed.
 fn archived(storage: Storage) -> (Cluster, Archive) {
-    let cluster = Cluster::new(&ARCHIVE_HANDLERS, &format!("{RETENTION}\n{LEDGER}"));
+    // With the changelog too, whose message trail the purge must clear; asked to collect
+    // nothing, as no collector runs.
+    let handlers: Vec<&str> = ARCHIVE_HANDLERS
+        .iter()
+        .chain(&["bonnie-changelog"])
+        .copied()
+        .collect();
+    let cluster = Cluster::new(
+        &handlers,
+        &format!("{RETENTION}\n{LEDGER}\n[plugins.changelog]\ncollect = []\n"),
+    );
     let archive = archive_scenario(&cluster, storage, "retention.test/bonnie");
     (cluster, archive)
 }
@@ -268,6 +278,32 @@ fn apply_purges_what_expired_keeps_what_a_hold_covers_and_the_log_still_verifies
         ],
     );
 
+    let derived = |collection: &str, prefix: Option<String>| -> Vec<String> {
+        let query = bonnie_plugin_api::RecordQuery {
+            collection: collection.into(),
+            key_prefix: prefix,
+            all: true,
+            ..Default::default()
+        };
+        storages::open(&cluster.config())
+            .query(&query)
+            .unwrap()
+            .iter()
+            .map(|r| r.key.to_string())
+            .collect()
+    };
+    let sessions_before = derived("sessions", None).len();
+    assert!(sessions_before > 1, "the scenario's sessions");
+    let (janes_read, _) = log_entries(&cluster, "MessageRead")
+        .into_iter()
+        .find(|(_, r)| r["user"] == "jane.doe@example.org")
+        .expect("Jane's read");
+    let janes_trail = || derived("message-history", Some(format!("{janes_read}/")));
+    assert!(
+        !janes_trail().is_empty(),
+        "her read is in the message's trail"
+    );
+
     // Without --yes nothing goes.
     let asked = cluster.bonnie(&["retention", "apply"]);
     assert!(!asked.status.success(), "{}", process::describe(&asked));
@@ -287,6 +323,13 @@ fn apply_purges_what_expired_keeps_what_a_hold_covers_and_the_log_still_verifies
         Some(JANE_SESSIONS + JANE_FLAGS),
         "{report}"
     );
+    assert!(report["derived_removed"].as_u64() > Some(0), "{report}");
+    assert_eq!(
+        derived("sessions", None).len(),
+        1,
+        "only Jane's session is left of {sessions_before}"
+    );
+    assert!(!janes_trail().is_empty(), "held: her trail entry stays");
     let after = plan(&cluster);
     assert_eq!(
         after["purged"].as_u64(),
@@ -345,6 +388,11 @@ fn apply_purges_what_expired_keeps_what_a_hold_covers_and_the_log_still_verifies
         verified["purged"].as_u64(),
         Some(SESSIONS + JANE_FLAGS),
         "{verified}"
+    );
+    assert!(derived("sessions", None).is_empty(), "no session is left");
+    assert!(
+        janes_trail().is_empty(),
+        "nor her read in the message's trail"
     );
 
     // Every run is audited: requested, each batch's purge record with the digests, done.

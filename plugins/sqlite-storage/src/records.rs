@@ -143,6 +143,17 @@ pub fn query(conn: &Connection, query: &RecordQuery) -> rusqlite::Result<Vec<Rec
     } else {
         sql.push_str("records r WHERE r.collection = ?1");
     }
+    if let Some(prefix) = &query.key_prefix {
+        // A range of the primary key: every key that begins with the prefix sorts below the
+        // prefix followed by the highest character.
+        args.push(Value::Text(prefix.clone()));
+        args.push(Value::Text(format!("{prefix}\u{10FFFF}")));
+        sql.push_str(&format!(
+            " AND r.key >= ?{} AND r.key < ?{}",
+            args.len() - 1,
+            args.len()
+        ));
+    }
     if let Some(from) = query.from_ms {
         args.push(Value::Integer(from));
         sql.push_str(&format!(" AND r.time_ms >= ?{}", args.len()));
