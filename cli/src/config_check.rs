@@ -116,6 +116,7 @@ pub fn run(args: &CheckArgs<'_>) -> anyhow::Result<()> {
         if check.has(Role::Worker) {
             check.plugins(config);
         }
+        check.retention(config, peers);
         if peers {
             check.peers(config, args.timeout);
         }
@@ -223,6 +224,42 @@ impl Check {
             Err(e @ ConfigError::Read { .. }) => {
                 self.add("(file)", e.to_string(), "make it readable by this user");
                 None
+            }
+        }
+    }
+
+    /// The `[retention]` rules, as `bonnie retention plan` and the timer read them: their keys,
+    /// keeps and names, and, when peers are asked, the directory groups they name.
+    fn retention(&mut self, config: &Config, peers: bool) {
+        if config.retention.is_empty() {
+            return;
+        }
+        let fix = "see docs/operations.md, \"Retention and legal holds\"";
+        let parsed: Result<bonnie_retention::RetentionConfig, _> =
+            toml::Value::Table(config.retention.clone()).try_into();
+        let retention = match parsed {
+            Ok(retention) => retention,
+            // One line a finding: the parser's message spans several.
+            Err(e) => {
+                let problem = e
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                return self.add("[retention]", problem, fix);
+            }
+        };
+        // The structure alone: every group taken as known (and empty).
+        if let Err(e) = bonnie_retention::Policy::new(&retention, |_| Ok(Vec::new())) {
+            return self.add("[retention]", e.to_string(), fix);
+        }
+        if peers && retention.rules.iter().any(|r| !r.groups.is_empty()) {
+            if let Err(e) = crate::retention::policy(config) {
+                self.add(
+                    "[retention] groups",
+                    format!("{e:#}"),
+                    "check [collector.ldap] and the group names",
+                );
             }
         }
     }

@@ -308,6 +308,34 @@ fn a_worker_host_that_is_right_passes_and_each_problem_is_one_line() {
     );
 }
 
+#[test]
+fn retention_rules_that_the_timer_would_refuse_are_named() {
+    let (_dir, config) = worker_host(
+        "",
+        "\n[retention]\n[[retention.rule]]\nname = \"mail\"\nkeep = \"seven years\"\n",
+    );
+    one_finding(
+        &config,
+        &["--offline"],
+        &["[retention]", "rule \"mail\"", "keep"],
+    );
+    let (_dir, config) = worker_host(
+        "",
+        "\n[retention]\n[[retention.rule]]\nname = \"mail\"\nkeep = \"7y\"\nkinds = [\"spam\"]\n",
+    );
+    one_finding(&config, &["--offline"], &["[retention]", "spam"]);
+    let (_dir, config) = worker_host(
+        "",
+        "\n[retention]\ndefault = \"10y\"\n[[retention.rule]]\nname = \"sessions\"\nkinds = [\"sessions\"]\nkeep = \"90d\"\n",
+    );
+    let (output, _) = check(&config, &["--offline"]);
+    assert!(
+        process::succeeded(&output.status),
+        "{}",
+        process::describe(&output)
+    );
+}
+
 /// Replaces the first `from` of a configuration file by `to`.
 fn rewrite(config: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(config).expect("reading the configuration");
