@@ -22,11 +22,21 @@ dpkg -i "$deb"
 become_bonnie=(setpriv --reuid=bonnie --regid=bonnie --init-groups --)
 as_bonnie() { "${become_bonnie[@]}" "$@"; }
 pids=()
+purged=false
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
 }
-trap cleanup EXIT
+# A check that fails half-way purges what it installed too, so that the machine is left as it
+# was found and a second run can start again.
+on_exit() {
+    cleanup
+    if ! $purged; then
+        rmdir /run/bonnie 2>/dev/null || true
+        dpkg --purge bonnie >/dev/null 2>&1 || true
+    fi
+}
+trap on_exit EXIT
 
 # Polls "$@" for up to a minute.
 wait_for() {
@@ -48,8 +58,12 @@ wait_for "the installed broker to answer" as_bonnie bonnie status --timeout 1
 "${become_bonnie[@]}" bonnie-worker --log-file /var/log/bonnie/worker.log & pids+=($!)
 wait_for "the installed worker to connect" \
     sh -c 'setpriv --reuid=bonnie --regid=bonnie --init-groups -- bonnie status | grep -q "^Workers: [1-9]"'
-# The packaged configuration, its keys, plugins and the peers this host's roles reach.
+# The packaged configuration, its keys, plugins and the peers this host's roles reach. The
+# dealer daemon's socket folder is /run/bonnie, which systemd makes for the dealer's unit
+# (RuntimeDirectory=bonnie); made here as it would, since no unit runs in this check.
+install -d -o bonnie -g bonnie -m 0755 /run/bonnie
 as_bonnie bonnie config check --role broker,dealer,worker
+rmdir /run/bonnie
 
 printf '%s' "$notification" | as_bonnie bonnie-dealer
 wait_for "the notification to be archived" \
@@ -58,6 +72,7 @@ echo "install-check: the installed broker and worker archived a notification"
 
 cleanup
 pids=()
+purged=true
 dpkg --purge bonnie
 left=()
 for path in /var/lib/bonnie /var/log/bonnie /etc/bonnie /usr/lib/bonnie /usr/bin/bonnie; do
