@@ -72,7 +72,7 @@ fn message(n: usize, noise: &mut Noise) -> Vec<u8> {
         (n + 3) % 10
     )
     .into_bytes();
-    let text_until = if n % 3 == 0 { size / 4 } else { size };
+    let text_until = if n.is_multiple_of(3) { size / 4 } else { size };
     while message.len() < text_until {
         for _ in 0..12 {
             message.extend(WORDS[noise.next() as usize % WORDS.len()].bytes());

@@ -253,14 +253,15 @@ impl Check {
         if let Err(e) = bonnie_retention::Policy::new(&retention, |_| Ok(Vec::new())) {
             return self.add("[retention]", e.to_string(), fix);
         }
-        if peers && retention.rules.iter().any(|r| !r.groups.is_empty()) {
-            if let Err(e) = crate::retention::policy(config) {
-                self.add(
-                    "[retention] groups",
-                    format!("{e:#}"),
-                    "check [collector.ldap] and the group names",
-                );
-            }
+        if peers
+            && retention.rules.iter().any(|r| !r.groups.is_empty())
+            && let Err(e) = crate::retention::policy(config)
+        {
+            self.add(
+                "[retention] groups",
+                format!("{e:#}"),
+                "check [collector.ldap] and the group names",
+            );
         }
     }
 

@@ -353,7 +353,7 @@ impl Cyrus {
             // An exec dealer whose ACK came late (a loaded machine) spooled its notification,
             // and the probe is the last one: no later dealer forwards it. Forward every spool.
             polls += 1;
-            if polls % 100 == 0 {
+            if polls.is_multiple_of(100) {
                 let flushed = cluster.flush();
                 assert!(flushed.status.success(), "{}", process::describe(&flushed));
             }

@@ -130,7 +130,7 @@ fn cyrus_stopped_while_jobs_wait_postpones_them_and_every_payload_is_stored_once
     john.append("Archive", &Default::default(), &sent[2].1)
         .unwrap();
     john.logout().unwrap();
-    wait_for_collector_jobs(&cluster);
+    wait_for_collector_jobs(cluster);
 
     // Cyrus goes away before the collector gets to the jobs.
     cyrus.stop();
@@ -152,7 +152,7 @@ fn cyrus_stopped_while_jobs_wait_postpones_them_and_every_payload_is_stored_once
 
     cyrus.restart();
     cluster.wait_until_drained();
-    assert_eq!(failed_jobs(&cluster), Vec::<Value>::new());
+    assert_eq!(failed_jobs(cluster), Vec::<Value>::new());
     let events = cluster.log_records();
     for (subject, message) in &sent {
         let append = append_of(&events, subject);
@@ -190,12 +190,12 @@ fn a_message_expunged_or_a_folder_deleted_before_the_fetch_is_stored_with_the_re
             .unwrap_or_else(|e| panic!("{command}: {e}"));
     }
     john.logout().unwrap();
-    wait_for_collector_jobs(&cluster);
+    wait_for_collector_jobs(cluster);
 
     let _collector = cluster.start_collector("collector");
     cluster.wait_until_drained();
     // Stored with the reason, not failed: retrying would not bring the messages back.
-    assert_eq!(failed_jobs(&cluster), Vec::<Value>::new());
+    assert_eq!(failed_jobs(cluster), Vec::<Value>::new());
     let events = cluster.log_records();
     let expunged = append_of(&events, "expunged soon");
     assert!(
