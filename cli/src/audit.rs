@@ -131,21 +131,23 @@ impl<'a> Auditor<'a> {
     /// Records one step of a change under way (`action`, touching `count` items) before the
     /// step is made; an error, and the step must not be made, when the broker does not keep it.
     pub fn step(&self, action: &str, params: Value, count: u64) -> anyhow::Result<()> {
-        self.broker
-            .keep(&self.record(action, params, Some(count)))
-            .map(drop)
+        self.keep_done(action, params, count)
             .with_context(|| format!("the audit record of `{action}` cannot be written"))
     }
 
     /// Records the read `action` of `count` items; an error (the result must not be shown)
     /// when the broker does not keep it.
     pub fn read(&self, action: &str, params: Value, count: u64) -> anyhow::Result<()> {
+        self.keep_done(action, params, count).with_context(|| {
+            format!("`bonnie {action}` shows nothing: its audit record cannot be written")
+        })
+    }
+
+    /// Keeps the record of `action` done (`ok`) on `count` items.
+    fn keep_done(&self, action: &str, params: Value, count: u64) -> anyhow::Result<()> {
         self.broker
             .keep(&self.record(action, params, Some(count)))
             .map(drop)
-            .with_context(|| {
-                format!("`bonnie {action}` shows nothing: its audit record cannot be written")
-            })
     }
 
     /// Records the read `action` of a job store that may be an auditor's copy, with no broker

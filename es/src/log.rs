@@ -230,24 +230,25 @@ impl Es {
     /// True if the document exists (purged now or before).
     pub fn purge_log_entry(&self, job_id: &str) -> Result<bool, PluginError> {
         let pattern = format!("{}-*", self.settings.log_prefix);
+        let by_id = json!({ "query": { "ids": { "values": [job_id] } }, "size": 1 });
         self.runtime.block_on(async {
             let failed = |e| crate::client::request_error("cannot purge a log entry", e);
-            self.client
-                .indices()
-                .refresh(elasticsearch::indices::IndicesRefreshParts::Index(&[
-                    &pattern,
-                ]))
-                .ignore_unavailable(true)
-                .allow_no_indices(true)
-                .send()
-                .await
-                .map_err(failed)?;
-            let hits = self
-                .search_log_page(
-                    &pattern,
-                    json!({ "query": { "ids": { "values": [job_id] } }, "size": 1 }),
-                )
-                .await?;
+            // Expired entries are long searchable: the indices are refreshed only when one is
+            // not found yet (written since the last refresh), as the read back does.
+            let mut hits = self.search_log_page(&pattern, by_id.clone()).await?;
+            if hits.is_empty() {
+                self.client
+                    .indices()
+                    .refresh(elasticsearch::indices::IndicesRefreshParts::Index(&[
+                        &pattern,
+                    ]))
+                    .ignore_unavailable(true)
+                    .allow_no_indices(true)
+                    .send()
+                    .await
+                    .map_err(failed)?;
+                hits = self.search_log_page(&pattern, by_id).await?;
+            }
             let Some(hit) = hits.first() else {
                 return Ok(false);
             };

@@ -500,6 +500,14 @@ path = "var/bonnie.db"
         process::run("bonnie", &mut self.command("bonnie", args))
     }
 
+    /// `bonnie verify --json` with `args`: whether it passed, and its report.
+    pub fn verify(&self, args: &[&str]) -> (bool, Value) {
+        let output = self.bonnie(&[&["verify", "--json"], args].concat());
+        let report: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("verify printed no JSON: {}", process::describe(&output)));
+        (output.status.success(), report)
+    }
+
     fn try_status(&self) -> Option<Value> {
         let output = self.bonnie(&["status", "--json", "--timeout", "1"]);
         output

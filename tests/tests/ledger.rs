@@ -93,10 +93,7 @@ fn verify(cluster: &Cluster) -> (bool, Value) {
 
 /// `bonnie verify --json` with more arguments.
 fn verify_with(cluster: &Cluster, args: &[&str]) -> (bool, Value) {
-    let output = cluster.bonnie(&[&["verify", "--json"], args].concat());
-    let report: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|_| panic!("verify printed no JSON: {}", process::describe(&output)));
-    (output.status.success(), report)
+    cluster.verify(args)
 }
 
 /// Asserts that verify fails and that its first finding is `kind` at `seq`.

@@ -245,14 +245,6 @@ fn a_plan_follows_the_longest_rule_and_holds_keep_what_they_cover_until_released
     );
 }
 
-/// `bonnie verify --json`: whether it passed, and its report.
-fn verify(cluster: &Cluster) -> (bool, Value) {
-    let output = cluster.bonnie(&["verify", "--json"]);
-    let report: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|_| panic!("verify printed no JSON: {}", process::describe(&output)));
-    (output.status.success(), report)
-}
-
 /// The log entries of `event` in the storage, as stored (tombstones included).
 fn entries(cluster: &Cluster, event: &str) -> Vec<Value> {
     log_entries(cluster, event)
@@ -363,7 +355,7 @@ fn apply_purges_what_expired_keeps_what_a_hold_covers_and_the_log_still_verifies
     // The log verifies: each purged record is named by a purge record in the log with the
     // digest its leaf commits to.
     bonnie(&cluster, &["checkpoint"]);
-    let (passed, verified) = verify(&cluster);
+    let (passed, verified) = cluster.verify(&[]);
     assert!(passed, "{verified}");
     assert_eq!(
         verified["purged"].as_u64(),
@@ -382,7 +374,7 @@ fn apply_purges_what_expired_keeps_what_a_hold_covers_and_the_log_still_verifies
         Some(JANE_SESSIONS + JANE_FLAGS),
         "{report}"
     );
-    let (passed, verified) = verify(&cluster);
+    let (passed, verified) = cluster.verify(&[]);
     assert!(passed, "{verified}");
     assert_eq!(
         verified["purged"].as_u64(),
@@ -426,7 +418,7 @@ fn apply_purges_what_expired_keeps_what_a_hold_covers_and_the_log_still_verifies
             .delete("log", &id)
             .unwrap()
     );
-    let (passed, verified) = verify(&cluster);
+    let (passed, verified) = cluster.verify(&[]);
     assert!(!passed, "a purge without its record passed: {verified}");
     let finding = &verified["findings"][0];
     assert_eq!(finding["kind"], "changed", "{verified}");

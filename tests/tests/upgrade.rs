@@ -19,14 +19,6 @@ fn fixture() -> PathBuf {
     paths::repo_root().join("tests/fixtures/release-0.1")
 }
 
-/// `bonnie verify --json`: whether it passed, and its report.
-fn verify(cluster: &Cluster) -> (bool, Value) {
-    let output = cluster.bonnie(&["verify", "--json"]);
-    let report: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|_| panic!("verify printed no JSON: {}", process::describe(&output)));
-    (output.status.success(), report)
-}
-
 fn user_version(path: &Path) -> i64 {
     rusqlite::Connection::open(path)
         .unwrap()
@@ -51,7 +43,7 @@ fn an_archive_and_job_store_of_release_0_1_open_verify_and_grow() {
     );
 
     // As it was left: the old checkpoint and every old leaf verify.
-    let (passed, report) = verify(&cluster);
+    let (passed, report) = cluster.verify(&[]);
     assert!(passed, "{report}");
     let old_size = report["leaves"].as_u64().expect("a leaf count");
     assert!(old_size >= 100, "{report}");
@@ -95,7 +87,7 @@ fn an_archive_and_job_store_of_release_0_1_open_verify_and_grow() {
     drop(workers);
     drop(broker);
 
-    let (passed, report) = verify(&cluster);
+    let (passed, report) = cluster.verify(&[]);
     assert!(passed, "the upgraded log verifies whole: {report}");
     assert!(report["leaves"].as_u64() >= Some(new_size), "{report}");
     assert!(
