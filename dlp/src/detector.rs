@@ -167,9 +167,9 @@ fn default_keywords(kind: DetectorKind) -> &'static [&'static str] {
 pub(crate) struct DetectorSpec {
     /// What it looks for.
     pub kind: DetectorKind,
-    /// `regex`: the pattern.
+    /// `regex`: the pattern (its place in the file names the line of its errors).
     #[serde(default)]
-    pub pattern: Option<String>,
+    pub pattern: Option<toml::Spanned<String>>,
     /// `keywords`: the words and phrases.
     #[serde(default)]
     pub words: Option<Vec<String>>,
@@ -266,8 +266,37 @@ fn confidence(value: Option<u8>, default: Confidence, what: &str) -> Result<Conf
 }
 
 impl Detector {
-    /// Compiles `spec` as detector `name`; the error says which key is wrong.
-    pub(crate) fn compile(name: &str, spec: &DetectorSpec) -> Result<Self, String> {
+    /// Compiles `spec` as detector `name`; the error says which key is wrong, with the place
+    /// of the pattern when it is the pattern that does not compile.
+    pub(crate) fn compile(
+        name: &str,
+        spec: &DetectorSpec,
+    ) -> Result<Self, (Option<Range<usize>>, String)> {
+        Self::compile_finder(name, spec, Self::finder(spec)?).map_err(|e| (None, e))
+    }
+
+    fn finder(spec: &DetectorSpec) -> Result<Finder, (Option<Range<usize>>, String)> {
+        Self::check_keys(spec).map_err(|e| (None, e))?;
+        if let (DetectorKind::Regex, Some(pattern)) = (spec.kind, &spec.pattern) {
+            let regex = RegexBuilder::new(pattern.get_ref())
+                .size_limit(spec.size_limit.unwrap_or(DEFAULT_REGEX_SIZE_LIMIT))
+                .build()
+                .map_err(|e| {
+                    (
+                        Some(pattern.span()),
+                        format!("`pattern` does not compile: {e}"),
+                    )
+                })?;
+            return Ok(Finder::Regex {
+                regex,
+                mask: spec.mask.unwrap_or(true),
+            });
+        }
+        Self::plain_finder(spec).map_err(|e| (None, e))
+    }
+
+    /// Refuses keys that the detector's kind has no use for.
+    fn check_keys(spec: &DetectorSpec) -> Result<(), String> {
         let only = |key: &str, set: bool, kinds: &str| {
             if set {
                 Err(format!("`{key}` is only for {kinds} detectors"))
@@ -286,25 +315,16 @@ impl Detector {
         if kind.validated() {
             only("mask", spec.mask.is_some(), "`regex` and `keywords`")?;
         }
-        let finder = match kind {
+        Ok(())
+    }
+
+    fn plain_finder(spec: &DetectorSpec) -> Result<Finder, String> {
+        Ok(match spec.kind {
             DetectorKind::PaymentCard => Finder::Card,
             DetectorKind::Iban => Finder::Iban(IbanFinder::new()),
             DetectorKind::UsSsn => Finder::UsSsn,
             DetectorKind::DeTaxId => Finder::DeTaxId,
-            DetectorKind::Regex => {
-                let pattern = spec
-                    .pattern
-                    .as_deref()
-                    .ok_or("a `regex` detector needs `pattern`")?;
-                let regex = RegexBuilder::new(pattern)
-                    .size_limit(spec.size_limit.unwrap_or(DEFAULT_REGEX_SIZE_LIMIT))
-                    .build()
-                    .map_err(|e| format!("`pattern` does not compile: {e}"))?;
-                Finder::Regex {
-                    regex,
-                    mask: spec.mask.unwrap_or(true),
-                }
-            }
+            DetectorKind::Regex => return Err("a `regex` detector needs `pattern`".into()),
             DetectorKind::Keywords => {
                 let words = spec
                     .words
@@ -316,7 +336,11 @@ impl Detector {
                     mask: spec.mask.unwrap_or(false),
                 }
             }
-        };
+        })
+    }
+
+    fn compile_finder(name: &str, spec: &DetectorSpec, finder: Finder) -> Result<Self, String> {
+        let kind = spec.kind;
         let keywords: Vec<String> = match &spec.keywords {
             Some(list) => list.clone(),
             None => default_keywords(kind)

@@ -297,13 +297,15 @@ impl RuleSet {
                 })
             };
             for (name, spec) in &file.detectors {
-                add(&mut set, name, spec.get_ref())
-                    .map_err(|e| invalid(Some(spec.span()), format!("detector {name:?}: {e}")))?;
+                add(&mut set, name, spec.get_ref()).map_err(|(at, e)| {
+                    invalid(at.or(Some(spec.span())), format!("detector {name:?}: {e}"))
+                })?;
             }
             for (kind, name) in BUILTIN_DETECTORS {
                 if !file.detectors.contains_key(name) {
-                    add(&mut set, name, &DetectorSpec::builtin(kind))
-                        .map_err(|e| invalid(None, format!("built-in detector {name:?}: {e}")))?;
+                    add(&mut set, name, &DetectorSpec::builtin(kind)).map_err(|(_, e)| {
+                        invalid(None, format!("built-in detector {name:?}: {e}"))
+                    })?;
                 }
             }
             for spanned in &file.rules {
