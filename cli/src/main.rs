@@ -8,6 +8,7 @@
 mod audit;
 mod checkpoint;
 mod config_check;
+mod dlp;
 mod keys;
 mod logins;
 mod retention;
@@ -66,6 +67,11 @@ enum Command {
     Hold {
         #[command(subcommand)]
         command: retention::HoldCommand,
+    },
+    /// Data-loss prevention: the rules ([dlp]) and what they find
+    Dlp {
+        #[command(subcommand)]
+        command: dlp::DlpCommand,
     },
     /// Retention: how long archived entries are kept ([retention] rules)
     Retention {
@@ -219,6 +225,10 @@ enum JobsCommand {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Its own exit statuses (0 no hit, 1 hit, 2 error), and no broker or full configuration.
+    if let Command::Dlp { command } = &args.command {
+        return dlp::run(args.config.as_deref(), command);
+    }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -278,6 +288,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
             command: LedgerCommand::Init { name },
         } => checkpoint::init(&config, name)?,
         Command::Config { .. } => unreachable!("run before the configuration is loaded"),
+        Command::Dlp { .. } => unreachable!("run by main, before the configuration is loaded"),
         Command::Checkpoint { json } => auditor.change("checkpoint", json!({}), None, || {
             checkpoint::run(&broker, *json)
         })?,

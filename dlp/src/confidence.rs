@@ -41,6 +41,16 @@ pub enum Level {
     High,
 }
 
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Level::Low => "low",
+            Level::Medium => "medium",
+            Level::High => "high",
+        })
+    }
+}
+
 impl Level {
     /// The lowest confidence at this level: 1, 65 or 85.
     pub fn threshold(self) -> Confidence {

@@ -55,7 +55,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DlpError {
     /// A rule file or folder cannot be read.
-    #[error("DLP rules {}: {source}", path.display())]
+    #[error("cannot read the DLP rules {}", path.display())]
     Read {
         /// The file or folder.
         path: PathBuf,
