@@ -91,8 +91,14 @@ impl Keywords {
                 found.push(m.range());
                 at = m.end();
             } else {
-                // It starts inside a word: another keyword may start a character on.
-                at = m.start() + first.map_or(1, char::len_utf8);
+                // It starts inside a word, where no keyword starting with a letter of a spaced
+                // script can: on to the word's end, or to a character of an unspaced script.
+                // So each character is passed once, whatever the text.
+                at = text[m.start()..]
+                    .char_indices()
+                    .skip(1)
+                    .find(|&(_, c)| !word_char(c) || unspaced(c))
+                    .map_or(text.len(), |(i, _)| m.start() + i);
             }
         }
         found
@@ -133,6 +139,13 @@ mod tests {
             ["card", "card number"]
         );
         assert_eq!(find(&["straße"], "STRASSE Straße"), ["Straße"]);
+    }
+
+    #[test]
+    fn a_word_that_only_starts_like_a_keyword_is_passed_once() {
+        let text = format!("{} card", "xcard".repeat(10_000));
+        assert_eq!(find(&["card"], &text), ["card"]);
+        assert_eq!(find(&["カード"], "abcカード"), ["カード"]);
     }
 
     #[test]

@@ -44,10 +44,12 @@ pub enum Severity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Action {
-    /// Record an incident (every hit is one; this says nothing else is done).
-    Incident,
+    /// Record an incident (every hit is one; this says nothing else is done). Written with
+    /// braces, as `Syslog {}`, so that a stray key (`{ type = "incident", url = ... }`) is
+    /// refused rather than ignored.
+    Incident {},
     /// Send an alert to syslog.
-    Syslog,
+    Syslog {},
     /// POST the hit as JSON to an HTTP(S) URL.
     Webhook {
         /// `http://` or `https://`.
@@ -109,7 +111,7 @@ fn every_part() -> Vec<PartKind> {
 }
 
 fn incident_only() -> Vec<Action> {
-    vec![Action::Incident]
+    vec![Action::Incident {}]
 }
 
 /// A rule as a rule file writes it (`[[rules]]`).

@@ -503,6 +503,17 @@ fn rule_file_errors_name_the_line_and_the_key() {
     );
     assert!(message.contains("webhook url \"ftp://x\""), "{message}");
 
+    let (line, message) = invalid(
+        "[[rules]]\nname = \"r\"\nseverity = \"low\"\ndetectors = [\"iban\"]\nactions = [{ type = \"incident\", url = \"https://x\" }]\n",
+    );
+    assert_eq!(line, Some(5));
+    assert!(message.contains("unknown field `url`"), "{message}");
+
+    let (_, message) = invalid(
+        "[[rules]]\nname = \"r\"\nseverity = \"low\"\ndetectors = [\"iban\"]\nactions = [{ type = \"page\" }]\n",
+    );
+    assert!(message.contains("unknown variant `page`"), "{message}");
+
     let (line, message) =
         invalid("[[rules]]\nname = \"r\"\nseverity = \"critical\"\ndetectors = [\"iban\"]\n");
     assert_eq!(line, Some(3));
