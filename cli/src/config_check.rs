@@ -117,6 +117,7 @@ pub fn run(args: &CheckArgs<'_>) -> anyhow::Result<()> {
             check.plugins(config);
         }
         check.retention(config, peers);
+        check.dlp(config);
         if peers {
             check.peers(config, args.timeout);
         }
@@ -261,6 +262,23 @@ impl Check {
                 "[retention] groups",
                 format!("{e:#}"),
                 "check [collector.ldap] and the group names",
+            );
+        }
+    }
+
+    /// The `[dlp]` table and the rules it names, compiled as where they are evaluated.
+    fn dlp(&mut self, config: &Config) {
+        if config.dlp.is_empty() {
+            return;
+        }
+        let dir = config.path.parent().unwrap_or(Path::new("."));
+        if let Err(e) =
+            bonnie_dlp::DlpConfig::from_table(&config.dlp).and_then(|dlp| dlp.rule_set(dir))
+        {
+            self.add(
+                "[dlp]",
+                format!("{:#}", anyhow::Error::from(e)),
+                "`bonnie dlp check --rules <file> <message>` tries rules on a message",
             );
         }
     }

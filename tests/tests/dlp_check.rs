@@ -2,7 +2,8 @@
 //! card number in its attachment fires the shipped payment-card rule, explained in text and in
 //! JSON with the number masked; a clean text file fires nothing; a rule file given with
 //! `--rules`, or named by the configuration's `[dlp]` table, replaces the shipped rules; a bad
-//! rule file or a missing input is an error. Exit codes: 0 no hit, 1 hit, 2 error.
+//! rule file or a missing input is an error. Exit codes: 0 no hit, 1 hit, 2 error. `bonnie
+//! config check` compiles the rules `[dlp]` names.
 
 use std::{
     path::Path,
@@ -227,4 +228,39 @@ fn bad_rules_a_bad_configuration_and_a_missing_file_are_errors() {
     let output = bonnie(dir.path(), &["dlp", "check", "missing.eml"]);
     assert_eq!(code(&output), 2);
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read missing.eml"));
+}
+
+#[test]
+fn config_check_compiles_the_rules_that_dlp_names() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.toml"),
+        "[[rules]]\nname = \"r\"\nseverity = \"low\"\ndetectors = [\"ibans\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bonnie.toml"),
+        "[dlp]\nrules = \"rules.toml\"\n",
+    )
+    .unwrap();
+    let output = bonnie(
+        dir.path(),
+        &["--config", "bonnie.toml", "config", "check", "--offline"],
+    );
+    assert_ne!(code(&output), 0, "{}", process::describe(&output));
+    let out = stdout(&output);
+    assert!(
+        out.contains("[dlp]: DLP rules") && out.contains("`detectors` names \"ibans\""),
+        "{out}"
+    );
+    std::fs::write(
+        dir.path().join("rules.toml"),
+        "[[rules]]\nname = \"r\"\nseverity = \"low\"\ndetectors = [\"iban\"]\n",
+    )
+    .unwrap();
+    let output = bonnie(
+        dir.path(),
+        &["--config", "bonnie.toml", "config", "check", "--offline"],
+    );
+    assert_eq!(code(&output), 0, "{}", process::describe(&output));
 }
