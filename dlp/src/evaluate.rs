@@ -72,7 +72,8 @@ impl<'a> ScanPart<'a> {
 pub struct Folder<'a> {
     /// Its name as Cyrus writes it with `/` as separator (`user/alice/Sent`, `shared/finance`).
     pub name: &'a str,
-    /// The user it belongs to, for personal folders.
+    /// The user it belongs to, for personal folders; scopes' `users` match it when the event
+    /// has no user (a delivery).
     pub owner: Option<&'a str>,
     /// True for folders outside every user's hierarchy (Cyrus shared folders).
     pub shared: bool,
@@ -97,7 +98,7 @@ pub struct AclChange<'a> {
 pub struct ScanInput<'a> {
     /// What happened.
     pub event: EventKind,
-    /// Who did it (the IMAP user), when known.
+    /// Who did it (the IMAP user), when known; a delivery has none.
     pub user: Option<&'a str>,
     /// The folder it happened in.
     pub folder: Option<Folder<'a>>,

@@ -46,7 +46,7 @@ pub use evaluate::{
     ScanInput, ScanPart,
 };
 pub use message::message_parts;
-pub use rules::{Action, DEFAULT_RULES, Rule, RuleSet, Severity};
+pub use rules::{AclRule, Action, DEFAULT_RULES, Rule, RuleSet, Severity};
 pub use scope::Direction;
 
 use std::path::PathBuf;

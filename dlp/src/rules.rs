@@ -3,6 +3,48 @@
 //! read from one file or from every `*.toml` of a folder, in name order; detectors are the
 //! file's own plus the built-in `payment_card`, `iban`, `us_ssn` and `de_tax_id`, which a file
 //! may redefine. bonnie ships [`DEFAULT_RULES`], used when the configuration names none.
+//!
+//! ```toml
+//! # A detector of this file: kind is payment_card, iban, us_ssn, de_tax_id, regex or keywords.
+//! [detectors.project_code]
+//! kind = "regex"
+//! pattern = "PRJ-[0-9]{6}"        # regex only; size_limit = bytes of automaton (1 MiB)
+//! keywords = ["project", "projekt"] # supporting keywords [built-in lists for validated kinds]
+//! proximity = 300                   # characters [300]
+//! confidence = 40                   # alone [65 validated and keywords, 40 regex]
+//! confidence_with_keywords = 65     # with keywords nearby [85, 65]
+//! mask = true                       # regex and keywords: mask the excerpt [true, false]
+//!
+//! [detectors.confidential]
+//! kind = "keywords"
+//! words = ["streng vertraulich", "strictly confidential"]
+//!
+//! [[rules]]
+//! name = "outbound-card-lists"      # unique in the rule set
+//! description = "More than two card numbers leaving the company"
+//! severity = "high"                 # low, medium, high
+//! detectors = ["payment_card"]      # or acl = "anyone" / "group" for an ACL rule
+//! min_confidence = "medium"         # low, medium, high or 1 to 100 [medium]
+//! min_count = 3                     # distinct values [1]
+//! scan = ["subject", "body", "attachments", "fields"] # [all]
+//! actions = [                       # [incident]
+//!     { type = "incident" },
+//!     { type = "syslog" },
+//!     { type = "webhook", url = "https://soc.example.org/hooks/dlp" },
+//!     { type = "email", to = ["security@example.org"] },
+//!     { type = "keyword", name = "$DLP" },
+//!     { type = "quarantine", folder = "shared/quarantine" },
+//! ]
+//! [rules.scope]                     # every key left out is "any"
+//! events = ["append", "delivery", "copy", "move"] # [these; acl for ACL rules]
+//! users = ["*@example.org"]
+//! exclude_users = ["billing@example.org"]
+//! folders = ["user/%/Sent", "shared/*"]
+//! exclude_folders = ["user/%/Trash"]
+//! shared = false                    # true: shared folders only; false: personal only
+//! anyone = false                    # true: folders readable by anyone only
+//! direction = ["outbound"]          # inbound, outbound, internal ([dlp] local_domains)
+//! ```
 
 use std::{
     collections::BTreeMap,
@@ -418,3 +460,46 @@ const BUILTIN_DETECTORS: [(DetectorKind, &str); 4] = [
     (DetectorKind::UsSsn, "us_ssn"),
     (DetectorKind::DeTaxId, "de_tax_id"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rule file example of this module's documentation.
+    fn documented_example() -> String {
+        include_str!("rules.rs")
+            .lines()
+            .filter_map(|l| l.strip_prefix("//!"))
+            .map(|l| l.strip_prefix(' ').unwrap_or(l))
+            .skip_while(|l| *l != "```toml")
+            .skip(1)
+            .take_while(|l| *l != "```")
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_documented_example_and_the_shipped_rules_compile() {
+        let settings = Settings::default();
+        let example = RuleSet::parse(&documented_example(), Path::new("doc"), &settings).unwrap();
+        let rule = example.rules().next().unwrap();
+        assert_eq!(rule.name, "outbound-card-lists");
+        assert_eq!(rule.actions.len(), 6);
+        let shipped: Vec<String> = RuleSet::default_rules(&settings)
+            .unwrap()
+            .rules()
+            .map(|r| r.name.clone())
+            .collect();
+        assert_eq!(
+            shipped,
+            [
+                "payment-cards",
+                "ibans",
+                "us-ssn",
+                "de-tax-id",
+                "folder-readable-by-anyone",
+                "folder-readable-by-a-group"
+            ]
+        );
+    }
+}

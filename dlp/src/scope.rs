@@ -56,7 +56,8 @@ pub(crate) struct ScopeSpec {
     /// The event kinds [default: append, delivery, copy, move; acl for ACL rules].
     #[serde(default)]
     pub events: Option<Vec<EventKind>>,
-    /// Users (the actor) matching one of these patterns (`*` any run, no case).
+    /// Users matching one of these patterns (`*` any run, no case): the event's user, else
+    /// (a delivery) the folder's owner.
     #[serde(default)]
     pub users: Vec<String>,
     /// ...and none of these.
@@ -141,7 +142,11 @@ impl Scope {
         if !self.events.contains(&input.event) {
             return false;
         }
-        let user = input.user.unwrap_or_default();
+        // A delivery has no actor: the folder's owner is whom it is about.
+        let user = input
+            .user
+            .or_else(|| input.folder.as_ref().and_then(|f| f.owner))
+            .unwrap_or_default();
         if !self.users.is_empty() && !self.users.matches(user) {
             return false;
         }

@@ -576,3 +576,30 @@ fn a_folder_of_rule_files_is_read_in_name_order_with_unique_rule_names() {
     assert!(error.contains("no *.toml rule file"), "{error}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_delivery_without_a_user_is_in_the_scope_of_its_folders_owner() {
+    let rules = parse_rules(
+        r#"
+        [[rules]]
+        name = "finance-inboxes"
+        severity = "medium"
+        detectors = ["iban"]
+        scope = { users = ["finance-*"], events = ["delivery"] }
+        "#,
+    );
+    let delivery = |owner| ScanInput {
+        folder: Some(Folder {
+            name: "user/x/INBOX",
+            owner: Some(owner),
+            ..Folder::default()
+        }),
+        ..body("IBAN DE89370400440532013000")
+    };
+    let mut to_finance = delivery("finance-emea@example.org");
+    to_finance.event = EventKind::Delivery;
+    assert_eq!(rules.evaluate(&to_finance).len(), 1);
+    let mut to_sales = delivery("sales@example.org");
+    to_sales.event = EventKind::Delivery;
+    assert!(rules.evaluate(&to_sales).is_empty());
+}
