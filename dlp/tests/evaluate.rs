@@ -530,6 +530,14 @@ fn rule_file_errors_name_the_line_and_the_key() {
         "{message}"
     );
 
+    // A pattern whose automaton would exceed its size limit is refused, not built.
+    let (_, message) =
+        invalid("[detectors.huge]\nkind = \"regex\"\npattern = \"\\\\w{1000}{1000}\"\n");
+    assert!(
+        message.contains("`pattern` does not compile") && message.contains("size limit"),
+        "{message}"
+    );
+
     // The error's text names the file and the line.
     let error = RuleSet::parse(
         "rules = 3",
@@ -602,4 +610,10 @@ fn a_delivery_without_a_user_is_in_the_scope_of_its_folders_owner() {
     let mut to_sales = delivery("sales@example.org");
     to_sales.event = EventKind::Delivery;
     assert!(rules.evaluate(&to_sales).is_empty());
+}
+
+#[test]
+fn a_rule_set_is_shared_between_threads() {
+    fn shared<T: Send + Sync>(_: &T) {}
+    shared(&default_rules());
 }
