@@ -9,17 +9,17 @@
 
 use std::{
     path::Path,
-    process::{Command, Stdio},
+    process::Stdio,
     sync::{Arc, atomic::AtomicBool},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
 use bonnie_model::{mail_history, objects, users};
-use bonnie_plugin_api::storage::StorageClient;
+use bonnie_plugin_api::{RecordQuery, storage::StorageClient};
 use bonnie_tests::api::ApiClient;
 
-use crate::storage::Target;
+use crate::{lab::Lab, storage::Target};
 use serde_json::{Value, json};
 
 /// Events per object: one append, six updates of three events, one move.
@@ -171,50 +171,94 @@ fn fill(config: &Path, events: u64, threads: u64) -> anyhow::Result<f64> {
     Ok(recorded as f64 / started.elapsed().as_secs_f64())
 }
 
+/// Copies every record the fill wrote into the SQLite store of `sqlite_config` to es-storage's
+/// indices on `url`, with `_bulk` requests (bonnie-es's `put_records`, the documents es-storage's
+/// `put` writes), collection by collection.
+fn copy_to_search(sqlite_config: &Path, url: &str, dead_letter: &Path) -> anyhow::Result<u64> {
+    let config = bonnie_core::Config::load(sqlite_config)?;
+    let (_, storage) = bonnie_host::open_storage(&config, Arc::new(AtomicBool::new(false)))?;
+    let storage = StorageClient::new(storage);
+    let settings: bonnie_es::Settings = serde_json::from_value(json!({ "url": url }))?;
+    let es = bonnie_es::Es::new(settings, dead_letter).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut copied = 0u64;
+    for collection in [
+        users::USERS,
+        mail_history::HISTORY,
+        objects::FACTS,
+        objects::MESSAGES,
+        objects::PENDING,
+    ] {
+        let records = storage
+            .query(&RecordQuery {
+                collection: collection.to_string(),
+                all: true,
+                ..RecordQuery::default()
+            })
+            .map_err(|e| anyhow::anyhow!("reading {collection}: {e}"))?;
+        for chunk in records.chunks(20_000) {
+            es.put_records(chunk)
+                .map_err(|e| anyhow::anyhow!("copying {collection}: {e}"))?;
+        }
+        copied += records.len() as u64;
+        eprintln!(
+            "changelog store: {} {collection} records copied to es-storage",
+            records.len()
+        );
+    }
+    Ok(copied)
+}
+
 /// Fills a store on `target` with `events` events (by `threads` threads), starts bonnie-api
-/// on it and times `requests` requests.
+/// on it (with a broker, which keeps the API's audit records) and times `requests` requests.
+/// es-storage is filled through SQLite: the handler's code records the events there, and the
+/// records are then copied to the server in bulk, as one `put` each would leave them (one
+/// `put` per record, each refreshed, fills osmem-server at under 300 events a second).
 pub fn latency(
-    bin: &Path,
-    root: &Path,
     target: Target<'_>,
     events: u64,
     requests: usize,
     threads: u64,
 ) -> anyhow::Result<Figures> {
-    let dir = tempfile::Builder::new()
-        .prefix("bonnie-bench-changelog-")
-        .tempdir_in(root)?;
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins)?;
-    std::fs::create_dir_all(dir.path().join("var"))?;
+    const SQLITE: &str = "[plugins.sqlite-storage]\npath = \"var/bonnie.db\"\n";
     let (library, storage_table) = match target {
-        Target::Sqlite => (
-            "libbonnie_sqlite_storage.so",
-            "[plugins.sqlite-storage]\npath = \"var/bonnie.db\"\n".to_string(),
-        ),
+        Target::Sqlite => ("libbonnie_sqlite_storage.so", SQLITE.to_string()),
         Target::Search(url) => (
             "libbonnie_es_storage.so",
             format!("[plugins.es-storage]\nurl = \"{url}\"\n"),
         ),
     };
-    std::fs::copy(bin.join(library), plugins.join(library))
-        .with_context(|| format!("copying {library}"))?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let config = dir.path().join("bonnie.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[worker]\nplugin_dir = \"plugins\"\n\n{storage_table}\n\
-             [api]\nlisten = \"127.0.0.1:{port}\"\nclients = \"var/api-clients.json\"\naudit_log = \"var/api-audit.log\"\n"
+    let port = super::lab::free_port()?;
+    let lab = Lab::with_storage(
+        &[library],
+        &storage_table,
+        &format!(
+            "\n[api]\nlisten = \"127.0.0.1:{port}\"\nclients = \"var/api-clients.json\"\naudit_log = \"var/api-audit.log\"\n"
         ),
     )?;
-    let recorded_per_s = fill(&config, events, threads)?;
-    let added = Command::new(bin.join("bonnie"))
-        .arg("--config")
-        .arg(&config)
+    let dir = lab.path();
+    std::fs::create_dir_all(dir.join("var"))?;
+    let config = dir.join("bonnie.toml");
+    let filled = Instant::now();
+    match target {
+        Target::Sqlite => {
+            fill(&config, events, threads)?;
+        }
+        Target::Search(url) => {
+            let side = Lab::with_storage(&["libbonnie_sqlite_storage.so"], SQLITE, "")?;
+            std::fs::create_dir_all(side.path().join("var"))?;
+            let side_config = side.path().join("bonnie.toml");
+            fill(&side_config, events, threads)?;
+            copy_to_search(&side_config, url, &dir.join("var/dead-letter.jsonl"))?;
+        }
+    }
+    let objects_count = (events / EVENTS_PER_OBJECT).max(1);
+    let recorded_per_s =
+        (objects_count * EVENTS_PER_OBJECT) as f64 / filled.elapsed().as_secs_f64();
+    let added = lab
+        .command("bonnie")
         .args(["api-client", "add", "bench"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .output()?;
     if !added.status.success() {
         bail!(
@@ -227,27 +271,18 @@ pub fn latency(
         ..ApiClient::from_added("bench", &String::from_utf8_lossy(&added.stdout))
             .context("no credentials in the output of bonnie api-client add")?
     };
-    let _api = super::lab::Running::from(
-        Command::new(bin.join("bonnie-api"))
-            .arg("--config")
-            .arg(&config)
-            .args(["--log-level", "warn", "--log-file"])
-            .arg(dir.path().join("api.log"))
-            .stdin(Stdio::null())
-            .spawn()
-            .context("starting bonnie-api")?,
-    );
+    let _broker = lab.broker()?;
+    let _api = lab.spawn("bonnie-api", &[])?;
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if started.elapsed() > Duration::from_secs(30) {
             bail!(
-                "bonnie-api did not come up; see {}",
-                dir.path().join("api.log").display()
+                "bonnie-api did not come up; see its log in {}",
+                dir.display()
             );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let objects_count = (events / EVENTS_PER_OBJECT).max(1);
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut latencies = Vec::with_capacity(requests);
     for _ in 0..requests {
@@ -269,7 +304,7 @@ pub fn latency(
             bail!("object {object}: {changes} changes instead of 8: {answer:?}");
         }
     }
-    let audit = std::fs::read_to_string(dir.path().join("var/api-audit.log"))?;
+    let audit = std::fs::read_to_string(dir.join("var/api-audit.log"))?;
     let server: Vec<f64> = audit
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok()?["ms"].as_f64())

@@ -66,6 +66,63 @@ fn bulk_rate(
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }
 
+/// What the server itself takes: `count` one-field documents (`{"n": 1}`) into one index
+/// without bonnie's template, in `_bulk` requests of `per_request` encoded beforehand, sent by
+/// `in_flight` threads over plain HTTP (one connection a request). No client does less per
+/// document, so this is the ceiling any client's rate on this server and machine stays under.
+fn server_ceiling(
+    url: &str,
+    count: u64,
+    per_request: u64,
+    in_flight: usize,
+) -> anyhow::Result<f64> {
+    let authority = url
+        .strip_prefix("http://")
+        .context("the search server's URL is not http://")?;
+    let bodies: Vec<String> = (0..count)
+        .step_by(per_request as usize)
+        .map(|start| {
+            (start..(start + per_request).min(count))
+                .map(|n| {
+                    format!(
+                        "{{\"create\":{{\"_index\":\"ceiling\",\"_id\":\"{n}\"}}}}\n{{\"n\":{n}}}\n"
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..in_flight)
+            .map(|_| {
+                scope.spawn(|| -> anyhow::Result<()> {
+                    loop {
+                        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(body) = bodies.get(n) else {
+                            return Ok(());
+                        };
+                        let request = format!(
+                            "POST /_bulk HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let answer = bonnie_tests::api::exchange(authority, request.as_bytes())
+                            .context("no answer to a bulk request")?;
+                        if answer.status != 200 || answer.body.contains("\"errors\":true") {
+                            anyhow::bail!("a bulk request failed ({}): {:.300}", answer.status, answer.body);
+                        }
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().try_for_each(|t| {
+            t.join()
+                .map_err(|_| anyhow::anyhow!("a ceiling thread panicked"))?
+        })
+    })?;
+    Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
 fn changelog_json(figures: &changelog::Figures, requests: usize) -> Value {
     json!({
         "events_stored": figures.events,
@@ -78,10 +135,48 @@ fn changelog_json(figures: &changelog::Figures, requests: usize) -> Value {
     })
 }
 
+/// One batching configuration of the bulk figures: `DOCS×IN_FLIGHT×CALLERS` on the command
+/// line (an ASCII `x` will do).
+#[derive(Debug, Clone, Copy)]
+pub struct BulkConfig {
+    /// Documents per `_bulk` request (the plugin's `bulk_docs`).
+    pub bulk_docs: usize,
+    /// Requests in flight at once (the plugin's `concurrency`).
+    pub concurrency: usize,
+    /// Threads calling `write_log` at once (a worker's threads).
+    pub callers: u64,
+}
+
+impl std::str::FromStr for BulkConfig {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = text.split(['x', '×']).map(str::trim).collect();
+        let number = |part: &str| -> Result<usize, String> {
+            match part.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(format!("{part:?} in {text:?} is not a positive number")),
+            }
+        };
+        match parts.as_slice() {
+            [docs, in_flight, callers] => Ok(Self {
+                bulk_docs: number(docs)?,
+                concurrency: number(in_flight)?,
+                callers: number(callers)? as u64,
+            }),
+            _ => Err(format!(
+                "{text:?} is not DOCSxIN_FLIGHTxCALLERS (for example 1000x4x1)"
+            )),
+        }
+    }
+}
+
 /// What `--only-es` measures.
 pub struct EsArgs {
     /// Documents per bulk configuration.
     pub bulk_events: u64,
+    /// The batching configurations measured.
+    pub bulk_configs: Vec<BulkConfig>,
     /// Events whose history fills each store before the changelog requests.
     pub changelog_events: u64,
     /// Changelog requests timed on each store.
@@ -99,15 +194,12 @@ pub fn figures(bin: &Path, root: &Path, args: &EsArgs) -> anyhow::Result<Value> 
         .tempdir_in(root)?;
     let dead_letter = dir.path().join("dead-letter.jsonl");
     let mut bulk = Vec::new();
-    // The plugin's defaults, then more requests in flight, then a second caller (a worker's
-    // second thread) on the defaults.
-    for (bulk_docs, concurrency, callers) in [
-        (500, 2, 1),
-        (500, 4, 1),
-        (1000, 4, 1),
-        (500, 2, 2),
-        (500, 4, 2),
-    ] {
+    for &BulkConfig {
+        bulk_docs,
+        concurrency,
+        callers,
+    } in &args.bulk_configs
+    {
         let rate = bulk_rate(
             &url,
             &dead_letter,
@@ -128,14 +220,16 @@ pub fn figures(bin: &Path, root: &Path, args: &EsArgs) -> anyhow::Result<Value> 
             "docs_per_s": super::round(rate, 0),
         }));
     }
+    let ceiling = server_ceiling(&url, args.bulk_events, 1000, 4)?;
+    eprintln!(
+        "the server's own ceiling: {ceiling:.0} one-field docs/s (1000 per request, 4 in flight, plain HTTP)"
+    );
     let mut changelog = serde_json::Map::new();
     for (name, target) in [
         ("sqlite", storage::Target::Sqlite),
         ("elasticsearch", storage::Target::Search(&url)),
     ] {
         let figures = changelog::latency(
-            bin,
-            root,
             target,
             args.changelog_events,
             args.changelog_requests,
@@ -151,5 +245,13 @@ pub fn figures(bin: &Path, root: &Path, args: &EsArgs) -> anyhow::Result<Value> 
             changelog_json(&figures, args.changelog_requests),
         );
     }
-    Ok(json!({ "bulk": bulk, "changelog": changelog }))
+    Ok(json!({
+        "bulk": bulk,
+        "server_ceiling": {
+            "what": "one-field documents, 1000 per _bulk request encoded beforehand, 4 in flight over plain HTTP, no template",
+            "documents": args.bulk_events,
+            "docs_per_s": super::round(ceiling, 0),
+        },
+        "changelog": changelog,
+    }))
 }

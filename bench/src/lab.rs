@@ -14,7 +14,7 @@ use bonnie_core::{
 };
 
 /// A free TCP port on loopback.
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
@@ -98,6 +98,15 @@ impl Lab {
     /// with `extra` appended to the configuration. The configuration ends with the `[collector]`
     /// table, so keys of `extra` before its first table header are the collector's.
     pub fn with(libraries: &[&str], extra: &str) -> anyhow::Result<Self> {
+        Self::with_storage(
+            libraries,
+            "[plugins.sqlite-storage]\npath = \"var/bonnie.db\"\n",
+            extra,
+        )
+    }
+
+    /// Like [`Lab::with`], with `storage` (a plugin table) in place of SQLite's.
+    pub fn with_storage(libraries: &[&str], storage: &str, extra: &str) -> anyhow::Result<Self> {
         let bin = bin_dir()?;
         let dir = tempfile::Builder::new()
             .prefix("bonnie-bench-")
@@ -152,9 +161,7 @@ curve = false
 [curve]
 enabled = false
 
-[plugins.sqlite-storage]
-path = "var/bonnie.db"
-
+{storage}
 [collector]
 broker_address = "tcp://127.0.0.1:{collector}"
 {extra}"#

@@ -100,6 +100,14 @@ struct Args {
     /// Log documents bulk-indexed into osmem-server per batching configuration
     #[arg(long, default_value_t = 100_000)]
     es_bulk_events: u64,
+    /// Batching configurations of the bulk figures, each DOCS×IN_FLIGHT×CALLERS (documents
+    /// per `_bulk` request, requests in flight, threads calling write_log), comma separated
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "500x2x1,1000x4x1,2000x4x1,2000x4x2"
+    )]
+    es_bulk: Vec<es::BulkConfig>,
     /// Message events whose history fills es-storage (and SQLite, for comparison) before the
     /// changelog requests of --only-es
     #[arg(long, default_value_t = 1_000_000)]
@@ -173,10 +181,7 @@ fn main() {
 }
 
 fn changelog_figures(args: &Args) -> anyhow::Result<Value> {
-    let bin = lab::bin_dir()?;
     let figures = changelog::latency(
-        &bin,
-        &lab::bench_root()?,
         storage::Target::Sqlite,
         args.changelog_events,
         args.changelog_requests,
@@ -296,6 +301,7 @@ fn run(args: &Args) -> anyhow::Result<Value> {
             &lab::bench_root()?,
             &es::EsArgs {
                 bulk_events: args.es_bulk_events,
+                bulk_configs: args.es_bulk.clone(),
                 changelog_events: args.es_changelog_events,
                 changelog_requests: args.changelog_requests,
                 fill_threads: args.es_fill_threads,

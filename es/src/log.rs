@@ -40,17 +40,35 @@ fn log_hit(hit: &Value) -> Option<Record> {
     Some(found)
 }
 
+/// How a `_bulk` request writes its documents.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Action {
+    /// `create`: never overwrites (the log: a redelivered job keeps its first record).
+    Create,
+    /// `index`: inserts or replaces (keyed records).
+    Index,
+}
+
+impl Action {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Index => "index",
+        }
+    }
+}
+
 /// One document to write.
 #[derive(Clone)]
-struct Doc {
-    position: usize,
-    index: String,
-    id: String,
-    source: String,
+pub(crate) struct Doc {
+    pub(crate) position: usize,
+    pub(crate) index: String,
+    pub(crate) id: String,
+    pub(crate) source: String,
 }
 
 /// What the server made of one document.
-enum Answer {
+pub(crate) enum Answer {
     /// Created, or already there (a redelivered job).
     Stored,
     /// Try again later (429, 503, or no usable answer for the document).
@@ -335,7 +353,7 @@ impl Es {
                 self.settings.concurrency,
                 |chunk| {
                     let client = client.clone();
-                    async move { send(&client, &chunk).await }
+                    async move { send(&client, Action::Create, &chunk).await }
                 },
             ));
             let mut again = Vec::new();
@@ -399,7 +417,12 @@ impl Es {
 /// `concurrency` at once; one answer per document, in order. Each request's answers are
 /// its own documents' only: a request that fails as a whole, or whose answers do not match
 /// its documents one for one, sends exactly its documents again, whatever the others got.
-async fn bulk<S, F>(docs: &[Doc], per_request: usize, concurrency: usize, send: S) -> Vec<Answer>
+pub(crate) async fn bulk<S, F>(
+    docs: &[Doc],
+    per_request: usize,
+    concurrency: usize,
+    send: S,
+) -> Vec<Answer>
 where
     S: Fn(Vec<Doc>) -> F,
     F: Future<Output = Vec<Answer>> + Send + 'static,
@@ -433,12 +456,12 @@ where
         .collect()
 }
 
-/// One `_bulk` request of `create` actions.
-async fn send(client: &Elasticsearch, docs: &[Doc]) -> Vec<Answer> {
+/// One `_bulk` request writing `docs` with `action`.
+pub(crate) async fn send(client: &Elasticsearch, action: Action, docs: &[Doc]) -> Vec<Answer> {
     // One entry per NDJSON line; the client ends each with a newline.
     let mut body: Vec<String> = Vec::with_capacity(docs.len() * 2);
     for doc in docs {
-        body.push(json!({ "create": { "_index": doc.index, "_id": doc.id } }).to_string());
+        body.push(json!({ action.name(): { "_index": doc.index, "_id": doc.id } }).to_string());
         body.push(doc.source.clone());
     }
     let all_again = |reason: String| docs.iter().map(|_| Answer::Again(reason.clone())).collect();
@@ -465,7 +488,7 @@ async fn send(client: &Elasticsearch, docs: &[Doc]) -> Vec<Answer> {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let results: Vec<Option<&Value>> = items.iter().map(|item| item.get("create")).collect();
+    let results: Vec<Option<&Value>> = items.iter().map(|item| item.get(action.name())).collect();
     docs.iter()
         .enumerate()
         .map(|(i, doc)| {

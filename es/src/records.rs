@@ -10,7 +10,11 @@ use bonnie_plugin_api::{IndexTerm, PluginError, Record, RecordQuery};
 use elasticsearch::{DeleteParts, GetParts, IndexParts, SearchParts, params::Refresh};
 use serde_json::{Value, json};
 
-use crate::{Es, client::request_error};
+use crate::{
+    Es,
+    client::request_error,
+    log::{Action, Answer, Doc},
+};
 
 impl Es {
     fn records_index(&self, collection: &str) -> Result<String, PluginError> {
@@ -87,6 +91,93 @@ impl Es {
             } else {
                 PluginError::transient(error)
             })
+        })
+    }
+
+    /// Inserts or replaces many records at once, with `_bulk` requests of `bulk_docs`
+    /// (`concurrency` in flight), retried as the log's writes are, then one refresh of the
+    /// indices written: what one `put_record` per record gives, at the cost of one request per
+    /// `bulk_docs` records instead of one (with its refresh) per record. Fails, naming the first
+    /// record the server refused or kept failing, if any record is not written.
+    pub fn put_records(&self, records: &[Record]) -> Result<(), PluginError> {
+        self.ensure_templates()?;
+        let mut pending = Vec::with_capacity(records.len());
+        let mut indices: Vec<String> = Vec::new();
+        for (position, record) in records.iter().enumerate() {
+            let index = self.records_index(record.collection.as_str())?;
+            if !indices.contains(&index) {
+                indices.push(index.clone());
+            }
+            pending.push(Doc {
+                position,
+                index,
+                id: record.key.to_string(),
+                source: document(record)?.to_string(),
+            });
+        }
+        let mut last_error = String::new();
+        for attempt in 0..=self.settings.retries {
+            if pending.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(
+                    100 << (attempt - 1).min(6),
+                ));
+            }
+            let client = &self.client;
+            let answers = self.runtime.block_on(crate::log::bulk(
+                &pending,
+                self.settings.bulk_docs,
+                self.settings.concurrency,
+                |chunk| {
+                    let client = client.clone();
+                    async move { crate::log::send(&client, Action::Index, &chunk).await }
+                },
+            ));
+            let mut again = Vec::new();
+            for (doc, answer) in pending.into_iter().zip(answers) {
+                match answer {
+                    Answer::Stored => {}
+                    Answer::Again(reason) | Answer::Unanswered(reason) => {
+                        last_error = reason;
+                        again.push(doc);
+                    }
+                    Answer::Refused { status, error } => {
+                        return Err(PluginError::rejected(format!(
+                            "writing {}/{} was refused ({status}): {error}",
+                            doc.index, doc.id
+                        )));
+                    }
+                }
+            }
+            pending = again;
+        }
+        if let Some(doc) = pending.first() {
+            return Err(PluginError::transient(format!(
+                "{} of {} records not written (the first {}/{}): {last_error}",
+                pending.len(),
+                records.len(),
+                doc.index,
+                doc.id
+            )));
+        }
+        let names: Vec<&str> = indices.iter().map(String::as_str).collect();
+        self.runtime.block_on(async {
+            let response = self
+                .client
+                .indices()
+                .refresh(elasticsearch::indices::IndicesRefreshParts::Index(&names))
+                .send()
+                .await
+                .map_err(|e| request_error("cannot refresh the record indices", e))?;
+            match response.status_code() {
+                status if status.is_success() => Ok(()),
+                status => Err(PluginError::transient(format!(
+                    "refreshing {} failed ({status})",
+                    names.join(",")
+                ))),
+            }
         })
     }
 

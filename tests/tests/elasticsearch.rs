@@ -520,3 +520,74 @@ fn es_storage_pages_through_every_match_in_order_past_a_page() {
         ascending[..5]
     );
 }
+
+#[test]
+fn records_written_in_bulk_read_back_as_one_put_each_leaves_them_and_replace_them() {
+    use bonnie_plugin_api::{Record, RecordQuery};
+    let server = SearchServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Requests of 7 documents, 3 in flight: 250 records take 36 requests in several rounds.
+    let settings: bonnie_es::Settings = serde_json::from_value(
+        json!({ "url": server.url, "bulk_docs": 7, "concurrency": 3, "page_size": 50 }),
+    )
+    .unwrap();
+    let es = bonnie_es::Es::new(settings, &dir.path().join("dead-letter.jsonl")).unwrap();
+    let record = |collection: &str, n: i64, version: &str| {
+        Record::new(
+            collection,
+            &format!("k{n:03}"),
+            &json!({ "n": n, "version": version, "name": "Büro Рабочее 会議" }),
+        )
+        .indexed("group", if n % 2 == 0 { "even" } else { "odd" })
+        .at(5_000 + n)
+    };
+    let first: Vec<Record> = (0..200)
+        .map(|n| record("bulk-a", n, "1"))
+        .chain((0..50).map(|n| record("bulk-b", n, "1")))
+        .collect();
+    es.put_records(&first).unwrap();
+    // One put of the same record leaves the same document: the two read back alike.
+    es.put_record(&record("bulk-c", 7, "1")).unwrap();
+    let bulk = es.get_record("bulk-a", "k007").unwrap().unwrap();
+    let single = es.get_record("bulk-c", "k007").unwrap().unwrap();
+    assert_eq!(bulk.body, single.body);
+    assert_eq!(bulk.index, single.index);
+    assert_eq!(bulk.time_ms, single.time_ms);
+    // Every record is found at once (the indices were refreshed), by its index term too.
+    let even = es
+        .query_records(&RecordQuery::all_with("bulk-a", "group", "even"))
+        .unwrap();
+    assert_eq!(even.len(), 100);
+    assert!(
+        even.iter()
+            .all(|r| r.json().unwrap()["n"].as_i64().unwrap() % 2 == 0)
+    );
+    let b = es
+        .query_records(&RecordQuery {
+            collection: "bulk-b".into(),
+            all: true,
+            ..RecordQuery::default()
+        })
+        .unwrap();
+    assert_eq!(b.len(), 50);
+    // A second bulk write replaces what the first wrote.
+    let second: Vec<Record> = (0..200).map(|n| record("bulk-a", n, "2")).collect();
+    es.put_records(&second).unwrap();
+    let all = es
+        .query_records(&RecordQuery {
+            collection: "bulk-a".into(),
+            all: true,
+            ..RecordQuery::default()
+        })
+        .unwrap();
+    assert_eq!(all.len(), 200);
+    assert!(all.iter().all(|r| r.json().unwrap()["version"] == "2"));
+    // A collection that cannot name an index is refused before anything is sent.
+    let refused = es
+        .put_records(&[Record::new("Not An Index", "k", &json!({}))])
+        .unwrap_err();
+    assert!(
+        refused.message.contains("cannot name an index"),
+        "{refused:?}"
+    );
+}
