@@ -186,7 +186,7 @@ pub struct RuleHit {
     pub count: usize,
     /// The highest confidence among them (100 for an ACL rule).
     pub confidence: Confidence,
-    /// The evidence, in part order, at most [`MAX_EVIDENCE`] entries.
+    /// The evidence, in part order, at most [`crate::MAX_EVIDENCE`] entries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub matches: Vec<Evidence>,
     /// The parts scanned only in part: longer than the scan limit, cut there.

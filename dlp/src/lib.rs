@@ -42,8 +42,8 @@ pub use confidence::{Confidence, Level, MinConfidence};
 pub use config::{DEFAULT_MAX_PART_BYTES, DlpConfig, Settings};
 pub use detector::DetectorKind;
 pub use evaluate::{
-    AclChange, AclEvidence, EventKind, Evidence, Folder, NearbyKeyword, PartKind, RuleHit,
-    ScanInput, ScanPart,
+    AclChange, AclEvidence, EventKind, Evidence, Folder, MAX_EVIDENCE, NearbyKeyword, PartKind,
+    RuleHit, ScanInput, ScanPart,
 };
 pub use message::message_parts;
 pub use rules::{AclRule, Action, DEFAULT_RULES, Rule, RuleSet, Severity};
