@@ -428,16 +428,24 @@ fn apply_purges_what_expired_keeps_what_a_hold_covers_and_the_log_still_verifies
     );
 }
 
-/// A message in Drafts (kept a day) and the same message in the INBOX (kept forever), and
-/// another only in Drafts: the purge removes both drafts and the payload only they named,
-/// and keeps the payload the INBOX copy names.
+/// A message in Черновики (Russian drafts, kept a day) and the same message in the INBOX (kept
+/// forever), and another only in Черновики: the purge removes both drafts and the payload only
+/// they named, and keeps the payload the INBOX copy names. The folder's name is matched by the
+/// rule as written and read from the URL as Cyrus writes it (percent-encoded UTF-8).
 fn a_payload_another_kept_entry_names_survives_the_purge(storage: Storage) {
     let cluster = Cluster::new(
         &["bonnie-messageappend", "bonnie-jsonl-input"],
         "[plugins.jsonl-input]\nfiles = [\"in.jsonl\"]\njournal = \"var/jsonl-input/outcomes.jsonl\"\n\n\
-         [retention]\n[[retention.rule]]\nname = \"drafts\"\nfolders = [\"Drafts\"]\nkeep = \"1d\"\n",
+         [retention]\n[[retention.rule]]\nname = \"drafts\"\nfolders = [\"Черновики\"]\nkeep = \"1d\"\n",
     );
     let _archive = cluster.use_storage(storage);
+    let drafts: String = "/Черновики"
+        .bytes()
+        .map(|b| match b {
+            b'/' => "/".to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect();
     let shared = b"From: a@example.org\r\nSubject: shared\r\n\r\nKept in the INBOX.\r\n".as_slice();
     let alone = b"From: a@example.org\r\nSubject: alone\r\n\r\nOnly a draft.\r\n".as_slice();
     let append = |folder: &str, uid: u64, message: &[u8]| {
@@ -451,9 +459,9 @@ fn a_payload_another_kept_entry_names_survives_the_purge(storage: Storage) {
         .to_string()
     };
     let lines = [
-        append("/Drafts", 1, shared),
+        append(&drafts, 1, shared),
         append("", 1, shared),
-        append("/Drafts", 2, alone),
+        append(&drafts, 2, alone),
     ];
     std::fs::write(cluster.path().join("in.jsonl"), lines.join("\n") + "\n").unwrap();
     let _broker = cluster.start_broker();
@@ -462,6 +470,11 @@ fn a_payload_another_kept_entry_names_survives_the_purge(storage: Storage) {
         entries(&cluster, "MessageAppend").len() == 3
     });
     drop(worker);
+    let drafts_archived = entries(&cluster, "MessageAppend")
+        .iter()
+        .filter(|r| r["folder_name"] == "Черновики")
+        .count();
+    assert_eq!(drafts_archived, 2, "the folder's name read from its URL");
     let client = storages::open(&cluster.config());
     let digest = |m: &[u8]| bonnie_core::payload::digest(m);
     assert!(client.get_payload(&digest(alone)).unwrap().is_some());
@@ -488,6 +501,11 @@ fn a_payload_another_kept_entry_names_survives_the_purge(storage: Storage) {
         .collect();
     assert_eq!(whole.len(), 1, "{appends:?}");
     assert_eq!(whole[0]["folder_name"], "INBOX", "{whole:?}");
+    let purged: Vec<&Value> = appends
+        .iter()
+        .filter(|r| r["purged"] == json!(true))
+        .collect();
+    assert_eq!(purged.len(), 2, "{appends:?}");
 }
 
 on_both_storages!(
