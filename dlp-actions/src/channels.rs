@@ -1,0 +1,278 @@
+//! Delivering one alert on its channel: a webhook POST of the incident JSON (optionally
+//! signed), a syslog line (the summary, RFC 5424 or 3164 framing by fasyslog), an e-mail
+//! through the SMTP relay (lettre). Each attempt either succeeds or says why not; retrying
+//! is the sender's.
+
+use std::{io::Read, time::Duration};
+
+use bonnie_dlp::Action;
+use hmac::{Hmac, Mac};
+use lettre::{
+    Message, SmtpTransport, Transport,
+    message::{Mailbox, header::ContentType},
+    transport::smtp::client::{Tls, TlsParameters},
+};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    AlertSettings, SettingsError, SmtpSecurity, SyslogFormat, SyslogTarget, summary::summary,
+};
+
+/// The header that carries a webhook body's HMAC-SHA256.
+pub(crate) const SIGNATURE_HEADER: &str = "X-Bonnie-Signature";
+/// The header that carries the outbox key, for receivers that drop a repeated alert.
+pub(crate) const ALERT_ID_HEADER: &str = "X-Bonnie-Alert-Id";
+
+/// The most bytes of a webhook's answer kept for the reason of a failure.
+const MAX_REASON_BYTES: u64 = 300;
+
+/// Why an attempt did not deliver its alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Undelivered {
+    /// What went wrong, for the entry's `last_error` and the log.
+    pub reason: String,
+    /// True when trying again cannot help (a recipient that is not an address, a 5xx answer
+    /// from the SMTP relay, no relay configured): the entry fails now.
+    pub permanent: bool,
+}
+
+impl Undelivered {
+    fn retry(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            permanent: false,
+        }
+    }
+
+    fn permanent(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            permanent: true,
+        }
+    }
+}
+
+/// The channels, set up once from the settings.
+pub(crate) struct Channels {
+    http: reqwest::blocking::Client,
+    secret: Option<Vec<u8>>,
+    syslog_target: SyslogTarget,
+    syslog_format: SyslogFormat,
+    syslog_context: fasyslog::format::SyslogContext,
+    smtp: Option<(SmtpTransport, Mailbox)>,
+}
+
+fn lowercase_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The webhook secret from `path`, which only bonnie may read.
+fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, SettingsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let key = "webhook.secret_file";
+    let metadata = std::fs::metadata(path)
+        .map_err(|e| SettingsError::new(key, format!("cannot read {}: {e}", path.display())))?;
+    if metadata.permissions().mode() & 0o077 != 0 {
+        return Err(SettingsError::new(
+            key,
+            format!(
+                "{} is readable by others than its owner (mode {:o}; make it 0600)",
+                path.display(),
+                metadata.permissions().mode() & 0o777
+            ),
+        ));
+    }
+    let secret = std::fs::read(path)
+        .map_err(|e| SettingsError::new(key, format!("cannot read {}: {e}", path.display())))?;
+    let secret = secret.trim_ascii().to_vec();
+    if secret.is_empty() {
+        return Err(SettingsError::new(
+            key,
+            format!("{} is empty", path.display()),
+        ));
+    }
+    Ok(secret)
+}
+
+impl Channels {
+    /// The channels of `settings` (checked first).
+    pub(crate) fn new(settings: &AlertSettings) -> Result<Self, SettingsError> {
+        settings.check()?;
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_millis(settings.webhook.timeout_ms))
+            // A redirect would re-send the incident to wherever the receiver points.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| SettingsError::new("webhook", format!("no HTTP client: {e}")))?;
+        let secret = settings
+            .webhook
+            .secret_file
+            .as_deref()
+            .map(read_secret)
+            .transpose()?;
+        let mut syslog_context = fasyslog::format::SyslogContext::new();
+        syslog_context
+            .facility(settings.syslog.facility()?)
+            .appname("bonnie-dlp");
+        let smtp = match &settings.smtp {
+            None => None,
+            Some(s) => {
+                let tls = || {
+                    TlsParameters::new(s.host.clone()).map_err(|e| {
+                        SettingsError::new("smtp.host", format!("no TLS for {}: {e}", s.host))
+                    })
+                };
+                let tls = match s.security {
+                    SmtpSecurity::Plain => Tls::None,
+                    SmtpSecurity::Starttls => Tls::Required(tls()?),
+                    SmtpSecurity::Tls => Tls::Wrapper(tls()?),
+                };
+                let transport = SmtpTransport::builder_dangerous(&s.host)
+                    .port(s.port)
+                    .tls(tls)
+                    .timeout(Some(Duration::from_millis(s.timeout_ms)))
+                    .build();
+                let from: Mailbox = s
+                    .from
+                    .parse()
+                    .map_err(|e| SettingsError::new("smtp.from", format!("{:?}: {e}", s.from)))?;
+                Some((transport, from))
+            }
+        };
+        Ok(Self {
+            http,
+            secret,
+            syslog_target: settings.syslog.target()?,
+            syslog_format: settings.syslog.format,
+            syslog_context,
+            smtp,
+        })
+    }
+
+    /// Delivers the alert of entry `key`; why not, if it was not.
+    pub(crate) fn deliver(
+        &self,
+        key: &str,
+        action: &Action,
+        incident: &Value,
+    ) -> Result<(), Undelivered> {
+        match action {
+            Action::Webhook { url } => self.webhook(key, url, incident),
+            Action::Syslog {} => self.syslog(incident).map_err(Undelivered::retry),
+            Action::Email { to } => self.email(key, to, incident),
+            other => Err(Undelivered::permanent(format!("{other:?} is not an alert"))),
+        }
+    }
+
+    fn webhook(&self, key: &str, url: &str, incident: &Value) -> Result<(), Undelivered> {
+        let body = incident.to_string();
+        let mut request = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(ALERT_ID_HEADER, key);
+        if let Some(secret) = &self.secret {
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|e| {
+                Undelivered::permanent(format!("the webhook secret cannot key HMAC-SHA256: {e}"))
+            })?;
+            mac.update(body.as_bytes());
+            let signature = format!("sha256={}", lowercase_hex(&mac.finalize().into_bytes()));
+            request = request.header(SIGNATURE_HEADER, signature);
+        }
+        let response = request
+            .body(body)
+            .send()
+            .map_err(|e| Undelivered::retry(format!("POST {url}: {e}")))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let mut said = String::new();
+        // The answer is the receiver's; only its start goes into the reason.
+        let _ = response.take(MAX_REASON_BYTES).read_to_string(&mut said);
+        let said: String = said
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        Err(Undelivered::retry(format!(
+            "POST {url}: {status} {}",
+            said.trim()
+        )))
+    }
+
+    fn syslog(&self, incident: &Value) -> Result<(), String> {
+        let severity = match incident.get("severity").and_then(Value::as_str) {
+            Some("high") => fasyslog::Severity::ERROR,
+            Some("medium") => fasyslog::Severity::WARNING,
+            _ => fasyslog::Severity::NOTICE,
+        };
+        let line = summary(incident);
+        let formatted = match self.syslog_format {
+            SyslogFormat::Rfc5424 => self
+                .syslog_context
+                .format_rfc5424(severity, Some("dlp-incident"), Vec::new(), Some(&line))
+                .to_string(),
+            SyslogFormat::Rfc3164 => self
+                .syslog_context
+                .format_rfc3164(severity, Some(&line))
+                .to_string(),
+        };
+        let (mut sender, target) = match &self.syslog_target {
+            SyslogTarget::Unix(path) => (fasyslog::sender::unix(path), path.display().to_string()),
+            SyslogTarget::Udp(address) => (
+                fasyslog::sender::udp("0.0.0.0:0", address.as_str())
+                    .map(fasyslog::sender::SyslogSender::Udp),
+                format!("udp:{address}"),
+            ),
+            SyslogTarget::Tcp(address) => (
+                fasyslog::sender::tcp(address.as_str()).map(fasyslog::sender::SyslogSender::Tcp),
+                format!("tcp:{address}"),
+            ),
+        };
+        let sender = sender
+            .as_mut()
+            .map_err(|e| format!("syslog {target}: cannot connect: {e}"))?;
+        sender
+            .send_formatted(formatted.as_bytes())
+            .and_then(|()| sender.flush())
+            .map_err(|e| format!("syslog {target}: {e}"))
+    }
+
+    fn email(&self, key: &str, to: &[String], incident: &Value) -> Result<(), Undelivered> {
+        let Some((transport, from)) = &self.smtp else {
+            return Err(Undelivered::permanent(
+                "an e-mail alert, but [plugins.dlp.alerts.smtp] names no relay",
+            ));
+        };
+        let line = summary(incident);
+        // One Message-ID per outbox entry: a retried alert that did arrive the first time is
+        // recognisably the same message.
+        let id = lowercase_hex(&Sha256::digest(key.as_bytes()));
+        let mut builder = Message::builder()
+            .from(from.clone())
+            .subject(format!("[bonnie DLP] {line}"))
+            .message_id(Some(format!("<{id}@dlp.bonnie>")));
+        for address in to {
+            let mailbox: Mailbox = address.parse().map_err(|e| {
+                Undelivered::permanent(format!("e-mail alert recipient {address:?}: {e}"))
+            })?;
+            builder = builder.to(mailbox);
+        }
+        let json = serde_json::to_string_pretty(incident).unwrap_or_else(|_| incident.to_string());
+        let message = builder
+            .header(ContentType::TEXT_PLAIN)
+            .body(format!("{line}\n\nThe incident:\n\n{json}\n"))
+            .map_err(|e| {
+                Undelivered::permanent(format!("the e-mail alert cannot be built: {e}"))
+            })?;
+        transport.send(&message).map(drop).map_err(|e| {
+            let reason = format!("SMTP relay: {e}");
+            if e.is_permanent() {
+                Undelivered::permanent(reason)
+            } else {
+                Undelivered::retry(reason)
+            }
+        })
+    }
+}

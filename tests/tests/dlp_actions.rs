@@ -1,0 +1,409 @@
+//! DLP alerts through the outbox (bonnie-dlp-actions) on the real sqlite-storage plugin: a
+//! webhook that fails at first is retried and delivered once, signed; one that cannot be
+//! reached is retried and then failed with its reason, loudly; a syslog line reaches a UDP
+//! receiver; an e-mail reaches a real Postfix; a redelivered enqueue sends once; two senders
+//! on one store deliver each alert once; actions that are not alerts are refused.
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, UdpSocket},
+    os::unix::fs::PermissionsExt,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use bonnie_dlp::Action;
+use bonnie_dlp_actions::{AlertLog, AlertSettings, EntryState, Outbox, Sender};
+use bonnie_plugin_api::{LogLevel, storage::StorageClient};
+use bonnie_tests::{
+    cluster::free_port,
+    postfix::{NextHop, Postfix},
+    process, storages,
+    worker::WorkerLab,
+};
+use serde_json::{Value, json};
+
+/// One request the webhook receiver got.
+#[derive(Debug, Clone)]
+struct Request {
+    headers: BTreeMap<String, String>,
+    body: String,
+    /// The status it was answered with.
+    status: u16,
+}
+
+/// A small HTTP server that answers 503 to its first `failures` requests, then 200.
+struct WebhookReceiver {
+    url: String,
+    requests: Arc<Mutex<Vec<Request>>>,
+}
+
+impl WebhookReceiver {
+    fn start(failures: usize) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the webhook receiver");
+        let url = format!("http://{}/alerts", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let mut headers = BTreeMap::new();
+                loop {
+                    let mut header = String::new();
+                    reader.read_line(&mut header).unwrap_or_default();
+                    let header = header.trim_end();
+                    if header.is_empty() {
+                        break;
+                    }
+                    if let Some((name, value)) = header.split_once(':') {
+                        headers.insert(name.to_ascii_lowercase(), value.trim().to_string());
+                    }
+                }
+                let length: usize = headers
+                    .get("content-length")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap_or_default();
+                let mut requests = seen.lock().unwrap();
+                let status = if requests.len() < failures { 503 } else { 200 };
+                requests.push(Request {
+                    headers,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                    status,
+                });
+                drop(requests);
+                let mut stream = stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy"
+                );
+            }
+        });
+        Self { url, requests }
+    }
+
+    fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    fn accepted(&self) -> Vec<Request> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.status == 200)
+            .collect()
+    }
+}
+
+/// A lab with sqlite-storage, and a way to open its store as many times as a test needs.
+struct Store {
+    lab: WorkerLab,
+}
+
+impl Store {
+    fn new() -> Self {
+        Self {
+            lab: WorkerLab::with_plugins(&[], ""),
+        }
+    }
+
+    fn open(&self) -> StorageClient {
+        storages::open(&self.lab.config())
+    }
+}
+
+/// Settings that retry quickly, from JSON as the plugin receives them.
+fn settings(extra: Value) -> AlertSettings {
+    let mut base = json!({
+        "poll_interval_ms": 20,
+        "retry": {"initial_backoff_ms": 10, "max_backoff_ms": 40, "max_attempts": 4},
+    });
+    if let (Some(base), Some(extra)) = (base.as_object_mut(), extra.as_object()) {
+        for (key, value) in extra {
+            base.insert(key.clone(), value.clone());
+        }
+    }
+    serde_json::from_value(base).expect("valid alert settings")
+}
+
+/// A log that keeps what the sender said.
+fn kept_log() -> (AlertLog, Arc<Mutex<Vec<(String, String)>>>) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let kept = lines.clone();
+    let log: AlertLog = Arc::new(move |level, message, fields| {
+        let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let level = match level {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            _ => "info",
+        };
+        kept.lock()
+            .unwrap()
+            .push((level.to_string(), format!("{message} {}", fields.join(" "))));
+    });
+    (log, lines)
+}
+
+fn spawn(storage: StorageClient, settings: AlertSettings) -> Sender {
+    let (log, _) = kept_log();
+    Sender::spawn(storage, settings, Arc::new(AtomicBool::new(false)), log)
+        .expect("starting the sender")
+}
+
+fn incident(n: usize) -> Value {
+    json!({
+        "rule": "payment-cards", "severity": "high", "user": "john.doe", "folder": "INBOX",
+        "uid": n, "count": 2, "matches": [{"detector": "cards", "excerpt": "4539 **** **** 6467"}],
+    })
+}
+
+fn state(outbox: &Outbox, key: &str) -> String {
+    outbox
+        .entry(key)
+        .expect("reading the outbox")
+        .and_then(|e| e["state"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn wait_for_state(outbox: &Outbox, key: &str, wanted: EntryState) -> Value {
+    process::wait_until(&format!("outbox entry {key} {}", wanted.name()), || {
+        state(outbox, key) == wanted.name()
+    });
+    outbox.entry(key).unwrap().unwrap()
+}
+
+#[test]
+fn a_webhook_that_fails_at_first_is_retried_and_delivered_once_signed() {
+    let store = Store::new();
+    let receiver = WebhookReceiver::start(2);
+    let secret = store.lab.path().join("webhook.secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let outbox = Outbox::new(store.open());
+    let action = Action::Webhook {
+        url: receiver.url.clone(),
+    };
+    assert!(outbox.enqueue("job-1/0/1", &action, &incident(7)).unwrap());
+    let sender = spawn(
+        store.open(),
+        settings(json!({"webhook": {"secret_file": secret}})),
+    );
+    let entry = wait_for_state(&outbox, "job-1/0/1", EntryState::Sent);
+    sender.stop();
+    assert_eq!(entry["attempts"], 3, "{entry}");
+    assert!(entry["sent_ms"].as_i64().is_some(), "{entry}");
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    let accepted = receiver.accepted();
+    assert_eq!(accepted.len(), 1, "{requests:?}");
+    let body: Value = serde_json::from_str(&accepted[0].body).unwrap();
+    assert_eq!(body, incident(7));
+    assert_eq!(accepted[0].headers["x-bonnie-alert-id"], "job-1/0/1");
+    // HMAC-SHA256("s3cret", body), as a receiver checks it.
+    let expected = {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
+        mac.update(accepted[0].body.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        format!(
+            "sha256={}",
+            digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        )
+    };
+    assert_eq!(accepted[0].headers["x-bonnie-signature"], expected);
+}
+
+#[test]
+fn an_unreachable_webhook_is_retried_then_failed_with_its_reason_and_logged_as_an_error() {
+    let store = Store::new();
+    let outbox = Outbox::new(store.open());
+    // A port nothing listens on.
+    let port = free_port();
+    let action = Action::Webhook {
+        url: format!("http://127.0.0.1:{port}/alerts"),
+    };
+    outbox.enqueue("job-2/0/0", &action, &incident(1)).unwrap();
+    let (log, lines) = kept_log();
+    let sender = Sender::spawn(
+        store.open(),
+        settings(json!({})),
+        Arc::new(AtomicBool::new(false)),
+        log,
+    )
+    .unwrap();
+    let entry = wait_for_state(&outbox, "job-2/0/0", EntryState::Failed);
+    sender.stop();
+    assert_eq!(entry["attempts"], 4, "{entry}");
+    let reason = entry["last_error"].as_str().unwrap_or_default();
+    assert!(reason.contains(&format!("127.0.0.1:{port}")), "{entry}");
+    let lines = lines.lock().unwrap();
+    let warnings = lines.iter().filter(|(level, _)| level == "warn").count();
+    assert_eq!(warnings, 3, "{lines:?}");
+    let errors: Vec<_> = lines.iter().filter(|(level, _)| level == "error").collect();
+    assert_eq!(errors.len(), 1, "{lines:?}");
+    assert!(
+        errors[0].1.contains("job-2/0/0") && errors[0].1.contains("given up"),
+        "{lines:?}"
+    );
+    assert_eq!(outbox.entries(EntryState::Failed).unwrap().len(), 1);
+}
+
+#[test]
+fn a_syslog_alert_reaches_a_udp_receiver_as_one_summary_line_without_the_matches() {
+    let store = Store::new();
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let target = format!("udp:{}", receiver.local_addr().unwrap());
+    let outbox = Outbox::new(store.open());
+    outbox
+        .enqueue("job-3/0/0", &Action::Syslog {}, &incident(42))
+        .unwrap();
+    let sender = spawn(
+        store.open(),
+        settings(json!({"syslog": {"target": target}})),
+    );
+    let mut datagram = vec![0; 4096];
+    let n = receiver.recv(&mut datagram).expect("a syslog datagram");
+    let line = String::from_utf8_lossy(&datagram[..n]).into_owned();
+    wait_for_state(&outbox, "job-3/0/0", EntryState::Sent);
+    sender.stop();
+    // RFC 5424: <PRI>1, facility auth (4) * 8 + error (3) = 35.
+    assert!(line.starts_with("<35>1 "), "{line}");
+    assert!(line.contains("bonnie-dlp"), "{line}");
+    assert!(line.contains("dlp-incident"), "{line}");
+    assert!(
+        line.contains(
+            "DLP rule payment-cards (high): user john.doe, folder INBOX, item 42; 2 matches"
+        ),
+        "{line}"
+    );
+    assert!(!line.contains("6467"), "{line}");
+    assert!(!line.trim_end().contains('\n'), "{line}");
+}
+
+#[test]
+fn an_email_alert_is_accepted_by_a_real_postfix_with_the_summary_as_subject() {
+    assert!(
+        Postfix::installed(),
+        "Debian's postfix is not installed: `echo \"postfix postfix/main_mailer_type select No configuration\" | debconf-set-selections; apt-get install -y postfix`"
+    );
+    // Postfix accepts and queues; its next hop is a port nothing listens on, so the message
+    // stays in its queue, where the test reads it.
+    let postfix = Postfix::start(
+        "postfix-dlp",
+        "relay.test.example",
+        true,
+        NextHop::Smtp(free_port()),
+    );
+    let store = Store::new();
+    let outbox = Outbox::new(store.open());
+    let action = Action::Email {
+        to: vec!["security@example.org".to_string()],
+    };
+    outbox.enqueue("job-4/1/0", &action, &incident(5)).unwrap();
+    let sender = spawn(
+        store.open(),
+        settings(json!({"smtp": {
+            "host": "127.0.0.1", "port": postfix.smtp_port, "security": "plain",
+            "from": "bonnie@example.org",
+        }})),
+    );
+    let entry = wait_for_state(&outbox, "job-4/1/0", EntryState::Sent);
+    sender.stop();
+    assert_eq!(entry["attempts"], 1, "{entry}");
+    process::wait_until("Postfix to log the alert's queueing", || {
+        postfix.maillog_text().contains("from=<bonnie@example.org>")
+    });
+    let log = postfix.maillog_text();
+    assert!(log.contains("@dlp.bonnie>"), "{log}");
+    let queued = std::process::Command::new("/usr/sbin/postqueue")
+        .arg("-c")
+        .arg(postfix.path().join("etc"))
+        .arg("-j")
+        .output()
+        .expect("running postqueue");
+    let queue = String::from_utf8_lossy(&queued.stdout);
+    assert!(queue.contains("security@example.org"), "{queue}");
+}
+
+#[test]
+fn a_redelivered_job_enqueues_the_same_keys_and_the_alert_is_sent_once() {
+    let store = Store::new();
+    let receiver = WebhookReceiver::start(0);
+    let outbox = Outbox::new(store.open());
+    let action = Action::Webhook {
+        url: receiver.url.clone(),
+    };
+    assert!(outbox.enqueue("job-5/0/0", &action, &incident(1)).unwrap());
+    let sender = spawn(store.open(), settings(json!({})));
+    wait_for_state(&outbox, "job-5/0/0", EntryState::Sent);
+    // The job comes back (the worker died before acknowledging it): same keys.
+    assert!(!outbox.enqueue("job-5/0/0", &action, &incident(1)).unwrap());
+    assert_eq!(state(&outbox, "job-5/0/0"), "sent");
+    sender.stop();
+    assert_eq!(receiver.requests().len(), 1, "{:?}", receiver.requests());
+}
+
+#[test]
+fn two_senders_on_one_store_deliver_each_alert_once() {
+    let store = Store::new();
+    let receiver = WebhookReceiver::start(0);
+    let outbox = Outbox::new(store.open());
+    let action = Action::Webhook {
+        url: receiver.url.clone(),
+    };
+    let keys: Vec<String> = (0..30).map(|n| format!("job-6/{n}/0")).collect();
+    for (n, key) in keys.iter().enumerate() {
+        outbox.enqueue(key, &action, &incident(n)).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let (log, _) = kept_log();
+    let one = Sender::spawn(store.open(), settings(json!({})), stop.clone(), log.clone()).unwrap();
+    let two = Sender::spawn(store.open(), settings(json!({})), stop.clone(), log).unwrap();
+    process::wait_until("every alert sent", || {
+        keys.iter().all(|k| state(&outbox, k) == "sent")
+    });
+    stop.store(true, Ordering::SeqCst);
+    one.stop();
+    two.stop();
+    let requests = receiver.requests();
+    let mut ids: Vec<&str> = requests
+        .iter()
+        .map(|r| r.headers["x-bonnie-alert-id"].as_str())
+        .collect();
+    ids.sort();
+    let mut expected: Vec<&str> = keys.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+}
+
+#[test]
+fn actions_that_are_not_alerts_are_refused_by_the_outbox() {
+    let store = Store::new();
+    let outbox = Outbox::new(store.open());
+    for action in [
+        Action::Incident {},
+        Action::Keyword {
+            name: "$DLP".into(),
+        },
+        Action::Quarantine {
+            folder: "shared/quarantine".into(),
+        },
+    ] {
+        let error = outbox
+            .enqueue("job-7/0/0", &action, &incident(1))
+            .unwrap_err();
+        assert!(error.to_string().contains("not an alert"), "{error}");
+    }
+    assert_eq!(outbox.entry("job-7/0/0").unwrap(), None);
+}
