@@ -5,6 +5,7 @@
 
 mod cache;
 pub mod collect;
+pub mod dlp_incidents;
 pub mod folder_view;
 pub mod folders;
 pub mod handler;

@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 
 use bonnie_core::ledger::LeafReport;
-use bonnie_model::{mail_history, objects, sessions};
+use bonnie_model::{dlp_incidents, mail_history, objects, sessions};
 use bonnie_plugin_api::{RecordQuery, storage::StorageClient};
 use jiff::Timestamp;
 use serde::Serialize;
@@ -77,7 +77,11 @@ pub struct PurgeReport {
 }
 
 /// The collections whose records are derived from one job each, keyed `<job id>/...`.
-const DERIVED_BY_JOB: [&str; 2] = [mail_history::HISTORY, objects::FACTS];
+const DERIVED_BY_JOB: [&str; 3] = [
+    mail_history::HISTORY,
+    objects::FACTS,
+    dlp_incidents::COLLECTION,
+];
 
 /// A candidate: an entry the walk found expired and not held.
 struct Candidate {

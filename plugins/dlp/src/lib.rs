@@ -1,0 +1,427 @@
+//! Handler plugin `dlp`: data-loss prevention on the event stream. On every appended,
+//! delivered, copied or moved message and every ACL change it evaluates the DLP rules
+//! (`[plugins.dlp]`, else the shipped set): the message's subject, bodies, attachments' text
+//! and a Kolab object's fields; the folder (its owner, shared or personal, readable by
+//! `anyone`); the sender and recipients for the direction. Each rule hit is an incident: in
+//! the record (`dlp.incidents`, masked, so it is in the verifiable log) and in
+//! `dlp-incidents` (keyed `<job id>/<n>`, see [`incidents`]). Alerts go to the outbox that the
+//! plugin's alert sender thread delivers; keywords and quarantine are asked of the collector
+//! (`DLPACTION`) once. No action blocks or fails the record.
+//!
+//! Where a message's text comes from: an appended or delivered message's from the job
+//! (`messageContent` the collector fetched, or the payloads an archive handler kept), asked
+//! for with FETCH when no handler had it collected; a copied or moved message's from the
+//! archive, by its trail (the append that brought it, whose log entry names its payload),
+//! else FETCH. Handlers may run in any order: before the archive handlers the job holds the
+//! fetched bytes, after them the payload digests.
+
+pub mod actions;
+pub mod config;
+pub mod incidents;
+pub mod scan;
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use bonnie_dlp::RuleSet;
+use bonnie_dlp_actions::{Outbox, Sender};
+use bonnie_model::{collect, folders, mail_history, record};
+use bonnie_plugin_api::prelude::*;
+use bonnie_plugin_api::storage::StorageClient;
+use serde_json::{Value, json};
+
+use crate::{config::PluginConfig, scan::MessageText};
+
+/// The events the handler judges.
+const EVENTS: [&str; 7] = [
+    "MessageAppend",
+    "MessageNew",
+    "vnd.cmu.MessageCopy",
+    "MessageCopy",
+    "vnd.cmu.MessageMove",
+    "MessageMove",
+    "AclChange",
+];
+
+/// The events that bring a message of their own.
+const NEW_MESSAGE_EVENTS: [&str; 2] = ["MessageAppend", "MessageNew"];
+
+/// The handler.
+pub struct Dlp {
+    rules: RuleSet,
+    collect: Vec<String>,
+    storage: StorageClient,
+    outbox: Outbox,
+    /// Delivers the outbox's alerts until the host stops; joined when the handler is dropped.
+    _sender: Sender,
+}
+
+/// Payloads a record names: (UID, digest).
+type Kept = Vec<(Option<u64>, String)>;
+
+/// Where an event's messages stand.
+enum Messages {
+    /// Read, each with its UID.
+    Read(Vec<MessageText>),
+    /// Not in the job yet: FETCH them.
+    Fetch,
+    /// Not to be had (why).
+    Missing(String),
+}
+
+impl Dlp {
+    /// Reads `[plugins.dlp]`, compiles the rules and starts the alert sender.
+    pub fn new(host: Host) -> Result<Self, PluginError> {
+        let table: Value = host.config()?;
+        let config = PluginConfig::from_json(&table.to_string()).map_err(PluginError::config)?;
+        let rules = config
+            .rule_set(&host.path(""))
+            .map_err(PluginError::config)?;
+        let alerts = config.alert_settings().map_err(PluginError::config)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (storage, outbox) = (host.storage()?, Outbox::new(host.storage()?));
+        let sender_storage = host.storage()?;
+        let host = Arc::new(host);
+        let log_host = host.clone();
+        let log: bonnie_dlp_actions::AlertLog =
+            Arc::new(move |level, message, fields| log_host.log(level, message, fields));
+        let sender = Sender::spawn(sender_storage, alerts, stop.clone(), log)?;
+        watch_stopping(host, stop)?;
+        Ok(Self {
+            rules,
+            collect: config.collect,
+            storage,
+            outbox,
+            _sender: sender,
+        })
+    }
+
+    fn may_collect(&self, record: &record::Object, command: &str) -> bool {
+        self.collect.iter().any(|c| c == command)
+            && record
+                .get("collector_errors")
+                .and_then(|e| e.get(command))
+                .is_none()
+    }
+
+    /// The folder's ACL: the record's own, else its current state's.
+    fn folder_acl(&self, record: &record::Object) -> Result<Option<record::Object>, PluginError> {
+        if let Some(acl) = scan::own_acl(record) {
+            return Ok(Some(acl.clone()));
+        }
+        let Some(uniqueid) = record.get("folder_uniqueid").and_then(Value::as_str) else {
+            return Ok(None);
+        };
+        let current = self
+            .storage
+            .get(folders::CURRENT, uniqueid)?
+            .map(|r| r.json())
+            .transpose()?;
+        Ok(current.and_then(|c| c.get("acl").and_then(Value::as_object).cloned()))
+    }
+
+    /// The messages of a message event.
+    fn messages(&self, record: &record::Object) -> Result<Messages, PluginError> {
+        if let Some(read) = read_messages(&self.storage, record)? {
+            return Ok(Messages::Read(read));
+        }
+        if self.may_collect(record, "FETCH") {
+            return Ok(Messages::Fetch);
+        }
+        Ok(Messages::Missing(
+            match record.get("collector_errors").and_then(|e| e.get("FETCH")) {
+                Some(error) => format!("the collector could not fetch the message: {error}"),
+                None => "the message's text is neither in the job nor in the archive, and [plugins.dlp] collect has no FETCH".to_string(),
+            },
+        ))
+    }
+
+    /// Evaluates the rules on the record's event: its incidents, or the collector commands
+    /// it needs first, or why its message was not scanned.
+    fn scan(&self, record: &record::Object) -> Result<Scanned, PluginError> {
+        let acl = self.folder_acl(record)?;
+        let mut hits = Vec::new();
+        if scan::event_kind(record) == Some(bonnie_dlp::EventKind::Acl) {
+            hits.extend(
+                scan::evaluate(&self.rules, record, acl.as_ref(), None)
+                    .into_iter()
+                    .map(|h| (None, h)),
+            );
+        } else {
+            match self.messages(record)? {
+                Messages::Fetch => return Ok(Scanned::Fetch),
+                Messages::Missing(reason) => return Ok(Scanned::Unscanned(reason)),
+                Messages::Read(messages) => {
+                    for message in &messages {
+                        hits.extend(
+                            scan::evaluate(&self.rules, record, acl.as_ref(), Some(message))
+                                .into_iter()
+                                .map(|h| (message.uid, h)),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(Scanned::Incidents(
+            hits.iter()
+                .enumerate()
+                .map(|(n, (uid, hit))| incidents::incident(n, *uid, hit))
+                .collect(),
+        ))
+    }
+}
+
+/// What a scan gave.
+enum Scanned {
+    Incidents(Vec<Value>),
+    Fetch,
+    Unscanned(String),
+}
+
+/// The messages of a message event as far as the job or the archive holds them: the bytes
+/// the collector fetched (`messageContent`), else the payloads the record names (an append or
+/// delivery an archive handler already took), else for a copy or move the payloads its trail
+/// leads back to. `None` when they are not to be had without the collector.
+pub fn read_messages(
+    storage: &StorageClient,
+    record: &record::Object,
+) -> Result<Option<Vec<MessageText>>, PluginError> {
+    let event = record
+        .get("event")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if let Some(Value::Object(contents)) = record.get("messageContent") {
+        let mut read = Vec::new();
+        for (uid, content) in contents {
+            let bytes = if content.get("in_store").and_then(Value::as_bool) == Some(true) {
+                let digest = content
+                    .get("digest")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                match storage.get_payload(digest)? {
+                    Some(bytes) => bytes,
+                    // The archive handler fails this job loudly; nothing to scan here.
+                    None => continue,
+                }
+            } else {
+                collect::content_bytes(uid, content)?
+            };
+            read.push(MessageText::read(uid.parse().ok(), &bytes));
+        }
+        return Ok(Some(read));
+    }
+    let kept = if NEW_MESSAGE_EVENTS.contains(&event) {
+        Some(kept_payloads(record)).filter(|k| !k.is_empty())
+    } else {
+        archived_by_trail(storage, record)?
+    };
+    let Some(kept) = kept else {
+        return Ok(None);
+    };
+    let mut read = Vec::new();
+    for (uid, digest) in kept {
+        match storage.get_payload(&digest)? {
+            Some(bytes) => read.push(MessageText::read(uid, &bytes)),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(read))
+}
+
+/// A copied or moved message's payloads as the archive keeps them: for each UID, the append
+/// or delivery its trail leads back to, and the payload its log entry names. `None` unless
+/// every message is found.
+fn archived_by_trail(
+    storage: &StorageClient,
+    record: &record::Object,
+) -> Result<Option<Kept>, PluginError> {
+    let Some(old_folder) = record.get("old_folder").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let uids = |field: &str| -> Vec<u64> {
+        record
+            .get(field)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default()
+    };
+    let (new_uids, old_uids) = (uids("uids"), uids("old_uids"));
+    if new_uids.is_empty() || new_uids.len() != old_uids.len() {
+        return Ok(None);
+    }
+    let mut found = Vec::new();
+    for (uid, old_uid) in new_uids.into_iter().zip(old_uids) {
+        let trail = mail_history::trail(storage, old_folder, old_uid)?;
+        let Some(arrival) = trail
+            .iter()
+            .find(|e| NEW_MESSAGE_EVENTS.contains(&e.event.as_str()))
+        else {
+            return Ok(None);
+        };
+        let Some(entry) = storage.get("log", &arrival.job)? else {
+            return Ok(None);
+        };
+        let Value::Object(logged) = entry.json()? else {
+            return Ok(None);
+        };
+        let digest = kept_payloads(&logged)
+            .into_iter()
+            .find(|(u, _)| *u == Some(arrival.uid) || u.is_none())
+            .map(|(_, digest)| digest);
+        match digest {
+            Some(digest) => found.push((Some(uid), digest)),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(found))
+}
+
+/// The payloads a record names: `payloads` (UID, digest), else `payload_digest`.
+pub fn kept_payloads(record: &record::Object) -> Kept {
+    let listed: Kept = record
+        .get("payloads")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let digest = p.get("digest").and_then(Value::as_str)?;
+            Some((p.get("uid").and_then(Value::as_u64), digest.to_string()))
+        })
+        .collect();
+    if !listed.is_empty() {
+        return listed;
+    }
+    record
+        .get("payload_digest")
+        .and_then(Value::as_str)
+        .map(|d| vec![(record.get("uid").and_then(Value::as_u64), d.to_string())])
+        .unwrap_or_default()
+}
+
+/// Sets `stop` when the host stops, so the alert sender ends with the worker.
+fn watch_stopping(host: Arc<Host>, stop: Arc<AtomicBool>) -> Result<(), PluginError> {
+    std::thread::Builder::new()
+        .name("dlp-stopping".to_string())
+        .spawn(move || {
+            while !host.is_stopping() && !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            stop.store(true, Ordering::SeqCst);
+        })
+        .map(|_| ())
+        .map_err(|e| PluginError::transient(format!("cannot watch the host's stop: {e}")))
+}
+
+impl Handler for Dlp {
+    fn events(&self) -> Vec<String> {
+        EVENTS.iter().map(|e| e.to_string()).collect()
+    }
+
+    fn handle(&self, job: &Job) -> Result<HandlerOutcome, PluginError> {
+        let notification = job.notification.as_str();
+        let mut record: record::Object = match serde_json::from_str(notification) {
+            Ok(Value::Object(object)) => object,
+            _ => {
+                return Ok(HandlerOutcome::rejected(
+                    "the notification is not a JSON object",
+                ));
+            }
+        };
+        if scan::event_kind(&record).is_none() {
+            return Ok(HandlerOutcome::done(notification));
+        }
+        record::normalize(
+            &mut record,
+            job.received_ms().unwrap_or_else(bonnie_core::time::now_ms),
+        );
+        let job_id = job.id.as_str();
+        if let Some(done) = record.get(incidents::FIELD) {
+            // Scanned on an earlier pass: only the collector's answer to the IMAP actions.
+            if done.get("imap").and_then(Value::as_str) == Some("requested")
+                && actions::answered(&record)
+            {
+                let mut found = self.found(&record);
+                actions::imap_outcomes(&record, &mut found);
+                self.record_incidents(&mut record, job_id, found, "answered")?;
+            }
+            return Ok(HandlerOutcome::done(Value::Object(record).to_string()));
+        }
+        let mut found = match self.scan(&record)? {
+            Scanned::Fetch => {
+                return Ok(HandlerOutcome::needs_collector(
+                    &["FETCH"],
+                    Value::Object(record).to_string(),
+                ));
+            }
+            Scanned::Unscanned(reason) => {
+                record.insert(
+                    incidents::FIELD.to_string(),
+                    json!({ "incidents": [], "unscanned": reason }),
+                );
+                return Ok(HandlerOutcome::done(Value::Object(record).to_string()));
+            }
+            Scanned::Incidents(found) => found,
+        };
+        let derived = |incident: &Value| incidents::derived(&record, job_id, incident);
+        actions::queue_alerts(&self.outbox, job_id, &mut found, derived);
+        let request = actions::imap_request(&mut found);
+        if request.is_empty() {
+            self.record_incidents(&mut record, job_id, found, "none")?;
+            return Ok(HandlerOutcome::done(Value::Object(record).to_string()));
+        }
+        if !actions::collector_acts() {
+            actions::imap_not_performed(
+                &mut found,
+                "this worker's collectors have no DLPACTION command",
+            );
+            self.record_incidents(&mut record, job_id, found, "none")?;
+            return Ok(HandlerOutcome::done(Value::Object(record).to_string()));
+        }
+        record.insert(actions::REQUEST_FIELD.to_string(), Value::Array(request));
+        self.record_incidents(&mut record, job_id, found, "requested")?;
+        Ok(HandlerOutcome::needs_collector(
+            &[actions::DLPACTION],
+            Value::Object(record).to_string(),
+        ))
+    }
+}
+
+impl Dlp {
+    /// The incidents an earlier pass put in the record.
+    fn found(&self, record: &record::Object) -> Vec<Value> {
+        record
+            .get(incidents::FIELD)
+            .and_then(|d| d.get("incidents"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Puts the incidents in the record (`dlp`: `incidents`, `imap`: none, requested or
+    /// answered) and in `dlp-incidents`.
+    fn record_incidents(
+        &self,
+        record: &mut record::Object,
+        job: &str,
+        found: Vec<Value>,
+        imap: &str,
+    ) -> Result<(), PluginError> {
+        record.insert(
+            incidents::FIELD.to_string(),
+            json!({ "incidents": found, "imap": imap }),
+        );
+        incidents::store(&self.storage, record, job)?;
+        Ok(())
+    }
+}
+
+bonnie_plugin_api::export_handler! {
+    name: "dlp",
+    description: "Data-loss prevention: the DLP rules on messages and ACL changes, incidents in the log, alerts and IMAP actions.",
+    new: Dlp::new,
+}
+
+#[cfg(test)]
+mod tests;
