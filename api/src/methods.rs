@@ -1,6 +1,7 @@
 //! The methods: `<type>.created|lastmodified|changelog|get|diff|rawdata` for Kolab object
 //! types, `mail.changelog` for one message's audit trail, `freebusy.get`, `system.keygen`, and
-//! `trace.find` (a message's way through Postfix into its folder, for admin clients only). An
+//! `trace.find` (a message's way through Postfix into its folder, for admin clients only),
+//! `dlp.incidents` (the DLP handler's incidents, for admin clients only). An
 //! object the request user may not read answers `false`, exactly like one that does not exist.
 
 use bonnie_core::time;
@@ -40,6 +41,7 @@ pub fn call(caller: &Caller<'_>, method: &str, params: &Params) -> Result<Value,
         ("mail", "changelog") => mail_changelog(caller, params),
         ("freebusy", "get") => freebusy(caller, params),
         ("trace", "find") => trace_find(caller, params),
+        ("dlp", "incidents") => dlp_incidents(caller, params),
         (kind, action) if OBJECT_TYPES.contains(&kind) => {
             let object = Object::find(caller, kind, params, action)?;
             let Some(object) = object else {
@@ -71,7 +73,7 @@ pub fn is_method(method: &str) -> bool {
     let (kind, action) = method.split_once('.').unwrap_or((method, ""));
     matches!(
         method,
-        "system.keygen" | "mail.changelog" | "freebusy.get" | "trace.find"
+        "system.keygen" | "mail.changelog" | "freebusy.get" | "trace.find" | "dlp.incidents"
     ) || (OBJECT_TYPES.contains(&kind) && object_params(action).is_some())
 }
 
@@ -252,6 +254,35 @@ fn trace_find(caller: &Caller<'_>, params: &Params) -> Result<Value, RpcError> {
     Ok(Value::Array(
         found.iter().map(crate::trace::Found::to_json).collect(),
     ))
+}
+
+/// `dlp.incidents {since, until, rule, user}`: what `bonnie dlp incidents --json` prints, the
+/// DLP handler's incidents oldest first. Only for admin clients: incidents name every user's
+/// messages and folders.
+fn dlp_incidents(caller: &Caller<'_>, params: &Params) -> Result<Value, RpcError> {
+    if !caller.admin {
+        return Err(RpcError::forbidden(
+            "Forbidden: dlp.incidents is for the clients in [api] admin_clients",
+        ));
+    }
+    params.only(&["since", "until", "rule", "user"])?;
+    let instant = |key: &str| -> Result<Option<i64>, RpcError> {
+        params
+            .optional_text(key)?
+            .map(crate::trace::parse_since)
+            .transpose()
+            .map(|t| t.map(|t| t.as_millisecond()))
+            .map_err(|e| RpcError::invalid_params(format!("Invalid params: {key}: {e:#}")))
+    };
+    let filter = bonnie_model::dlp_incidents::Filter {
+        since_ms: instant("since")?,
+        until_ms: instant("until")?,
+        rule: params.optional_text("rule")?.map(str::to_string),
+        user: params.optional_text("user")?.map(str::to_string),
+    };
+    bonnie_model::dlp_incidents::query(caller.storage, &filter)
+        .map(Value::Array)
+        .map_err(|e| RpcError::internal(format!("cannot read the DLP incidents: {e}")))
 }
 
 fn keygen(params: &Params) -> Result<Value, RpcError> {

@@ -539,7 +539,7 @@ impl Service {
 fn items(result: &Result<Value, RpcError>) -> u64 {
     match result {
         Err(_) | Ok(Value::Bool(false) | Value::Null) => 0,
-        // `trace.find`: one item per trace.
+        // `trace.find`: one item per trace; `dlp.incidents`: one per incident.
         Ok(Value::Array(list)) => list.len() as u64,
         Ok(answer) => ["changes", "busy"]
             .iter()

@@ -266,18 +266,21 @@ impl Check {
         }
     }
 
-    /// The `[dlp]` table and the rules it names, compiled as where they are evaluated.
+    /// The `[plugins.dlp]` table, the rules it names (compiled as the handler compiles them)
+    /// and its alert settings.
     fn dlp(&mut self, config: &Config) {
-        if config.dlp.is_empty() {
+        let Some(table) = config.plugins.get("dlp") else {
             return;
-        }
+        };
         let dir = config.path.parent().unwrap_or(Path::new("."));
-        if let Err(e) =
-            bonnie_dlp::DlpConfig::from_table(&config.dlp).and_then(|dlp| dlp.rule_set(dir))
-        {
+        let checked = bonnie_dlp_plugin::config::PluginConfig::from_table(table).and_then(|dlp| {
+            dlp.rule_set(dir)?;
+            dlp.alert_settings().map(|_| ())
+        });
+        if let Err(e) = checked {
             self.add(
-                "[dlp]",
-                format!("{:#}", anyhow::Error::from(e)),
+                e.key,
+                e.message,
                 "`bonnie dlp check --rules <file> <message>` tries rules on a message",
             );
         }

@@ -68,7 +68,7 @@ enum Command {
         #[command(subcommand)]
         command: retention::HoldCommand,
     },
-    /// Data-loss prevention: the rules ([dlp]) and what they find
+    /// Data-loss prevention: the rules ([plugins.dlp]), their incidents, scans of the archive
     Dlp {
         #[command(subcommand)]
         command: dlp::DlpCommand,
@@ -226,7 +226,10 @@ enum JobsCommand {
 fn main() -> ExitCode {
     let args = Args::parse();
     // Its own exit statuses (0 no hit, 1 hit, 2 error), and no broker or full configuration.
-    if let Command::Dlp { command } = &args.command {
+    if let Command::Dlp {
+        command: command @ dlp::DlpCommand::Check { .. },
+    } = &args.command
+    {
         return dlp::run(args.config.as_deref(), command);
     }
     match run(&args) {
@@ -288,7 +291,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
             command: LedgerCommand::Init { name },
         } => checkpoint::init(&config, name)?,
         Command::Config { .. } => unreachable!("run before the configuration is loaded"),
-        Command::Dlp { .. } => unreachable!("run by main, before the configuration is loaded"),
+        Command::Dlp { command } => dlp::admin(&config, &auditor, command)?,
         Command::Checkpoint { json } => auditor.change("checkpoint", json!({}), None, || {
             checkpoint::run(&broker, *json)
         })?,

@@ -81,10 +81,6 @@ pub struct Config {
     /// `bonnie_retention::RetentionConfig` (unknown keys refused) where retention runs.
     #[serde(default)]
     pub retention: toml::Table,
-    /// `[dlp]`: the data-loss prevention rules and their settings; read and checked by
-    /// `bonnie_dlp::DlpConfig` (unknown keys refused) where rules are evaluated.
-    #[serde(default)]
-    pub dlp: toml::Table,
     /// The file this was read from.
     #[serde(skip)]
     pub path: PathBuf,

@@ -1,16 +1,16 @@
 //! `bonnie dlp check` as an administrator writing rules runs it: a message made here with a
 //! card number in its attachment fires the shipped payment-card rule, explained in text and in
 //! JSON with the number masked; a clean text file fires nothing; a rule file given with
-//! `--rules`, or named by the configuration's `[dlp]` table, replaces the shipped rules; a bad
+//! `--rules`, or named by the configuration's `[plugins.dlp]` table, replaces the shipped rules; a bad
 //! rule file or a missing input is an error. Exit codes: 0 no hit, 1 hit, 2 error. `bonnie
-//! config check` compiles the rules `[dlp]` names.
+//! config check` compiles the rules `[plugins.dlp]` names.
 
 use std::{
     path::Path,
     process::{Command, Output},
 };
 
-use bonnie_tests::{paths, process};
+use bonnie_tests::{cluster::Cluster, paths, process};
 use serde_json::Value;
 
 /// Runs `bonnie <args>` in `dir` with `$BONNIE_CONFIG` unset, so only `--config` names one.
@@ -159,8 +159,12 @@ fn rules_from_the_command_line_or_the_configuration_replace_the_shipped_ones() {
         serde_json::json!({"type": "keyword", "name": "$Confidential"})
     );
 
-    // The configuration's [dlp] rules, relative to its folder.
-    std::fs::write(dir.path().join("bonnie.toml"), "[dlp]\nrules = \"rules\"\n").unwrap();
+    // The configuration's [plugins.dlp] rules, relative to its folder.
+    std::fs::write(
+        dir.path().join("bonnie.toml"),
+        "[plugins.dlp]\nrules = \"rules\"\n",
+    )
+    .unwrap();
     let output = bonnie(
         dir.path(),
         &["--config", "bonnie.toml", "dlp", "check", "memo.txt"],
@@ -213,7 +217,11 @@ fn bad_rules_a_bad_configuration_and_a_missing_file_are_errors() {
         "{stderr}"
     );
 
-    std::fs::write(dir.path().join("bonnie.toml"), "[dlp]\nrule = \"x\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("bonnie.toml"),
+        "[plugins.dlp]\nrule = \"x\"\n",
+    )
+    .unwrap();
     let output = bonnie(
         dir.path(),
         &["--config", "bonnie.toml", "dlp", "check", "memo.txt"],
@@ -221,7 +229,7 @@ fn bad_rules_a_bad_configuration_and_a_missing_file_are_errors() {
     assert_eq!(code(&output), 2);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("[dlp] configuration: unknown field `rule`"),
+        stderr.contains("[plugins.dlp]: unknown field `rule`"),
         "{stderr}"
     );
 
@@ -232,35 +240,32 @@ fn bad_rules_a_bad_configuration_and_a_missing_file_are_errors() {
 
 #[test]
 fn config_check_compiles_the_rules_that_dlp_names() {
-    let dir = tempfile::tempdir().unwrap();
+    // A worker with the DLP plugin, whose [plugins.dlp] names a rule file beside the
+    // configuration.
+    let cluster = Cluster::new(
+        &["bonnie-dlp-plugin"],
+        "[plugins.dlp]\nrules = \"rules.toml\"\n",
+    );
+    let rules = cluster.path().join("rules.toml");
     std::fs::write(
-        dir.path().join("rules.toml"),
+        &rules,
         "[[rules]]\nname = \"r\"\nseverity = \"low\"\ndetectors = [\"ibans\"]\n",
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("bonnie.toml"),
-        "[dlp]\nrules = \"rules.toml\"\n",
-    )
-    .unwrap();
-    let output = bonnie(
-        dir.path(),
-        &["--config", "bonnie.toml", "config", "check", "--offline"],
-    );
+    let check = ["config", "check", "--offline", "--role", "worker"];
+    let output = cluster.bonnie(&check);
     assert_ne!(code(&output), 0, "{}", process::describe(&output));
     let out = stdout(&output);
     assert!(
-        out.contains("[dlp]: DLP rules") && out.contains("`detectors` names \"ibans\""),
+        out.contains("[plugins.dlp] rules: DLP rules")
+            && out.contains("`detectors` names \"ibans\""),
         "{out}"
     );
     std::fs::write(
-        dir.path().join("rules.toml"),
+        &rules,
         "[[rules]]\nname = \"r\"\nseverity = \"low\"\ndetectors = [\"iban\"]\n",
     )
     .unwrap();
-    let output = bonnie(
-        dir.path(),
-        &["--config", "bonnie.toml", "config", "check", "--offline"],
-    );
+    let output = cluster.bonnie(&check);
     assert_eq!(code(&output), 0, "{}", process::describe(&output));
 }

@@ -15,6 +15,32 @@ pub const TABLE: &str = "[plugins.dlp]";
 /// The collector commands the handler may ask for.
 pub const COLLECTABLE: [&str; 1] = ["FETCH"];
 
+/// A setting of `[plugins.dlp]` that cannot be used: the key at fault and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The table and key: `[plugins.dlp] collect`, `[plugins.dlp.alerts] smtp.from`.
+    pub key: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
 /// `[plugins.dlp]`, read.
 #[derive(Debug, Clone)]
 pub struct PluginConfig {
@@ -31,7 +57,7 @@ pub struct PluginConfig {
 
 impl PluginConfig {
     /// Reads the table: unknown keys refused, each error naming `[plugins.dlp]` and its key.
-    pub fn from_table(table: &toml::Table) -> Result<Self, String> {
+    pub fn from_table(table: &toml::Table) -> Result<Self, ConfigError> {
         let mut rest = table.clone();
         let collect = match rest.remove("collect") {
             None => COLLECTABLE.iter().map(|c| c.to_string()).collect(),
@@ -39,23 +65,30 @@ impl PluginConfig {
                 .iter()
                 .map(|c| match c.as_str() {
                     Some(c) if COLLECTABLE.contains(&c) => Ok(c.to_string()),
-                    _ => Err(format!(
-                        "{TABLE} collect: {c:?} is not a command the DLP handler asks for (FETCH)"
+                    _ => Err(ConfigError::new(
+                        format!("{TABLE} collect"),
+                        format!("{c:?} is not a command the DLP handler asks for (FETCH)"),
                     )),
                 })
                 .collect::<Result<_, _>>()?,
             Some(other) => {
-                return Err(format!(
-                    "{TABLE} collect: a list of collector commands, not {other:?}"
+                return Err(ConfigError::new(
+                    format!("{TABLE} collect"),
+                    format!("a list of collector commands, not {other:?}"),
                 ));
             }
         };
         let alerts = match rest.remove("alerts") {
             None => toml::Table::new(),
             Some(toml::Value::Table(alerts)) => alerts,
-            Some(other) => return Err(format!("{TABLE} alerts: a table, not {other:?}")),
+            Some(other) => {
+                return Err(ConfigError::new(
+                    format!("{TABLE} alerts"),
+                    format!("a table, not {other:?}"),
+                ));
+            }
         };
-        let rules = DlpConfig::from_table(&rest).map_err(|e| format!("{TABLE}: {}", cause(&e)))?;
+        let rules = DlpConfig::from_table(&rest).map_err(|e| ConfigError::new(TABLE, cause(&e)))?;
         Ok(Self {
             rules,
             collect,
@@ -64,46 +97,33 @@ impl PluginConfig {
     }
 
     /// Reads the table as the worker hands it to the plugin (JSON).
-    pub fn from_json(json: &str) -> Result<Self, String> {
+    pub fn from_json(json: &str) -> Result<Self, ConfigError> {
         let table: toml::Table = serde_json::from_str(json)
-            .map_err(|e| format!("{TABLE} cannot be read as a table: {e}"))?;
+            .map_err(|e| ConfigError::new(TABLE, format!("not readable as a table: {e}")))?;
         Self::from_table(&table)
     }
 
     /// The rules it names (relative to `config_dir`, the configuration file's folder), or the
     /// shipped ones, compiled.
-    pub fn rule_set(&self, config_dir: &Path) -> Result<RuleSet, String> {
+    pub fn rule_set(&self, config_dir: &Path) -> Result<RuleSet, ConfigError> {
         self.rules
             .rule_set(config_dir)
-            .map_err(|e| format!("{TABLE}: {}", cause(&e)))
+            .map_err(|e| ConfigError::new(format!("{TABLE} rules"), cause(&e)))
     }
 
     /// `[plugins.dlp.alerts]`, read and checked (each error naming its key).
-    pub fn alert_settings(&self) -> Result<AlertSettings, String> {
+    pub fn alert_settings(&self) -> Result<AlertSettings, ConfigError> {
         let settings: AlertSettings = toml::Value::Table(self.alerts.clone())
             .try_into()
-            .map_err(|e: toml::de::Error| format!("[plugins.dlp.alerts]: {}", e.message()))?;
-        settings.check().map_err(|e| e.to_string())?;
+            .map_err(|e: toml::de::Error| ConfigError::new("[plugins.dlp.alerts]", e.message()))?;
+        settings
+            .check()
+            .map_err(|e| ConfigError::new(format!("[plugins.dlp.alerts] {}", e.key), e.message))?;
         Ok(settings)
-    }
-
-    /// `[plugins.dlp]` of a whole configuration file's table (the defaults when it has none).
-    pub fn of_config(config: &toml::Table) -> Result<Self, String> {
-        let table = config
-            .get("plugins")
-            .and_then(|p| p.get("dlp"))
-            .map(|t| {
-                t.as_table()
-                    .cloned()
-                    .ok_or_else(|| format!("{TABLE} is not a table"))
-            })
-            .transpose()?
-            .unwrap_or_default();
-        Self::from_table(&table)
     }
 }
 
-/// The rule engine's own words for a configuration error, without its `[dlp]` prefix (the
+/// The rule engine's own words for an error, without its `[dlp] configuration` prefix (the
 /// table is `[plugins.dlp]`).
 fn cause(e: &bonnie_dlp::DlpError) -> String {
     match e {
@@ -117,7 +137,7 @@ mod tests {
     use super::*;
 
     fn read(text: &str) -> Result<PluginConfig, String> {
-        PluginConfig::from_table(&text.parse::<toml::Table>().unwrap())
+        PluginConfig::from_table(&text.parse::<toml::Table>().unwrap()).map_err(|e| e.to_string())
     }
 
     #[test]

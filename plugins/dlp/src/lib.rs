@@ -75,11 +75,14 @@ impl Dlp {
     /// Reads `[plugins.dlp]`, compiles the rules and starts the alert sender.
     pub fn new(host: Host) -> Result<Self, PluginError> {
         let table: Value = host.config()?;
-        let config = PluginConfig::from_json(&table.to_string()).map_err(PluginError::config)?;
+        let config = PluginConfig::from_json(&table.to_string())
+            .map_err(|e| PluginError::config(e.to_string()))?;
         let rules = config
             .rule_set(&host.path(""))
-            .map_err(PluginError::config)?;
-        let alerts = config.alert_settings().map_err(PluginError::config)?;
+            .map_err(|e| PluginError::config(e.to_string()))?;
+        let alerts = config
+            .alert_settings()
+            .map_err(|e| PluginError::config(e.to_string()))?;
         let stop = Arc::new(AtomicBool::new(false));
         let (storage, outbox) = (host.storage()?, Outbox::new(host.storage()?));
         let sender_storage = host.storage()?;
