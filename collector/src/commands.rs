@@ -1,6 +1,6 @@
 //! The collector commands, run on one job's notification: FETCH (message payloads, from the
-//! Cyrus spool or else by IMAP as the folder's owner), HEADER, GETMETADATA, GETACL and
-//! GETUSERDATA (LDAP). A command that fails for good (the message was expunged before the
+//! Cyrus spool or else by IMAP as the folder's owner), HEADER, GETMETADATA, GETACL,
+//! GETUSERDATA (LDAP) and DLPACTION (a DLP rule's keyword and quarantine, in dlp_actions.rs). A command that fails for good (the message was expunged before the
 //! fetch, the folder is gone) leaves its reason in `collector_errors` and the others still
 //! run; a transient failure (Cyrus or LDAP unreachable) stops the job, to be retried whole.
 
@@ -20,26 +20,31 @@ use bonnie_mail as mail;
 use serde_json::{Map, Value, json};
 
 use crate::{
+    dlp_actions,
     failure::Failure,
     ldap,
     metrics::{CollectorMetrics, Ended},
 };
 
 /// The folder and messages a notification is about.
-struct Target {
+pub(crate) struct Target {
     /// The admin-namespace path (`user/john.doe/Calendar@example.org`).
-    path: String,
+    pub path: String,
     /// The owner's login, `None` for a shared folder.
-    owner: Option<String>,
+    pub owner: Option<String>,
     /// The name the owner sees (`Calendar`).
-    name: String,
+    pub name: String,
     /// Cyrus's mailboxID.
-    uniqueid: Option<String>,
+    pub uniqueid: Option<String>,
     /// The messages.
-    uids: Vec<u64>,
+    pub uids: Vec<u64>,
+    /// The folder's UIDVALIDITY as the notification names it.
+    pub uidvalidity: Option<u64>,
+    /// The folder's domain, if any.
+    pub domain: Option<String>,
 }
 
-fn target(n: &Map<String, Value>) -> Result<Target, String> {
+pub(crate) fn target(n: &Map<String, Value>) -> Result<Target, String> {
     let text = |k: &str| n.get(k).and_then(Value::as_str).map(str::to_string);
     let parsed = text("uri")
         .and_then(|u| uri::parse(&u))
@@ -56,6 +61,8 @@ fn target(n: &Map<String, Value>) -> Result<Target, String> {
         name: mailbox.name,
         uniqueid: text("folder_uniqueid").or_else(|| text("mailboxID")),
         uids,
+        uidvalidity: parsed.uidvalidity,
+        domain: mailbox.domain,
     })
 }
 
@@ -84,6 +91,7 @@ pub fn collect(
             "GETMETADATA" => metadata(config, &mut n),
             "GETACL" => acl(config, &mut n),
             "GETUSERDATA" => user_data(config, &mut n),
+            "DLPACTION" => dlp_actions::run(config, &mut n),
             other => Err(Failure::permanent(format!(
                 "{other} is not a collector command"
             ))),
@@ -142,7 +150,7 @@ fn imap_config(config: &CollectorConfig) -> Result<bonnie_imap::Config, ImapErro
 
 /// Runs `operation` on this thread's IMAP connection, authenticated as `identity` (opened,
 /// or re-opened after a failure, by the pool). `doing` says what was tried, for the failure.
-fn with_imap<T>(
+pub(crate) fn with_imap<T>(
     config: &CollectorConfig,
     identity: &Identity,
     doing: &str,
@@ -174,7 +182,7 @@ fn with_imap<T>(
 
 /// Who sees the folder: its owner (the admin acting for them) or, for a shared folder, the
 /// admin; and the mailbox name to use then.
-fn identity_for(target: &Target) -> (Identity, String) {
+pub(crate) fn identity_for(target: &Target) -> (Identity, String) {
     match &target.owner {
         Some(owner) => (Identity::User(owner.clone()), target.name.clone()),
         None => (Identity::Admin, target.path.clone()),

@@ -1,9 +1,11 @@
 //! `bonnie-collector`: runs on the IMAP host and adds to jobs what only the backend knows:
 //! message payloads and headers (from the Cyrus spool, else IMAP), folder metadata and ACLs
-//! (IMAP as an admin), and users' directory entries (LDAP).
+//! (IMAP as an admin), and users' directory entries (LDAP); and carries out DLP rules' IMAP
+//! actions (a keyword, a move to quarantine) on the job's message.
 #![forbid(unsafe_code)]
 
 mod commands;
+mod dlp_actions;
 mod failure;
 mod ldap;
 mod metrics;

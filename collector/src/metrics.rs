@@ -4,20 +4,14 @@
 
 use std::time::Duration;
 
+use bonnie_core::config::COLLECTOR_COMMANDS;
 use bonnie_metrics::{
     Counter, CounterFamily, Histogram, Registry, counter, histogram, latency_histograms, registered,
 };
 
-/// The commands as labelled; a command the broker names that is none of them counts as
-/// `other`, so that a hostile name cannot make new series.
-const COMMANDS: [&str; 6] = [
-    "FETCH",
-    "HEADER",
-    "GETMETADATA",
-    "GETACL",
-    "GETUSERDATA",
-    "other",
-];
+/// The label of a command the broker names that is none of [`COLLECTOR_COMMANDS`], so that a
+/// hostile name cannot make new series.
+const OTHER: &str = "other";
 
 /// How one command ended, as counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +34,10 @@ struct CommandSeries {
 
 /// The handles the collector counts with.
 pub struct CollectorMetrics {
-    commands: [CommandSeries; 6],
+    /// One per collector command, in [`COLLECTOR_COMMANDS`]' order.
+    commands: [CommandSeries; COLLECTOR_COMMANDS.len()],
+    /// Any other name.
+    other: CommandSeries,
     /// Jobs answered DONE.
     pub done: Counter,
     /// Jobs answered POSTPONE.
@@ -82,7 +79,8 @@ impl CollectorMetrics {
         };
         let job = |outcome| counter(&jobs, [("outcome", outcome)]);
         Self {
-            commands: COMMANDS.map(series),
+            commands: COLLECTOR_COMMANDS.map(series),
+            other: series(OTHER),
             done: job("done"),
             postponed: job("postponed"),
             failed: job("failed"),
@@ -91,11 +89,10 @@ impl CollectorMetrics {
 
     /// Counts one run of `command` that took `took`.
     pub fn command(&self, command: &str, ended: Ended, took: Duration) {
-        let index = COMMANDS
+        let series = COLLECTOR_COMMANDS
             .iter()
             .position(|known| *known == command)
-            .unwrap_or(COMMANDS.len() - 1);
-        let series = &self.commands[index];
+            .map_or(&self.other, |index| &self.commands[index]);
         match ended {
             Ended::Ok => &series.ok,
             Ended::Permanent => &series.permanent,

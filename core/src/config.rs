@@ -332,6 +332,17 @@ pub enum ImapSecurity {
     Tls,
 }
 
+/// The commands a collector can serve (plugin-api's `handler::COLLECTOR_COMMANDS`, which
+/// handlers may ask for).
+pub const COLLECTOR_COMMANDS: [&str; 6] = [
+    "FETCH",
+    "HEADER",
+    "GETMETADATA",
+    "GETACL",
+    "GETUSERDATA",
+    "DLPACTION",
+];
+
 /// `[collector]`: the collector, `bonnie-collector`, on the IMAP host.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -343,7 +354,8 @@ pub struct CollectorConfig {
     pub host: Option<String>,
     /// Jobs run at once. Default: 4.
     pub threads: usize,
-    /// The commands it serves. Default: all of FETCH, HEADER, GETMETADATA, GETACL, GETUSERDATA.
+    /// The commands it serves. Default: all of FETCH, HEADER, GETMETADATA, GETACL, GETUSERDATA,
+    /// DLPACTION.
     pub commands: Vec<String>,
     /// Heartbeat interval in milliseconds; keep it equal to the broker's. Default: 1000.
     pub heartbeat_ms: u64,
@@ -399,10 +411,7 @@ impl Default for CollectorConfig {
             broker_address: "tcp://127.0.0.1:5569".to_string(),
             host: None,
             threads: 4,
-            commands: ["FETCH", "HEADER", "GETMETADATA", "GETACL", "GETUSERDATA"]
-                .iter()
-                .map(|c| c.to_string())
-                .collect(),
+            commands: COLLECTOR_COMMANDS.iter().map(|c| c.to_string()).collect(),
             heartbeat_ms: 1000,
             heartbeat_liveness: 3,
             imap_address: "127.0.0.1:143".to_string(),
@@ -903,9 +912,7 @@ impl Config {
             ));
         }
         for command in &c.commands {
-            if !["FETCH", "HEADER", "GETMETADATA", "GETACL", "GETUSERDATA"]
-                .contains(&command.as_str())
-            {
+            if !COLLECTOR_COMMANDS.contains(&command.as_str()) {
                 return Err(self.invalid(format!(
                     "[collector] commands: {command:?} is not a collector command"
                 )));

@@ -25,6 +25,7 @@ pub const COLLECTOR_FIELDS: &[&str] = &[
     "messageContent",
     "user_data",
     "collector_errors",
+    "dlp_imap_results",
 ];
 
 /// Where a notification that no collector wrote brought fields only collectors write:

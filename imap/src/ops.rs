@@ -1,7 +1,8 @@
 //! The commands bonnie uses, typed: what the collector needs (EXAMINE, UID FETCH, GETACL,
 //! GETMETADATA) and what restore, back-fill and reconciliation will (APPEND with flags and
 //! INTERNALDATE returning APPENDUID, LIST, STATUS with HIGHESTMODSEQ, FETCH CHANGEDSINCE,
-//! STORE, MOVE). Mailbox names are UTF-8 here and modified UTF-7 on the wire.
+//! STORE, MOVE) and DLP actions (a keyword, a move to quarantine with or without the MOVE
+//! extension, SEARCH by Message-ID). Mailbox names are UTF-8 here and modified UTF-7 on the wire.
 
 use std::collections::BTreeMap;
 
@@ -413,6 +414,88 @@ impl Connection {
             .map(drop)
     }
 
+    /// `UID EXPUNGE <set>` (UIDPLUS, RFC 4315): only these messages, whatever else is
+    /// marked `\Deleted`.
+    pub fn uid_expunge(&mut self, set: &str) -> Result<(), ImapError> {
+        check_set(set)?;
+        self.send(Command::new("UID EXPUNGE").raw(set)?).map(drop)
+    }
+
+    /// Moves message `uid` of the selected mailbox to `mailbox`: `UID MOVE` when the server
+    /// offers MOVE, else `UID COPY`, `\Deleted` and `UID EXPUNGE` of that UID alone (which
+    /// needs UIDPLUS: a plain EXPUNGE would also remove what the user had marked). Where the
+    /// message went, when the server says (COPYUID).
+    pub fn move_message(
+        &mut self,
+        uid: u32,
+        mailbox: &str,
+    ) -> Result<Option<AppendUid>, ImapError> {
+        let set = uid.to_string();
+        let done = if self.has("MOVE") {
+            self.send(Command::new("UID MOVE").raw(&set)?.mailbox(mailbox))?
+        } else if self.has("UIDPLUS") {
+            let done = self.send(Command::new("UID COPY").raw(&set)?.mailbox(mailbox))?;
+            self.uid_store(&set, StoreMode::Add, &["\\Deleted"], None)?;
+            self.uid_expunge(&set)?;
+            done
+        } else {
+            return Err(ImapError::Argument(
+                "the server offers neither MOVE nor UIDPLUS: a message cannot be moved alone"
+                    .to_string(),
+            ));
+        };
+        let told = done
+            .untagged
+            .iter()
+            .filter_map(|response| match response {
+                Response::Data {
+                    code: Some(code), ..
+                } => Some(code),
+                _ => None,
+            })
+            .chain(done.code.as_ref());
+        for code in told {
+            if let ResponseCode::CopyUid(uidvalidity, _, destination) = code {
+                let uid = match destination.first() {
+                    Some(UidSetMember::Uid(uid)) => *uid,
+                    Some(UidSetMember::UidRange(range)) => *range.start(),
+                    None => continue,
+                };
+                return Ok(Some(AppendUid {
+                    uidvalidity: *uidvalidity,
+                    uid,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// `UID SEARCH HEADER <field> <value>`: the UIDs of the selected mailbox's messages whose
+    /// header `field` contains `value`.
+    pub fn uid_search_header(&mut self, field: &str, value: &str) -> Result<Vec<u32>, ImapError> {
+        if field.is_empty()
+            || !field
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(ImapError::Argument(format!(
+                "{field:?} is not a header field name"
+            )));
+        }
+        let mut command = Command::new("UID SEARCH");
+        if !value.is_ascii() {
+            command = command.raw("CHARSET UTF-8")?;
+        }
+        let command = command.raw("HEADER")?.raw(field)?.string(value.as_bytes());
+        let mut uids = Vec::new();
+        for response in self.send(command)?.untagged {
+            if let Response::MailboxData(MailboxDatum::Search(found)) = response {
+                uids.extend(found);
+            }
+        }
+        Ok(uids)
+    }
+
     /// `GETACL`: the mailbox's ACL, as `(identifier, rights)`.
     pub fn getacl(&mut self, mailbox: &str) -> Result<Vec<(String, String)>, ImapError> {
         let done = self.send(Command::new("GETACL").mailbox(mailbox))?;
@@ -428,6 +511,21 @@ impl Connection {
         Ok(acl)
     }
 
+    /// `MYRIGHTS <mailbox>`: the logged-in user's rights on it (`lrswi...`).
+    pub fn myrights(&mut self, mailbox: &str) -> Result<String, ImapError> {
+        let done = self.send(Command::new("MYRIGHTS").mailbox(mailbox))?;
+        Ok(done
+            .untagged
+            .into_iter()
+            .find_map(|response| match response {
+                Response::MyRights(mine) => {
+                    Some(mine.rights.iter().map(|r| char::from(*r)).collect())
+                }
+                _ => None,
+            })
+            .unwrap_or_default())
+    }
+
     /// `SETACL <mailbox> <identifier> <rights>`.
     pub fn setacl(
         &mut self,
@@ -440,6 +538,16 @@ impl Connection {
                 .mailbox(mailbox)
                 .astring(identifier.as_bytes())
                 .astring(rights.as_bytes()),
+        )
+        .map(drop)
+    }
+
+    /// `DELETEACL <mailbox> <identifier>`: the identifier's rights removed.
+    pub fn deleteacl(&mut self, mailbox: &str, identifier: &str) -> Result<(), ImapError> {
+        self.send(
+            Command::new("DELETEACL")
+                .mailbox(mailbox)
+                .astring(identifier.as_bytes()),
         )
         .map(drop)
     }

@@ -84,9 +84,19 @@ impl HandlerOutcome {
     }
 }
 
-/// The collector commands a handler may ask for.
-pub const COLLECTOR_COMMANDS: [&str; 5] =
-    ["FETCH", "HEADER", "GETMETADATA", "GETACL", "GETUSERDATA"];
+/// The collector commands a handler may ask for: FETCH (the messages, into
+/// `messageContent` and `messageHeaders`), HEADER (headers only), GETMETADATA, GETACL,
+/// GETUSERDATA (the user's directory entry), and DLPACTION (the notification's
+/// `dlp_imap_actions`, a keyword or a move to quarantine, carried out on its message; their
+/// outcomes in `dlp_imap_results`).
+pub const COLLECTOR_COMMANDS: [&str; 6] = [
+    "FETCH",
+    "HEADER",
+    "GETMETADATA",
+    "GETACL",
+    "GETUSERDATA",
+    "DLPACTION",
+];
 
 /// A handler. Implemented by handler plugins, called by the host.
 /// Methods may only be added at the end, with a default body.
