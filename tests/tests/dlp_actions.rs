@@ -272,9 +272,18 @@ fn a_syslog_alert_reaches_a_udp_receiver_as_one_summary_line_without_the_matches
         store.open(),
         settings(json!({"syslog": {"target": target}})),
     );
+    receiver.set_nonblocking(true).unwrap();
     let mut datagram = vec![0; 4096];
-    let n = receiver.recv(&mut datagram).expect("a syslog datagram");
-    let line = String::from_utf8_lossy(&datagram[..n]).into_owned();
+    let mut received = 0;
+    process::wait_until("a syslog datagram", || match receiver.recv(&mut datagram) {
+        Ok(n) => {
+            received = n;
+            true
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+        Err(e) => panic!("receiving syslog: {e}"),
+    });
+    let line = String::from_utf8_lossy(&datagram[..received]).into_owned();
     wait_for_state(&outbox, "job-3/0/0", EntryState::Sent);
     sender.stop();
     // RFC 5424: <PRI>1, facility auth (4) * 8 + error (3) = 35.
