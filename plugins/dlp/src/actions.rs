@@ -86,16 +86,35 @@ fn merge(entry: &mut Value, outcome: Value) {
     }
 }
 
+/// True if `folder` (the record's path, `shared/quarantine@example.org`) is the quarantine
+/// folder a rule names (`shared/quarantine`).
+fn is_folder(folder: &str, quarantine: &str) -> bool {
+    folder == quarantine
+        || folder
+            .strip_prefix(quarantine)
+            .is_some_and(|rest| rest.starts_with('@'))
+}
+
 /// The IMAP actions the incidents ask for, each once: every keyword, and the first
-/// quarantine folder (a message is moved once). The others' outcome says why they are not.
-pub fn imap_request(incidents: &mut [Value]) -> Vec<Value> {
+/// quarantine folder (a message is moved once, and not when it is in that folder already,
+/// `folder` being the event's). The others' outcome says why they are not.
+pub fn imap_request(incidents: &mut [Value], folder: Option<&str>) -> Vec<Value> {
     let mut request: Vec<Value> = Vec::new();
     let mut quarantine: Option<String> = None;
     for incident in incidents.iter_mut() {
         for entry in actions_mut(incident).filter(|a| is_imap(a)) {
             let action = strip_outcome(entry);
-            let folder = action.get("folder").and_then(Value::as_str);
-            match (folder, &quarantine) {
+            let target = action.get("folder").and_then(Value::as_str);
+            if let (Some(target), Some(folder)) = (target, folder)
+                && is_folder(folder, target)
+            {
+                merge(
+                    entry,
+                    json!({ "outcome": "not performed", "error": format!("the message is in {target} already") }),
+                );
+                continue;
+            }
+            match (target, &quarantine) {
                 (Some(folder), Some(first)) if folder != first => {
                     merge(
                         entry,
@@ -136,32 +155,38 @@ pub fn answered(record: &Object) -> bool {
             .is_some()
 }
 
-/// Sets the requested IMAP actions' outcomes from the collector's answer: the result that
-/// names the same action (type and keyword or folder), or the collector's error.
+/// Sets the requested IMAP actions' outcomes from the collector's answer: the result in the
+/// place of the same action in the request (`done` with it, or `failed` with its `error`), or
+/// the collector's error for the whole command.
 pub fn imap_outcomes(record: &Object, incidents: &mut [Value]) {
+    let list = |field: &str| -> Vec<Value> {
+        record
+            .get(field)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (request, results) = (list(REQUEST_FIELD), list(RESULTS_FIELD));
     let error = record
         .get("collector_errors")
         .and_then(|e| e.get(DLPACTION))
         .cloned();
-    let results: Vec<Value> = record
-        .get(RESULTS_FIELD)
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let same = |action: &Value, result: &Value| {
-        ["type", "name", "folder"]
-            .iter()
-            .all(|key| action.get(*key).is_none() || action.get(*key) == result.get(*key))
-    };
     for incident in incidents.iter_mut() {
         for entry in actions_mut(incident).filter(|a| is_imap(a)) {
             if entry.get("outcome").and_then(Value::as_str) != Some("requested") {
                 continue;
             }
             let action = strip_outcome(entry);
-            let outcome = match (&error, results.iter().find(|r| same(&action, r))) {
-                (_, Some(result)) => json!({ "outcome": "answered", "result": result }),
-                (Some(error), None) => json!({ "outcome": "failed", "error": error }),
+            let result = request
+                .iter()
+                .position(|asked| *asked == action)
+                .and_then(|i| results.get(i));
+            let outcome = match (result, &error) {
+                (Some(result), _) if result.get("error").is_some() => {
+                    json!({ "outcome": "failed", "error": result["error"], "result": result })
+                }
+                (Some(result), _) => json!({ "outcome": "done", "result": result }),
+                (None, Some(error)) => json!({ "outcome": "failed", "error": error }),
                 (None, None) => {
                     json!({ "outcome": "failed", "error": "the collector did not answer this action" })
                 }
@@ -191,7 +216,7 @@ mod tests {
                 json!([{ "type": "keyword", "name": "$DLP" }, { "type": "quarantine", "folder": "shared/q2" }, { "type": "incident" }]),
             ),
         ];
-        let request = imap_request(&mut incidents);
+        let request = imap_request(&mut incidents, Some("user/john.doe@example.org"));
         assert_eq!(
             request,
             [
@@ -202,16 +227,30 @@ mod tests {
         assert_eq!(incidents[1]["actions"][1]["outcome"], "not performed");
         assert_eq!(incidents[1]["actions"][0]["outcome"], "requested");
         assert!(incidents[1]["actions"][2].get("outcome").is_none());
+        // In quarantine already: the keyword again (it holds), no move.
+        let mut again = vec![incident(
+            0,
+            json!([{ "type": "keyword", "name": "$DLP" }, { "type": "quarantine", "folder": "shared/q1" }]),
+        )];
+        let request_again = imap_request(&mut again, Some("shared/q1@example.org"));
+        assert_eq!(
+            request_again,
+            [json!({ "type": "keyword", "name": "$DLP" })]
+        );
+        assert_eq!(again[0]["actions"][1]["outcome"], "not performed");
 
         let mut record = Object::new();
+        record.insert(REQUEST_FIELD.to_string(), Value::Array(request));
         record.insert(
             RESULTS_FIELD.to_string(),
-            json!([{ "type": "keyword", "name": "$DLP", "ok": true }]),
+            json!([{ "type": "keyword", "name": "$DLP", "ok": true }, { "type": "quarantine", "error": "no such folder" }]),
         );
         assert!(answered(&record));
         imap_outcomes(&record, &mut incidents);
-        assert_eq!(incidents[0]["actions"][0]["outcome"], "answered");
+        assert_eq!(incidents[0]["actions"][0]["outcome"], "done");
         assert_eq!(incidents[0]["actions"][0]["result"]["ok"], true);
+        assert_eq!(incidents[1]["actions"][0]["outcome"], "done");
         assert_eq!(incidents[0]["actions"][1]["outcome"], "failed");
+        assert_eq!(incidents[0]["actions"][1]["error"], "no such folder");
     }
 }

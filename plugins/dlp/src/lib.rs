@@ -369,7 +369,8 @@ impl Handler for Dlp {
         };
         let derived = |incident: &Value| incidents::derived(&record, job_id, incident);
         actions::queue_alerts(&self.outbox, job_id, &mut found, derived);
-        let request = actions::imap_request(&mut found);
+        let folder = record.get("folder").and_then(Value::as_str);
+        let request = actions::imap_request(&mut found, folder);
         if request.is_empty() {
             self.record_incidents(&mut record, job_id, found, "none")?;
             return Ok(HandlerOutcome::done(Value::Object(record).to_string()));

@@ -272,10 +272,10 @@ fn alerts_go_to_the_outbox_once_and_imap_actions_to_the_collector_once() {
     assert_eq!(record["dlp"]["imap"], "answered");
     assert_eq!(
         record["dlp"]["incidents"][0]["actions"][2]["outcome"],
-        "answered"
+        "done"
     );
     let stored = lab.incidents(&incidents::Filter::default());
-    assert_eq!(stored[0]["actions"][2]["outcome"], "answered");
+    assert_eq!(stored[0]["actions"][2]["outcome"], "done");
 }
 
 #[test]
