@@ -95,6 +95,21 @@ fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, SettingsError> {
     Ok(secret)
 }
 
+/// A webhook URL as errors and logs show it: scheme, host and port only. Webhook URLs often
+/// carry their credential in the path or query (`/services/T0/B0/<token>`), which must not
+/// reach the log or the outbox's `last_error`.
+fn shown_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => format!(
+            "{}://{}{}/...",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or_default(),
+            parsed.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+        Err(_) => "a webhook URL that is not one".to_string(),
+    }
+}
+
 impl Channels {
     /// The channels of `settings` (checked first).
     pub(crate) fn new(settings: &AlertSettings) -> Result<Self, SettingsError> {
@@ -166,6 +181,7 @@ impl Channels {
     }
 
     fn webhook(&self, key: &str, url: &str, incident: &Value) -> Result<(), Undelivered> {
+        let shown = shown_url(url);
         let body = incident.to_string();
         let mut request = self
             .http
@@ -183,7 +199,7 @@ impl Channels {
         let response = request
             .body(body)
             .send()
-            .map_err(|e| Undelivered::retry(format!("POST {url}: {e}")))?;
+            .map_err(|e| Undelivered::retry(format!("POST {shown}: {}", e.without_url())))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -196,7 +212,7 @@ impl Channels {
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
         Err(Undelivered::retry(format!(
-            "POST {url}: {status} {}",
+            "POST {shown}: {status} {}",
             said.trim()
         )))
     }
@@ -274,5 +290,37 @@ impl Channels {
                 Undelivered::retry(reason)
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_webhook_url_is_shown_without_its_path_query_or_credentials() {
+        assert_eq!(
+            shown_url("https://user:pw@hooks.example.org:8443/services/T0/B0/s3cr3t?token=x"),
+            "https://hooks.example.org:8443/..."
+        );
+        assert_eq!(shown_url("http://127.0.0.1/a"), "http://127.0.0.1/...");
+        assert!(!shown_url("not a url s3cr3t").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn a_webhook_secret_others_may_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "s3cret\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let error = read_secret(&path).unwrap_err();
+        assert_eq!(error.key, "webhook.secret_file");
+        assert!(error.message.contains("0600"), "{error}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_secret(&path).unwrap(), b"s3cret");
+        std::fs::write(&path, "\n").unwrap();
+        assert!(read_secret(&path).is_err());
     }
 }

@@ -343,6 +343,26 @@ fn an_email_alert_is_accepted_by_a_real_postfix_with_the_summary_as_subject() {
         .expect("running postqueue");
     let queue = String::from_utf8_lossy(&queued.stdout);
     assert!(queue.contains("security@example.org"), "{queue}");
+    let entry: Value = serde_json::from_str(queue.lines().next().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("postqueue -j: {e}: {queue}"));
+    let message = std::process::Command::new("/usr/sbin/postcat")
+        .arg("-c")
+        .arg(postfix.path().join("etc"))
+        .args(["-h", "-b", "-q"])
+        .arg(entry["queue_id"].as_str().expect("a queue ID"))
+        .output()
+        .expect("running postcat");
+    // Header lines unfolded (RFC 5322 2.2.3).
+    let message = String::from_utf8_lossy(&message.stdout).replace("\n ", " ");
+    assert!(
+        message.contains(
+            "Subject: [bonnie DLP] DLP rule payment-cards (high): user john.doe, folder INBOX, item 5; 2 matches"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("From: bonnie@example.org"), "{message}");
+    // The incident in the body, its excerpts masked as they came.
+    assert!(message.contains("4539 **** **** 6467"), "{message}");
 }
 
 #[test]
