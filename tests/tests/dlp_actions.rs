@@ -134,8 +134,11 @@ fn settings(extra: Value) -> AlertSettings {
     serde_json::from_value(base).expect("valid alert settings")
 }
 
+/// What a sender logged: (level, message and fields) per line.
+type LogLines = Arc<Mutex<Vec<(String, String)>>>;
+
 /// A log that keeps what the sender said.
-fn kept_log() -> (AlertLog, Arc<Mutex<Vec<(String, String)>>>) {
+fn kept_log() -> (AlertLog, LogLines) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let kept = lines.clone();
     let log: AlertLog = Arc::new(move |level, message, fields| {
