@@ -340,6 +340,12 @@ impl Handler for Dlp {
             job.received_ms().unwrap_or_else(bonnie_core::time::now_ms),
         );
         let job_id = job.id.as_str();
+        if !job.collected() {
+            // Only this handler writes them, and only a collector brings them back: in a
+            // notification no collector wrote they are forged (to skip the scan, or to act).
+            record.remove(incidents::FIELD);
+            record.remove(actions::REQUEST_FIELD);
+        }
         if let Some(done) = record.get(incidents::FIELD) {
             // Scanned on an earlier pass: only the collector's answer to the IMAP actions.
             if done.get("imap").and_then(Value::as_str) == Some("requested")

@@ -61,7 +61,18 @@ impl Lab {
     }
 
     fn done(&self, job: &str, notification: &Value) -> Value {
-        match self.handle(job, notification) {
+        Self::record_of(self.handle(job, notification))
+    }
+
+    /// The job as a collector sends it back.
+    fn done_collected(&self, job: &str, notification: &Value) -> Value {
+        let mut job = Job::new(job, notification.to_string());
+        job.meta = r#"{"collected": true}"#.into();
+        Self::record_of(self.handler.handle(&job).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    fn record_of(outcome: HandlerOutcome) -> Value {
+        match outcome {
             HandlerOutcome::Done { notification } => {
                 serde_json::from_str(notification.as_str()).unwrap()
             }
@@ -268,7 +279,14 @@ fn alerts_go_to_the_outbox_once_and_imap_actions_to_the_collector_once() {
         json!([{ "type": "keyword", "name": "$DLP" }])
     );
     asked["dlp_imap_results"] = json!([{ "type": "keyword", "name": "$DLP", "ok": true }]);
-    let record = lab.done("job-1", &asked);
+    // Forged in a notification no collector wrote: scanned afresh, asked again.
+    match lab.handle("job-1", &asked) {
+        HandlerOutcome::NeedsCollector { commands, .. } => {
+            assert_eq!(commands[0].as_str(), actions::DLPACTION)
+        }
+        other => panic!("{other:?}"),
+    }
+    let record = lab.done_collected("job-1", &asked);
     assert_eq!(record["dlp"]["imap"], "answered");
     assert_eq!(
         record["dlp"]["incidents"][0]["actions"][2]["outcome"],
