@@ -58,6 +58,8 @@ pub struct Cyrus {
     master: Option<std::process::Child>,
     /// The bonnie configuration an exec-mode dealer is started with, kept for a restart.
     exec_config: Option<PathBuf>,
+    /// imapd.conf lines added to the reference configuration ([`Cyrus::with_imapd_option`]).
+    imapd_options: Vec<String>,
 }
 
 /// The admin user of the lab (`admins: cyrus`); any password is accepted.
@@ -79,7 +81,15 @@ impl Cyrus {
             tls: false,
             master: None,
             exec_config: None,
+            imapd_options: Vec::new(),
         }
+    }
+
+    /// Adds a line to Cyrus's imapd.conf (`suppress_capabilities: MOVE`, for a server
+    /// without an extension).
+    pub fn with_imapd_option(mut self, line: &str) -> Self {
+        self.imapd_options.push(line.to_string());
+        self
     }
 
     /// Gives Cyrus, once started, a self-signed certificate for `localhost` (made here with
@@ -199,6 +209,7 @@ impl Cyrus {
                 );
             services = services.replace(&imap_line, &format!("{imap_line}\n{imaps_line}"));
         }
+        imapd.extend(self.imapd_options.iter().cloned());
         std::fs::write(lab.join("etc/imapd.conf"), imapd.join("\n") + "\n").unwrap();
         std::fs::write(lab.join("etc/cyrus.conf"), services).unwrap();
         std::fs::copy(

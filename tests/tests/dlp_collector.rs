@@ -3,9 +3,10 @@
 //! `dlp_imap_actions` get a keyword set on their message, or the message moved to a quarantine
 //! folder that the collector creates for the admin alone (non-ASCII names too), with the
 //! outcomes in `dlp_imap_results`; a redelivered job passes; a folder whose UIDVALIDITY
-//! changed and names a rule file got wrong are permanent errors in the results.
+//! changed and names a rule file got wrong are permanent errors in the results; a server
+//! without MOVE gets COPY, `\Deleted` and UID EXPUNGE of the one message.
 
-use bonnie_imap::{AppendOptions, Connection};
+use bonnie_imap::{AppendOptions, Connection, StoreMode};
 use bonnie_tests::{
     cluster::Cluster,
     cyrus::{ADMIN, Cyrus, Notify},
@@ -25,7 +26,11 @@ struct Lab {
 
 impl Lab {
     fn start() -> Self {
-        let mut cyrus = Cyrus::new();
+        Self::on(Cyrus::new())
+    }
+
+    /// The lab on `cyrus`, not started yet.
+    fn on(mut cyrus: Cyrus) -> Self {
         cyrus.start(Notify::Off);
         let collector = format!(
             "imap_address = \"{}\"\nimap_admin = \"{ADMIN}\"\nimap_password_file = \"imap-password\"\npartitions = []\n",
@@ -302,5 +307,34 @@ fn a_quarantine_folder_with_a_non_ascii_name_is_created_and_hostile_folder_names
     assert_eq!(listed[0].name, "shared/Quarantäne@example.org");
     admin.examine("shared/Quarantäne@example.org").unwrap();
     assert_eq!(admin.uid_fetch("1:*", "(UID)", None).unwrap().len(), 1);
+    admin.logout().unwrap();
+}
+
+#[test]
+fn without_move_the_message_is_copied_then_expunged_alone_and_what_the_user_marked_deleted_stays() {
+    let lab = Lab::on(Cyrus::new().with_imapd_option("suppress_capabilities: MOVE"));
+    let (uidvalidity, uid) = lab.append("<q-3@example.org>");
+    let (_, kept) = lab.append("<kept@example.org>");
+    let mut john = lab.cyrus.login(JOHN);
+    assert!(!john.has("MOVE"), "{:?}", john.capabilities());
+    john.select("INBOX").unwrap();
+    john.uid_store(&kept.to_string(), StoreMode::Add, &["\\Deleted"], None)
+        .unwrap();
+    let record = lab.act(
+        "no move",
+        uidvalidity,
+        uid,
+        "<q-3@example.org>",
+        json!([{"type": "quarantine", "folder": "shared/quarantine"}]),
+    );
+    assert_eq!(results(&record)[0]["ok"], true, "{record}");
+    assert_eq!(flags(&mut john, "INBOX", uid), None, "still in INBOX");
+    let still = flags(&mut john, "INBOX", kept).expect("the other message is kept");
+    assert!(still.iter().any(|f| f == "\\Deleted"), "{still:?}");
+    john.logout().unwrap();
+    let mut admin = lab.cyrus.login(ADMIN);
+    admin.examine("shared/quarantine@example.org").unwrap();
+    let held = admin.uid_fetch("1:*", "(UID FLAGS)", None).unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
     admin.logout().unwrap();
 }
