@@ -358,3 +358,83 @@ fn incidents_alerts_keywords_and_quarantine_from_real_cyrus() {
     let refused = roundcube.call_raw(JOHN, "dlp.incidents", json!({}));
     assert_eq!(refused.body["error"]["code"], -32001, "{refused:?}");
 }
+
+/// A rule written after the fact: a keyword list for a project's code name.
+const NEW_RULE: &str = r#"
+[detectors.falke]
+kind = "keywords"
+words = ["projekt falke"]
+
+[[rules]]
+name = "project-falke"
+severity = "medium"
+detectors = ["falke"]
+"#;
+
+#[test]
+fn a_retroactive_scan_finds_what_a_new_rule_would_have_in_the_archive_and_is_audited() {
+    let lab = CyrusLab::start(&["bonnie-dlp-plugin"], &[JOHN, JANE]);
+    let (cyrus, cluster) = (&lab.cyrus, &lab.cluster);
+    let mut john = cyrus.login(JOHN);
+    john.create("Archiv").unwrap();
+    let falke = mail(
+        "Falke",
+        "utf-8",
+        "Der Zeitplan für Projekt Falke steht.".as_bytes(),
+    );
+    let uid = john
+        .append("INBOX", &AppendOptions::default(), &falke)
+        .unwrap()
+        .expect("UIDPLUS")
+        .uid;
+    john.append(
+        "INBOX",
+        &AppendOptions::default(),
+        &mail("Anderes", "utf-8", b"Nichts Besonderes."),
+    )
+    .unwrap();
+    john.select("INBOX").unwrap();
+    john.uid_copy(&uid.to_string(), "Archiv").unwrap();
+    john.logout().unwrap();
+    lab.wait_until_archived();
+    // The shipped rules knew nothing of it.
+    assert_eq!(incidents_json(cluster, &[]), Vec::<Value>::new());
+
+    let rule_file = cluster.path().join("falke.toml");
+    std::fs::write(&rule_file, NEW_RULE).unwrap();
+    let rule_file = rule_file.to_str().unwrap();
+    let scan = |args: &[&str]| -> Vec<Value> {
+        let mut all = vec!["dlp", "scan", "--rules", rule_file, "--json"];
+        all.extend_from_slice(args);
+        let output = cluster.bonnie(&all);
+        assert!(output.status.success(), "{}", process::describe(&output));
+        serde_json::from_slice(&output.stdout).expect("JSON")
+    };
+    let hits = scan(&[]);
+    let events: Vec<&str> = hits.iter().map(|h| h["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        events,
+        ["MessageAppend", "vnd.cmu.MessageCopy"],
+        "{hits:#?}"
+    );
+    assert!(hits.iter().all(|h| h["rule"] == "project-falke"
+        && h["user"] == JOHN
+        && h["matches"][0]["part"] == "body 1"));
+    assert_eq!(hits[0]["uid"], uid);
+    assert!(hits[1]["folder"].as_str().unwrap().contains("Archiv"));
+    assert_eq!(scan(&["--user", JANE]), Vec::<Value>::new());
+    assert_eq!(scan(&["--since", "2100-01-01"]), Vec::<Value>::new());
+    assert_eq!(scan(&["--until", "2000-01-01"]).len(), 0);
+    // It reports only: nothing was recorded.
+    assert_eq!(incidents_json(cluster, &[]), Vec::<Value>::new());
+
+    // Both reads are in the audit trail, with their parameters and counts.
+    let output = cluster.bonnie(&["audit", "--json"]);
+    assert!(output.status.success(), "{}", process::describe(&output));
+    let audit: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let scans: Vec<&Value> = audit.iter().filter(|r| r["action"] == "dlp scan").collect();
+    assert_eq!(scans.len(), 4, "{audit:#?}");
+    assert_eq!(scans[0]["count"], 2);
+    assert_eq!(scans[1]["params"]["user"], JANE);
+    assert!(audit.iter().any(|r| r["action"] == "dlp incidents"));
+}

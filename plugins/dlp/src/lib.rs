@@ -184,9 +184,9 @@ enum Scanned {
 }
 
 /// The messages of a message event as far as the job or the archive holds them: the bytes
-/// the collector fetched (`messageContent`), else the payloads the record names (an append or
-/// delivery an archive handler already took), else for a copy or move the payloads its trail
-/// leads back to. `None` when they are not to be had without the collector.
+/// the collector fetched (`messageContent`), else the payloads the record names (those an
+/// archive handler already took), else for a copy or move the payloads its trail leads back
+/// to. `None` when they are not to be had without the collector.
 pub fn read_messages(
     storage: &StorageClient,
     record: &record::Object,
@@ -215,8 +215,11 @@ pub fn read_messages(
         }
         return Ok(Some(read));
     }
-    let kept = if NEW_MESSAGE_EVENTS.contains(&event) {
-        Some(kept_payloads(record)).filter(|k| !k.is_empty())
+    let named = kept_payloads(record);
+    let kept = if !named.is_empty() {
+        Some(named)
+    } else if NEW_MESSAGE_EVENTS.contains(&event) {
+        None
     } else {
         archived_by_trail(storage, record)?
     };
