@@ -3,8 +3,9 @@
 //! `dlp_imap_actions` get a keyword set on their message, or the message moved to a quarantine
 //! folder that the collector creates for the admin alone (non-ASCII names too), with the
 //! outcomes in `dlp_imap_results`; a redelivered job passes; a folder whose UIDVALIDITY
-//! changed and names a rule file got wrong are permanent errors in the results; a server
-//! without MOVE gets COPY, `\Deleted` and UID EXPUNGE of the one message.
+//! changed and names a rule file got wrong are permanent errors in the results; Cyrus away is
+//! transient (the job is postponed and done once it is back); a server without MOVE gets
+//! COPY, `\Deleted` and UID EXPUNGE of the one message.
 
 use bonnie_imap::{AppendOptions, Connection, StoreMode};
 use bonnie_tests::{
@@ -79,6 +80,12 @@ impl Lab {
         message_id: &str,
         actions: Value,
     ) -> Value {
+        self.send(case, uidvalidity, uid, message_id, actions);
+        self.record(case)
+    }
+
+    /// Sends the job of [`Lab::act`] without waiting for it.
+    fn send(&self, case: &str, uidvalidity: u32, uid: u32, message_id: &str, actions: Value) {
         let notification = json!({
             "event": "MessageAppend",
             "user": JOHN,
@@ -93,14 +100,25 @@ impl Lab {
         });
         let output = self.cluster.deal(notification.to_string().as_bytes());
         assert!(output.status.success(), "{}", process::describe(&output));
-        let find = || {
-            self.cluster
-                .log_records()
-                .into_iter()
-                .find(|r| r["case"] == case)
-        };
-        process::wait_until(&format!("the record of job {case}"), || find().is_some());
-        find().unwrap()
+    }
+
+    /// The record of job `case`, once archived.
+    fn record(&self, case: &str) -> Value {
+        process::wait_until(&format!("the record of job {case}"), || {
+            self.stored(case).is_some()
+        });
+        self.stored(case).unwrap()
+    }
+
+    /// The record of job `case`, if archived yet.
+    fn stored(&self, case: &str) -> Option<Value> {
+        if self.cluster.archived() == 0 {
+            return None;
+        }
+        self.cluster
+            .log_records()
+            .into_iter()
+            .find(|r| r["case"] == case)
     }
 }
 
@@ -337,4 +355,32 @@ fn without_move_the_message_is_copied_then_expunged_alone_and_what_the_user_mark
     let held = admin.uid_fetch("1:*", "(UID FLAGS)", None).unwrap();
     assert_eq!(held.len(), 1, "{held:?}");
     admin.logout().unwrap();
+}
+
+#[test]
+fn cyrus_away_postpones_the_job_and_its_actions_are_done_once_cyrus_is_back() {
+    let mut lab = Lab::start();
+    let (uidvalidity, uid) = lab.append("<away@example.org>");
+    lab.cyrus.stop();
+    lab.send(
+        "away",
+        uidvalidity,
+        uid,
+        "<away@example.org>",
+        json!([{"type": "keyword", "name": "$DLP"}]),
+    );
+    process::wait_until("the job postponed while Cyrus is away", || {
+        lab.cluster.status()["jobs"]["POSTPONED"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    });
+    assert!(lab.stored("away").is_none(), "stored without its actions");
+    lab.cyrus.restart();
+    let record = lab.record("away");
+    assert_eq!(results(&record)[0]["ok"], true, "{record}");
+    let mut john = lab.cyrus.login(JOHN);
+    let seen = flags(&mut john, "INBOX", uid).unwrap();
+    assert!(seen.iter().any(|f| f == "$DLP"), "{seen:?}");
+    john.logout().unwrap();
 }
