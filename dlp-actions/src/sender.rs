@@ -39,8 +39,22 @@ const STOP_CHECK: Duration = Duration::from_millis(200);
 
 /// The background sender of one worker; stopped and joined on drop (or by [`Sender::stop`]).
 pub struct Sender {
-    stop: Arc<AtomicBool>,
+    /// Set to stop this sender alone (the host's flag is only read: setting it would stop
+    /// the host).
+    halt: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// The sender's two reasons to stop: the host's stopping flag and its own.
+struct Stop {
+    host: Arc<AtomicBool>,
+    halt: Arc<AtomicBool>,
+}
+
+impl Stop {
+    fn now(&self) -> bool {
+        self.host.load(Ordering::SeqCst) || self.halt.load(Ordering::SeqCst)
+    }
 }
 
 /// What one sender needs on its thread.
@@ -82,15 +96,19 @@ impl Sender {
             log,
             id: sender_id(),
         };
-        let flag = stop.clone();
+        let halt = Arc::new(AtomicBool::new(false));
+        let flags = Stop {
+            host: stop,
+            halt: halt.clone(),
+        };
         let thread = std::thread::Builder::new()
             .name("dlp-alerts".to_string())
-            .spawn(move || worker.run(&flag))
+            .spawn(move || worker.run(&flags))
             .map_err(|e| {
                 PluginError::transient(format!("cannot start the DLP alert sender: {e}"))
             })?;
         Ok(Self {
-            stop,
+            halt,
             thread: Some(thread),
         })
     }
@@ -101,7 +119,7 @@ impl Sender {
     }
 
     fn halt(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.halt.store(true, Ordering::SeqCst);
         if let Some(thread) = self.thread.take() {
             thread.thread().unpark();
             let _ = thread.join();
@@ -116,9 +134,9 @@ impl Drop for Sender {
 }
 
 impl Worker {
-    fn run(&self, stop: &AtomicBool) {
+    fn run(&self, stop: &Stop) {
         let interval = Duration::from_millis(self.settings.poll_interval_ms);
-        while !stop.load(Ordering::SeqCst) {
+        while !stop.now() {
             if let Err(e) = self.pass(stop) {
                 (self.log)(
                     LogLevel::Warn,
@@ -127,7 +145,7 @@ impl Worker {
                 );
             }
             let mut waited = Duration::ZERO;
-            while waited < interval && !stop.load(Ordering::SeqCst) {
+            while waited < interval && !stop.now() {
                 let step = STOP_CHECK.min(interval - waited);
                 std::thread::park_timeout(step);
                 waited += step;
@@ -136,7 +154,7 @@ impl Worker {
     }
 
     /// Sends what is due now.
-    fn pass(&self, stop: &AtomicBool) -> Result<(), PluginError> {
+    fn pass(&self, stop: &Stop) -> Result<(), PluginError> {
         let now = now_ms();
         let query = RecordQuery {
             collection: COLLECTION.to_string(),
@@ -146,7 +164,7 @@ impl Worker {
             ..RecordQuery::default()
         };
         for found in self.storage.query(&query)? {
-            if stop.load(Ordering::SeqCst) {
+            if stop.now() {
                 break;
             }
             let key = found.key.to_string();
