@@ -456,6 +456,10 @@ impl Job<'_> {
 
     /// Moves the target's messages to quarantine `folder`.
     fn quarantine(&self, folder: &str) -> Result<Value, Failure> {
+        if self.admin_path(folder) == self.target.path {
+            // A rule that quarantines what arrives in the quarantine: nothing to move.
+            return Ok(json!({ "folder": folder, "moved": [], "in_quarantine_already": true }));
+        }
         let (source, _) = self.in_source("UID FETCH", |_, _| Ok(()))?;
         let mut moved = Vec::new();
         let held = match source {
