@@ -80,9 +80,13 @@ impl Dlp {
         let rules = config
             .rule_set(&host.path(""))
             .map_err(|e| PluginError::config(e.to_string()))?;
-        let alerts = config
+        let mut alerts = config
             .alert_settings()
             .map_err(|e| PluginError::config(e.to_string()))?;
+        // Relative to the configuration file's folder, as every path of the configuration.
+        if let Some(secret) = &alerts.webhook.secret_file {
+            alerts.webhook.secret_file = Some(host.path(&secret.to_string_lossy()));
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let (storage, outbox) = (host.storage()?, Outbox::new(host.storage()?));
         let sender_storage = host.storage()?;
