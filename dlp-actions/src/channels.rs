@@ -10,7 +10,7 @@ use hmac::{Hmac, Mac};
 use lettre::{
     Message, SmtpTransport, Transport,
     message::{Mailbox, header::ContentType},
-    transport::smtp::client::{Tls, TlsParameters},
+    transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters},
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -134,7 +134,22 @@ impl Channels {
             None => None,
             Some(s) => {
                 let tls = || {
-                    TlsParameters::new(s.host.clone()).map_err(|e| {
+                    let mut builder = TlsParameters::builder(s.host.clone());
+                    if let Some(path) = &s.ca_file {
+                        let pem = std::fs::read(path).map_err(|e| {
+                            SettingsError::new(
+                                "smtp.ca_file",
+                                format!("cannot read {}: {e}", path.display()),
+                            )
+                        })?;
+                        let certificate = Certificate::from_pem(&pem).map_err(|e| {
+                            SettingsError::new("smtp.ca_file", format!("{}: {e}", path.display()))
+                        })?;
+                        builder = builder
+                            .certificate_store(CertificateStore::None)
+                            .add_root_certificate(certificate);
+                    }
+                    builder.build_rustls().map_err(|e| {
                         SettingsError::new("smtp.host", format!("no TLS for {}: {e}", s.host))
                     })
                 };

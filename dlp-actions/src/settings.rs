@@ -219,6 +219,10 @@ pub struct SmtpSettings {
     /// Milliseconds one delivery may take [default: 30000].
     #[serde(default = "default_smtp_timeout_ms")]
     pub timeout_ms: u64,
+    /// A PEM file of the CA certificates the relay's certificate must chain to, for a relay
+    /// with a private CA [default: none: the webpki roots].
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_smtp_port() -> u16 {

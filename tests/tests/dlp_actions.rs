@@ -1,8 +1,9 @@
 //! DLP alerts through the outbox (bonnie-dlp-actions) on the real sqlite-storage plugin: a
 //! webhook that fails at first is retried and delivered once, signed; one that cannot be
 //! reached is retried and then failed with its reason, loudly; a syslog line reaches a UDP
-//! receiver; an e-mail reaches a real Postfix; a redelivered enqueue sends once; two senders
-//! on one store deliver each alert once; actions that are not alerts are refused.
+//! receiver; an e-mail reaches a real Postfix, in plain SMTP and over required STARTTLS; a
+//! redelivered enqueue sends once; two senders on one store deliver each alert once; actions
+//! that are not alerts are refused.
 
 use std::{
     collections::BTreeMap,
@@ -366,6 +367,142 @@ fn an_email_alert_is_accepted_by_a_real_postfix_with_the_summary_as_subject() {
     assert!(message.contains("From: bonnie@example.org"), "{message}");
     // The incident in the body, its excerpts masked as they came.
     assert!(message.contains("4539 **** **** 6467"), "{message}");
+}
+
+#[test]
+fn an_email_alert_goes_over_required_starttls_to_a_relay_whose_certificate_a_private_ca_signed() {
+    assert!(Postfix::installed(), "Debian's postfix is not installed");
+    let postfix = Postfix::start(
+        "postfix-dlp-tls",
+        "relay.test.example",
+        true,
+        NextHop::Smtp(free_port()),
+    );
+    // A certificate for localhost, trusted through `smtp.ca_file` alone.
+    let (cert, key) = (
+        postfix.path().join("cert.pem"),
+        postfix.path().join("key.pem"),
+    );
+    let made = process::run(
+        "openssl",
+        std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args([
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost",
+            ])
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .args(["-addext", "extendedKeyUsage=serverAuth"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+    );
+    assert!(made.status.success(), "{}", process::describe(&made));
+    let etc = postfix.path().join("etc");
+    let configured = process::run(
+        "postconf",
+        std::process::Command::new("/usr/sbin/postconf")
+            .arg("-c")
+            .arg(&etc)
+            .arg("-e")
+            .arg(format!("smtpd_tls_cert_file={}", cert.display()))
+            .arg(format!("smtpd_tls_key_file={}", key.display()))
+            .arg("smtpd_tls_security_level=may")
+            // "Anonymous TLS connection established from ..." in the log.
+            .arg("smtpd_tls_loglevel=1"),
+    );
+    assert!(
+        configured.status.success(),
+        "{}",
+        process::describe(&configured)
+    );
+    let reloaded = process::run(
+        "postfix reload",
+        std::process::Command::new("/usr/sbin/postfix")
+            .arg("-c")
+            .arg(&etc)
+            .arg("reload"),
+    );
+    assert!(
+        reloaded.status.success(),
+        "{}",
+        process::describe(&reloaded)
+    );
+    process::wait_until("Postfix to offer STARTTLS", || {
+        offers_starttls(postfix.smtp_port)
+    });
+
+    let store = Store::new();
+    let outbox = Outbox::new(store.open());
+    let action = Action::Email {
+        to: vec!["security@example.org".to_string()],
+    };
+    outbox.enqueue("job-8/0/0", &action, &incident(8)).unwrap();
+    let sender = spawn(
+        store.open(),
+        settings(json!({"smtp": {
+            "host": "localhost", "port": postfix.smtp_port, "security": "starttls",
+            "from": "bonnie@example.org", "ca_file": cert,
+        }})),
+    );
+    let entry = wait_for_state(&outbox, "job-8/0/0", EntryState::Sent);
+    sender.stop();
+    assert_eq!(entry["attempts"], 1, "{entry}");
+    // Without the CA the relay is not trusted: never sent in the clear instead.
+    outbox.enqueue("job-8/0/1", &action, &incident(9)).unwrap();
+    let untrusting = spawn(
+        store.open(),
+        settings(json!({"smtp": {
+            "host": "localhost", "port": postfix.smtp_port, "security": "starttls",
+            "from": "untrusted@example.org",
+        }})),
+    );
+    let entry = wait_for_state(&outbox, "job-8/0/1", EntryState::Failed);
+    untrusting.stop();
+    let reason = entry["last_error"].as_str().unwrap_or_default();
+    assert!(
+        reason.to_ascii_lowercase().contains("certificate"),
+        "{entry}"
+    );
+    assert!(
+        !postfix
+            .maillog_text()
+            .contains("from=<untrusted@example.org>")
+    );
+    process::wait_until("Postfix to log the TLS session and the alert", || {
+        let log = postfix.maillog_text();
+        log.contains("from=<bonnie@example.org>") && log.contains("TLS connection established")
+    });
+}
+
+/// True when the SMTP server on `port` lists STARTTLS in its EHLO answer.
+fn offers_starttls(port: u16) -> bool {
+    let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() || writer.write_all(b"EHLO test\r\n").is_err() {
+        return false;
+    }
+    let mut offered = false;
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return false;
+        }
+        offered |= line.to_ascii_uppercase().contains("STARTTLS");
+        if line.as_bytes().get(3) != Some(&b'-') {
+            let _ = writer.write_all(b"QUIT\r\n");
+            return offered;
+        }
+    }
 }
 
 #[test]
