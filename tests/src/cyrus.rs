@@ -14,6 +14,7 @@ use bonnie_imap::Connection;
 use tempfile::TempDir;
 
 use crate::{
+    certificates,
     cluster::{Cluster, free_port},
     paths, process,
 };
@@ -168,31 +169,7 @@ impl Cyrus {
             .replace("127.0.0.1:9024", &format!("127.0.0.1:{lmtp_port}"));
         if self.tls {
             let (cert, key) = (lab.join("etc/server.pem"), lab.join("etc/server.key"));
-            let made = process::run(
-                "openssl",
-                Command::new("openssl")
-                    .args([
-                        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    ])
-                    .args([
-                        "-subj",
-                        "/CN=localhost",
-                        "-addext",
-                        "subjectAltName=DNS:localhost",
-                    ])
-                    // A server's own certificate, not a CA's (webpki refuses a CA as server).
-                    .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-                    .args(["-addext", "extendedKeyUsage=serverAuth"])
-                    .arg("-keyout")
-                    .arg(&key)
-                    .arg("-out")
-                    .arg(&cert),
-            );
-            assert!(
-                made.status.success(),
-                "openssl: {}",
-                process::describe(&made)
-            );
+            certificates::localhost(&cert, &key);
             imapd.push(format!("tls_server_cert: {}", cert.display()));
             imapd.push(format!("tls_server_key: {}", key.display()));
             let imap_line = services

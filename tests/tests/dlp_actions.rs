@@ -20,6 +20,7 @@ use bonnie_dlp::Action;
 use bonnie_dlp_actions::{AlertLog, AlertSettings, EntryState, Outbox, Sender};
 use bonnie_plugin_api::{LogLevel, storage::StorageClient};
 use bonnie_tests::{
+    certificates,
     cluster::free_port,
     postfix::{NextHop, Postfix},
     process, storages,
@@ -383,26 +384,7 @@ fn an_email_alert_goes_over_required_starttls_to_a_relay_whose_certificate_a_pri
         postfix.path().join("cert.pem"),
         postfix.path().join("key.pem"),
     );
-    let made = process::run(
-        "openssl",
-        std::process::Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            ])
-            .args([
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                "subjectAltName=DNS:localhost",
-            ])
-            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-            .args(["-addext", "extendedKeyUsage=serverAuth"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert),
-    );
-    assert!(made.status.success(), "{}", process::describe(&made));
+    certificates::localhost(&cert, &key);
     let etc = postfix.path().join("etc");
     let configured = process::run(
         "postconf",
