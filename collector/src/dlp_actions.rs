@@ -224,14 +224,17 @@ fn message_id(n: &Map<String, Value>, uid: u64, alone: bool) -> Option<String> {
 
 /// The name the logged-in owner knows quarantine `folder` by: the folder's path itself or,
 /// with Cyrus's `altnamespace`, below the shared prefix (`Shared Folders/shared/quarantine`).
-/// A folder of that name that the owner may read is the owner's own, never the quarantine
-/// (which grants [`MOVING_RIGHTS`] alone): a user cannot catch quarantined mail by naming a
-/// folder of theirs after it.
+/// Only a folder where the owner has exactly [`MOVING_RIGHTS`] is the quarantine: one the
+/// owner may read or administer is their own, so a user cannot catch quarantined mail by
+/// naming a folder of theirs after it.
 fn owners_name(imap: &mut Connection, folder: &str) -> Result<String, ImapError> {
+    let mut wanted: Vec<char> = MOVING_RIGHTS.chars().collect();
+    wanted.sort_unstable();
     for pattern in [format!("%/{folder}"), folder.to_string()] {
         for entry in imap.list("", &pattern)? {
-            let rights = imap.myrights(&entry.name)?;
-            if rights.contains('i') && !rights.contains('r') && !rights.contains('a') {
+            let mut rights: Vec<char> = imap.myrights(&entry.name)?.chars().collect();
+            rights.sort_unstable();
+            if rights == wanted {
                 return Ok(entry.name);
             }
         }

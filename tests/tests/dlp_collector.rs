@@ -293,9 +293,16 @@ fn a_quarantined_message_moves_with_its_keyword_to_a_folder_only_the_admin_reads
 }
 
 #[test]
-fn a_quarantine_folder_with_a_non_ascii_name_is_created_and_hostile_folder_names_are_refused() {
+fn a_quarantine_folder_with_a_non_ascii_name_is_created_and_hostile_names_or_a_users_lookalike_folder_catch_nothing()
+ {
     let lab = Lab::start();
     let (uidvalidity, uid) = lab.append("<q-2@example.org>");
+    // john names folders of his own after the quarantine, to catch what is quarantined.
+    let mut john = lab.cyrus.login(JOHN);
+    let lookalikes = ["shared/Quarantäne", "INBOX/shared/Quarantäne"];
+    for folder in ["shared", "INBOX/shared"].iter().chain(&lookalikes) {
+        john.create(folder).unwrap();
+    }
     let record = lab.act(
         "non-ascii",
         uidvalidity,
@@ -326,6 +333,15 @@ fn a_quarantine_folder_with_a_non_ascii_name_is_created_and_hostile_folder_names
     admin.examine("shared/Quarantäne@example.org").unwrap();
     assert_eq!(admin.uid_fetch("1:*", "(UID)", None).unwrap().len(), 1);
     admin.logout().unwrap();
+    for folder in lookalikes {
+        john.examine(folder).unwrap();
+        assert_eq!(
+            john.uid_fetch("1:*", "(UID)", None).unwrap(),
+            Vec::new(),
+            "john's own {folder} caught nothing"
+        );
+    }
+    john.logout().unwrap();
 }
 
 #[test]
