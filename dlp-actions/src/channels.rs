@@ -95,6 +95,22 @@ fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, SettingsError> {
     Ok(secret)
 }
 
+/// An error with its causes, `outer: inner: innermost` (reqwest's own text is only the
+/// outermost, `error sending request`).
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// A webhook URL as errors and logs show it: scheme, host and port only. Webhook URLs often
 /// carry their credential in the path or query (`/services/T0/B0/<token>`), which must not
 /// reach the log or the outbox's `last_error`.
@@ -114,10 +130,29 @@ impl Channels {
     /// The channels of `settings` (checked first).
     pub(crate) fn new(settings: &AlertSettings) -> Result<Self, SettingsError> {
         settings.check()?;
-        let http = reqwest::blocking::Client::builder()
+        let mut http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_millis(settings.webhook.timeout_ms))
             // A redirect would re-send the incident to wherever the receiver points.
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = &settings.webhook.ca_file {
+            let key = "webhook.ca_file";
+            let pem = std::fs::read(path).map_err(|e| {
+                SettingsError::new(key, format!("cannot read {}: {e}", path.display()))
+            })?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| SettingsError::new(key, format!("{}: {e}", path.display())))?;
+            if certificates.is_empty() {
+                return Err(SettingsError::new(
+                    key,
+                    format!("{} holds no certificate", path.display()),
+                ));
+            }
+            http = http.tls_built_in_root_certs(false);
+            for certificate in certificates {
+                http = http.add_root_certificate(certificate);
+            }
+        }
+        let http = http
             .build()
             .map_err(|e| SettingsError::new("webhook", format!("no HTTP client: {e}")))?;
         let secret = settings
@@ -211,10 +246,9 @@ impl Channels {
             let signature = format!("sha256={}", lowercase_hex(&mac.finalize().into_bytes()));
             request = request.header(SIGNATURE_HEADER, signature);
         }
-        let response = request
-            .body(body)
-            .send()
-            .map_err(|e| Undelivered::retry(format!("POST {shown}: {}", e.without_url())))?;
+        let response = request.body(body).send().map_err(|e| {
+            Undelivered::retry(format!("POST {shown}: {}", causes(&e.without_url())))
+        })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());

@@ -85,6 +85,9 @@ pub struct WebhookSettings {
     /// A file (mode 0600 or 0400) holding the secret of the `X-Bonnie-Signature` header, an
     /// HMAC-SHA256 of the body (`sha256=<hex>`); no signature without it [default: none].
     pub secret_file: Option<PathBuf>,
+    /// A PEM file of the CA certificates an `https://` receiver's certificate must chain to,
+    /// for receivers with a private CA [default: none: the webpki roots].
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for WebhookSettings {
@@ -92,6 +95,7 @@ impl Default for WebhookSettings {
         Self {
             timeout_ms: 10_000,
             secret_file: None,
+            ca_file: None,
         }
     }
 }

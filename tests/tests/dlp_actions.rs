@@ -1,5 +1,6 @@
 //! DLP alerts through the outbox (bonnie-dlp-actions) on the real sqlite-storage plugin: a
-//! webhook that fails at first is retried and delivered once, signed; one that cannot be
+//! webhook that fails at first is retried and delivered once, signed; an HTTPS one with a
+//! private CA is delivered, and refused without the CA; one that cannot be
 //! reached is retried and then failed with its reason, loudly; a syslog line reaches a UDP
 //! receiver; an e-mail reaches a real Postfix, in plain SMTP and over required STARTTLS; a
 //! redelivered enqueue sends once; two senders on one store deliver each alert once; actions
@@ -23,7 +24,8 @@ use bonnie_tests::{
     certificates,
     cluster::free_port,
     postfix::{NextHop, Postfix},
-    process, storages,
+    process::{self, ChildGuard},
+    storages,
     worker::WorkerLab,
 };
 use serde_json::{Value, json};
@@ -485,6 +487,74 @@ fn offers_starttls(port: u16) -> bool {
             return offered;
         }
     }
+}
+
+/// An HTTPS webhook receiver (Python's http.server over its ssl module) with a certificate
+/// for localhost: it answers 204 and appends each body to `bodies`.
+const HTTPS_RECEIVER: &str = r#"
+import http.server, ssl, sys
+cert, key, bodies, port_file = sys.argv[1:5]
+class Receiver(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open(bodies, "ab") as f:
+            f.write(body + b"\n")
+        self.send_response(204)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(cert, key)
+server.socket = context.wrap_socket(server.socket, server_side=True)
+with open(port_file + ".tmp", "w") as f:
+    f.write(str(server.server_address[1]))
+import os
+os.rename(port_file + ".tmp", port_file)
+server.serve_forever()
+"#;
+
+#[test]
+fn an_https_webhook_with_a_private_ca_is_delivered_and_untrusted_without_it() {
+    let store = Store::new();
+    let dir = store.lab.path();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    certificates::localhost(&cert, &key);
+    let (bodies, port_file) = (dir.join("bodies"), dir.join("port"));
+    let _receiver = ChildGuard::spawn(
+        "the HTTPS receiver",
+        std::process::Command::new("python3")
+            .arg("-c")
+            .arg(HTTPS_RECEIVER)
+            .args([&cert, &key, &bodies, &port_file])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    process::wait_until("the HTTPS receiver to listen", || port_file.exists());
+    let port = std::fs::read_to_string(&port_file).unwrap();
+    let action = Action::Webhook {
+        url: format!("https://localhost:{port}/alerts"),
+    };
+    let outbox = Outbox::new(store.open());
+    outbox.enqueue("job-9/0/0", &action, &incident(1)).unwrap();
+    let trusting = spawn(
+        store.open(),
+        settings(json!({"webhook": {"ca_file": cert}})),
+    );
+    wait_for_state(&outbox, "job-9/0/0", EntryState::Sent);
+    trusting.stop();
+    let received = std::fs::read_to_string(&bodies).unwrap();
+    let body: Value = serde_json::from_str(received.trim()).unwrap();
+    assert_eq!(body, incident(1));
+
+    outbox.enqueue("job-9/0/1", &action, &incident(2)).unwrap();
+    let untrusting = spawn(store.open(), settings(json!({})));
+    let entry = wait_for_state(&outbox, "job-9/0/1", EntryState::Failed);
+    untrusting.stop();
+    assert_eq!(std::fs::read_to_string(&bodies).unwrap(), received);
+    let reason = entry["last_error"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("POST https://localhost:"), "{entry}");
+    assert!(reason.to_ascii_lowercase().contains("certificate"), "{entry}");
 }
 
 #[test]
