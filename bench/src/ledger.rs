@@ -208,6 +208,7 @@ pub fn figures(settings: &Settings) -> anyhow::Result<Value> {
         messages: settings.messages,
         workers: 2,
         ledger: true,
+        dlp: false,
     })?;
     checkpoint(&messages)?;
     let bytes = payload_bytes(&messages)?;

@@ -8,6 +8,7 @@ mod archive;
 mod changelog;
 mod chaos;
 mod cyrus;
+mod dlp;
 mod es;
 mod lab;
 mod ledger;
@@ -167,6 +168,13 @@ struct Args {
     /// Leaves of the tree a checkpoint is made of
     #[arg(long, default_value_t = 10_000_000)]
     checkpoint_leaves: u64,
+    /// Only the DLP figures: the shipped rules' scanning rate, and the payload ingest without
+    /// and with the DLP handler
+    #[arg(long, conflicts_with_all = ["only_changelog", "only_e2e", "only_chaos", "only_mail", "only_es", "only_scale", "only_payload", "only_maillog", "only_ledger"])]
+    only_dlp: bool,
+    /// Messages of the DLP scanning corpus (--only-dlp)
+    #[arg(long, default_value_t = 1_000)]
+    dlp_messages: usize,
 }
 
 fn main() {
@@ -260,6 +268,7 @@ fn payload_figures(args: &Args) -> anyhow::Result<Value> {
         messages: args.payload_messages,
         workers: args.payload_workers,
         ledger: false,
+        dlp: false,
     })
 }
 
@@ -272,6 +281,14 @@ fn ledger_figures(args: &Args) -> anyhow::Result<Value> {
 }
 
 fn run(args: &Args) -> anyhow::Result<Value> {
+    if args.only_dlp {
+        let figures = dlp::figures(&dlp::DlpSettings {
+            messages: args.dlp_messages,
+            pipeline_messages: args.payload_messages,
+            workers: args.payload_workers,
+        })?;
+        return Ok(json!({ "machine": machine(), "dlp": figures }));
+    }
     if args.only_payload_store {
         let figures = payload_store::figures(args.payload_store_payloads)?;
         return Ok(json!({ "machine": machine(), "payload_store": figures }));

@@ -33,13 +33,18 @@ pub struct Settings {
     pub workers: usize,
     /// Whether the broker signs checkpoints of the verifiable log (an archive key is made).
     pub ledger: bool,
+    /// Whether the workers also run the DLP handler with the shipped rules.
+    pub dlp: bool,
 }
 
 /// A lab whose workers run every archive handler, messageappend fetching each message through
 /// the collector, which reads Cyrus's spool (and IMAP as the admin where the spool fails).
-fn payload_lab(cyrus: &Cyrus, ledger: bool) -> anyhow::Result<Lab> {
+fn payload_lab(cyrus: &Cyrus, ledger: bool, dlp: bool) -> anyhow::Result<Lab> {
     let mut libraries = vec!["libbonnie_zmq_input.so", "libbonnie_sqlite_storage.so"];
     libraries.extend(ARCHIVE_HANDLERS);
+    if dlp {
+        libraries.push("libbonnie_dlp_plugin.so");
+    }
     let mut collector = format!(
         "imap_address = \"{}\"\nimap_admin = \"{ADMIN}\"\nimap_password_file = \"imap-password\"\n\
          partitions = [\"{}\"]\n\n[plugins.messageappend]\ncollect = [\"FETCH\"]\n",
@@ -106,7 +111,7 @@ pub fn ingest(settings: &Settings) -> anyhow::Result<Value> {
 pub fn ingest_into(settings: &Settings) -> anyhow::Result<(Value, Lab)> {
     let corpus = crate::mailtext::corpus(settings.messages)?;
     let mut cyrus = Cyrus::new();
-    let lab = payload_lab(&cyrus, settings.ledger)?;
+    let lab = payload_lab(&cyrus, settings.ledger, settings.dlp)?;
     let broker = lab.broker()?;
     let daemon = lab.dealer_daemon()?;
     cyrus.start(Notify::Daemon {
