@@ -1,5 +1,6 @@
-//! The `[dlp]` table of bonnie's configuration: where the rules are, the local domains that
-//! tell a message's direction, and how much of each text part is scanned.
+//! The rule settings of bonnie's `[plugins.dlp]` table (the DLP plugin reads its other keys): where
+//! the rules are, the local domains that tell a message's direction, and how much of each text part
+//! is scanned.
 
 use std::path::{Path, PathBuf};
 
@@ -28,7 +29,7 @@ impl Default for Settings {
     }
 }
 
-/// `[dlp]`.
+/// The rule settings of `[plugins.dlp]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DlpConfig {
@@ -46,7 +47,7 @@ pub struct DlpConfig {
 }
 
 impl DlpConfig {
-    /// Reads the `[dlp]` table (unknown keys refused).
+    /// Reads the rule settings (unknown keys refused).
     pub fn from_table(table: &toml::Table) -> Result<Self, DlpError> {
         toml::Value::Table(table.clone())
             .try_into()

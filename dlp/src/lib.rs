@@ -74,7 +74,7 @@ pub enum DlpError {
         /// What is wrong.
         message: String,
     },
-    /// The `[dlp]` configuration table is wrong.
-    #[error("[dlp] configuration: {0}")]
+    /// The `[plugins.dlp]` configuration table is wrong.
+    #[error("[plugins.dlp]: {0}")]
     Config(String),
 }

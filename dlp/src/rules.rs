@@ -43,7 +43,7 @@
 //! exclude_folders = ["user/%/Trash"]
 //! shared = false                    # true: shared folders only; false: personal only
 //! anyone = false                    # true: folders readable by anyone only
-//! direction = ["outbound"]          # inbound, outbound, internal ([dlp] local_domains)
+//! direction = ["outbound"]          # inbound, outbound, internal ([plugins.dlp] local_domains)
 //! ```
 
 use std::{
