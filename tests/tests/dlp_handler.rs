@@ -4,8 +4,9 @@
 //! numbers appended by john is an incident, masked, in its log record and in `bonnie dlp
 //! incidents --json`; its webhook alert reaches a small HTTP server here and its keyword is
 //! set on the message; a folder with a German name shared with `anyone` is the ACL rule's
-//! incident; a Kolab event with an IBAN in its description, and a Russian message with an
-//! IBAN in a folder with a Cyrillic name, are the IBAN rule's; a confidential message is moved
+//! incident; a Kolab event with an IBAN in its description, a Russian message with an IBAN
+//! in a folder with a Cyrillic name and an IBAN delivered to jane over LMTP are the IBAN
+//! rule's; a confidential message is moved
 //! to the quarantine folder; a clean message gives none. bonnie-api's `dlp.incidents` answers
 //! an admin client what the command line prints and refuses a Roundcube client.
 
@@ -241,6 +242,17 @@ fn incidents_alerts_keywords_and_quarantine_from_real_cyrus() {
         ),
     );
     john.logout().unwrap();
+    // Delivered to jane over LMTP from outside: her incident (the delivery has no acting user
+    // but its recipient).
+    cyrus.lmtp(
+        "kasse@example.com",
+        &[JANE],
+        &mail(
+            "Rechnung",
+            "utf-8",
+            format!("Zahlbar auf {IBAN}.").as_bytes(),
+        ),
+    );
     lab.wait_until_archived();
 
     // The card message: its incident in the log record, masked, with the alert queued and the
@@ -319,8 +331,17 @@ fn incidents_alerts_keywords_and_quarantine_from_real_cyrus() {
         "{}",
         acl[0]
     );
+    let cards: Vec<&Value> = all
+        .iter()
+        .filter(|i| i["rule"] == "payment-cards")
+        .collect();
+    assert_eq!(cards.len(), 1, "{all:#?}");
+    assert_eq!(cards[0]["user"], JOHN);
+    assert_eq!(cards[0]["uid"], cards_uid);
+    assert_eq!(cards[0]["matches"][0]["excerpt"], "4539 **** **** 6467");
+    assert!(!Value::Array(all.clone()).to_string().contains("0343 6467"));
     let ibans = incidents_json(cluster, &["--rule", "ibans"]);
-    assert_eq!(rules_of(&ibans), ["ibans", "ibans"], "{ibans:#?}");
+    assert_eq!(rules_of(&ibans), ["ibans", "ibans", "ibans"], "{ibans:#?}");
     let parts: Vec<&str> = ibans
         .iter()
         .map(|i| i["matches"][0]["part"].as_str().unwrap())
@@ -339,10 +360,9 @@ fn incidents_alerts_keywords_and_quarantine_from_real_cyrus() {
             .contains("****")
     }));
     // By user and by time; the table names the rule and the masked match.
-    assert_eq!(
-        incidents_json(cluster, &["--user", JANE]),
-        Vec::<Value>::new()
-    );
+    let janes = incidents_json(cluster, &["--user", JANE]);
+    assert_eq!(rules_of(&janes), ["ibans"], "{janes:#?}");
+    assert_eq!(janes[0]["event"], "MessageNew");
     assert_eq!(incidents_json(cluster, &["--since", "2100-01-01"]).len(), 0);
     let table = cluster.bonnie(&["dlp", "incidents", "--rule", "payment-cards"]);
     let table = String::from_utf8_lossy(&table.stdout);
