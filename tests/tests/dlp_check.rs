@@ -268,4 +268,23 @@ fn config_check_compiles_the_rules_that_dlp_names() {
     .unwrap();
     let output = cluster.bonnie(&check);
     assert_eq!(code(&output), 0, "{}", process::describe(&output));
+    // The alert settings are checked too, naming the key.
+    let config = std::fs::read_to_string(cluster.config()).unwrap();
+    std::fs::write(
+        cluster.config(),
+        format!(
+            "{config}
+[plugins.dlp.alerts]
+poll_interval_ms = 0
+"
+        ),
+    )
+    .unwrap();
+    let output = cluster.bonnie(&check);
+    assert_ne!(code(&output), 0, "{}", process::describe(&output));
+    let out = stdout(&output);
+    assert!(
+        out.contains("[plugins.dlp.alerts] poll_interval_ms: must be more than 0"),
+        "{out}"
+    );
 }
