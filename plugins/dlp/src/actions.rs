@@ -18,11 +18,6 @@ pub const REQUEST_FIELD: &str = "dlp_imap_actions";
 /// The record's field the collector answers in.
 pub const RESULTS_FIELD: &str = "dlp_imap_results";
 
-/// True if this worker's collectors take `DLPACTION` (the plugin API lists it).
-pub fn collector_acts() -> bool {
-    bonnie_plugin_api::handler::COLLECTOR_COMMANDS.contains(&DLPACTION)
-}
-
 fn is_imap(action: &Value) -> bool {
     matches!(
         action.get("type").and_then(Value::as_str),
@@ -132,18 +127,6 @@ pub fn imap_request(incidents: &mut [Value], folder: Option<&str>) -> Vec<Value>
         }
     }
     request
-}
-
-/// Marks every IMAP action `not performed`, for `reason`.
-pub fn imap_not_performed(incidents: &mut [Value], reason: &str) {
-    for incident in incidents.iter_mut() {
-        for entry in actions_mut(incident).filter(|a| is_imap(a)) {
-            merge(
-                entry,
-                json!({ "outcome": "not performed", "error": reason }),
-            );
-        }
-    }
 }
 
 /// Whether the collector has answered the record's IMAP actions.

@@ -388,14 +388,6 @@ impl Handler for Dlp {
             self.record_incidents(&mut record, job_id, found, "none")?;
             return Ok(HandlerOutcome::done(Value::Object(record).to_string()));
         }
-        if !actions::collector_acts() {
-            actions::imap_not_performed(
-                &mut found,
-                "this worker's collectors have no DLPACTION command",
-            );
-            self.record_incidents(&mut record, job_id, found, "none")?;
-            return Ok(HandlerOutcome::done(Value::Object(record).to_string()));
-        }
         record.insert(actions::REQUEST_FIELD.to_string(), Value::Array(request));
         self.record_incidents(&mut record, job_id, found, "requested")?;
         Ok(HandlerOutcome::needs_collector(
