@@ -56,6 +56,37 @@ pub struct Dlp {
     outbox: Outbox,
     /// Delivers the outbox's alerts until the host stops; joined when the handler is dropped.
     _sender: Sender,
+    /// Tells the sender that the host stops; ends when the handler is dropped.
+    _watch: StopWatch,
+}
+
+/// The thread that sets the sender's stop flag when the host stops; told to end when dropped.
+struct StopWatch {
+    quit: Arc<AtomicBool>,
+}
+
+impl StopWatch {
+    /// Sets `stop` once the host stops (or this is dropped).
+    fn start(host: Arc<Host>, stop: Arc<AtomicBool>) -> Result<Self, PluginError> {
+        let quit = Arc::new(AtomicBool::new(false));
+        let quitting = quit.clone();
+        std::thread::Builder::new()
+            .name("dlp-stopping".to_string())
+            .spawn(move || {
+                while !host.is_stopping() && !quitting.load(Ordering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                stop.store(true, Ordering::SeqCst);
+            })
+            .map_err(|e| PluginError::transient(format!("cannot watch the host's stop: {e}")))?;
+        Ok(Self { quit })
+    }
+}
+
+impl Drop for StopWatch {
+    fn drop(&mut self) {
+        self.quit.store(true, Ordering::SeqCst);
+    }
 }
 
 /// Payloads a record names: (UID, digest).
@@ -95,13 +126,14 @@ impl Dlp {
         let log: bonnie_dlp_actions::AlertLog =
             Arc::new(move |level, message, fields| log_host.log(level, message, fields));
         let sender = Sender::spawn(sender_storage, alerts, stop.clone(), log)?;
-        watch_stopping(host, stop)?;
+        let watch = StopWatch::start(host, stop)?;
         Ok(Self {
             rules,
             collect: config.collect,
             storage,
             outbox,
             _sender: sender,
+            _watch: watch,
         })
     }
 
@@ -308,20 +340,6 @@ pub fn kept_payloads(record: &record::Object) -> Kept {
         .and_then(Value::as_str)
         .map(|d| vec![(record.get("uid").and_then(Value::as_u64), d.to_string())])
         .unwrap_or_default()
-}
-
-/// Sets `stop` when the host stops, so the alert sender ends with the worker.
-fn watch_stopping(host: Arc<Host>, stop: Arc<AtomicBool>) -> Result<(), PluginError> {
-    std::thread::Builder::new()
-        .name("dlp-stopping".to_string())
-        .spawn(move || {
-            while !host.is_stopping() && !stop.load(Ordering::SeqCst) {
-                std::thread::sleep(std::time::Duration::from_millis(200));
-            }
-            stop.store(true, Ordering::SeqCst);
-        })
-        .map(|_| ())
-        .map_err(|e| PluginError::transient(format!("cannot watch the host's stop: {e}")))
 }
 
 impl Handler for Dlp {
