@@ -385,6 +385,10 @@ fn scan_archive(
         if !full {
             break;
         }
+        if last_ms.is_none() {
+            let key = page.last().map(|r| r.key.to_string()).unwrap_or_default();
+            anyhow::bail!("log entry {key} has no time, so the log cannot be read page by page");
+        }
         seen_at_from = page
             .iter()
             .filter(|r| r.time_ms.into_option() == last_ms)
