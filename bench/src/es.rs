@@ -188,7 +188,8 @@ pub struct EsArgs {
 /// The figures, as JSON.
 pub fn figures(bin: &Path, root: &Path, args: &EsArgs) -> anyhow::Result<Value> {
     let binary = storage::search_server_binary(bin)?;
-    let (_server, url) = storage::start_search_server(&binary)?;
+    // Every measurement on a server of its own: osmem-server keeps everything in memory (about
+    // 7 KB a record here), and what an earlier measurement left would weigh on the next.
     let dir = tempfile::Builder::new()
         .prefix("bonnie-bench-es-")
         .tempdir_in(root)?;
@@ -200,6 +201,7 @@ pub fn figures(bin: &Path, root: &Path, args: &EsArgs) -> anyhow::Result<Value> 
         callers,
     } in &args.bulk_configs
     {
+        let (_server, url) = storage::start_search_server(&binary)?;
         let rate = bulk_rate(
             &url,
             &dead_letter,
@@ -220,11 +222,15 @@ pub fn figures(bin: &Path, root: &Path, args: &EsArgs) -> anyhow::Result<Value> 
             "docs_per_s": super::round(rate, 0),
         }));
     }
-    let ceiling = server_ceiling(&url, args.bulk_events, 1000, 4)?;
+    let ceiling = {
+        let (_server, url) = storage::start_search_server(&binary)?;
+        server_ceiling(&url, args.bulk_events, 1000, 4)?
+    };
     eprintln!(
         "the server's own ceiling: {ceiling:.0} one-field docs/s (1000 per request, 4 in flight, plain HTTP)"
     );
     let mut changelog = serde_json::Map::new();
+    let (_server, url) = storage::start_search_server(&binary)?;
     for (name, target) in [
         ("sqlite", storage::Target::Sqlite),
         ("elasticsearch", storage::Target::Search(&url)),

@@ -102,11 +102,12 @@ struct Args {
     #[arg(long, default_value_t = 100_000)]
     es_bulk_events: u64,
     /// Batching configurations of the bulk figures, each DOCS×IN_FLIGHT×CALLERS (documents
-    /// per `_bulk` request, requests in flight, threads calling write_log), comma separated
+    /// per `_bulk` request, requests in flight, threads calling write_log), comma separated;
+    /// 256x1x2 is what a worker's two threads send with the default `[worker] batch_size`
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "500x2x1,1000x4x1,2000x4x1,2000x4x2"
+        default_value = "256x1x2,500x2x1,1000x4x1,1000x8x1"
     )]
     es_bulk: Vec<es::BulkConfig>,
     /// Message events whose history fills es-storage (and SQLite, for comparison) before the
