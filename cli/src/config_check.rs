@@ -947,32 +947,16 @@ impl Check {
     /// Cyrus's IMAP server lets the collector's admin log in, as the collector does.
     fn imap(&mut self, config: &Config, timeout: Duration) {
         let c = &config.collector;
-        let security = match c.imap_security {
-            ImapSecurity::Plain => bonnie_imap::Security::Plain,
-            ImapSecurity::Starttls => bonnie_imap::Security::StartTls,
-            ImapSecurity::Tls => bonnie_imap::Security::Tls,
-        };
-        let tls = match security {
-            bonnie_imap::Security::Plain => None,
-            _ => match bonnie_imap::tls::client_config(c.imap_tls_ca_file.as_deref()) {
-                Ok(tls) => Some(tls),
-                Err(e) => {
-                    self.add(
-                        "[collector] imap_tls_ca_file",
-                        e.to_string(),
-                        "give a PEM file of the CA",
-                    );
-                    return;
-                }
-            },
-        };
-        let imap = bonnie_imap::Config {
-            address: c.imap_address.clone(),
-            security,
-            server_name: c.imap_tls_server_name.clone(),
-            tls,
-            timeout,
-            max_literal_bytes: c.imap_max_literal_bytes,
+        let imap = match crate::backfill::imap_config(c, timeout) {
+            Ok(imap) => imap,
+            Err(e) => {
+                self.add(
+                    "[collector] imap_tls_ca_file",
+                    e.to_string(),
+                    "give a PEM file of the CA",
+                );
+                return;
+            }
         };
         let logged_in = bonnie_imap::Connection::connect(&imap)
             .map_err(|e| ("[collector] imap_address", format!("cannot reach IMAP at {}: {e}", c.imap_address), "start Cyrus, or correct imap_address and imap_security"))

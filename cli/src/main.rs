@@ -6,11 +6,13 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod backfill;
 mod checkpoint;
 mod config_check;
 mod dlp;
 mod keys;
 mod logins;
+mod reconcile;
 mod retention;
 mod spool;
 mod trace;
@@ -134,6 +136,57 @@ enum Command {
         #[arg(long, value_name = "WHEN")]
         since: Option<String>,
         /// Print the logins as one JSON array
+        #[arg(long)]
+        json: bool,
+    },
+    /// Archive what Cyrus already holds: every folder and message of the users (or all) the
+    /// archive lacks, as records marked back-filled; throttled, resumable, idempotent
+    Backfill {
+        /// This user's folders (repeatable)
+        #[arg(
+            long = "user",
+            value_name = "USER",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        users: Vec<String>,
+        /// Every folder, shared ones too
+        #[arg(long)]
+        all: bool,
+        /// Only folders whose name matches (`*` anything, `%` anything but `/`)
+        #[arg(long, value_name = "PATTERN")]
+        folder: Option<String>,
+        /// Only messages whose INTERNALDATE is since: an RFC 3339 instant, a date, or a span
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// At most this many messages a second (halved while Cyrus answers slowly)
+        #[arg(long, value_name = "MSGS", default_value_t = 200.0)]
+        rate: f64,
+        /// Stop after this many messages; a rerun continues
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// Print the counts as one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare each folder in Cyrus with the archive and fill the gaps: unknown folders,
+    /// missing messages, folders gone without a delete event; each gap a record
+    Reconcile {
+        /// This user's folders
+        #[arg(
+            long,
+            value_name = "USER",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        user: Option<String>,
+        /// Every folder, shared ones too
+        #[arg(long)]
+        all: bool,
+        /// At most this many records a second
+        #[arg(long, value_name = "MSGS", default_value_t = 200.0)]
+        rate: f64,
+        /// Print the counts per kind of gap as one JSON object
         #[arg(long)]
         json: bool,
     },
@@ -347,8 +400,38 @@ fn run(args: &Args) -> anyhow::Result<()> {
                 json: *json,
             },
         )?,
+        Command::Backfill {
+            users,
+            all,
+            folder,
+            since,
+            rate,
+            limit,
+            json,
+        } => backfill::run(
+            &config,
+            &auditor,
+            &backfill::BackfillArgs {
+                users,
+                all: *all,
+                folder: folder.as_deref(),
+                since: since.as_deref(),
+                rate: *rate,
+                limit: *limit,
+                json: *json,
+            },
+        )?,
+        Command::Reconcile {
+            user,
+            all,
+            rate,
+            json,
+        } => reconcile::run(&config, &auditor, user.as_deref(), *all, *rate, *json)?,
         Command::Status { json } => {
             let mut status = broker.ask(&AdminRequest::Status)?;
+            if let (Some(run), Some(fields)) = (backfill::status(&config), status.as_object_mut()) {
+                fields.insert("backfill".to_string(), run);
+            }
             if let (Some(spool), Some(fields)) = (
                 spool::status(&config.dealer.spool_dir),
                 status.as_object_mut(),
@@ -507,6 +590,9 @@ fn render_status(status: &Value) -> String {
                 peer["last_seen_s_ago"].as_f64().unwrap_or(0.0)
             ));
         }
+    }
+    if status.get("backfill").is_some() {
+        out.push_str(&backfill::render_status(&status["backfill"]));
     }
     if status.get("dealer_spool").is_some() {
         out.push_str(&spool::render(&status["dealer_spool"]));

@@ -61,6 +61,10 @@ pub fn without_collector_fields(text: &str) -> Option<(String, Vec<String>)> {
 /// daemons' syslog lines).
 pub const LOG_LINES_EVENT: &str = "vnd.bonnie.LogLines";
 
+/// The event of a gap `bonnie reconcile` found between Cyrus and the archive (a folder or
+/// message the archive lacked, a folder gone without a delete event).
+pub const RECONCILE_GAP_EVENT: &str = "vnd.bonnie.ReconcileGap";
+
 /// Every event name Cyrus 3.6 emits, plus the RFC 5423 names, the design's `QuotaExceeded`
 /// and bonnie-logd's [`LOG_LINES_EVENT`]; handlers subscribe by these exact names.
 pub const KNOWN_EVENTS: &[&str] = &[
@@ -90,6 +94,7 @@ pub const KNOWN_EVENTS: &[&str] = &[
     "QuotaExceeded",
     "QuotaWithin",
     LOG_LINES_EVENT,
+    RECONCILE_GAP_EVENT,
 ];
 
 /// Why a notification cannot be processed at all.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    collect, folders,
+    collect, folders, message_places,
     record::{self, Object},
     sessions::{self, Logout},
     users,
@@ -110,6 +110,8 @@ impl Handler for ArchiveHandler {
         users::resolve(&self.storage, &mut record, now)?;
         folders::resolve(&self.storage, &mut record, now)?;
         collect::store_payloads(&self.storage, &mut record)?;
+        // Where the messages are, for back-fill and reconciliation to recognize them.
+        message_places::record(&self.storage, &record, job.id.as_str())?;
         // Kept in the user and folder records they went into.
         for key in ["user_data", "metadata", "acl"] {
             record.remove(key);

@@ -10,6 +10,7 @@ pub mod folder_view;
 pub mod folders;
 pub mod handler;
 pub mod mail_history;
+pub mod message_places;
 pub mod objects;
 pub mod record;
 pub mod sessions;

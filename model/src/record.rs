@@ -16,6 +16,10 @@ use serde_json::{Map, Value, json};
 /// The version of the record's layout (`@version`).
 pub const VERSION: u64 = 1;
 
+/// The field `bonnie backfill` and `bonnie reconcile` mark their notifications with: when the
+/// state was observed and by which run.
+pub const BACKFILL_MARKER: &str = "vnd.bonnie.backfill";
+
 /// A JSON object.
 pub type Object = Map<String, Value>;
 
@@ -62,6 +66,10 @@ pub fn normalize(n: &mut Object, processed_ms: i64) {
     copy_text(n, "serverDomain", "server_domain");
     copy_number(n, "serverPort", "server_port");
     copy_text(n, "mailboxID", "folder_uniqueid");
+    // Observed by `bonnie backfill` or `bonnie reconcile`, not an event Cyrus sent.
+    if n.get(BACKFILL_MARKER).is_some_and(Value::is_object) {
+        n.insert("backfilled".to_string(), json!(true));
+    }
     for (from, to) in [
         ("messages", "messages"),
         ("vnd.cmu.unseenMessages", "unseen_messages"),

@@ -12,6 +12,8 @@ const EVENTS: &[&str] = &[
     "MailboxUnSubscribe",
     "MailboxModseq",
     "AclChange",
+    // `bonnie reconcile`'s record of a folder or message the archive lacked.
+    "vnd.bonnie.ReconcileGap",
 ];
 
 bonnie_plugin_api::export_handler! {

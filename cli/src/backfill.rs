@@ -1,0 +1,890 @@
+//! `bonnie backfill`: archives what Cyrus already holds. The folders are enumerated through
+//! the one IMAP layer with the `[collector]` table's admin (LIST as the admin, then STATUS,
+//! GETMETADATA and `UID FETCH (UID FLAGS INTERNALDATE RFC822.SIZE)` in UID pages as each
+//! folder's owner), and each folder and message the archive does not hold yet goes to the
+//! broker as a dealer's notification would: shaped like Cyrus's own MailboxCreate and
+//! MessageAppend, timestamped when observed and marked `vnd.bonnie.backfill`, so that the
+//! collector fetches the message and the worker archives it, in the verifiable log, like a live
+//! one. Job ids come from (folder uniqueid, UIDVALIDITY, UID): the broker keeps one job and the
+//! log one entry however many runs submit it. The run is throttled (`--rate`, slowed further
+//! while Cyrus answers slowly), resumable (a state file per selection under the var folder)
+//! and shown by `bonnie status` (the last run's status file).
+
+use std::{
+    collections::HashSet,
+    io::Write as _,
+    os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
+    path::{Path, PathBuf},
+    sync::{Arc, atomic::AtomicBool},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use bonnie_core::{
+    Config,
+    config::{CollectorConfig, ImapSecurity},
+    imap::uri::Mailbox,
+    time::{format_rfc3339_ms, now_ms},
+};
+use bonnie_dealer::submit::Broker;
+use bonnie_imap::{Credentials, Fetched, Identity, Pool, Security};
+use bonnie_model::{folders, message_places, record::BACKFILL_MARKER};
+use bonnie_plugin_api::storage::StorageClient;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+/// Messages asked for per `UID FETCH`: a page, never a whole mailbox in memory.
+const UID_PAGE: u32 = 500;
+/// Notifications sent before their ACKs are waited for.
+const WINDOW: usize = 64;
+/// How long the broker has to acknowledge a window.
+const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// A page of FETCH that takes longer than this means Cyrus is busy: the run slows down.
+const SLOW_PAGE: Duration = Duration::from_secs(1);
+/// The metadata entry that holds a folder's uniqueid (Cyrus's mailboxID).
+const UNIQUEID_ENTRY: &str = "/shared/vendor/cmu/cyrus-imapd/uniqueid";
+
+/// Which folders a run walks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Selection {
+    /// These users' folders; empty with `all`.
+    pub users: Vec<String>,
+    /// Every folder, shared ones too.
+    pub all: bool,
+    /// Only folders whose name (as the owner sees it; the path for shared folders) matches:
+    /// `*` any characters, `%` any but `/`.
+    pub folder: Option<String>,
+    /// Only messages whose INTERNALDATE is at or after this (ms since the epoch).
+    pub since_ms: Option<i64>,
+}
+
+impl Selection {
+    fn wants(&self, mailbox: &Mailbox) -> bool {
+        let owned = match &mailbox.owner {
+            Some(owner) => self.all || self.users.iter().any(|u| u == owner),
+            None => self.all,
+        };
+        let name = match mailbox.owner {
+            Some(_) => &mailbox.name,
+            None => &mailbox.path,
+        };
+        owned && self.folder.as_deref().is_none_or(|p| glob(p, name))
+    }
+
+    /// Whether a folder at this admin path is selected.
+    pub fn wants_path(&self, path: &str) -> bool {
+        self.wants(&Mailbox::from_path(path))
+    }
+
+    /// A name for the selection, the same for the same arguments: its state file's.
+    fn key(&self) -> String {
+        let text = serde_json::to_string(self).unwrap_or_default();
+        hex(&Sha256::digest(text.as_bytes()))[..16].to_string()
+    }
+}
+
+/// IMAP LIST-like matching: `*` any characters, `%` any but the hierarchy separator `/`.
+fn glob(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some('*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
+            Some('%') => (0..=n.len())
+                .take_while(|&i| i == 0 || n[i - 1] != '/')
+                .any(|i| go(&p[1..], &n[i..])),
+            Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..]),
+        }
+    }
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    go(&p, &n)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The id of the job that archives `parts` (folder key, UIDVALIDITY[, UID]): the same in
+/// every run, so the broker and the log keep one.
+pub fn job_id(kind: &str, parts: &[&str]) -> String {
+    let digest = Sha256::digest(parts.join("\u{1f}").as_bytes());
+    format!("{kind}-{}", &hex(&digest)[..40])
+}
+
+/// The IMAP layer's configuration from the `[collector]` table, as the collector connects.
+pub fn imap_config(
+    c: &CollectorConfig,
+    timeout: Duration,
+) -> Result<bonnie_imap::Config, bonnie_imap::ImapError> {
+    let security = match c.imap_security {
+        ImapSecurity::Plain => Security::Plain,
+        ImapSecurity::Starttls => Security::StartTls,
+        ImapSecurity::Tls => Security::Tls,
+    };
+    let tls = match security {
+        Security::Plain => None,
+        _ => Some(bonnie_imap::tls::client_config(
+            c.imap_tls_ca_file.as_deref(),
+        )?),
+    };
+    Ok(bonnie_imap::Config {
+        address: c.imap_address.clone(),
+        security,
+        server_name: c.imap_tls_server_name.clone(),
+        tls,
+        timeout,
+        max_literal_bytes: c.imap_max_literal_bytes,
+    })
+}
+
+/// One connection to Cyrus as the `[collector]` table's admin.
+pub fn imap_pool(config: &Config) -> anyhow::Result<Pool> {
+    let c = &config.collector;
+    let imap = imap_config(c, Duration::from_millis(c.imap_timeout_ms))
+        .with_context(|| format!("[collector] IMAP settings for {}", c.imap_address))?;
+    Ok(Pool::new(
+        imap,
+        Credentials {
+            admin: c.imap_admin.clone(),
+            password: c.imap_password.clone(),
+        },
+    ))
+}
+
+/// A folder as Cyrus reports it now.
+#[derive(Debug, Clone)]
+pub struct Folder {
+    /// Its place in the admin's namespace (`user/john.doe/Calendar@example.org`).
+    pub mailbox: Mailbox,
+    /// Cyrus's mailboxID, when GETMETADATA gives it.
+    pub uniqueid: Option<String>,
+    /// STATUS's UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// STATUS's UIDNEXT.
+    pub uidnext: u32,
+    /// STATUS's HIGHESTMODSEQ (CONDSTORE).
+    pub highestmodseq: Option<u64>,
+    /// STATUS's MESSAGES.
+    pub messages: u32,
+}
+
+impl Folder {
+    /// The key its messages' places and job ids use: the uniqueid, else the path.
+    pub fn key(&self) -> &str {
+        self.uniqueid.as_deref().unwrap_or(&self.mailbox.path)
+    }
+
+    /// Who reads it, and the name they use: the owner (the admin acting for them), else the
+    /// admin with the path.
+    pub fn reader(&self) -> (Identity, String) {
+        match &self.mailbox.owner {
+            Some(owner) => (Identity::User(owner.clone()), self.mailbox.name.clone()),
+            None => (Identity::Admin, self.mailbox.path.clone()),
+        }
+    }
+}
+
+/// The folders of `selection`, with their STATUS; those Cyrus refuses to tell of are named
+/// in `refused`.
+pub fn folders(
+    pool: &mut Pool,
+    selection: &Selection,
+    refused: &mut Vec<String>,
+) -> anyhow::Result<Vec<Folder>> {
+    let address = pool.config().address.clone();
+    let listed = pool
+        .run(&Identity::Admin, |c| c.list("", "*"))
+        .with_context(|| format!("LIST as the admin at {address}"))?;
+    let mut found = Vec::new();
+    for entry in listed {
+        if entry
+            .attributes
+            .iter()
+            .any(|a| a.contains("NoSelect") || a.contains("NonExistent"))
+        {
+            continue;
+        }
+        let mailbox = Mailbox::from_path(&entry.name);
+        if !selection.wants(&mailbox) {
+            continue;
+        }
+        let (identity, name) = match &mailbox.owner {
+            Some(owner) => (Identity::User(owner.clone()), mailbox.name.clone()),
+            None => (Identity::Admin, mailbox.path.clone()),
+        };
+        let status = pool.run(&identity, |c| {
+            let status = c.status(&name)?;
+            let metadata = c.getmetadata(&name, &[UNIQUEID_ENTRY]).unwrap_or_default();
+            Ok((status, metadata.get(UNIQUEID_ENTRY).cloned()))
+        });
+        match status {
+            Ok((status, uniqueid)) => found.push(Folder {
+                uniqueid: uniqueid.filter(|u| is_uniqueid(u)),
+                uidvalidity: status.uidvalidity.unwrap_or(0),
+                uidnext: status.uidnext.unwrap_or(1),
+                highestmodseq: status.highestmodseq,
+                messages: status.messages.unwrap_or(0),
+                mailbox,
+            }),
+            Err(e) if !e.breaks_connection() => {
+                refused.push(format!("{}: {e}", mailbox.path));
+            }
+            Err(e) => return Err(e).with_context(|| format!("STATUS of {}", mailbox.path)),
+        }
+    }
+    Ok(found)
+}
+
+/// Cyrus's mailbox ids are letters, digits, `-` and `_`.
+fn is_uniqueid(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Percent-encodes a mailbox path for an IMAP URL as Cyrus writes it (`@` as `%40`).
+pub fn url_path(path: &str) -> String {
+    let mut out = String::new();
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// INTERNALDATE (`01-Jan-2026 10:00:00 +0100`) in ms since the epoch.
+fn internal_date_ms(text: &str) -> Option<i64> {
+    jiff::fmt::strtime::parse("%d-%b-%Y %H:%M:%S %z", text.trim())
+        .ok()?
+        .to_timestamp()
+        .ok()
+        .map(|t| t.as_millisecond())
+}
+
+/// What a run observed, for the notifications it sends.
+pub struct Observer<'a> {
+    /// The server name in the URLs (the dealer's host name, as Cyrus's notifications have it).
+    pub server: String,
+    /// The run's id.
+    pub run: &'a str,
+}
+
+impl Observer<'_> {
+    fn marker(&self, extra: Value) -> Value {
+        let mut marker = json!({ "observed_ms": now_ms(), "run": self.run });
+        if let (Some(marker), Value::Object(extra)) = (marker.as_object_mut(), extra) {
+            marker.extend(extra);
+        }
+        marker
+    }
+
+    /// A MailboxCreate-like record of a folder as it is now.
+    pub fn folder_notification(&self, folder: &Folder, how: Value) -> Value {
+        let mut n = json!({
+            "event": "MailboxCreate",
+            "timestamp": format_rfc3339_ms(now_ms()),
+            "service": "bonnie-backfill",
+            "uri": format!("imap://{}/{};UIDVALIDITY={}", self.server, url_path(&folder.mailbox.path), folder.uidvalidity),
+            "uidnext": folder.uidnext,
+            "messages": folder.messages,
+            BACKFILL_MARKER: self.marker(how),
+        });
+        if let Some(modseq) = folder.highestmodseq {
+            n["modseq"] = json!(modseq);
+        }
+        if let Some(id) = &folder.uniqueid {
+            n["mailboxID"] = json!(id);
+        }
+        if let Some(owner) = &folder.mailbox.owner {
+            n["user"] = json!(owner);
+        }
+        n
+    }
+
+    /// A MessageAppend-like record of one message as it is now; INTERNALDATE kept in the marker.
+    pub fn message_notification(&self, folder: &Folder, message: &Fetched, how: Value) -> Value {
+        let uid = message.uid.unwrap_or(0);
+        let mut marker = json!({ "uidvalidity": folder.uidvalidity, "uid": uid });
+        if let Some(date) = &message.internal_date {
+            marker["internaldate"] = json!(date);
+        }
+        if let (Some(m), Value::Object(how)) = (marker.as_object_mut(), how) {
+            m.extend(how);
+        }
+        let mut n = json!({
+            "event": "MessageAppend",
+            "timestamp": format_rfc3339_ms(now_ms()),
+            "service": "bonnie-backfill",
+            "uri": format!("imap://{}/{};UIDVALIDITY={}/;UID={uid}", self.server, url_path(&folder.mailbox.path), folder.uidvalidity),
+            "messageSize": message.size.unwrap_or(0),
+            "flagNames": message.flags.join(" "),
+            BACKFILL_MARKER: self.marker(marker),
+        });
+        if let Some(id) = &folder.uniqueid {
+            n["mailboxID"] = json!(id);
+        }
+        if let Some(owner) = &folder.mailbox.owner {
+            n["user"] = json!(owner);
+        }
+        n
+    }
+}
+
+/// Sends notifications to the broker a window at a time, at most `rate` a second, and waits
+/// for their ACKs.
+pub struct Submitter {
+    broker: Broker,
+    window: Vec<(String, Vec<u8>)>,
+    /// Notifications a second; lowered while Cyrus is slow.
+    rate: f64,
+    started: Instant,
+    sent: u64,
+    address: String,
+}
+
+impl Submitter {
+    /// A connection to the broker as this host's dealer (the `[dealer]` table's address,
+    /// host and keys).
+    pub fn connect(config: &Config, rate: f64) -> anyhow::Result<Self> {
+        if !(rate > 0.0) {
+            bail!("--rate must be more than 0 messages a second");
+        }
+        let broker = Broker::connect(&config.dealer).with_context(|| {
+            format!(
+                "cannot connect to the broker at {}",
+                config.dealer.broker_address
+            )
+        })?;
+        Ok(Self {
+            broker,
+            window: Vec::new(),
+            rate,
+            started: Instant::now(),
+            sent: 0,
+            address: config.dealer.broker_address.clone(),
+        })
+    }
+
+    /// Queues one notification; the window goes when full.
+    pub fn submit(&mut self, id: String, notification: &Value) -> anyhow::Result<()> {
+        // The pace: the n-th notification not before n / rate seconds into the run.
+        let due = Duration::from_secs_f64(self.sent as f64 / self.rate);
+        if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        self.sent += 1;
+        self.window
+            .push((id, notification.to_string().into_bytes()));
+        if self.window.len() >= WINDOW {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends what is queued and waits for every ACK (each notification sent twice at most).
+    pub fn flush(&mut self) -> anyhow::Result<()> {
+        for attempt in 0..2 {
+            let mut waiting = HashSet::new();
+            for (id, notification) in &self.window {
+                self.broker
+                    .send(id, notification)
+                    .with_context(|| format!("cannot send to the broker at {}", self.address))?;
+                waiting.insert(id.clone());
+            }
+            let acked = self.broker.acks(&waiting, Instant::now() + ACK_TIMEOUT);
+            self.window.retain(|(id, _)| !acked.contains(id));
+            if self.window.is_empty() {
+                return Ok(());
+            }
+            tracing::warn!(
+                attempt,
+                left = self.window.len(),
+                "The broker did not acknowledge every back-filled notification; sending them again."
+            );
+        }
+        bail!(
+            "the broker at {} did not acknowledge {} notifications within {} s",
+            self.address,
+            self.window.len(),
+            ACK_TIMEOUT.as_secs()
+        )
+    }
+
+    /// Halves the pace: Cyrus answered slowly.
+    fn slow_down(&mut self) {
+        self.rate = (self.rate / 2.0).max(1.0);
+        self.started = Instant::now();
+        self.sent = 0;
+    }
+}
+
+/// Where a run stands: kept in its state file after every page, so a rerun continues.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct RunState {
+    /// The run's id.
+    pub run: String,
+    /// `backfill` or `reconcile`.
+    pub kind: String,
+    /// The selection, as given.
+    pub selection: Option<Selection>,
+    /// When it began (ms since the epoch).
+    pub started_ms: i64,
+    /// When the state was last written.
+    pub updated_ms: i64,
+    /// When it finished, once it has.
+    pub finished_ms: Option<i64>,
+    /// The folders done, by key and UIDVALIDITY.
+    pub folders_done: Vec<String>,
+    /// The folder being walked and the next UID to ask for there.
+    pub current: Option<(String, u32)>,
+    /// Folders seen.
+    pub folders: u64,
+    /// Folder records submitted.
+    pub folders_submitted: u64,
+    /// Messages seen.
+    pub messages: u64,
+    /// Message records submitted.
+    pub submitted: u64,
+    /// Messages the archive held already.
+    pub skipped: u64,
+    /// Their bytes (RFC822.SIZE) submitted.
+    pub bytes: u64,
+    /// Folders Cyrus refused to tell of.
+    pub refused: Vec<String>,
+    /// The process running it, while it runs.
+    pub pid: Option<u32>,
+}
+
+/// The folder of back-fill and reconciliation states: beside the broker's job store.
+pub fn state_dir(config: &Config) -> PathBuf {
+    config.broker.database.with_file_name("backfill")
+}
+
+/// The status file `bonnie status` reads: the last run's state.
+pub fn status_file(config: &Config) -> PathBuf {
+    state_dir(config).join("status.json")
+}
+
+/// Writes `state` to `path` (a new file renamed over the old, mode 0600).
+pub fn save(path: &Path, state: &RunState) -> anyhow::Result<()> {
+    let dir = path.parent().context("a state file has a folder")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    file.write_all(&serde_json::to_vec_pretty(state)?)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn load(path: &Path) -> anyhow::Result<Option<RunState>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "the state file {} is damaged: remove it to start over",
+                path.display()
+            )
+        })?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// What `bonnie status` shows of the last back-fill or reconciliation, if any ran here.
+pub fn status(config: &Config) -> Option<Value> {
+    let state = load(&status_file(config)).ok()??;
+    let running = state.finished_ms.is_none()
+        && state
+            .pid
+            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+    let mut value = serde_json::to_value(&state).ok()?;
+    value["running"] = json!(running);
+    Some(value)
+}
+
+/// The line `bonnie status` prints of it.
+pub fn render_status(status: &Value) -> String {
+    let state = if status["running"] == true {
+        "running".to_string()
+    } else if status["finished_ms"].is_i64() {
+        format!(
+            "finished {}",
+            format_rfc3339_ms(status["finished_ms"].as_i64().unwrap_or(0))
+        )
+    } else {
+        "interrupted (run it again to continue)".to_string()
+    };
+    format!(
+        "Last {} {}: {state}; folders {}, messages {} ({} submitted, {} already archived)\n",
+        status["kind"].as_str().unwrap_or("backfill"),
+        status["run"].as_str().unwrap_or("?"),
+        status["folders"],
+        status["messages"],
+        status["submitted"],
+        status["skipped"]
+    )
+}
+
+/// What a walk does with each folder and message the archive lacks.
+pub trait Gaps {
+    /// The folder is not in the archive (folder records are submitted for it).
+    fn unknown_folder(&mut self, folder: &Folder) -> Value;
+    /// The message is not in the archive.
+    fn missing_message(&mut self, folder: &Folder, uid: u32) -> Value;
+}
+
+/// The storage, opened as bonnie-api does.
+pub fn open_storage(config: &Config) -> anyhow::Result<StorageClient> {
+    let (_, storage) = bonnie_host::open_storage(config, Arc::new(AtomicBool::new(false)))?;
+    Ok(StorageClient::new(storage))
+}
+
+/// One walk of Cyrus against the archive: `kind` is `backfill` or `reconcile`.
+pub struct Walk<'a> {
+    /// bonnie's configuration.
+    pub config: &'a Config,
+    /// Which folders.
+    pub selection: Selection,
+    /// Notifications a second.
+    pub rate: f64,
+    /// Stop after this many message records (the rest for a rerun).
+    pub limit: Option<u64>,
+    /// `backfill` or `reconcile`.
+    pub kind: &'a str,
+    /// Show progress on stderr.
+    pub progress: bool,
+}
+
+impl Walk<'_> {
+    /// Walks the selection, resuming its state file; the final state, and the folders Cyrus
+    /// listed (for reconciliation's vanished folders).
+    pub fn run(&self, gaps: &mut dyn Gaps) -> anyhow::Result<(RunState, Vec<Folder>)> {
+        let path =
+            state_dir(self.config).join(format!("{}-{}.json", self.kind, self.selection.key()));
+        let mut state = match load(&path)? {
+            Some(state) if state.finished_ms.is_none() => state,
+            _ => RunState {
+                run: format!("{}-{}", self.kind, &bonnie_dealer::submit::new_id()[..20]),
+                kind: self.kind.to_string(),
+                selection: Some(self.selection.clone()),
+                started_ms: now_ms(),
+                ..RunState::default()
+            },
+        };
+        state.pid = Some(std::process::id());
+        state.refused.clear();
+        let status_path = status_file(self.config);
+        let keep = |state: &mut RunState| -> anyhow::Result<()> {
+            state.updated_ms = now_ms();
+            save(&path, state)?;
+            save(&status_path, state)
+        };
+        keep(&mut state)?;
+        let storage = open_storage(self.config)?;
+        let mut pool = imap_pool(self.config)?;
+        let mut submitter = Submitter::connect(self.config, self.rate)?;
+        let observer = Observer {
+            server: self.config.dealer.host_name(),
+            run: &state.run.clone(),
+        };
+        let mut refused = Vec::new();
+        let listed = folders(&mut pool, &self.selection, &mut refused)?;
+        state.refused = refused;
+        let mut submitted_now = 0u64;
+        let total: u64 = listed.iter().map(|f| u64::from(f.messages)).sum();
+        state.folders = 0;
+        for folder in &listed {
+            state.folders += 1;
+            let done_key = format!("{}\u{1f}{}", folder.key(), folder.uidvalidity);
+            if state.folders_done.contains(&done_key) {
+                continue;
+            }
+            let known = match &folder.uniqueid {
+                Some(id) => storage
+                    .get(folders::CURRENT, id)
+                    .map_err(|e| anyhow::anyhow!("the archive's folders: {e}"))?
+                    .is_some(),
+                None => false,
+            };
+            if !known {
+                let how = gaps.unknown_folder(folder);
+                let id = job_id(
+                    "backfill-folder",
+                    &[folder.key(), &folder.uidvalidity.to_string()],
+                );
+                submitter.submit(id, &observer.folder_notification(folder, how))?;
+                state.folders_submitted += 1;
+            }
+            let mut next = match &state.current {
+                Some((key, uid)) if *key == done_key => *uid,
+                _ => 1,
+            };
+            let (identity, name) = folder.reader();
+            while next < folder.uidnext {
+                let last = next.saturating_add(UID_PAGE - 1).min(folder.uidnext - 1);
+                let asked = Instant::now();
+                let page = pool
+                    .run(&identity, |c| {
+                        let selected = c.examine(&name)?;
+                        let messages = c.uid_fetch(
+                            &format!("{next}:{last}"),
+                            "(UID FLAGS INTERNALDATE RFC822.SIZE)",
+                            None,
+                        )?;
+                        Ok((selected.uidvalidity, messages))
+                    })
+                    .with_context(|| {
+                        format!("UID FETCH {next}:{last} in {}", folder.mailbox.path)
+                    })?;
+                if asked.elapsed() > SLOW_PAGE {
+                    tracing::info!(folder = %folder.mailbox.path, "Cyrus answers slowly; the back-fill slows down.");
+                    submitter.slow_down();
+                    std::thread::sleep(asked.elapsed());
+                }
+                if page.0 != Some(folder.uidvalidity) {
+                    bail!(
+                        "the UIDVALIDITY of {} changed during the run: run it again",
+                        folder.mailbox.path
+                    );
+                }
+                let mut messages = page.1;
+                messages.sort_by_key(|m| m.uid);
+                for message in messages {
+                    let Some(uid) = message.uid.filter(|u| (next..=last).contains(u)) else {
+                        continue;
+                    };
+                    if let (Some(since), Some(date)) = (
+                        self.selection.since_ms,
+                        message.internal_date.as_deref().and_then(internal_date_ms),
+                    ) && date < since
+                    {
+                        continue;
+                    }
+                    if self.limit.is_some_and(|l| submitted_now >= l) {
+                        // Stopped here: the rerun asks again from this UID.
+                        submitter.flush()?;
+                        state.current = Some((done_key, uid));
+                        keep(&mut state)?;
+                        return Ok((state, listed));
+                    }
+                    state.messages += 1;
+                    let key = folder.key();
+                    if message_places::archived(
+                        &storage,
+                        key,
+                        u64::from(folder.uidvalidity),
+                        u64::from(uid),
+                    )
+                    .map_err(|e| anyhow::anyhow!("the archive's message places: {e}"))?
+                    {
+                        state.skipped += 1;
+                        continue;
+                    }
+                    let how = gaps.missing_message(folder, uid);
+                    let id = job_id(
+                        "backfill",
+                        &[key, &folder.uidvalidity.to_string(), &uid.to_string()],
+                    );
+                    submitter.submit(id, &observer.message_notification(folder, &message, how))?;
+                    state.submitted += 1;
+                    state.bytes += u64::from(message.size.unwrap_or(0));
+                    submitted_now += 1;
+                }
+                submitter.flush()?;
+                next = last + 1;
+                state.current = Some((done_key.clone(), next));
+                keep(&mut state)?;
+                if self.progress {
+                    eprint!(
+                        "\r{}: {} of {} messages, {} submitted, {} archived already   ",
+                        self.kind, state.messages, total, state.submitted, state.skipped
+                    );
+                }
+            }
+            submitter.flush()?;
+            state.folders_done.push(done_key);
+            state.current = None;
+            keep(&mut state)?;
+        }
+        if self.progress {
+            eprintln!();
+        }
+        state.finished_ms = Some(now_ms());
+        state.pid = None;
+        keep(&mut state)?;
+        Ok((state, listed))
+    }
+}
+
+/// Back-fill's gaps are not records of their own: the marker says how the record came.
+struct Backfill;
+
+impl Gaps for Backfill {
+    fn unknown_folder(&mut self, _: &Folder) -> Value {
+        json!({})
+    }
+    fn missing_message(&mut self, _: &Folder, _: u32) -> Value {
+        json!({})
+    }
+}
+
+/// The arguments of `bonnie backfill`.
+pub struct BackfillArgs<'a> {
+    /// `--user`.
+    pub users: &'a [String],
+    /// `--all`.
+    pub all: bool,
+    /// `--folder`.
+    pub folder: Option<&'a str>,
+    /// `--since`.
+    pub since: Option<&'a str>,
+    /// `--rate`.
+    pub rate: f64,
+    /// `--limit`.
+    pub limit: Option<u64>,
+    /// `--json`.
+    pub json: bool,
+}
+
+/// The selection the arguments name.
+pub fn selection(
+    users: &[String],
+    all: bool,
+    folder: Option<&str>,
+    since: Option<&str>,
+) -> anyhow::Result<Selection> {
+    if users.is_empty() && !all {
+        bail!("name the users (--user) or --all");
+    }
+    Ok(Selection {
+        users: users.to_vec(),
+        all,
+        folder: folder.map(str::to_string),
+        since_ms: since
+            .map(crate::trace::parse_since)
+            .transpose()?
+            .map(|t| t.as_millisecond()),
+    })
+}
+
+/// `bonnie backfill`.
+pub fn run(
+    config: &Config,
+    auditor: &crate::audit::Auditor<'_>,
+    args: &BackfillArgs<'_>,
+) -> anyhow::Result<()> {
+    let selection = selection(args.users, args.all, args.folder, args.since)?;
+    let params = json!({
+        "users": args.users, "all": args.all, "folder": args.folder, "since": args.since,
+        "rate": args.rate, "limit": args.limit,
+    });
+    let walk = Walk {
+        config,
+        selection,
+        rate: args.rate,
+        limit: args.limit,
+        kind: "backfill",
+        progress: !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let started = Instant::now();
+    let (state, _) =
+        auditor.change("backfill", params.clone(), None, || walk.run(&mut Backfill))?;
+    auditor.step(
+        "backfill",
+        json!({ "run": state.run, "submitted": state.submitted, "skipped": state.skipped }),
+        state.submitted,
+    )?;
+    print_report(&state, started.elapsed(), args.json);
+    Ok(())
+}
+
+/// The run's counts, as text or JSON.
+pub fn print_report(state: &RunState, took: Duration, json: bool) {
+    let seconds = took.as_secs_f64().max(0.001);
+    if json {
+        let mut value = serde_json::to_value(state).unwrap_or_default();
+        value["seconds"] = json!(seconds);
+        value["complete"] = json!(state.finished_ms.is_some());
+        println!("{value}");
+        return;
+    }
+    println!(
+        "{} {}: {} folders ({} new to the archive), {} messages: {} submitted ({:.1} MB), {} archived already; {:.1} messages/s{}",
+        state.kind,
+        state.run,
+        state.folders,
+        state.folders_submitted,
+        state.messages,
+        state.submitted,
+        state.bytes as f64 / 1e6,
+        state.skipped,
+        state.submitted as f64 / seconds,
+        if state.finished_ms.is_some() {
+            ""
+        } else {
+            "; stopped at --limit, run it again to continue"
+        }
+    );
+    for refused in &state.refused {
+        println!("  not walked: {refused}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_patterns_match_as_imap_list_does() {
+        assert!(glob("*", "Archive/2024"));
+        assert!(glob("Archive/*", "Archive/2024/Q1"));
+        assert!(glob("Archive/%", "Archive/2024"));
+        assert!(!glob("Archive/%", "Archive/2024/Q1"));
+        assert!(glob("Entw*", "Entwürfe"));
+        assert!(!glob("INBOX", "Calendar"));
+    }
+
+    #[test]
+    fn job_ids_are_stable_and_distinct_per_place() {
+        let a = job_id("backfill", &["abc", "7", "1"]);
+        assert_eq!(a, job_id("backfill", &["abc", "7", "1"]));
+        assert_ne!(a, job_id("backfill", &["abc", "7", "2"]));
+        assert_ne!(a, job_id("backfill", &["abc", "8", "1"]));
+        assert!(a.len() <= bonnie_core::protocol::MAX_ID_LEN);
+    }
+
+    #[test]
+    fn urls_encode_paths_as_cyrus_does() {
+        assert_eq!(
+            url_path("user/john.doe/Entwürfe@example.org"),
+            "user/john.doe/Entw%C3%BCrfe%40example.org"
+        );
+        let parsed = bonnie_core::imap::uri::parse(&format!(
+            "imap://h/{};UIDVALIDITY=5/;UID=3",
+            url_path("user/jane/Черновики@example.org")
+        ))
+        .unwrap();
+        assert_eq!(parsed.mailbox.unwrap().name, "Черновики");
+        assert_eq!((parsed.uidvalidity, parsed.uid), (Some(5), Some(3)));
+    }
+
+    #[test]
+    fn internal_dates_are_read() {
+        assert_eq!(
+            internal_date_ms("01-Jan-2026 10:00:00 +0100"),
+            Some(1_767_258_000_000)
+        );
+    }
+}

@@ -1,0 +1,192 @@
+//! `bonnie backfill` against a real Cyrus 3.6 filled while bonnie was not attached (no
+//! notifications at all): several users, nested and non-ASCII folders, flags and keywords, a
+//! Kolab event. The back-fill archives every folder and message once, byte-exact, marked
+//! back-filled; a run stopped at `--limit` is continued by the next without duplicates, and a
+//! run after it adds nothing. Two workers with their default threads archive it.
+
+use bonnie_core::payload;
+use bonnie_imap::{AppendOptions, quote};
+use bonnie_tests::{
+    cluster::Cluster,
+    cyrus::{ADMIN, Cyrus, Notify},
+    kolab,
+    ldap::Slapd,
+    process,
+};
+use serde_json::Value;
+
+const JOHN: &str = "john.doe@example.org";
+const JANE: &str = "jane.doe@example.org";
+
+fn mail(subject: &str) -> Vec<u8> {
+    format!(
+        "From: Jane Doe <{JANE}>\r\nTo: John Doe <{JOHN}>\r\nSubject: {subject}\r\n\
+         Date: Sat, 28 Nov 2026 17:13:36 +0000\r\nMessage-ID: <{}@example.org>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHello,\r\nthis is {subject}.\r\n",
+        subject.replace(' ', "-")
+    )
+    .into_bytes()
+}
+
+/// Fills Cyrus; the messages by (owner, folder, bytes, flags).
+fn fill(cyrus: &Cyrus) -> Vec<(&'static str, &'static str, Vec<u8>, Vec<&'static str>)> {
+    let mut admin = cyrus.login(ADMIN);
+    for user in [JOHN, JANE] {
+        admin
+            .run(&format!("CREATE {}", quote(&format!("user/{user}"))), &[])
+            .unwrap();
+    }
+    admin.logout().unwrap();
+    let event = kolab::message(
+        "event",
+        "5A637BF7-BACKFILL",
+        JOHN,
+        "Sat, 28 Nov 2026 17:13:37 +0000",
+        &kolab::event_xml(
+            "5A637BF7-BACKFILL",
+            &[("summary", "<text>Back-filled</text>")],
+        ),
+    );
+    let messages = vec![
+        (JOHN, "INBOX", mail("first"), vec!["\\Seen"]),
+        (JOHN, "INBOX", mail("second"), vec!["\\Flagged", "$Label1"]),
+        (JOHN, "Archive/2024", mail("nested"), vec!["\\Seen"]),
+        (JOHN, "Entwürfe", mail("Entwurf"), vec!["\\Draft"]),
+        (JOHN, "Calendar", event, vec![]),
+        (JANE, "INBOX", mail("janes"), vec![]),
+        (JANE, "Черновики", mail("chernovik"), vec!["$Important"]),
+    ];
+    for user in [JOHN, JANE] {
+        let mut client = cyrus.login(user);
+        let folders: std::collections::BTreeSet<&str> = messages
+            .iter()
+            .filter(|m| m.0 == user && m.1 != "INBOX")
+            .map(|m| m.1)
+            .collect();
+        for folder in folders {
+            client.create(folder).unwrap();
+        }
+        if user == JOHN {
+            client
+                .run("SETMETADATA Calendar (/private/vendor/kolab/folder-type \"event.default\" /shared/vendor/kolab/folder-type \"event\")", &[])
+                .unwrap();
+        }
+        for (_, folder, bytes, flags) in messages.iter().filter(|m| m.0 == user) {
+            client
+                .append(folder, &AppendOptions::flags(flags), bytes)
+                .unwrap();
+        }
+        client.logout().unwrap();
+    }
+    messages
+}
+
+fn backfill(cluster: &Cluster, args: &[&str]) -> Value {
+    let output = cluster.bonnie(&[&["backfill", "--json"], args].concat());
+    assert!(output.status.success(), "{}", process::describe(&output));
+    serde_json::from_slice(&output.stdout).expect("backfill --json prints JSON")
+}
+
+#[test]
+fn a_backfill_archives_every_folder_and_message_once_and_resumes() {
+    let ldap = Slapd::start();
+    let mut cyrus = Cyrus::new();
+    let cluster = Cluster::for_cyrus(&cyrus, &ldap, &[]);
+    cyrus.start(Notify::Off);
+    let messages = fill(&cyrus);
+
+    let _broker = cluster.start_broker();
+    let _workers = cluster.start_workers(&["worker-1", "worker-2"]);
+    let _collector = cluster.start_collector("collector");
+
+    // Stopped after 3 messages, then continued.
+    let first = backfill(&cluster, &["--user", JOHN, "--user", JANE, "--limit", "3"]);
+    assert_eq!(first["complete"], false, "{first}");
+    assert_eq!(first["submitted"], 3, "{first}");
+    let status = cluster.status();
+    assert_eq!(status["backfill"]["running"], false, "{status}");
+    assert!(status["backfill"]["finished_ms"].is_null(), "{status}");
+    let second = backfill(&cluster, &["--user", JOHN, "--user", JANE]);
+    assert_eq!(second["complete"], true, "{second}");
+    assert_eq!(second["run"], first["run"], "the same run continued");
+    assert_eq!(second["submitted"], messages.len() as u64, "{second}");
+    cluster.wait_until_drained();
+
+    let records = cluster.log_records();
+    let appends: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["event"] == "MessageAppend")
+        .collect();
+    assert_eq!(appends.len(), messages.len(), "{appends:#?}");
+    for (owner, folder, bytes, flags) in &messages {
+        let digest = payload::digest(bytes);
+        let found: Vec<&&Value> = appends
+            .iter()
+            .filter(|r| r["payload_digest"] == digest.as_str())
+            .collect();
+        assert_eq!(found.len(), 1, "{folder}: archived once");
+        let record = found[0];
+        assert_eq!(record["folder_name"], *folder, "{record}");
+        assert_eq!(record["folder_owner"], *owner, "{record}");
+        assert_eq!(record["backfilled"], true, "{record}");
+        let marker = &record["vnd.bonnie.backfill"];
+        assert!(
+            marker["observed_ms"].is_i64() && marker["internaldate"].is_string(),
+            "{record}"
+        );
+        let archived_flags = record["flagNames"]
+            .as_str()
+            .unwrap_or_default()
+            .to_lowercase();
+        for flag in flags {
+            assert!(
+                archived_flags.contains(&flag.to_lowercase()),
+                "{flag} in {record}"
+            );
+        }
+        assert_eq!(&cluster.payload(&digest), bytes, "byte-exact");
+    }
+    let folders: std::collections::BTreeSet<String> = records
+        .iter()
+        .filter(|r| r["event"] == "MailboxCreate" && r["backfilled"] == true)
+        .map(|r| format!("{} {}", r["folder_owner"], r["folder_name"]))
+        .collect();
+    // Cyrus made Archive itself, as the parent of Archive/2024.
+    assert_eq!(
+        folders.len(),
+        7,
+        "two INBOXes and five folders: {folders:?}"
+    );
+    let calendar = appends
+        .iter()
+        .find(|r| r["folder_name"] == "Calendar")
+        .unwrap();
+    assert_eq!(calendar["folder_type"], "event", "{calendar}");
+
+    // Nothing more to do: neither the same selection nor --all adds anything.
+    let again = backfill(&cluster, &["--user", JOHN, "--user", JANE]);
+    assert_eq!(again["submitted"], 0, "{again}");
+    assert_eq!(again["folders_submitted"], 0, "{again}");
+    assert_eq!(again["skipped"], messages.len() as u64, "{again}");
+    let all = backfill(&cluster, &["--all"]);
+    assert_eq!(all["submitted"], 0, "{all}");
+    cluster.wait_until_drained();
+    assert_eq!(cluster.log_records().len(), records.len());
+    // Every run is audited.
+    let audit = cluster.bonnie(&["audit", "--json"]);
+    let audit: Value = serde_json::from_slice(&audit.stdout).unwrap();
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["action"] == "backfill")
+            .count()
+            >= 4,
+        "{audit}"
+    );
+    assert_eq!(
+        bonnie_sqlite_storage::log::verify(&cluster.archive()).unwrap(),
+        None
+    );
+}
