@@ -1,0 +1,121 @@
+//! `bonnie reconcile` against a real Cyrus 3.6 whose notifications of john's were dropped for a
+//! while (a dealer drop rule stands in for a dealer not running: Cyrus sends, nothing
+//! arrives): it finds exactly the messages, the folder and the deletion the archive never
+//! heard of, fills them, each gap a record; a second reconciliation finds none.
+
+use bonnie_imap::quote;
+use bonnie_tests::{
+    cluster::Cluster,
+    cyrus::{ADMIN, Cyrus, Notify},
+    ldap::Slapd,
+    paths, process,
+};
+use serde_json::Value;
+
+const JOHN: &str = "john.doe@example.org";
+
+fn mail(subject: &str) -> Vec<u8> {
+    format!(
+        "From: {JOHN}\r\nTo: {JOHN}\r\nSubject: {subject}\r\nMessage-ID: <{subject}@example.org>\r\n\r\nThis is {subject}.\r\n"
+    )
+    .into_bytes()
+}
+
+fn reconcile(cluster: &Cluster) -> Value {
+    let output = cluster.bonnie(&["reconcile", "--user", JOHN, "--json"]);
+    assert!(output.status.success(), "{}", process::describe(&output));
+    serde_json::from_slice(&output.stdout).expect("reconcile --json prints JSON")
+}
+
+#[test]
+fn reconcile_fills_exactly_the_dropped_notifications_gaps() {
+    let ldap = Slapd::start();
+    let mut cyrus = Cyrus::new();
+    let cluster = Cluster::for_cyrus(&cyrus, &ldap, &[]);
+    let _broker = cluster.start_broker();
+    let _workers = cluster.start_workers(&["worker-1", "worker-2"]);
+    let (dealer, config) = (paths::bin("bonnie-dealer"), cluster.config());
+    cyrus.start(Notify::Exec {
+        dealer: &dealer,
+        config: &config,
+    });
+    let _collector = cluster.start_collector("collector");
+
+    // Archived live.
+    let mut admin = cyrus.login(ADMIN);
+    admin
+        .run(&format!("CREATE {}", quote(&format!("user/{JOHN}"))), &[])
+        .unwrap();
+    admin.logout().unwrap();
+    let mut john = cyrus.login(JOHN);
+    john.create("Alt").unwrap();
+    for subject in ["live-1", "live-2"] {
+        john.append("INBOX", &Default::default(), &mail(subject))
+            .unwrap();
+    }
+    john.logout().unwrap();
+    cyrus.wait_until_archived(&cluster);
+
+    // john's notifications are lost from now on.
+    let text = std::fs::read_to_string(cluster.config()).unwrap();
+    let dropping = text.replace(
+        r#"drop_event_users = ["Login cyrus", "Logout cyrus"]"#,
+        &format!(
+            r#"drop_event_users = ["Login cyrus", "Logout cyrus", "MessageAppend {JOHN}", "MailboxCreate {JOHN}", "MailboxDelete {JOHN}", "MailboxModseq {JOHN}", "MailboxSubscribe {JOHN}", "AclChange {JOHN}", "MessageNew {JOHN}"]
+drop_events = ["MailboxModseq"]"#
+        ),
+    );
+    assert_ne!(text, dropping);
+    std::fs::write(cluster.config(), dropping).unwrap();
+    let mut john = cyrus.login(JOHN);
+    for subject in ["lost-1", "lost-2"] {
+        john.append("INBOX", &Default::default(), &mail(subject))
+            .unwrap();
+    }
+    john.create("Neu").unwrap();
+    john.append("Neu", &Default::default(), &mail("lost-3"))
+        .unwrap();
+    john.delete("Alt").unwrap();
+    john.logout().unwrap();
+    // The probe is the admin's: its notification arrives after those dropped.
+    cyrus.wait_until_archived(&cluster);
+    let before = cluster.log_records().len();
+
+    let found = reconcile(&cluster);
+    assert_eq!(found["missing_messages"], 3, "{found}");
+    assert_eq!(found["unknown_folders"], 1, "{found}");
+    assert_eq!(found["vanished_folders"], 1, "{found}");
+    cluster.wait_until_drained();
+    let records = cluster.log_records();
+    let new = &records[before..];
+    let gaps: Vec<&Value> = new
+        .iter()
+        .filter(|r| r["event"] == "vnd.bonnie.ReconcileGap")
+        .collect();
+    assert_eq!(gaps.len(), 5, "{gaps:#?}");
+    for subject in ["lost-1", "lost-2", "lost-3"] {
+        let digest = bonnie_core::payload::digest(&mail(subject));
+        let filled: Vec<&Value> = new
+            .iter()
+            .filter(|r| r["event"] == "MessageAppend" && r["payload_digest"] == digest.as_str())
+            .collect();
+        assert_eq!(filled.len(), 1, "{subject}: {new:#?}");
+        assert_eq!(filled[0]["vnd.bonnie.backfill"]["gap"], "missing_message");
+    }
+    assert!(
+        new.iter().any(|r| r["event"] == "MailboxDelete"
+            && r["folder_name"] == "Alt"
+            && r["backfilled"] == true),
+        "{new:#?}"
+    );
+    assert!(
+        new.iter()
+            .any(|r| r["event"] == "MailboxCreate" && r["folder_name"] == "Neu"),
+        "{new:#?}"
+    );
+
+    let again = reconcile(&cluster);
+    for kind in ["missing_messages", "unknown_folders", "vanished_folders"] {
+        assert_eq!(again[kind], 0, "{kind}: {again}");
+    }
+}
