@@ -350,7 +350,7 @@ impl Submitter {
     /// A connection to the broker as this host's dealer (the `[dealer]` table's address,
     /// host and keys).
     pub fn connect(config: &Config, rate: f64) -> anyhow::Result<Self> {
-        if !(rate > 0.0) {
+        if rate.is_nan() || rate <= 0.0 {
             bail!("--rate must be more than 0 messages a second");
         }
         let broker = Broker::connect(&config.dealer).with_context(|| {

@@ -3,6 +3,9 @@
 //! archive's folder views do not hold is unknown, a UID below STATUS's UIDNEXT that no archived
 //! record placed is missing; both are back-filled. A folder the views hold as not deleted that
 //! Cyrus no longer lists vanished without a delete event: a MailboxDelete-like record says so.
+//! A folder whose HIGHESTMODSEQ is past the highest modseq the archive saw of it is asked, with
+//! CONDSTORE, which messages changed since: those the archive holds had flag changes it never
+//! heard of, recorded with their flags now.
 //! Each gap is also a record of its own (`vnd.bonnie.ReconcileGap`: what was missing and how it
 //! was found), and `--json` counts them per kind.
 
@@ -15,7 +18,7 @@ use bonnie_core::{
     notification::RECONCILE_GAP_EVENT,
     time::{format_rfc3339_ms, now_ms},
 };
-use bonnie_model::{folders, record::BACKFILL_MARKER};
+use bonnie_model::{folder_view, folders, message_places, record::BACKFILL_MARKER};
 use bonnie_plugin_api::storage::RecordQuery;
 use serde_json::{Value, json};
 
@@ -27,6 +30,8 @@ struct Gap {
     folder: Folder,
     uid: Option<u32>,
     found_by: String,
+    /// For a flag change: the flags now and the message's modseq.
+    flags: Option<(Vec<String>, Option<u64>)>,
 }
 
 /// Collects the gaps the walk finds; each back-filled record says it filled one.
@@ -42,6 +47,7 @@ impl Gaps for Found {
             folder: folder.clone(),
             uid: None,
             found_by: "LIST: the archive holds no folder with this uniqueid".to_string(),
+            flags: None,
         });
         json!({ "gap": "unknown_folder" })
     }
@@ -56,6 +62,7 @@ impl Gaps for Found {
                 folder.uidnext.saturating_sub(1),
                 folder.uidnext
             ),
+            flags: None,
         });
         json!({ "gap": "missing_message" })
     }
@@ -102,6 +109,69 @@ fn archived_folders(
     Ok(out)
 }
 
+/// The messages whose flags changed since the highest modseq the archive saw of their folder
+/// (CONDSTORE: `UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE m)`), of those it holds; the messages
+/// found missing are not among them (their appends raised the modseq).
+fn flag_changes(config: &Config, listed: &[Folder], missing: &[Gap]) -> anyhow::Result<Vec<Gap>> {
+    let storage = backfill::open_storage(config)?;
+    let mut pool = backfill::imap_pool(config)?;
+    let mut changed = Vec::new();
+    for folder in listed {
+        let (Some(uniqueid), Some(highest)) = (&folder.uniqueid, folder.highestmodseq) else {
+            continue;
+        };
+        let Some(view) = storage
+            .get(folders::CURRENT, uniqueid)
+            .map_err(|e| anyhow::anyhow!("the archive's folder {uniqueid}: {e}"))?
+        else {
+            continue;
+        };
+        let view = view
+            .json()
+            .map_err(|e| anyhow::anyhow!("the archive's folder {uniqueid}: {e}"))?;
+        let Some(seen) = view
+            .as_object()
+            .and_then(|v| folder_view::Facts::of_view(v).modseq_max)
+            .filter(|seen| *seen < highest)
+        else {
+            continue;
+        };
+        let (identity, name) = folder.reader();
+        let messages = pool
+            .run(&identity, |c| {
+                c.examine(&name)?;
+                c.uid_fetch("1:*", "(UID FLAGS)", Some(seen))
+            })
+            .with_context(|| format!("UID FETCH CHANGEDSINCE {seen} in {}", folder.mailbox.path))?;
+        for message in messages {
+            let Some(uid) = message.uid else { continue };
+            let was_missing = missing
+                .iter()
+                .any(|g| g.uid == Some(uid) && g.folder.key() == folder.key());
+            let held = message_places::archived(
+                &storage,
+                uniqueid,
+                u64::from(folder.uidvalidity),
+                u64::from(uid),
+            )
+            .map_err(|e| anyhow::anyhow!("the archive's message places: {e}"))?;
+            if was_missing || !held {
+                continue;
+            }
+            changed.push(Gap {
+                kind: "flags_changed",
+                folder: folder.clone(),
+                uid: Some(uid),
+                found_by: format!(
+                    "UID FETCH 1:* (FLAGS) (CHANGEDSINCE {seen}): the archive saw modseq {seen}, Cyrus is at {highest}"
+                ),
+                flags: Some((message.flags, message.modseq)),
+            });
+        }
+    }
+    Ok(changed)
+}
+
 /// `bonnie reconcile`.
 pub fn run(
     config: &Config,
@@ -126,6 +196,9 @@ pub fn run(
         };
         let mut found = Found::default();
         let (state, listed) = walk.run(&mut found)?;
+        // Before any gap record raises the archive's modseq of a folder.
+        let flag_gaps = flag_changes(config, &listed, &found.gaps)?;
+        found.gaps.extend(flag_gaps);
         let listed_ids: Vec<&str> = listed.iter().filter_map(|f| f.uniqueid.as_deref()).collect();
         let vanished: Vec<(String, String)> = archived_folders(config, &selection)?
             .into_iter()
@@ -170,6 +243,16 @@ pub fn run(
                 "gap": { "kind": gap.kind, "uid": gap.uid, "found_by": gap.found_by, "uidnext": folder.uidnext, "highestmodseq": folder.highestmodseq },
                 BACKFILL_MARKER: marker(json!({})),
             });
+            // The folder's modseq as observed: the archive's view of it catches up, so the
+            // next run asks only for what changed after this one.
+            if let Some(modseq) = folder.highestmodseq {
+                n["modseq"] = json!(modseq);
+            }
+            if let Some((flags, modseq)) = &gap.flags {
+                n["flagNames"] = json!(flags.join(" "));
+                n["gap"]["flags"] = json!(flags);
+                n["gap"]["modseq"] = json!(modseq);
+            }
             if let Some(id) = &folder.uniqueid {
                 n["mailboxID"] = json!(id);
             }
@@ -186,13 +269,19 @@ pub fn run(
             "unknown_folders": count("unknown_folder"),
             "missing_messages": count("missing_message"),
             "vanished_folders": vanished.len(),
+            "flag_changes": count("flags_changed"),
         });
         Ok((state, counts))
     })?;
-    let gaps = ["unknown_folders", "missing_messages", "vanished_folders"]
-        .iter()
-        .map(|k| counts[k].as_u64().unwrap_or(0))
-        .sum::<u64>();
+    let gaps = [
+        "unknown_folders",
+        "missing_messages",
+        "vanished_folders",
+        "flag_changes",
+    ]
+    .iter()
+    .map(|k| counts[k].as_u64().unwrap_or(0))
+    .sum::<u64>();
     auditor.step(
         "reconcile",
         json!({ "run": state.run, "gaps": counts }),
@@ -207,13 +296,14 @@ pub fn run(
         println!("{value}");
     } else {
         println!(
-            "reconcile {}: {} folders, {} messages compared; gaps filled: {} unknown folders, {} missing messages, {} vanished folders",
+            "reconcile {}: {} folders, {} messages compared; gaps filled: {} unknown folders, {} missing messages, {} vanished folders, {} flag changes",
             state.run,
             state.folders,
             state.messages,
             counts["unknown_folders"],
             counts["missing_messages"],
-            counts["vanished_folders"]
+            counts["vanished_folders"],
+            counts["flag_changes"]
         );
     }
     Ok(())
