@@ -69,30 +69,28 @@ fn every_unit_passes_systemd_analyze_verify() {
     }
 }
 
-#[test]
-fn the_retention_timer_and_its_service_pass_verify_and_purge_as_bonnie() {
+/// A timer and its oneshot service (`<name>.timer`, `<name>.service` running `bonnie <args>`)
+/// pass verify, run daily as bonnie, hardened.
+fn check_timer(name: &str, args: &str) {
     let analyze = systemd_analyze();
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let service = unit_text("bonnie-retention.service");
+    let (service_unit, timer_unit) = (format!("{name}.service"), format!("{name}.timer"));
+    let service = unit_text(&service_unit);
     let installed = "/usr/bin/bonnie ";
     assert!(
         service.contains(&format!(
-            "ExecStart={installed}--config /etc/bonnie/bonnie.toml retention apply --yes"
+            "ExecStart={installed}--config /etc/bonnie/bonnie.toml {args}"
         )),
         "{service}"
     );
     let built = format!("{} ", paths::bin("bonnie").display());
     std::fs::write(
-        dir.path().join("bonnie-retention.service"),
+        dir.path().join(&service_unit),
         service.replace(installed, &built),
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("bonnie-retention.timer"),
-        unit_text("bonnie-retention.timer"),
-    )
-    .unwrap();
-    for unit in ["bonnie-retention.service", "bonnie-retention.timer"] {
+    std::fs::write(dir.path().join(&timer_unit), unit_text(&timer_unit)).unwrap();
+    for unit in [&service_unit, &timer_unit] {
         let out = Command::new(&analyze)
             .arg("verify")
             .arg(dir.path().join(unit))
@@ -113,12 +111,19 @@ fn the_retention_timer_and_its_service_pass_verify_and_purge_as_bonnie() {
         "ProtectSystem=strict",
         "NoNewPrivileges=yes",
     ] {
-        assert!(
-            lines.contains(&wanted),
-            "bonnie-retention.service lacks `{wanted}`"
-        );
+        assert!(lines.contains(&wanted), "{service_unit} lacks `{wanted}`");
     }
-    assert!(unit_text("bonnie-retention.timer").contains("OnCalendar=daily"));
+    assert!(unit_text(&timer_unit).contains("OnCalendar=daily"));
+}
+
+#[test]
+fn the_retention_timer_and_its_service_pass_verify_and_purge_as_bonnie() {
+    check_timer("bonnie-retention", "retention apply --yes");
+}
+
+#[test]
+fn the_reconcile_timer_and_its_service_pass_verify_and_reconcile_as_bonnie() {
+    check_timer("bonnie-reconcile", "reconcile --all");
 }
 
 #[test]
