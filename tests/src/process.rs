@@ -50,17 +50,41 @@ impl ChildGuard {
     }
 
     /// Waits for the process to end (failing the test if it hangs) and returns its output.
+    /// Piped outputs are read on threads of their own meanwhile: a child that writes more than
+    /// a pipe holds (64 KiB) would otherwise block on its write and never end.
     pub fn wait(mut self) -> Output {
         let mut child = self.child.take().expect("a running child");
+        fn drain(
+            pipe: Option<impl std::io::Read + Send + 'static>,
+        ) -> std::thread::JoinHandle<Vec<u8>> {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut bytes);
+                }
+                bytes
+            })
+        }
+        let stdout = drain(child.stdout.take());
+        let stderr = drain(child.stderr.take());
         let start = Instant::now();
-        while matches!(child.try_wait(), Ok(None)) {
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) => {}
+                Err(e) => panic!("cannot wait for {}: {e}", self.name),
+            }
             if start.elapsed() > HANG_GUARD {
                 let _ = child.kill();
                 panic!("{} did not end within {:?}", self.name, HANG_GUARD);
             }
             std::thread::sleep(Duration::from_millis(10));
+        };
+        Output {
+            status,
+            stdout: stdout.join().expect("reading the child's stdout"),
+            stderr: stderr.join().expect("reading the child's stderr"),
         }
-        child.wait_with_output().expect("collecting the output")
     }
 }
 
@@ -104,4 +128,24 @@ pub fn describe(output: &Output) -> String {
 /// True if the status is a clean exit 0.
 pub fn succeeded(status: &ExitStatus) -> bool {
     status.code() == Some(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_writing_more_than_a_pipe_holds_ends_with_all_its_output() {
+        let output = run(
+            "a loud child",
+            Command::new("sh").args([
+                "-c",
+                "head -c 300000 /dev/zero | tr '\\0' o; head -c 200000 /dev/zero | tr '\\0' e >&2",
+            ]),
+        );
+        assert!(succeeded(&output.status), "{:?}", output.status);
+        assert_eq!(output.stdout.len(), 300_000);
+        assert!(output.stdout.iter().all(|&b| b == b'o'));
+        assert_eq!(output.stderr.len(), 200_000);
+    }
 }

@@ -554,7 +554,10 @@ fn an_https_webhook_with_a_private_ca_is_delivered_and_untrusted_without_it() {
     assert_eq!(std::fs::read_to_string(&bodies).unwrap(), received);
     let reason = entry["last_error"].as_str().unwrap_or_default();
     assert!(reason.starts_with("POST https://localhost:"), "{entry}");
-    assert!(reason.to_ascii_lowercase().contains("certificate"), "{entry}");
+    assert!(
+        reason.to_ascii_lowercase().contains("certificate"),
+        "{entry}"
+    );
 }
 
 #[test]
