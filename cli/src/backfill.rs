@@ -7,8 +7,9 @@
 //! collector fetches the message and the worker archives it, in the verifiable log, like a live
 //! one. Job ids come from (folder uniqueid, UIDVALIDITY, UID): the broker keeps one job and the
 //! log one entry however many runs submit it. The run is throttled (`--rate`, slowed further
-//! while Cyrus answers slowly), resumable (a state file per selection under the var folder)
-//! and shown by `bonnie status` (the last run's status file).
+//! while Cyrus answers slowly), resumable (a state file per selection under the var folder),
+//! drawn as a progress bar on a terminal and shown by `bonnie status` (the last run's status
+//! file).
 
 use std::{
     collections::HashSet,
@@ -563,7 +564,7 @@ pub struct Walk<'a> {
     pub limit: Option<u64>,
     /// `backfill` or `reconcile`.
     pub kind: &'a str,
-    /// Show progress on stderr.
+    /// Show a progress bar on stderr (when it is a terminal).
     pub progress: bool,
 }
 
@@ -604,6 +605,21 @@ impl Walk<'_> {
         state.refused = refused;
         let mut submitted_now = 0u64;
         let total: u64 = listed.iter().map(|f| u64::from(f.messages)).sum();
+        // Drawn on stderr when it is a terminal (indicatif hides it otherwise).
+        let bar = if self.progress {
+            indicatif::ProgressBar::new(total)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} messages, {per_sec}, {eta} left  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(self.kind.to_string());
+        bar.set_position(state.messages);
         state.folders = 0;
         for folder in &listed {
             state.folders += 1;
@@ -706,21 +722,18 @@ impl Walk<'_> {
                 next = last + 1;
                 state.current = Some((done_key.clone(), next));
                 keep(&mut state)?;
-                if self.progress {
-                    eprint!(
-                        "\r{}: {} of {} messages, {} submitted, {} archived already   ",
-                        self.kind, state.messages, total, state.submitted, state.skipped
-                    );
-                }
+                bar.set_position(state.messages);
+                bar.set_message(format!(
+                    "{}: {} submitted, {} archived already",
+                    folder.mailbox.path, state.submitted, state.skipped
+                ));
             }
             submitter.flush()?;
             state.folders_done.push(done_key);
             state.current = None;
             keep(&mut state)?;
         }
-        if self.progress {
-            eprintln!();
-        }
+        bar.finish_and_clear();
         state.finished_ms = Some(now_ms());
         state.pid = None;
         keep(&mut state)?;
@@ -796,7 +809,7 @@ pub fn run(
         rate: args.rate,
         limit: args.limit,
         kind: "backfill",
-        progress: !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        progress: !args.json,
     };
     let started = Instant::now();
     let (state, _) =

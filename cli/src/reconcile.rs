@@ -192,7 +192,7 @@ pub fn run(
             rate,
             limit: None,
             kind: "reconcile",
-            progress: !json_out && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            progress: !json_out,
         };
         let mut found = Found::default();
         let (state, listed) = walk.run(&mut found)?;
