@@ -190,3 +190,94 @@ fn a_backfill_archives_every_folder_and_message_once_and_resumes() {
         None
     );
 }
+
+/// The state files of the runs, by name.
+fn state_files(cluster: &Cluster) -> Vec<std::path::PathBuf> {
+    let dir = cluster.path().join("var/backfill");
+    std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("backfill-") && n.ends_with(".json"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_backfill_killed_midway_continues_without_duplicates() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let ldap = Slapd::start();
+    let mut cyrus = Cyrus::new();
+    let cluster = Cluster::for_cyrus(&cyrus, &ldap, &[]);
+    cyrus.start(Notify::Off);
+    let messages = fill(&cyrus);
+    let _broker = cluster.start_broker();
+    let _workers = cluster.start_workers(&["worker-1", "worker-2"]);
+    let _collector = cluster.start_collector("collector");
+
+    // Slow (2 messages a second), killed once some are submitted and before the end.
+    let run = bonnie_tests::process::ChildGuard::spawn(
+        "bonnie backfill",
+        &mut cluster.command("bonnie", &["backfill", "--all", "--rate", "2", "--json"]),
+    );
+    process::wait_until("the back-fill to submit a message", || {
+        state_files(&cluster).iter().any(|path| {
+            std::fs::read(path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .is_some_and(|s| s["submitted"].as_u64().is_some_and(|n| n >= 1))
+        })
+    });
+    run.signal("KILL");
+    let killed = run.wait();
+    assert!(!killed.status.success(), "killed before the end");
+    let files = state_files(&cluster);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let state: Value = serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
+    assert!(state["finished_ms"].is_null(), "{state}");
+    let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the state file is bonnie's alone");
+    let text = cluster.bonnie(&["status"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("interrupted (run it again to continue)"),
+        "{text}"
+    );
+
+    let resumed = backfill(&cluster, &["--all"]);
+    assert_eq!(resumed["complete"], true, "{resumed}");
+    assert_eq!(resumed["run"], state["run"], "the killed run continued");
+    cluster.wait_until_drained();
+    let appends: Vec<Value> = cluster
+        .log_records()
+        .into_iter()
+        .filter(|r| r["event"] == "MessageAppend")
+        .collect();
+    assert_eq!(
+        appends.len(),
+        messages.len(),
+        "each message once: {appends:#?}"
+    );
+    for (_, _, bytes, _) in &messages {
+        let digest = payload::digest(bytes);
+        assert_eq!(
+            appends
+                .iter()
+                .filter(|r| r["payload_digest"] == digest.as_str())
+                .count(),
+            1
+        );
+    }
+    let text = cluster.bonnie(&["status"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("Last backfill") && text.contains("finished"),
+        "{text}"
+    );
+}
