@@ -160,3 +160,67 @@ drop_events = ["MailboxModseq"]"#
         assert_eq!(again[kind], 0, "{kind}: {again}");
     }
 }
+
+#[test]
+fn reconcile_finds_what_cyrus_sent_while_the_dealer_daemon_was_down() {
+    let ldap = Slapd::start();
+    let mut cyrus = Cyrus::new();
+    let cluster = Cluster::for_cyrus(&cyrus, &ldap, &[]);
+    let _broker = cluster.start_broker();
+    let _workers = cluster.start_workers(&["worker-1", "worker-2"]);
+    let daemon = cluster.start_dealer_daemon();
+    let socket = cluster.dealer_socket();
+    cyrus.start(Notify::Daemon { socket: &socket });
+    let _collector = cluster.start_collector("collector");
+
+    let mut admin = cyrus.login(ADMIN);
+    admin
+        .run(&format!("CREATE {}", quote(&format!("user/{JOHN}"))), &[])
+        .unwrap();
+    admin.logout().unwrap();
+    let mut john = cyrus.login(JOHN);
+    john.append("INBOX", &Default::default(), &mail("before"))
+        .unwrap();
+    john.logout().unwrap();
+    cyrus.wait_until_archived(&cluster);
+
+    // The dealer is not running: imapd finds no one at the socket and drops its notifications.
+    daemon.signal("TERM");
+    assert!(process::succeeded(&daemon.wait().status));
+    let mut john = cyrus.login(JOHN);
+    for subject in ["while-down-1", "while-down-2"] {
+        john.append("INBOX", &Default::default(), &mail(subject))
+            .unwrap();
+    }
+    john.logout().unwrap();
+    let _daemon = cluster.start_dealer_daemon();
+    cyrus.wait_until_archived(&cluster);
+    for subject in ["while-down-1", "while-down-2"] {
+        let digest = bonnie_core::payload::digest(&mail(subject));
+        assert!(
+            cluster
+                .log_records()
+                .iter()
+                .all(|r| r["payload_digest"] != digest.as_str()),
+            "{subject} arrived: no gap to find"
+        );
+    }
+
+    let found = reconcile(&cluster);
+    assert_eq!(found["missing_messages"], 2, "{found}");
+    assert_eq!(found["unknown_folders"], 0, "{found}");
+    assert_eq!(found["vanished_folders"], 0, "{found}");
+    cluster.wait_until_drained();
+    for subject in ["while-down-1", "while-down-2"] {
+        let digest = bonnie_core::payload::digest(&mail(subject));
+        let filled = cluster
+            .log_records()
+            .into_iter()
+            .filter(|r| r["event"] == "MessageAppend" && r["payload_digest"] == digest.as_str())
+            .count();
+        assert_eq!(filled, 1, "{subject}");
+    }
+    let again = reconcile(&cluster);
+    assert_eq!(again["missing_messages"], 0, "{again}");
+    assert_eq!(again["flag_changes"], 0, "{again}");
+}
