@@ -16,6 +16,9 @@ use crate::record::{self, Object};
 
 /// The incidents, by `<job id>/<n>`.
 pub const COLLECTION: &str = "dlp-incidents";
+/// The alerts outbox of bonnie-dlp-actions (its `COLLECTION`), keyed `<job id>/<hit>/<action>`:
+/// an entry holds the job's masked incident, so retention's purge of the job removes it too.
+pub const OUTBOX: &str = "dlp-outbox";
 /// The record's field that holds what the DLP handler found.
 pub const FIELD: &str = "dlp";
 /// Index term: the rule that fired.

@@ -77,10 +77,11 @@ pub struct PurgeReport {
 }
 
 /// The collections whose records are derived from one job each, keyed `<job id>/...`.
-const DERIVED_BY_JOB: [&str; 3] = [
+const DERIVED_BY_JOB: [&str; 4] = [
     mail_history::HISTORY,
     objects::FACTS,
     dlp_incidents::COLLECTION,
+    dlp_incidents::OUTBOX,
 ];
 
 /// A candidate: an entry the walk found expired and not held.

@@ -1,8 +1,10 @@
 //! DLP incidents are derived from their job alone (`dlp-incidents`, keyed `<job id>/<n>`):
 //! retention's purge of a job removes its incidents with it, on SQLite and Elasticsearch. A
 //! draft with a card number in Черновики (kept a day) and a message with an IBAN in the INBOX
-//! (kept forever) are each an incident; the purge takes the draft's and keeps the other.
+//! (kept forever) are each an incident and an alert in the outbox (a webhook nobody answers);
+//! the purge takes the draft's incident and alert and keeps the others.
 
+use bonnie_plugin_api::RecordQuery;
 use bonnie_tests::{
     cluster::Cluster,
     process,
@@ -26,8 +28,19 @@ fn a_purged_jobs_incidents_go_with_it(storage: Storage) {
             "bonnie-dlp-plugin",
         ],
         "[plugins.jsonl-input]\nfiles = [\"in.jsonl\"]\njournal = \"var/jsonl-input/outcomes.jsonl\"\n\n\
+         [plugins.dlp]\nrules = \"dlp-rules.toml\"\n\n\
          [retention]\n[[retention.rule]]\nname = \"drafts\"\nfolders = [\"Черновики\"]\nkeep = \"1d\"\n",
     );
+    // Port 9 (discard) on loopback refuses: the alerts stay in the outbox, pending a retry.
+    let webhook = "actions = [{ type = \"incident\" }, { type = \"webhook\", url = \"http://127.0.0.1:9/dlp\" }]";
+    std::fs::write(
+        cluster.path().join("dlp-rules.toml"),
+        format!(
+            "[[rules]]\nname = \"payment-cards\"\nseverity = \"high\"\ndetectors = [\"payment_card\"]\n{webhook}\n\n\
+             [[rules]]\nname = \"ibans\"\nseverity = \"medium\"\ndetectors = [\"iban\"]\n{webhook}\n"
+        ),
+    )
+    .unwrap();
     let _archive = cluster.use_storage(storage);
     let drafts: String = "/Черновики"
         .bytes()
@@ -63,6 +76,23 @@ fn a_purged_jobs_incidents_go_with_it(storage: Storage) {
         .map(|i| i["rule"].clone())
         .collect();
     assert_eq!(rules, [json!("payment-cards"), json!("ibans")]);
+    let alerts = || -> Vec<String> {
+        let storage = bonnie_tests::storages::open(&cluster.config());
+        let mut keys: Vec<String> = storage
+            .query(&RecordQuery {
+                collection: bonnie_model::dlp_incidents::OUTBOX.to_string(),
+                all: true,
+                ..RecordQuery::default()
+            })
+            .unwrap()
+            .iter()
+            .map(|r| r.key.to_string())
+            .collect();
+        keys.sort();
+        keys
+    };
+    let before = alerts();
+    assert_eq!(before.len(), 2, "an alert per incident: {before:?}");
 
     let report = bonnie_json(&cluster, &["retention", "apply", "--yes", "--json"]);
     assert_eq!(report["purged"].as_u64(), Some(1), "the draft: {report}");
@@ -70,6 +100,13 @@ fn a_purged_jobs_incidents_go_with_it(storage: Storage) {
     let left = incidents(&cluster);
     assert_eq!(left.len(), 1, "{left:#?}");
     assert_eq!(left[0]["rule"], "ibans");
+    let kept_job = left[0]["job"].as_str().expect("the incident names its job");
+    let after = alerts();
+    assert_eq!(after.len(), 1, "the draft's alert went with it: {after:?}");
+    assert!(
+        after[0].starts_with(&format!("{kept_job}/")),
+        "the IBAN's alert stays: {after:?} {left:#?}"
+    );
 }
 
 #[test]

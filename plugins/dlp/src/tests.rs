@@ -323,3 +323,12 @@ fn a_copied_message_is_read_from_the_archive_by_its_trail() {
     );
     assert_eq!(record["dlp"]["incidents"][0]["uid"], 12);
 }
+
+#[test]
+fn retention_purges_the_outbox_the_alerts_are_kept_in() {
+    // Retention names the outbox by bonnie-model's constant, which does not link the sender.
+    assert_eq!(
+        bonnie_dlp_actions::COLLECTION,
+        bonnie_model::dlp_incidents::OUTBOX
+    );
+}
