@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod archive;
+mod backfill;
 mod changelog;
 mod chaos;
 mod cyrus;
@@ -176,6 +177,10 @@ struct Args {
     /// Messages of the DLP scanning corpus (--only-dlp)
     #[arg(long, default_value_t = 1_000)]
     dlp_messages: usize,
+    /// Only the back-fill figures: messages/s and MB/s from a real Cyrus (--payload-messages,
+    /// --payload-workers), and Cyrus's APPEND rate for another user during the run and before
+    #[arg(long, conflicts_with_all = ["only_changelog", "only_e2e", "only_chaos", "only_mail", "only_es", "only_scale", "only_payload", "only_maillog", "only_ledger", "only_dlp"])]
+    only_backfill: bool,
 }
 
 fn main() {
@@ -282,6 +287,10 @@ fn ledger_figures(args: &Args) -> anyhow::Result<Value> {
 }
 
 fn run(args: &Args) -> anyhow::Result<Value> {
+    if args.only_backfill {
+        let figures = backfill::figures(args.payload_messages, args.payload_workers)?;
+        return Ok(json!({ "machine": machine(), "backfill": figures }));
+    }
     if args.only_dlp {
         let figures = dlp::figures(&dlp::DlpSettings {
             messages: args.dlp_messages,

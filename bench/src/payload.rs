@@ -39,7 +39,7 @@ pub struct Settings {
 
 /// A lab whose workers run every archive handler, messageappend fetching each message through
 /// the collector, which reads Cyrus's spool (and IMAP as the admin where the spool fails).
-fn payload_lab(cyrus: &Cyrus, ledger: bool, dlp: bool) -> anyhow::Result<Lab> {
+pub(crate) fn payload_lab(cyrus: &Cyrus, ledger: bool, dlp: bool) -> anyhow::Result<Lab> {
     let mut libraries = vec!["libbonnie_zmq_input.so", "libbonnie_sqlite_storage.so"];
     libraries.extend(ARCHIVE_HANDLERS);
     if dlp {
@@ -66,7 +66,7 @@ fn payload_lab(cyrus: &Cyrus, ledger: bool, dlp: bool) -> anyhow::Result<Lab> {
 }
 
 /// The broker's jobs that match `condition` (SQL on its `jobs` table).
-fn jobs(lab: &Lab, condition: &str) -> anyhow::Result<u64> {
+pub(crate) fn jobs(lab: &Lab, condition: &str) -> anyhow::Result<u64> {
     let db = rusqlite::Connection::open_with_flags(
         lab.path().join("var/broker.db"),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
@@ -82,7 +82,7 @@ const QUEUED_NEW_MESSAGES: &str = "state = 'PENDING' AND (CAST(notification AS T
 
 /// Polls `progress` every 100 ms until it says done; fails once its count did not change
 /// for a minute.
-fn wait_for(
+pub(crate) fn wait_for(
     what: &str,
     mut progress: impl FnMut() -> anyhow::Result<(u64, bool)>,
 ) -> anyhow::Result<()> {
