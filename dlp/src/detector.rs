@@ -2,7 +2,8 @@
 //! detector (cards, IBANs, national IDs) alone gives medium confidence, high with one of its
 //! supporting keywords within `proximity` characters; a regular expression alone gives low,
 //! medium with keywords; a keyword list's own words give medium. A number written bare where it
-//! is usually printed in groups (an SSN, a German tax ID) counts one level lower.
+//! is usually printed in groups (an SSN, a German tax ID, a Dutch BSN, a French NIR), and a
+//! Spanish DNI, count one level lower.
 
 use std::ops::Range;
 
@@ -41,6 +42,12 @@ pub enum DetectorKind {
     UsSsn,
     /// German tax IDs (digit-count rule, ISO 7064 MOD 11,10).
     DeTaxId,
+    /// Dutch citizen service numbers, BSN (the 11-proof).
+    NlBsn,
+    /// Spanish DNIs and NIEs (the mod-23 check letter).
+    EsDni,
+    /// French social security numbers, NIR (birth month, department, mod-97 key).
+    FrNir,
     /// A regular expression (the `regex` crate's syntax).
     Regex,
     /// A list of keywords or phrases.
@@ -157,6 +164,48 @@ fn default_keywords(kind: DetectorKind) -> &'static [&'static str] {
             "tin",
             "tax identification number",
         ],
+        DetectorKind::NlBsn => &[
+            "bsn",
+            "burgerservicenummer",
+            "burgerservice nummer",
+            "burger service nummer",
+            "sofinummer",
+            "sofi-nummer",
+            "sofi nummer",
+            "persoonsnummer",
+            "persoonlijk nummer",
+            "fiscaal nummer",
+            "citizen service number",
+        ],
+        DetectorKind::EsDni => &[
+            "dni",
+            "d.n.i.",
+            "nie",
+            "n.i.e.",
+            "nif",
+            "documento nacional de identidad",
+            "número de identidad",
+            "numero de identidad",
+            "número de identidad de extranjero",
+            "número de identificación fiscal",
+            "numero de identificacion fiscal",
+            "documento de identidad",
+            "carné de identidad",
+        ],
+        DetectorKind::FrNir => &[
+            "nir",
+            "numéro de sécurité sociale",
+            "numero de securite sociale",
+            "n° de sécurité sociale",
+            "sécurité sociale",
+            "securite sociale",
+            "sécu",
+            "n° sécu",
+            "carte vitale",
+            "numéro insee",
+            "numéro d'inscription au répertoire",
+            "nss",
+        ],
         DetectorKind::Regex | DetectorKind::Keywords => &[],
     }
 }
@@ -219,8 +268,18 @@ enum Finder {
     Iban(IbanFinder),
     UsSsn,
     DeTaxId,
-    Regex { regex: Regex, mask: bool },
-    Words { words: Keywords, mask: bool },
+    NlBsn,
+    /// The Spanish and French numbers: their candidates' pattern, compiled once per rule set.
+    EsDni(Regex),
+    FrNir(Regex),
+    Regex {
+        regex: Regex,
+        mask: bool,
+    },
+    Words {
+        words: Keywords,
+        mask: bool,
+    },
 }
 
 /// A compiled detector.
@@ -324,6 +383,13 @@ impl Detector {
             DetectorKind::Iban => Finder::Iban(IbanFinder::new()),
             DetectorKind::UsSsn => Finder::UsSsn,
             DetectorKind::DeTaxId => Finder::DeTaxId,
+            DetectorKind::NlBsn => Finder::NlBsn,
+            DetectorKind::EsDni => Finder::EsDni(
+                Regex::new(national::ES_DNI_CANDIDATES).expect("the DNI pattern compiles"),
+            ),
+            DetectorKind::FrNir => Finder::FrNir(
+                Regex::new(national::FR_NIR_CANDIDATES).expect("the NIR pattern compiles"),
+            ),
             DetectorKind::Regex => return Err("a `regex` detector needs `pattern`".into()),
             DetectorKind::Keywords => {
                 let words = spec
@@ -419,6 +485,13 @@ impl Detector {
                 .collect(),
             Finder::UsSsn => numbers(digits::scan(text, 3, 9, national::us_ssn), 4),
             Finder::DeTaxId => numbers(digits::scan(text, 4, 11, national::de_tax_id), 2),
+            Finder::NlBsn => numbers(digits::scan(text, 3, 9, national::nl_bsn), 2),
+            Finder::EsDni(candidates) => {
+                numbers(national::find(text, candidates, national::es_dni), 2)
+            }
+            Finder::FrNir(candidates) => {
+                numbers(national::find(text, candidates, national::fr_nir), 2)
+            }
             Finder::Regex { regex, mask } => regex
                 .find_iter(text)
                 .filter(|m| !m.is_empty())

@@ -31,7 +31,7 @@ fn is_separator(b: u8) -> bool {
 }
 
 /// True if a run starting at `start` is not the tail of something else.
-fn clean_start(b: &[u8], start: usize) -> bool {
+pub(crate) fn clean_start(b: &[u8], start: usize) -> bool {
     let Some(&before) = start.checked_sub(1).and_then(|i| b.get(i)) else {
         return true;
     };
@@ -45,7 +45,7 @@ fn clean_start(b: &[u8], start: usize) -> bool {
 }
 
 /// True if a run ending at `end` is not the head of something else.
-fn clean_end(b: &[u8], end: usize) -> bool {
+pub(crate) fn clean_end(b: &[u8], end: usize) -> bool {
     let Some(&after) = b.get(end) else {
         return true;
     };

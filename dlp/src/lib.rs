@@ -1,6 +1,6 @@
 //! Data-loss prevention for bonnie: detectors that find sensitive data in text (regular
 //! expressions, keyword and phrase lists, and validated payment card numbers, IBANs, US Social
-//! Security numbers and German tax IDs), rules that say which detectors, how sure and how many
+//! Security numbers, German tax IDs, Dutch BSNs, Spanish DNIs and NIEs and French NIRs), rules that say which detectors, how sure and how many
 //! matter for which events, folders, users and message directions, and the evaluation of a rule
 //! set against one event's text ([`RuleSet::evaluate`]).
 //!

@@ -1,11 +1,12 @@
 //! Rule files: TOML with `[detectors.<name>]` tables and `[[rules]]`, every key checked
 //! (unknown ones refused), every error naming the file, the line and the key. A rule set is
 //! read from one file or from every `*.toml` of a folder, in name order; detectors are the
-//! file's own plus the built-in `payment_card`, `iban`, `us_ssn` and `de_tax_id`, which a file
-//! may redefine. bonnie ships [`DEFAULT_RULES`], used when the configuration names none.
+//! file's own plus the built-in `payment_card`, `iban`, `us_ssn`, `de_tax_id`, `nl_bsn`, `es_dni`
+//! and `fr_nir`, which a file may redefine. bonnie ships [`DEFAULT_RULES`], used when the configuration names none.
 //!
 //! ```toml
-//! # A detector of this file: kind is payment_card, iban, us_ssn, de_tax_id, regex or keywords.
+//! # A detector of this file: kind is payment_card, iban, us_ssn, de_tax_id, nl_bsn, es_dni,
+//! # fr_nir, regex or keywords.
 //! [detectors.project_code]
 //! kind = "regex"
 //! pattern = "PRJ-[0-9]{6}"        # regex only; size_limit = bytes of automaton (1 MiB)
@@ -414,7 +415,7 @@ impl RuleSet {
                 for name in &spec.detectors {
                     let index = by_name.get(name).ok_or_else(|| {
                         at_rule(format!(
-                            "`detectors` names {name:?}, which is neither a [detectors.{name}] table of this file nor built in (payment_card, iban, us_ssn, de_tax_id)"
+                            "`detectors` names {name:?}, which is neither a [detectors.{name}] table of this file nor built in (payment_card, iban, us_ssn, de_tax_id, nl_bsn, es_dni, fr_nir)"
                         ))
                     })?;
                     detectors.push(*index);
@@ -454,11 +455,14 @@ impl RuleSet {
 }
 
 /// The detectors every rule file has under these names unless it defines its own.
-const BUILTIN_DETECTORS: [(DetectorKind, &str); 4] = [
+const BUILTIN_DETECTORS: [(DetectorKind, &str); 7] = [
     (DetectorKind::PaymentCard, "payment_card"),
     (DetectorKind::Iban, "iban"),
     (DetectorKind::UsSsn, "us_ssn"),
     (DetectorKind::DeTaxId, "de_tax_id"),
+    (DetectorKind::NlBsn, "nl_bsn"),
+    (DetectorKind::EsDni, "es_dni"),
+    (DetectorKind::FrNir, "fr_nir"),
 ];
 
 #[cfg(test)]
@@ -497,6 +501,9 @@ mod tests {
                 "ibans",
                 "us-ssn",
                 "de-tax-id",
+                "nl-bsn",
+                "es-dni",
+                "fr-nir",
                 "folder-readable-by-anyone",
                 "folder-readable-by-a-group"
             ]
