@@ -181,6 +181,9 @@ struct Args {
     /// --payload-workers), and Cyrus's APPEND rate for another user during the run and before
     #[arg(long, conflicts_with_all = ["only_changelog", "only_e2e", "only_chaos", "only_mail", "only_es", "only_scale", "only_payload", "only_maillog", "only_ledger", "only_dlp"])]
     only_backfill: bool,
+    /// The --rate of the throttled half of --only-backfill (messages a second)
+    #[arg(long, default_value_t = 50)]
+    backfill_rate: u32,
 }
 
 fn main() {
@@ -288,7 +291,11 @@ fn ledger_figures(args: &Args) -> anyhow::Result<Value> {
 
 fn run(args: &Args) -> anyhow::Result<Value> {
     if args.only_backfill {
-        let figures = backfill::figures(args.payload_messages, args.payload_workers)?;
+        let figures = backfill::figures(
+            args.payload_messages,
+            args.payload_workers,
+            args.backfill_rate,
+        )?;
         return Ok(json!({ "machine": machine(), "backfill": figures }));
     }
     if args.only_dlp {
