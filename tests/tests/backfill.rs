@@ -281,3 +281,57 @@ fn a_backfill_killed_midway_continues_without_duplicates() {
         "{text}"
     );
 }
+
+#[test]
+fn a_backfill_takes_only_the_folders_and_dates_asked_for() {
+    let ldap = Slapd::start();
+    let mut cyrus = Cyrus::new();
+    let cluster = Cluster::for_cyrus(&cyrus, &ldap, &[]);
+    cyrus.start(Notify::Off);
+    let messages = fill(&cyrus);
+    let _broker = cluster.start_broker();
+    let _worker = cluster.start_worker("worker");
+    let _collector = cluster.start_collector("collector");
+
+    // Every message was appended today: none is since tomorrow.
+    let tomorrow = jiff::Zoned::now()
+        .checked_add(jiff::Span::new().days(1))
+        .unwrap()
+        .date()
+        .to_string();
+    let none = backfill(&cluster, &["--all", "--since", &tomorrow]);
+    assert_eq!(
+        (none["messages"].as_u64(), none["submitted"].as_u64()),
+        (Some(0), Some(0)),
+        "{none}"
+    );
+    // `%` stops at the hierarchy separator, `*` does not.
+    let top = backfill(&cluster, &["--user", JOHN, "--folder", "Arch%"]);
+    assert_eq!(top["folders"], 1, "Archive alone: {top}");
+    assert_eq!(top["submitted"], 0, "{top}");
+    let nested = backfill(&cluster, &["--user", JOHN, "--folder", "Arch*"]);
+    assert_eq!(nested["folders"], 2, "{nested}");
+    assert_eq!(nested["submitted"], 1, "{nested}");
+    let drafts = backfill(&cluster, &["--user", JANE, "--folder", "Черн*"]);
+    assert_eq!(drafts["submitted"], 1, "{drafts}");
+    // The rest, once (the two archived by now are known).
+    cluster.wait_until_drained();
+    let all = backfill(&cluster, &["--all"]);
+    assert_eq!(all["submitted"], messages.len() as u64 - 2, "{all}");
+    assert_eq!(all["skipped"], 2, "{all}");
+    cluster.wait_until_drained();
+    let appends = cluster
+        .log_records()
+        .into_iter()
+        .filter(|r| r["event"] == "MessageAppend")
+        .count();
+    assert_eq!(appends, messages.len());
+    // A refused selection says why.
+    let output = cluster.bonnie(&["backfill"]);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("--user"),
+        "{}",
+        process::describe(&output)
+    );
+}
