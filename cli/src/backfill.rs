@@ -472,6 +472,11 @@ pub fn status_file(config: &Config) -> PathBuf {
 
 /// Writes `state` to `path` (a new file renamed over the old, mode 0600).
 pub fn save(path: &Path, state: &RunState) -> anyhow::Result<()> {
+    write_private(path, &serde_json::to_vec_pretty(state)?)
+}
+
+/// Writes `bytes` to `path`: a new file, mode 0600 in a folder 0700, renamed over the old.
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().context("a state file has a folder")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
@@ -483,7 +488,7 @@ pub fn save(path: &Path, state: &RunState) -> anyhow::Result<()> {
         .mode(0o600)
         .open(&temporary)
         .with_context(|| format!("cannot write {}", temporary.display()))?;
-    file.write_all(&serde_json::to_vec_pretty(state)?)?;
+    file.write_all(bytes)?;
     file.sync_all()?;
     std::fs::rename(&temporary, path)
         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -501,6 +506,60 @@ fn load(path: &Path) -> anyhow::Result<Option<RunState>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
+}
+
+/// How far the places of the log's entries were recorded: `message_places::place_logged` runs
+/// once per archive (entries logged later get theirs from the handlers).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct LogPlaced {
+    /// Entries from this time on are still to be read.
+    from_ms: Option<i64>,
+    /// The whole log was read.
+    done: bool,
+}
+
+/// Records the message places of an archive logged before handlers kept them, once, resuming
+/// where an interrupted pass stopped (`places.json` in the state folder).
+fn place_logged(storage: &StorageClient, dir: &Path) -> anyhow::Result<()> {
+    let path = dir.join("places.json");
+    let read = |path: &Path| -> anyhow::Result<LogPlaced> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "{} is damaged: remove it to read the log again",
+                    path.display()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LogPlaced::default()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    };
+    let mut placed = read(&path)?;
+    if placed.done {
+        return Ok(());
+    }
+    let write = |placed: &LogPlaced| -> anyhow::Result<()> {
+        write_private(&path, &serde_json::to_vec(placed)?)
+    };
+    let mut failed = None;
+    message_places::place_logged(storage, placed.from_ms, |from_ms, read| {
+        tracing::info!(
+            entries = read,
+            "Recording the message places of the archive's log."
+        );
+        if let Err(e) = write(&LogPlaced {
+            from_ms: Some(from_ms),
+            done: false,
+        }) {
+            failed.get_or_insert(e);
+        }
+    })
+    .map_err(|e| anyhow::anyhow!("the archive's log, read for its message places: {e}"))?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    placed.done = true;
+    write(&placed)
 }
 
 /// What `bonnie status` shows of the last back-fill or reconciliation, if any ran here.
@@ -594,6 +653,7 @@ impl Walk<'_> {
         };
         keep(&mut state)?;
         let storage = open_storage(self.config)?;
+        place_logged(&storage, &state_dir(self.config))?;
         let mut pool = imap_pool(self.config)?;
         let mut submitter = Submitter::connect(self.config, self.rate)?;
         let observer = Observer {

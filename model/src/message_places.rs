@@ -2,6 +2,8 @@
 //! UIDVALIDITY, UID) an append, delivery, copy or move put it in, with the job that archived it
 //! and the payload's digest when known. Back-fill and reconciliation ask it whether the archive
 //! already holds a message Cyrus reports, so a message archived live is never stored again.
+//! An archive whose entries were logged before the places were kept has them recorded from its
+//! log once ([`place_logged`]).
 
 use bonnie_plugin_api::{
     PluginError,
@@ -72,4 +74,32 @@ pub fn archived(
     Ok(storage
         .get(PLACES, &place_key(uniqueid, uidvalidity, uid))?
         .is_some())
+}
+
+/// Log entries read per page by [`place_logged`].
+const LOG_PAGE: u32 = 1000;
+
+/// Records the places of every log entry from `from_ms` on, oldest first: for an archive
+/// whose entries were logged before handlers kept message places. `progress` is told the time
+/// reached after each page (to resume from) and how many entries were read. How many places
+/// were recorded.
+pub fn place_logged(
+    storage: &StorageClient,
+    from_ms: Option<i64>,
+    mut progress: impl FnMut(i64, u64),
+) -> Result<u64, PluginError> {
+    let mut placed = 0u64;
+    crate::log_pages::walk(
+        storage,
+        (from_ms, None),
+        LOG_PAGE,
+        |entry| {
+            if let Ok(Value::Object(logged)) = serde_json::from_str(entry.body.as_str()) {
+                placed += record(storage, &logged, entry.key.as_str())? as u64;
+            }
+            Ok::<_, PluginError>(())
+        },
+        &mut progress,
+    )?;
+    Ok(placed)
 }

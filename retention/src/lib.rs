@@ -42,5 +42,5 @@ pub enum RetentionError {
     NotRecorded(String),
     /// The storage failed.
     #[error("storage: {0}")]
-    Storage(bonnie_plugin_api::PluginError),
+    Storage(#[from] bonnie_plugin_api::PluginError),
 }

@@ -2,9 +2,9 @@
 //! decided by the policy, with the holds that keep it. `bonnie retention plan` prints this and
 //! changes nothing; the purge walks the very same decisions.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
-use bonnie_plugin_api::{RecordQuery, storage::StorageClient};
+use bonnie_plugin_api::storage::StorageClient;
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -52,39 +52,17 @@ pub fn walk(
         return Ok(0);
     };
     let mut examined = 0;
-    // Pages by time: the next starts at the last time seen, skipping the keys seen at it.
-    let mut from_ms: Option<i64> = None;
-    let mut seen_at_from: HashSet<String> = HashSet::new();
-    let mut limit = PAGE;
-    loop {
-        let query = RecordQuery {
-            collection: "log".into(),
-            from_ms,
-            to_ms: Some(cutoff),
-            limit,
-            ..RecordQuery::default()
-        };
-        let page = storage.query(&query).map_err(RetentionError::Storage)?;
-        let full = page.len() as u32 >= limit;
-        let time = |r: &bonnie_plugin_api::Record| r.time_ms.into_option();
-        let last_ms = page.last().and_then(time);
-        if full && page.first().and_then(time) == last_ms {
-            // A whole page at one millisecond: read more of it at once.
-            limit = limit.saturating_mul(2);
-            continue;
-        }
-        for record in &page {
-            let key = record.key.as_str();
-            let time_ms = time(record);
-            if time_ms == from_ms && seen_at_from.contains(key) {
-                continue;
-            }
+    bonnie_model::log_pages::walk(
+        storage,
+        (None, Some(cutoff)),
+        PAGE,
+        |record| {
             let body: serde_json::Value =
                 serde_json::from_str(record.body.as_str()).unwrap_or_default();
             if is_tombstone(&body) {
-                continue;
+                return Ok(());
             }
-            let entry = Entry::of_record(key, time_ms, &body);
+            let entry = Entry::of_record(record.key.as_str(), record.time_ms.into_option(), &body);
             let decision = policy.decide(&entry);
             examined += 1;
             visit(Decided {
@@ -92,23 +70,11 @@ pub fn walk(
                 rule: decision.rule,
                 expired: policy.expired(&entry, now),
                 held_by: holds.covering(&entry),
-            })?;
-        }
-        let (true, Some(last_ms)) = (full, last_ms) else {
-            // A page that is not full is the last.
-            return Ok(examined);
-        };
-        if Some(last_ms) != from_ms {
-            seen_at_from.clear();
-        }
-        seen_at_from.extend(
-            page.iter()
-                .filter(|r| time(r) == Some(last_ms))
-                .map(|r| r.key.to_string()),
-        );
-        from_ms = Some(last_ms);
-        limit = PAGE;
-    }
+            })
+        },
+        |_, _| {},
+    )?;
+    Ok(examined)
 }
 
 /// One entry shown in a plan.

@@ -335,3 +335,59 @@ fn a_backfill_takes_only_the_folders_and_dates_asked_for() {
         process::describe(&output)
     );
 }
+
+#[test]
+fn an_archive_from_before_message_places_is_recognized_from_its_log() {
+    let ldap = Slapd::start();
+    let mut cyrus = Cyrus::new();
+    let cluster = Cluster::for_cyrus(&cyrus, &ldap, &[]);
+    let _broker = cluster.start_broker();
+    let _worker = cluster.start_worker("worker");
+    let (dealer, config) = (bonnie_tests::paths::bin("bonnie-dealer"), cluster.config());
+    cyrus.start(Notify::Exec {
+        dealer: &dealer,
+        config: &config,
+    });
+    let _collector = cluster.start_collector("collector");
+    let messages = fill(&cyrus);
+    cyrus.wait_until_archived(&cluster);
+    // Appends and folders: the back-fill's own IMAP sessions are logged too (Login, Logout).
+    let archived = |cluster: &Cluster| {
+        cluster
+            .log_records()
+            .into_iter()
+            .filter(|r| r["event"] == "MessageAppend" || r["event"] == "MailboxCreate")
+            .count()
+    };
+    let live = archived(&cluster);
+    // As an archive kept before the handlers recorded where messages are.
+    let archive = cluster.archive();
+    for sql in [
+        "DELETE FROM record_index WHERE collection = 'message-places'",
+        "DELETE FROM records WHERE collection = 'message-places'",
+    ] {
+        archive.execute(sql, []).unwrap();
+    }
+    drop(archive);
+
+    let run = backfill(&cluster, &["--user", JOHN, "--user", JANE]);
+    assert_eq!(run["submitted"], 0, "{run}");
+    assert_eq!(run["skipped"], messages.len() as u64, "{run}");
+    assert_eq!(run["folders_submitted"], 0, "{run}");
+    let places: i64 = cluster
+        .archive()
+        .query_row(
+            "SELECT count(*) FROM records WHERE collection = 'message-places' \
+             AND json_extract(body, '$.folder') != ?1",
+            [bonnie_tests::cyrus::PROBE],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        places,
+        messages.len() as i64,
+        "recorded from the log (the harness's probes aside)"
+    );
+    cluster.wait_until_drained();
+    assert_eq!(archived(&cluster), live, "nothing archived twice");
+}
