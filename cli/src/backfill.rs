@@ -681,7 +681,7 @@ impl Walk<'_> {
         bar.set_prefix(self.kind.to_string());
         bar.set_position(state.messages);
         state.folders = 0;
-        for folder in &listed {
+        'folders: for folder in &listed {
             state.folders += 1;
             let done_key = format!("{}\u{1f}{}", folder.key(), folder.uidvalidity);
             if state.folders_done.contains(&done_key) {
@@ -711,29 +711,40 @@ impl Walk<'_> {
             while next < folder.uidnext {
                 let last = next.saturating_add(UID_PAGE - 1).min(folder.uidnext - 1);
                 let asked = Instant::now();
-                let page = pool
-                    .run(&identity, |c| {
-                        let selected = c.examine(&name)?;
-                        let messages = c.uid_fetch(
-                            &format!("{next}:{last}"),
-                            "(UID FLAGS INTERNALDATE RFC822.SIZE)",
-                            None,
-                        )?;
-                        Ok((selected.uidvalidity, messages))
-                    })
-                    .with_context(|| {
-                        format!("UID FETCH {next}:{last} in {}", folder.mailbox.path)
-                    })?;
+                let page = pool.run(&identity, |c| {
+                    let selected = c.examine(&name)?;
+                    let messages = c.uid_fetch(
+                        &format!("{next}:{last}"),
+                        "(UID FLAGS INTERNALDATE RFC822.SIZE)",
+                        None,
+                    )?;
+                    Ok((selected.uidvalidity, messages))
+                });
+                // Refused (the folder was deleted, its rights or UIDVALIDITY changed since
+                // LIST): the others go on, and the run names it.
+                let refused = match &page {
+                    Err(e) if !e.breaks_connection() => Some(e.to_string()),
+                    Ok((uidvalidity, _)) if *uidvalidity != Some(folder.uidvalidity) => {
+                        Some("its UIDVALIDITY changed during the run: run it again".to_string())
+                    }
+                    _ => None,
+                };
+                if let Some(why) = refused {
+                    state
+                        .refused
+                        .push(format!("{}: {why}", folder.mailbox.path));
+                    submitter.flush()?;
+                    state.current = None;
+                    keep(&mut state)?;
+                    continue 'folders;
+                }
+                let page = page.with_context(|| {
+                    format!("UID FETCH {next}:{last} in {}", folder.mailbox.path)
+                })?;
                 if asked.elapsed() > SLOW_PAGE {
                     tracing::info!(folder = %folder.mailbox.path, "Cyrus answers slowly; the back-fill slows down.");
                     submitter.slow_down();
                     std::thread::sleep(asked.elapsed());
-                }
-                if page.0 != Some(folder.uidvalidity) {
-                    bail!(
-                        "the UIDVALIDITY of {} changed during the run: run it again",
-                        folder.mailbox.path
-                    );
                 }
                 let mut messages = page.1;
                 messages.sort_by_key(|m| m.uid);

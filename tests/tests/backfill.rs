@@ -314,9 +314,17 @@ fn a_backfill_takes_only_the_folders_and_dates_asked_for() {
     assert_eq!(nested["submitted"], 1, "{nested}");
     let drafts = backfill(&cluster, &["--user", JANE, "--folder", "Черн*"]);
     assert_eq!(drafts["submitted"], 1, "{drafts}");
+    // A shared folder the admin may not read is named, and the rest goes on.
+    let mut admin = cyrus.login(ADMIN);
+    admin.create("Vertraulich").unwrap();
+    admin.run("DELETEACL Vertraulich cyrus", &[]).unwrap();
+    admin.run("DELETEACL Vertraulich anyone", &[]).unwrap();
+    admin.logout().unwrap();
     // The rest, once (the two archived by now are known).
     cluster.wait_until_drained();
     let all = backfill(&cluster, &["--all"]);
+    let refused = all["refused"].to_string();
+    assert!(refused.contains("Vertraulich"), "{all}");
     assert_eq!(all["submitted"], messages.len() as u64 - 2, "{all}");
     assert_eq!(all["skipped"], 2, "{all}");
     cluster.wait_until_drained();
