@@ -186,11 +186,11 @@ impl Folder {
 }
 
 /// The folders of `selection`, with their STATUS; those Cyrus refuses to tell of are named
-/// in `refused`.
+/// in `refused` with why (path, reason).
 pub fn folders(
     pool: &mut Pool,
     selection: &Selection,
-    refused: &mut Vec<String>,
+    refused: &mut Vec<(String, String)>,
 ) -> anyhow::Result<Vec<Folder>> {
     let address = pool.config().address.clone();
     let listed = pool
@@ -228,7 +228,7 @@ pub fn folders(
                 mailbox,
             }),
             Err(e) if !e.breaks_connection() => {
-                refused.push(format!("{}: {e}", mailbox.path));
+                refused.push((mailbox.path.clone(), e.to_string()));
             }
             Err(e) => return Err(e).with_context(|| format!("STATUS of {}", mailbox.path)),
         }
@@ -611,6 +611,14 @@ pub fn open_storage(config: &Config) -> anyhow::Result<StorageClient> {
     Ok(StorageClient::new(storage))
 }
 
+/// The folders a walk found.
+pub struct Walked {
+    /// Those Cyrus listed and told the state of.
+    pub listed: Vec<Folder>,
+    /// The paths it listed but would not tell of (STATUS refused): there, but not walked.
+    pub unreadable: Vec<String>,
+}
+
 /// One walk of Cyrus against the archive: `kind` is `backfill` or `reconcile`.
 pub struct Walk<'a> {
     /// bonnie's configuration.
@@ -628,9 +636,9 @@ pub struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    /// Walks the selection, resuming its state file; the final state, and the folders Cyrus
-    /// listed (for reconciliation's vanished folders).
-    pub fn run(&self, gaps: &mut dyn Gaps) -> anyhow::Result<(RunState, Vec<Folder>)> {
+    /// Walks the selection, resuming its state file; the final state, and what Cyrus listed
+    /// (for reconciliation's vanished folders).
+    pub fn run(&self, gaps: &mut dyn Gaps) -> anyhow::Result<(RunState, Walked)> {
         let path =
             state_dir(self.config).join(format!("{}-{}.json", self.kind, self.selection.key()));
         let mut state = match load(&path)? {
@@ -662,7 +670,15 @@ impl Walk<'_> {
         };
         let mut refused = Vec::new();
         let listed = folders(&mut pool, &self.selection, &mut refused)?;
-        state.refused = refused;
+        state.refused = refused
+            .iter()
+            .map(|(path, why)| format!("{path}: {why}"))
+            .collect();
+        let walked = Walked {
+            listed,
+            unreadable: refused.into_iter().map(|(path, _)| path).collect(),
+        };
+        let listed = &walked.listed;
         let mut submitted_now = 0u64;
         let total: u64 = listed.iter().map(|f| u64::from(f.messages)).sum();
         // Drawn on stderr when it is a terminal (indicatif hides it otherwise).
@@ -681,7 +697,7 @@ impl Walk<'_> {
         bar.set_prefix(self.kind.to_string());
         bar.set_position(state.messages);
         state.folders = 0;
-        'folders: for folder in &listed {
+        'folders: for folder in listed {
             state.folders += 1;
             let done_key = format!("{}\u{1f}{}", folder.key(), folder.uidvalidity);
             if state.folders_done.contains(&done_key) {
@@ -764,7 +780,7 @@ impl Walk<'_> {
                         submitter.flush()?;
                         state.current = Some((done_key, uid));
                         keep(&mut state)?;
-                        return Ok((state, listed));
+                        return Ok((state, walked));
                     }
                     state.messages += 1;
                     let key = folder.key();
@@ -808,7 +824,7 @@ impl Walk<'_> {
         state.finished_ms = Some(now_ms());
         state.pid = None;
         keep(&mut state)?;
-        Ok((state, listed))
+        Ok((state, walked))
     }
 }
 

@@ -195,14 +195,17 @@ pub fn run(
             progress: !json_out,
         };
         let mut found = Found::default();
-        let (state, listed) = walk.run(&mut found)?;
+        let (state, walked) = walk.run(&mut found)?;
+        let listed = &walked.listed;
         // Before any gap record raises the archive's modseq of a folder.
-        let flag_gaps = flag_changes(config, &listed, &found.gaps)?;
+        let flag_gaps = flag_changes(config, listed, &found.gaps)?;
         found.gaps.extend(flag_gaps);
         let listed_ids: Vec<&str> = listed.iter().filter_map(|f| f.uniqueid.as_deref()).collect();
         let vanished: Vec<(String, String)> = archived_folders(config, &selection)?
             .into_iter()
-            .filter(|(id, _)| !listed_ids.contains(&id.as_str()))
+            .filter(|(id, path)| {
+                !listed_ids.contains(&id.as_str()) && !walked.unreadable.contains(path)
+            })
             .collect();
         let server = config.dealer.host_name();
         let mut submitter = Submitter::connect(config, rate)?;

@@ -247,3 +247,49 @@ fn reconcile_finds_what_cyrus_sent_while_the_dealer_daemon_was_down(storage: Sto
 }
 
 on_both_storages!(reconcile_finds_what_cyrus_sent_while_the_dealer_daemon_was_down);
+
+#[test]
+fn a_folder_the_admin_may_no_longer_read_has_not_vanished() {
+    let ldap = Slapd::start();
+    let mut cyrus = Cyrus::new();
+    let cluster = Cluster::for_cyrus(&cyrus, &ldap, &[]);
+    let _broker = cluster.start_broker();
+    let _worker = cluster.start_worker("worker");
+    let (dealer, config) = (paths::bin("bonnie-dealer"), cluster.config());
+    cyrus.start(Notify::Exec {
+        dealer: &dealer,
+        config: &config,
+    });
+    let _collector = cluster.start_collector("collector");
+    let mut admin = cyrus.login(ADMIN);
+    admin.create("Gemeinsam").unwrap();
+    admin
+        .run("SETACL Gemeinsam cyrus lrswipkxtecdan", &[])
+        .unwrap();
+    admin
+        .append("Gemeinsam", &Default::default(), &mail("shared"))
+        .unwrap();
+    admin.run("DELETEACL Gemeinsam cyrus", &[]).unwrap();
+    admin.run("DELETEACL Gemeinsam anyone", &[]).unwrap();
+    admin.logout().unwrap();
+    cyrus.wait_until_archived(&cluster);
+    assert!(
+        cluster
+            .archived_bodies("folders-current")
+            .iter()
+            .any(|b| b.contains(r#""path":"Gemeinsam""#)),
+        "the archive knows the folder"
+    );
+
+    let output = cluster.bonnie(&["reconcile", "--all", "--json"]);
+    assert!(output.status.success(), "{}", process::describe(&output));
+    let found: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(found["vanished_folders"], 0, "{found}");
+    let status = cluster.status();
+    assert!(
+        status["backfill"]["refused"]
+            .to_string()
+            .contains("Gemeinsam"),
+        "{status}"
+    );
+}
