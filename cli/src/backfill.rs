@@ -185,55 +185,47 @@ impl Folder {
     }
 }
 
-/// The folders of `selection`, with their STATUS; those Cyrus refuses to tell of are named
-/// in `refused` with why (path, reason).
-pub fn folders(
-    pool: &mut Pool,
-    selection: &Selection,
-    refused: &mut Vec<(String, String)>,
-) -> anyhow::Result<Vec<Folder>> {
+/// The folders of `selection` as the admin's LIST names them (those that can be selected).
+pub fn mailboxes(pool: &mut Pool, selection: &Selection) -> anyhow::Result<Vec<Mailbox>> {
     let address = pool.config().address.clone();
     let listed = pool
         .run(&Identity::Admin, |c| c.list("", "*"))
         .with_context(|| format!("LIST as the admin at {address}"))?;
-    let mut found = Vec::new();
-    for entry in listed {
-        if entry
-            .attributes
-            .iter()
-            .any(|a| a.contains("NoSelect") || a.contains("NonExistent"))
-        {
-            continue;
-        }
-        let mailbox = Mailbox::from_path(&entry.name);
-        if !selection.wants(&mailbox) {
-            continue;
-        }
-        let (identity, name) = match &mailbox.owner {
-            Some(owner) => (Identity::User(owner.clone()), mailbox.name.clone()),
-            None => (Identity::Admin, mailbox.path.clone()),
-        };
-        let status = pool.run(&identity, |c| {
-            let status = c.status(&name)?;
-            let metadata = c.getmetadata(&name, &[UNIQUEID_ENTRY]).unwrap_or_default();
-            Ok((status, metadata.get(UNIQUEID_ENTRY).cloned()))
-        });
-        match status {
-            Ok((status, uniqueid)) => found.push(Folder {
-                uniqueid: uniqueid.filter(|u| is_uniqueid(u)),
-                uidvalidity: status.uidvalidity.unwrap_or(0),
-                uidnext: status.uidnext.unwrap_or(1),
-                highestmodseq: status.highestmodseq,
-                messages: status.messages.unwrap_or(0),
-                mailbox,
-            }),
-            Err(e) if !e.breaks_connection() => {
-                refused.push((mailbox.path.clone(), e.to_string()));
-            }
-            Err(e) => return Err(e).with_context(|| format!("STATUS of {}", mailbox.path)),
-        }
-    }
-    Ok(found)
+    Ok(listed
+        .into_iter()
+        .filter(|entry| {
+            !entry
+                .attributes
+                .iter()
+                .any(|a| a.contains("NoSelect") || a.contains("NonExistent"))
+        })
+        .map(|entry| Mailbox::from_path(&entry.name))
+        .filter(|mailbox| selection.wants(mailbox))
+        .collect())
+}
+
+/// A folder's state now (STATUS, and its uniqueid from GETMETADATA), asked as its reader.
+pub fn folder_status(pool: &mut Pool, mailbox: Mailbox) -> Result<Folder, bonnie_imap::ImapError> {
+    let mut folder = Folder {
+        mailbox,
+        uniqueid: None,
+        uidvalidity: 0,
+        uidnext: 1,
+        highestmodseq: None,
+        messages: 0,
+    };
+    let (identity, name) = folder.reader();
+    let (status, uniqueid) = pool.run(&identity, |c| {
+        let status = c.status(&name)?;
+        let metadata = c.getmetadata(&name, &[UNIQUEID_ENTRY]).unwrap_or_default();
+        Ok((status, metadata.get(UNIQUEID_ENTRY).cloned()))
+    })?;
+    folder.uniqueid = uniqueid.filter(|u| is_uniqueid(u));
+    folder.uidvalidity = status.uidvalidity.unwrap_or(0);
+    folder.uidnext = status.uidnext.unwrap_or(1);
+    folder.highestmodseq = status.highestmodseq;
+    folder.messages = status.messages.unwrap_or(0);
+    Ok(folder)
 }
 
 /// Cyrus's mailbox ids are letters, digits, `-` and `_`.
@@ -603,6 +595,15 @@ pub trait Gaps {
     fn unknown_folder(&mut self, folder: &Folder) -> Value;
     /// The message is not in the archive.
     fn missing_message(&mut self, folder: &Folder, uid: u32) -> Value;
+    /// The folder's messages were all walked; `pool` is still its reader's connection.
+    fn walked(
+        &mut self,
+        _folder: &Folder,
+        _pool: &mut Pool,
+        _storage: &StorageClient,
+    ) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// The storage, opened as bonnie-api does.
@@ -633,6 +634,8 @@ pub struct Walk<'a> {
     pub kind: &'a str,
     /// Show a progress bar on stderr (when it is a terminal).
     pub progress: bool,
+    /// Continue an unfinished run of the same selection (else start anew).
+    pub resume: bool,
 }
 
 impl Walk<'_> {
@@ -642,7 +645,7 @@ impl Walk<'_> {
         let path =
             state_dir(self.config).join(format!("{}-{}.json", self.kind, self.selection.key()));
         let mut state = match load(&path)? {
-            Some(state) if state.finished_ms.is_none() => state,
+            Some(state) if state.finished_ms.is_none() && self.resume => state,
             _ => RunState {
                 run: format!("{}-{}", self.kind, &bonnie_dealer::submit::new_id()[..20]),
                 kind: self.kind.to_string(),
@@ -668,37 +671,44 @@ impl Walk<'_> {
             server: self.config.dealer.host_name(),
             run: &state.run.clone(),
         };
-        let mut refused = Vec::new();
-        let listed = folders(&mut pool, &self.selection, &mut refused)?;
-        state.refused = refused
-            .iter()
-            .map(|(path, why)| format!("{path}: {why}"))
-            .collect();
-        let walked = Walked {
-            listed,
-            unreadable: refused.into_iter().map(|(path, _)| path).collect(),
+        let listed = mailboxes(&mut pool, &self.selection)?;
+        let mut walked = Walked {
+            listed: Vec::new(),
+            unreadable: Vec::new(),
         };
-        let listed = &walked.listed;
         let mut submitted_now = 0u64;
-        let total: u64 = listed.iter().map(|f| u64::from(f.messages)).sum();
         // Drawn on stderr when it is a terminal (indicatif hides it otherwise).
         let bar = if self.progress {
-            indicatif::ProgressBar::new(total)
+            indicatif::ProgressBar::new(listed.len() as u64)
         } else {
             indicatif::ProgressBar::hidden()
         };
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} messages, {per_sec}, {eta} left  {msg}",
+                "{prefix} [{bar:30}] {pos}/{len} folders, {eta} left  {msg}",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
         bar.set_prefix(self.kind.to_string());
-        bar.set_position(state.messages);
         state.folders = 0;
-        'folders: for folder in listed {
+        // Each folder is asked for its state, then walked, on one connection as its reader:
+        // one IMAP login per owner and run.
+        'folders: for mailbox in listed {
+            let path = mailbox.path.clone();
+            let folder = match folder_status(&mut pool, mailbox) {
+                Ok(folder) => folder,
+                Err(e) if !e.breaks_connection() => {
+                    state.refused.push(format!("{path}: {e}"));
+                    walked.unreadable.push(path);
+                    continue;
+                }
+                Err(e) => return Err(e).with_context(|| format!("STATUS of {path}")),
+            };
+            walked.listed.push(folder.clone());
+            let folder = &folder;
             state.folders += 1;
+            bar.inc(1);
             let done_key = format!("{}\u{1f}{}", folder.key(), folder.uidvalidity);
             if state.folders_done.contains(&done_key) {
                 continue;
@@ -809,13 +819,13 @@ impl Walk<'_> {
                 next = last + 1;
                 state.current = Some((done_key.clone(), next));
                 keep(&mut state)?;
-                bar.set_position(state.messages);
                 bar.set_message(format!(
-                    "{}: {} submitted, {} archived already",
-                    folder.mailbox.path, state.submitted, state.skipped
+                    "{}: {} messages, {} submitted, {} archived already",
+                    folder.mailbox.path, state.messages, state.submitted, state.skipped
                 ));
             }
             submitter.flush()?;
+            gaps.walked(folder, &mut pool, &storage)?;
             state.folders_done.push(done_key);
             state.current = None;
             keep(&mut state)?;
@@ -897,6 +907,7 @@ pub fn run(
         limit: args.limit,
         kind: "backfill",
         progress: !args.json,
+        resume: true,
     };
     let started = Instant::now();
     let (state, _) =

@@ -18,8 +18,9 @@ use bonnie_core::{
     notification::RECONCILE_GAP_EVENT,
     time::{format_rfc3339_ms, now_ms},
 };
+use bonnie_imap::Pool;
 use bonnie_model::{folder_view, folders, message_places, record::BACKFILL_MARKER};
-use bonnie_plugin_api::storage::RecordQuery;
+use bonnie_plugin_api::storage::{RecordQuery, StorageClient};
 use serde_json::{Value, json};
 
 use crate::backfill::{self, Folder, Gaps, Selection, Submitter, Walk, job_id};
@@ -50,6 +51,19 @@ impl Gaps for Found {
             flags: None,
         });
         json!({ "gap": "unknown_folder" })
+    }
+
+    fn walked(
+        &mut self,
+        folder: &Folder,
+        pool: &mut Pool,
+        storage: &StorageClient,
+    ) -> anyhow::Result<()> {
+        // Before any gap record raises the archive's modseq of the folder: those go after the
+        // walk.
+        let changed = flag_changes(folder, pool, storage, &self.gaps)?;
+        self.gaps.extend(changed);
+        Ok(())
     }
 
     fn missing_message(&mut self, folder: &Folder, uid: u32) -> Value {
@@ -109,65 +123,66 @@ fn archived_folders(
     Ok(out)
 }
 
-/// The messages whose flags changed since the highest modseq the archive saw of their folder
+/// The messages of `folder` whose flags changed since the highest modseq the archive saw of it
 /// (CONDSTORE: `UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE m)`), of those it holds; the messages
 /// found missing are not among them (their appends raised the modseq).
-fn flag_changes(config: &Config, listed: &[Folder], missing: &[Gap]) -> anyhow::Result<Vec<Gap>> {
-    let storage = backfill::open_storage(config)?;
-    let mut pool = backfill::imap_pool(config)?;
+fn flag_changes(
+    folder: &Folder,
+    pool: &mut Pool,
+    storage: &StorageClient,
+    missing: &[Gap],
+) -> anyhow::Result<Vec<Gap>> {
+    let (Some(uniqueid), Some(highest)) = (&folder.uniqueid, folder.highestmodseq) else {
+        return Ok(Vec::new());
+    };
+    let Some(view) = storage
+        .get(folders::CURRENT, uniqueid)
+        .map_err(|e| anyhow::anyhow!("the archive's folder {uniqueid}: {e}"))?
+    else {
+        return Ok(Vec::new());
+    };
+    let view = view
+        .json()
+        .map_err(|e| anyhow::anyhow!("the archive's folder {uniqueid}: {e}"))?;
+    let Some(seen) = view
+        .as_object()
+        .and_then(|v| folder_view::Facts::of_view(v).modseq_max)
+        .filter(|seen| *seen < highest)
+    else {
+        return Ok(Vec::new());
+    };
+    let (identity, name) = folder.reader();
+    let messages = pool
+        .run(&identity, |c| {
+            c.examine(&name)?;
+            c.uid_fetch("1:*", "(UID FLAGS)", Some(seen))
+        })
+        .with_context(|| format!("UID FETCH CHANGEDSINCE {seen} in {}", folder.mailbox.path))?;
     let mut changed = Vec::new();
-    for folder in listed {
-        let (Some(uniqueid), Some(highest)) = (&folder.uniqueid, folder.highestmodseq) else {
+    for message in messages {
+        let Some(uid) = message.uid else { continue };
+        let was_missing = missing
+            .iter()
+            .any(|g| g.uid == Some(uid) && g.folder.key() == folder.key());
+        let held = message_places::archived(
+            storage,
+            uniqueid,
+            u64::from(folder.uidvalidity),
+            u64::from(uid),
+        )
+        .map_err(|e| anyhow::anyhow!("the archive's message places: {e}"))?;
+        if was_missing || !held {
             continue;
-        };
-        let Some(view) = storage
-            .get(folders::CURRENT, uniqueid)
-            .map_err(|e| anyhow::anyhow!("the archive's folder {uniqueid}: {e}"))?
-        else {
-            continue;
-        };
-        let view = view
-            .json()
-            .map_err(|e| anyhow::anyhow!("the archive's folder {uniqueid}: {e}"))?;
-        let Some(seen) = view
-            .as_object()
-            .and_then(|v| folder_view::Facts::of_view(v).modseq_max)
-            .filter(|seen| *seen < highest)
-        else {
-            continue;
-        };
-        let (identity, name) = folder.reader();
-        let messages = pool
-            .run(&identity, |c| {
-                c.examine(&name)?;
-                c.uid_fetch("1:*", "(UID FLAGS)", Some(seen))
-            })
-            .with_context(|| format!("UID FETCH CHANGEDSINCE {seen} in {}", folder.mailbox.path))?;
-        for message in messages {
-            let Some(uid) = message.uid else { continue };
-            let was_missing = missing
-                .iter()
-                .any(|g| g.uid == Some(uid) && g.folder.key() == folder.key());
-            let held = message_places::archived(
-                &storage,
-                uniqueid,
-                u64::from(folder.uidvalidity),
-                u64::from(uid),
-            )
-            .map_err(|e| anyhow::anyhow!("the archive's message places: {e}"))?;
-            if was_missing || !held {
-                continue;
-            }
-            changed.push(Gap {
-                kind: "flags_changed",
-                folder: folder.clone(),
-                uid: Some(uid),
-                found_by: format!(
-                    "UID FETCH 1:* (FLAGS) (CHANGEDSINCE {seen}): the archive saw modseq {seen}, Cyrus is at {highest}"
-                ),
-                flags: Some((message.flags, message.modseq)),
-            });
         }
+        changed.push(Gap {
+            kind: "flags_changed",
+            folder: folder.clone(),
+            uid: Some(uid),
+            found_by: format!(
+                "UID FETCH 1:* (FLAGS) (CHANGEDSINCE {seen}): the archive saw modseq {seen}, Cyrus is at {highest}"
+            ),
+            flags: Some((message.flags, message.modseq)),
+        });
     }
     Ok(changed)
 }
@@ -193,13 +208,12 @@ pub fn run(
             limit: None,
             kind: "reconcile",
             progress: !json_out,
+            // A run is whole: the gaps of an interrupted one were never recorded.
+            resume: false,
         };
         let mut found = Found::default();
         let (state, walked) = walk.run(&mut found)?;
         let listed = &walked.listed;
-        // Before any gap record raises the archive's modseq of a folder.
-        let flag_gaps = flag_changes(config, listed, &found.gaps)?;
-        found.gaps.extend(flag_gaps);
         let listed_ids: Vec<&str> = listed.iter().filter_map(|f| f.uniqueid.as_deref()).collect();
         let vanished: Vec<(String, String)> = archived_folders(config, &selection)?
             .into_iter()

@@ -368,6 +368,14 @@ fn an_archive_from_before_message_places_is_recognized_from_its_log() {
             .count()
     };
     let live = archived(&cluster);
+    let logins = |cluster: &Cluster, user: &str| {
+        cluster
+            .log_records()
+            .iter()
+            .filter(|r| r["event"] == "Login" && r["user"] == user)
+            .count()
+    };
+    let logins_before = [logins(&cluster, JOHN), logins(&cluster, JANE)];
     // As an archive kept before the handlers recorded where messages are.
     let archive = cluster.archive();
     for sql in [
@@ -396,6 +404,11 @@ fn an_archive_from_before_message_places_is_recognized_from_its_log() {
         messages.len() as i64,
         "recorded from the log (the harness's probes aside)"
     );
-    cluster.wait_until_drained();
+    cyrus.wait_until_archived(&cluster);
     assert_eq!(archived(&cluster), live, "nothing archived twice");
+    // The run read each user's folders in one IMAP session as that user.
+    assert_eq!(
+        [logins(&cluster, JOHN), logins(&cluster, JANE)],
+        [logins_before[0] + 1, logins_before[1] + 1]
+    );
 }
