@@ -14,7 +14,7 @@
 use std::{
     collections::HashSet,
     io::Write as _,
-    os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
+    os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
     sync::{Arc, atomic::AtomicBool},
     time::{Duration, Instant},
@@ -122,20 +122,14 @@ pub fn imap_config(
         ImapSecurity::Starttls => Security::StartTls,
         ImapSecurity::Tls => Security::Tls,
     };
-    let tls = match security {
-        Security::Plain => None,
-        _ => Some(bonnie_imap::tls::client_config(
-            c.imap_tls_ca_file.as_deref(),
-        )?),
-    };
-    Ok(bonnie_imap::Config {
-        address: c.imap_address.clone(),
+    bonnie_imap::Config::secured(
+        &c.imap_address,
         security,
-        server_name: c.imap_tls_server_name.clone(),
-        tls,
+        c.imap_tls_server_name.clone(),
+        c.imap_tls_ca_file.as_deref(),
         timeout,
-        max_literal_bytes: c.imap_max_literal_bytes,
-    })
+        c.imap_max_literal_bytes,
+    )
 }
 
 /// One connection to Cyrus as the `[collector]` table's admin.
@@ -472,17 +466,14 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().context("a state file has a folder")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    let temporary = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)
-        .with_context(|| format!("cannot write {}", temporary.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)
+    // Made exclusively under a random name beside it, mode 0600, by tempfile.
+    let mut temporary = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    temporary.write_all(bytes)?;
+    temporary.as_file().sync_all()?;
+    temporary
+        .persist(path)
+        .map_err(|e| e.error)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

@@ -132,20 +132,14 @@ fn imap_config(config: &CollectorConfig) -> Result<bonnie_imap::Config, ImapErro
         ImapSecurity::Starttls => Security::StartTls,
         ImapSecurity::Tls => Security::Tls,
     };
-    let tls = match security {
-        Security::Plain => None,
-        _ => Some(bonnie_imap::tls::client_config(
-            config.imap_tls_ca_file.as_deref(),
-        )?),
-    };
-    Ok(bonnie_imap::Config {
-        address: config.imap_address.clone(),
+    bonnie_imap::Config::secured(
+        &config.imap_address,
         security,
-        server_name: config.imap_tls_server_name.clone(),
-        tls,
-        timeout: Duration::from_millis(config.imap_timeout_ms),
-        max_literal_bytes: config.imap_max_literal_bytes,
-    })
+        config.imap_tls_server_name.clone(),
+        config.imap_tls_ca_file.as_deref(),
+        Duration::from_millis(config.imap_timeout_ms),
+        config.imap_max_literal_bytes,
+    )
 }
 
 /// Runs `operation` on this thread's IMAP connection, authenticated as `identity` (opened,

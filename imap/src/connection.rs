@@ -64,6 +64,32 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// Where and how to connect: `address` protected by `security`, with TLS (and STARTTLS)
+    /// trusting the certificates of `ca_file`, else the webpki roots.
+    pub fn secured(
+        address: &str,
+        security: Security,
+        server_name: Option<String>,
+        ca_file: Option<&std::path::Path>,
+        timeout: Duration,
+        max_literal_bytes: u64,
+    ) -> Result<Self, ImapError> {
+        let tls = match security {
+            Security::Plain => None,
+            Security::StartTls | Security::Tls => Some(tls::client_config(ca_file)?),
+        };
+        Ok(Self {
+            address: address.to_string(),
+            security,
+            server_name,
+            tls,
+            timeout,
+            max_literal_bytes,
+        })
+    }
+}
+
 /// The default bound of a server's literal: 256 MiB.
 pub const DEFAULT_MAX_LITERAL_BYTES: u64 = 256 * 1024 * 1024;
 
