@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod attached;
 pub mod certificates;
 pub mod cluster;
 pub mod cyrus;

@@ -2,16 +2,15 @@
 //! notifications at all): several users, nested and non-ASCII folders, flags and keywords, a
 //! Kolab event. The back-fill archives every folder and message once, byte-exact, marked
 //! back-filled; a run stopped at `--limit` is continued by the next without duplicates, and a
-//! run after it adds nothing. Two workers with their default threads archive it.
+//! run after it adds nothing. Two workers archive it.
 
 use bonnie_core::payload;
 use bonnie_imap::{AppendOptions, quote};
 use bonnie_tests::{
+    attached::{Attached, Notifications},
     cluster::Cluster,
-    cyrus::{ADMIN, Cyrus, Notify},
-    kolab,
-    ldap::Slapd,
-    process,
+    cyrus::{ADMIN, Cyrus},
+    kolab, process,
 };
 use serde_json::Value;
 
@@ -89,15 +88,9 @@ fn backfill(cluster: &Cluster, args: &[&str]) -> Value {
 
 #[test]
 fn a_backfill_archives_every_folder_and_message_once_and_resumes() {
-    let ldap = Slapd::start();
-    let mut cyrus = Cyrus::new();
-    let cluster = Cluster::for_cyrus(&cyrus, &ldap, &[]);
-    cyrus.start(Notify::Off);
-    let messages = fill(&cyrus);
-
-    let _broker = cluster.start_broker();
-    let _workers = cluster.start_workers(&["worker-1", "worker-2"]);
-    let _collector = cluster.start_collector("collector");
+    let lab = Attached::start(Notifications::Off);
+    let (cluster, cyrus) = (&lab.cluster, &lab.cyrus);
+    let messages = fill(cyrus);
 
     // Stopped after 3 messages, then continued.
     let first = backfill(&cluster, &["--user", JOHN, "--user", JANE, "--limit", "3"]);
@@ -212,14 +205,9 @@ fn state_files(cluster: &Cluster) -> Vec<std::path::PathBuf> {
 #[test]
 fn a_backfill_killed_midway_continues_without_duplicates() {
     use std::os::unix::fs::PermissionsExt as _;
-    let ldap = Slapd::start();
-    let mut cyrus = Cyrus::new();
-    let cluster = Cluster::for_cyrus(&cyrus, &ldap, &[]);
-    cyrus.start(Notify::Off);
-    let messages = fill(&cyrus);
-    let _broker = cluster.start_broker();
-    let _workers = cluster.start_workers(&["worker-1", "worker-2"]);
-    let _collector = cluster.start_collector("collector");
+    let lab = Attached::start(Notifications::Off);
+    let (cluster, cyrus) = (&lab.cluster, &lab.cyrus);
+    let messages = fill(cyrus);
 
     // Slow (2 messages a second), killed once some are submitted and before the end.
     let run = bonnie_tests::process::ChildGuard::spawn(
@@ -284,14 +272,9 @@ fn a_backfill_killed_midway_continues_without_duplicates() {
 
 #[test]
 fn a_backfill_takes_only_the_folders_and_dates_asked_for() {
-    let ldap = Slapd::start();
-    let mut cyrus = Cyrus::new();
-    let cluster = Cluster::for_cyrus(&cyrus, &ldap, &[]);
-    cyrus.start(Notify::Off);
-    let messages = fill(&cyrus);
-    let _broker = cluster.start_broker();
-    let _worker = cluster.start_worker("worker");
-    let _collector = cluster.start_collector("collector");
+    let lab = Attached::start(Notifications::Off);
+    let (cluster, cyrus) = (&lab.cluster, &lab.cyrus);
+    let messages = fill(cyrus);
 
     // Every message was appended today: none is since tomorrow.
     let tomorrow = jiff::Zoned::now()
@@ -346,18 +329,9 @@ fn a_backfill_takes_only_the_folders_and_dates_asked_for() {
 
 #[test]
 fn an_archive_from_before_message_places_is_recognized_from_its_log() {
-    let ldap = Slapd::start();
-    let mut cyrus = Cyrus::new();
-    let cluster = Cluster::for_cyrus(&cyrus, &ldap, &[]);
-    let _broker = cluster.start_broker();
-    let _worker = cluster.start_worker("worker");
-    let (dealer, config) = (bonnie_tests::paths::bin("bonnie-dealer"), cluster.config());
-    cyrus.start(Notify::Exec {
-        dealer: &dealer,
-        config: &config,
-    });
-    let _collector = cluster.start_collector("collector");
-    let messages = fill(&cyrus);
+    let lab = Attached::start(Notifications::Exec);
+    let (cluster, cyrus) = (&lab.cluster, &lab.cyrus);
+    let messages = fill(cyrus);
     cyrus.wait_until_archived(&cluster);
     // Appends and folders: the back-fill's own IMAP sessions are logged too (Login, Logout).
     let archived = |cluster: &Cluster| {

@@ -7,10 +7,11 @@
 use bonnie_imap::quote;
 use bonnie_plugin_api::storage::RecordQuery;
 use bonnie_tests::{
+    attached::{Attached, Notifications},
     cluster::Cluster,
     cyrus::{ADMIN, Cyrus, Notify},
     ldap::Slapd,
-    on_both_storages, paths, process,
+    on_both_storages, process,
     storages::{self, Storage},
 };
 use serde_json::Value;
@@ -33,6 +34,15 @@ fn big_mail() -> Vec<u8> {
     message
 }
 
+/// john's INBOX, made by the admin.
+fn create_john(cyrus: &Cyrus) {
+    let mut admin = cyrus.login(ADMIN);
+    admin
+        .run(&format!("CREATE {}", quote(&format!("user/{JOHN}"))), &[])
+        .unwrap();
+    admin.logout().unwrap();
+}
+
 fn reconcile(cluster: &Cluster) -> Value {
     let output = cluster.bonnie(&["reconcile", "--user", JOHN, "--json"]);
     assert!(output.status.success(), "{}", process::describe(&output));
@@ -41,24 +51,11 @@ fn reconcile(cluster: &Cluster) -> Value {
 
 #[test]
 fn reconcile_fills_exactly_the_dropped_notifications_gaps() {
-    let ldap = Slapd::start();
-    let mut cyrus = Cyrus::new();
-    let cluster = Cluster::for_cyrus(&cyrus, &ldap, &[]);
-    let _broker = cluster.start_broker();
-    let _workers = cluster.start_workers(&["worker-1", "worker-2"]);
-    let (dealer, config) = (paths::bin("bonnie-dealer"), cluster.config());
-    cyrus.start(Notify::Exec {
-        dealer: &dealer,
-        config: &config,
-    });
-    let _collector = cluster.start_collector("collector");
+    let lab = Attached::start(Notifications::Exec);
+    let (cluster, cyrus) = (&lab.cluster, &lab.cyrus);
 
     // Archived live.
-    let mut admin = cyrus.login(ADMIN);
-    admin
-        .run(&format!("CREATE {}", quote(&format!("user/{JOHN}"))), &[])
-        .unwrap();
-    admin.logout().unwrap();
+    create_john(cyrus);
     let mut john = cyrus.login(JOHN);
     john.create("Alt").unwrap();
     for subject in ["live-1", "live-2"] {
@@ -203,11 +200,7 @@ fn reconcile_finds_what_cyrus_sent_while_the_dealer_daemon_was_down(storage: Sto
     cyrus.start(Notify::Daemon { socket: &socket });
     let _collector = cluster.start_collector("collector");
 
-    let mut admin = cyrus.login(ADMIN);
-    admin
-        .run(&format!("CREATE {}", quote(&format!("user/{JOHN}"))), &[])
-        .unwrap();
-    admin.logout().unwrap();
+    create_john(&cyrus);
     let mut john = cyrus.login(JOHN);
     john.append("INBOX", &Default::default(), &mail("before"))
         .unwrap();
@@ -250,17 +243,8 @@ on_both_storages!(reconcile_finds_what_cyrus_sent_while_the_dealer_daemon_was_do
 
 #[test]
 fn a_folder_the_admin_may_no_longer_read_has_not_vanished() {
-    let ldap = Slapd::start();
-    let mut cyrus = Cyrus::new();
-    let cluster = Cluster::for_cyrus(&cyrus, &ldap, &[]);
-    let _broker = cluster.start_broker();
-    let _worker = cluster.start_worker("worker");
-    let (dealer, config) = (paths::bin("bonnie-dealer"), cluster.config());
-    cyrus.start(Notify::Exec {
-        dealer: &dealer,
-        config: &config,
-    });
-    let _collector = cluster.start_collector("collector");
+    let lab = Attached::start(Notifications::Exec);
+    let (cluster, cyrus) = (&lab.cluster, &lab.cyrus);
     let mut admin = cyrus.login(ADMIN);
     admin.create("Gemeinsam").unwrap();
     admin

@@ -1,0 +1,57 @@
+//! A bonnie attached to a real Cyrus and directory, as the back-fill and reconciliation tests
+//! run it: [`Cluster::for_cyrus`] with its broker, two workers and collector running, Cyrus
+//! notifying the exec dealer or nobody at all (a Cyrus bonnie is not attached to yet).
+
+use crate::{
+    cluster::Cluster,
+    cyrus::{Cyrus, Notify},
+    ldap::Slapd,
+    paths,
+    process::ChildGuard,
+};
+
+/// Where Cyrus's notifications go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notifications {
+    /// To the exec dealer, archived live.
+    Exec,
+    /// Nowhere: bonnie hears nothing of what happens in Cyrus.
+    Off,
+}
+
+/// The running lab. Its processes stop before its folders go.
+pub struct Attached {
+    _processes: Vec<ChildGuard>,
+    /// bonnie's side.
+    pub cluster: Cluster,
+    /// Cyrus, started.
+    pub cyrus: Cyrus,
+    _ldap: Slapd,
+}
+
+impl Attached {
+    /// Starts the directory, bonnie (broker, workers `worker-1` and `worker-2`, collector) and
+    /// Cyrus with `notifications`.
+    pub fn start(notifications: Notifications) -> Self {
+        let ldap = Slapd::start();
+        let mut cyrus = Cyrus::new();
+        let cluster = Cluster::for_cyrus(&cyrus, &ldap, &[]);
+        let mut processes = vec![cluster.start_broker()];
+        processes.extend(cluster.start_workers(&["worker-1", "worker-2"]));
+        let (dealer, config) = (paths::bin("bonnie-dealer"), cluster.config());
+        cyrus.start(match notifications {
+            Notifications::Exec => Notify::Exec {
+                dealer: &dealer,
+                config: &config,
+            },
+            Notifications::Off => Notify::Off,
+        });
+        processes.push(cluster.start_collector("collector"));
+        Self {
+            _processes: processes,
+            cluster,
+            cyrus,
+            _ldap: ldap,
+        }
+    }
+}
