@@ -261,7 +261,8 @@ pub struct Observer<'a> {
 }
 
 impl Observer<'_> {
-    fn marker(&self, extra: Value) -> Value {
+    /// The `vnd.bonnie.backfill` marker: when observed, by which run, and `extra`'s fields.
+    pub fn marker(&self, extra: Value) -> Value {
         let mut marker = json!({ "observed_ms": now_ms(), "run": self.run });
         if let (Some(marker), Value::Object(extra)) = (marker.as_object_mut(), extra) {
             marker.extend(extra);
@@ -913,7 +914,7 @@ pub fn run(
 }
 
 /// The run's counts, as text or JSON.
-pub fn print_report(state: &RunState, took: Duration, json: bool) {
+fn print_report(state: &RunState, took: Duration, json: bool) {
     let seconds = took.as_secs_f64().max(0.001);
     if json {
         let mut value = serde_json::to_value(state).unwrap_or_default();

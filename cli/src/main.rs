@@ -1,7 +1,8 @@
 //! `bonnie`: the administrator's command line. It asks the broker, over its admin socket, for
 //! its status and its FAILED jobs, and returns FAILED jobs to the queue; it manages the API's
 //! clients and the CURVE keys that let peers in; it checks the configuration file as the daemons
-//! would use it (`config check`); every command that reads or changes the archive is audited in
+//! would use it (`config check`); it archives what Cyrus holds and the archive lacks
+//! (`backfill`, `reconcile`); every command that reads or changes the archive is audited in
 //! the verifiable log with the OS user who ran it (`audit`).
 #![forbid(unsafe_code)]
 

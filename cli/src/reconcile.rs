@@ -223,13 +223,11 @@ pub fn run(
             .collect();
         let server = config.dealer.host_name();
         let mut submitter = Submitter::connect(config, rate)?;
-        let marker = |how: Value| {
-            let mut m = json!({ "observed_ms": now_ms(), "run": state.run });
-            if let (Some(m), Value::Object(how)) = (m.as_object_mut(), how) {
-                m.extend(how);
-            }
-            m
+        let observer = backfill::Observer {
+            server: server.clone(),
+            run: &state.run,
         };
+        let marker = |how: Value| observer.marker(how);
         for (uniqueid, path) in &vanished {
             let mailbox = Mailbox::from_path(path);
             let mut deleted = json!({
