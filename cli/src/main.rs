@@ -2,7 +2,8 @@
 //! its status and its FAILED jobs, and returns FAILED jobs to the queue; it manages the API's
 //! clients and the CURVE keys that let peers in; it checks the configuration file as the daemons
 //! would use it (`config check`); it archives what Cyrus holds and the archive lacks
-//! (`backfill`, `reconcile`); every command that reads or changes the archive is audited in
+//! (`backfill`, `reconcile`) and runs archived records through handlers enabled later
+//! (`reprocess`); every command that reads or changes the archive is audited in
 //! the verifiable log with the OS user who ran it (`audit`).
 #![forbid(unsafe_code)]
 
@@ -14,6 +15,7 @@ mod dlp;
 mod keys;
 mod logins;
 mod reconcile;
+mod reprocess;
 mod retention;
 mod spool;
 mod trace;
@@ -188,6 +190,19 @@ enum Command {
         #[arg(long, value_name = "MSGS", default_value_t = 200.0)]
         rate: f64,
         /// Print the counts per kind of gap as one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the archive's records through a handler enabled after they were archived
+    /// (changelog: the messages' trails and the Kolab objects' revisions), writing nothing twice
+    Reprocess {
+        /// The handler: changelog
+        #[arg(long, value_name = "NAME")]
+        handler: String,
+        /// Only records since: an RFC 3339 instant, a date, or a span such as 24h
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Print the counts as one JSON object
         #[arg(long)]
         json: bool,
     },
@@ -428,6 +443,11 @@ fn run(args: &Args) -> anyhow::Result<()> {
             rate,
             json,
         } => reconcile::run(&config, &auditor, user.as_deref(), *all, *rate, *json)?,
+        Command::Reprocess {
+            handler,
+            since,
+            json,
+        } => reprocess::run(&config, &auditor, handler, since.as_deref(), *json)?,
         Command::Status { json } => {
             let mut status = broker.ask(&AdminRequest::Status)?;
             if let (Some(run), Some(fields)) = (backfill::status(&config), status.as_object_mut()) {

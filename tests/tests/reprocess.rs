@@ -1,0 +1,97 @@
+//! `bonnie reprocess --handler changelog` on an archive made without the changelog: the
+//! messages' trails and the Kolab event's revision appear as the handler would have written
+//! them, from what the archive kept; a second run writes nothing more.
+
+use bonnie_imap::quote;
+use bonnie_tests::{
+    attached::{Attached, Notifications},
+    cluster::Cluster,
+    cyrus::ADMIN,
+    kolab, process,
+};
+use serde_json::Value;
+
+const JOHN: &str = "john.doe@example.org";
+const EVENT_UID: &str = "7C1E5D2A-REPROCESS";
+
+fn count(cluster: &Cluster, collection: &str) -> usize {
+    cluster.archived_bodies(collection).len()
+}
+
+fn reprocess(cluster: &Cluster) -> Value {
+    let output = cluster.bonnie(&["reprocess", "--handler", "changelog", "--json"]);
+    assert!(output.status.success(), "{}", process::describe(&output));
+    serde_json::from_slice(&output.stdout).expect("reprocess --json prints JSON")
+}
+
+#[test]
+fn the_changelog_of_records_archived_before_it_was_enabled_is_made_once() {
+    let lab = Attached::start(Notifications::Exec);
+    let (cluster, cyrus) = (&lab.cluster, &lab.cyrus);
+    let mut admin = cyrus.login(ADMIN);
+    admin
+        .run(&format!("CREATE {}", quote(&format!("user/{JOHN}"))), &[])
+        .unwrap();
+    admin.logout().unwrap();
+    let mut john = cyrus.login(JOHN);
+    john.create("Calendar").unwrap();
+    john.run(
+        "SETMETADATA Calendar (/private/vendor/kolab/folder-type \"event.default\" /shared/vendor/kolab/folder-type \"event\")",
+        &[],
+    )
+    .unwrap();
+    let event = kolab::message(
+        "event",
+        EVENT_UID,
+        JOHN,
+        "Tue, 01 Dec 2026 10:00:00 +0000",
+        &kolab::event_xml(EVENT_UID, &[("summary", "<text>Planning</text>")]),
+    );
+    john.append("Calendar", &Default::default(), &event)
+        .unwrap();
+    john.append(
+        "INBOX",
+        &Default::default(),
+        b"From: jane@example.org\r\nSubject: hello\r\nMessage-ID: <hello@example.org>\r\n\r\nHi.\r\n",
+    )
+    .unwrap();
+    john.select("INBOX").unwrap();
+    john.run("UID STORE 1 +FLAGS (\\Flagged)", &[]).unwrap();
+    john.logout().unwrap();
+    cyrus.wait_until_archived(cluster);
+    assert_eq!(count(cluster, "message-history"), 0, "no changelog ran");
+    assert_eq!(count(cluster, "object-facts"), 0, "no changelog ran");
+
+    let first = reprocess(cluster);
+    let trail = cluster.archived_bodies("message-history");
+    let inbox: Vec<&String> = trail
+        .iter()
+        .filter(|b| b.contains(r#""folder":"user/john.doe@example.org""#))
+        .collect();
+    assert!(
+        inbox
+            .iter()
+            .any(|b| b.contains(r#""event":"MessageAppend""#))
+            && inbox.iter().any(|b| b.contains(r#""event":"FlagsSet""#)),
+        "{trail:#?}"
+    );
+    let facts = cluster.archived_bodies("object-facts");
+    assert!(
+        facts.iter().any(|b| b.contains(EVENT_UID)),
+        "the event's revision: {facts:#?}"
+    );
+    assert_eq!(
+        first["trail_entries"].as_u64(),
+        Some(trail.len() as u64),
+        "{first}"
+    );
+
+    let again = reprocess(cluster);
+    assert_eq!(again["records"], first["records"], "{again}");
+    assert_eq!(
+        count(cluster, "message-history"),
+        trail.len(),
+        "written once"
+    );
+    assert_eq!(count(cluster, "object-facts"), facts.len(), "written once");
+}
