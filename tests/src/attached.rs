@@ -55,3 +55,13 @@ impl Attached {
         }
     }
 }
+
+/// Makes `login`'s INBOX, as the admin.
+pub fn create_user(cyrus: &Cyrus, login: &str) {
+    let mut admin = cyrus.login(crate::cyrus::ADMIN);
+    let path = bonnie_imap::quote(&format!("user/{login}"));
+    admin
+        .run(&format!("CREATE {path}"), &[])
+        .unwrap_or_else(|e| panic!("CREATE {path}: {e}"));
+    admin.logout().expect("the admin logs out");
+}

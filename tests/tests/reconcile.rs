@@ -4,10 +4,9 @@
 //! heard of, fills them, each gap a record; a second reconciliation finds none. The same with
 //! the dealer daemon stopped for a while, on both storages.
 
-use bonnie_imap::quote;
 use bonnie_plugin_api::storage::RecordQuery;
 use bonnie_tests::{
-    attached::{Attached, Notifications},
+    attached::{Attached, Notifications, create_user},
     cluster::Cluster,
     cyrus::{ADMIN, Cyrus, Notify},
     ldap::Slapd,
@@ -34,15 +33,6 @@ fn big_mail() -> Vec<u8> {
     message
 }
 
-/// john's INBOX, made by the admin.
-fn create_john(cyrus: &Cyrus) {
-    let mut admin = cyrus.login(ADMIN);
-    admin
-        .run(&format!("CREATE {}", quote(&format!("user/{JOHN}"))), &[])
-        .unwrap();
-    admin.logout().unwrap();
-}
-
 fn reconcile(cluster: &Cluster) -> Value {
     let output = cluster.bonnie(&["reconcile", "--user", JOHN, "--json"]);
     assert!(output.status.success(), "{}", process::describe(&output));
@@ -55,7 +45,7 @@ fn reconcile_fills_exactly_the_dropped_notifications_gaps() {
     let (cluster, cyrus) = (&lab.cluster, &lab.cyrus);
 
     // Archived live.
-    create_john(cyrus);
+    create_user(cyrus, JOHN);
     let mut john = cyrus.login(JOHN);
     john.create("Alt").unwrap();
     for subject in ["live-1", "live-2"] {
@@ -200,7 +190,7 @@ fn reconcile_finds_what_cyrus_sent_while_the_dealer_daemon_was_down(storage: Sto
     cyrus.start(Notify::Daemon { socket: &socket });
     let _collector = cluster.start_collector("collector");
 
-    create_john(&cyrus);
+    create_user(&cyrus, JOHN);
     let mut john = cyrus.login(JOHN);
     john.append("INBOX", &Default::default(), &mail("before"))
         .unwrap();

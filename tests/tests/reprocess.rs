@@ -2,11 +2,9 @@
 //! messages' trails and the Kolab event's revision appear as the handler would have written
 //! them, from what the archive kept; a second run writes nothing more.
 
-use bonnie_imap::quote;
 use bonnie_tests::{
-    attached::{Attached, Notifications},
+    attached::{Attached, Notifications, create_user},
     cluster::Cluster,
-    cyrus::ADMIN,
     kolab, process,
 };
 use serde_json::Value;
@@ -28,11 +26,7 @@ fn reprocess(cluster: &Cluster) -> Value {
 fn the_changelog_of_records_archived_before_it_was_enabled_is_made_once() {
     let lab = Attached::start(Notifications::Exec);
     let (cluster, cyrus) = (&lab.cluster, &lab.cyrus);
-    let mut admin = cyrus.login(ADMIN);
-    admin
-        .run(&format!("CREATE {}", quote(&format!("user/{JOHN}"))), &[])
-        .unwrap();
-    admin.logout().unwrap();
+    create_user(cyrus, JOHN);
     let mut john = cyrus.login(JOHN);
     john.create("Calendar").unwrap();
     john.run(
