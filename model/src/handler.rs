@@ -8,8 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    collect, folders, message_places,
-    record::{self, Object},
+    collect, folders, message_places, record,
     sessions::{self, Logout},
     users,
 };
@@ -81,13 +80,9 @@ impl Handler for ArchiveHandler {
     }
 
     fn handle(&self, job: &Job) -> Result<HandlerOutcome, PluginError> {
-        let mut record: Object = match serde_json::from_str(job.notification.as_str()) {
-            Ok(Value::Object(object)) => object,
-            _ => {
-                return Ok(HandlerOutcome::rejected(
-                    "the notification is not a JSON object",
-                ));
-            }
+        let mut record = match record::from_notification(job.notification.as_str()) {
+            Ok(record) => record,
+            Err(rejected) => return Ok(rejected),
         };
         let event = record
             .get("event")

@@ -11,7 +11,7 @@ use bonnie_plugin_api::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::record::Object;
+use crate::record::{self, Object};
 
 /// The trail entries, indexed by [`MESSAGE_FIELD`].
 pub const HISTORY: &str = "message-history";
@@ -77,14 +77,10 @@ pub fn record(storage: &StorageClient, record: &Object, job: &str) -> Result<usi
     let Some(folder) = text("folder") else {
         return Ok(0);
     };
-    let uids = |field: &str| -> Vec<u64> {
-        record
-            .get(field)
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_u64).collect())
-            .unwrap_or_default()
-    };
-    let (new_uids, old_uids) = (uids("uids"), uids("old_uids"));
+    let (new_uids, old_uids) = (
+        record::uid_list(record, "uids"),
+        record::uid_list(record, "old_uids"),
+    );
     let old_folder = text("old_folder");
     let time_ms = text("@timestamp")
         .and_then(time::parse_rfc3339_ms)

@@ -301,6 +301,27 @@ fn acl_fields(n: &mut Object, event: &str) {
     }
 }
 
+/// A job's notification as the object handlers work on, or the outcome that rejects it (it is
+/// not a JSON object).
+pub fn from_notification(
+    notification: &str,
+) -> Result<Object, bonnie_plugin_api::handler::HandlerOutcome> {
+    match serde_json::from_str(notification) {
+        Ok(Value::Object(object)) => Ok(object),
+        _ => Err(bonnie_plugin_api::handler::HandlerOutcome::rejected(
+            "the notification is not a JSON object",
+        )),
+    }
+}
+
+/// The UIDs a record lists under `field` (`uids`, `old_uids`), none when it lists none.
+pub fn uid_list(n: &Object, field: &str) -> Vec<u64> {
+    n.get(field)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
 /// The record's event time in ms since the epoch.
 pub fn event_ms(n: &Object) -> Option<i64> {
     text(n, "@timestamp").and_then(time::parse_rfc3339_ms)

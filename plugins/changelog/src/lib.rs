@@ -12,7 +12,6 @@ use bonnie_model::{mail_history, objects, record};
 use bonnie_plugin_api::prelude::*;
 use bonnie_plugin_api::storage::StorageClient;
 use serde::Deserialize;
-use serde_json::Value;
 
 /// `[plugins.changelog]`.
 #[derive(Debug, Deserialize)]
@@ -62,13 +61,9 @@ impl Handler for Changelog {
 
     fn handle(&self, job: &Job) -> Result<HandlerOutcome, PluginError> {
         let notification = job.notification.as_str();
-        let mut record: record::Object = match serde_json::from_str(notification) {
-            Ok(Value::Object(object)) => object,
-            _ => {
-                return Ok(HandlerOutcome::rejected(
-                    "the notification is not a JSON object",
-                ));
-            }
+        let mut record = match record::from_notification(notification) {
+            Ok(record) => record,
+            Err(rejected) => return Ok(rejected),
         };
         // Normalizing is idempotent: an archive handler earlier in the chain may have done it.
         record::normalize(

@@ -282,14 +282,10 @@ fn archived_by_trail(
     let Some(old_folder) = record.get("old_folder").and_then(Value::as_str) else {
         return Ok(None);
     };
-    let uids = |field: &str| -> Vec<u64> {
-        record
-            .get(field)
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_u64).collect())
-            .unwrap_or_default()
-    };
-    let (new_uids, old_uids) = (uids("uids"), uids("old_uids"));
+    let (new_uids, old_uids) = (
+        record::uid_list(record, "uids"),
+        record::uid_list(record, "old_uids"),
+    );
     if new_uids.is_empty() || new_uids.len() != old_uids.len() {
         return Ok(None);
     }
@@ -349,13 +345,9 @@ impl Handler for Dlp {
 
     fn handle(&self, job: &Job) -> Result<HandlerOutcome, PluginError> {
         let notification = job.notification.as_str();
-        let mut record: record::Object = match serde_json::from_str(notification) {
-            Ok(Value::Object(object)) => object,
-            _ => {
-                return Ok(HandlerOutcome::rejected(
-                    "the notification is not a JSON object",
-                ));
-            }
+        let mut record = match record::from_notification(notification) {
+            Ok(record) => record,
+            Err(rejected) => return Ok(rejected),
         };
         if scan::event_kind(&record).is_none() {
             return Ok(HandlerOutcome::done(notification));

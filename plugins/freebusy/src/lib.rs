@@ -231,13 +231,9 @@ impl Handler for Freebusy {
 
     fn handle(&self, job: &Job) -> Result<HandlerOutcome, PluginError> {
         let notification = job.notification.as_str();
-        let mut record: record::Object = match serde_json::from_str(notification) {
-            Ok(Value::Object(object)) => object,
-            _ => {
-                return Ok(HandlerOutcome::rejected(
-                    "the notification is not a JSON object",
-                ));
-            }
+        let mut record = match record::from_notification(notification) {
+            Ok(record) => record,
+            Err(rejected) => return Ok(rejected),
         };
         // On a copy: the notification itself goes on as it came.
         record::normalize(&mut record, job.received_ms().unwrap_or_else(time::now_ms));
