@@ -416,8 +416,10 @@ fn scan_entry(
     let acl = scan::own_acl(record);
     let mut hits = Vec::new();
     if kind == EventKind::Acl {
+        let owner_groups = scan::owner_groups(storage, record)
+            .with_context(|| format!("cannot read the folder owner's groups of log entry {job}"))?;
         hits.extend(
-            scan::evaluate(rules, record, acl, None)
+            scan::evaluate(rules, record, acl, &owner_groups, None)
                 .into_iter()
                 .map(|h| (None, h)),
         );
@@ -426,7 +428,7 @@ fn scan_entry(
     {
         for message in &messages {
             hits.extend(
-                scan::evaluate(rules, record, acl, Some(message))
+                scan::evaluate(rules, record, acl, &[], Some(message))
                     .into_iter()
                     .map(|h| (message.uid, h)),
             );

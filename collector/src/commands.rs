@@ -319,7 +319,8 @@ fn acl(config: &CollectorConfig, n: &mut Map<String, Value>) -> Result<(), Failu
     Ok(())
 }
 
-/// GETUSERDATA: the acting user's directory entry (`null` when the directory has none).
+/// GETUSERDATA: the acting user's directory entry and the `cn`s of its static groups (`null`
+/// when the directory has none).
 fn user_data(config: &CollectorConfig, n: &mut Map<String, Value>) -> Result<(), Failure> {
     let login = n
         .get("user")
@@ -331,7 +332,7 @@ fn user_data(config: &CollectorConfig, n: &mut Map<String, Value>) -> Result<(),
         "user_data".to_string(),
         found.map_or(
             Value::Null,
-            |u| json!({ "dn": u.dn, "cn": u.cn, "id": u.id }),
+            |u| json!({ "dn": u.dn, "cn": u.cn, "id": u.id, "groups": u.groups }),
         ),
     );
     Ok(())

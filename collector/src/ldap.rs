@@ -1,9 +1,11 @@
 //! GETUSERDATA's directory search: bind (as configured), find the login by the configured
 //! filter, read its DN, `cn` and unique attribute (`nsuniqueid` on 389-ds, `entryUUID` on
-//! OpenLDAP). Any failure to reach, bind or search the directory is transient: a wrong
-//! password or base is a configuration error that retrying after the fix cures, and until then
-//! the job must end FAILED and visible, not stored as if the user were unknown.
+//! OpenLDAP), and the `cn`s of the static groups under `base` it is in, nested ones included.
+//! Any failure to reach, bind or search the directory is transient: a wrong password or base
+//! is a configuration error that retrying after the fix cures, and until then the job must end
+//! FAILED and visible, not stored as if the user were unknown.
 
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 use bonnie_core::config::LdapConfig;
@@ -20,7 +22,23 @@ pub struct User {
     pub cn: String,
     /// Its unique attribute: the user's id for good.
     pub id: String,
+    /// The `cn`s of the static groups it is in, directly or through nested groups; sorted.
+    pub groups: Vec<String>,
 }
+
+/// The object classes of a static group (RFC 4519) and the attribute holding its members'
+/// DNs: `groupOfNames` lists them in `member`, `groupOfUniqueNames` (Kolab's and 389-ds's
+/// groups) in `uniqueMember`.
+const GROUP_CLASSES: [(&str, &str); 2] = [
+    ("groupOfNames", "member"),
+    ("groupOfUniqueNames", "uniqueMember"),
+];
+
+/// At most this many groups of a user are read: a directory whose groups are without number
+/// (or a hostile one) must not hold GETUSERDATA for ever.
+const MAX_GROUPS: usize = 1000;
+/// Groups nested deeper than this below the user's own are not followed.
+const MAX_GROUP_DEPTH: usize = 10;
 
 /// The entry of `login`, if the directory has one.
 pub fn find_user(config: &LdapConfig, login: &str) -> Result<Option<User>, Failure> {
@@ -42,19 +60,14 @@ pub fn find_user(config: &LdapConfig, login: &str) -> Result<Option<User>, Failu
         .search(&config.base, Scope::Subtree, &filter, attributes)
         .and_then(|r| r.success())
         .map_err(|e| Failure::transient(format!("LDAP search {filter} failed: {e}")))?;
-    let _ = ldap.unbind();
     let Some(entry) = entries.into_iter().next() else {
+        let _ = ldap.unbind();
         return Ok(None);
     };
     let entry = SearchEntry::construct(entry);
-    // Servers spell attribute names their own way: look them up without regard to case.
-    let first = |name: &str| {
-        entry
-            .attrs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| v.first().cloned())
-    };
+    let groups = groups_of(&mut ldap, &config.base, &entry.dn)?;
+    let _ = ldap.unbind();
+    let first = |name: &str| first_value(&entry, name);
     let id = first(&config.unique_attribute).ok_or_else(|| {
         Failure::permanent(format!(
             "the entry {} has no {}",
@@ -65,7 +78,53 @@ pub fn find_user(config: &LdapConfig, login: &str) -> Result<Option<User>, Failu
         cn: first("cn").unwrap_or_default(),
         dn: entry.dn,
         id,
+        groups,
     }))
+}
+
+/// The `cn`s of the static groups under `base` that hold `dn` as a member, and of the groups
+/// holding those, each group once, at most [`MAX_GROUPS`] groups [`MAX_GROUP_DEPTH`] deep.
+/// Read from the groups' `member`/`uniqueMember` rather than the user's `memberOf`, which
+/// needs an overlay (OpenLDAP) or plugin (389-ds) a directory may not run.
+fn groups_of(ldap: &mut LdapConn, base: &str, dn: &str) -> Result<Vec<String>, Failure> {
+    let mut names = BTreeSet::new();
+    let mut seen = BTreeSet::from([dn.to_lowercase()]);
+    let mut pending = VecDeque::from([(dn.to_string(), 0)]);
+    while let Some((member, depth)) = pending.pop_front() {
+        if depth == MAX_GROUP_DEPTH {
+            continue;
+        }
+        let escaped = ldap_escape(&member);
+        let alternatives: String = GROUP_CLASSES
+            .iter()
+            .map(|(class, attribute)| format!("(&(objectClass={class})({attribute}={escaped}))"))
+            .collect();
+        let filter = format!("(|{alternatives})");
+        let (entries, _) = ldap
+            .search(base, Scope::Subtree, &filter, vec!["cn"])
+            .and_then(|r| r.success())
+            .map_err(|e| {
+                Failure::transient(format!("LDAP search of the groups of {member} failed: {e}"))
+            })?;
+        for group in entries.into_iter().map(SearchEntry::construct) {
+            if seen.len() > MAX_GROUPS || !seen.insert(group.dn.to_lowercase()) {
+                continue;
+            }
+            names.extend(first_value(&group, "cn"));
+            pending.push_back((group.dn, depth + 1));
+        }
+    }
+    Ok(names.into_iter().collect())
+}
+
+/// The first value of an attribute, its name without regard to case (servers spell names
+/// their own way).
+fn first_value(entry: &SearchEntry, name: &str) -> Option<String> {
+    entry
+        .attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.first().cloned())
 }
 
 #[cfg(test)]

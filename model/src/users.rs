@@ -65,7 +65,8 @@ pub fn resolved_id(storage: &StorageClient, login: &str) -> Result<Option<String
     Ok(None)
 }
 
-/// Stores what the collector found of a user (`user_data`: `dn`, `cn`, `id`); its id.
+/// Stores what the collector found of a user (`user_data`: `dn`, `cn`, `id`, `groups`, the
+/// `cn`s of its directory groups); its id.
 pub fn store_resolved(
     storage: &StorageClient,
     login: &str,
@@ -79,13 +80,16 @@ pub fn store_resolved(
     else {
         return Ok(None);
     };
-    let body = json!({
+    let mut body = json!({
         "user": login,
         "resolved": true,
         "dn": data.get("dn"),
         "cn": data.get("cn"),
         "unique_id": id,
     });
+    if let Some(groups) = data.get("groups") {
+        body["groups"] = json!(string_list(Some(groups)));
+    }
     storage.put(
         Record::new(USERS, id, &body)
             .at(now_ms)
@@ -93,6 +97,28 @@ pub fn store_resolved(
     )?;
     cache::forget_user_id(login);
     Ok(Some(id.to_string()))
+}
+
+/// The `cn`s of the directory groups of `login` as its resolved record keeps them; none when
+/// the collector has not resolved it (or the directory named none).
+pub fn groups(storage: &StorageClient, login: &str) -> Result<Vec<String>, PluginError> {
+    let Some(id) = resolved_id(storage, login)? else {
+        return Ok(Vec::new());
+    };
+    let Some(record) = storage.get(USERS, &id)? else {
+        return Ok(Vec::new());
+    };
+    Ok(string_list(record.json()?.get("groups")))
+}
+
+/// The strings of a JSON list; anything else in it (the job is hostile input) is left out.
+fn string_list(value: Option<&serde_json::Value>) -> Vec<String> {
+    value
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g.as_str().map(str::to_string))
+        .collect()
 }
 
 /// Sets the record's `user_id` for its acting `user` (none for an empty or special user).

@@ -23,6 +23,10 @@ pub struct Slapd {
 pub const SERVICE_DN: &str = "uid=kolab-service,ou=Special Users,dc=example,dc=org";
 /// The service account's password.
 pub const SERVICE_PASSWORD: &str = "service-secret";
+/// The directory's administrator (config.ldif's olcRootDN), who may add entries.
+const ROOT_DN: &str = "cn=admin,dc=example,dc=org";
+/// Its password.
+const ROOT_PASSWORD: &str = "secret";
 
 impl Slapd {
     /// Builds the directory and starts slapd in the foreground (killed on drop).
@@ -80,6 +84,21 @@ impl Slapd {
             _process: child,
             _dir: dir,
         }
+    }
+
+    /// Adds the entries of `ldif` to the running directory as its administrator (ldapadd).
+    pub fn add(&self, ldif: &str) {
+        let mut child = Command::new("ldapadd")
+            .args(["-x", "-H", &self.url, "-D", ROOT_DN, "-w", ROOT_PASSWORD])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ldapadd (is ldap-utils installed?)");
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), ldif.as_bytes()).unwrap();
+        drop(child.stdin.take());
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", process::describe(&output));
     }
 
     /// The entryUUID slapd gave a user (`uid=<uid>`), read with ldapsearch.

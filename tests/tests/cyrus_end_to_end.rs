@@ -20,6 +20,26 @@ const JOHN: &str = "john.doe@example.org";
 const JANE: &str = "jane.doe@example.org";
 
 /// A bonnie wired to this Cyrus and this directory, every archive handler asking the collector.
+/// Groups added to the harness's tree, which already has John and Jane in `Staff` (a
+/// groupOfUniqueNames): John is in `sales` (a groupOfNames), which is in `emea`, which is in
+/// `sales` again (a cycle the collector must follow once).
+const GROUPS: &str = "\
+dn: cn=sales,ou=Groups,dc=example,dc=org
+objectClass: groupOfNames
+cn: sales
+member: uid=john.doe,ou=People,dc=example,dc=org
+
+dn: cn=emea,ou=Groups,dc=example,dc=org
+objectClass: groupOfUniqueNames
+cn: emea
+uniqueMember: cn=sales,ou=Groups,dc=example,dc=org
+
+dn: cn=sales,ou=Groups,dc=example,dc=org
+changetype: modify
+add: member
+member: cn=emea,ou=Groups,dc=example,dc=org
+";
+
 fn cluster(cyrus: &Cyrus, ldap: &Slapd) -> Cluster {
     Cluster::for_cyrus(cyrus, ldap, &[])
 }
@@ -171,12 +191,17 @@ fn check_store(cluster: &Cluster, ldap: &Slapd, sent: &Sent) {
         "admin logins dropped"
     );
 
-    // Users come from LDAP: their id is the entryUUID, with dn and cn.
+    // Users come from LDAP: their id is the entryUUID, with dn, cn and their static groups,
+    // nested ones included.
     let john_id = ldap.entry_uuid("john.doe");
     let john = record_body(cluster, "users", &john_id);
     assert_eq!(john["dn"], "uid=john.doe,ou=People,dc=example,dc=org");
     assert_eq!(john["cn"], "John Doe");
     assert_eq!(john["resolved"], true);
+    assert_eq!(
+        john["groups"],
+        serde_json::json!(["Staff", "emea", "sales"])
+    );
     let johns = events
         .iter()
         .filter(|e| e["user"] == JOHN && e["event"] == "MessageAppend")
@@ -214,6 +239,7 @@ fn check_store(cluster: &Cluster, ldap: &Slapd, sent: &Sent) {
     );
     let jane = record_body(cluster, "users", &ldap.entry_uuid("jane.doe"));
     assert_eq!(jane["cn"], "Jane Doe");
+    assert_eq!(jane["groups"], serde_json::json!(["Staff"]));
 
     // The Calendar's metadata (folder type) and ACL, from the collector.
     let calendar_append = events
@@ -305,8 +331,18 @@ fn check_store(cluster: &Cluster, ldap: &Slapd, sent: &Sent) {
 
 fn run_end_to_end(daemon: bool) {
     let ldap = Slapd::start();
+    ldap.add(GROUPS);
     let mut cyrus = Cyrus::new();
     let cluster = cluster(&cyrus, &ldap);
+    // The collector looks for the groups under `base` too: the whole tree, not only People.
+    let config = std::fs::read_to_string(cluster.config()).expect("reading the configuration");
+    let people = "base = \"ou=People,dc=example,dc=org\"";
+    assert!(config.contains(people));
+    std::fs::write(
+        cluster.config(),
+        config.replace(people, "base = \"dc=example,dc=org\""),
+    )
+    .expect("writing the configuration");
     let _broker = cluster.start_broker();
     let _worker = cluster.start_worker("worker");
     let dealer = paths::bin("bonnie-dealer");

@@ -6,8 +6,6 @@
 //! SQLite only: the groups are resolved before any storage is read, so the storage's kind
 //! plays no part (tests/tests/retention.rs runs the rules on both).
 
-use std::process::Command;
-
 use bonnie_tests::{
     cluster::{Cluster, free_port},
     ldap::{SERVICE_DN, SERVICE_PASSWORD, Slapd},
@@ -33,11 +31,6 @@ cn: legal
 member: cn=partners,ou=Groups,dc=example,dc=org
 member: uid=kolab-service,ou=Special Users,dc=example,dc=org
 ";
-
-/// The directory's administrator (config.ldif's olcRootDN), who may add entries.
-const ROOT_DN: &str = "cn=admin,dc=example,dc=org";
-/// Its password.
-const ROOT_PASSWORD: &str = "secret";
 
 /// Sessions are kept a day, Staff's two days, legal's forever: the longest keep wins, so
 /// John's (Staff and legal) are kept, Jane's (Staff) and the admin's have expired (the
@@ -77,22 +70,6 @@ const ADMIN_SESSIONS: u64 = 6;
 const JANE_SESSIONS: u64 = 2;
 /// John's three logins, kept by legal (their logouts: one).
 const JOHN_LOGINS: usize = 3;
-
-/// Adds [`GROUPS`] to the running directory as its administrator.
-fn add_groups(slapd: &Slapd) {
-    let mut command = Command::new("ldapadd");
-    command.args(["-x", "-H", &slapd.url, "-D", ROOT_DN, "-w", ROOT_PASSWORD]);
-    let mut child = command
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("ldapadd (is ldap-utils installed?)");
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), GROUPS.as_bytes()).unwrap();
-    drop(child.stdin.take());
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{}", process::describe(&output));
-}
 
 /// The `[collector.ldap]` table of a directory at `url`, read as the service account.
 fn ldap_table(url: &str) -> String {
@@ -151,7 +128,7 @@ fn logins(cluster: &Cluster) -> Vec<(String, bool)> {
 #[test]
 fn group_rules_decide_by_directory_membership_and_an_unknown_group_stops_plan_and_purge() {
     let slapd = Slapd::start();
-    add_groups(&slapd);
+    slapd.add(GROUPS);
     let cluster = cluster(&slapd.url, RETENTION);
     let _archive = archive_scenario(&cluster, Storage::Sqlite, "retention-groups.test/bonnie");
     // Audit records need the broker.

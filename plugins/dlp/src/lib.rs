@@ -183,8 +183,9 @@ impl Dlp {
         let acl = self.folder_acl(record)?;
         let mut hits = Vec::new();
         if scan::event_kind(record) == Some(bonnie_dlp::EventKind::Acl) {
+            let owner_groups = scan::owner_groups(&self.storage, record)?;
             hits.extend(
-                scan::evaluate(&self.rules, record, acl.as_ref(), None)
+                scan::evaluate(&self.rules, record, acl.as_ref(), &owner_groups, None)
                     .into_iter()
                     .map(|h| (None, h)),
             );
@@ -195,7 +196,7 @@ impl Dlp {
                 Messages::Read(messages) => {
                     for message in &messages {
                         hits.extend(
-                            scan::evaluate(&self.rules, record, acl.as_ref(), Some(message))
+                            scan::evaluate(&self.rules, record, acl.as_ref(), &[], Some(message))
                                 .into_iter()
                                 .map(|h| (message.uid, h)),
                         );

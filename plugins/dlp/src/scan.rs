@@ -5,7 +5,8 @@
 //! record exactly as the handler did.
 
 use bonnie_dlp::{AclChange, EventKind, Folder, PartKind, RuleHit, RuleSet, ScanInput, ScanPart};
-use bonnie_model::record::Object;
+use bonnie_model::{record::Object, users};
+use bonnie_plugin_api::{PluginError, storage::StorageClient};
 use serde_json::Value;
 
 /// The value types of xCal and xCard: an element named so holds its parent property's value.
@@ -138,13 +139,26 @@ fn leaves(element: &bonnie_calendar::XmlElement, parent: &str, out: &mut Vec<(St
     }
 }
 
+/// The directory groups of the record's folder owner (`folder_owner`), as the owner's users
+/// record keeps them (bare `cn`s, as the engine compares a `group:<name>` ACL identifier
+/// without its prefix); none for a folder without an owner or an owner the collector has
+/// not resolved.
+pub fn owner_groups(storage: &StorageClient, record: &Object) -> Result<Vec<String>, PluginError> {
+    match record.get("folder_owner").and_then(Value::as_str) {
+        Some(owner) => users::groups(storage, owner),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// Evaluates `rules` on a record's event: on `message` for message events, on the ACL change
 /// for an AclChange. `folder_acl` is the folder's ACL as far as it is known (the record's
-/// own, else the folder's current state).
+/// own, else the folder's current state); `owner_groups` are the folder owner's directory
+/// groups ([`owner_groups`]), a group ACL for one of which is no sharing beyond the owner's.
 pub fn evaluate(
     rules: &RuleSet,
     record: &Object,
     folder_acl: Option<&Object>,
+    owner_groups: &[String],
     message: Option<&MessageText>,
 ) -> Vec<RuleHit> {
     let Some(kind) = event_kind(record) else {
@@ -172,9 +186,7 @@ pub fn evaluate(
         input.acl = Some(AclChange {
             identifier,
             rights: text("acl_rights").unwrap_or_default(),
-            // The directory's groups are not kept with the users: every group counts as
-            // beyond the owner's own.
-            owner_groups: Vec::new(),
+            owner_groups: owner_groups.iter().map(String::as_str).collect(),
         });
     }
     if let Some(message) = message {

@@ -212,6 +212,38 @@ fn a_folder_made_readable_by_anyone_is_the_acl_rules_incident() {
 }
 
 #[test]
+fn a_folder_shared_with_its_owners_own_group_is_no_incident_and_with_another_group_is_one() {
+    let lab = lab(json!({}), None);
+    // The owner as GETUSERDATA resolved them: in `sales` (and, nested, `staff`).
+    let user_data = json!({ "dn": "uid=john.doe,ou=people,dc=example,dc=org", "cn": "John Doe",
+        "id": "5f1c2a", "groups": ["sales", "staff"] });
+    bonnie_model::users::store_resolved(&lab.storage, JOHN, user_data.as_object().unwrap(), 0)
+        .unwrap();
+    let shared_with = |group: &str| {
+        json!({
+            "event": "AclChange",
+            "timestamp": "2026-12-01T08:15:01.000Z",
+            "uri": "imap://cyrus.example.org/user/john.doe/Projekte%40example.org;UIDVALIDITY=7",
+            "user": JOHN,
+            "aclSubject": format!("group:{group}"),
+            "aclRights": "lrs",
+            "vnd.cmu.mailboxACL": format!("{JOHN}\tlrswipkxtecdan\tgroup:{group}\tlrs\t"),
+        })
+    };
+    let own = lab.done("job-1", &shared_with("staff"));
+    assert_eq!(own["dlp"]["incidents"], json!([]), "{own}");
+    let other = lab.done("job-2", &shared_with("finance"));
+    assert_eq!(
+        other["dlp"]["incidents"][0]["rule"], "folder-readable-by-a-group",
+        "{other}"
+    );
+    assert_eq!(
+        other["dlp"]["incidents"][0]["acl"]["identifier"],
+        "group:finance"
+    );
+}
+
+#[test]
 fn a_kolab_event_with_an_iban_in_its_description_is_an_incident_of_the_field() {
     let lab = lab(json!({}), None);
     let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><icalendar xmlns=\"urn:ietf:params:xml:ns:icalendar-2.0\"><vcalendar><components><vevent><properties>\
