@@ -93,13 +93,13 @@ fn a_backfill_archives_every_folder_and_message_once_and_resumes() {
     let messages = fill(cyrus);
 
     // Stopped after 3 messages, then continued.
-    let first = backfill(&cluster, &["--user", JOHN, "--user", JANE, "--limit", "3"]);
+    let first = backfill(cluster, &["--user", JOHN, "--user", JANE, "--limit", "3"]);
     assert_eq!(first["complete"], false, "{first}");
     assert_eq!(first["submitted"], 3, "{first}");
     let status = cluster.status();
     assert_eq!(status["backfill"]["running"], false, "{status}");
     assert!(status["backfill"]["finished_ms"].is_null(), "{status}");
-    let second = backfill(&cluster, &["--user", JOHN, "--user", JANE]);
+    let second = backfill(cluster, &["--user", JOHN, "--user", JANE]);
     assert_eq!(second["complete"], true, "{second}");
     assert_eq!(second["run"], first["run"], "the same run continued");
     assert_eq!(second["submitted"], messages.len() as u64, "{second}");
@@ -157,11 +157,11 @@ fn a_backfill_archives_every_folder_and_message_once_and_resumes() {
     assert_eq!(calendar["folder_type"], "event", "{calendar}");
 
     // Nothing more to do: neither the same selection nor --all adds anything.
-    let again = backfill(&cluster, &["--user", JOHN, "--user", JANE]);
+    let again = backfill(cluster, &["--user", JOHN, "--user", JANE]);
     assert_eq!(again["submitted"], 0, "{again}");
     assert_eq!(again["folders_submitted"], 0, "{again}");
     assert_eq!(again["skipped"], messages.len() as u64, "{again}");
-    let all = backfill(&cluster, &["--all"]);
+    let all = backfill(cluster, &["--all"]);
     assert_eq!(all["submitted"], 0, "{all}");
     cluster.wait_until_drained();
     assert_eq!(cluster.log_records().len(), records.len());
@@ -215,7 +215,7 @@ fn a_backfill_killed_midway_continues_without_duplicates() {
         &mut cluster.command("bonnie", &["backfill", "--all", "--rate", "2", "--json"]),
     );
     process::wait_until("the back-fill to submit a message", || {
-        state_files(&cluster).iter().any(|path| {
+        state_files(cluster).iter().any(|path| {
             std::fs::read(path)
                 .ok()
                 .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
@@ -225,7 +225,7 @@ fn a_backfill_killed_midway_continues_without_duplicates() {
     run.signal("KILL");
     let killed = run.wait();
     assert!(!killed.status.success(), "killed before the end");
-    let files = state_files(&cluster);
+    let files = state_files(cluster);
     assert_eq!(files.len(), 1, "{files:?}");
     let state: Value = serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
     assert!(state["finished_ms"].is_null(), "{state}");
@@ -238,7 +238,7 @@ fn a_backfill_killed_midway_continues_without_duplicates() {
         "{text}"
     );
 
-    let resumed = backfill(&cluster, &["--all"]);
+    let resumed = backfill(cluster, &["--all"]);
     assert_eq!(resumed["complete"], true, "{resumed}");
     assert_eq!(resumed["run"], state["run"], "the killed run continued");
     cluster.wait_until_drained();
@@ -282,20 +282,20 @@ fn a_backfill_takes_only_the_folders_and_dates_asked_for() {
         .unwrap()
         .date()
         .to_string();
-    let none = backfill(&cluster, &["--all", "--since", &tomorrow]);
+    let none = backfill(cluster, &["--all", "--since", &tomorrow]);
     assert_eq!(
         (none["messages"].as_u64(), none["submitted"].as_u64()),
         (Some(0), Some(0)),
         "{none}"
     );
     // `%` stops at the hierarchy separator, `*` does not.
-    let top = backfill(&cluster, &["--user", JOHN, "--folder", "Arch%"]);
+    let top = backfill(cluster, &["--user", JOHN, "--folder", "Arch%"]);
     assert_eq!(top["folders"], 1, "Archive alone: {top}");
     assert_eq!(top["submitted"], 0, "{top}");
-    let nested = backfill(&cluster, &["--user", JOHN, "--folder", "Arch*"]);
+    let nested = backfill(cluster, &["--user", JOHN, "--folder", "Arch*"]);
     assert_eq!(nested["folders"], 2, "{nested}");
     assert_eq!(nested["submitted"], 1, "{nested}");
-    let drafts = backfill(&cluster, &["--user", JANE, "--folder", "Черн*"]);
+    let drafts = backfill(cluster, &["--user", JANE, "--folder", "Черн*"]);
     assert_eq!(drafts["submitted"], 1, "{drafts}");
     // A shared folder the admin may not read is named, and the rest goes on.
     let mut admin = cyrus.login(ADMIN);
@@ -305,7 +305,7 @@ fn a_backfill_takes_only_the_folders_and_dates_asked_for() {
     admin.logout().unwrap();
     // The rest, once (the two archived by now are known).
     cluster.wait_until_drained();
-    let all = backfill(&cluster, &["--all"]);
+    let all = backfill(cluster, &["--all"]);
     let refused = all["refused"].to_string();
     assert!(refused.contains("Vertraulich"), "{all}");
     assert_eq!(all["submitted"], messages.len() as u64 - 2, "{all}");
@@ -332,7 +332,7 @@ fn an_archive_from_before_message_places_is_recognized_from_its_log() {
     let lab = Attached::start(Notifications::Exec);
     let (cluster, cyrus) = (&lab.cluster, &lab.cyrus);
     let messages = fill(cyrus);
-    cyrus.wait_until_archived(&cluster);
+    cyrus.wait_until_archived(cluster);
     // Appends and folders: the back-fill's own IMAP sessions are logged too (Login, Logout).
     let archived = |cluster: &Cluster| {
         cluster
@@ -341,7 +341,7 @@ fn an_archive_from_before_message_places_is_recognized_from_its_log() {
             .filter(|r| r["event"] == "MessageAppend" || r["event"] == "MailboxCreate")
             .count()
     };
-    let live = archived(&cluster);
+    let live = archived(cluster);
     let logins = |cluster: &Cluster, user: &str| {
         cluster
             .log_records()
@@ -349,7 +349,7 @@ fn an_archive_from_before_message_places_is_recognized_from_its_log() {
             .filter(|r| r["event"] == "Login" && r["user"] == user)
             .count()
     };
-    let logins_before = [logins(&cluster, JOHN), logins(&cluster, JANE)];
+    let logins_before = [logins(cluster, JOHN), logins(cluster, JANE)];
     // As an archive kept before the handlers recorded where messages are.
     let archive = cluster.archive();
     for sql in [
@@ -360,7 +360,7 @@ fn an_archive_from_before_message_places_is_recognized_from_its_log() {
     }
     drop(archive);
 
-    let run = backfill(&cluster, &["--user", JOHN, "--user", JANE]);
+    let run = backfill(cluster, &["--user", JOHN, "--user", JANE]);
     assert_eq!(run["submitted"], 0, "{run}");
     assert_eq!(run["skipped"], messages.len() as u64, "{run}");
     assert_eq!(run["folders_submitted"], 0, "{run}");
@@ -378,11 +378,11 @@ fn an_archive_from_before_message_places_is_recognized_from_its_log() {
         messages.len() as i64,
         "recorded from the log (the harness's probes aside)"
     );
-    cyrus.wait_until_archived(&cluster);
-    assert_eq!(archived(&cluster), live, "nothing archived twice");
+    cyrus.wait_until_archived(cluster);
+    assert_eq!(archived(cluster), live, "nothing archived twice");
     // The run read each user's folders in one IMAP session as that user.
     assert_eq!(
-        [logins(&cluster, JOHN), logins(&cluster, JANE)],
+        [logins(cluster, JOHN), logins(cluster, JANE)],
         [logins_before[0] + 1, logins_before[1] + 1]
     );
 }

@@ -57,7 +57,7 @@ fn reconcile_fills_exactly_the_dropped_notifications_gaps() {
     john.append("INBOX", &Default::default(), &big_mail())
         .unwrap();
     john.logout().unwrap();
-    cyrus.wait_until_archived(&cluster);
+    cyrus.wait_until_archived(cluster);
     let big = bonnie_core::payload::digest(&big_mail());
     assert!(
         cluster
@@ -92,10 +92,10 @@ drop_events = ["MailboxModseq"]"#
     john.delete("Alt").unwrap();
     john.logout().unwrap();
     // The probe is the admin's: its notification arrives after those dropped.
-    cyrus.wait_until_archived(&cluster);
+    cyrus.wait_until_archived(cluster);
     let before = cluster.log_records().len();
 
-    let found = reconcile(&cluster);
+    let found = reconcile(cluster);
     assert_eq!(found["missing_messages"], 4, "{found}");
     assert_eq!(found["flag_changes"], 1, "{found}");
     assert_eq!(found["unknown_folders"], 1, "{found}");
@@ -140,7 +140,7 @@ drop_events = ["MailboxModseq"]"#
         "{new:#?}"
     );
 
-    let again = reconcile(&cluster);
+    let again = reconcile(cluster);
     for kind in [
         "missing_messages",
         "unknown_folders",
@@ -246,7 +246,7 @@ fn a_folder_the_admin_may_no_longer_read_has_not_vanished() {
     admin.run("DELETEACL Gemeinsam cyrus", &[]).unwrap();
     admin.run("DELETEACL Gemeinsam anyone", &[]).unwrap();
     admin.logout().unwrap();
-    cyrus.wait_until_archived(&cluster);
+    cyrus.wait_until_archived(cluster);
     assert!(
         cluster
             .archived_bodies("folders-current")
