@@ -380,3 +380,14 @@ impl Drop for Cyrus {
         self.stop_master();
     }
 }
+
+/// The flags of message `uid` of `folder` as the connection's user sees them; `None` when the
+/// folder does not hold it.
+pub fn uid_flags(imap: &mut Connection, folder: &str, uid: u32) -> Option<Vec<String>> {
+    imap.examine(folder).expect("examining the folder");
+    imap.uid_fetch(&uid.to_string(), "(UID FLAGS)", None)
+        .expect("fetching flags")
+        .into_iter()
+        .find(|f| f.uid == Some(uid))
+        .map(|f| f.flags)
+}

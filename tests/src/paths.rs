@@ -102,3 +102,14 @@ pub fn cyrus_events() -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// A folder path as Cyrus writes it in its IMAP URLs: every byte but `/` percent-encoded
+/// (`/Черновики` is `/%D0%A7...`).
+pub fn url_encoded(path: &str) -> String {
+    path.bytes()
+        .map(|b| match b {
+            b'/' => "/".to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -7,7 +7,7 @@
 //! transient (the job is postponed and done once it is back); a server without MOVE gets
 //! COPY, `\Deleted` and UID EXPUNGE of the one message.
 
-use bonnie_imap::{AppendOptions, Connection, StoreMode};
+use bonnie_imap::{AppendOptions, StoreMode};
 use bonnie_tests::{
     cluster::Cluster,
     cyrus::{ADMIN, Cyrus, Notify},
@@ -122,16 +122,7 @@ impl Lab {
     }
 }
 
-/// The flags of message `uid` of `folder` as `user` (or the admin) sees them; `None` when the
-/// folder does not hold it.
-fn flags(imap: &mut Connection, folder: &str, uid: u32) -> Option<Vec<String>> {
-    imap.examine(folder).expect("examining the folder");
-    imap.uid_fetch(&uid.to_string(), "(UID FLAGS)", None)
-        .expect("fetching flags")
-        .into_iter()
-        .find(|f| f.uid == Some(uid))
-        .map(|f| f.flags)
-}
+use bonnie_tests::cyrus::uid_flags as flags;
 
 fn results(record: &Value) -> &Vec<Value> {
     record["dlp_imap_results"]

@@ -143,15 +143,7 @@ fn kolab_event() -> Vec<u8> {
     kolab::message("event", uid, JOHN, "Tue, 01 Dec 2026 09:00:00 +0000", &xml)
 }
 
-/// The flags of message `uid` in `folder`, or `None` when the folder does not hold it.
-fn flags(imap: &mut Connection, folder: &str, uid: u32) -> Option<Vec<String>> {
-    imap.examine(folder).expect("examining the folder");
-    imap.uid_fetch(&uid.to_string(), "(UID FLAGS)", None)
-        .expect("fetching flags")
-        .into_iter()
-        .find(|f| f.uid == Some(uid))
-        .map(|f| f.flags)
-}
+use bonnie_tests::cyrus::uid_flags as flags;
 
 /// The log records of `event` whose subject is `subject`.
 fn logged<'a>(records: &'a [Value], subject: &str) -> Vec<&'a Value> {

@@ -42,13 +42,7 @@ fn a_purged_jobs_incidents_go_with_it(storage: Storage) {
     )
     .unwrap();
     let _archive = cluster.use_storage(storage);
-    let drafts: String = "/Черновики"
-        .bytes()
-        .map(|b| match b {
-            b'/' => "/".to_string(),
-            b => format!("%{b:02X}"),
-        })
-        .collect();
+    let drafts = bonnie_tests::paths::url_encoded("/Черновики");
     let append = |folder: &str, uid: u64, body: &str| {
         let message = format!("From: anna@example.org\r\nSubject: s{uid}\r\n\r\n{body}\r\n");
         json!({

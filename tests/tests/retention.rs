@@ -439,13 +439,7 @@ fn a_payload_another_kept_entry_names_survives_the_purge(storage: Storage) {
          [retention]\n[[retention.rule]]\nname = \"drafts\"\nfolders = [\"Черновики\"]\nkeep = \"1d\"\n",
     );
     let _archive = cluster.use_storage(storage);
-    let drafts: String = "/Черновики"
-        .bytes()
-        .map(|b| match b {
-            b'/' => "/".to_string(),
-            b => format!("%{b:02X}"),
-        })
-        .collect();
+    let drafts = bonnie_tests::paths::url_encoded("/Черновики");
     let shared = b"From: a@example.org\r\nSubject: shared\r\n\r\nKept in the INBOX.\r\n".as_slice();
     let alone = b"From: a@example.org\r\nSubject: alone\r\n\r\nOnly a draft.\r\n".as_slice();
     let append = |folder: &str, uid: u64, message: &[u8]| {
