@@ -15,6 +15,7 @@ pub mod frozen;
 pub mod handler;
 pub mod host;
 pub mod input;
+pub mod items;
 pub mod output;
 pub mod plugin;
 pub mod storage;

@@ -125,6 +125,12 @@ pub struct RecordQuery {
     /// error. (since 1.1)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_prefix: Option<String>,
+    /// Only the item documents (collection [`crate::items::ITEMS`]) this e-discovery query
+    /// matches, in `date_ms` order then digest (newest first with `descending`), `limit` and
+    /// `all` as for any query; the records are keyed by payload digest. A storage built before
+    /// it cannot read the field and answers with an error, never with every item. (since 1.2)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<crate::items::ItemQuery>,
 }
 
 /// The records a query returns when it sets neither `limit` nor `all`.
