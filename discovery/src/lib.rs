@@ -1,0 +1,20 @@
+//! e-Discovery over bonnie's archive.
+//!
+//! - [`query`]: the query language (Gmail and Vault style, with piler's extras), parsed once
+//!   into a [`query::Query`] tree; errors say where and what.
+//! - [`relax`]: the part of a tree a storage answers ([`bonnie_plugin_api::items::ItemQuery`]),
+//!   a superset of the items the whole tree matches.
+//! - [`evaluate`]: the tree's meaning on one item, the reference both storages are held to.
+//! - [`item`]: an item (one archived message or groupware object revision) with every place it
+//!   lived, its flag history and its deletion.
+//! - [`state`]: an item's places and flags read from the archive's log and trails.
+//! - [`search`]: a search over a storage: its candidates, then the exact answer.
+
+#![forbid(unsafe_code)]
+
+pub mod evaluate;
+pub mod item;
+pub mod query;
+pub mod relax;
+pub mod search;
+pub mod state;

@@ -1,0 +1,3 @@
+//! e-Discovery exports (being written).
+
+#![forbid(unsafe_code)]
