@@ -14,9 +14,13 @@ pub struct Place {
     /// The custodian: the folder's owner (the user of `user/<name>/...`; for a shared folder,
     /// its path's first segment).
     pub user: String,
-    /// The folder's full Cyrus path, as the event that put the message there named it.
+    /// The folder's full Cyrus path, as the event that put the message there named it
+    /// (`user/john.doe/Sent@example.org`).
     pub folder: String,
-    /// Every later name of the folder while the message was there (renames), oldest first.
+    /// The folder's name as its owner sees it (`INBOX`, `Sent`, `Работа/Проекты`).
+    pub name: String,
+    /// Every later name (as its owner sees it) of the folder while the message was there
+    /// (renames), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub renamed_to: Vec<String>,
     /// The folder's uniqueid, when the event gave it.
@@ -54,9 +58,9 @@ impl Place {
         }
     }
 
-    /// Every name the folder had while the message was there.
+    /// Every name (as its owner sees it) the folder had while the message was there.
     pub fn folder_names(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.folder.as_str()).chain(self.renamed_to.iter().map(String::as_str))
+        std::iter::once(self.name.as_str()).chain(self.renamed_to.iter().map(String::as_str))
     }
 }
 
