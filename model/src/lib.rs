@@ -9,6 +9,7 @@ pub mod dlp_incidents;
 pub mod folder_view;
 pub mod folders;
 pub mod handler;
+pub mod items;
 pub mod log_pages;
 pub mod mail_history;
 pub mod message_places;
