@@ -4,8 +4,10 @@
 //! record placed is missing; both are back-filled. A folder the views hold as not deleted that
 //! Cyrus no longer lists vanished without a delete event: a MailboxDelete-like record says so.
 //! A folder whose HIGHESTMODSEQ is past the highest modseq the archive saw of it is asked, with
-//! CONDSTORE, which messages changed since: those the archive holds had flag changes it never
-//! heard of, recorded with their flags now.
+//! CONDSTORE, which messages changed since: of those the archive holds, the flags Cyrus has now
+//! are compared with the flags the message's trail gives (its arrival's, then every change the
+//! archive heard of), and the difference is filled as FlagsSet and FlagsClear records of the
+//! message, so its trail (and a restore as of any later moment) has the flags Cyrus has.
 //! Each gap is also a record of its own (`vnd.bonnie.ReconcileGap`: what was missing and how it
 //! was found), and `--json` counts them per kind.
 
@@ -19,7 +21,7 @@ use bonnie_core::{
     time::{format_rfc3339_ms, now_ms},
 };
 use bonnie_imap::Pool;
-use bonnie_model::{folder_view, folders, message_places, record::BACKFILL_MARKER};
+use bonnie_model::{folder_view, folders, mail_history, message_places, record::BACKFILL_MARKER};
 use bonnie_plugin_api::storage::{RecordQuery, StorageClient};
 use serde_json::{Value, json};
 
@@ -31,8 +33,100 @@ struct Gap {
     folder: Folder,
     uid: Option<u32>,
     found_by: String,
-    /// For a flag change: the flags now and the message's modseq.
-    flags: Option<(Vec<String>, Option<u64>)>,
+    /// For a flag change: what changed.
+    flags: Option<FlagDifference>,
+}
+
+/// The flags of a message the archive never heard change.
+struct FlagDifference {
+    /// The flags Cyrus has now.
+    now: Vec<String>,
+    /// Those the archive's trail lacks.
+    set: Vec<String>,
+    /// Those the archive's trail has and Cyrus no longer.
+    cleared: Vec<String>,
+    /// The message's modseq.
+    modseq: Option<u64>,
+}
+
+/// A flag as compared: system flags (`\Seen`) are case-insensitive, keywords are not.
+fn flag_identity(flag: &str) -> String {
+    if flag.starts_with('\\') {
+        flag.to_ascii_lowercase()
+    } else {
+        flag.to_string()
+    }
+}
+
+/// The flags the archive holds for the message now at `folder`/`uid`: those its trail's
+/// arrival gave, then each change it recorded.
+fn archived_flags(storage: &StorageClient, folder: &str, uid: u64) -> anyhow::Result<Vec<String>> {
+    let trail = mail_history::trail(storage, folder, uid)
+        .map_err(|e| anyhow::anyhow!("the trail of UID {uid} in {folder}: {e}"))?;
+    let mut flags: Vec<String> = Vec::new();
+    for entry in trail {
+        let (add, names): (bool, Vec<String>) = match entry.event.as_str() {
+            "FlagsSet" => (true, entry.flags),
+            "FlagsClear" => (false, entry.flags),
+            "MessageRead" => (true, vec!["\\Seen".to_string()]),
+            "MessageTrash" => (true, vec!["\\Deleted".to_string()]),
+            // An arrival names the message's flags then; a copy or move that names none keeps
+            // those it had.
+            event if message_places::PLACING_EVENTS.contains(&event) => {
+                if !entry.flags.is_empty() {
+                    flags = entry.flags;
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        for name in names {
+            let id = flag_identity(&name);
+            flags.retain(|f| flag_identity(f) != id);
+            if add {
+                flags.push(name);
+            }
+        }
+    }
+    Ok(flags)
+}
+
+/// What differs between the flags Cyrus has (`now`) and those the archive holds; `None` when
+/// nothing does. `\Recent` is Cyrus's session state, never archived, and left out.
+fn flag_difference(
+    now: &[String],
+    archived: &[String],
+    modseq: Option<u64>,
+) -> Option<FlagDifference> {
+    let kept = |flags: &[String]| -> Vec<String> {
+        flags
+            .iter()
+            .filter(|f| flag_identity(f) != "\\recent")
+            .cloned()
+            .collect()
+    };
+    let (now, archived) = (kept(now), kept(archived));
+    let lacks = |within: &[String], flag: &String| {
+        !within
+            .iter()
+            .any(|f| flag_identity(f) == flag_identity(flag))
+    };
+    let set: Vec<String> = now
+        .iter()
+        .filter(|f| lacks(&archived, f))
+        .cloned()
+        .collect();
+    let cleared: Vec<String> = archived
+        .iter()
+        .filter(|f| lacks(&now, f))
+        .cloned()
+        .collect();
+    (!set.is_empty() || !cleared.is_empty()).then_some(FlagDifference {
+        now,
+        set,
+        cleared,
+        modseq,
+    })
 }
 
 /// Collects the gaps the walk finds; each back-filled record says it filled one.
@@ -174,6 +268,10 @@ fn flag_changes(
         if was_missing || !held {
             continue;
         }
+        let archived = archived_flags(storage, &folder.mailbox.path, u64::from(uid))?;
+        let Some(difference) = flag_difference(&message.flags, &archived, message.modseq) else {
+            continue;
+        };
         changed.push(Gap {
             kind: "flags_changed",
             folder: folder.clone(),
@@ -181,10 +279,42 @@ fn flag_changes(
             found_by: format!(
                 "UID FETCH 1:* (FLAGS) (CHANGEDSINCE {seen}): the archive saw modseq {seen}, Cyrus is at {highest}"
             ),
-            flags: Some((message.flags, message.modseq)),
+            flags: Some(difference),
         });
     }
     Ok(changed)
+}
+
+/// A FlagsSet- or FlagsClear-like record of flags of message `uid` the archive never heard
+/// change, as Cyrus would have sent it; the time is when it was observed.
+fn flags_notification(
+    server: &str,
+    folder: &Folder,
+    uid: u32,
+    event: &str,
+    flags: &[String],
+    modseq: Option<u64>,
+    marker: Value,
+) -> Value {
+    let mut n = json!({
+        "event": event,
+        "timestamp": format_rfc3339_ms(now_ms()),
+        "service": "bonnie-backfill",
+        "uri": format!("imap://{server}/{};UIDVALIDITY={}", backfill::url_path(&folder.mailbox.path), folder.uidvalidity),
+        "uidset": uid.to_string(),
+        "flagNames": flags.join(" "),
+        BACKFILL_MARKER: marker,
+    });
+    if let Some(modseq) = modseq {
+        n["modseq"] = json!(modseq);
+    }
+    if let Some(id) = &folder.uniqueid {
+        n["mailboxID"] = json!(id);
+    }
+    if let Some(owner) = &folder.mailbox.owner {
+        n["user"] = json!(owner);
+    }
+    n
 }
 
 /// `bonnie reconcile`.
@@ -263,10 +393,12 @@ pub fn run(
             if let Some(modseq) = folder.highestmodseq {
                 n["modseq"] = json!(modseq);
             }
-            if let Some((flags, modseq)) = &gap.flags {
-                n["flagNames"] = json!(flags.join(" "));
-                n["gap"]["flags"] = json!(flags);
-                n["gap"]["modseq"] = json!(modseq);
+            if let Some(difference) = &gap.flags {
+                n["flagNames"] = json!(difference.now.join(" "));
+                n["gap"]["flags"] = json!(difference.now);
+                n["gap"]["set"] = json!(difference.set);
+                n["gap"]["cleared"] = json!(difference.cleared);
+                n["gap"]["modseq"] = json!(difference.modseq);
             }
             if let Some(id) = &folder.uniqueid {
                 n["mailboxID"] = json!(id);
@@ -277,6 +409,17 @@ pub fn run(
             let uid = gap.uid.map(|u| u.to_string()).unwrap_or_default();
             let id = job_id("reconcile-gap", &[gap.kind, folder.key(), &folder.uidvalidity.to_string(), &uid]);
             submitter.submit(id, &n)?;
+            if let (Some(difference), Some(message_uid)) = (&gap.flags, gap.uid) {
+                for (event, flags) in [("FlagsSet", &difference.set), ("FlagsClear", &difference.cleared)] {
+                    if flags.is_empty() {
+                        continue;
+                    }
+                    let change = flags_notification(&server, folder, message_uid, event, flags, difference.modseq, marker(json!({ "gap": "flags_changed" })));
+                    let modseq = difference.modseq.map(|m| m.to_string()).unwrap_or_default();
+                    let id = job_id("reconcile-flags", &[event, folder.key(), &folder.uidvalidity.to_string(), &uid, &modseq]);
+                    submitter.submit(id, &change)?;
+                }
+            }
         }
         submitter.flush().context("the reconciliation's gap records")?;
         let count = |kind: &str| found.gaps.iter().filter(|g| g.kind == kind).count();

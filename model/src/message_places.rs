@@ -16,8 +16,8 @@ use crate::{collect, record::Object};
 /// The message places, keyed by [`place_key`].
 pub const PLACES: &str = "message-places";
 
-/// Events that put a message in a place.
-const PLACING_EVENTS: [&str; 6] = [
+/// The events that put a message in a place.
+pub const PLACING_EVENTS: [&str; 6] = [
     "MessageAppend",
     "MessageNew",
     "MessageCopy",

@@ -30,12 +30,13 @@ pub struct Attached {
 }
 
 impl Attached {
-    /// Starts the directory, bonnie (broker, workers `worker-1` and `worker-2`, collector) and
-    /// Cyrus with `notifications`.
+    /// Starts the directory, bonnie (broker, workers `worker-1` and `worker-2`, collector; the
+    /// archive handlers and the changelog, whose message trails reconciliation compares flags
+    /// with, as the shipped configuration has them) and Cyrus with `notifications`.
     pub fn start(notifications: Notifications) -> Self {
         let ldap = Slapd::start();
         let mut cyrus = Cyrus::new();
-        let cluster = Cluster::for_cyrus(&cyrus, &ldap, &[]);
+        let cluster = Cluster::for_cyrus(&cyrus, &ldap, &["bonnie-changelog"]);
         let mut processes = vec![cluster.start_broker()];
         processes.extend(cluster.start_workers(&["worker-1", "worker-2"]));
         let (dealer, config) = (paths::bin("bonnie-dealer"), cluster.config());
