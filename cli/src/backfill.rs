@@ -479,6 +479,43 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Holds the selection's lock (`<selection>.lock` in `dir`) for as long as the file is open:
+/// one back-fill or reconciliation of a selection at a time, whatever the process, as two walks
+/// of it would submit the same gaps and race on one state file. The lock is the kernel's
+/// (`flock`), so a run that is killed releases it. The file says which process holds it.
+fn lock_selection(dir: &Path, selection: &Selection) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    let path = dir.join(format!("{}.lock", selection.key()));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            bail!(
+                "another back-fill or reconciliation of this selection is running ({}; lock {}): \
+                 wait for it to finish, or stop it (it continues where it stopped when run again)",
+                holder.trim(),
+                path.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    file.set_len(0)?;
+    writeln!(file, "process {}", std::process::id())?;
+    Ok(file)
+}
+
 fn load(path: &Path) -> anyhow::Result<Option<RunState>> {
     match std::fs::read(path) {
         Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
@@ -634,6 +671,7 @@ impl Walk<'_> {
     /// Walks the selection, resuming its state file; the final state, and what Cyrus listed
     /// (for reconciliation's vanished folders).
     pub fn run(&self, gaps: &mut dyn Gaps) -> anyhow::Result<(RunState, Walked)> {
+        let _walking = lock_selection(&state_dir(self.config), &self.selection)?;
         let path =
             state_dir(self.config).join(format!("{}-{}.json", self.kind, self.selection.key()));
         let mut state = match load(&path)? {

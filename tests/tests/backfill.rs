@@ -222,6 +222,21 @@ fn a_backfill_killed_midway_continues_without_duplicates() {
                 .is_some_and(|s| s["submitted"].as_u64().is_some_and(|n| n >= 1))
         })
     });
+    // A second walk of the same selection, back-fill or reconciliation, waits its turn.
+    for args in [
+        &["backfill", "--all", "--json"][..],
+        &["reconcile", "--all", "--json"][..],
+    ] {
+        let second = cluster.bonnie(args);
+        let stderr = String::from_utf8_lossy(&second.stderr);
+        assert!(
+            !second.status.success()
+                && stderr
+                    .contains("another back-fill or reconciliation of this selection is running"),
+            "{args:?}: {}",
+            process::describe(&second)
+        );
+    }
     run.signal("KILL");
     let killed = run.wait();
     assert!(!killed.status.success(), "killed before the end");
