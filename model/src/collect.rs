@@ -9,7 +9,11 @@
 use bonnie_plugin_api::{PluginError, storage::StorageClient};
 use serde_json::{Value, json};
 
-use crate::{folders, record::Object, users};
+use crate::{
+    folders, items,
+    record::{self, Object},
+    users,
+};
 
 /// Events whose folder may have changed state.
 const FOLDER_EVENTS: [&str; 6] = [
@@ -138,7 +142,12 @@ pub fn content_bytes(uid: &str, content: &Value) -> Result<Vec<u8>, PluginError>
 /// What the record says of a message's structure, read by bonnie-mail: its attachments
 /// (UID, section, name, media type, size, SHA-256) and, when a part could not be read as the
 /// message says, the warnings (`message_damaged`).
-fn describe(uid: &str, bytes: &[u8], attachments: &mut Vec<Value>, warnings: &mut Vec<Value>) {
+fn describe(
+    uid: &str,
+    message: &bonnie_mail::Message,
+    attachments: &mut Vec<Value>,
+    warnings: &mut Vec<Value>,
+) {
     let uid = uid.parse::<u64>().ok();
     fn walk(
         uid: Option<u64>,
@@ -171,22 +180,24 @@ fn describe(uid: &str, bytes: &[u8], attachments: &mut Vec<Value>, warnings: &mu
             );
         }
     }
-    walk(uid, "", &bonnie_mail::parse(bytes), attachments, warnings);
+    walk(uid, "", message, attachments, warnings);
 }
 
 /// Moves the payloads the collector fetched into the storage (once per content), leaving in
 /// the record their digests: `payloads` (UID, digest, size) and, for one message,
 /// `payload_digest`; and what the messages hold (`attachments`, `message_damaged` with
-/// `message_warnings`).
+/// `message_warnings`). Each message's e-discovery item document is written beside its payload
+/// ([`items::store_message`]), first seen at the record's event time.
 pub fn store_payloads(storage: &StorageClient, record: &mut Object) -> Result<(), PluginError> {
     let Some(Value::Object(contents)) = record.remove("messageContent") else {
         return Ok(());
     };
     let mut payloads = Vec::new();
     let (mut attachments, mut warnings) = (Vec::new(), Vec::new());
+    let first_seen_ms = record::event_ms(record).unwrap_or_else(bonnie_core::time::now_ms);
     for (uid, content) in contents {
         let size = content.get("size").and_then(Value::as_u64).unwrap_or(0);
-        let digest = if content.get("in_store").and_then(Value::as_bool) == Some(true) {
+        let (digest, bytes) = if content.get("in_store").and_then(Value::as_bool) == Some(true) {
             // Written to the payload store by the collector itself (too large for the job).
             let digest = content
                 .get("digest")
@@ -201,11 +212,9 @@ pub fn store_payloads(storage: &StorageClient, record: &mut Object) -> Result<()
                     "the message of UID {uid} (payload {digest}) was handed over by the collector but is not in the payload store: is [collector] payload_dir the storage's payload_dir?"
                 )));
             };
-            describe(&uid, &bytes, &mut attachments, &mut warnings);
-            digest
+            (digest, bytes)
         } else {
             let bytes = content_bytes(&uid, &content)?;
-            describe(&uid, &bytes, &mut attachments, &mut warnings);
             let digest = storage.put_payload(&bytes)?;
             if let Some(expected) = content.get("digest").and_then(Value::as_str)
                 && expected != digest
@@ -214,8 +223,11 @@ pub fn store_payloads(storage: &StorageClient, record: &mut Object) -> Result<()
                     "the payload of UID {uid} does not match its digest ({expected} from the collector, {digest} here)"
                 )));
             }
-            digest
+            (digest, bytes)
         };
+        let message = bonnie_mail::parse(&bytes);
+        describe(&uid, &message, &mut attachments, &mut warnings);
+        items::store_message(storage, &digest, &message, bytes.len(), first_seen_ms)?;
         payloads.push(json!({ "uid": uid.parse::<u64>().ok(), "digest": digest, "size": size }));
     }
     if let [only] = payloads.as_slice() {
