@@ -102,13 +102,6 @@ pub fn policy(config: &Config) -> anyhow::Result<Policy> {
     Ok(Policy::new(&retention, |group| directory.members(group))?)
 }
 
-/// The object classes of a static group (RFC 4519): `groupOfNames` lists its members in
-/// `member`, `groupOfUniqueNames` (Kolab's and 389-ds's groups) in `uniqueMember`.
-const GROUP_CLASSES: [(&str, &str); 2] = [
-    ("groupOfNames", "member"),
-    ("groupOfUniqueNames", "uniqueMember"),
-];
-
 /// The attributes holding a member's addresses: an entry's actor or folder owner is the
 /// address its Cyrus login is.
 const ADDRESS_ATTRIBUTES: [&str; 2] = ["mail", "mailAlternateAddress"];
@@ -216,19 +209,23 @@ impl<'c> Directory<'c> {
                 .read(group, &attributes)?
                 .ok_or_else(|| format!("LDAP at {url} has no entry {group}"));
         }
-        let base = self.ldap().base.clone();
-        let classes: String = GROUP_CLASSES
+        let base = self.ldap().group_base().to_string();
+        let classes: String = LdapConfig::GROUP_CLASSES
             .iter()
             .map(|(class, _)| format!("(objectClass={class})"))
             .collect();
         let filter = format!("(&(|{classes})(cn={}))", ldap_escape(group));
         let mut found = self
             .search(&base, Scope::Subtree, &filter, &attributes)?
-            .ok_or_else(|| format!("LDAP at {url} has no entry {base} ([collector.ldap] base)"))?;
+            .ok_or_else(|| {
+                format!(
+                    "LDAP at {url} has no entry {base} ([collector.ldap] group_base, else base)"
+                )
+            })?;
         match found.len() {
             0 => Err(format!(
-                "LDAP at {url} has no group with cn={group} under {base} ([collector.ldap] base; \
-                 name a group elsewhere by its DN)"
+                "LDAP at {url} has no group with cn={group} under {base} ([collector.ldap] group_base, else \
+                 base; name a group elsewhere by its DN)"
             )),
             1 => Ok(found.remove(0)),
             _ => Err(format!(
@@ -289,7 +286,11 @@ impl<'c> Directory<'c> {
 /// The attributes read of a group or member to tell whether it is a group, and its members.
 fn group_attributes() -> Vec<&'static str> {
     let mut attributes = vec!["objectClass"];
-    attributes.extend(GROUP_CLASSES.iter().map(|(_, attribute)| *attribute));
+    attributes.extend(
+        LdapConfig::GROUP_CLASSES
+            .iter()
+            .map(|(_, attribute)| *attribute),
+    );
     attributes
 }
 
@@ -310,7 +311,7 @@ fn group_members(entry: &SearchEntry) -> Option<Vec<String>> {
     let classes = values(entry, "objectClass");
     let mut is_group = false;
     let mut members = Vec::new();
-    for (class, attribute) in GROUP_CLASSES {
+    for (class, attribute) in LdapConfig::GROUP_CLASSES {
         if classes.iter().any(|c| c.eq_ignore_ascii_case(class)) {
             is_group = true;
             members.extend(

@@ -1,6 +1,7 @@
 //! GETUSERDATA's directory search: bind (as configured), find the login by the configured
 //! filter, read its DN, `cn` and unique attribute (`nsuniqueid` on 389-ds, `entryUUID` on
-//! OpenLDAP), and the `cn`s of the static groups under `base` it is in, nested ones included.
+//! OpenLDAP), and the `cn`s of the static groups under `group_base` (else `base`) it is in, nested ones
+//! included.
 //! Any failure to reach, bind or search the directory is transient: a wrong password or base
 //! is a configuration error that retrying after the fix cures, and until then the job must end
 //! FAILED and visible, not stored as if the user were unknown.
@@ -25,14 +26,6 @@ pub struct User {
     /// The `cn`s of the static groups it is in, directly or through nested groups; sorted.
     pub groups: Vec<String>,
 }
-
-/// The object classes of a static group (RFC 4519) and the attribute holding its members'
-/// DNs: `groupOfNames` lists them in `member`, `groupOfUniqueNames` (Kolab's and 389-ds's
-/// groups) in `uniqueMember`.
-const GROUP_CLASSES: [(&str, &str); 2] = [
-    ("groupOfNames", "member"),
-    ("groupOfUniqueNames", "uniqueMember"),
-];
 
 /// At most this many groups of a user are read: a directory whose groups are without number
 /// (or a hostile one) must not hold GETUSERDATA for ever.
@@ -65,7 +58,7 @@ pub fn find_user(config: &LdapConfig, login: &str) -> Result<Option<User>, Failu
         return Ok(None);
     };
     let entry = SearchEntry::construct(entry);
-    let groups = groups_of(&mut ldap, &config.base, &entry.dn)?;
+    let groups = groups_of(&mut ldap, config.group_base(), &entry.dn)?;
     let _ = ldap.unbind();
     let first = |name: &str| first_value(&entry, name);
     let id = first(&config.unique_attribute).ok_or_else(|| {
@@ -82,7 +75,7 @@ pub fn find_user(config: &LdapConfig, login: &str) -> Result<Option<User>, Failu
     }))
 }
 
-/// The `cn`s of the static groups under `base` that hold `dn` as a member, and of the groups
+/// The `cn`s of the static groups under `base` (`[collector.ldap] group_base`) that hold `dn` as a member, and of the groups
 /// holding those, each group once, at most [`MAX_GROUPS`] groups [`MAX_GROUP_DEPTH`] deep.
 /// Read from the groups' `member`/`uniqueMember` rather than the user's `memberOf`, which
 /// needs an overlay (OpenLDAP) or plugin (389-ds) a directory may not run.
@@ -95,7 +88,7 @@ fn groups_of(ldap: &mut LdapConn, base: &str, dn: &str) -> Result<Vec<String>, F
             continue;
         }
         let escaped = ldap_escape(&member);
-        let alternatives: String = GROUP_CLASSES
+        let alternatives: String = LdapConfig::GROUP_CLASSES
             .iter()
             .map(|(class, attribute)| format!("(&(objectClass={class})({attribute}={escaped}))"))
             .collect();

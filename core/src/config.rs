@@ -563,6 +563,10 @@ pub struct LdapConfig {
     pub bind_password_file: Option<PathBuf>,
     /// Where users are searched. Default: `dc=example,dc=org`.
     pub base: String,
+    /// Where static groups are searched (a user's groups for GETUSERDATA, the groups retention
+    /// rules name by `cn`), when they are kept outside `base` (Kolab: `ou=Groups` beside
+    /// `ou=People`). Default: `base`.
+    pub group_base: Option<String>,
     /// The search filter; `%s` is replaced by the login (escaped).
     /// Default: `(&(objectClass=inetOrgPerson)(|(mail=%s)(uid=%s)))`.
     pub filter: String,
@@ -581,10 +585,26 @@ impl Default for LdapConfig {
             bind_password: String::new(),
             bind_password_file: None,
             base: "dc=example,dc=org".to_string(),
+            group_base: None,
             filter: "(&(objectClass=inetOrgPerson)(|(mail=%s)(uid=%s)))".to_string(),
             unique_attribute: "nsuniqueid".to_string(),
             timeout_ms: 10_000,
         }
+    }
+}
+
+impl LdapConfig {
+    /// The object classes of a static group (RFC 4519) and the attribute listing its members:
+    /// `groupOfNames` in `member`, `groupOfUniqueNames` (Kolab's and 389-ds's groups) in
+    /// `uniqueMember`.
+    pub const GROUP_CLASSES: [(&'static str, &'static str); 2] = [
+        ("groupOfNames", "member"),
+        ("groupOfUniqueNames", "uniqueMember"),
+    ];
+
+    /// Where static groups are searched: `group_base`, else `base`.
+    pub fn group_base(&self) -> &str {
+        self.group_base.as_deref().unwrap_or(&self.base)
     }
 }
 

@@ -334,13 +334,16 @@ fn run_end_to_end(daemon: bool) {
     ldap.add(GROUPS);
     let mut cyrus = Cyrus::new();
     let cluster = cluster(&cyrus, &ldap);
-    // The collector looks for the groups under `base` too: the whole tree, not only People.
+    // Users are under People, their groups beside it, under Groups: `group_base`.
     let config = std::fs::read_to_string(cluster.config()).expect("reading the configuration");
     let people = "base = \"ou=People,dc=example,dc=org\"";
     assert!(config.contains(people));
     std::fs::write(
         cluster.config(),
-        config.replace(people, "base = \"dc=example,dc=org\""),
+        config.replace(
+            people,
+            &format!("{people}\ngroup_base = \"ou=Groups,dc=example,dc=org\""),
+        ),
     )
     .expect("writing the configuration");
     let _broker = cluster.start_broker();

@@ -71,11 +71,13 @@ const JANE_SESSIONS: u64 = 2;
 /// John's three logins, kept by legal (their logouts: one).
 const JOHN_LOGINS: usize = 3;
 
-/// The `[collector.ldap]` table of a directory at `url`, read as the service account.
+/// The `[collector.ldap]` table of a directory at `url`, read as the service account: users
+/// under People, groups (named by cn) under Groups beside it.
 fn ldap_table(url: &str) -> String {
     format!(
         "\n[collector.ldap]\nurl = \"{url}\"\nbind_dn = \"{SERVICE_DN}\"\n\
-         bind_password_file = \"ldap-password\"\nbase = \"dc=example,dc=org\"\ntimeout_ms = 5000\n"
+         bind_password_file = \"ldap-password\"\nbase = \"ou=People,dc=example,dc=org\"\n\
+         group_base = \"ou=Groups,dc=example,dc=org\"\ntimeout_ms = 5000\n"
     )
 }
 
