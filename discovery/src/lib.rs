@@ -18,3 +18,5 @@ pub mod query;
 pub mod relax;
 pub mod search;
 pub mod state;
+
+pub use search::DiscoveryError;

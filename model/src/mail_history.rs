@@ -127,8 +127,9 @@ fn entries_at(storage: &StorageClient, folder: &str, uid: u64) -> Result<Vec<Ent
     entries_with(storage, MESSAGE_FIELD, folder, uid)
 }
 
-/// The entries whose index term `field` names `folder`/`uid`.
-fn entries_with(
+/// The entries whose index term `field` ([`MESSAGE_FIELD`] or [`FROM_FIELD`]) names
+/// `folder`/`uid`, in the storage's order.
+pub fn entries_with(
     storage: &StorageClient,
     field: &str,
     folder: &str,

@@ -1,0 +1,404 @@
+//! Items of the golden scenario archive (tests/fixtures/scenario-records/archive.json: what a
+//! real Cyrus 3.6 sent for two users' appends, deliveries, flag changes, a copy, a move,
+//! expunges, an expiry, folder renames and a deleted INBOX, as the handlers recorded it), fed
+//! into a real SQLite storage with a payload for each message the archive fetched: every
+//! place each message lived, its flags there and its end, read back by `state`.
+
+use std::path::Path;
+
+use bonnie_discovery::{item::ItemState, state::state};
+use bonnie_plugin_api::{
+    IndexTerm, OutputItem, Record, Storage, plugin::storage_box, storage::StorageClient,
+};
+use bonnie_sqlite_storage::SqliteStorage;
+use serde_json::{Value, json};
+
+/// The scenario's archive in a real SQLite storage.
+struct Archive {
+    _dir: tempfile::TempDir,
+    storage: StorageClient,
+    /// The same database, for appending to its log as the worker does.
+    log: SqliteStorage,
+    /// The payload digest of each fetched message, by Subject.
+    digests: Vec<(String, String)>,
+}
+
+impl Archive {
+    fn digest(&self, subject: &str) -> &str {
+        self.digests
+            .iter()
+            .find(|(s, _)| s == subject)
+            .map(|(_, d)| d.as_str())
+            .unwrap_or_else(|| panic!("no message {subject:?} in the scenario"))
+    }
+
+    fn state(&self, subject: &str) -> ItemState {
+        state(&self.storage, self.digest(subject)).unwrap()
+    }
+}
+
+/// The message a record of the scenario announced, as bytes: its headers as the record has
+/// them (one LMTP delivery to two users is one message, so one payload).
+fn message(record: &Value) -> Vec<u8> {
+    let list = |field: &str| {
+        record[field]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    let mut bytes = format!(
+        "From: {}\r\nTo: {}\r\nSubject: {}\r\nDate: {}\r\n",
+        list("from"),
+        list("to"),
+        record["subject"].as_str().unwrap_or_default(),
+        record["date"].as_str().unwrap_or_default(),
+    );
+    if let Some(id) = record["message_id"].as_str() {
+        bytes.push_str(&format!("Message-ID: {id}\r\n"));
+    }
+    bytes.push_str("\r\nThe scenario's message.\r\n");
+    bytes.into_bytes()
+}
+
+/// Loads the scenario: its log (each fetched message's payload kept and named by its entry,
+/// as `collect::store_payloads` leaves it) and its trails and folder views.
+fn archive() -> Archive {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/scenario-records/archive.json");
+    let scenario: Value = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bonnie.db");
+    let log = SqliteStorage::open(&path, 5000).unwrap();
+    let storage = StorageClient::new(storage_box(SqliteStorage::open(&path, 5000).unwrap()));
+
+    let mut digests = Vec::new();
+    let mut items = Vec::new();
+    for (job, entry) in scenario["log"].as_object().unwrap() {
+        let mut record = entry["record"].clone();
+        let event = record["event"].as_str().unwrap_or_default();
+        if matches!(event, "MessageAppend" | "MessageNew") {
+            let bytes = message(&record);
+            let digest = storage.put_payload(&bytes).unwrap();
+            let uid = record["uid"].clone();
+            record["payloads"] = json!([{ "uid": uid, "digest": digest, "size": bytes.len() }]);
+            record["payload_digest"] = json!(digest);
+            let subject = record["subject"].as_str().unwrap_or_default().to_string();
+            if !digests.iter().any(|(s, _)| *s == subject) {
+                digests.push((subject, digest));
+            }
+        }
+        items.push(OutputItem::new(job.as_str(), record.to_string()));
+    }
+    log.append_log(items).unwrap();
+
+    let index = scenario["record_index"].as_array().unwrap();
+    for collection in ["message-history", "folders-current"] {
+        for (key, stored) in scenario["records"][collection].as_object().unwrap() {
+            let terms: Vec<IndexTerm> = index
+                .iter()
+                .filter(|t| t[0] == collection && t[3] == key.as_str())
+                .map(|t| IndexTerm {
+                    field: t[1].as_str().unwrap().into(),
+                    value: t[2].as_str().unwrap().into(),
+                })
+                .collect();
+            let mut record = Record::new(collection, key, &stored["body"]);
+            record.time_ms = stored["time_ms"].as_i64().into();
+            record.index = terms.into();
+            storage.put(record).unwrap();
+        }
+    }
+    Archive {
+        _dir: dir,
+        storage,
+        log,
+        digests,
+    }
+}
+
+/// A trail entry of an event the scenario does not have, recorded as the changelog handler
+/// records one.
+fn trail_event(
+    archive: &Archive,
+    job: &str,
+    event: &str,
+    at: &str,
+    folder: &str,
+    uid: u64,
+    flags: &[&str],
+) {
+    let record = json!({
+        "event": event, "@timestamp": at, "folder": folder, "uids": [uid], "flags": flags,
+        "user": "john.doe@example.org",
+    });
+    bonnie_model::mail_history::record(&archive.storage, record.as_object().unwrap(), job).unwrap();
+}
+
+fn ms(at: &str) -> i64 {
+    bonnie_core::time::parse_rfc3339_ms(at).unwrap()
+}
+
+fn flags(list: &[&str]) -> std::collections::BTreeSet<String> {
+    list.iter().map(|f| f.to_string()).collect()
+}
+
+const INBOX: &str = "user/john.doe@example.org";
+const ARCHIVE: &str = "user/john.doe/Archive@example.org";
+
+#[test]
+fn a_copied_message_lives_in_both_folders_with_its_flags_and_the_first_place_ends_at_its_expunge() {
+    let archive = archive();
+    let state = archive.state("plain test 1");
+    assert_eq!(state.places.len(), 2, "{state:#?}");
+    let (inbox, copy) = (&state.places[0], &state.places[1]);
+    assert_eq!(
+        (
+            inbox.folder.as_str(),
+            inbox.name.as_str(),
+            inbox.uid,
+            inbox.user.as_str()
+        ),
+        (INBOX, "INBOX", 1, "john.doe@example.org")
+    );
+    assert_eq!(inbox.uniqueid.as_deref(), Some("wrp915vo4ftuwc6ncu10wvjw"));
+    assert_eq!(inbox.uidvalidity, Some(1795885999));
+    assert_eq!(inbox.job, "line 031");
+    assert!(!inbox.backfilled);
+    assert_eq!(inbox.from_ms, ms("2026-11-28T17:13:36.258Z"));
+    assert_eq!(inbox.until_ms, Some(ms("2026-11-28T17:13:50.315Z")));
+    assert_eq!(inbox.ended_by.as_deref(), Some("MessageExpunge"));
+    assert!(inbox.renamed_to.is_empty());
+
+    // The copy: in Archive since the copy, renamed Archive2 later, still there.
+    assert_eq!(
+        (copy.folder.as_str(), copy.name.as_str(), copy.uid),
+        (ARCHIVE, "Archive", 1)
+    );
+    assert_eq!(copy.uniqueid.as_deref(), Some("r92wbyxr9mm06mxxqia4q893"));
+    assert_eq!(copy.uidvalidity, Some(1795886005));
+    assert_eq!(copy.job, "line 057");
+    assert_eq!(copy.from_ms, ms("2026-11-28T17:13:46.734Z"));
+    assert_eq!((copy.until_ms, copy.ended_by.as_deref()), (None, None));
+    assert_eq!(copy.renamed_to, ["Archive2"]);
+    assert_eq!(
+        copy.folder_names().collect::<Vec<_>>(),
+        ["Archive", "Archive2"]
+    );
+    // It came with the flags the message had in INBOX when it was copied.
+    assert_eq!(copy.flags_on_arrival, ["\\Flagged", "\\Seen"]);
+
+    // INBOX's flags as they stood along the way: read, unread, read, flagged...
+    let along: [(&str, &[&str]); 7] = [
+        ("17:13:40.000", &[]),
+        ("17:13:40.360", &["\\Seen"]),
+        ("17:13:41.066", &[]),
+        ("17:13:42.486", &["\\Seen", "\\Flagged"]),
+        ("17:13:43.903", &["\\Seen", "\\Answered", "$Important"]),
+        ("17:13:44.613", &["\\Seen", "\\Flagged"]),
+        ("17:13:49.606", &["\\Seen", "\\Flagged", "\\Deleted"]),
+    ];
+    for (at, expected) in along {
+        let when = ms(&format!("2026-11-28T{at}Z"));
+        assert_eq!(state.flags_at(0, Some(when)), flags(expected), "at {at}");
+    }
+    let trashed = state
+        .flag_changes
+        .iter()
+        .find(|c| c.job == "line 066")
+        .unwrap();
+    assert_eq!((trashed.place, trashed.set), (0, true));
+    assert_eq!(trashed.login.as_deref(), Some("john.doe@example.org"));
+    assert!(
+        state.flag_changes.iter().all(|c| c.place == 0),
+        "none in Archive"
+    );
+    assert!(
+        state
+            .flag_changes
+            .windows(2)
+            .all(|w| w[0].time_ms <= w[1].time_ms)
+    );
+
+    // Never deleted: the copy is still there; before the copy, only INBOX held it.
+    assert_eq!(state.deleted_at(None), None);
+    assert_eq!(state.places_at(None).count(), 1);
+    assert_eq!(
+        state
+            .places_at(Some(ms("2026-11-28T17:13:45.000Z")))
+            .count(),
+        1
+    );
+    assert_eq!(
+        state
+            .places_at(Some(ms("2026-11-28T17:13:47.000Z")))
+            .count(),
+        2
+    );
+    assert!(!state.existed_at(Some(ms("2026-11-28T17:13:36.000Z"))));
+}
+
+#[test]
+fn a_moved_message_ends_where_it_left_and_goes_on_after_its_folder_is_renamed() {
+    let archive = archive();
+    // After the rename, the trail goes on at Archive2; the old path is another folder's.
+    trail_event(
+        &archive,
+        "extra 1",
+        "FlagsSet",
+        "2026-11-28T17:14:02.000Z",
+        "user/john.doe/Archive2@example.org",
+        2,
+        &["\\Flagged"],
+    );
+    trail_event(
+        &archive,
+        "extra 2",
+        "FlagsSet",
+        "2026-11-28T17:14:02.500Z",
+        ARCHIVE,
+        2,
+        &["$Junk"],
+    );
+    let state = archive.state("plain test 2");
+    assert_eq!(state.places.len(), 2, "{state:#?}");
+    let (inbox, moved) = (&state.places[0], &state.places[1]);
+    assert_eq!((inbox.folder.as_str(), inbox.uid), (INBOX, 2));
+    // Appended with `\seen`: one spelling for each system flag.
+    assert_eq!(inbox.flags_on_arrival, ["\\Seen", "$Label1"]);
+    assert_eq!(inbox.until_ms, Some(ms("2026-11-28T17:13:47.451Z")));
+    assert_eq!(inbox.ended_by.as_deref(), Some("vnd.cmu.MessageMove"));
+
+    assert_eq!(
+        (moved.folder.as_str(), moved.uid, moved.job.as_str()),
+        (ARCHIVE, 2, "line 059")
+    );
+    assert_eq!(moved.until_ms, None);
+    assert_eq!(moved.renamed_to, ["Archive2"]);
+    assert_eq!(
+        state.flags_at(1, Some(ms("2026-11-28T17:13:50.000Z"))),
+        flags(&["\\Seen", "$Label1", "\\Answered", "$Important"])
+    );
+    assert_eq!(
+        state.flags_at(1, None),
+        flags(&["\\Seen", "$Label1", "\\Answered", "$Important", "\\Flagged"])
+    );
+    assert!(state.flag_changes.iter().all(|c| c.job != "extra 2"));
+    // Trashed and undeleted in INBOX before the move.
+    let inbox_changes: Vec<_> = state
+        .flag_changes
+        .iter()
+        .filter(|c| c.place == 0)
+        .map(|c| (c.job.as_str(), c.set))
+        .collect();
+    assert_eq!(
+        inbox_changes,
+        [
+            ("line 046", true),
+            ("line 051", true),
+            ("line 052", true),
+            ("line 054", false)
+        ]
+    );
+}
+
+#[test]
+fn one_delivery_to_two_users_is_one_item_in_both_mailboxes_and_a_deleted_inbox_ends_its_place() {
+    let archive = archive();
+    let state = archive.state("delivered via lmtp");
+    let places: Vec<_> = state
+        .places
+        .iter()
+        .map(|p| {
+            (
+                p.user.as_str(),
+                p.name.as_str(),
+                p.uid,
+                p.ended_by.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        places,
+        [
+            ("john.doe@example.org", "INBOX", 5, None),
+            ("jane.doe@example.org", "INBOX", 1, Some("MailboxDelete")),
+        ]
+    );
+    assert_eq!(
+        state.places[1].until_ms,
+        Some(ms("2026-11-28T17:14:03.746Z"))
+    );
+    // Trashed in john's INBOX, still there: not deleted, and flagged \Deleted.
+    assert_eq!(state.deleted_at(None), None);
+    assert_eq!(state.flags_at(0, None), flags(&["\\Deleted"]));
+    assert_eq!(
+        state.places_at(None).map(|(i, _)| i).collect::<Vec<_>>(),
+        [0]
+    );
+}
+
+#[test]
+fn an_expired_or_expunged_message_is_deleted_from_then_on() {
+    let archive = archive();
+    let expired = archive.state("old");
+    assert_eq!(expired.places.len(), 1);
+    assert_eq!(expired.places[0].ended_by.as_deref(), Some("MessageExpire"));
+    let at = ms("2026-11-28T17:13:57.002Z");
+    assert_eq!(expired.deleted_at(None), Some(at));
+    assert_eq!(expired.deleted_at(Some(at - 1)), None);
+    assert_eq!(expired.deleted_at(Some(at)), Some(at));
+
+    let expunged = archive.state("plain test 3");
+    assert_eq!(
+        expunged.places[0].ended_by.as_deref(),
+        Some("MessageExpunge")
+    );
+    assert_eq!(
+        expunged.deleted_at(None),
+        Some(ms("2026-11-28T17:13:51.741Z"))
+    );
+
+    // A payload the log never named has no places.
+    let unknown = state(&archive.storage, &"0".repeat(64)).unwrap();
+    assert_eq!(unknown, ItemState::default());
+}
+
+#[test]
+fn a_back_filled_message_is_marked_and_without_a_trail_has_its_arrival_alone() {
+    let archive = archive();
+    let bytes = b"Subject: found by back-fill\r\n\r\nIt was there before bonnie.\r\n";
+    let digest = archive.storage.put_payload(bytes).unwrap();
+    let record = json!({
+        "event": "MessageAppend", "@timestamp": "2026-11-28T18:00:00.000Z",
+        "folder": "shared/Team@example.org", "folder_uniqueid": "team-1", "uidvalidity": 9,
+        "uid": 12, "uids": [12], "flags": ["\\seen", "\\ANSWERED"],
+        "payloads": [{ "uid": 12, "digest": digest, "size": bytes.len() }],
+        "payload_digest": digest,
+        "vnd.bonnie.backfill": { "observed": "2026-11-28T18:00:00.000Z" },
+    });
+    archive
+        .log
+        .append_log(vec![OutputItem::new("backfill 1", record.to_string())])
+        .unwrap();
+    let state = state(&archive.storage, &digest).unwrap();
+    let [place] = state.places.as_slice() else {
+        panic!("one place: {state:#?}");
+    };
+    assert!(place.backfilled);
+    // A shared folder's custodian is its path's first segment.
+    assert_eq!(
+        (place.user.as_str(), place.name.as_str()),
+        ("shared", "shared/Team")
+    );
+    assert_eq!(
+        (place.uniqueid.as_deref(), place.uidvalidity, place.uid),
+        (Some("team-1"), Some(9), 12)
+    );
+    assert_eq!(place.flags_on_arrival, ["\\Seen", "\\Answered"]);
+    assert_eq!((place.until_ms, state.flag_changes.len()), (None, 0));
+}
