@@ -1,0 +1,796 @@
+//! The export itself: items are written one at a time as they come (natives streamed in
+//! chunks, never whole), parts roll at `part_bytes`, and after each item the appended files
+//! are fsync'd and the state saved, so that a rerun after a crash or a kill continues after
+//! the last complete item: appended files are cut back to their recorded lengths, half-written
+//! natives of the next item are removed, and the items already done are skipped.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::{self, BufRead as _, Read, Write},
+    path::{Path, PathBuf},
+};
+
+use bonnie_ledger::{Checkpoint, PublicKey};
+use sha2::{Digest as _, Sha256};
+
+use crate::{
+    ExportError, dat,
+    files::{self, CHUNK, Digested, Digests},
+    item::{Exception, ExportHeader, ExportItem, Format, ItemMeta, ListHasher, Options},
+    manifest::{self, CheckpointRef, ExportInfo, ManifestAttachment, ManifestItem},
+    mbox,
+    state::{STATE_DIR, State},
+    verify::check_leaf,
+};
+
+/// The checkpoint's file in an export.
+pub(crate) const CHECKPOINT_FILE: &str = "checkpoint.txt";
+/// The public key's file.
+pub(crate) const PUBLIC_KEY_FILE: &str = "public-key.txt";
+/// The manifest.
+pub(crate) const MANIFEST_JSON: &str = "manifest.json";
+/// The manifest, one row per item.
+pub(crate) const MANIFEST_CSV: &str = "manifest.csv";
+/// The load file (DAT).
+pub(crate) const LOAD_FILE: &str = "loadfile.dat";
+/// The checksums.
+pub(crate) const SUMS_FILE: &str = "SHA256SUMS";
+/// The manifest's items as they are written, one JSON line each (in the state folder).
+const JOURNAL: &str = ".bonnie-export/items.jsonl";
+
+/// How far an export is, after each item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// Items of the list done (exported or excepted).
+    pub done: u64,
+    /// Items in the list.
+    pub total: u64,
+    /// Items exported.
+    pub exported: u64,
+    /// Items excepted.
+    pub exceptions: u64,
+    /// Bytes of natives written.
+    pub bytes: u64,
+}
+
+/// What an export did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Items exported.
+    pub exported: u64,
+    /// Items that could not be.
+    pub exceptions: u64,
+    /// Items found done by an earlier, interrupted run.
+    pub resumed_after: u64,
+    /// Parts written.
+    pub parts: u32,
+    /// Bytes of natives written.
+    pub bytes: u64,
+}
+
+/// Exports `items` into the folder `out` (made if missing; an unfinished export of the same
+/// list there is continued, anything else refused). `items` must be the list
+/// `header.items` names, in its order; an item the caller could not read is given as its
+/// [`Exception`]. `progress` is called after each item.
+pub fn export(
+    out: &Path,
+    header: &ExportHeader,
+    options: &Options,
+    items: impl IntoIterator<Item = Result<ExportItem, Exception>>,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Summary, ExportError> {
+    check_options(out, options)?;
+    let zone = zone(&header.zone)?;
+    let key = PublicKey::parse(&header.public_key).map_err(ExportError::Checkpoint)?;
+    let checkpoint =
+        Checkpoint::open(&header.checkpoint_note, &key).map_err(ExportError::Checkpoint)?;
+    let fingerprint = fingerprint(header, options);
+    let mut state = match State::load(out)? {
+        Some(state) if state.fingerprint == fingerprint => state,
+        Some(_) => {
+            return Err(refused(
+                out,
+                "an unfinished export of another list of items, or with other options, is \
+                 here: rerun it with the same items or export into another folder",
+            ));
+        }
+        None => start(out, header, options, fingerprint)?,
+    };
+    let resumed_after = state.done;
+    let mut writer = Writer::open(out, options, &state)?;
+    let context = Context {
+        options,
+        zone: &zone,
+        checkpoint: &checkpoint,
+        checkpoint_ref: format!("{}/{}", checkpoint.origin, checkpoint.size),
+    };
+    let mut list = ListHasher::default();
+    for (index, item) in items.into_iter().enumerate() {
+        let index = index as u64;
+        let digest = match &item {
+            Ok(item) => item.meta.digest.clone(),
+            Err(exception) => exception.digest.clone(),
+        };
+        list.push(&digest);
+        if index < state.done {
+            continue;
+        }
+        if index >= state.header.items.count {
+            return Err(ExportError::ListMismatch(format!(
+                "more than the {} items it names",
+                state.header.items.count
+            )));
+        }
+        let docid = format!("{}{:08}", options.docid_prefix, index + 1);
+        if index == resumed_after && resumed_after > 0 {
+            writer.remove_leftovers(&state, &docid)?;
+        }
+        let outcome = match item {
+            Ok(item) => writer.write_item(&context, &mut state, &docid, item)?,
+            Err(exception) => Err(exception.reason),
+        };
+        match outcome {
+            Ok(written) => {
+                state.exported += 1;
+                state.bytes += written.size;
+                *state
+                    .per_custodian
+                    .entry(written.custodian.clone())
+                    .or_default() += 1;
+                writer.append_manifest(&written)?;
+            }
+            Err(reason) => state.exceptions.push(Exception {
+                digest,
+                docid: Some(docid),
+                reason,
+            }),
+        }
+        state.done = index + 1;
+        writer.sync(&mut state)?;
+        state.save(out)?;
+        progress(&Progress {
+            done: state.done,
+            total: state.header.items.count,
+            exported: state.exported,
+            exceptions: state.exceptions.len() as u64,
+            bytes: state.bytes,
+        });
+    }
+    let given = list.finish();
+    if given != state.header.items {
+        return Err(ExportError::ListMismatch(format!(
+            "{} items with list digest {}, not the {} with {}",
+            given.count, given.sha256, state.header.items.count, state.header.items.sha256
+        )));
+    }
+    drop(writer);
+    finish(out, options, &state, &checkpoint)?;
+    Ok(Summary {
+        exported: state.exported,
+        exceptions: state.exceptions.len() as u64,
+        resumed_after,
+        parts: state.part,
+        bytes: state.bytes,
+    })
+}
+
+fn refused(out: &Path, message: &str) -> ExportError {
+    ExportError::Refused {
+        path: out.to_path_buf(),
+        message: message.to_string(),
+    }
+}
+
+fn check_options(out: &Path, options: &Options) -> Result<(), ExportError> {
+    let prefix = &options.docid_prefix;
+    let plain = prefix
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if prefix.is_empty() || prefix.len() > 32 || !plain {
+        return Err(refused(
+            out,
+            &format!(
+                "DOCID prefix {prefix:?}: 1 to 32 ASCII letters, digits, '-' or '_' (it names files)"
+            ),
+        ));
+    }
+    if options.part_bytes == 0 {
+        return Err(refused(out, "a part size of 0 bytes"));
+    }
+    Ok(())
+}
+
+fn zone(name: &str) -> Result<jiff::tz::TimeZone, ExportError> {
+    jiff::tz::TimeZone::get(name).map_err(|e| ExportError::Zone {
+        zone: name.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// What a rerun must share with the run it continues: the list, the options, the checkpoint
+/// and the zone (the query's text and the time may differ: the items are the same).
+fn fingerprint(header: &ExportHeader, options: &Options) -> String {
+    let mut hasher = Sha256::new();
+    let parts = serde_json::json!({
+        "items": header.items,
+        "options": options,
+        "checkpoint": header.checkpoint_note,
+        "zone": header.zone,
+    });
+    hasher.update(parts.to_string().as_bytes());
+    files::hex(&hasher.finalize())
+}
+
+/// Begins a new export in `out`, which must be missing or empty.
+fn start(
+    out: &Path,
+    header: &ExportHeader,
+    options: &Options,
+    fingerprint: String,
+) -> Result<State, ExportError> {
+    match fs::read_dir(out) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                let message = if out.join(MANIFEST_JSON).exists() {
+                    "a finished export is here: export into another folder"
+                } else {
+                    "the folder is not empty and holds no unfinished export"
+                };
+                return Err(refused(out, message));
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(ExportError::io(out)(e)),
+    }
+    files::make_dir(&out.join(STATE_DIR))?;
+    files::write_whole(
+        &out.join(CHECKPOINT_FILE),
+        header.checkpoint_note.as_bytes(),
+    )?;
+    files::write_whole(
+        &out.join(PUBLIC_KEY_FILE),
+        format!("{}\n", header.public_key.trim()).as_bytes(),
+    )?;
+    let mut lengths = BTreeMap::new();
+    let mut begin = |name: &str, text: &str| -> Result<(), ExportError> {
+        files::write_whole(&out.join(name), text.as_bytes())?;
+        lengths.insert(name.to_string(), text.len() as u64);
+        Ok(())
+    };
+    begin(MANIFEST_CSV, &manifest::csv_header())?;
+    begin(JOURNAL, "")?;
+    if options.format == Format::Dat {
+        begin(LOAD_FILE, &dat::header())?;
+    }
+    let state = State {
+        fingerprint,
+        header: header.clone(),
+        done: 0,
+        part: 1,
+        part_used: 0,
+        lengths,
+        exported: 0,
+        bytes: 0,
+        per_custodian: BTreeMap::new(),
+        exceptions: Vec::new(),
+    };
+    state.save(out)?;
+    Ok(state)
+}
+
+/// What every item is written against.
+struct Context<'a> {
+    options: &'a Options,
+    zone: &'a jiff::tz::TimeZone,
+    checkpoint: &'a Checkpoint,
+    checkpoint_ref: String,
+}
+
+impl Context<'_> {
+    fn time(&self, ms: Option<i64>) -> Option<String> {
+        let at = jiff::Timestamp::from_millisecond(ms?).ok()?;
+        Some(
+            at.to_zoned(self.zone.clone())
+                .strftime("%Y-%m-%dT%H:%M:%S%:z")
+                .to_string(),
+        )
+    }
+}
+
+/// A file appended to, and its relative path (the state's key).
+struct Appended {
+    name: String,
+    file: fs::File,
+}
+
+/// The open files of a running export.
+struct Writer {
+    out: PathBuf,
+    format: Format,
+    manifest_csv: Appended,
+    journal: Appended,
+    load_file: Option<Appended>,
+    mbox: Option<Appended>,
+}
+
+/// Why an item is not exported (for the exceptions list).
+type Skip = String;
+
+impl Writer {
+    fn open(out: &Path, options: &Options, state: &State) -> Result<Writer, ExportError> {
+        let appended = |name: &str| -> Result<Appended, ExportError> {
+            let length = state.lengths.get(name).copied().unwrap_or(0);
+            Ok(Appended {
+                name: name.to_string(),
+                file: files::append_at(&out.join(name), length)?,
+            })
+        };
+        let mbox = match options.format {
+            Format::Mbox => Some(appended(&mbox_name(state.part))?),
+            _ => None,
+        };
+        Ok(Writer {
+            out: out.to_path_buf(),
+            format: options.format,
+            manifest_csv: appended(MANIFEST_CSV)?,
+            journal: appended(JOURNAL)?,
+            load_file: match options.format {
+                Format::Dat => Some(appended(LOAD_FILE)?),
+                _ => None,
+            },
+            mbox,
+        })
+    }
+
+    /// Removes what an interrupted run may have written of item `docid` before it was
+    /// complete (natives and text files are named after their DOCID; appended files were cut
+    /// back when opened).
+    fn remove_leftovers(&self, state: &State, docid: &str) -> Result<(), ExportError> {
+        let prefix = format!("{docid}.");
+        for part in [state.part, state.part + 1] {
+            for top in ["natives", "text"] {
+                let dir = self.out.join(top).join(part_name(part));
+                let entries = match fs::read_dir(&dir) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(ExportError::io(&dir)(e)),
+                };
+                for entry in entries {
+                    let entry = entry.map_err(ExportError::io(&dir))?;
+                    if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                        fs::remove_file(entry.path()).map_err(ExportError::io(&entry.path()))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one item; `Ok(Err(reason))` when it cannot be exported (nothing of it is left).
+    fn write_item(
+        &mut self,
+        context: &Context<'_>,
+        state: &mut State,
+        docid: &str,
+        mut item: ExportItem,
+    ) -> Result<Result<ManifestItem, Skip>, ExportError> {
+        let meta = &item.meta;
+        let checked = check_leaf(
+            &meta.leaf,
+            meta.log_seq,
+            &meta.digest,
+            &meta.proof,
+            context.checkpoint,
+        );
+        let leaf_hash = match checked {
+            Ok(hash) => hash,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let planned = meta.size
+            + item
+                .attachments
+                .iter()
+                .map(|a| a.bytes.len() as u64)
+                .sum::<u64>();
+        if state.part_used > 0 && state.part_used + planned > context.options.part_bytes {
+            state.part += 1;
+            state.part_used = 0;
+            if self.format == Format::Mbox {
+                let name = mbox_name(state.part);
+                let file = files::append_at(&self.out.join(&name), 0)?;
+                state.lengths.insert(name.clone(), 0);
+                self.mbox = Some(Appended { name, file });
+            }
+        }
+        let part = part_name(state.part);
+        let (path, offset, digested) = match self.format {
+            Format::Mbox => {
+                let Some(mbox) = &mut self.mbox else {
+                    unreachable!("an mbox export has its mbox file open")
+                };
+                let offset = mbox
+                    .file
+                    .metadata()
+                    .map_err(ExportError::io(&self.out.join(&mbox.name)))?
+                    .len();
+                match write_mbox(
+                    &self.out.join(&mbox.name),
+                    &mut mbox.file,
+                    meta,
+                    &mut item.native,
+                )? {
+                    Ok(digested) => (mbox.name.clone(), Some(offset), digested),
+                    Err(reason) => return Ok(Err(reason)),
+                }
+            }
+            Format::Eml | Format::Dat => {
+                let relative = format!("natives/{part}/{docid}.eml");
+                match write_native(&self.out.join(&relative), &mut item.native)? {
+                    Ok(digested) => (relative, None, digested),
+                    Err(reason) => return Ok(Err(reason)),
+                }
+            }
+        };
+        if digested.sha256 != meta.digest {
+            self.undo_native(&path, offset)?;
+            return Ok(Err(format!(
+                "the native read has SHA-256 {}, not the item's digest",
+                digested.sha256
+            )));
+        }
+        state.part_used += digested.length;
+        let mut written = ManifestItem {
+            docid: docid.to_string(),
+            custodian: meta.custodian.clone(),
+            folders: meta.folders.clone(),
+            sent: context.time(meta.sent_ms),
+            received: context.time(meta.received_ms),
+            envelope: meta.envelope.clone(),
+            kind: meta.kind.clone(),
+            path,
+            offset,
+            text_path: None,
+            size: digested.length,
+            md5: digested.md5,
+            sha256: digested.sha256,
+            deleted: meta.deleted,
+            deleted_at: context.time(meta.deleted_ms),
+            backfilled: meta.backfilled,
+            log_seq: meta.log_seq,
+            leaf: files::hex(&meta.leaf),
+            leaf_hash: files::hex(&leaf_hash),
+            proof: meta.proof.iter().map(|h| files::hex(h)).collect(),
+            checkpoint: context.checkpoint_ref.clone(),
+            attachments: Vec::new(),
+        };
+        if self.format == Format::Dat {
+            self.write_family(state, &part, &item, &mut written)?;
+        }
+        Ok(Ok(written))
+    }
+
+    /// Removes a native that turned out not to be the item's.
+    fn undo_native(&mut self, path: &str, offset: Option<u64>) -> Result<(), ExportError> {
+        let full = self.out.join(path);
+        match (offset, &mut self.mbox) {
+            (Some(offset), Some(mbox)) => mbox.file.set_len(offset).map_err(ExportError::io(&full)),
+            _ => fs::remove_file(&full).map_err(ExportError::io(&full)),
+        }
+    }
+
+    /// DAT: the attachments as family members, the text files, the load file's rows.
+    fn write_family(
+        &mut self,
+        state: &mut State,
+        part: &str,
+        item: &ExportItem,
+        written: &mut ManifestItem,
+    ) -> Result<(), ExportError> {
+        let docid = written.docid.clone();
+        let text_path = format!("text/{part}/{docid}.txt");
+        write_file(&self.out.join(&text_path), item.text.as_bytes())?;
+        written.text_path = Some(text_path.clone());
+        for (n, attachment) in item.attachments.iter().enumerate() {
+            let member = format!("{docid}.{:04}", n + 1);
+            let path = format!("natives/{part}/{member}{}", extension(&attachment.name));
+            let member_text = format!("text/{part}/{member}.txt");
+            write_file(&self.out.join(&path), &attachment.bytes)?;
+            write_file(&self.out.join(&member_text), attachment.text.as_bytes())?;
+            state.part_used += attachment.bytes.len() as u64;
+            let digested = Digests::of(&attachment.bytes);
+            written.attachments.push(ManifestAttachment {
+                docid: member,
+                name: attachment.name.clone(),
+                path,
+                text_path: member_text,
+                size: digested.length,
+                md5: digested.md5,
+                sha256: digested.sha256,
+            });
+        }
+        let Some(load_file) = &mut self.load_file else {
+            unreachable!("a DAT export has its load file open")
+        };
+        let mut rows = dat::record(&family_row(written, &text_path));
+        for attachment in &written.attachments {
+            rows.push_str(&dat::record(&member_row(written, attachment)));
+        }
+        let path = self.out.join(&load_file.name);
+        load_file
+            .file
+            .write_all(rows.as_bytes())
+            .map_err(ExportError::io(&path))
+    }
+
+    fn append_manifest(&mut self, written: &ManifestItem) -> Result<(), ExportError> {
+        let csv = manifest::csv_row(written);
+        let path = self.out.join(&self.manifest_csv.name);
+        self.manifest_csv
+            .file
+            .write_all(csv.as_bytes())
+            .map_err(ExportError::io(&path))?;
+        let mut line = serde_json::to_vec(written).map_err(|e| ExportError::Corrupt {
+            path: self.out.join(JOURNAL),
+            message: format!("cannot encode item {}: {e}", written.docid),
+        })?;
+        line.push(b'\n');
+        let path = self.out.join(JOURNAL);
+        self.journal
+            .file
+            .write_all(&line)
+            .map_err(ExportError::io(&path))
+    }
+
+    /// fsyncs every appended file and records its length in the state.
+    fn sync(&mut self, state: &mut State) -> Result<(), ExportError> {
+        let files = [
+            Some(&mut self.manifest_csv),
+            Some(&mut self.journal),
+            self.load_file.as_mut(),
+            self.mbox.as_mut(),
+        ];
+        for appended in files.into_iter().flatten() {
+            let path = self.out.join(&appended.name);
+            appended.file.sync_all().map_err(ExportError::io(&path))?;
+            let length = appended
+                .file
+                .metadata()
+                .map_err(ExportError::io(&path))?
+                .len();
+            state.lengths.insert(appended.name.clone(), length);
+        }
+        Ok(())
+    }
+}
+
+/// Reads `native` in chunks, handing each to `write`; the native's digests, or the error
+/// reading it (`Ok(Err(..))`: the caller undoes what `write` wrote).
+fn stream(
+    native: &mut dyn Read,
+    write: &mut dyn FnMut(&[u8]) -> Result<(), ExportError>,
+) -> Result<Result<Digested, io::Error>, ExportError> {
+    let mut digests = Digests::default();
+    let mut chunk = vec![0; CHUNK];
+    loop {
+        let n = match native.read(&mut chunk) {
+            Ok(0) => return Ok(Ok(digests.finish())),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Ok(Err(e)),
+        };
+        digests.update(&chunk[..n]);
+        write(&chunk[..n])?;
+    }
+}
+
+/// Streams a native to its own file, fsync'd; `Ok(Err(..))` (and no file) when it cannot be
+/// read.
+fn write_native(path: &Path, native: &mut dyn Read) -> Result<Result<Digested, Skip>, ExportError> {
+    let mut file = files::create(path)?;
+    let streamed = stream(native, &mut |chunk| {
+        file.write_all(chunk).map_err(ExportError::io(path))
+    })?;
+    match streamed {
+        Ok(digested) => {
+            file.sync_all().map_err(ExportError::io(path))?;
+            Ok(Ok(digested))
+        }
+        Err(e) => {
+            drop(file);
+            fs::remove_file(path).map_err(ExportError::io(path))?;
+            Ok(Err(format!("its native could not be read: {e}")))
+        }
+    }
+}
+
+/// Appends a native to the mbox part, quoted; cut back when it cannot be read.
+fn write_mbox(
+    path: &Path,
+    file: &mut fs::File,
+    meta: &ItemMeta,
+    native: &mut dyn Read,
+) -> Result<Result<Digested, Skip>, ExportError> {
+    let start = file.metadata().map_err(ExportError::io(path))?.len();
+    let from = mbox::from_line(&meta.envelope.from, meta.received_ms.or(meta.sent_ms));
+    file.write_all(from.as_bytes())
+        .map_err(ExportError::io(path))?;
+    let mut quoter = mbox::Quoter::default();
+    let mut quoted = Vec::with_capacity(CHUNK + CHUNK / 4);
+    let streamed = stream(native, &mut |chunk| {
+        quoted.clear();
+        quoter.push(chunk, &mut quoted);
+        file.write_all(&quoted).map_err(ExportError::io(path))
+    })?;
+    let digested = match streamed {
+        Ok(digested) => digested,
+        Err(e) => {
+            file.set_len(start).map_err(ExportError::io(path))?;
+            return Ok(Err(format!("its native could not be read: {e}")));
+        }
+    };
+    quoted.clear();
+    quoter.finish(&mut quoted);
+    file.write_all(&quoted).map_err(ExportError::io(path))?;
+    Ok(Ok(digested))
+}
+
+/// Writes a small file whole (attachments and texts are in memory already), fsync'd.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    let mut file = files::create(path)?;
+    file.write_all(bytes).map_err(ExportError::io(path))?;
+    file.sync_all().map_err(ExportError::io(path))
+}
+
+/// A file extension taken from an attachment's (hostile) name: `.` and 1 to 10 ASCII letters
+/// or digits, lower case; `.bin` otherwise.
+fn extension(name: &str) -> String {
+    match name.rsplit_once('.') {
+        Some((_, ext))
+            if (1..=10).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            format!(".{}", ext.to_ascii_lowercase())
+        }
+        _ => ".bin".to_string(),
+    }
+}
+
+fn part_name(part: u32) -> String {
+    format!("{part:04}")
+}
+
+fn mbox_name(part: u32) -> String {
+    format!("mbox/{}.mbox", part_name(part))
+}
+
+/// The load file's row of a message, the head of its family.
+fn family_row(item: &ManifestItem, text_path: &str) -> dat::Row {
+    let children: Vec<String> = item.attachments.iter().map(|a| a.docid.clone()).collect();
+    let end = children
+        .last()
+        .cloned()
+        .unwrap_or_else(|| item.docid.clone());
+    let yes_no = |b: bool| if b { "Y" } else { "N" }.to_string();
+    let text = |t: &Option<String>| t.clone().unwrap_or_default();
+    let envelope = &item.envelope;
+    [
+        item.docid.clone(),
+        String::new(),
+        dat::multi(&children),
+        item.docid.clone(),
+        end,
+        item.custodian.clone(),
+        dat::multi(&item.folders),
+        dat::multi(&envelope.from),
+        dat::multi(&envelope.to),
+        dat::multi(&envelope.cc),
+        dat::multi(&envelope.bcc),
+        envelope.subject.clone(),
+        String::new(),
+        item.kind.clone(),
+        text(&item.sent),
+        text(&item.received),
+        text(&envelope.message_id),
+        dat::path(&item.path),
+        dat::path(text_path),
+        item.md5.clone(),
+        item.sha256.clone(),
+        item.size.to_string(),
+        item.log_seq.to_string(),
+        yes_no(item.backfilled),
+        yes_no(item.deleted),
+        text(&item.deleted_at),
+    ]
+}
+
+/// The load file's row of an attachment: its own DOCID, its parent's, the family's range and
+/// the message's custodian, folders, dates and log sequence.
+fn member_row(parent: &ManifestItem, attachment: &ManifestAttachment) -> dat::Row {
+    let mut row = family_row(parent, &attachment.text_path);
+    row[0] = attachment.docid.clone();
+    row[1] = parent.docid.clone();
+    row[2] = String::new();
+    for field in [7, 8, 9, 10, 11, 16] {
+        row[field] = String::new();
+    }
+    row[12] = attachment.name.clone();
+    row[13] = "attachment".to_string();
+    row[17] = dat::path(&attachment.path);
+    row[19] = attachment.md5.clone();
+    row[20] = attachment.sha256.clone();
+    row[21] = attachment.size.to_string();
+    row
+}
+
+/// Ends an export: `manifest.json` from the journal, `SHA256SUMS` over every file, the state
+/// folder removed. Done again whole if a crash interrupts it.
+fn finish(
+    out: &Path,
+    options: &Options,
+    state: &State,
+    checkpoint: &Checkpoint,
+) -> Result<(), ExportError> {
+    let header = &state.header;
+    let info = ExportInfo {
+        format: options.format,
+        query: header.query.clone(),
+        case: header.case.clone(),
+        zone: header.zone.clone(),
+        created: jiff::Timestamp::from_millisecond(header.created_ms)
+            .ok()
+            .and_then(|t| zone(&header.zone).ok().map(|z| t.to_zoned(z)))
+            .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string())
+            .unwrap_or_default(),
+        items: header.items.clone(),
+        part_bytes: options.part_bytes,
+        parts: state.part,
+        checkpoint: CheckpointRef {
+            origin: checkpoint.origin.clone(),
+            size: checkpoint.size,
+            root: files::hex(&checkpoint.root),
+            file: CHECKPOINT_FILE.to_string(),
+            public_key_file: PUBLIC_KEY_FILE.to_string(),
+        },
+        exported: state.exported,
+        per_custodian: state.per_custodian.clone(),
+        exceptions: state.exceptions.clone(),
+    };
+    let manifest_path = out.join(MANIFEST_JSON);
+    let temporary = out.join("manifest.json.partial");
+    let corrupt = |message: String| ExportError::Corrupt {
+        path: out.join(JOURNAL),
+        message,
+    };
+    {
+        let mut file = io::BufWriter::new(files::create(&temporary)?);
+        let io_error = ExportError::io(&temporary);
+        let info = serde_json::to_string_pretty(&info)
+            .map_err(|e| corrupt(format!("cannot encode the export: {e}")))?;
+        let journal = io::BufReader::new(
+            fs::File::open(out.join(JOURNAL)).map_err(ExportError::io(&out.join(JOURNAL)))?,
+        );
+        let result = (|| -> io::Result<()> {
+            write!(file, "{{\n\"export\": {info},\n\"items\": [")?;
+            for (i, line) in journal.lines().enumerate() {
+                let line = line?;
+                write!(file, "{}\n{line}", if i == 0 { "" } else { "," })?;
+            }
+            writeln!(file, "\n]\n}}")?;
+            file.flush()?;
+            file.get_ref().sync_all()
+        })();
+        result.map_err(io_error)?;
+    }
+    fs::rename(&temporary, &manifest_path).map_err(ExportError::io(&manifest_path))?;
+    let mut sums = String::new();
+    for relative in files::walk(out, &[STATE_DIR, SUMS_FILE])? {
+        let path = out.join(&relative);
+        let mut file = fs::File::open(&path).map_err(ExportError::io(&path))?;
+        let digested = Digests::of_reader(&mut file).map_err(ExportError::io(&path))?;
+        sums.push_str(&format!("{}  {relative}\n", digested.sha256));
+    }
+    files::write_whole(&out.join(SUMS_FILE), sums.as_bytes())?;
+    let state_dir = out.join(STATE_DIR);
+    fs::remove_dir_all(&state_dir).map_err(ExportError::io(&state_dir))?;
+    files::sync_dir(&state_dir)
+}

@@ -1,0 +1,329 @@
+//! What the export tests share: a real ledger (bonnie_ledger's MemoryStore, leaves appended
+//! as the broker does, a checkpoint signed with an ArchiveKey) over real messages (the mail
+//! fixtures: legacy charsets, non-ASCII, nested and broken MIME; and a few made here: `From `
+//! lines in the body, attachments, þ and ® in the subject), and the items an export is given.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use bonnie_export::{
+    Attachment, Envelope, Exception, ExportHeader, ExportItem, Format, ItemList, ItemMeta, Options,
+};
+use bonnie_ledger::{
+    ArchiveKey, Checkpoint, Entry, LeafKind, MemoryStore, NodeStore as _, append, merkle,
+};
+use sha2::{Digest as _, Sha256};
+
+/// The archive key's name: the checkpoints' origin.
+pub const ORIGIN: &str = "archive.example.org/bonnie";
+
+/// One archived message and what an export is told of it.
+#[derive(Clone)]
+pub struct Message {
+    pub native: Vec<u8>,
+    pub meta: ItemMeta,
+    pub text: String,
+    pub attachments: Vec<Attachment>,
+}
+
+impl Message {
+    pub fn item(&self) -> ExportItem {
+        let mut item = ExportItem::from_bytes(self.meta.clone(), self.native.clone());
+        item.text = self.text.clone();
+        item.attachments = self.attachments.clone();
+        item
+    }
+}
+
+/// The archive: its messages, the header an export of all of them gets, its key.
+pub struct Corpus {
+    pub messages: Vec<Message>,
+    pub header: ExportHeader,
+    pub store: MemoryStore,
+    pub checkpoint: Checkpoint,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mail")
+}
+
+/// The fixtures' messages, sorted by name, then the ones made here.
+pub fn natives() -> Vec<Vec<u8>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    paths.sort();
+    let mut natives: Vec<Vec<u8>> = paths.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    natives.push(
+        b"From: Mallory <mallory@example.net>\r\nTo: john@example.org\r\nSubject: lines that look like separators\r\nMessage-ID: <from-lines@example.net>\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\n\r\nFrom here on, beware.\r\n>From a quoted reply\r\n>>From deeper\r\nFrom \r\n\r\n"
+            .to_vec(),
+    );
+    natives.push(
+        "From: =?utf-8?q?J=C3=B3n?= <jon@example.is>\nTo: jane@example.org, john@example.org\nCc: \"Doe; Jane\" <jane@example.org>\nSubject: =?utf-8?q?=C3=9Eetta_er_=C3=BEorn_=C2=AE_og_;_semikomma?=\nMessage-ID: <thorn@example.is>\nDate: Wed, 02 Dec 2026 08:30:00 +0000\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b1\"\n\n--b1\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\nHall\u{f3} \u{fe}\u{fa}, sj\u{e1}\u{f0}u vi\u{f0}hengin.\n--b1\nContent-Type: text/csv; name=\"t\u{f6}lur.csv\"\nContent-Disposition: attachment; filename=\"tolur.csv\"\nContent-Transfer-Encoding: base64\n\nYSxiLGMKMSwyLDMK\n--b1\nContent-Type: application/pdf; name=\"report.pdf\"\nContent-Disposition: attachment; filename=\"report.pdf\"\nContent-Transfer-Encoding: base64\n\nJVBERi0xLjQKJeLjz9MKMSAwIG9iago8PD4+CmVuZG9iagp0cmFpbGVyCjw8Pj4KJSVFT0YK\n--b1--\n"
+            .as_bytes()
+            .to_vec(),
+    );
+    natives
+}
+
+/// The archive key at `path`, made if missing (a child process reads the parent's).
+pub fn key(path: &Path) -> ArchiveKey {
+    if path.exists() {
+        ArchiveKey::read(path).unwrap()
+    } else {
+        ArchiveKey::generate(path, ORIGIN).unwrap()
+    }
+}
+
+/// What bonnie reads of a message, as an export's caller passes it.
+fn describe(native: &[u8]) -> (ItemMeta, String, Vec<Attachment>) {
+    let message = bonnie_mail::parse(native);
+    let addresses = |list: &[bonnie_mail::Address]| -> Vec<String> {
+        list.iter().map(bonnie_mail::format_address).collect()
+    };
+    let sent_ms = message
+        .date
+        .as_deref()
+        .and_then(|d| d.parse::<jiff::Timestamp>().ok())
+        .map(|t| t.as_millisecond());
+    let text = message
+        .bodies
+        .iter()
+        .map(|b| b.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let attachments = message
+        .attachments
+        .iter()
+        .filter_map(|a| {
+            let part = bonnie_mail::find_part(native, &|media| media == a.media_type)
+                .ok()
+                .flatten()?;
+            (sha256_hex(&part.bytes) == a.sha256).then(|| Attachment {
+                name: a.name.clone().unwrap_or_else(|| "attachment".into()),
+                bytes: part.bytes,
+                text: a.text.clone().unwrap_or_default(),
+            })
+        })
+        .collect();
+    let meta = ItemMeta {
+        digest: sha256_hex(native),
+        custodian: String::new(),
+        folders: vec!["INBOX".into()],
+        sent_ms,
+        received_ms: sent_ms.map(|ms| ms + 5_000),
+        envelope: Envelope {
+            from: addresses(&message.from),
+            to: addresses(&message.to),
+            cc: addresses(&message.cc),
+            bcc: addresses(&message.bcc),
+            subject: message.subject.clone().unwrap_or_default(),
+            message_id: message
+                .message_id
+                .as_deref()
+                .map(|m| m.trim_matches(['<', '>']).to_string()),
+        },
+        size: native.len() as u64,
+        kind: "mail".into(),
+        deleted: false,
+        deleted_ms: None,
+        backfilled: false,
+        log_seq: 0,
+        leaf: Vec::new(),
+        proof: Vec::new(),
+    };
+    (meta, text, attachments)
+}
+
+impl Corpus {
+    /// The ledger over `natives`: an audit leaf first, then per message a record leaf naming
+    /// its payload (and one other), a checkpoint of the whole signed at a fixed time, and a
+    /// leaf after it (the tree goes on growing; proofs are against the checkpoint).
+    pub fn new(key_path: &Path, natives: Vec<Vec<u8>>) -> Corpus {
+        let key = key(key_path);
+        let mut store = MemoryStore::new();
+        append(
+            &mut store,
+            [Entry {
+                kind: LeafKind::Audit,
+                id: "audit-0".into(),
+                record_digest: [7; 32],
+                payload_digests: Vec::new(),
+                refers_to: None,
+            }],
+        )
+        .unwrap();
+        let mut messages = Vec::new();
+        for (i, native) in natives.into_iter().enumerate() {
+            let (mut meta, text, attachments) = describe(&native);
+            let digest: [u8; 32] = Sha256::digest(&native).into();
+            let seqs = append(
+                &mut store,
+                [Entry {
+                    kind: LeafKind::Record,
+                    id: format!("job-{i}"),
+                    record_digest: [i as u8; 32],
+                    payload_digests: vec![digest, [0xee; 32]],
+                    refers_to: None,
+                }],
+            )
+            .unwrap();
+            meta.log_seq = seqs.start;
+            meta.custodian = ["john", "jane", "jörg"][i % 3].into();
+            if i % 4 == 1 {
+                meta.folders.push("Archiv/2026".into());
+            }
+            meta.deleted = i % 5 == 2;
+            meta.deleted_ms = meta.deleted.then_some(1_796_000_000_000);
+            meta.backfilled = i % 6 == 3;
+            messages.push(Message {
+                native,
+                meta,
+                text,
+                attachments,
+            });
+        }
+        let time = jiff::Timestamp::from_second(1_796_100_000).unwrap();
+        let checkpoint = Checkpoint::of_tree(&store, ORIGIN, None, time).unwrap();
+        let note = key.sign(&checkpoint).unwrap();
+        for message in &mut messages {
+            let seq = message.meta.log_seq;
+            message.meta.leaf = store.leaf(seq).unwrap();
+            message.meta.proof = merkle::inclusion_proof(&store, seq, checkpoint.size).unwrap();
+        }
+        append(
+            &mut store,
+            [Entry {
+                kind: LeafKind::Audit,
+                id: "audit-after".into(),
+                record_digest: [8; 32],
+                payload_digests: Vec::new(),
+                refers_to: None,
+            }],
+        )
+        .unwrap();
+        let header = ExportHeader {
+            query: "from:example.org after:2020-01-01".into(),
+            case: Some("case-7".into()),
+            zone: "Europe/Berlin".into(),
+            created_ms: 1_796_200_000_000,
+            checkpoint_note: note,
+            public_key: key.public().to_string(),
+            items: ItemList::of(messages.iter().map(|m| m.meta.digest.as_str())),
+        };
+        Corpus {
+            messages,
+            header,
+            store,
+            checkpoint,
+        }
+    }
+
+    pub fn items(&self) -> impl Iterator<Item = Result<ExportItem, Exception>> + '_ {
+        self.messages.iter().map(|m| Ok(m.item()))
+    }
+}
+
+pub fn options(format: Format) -> Options {
+    Options {
+        format,
+        part_bytes: 1 << 30,
+        docid_prefix: "BON".into(),
+    }
+}
+
+/// Runs `python3 -c script args...`, its stdout; fails the test on a non-zero exit.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "python3 failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Runs `script` on the files `relative` (to `dir`), one JSON value per line of its output.
+pub fn python_json_lines<'a>(
+    script: &str,
+    dir: &Path,
+    relative: impl Iterator<Item = &'a str>,
+) -> Vec<serde_json::Value> {
+    let paths: Vec<String> = relative
+        .map(|p| dir.join(p).to_string_lossy().into_owned())
+        .collect();
+    python(
+        script,
+        &paths.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .lines()
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect()
+}
+
+/// The manifest of a finished export.
+pub fn manifest(dir: &Path) -> bonnie_export::manifest::Manifest {
+    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// A DAT parser written from the format's description (not the exporter's code): a BOM, then
+/// records of þ-quoted values separated by U+0014, ended by CRLF outside quotes; þþ inside a
+/// value is one þ, ® a line break.
+pub fn parse_dat(bytes: &[u8]) -> Vec<Vec<String>> {
+    let text = std::str::from_utf8(bytes).expect("the load file is UTF-8");
+    let text = text
+        .strip_prefix('\u{feff}')
+        .expect("the load file opens with a BOM");
+    let mut records = Vec::new();
+    let mut record = Vec::new();
+    let mut value = String::new();
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        if quoted {
+            if c == 'þ' {
+                if chars.peek() == Some(&'þ') {
+                    chars.next();
+                    value.push('þ');
+                } else {
+                    quoted = false;
+                }
+            } else if c == '®' {
+                value.push('\n');
+            } else {
+                value.push(c);
+            }
+            continue;
+        }
+        match c {
+            'þ' => quoted = true,
+            '\u{14}' => record.push(std::mem::take(&mut value)),
+            '\r' => {
+                assert_eq!(chars.next(), Some('\n'), "CR without LF outside a value");
+                record.push(std::mem::take(&mut value));
+                records.push(std::mem::take(&mut record));
+            }
+            other => panic!("{other:?} outside a quoted value"),
+        }
+    }
+    assert!(
+        record.is_empty() && value.is_empty(),
+        "the last record has no CRLF"
+    );
+    records
+}
