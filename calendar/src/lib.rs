@@ -30,8 +30,9 @@ pub use jiff::tz::TimeZone;
 pub use mime::{Format, Part, calendar_part, object_xml};
 pub use model::{Duration, End, Event, RDate, Status, Transparency, When};
 pub use query::{
-    Answer, CACHE, Skipped, ZONES, answer, events_of, forget_owner_zones, freebusy, is_remembered,
-    owner_zone, remember, set_owner_zone, to_json,
+    Answer, CACHE, Remembered, Skipped, ZONES, answer, event_object_uid, events_of,
+    forget_owner_zones, freebusy, is_remembered, owner_zone, remember, remember_event_object,
+    set_owner_zone, to_json,
 };
 pub use rrule::{Frequency, Rule, WeekdayNum};
 pub use xcal::{Element as XmlElement, parse_xcal, tree as xml_tree};

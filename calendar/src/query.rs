@@ -94,6 +94,50 @@ pub fn remember(
     Ok(parsed)
 }
 
+/// What [`remember_event_object`] did with a message.
+#[derive(Debug)]
+pub enum Remembered {
+    /// The message is no Kolab event object.
+    NotAnEvent,
+    /// The event object (its UID) was in the cache already.
+    Known(String),
+    /// The event object (its UID) was read: its events, or why they cannot be had.
+    Read(String, Result<Vec<Event>, crate::CalendarError>),
+}
+
+/// Keeps the events of a message in the cache when it is a Kolab event object not cached yet:
+/// what the freebusy handler does with each appended message, and `bonnie reprocess --handler
+/// freebusy` with each archived one. `headers` are the message's, when the caller has them
+/// (the collector's HEADER), else read from `message`.
+pub fn remember_event_object(
+    storage: &StorageClient,
+    digest: &str,
+    message: &[u8],
+    headers: Option<&serde_json::Map<String, Value>>,
+) -> Result<Remembered, PluginError> {
+    let object = match headers {
+        Some(headers) => event_object_uid(headers),
+        None => event_object_uid(&bonnie_mail::headers(message)),
+    };
+    let Some(object) = object else {
+        return Ok(Remembered::NotAnEvent);
+    };
+    if is_remembered(storage, digest)? {
+        return Ok(Remembered::Known(object));
+    }
+    Ok(Remembered::Read(
+        object,
+        remember(storage, digest, message)?,
+    ))
+}
+
+/// The UID of the Kolab event object these headers describe.
+pub fn event_object_uid(headers: &serde_json::Map<String, Value>) -> Option<String> {
+    objects::kolab_object(headers)
+        .filter(|(kind, _)| kind == EVENT_TYPE)
+        .map(|(_, uid)| uid)
+}
+
 /// Whether the object with this digest is in the cache (readable or not) in this version.
 pub fn is_remembered(storage: &StorageClient, digest: &str) -> Result<bool, PluginError> {
     Ok(cached(storage, digest)?.is_some())

@@ -196,7 +196,7 @@ enum Command {
     /// Run the archive's records through a handler enabled after they were archived
     /// (changelog: the messages' trails and the Kolab objects' revisions), writing nothing twice
     Reprocess {
-        /// The handler: changelog
+        /// The handler: changelog (message trails, object revisions) or freebusy (parsed events)
         #[arg(long, value_name = "NAME")]
         handler: String,
         /// Only records since: an RFC 3339 instant, a date, or a span such as 24h

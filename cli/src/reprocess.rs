@@ -1,19 +1,115 @@
-//! `bonnie reprocess --handler changelog`: runs archived records through a handler enabled
-//! after they were archived, as the worker would have: for the changelog, each message event's
-//! trail entries (`message-history`) and its Kolab objects' facts (`object-facts`, with the
-//! payloads the archive keeps). Both are keyed by job and message place, so a record
-//! reprocessed twice, or one the handler already took, is written once.
+//! `bonnie reprocess --handler changelog|freebusy`: runs archived records through a handler
+//! enabled after they were archived, as the worker would have, from what the archive kept (no
+//! collector here):
+//! - changelog: each message event's trail entries (`message-history`) and its Kolab objects'
+//!   facts (`object-facts`), keyed by job and message place;
+//! - freebusy: each appended or delivered Kolab event object's parsed events
+//!   (`freebusy-events`), keyed by the message's digest.
+//!
+//! So a record reprocessed twice, or one the handler already took, is written once.
 
 use anyhow::bail;
+use bonnie_calendar::{self as calendar, Remembered};
 use bonnie_core::{Config, time::now_ms};
-use bonnie_model::{log_pages, mail_history, objects, record};
+use bonnie_model::{collect, log_pages, mail_history, objects, record};
+use bonnie_plugin_api::{PluginError, storage::StorageClient};
 use serde_json::{Value, json};
 
 /// The handlers whose output can be made again from the archive.
-const HANDLERS: [&str; 1] = ["changelog"];
+const HANDLERS: [&str; 2] = ["changelog", "freebusy"];
+
+/// The events whose messages the freebusy handler reads.
+const FREEBUSY_EVENTS: [&str; 2] = ["MessageAppend", "MessageNew"];
 
 /// Log entries read per page.
 const PAGE: u32 = 1000;
+
+/// What a reprocessing wrote, by kind, for the report.
+#[derive(Default)]
+struct Written {
+    /// changelog: trail entries.
+    trail_entries: u64,
+    /// changelog: object facts.
+    object_facts: u64,
+    /// freebusy: event objects read now.
+    event_objects: u64,
+    /// freebusy: event objects that were read before.
+    event_objects_known: u64,
+    /// freebusy: event objects whose calendar data cannot be read (kept as such).
+    event_objects_unreadable: u64,
+}
+
+impl Written {
+    fn json(&self, handler: &str) -> Value {
+        match handler {
+            "freebusy" => json!({
+                "event_objects": self.event_objects,
+                "event_objects_known": self.event_objects_known,
+                "event_objects_unreadable": self.event_objects_unreadable,
+            }),
+            _ => json!({ "trail_entries": self.trail_entries, "object_facts": self.object_facts }),
+        }
+    }
+
+    fn text(&self, handler: &str) -> String {
+        match handler {
+            "freebusy" => format!(
+                "{} event objects read ({} of them unreadable, kept as such), {} read before",
+                self.event_objects, self.event_objects_unreadable, self.event_objects_known
+            ),
+            _ => format!(
+                "{} trail entries, {} object facts (already there are written once)",
+                self.trail_entries, self.object_facts
+            ),
+        }
+    }
+}
+
+/// The changelog's output for one record.
+fn changelog(
+    storage: &StorageClient,
+    record: &record::Object,
+    job: &str,
+    written: &mut Written,
+) -> Result<(), PluginError> {
+    written.trail_entries += mail_history::record(storage, record, job)? as u64;
+    if let objects::Recorded::Facts(n) = objects::record(storage, record, job, |_| false)? {
+        written.object_facts += n as u64;
+    }
+    Ok(())
+}
+
+/// The freebusy handler's output for one record: each of its messages the archive kept that is
+/// an event object.
+fn freebusy(
+    storage: &StorageClient,
+    record: &record::Object,
+    written: &mut Written,
+) -> Result<(), PluginError> {
+    let event = record.get("event").and_then(Value::as_str);
+    if !event.is_some_and(|e| FREEBUSY_EVENTS.contains(&e)) {
+        return Ok(());
+    }
+    for uid in record::uid_list(record, "uids") {
+        let Some(digest) = collect::kept_digest(record, uid) else {
+            continue;
+        };
+        let Some(message) = storage.get_payload(&digest)? else {
+            return Err(PluginError::transient(format!(
+                "the archive names payload {digest} (UID {uid}) but does not hold it"
+            )));
+        };
+        match calendar::remember_event_object(storage, &digest, &message, None)? {
+            Remembered::NotAnEvent => {}
+            Remembered::Known(_) => written.event_objects_known += 1,
+            Remembered::Read(_, parsed) => {
+                written.event_objects += 1;
+                written.event_objects_unreadable += u64::from(parsed.is_err());
+            }
+        }
+    }
+    Ok(())
+}
 
 /// `bonnie reprocess`.
 pub fn run(
@@ -31,9 +127,9 @@ pub fn run(
         .transpose()?
         .map(|t| t.as_millisecond());
     let params = json!({ "handler": handler, "since": since });
-    let (records, entries, facts) = auditor.change("reprocess", params, None, || {
+    let (records, written) = auditor.change("reprocess", params, None, || {
         let storage = crate::backfill::open_storage(config)?;
-        let (mut entries, mut facts) = (0u64, 0u64);
+        let mut written = Written::default();
         let records = log_pages::walk(
             &storage,
             (from_ms, None),
@@ -49,20 +145,15 @@ pub fn run(
                     &mut record,
                     logged.time_ms.into_option().unwrap_or_else(now_ms),
                 );
-                let job = logged.key.as_str();
-                entries += mail_history::record(&storage, &record, job)? as u64;
-                // No collector here: what the archive kept (payloads, headers) is all there is.
-                if let objects::Recorded::Facts(n) =
-                    objects::record(&storage, &record, job, |_| false)?
-                {
-                    facts += n as u64;
+                match handler {
+                    "freebusy" => freebusy(&storage, &record, &mut written),
+                    _ => changelog(&storage, &record, logged.key.as_str(), &mut written),
                 }
-                Ok::<_, bonnie_plugin_api::PluginError>(())
             },
             |_, _| {},
         )
         .map_err(|e| anyhow::anyhow!("reprocessing the archive's log: {e}"))?;
-        Ok((records, entries, facts))
+        Ok((records, written))
     })?;
     auditor.step(
         "reprocess",
@@ -70,13 +161,14 @@ pub fn run(
         records,
     )?;
     if json_out {
-        println!(
-            "{}",
-            json!({ "handler": handler, "records": records, "trail_entries": entries, "object_facts": facts })
-        );
+        let mut report = written.json(handler);
+        report["handler"] = json!(handler);
+        report["records"] = json!(records);
+        println!("{report}");
     } else {
         println!(
-            "{handler}: {records} archived records reprocessed: {entries} trail entries, {facts} object facts (already there are written once)"
+            "{handler}: {records} archived records reprocessed: {}",
+            written.text(handler)
         );
     }
     Ok(())

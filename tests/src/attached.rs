@@ -34,9 +34,15 @@ impl Attached {
     /// archive handlers and the changelog, whose message trails reconciliation compares flags
     /// with, as the shipped configuration has them) and Cyrus with `notifications`.
     pub fn start(notifications: Notifications) -> Self {
+        Self::start_with(notifications, &["bonnie-changelog"])
+    }
+
+    /// [`Attached::start`] with these plugins beside the archive handlers (none: an archive
+    /// made before the changelog was enabled).
+    pub fn start_with(notifications: Notifications, groupware: &[&str]) -> Self {
         let ldap = Slapd::start();
         let mut cyrus = Cyrus::new();
-        let cluster = Cluster::for_cyrus(&cyrus, &ldap, &["bonnie-changelog"]);
+        let cluster = Cluster::for_cyrus(&cyrus, &ldap, groupware);
         let mut processes = vec![cluster.start_broker()];
         processes.extend(cluster.start_workers(&["worker-1", "worker-2"]));
         let (dealer, config) = (paths::bin("bonnie-dealer"), cluster.config());

@@ -1,6 +1,7 @@
-//! `bonnie reprocess --handler changelog` on an archive made without the changelog: the
-//! messages' trails and the Kolab event's revision appear as the handler would have written
-//! them, from what the archive kept; a second run writes nothing more.
+//! `bonnie reprocess --handler changelog` and `--handler freebusy` on an archive made without
+//! either: the messages' trails, the Kolab event's revision and its parsed events appear as the
+//! handlers would have written them, from what the archive kept; a second run writes nothing
+//! more.
 
 use bonnie_tests::{
     attached::{Attached, Notifications, create_user},
@@ -16,15 +17,15 @@ fn count(cluster: &Cluster, collection: &str) -> usize {
     cluster.archived_bodies(collection).len()
 }
 
-fn reprocess(cluster: &Cluster) -> Value {
-    let output = cluster.bonnie(&["reprocess", "--handler", "changelog", "--json"]);
+fn reprocess(cluster: &Cluster, handler: &str) -> Value {
+    let output = cluster.bonnie(&["reprocess", "--handler", handler, "--json"]);
     assert!(output.status.success(), "{}", process::describe(&output));
     serde_json::from_slice(&output.stdout).expect("reprocess --json prints JSON")
 }
 
 #[test]
 fn the_changelog_of_records_archived_before_it_was_enabled_is_made_once() {
-    let lab = Attached::start(Notifications::Exec);
+    let lab = Attached::start_with(Notifications::Exec, &[]);
     let (cluster, cyrus) = (&lab.cluster, &lab.cyrus);
     create_user(cyrus, JOHN);
     let mut john = cyrus.login(JOHN);
@@ -39,7 +40,20 @@ fn the_changelog_of_records_archived_before_it_was_enabled_is_made_once() {
         EVENT_UID,
         JOHN,
         "Tue, 01 Dec 2026 10:00:00 +0000",
-        &kolab::event_xml(EVENT_UID, &[("summary", "<text>Planning</text>")]),
+        &kolab::event_xml(
+            EVENT_UID,
+            &[
+                ("summary", "<text>Planning</text>"),
+                (
+                    "dtstart",
+                    &kolab::zoned("Europe/Berlin", "2026-12-01T10:00:00"),
+                ),
+                (
+                    "dtend",
+                    &kolab::zoned("Europe/Berlin", "2026-12-01T11:00:00"),
+                ),
+            ],
+        ),
     );
     john.append("Calendar", &Default::default(), &event)
         .unwrap();
@@ -56,7 +70,7 @@ fn the_changelog_of_records_archived_before_it_was_enabled_is_made_once() {
     assert_eq!(count(cluster, "message-history"), 0, "no changelog ran");
     assert_eq!(count(cluster, "object-facts"), 0, "no changelog ran");
 
-    let first = reprocess(cluster);
+    let first = reprocess(cluster, "changelog");
     let trail = cluster.archived_bodies("message-history");
     let inbox: Vec<&String> = trail
         .iter()
@@ -80,7 +94,7 @@ fn the_changelog_of_records_archived_before_it_was_enabled_is_made_once() {
         "{first}"
     );
 
-    let again = reprocess(cluster);
+    let again = reprocess(cluster, "changelog");
     assert_eq!(again["records"], first["records"], "{again}");
     assert_eq!(
         count(cluster, "message-history"),
@@ -88,4 +102,17 @@ fn the_changelog_of_records_archived_before_it_was_enabled_is_made_once() {
         "written once"
     );
     assert_eq!(count(cluster, "object-facts"), facts.len(), "written once");
+
+    // Free/busy's parsed events of the calendar object, once.
+    assert_eq!(count(cluster, "freebusy-events"), 0, "no freebusy ran");
+    let parsed = reprocess(cluster, "freebusy");
+    assert_eq!(parsed["event_objects"], 1, "{parsed}");
+    assert_eq!(parsed["event_objects_unreadable"], 0, "{parsed}");
+    let events = cluster.archived_bodies("freebusy-events");
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert!(events[0].contains("2026-12-01"), "{events:#?}");
+    let again = reprocess(cluster, "freebusy");
+    assert_eq!(again["event_objects"], 0, "{again}");
+    assert_eq!(again["event_objects_known"], 1, "{again}");
+    assert_eq!(count(cluster, "freebusy-events"), 1, "written once");
 }

@@ -23,8 +23,7 @@
 
 use bonnie_calendar as calendar;
 use bonnie_core::{payload, time};
-use bonnie_mail as mail;
-use bonnie_model::{collect, objects, record};
+use bonnie_model::{collect, record};
 use bonnie_plugin_api::prelude::*;
 use bonnie_plugin_api::storage::StorageClient;
 use std::collections::BTreeMap;
@@ -34,8 +33,6 @@ use serde_json::Value;
 
 /// The events this handler takes.
 const EVENTS: &[&str] = &["MessageAppend", "MessageNew"];
-/// The Kolab object type of events.
-const EVENT_TYPE: &str = "event";
 
 /// `[plugins.freebusy]`.
 #[derive(Debug, Deserialize)]
@@ -121,9 +118,9 @@ impl Freebusy {
         let collected = record.contains_key("messageContent") || record.contains_key("payloads");
         if !collected {
             // Headers that came with the notification may already say there is no event.
-            let maybe_event = uids
-                .iter()
-                .any(|&uid| headers_of(uid).is_none_or(|h| event_uid(h).is_some()));
+            let maybe_event = uids.iter().any(|&uid| {
+                headers_of(uid).is_none_or(|h| calendar::event_object_uid(h).is_some())
+            });
             let may_fetch = self.settings.collect.iter().any(|c| c == "FETCH")
                 && record
                     .get("collector_errors")
@@ -136,24 +133,20 @@ impl Freebusy {
             .and_then(Value::as_str)
             .unwrap_or_default();
         for uid in uids {
-            if headers_of(uid).is_some_and(|h| event_uid(h).is_none()) {
+            if headers_of(uid).is_some_and(|h| calendar::event_object_uid(h).is_none()) {
                 continue;
             }
             let Some((digest, message)) = self.message(record, uid, job)? else {
                 continue;
             };
-            let object = match headers_of(uid) {
-                Some(h) => event_uid(h),
-                None => event_uid(&mail::headers(&message)),
-            };
-            let Some(object) = object else {
-                continue;
-            };
-            if calendar::is_remembered(&self.storage, &digest)? {
-                continue;
-            }
-            match calendar::remember(&self.storage, &digest, &message)? {
-                Ok(events) => self.host.debug(
+            match calendar::remember_event_object(
+                &self.storage,
+                &digest,
+                &message,
+                headers_of(uid),
+            )? {
+                calendar::Remembered::NotAnEvent | calendar::Remembered::Known(_) => {}
+                calendar::Remembered::Read(object, Ok(events)) => self.host.debug(
                     "Calendar object read.",
                     &[
                         ("job", &job),
@@ -161,7 +154,7 @@ impl Freebusy {
                         ("events", &events.len()),
                     ],
                 ),
-                Err(e) => self.host.warn(
+                calendar::Remembered::Read(object, Err(e)) => self.host.warn(
                     "A calendar object cannot be read; free/busy leaves it out.",
                     &[
                         ("job", &job),
@@ -217,13 +210,6 @@ impl Freebusy {
     }
 }
 
-/// The UID of the Kolab event object these headers describe.
-fn event_uid(headers: &record::Object) -> Option<String> {
-    objects::kolab_object(headers)
-        .filter(|(kind, _)| kind == EVENT_TYPE)
-        .map(|(_, uid)| uid)
-}
-
 impl Handler for Freebusy {
     fn events(&self) -> Vec<String> {
         EVENTS.iter().map(|e| e.to_string()).collect()
@@ -253,6 +239,7 @@ bonnie_plugin_api::export_handler! {
 
 #[cfg(test)]
 mod tests {
+    use bonnie_mail as mail;
     use bonnie_plugin_api::testing::TestHost;
     use bonnie_sqlite_storage::SqliteStorage;
     use serde_json::json;
