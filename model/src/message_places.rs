@@ -44,11 +44,7 @@ pub fn record(storage: &StorageClient, record: &Object, job: &str) -> Result<usi
     ) else {
         return Ok(0);
     };
-    let mut uids: Vec<u64> = record
-        .get("uids")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_u64).collect())
-        .unwrap_or_default();
+    let mut uids = crate::record::uid_list(record, "uids");
     if uids.is_empty() {
         uids.extend(record.get("uid").and_then(Value::as_u64));
     }
