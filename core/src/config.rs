@@ -81,6 +81,10 @@ pub struct Config {
     /// `bonnie_retention::RetentionConfig` (unknown keys refused) where retention runs.
     #[serde(default)]
     pub retention: toml::Table,
+    /// `[discovery]`: e-discovery's time zone and local domains; read and checked by
+    /// `bonnie_discovery::config::DiscoveryConfig` (unknown keys refused) where searches run.
+    #[serde(default)]
+    pub discovery: toml::Table,
     /// The file this was read from.
     #[serde(skip)]
     pub path: PathBuf,

@@ -1,5 +1,6 @@
 //! e-Discovery over bonnie's archive.
 //!
+//! - [`config`]: `[discovery]`, the time zone and local domains queries are read against.
 //! - [`query`]: the query language (Gmail and Vault style, with piler's extras), parsed once
 //!   into a [`query::Query`] tree; errors say where and what.
 //! - [`relax`]: the part of a tree a storage answers ([`bonnie_plugin_api::items::ItemQuery`]),
@@ -12,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod evaluate;
 pub mod item;
 pub mod query;
