@@ -46,6 +46,9 @@
 //! - `deleted:yes`: no place held the item at `as_of` (now without it), though it had
 //!   arrived ([`ItemState::deleted_at`]).
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeSet;
 
 use bonnie_mail::index_words;

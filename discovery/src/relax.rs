@@ -21,6 +21,9 @@
 //! `x OR All` is `All`), an `And` or `Or` of one is that one, nested ones of the same kind
 //! are flattened, a double negation cancels.
 
+#[cfg(test)]
+mod tests;
+
 use bonnie_plugin_api::items::{ExactField, ItemQuery};
 
 use crate::{
