@@ -79,7 +79,7 @@ use bonnie_plugin_api::items::{ExactField, ItemType, RangeField, TextField, Text
 use jiff::{Timestamp, tz::TimeZone};
 use serde::{Deserialize, Serialize};
 
-pub use parse::parse;
+pub use parse::{instant, parse};
 
 /// The longest query accepted, in bytes.
 pub const MAX_QUERY_BYTES: usize = 16 * 1024;

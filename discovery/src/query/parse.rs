@@ -648,8 +648,9 @@ fn size(text: &str) -> Option<i64> {
 }
 
 /// The instant (ms since the epoch) a date or time names: with an offset as written, without
-/// one in `zone` (a date at its first instant there).
-fn instant(text: &str, zone: &jiff::tz::TimeZone) -> Option<i64> {
+/// one in `zone` (a date at its first instant there). What `after:` and `before:` read, and
+/// `--as-of`.
+pub fn instant(text: &str, zone: &jiff::tz::TimeZone) -> Option<i64> {
     if text.contains('[') {
         return None; // A zone annotation: this is not one of the forms accepted.
     }
