@@ -77,34 +77,6 @@ for path in sys.argv[1:]:
     assert_eq!(sums.trim(), "0", "sha256sum -c accepts SHA256SUMS");
 }
 
-/// An mboxrd reader: a message begins at each line starting `From `; one `>` comes off each
-/// line matching `^>+From `; the newline before the next `From ` line is the separator.
-const MBOXRD_READER: &str = r#"
-import email, email.policy, hashlib, json, re, sys
-for path in sys.argv[1:]:
-    data = open(path, 'rb').read()
-    lines = data.split(b'\n')
-    if lines and lines[-1] == b'':
-        lines.pop()
-        ends_with_newline = True
-    messages, current = [], None
-    for line in lines:
-        if line.startswith(b'From '):
-            if current is not None:
-                messages.append(current)
-            current = []
-            continue
-        if re.match(rb'^>+From ', line):
-            line = line[1:]
-        current.append(line)
-    if current is not None:
-        messages.append(current)
-    for body in messages:
-        raw = b'\n'.join(body)
-        m = email.message_from_bytes(raw, policy=email.policy.default)
-        print(json.dumps({"sha256": hashlib.sha256(raw).hexdigest(), "message_id": (m['Message-ID'] or '').strip('<>')}))
-"#;
-
 #[test]
 fn an_mbox_export_round_trips_through_an_mboxrd_reader_and_rolls_parts() {
     let dir = tempfile::tempdir().unwrap();
@@ -126,7 +98,7 @@ fn an_mbox_export_round_trips_through_an_mboxrd_reader_and_rolls_parts() {
             items.len()
         );
     }
-    let read = python_json_lines(MBOXRD_READER, &out, parts.iter().copied());
+    let read = python_json_lines(common::MBOXRD_READER, &out, parts.iter().copied());
     assert_eq!(read.len(), corpus.messages.len());
     for (python, message) in read.iter().zip(&corpus.messages) {
         assert_eq!(python["sha256"], message.meta.digest, "byte for byte");

@@ -116,111 +116,105 @@ fn describe(native: &[u8]) -> (ItemMeta, String, Vec<Attachment>) {
             })
         })
         .collect();
-    let meta = ItemMeta {
-        digest: sha256_hex(native),
-        custodian: String::new(),
-        folders: vec!["INBOX".into()],
-        sent_ms,
-        received_ms: sent_ms.map(|ms| ms + 5_000),
-        envelope: Envelope {
-            from: addresses(&message.from),
-            to: addresses(&message.to),
-            cc: addresses(&message.cc),
-            bcc: addresses(&message.bcc),
-            subject: message.subject.clone().unwrap_or_default(),
-            message_id: message
-                .message_id
-                .as_deref()
-                .map(|m| m.trim_matches(['<', '>']).to_string()),
-        },
-        size: native.len() as u64,
-        kind: "mail".into(),
-        deleted: false,
-        deleted_ms: None,
-        backfilled: false,
-        log_seq: 0,
-        leaf: Vec::new(),
-        proof: Vec::new(),
+    let mut meta = bare_meta(sha256_hex(native), native.len() as u64);
+    meta.sent_ms = sent_ms;
+    meta.received_ms = sent_ms.map(|ms| ms + 5_000);
+    meta.envelope = Envelope {
+        from: addresses(&message.from),
+        to: addresses(&message.to),
+        cc: addresses(&message.cc),
+        bcc: addresses(&message.bcc),
+        subject: message.subject.clone().unwrap_or_default(),
+        message_id: message
+            .message_id
+            .as_deref()
+            .map(|m| m.trim_matches(['<', '>']).to_string()),
     };
     (meta, text, attachments)
 }
 
-impl Corpus {
-    /// The ledger over `natives`: an audit leaf first, then per message a record leaf naming
-    /// its payload (and one other), a checkpoint of the whole signed at a fixed time, and a
-    /// leaf after it (the tree goes on growing; proofs are against the checkpoint).
-    pub fn new(key_path: &Path, natives: Vec<Vec<u8>>) -> Corpus {
-        let key = key(key_path);
-        let mut store = MemoryStore::new();
-        append(
-            &mut store,
-            [Entry {
-                kind: LeafKind::Audit,
-                id: "audit-0".into(),
-                record_digest: [7; 32],
-                payload_digests: Vec::new(),
-                refers_to: None,
-            }],
-        )
-        .unwrap();
-        let mut messages = Vec::new();
-        for (i, native) in natives.into_iter().enumerate() {
-            let (mut meta, text, attachments) = describe(&native);
-            let digest: [u8; 32] = Sha256::digest(&native).into();
-            let seqs = append(
-                &mut store,
-                [Entry {
-                    kind: LeafKind::Record,
-                    id: format!("job-{i}"),
-                    record_digest: [i as u8; 32],
-                    payload_digests: vec![digest, [0xee; 32]],
-                    refers_to: None,
-                }],
-            )
+/// The log over items: an audit leaf first, then per item a record leaf naming its payload
+/// (and one other), a checkpoint of the whole signed at a fixed time, and a leaf after it (the
+/// tree goes on growing; proofs are against the checkpoint). Sets each item's `log_seq`,
+/// `leaf` and `proof`; the header of an export of them all.
+pub fn prove(
+    key_path: &Path,
+    metas: &mut [&mut ItemMeta],
+) -> (ExportHeader, MemoryStore, Checkpoint) {
+    let key = key(key_path);
+    let mut store = MemoryStore::new();
+    let audit = |id: &str| Entry {
+        kind: LeafKind::Audit,
+        id: id.into(),
+        record_digest: [7; 32],
+        payload_digests: Vec::new(),
+        refers_to: None,
+    };
+    append(&mut store, [audit("audit-0")]).unwrap();
+    for (i, meta) in metas.iter_mut().enumerate() {
+        let digest: [u8; 32] = (0..32)
+            .map(|b| u8::from_str_radix(&meta.digest[2 * b..2 * b + 2], 16).unwrap())
+            .collect::<Vec<u8>>()
+            .try_into()
             .unwrap();
-            meta.log_seq = seqs.start;
-            meta.custodian = ["john", "jane", "jörg"][i % 3].into();
-            if i % 4 == 1 {
-                meta.folders.push("Archiv/2026".into());
-            }
-            meta.deleted = i % 5 == 2;
-            meta.deleted_ms = meta.deleted.then_some(1_796_000_000_000);
-            meta.backfilled = i % 6 == 3;
-            messages.push(Message {
-                native,
-                meta,
-                text,
-                attachments,
-            });
-        }
-        let time = jiff::Timestamp::from_second(1_796_100_000).unwrap();
-        let checkpoint = Checkpoint::of_tree(&store, ORIGIN, None, time).unwrap();
-        let note = key.sign(&checkpoint).unwrap();
-        for message in &mut messages {
-            let seq = message.meta.log_seq;
-            message.meta.leaf = store.leaf(seq).unwrap();
-            message.meta.proof = merkle::inclusion_proof(&store, seq, checkpoint.size).unwrap();
-        }
-        append(
+        let seqs = append(
             &mut store,
             [Entry {
-                kind: LeafKind::Audit,
-                id: "audit-after".into(),
-                record_digest: [8; 32],
-                payload_digests: Vec::new(),
+                kind: LeafKind::Record,
+                id: format!("job-{i}"),
+                record_digest: [i as u8; 32],
+                payload_digests: vec![digest, [0xee; 32]],
                 refers_to: None,
             }],
         )
         .unwrap();
-        let header = ExportHeader {
-            query: "from:example.org after:2020-01-01".into(),
-            case: Some("case-7".into()),
-            zone: "Europe/Berlin".into(),
-            created_ms: 1_796_200_000_000,
-            checkpoint_note: note,
-            public_key: key.public().to_string(),
-            items: ItemList::of(messages.iter().map(|m| m.meta.digest.as_str())),
-        };
+        meta.log_seq = seqs.start;
+    }
+    let time = jiff::Timestamp::from_second(1_796_100_000).unwrap();
+    let checkpoint = Checkpoint::of_tree(&store, ORIGIN, None, time).unwrap();
+    let note = key.sign(&checkpoint).unwrap();
+    for meta in metas.iter_mut() {
+        meta.leaf = store.leaf(meta.log_seq).unwrap();
+        meta.proof = merkle::inclusion_proof(&store, meta.log_seq, checkpoint.size).unwrap();
+    }
+    append(&mut store, [audit("audit-after")]).unwrap();
+    let header = ExportHeader {
+        query: "from:example.org after:2020-01-01".into(),
+        case: Some("case-7".into()),
+        zone: "Europe/Berlin".into(),
+        created_ms: 1_796_200_000_000,
+        checkpoint_note: note,
+        public_key: key.public().to_string(),
+        items: ItemList::of(metas.iter().map(|m| m.digest.as_str())),
+    };
+    (header, store, checkpoint)
+}
+
+impl Corpus {
+    /// The archive of `natives`, custodians, folders, deletions and back-fill spread over them.
+    pub fn new(key_path: &Path, natives: Vec<Vec<u8>>) -> Corpus {
+        let mut messages: Vec<Message> = natives
+            .into_iter()
+            .enumerate()
+            .map(|(i, native)| {
+                let (mut meta, text, attachments) = describe(&native);
+                meta.custodian = ["john", "jane", "jörg"][i % 3].into();
+                if i % 4 == 1 {
+                    meta.folders.push("Archiv/2026".into());
+                }
+                meta.deleted = i % 5 == 2;
+                meta.deleted_ms = meta.deleted.then_some(1_796_000_000_000);
+                meta.backfilled = i % 6 == 3;
+                Message {
+                    native,
+                    meta,
+                    text,
+                    attachments,
+                }
+            })
+            .collect();
+        let mut metas: Vec<&mut ItemMeta> = messages.iter_mut().map(|m| &mut m.meta).collect();
+        let (header, store, checkpoint) = prove(key_path, &mut metas);
         Corpus {
             messages,
             header,
@@ -231,6 +225,41 @@ impl Corpus {
 
     pub fn items(&self) -> impl Iterator<Item = Result<ExportItem, Exception>> + '_ {
         self.messages.iter().map(|m| Ok(m.item()))
+    }
+
+    /// Exports every message into `out` with the default options of `format`.
+    pub fn export(&self, out: &Path, format: Format) -> bonnie_export::Summary {
+        bonnie_export::export(
+            out,
+            &self.header,
+            &options(format),
+            self.items(),
+            &mut |_| {},
+        )
+        .unwrap()
+    }
+}
+
+/// The metadata of an item known only by its native's digest and size.
+pub fn bare_meta(digest: String, size: u64) -> ItemMeta {
+    ItemMeta {
+        digest,
+        custodian: "john".into(),
+        folders: vec!["INBOX".into()],
+        sent_ms: Some(1_796_000_000_000),
+        received_ms: Some(1_796_000_005_000),
+        envelope: Envelope {
+            from: vec!["Jane <jane@example.org>".into()],
+            ..Envelope::default()
+        },
+        size,
+        kind: "mail".into(),
+        deleted: false,
+        deleted_ms: None,
+        backfilled: false,
+        log_seq: 0,
+        leaf: Vec::new(),
+        proof: Vec::new(),
     }
 }
 
@@ -275,6 +304,34 @@ pub fn python_json_lines<'a>(
     .map(|l| serde_json::from_str(l).unwrap())
     .collect()
 }
+
+/// An mboxrd reader: a message begins at each line starting `From `; one `>` comes off each
+/// line matching `^>+From `; the newline before the next `From ` line is the separator.
+pub const MBOXRD_READER: &str = r#"
+import email, email.policy, hashlib, json, re, sys
+for path in sys.argv[1:]:
+    data = open(path, 'rb').read()
+    lines = data.split(b'\n')
+    if lines and lines[-1] == b'':
+        lines.pop()
+        ends_with_newline = True
+    messages, current = [], None
+    for line in lines:
+        if line.startswith(b'From '):
+            if current is not None:
+                messages.append(current)
+            current = []
+            continue
+        if re.match(rb'^>+From ', line):
+            line = line[1:]
+        current.append(line)
+    if current is not None:
+        messages.append(current)
+    for body in messages:
+        raw = b'\n'.join(body)
+        m = email.message_from_bytes(raw, policy=email.policy.default)
+        print(json.dumps({"sha256": hashlib.sha256(raw).hexdigest(), "message_id": (m['Message-ID'] or '').strip('<>')}))
+"#;
 
 /// The manifest of a finished export.
 pub fn manifest(dir: &Path) -> bonnie_export::manifest::Manifest {
