@@ -11,6 +11,7 @@ mod audit;
 mod backfill;
 mod checkpoint;
 mod config_check;
+mod discovery;
 mod dlp;
 mod keys;
 mod logins;
@@ -72,6 +73,36 @@ enum Command {
     Hold {
         #[command(subcommand)]
         command: retention::HoldCommand,
+    },
+    /// e-Discovery: the items (messages, groupware objects) a query matches, deleted ones
+    /// included, as the mailboxes stand now or stood at a moment. Query language: from: to:
+    /// cc: bcc: addr: subject: body: filename: has:attachment larger: smaller: after: before:
+    /// folder: user: message-id: flag: direction: deleted: type:, bare words, "phrases",
+    /// word*, OR, NOT or -, parentheses (docs/ediscovery.md)
+    Search {
+        /// The query
+        query: String,
+        /// Answer as the mailboxes stood then: a date or a time ([discovery] time_zone unless
+        /// it has an offset)
+        #[arg(long, value_name = "WHEN")]
+        as_of: Option<String>,
+        /// At most this many items, newest first
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        limit: usize,
+        /// Print the items as one JSON array
+        #[arg(long)]
+        json: bool,
+    },
+    /// One item: its headers, text, attachments, every place it lived and its flag history
+    Show {
+        /// The item: its digest (or its first 12 or more digits), or its Message-ID
+        item: String,
+        /// Its flags and places as they stood then
+        #[arg(long, value_name = "WHEN")]
+        as_of: Option<String>,
+        /// Print the item as one JSON object
+        #[arg(long)]
+        json: bool,
     },
     /// Data-loss prevention: the rules ([plugins.dlp]), their incidents, scans of the archive
     Dlp {
@@ -443,6 +474,15 @@ fn run(args: &Args) -> anyhow::Result<()> {
             rate,
             json,
         } => reconcile::run(&config, &auditor, user.as_deref(), *all, *rate, *json)?,
+        Command::Search {
+            query,
+            as_of,
+            limit,
+            json,
+        } => discovery::search(&config, &auditor, query, as_of.as_deref(), *limit, *json)?,
+        Command::Show { item, as_of, json } => {
+            discovery::show(&config, &auditor, item, as_of.as_deref(), *json)?
+        }
         Command::Reprocess {
             handler,
             since,
