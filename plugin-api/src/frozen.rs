@@ -5,23 +5,39 @@
 //! than the loader's, although reading them through the loader's types is safe: a field or
 //! method the library lacks reads as absent, or runs its default body (abi_stable issue 118).
 //!
-//! A minor version that grows a type reachable from a root module adds its predecessor here
-//! (`v1_1` when 1.2 grows one), and [`layouts`] lists it.
+//! A minor version that grows a type reachable from a root module adds its predecessor here,
+//! and [`layouts`] lists it. A minor version that grows none lists its predecessor with
+//! today's layouts: 1.2 added `RecordQuery::items`, which crosses as JSON, so a plugin built
+//! against 1.1 must have exactly today's types. The version that next grows one (1.3) freezes
+//! them here as `v1_1` in their place, which plugins of 1.2 are then checked against too (the
+//! host takes the newest entry at or before a plugin's version).
 
 use abi_stable::{StableAbi, type_layout::TypeLayout};
 
 /// The root-module layouts of plugins built against an older minor version: `(minor, input,
 /// handler, storage, output)`, oldest first.
-pub fn layouts() -> [(u64, [&'static TypeLayout; 4]); 1] {
-    [(
-        0,
-        [
-            <v1_0::InputModRef as StableAbi>::LAYOUT,
-            <v1_0::HandlerModRef as StableAbi>::LAYOUT,
-            <v1_0::StorageModRef as StableAbi>::LAYOUT,
-            <v1_0::OutputModRef as StableAbi>::LAYOUT,
-        ],
-    )]
+pub fn layouts() -> [(u64, [&'static TypeLayout; 4]); 2] {
+    [
+        (
+            0,
+            [
+                <v1_0::InputModRef as StableAbi>::LAYOUT,
+                <v1_0::HandlerModRef as StableAbi>::LAYOUT,
+                <v1_0::StorageModRef as StableAbi>::LAYOUT,
+                <v1_0::OutputModRef as StableAbi>::LAYOUT,
+            ],
+        ),
+        // 1.1: today's types, which 1.2 did not change.
+        (
+            1,
+            [
+                <crate::input::InputModRef as StableAbi>::LAYOUT,
+                <crate::handler::HandlerModRef as StableAbi>::LAYOUT,
+                <crate::storage::StorageModRef as StableAbi>::LAYOUT,
+                <crate::output::OutputModRef as StableAbi>::LAYOUT,
+            ],
+        ),
+    ]
 }
 
 /// plugin-api 1.0: the storage vtable without `put_if`, root modules without `build`, and the
@@ -115,13 +131,19 @@ pub mod v1_0 {
 
 #[cfg(test)]
 mod tests {
-    use abi_stable::{StableAbi, abi_stability::abi_checking::check_layout_compatibility};
+    use abi_stable::{
+        StableAbi,
+        abi_stability::abi_checking::{
+            CheckingGlobals, check_layout_compatibility, check_layout_compatibility_with_globals,
+        },
+    };
 
     use super::*;
     use crate::{handler, input, output, storage};
 
     /// What lets the host read an older plugin through today's types: today's root modules
-    /// (and everything they reach) only add to each frozen version's.
+    /// (and everything they reach) only add to each frozen version's. Each version is checked
+    /// with a record of prefix types of its own, as the host checks a plugin.
     #[test]
     fn the_current_root_modules_extend_every_frozen_version() {
         let current = [
@@ -131,8 +153,9 @@ mod tests {
             <output::OutputModRef as StableAbi>::LAYOUT,
         ];
         for (minor, frozen) in layouts() {
+            let globals = CheckingGlobals::new();
             for (old, new) in frozen.iter().zip(current) {
-                if let Err(e) = check_layout_compatibility(old, new) {
+                if let Err(e) = check_layout_compatibility_with_globals(old, new, &globals) {
                     panic!("1.{minor}'s {} is not extended by today's: {e}", old.name());
                 }
             }

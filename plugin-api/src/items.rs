@@ -200,3 +200,172 @@ pub enum ItemQuery {
     /// Items with at least one attachment.
     HasAttachment,
 }
+
+/// An item's text to index, as [`crate::Record::extra`] carries it under [`INDEX_TEXT`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexText {
+    /// The body text.
+    #[serde(default)]
+    pub body: String,
+    /// The attachments' text.
+    #[serde(default)]
+    pub attachments: String,
+}
+
+impl IndexText {
+    /// The text in a record's `extra` (none when `extra` is empty or has no [`INDEX_TEXT`]);
+    /// an `extra` that is not a JSON object, or whose text is not strings, is refused.
+    pub fn from_extra(extra: &str) -> Result<Self, crate::PluginError> {
+        if extra.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let refused = |e: serde_json::Error| {
+            crate::PluginError::rejected(format!(
+                "an item's extra must be {{\"{INDEX_TEXT}\": {{\"body\": \"...\", \"attachments\": \"...\"}}}}: {e}"
+            ))
+        };
+        let mut extra: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(extra).map_err(refused)?;
+        match extra.remove(INDEX_TEXT) {
+            None => Ok(Self::default()),
+            Some(text) => serde_json::from_value(text).map_err(refused),
+        }
+    }
+}
+
+/// The text columns a storage indexes for an item, each apart (a phrase is looked for within
+/// one), which [`TextField`]s name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TextColumn {
+    /// [`ItemDoc::subject`].
+    Subject,
+    /// [`IndexText::body`].
+    Body,
+    /// [`IndexText::attachments`].
+    Attachments,
+    /// [`ItemDoc::from`], one address a line.
+    From,
+    /// [`ItemDoc::to`].
+    To,
+    /// [`ItemDoc::cc`].
+    Cc,
+    /// [`ItemDoc::bcc`].
+    Bcc,
+    /// [`ItemDoc::filenames`], one a line.
+    Filenames,
+}
+
+impl TextColumn {
+    /// Every column, in the order storages lay them out.
+    pub const ALL: [TextColumn; 8] = [
+        TextColumn::Subject,
+        TextColumn::Body,
+        TextColumn::Attachments,
+        TextColumn::From,
+        TextColumn::To,
+        TextColumn::Cc,
+        TextColumn::Bcc,
+        TextColumn::Filenames,
+    ];
+
+    /// The column's name in a storage's index (never an SQL keyword).
+    pub fn name(self) -> &'static str {
+        match self {
+            TextColumn::Subject => "subject",
+            TextColumn::Body => "body",
+            TextColumn::Attachments => "attachments",
+            TextColumn::From => "from_addr",
+            TextColumn::To => "to_addr",
+            TextColumn::Cc => "cc_addr",
+            TextColumn::Bcc => "bcc_addr",
+            TextColumn::Filenames => "filenames",
+        }
+    }
+
+    /// The column's text of an item, unfolded: the storage folds and splits it into words.
+    pub fn text(self, doc: &ItemDoc, text: &IndexText) -> String {
+        match self {
+            TextColumn::Subject => doc.subject.clone(),
+            TextColumn::Body => text.body.clone(),
+            TextColumn::Attachments => text.attachments.clone(),
+            TextColumn::From => doc.from.join("\n"),
+            TextColumn::To => doc.to.join("\n"),
+            TextColumn::Cc => doc.cc.join("\n"),
+            TextColumn::Bcc => doc.bcc.join("\n"),
+            TextColumn::Filenames => doc.filenames.join("\n"),
+        }
+    }
+}
+
+impl TextField {
+    /// The columns a term of this field is looked for in.
+    pub fn columns(self) -> &'static [TextColumn] {
+        use TextColumn as C;
+        match self {
+            TextField::Any => &C::ALL,
+            TextField::From => &[C::From],
+            TextField::To => &[C::To],
+            TextField::Cc => &[C::Cc],
+            TextField::Bcc => &[C::Bcc],
+            TextField::Addr => &[C::From, C::To, C::Cc, C::Bcc],
+            TextField::Subject => &[C::Subject],
+            TextField::Body => &[C::Body, C::Attachments],
+            TextField::Filename => &[C::Filenames],
+        }
+    }
+}
+
+impl ExactField {
+    /// The index term an item record carries for this field ([`ExactField::Digest`] is the
+    /// record's key instead).
+    pub fn index_field(self) -> &'static str {
+        match self {
+            ExactField::MessageId => "message_id",
+            ExactField::Type => "type",
+            ExactField::FromDomain => "from_domain",
+            ExactField::RecipientDomain => "recipient_domain",
+            ExactField::ObjectUid => "object_uid",
+            ExactField::Digest => "digest",
+        }
+    }
+}
+
+impl ItemDoc {
+    /// The document and the text to index of an item record (collection [`ITEMS`]), as a
+    /// storage reads them to index it: refused when the body is not an item document of the
+    /// record's key, or `extra` not [`IndexText`].
+    pub fn from_record(record: &crate::Record) -> Result<(Self, IndexText), crate::PluginError> {
+        let key = record.key.as_str();
+        let doc: Self = serde_json::from_str(record.body.as_str()).map_err(|e| {
+            crate::PluginError::rejected(format!("item {key} is not an item document: {e}"))
+        })?;
+        if doc.digest != key {
+            return Err(crate::PluginError::rejected(format!(
+                "item {key} is the document of another digest ({})",
+                doc.digest
+            )));
+        }
+        let text = IndexText::from_extra(record.extra.as_str())
+            .map_err(|e| crate::PluginError::rejected(format!("item {key}: {}", e.message)))?;
+        Ok((doc, text))
+    }
+}
+
+/// The members of an [`ItemQuery::Or`] with its exact terms gathered by field: `(field,
+/// values)` for every field with an exact term (in the order first met), and the other
+/// members. A list of many Message-IDs then becomes one lookup of a list, which neither
+/// SQLite's expression depth nor Elasticsearch's clause count bounds.
+pub fn exact_lists(any: &[ItemQuery]) -> (Vec<(ExactField, Vec<&str>)>, Vec<&ItemQuery>) {
+    let mut lists: Vec<(ExactField, Vec<&str>)> = Vec::new();
+    let mut others = Vec::new();
+    for query in any {
+        match query {
+            ItemQuery::Exact { field, value } => match lists.iter_mut().find(|(f, _)| f == field) {
+                Some((_, values)) => values.push(value),
+                None => lists.push((*field, vec![value])),
+            },
+            other => others.push(other),
+        }
+    }
+    (lists, others)
+}

@@ -291,7 +291,17 @@ impl Storage for MemoryStorage {
             .is_some())
     }
 
+    /// The records of a collection by index term, key prefix and time range. An e-discovery
+    /// item query (`items`) is refused: this storage indexes no text, and answering it with
+    /// every item would pass a test that should fail.
     fn query(&self, query: RecordQuery) -> Result<Vec<Record>, PluginError> {
+        if query.items.is_some() {
+            return Err(PluginError::config(
+                "the in-memory test storage cannot answer an e-discovery item query \
+                 (RecordQuery::items): test it against bonnie_sqlite_storage::SqliteStorage::open \
+                 on a temporary file, or the es-storage plugin on osmem-server",
+            ));
+        }
         let memory = self.memory();
         let mut found: Vec<Record> = memory
             .records
@@ -461,6 +471,28 @@ mod tests {
             .handle("{}")
             .unwrap_err();
         assert!(error.message.contains("needs storage"), "{error}");
+    }
+
+    #[test]
+    fn memory_storage_refuses_an_item_query_naming_what_answers_one() {
+        let storage = StorageClient::new(storage_box(MemoryStorage::default()));
+        storage
+            .put(Record::new(
+                crate::items::ITEMS,
+                "d1",
+                &serde_json::json!({}),
+            ))
+            .unwrap();
+        let query = RecordQuery {
+            collection: crate::items::ITEMS.into(),
+            items: Some(crate::items::ItemQuery::All),
+            ..RecordQuery::default()
+        };
+        let error = storage.query(&query).unwrap_err().message;
+        assert!(
+            error.contains("RecordQuery::items") && error.contains("SqliteStorage::open"),
+            "{error}"
+        );
     }
 
     #[test]
