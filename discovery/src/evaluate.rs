@@ -15,7 +15,8 @@
 //! - words (`Words`): every word of the term is a word of one of the columns (not
 //!   necessarily the same one);
 //! - a phrase: the term's words follow each other in one column (a line break is no
-//!   boundary: `from:"doe jane"` finds `john.doe@x` followed by `jane@y` in From);
+//!   boundary: `to:"org jane"` finds To `john@example.org, Jane <jane@example.com>`, as
+//!   both storages do);
 //! - a prefix: as words, its last word a prefix of a word;
 //! - a term with no word finds nothing.
 //!

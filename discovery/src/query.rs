@@ -26,10 +26,15 @@
 //!
 //! Dates: `2026-11-28`, `2026/11/28`, `2026-11-28T10:00`, `2026-11-28T10:00:00`, with
 //! fractional seconds too, all in [`Context::zone`]; `2026-11-28T10:00:00+01:00` and
-//! `2026-11-28T09:00:00Z` name their offset. A date is its first instant there, so
-//! `after:2026-11-28 before:2026-11-29` is that day however long it is (23 or 25 hours on a
-//! daylight-saving change). A clock time the zone skips (02:30 on the spring change) is read
-//! as the same time after the gap (03:30), one it repeats as its first occurrence.
+//! `2026-11-28T09:00:00Z` name their offset (quoted, a space may stand for the `T`). A date
+//! is its first instant there, so `after:2026-11-28 before:2026-11-29` is that day however
+//! long it is (23 or 25 hours on a daylight-saving change). A clock time the zone skips
+//! (02:30 on the spring change) is read as the same time after the gap (03:30), one it
+//! repeats as its first occurrence.
+//!
+//! A value ends at a space or a parenthesis: one with spaces or parentheses is quoted
+//! (`folder:"My Folder"`). A `-` inside a word, or right after a field's `:`, is part of the
+//! value (`subject:-x` looks for `x`; `-subject:x` leaves it out).
 //!
 //! # Words
 //!
@@ -66,8 +71,9 @@
 //! A [`Query`] prints (`Display`) as a text that parses back to the same tree: every tree
 //! [`parse`] makes. Dates print as UTC instants (`after:2026-11-27T23:00:00Z`), sizes in bytes,
 //! flags without their backslash. Trees only code makes print as an equivalent query: an
-//! `And` or `Or` of fewer than two, a range with both or no bounds, domain, UID and digest
-//! fields (printed with their JSON names, which no query can write).
+//! `And` or `Or` of fewer than two, a range with both or no bounds. Domain, UID and digest
+//! terms print with their JSON names, and a prefix of several words quoted, which no query
+//! can write.
 
 mod parse;
 #[cfg(test)]

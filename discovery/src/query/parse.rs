@@ -503,8 +503,8 @@ impl Parser<'_> {
             Field::Direction => {
                 if self.ctx.local_domains.is_empty() {
                     return fail(
-                        "direction: needs the local domains, and none are configured (the \
-                         local domains setting is empty)"
+                        "direction: needs the installation's local domains, and none are \
+                         configured ([discovery] local_domains is empty)"
                             .to_string(),
                     );
                 }
@@ -655,7 +655,7 @@ pub fn instant(text: &str, zone: &jiff::tz::TimeZone) -> Option<i64> {
         return None; // A zone annotation: this is not one of the forms accepted.
     }
     let text = text.replace('/', "-");
-    let ms = match text.split_once(['T', 't']) {
+    let ms = match text.split_once(['T', 't', ' ']) {
         Some((_, time)) if time.contains(['Z', 'z', '+', '-']) => text.parse::<Timestamp>().ok()?,
         Some(_) => text
             .parse::<civil::DateTime>()
