@@ -444,7 +444,10 @@ fn errors_say_where_and_what() {
     };
     let e = parse("a direction:inbound", &no_domains).unwrap_err();
     assert_eq!(e.column, 13);
-    assert!(e.message.contains("local domains, and none are configured"), "{e}");
+    assert!(
+        e.message.contains("local domains, and none are configured"),
+        "{e}"
+    );
 }
 
 #[test]
