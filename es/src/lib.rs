@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod items;
 mod log;
 mod readback;
 mod records;

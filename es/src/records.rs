@@ -17,7 +17,7 @@ use crate::{
 };
 
 impl Es {
-    fn records_index(&self, collection: &str) -> Result<String, PluginError> {
+    pub(crate) fn records_index(&self, collection: &str) -> Result<String, PluginError> {
         let valid = !collection.is_empty()
             && collection
                 .chars()
@@ -209,6 +209,9 @@ impl Es {
     /// time (Elasticsearch's `_pit` and OpenSearch's `point_in_time` differ) and no cap of
     /// `max_result_window`; a record written while the pages are read may or may not be.
     pub fn query_records(&self, query: &RecordQuery) -> Result<Vec<Record>, PluginError> {
+        if let Some(items) = &query.items {
+            return self.query_items(query, items);
+        }
         let index = self.records_index(&query.collection)?;
         let mut filter = Vec::new();
         if let Some((field, value)) = &query.index {
@@ -237,33 +240,52 @@ impl Es {
             { "key": { "order": order } },
         ]);
         let wanted = query.max_records().map(|n| n as usize);
+        self.runtime.block_on(self.search_records(
+            &index,
+            &query.collection,
+            json!({ "bool": { "filter": filter } }),
+            sort,
+            wanted,
+        ))
+    }
+
+    /// The records of `collection` in `index` matching `query`, in `sort` order, at most
+    /// `wanted`: pages of `page_size` hits read with `search_after` on the sort values (the
+    /// last of which must be unique, as the key is), so every record present throughout is
+    /// returned once, past any `max_result_window`.
+    pub(crate) async fn search_records(
+        &self,
+        index: &str,
+        collection: &str,
+        query: Value,
+        sort: Value,
+        wanted: Option<usize>,
+    ) -> Result<Vec<Record>, PluginError> {
         let mut found = Vec::new();
         let mut after: Option<Value> = None;
-        self.runtime.block_on(async {
-            loop {
-                let left = wanted.map_or(usize::MAX, |w| w - found.len());
-                let size = left.min(self.settings.page_size as usize);
-                let mut body = json!({
-                    "query": { "bool": { "filter": filter } },
-                    "sort": sort,
-                    "size": size,
-                    "track_total_hits": false,
-                });
-                if let Some(after) = after.take() {
-                    body["search_after"] = after;
-                }
-                let hits = self.search_page(&index, body).await?;
-                let full = hits.len() == size;
-                after = hits.last().and_then(|hit| hit.get("sort")).cloned();
-                found.extend(hits.iter().filter_map(|hit| {
-                    let key = hit.get("_id").and_then(Value::as_str)?;
-                    Some(record_from(&query.collection, key, hit.get("_source")?))
-                }));
-                if !full || after.is_none() || wanted.is_some_and(|w| found.len() >= w) {
-                    return Ok(found);
-                }
+        loop {
+            let left = wanted.map_or(usize::MAX, |w| w - found.len());
+            let size = left.min(self.settings.page_size as usize);
+            let mut body = json!({
+                "query": query,
+                "sort": sort,
+                "size": size,
+                "track_total_hits": false,
+            });
+            if let Some(after) = after.take() {
+                body["search_after"] = after;
             }
-        })
+            let hits = self.search_page(index, body).await?;
+            let full = hits.len() == size;
+            after = hits.last().and_then(|hit| hit.get("sort")).cloned();
+            found.extend(hits.iter().filter_map(|hit| {
+                let key = hit.get("_id").and_then(Value::as_str)?;
+                Some(record_from(collection, key, hit.get("_source")?))
+            }));
+            if !full || after.is_none() || wanted.is_some_and(|w| found.len() >= w) {
+                return Ok(found);
+            }
+        }
     }
 
     /// One page of a search of `index`: its hits, none when the index does not exist yet.
@@ -293,7 +315,8 @@ impl Es {
     }
 }
 
-/// The document that keeps a record.
+/// The document that keeps a record; an item document's with its indexed fields
+/// ([`crate::items::indexed_fields`]).
 fn document(record: &Record) -> Result<Value, PluginError> {
     let body: Value = serde_json::from_str(record.body.as_str())
         .map_err(|e| PluginError::rejected(format!("the record's body is not JSON: {e}")))?;
@@ -302,13 +325,17 @@ fn document(record: &Record) -> Result<Value, PluginError> {
         .iter()
         .map(|t| format!("{}={}", t.field, t.value))
         .collect();
-    Ok(json!({
+    let mut document = json!({
         "collection": record.collection.as_str(),
         "key": record.key.as_str(),
         "time_ms": record.time_ms.into_option(),
         "terms": terms,
         "body": body,
-    }))
+    });
+    if record.collection.as_str() == bonnie_plugin_api::items::ITEMS {
+        crate::items::indexed_fields(record, &mut document)?;
+    }
+    Ok(document)
 }
 
 impl Es {

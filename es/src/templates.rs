@@ -177,12 +177,13 @@ async fn installed_schema(client: &Elasticsearch, name: &str) -> Result<Option<u
         .max())
 }
 
-/// Installs (replaces) both templates; refused when a newer bonnie installed them (its
+/// Installs (replaces) the templates (log, records, items); refused when a newer bonnie installed them (its
 /// documents may hold what this one cannot read back).
 pub async fn install(client: &Elasticsearch, settings: &Settings) -> Result<(), PluginError> {
     for name in [
         format!("{}-log", settings.log_prefix),
         format!("{}records", settings.records_prefix),
+        format!("{}items", settings.records_prefix),
     ] {
         if let Some(newer) = installed_schema(client, &name)
             .await?
@@ -201,6 +202,10 @@ pub async fn install(client: &Elasticsearch, settings: &Settings) -> Result<(), 
         (
             format!("{}records", settings.records_prefix),
             records_template(settings),
+        ),
+        (
+            format!("{}items", settings.records_prefix),
+            crate::items::items_template(&settings.records_prefix),
         ),
     ] {
         let response = client

@@ -55,9 +55,67 @@ pub fn fold_for_search(text: &str) -> String {
     out
 }
 
+/// Words longer than this many bytes are indexed by [`index_words`] as a digest (see there).
+pub const MAX_INDEXED_WORD_BYTES: usize = 255;
+
+/// The words of `text` as the e-discovery index keeps them (sqlite-storage's and
+/// Elasticsearch's alike), and as a query's text is looked up: `text` folded by
+/// [`fold_for_search`], split into maximal runs of alphanumeric characters
+/// (`char::is_alphanumeric`). A word longer than [`MAX_INDEXED_WORD_BYTES`] becomes its first
+/// 128 bytes (whole characters), `…` and 32 hex digits of the SHA-256 of the whole word:
+/// every index keeps it whole (FTS5 cuts words at 32 KiB, Elasticsearch's tokenizers at 255
+/// characters), equal words stay equal, and since `…` is not alphanumeric it never equals a
+/// word of any text.
+pub fn index_words(text: &str) -> Vec<String> {
+    use sha2::{Digest, Sha256};
+    fold_for_search(text)
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|word| {
+            if word.len() <= MAX_INDEXED_WORD_BYTES {
+                return word.to_string();
+            }
+            let mut head = 128;
+            while !word.is_char_boundary(head) {
+                head -= 1;
+            }
+            let digest = Sha256::digest(word.as_bytes());
+            let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+            format!("{}\u{2026}{hex}", &word[..head])
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_words_are_folded_runs_of_letters_and_digits_and_long_ones_a_digest() {
+        assert_eq!(
+            index_words("Grüße, Jörg! <j.ß@Bücher.de> 東京タワー x²"),
+            [
+                "grusse",
+                "jorg",
+                "j",
+                "ss",
+                "bucher",
+                "de",
+                "東京タワー",
+                "x2"
+            ]
+        );
+        let long = "ä".repeat(50_000);
+        let words = index_words(&format!("{long} und {long}b"));
+        assert_eq!(words.len(), 3);
+        assert!(
+            words.iter().all(|w| w.len() <= MAX_INDEXED_WORD_BYTES),
+            "{words:?}"
+        );
+        assert!(words[0].starts_with(&"a".repeat(128)) && words[0].contains('\u{2026}'));
+        assert_ne!(words[0], words[2]);
+        assert_eq!(index_words(&long), words[..1]);
+    }
 
     #[test]
     fn german_words_fold_to_one() {

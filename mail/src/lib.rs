@@ -11,7 +11,7 @@ mod part;
 mod rfc2231;
 mod text;
 
-pub use fold::fold_for_search;
+pub use fold::{MAX_INDEXED_WORD_BYTES, fold_for_search, index_words};
 pub use headers::{decode_words, format_address, headers};
 pub use message::{Address, Attachment, Header, Message, TextPart, parse};
 pub use part::{PartError, RawPart, decode_charset, find_part};

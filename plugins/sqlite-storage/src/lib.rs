@@ -2,6 +2,7 @@
 //! holding keyed records with their index terms, and the append-only, hash-chained event log.
 
 mod connection;
+mod items;
 pub mod log;
 mod payloads;
 mod records;
@@ -14,7 +15,7 @@ use std::{
 };
 
 use bonnie_payload_store::{HandedOver, LocalFolder, S3Bucket};
-use bonnie_plugin_api::prelude::*;
+use bonnie_plugin_api::{items::ITEMS, prelude::*};
 use rusqlite::Connection;
 use serde::Deserialize;
 
@@ -284,8 +285,11 @@ impl Storage for SqliteStorage {
         self.write(false, |conn| records::get(conn, collection, key))
     }
 
+    /// Inserts or replaces a record; an item document (collection `items`) is indexed in
+    /// the same transaction, its text from `extra` kept nowhere else.
     fn put(&self, record: Record) -> Result<(), PluginError> {
-        self.write(false, |conn| records::put(conn, &record))
+        let item = indexed_item(&record)?;
+        self.write(false, |conn| records::put(conn, &record, item.as_ref()))
     }
 
     /// Deletes a record; `log` and `payloads` are retention's: a log entry is purged in place
@@ -307,12 +311,24 @@ impl Storage for SqliteStorage {
     }
 
     fn put_if(&self, record: Record, expected: Option<&str>) -> Result<bool, PluginError> {
-        self.write(false, |conn| records::put_if(conn, &record, expected))
+        let item = indexed_item(&record)?;
+        self.write(false, |conn| {
+            records::put_if(conn, &record, item.as_ref(), expected)
+        })
     }
 
     fn query(&self, query: RecordQuery) -> Result<Vec<Record>, PluginError> {
         if query.collection == log::COLLECTION {
             return self.read(|conn| log::search(conn, &query));
+        }
+        if let Some(items) = &query.items {
+            if query.collection != ITEMS {
+                return Err(PluginError::rejected(format!(
+                    "an item query (items) is a query of collection {ITEMS}, not {:?}",
+                    query.collection
+                )));
+            }
+            return self.read(|conn| items::query(conn, &query, items));
         }
         self.read(|conn| records::query(conn, &query))
     }
@@ -355,6 +371,13 @@ impl Storage for SqliteStorage {
         }
         self.payloads.beyond_database(digest).map_err(payload_error)
     }
+}
+
+/// The indexed form of an item document, `None` for a record of another collection.
+fn indexed_item(record: &Record) -> Result<Option<items::Indexed>, PluginError> {
+    (record.collection.as_str() == ITEMS)
+        .then(|| items::indexed(record))
+        .transpose()
 }
 
 /// A payload store's failure: damage and a store that does not answer alike fail the job,

@@ -1,10 +1,14 @@
 //! Keyed records and their index terms: get, put (replace), delete, and queries by index
 //! term and time range.
 
-use bonnie_plugin_api::{IndexTerm, Record, RecordQuery};
+use crate::items::Indexed;
+use bonnie_plugin_api::{IndexTerm, Record, RecordQuery, items::ITEMS};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, types::Value};
 
-fn record_from_row(conn: &Connection, row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
+pub(crate) fn record_from_row(
+    conn: &Connection,
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<Record> {
     let collection: String = row.get(0)?;
     let key: String = row.get(1)?;
     let index = index_terms(conn, &collection, &key)?;
@@ -40,10 +44,11 @@ pub fn get(conn: &Connection, collection: &str, key: &str) -> rusqlite::Result<O
         .optional()
 }
 
-/// Inserts or replaces a record and its index terms, in one transaction.
-pub fn put(conn: &mut Connection, record: &Record) -> rusqlite::Result<()> {
+/// Inserts or replaces a record and its index terms (and an item's indexed form, `item`), in
+/// one transaction.
+pub fn put(conn: &mut Connection, record: &Record, item: Option<&Indexed>) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    write(&tx, record)?;
+    write(&tx, record, item)?;
     tx.commit()
 }
 
@@ -53,6 +58,7 @@ pub fn put(conn: &mut Connection, record: &Record) -> rusqlite::Result<()> {
 pub fn put_if(
     conn: &mut Connection,
     record: &Record,
+    item: Option<&Indexed>,
     expected: Option<&str>,
 ) -> rusqlite::Result<bool> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -66,13 +72,20 @@ pub fn put_if(
     if stored.as_deref() != expected {
         return Ok(false);
     }
-    write(&tx, record)?;
+    write(&tx, record, item)?;
     tx.commit()?;
     Ok(true)
 }
 
-fn write(tx: &rusqlite::Transaction<'_>, record: &Record) -> rusqlite::Result<()> {
+fn write(
+    tx: &rusqlite::Transaction<'_>,
+    record: &Record,
+    item: Option<&Indexed>,
+) -> rusqlite::Result<()> {
     let (collection, key) = (record.collection.as_str(), record.key.as_str());
+    if let Some(item) = item {
+        crate::items::write(tx, key, item)?;
+    }
     tx.prepare_cached(
         "INSERT INTO records (collection, key, time_ms, body) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (collection, key) DO UPDATE SET time_ms = excluded.time_ms, body = excluded.body",
@@ -112,9 +125,12 @@ fn write(tx: &rusqlite::Transaction<'_>, record: &Record) -> rusqlite::Result<()
     Ok(())
 }
 
-/// Deletes a record and its index terms; true if it existed.
+/// Deletes a record and its index terms (and an item's indexed form); true if it existed.
 pub fn delete(conn: &mut Connection, collection: &str, key: &str) -> rusqlite::Result<bool> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if collection == ITEMS {
+        crate::items::delete(&tx, key)?;
+    }
     tx.execute(
         "DELETE FROM record_index WHERE collection = ?1 AND key = ?2",
         params![collection, key],
@@ -201,21 +217,21 @@ mod tests {
                 .indexed("owner", "john")
                 .indexed("name", name)
         };
-        put(&mut conn, &view(1, "INBOX")).unwrap();
+        put(&mut conn, &view(1, "INBOX"), None).unwrap();
         // The same terms again (the common case, written without touching the index).
-        put(&mut conn, &view(2, "INBOX")).unwrap();
+        put(&mut conn, &view(2, "INBOX"), None).unwrap();
         assert_eq!(keys_with(&conn, "name", "INBOX"), ["box1"]);
         assert_eq!(
             get(&conn, "folders-current", "box1").unwrap().unwrap().body,
             r#"{"n":2}"#
         );
-        assert!(put_if(&mut conn, &view(3, "Archive"), Some(r#"{"n":2}"#)).unwrap());
+        assert!(put_if(&mut conn, &view(3, "Archive"), None, Some(r#"{"n":2}"#)).unwrap());
         assert!(keys_with(&conn, "name", "INBOX").is_empty());
         assert_eq!(keys_with(&conn, "name", "Archive"), ["box1"]);
         assert_eq!(keys_with(&conn, "owner", "john"), ["box1"]);
         let unowned = Record::new("folders-current", "box1", &serde_json::json!({ "n": 4 }))
             .indexed("name", "Archive");
-        put(&mut conn, &unowned).unwrap();
+        put(&mut conn, &unowned, None).unwrap();
         assert!(keys_with(&conn, "owner", "john").is_empty());
         assert_eq!(
             get(&conn, "folders-current", "box1")

@@ -93,6 +93,23 @@ const MIGRATIONS: &[&str] = &[
         AND NEW.time_ms IS OLD.time_ms AND NEW.prev_hash = OLD.prev_hash AND NEW.hash = OLD.hash
     )
     BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;"#,
+    // 6: e-discovery item documents (collection `items`, records as any other): what their
+    // queries compare, one row per item, and their words in a contentless full-text table
+    // (rowid = items.id), one column per text field, already folded and split by
+    // bonnie_mail::index_words, so the `ascii` tokenizer only splits them at the spaces.
+    "CREATE TABLE items (
+        id INTEGER PRIMARY KEY,
+        digest TEXT NOT NULL UNIQUE,
+        date_ms INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        has_attachment INTEGER NOT NULL
+    );
+    CREATE INDEX items_by_date ON items (date_ms, digest);
+    CREATE INDEX items_by_size ON items (size);
+    CREATE VIRTUAL TABLE items_text USING fts5 (
+        subject, body, attachments, from_addr, to_addr, cc_addr, bcc_addr, filenames,
+        content = '', contentless_delete = 1, tokenize = 'ascii'
+    );",
 ];
 
 /// The newest schema version this code knows.
