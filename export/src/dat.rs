@@ -6,6 +6,8 @@
 //! A value never holds a delimiter raw: a þ in it is written twice (as `""` in CSV), its line
 //! breaks become ®, and any other control character (U+0014 among them) becomes a space.
 
+use crate::manifest::{ManifestAttachment, ManifestItem};
+
 /// The column delimiter: U+0014, ASCII 20 (¶ in code page 437, whence the name).
 pub const COLUMN: char = '\u{14}';
 /// The quote (text qualifier): þ, U+00FE, ASCII 254.
@@ -101,6 +103,65 @@ pub fn path(relative: &str) -> String {
 /// Several values in one field.
 pub fn multi(values: &[String]) -> String {
     values.join(&MULTI_VALUE.to_string())
+}
+
+/// The load file's row of a message, the head of its family.
+pub(crate) fn family_row(item: &ManifestItem, text_path: &str) -> Row {
+    let children: Vec<String> = item.attachments.iter().map(|a| a.docid.clone()).collect();
+    let end = children
+        .last()
+        .cloned()
+        .unwrap_or_else(|| item.docid.clone());
+    let yes_no = |b: bool| if b { "Y" } else { "N" }.to_string();
+    let text = |t: &Option<String>| t.clone().unwrap_or_default();
+    let envelope = &item.envelope;
+    [
+        item.docid.clone(),
+        String::new(),
+        multi(&children),
+        item.docid.clone(),
+        end,
+        item.custodian.clone(),
+        multi(&item.folders),
+        multi(&envelope.from),
+        multi(&envelope.to),
+        multi(&envelope.cc),
+        multi(&envelope.bcc),
+        envelope.subject.clone(),
+        String::new(),
+        item.kind.clone(),
+        text(&item.sent),
+        text(&item.received),
+        text(&envelope.message_id),
+        path(&item.path),
+        path(text_path),
+        item.md5.clone(),
+        item.sha256.clone(),
+        item.size.to_string(),
+        item.log_seq.to_string(),
+        yes_no(item.backfilled),
+        yes_no(item.deleted),
+        text(&item.deleted_at),
+    ]
+}
+
+/// The load file's row of an attachment: its own DOCID, its parent's, the family's range and
+/// the message's custodian, folders, dates and log sequence.
+pub(crate) fn member_row(parent: &ManifestItem, attachment: &ManifestAttachment) -> Row {
+    let mut row = family_row(parent, &attachment.text_path);
+    row[0] = attachment.docid.clone();
+    row[1] = parent.docid.clone();
+    row[2] = String::new();
+    for field in [7, 8, 9, 10, 11, 16] {
+        row[field] = String::new();
+    }
+    row[12] = attachment.name.clone();
+    row[13] = "attachment".to_string();
+    row[17] = path(&attachment.path);
+    row[19] = attachment.md5.clone();
+    row[20] = attachment.sha256.clone();
+    row[21] = attachment.size.to_string();
+    row
 }
 
 #[cfg(test)]

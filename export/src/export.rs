@@ -7,7 +7,7 @@
 use std::{
     collections::BTreeMap,
     fs,
-    io::{self, BufRead as _, Read, Write},
+    io::{self, Write},
     path::{Path, PathBuf},
 };
 
@@ -16,10 +16,10 @@ use sha2::{Digest as _, Sha256};
 
 use crate::{
     ExportError, dat,
-    files::{self, CHUNK, Digested, Digests},
-    item::{Exception, ExportHeader, ExportItem, Format, ItemMeta, ListHasher, Options},
-    manifest::{self, CheckpointRef, ExportInfo, ManifestAttachment, ManifestItem},
-    mbox,
+    files::{self, Digests},
+    item::{Exception, ExportHeader, ExportItem, Format, ListHasher, Options},
+    manifest::{self, ManifestAttachment, ManifestItem},
+    natives::{extension, write_file, write_mbox, write_native},
     state::{STATE_DIR, State},
     verify::check_leaf,
 };
@@ -37,7 +37,7 @@ pub(crate) const LOAD_FILE: &str = "loadfile.dat";
 /// The checksums.
 pub(crate) const SUMS_FILE: &str = "SHA256SUMS";
 /// The manifest's items as they are written, one JSON line each (in the state folder).
-const JOURNAL: &str = ".bonnie-export/items.jsonl";
+pub(crate) const JOURNAL: &str = ".bonnie-export/items.jsonl";
 
 /// How far an export is, after each item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +165,7 @@ pub fn export(
         )));
     }
     drop(writer);
-    finish(out, options, &state, &checkpoint)?;
+    crate::finish::finish(out, options, &state, &checkpoint)?;
     Ok(Summary {
         exported: state.exported,
         exceptions: state.exceptions.len() as u64,
@@ -201,7 +201,7 @@ fn check_options(out: &Path, options: &Options) -> Result<(), ExportError> {
     Ok(())
 }
 
-fn zone(name: &str) -> Result<jiff::tz::TimeZone, ExportError> {
+pub(crate) fn zone(name: &str) -> Result<jiff::tz::TimeZone, ExportError> {
     jiff::tz::TimeZone::get(name).map_err(|e| ExportError::Zone {
         zone: name.to_string(),
         message: e.to_string(),
@@ -315,7 +315,7 @@ struct Writer {
 }
 
 /// Why an item is not exported (for the exceptions list).
-type Skip = String;
+pub(crate) type Skip = String;
 
 impl Writer {
     fn open(out: &Path, options: &Options, state: &State) -> Result<Writer, ExportError> {
@@ -512,9 +512,9 @@ impl Writer {
         let Some(load_file) = &mut self.load_file else {
             unreachable!("a DAT export has its load file open")
         };
-        let mut rows = dat::record(&family_row(written, &text_path));
+        let mut rows = dat::record(&dat::family_row(written, &text_path));
         for attachment in &written.attachments {
-            rows.push_str(&dat::record(&member_row(written, attachment)));
+            rows.push_str(&dat::record(&dat::member_row(written, attachment)));
         }
         let path = self.out.join(&load_file.name);
         load_file
@@ -564,233 +564,10 @@ impl Writer {
     }
 }
 
-/// Reads `native` in chunks, handing each to `write`; the native's digests, or the error
-/// reading it (`Ok(Err(..))`: the caller undoes what `write` wrote).
-fn stream(
-    native: &mut dyn Read,
-    write: &mut dyn FnMut(&[u8]) -> Result<(), ExportError>,
-) -> Result<Result<Digested, io::Error>, ExportError> {
-    let mut digests = Digests::default();
-    let mut chunk = vec![0; CHUNK];
-    loop {
-        let n = match native.read(&mut chunk) {
-            Ok(0) => return Ok(Ok(digests.finish())),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Ok(Err(e)),
-        };
-        digests.update(&chunk[..n]);
-        write(&chunk[..n])?;
-    }
-}
-
-/// Streams a native to its own file, fsync'd; `Ok(Err(..))` (and no file) when it cannot be
-/// read.
-fn write_native(path: &Path, native: &mut dyn Read) -> Result<Result<Digested, Skip>, ExportError> {
-    let mut file = files::create(path)?;
-    let streamed = stream(native, &mut |chunk| {
-        file.write_all(chunk).map_err(ExportError::io(path))
-    })?;
-    match streamed {
-        Ok(digested) => {
-            file.sync_all().map_err(ExportError::io(path))?;
-            Ok(Ok(digested))
-        }
-        Err(e) => {
-            drop(file);
-            fs::remove_file(path).map_err(ExportError::io(path))?;
-            Ok(Err(format!("its native could not be read: {e}")))
-        }
-    }
-}
-
-/// Appends a native to the mbox part, quoted; cut back when it cannot be read.
-fn write_mbox(
-    path: &Path,
-    file: &mut fs::File,
-    meta: &ItemMeta,
-    native: &mut dyn Read,
-) -> Result<Result<Digested, Skip>, ExportError> {
-    let start = file.metadata().map_err(ExportError::io(path))?.len();
-    let from = mbox::from_line(&meta.envelope.from, meta.received_ms.or(meta.sent_ms));
-    file.write_all(from.as_bytes())
-        .map_err(ExportError::io(path))?;
-    let mut quoter = mbox::Quoter::default();
-    let mut quoted = Vec::with_capacity(CHUNK + CHUNK / 4);
-    let streamed = stream(native, &mut |chunk| {
-        quoted.clear();
-        quoter.push(chunk, &mut quoted);
-        file.write_all(&quoted).map_err(ExportError::io(path))
-    })?;
-    let digested = match streamed {
-        Ok(digested) => digested,
-        Err(e) => {
-            file.set_len(start).map_err(ExportError::io(path))?;
-            return Ok(Err(format!("its native could not be read: {e}")));
-        }
-    };
-    quoted.clear();
-    quoter.finish(&mut quoted);
-    file.write_all(&quoted).map_err(ExportError::io(path))?;
-    Ok(Ok(digested))
-}
-
-/// Writes a small file whole (attachments and texts are in memory already), fsync'd.
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
-    let mut file = files::create(path)?;
-    file.write_all(bytes).map_err(ExportError::io(path))?;
-    file.sync_all().map_err(ExportError::io(path))
-}
-
-/// A file extension taken from an attachment's (hostile) name: `.` and 1 to 10 ASCII letters
-/// or digits, lower case; `.bin` otherwise.
-fn extension(name: &str) -> String {
-    match name.rsplit_once('.') {
-        Some((_, ext))
-            if (1..=10).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphanumeric()) =>
-        {
-            format!(".{}", ext.to_ascii_lowercase())
-        }
-        _ => ".bin".to_string(),
-    }
-}
-
 fn part_name(part: u32) -> String {
     format!("{part:04}")
 }
 
 fn mbox_name(part: u32) -> String {
     format!("mbox/{}.mbox", part_name(part))
-}
-
-/// The load file's row of a message, the head of its family.
-fn family_row(item: &ManifestItem, text_path: &str) -> dat::Row {
-    let children: Vec<String> = item.attachments.iter().map(|a| a.docid.clone()).collect();
-    let end = children
-        .last()
-        .cloned()
-        .unwrap_or_else(|| item.docid.clone());
-    let yes_no = |b: bool| if b { "Y" } else { "N" }.to_string();
-    let text = |t: &Option<String>| t.clone().unwrap_or_default();
-    let envelope = &item.envelope;
-    [
-        item.docid.clone(),
-        String::new(),
-        dat::multi(&children),
-        item.docid.clone(),
-        end,
-        item.custodian.clone(),
-        dat::multi(&item.folders),
-        dat::multi(&envelope.from),
-        dat::multi(&envelope.to),
-        dat::multi(&envelope.cc),
-        dat::multi(&envelope.bcc),
-        envelope.subject.clone(),
-        String::new(),
-        item.kind.clone(),
-        text(&item.sent),
-        text(&item.received),
-        text(&envelope.message_id),
-        dat::path(&item.path),
-        dat::path(text_path),
-        item.md5.clone(),
-        item.sha256.clone(),
-        item.size.to_string(),
-        item.log_seq.to_string(),
-        yes_no(item.backfilled),
-        yes_no(item.deleted),
-        text(&item.deleted_at),
-    ]
-}
-
-/// The load file's row of an attachment: its own DOCID, its parent's, the family's range and
-/// the message's custodian, folders, dates and log sequence.
-fn member_row(parent: &ManifestItem, attachment: &ManifestAttachment) -> dat::Row {
-    let mut row = family_row(parent, &attachment.text_path);
-    row[0] = attachment.docid.clone();
-    row[1] = parent.docid.clone();
-    row[2] = String::new();
-    for field in [7, 8, 9, 10, 11, 16] {
-        row[field] = String::new();
-    }
-    row[12] = attachment.name.clone();
-    row[13] = "attachment".to_string();
-    row[17] = dat::path(&attachment.path);
-    row[19] = attachment.md5.clone();
-    row[20] = attachment.sha256.clone();
-    row[21] = attachment.size.to_string();
-    row
-}
-
-/// Ends an export: `manifest.json` from the journal, `SHA256SUMS` over every file, the state
-/// folder removed. Done again whole if a crash interrupts it.
-fn finish(
-    out: &Path,
-    options: &Options,
-    state: &State,
-    checkpoint: &Checkpoint,
-) -> Result<(), ExportError> {
-    let header = &state.header;
-    let info = ExportInfo {
-        format: options.format,
-        query: header.query.clone(),
-        case: header.case.clone(),
-        zone: header.zone.clone(),
-        created: jiff::Timestamp::from_millisecond(header.created_ms)
-            .ok()
-            .and_then(|t| zone(&header.zone).ok().map(|z| t.to_zoned(z)))
-            .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string())
-            .unwrap_or_default(),
-        items: header.items.clone(),
-        part_bytes: options.part_bytes,
-        parts: state.part,
-        checkpoint: CheckpointRef {
-            origin: checkpoint.origin.clone(),
-            size: checkpoint.size,
-            root: files::hex(&checkpoint.root),
-            file: CHECKPOINT_FILE.to_string(),
-            public_key_file: PUBLIC_KEY_FILE.to_string(),
-        },
-        exported: state.exported,
-        per_custodian: state.per_custodian.clone(),
-        exceptions: state.exceptions.clone(),
-    };
-    let manifest_path = out.join(MANIFEST_JSON);
-    let temporary = out.join("manifest.json.partial");
-    let corrupt = |message: String| ExportError::Corrupt {
-        path: out.join(JOURNAL),
-        message,
-    };
-    {
-        let mut file = io::BufWriter::new(files::create(&temporary)?);
-        let io_error = ExportError::io(&temporary);
-        let info = serde_json::to_string_pretty(&info)
-            .map_err(|e| corrupt(format!("cannot encode the export: {e}")))?;
-        let journal = io::BufReader::new(
-            fs::File::open(out.join(JOURNAL)).map_err(ExportError::io(&out.join(JOURNAL)))?,
-        );
-        let result = (|| -> io::Result<()> {
-            write!(file, "{{\n\"export\": {info},\n\"items\": [")?;
-            for (i, line) in journal.lines().enumerate() {
-                let line = line?;
-                write!(file, "{}\n{line}", if i == 0 { "" } else { "," })?;
-            }
-            writeln!(file, "\n]\n}}")?;
-            file.flush()?;
-            file.get_ref().sync_all()
-        })();
-        result.map_err(io_error)?;
-    }
-    fs::rename(&temporary, &manifest_path).map_err(ExportError::io(&manifest_path))?;
-    let mut sums = String::new();
-    for relative in files::walk(out, &[STATE_DIR, SUMS_FILE])? {
-        let path = out.join(&relative);
-        let mut file = fs::File::open(&path).map_err(ExportError::io(&path))?;
-        let digested = Digests::of_reader(&mut file).map_err(ExportError::io(&path))?;
-        sums.push_str(&format!("{}  {relative}\n", digested.sha256));
-    }
-    files::write_whole(&out.join(SUMS_FILE), sums.as_bytes())?;
-    let state_dir = out.join(STATE_DIR);
-    fs::remove_dir_all(&state_dir).map_err(ExportError::io(&state_dir))?;
-    files::sync_dir(&state_dir)
 }

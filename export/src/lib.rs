@@ -36,9 +36,11 @@
 pub mod dat;
 mod export;
 mod files;
+mod finish;
 pub mod item;
 pub mod manifest;
 pub mod mbox;
+mod natives;
 mod state;
 pub mod verify;
 

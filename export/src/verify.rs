@@ -17,6 +17,7 @@ use crate::{
     ExportError,
     export::{CHECKPOINT_FILE, MANIFEST_JSON, PUBLIC_KEY_FILE, SUMS_FILE},
     files::{self, Digested, Digests},
+    item::ItemList,
     manifest::{Manifest, ManifestItem},
     mbox,
 };
@@ -124,11 +125,40 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, ExportErro
             );
         }
     }
+    check_complete(&manifest, &mut report);
     for item in &manifest.items {
         report.items += 1;
         check_item(dir, item, checkpoint.as_ref(), &mut report);
     }
     Ok(report)
+}
+
+/// The items and exceptions, in DOCID order, are the list the export was given (an item
+/// taken out of the manifest, with its files and their sums, is found here).
+fn check_complete(manifest: &Manifest, report: &mut Report) {
+    let mut listed: Vec<(&str, &str)> = manifest
+        .items
+        .iter()
+        .map(|i| (i.docid.as_str(), i.sha256.as_str()))
+        .chain(
+            manifest
+                .export
+                .exceptions
+                .iter()
+                .map(|e| (e.docid.as_deref().unwrap_or(""), e.digest.as_str())),
+        )
+        .collect();
+    listed.sort();
+    let found = ItemList::of(listed.iter().map(|(_, digest)| *digest));
+    if found != manifest.export.items {
+        report.file(
+            MANIFEST_JSON,
+            format!(
+                "its {} items and exceptions are not the list of {} items the export was given",
+                found.count, manifest.export.items.count
+            ),
+        );
+    }
 }
 
 /// Every file listed has its checksum; every file is listed.
