@@ -50,7 +50,7 @@
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use bonnie_mail::index_words;
 use bonnie_plugin_api::items::{
@@ -81,13 +81,14 @@ pub fn matches(
         as_of,
         load: text,
         text: None,
+        words: Words::default(),
     };
     evaluation.query(query)
 }
 
 /// True if `doc`, with its text `text`, matches the storage's query `query`.
 pub fn matches_item_query(query: &ItemQuery, doc: &ItemDoc, text: &ItemText) -> bool {
-    document_matches(query, doc, &index_text(text))
+    document_matches(query, doc, &index_text(text), &mut Words::default())
 }
 
 fn index_text(text: &ItemText) -> IndexText {
@@ -97,22 +98,47 @@ fn index_text(text: &ItemText) -> IndexText {
     }
 }
 
-fn document_matches(query: &ItemQuery, doc: &ItemDoc, text: &IndexText) -> bool {
+fn document_matches(query: &ItemQuery, doc: &ItemDoc, text: &IndexText, words: &mut Words) -> bool {
     match query {
         ItemQuery::All => true,
         ItemQuery::Nothing => false,
-        ItemQuery::And(all) => all.iter().all(|q| document_matches(q, doc, text)),
-        ItemQuery::Or(any) => any.iter().any(|q| document_matches(q, doc, text)),
-        ItemQuery::Not(inner) => !document_matches(inner, doc, text),
-        ItemQuery::Text { field, text: what } => text_matches(*field, what, doc, text),
+        ItemQuery::And(all) => all.iter().all(|q| document_matches(q, doc, text, words)),
+        ItemQuery::Or(any) => any.iter().any(|q| document_matches(q, doc, text, words)),
+        ItemQuery::Not(inner) => !document_matches(inner, doc, text, words),
+        ItemQuery::Text { field, text: what } => {
+            text_matches(what, &words.of(field.columns(), doc, text))
+        }
         ItemQuery::Exact { field, value } => exact_matches(*field, value, doc),
         ItemQuery::Range { field, from, to } => range_matches(*field, *from, *to, doc),
         ItemQuery::HasAttachment => doc.has_attachment,
     }
 }
 
-/// True if the columns of `field` hold `what` (see the module documentation).
-fn text_matches(field: TextField, what: &TextMatch, doc: &ItemDoc, text: &IndexText) -> bool {
+/// An item's words by column, each column folded and split once, when a term first looks in
+/// it.
+#[derive(Default)]
+struct Words {
+    columns: HashMap<TextColumn, Vec<String>>,
+}
+
+impl Words {
+    /// The words of each of `columns` of `doc`, `text` holding the body and attachments' text
+    /// when they are among them.
+    fn of(&mut self, columns: &[TextColumn], doc: &ItemDoc, text: &IndexText) -> Vec<&[String]> {
+        for column in columns {
+            self.columns
+                .entry(*column)
+                .or_insert_with(|| index_words(&column.text(doc, text)));
+        }
+        columns
+            .iter()
+            .filter_map(|column| self.columns.get(column).map(Vec::as_slice))
+            .collect()
+    }
+}
+
+/// True if the words of a field's columns hold `what` (see the module documentation).
+fn text_matches(what: &TextMatch, columns: &[&[String]]) -> bool {
     let (wanted, phrase, prefix) = match what {
         TextMatch::Words(words) => (index_words(words), false, false),
         TextMatch::Phrase(words) => (index_words(words), true, false),
@@ -121,11 +147,6 @@ fn text_matches(field: TextField, what: &TextMatch, doc: &ItemDoc, text: &IndexT
     let Some((last, leading)) = wanted.split_last() else {
         return false;
     };
-    let columns: Vec<Vec<String>> = field
-        .columns()
-        .iter()
-        .map(|column| index_words(&column.text(doc, text)))
-        .collect();
     if phrase {
         return columns.iter().any(|words| {
             words
@@ -134,7 +155,7 @@ fn text_matches(field: TextField, what: &TextMatch, doc: &ItemDoc, text: &IndexT
         });
     }
     let has = |wanted: &str, prefix: bool| {
-        columns.iter().flatten().any(|word| match prefix {
+        columns.iter().copied().flatten().any(|word| match prefix {
             true => word.starts_with(wanted),
             false => word == wanted,
         })
@@ -238,13 +259,15 @@ fn has_flag(flags: &BTreeSet<String>, flag: &str) -> bool {
     }
 }
 
-/// One item's evaluation: its text loaded the first time a term needs it.
+/// One item's evaluation: its text loaded the first time a term needs it, each column's words
+/// read once.
 struct Evaluation<'a> {
     item: &'a Item,
     ctx: &'a Context,
     as_of: Option<i64>,
     load: &'a mut dyn FnMut() -> ItemText,
     text: Option<IndexText>,
+    words: Words,
 }
 
 impl Evaluation<'_> {
@@ -273,13 +296,13 @@ impl Evaluation<'_> {
         let doc = &self.item.doc;
         match term {
             Term::Text { field, text } => {
+                if needs_text(*field) && self.text.is_none() {
+                    self.text = Some(index_text(&(self.load)()));
+                }
+                // Without the item's text loaded, the field's columns are the document's.
                 let empty = IndexText::default();
-                let text_of_item = if needs_text(*field) {
-                    self.text()
-                } else {
-                    &empty
-                };
-                text_matches(*field, text, doc, text_of_item)
+                let item_text = self.text.as_ref().unwrap_or(&empty);
+                text_matches(text, &self.words.of(field.columns(), doc, item_text))
             }
             Term::Exact { field, value } => exact_matches(*field, value, doc),
             Term::Range { field, from, to } => range_matches(*field, *from, *to, doc),
@@ -294,11 +317,6 @@ impl Evaluation<'_> {
                 .any(|flags| has_flag(flags, flag)),
             Term::Deleted(deleted) => self.item.state.deleted_at(self.as_of).is_some() == *deleted,
         }
-    }
-
-    fn text(&mut self) -> &IndexText {
-        let load = &mut self.load;
-        self.text.get_or_insert_with(|| index_text(&load()))
     }
 }
 
