@@ -4,16 +4,18 @@
 //! attachment names, dates and sizes across a range) and one of hostile text (FTS5 syntax, a
 //! 100 KB word), then every kind of [`ItemQuery`] (nested And/Or/Not, words, phrases,
 //! prefixes, each text field, exact fields, ranges with open bounds) gets the digests written
-//! here, in the same order, from both; a replaced item is found by its new text only, a
-//! deleted one not at all.
+//! here, in the same order, from both and from the reference evaluator
+//! (`bonnie_discovery::evaluate::matches_item_query`); a replaced item is found by its new
+//! text only, a deleted one not at all.
 
 use std::path::Path;
 
+use bonnie_discovery::{evaluate::matches_item_query, item::ItemText};
 use bonnie_plugin_api::{
     Record,
     items::{
-        ExactField, INDEX_TEXT, ITEMS, IndexText, ItemDoc, ItemQuery, ItemType, RangeField,
-        TextField, TextMatch,
+        ExactField, INDEX_TEXT, ITEMS, ItemDoc, ItemQuery, ItemType, RangeField, TextField,
+        TextMatch,
     },
     storage::{RecordQuery, StorageClient},
 };
@@ -142,8 +144,8 @@ fn corpus() -> Vec<Item> {
     ]
 }
 
-/// The record of an item as the e-discovery indexer writes it (model/src/items.rs).
-fn record(item: &Item) -> Record {
+/// The document of an item and its text to index.
+fn document(item: &Item) -> (ItemDoc, ItemText) {
     let doc = ItemDoc {
         digest: digest(item.n),
         item_type: item.item_type,
@@ -162,6 +164,16 @@ fn record(item: &Item) -> Record {
         object_uid: item.object_uid.map(str::to_string),
         text_truncated: false,
     };
+    let text = ItemText {
+        body: item.body.clone(),
+        attachments: item.attachments.into(),
+    };
+    (doc, text)
+}
+
+/// The record of an item as the e-discovery indexer writes it (model/src/items.rs).
+fn record(item: &Item) -> Record {
+    let (doc, text) = document(item);
     let type_name = serde_json::to_value(doc.item_type).unwrap();
     let mut record = Record::new(ITEMS, &doc.digest, &serde_json::to_value(&doc).unwrap())
         .at(doc.date_ms)
@@ -176,10 +188,7 @@ fn record(item: &Item) -> Record {
     if let Some(uid) = &doc.object_uid {
         record = record.indexed("object_uid", uid);
     }
-    let text = IndexText {
-        body: item.body.clone(),
-        attachments: item.attachments.into(),
-    };
+    let text = json!({ "body": text.body, "attachments": text.attachments });
     record.extra = json!({ INDEX_TEXT: text }).to_string().into();
     record
 }
@@ -501,14 +510,31 @@ fn items_query(items: ItemQuery) -> RecordQuery {
     }
 }
 
+/// The items the reference evaluator (bonnie_discovery::evaluate) finds, in date order.
+fn evaluated(query: &ItemQuery) -> Vec<String> {
+    let mut found: Vec<(i64, String)> = corpus()
+        .iter()
+        .map(document)
+        .filter(|(doc, text)| matches_item_query(query, doc, text))
+        .map(|(doc, _)| (doc.date_ms, doc.digest))
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, digest)| digest).collect()
+}
+
 /// Every case's digests on `storage`, ascending and descending; checked against the
-/// expectation, and returned to compare the storages.
+/// expectation and the reference evaluator, and returned to compare the storages.
 fn answers(name: &str, storage: &StorageClient) -> Vec<Vec<String>> {
     let mut found = Vec::new();
     for (case, query, expected) in cases() {
         let ascending = digests_of(storage, &items_query(query.clone()));
         let expected: Vec<String> = expected.into_iter().map(digest).collect();
         let shown: String = format!("{query:?}").chars().take(400).collect();
+        assert_eq!(
+            evaluated(&query),
+            expected,
+            "the evaluator, {case}: {shown}"
+        );
         assert_eq!(ascending, expected, "{name}, {case}: {shown}");
         let descending = digests_of(
             storage,
