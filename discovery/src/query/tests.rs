@@ -610,10 +610,13 @@ fn term_strategy() -> impl Strategy<Value = Query> {
     prop_oneof![
         (text_field(), pick(WORDS)).prop_map(|(f, w)| text(f, TextMatch::Words(w))),
         (text_field(), pick(PHRASES)).prop_map(|(f, p)| text(f, TextMatch::Phrase(p))),
-        (text_field(), pick(WORDS)).prop_map(|(f, w)| {
-            let stem: String = w.chars().take(3).collect();
+        (text_field(), pick(WORDS), 1usize..5).prop_map(|(f, w, n)| {
+            let stem: String = w.chars().take(n).collect();
             text(f, TextMatch::Prefix(stem))
         }),
+        // Stems that end words rather than begin them.
+        (text_field(), pick(&["ort", "asse", "ße", "語", "ller"]))
+            .prop_map(|(f, stem)| text(f, TextMatch::Prefix(stem))),
         pick(&["<a@example.org>", "<b c@example.com>", "<q3@x>"]).prop_map(|v| term(Term::Exact {
             field: ExactField::MessageId,
             value: v

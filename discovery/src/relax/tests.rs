@@ -1,8 +1,17 @@
 //! The plan of a query: what the storage gets and what is left, on examples; and, for random
 //! queries and random items, that the storage's answer holds every item the query matches and
-//! that it with the residual is exactly the query.
+//! that it with the residual is exactly the query; and that a real SQLite storage answers the
+//! storage's part as the reference does.
 
-use bonnie_plugin_api::items::{ItemDoc, ItemType, TextField, TextMatch};
+use std::collections::BTreeSet;
+
+use bonnie_model::items::record;
+use bonnie_plugin_api::{
+    items::{ITEMS, ItemDoc, ItemType, TextField, TextMatch},
+    plugin::storage_box,
+    storage::{RecordQuery, StorageClient},
+};
+use bonnie_sqlite_storage::SqliteStorage;
 use proptest::prelude::*;
 
 use super::*;
@@ -299,6 +308,51 @@ proptest! {
                 let rest = matches(residual, &item, &mut text_of, &ctx, as_of);
                 prop_assert_eq!(storage && rest, whole, "{} (residual {})", query, residual);
             }
+        }
+    }
+}
+
+/// A real SQLite storage holding `corpus`, each item keyed by its place in it.
+fn sqlite_with(corpus: &mut [(ItemDoc, ItemText)]) -> (tempfile::TempDir, StorageClient) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bonnie.db");
+    let storage = StorageClient::new(storage_box(SqliteStorage::open(&path, 5000).unwrap()));
+    for (n, (doc, text)) in corpus.iter_mut().enumerate() {
+        doc.digest = format!("{n:064x}");
+        storage.put(record(doc, text).unwrap()).unwrap();
+    }
+    (dir, storage)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// sqlite-storage answers a plan's storage query with exactly the items the reference
+    /// finds.
+    #[test]
+    fn sqlite_answers_the_storage_query_as_the_reference_does(
+        mut corpus in prop::collection::vec((item_doc(), item_text()), 1..20),
+        queries in prop::collection::vec(query_tree(), 1..10),
+    ) {
+        let ctx = berlin();
+        let (_dir, storage) = sqlite_with(&mut corpus);
+        for query in queries {
+            let storage_query = plan(&query, &ctx).storage;
+            let answer = storage
+                .query(&RecordQuery {
+                    collection: ITEMS.to_string(),
+                    items: Some(storage_query.clone()),
+                    all: true,
+                    ..RecordQuery::default()
+                })
+                .unwrap();
+            let found: BTreeSet<String> = answer.iter().map(|r| r.key.to_string()).collect();
+            let expected: BTreeSet<String> = corpus
+                .iter()
+                .filter(|(doc, text)| matches_item_query(&storage_query, doc, text))
+                .map(|(doc, _)| doc.digest.clone())
+                .collect();
+            prop_assert_eq!(found, expected, "{} ({:?})", query, storage_query);
         }
     }
 }
