@@ -324,7 +324,11 @@ impl Parser<'_> {
                     if name.is_empty() {
                         format!("a : with no field before it (fields: {})", known.join(", "))
                     } else {
-                        format!("unknown field \"{name}\" (fields: {})", known.join(", "))
+                        format!(
+                            "unknown field \"{name}\" (fields: {}; text with a colon is \
+                             quoted: \"10:30\")",
+                            known.join(", ")
+                        )
                     },
                 )
             })?;
