@@ -1,14 +1,25 @@
 //! Items of the golden scenario archive (tests/fixtures/scenario-records/archive.json: what a
 //! real Cyrus 3.6 sent for two users' appends, deliveries, flag changes, a copy, a move,
 //! expunges, an expiry, folder renames and a deleted INBOX, as the handlers recorded it), fed
-//! into a real SQLite storage with a payload for each message the archive fetched: every
-//! place each message lived, its flags there and its end, read back by `state`.
+//! into a real SQLite storage with a payload and an item document for each message the archive
+//! fetched: every place each message lived, its flags there and its end, read back by `state`;
+//! and searches over them, which must give what the reference evaluator gives on every item,
+//! however the storage's pages fall.
 
 use std::path::Path;
 
-use bonnie_discovery::{item::ItemState, state::state};
+use bonnie_discovery::{
+    evaluate,
+    item::{Item, ItemState},
+    query::{Context, Query, parse},
+    search::{SearchOptions, search},
+    state::state,
+};
 use bonnie_plugin_api::{
-    IndexTerm, OutputItem, Record, Storage, plugin::storage_box, storage::StorageClient,
+    IndexTerm, OutputItem, Record, Storage,
+    items::{ITEMS, ItemDoc},
+    plugin::storage_box,
+    storage::StorageClient,
 };
 use bonnie_sqlite_storage::SqliteStorage;
 use serde_json::{Value, json};
@@ -84,6 +95,8 @@ fn archive() -> Archive {
         if matches!(event, "MessageAppend" | "MessageNew") {
             let bytes = message(&record);
             let digest = storage.put_payload(&bytes).unwrap();
+            let first_seen = entry["time_ms"].as_i64().unwrap();
+            bonnie_model::items::store(&storage, &digest, &bytes, first_seen).unwrap();
             let uid = record["uid"].clone();
             record["payloads"] = json!([{ "uid": uid, "digest": digest, "size": bytes.len() }]);
             record["payload_digest"] = json!(digest);
@@ -401,4 +414,158 @@ fn a_back_filled_message_is_marked_and_without_a_trail_has_its_arrival_alone() {
     );
     assert_eq!(place.flags_on_arrival, ["\\Seen", "\\Answered"]);
     assert_eq!((place.until_ms, state.flag_changes.len()), (None, 0));
+}
+
+fn context() -> Context {
+    Context {
+        zone: jiff::tz::TimeZone::UTC,
+        local_domains: vec!["example.org".to_string()],
+    }
+}
+
+/// What the reference evaluator says `query` finds at `as_of`, trying every item of the
+/// archive, in date order then digest.
+fn reference(archive: &Archive, query: &Query, as_of: Option<i64>) -> Vec<String> {
+    let mut found: Vec<(i64, String)> = Vec::new();
+    for (_, digest) in &archive.digests {
+        let stored = archive.storage.get(ITEMS, digest).unwrap().unwrap();
+        let doc: ItemDoc = serde_json::from_str(stored.body.as_str()).unwrap();
+        let item = Item {
+            state: state(&archive.storage, digest).unwrap(),
+            doc,
+        };
+        let bytes = archive.storage.get_payload(digest).unwrap().unwrap();
+        let mut text = || bonnie_model::items::document(digest, &bytes, 0).1;
+        if evaluate::matches(query, &item, &mut text, &context(), as_of) {
+            found.push((item.doc.date_ms, digest.clone()));
+        }
+    }
+    found.sort();
+    found.into_iter().map(|(_, d)| d).collect()
+}
+
+fn subjects(archive: &Archive, digests: &[String]) -> Vec<String> {
+    digests
+        .iter()
+        .map(|d| {
+            let (subject, _) = archive.digests.iter().find(|(_, x)| x == d).unwrap();
+            subject.clone()
+        })
+        .collect()
+}
+
+fn searched(archive: &Archive, query: &Query, options: &SearchOptions) -> Vec<String> {
+    search(&archive.storage, query, &context(), options)
+        .unwrap()
+        .into_iter()
+        .map(|item| item.doc.digest)
+        .collect()
+}
+
+#[test]
+fn searches_find_what_the_reference_finds_with_any_limit_in_either_order() {
+    let archive = archive();
+    let before_deletion = ms("2026-11-28T17:14:00.000Z");
+    let cases: [(&str, Option<i64>, &[&str]); 9] = [
+        ("*", None, &[]),
+        ("subject:\"plain test\"", None, &[]),
+        ("folder:Archive2", None, &["plain test 1", "plain test 2"]),
+        (
+            "deleted:yes",
+            None,
+            &["old", "plain test 3", "plain test 4"],
+        ),
+        (
+            "deleted:yes",
+            Some(ms("2026-11-28T17:13:52.000Z")),
+            &["plain test 3", "plain test 4"],
+        ),
+        (
+            "user:jane.doe",
+            Some(before_deletion),
+            &["delivered via lmtp"],
+        ),
+        ("flag:\\Flagged subject:plain", None, &["plain test 1"]),
+        (
+            "scenario -folder:INBOX",
+            None,
+            &["old", "5A637BF7-D0A8-4AB3-91F3-6C7B4B6F6D3B"],
+        ),
+        (
+            "subject:\"plain test\" deleted:yes",
+            None,
+            &["plain test 3", "plain test 4"],
+        ),
+    ];
+    let everything = reference(&archive, &parse("*", &context()).unwrap(), None);
+    assert_eq!(
+        everything.len(),
+        archive.digests.len(),
+        "every message is an item"
+    );
+    for (text, as_of, expected) in cases {
+        let query = parse(text, &context()).unwrap();
+        let all = reference(&archive, &query, as_of);
+        if !expected.is_empty() {
+            let mut wanted: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+            let mut got = subjects(&archive, &all);
+            wanted.sort();
+            got.sort();
+            assert_eq!(got, wanted, "the reference for {text:?}");
+        }
+        let options = |limit, descending| SearchOptions {
+            as_of,
+            limit,
+            descending,
+        };
+        assert_eq!(
+            searched(&archive, &query, &options(None, false)),
+            all,
+            "{text:?}"
+        );
+        let reversed: Vec<String> = all.iter().rev().cloned().collect();
+        assert_eq!(
+            searched(&archive, &query, &options(None, true)),
+            reversed,
+            "{text:?}"
+        );
+        for limit in 1..=all.len() + 1 {
+            let first = searched(&archive, &query, &options(Some(limit), false));
+            assert_eq!(first, all[..limit.min(all.len())], "{text:?} limit {limit}");
+            let last = searched(&archive, &query, &options(Some(limit), true));
+            assert_eq!(
+                last,
+                reversed[..limit.min(all.len())],
+                "{text:?} limit {limit} newest first"
+            );
+        }
+        assert!(searched(&archive, &query, &options(Some(0), false)).is_empty());
+    }
+}
+
+#[test]
+fn a_searched_item_has_its_document_and_its_state() {
+    let archive = archive();
+    let query = parse(
+        "message-id:<1795886032.479214.18789@example.org>",
+        &context(),
+    )
+    .unwrap();
+    let found = search(
+        &archive.storage,
+        &query,
+        &context(),
+        &SearchOptions::default(),
+    )
+    .unwrap();
+    let [item] = found.as_slice() else {
+        panic!("one item: {found:#?}");
+    };
+    assert_eq!(item.doc.subject, "delivered via lmtp");
+    assert_eq!(item.doc.from, ["Jane Doe <jane.doe@example.org>"]);
+    assert_eq!(
+        item.state,
+        state(&archive.storage, &item.doc.digest).unwrap()
+    );
+    assert_eq!(item.state.places.len(), 2);
 }

@@ -12,7 +12,7 @@ use bonnie_core::{payload, time};
 use bonnie_mail::{Address, Message};
 use bonnie_plugin_api::{
     PluginError,
-    items::{INDEX_TEXT, ITEMS, ItemDoc, ItemType},
+    items::{ExactField, INDEX_TEXT, ITEMS, IndexText, ItemDoc, ItemType},
     storage::{Record, StorageClient},
 };
 use serde_json::{Value, json};
@@ -29,18 +29,6 @@ pub struct ItemText {
     /// The attachments' text.
     pub attachments: String,
 }
-
-/// The index term of an item document's Message-ID (the exact fields a storage finds items
-/// by are these index terms).
-pub const MESSAGE_ID_FIELD: &str = "message_id";
-/// The item type, as [`ItemType`] is spelled in JSON.
-pub const TYPE_FIELD: &str = "type";
-/// Each domain of the From addresses.
-pub const FROM_DOMAIN_FIELD: &str = "from_domain";
-/// Each domain of the recipients.
-pub const RECIPIENT_DOMAIN_FIELD: &str = "recipient_domain";
-/// A Kolab object's UID.
-pub const OBJECT_UID_FIELD: &str = "object_uid";
 
 /// The document and text of the message `bytes` (payload `digest`), first archived at
 /// `first_seen_ms` (its date when it has no readable Date header). Never fails: what cannot be
@@ -213,24 +201,27 @@ pub fn record(doc: &ItemDoc, text: &ItemText) -> Result<Record, PluginError> {
         .and_then(Value::as_str)
         .unwrap_or("mail")
         .to_string();
+    let term = ExactField::index_field;
     let mut record = Record::new(ITEMS, &doc.digest, &body)
         .at(doc.date_ms)
-        .indexed(TYPE_FIELD, &type_name);
+        .indexed(term(ExactField::Type), &type_name);
     if let Some(id) = &doc.message_id {
-        record = record.indexed(MESSAGE_ID_FIELD, id);
+        record = record.indexed(term(ExactField::MessageId), id);
     }
     for domain in &doc.from_domains {
-        record = record.indexed(FROM_DOMAIN_FIELD, domain);
+        record = record.indexed(term(ExactField::FromDomain), domain);
     }
     for domain in &doc.recipient_domains {
-        record = record.indexed(RECIPIENT_DOMAIN_FIELD, domain);
+        record = record.indexed(term(ExactField::RecipientDomain), domain);
     }
     if let Some(uid) = &doc.object_uid {
-        record = record.indexed(OBJECT_UID_FIELD, uid);
+        record = record.indexed(term(ExactField::ObjectUid), uid);
     }
-    record.extra = json!({ INDEX_TEXT: { "body": text.body, "attachments": text.attachments } })
-        .to_string()
-        .into();
+    let index_text = IndexText {
+        body: text.body.clone(),
+        attachments: text.attachments.clone(),
+    };
+    record.extra = json!({ INDEX_TEXT: index_text }).to_string().into();
     Ok(record)
 }
 
@@ -320,7 +311,11 @@ pub fn index_logged(
 mod tests {
     use std::path::{Path, PathBuf};
 
-    use bonnie_plugin_api::{OutputItem, Storage, plugin::storage_box};
+    use bonnie_plugin_api::{
+        OutputItem, RecordQuery, Storage,
+        items::{ItemQuery, TextField, TextMatch},
+        plugin::storage_box,
+    };
     use bonnie_sqlite_storage::SqliteStorage;
 
     use super::*;
@@ -543,6 +538,24 @@ mod tests {
             "quittungsbeleg"
         ));
         assert!(!stored.body.contains("Quittungsbeleg"));
+        // ...and the storage finds the message by it, in the field it belongs to.
+        let finds_it = |field, word: &str| {
+            let query = RecordQuery {
+                collection: ITEMS.to_string(),
+                items: Some(ItemQuery::Text {
+                    field,
+                    text: TextMatch::Words(word.to_string()),
+                }),
+                ..Default::default()
+            };
+            let found = storage.query(&query).unwrap();
+            let keys: Vec<&str> = found.iter().map(|r| r.key.as_str()).collect();
+            keys == [digest.as_str()]
+        };
+        assert!(finds_it(TextField::Body, "QUITTUNGSBELEG"));
+        assert!(finds_it(TextField::Body, "maulwurfshügel"));
+        assert!(finds_it(TextField::Filename, "prüfbericht"));
+        assert!(!finds_it(TextField::Body, "prüfbericht"));
 
         // A message without a Date keeps the first time it was seen, whatever comes after.
         let undated = b"Subject: undated\r\n\r\nno date";
