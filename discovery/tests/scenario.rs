@@ -569,3 +569,60 @@ fn a_searched_item_has_its_document_and_its_state() {
     );
     assert_eq!(item.state.places.len(), 2);
 }
+
+#[test]
+fn pages_that_fall_among_many_items_of_one_date_miss_none_and_repeat_none() {
+    // 25 messages with one Date, appended alternately to Keep and Drop: a search for the
+    // folder gets pages full of one date, most of whose candidates the residual drops.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bonnie.db");
+    let log = SqliteStorage::open(&path, 5000).unwrap();
+    let storage = StorageClient::new(storage_box(SqliteStorage::open(&path, 5000).unwrap()));
+    let mut digests = Vec::new();
+    let mut entries = Vec::new();
+    for n in 0..25u64 {
+        let bytes = format!(
+            "Subject: report {n}\r\nDate: Tue, 01 Dec 2026 09:00:00 +0000\r\n\r\nQuarterly figures.\r\n"
+        );
+        let digest = storage.put_payload(bytes.as_bytes()).unwrap();
+        bonnie_model::items::store(&storage, &digest, bytes.as_bytes(), 0).unwrap();
+        let folder = if n % 3 == 0 { "Keep" } else { "Drop" };
+        let record = json!({
+            "event": "MessageAppend", "@timestamp": format!("2026-12-01T10:00:{n:02}.000Z"),
+            "folder": format!("user/john.doe/{folder}@example.org"), "folder_name": folder,
+            "folder_owner": "john.doe@example.org", "uid": n + 1, "uids": [n + 1],
+            "payloads": [{ "uid": n + 1, "digest": digest, "size": bytes.len() }],
+            "payload_digest": digest,
+        });
+        entries.push(OutputItem::new(format!("job {n}"), record.to_string()));
+        if folder == "Keep" {
+            digests.push(digest);
+        }
+    }
+    log.append_log(entries).unwrap();
+    // Items of one date come in digest order.
+    digests.sort();
+    let reversed: Vec<String> = digests.iter().rev().cloned().collect();
+    for text in ["folder:Keep", "quarterly folder:Keep"] {
+        let query = parse(text, &context()).unwrap();
+        for limit in 1..=digests.len() + 1 {
+            for (descending, expected) in [(false, &digests), (true, &reversed)] {
+                let options = SearchOptions {
+                    limit: Some(limit),
+                    descending,
+                    ..SearchOptions::default()
+                };
+                let found: Vec<String> = search(&storage, &query, &context(), &options)
+                    .unwrap()
+                    .into_iter()
+                    .map(|item| item.doc.digest)
+                    .collect();
+                let wanted = &expected[..limit.min(expected.len())];
+                assert_eq!(
+                    found, wanted,
+                    "{text} limit {limit} descending {descending}"
+                );
+            }
+        }
+    }
+}
