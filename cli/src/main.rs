@@ -9,10 +9,12 @@
 
 mod audit;
 mod backfill;
+mod cases;
 mod checkpoint;
 mod config_check;
 mod discovery;
 mod dlp;
+mod export;
 mod keys;
 mod logins;
 mod reconcile;
@@ -93,6 +95,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// e-Discovery cases: custodians, saved queries, holds placed from them, their exports
+    Case {
+        #[command(subcommand)]
+        command: cases::CaseCommand,
+    },
+    /// Export items for review (EML, mboxrd, DAT load file) with a manifest, checksums and
+    /// inclusion proofs; `bonnie export verify <dir>` checks an export offline
+    Export(export::ExportArgs),
     /// One item: its headers, text, attachments, every place it lived and its flag history
     Show {
         /// The item: its digest (or its first 12 or more digits), or its Message-ID
@@ -480,6 +490,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
             limit,
             json,
         } => discovery::search(&config, &auditor, query, as_of.as_deref(), *limit, *json)?,
+        Command::Case { command } => cases::run(&config, &auditor, command)?,
+        Command::Export(args) => export::run(&config, &auditor, args)?,
         Command::Show { item, as_of, json } => {
             discovery::show(&config, &auditor, item, as_of.as_deref(), *json)?
         }
