@@ -221,14 +221,17 @@ pub fn query(
     let mut condition = Condition::default();
     let matched = condition.of(items);
     let direction = if query.descending { "DESC" } else { "ASC" };
-    let mut sql = format!(
-        "SELECT r.collection, r.key, r.time_ms, r.body FROM items d \
-         CROSS JOIN records r ON r.collection = '{ITEMS}' AND r.key = d.digest \
-         WHERE {matched} ORDER BY d.date_ms {direction}, d.digest {direction}"
+    let limit = query
+        .max_records()
+        .map_or(String::new(), |limit| format!(" LIMIT {limit}"));
+    // The items first, then their records: only those within the limit are read.
+    let order = format!("date_ms {direction}, digest {direction}");
+    let sql = format!(
+        "SELECT r.collection, r.key, r.time_ms, r.body FROM \
+         (SELECT d.digest, d.date_ms FROM items d WHERE {matched} ORDER BY {order}{limit}) m \
+         CROSS JOIN records r ON r.collection = '{ITEMS}' AND r.key = m.digest \
+         ORDER BY {order}"
     );
-    if let Some(limit) = query.max_records() {
-        sql.push_str(&format!(" LIMIT {limit}"));
-    }
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(condition.args), |row| {
         crate::records::record_from_row(conn, row)
