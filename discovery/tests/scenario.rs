@@ -76,16 +76,23 @@ fn message(record: &Value) -> Vec<u8> {
     bytes.into_bytes()
 }
 
+/// A real SQLite storage in a temporary folder: a handle for appending to its log as the
+/// worker does, and the client handlers and searches use.
+fn database() -> (tempfile::TempDir, SqliteStorage, StorageClient) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bonnie.db");
+    let log = SqliteStorage::open(&path, 5000).unwrap();
+    let storage = StorageClient::new(storage_box(SqliteStorage::open(&path, 5000).unwrap()));
+    (dir, log, storage)
+}
+
 /// Loads the scenario: its log (each fetched message's payload kept and named by its entry,
 /// as `collect::store_payloads` leaves it) and its trails and folder views.
 fn archive() -> Archive {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/fixtures/scenario-records/archive.json");
     let scenario: Value = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bonnie.db");
-    let log = SqliteStorage::open(&path, 5000).unwrap();
-    let storage = StorageClient::new(storage_box(SqliteStorage::open(&path, 5000).unwrap()));
+    let (dir, log, storage) = database();
 
     let mut digests = Vec::new();
     let mut items = Vec::new();
@@ -574,10 +581,7 @@ fn a_searched_item_has_its_document_and_its_state() {
 fn pages_that_fall_among_many_items_of_one_date_miss_none_and_repeat_none() {
     // 25 messages with one Date, appended alternately to Keep and Drop: a search for the
     // folder gets pages full of one date, most of whose candidates the residual drops.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bonnie.db");
-    let log = SqliteStorage::open(&path, 5000).unwrap();
-    let storage = StorageClient::new(storage_box(SqliteStorage::open(&path, 5000).unwrap()));
+    let (_dir, log, storage) = database();
     let mut digests = Vec::new();
     let mut entries = Vec::new();
     for n in 0..25u64 {
