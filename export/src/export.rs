@@ -1,8 +1,8 @@
 //! The export itself: items are written one at a time as they come (natives streamed in
-//! chunks, never whole), parts roll at `part_bytes`, and after each item the appended files
-//! are fsync'd and the state saved, so that a rerun after a crash or a kill continues after
-//! the last complete item: appended files are cut back to their recorded lengths, half-written
-//! natives of the next item are removed, and the items already done are skipped.
+//! chunks, never whole), parts roll at `part_bytes`, and every `commit_items` items the
+//! export's file system is synced and the state saved, so that a rerun after a crash or a kill
+//! continues after the last committed item: appended files are cut back to their recorded
+//! lengths, natives and texts of later items are removed, and the items done are skipped.
 
 use std::{
     collections::BTreeMap,
@@ -36,6 +36,9 @@ pub(crate) const MANIFEST_CSV: &str = "manifest.csv";
 pub(crate) const LOAD_FILE: &str = "loadfile.dat";
 /// The checksums.
 pub(crate) const SUMS_FILE: &str = "SHA256SUMS";
+/// How many bytes of natives an export writes at most between two commits, whatever
+/// `commit_items` says: what a rerun may have to write again.
+const COMMIT_BYTES: u64 = 256 << 20;
 /// The manifest's items as they are written, one JSON line each (in the state folder).
 pub(crate) const JOURNAL: &str = ".bonnie-export/items.jsonl";
 
@@ -98,7 +101,9 @@ pub fn export(
         None => start(out, header, options, fingerprint)?,
     };
     let resumed_after = state.done;
+    remove_uncommitted(out, &state, &options.docid_prefix)?;
     let mut writer = Writer::open(out, options, &state)?;
+    let (mut uncommitted, mut committed_bytes) = (0, state.bytes);
     let context = Context {
         options,
         zone: &zone,
@@ -123,9 +128,6 @@ pub fn export(
             )));
         }
         let docid = format!("{}{:08}", options.docid_prefix, index + 1);
-        if index == resumed_after && resumed_after > 0 {
-            writer.remove_leftovers(&state, &docid)?;
-        }
         let outcome = match item {
             Ok(item) => writer.write_item(&context, &mut state, &docid, item)?,
             Err(exception) => Err(exception.reason),
@@ -147,8 +149,14 @@ pub fn export(
             }),
         }
         state.done = index + 1;
-        writer.sync(&mut state)?;
-        state.save(out)?;
+        uncommitted += 1;
+        if uncommitted >= options.commit_items.max(1)
+            || state.bytes - committed_bytes >= COMMIT_BYTES
+        {
+            writer.commit(&mut state)?;
+            uncommitted = 0;
+            committed_bytes = state.bytes;
+        }
         progress(&Progress {
             done: state.done,
             total: state.header.items.count,
@@ -156,6 +164,9 @@ pub fn export(
             exceptions: state.exceptions.len() as u64,
             bytes: state.bytes,
         });
+    }
+    if uncommitted > 0 {
+        writer.commit(&mut state)?;
     }
     let given = list.finish();
     if given != state.header.items {
@@ -201,6 +212,52 @@ fn check_options(out: &Path, options: &Options) -> Result<(), ExportError> {
     Ok(())
 }
 
+/// Removes what a run interrupted after its last commit wrote: the natives and texts of items
+/// after the last complete one (files are named after their DOCID) and mbox parts after the
+/// current one; appended files are cut back when they are opened.
+fn remove_uncommitted(out: &Path, state: &State, prefix: &str) -> Result<(), ExportError> {
+    let number = |name: &str, suffix: &str| -> Option<u64> {
+        let rest = name.strip_prefix(prefix).unwrap_or(name);
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        rest[digits.len()..]
+            .starts_with(suffix)
+            .then(|| digits.parse().ok())
+            .flatten()
+    };
+    let entries = |dir: &Path| -> Result<Vec<fs::DirEntry>, ExportError> {
+        match fs::read_dir(dir) {
+            Ok(entries) => entries
+                .collect::<Result<_, _>>()
+                .map_err(ExportError::io(dir)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(ExportError::io(dir)(e)),
+        }
+    };
+    let remove = |entry: &fs::DirEntry| {
+        fs::remove_file(entry.path()).map_err(ExportError::io(&entry.path()))
+    };
+    for top in ["natives", "text"] {
+        for part in entries(&out.join(top))? {
+            let name = part.file_name().to_string_lossy().into_owned();
+            if name.parse::<u32>().is_ok_and(|p| p >= state.part) {
+                for file in entries(&part.path())? {
+                    let name = file.file_name().to_string_lossy().into_owned();
+                    if number(&name, ".").is_some_and(|n| n > state.done) {
+                        remove(&file)?;
+                    }
+                }
+            }
+        }
+    }
+    for file in entries(&out.join("mbox"))? {
+        let name = file.file_name().to_string_lossy().into_owned();
+        if number(&name, ".mbox").is_some_and(|p| p > u64::from(state.part)) {
+            remove(&file)?;
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn zone(name: &str) -> Result<jiff::tz::TimeZone, ExportError> {
     jiff::tz::TimeZone::get(name).map_err(|e| ExportError::Zone {
         zone: name.to_string(),
@@ -208,13 +265,16 @@ pub(crate) fn zone(name: &str) -> Result<jiff::tz::TimeZone, ExportError> {
     })
 }
 
-/// What a rerun must share with the run it continues: the list, the options, the checkpoint
-/// and the zone (the query's text and the time may differ: the items are the same).
+/// What a rerun must share with the run it continues: the list, the format, the parts and
+/// DOCIDs, the checkpoint and the zone (the query's text, the time and how often it commits
+/// may differ: the items and the files are the same).
 fn fingerprint(header: &ExportHeader, options: &Options) -> String {
     let mut hasher = Sha256::new();
     let parts = serde_json::json!({
         "items": header.items,
-        "options": options,
+        "format": options.format,
+        "part_bytes": options.part_bytes,
+        "docid_prefix": options.docid_prefix,
         "checkpoint": header.checkpoint_note,
         "zone": header.zone,
     });
@@ -341,30 +401,6 @@ impl Writer {
             },
             mbox,
         })
-    }
-
-    /// Removes what an interrupted run may have written of item `docid` before it was
-    /// complete (natives and text files are named after their DOCID; appended files were cut
-    /// back when opened).
-    fn remove_leftovers(&self, state: &State, docid: &str) -> Result<(), ExportError> {
-        let prefix = format!("{docid}.");
-        for part in [state.part, state.part + 1] {
-            for top in ["natives", "text"] {
-                let dir = self.out.join(top).join(part_name(part));
-                let entries = match fs::read_dir(&dir) {
-                    Ok(entries) => entries,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(ExportError::io(&dir)(e)),
-                };
-                for entry in entries {
-                    let entry = entry.map_err(ExportError::io(&dir))?;
-                    if entry.file_name().to_string_lossy().starts_with(&prefix) {
-                        fs::remove_file(entry.path()).map_err(ExportError::io(&entry.path()))?;
-                    }
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Writes one item; `Ok(Err(reason))` when it cannot be exported (nothing of it is left).
@@ -542,8 +578,12 @@ impl Writer {
             .map_err(ExportError::io(&path))
     }
 
-    /// fsyncs every appended file and records its length in the state.
-    fn sync(&mut self, state: &mut State) -> Result<(), ExportError> {
+    /// Makes everything written so far durable (one `syncfs` of the export's file system
+    /// rather than an fsync per file), then records the appended files' lengths and the
+    /// state, which from then on says these items are complete.
+    fn commit(&mut self, state: &mut State) -> Result<(), ExportError> {
+        let root = fs::File::open(&self.out).map_err(ExportError::io(&self.out))?;
+        rustix::fs::syncfs(&root).map_err(|e| ExportError::io(&self.out)(e.into()))?;
         let files = [
             Some(&mut self.manifest_csv),
             Some(&mut self.journal),
@@ -552,7 +592,6 @@ impl Writer {
         ];
         for appended in files.into_iter().flatten() {
             let path = self.out.join(&appended.name);
-            appended.file.sync_all().map_err(ExportError::io(&path))?;
             let length = appended
                 .file
                 .metadata()
@@ -560,7 +599,7 @@ impl Writer {
                 .len();
             state.lengths.insert(appended.name.clone(), length);
         }
-        Ok(())
+        state.save(&self.out)
     }
 }
 

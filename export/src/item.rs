@@ -44,6 +44,22 @@ pub struct Options {
     /// What every DOCID begins with, before the item's number (1-based, 8 digits): ASCII
     /// letters, digits, `-` and `_`, e.g. `BONNIE` gives `BONNIE00000001`.
     pub docid_prefix: String,
+    /// How many items are written between two commits (a `syncfs` and the state saved): a
+    /// rerun after a crash writes again what came after the last. 1 makes every item durable
+    /// on its own, at the price of a sync each; at most 256 MiB of natives go uncommitted.
+    pub commit_items: u32,
+}
+
+impl Options {
+    /// Parts of 4 GiB, DOCIDs `BONNIE00000001`..., a commit every 100 items.
+    pub fn new(format: Format) -> Options {
+        Options {
+            format,
+            part_bytes: 4 << 30,
+            docid_prefix: "BONNIE".into(),
+            commit_items: 100,
+        }
+    }
 }
 
 /// The list of items an export promises: their number and the SHA-256 of their digests, each

@@ -29,7 +29,7 @@
 //!
 //! Parts are numbered `0001`, `0002`...: a part's natives (or its mbox file) stop growing once
 //! they reach `part_bytes`. While an export runs, `.bonnie-export/` holds its state (what is
-//! complete, fsync'd after each item); a finished export has none.
+//! committed, synced every `commit_items` items); a finished export has none.
 
 #![forbid(unsafe_code)]
 

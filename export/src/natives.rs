@@ -36,7 +36,7 @@ fn stream(
     }
 }
 
-/// Streams a native to its own file, fsync'd; `Ok(Err(..))` (and no file) when it cannot be
+/// Streams a native to its own file (made durable at the next commit); `Ok(Err(..))` (and no file) when it cannot be
 /// read.
 pub(crate) fn write_native(
     path: &Path,
@@ -47,10 +47,7 @@ pub(crate) fn write_native(
         file.write_all(chunk).map_err(ExportError::io(path))
     })?;
     match streamed {
-        Ok(digested) => {
-            file.sync_all().map_err(ExportError::io(path))?;
-            Ok(Ok(digested))
-        }
+        Ok(digested) => Ok(Ok(digested)),
         Err(e) => {
             drop(file);
             fs::remove_file(path).map_err(ExportError::io(path))?;
@@ -90,11 +87,10 @@ pub(crate) fn write_mbox(
     Ok(Ok(digested))
 }
 
-/// Writes a small file whole (attachments and texts are in memory already), fsync'd.
+/// Writes a small file whole (attachments and texts are in memory already).
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
     let mut file = files::create(path)?;
-    file.write_all(bytes).map_err(ExportError::io(path))?;
-    file.sync_all().map_err(ExportError::io(path))
+    file.write_all(bytes).map_err(ExportError::io(path))
 }
 
 /// A file extension taken from an attachment's (hostile) name: `.` and 1 to 10 ASCII letters

@@ -126,6 +126,7 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, ExportErro
         }
     }
     check_complete(&manifest, &mut report);
+    check_referenced(dir, &manifest, &mut report)?;
     for item in &manifest.items {
         report.items += 1;
         check_item(dir, item, checkpoint.as_ref(), &mut report);
@@ -159,6 +160,33 @@ fn check_complete(manifest: &Manifest, report: &mut Report) {
             ),
         );
     }
+}
+
+/// Every native, text and mbox file belongs to an item of the manifest (a file left from
+/// elsewhere, even with its sum in SHA256SUMS, is found here).
+fn check_referenced(
+    dir: &Path,
+    manifest: &Manifest,
+    report: &mut Report,
+) -> Result<(), ExportError> {
+    let mut referenced = std::collections::BTreeSet::new();
+    for item in &manifest.items {
+        referenced.insert(item.path.as_str());
+        referenced.extend(item.text_path.as_deref());
+        for attachment in &item.attachments {
+            referenced.insert(attachment.path.as_str());
+            referenced.insert(attachment.text_path.as_str());
+        }
+    }
+    for relative in files::walk(dir, &[])? {
+        let held = ["natives/", "text/", "mbox/"]
+            .iter()
+            .any(|top| relative.starts_with(top));
+        if held && !referenced.contains(relative.as_str()) {
+            report.file(&relative, format!("belongs to no item of {MANIFEST_JSON}"));
+        }
+    }
+    Ok(())
 }
 
 /// Every file listed has its checksum; every file is listed.

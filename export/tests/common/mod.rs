@@ -263,11 +263,13 @@ pub fn bare_meta(digest: String, size: u64) -> ItemMeta {
     }
 }
 
+/// DOCIDs `BON00000001`..., parts of 1 GiB, every item committed.
 pub fn options(format: Format) -> Options {
     Options {
-        format,
         part_bytes: 1 << 30,
         docid_prefix: "BON".into(),
+        commit_items: 1,
+        ..Options::new(format)
     }
 }
 
