@@ -186,19 +186,14 @@ fn dsl(query: &ItemQuery) -> Value {
 }
 
 impl Es {
-    /// The item records an item query matches, in `date_ms` order then digest (or the
-    /// reverse), at most the query's limit, every one with `all` (paged with `search_after`).
-    pub fn query_items(
+    /// The item records an item query matches (`items`, of `query`, which
+    /// [`RecordQuery::item_query`] checked), in `date_ms` order then digest (or the reverse),
+    /// at most the query's limit, every one with `all` (paged with `search_after`).
+    pub(crate) fn query_items(
         &self,
         query: &RecordQuery,
         items: &ItemQuery,
     ) -> Result<Vec<Record>, PluginError> {
-        if query.collection != ITEMS {
-            return Err(PluginError::rejected(format!(
-                "an item query (items) is a query of collection {ITEMS}, not {:?}",
-                query.collection
-            )));
-        }
         let index = self.records_index(ITEMS)?;
         let order = if query.descending { "desc" } else { "asc" };
         let sort = json!([

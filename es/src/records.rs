@@ -209,7 +209,7 @@ impl Es {
     /// time (Elasticsearch's `_pit` and OpenSearch's `point_in_time` differ) and no cap of
     /// `max_result_window`; a record written while the pages are read may or may not be.
     pub fn query_records(&self, query: &RecordQuery) -> Result<Vec<Record>, PluginError> {
-        if let Some(items) = &query.items {
+        if let Some(items) = query.item_query()? {
             return self.query_items(query, items);
         }
         let index = self.records_index(&query.collection)?;

@@ -147,6 +147,36 @@ impl RecordQuery {
         }
     }
 
+    /// The item query this query asks, if any; refused when it is not of collection
+    /// [`crate::items::ITEMS`] or also sets what an item query says inside itself (an index
+    /// term, a time range, a key prefix, log text), which a storage would otherwise ignore.
+    pub fn item_query(&self) -> Result<Option<&crate::items::ItemQuery>, PluginError> {
+        let Some(items) = &self.items else {
+            return Ok(None);
+        };
+        if self.collection != crate::items::ITEMS {
+            return Err(PluginError::rejected(format!(
+                "an item query (items) is a query of collection {}, not {:?}",
+                crate::items::ITEMS,
+                self.collection
+            )));
+        }
+        let beside = [
+            ("index", self.index.is_some()),
+            ("from_ms", self.from_ms.is_some()),
+            ("to_ms", self.to_ms.is_some()),
+            ("key_prefix", self.key_prefix.is_some()),
+            ("text", self.text.is_some()),
+        ];
+        if let Some((field, _)) = beside.iter().find(|(_, set)| *set) {
+            return Err(PluginError::rejected(format!(
+                "an item query (items) says its terms inside itself, not in {field}: put a \
+                 Range, Exact or Text term in items instead"
+            )));
+        }
+        Ok(Some(items))
+    }
+
     /// At most how many records the query returns: `None` with `all`, else `limit` or
     /// [`DEFAULT_QUERY_LIMIT`] when it is 0.
     pub fn max_records(&self) -> Option<u32> {

@@ -628,17 +628,27 @@ fn sqlite_and_elasticsearch_answer_every_item_query_alike() {
 }
 
 #[test]
-fn an_item_query_of_another_collection_is_refused() {
+fn an_item_query_of_another_collection_or_with_terms_beside_it_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = storages::open(&storage_dir(
         dir.path(),
         "bonnie-sqlite-storage",
         "[plugins.sqlite-storage]\npath = \"var/bonnie.db\"\n",
     ));
-    let query = RecordQuery {
+    let of_users = RecordQuery {
         collection: "users".into(),
         ..items_query(ItemQuery::All)
     };
-    let error = sqlite.query(&query).unwrap_err().to_string();
+    let error = sqlite.query(&of_users).unwrap_err().to_string();
     assert!(error.contains("collection items"), "{error}");
+    // A time range beside it would be ignored: refused, naming where it goes.
+    let with_a_range = RecordQuery {
+        from_ms: Some(JAN_2025),
+        ..items_query(ItemQuery::All)
+    };
+    let error = sqlite.query(&with_a_range).unwrap_err().to_string();
+    assert!(
+        error.contains("from_ms") && error.contains("Range"),
+        "{error}"
+    );
 }

@@ -321,13 +321,7 @@ impl Storage for SqliteStorage {
         if query.collection == log::COLLECTION {
             return self.read(|conn| log::search(conn, &query));
         }
-        if let Some(items) = &query.items {
-            if query.collection != ITEMS {
-                return Err(PluginError::rejected(format!(
-                    "an item query (items) is a query of collection {ITEMS}, not {:?}",
-                    query.collection
-                )));
-            }
+        if let Some(items) = query.item_query()? {
             return self.read(|conn| items::query(conn, &query, items));
         }
         self.read(|conn| records::query(conn, &query))
