@@ -5,20 +5,24 @@
 //! against the checkpoint's root. Every finding names the file or item at fault.
 
 use std::{
+    collections::BTreeSet,
     fs,
     io::{self, Seek as _},
     path::Path,
 };
 
 use bonnie_ledger::{Checkpoint, Hash, LeafData, LeafKind, PublicKey, merkle};
-use serde::Serialize;
+use serde::{
+    Serialize,
+    de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor},
+};
 
 use crate::{
     ExportError,
     export::{CHECKPOINT_FILE, MANIFEST_JSON, PUBLIC_KEY_FILE, SUMS_FILE},
     files::{self, Digested, Digests},
     item::ItemList,
-    manifest::{Manifest, ManifestItem},
+    manifest::{ExportInfo, ManifestItem},
     mbox,
 };
 
@@ -99,19 +103,30 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, ExportErro
     check_sums(dir, &mut report)?;
     let checkpoint = open_checkpoint(dir, public_key, &mut report);
     report.checkpoint_size = checkpoint.as_ref().map(|c| c.size);
-    let manifest_path = dir.join(MANIFEST_JSON);
-    let manifest: Manifest = match fs::read(&manifest_path)
-        .map_err(|e| e.to_string())
-        .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
-    {
-        Ok(manifest) => manifest,
+    // Items are checked as they are read: memory holds one item, its DOCID and digest, and
+    // the paths it names, not the whole manifest.
+    let mut listed: Vec<(String, String)> = Vec::new();
+    let mut referenced = BTreeSet::new();
+    let read = read_manifest(&dir.join(MANIFEST_JSON), &mut |item| {
+        report.items += 1;
+        check_item(dir, &item, checkpoint.as_ref(), &mut report);
+        listed.push((item.docid.clone(), item.sha256.clone()));
+        referenced.insert(item.path);
+        referenced.extend(item.text_path);
+        for attachment in item.attachments {
+            referenced.insert(attachment.path);
+            referenced.insert(attachment.text_path);
+        }
+    });
+    let info = match read {
+        Ok(info) => info,
         Err(e) => {
             report.file(MANIFEST_JSON, format!("not a readable manifest: {e}"));
             return Ok(report);
         }
     };
     if let Some(checkpoint) = &checkpoint {
-        let named = &manifest.export.checkpoint;
+        let named = &info.checkpoint;
         if named.size != checkpoint.size
             || named.origin != checkpoint.origin
             || named.root != files::hex(&checkpoint.root)
@@ -125,38 +140,92 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, ExportErro
             );
         }
     }
-    check_complete(&manifest, &mut report);
-    check_referenced(dir, &manifest, &mut report)?;
-    for item in &manifest.items {
-        report.items += 1;
-        check_item(dir, item, checkpoint.as_ref(), &mut report);
-    }
+    check_complete(&info, listed, &mut report);
+    check_referenced(dir, &referenced, &mut report)?;
     Ok(report)
 }
 
-/// The items and exceptions, in DOCID order, are the list the export was given (an item
-/// taken out of the manifest, with its files and their sums, is found here).
-fn check_complete(manifest: &Manifest, report: &mut Report) {
-    let mut listed: Vec<(&str, &str)> = manifest
-        .items
-        .iter()
-        .map(|i| (i.docid.as_str(), i.sha256.as_str()))
-        .chain(
-            manifest
-                .export
-                .exceptions
-                .iter()
-                .map(|e| (e.docid.as_deref().unwrap_or(""), e.digest.as_str())),
-        )
-        .collect();
+/// Reads `manifest.json` as a stream: the export's part whole, each item handed to `each` as
+/// it is read (whatever the layout: any JSON of the manifest's shape).
+fn read_manifest(path: &Path, each: &mut dyn FnMut(ManifestItem)) -> Result<ExportInfo, String> {
+    let file = fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut reader = serde_json::Deserializer::from_reader(io::BufReader::new(file));
+    let info = serde::Deserializer::deserialize_map(&mut reader, ManifestVisitor { each })
+        .map_err(|e| e.to_string())?;
+    reader.end().map_err(|e| e.to_string())?;
+    info.ok_or_else(|| "no \"export\" part".to_string())
+}
+
+/// The manifest's object: `export` read whole, `items` one by one.
+struct ManifestVisitor<'a> {
+    each: &'a mut dyn FnMut(ManifestItem),
+}
+
+impl<'de> Visitor<'de> for ManifestVisitor<'_> {
+    type Value = Option<ExportInfo>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an export's manifest")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let each = self.each;
+        let mut info = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "export" => info = Some(map.next_value::<ExportInfo>()?),
+                "items" => map.next_value_seed(ItemsVisitor { each: &mut *each })?,
+                other => return Err(A::Error::unknown_field(other, &["export", "items"])),
+            }
+        }
+        Ok(info)
+    }
+}
+
+/// The manifest's `items`, each handed on as it is read.
+struct ItemsVisitor<'a> {
+    each: &'a mut dyn FnMut(ManifestItem),
+}
+
+impl<'de> DeserializeSeed<'de> for ItemsVisitor<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ItemsVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of items")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(item) = seq.next_element::<ManifestItem>()? {
+            (self.each)(item);
+        }
+        Ok(())
+    }
+}
+
+/// The items (DOCID, SHA-256) and exceptions, in DOCID order, are the list the export was
+/// given (an item taken out of the manifest, with its files and their sums, is found here).
+fn check_complete(info: &ExportInfo, mut listed: Vec<(String, String)>, report: &mut Report) {
+    listed.extend(
+        info.exceptions
+            .iter()
+            .map(|e| (e.docid.clone().unwrap_or_default(), e.digest.clone())),
+    );
     listed.sort();
-    let found = ItemList::of(listed.iter().map(|(_, digest)| *digest));
-    if found != manifest.export.items {
+    let found = ItemList::of(listed.iter().map(|(_, digest)| digest.as_str()));
+    if found != info.items {
         report.file(
             MANIFEST_JSON,
             format!(
                 "its {} items and exceptions are not the list of {} items the export was given",
-                found.count, manifest.export.items.count
+                found.count, info.items.count
             ),
         );
     }
@@ -166,23 +235,14 @@ fn check_complete(manifest: &Manifest, report: &mut Report) {
 /// elsewhere, even with its sum in SHA256SUMS, is found here).
 fn check_referenced(
     dir: &Path,
-    manifest: &Manifest,
+    referenced: &BTreeSet<String>,
     report: &mut Report,
 ) -> Result<(), ExportError> {
-    let mut referenced = std::collections::BTreeSet::new();
-    for item in &manifest.items {
-        referenced.insert(item.path.as_str());
-        referenced.extend(item.text_path.as_deref());
-        for attachment in &item.attachments {
-            referenced.insert(attachment.path.as_str());
-            referenced.insert(attachment.text_path.as_str());
-        }
-    }
     for relative in files::walk(dir, &[])? {
         let held = ["natives/", "text/", "mbox/"]
             .iter()
             .any(|top| relative.starts_with(top));
-        if held && !referenced.contains(relative.as_str()) {
+        if held && !referenced.contains(&relative) {
             report.file(&relative, format!("belongs to no item of {MANIFEST_JSON}"));
         }
     }
