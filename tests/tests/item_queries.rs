@@ -625,6 +625,23 @@ fn sqlite_and_elasticsearch_answer_every_item_query_alike() {
     ));
     let on_es = check("es-storage", &es);
     assert_eq!(on_sqlite, on_es);
+
+    // The server keeps the words indexed, not readable: item 3's body is in no field of its
+    // document, and the items index has the mapping es-storage gave it.
+    let (status, stored) =
+        server.request("GET", &format!("/bonnie-items/_doc/{}", digest(3)), None);
+    assert_eq!(status, 200, "{stored}");
+    assert!(!stored.to_string().contains("東京"), "{stored}");
+    assert_eq!(stored["_source"]["body"]["subject"], "会議の議事録");
+    let (_, mapping) = server.request("GET", "/bonnie-items/_mapping", None);
+    let properties = &mapping["bonnie-items"]["mappings"]["properties"];
+    assert_eq!(
+        properties["text_body"]["analyzer"], "bonnie_words",
+        "{mapping}"
+    );
+    assert_eq!(properties["date_ms"]["type"], "long", "{mapping}");
+    assert_eq!(properties["has_attachment"]["type"], "boolean", "{mapping}");
+    assert_eq!(properties["terms"]["type"], "keyword", "{mapping}");
 }
 
 #[test]
