@@ -216,11 +216,12 @@ fn check_options(out: &Path, options: &Options) -> Result<(), ExportError> {
 /// after the last complete one (files are named after their DOCID) and mbox parts after the
 /// current one; appended files are cut back when they are opened.
 fn remove_uncommitted(out: &Path, state: &State, prefix: &str) -> Result<(), ExportError> {
-    let number = |name: &str, suffix: &str| -> Option<u64> {
-        let rest = name.strip_prefix(prefix).unwrap_or(name);
+    // The number in `<before><digits><after>...`: a DOCID's, or an mbox part's.
+    let number = |name: &str, before: &str, after: &str| -> Option<u64> {
+        let rest = name.strip_prefix(before)?;
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
         rest[digits.len()..]
-            .starts_with(suffix)
+            .starts_with(after)
             .then(|| digits.parse().ok())
             .flatten()
     };
@@ -242,7 +243,7 @@ fn remove_uncommitted(out: &Path, state: &State, prefix: &str) -> Result<(), Exp
             if name.parse::<u32>().is_ok_and(|p| p >= state.part) {
                 for file in entries(&part.path())? {
                     let name = file.file_name().to_string_lossy().into_owned();
-                    if number(&name, ".").is_some_and(|n| n > state.done) {
+                    if number(&name, prefix, ".").is_some_and(|n| n > state.done) {
                         remove(&file)?;
                     }
                 }
@@ -251,7 +252,7 @@ fn remove_uncommitted(out: &Path, state: &State, prefix: &str) -> Result<(), Exp
     }
     for file in entries(&out.join("mbox"))? {
         let name = file.file_name().to_string_lossy().into_owned();
-        if number(&name, ".mbox").is_some_and(|p| p > u64::from(state.part)) {
+        if number(&name, "", ".mbox").is_some_and(|p| p > u64::from(state.part)) {
             remove(&file)?;
         }
     }
