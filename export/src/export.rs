@@ -20,7 +20,7 @@ use crate::{
     item::{Exception, ExportHeader, ExportItem, Format, ListHasher, Options},
     manifest::{self, ManifestAttachment, ManifestItem},
     natives::{extension, write_file, write_mbox, write_native},
-    state::{STATE_DIR, State},
+    state::{LIST_FILE, STATE_DIR, State},
     verify::check_leaf,
 };
 
@@ -283,16 +283,16 @@ fn fingerprint(header: &ExportHeader, options: &Options) -> String {
     files::hex(&hasher.finalize())
 }
 
-/// Begins a new export in `out`, which must be missing or empty.
-fn start(
-    out: &Path,
-    header: &ExportHeader,
-    options: &Options,
-    fingerprint: String,
-) -> Result<State, ExportError> {
+/// Refuses `out` unless it is missing, empty, or holds only a list of items frozen for the
+/// export about to begin.
+pub(crate) fn check_empty(out: &Path) -> Result<(), ExportError> {
+    let frozen = out.join(LIST_FILE).exists();
     match fs::read_dir(out) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
+        Ok(entries) => {
+            let mut others = entries.filter(|entry| {
+                !(frozen && entry.as_ref().is_ok_and(|e| e.file_name() == STATE_DIR))
+            });
+            if others.next().is_some() {
                 let message = if out.join(MANIFEST_JSON).exists() {
                     "a finished export is here: export into another folder"
                 } else {
@@ -300,10 +300,21 @@ fn start(
                 };
                 return Err(refused(out, message));
             }
+            Ok(())
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(ExportError::io(out)(e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ExportError::io(out)(e)),
     }
+}
+
+/// Begins a new export in `out`, which must be missing or empty (but for a frozen list).
+fn start(
+    out: &Path,
+    header: &ExportHeader,
+    options: &Options,
+    fingerprint: String,
+) -> Result<State, ExportError> {
+    check_empty(out)?;
     files::make_dir(&out.join(STATE_DIR))?;
     files::write_whole(
         &out.join(CHECKPOINT_FILE),

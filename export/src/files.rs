@@ -1,5 +1,5 @@
 //! The file handling every part of an export shares: files and folders private to bonnie
-//! (0640 / 0750), fsync of files and their folders, the digests of what goes by, hex, and a
+//! (0600 / 0700), fsync of files and their folders, the digests of what goes by, hex, and a
 //! walk of the export's files in a stable order.
 
 use std::{
@@ -15,9 +15,9 @@ use sha2::{Digest as _, Sha256};
 use crate::ExportError;
 
 /// Mode of every file an export writes: it holds mail.
-pub(crate) const FILE_MODE: u32 = 0o640;
+pub(crate) const FILE_MODE: u32 = 0o600;
 /// Mode of every folder.
-pub(crate) const DIR_MODE: u32 = 0o750;
+pub(crate) const DIR_MODE: u32 = 0o700;
 /// The size of the chunks natives are read and written in.
 pub(crate) const CHUNK: usize = 64 * 1024;
 
@@ -76,7 +76,7 @@ pub(crate) mod hex_hashes {
     }
 }
 
-/// Makes `dir` and its parents (0750).
+/// Makes `dir` and its parents (0700).
 pub(crate) fn make_dir(dir: &Path) -> Result<(), ExportError> {
     fs::DirBuilder::new()
         .recursive(true)
@@ -85,7 +85,7 @@ pub(crate) fn make_dir(dir: &Path) -> Result<(), ExportError> {
         .map_err(ExportError::io(dir))
 }
 
-/// Opens `path` for writing from its start (0640), its folder made if missing.
+/// Opens `path` for writing from its start (0600), its folder made if missing.
 pub(crate) fn create(path: &Path) -> Result<fs::File, ExportError> {
     if let Some(dir) = path.parent() {
         make_dir(dir)?;

@@ -29,7 +29,9 @@
 //!
 //! Parts are numbered `0001`, `0002`...: a part's natives (or its mbox file) stop growing once
 //! they reach `part_bytes`. While an export runs, `.bonnie-export/` holds its state (what is
-//! committed, synced every `commit_items` items); a finished export has none.
+//! committed, synced every `commit_items` items) and the list of items the caller froze with
+//! [`freeze_list`] before the first run, so a rerun exports the same items; a finished export
+//! has none.
 
 #![forbid(unsafe_code)]
 
@@ -50,6 +52,7 @@ pub use export::{Progress, Summary, export};
 pub use item::{
     Attachment, Envelope, Exception, ExportHeader, ExportItem, Format, ItemList, ItemMeta, Options,
 };
+pub use state::{FrozenList, freeze_list, frozen_list};
 pub use verify::{Finding, KeyTrust, Report, verify};
 
 /// Why an export or its verification could not go on (an item that cannot be exported is not

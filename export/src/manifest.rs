@@ -204,11 +204,39 @@ pub fn csv_row(item: &ManifestItem) -> String {
     ])
 }
 
-/// One RFC 4180 line: every value quoted, quotes doubled, CRLF.
+/// One RFC 4180 line: every value quoted, quotes doubled, CRLF. A value a spreadsheet would
+/// take for a formula (it begins with `=`, `+`, `-`, `@`, a tab or a CR: a hostile subject
+/// or address) gets a `'` before it, as OWASP advises for CSV files; `manifest.json` keeps the
+/// value as it is.
 fn csv_line(values: impl IntoIterator<Item = String>) -> String {
     let quoted: Vec<String> = values
         .into_iter()
-        .map(|v| format!("\"{}\"", v.replace('"', "\"\"")))
+        .map(|v| {
+            let guard = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+                "'"
+            } else {
+                ""
+            };
+            format!("\"{guard}{}\"", v.replace('"', "\"\""))
+        })
         .collect();
     format!("{}\r\n", quoted.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_values_are_quoted_and_never_a_formula() {
+        let line = csv_line([
+            "a \"b\", c".to_string(),
+            "=HYPERLINK(\"x\")".into(),
+            "-1".into(),
+        ]);
+        assert_eq!(
+            line,
+            "\"a \"\"b\"\", c\",\"'=HYPERLINK(\"\"x\"\")\",\"'-1\"\r\n"
+        );
+    }
 }
