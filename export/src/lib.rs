@@ -4,14 +4,14 @@
 //! The caller (the `bonnie export` command) hands [`export`] an [`ExportHeader`] (the query, the
 //! case, the time zone, the signed checkpoint and the archive's public key) and the items, one
 //! at a time, each with its native bytes as a reader, its leaf and its inclusion proof; this
-//! crate reads no storage. [`verify`] checks a finished export offline.
+//! crate reads no storage. [`verify()`] checks a finished export offline.
 //!
 //! - [`item`]: what the caller gives: the header, the items, the options.
 //! - [`mbox`]: the mboxrd dialect (quoting `>*From ` lines, so a message round-trips).
 //! - [`dat`]: the Concordance / Relativity load file (DAT) and its delimiters.
 //! - [`manifest`]: the per-item and per-export manifest (JSON and CSV).
 //! - `export` (re-exported at the root): the streamed, split, resumable writer.
-//! - [`verify`]: checksums, native digests against their leaves, inclusion proofs, the
+//! - [`mod@verify`]: checksums, native digests against their leaves, inclusion proofs, the
 //!   checkpoint's signature.
 //!
 //! # The layout of an export
