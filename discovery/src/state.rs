@@ -143,6 +143,7 @@ fn place_at(folder: &str, uid: u64, from_ms: i64, job: &str, logged: Option<&Obj
         from_ms,
         until_ms: None,
         ended_by: None,
+        ended_job: None,
         flags_on_arrival: Vec::new(),
         job: job.to_string(),
         backfilled: logged.is_some_and(|l| l.contains_key(BACKFILL_MARKER)),
@@ -225,8 +226,9 @@ impl Walk<'_> {
         Ok(facts)
     }
 
-    /// The trail entries naming `path`/`uid` by `field` within a stretch, each marked
-    /// `outgoing` (a copy or move from there) or not.
+    /// The trail entries whose index term `field` names the stretch's path and `uid`, within
+    /// the stretch: those at that place ([`mail_history::MESSAGE_FIELD`]) or the copies and
+    /// moves from it ([`mail_history::FROM_FIELD`]).
     fn entries(
         &self,
         field: &str,
@@ -304,6 +306,7 @@ impl Walk<'_> {
                 if entry.event.ends_with("MessageMove") {
                     place.until_ms = Some(entry.time_ms);
                     place.ended_by = Some(entry.event);
+                    place.ended_job = Some(entry.job);
                     break;
                 }
                 continue;
@@ -322,6 +325,7 @@ impl Walk<'_> {
                 "MessageExpunge" | "MessageExpire" => {
                     place.until_ms = Some(entry.time_ms);
                     place.ended_by = Some(entry.event);
+                    place.ended_job = Some(entry.job);
                     break;
                 }
                 // Its own arrival, or what a trail holds that is no change of this message.
