@@ -39,6 +39,11 @@ pub struct Place {
     /// The event that ended the place (`MessageExpunge`, `MessageMove`, `MailboxDelete`...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_by: Option<String>,
+    /// The job (log entry) of the event that ended the place, when the message's trail names
+    /// it (an expunge, an expiry, a move out; a folder's deletion is known from its view, which
+    /// names no job). A legal hold placed from a case keeps it with the item's other entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_job: Option<String>,
     /// The flags the message had on arrival.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flags_on_arrival: Vec<String>,

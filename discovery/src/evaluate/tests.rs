@@ -48,6 +48,7 @@ fn place(user: &str, name: &str, from_ms: i64, until_ms: Option<i64>) -> Place {
         from_ms,
         until_ms,
         ended_by: until_ms.map(|_| "MessageExpunge".to_string()),
+        ended_job: until_ms.map(|_| "expunge".to_string()),
         flags_on_arrival: vec![],
         job: "job".into(),
         backfilled: false,

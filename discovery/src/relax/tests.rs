@@ -245,6 +245,7 @@ fn item_state() -> impl Strategy<Value = ItemState> {
                 from_ms,
                 until_ms: stay.map(|s| from_ms + s),
                 ended_by: stay.map(|_| "MessageExpunge".to_string()),
+                ended_job: stay.map(|_| "expunge".to_string()),
                 flags_on_arrival,
                 job: "job".into(),
                 backfilled: false,
