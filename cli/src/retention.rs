@@ -376,6 +376,7 @@ pub fn hold(config: &Config, auditor: &Auditor<'_>, command: &HoldCommand) -> an
                 created_by: os_user(),
                 created_ms: now_ms(),
                 released: None,
+                discovery: None,
             };
             hold.validate()?;
             let storage = storage(config)?;
@@ -448,6 +449,12 @@ fn render_hold(hold: &Hold) -> String {
     }
     if let Some(query) = &hold.query {
         out.push_str(&format!("  query: {query}\n"));
+    }
+    if let Some(criteria) = &hold.discovery {
+        out.push_str("  placed from the case's queries (every entry of the items they match):\n");
+        for query in &criteria.queries {
+            out.push_str(&format!("    {query}\n"));
+        }
     }
     out
 }

@@ -3,19 +3,27 @@
 //! they were archived, before or after the hold was placed. Holds are records of the storage's
 //! `holds` collection keyed by case; placing and releasing one is an audited admin action, so
 //! the verifiable log has every hold's whole history.
+//!
+//! A hold placed from an e-discovery case ([`Hold::discovery`]) covers instead every entry of
+//! the items the case's queries match among its custodians' ([`crate::discovery`]).
 
 use std::collections::HashSet;
 
 use bonnie_plugin_api::{Record, RecordQuery, storage::StorageClient};
 use serde::{Deserialize, Serialize};
 
-use crate::{RetentionError, pattern, rules::Entry};
+use crate::{
+    RetentionError,
+    discovery::{self, DiscoveryCriteria},
+    pattern,
+    rules::Entry,
+};
 
 /// The storage collection of holds.
 pub const COLLECTION: &str = "holds";
 
-/// The longest case name (it keys a record and is shown everywhere).
-const MAX_CASE_BYTES: usize = 200;
+/// The longest case name, in characters (it keys a record and is shown everywhere).
+pub const MAX_CASE_CHARS: usize = 200;
 
 /// A release of a hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,14 +60,19 @@ pub struct Hold {
     pub created_ms: i64,
     /// Its release, once released.
     pub released: Option<Release>,
+    /// For a hold placed from an e-discovery case: the case's queries and custodians. It then
+    /// covers every entry of the items they match ([`crate::discovery`]), and `custodians`
+    /// are the case's; absent from holds placed otherwise (and from those written before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<DiscoveryCriteria>,
 }
 
 impl Hold {
     /// Checks what an admin asked for.
     pub fn validate(&self) -> Result<(), RetentionError> {
         let bad = |why: &str| Err(RetentionError::Hold(format!("hold {:?}: {why}", self.case)));
-        if self.case.trim().is_empty() || self.case.len() > MAX_CASE_BYTES {
-            return bad(&format!("a case name has 1 to {MAX_CASE_BYTES} bytes"));
+        if self.case.trim().is_empty() || self.case.chars().count() > MAX_CASE_CHARS {
+            return bad(&format!("a case name has 1 to {MAX_CASE_CHARS} characters"));
         }
         if self.case.chars().any(char::is_control) {
             return bad("a case name has no control characters");
@@ -74,6 +87,22 @@ impl Hold {
             && from >= to
         {
             return bad("--from is before --to");
+        }
+        if let Some(criteria) = &self.discovery {
+            if self.folder.is_some()
+                || self.from_ms.is_some()
+                || self.to_ms.is_some()
+                || self.query.is_some()
+            {
+                return bad(
+                    "a hold placed from a case's queries has no folder, time range or text query of its own",
+                );
+            }
+            criteria
+                .context()
+                .and_then(|ctx| criteria.query(&ctx))
+                .map(drop)
+                .or_else(|why| bad(&why))?;
         }
         Ok(())
     }
@@ -100,6 +129,41 @@ impl Hold {
             && entry.time_ms.is_none_or(|t| {
                 self.from_ms.is_none_or(|from| t >= from) && self.to_ms.is_none_or(|to| t < to)
             })
+    }
+
+    /// True if the hold covers `entry`, given what its query or case found (`found`, the job
+    /// ids): a case's hold the entries of its items, any other its criteria.
+    fn covers(&self, entry: &Entry, found: Option<&HashSet<String>>) -> bool {
+        match (&self.discovery, found) {
+            (Some(_), Some(jobs)) => jobs.contains(&entry.id),
+            _ => {
+                self.covers_without_query(entry) && found.is_none_or(|ids| ids.contains(&entry.id))
+            }
+        }
+    }
+
+    /// What the hold's query (or case) finds now: the job ids of the entries it may cover;
+    /// `None` when it has no query (its criteria alone decide).
+    fn found(&self, storage: &StorageClient) -> Result<Option<HashSet<String>>, RetentionError> {
+        if let Some(criteria) = &self.discovery {
+            return discovery::held_jobs(&self.case, criteria, storage).map(Some);
+        }
+        let Some(text) = &self.query else {
+            return Ok(None);
+        };
+        let query = RecordQuery {
+            collection: "log".into(),
+            text: Some(text.clone()),
+            all: true,
+            ..RecordQuery::default()
+        };
+        let ids = storage
+            .query(&query)
+            .map_err(RetentionError::Storage)?
+            .into_iter()
+            .map(|r| r.key.to_string())
+            .collect();
+        Ok(Some(ids))
     }
 
     fn record(&self) -> Record {
@@ -206,32 +270,33 @@ pub fn release(
 }
 
 /// The standing holds, ready to say which cover an entry: each query's matches read once.
+#[derive(Default)]
 pub struct Holds {
     holds: Vec<(Hold, Option<HashSet<String>>)>,
 }
 
 impl Holds {
-    /// The standing holds in the storage, with the entries each one's query finds.
+    /// The standing holds in the storage, with the entries each one's query (or case) finds;
+    /// an error when one cannot be evaluated.
     pub fn standing(storage: &StorageClient) -> Result<Holds, RetentionError> {
+        Holds::default().refreshed(storage)
+    }
+
+    /// The standing holds read again (a purge does so before every batch): those placed or
+    /// released since count. A case's hold standing unchanged keeps the items found for it
+    /// earlier (its search reads every matching item's history, too much to repeat for every
+    /// batch); a text query is asked again.
+    pub fn refreshed(self, storage: &StorageClient) -> Result<Holds, RetentionError> {
+        let mut earlier = self.holds;
         let mut holds = Vec::new();
         for hold in list(storage)?.into_iter().filter(Hold::standing) {
-            let found = match &hold.query {
-                None => None,
-                Some(text) => {
-                    let query = RecordQuery {
-                        collection: "log".into(),
-                        text: Some(text.clone()),
-                        all: true,
-                        ..RecordQuery::default()
-                    };
-                    let ids = storage
-                        .query(&query)
-                        .map_err(RetentionError::Storage)?
-                        .into_iter()
-                        .map(|r| r.key.to_string())
-                        .collect();
-                    Some(ids)
-                }
+            let known = earlier
+                .iter()
+                .position(|(h, _)| h.discovery.is_some() && *h == hold)
+                .map(|at| earlier.swap_remove(at).1);
+            let found = match known {
+                Some(found) => found,
+                None => hold.found(storage)?,
             };
             holds.push((hold, found));
         }
@@ -242,10 +307,7 @@ impl Holds {
     pub fn covering(&self, entry: &Entry) -> Vec<&str> {
         self.holds
             .iter()
-            .filter(|(hold, found)| {
-                hold.covers_without_query(entry)
-                    && found.as_ref().is_none_or(|ids| ids.contains(&entry.id))
-            })
+            .filter(|(hold, found)| hold.covers(entry, found.as_ref()))
             .map(|(hold, _)| hold.case.as_str())
             .collect()
     }
@@ -278,6 +340,7 @@ mod tests {
             created_by: "root".into(),
             created_ms: 1,
             released: None,
+            discovery: None,
         }
     }
 
@@ -311,6 +374,60 @@ mod tests {
             held.covers_without_query(&timeless),
             "a hold errs on keeping"
         );
+    }
+
+    fn case_hold(queries: &[&str]) -> Hold {
+        Hold {
+            discovery: Some(DiscoveryCriteria {
+                queries: queries.iter().map(|q| q.to_string()).collect(),
+                custodians: vec!["anna@example.org".into()],
+                time_zone: "Europe/Berlin".into(),
+                local_domains: vec![],
+            }),
+            ..hold("case-2")
+        }
+    }
+
+    #[test]
+    fn a_hold_stored_before_case_holds_existed_reads_and_is_written_as_before() {
+        let stored = r#"{"case":"case-1","custodians":["anna@example.org"],"folder":null,"from_ms":null,"to_ms":null,"query":null,"reason":"litigation","created_by":"root","created_ms":1,"released":null}"#;
+        let read: Hold = serde_json::from_str(stored).unwrap();
+        assert_eq!(read, hold("case-1"));
+        let written: serde_json::Value = serde_json::to_value(&read).unwrap();
+        assert_eq!(
+            written,
+            serde_json::from_str::<serde_json::Value>(stored).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_case_hold_covers_the_entries_of_its_items_whoever_acted_and_no_other() {
+        let held = case_hold(&["subject:budget"]);
+        let found: HashSet<String> = ["job".to_string()].into();
+        assert!(held.covers(&entry("bob@example.org", "INBOX", 5), Some(&found)));
+        let other = Entry {
+            id: "other".into(),
+            ..entry("anna@example.org", "INBOX", 5)
+        };
+        assert!(
+            !held.covers(&other, Some(&found)),
+            "a custodian's entry of no item"
+        );
+    }
+
+    #[test]
+    fn a_case_hold_whose_query_does_not_parse_or_with_criteria_of_its_own_is_refused() {
+        assert!(case_hold(&["subject:budget"]).validate().is_ok());
+        let error = case_hold(&["subject:(budget"]).validate().unwrap_err();
+        assert!(error.to_string().contains("column"), "{error}");
+        let mut with_folder = case_hold(&["subject:budget"]);
+        with_folder.folder = Some("INBOX".into());
+        assert!(with_folder.validate().is_err());
+        let mut no_custodian = case_hold(&["subject:budget"]);
+        if let Some(criteria) = &mut no_custodian.discovery {
+            criteria.custodians.clear();
+        }
+        assert!(no_custodian.validate().is_err());
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! Retention and legal holds for bonnie's archive: the rules that say how long each archived
 //! entry is kept ([`rules`]), the holds that keep entries whatever the rules say ([`holds`]), and
-//! the plan of what would go ([`plan`]), which the purge follows.
+//! the plan of what would go ([`plan`]), which the purge follows. A hold may be placed from an
+//! e-discovery case's queries ([`discovery`]).
 
+pub mod discovery;
 pub mod holds;
 mod pattern;
 pub mod plan;
 pub mod purge;
 pub mod rules;
 
+pub use discovery::DiscoveryCriteria;
 pub use holds::{Hold, Holds, Release};
 pub use plan::{Plan, plan, walk};
 pub use purge::{PurgeBatch, PurgeReport, PurgedEntry, purge};

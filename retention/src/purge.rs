@@ -103,7 +103,7 @@ pub fn purge(
         at: now.to_string(),
         ..PurgeReport::default()
     };
-    let holds = Holds::standing(storage)?;
+    let mut holds = Holds::standing(storage)?;
     let mut candidates = Vec::new();
     report.examined = walk(storage, policy, &holds, now, |decided| {
         if decided.expired {
@@ -123,7 +123,7 @@ pub fn purge(
     let mut rest = candidates.as_slice();
     while !rest.is_empty() {
         // Holds placed since the walk began count: read them again for every batch.
-        let holds = Holds::standing(storage)?;
+        holds = holds.refreshed(storage)?;
         let mut batch = PurgeBatch::default();
         let mut bodies = Vec::new();
         let mut bytes = 0;
