@@ -10,7 +10,10 @@
 //!   MessageExpire).
 //! - What happened to the folder is its view (`bonnie_model::folders::CURRENT`, by uniqueid):
 //!   its renames after the message arrived (the trail goes on at the new path; the place keeps
-//!   the new names) and its deletion (the place ends then).
+//!   the new names) and its deletion (the place ends then). A subfolder renamed with its
+//!   parent has no rename event of its own (Cyrus notifies the rename it was asked for, not
+//!   the implied ones): the view knows its later paths from the events there, and the trail
+//!   there counts where the log entries name the folder's uniqueid.
 //!
 //! An archive without the changelog handler has no trails: its items have their arrivals and
 //! no history.
@@ -286,18 +289,66 @@ impl Walk<'_> {
         if let Some(last) = stretches.last_mut() {
             last.until_ms = deleted_ms;
         }
+        // Paths no rename event explains: Cyrus notifies the rename of a folder, not the
+        // implied renames of its subfolders; the view knows their new paths from the events
+        // there. The trail at those paths (and, since the old path may then be another
+        // folder's, at every path) is taken only where its log entry names this folder.
+        let known: HashSet<&str> = stretches.iter().map(|s| s.path.as_str()).collect();
+        let implied: Vec<(String, String)> = facts
+            .iter()
+            .flat_map(|f| f.places.values())
+            .filter(|seen| seen.at_ms > place.from_ms && !known.contains(seen.place.path.as_str()))
+            .map(|seen| {
+                let name = seen.place.name.clone();
+                let path = seen.place.path.clone();
+                (
+                    path.clone(),
+                    name.unwrap_or_else(|| Mailbox::from_path(&path).name),
+                )
+            })
+            .collect();
+        let implied_stretches: Vec<Stretch> = implied
+            .iter()
+            .map(|(path, _)| Stretch {
+                path: path.clone(),
+                from_ms: place.from_ms,
+                until_ms: deleted_ms,
+            })
+            .collect();
         let mut trail: Vec<(Entry, bool)> = Vec::new();
-        for stretch in &stretches {
+        for stretch in stretches.iter().chain(&implied_stretches) {
             for (field, outgoing) in [
                 (mail_history::MESSAGE_FIELD, false),
                 (mail_history::FROM_FIELD, true),
             ] {
-                let found = self.entries(field, stretch, place.uid)?;
-                trail.extend(found.into_iter().map(|e| (e, outgoing)));
+                for entry in self.entries(field, stretch, place.uid)? {
+                    if implied.is_empty() || self.in_folder(&entry, outgoing, &place)? {
+                        trail.push((entry, outgoing));
+                    }
+                }
             }
         }
         trail.sort_by(|(a, _), (b, _)| (a.time_ms, &a.job).cmp(&(b.time_ms, &b.job)));
         trail.dedup_by(|a, b| a == b);
+        // When the message was first seen at each implied path, by its trail.
+        let mut implied_names: Vec<(i64, String)> = implied
+            .iter()
+            .filter_map(|(path, name)| {
+                let seen = trail.iter().find(|(e, outgoing)| {
+                    let at = if *outgoing {
+                        e.from.as_ref().map(|f| &f.0)
+                    } else {
+                        Some(&e.folder)
+                    };
+                    at == Some(path)
+                });
+                seen.map(|(e, _)| (e.time_ms, name.clone()))
+            })
+            .collect();
+        let current_path = facts
+            .as_ref()
+            .and_then(Facts::place)
+            .map(|p| p.path.clone());
 
         let mut flags: BTreeSet<String> = place.flags_on_arrival.iter().cloned().collect();
         for (entry, outgoing) in trail {
@@ -356,15 +407,29 @@ impl Walk<'_> {
             place.until_ms = Some(deleted_ms);
             place.ended_by = Some("MailboxDelete".to_string());
         }
-        place.renamed_to = renames
+        // A message still in a folder whose implied path it has no trail at is there now.
+        if place.until_ms.is_none()
+            && let Some((_, name)) = implied
+                .iter()
+                .find(|(path, _)| Some(path) == current_path.as_ref())
+            && !implied_names.iter().any(|(_, n)| n == name)
+        {
+            implied_names.push((i64::MAX, name.clone()));
+        }
+        let mut names: Vec<(i64, String)> = renames
             .iter()
-            .filter(|r| place.until_ms.is_none_or(|until| r.at_ms <= until))
             .map(|r| {
-                r.to.name
-                    .clone()
-                    .unwrap_or_else(|| Mailbox::from_path(&r.to.path).name)
+                let name = r.to.name.clone();
+                (
+                    r.at_ms,
+                    name.unwrap_or_else(|| Mailbox::from_path(&r.to.path).name),
+                )
             })
+            .chain(implied_names)
+            .filter(|(at_ms, _)| place.until_ms.is_none_or(|until| *at_ms <= until))
             .collect();
+        names.sort();
+        place.renamed_to = names.into_iter().map(|(_, name)| name).collect();
         self.places.push(place);
         Ok(())
     }
@@ -377,17 +442,7 @@ impl Walk<'_> {
         entry: &Entry,
         flags: &BTreeSet<String>,
     ) -> Result<Place, DiscoveryError> {
-        let logged = self
-            .storage
-            .get(LOG, &entry.job)
-            .map_err(DiscoveryError::storage(format!(
-                "reading log entry {}",
-                entry.job
-            )))?
-            .and_then(|r| match serde_json::from_str(r.body.as_str()) {
-                Ok(Value::Object(logged)) => Some(logged),
-                _ => None,
-            });
+        let logged = self.logged(&entry.job)?;
         let mut place = place_at(
             &entry.folder,
             entry.uid,
@@ -401,6 +456,40 @@ impl Walk<'_> {
             entry.flags.iter().map(|f| canonical_flag(f)).collect()
         };
         Ok(place)
+    }
+
+    /// The record of log entry `job`, if the log still has it (not purged).
+    fn logged(&self, job: &str) -> Result<Option<Object>, DiscoveryError> {
+        let entry = self
+            .storage
+            .get(LOG, job)
+            .map_err(DiscoveryError::storage(format!("reading log entry {job}")))?;
+        Ok(
+            entry.and_then(|r| match serde_json::from_str(r.body.as_str()) {
+                Ok(Value::Object(logged)) => Some(logged),
+                _ => None,
+            }),
+        )
+    }
+
+    /// True if the trail entry's log entry names the folder of `place`: by its uniqueid for
+    /// an event there, by the UIDVALIDITY it came from for a copy or move out.
+    fn in_folder(
+        &self,
+        entry: &Entry,
+        outgoing: bool,
+        place: &Place,
+    ) -> Result<bool, DiscoveryError> {
+        let Some(logged) = self.logged(&entry.job)? else {
+            return Ok(false);
+        };
+        Ok(if outgoing {
+            let from = logged.get("old_uidvalidity").and_then(Value::as_u64);
+            from.is_some() && from == place.uidvalidity
+        } else {
+            let at = text(&logged, "folder_uniqueid");
+            at.is_some() && at == place.uniqueid.as_deref()
+        })
     }
 
     /// The places in order of arrival, the flag changes in time order.

@@ -630,3 +630,85 @@ fn pages_that_fall_among_many_items_of_one_date_miss_none_and_repeat_none() {
         }
     }
 }
+
+#[test]
+fn a_subfolder_renamed_with_its_parent_is_followed_to_its_new_path() {
+    // Cyrus notifies the rename of Projects, not the implied one of Projects/Alpha: the
+    // message's later trail is at Old/Alpha, and the old path is a new folder's by then.
+    let (_dir, log, storage) = database();
+    let bytes = b"Subject: alpha plan\r\nDate: Tue, 01 Dec 2026 09:00:00 +0000\r\n\r\nPlan.\r\n";
+    let digest = storage.put_payload(bytes).unwrap();
+    let alpha = "user/john.doe/Projects/Alpha@example.org";
+    let moved = "user/john.doe/Old/Alpha@example.org";
+    let event = |event: &str, at: &str, folder: &str, uniqueid: &str, extra: Value| {
+        let name = bonnie_core::imap::uri::Mailbox::from_path(folder).name;
+        let mut record = json!({
+            "event": event, "@timestamp": format!("2026-12-01T{at}Z"), "server": "imap.example.org",
+            "folder": folder, "folder_name": name, "folder_owner": "john.doe@example.org",
+            "folder_uniqueid": uniqueid, "uidvalidity": 7, "user": "john.doe@example.org",
+        });
+        record
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        record
+    };
+    let uid = |flags: &[&str]| json!({ "uid": 1, "uids": [1], "flags": flags });
+    let appended = {
+        let mut record = event("MessageAppend", "10:01:00.000", alpha, "alpha-1", uid(&[]));
+        record["payloads"] = json!([{ "uid": 1, "digest": digest, "size": bytes.len() }]);
+        record["payload_digest"] = json!(digest);
+        record
+    };
+    let records = [
+        event("MailboxCreate", "10:00:00.000", alpha, "alpha-1", json!({})),
+        appended,
+        event(
+            "MailboxRename",
+            "10:02:00.000",
+            "user/john.doe/Old@example.org",
+            "projects-1",
+            json!({ "old_folder": "user/john.doe/Projects@example.org" }),
+        ),
+        event("MailboxCreate", "10:02:30.000", alpha, "alpha-2", json!({})),
+        event(
+            "FlagsSet",
+            "10:03:00.000",
+            moved,
+            "alpha-1",
+            uid(&["\\Flagged"]),
+        ),
+        event(
+            "FlagsSet",
+            "10:03:30.000",
+            alpha,
+            "alpha-2",
+            uid(&["$Decoy"]),
+        ),
+        event("MessageExpunge", "10:04:00.000", moved, "alpha-1", uid(&[])),
+    ];
+    let mut entries = Vec::new();
+    for (n, record) in records.into_iter().enumerate() {
+        let job = format!("job {n}");
+        let mut record = record.as_object().unwrap().clone();
+        bonnie_model::folders::resolve(&storage, &mut record, 0).unwrap();
+        bonnie_model::mail_history::record(&storage, &record, &job).unwrap();
+        entries.push(OutputItem::new(job, Value::Object(record).to_string()));
+    }
+    log.append_log(entries).unwrap();
+
+    let state = state(&storage, &digest).unwrap();
+    let [place] = state.places.as_slice() else {
+        panic!("one place: {state:#?}");
+    };
+    assert_eq!(place.name, "Projects/Alpha");
+    assert_eq!(place.renamed_to, ["Old/Alpha"]);
+    assert_eq!(place.ended_by.as_deref(), Some("MessageExpunge"));
+    assert_eq!(place.until_ms, Some(ms("2026-12-01T10:04:00.000Z")));
+    let changes: Vec<_> = state.flag_changes.iter().map(|c| c.flags.clone()).collect();
+    assert_eq!(
+        changes,
+        [vec!["\\Flagged".to_string()]],
+        "not the new folder's"
+    );
+}
