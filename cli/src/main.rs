@@ -27,7 +27,10 @@ mod verify;
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
-use bonnie_api::{admin::Admin, clients::Clients};
+use bonnie_api::{
+    admin::Admin,
+    clients::{Clients, Role},
+};
 use bonnie_core::{Config, protocol::AdminRequest};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
@@ -237,7 +240,8 @@ enum Command {
     /// Run the archive's records through a handler enabled after they were archived
     /// (changelog: the messages' trails and the Kolab objects' revisions), writing nothing twice
     Reprocess {
-        /// The handler: changelog (message trails, object revisions) or freebusy (parsed events)
+        /// The handler: changelog (message trails, object revisions), freebusy (parsed events)
+        /// or items (e-discovery's item documents, for an archive made before they were kept)
         #[arg(long, value_name = "NAME")]
         handler: String,
         /// Only records since: an RFC 3339 instant, a date, or a span such as 24h
@@ -301,8 +305,12 @@ enum ApiClientCommand {
     Add {
         /// The client's name (its HTTP Basic user), e.g. roundcube
         name: String,
+        /// What it is for: groupware (Roundcube) or ediscovery (discovery.search and
+        /// discovery.show over every custodian's items)
+        #[arg(long, value_enum, default_value = "groupware")]
+        role: Role,
     },
-    /// The clients, with when each was added
+    /// The clients, with when each was added and their role
     List,
     /// Remove a client: its requests are refused from bonnie-api's next start
     Remove {
@@ -380,14 +388,14 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let auditor = audit::Auditor::new(&broker, &config.curve);
     match &args.command {
         Command::ApiClient { command } => match command {
-            ApiClientCommand::Add { name } | ApiClientCommand::Remove { name } => {
-                let action = match command {
-                    ApiClientCommand::Add { .. } => "api-client add",
-                    _ => "api-client remove",
+            ApiClientCommand::Add { name, .. } | ApiClientCommand::Remove { name } => {
+                let (action, params) = match command {
+                    ApiClientCommand::Add { role, .. } => {
+                        ("api-client add", json!({ "name": name, "role": role }))
+                    }
+                    _ => ("api-client remove", json!({ "name": name })),
                 };
-                auditor.setup_change(action, json!({ "name": name }), Some(1), || {
-                    api_client(&config, command)
-                })?
+                auditor.setup_change(action, params, Some(1), || api_client(&config, command))?
             }
             ApiClientCommand::List => api_client(&config, command)?,
         },
@@ -598,14 +606,23 @@ fn api_client(config: &Config, command: &ApiClientCommand) -> anyhow::Result<()>
     let path = &config.api.clients;
     let mut clients = Clients::load(path)?;
     match command {
-        ApiClientCommand::Add { name } => {
-            let made = clients.add(name)?;
+        ApiClientCommand::Add { name, role } => {
+            let made = clients.add(name, *role)?;
             println!("API client {:?} added to {}.", made.name, path.display());
-            println!("Its password and secret are shown this once; in Roundcube's config.inc.php:");
-            println!(
-                "{}",
-                roundcube_config(&config.api, &made.name, &made.password, &made.secret)
-            );
+            if *role == Role::Ediscovery {
+                println!(
+                    "An e-discovery client: discovery.search and discovery.show over every custodian's items."
+                );
+                println!("Its password and secret are shown this once:");
+            } else {
+                println!(
+                    "Its password and secret are shown this once; in Roundcube's config.inc.php:"
+                );
+                println!(
+                    "{}",
+                    roundcube_config(&config.api, &made.name, &made.password, &made.secret)
+                );
+            }
             println!(
                 "user:     {}\npassword: {}\nsecret:   {}",
                 made.name, made.password, made.secret
@@ -622,7 +639,12 @@ fn api_client(config: &Config, command: &ApiClientCommand) -> anyhow::Result<()>
                 } else {
                     ""
                 };
-                println!("{name}  added {}{admin}", client.created);
+                let role = if client.role == Role::Ediscovery {
+                    "  (ediscovery)"
+                } else {
+                    ""
+                };
+                println!("{name}  added {}{admin}{role}", client.created);
             }
         }
         ApiClientCommand::Remove { name } => {

@@ -1,22 +1,24 @@
-//! `bonnie reprocess --handler changelog|freebusy`: runs archived records through a handler
-//! enabled after they were archived, as the worker would have, from what the archive kept (no
-//! collector here):
+//! `bonnie reprocess --handler changelog|freebusy|items`: runs archived records through a
+//! handler enabled after they were archived, as the worker would have, from what the archive
+//! kept (no collector here):
 //! - changelog: each message event's trail entries (`message-history`) and its Kolab objects'
 //!   facts (`object-facts`), keyed by job and message place;
 //! - freebusy: each appended or delivered Kolab event object's parsed events
-//!   (`freebusy-events`), keyed by the message's digest.
+//!   (`freebusy-events`), keyed by the message's digest;
+//! - items: the e-discovery item document of every payload the log names that has none (an
+//!   archive made before bonnie kept them), keyed by the payload's digest.
 //!
 //! So a record reprocessed twice, or one the handler already took, is written once.
 
 use anyhow::bail;
 use bonnie_calendar::{self as calendar, Remembered};
 use bonnie_core::{Config, time::now_ms};
-use bonnie_model::{collect, log_pages, mail_history, objects, record};
+use bonnie_model::{collect, items, log_pages, mail_history, objects, record};
 use bonnie_plugin_api::{PluginError, storage::StorageClient};
 use serde_json::{Value, json};
 
 /// The handlers whose output can be made again from the archive.
-const HANDLERS: [&str; 2] = ["changelog", "freebusy"];
+const HANDLERS: [&str; 3] = ["changelog", "freebusy", "items"];
 
 /// The events whose messages the freebusy handler reads.
 const FREEBUSY_EVENTS: [&str; 2] = ["MessageAppend", "MessageNew"];
@@ -37,11 +39,14 @@ struct Written {
     event_objects_known: u64,
     /// freebusy: event objects whose calendar data cannot be read (kept as such).
     event_objects_unreadable: u64,
+    /// items: item documents written.
+    item_documents: u64,
 }
 
 impl Written {
     fn json(&self, handler: &str) -> Value {
         match handler {
+            "items" => json!({ "item_documents": self.item_documents }),
             "freebusy" => json!({
                 "event_objects": self.event_objects,
                 "event_objects_known": self.event_objects_known,
@@ -53,6 +58,10 @@ impl Written {
 
     fn text(&self, handler: &str) -> String {
         match handler {
+            "items" => format!(
+                "{} item documents written (payloads that had one are left alone)",
+                self.item_documents
+            ),
             "freebusy" => format!(
                 "{} event objects read ({} of them unreadable, kept as such), {} read before",
                 self.event_objects, self.event_objects_unreadable, self.event_objects_known
@@ -122,6 +131,12 @@ pub fn run(
     if !HANDLERS.contains(&handler) {
         bail!("--handler {handler:?}: only {HANDLERS:?} can reprocess archived records");
     }
+    if handler == "items" && since.is_some() {
+        bail!(
+            "--since: `--handler items` reads the whole log (a payload's first entry decides its \
+             document's first-seen time) and writes only the documents missing"
+        );
+    }
     let from_ms = since
         .map(crate::trace::parse_since)
         .transpose()?
@@ -130,6 +145,12 @@ pub fn run(
     let (records, written) = auditor.change("reprocess", params, None, || {
         let storage = crate::backfill::open_storage(config)?;
         let mut written = Written::default();
+        if handler == "items" {
+            let mut read = 0;
+            written.item_documents = items::index_logged(&storage, |n| read = n)
+                .map_err(|e| anyhow::anyhow!("indexing the archive's items: {e}"))?;
+            return Ok((read, written));
+        }
         let records = log_pages::walk(
             &storage,
             (from_ms, None),

@@ -115,4 +115,40 @@ fn the_changelog_of_records_archived_before_it_was_enabled_is_made_once() {
     assert_eq!(again["event_objects"], 0, "{again}");
     assert_eq!(again["event_objects_known"], 1, "{again}");
     assert_eq!(count(cluster, "freebusy-events"), 1, "written once");
+
+    // The e-discovery item documents of an archive made before they were kept: gone from the
+    // storage (as bonnie 0.1 left it), written again from the log, found by a search; once.
+    let archive = cluster.archive();
+    let payloads: i64 = archive
+        .query_row("SELECT COUNT(DISTINCT digest) FROM log_payloads", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    archive
+        .execute_batch(
+            "DELETE FROM items_text WHERE rowid IN (SELECT id FROM items);
+             DELETE FROM items; DELETE FROM records WHERE collection = 'items';",
+        )
+        .unwrap();
+    drop(archive);
+    let search = |query: &str| -> Vec<Value> {
+        let output = cluster.bonnie(&["search", query, "--json"]);
+        assert!(output.status.success(), "{}", process::describe(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    assert!(search("subject:hello").is_empty(), "no documents yet");
+    let indexed = reprocess(cluster, "items");
+    assert_eq!(
+        indexed["item_documents"], payloads,
+        "one a payload: {indexed}"
+    );
+    let found = search("subject:hello");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0]["message_id"], "<hello@example.org>");
+    assert_eq!(search("type:event").len(), 1);
+    assert_eq!(
+        reprocess(cluster, "items")["item_documents"],
+        0,
+        "written once"
+    );
 }
