@@ -19,6 +19,7 @@ mod keys;
 mod logins;
 mod reconcile;
 mod reprocess;
+mod restore;
 mod retention;
 mod spool;
 mod trace;
@@ -106,6 +107,9 @@ enum Command {
     /// Export items for review (EML, mboxrd, DAT load file) with a manifest, checksums and
     /// inclusion proofs; `bonnie export verify <dir>` checks an export offline
     Export(export::ExportArgs),
+    /// Restore into live Cyrus a user's folder or message as it was at a moment (by default
+    /// into a new folder Restored/<date>/..., so nothing live is touched)
+    Restore(restore::RestoreArgs),
     /// One item: its headers, text, attachments, every place it lived and its flag history
     Show {
         /// The item: its digest (or its first 12 or more digits), or its Message-ID
@@ -500,6 +504,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         } => discovery::search(&config, &auditor, query, as_of.as_deref(), *limit, *json)?,
         Command::Case { command } => cases::run(&config, &auditor, command)?,
         Command::Export(args) => export::run(&config, &auditor, args)?,
+        Command::Restore(args) => restore::run(&config, &auditor, args)?,
         Command::Show { item, as_of, json } => {
             discovery::show(&config, &auditor, item, as_of.as_deref(), *json)?
         }
