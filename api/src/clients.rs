@@ -1,7 +1,7 @@
 //! API clients (Roundcube installations, consoles): a name, a password kept as an argon2 hash,
-//! and the secret their requests are signed with (HMAC needs it in clear: the file is written
-//! readable by its owner only). `bonnie api-client add|list|remove` manages the file;
-//! `bonnie-api` reads it at start.
+//! the secret their requests are signed with (HMAC needs it in clear: the file is written
+//! readable by its owner only) and their [`Role`]. `bonnie api-client add|list|remove` manages
+//! the file; `bonnie-api` reads it at start.
 
 use std::{
     collections::BTreeMap,
@@ -16,6 +16,29 @@ use argon2::{
 };
 use serde::{Deserialize, Serialize};
 
+/// What a client is for, and so which methods beyond every client's it may call. The role is
+/// the client's, given when it is added: no request, and no user a request names, changes it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A groupware client (Roundcube's `kolab_bonnie_api`): the object, mail, free/busy and
+    /// key methods, for the user each request names.
+    #[default]
+    Groupware,
+    /// An e-discovery client (a review tool): also `discovery.search` and `discovery.show`,
+    /// over every custodian's items. A separate role, so that the credentials every webmail
+    /// host holds can never search the whole archive.
+    Ediscovery,
+}
+
+impl Role {
+    /// Whether this is the default role, left out of the file (files written before roles
+    /// existed read as groupware clients).
+    fn is_default(&self) -> bool {
+        *self == Role::default()
+    }
+}
+
 /// One client.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Client {
@@ -25,6 +48,9 @@ pub struct Client {
     pub secret: String,
     /// When it was added (`YYYY-MM-DDTHH:MM:SSZ`).
     pub created: String,
+    /// What it is for.
+    #[serde(default, skip_serializing_if = "Role::is_default")]
+    pub role: Role,
 }
 
 /// The clients file: clients by name.
@@ -94,9 +120,9 @@ impl Clients {
         Ok(())
     }
 
-    /// Adds a client with a new password and secret, and returns them (they are not shown
-    /// again).
-    pub fn add(&mut self, name: &str) -> anyhow::Result<Credentials> {
+    /// Adds a client in `role` with a new password and secret, and returns them (they are not
+    /// shown again).
+    pub fn add(&mut self, name: &str, role: Role) -> anyhow::Result<Credentials> {
         if name.is_empty() || name.contains(':') || name.chars().any(char::is_whitespace) {
             bail!("a client name is one word without ':' (got {name:?})");
         }
@@ -118,6 +144,7 @@ impl Clients {
                 password_hash,
                 secret: secret.clone(),
                 created: bonnie_core::time::format_rfc3339_s(bonnie_core::time::now_ms()),
+                role,
             },
         );
         self.save()?;
@@ -157,8 +184,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("clients.json");
         let mut clients = Clients::load(&path).unwrap();
-        let made = clients.add("roundcube").unwrap();
-        assert!(clients.add("roundcube").is_err(), "names are unique");
+        let made = clients.add("roundcube", Role::Groupware).unwrap();
+        assert!(
+            clients.add("roundcube", Role::Ediscovery).is_err(),
+            "names are unique"
+        );
         let again = Clients::load(&path).unwrap();
         let client = again
             .authenticate("roundcube", &made.password)
@@ -171,7 +201,10 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "the secret is readable by its owner only");
         let nested = dir.path().join("new/folder/clients.json");
-        Clients::load(&nested).unwrap().add("other").unwrap();
+        Clients::load(&nested)
+            .unwrap()
+            .add("other", Role::Groupware)
+            .unwrap();
         let folder = std::fs::metadata(nested.parent().unwrap()).unwrap();
         assert_eq!(
             folder.permissions().mode() & 0o027,
@@ -182,5 +215,23 @@ mod tests {
         assert!(again.remove("roundcube").unwrap());
         assert!(!again.remove("roundcube").unwrap());
         assert!(Clients::load(&path).unwrap().clients.is_empty());
+    }
+
+    #[test]
+    fn roles_are_kept_a_file_without_them_holds_groupware_clients_and_an_unknown_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clients.json");
+        let mut clients = Clients::load(&path).unwrap();
+        clients.add("roundcube", Role::Groupware).unwrap();
+        clients.add("review", Role::Ediscovery).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches("\"role\"").count(), 1, "{text}");
+        let again = Clients::load(&path).unwrap();
+        assert_eq!(again.clients["roundcube"].role, Role::Groupware);
+        assert_eq!(again.clients["review"].role, Role::Ediscovery);
+        let forged = text.replace("\"ediscovery\"", "\"superuser\"");
+        std::fs::write(&path, forged).unwrap();
+        let error = format!("{:#}", Clients::load(&path).unwrap_err());
+        assert!(error.contains("superuser"), "{error}");
     }
 }

@@ -53,6 +53,9 @@ fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let mut registry = bonnie_metrics::Registry::default();
     let metrics = Arc::new(ApiMetrics::register(&mut registry));
     bonnie_metrics::serve("[api] metrics_listen", &api.metrics_listen, registry)?;
+    let discovery = bonnie_discovery::config::DiscoveryConfig::from_table(&config.discovery)
+        .and_then(|d| d.context())
+        .with_context(|| format!("in {}", config.path.display()))?;
     let (storage_name, storage) = bonnie_host::open_storage(config, stopping.clone())?;
     let service = Arc::new(
         Service::new(
@@ -68,7 +71,8 @@ fn run(config: &Config) -> anyhow::Result<ExitCode> {
             api.max_batch_calls,
         )?
         .with_login_limits(LoginLimits::from_config(api))
-        .with_metrics(metrics),
+        .with_metrics(metrics)
+        .with_discovery(discovery),
     );
     let acceptor = match (&api.tls_certificate, &api.tls_key) {
         (Some(certificate), Some(key)) => Some(tls::acceptor(certificate, key)?),

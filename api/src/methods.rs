@@ -1,10 +1,13 @@
 //! The methods: `<type>.created|lastmodified|changelog|get|diff|rawdata` for Kolab object
 //! types, `mail.changelog` for one message's audit trail, `freebusy.get`, `system.keygen`, and
 //! `trace.find` (a message's way through Postfix into its folder, for admin clients only),
-//! `dlp.incidents` (the DLP handler's incidents, for admin clients only). An
-//! object the request user may not read answers `false`, exactly like one that does not exist.
+//! `dlp.incidents` (the DLP handler's incidents, for admin clients only), and
+//! `discovery.search` and `discovery.show` (e-discovery's review, for e-discovery clients only:
+//! [`crate::discovery`]). An object the request user may not read answers `false`, exactly
+//! like one that does not exist.
 
 use bonnie_core::time;
+use bonnie_discovery::query::Context;
 use bonnie_model::objects::{self, Change, Op};
 use bonnie_plugin_api::storage::StorageClient;
 use serde_json::{Value, json};
@@ -28,6 +31,10 @@ pub struct Caller<'a> {
     pub user: Option<&'a str>,
     /// Whether the client may read everything.
     pub admin: bool,
+    /// Whether the client has the e-discovery role (`discovery.*`).
+    pub ediscovery: bool,
+    /// `[discovery]`: the zone and local domains queries are read in.
+    pub discovery: &'a Context,
 }
 
 /// Runs a method.
@@ -42,6 +49,8 @@ pub fn call(caller: &Caller<'_>, method: &str, params: &Params) -> Result<Value,
         ("freebusy", "get") => freebusy(caller, params),
         ("trace", "find") => trace_find(caller, params),
         ("dlp", "incidents") => dlp_incidents(caller, params),
+        ("discovery", "search") => crate::discovery::search(caller, params),
+        ("discovery", "show") => crate::discovery::show(caller, params),
         (kind, action) if OBJECT_TYPES.contains(&kind) => {
             let object = Object::find(caller, kind, params, action)?;
             let Some(object) = object else {
@@ -73,7 +82,13 @@ pub fn is_method(method: &str) -> bool {
     let (kind, action) = method.split_once('.').unwrap_or((method, ""));
     matches!(
         method,
-        "system.keygen" | "mail.changelog" | "freebusy.get" | "trace.find" | "dlp.incidents"
+        "system.keygen"
+            | "mail.changelog"
+            | "freebusy.get"
+            | "trace.find"
+            | "dlp.incidents"
+            | "discovery.search"
+            | "discovery.show"
     ) || (OBJECT_TYPES.contains(&kind) && object_params(action).is_some())
 }
 

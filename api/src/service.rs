@@ -19,6 +19,7 @@ use std::{
 };
 
 use bonnie_core::{logging::clip, protocol::AuditRecord};
+use bonnie_discovery::{config::DiscoveryConfig, query::Context};
 use bonnie_plugin_api::storage::StorageClient;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -26,7 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     audit::{self, AuditDown, AuditLedger, AuditLog},
     auth,
-    clients::{Client, Clients},
+    clients::{Client, Clients, Role},
     methods::{self, Caller},
     metrics::ApiMetrics,
     rpc::{self, Body, Parsed, RpcError},
@@ -184,6 +185,8 @@ pub struct Service {
     test_panic_method: Option<String>,
     /// Requests and calls counted.
     metrics: Arc<ApiMetrics>,
+    /// `[discovery]`'s zone and local domains, for `discovery.*`.
+    discovery: Context,
 }
 
 impl Service {
@@ -217,7 +220,15 @@ impl Service {
             ),
             test_panic_method,
             metrics: Arc::new(ApiMetrics::default()),
+            discovery: DiscoveryConfig::default().context()?,
         })
+    }
+
+    /// Reads `discovery.*` queries in `context` (`[discovery]`) instead of its defaults (UTC,
+    /// no local domains).
+    pub fn with_discovery(mut self, context: Context) -> Self {
+        self.discovery = context;
+        self
     }
 
     /// Counts requests and calls in `metrics` (by default, in families no registry serves).
@@ -316,6 +327,8 @@ impl Service {
             client: name,
             user: incoming.user.as_deref().filter(|u| !u.is_empty()),
             admin: self.admin_clients.iter().any(|a| a == name),
+            ediscovery: client.role == Role::Ediscovery,
+            discovery: &self.discovery,
         };
         let call = |parsed: Parsed| self.call(&caller, incoming, signed, parsed);
         let answers = match rpc::parse_body(body, self.max_batch) {
@@ -534,14 +547,15 @@ impl Service {
 }
 
 /// How many archive items a call's answer holds: the changes of a changelog, the busy spans
-/// of free/busy, the traces of `trace.find`, none for `false` (nothing found or not allowed),
-/// an error or a key, else one (a revision, a diff, a summary).
+/// of free/busy, the items of a `discovery.search` page, the traces of `trace.find`, none for
+/// `false` (nothing found or not allowed), an error or a key, else one (a revision, a diff, a
+/// summary, a `discovery.show` item).
 fn items(result: &Result<Value, RpcError>) -> u64 {
     match result {
         Err(_) | Ok(Value::Bool(false) | Value::Null) => 0,
         // `trace.find`: one item per trace; `dlp.incidents`: one per incident.
         Ok(Value::Array(list)) => list.len() as u64,
-        Ok(answer) => ["changes", "busy"]
+        Ok(answer) => ["changes", "busy", "items"]
             .iter()
             .find_map(|list| answer[list].as_array())
             .map_or_else(
@@ -601,7 +615,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage = SqliteStorage::open(&dir.path().join("bonnie.db"), 5000).unwrap();
         let mut clients = Clients::load(&dir.path().join("clients.json")).unwrap();
-        let made = clients.add("roundcube").unwrap();
+        let made = clients.add("roundcube", Role::Groupware).unwrap();
         let service = Service::new(
             StorageClient::new(storage_box(storage)),
             clients,

@@ -2,12 +2,14 @@
 //! and JSON-RPC requests (single and batched) of every method with arbitrary parameter values,
 //! signed and sent through the real service over the real SQLite storage. `Service::handle`
 //! answers a panic with 500, so "never 500" is "never a panic" on any of them. And the audit
-//! records of a batch: one per call, none answered unless its record is kept.
+//! records of a batch: one per call, none answered unless its record is kept. And
+//! `discovery.search` and `discovery.show` of an e-discovery client with arbitrary queries,
+//! dates, limits, cursors and items: a result or invalid params, never a failure.
 
 use bonnie_api::{
     audit::AuditLedger,
     auth,
-    clients::{Clients, Credentials},
+    clients::{Clients, Credentials, Role},
     methods::OBJECT_TYPES,
     service::{Answer, Incoming, Service},
 };
@@ -26,14 +28,18 @@ const USER: &str = "john.doe@example.org";
 /// A service over an empty SQLite archive, and the credentials of its one client: one for
 /// all cases (argon2 makes a client slowly by design).
 static SERVICE: std::sync::LazyLock<(tempfile::TempDir, Service, Credentials)> =
-    std::sync::LazyLock::new(|| service(Box::new(Arc::new(Ledger::default()))));
+    std::sync::LazyLock::new(|| service(Box::new(Arc::new(Ledger::default())), Role::Groupware));
 
-/// A service over an empty SQLite archive with one client, auditing into `ledger`.
-fn service(ledger: Box<dyn AuditLedger>) -> (tempfile::TempDir, Service, Credentials) {
+/// The same with an e-discovery client.
+static REVIEW: std::sync::LazyLock<(tempfile::TempDir, Service, Credentials)> =
+    std::sync::LazyLock::new(|| service(Box::new(Arc::new(Ledger::default())), Role::Ediscovery));
+
+/// A service over an empty SQLite archive with one client in `role`, auditing into `ledger`.
+fn service(ledger: Box<dyn AuditLedger>, role: Role) -> (tempfile::TempDir, Service, Credentials) {
     let dir = tempfile::tempdir().unwrap();
     let storage = SqliteStorage::open(&dir.path().join("bonnie.db"), 5000).unwrap();
     let mut clients = Clients::load(&dir.path().join("clients.json")).unwrap();
-    let credentials = clients.add("roundcube").unwrap();
+    let credentials = clients.add("roundcube", role).unwrap();
     let service = Service::new(
         StorageClient::new(storage_box(storage)),
         clients,
@@ -84,7 +90,7 @@ fn post(service: &Service, credentials: &Credentials, body: &[u8]) -> Answer {
 #[test]
 fn every_call_of_a_batch_is_an_audit_record_and_none_is_answered_unless_kept() {
     let ledger = Arc::new(Ledger::default());
-    let (_dir, service, credentials) = service(Box::new(ledger.clone()));
+    let (_dir, service, credentials) = service(Box::new(ledger.clone()), Role::Groupware);
     let body = json!([
         { "jsonrpc": "2.0", "method": "event.changelog", "params": { "uid": "e1", "folder": "Calendar" }, "id": 1 },
         { "jsonrpc": "2.0", "method": "system.keygen" },
@@ -128,6 +134,8 @@ fn methods() -> Vec<String> {
             "mail.changelog",
             "freebusy.get",
             "system.keygen",
+            "discovery.search",
+            "discovery.show",
             "",
             ".",
             "event.",
@@ -157,7 +165,7 @@ fn value() -> impl Strategy<Value = Value> {
 fn request() -> impl Strategy<Value = Value> {
     let names = prop::sample::select(vec![
         "uid", "mailbox", "msguid", "rev", "rev1", "rev2", "instance", "user", "start", "end",
-        "as_of", "salt", "other",
+        "as_of", "salt", "query", "limit", "cursor", "item", "other",
     ]);
     (
         prop::sample::select(methods()),
@@ -188,8 +196,77 @@ fn date() -> impl Strategy<Value = String> {
     ]
 }
 
+/// A query as a reviewer might write one, right or wrong: the language's fields, operators,
+/// quotes, parentheses and dates among arbitrary characters.
+fn query() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        r#"(-?(from|to|subject|body|filename|folder|user|flag|deleted|type|larger|smaller|after|before|message-id|direction|has|addr|cc|bcc):)?[a-zé0-9*\\"()<>@.: -]{0,12}( (OR|AND|NOT) )?[a-z0-9*\\"()-]{0,8}"#,
+        "(after|before):(2026-1[0-2]-[0-3][0-9](T[0-2][0-9]:[0-5][0-9])?|[0-9é/-]{0,12})",
+        "(larger|smaller):[0-9]{0,25}[kKmMgGé]?",
+    ]
+}
+
+/// Parameters of `discovery.search` or `discovery.show`, each arbitrary or missing.
+fn discovery_params() -> impl Strategy<Value = Value> {
+    let maybe = |strategy: BoxedStrategy<Value>| prop::option::of(strategy);
+    (
+        maybe(query().prop_map(Value::from).boxed()),
+        maybe(prop_oneof![date().prop_map(Value::from), value()].boxed()),
+        maybe(prop_oneof![(0u64..1100).prop_map(Value::from), value()].boxed()),
+        maybe(prop_oneof!["-?[0-9]{1,20}:[0-9a-f]{64}".prop_map(Value::from), value()].boxed()),
+        maybe(prop_oneof!["[0-9a-fA-F]{64}".prop_map(Value::from), value()].boxed()),
+    )
+        .prop_map(|(query, as_of, limit, cursor, item)| {
+            let mut params = Map::new();
+            for (name, value) in [
+                ("query", query),
+                ("as_of", as_of),
+                ("limit", limit),
+                ("cursor", cursor),
+                ("item", item),
+            ] {
+                if let Some(value) = value {
+                    params.insert(name.to_string(), value);
+                }
+            }
+            Value::Object(params)
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn discovery_calls_answer_a_result_or_invalid_params(
+        search in any::<bool>(),
+        mut params in discovery_params(),
+    ) {
+        let method = if search { "discovery.search" } else { "discovery.show" };
+        if let Value::Object(map) = &mut params {
+            // Each method's own parameters, most of the time: what is left tests the rest.
+            let others: &[&str] = if search { &["item"] } else { &["query", "limit", "cursor"] };
+            for name in others {
+                map.remove(*name);
+            }
+        }
+        let body = json!({ "jsonrpc": "2.0", "method": method, "params": params, "id": 1 });
+        let (_, service, credentials) = &*REVIEW;
+        let answer = post(service, credentials, body.to_string().as_bytes());
+        prop_assert_eq!(answer.status, 200, "for {}", body);
+        let answer = answer.body.unwrap();
+        let code = answer["error"]["code"].as_i64();
+        prop_assert!(
+            code.is_none() || code == Some(-32602),
+            "{} answered {}", body, answer
+        );
+        if code.is_none() && search {
+            prop_assert_eq!(&answer["result"]["items"], &json!([]), "an empty archive");
+        }
+        if code.is_none() && !search {
+            prop_assert_eq!(&answer["result"], &json!(false), "an empty archive");
+        }
+    }
 
     #[test]
     fn date_parameters_never_panic(start in date(), end in date(), as_of in date()) {
