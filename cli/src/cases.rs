@@ -563,6 +563,26 @@ pub fn freeze(
     Ok((items, list))
 }
 
+/// [`freeze`], audited: the request (`params`: what was asked) before, as a change `case
+/// freeze`, and the frozen list after (`case frozen`: its export id, query, SHA-256 and item
+/// count), so the audit log names the very list each export of a case takes.
+pub fn audited_freeze(
+    archive: &Archive,
+    auditor: &Auditor<'_>,
+    case: &str,
+    as_of: Option<i64>,
+    params: Value,
+) -> anyhow::Result<(Vec<Item>, FrozenList)> {
+    let (items, list) =
+        auditor.change("case freeze", params, None, || freeze(archive, case, as_of))?;
+    auditor.step(
+        "case frozen",
+        json!({ "case": case, "export": list.id, "query": list.query, "sha256": list.sha256 }),
+        list.digests.len() as u64,
+    )?;
+    Ok((items, list))
+}
+
 fn frozen_key(case: &str, export_id: &str) -> String {
     format!("{case}/{export_id}")
 }
@@ -739,14 +759,7 @@ pub fn run(config: &Config, auditor: &Auditor<'_>, command: &CaseCommand) -> any
         CaseCommand::Freeze { case, as_of, json } => {
             let as_of_ms = archive.moment(as_of.as_deref())?;
             let params = json!({ "case": case, "as_of": as_of });
-            let (_, list) = auditor.change("case freeze", params, None, || {
-                freeze(&archive, case, as_of_ms)
-            })?;
-            auditor.step(
-                "case frozen",
-                json!({ "case": case, "export": list.id, "query": list.query, "sha256": list.sha256 }),
-                list.digests.len() as u64,
-            )?;
+            let (_, list) = audited_freeze(&archive, auditor, case, as_of_ms, params)?;
             if *json {
                 let mut shown = serde_json::to_value(&list)?;
                 shown["items"] = json!(list.digests.len());

@@ -76,6 +76,50 @@ fn digest(message: &str) -> String {
     bonnie_core::payload::digest(message.as_bytes())
 }
 
+/// Anna's contract, in German: what the cases' `subject:vertrag` finds.
+fn contract() -> String {
+    message(
+        "Jürgen Groß <juergen@example.org>",
+        ANNA,
+        "Vertrag mit Müller",
+        "vertrag-1@example.org",
+        "Der Vertrag ist unterschrieben.",
+    )
+}
+
+/// An addendum to it, archived later.
+fn addendum() -> String {
+    message(
+        "Jürgen Groß <juergen@example.org>",
+        ANNA,
+        "Nachtrag zum Vertrag",
+        "vertrag-3@example.org",
+        "Ein Nachtrag.",
+    )
+}
+
+/// Bob's draft contract: his, not a custodian's.
+fn bobs_draft() -> String {
+    message(
+        ANNA,
+        BOB,
+        "Vertrag Entwurf",
+        "vertrag-2@example.org",
+        "Entwurf anbei.",
+    )
+}
+
+/// Anna's mail of no case.
+fn lunch() -> String {
+    message(
+        BOB,
+        ANNA,
+        "Mittagessen?",
+        "lunch-1@example.org",
+        "Um zwölf.",
+    )
+}
+
 /// A cluster archiving the notifications of `in.jsonl` (jsonl-input, the messageappend and
 /// messages handlers, the changelog's trails), with `extra` configuration, on `storage`.
 struct Lab {
@@ -178,13 +222,7 @@ fn set(digests: &[&str]) -> BTreeSet<String> {
 }
 
 fn cases_keep_custodians_and_queries_and_list_their_items(storage: Storage) {
-    let contract = message(
-        "Jürgen Groß <juergen@example.org>",
-        ANNA,
-        "Vertrag mit Müller",
-        "vertrag-1@example.org",
-        "Der Vertrag ist unterschrieben.",
-    );
+    let (contract, bobs, addendum) = (contract(), bobs_draft(), addendum());
     let supply = message(
         "Иван Петров <ivan@example.ru>",
         ANNA,
@@ -198,13 +236,6 @@ fn cases_keep_custodians_and_queries_and_list_their_items(storage: Storage) {
         "見積書の送付",
         "mitsumori-1@example.jp",
         "見積書を添付します。",
-    );
-    let bobs = message(
-        ANNA,
-        BOB,
-        "Vertrag Entwurf",
-        "vertrag-2@example.org",
-        "Entwurf anbei.",
     );
     let mut lab = Lab::new(storage, "");
     lab.archive(&[
@@ -323,13 +354,6 @@ fn cases_keep_custodians_and_queries_and_list_their_items(storage: Storage) {
     let frozen = lab.json(&["case", "freeze", "Müller/2026", "--json"]);
     assert_eq!(frozen["id"], "e1", "{frozen}");
     assert_eq!(frozen["items"], 3, "{frozen}");
-    let addendum = message(
-        "Jürgen Groß <juergen@example.org>",
-        ANNA,
-        "Nachtrag zum Vertrag",
-        "vertrag-3@example.org",
-        "Ein Nachtrag.",
-    );
     lab.archive(&[append(ANNA, 4, "2026-11-02T08:00:00.000Z", &addendum)]);
     let now = set(&[&contract, &supply, &estimate, &digest(&addendum)]);
     assert_eq!(lab.items(&["Müller/2026"]), now);
@@ -435,27 +459,8 @@ fn appended(lab: &Lab) -> BTreeSet<String> {
 }
 
 fn a_case_hold_keeps_its_items_entries_through_purges_until_released(storage: Storage) {
-    let contract = message(
-        "Jürgen Groß <juergen@example.org>",
-        ANNA,
-        "Vertrag mit Müller",
-        "vertrag-1@example.org",
-        "Der Vertrag ist unterschrieben.",
-    );
-    let lunch = message(
-        BOB,
-        ANNA,
-        "Mittagessen?",
-        "lunch-1@example.org",
-        "Um zwölf.",
-    );
-    let bobs = message(
-        ANNA,
-        BOB,
-        "Vertrag Entwurf",
-        "vertrag-2@example.org",
-        "Entwurf anbei.",
-    );
+    let (contract, bobs, addendum) = (contract(), bobs_draft(), addendum());
+    let lunch = lunch();
     // Everything is kept a day, and all of it is weeks old.
     let mut lab = Lab::new(storage, "[retention]\ndefault = \"1d\"\n");
     lab.archive(&[
@@ -543,13 +548,6 @@ fn a_case_hold_keeps_its_items_entries_through_purges_until_released(storage: St
     assert_eq!(kept["flag_changes"], shown["flag_changes"]);
 
     // An item archived after the hold that matches is held by the next purge too.
-    let addendum = message(
-        "Jürgen Groß <juergen@example.org>",
-        ANNA,
-        "Nachtrag zum Vertrag",
-        "vertrag-3@example.org",
-        "Ein Nachtrag.",
-    );
     lab.archive(&[append(ANNA, 3, "2026-11-04T08:00:00.000Z", &addendum)]);
     let report = lab.json(&["retention", "apply", "--yes", "--json"]);
     assert_eq!(report["purged"].as_u64(), Some(0), "{report}");
@@ -583,13 +581,7 @@ fn a_case_hold_keeps_its_items_entries_through_purges_until_released(storage: St
 }
 
 fn a_case_hold_that_cannot_be_evaluated_stops_the_purge(storage: Storage) {
-    let lunch = message(
-        BOB,
-        ANNA,
-        "Mittagessen?",
-        "lunch-1@example.org",
-        "Um zwölf.",
-    );
+    let lunch = lunch();
     let mut lab = Lab::new(storage, "[retention]\ndefault = \"1d\"\n");
     lab.archive(&[append(ANNA, 1, "2026-11-01T08:00:00.000Z", &lunch)]);
     // A hold record bonnie would not write (its query does not parse), as an edit of the
