@@ -117,6 +117,7 @@ pub fn run(args: &CheckArgs<'_>) -> anyhow::Result<()> {
             check.plugins(config);
         }
         check.retention(config, peers);
+        check.discovery(config);
         check.dlp(config);
         if peers {
             check.peers(config, args.timeout);
@@ -262,6 +263,17 @@ impl Check {
                 "[retention] groups",
                 format!("{e:#}"),
                 "check [collector.ldap] and the group names",
+            );
+        }
+    }
+
+    /// The `[discovery]` table: its keys, its time zone and local domains.
+    fn discovery(&mut self, config: &Config) {
+        if let Err(e) = bonnie_discovery::config::DiscoveryConfig::from_table(&config.discovery) {
+            self.add(
+                "[discovery]",
+                e.to_string(),
+                "see docs/ediscovery.md, \"Configuration\"",
             );
         }
     }

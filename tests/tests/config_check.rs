@@ -336,6 +336,28 @@ fn retention_rules_that_the_timer_would_refuse_are_named() {
     );
 }
 
+#[test]
+fn a_discovery_table_with_an_unknown_zone_or_domain_is_named() {
+    let (_dir, config) = worker_host("", "\n[discovery]\ntime_zone = \"Europe/Atlantis\"\n");
+    one_finding(
+        &config,
+        &["--offline"],
+        &["[discovery]", "time_zone", "Europe/Atlantis"],
+    );
+    let (_dir, config) = worker_host("", "\n[discovery]\nlocal_domains = [\"not a domain\"]\n");
+    one_finding(&config, &["--offline"], &["[discovery]", "local_domains"]);
+    let (_dir, config) = worker_host(
+        "",
+        "\n[discovery]\ntime_zone = \"Europe/Berlin\"\nlocal_domains = [\"example.org\"]\n",
+    );
+    let (output, _) = check(&config, &["--offline"]);
+    assert!(
+        process::succeeded(&output.status),
+        "{}",
+        process::describe(&output)
+    );
+}
+
 /// Replaces the first `from` of a configuration file by `to`.
 fn rewrite(config: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(config).expect("reading the configuration");
