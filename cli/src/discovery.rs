@@ -309,8 +309,29 @@ pub fn show(
         shown["headers"] = json!(message.headers);
         shown["bodies"] = json!(message.bodies);
         shown["attachments"] = json!(message.attachments);
-        shown["places"] = json!(item.state.places);
-        shown["flag_changes"] = json!(item.state.flag_changes);
+        let known = |ms: i64| as_of_ms.is_none_or(|t| ms <= t);
+        let places: Vec<Value> = item
+            .state
+            .places
+            .iter()
+            .filter(|p| known(p.from_ms))
+            .map(|p| {
+                let mut place = json!(p);
+                if p.until_ms.is_some_and(|ms| !known(ms)) {
+                    place["until_ms"] = Value::Null;
+                    place["ended_by"] = Value::Null;
+                }
+                place
+            })
+            .collect();
+        shown["places"] = json!(places);
+        shown["flag_changes"] = json!(
+            item.state
+                .flag_changes
+                .iter()
+                .filter(|c| known(c.time_ms))
+                .collect::<Vec<_>>()
+        );
         shown["warnings"] = json!(message.warnings);
         println!("{shown}");
         return Ok(());
@@ -340,9 +361,14 @@ pub fn show(
         }
         println!();
     }
+    // As of a moment, what was known then: later arrivals, endings and flag changes left out.
+    let known = |ms: i64| as_of_ms.is_none_or(|t| ms <= t);
     println!("Where it lived:");
     for (i, place) in item.state.places.iter().enumerate() {
-        let until = match (place.until_ms, &place.ended_by) {
+        if !known(place.from_ms) {
+            continue;
+        }
+        let until = match (place.until_ms.filter(|ms| known(*ms)), &place.ended_by) {
             (Some(ms), Some(how)) => format!("until {} ({how})", local_time(ms, zone)),
             (Some(ms), None) => format!("until {}", local_time(ms, zone)),
             (None, _) => "still there".to_string(),
@@ -370,9 +396,15 @@ pub fn show(
             println!("     flags: {}", flags.join(" "));
         }
     }
-    if !item.state.flag_changes.is_empty() {
+    let changes: Vec<_> = item
+        .state
+        .flag_changes
+        .iter()
+        .filter(|c| known(c.time_ms))
+        .collect();
+    if !changes.is_empty() {
         println!("Flag history:");
-        for change in &item.state.flag_changes {
+        for change in changes {
             println!(
                 "  {} place {}: {} {}{}",
                 local_time(change.time_ms, zone),
