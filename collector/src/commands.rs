@@ -183,10 +183,18 @@ pub(crate) fn identity_for(target: &Target) -> (Identity, String) {
     }
 }
 
-/// The message file in the Cyrus spool, if readable here. Cyrus's mailbox ids are letters,
+/// A message as the collector read it: its bytes and, when known, its INTERNALDATE (ms).
+struct Read {
+    bytes: Vec<u8>,
+    internaldate_ms: Option<i64>,
+}
+
+/// The message file in the Cyrus spool, if readable here, with its INTERNALDATE: Cyrus sets
+/// the file's mtime to the message's INTERNALDATE (whole seconds, as it keeps it) when it
+/// files the message (`mailbox_append_index_record`). Cyrus's mailbox ids are letters,
 /// digits, `-` and `_`; anything else (a `/` or `..` in a forged notification) is not looked
 /// for, so that no file outside the spool is read.
-fn spool_file(config: &CollectorConfig, uniqueid: &str, uid: u64) -> Option<Vec<u8>> {
+fn spool_file(config: &CollectorConfig, uniqueid: &str, uid: u64) -> Option<Read> {
     if !uniqueid
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -202,7 +210,20 @@ fn spool_file(config: &CollectorConfig, uniqueid: &str, uid: u64) -> Option<Vec<
             .join(b.to_string())
             .join(uniqueid)
             .join(format!("{uid}."));
-        std::fs::read(path).ok()
+        let mut file = std::fs::File::open(path).ok()?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes).ok()?;
+        let internaldate_ms = file
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_secs()).ok())
+            .map(|s| s * 1000);
+        Some(Read {
+            bytes,
+            internaldate_ms,
+        })
     })
 }
 
@@ -229,8 +250,8 @@ fn fetch(
             .uniqueid
             .as_deref()
             .and_then(|id| spool_file(config, id, *uid));
-        let bytes = match from_spool {
-            Some(bytes) => Some(bytes),
+        let read = match from_spool {
+            Some(read) => Some(read),
             None => {
                 let (identity, name) = identity_for(&target);
                 let section = if headers_only { "HEADER" } else { "" };
@@ -240,18 +261,32 @@ fn fetch(
                     &format!("UID FETCH {uid} in {name}"),
                     |imap| {
                         imap.examine(&name)?;
-                        imap.uid_fetch_section(*uid, section)
+                        let items = format!("(UID INTERNALDATE BODY.PEEK[{section}])");
+                        let mut found = imap.uid_fetch(&uid.to_string(), &items, None)?;
+                        Ok(found
+                            .iter_mut()
+                            .find(|f| f.uid.map(u64::from) == Some(*uid))
+                            .and_then(|f| {
+                                Some(Read {
+                                    bytes: f.sections.remove(section)?,
+                                    internaldate_ms: f.internal_date_ms(),
+                                })
+                            }))
                     },
                 )?
             }
         };
-        let Some(bytes) = bytes else {
+        let Some(read) = read else {
             missing.push(uid.to_string());
             continue;
         };
-        headers.insert(uid.to_string(), Value::Object(mail::headers(&bytes)));
+        headers.insert(uid.to_string(), Value::Object(mail::headers(&read.bytes)));
         if !headers_only {
-            contents.insert(uid.to_string(), content(config, &bytes)?);
+            let mut kept = content(config, &read.bytes)?;
+            if let Some(ms) = read.internaldate_ms {
+                kept["internaldate_ms"] = json!(ms);
+            }
+            contents.insert(uid.to_string(), kept);
         }
     }
     n.insert("messageHeaders".to_string(), Value::Object(headers));
@@ -359,6 +394,30 @@ mod tests {
         assert!(spool_file(&config, "ab12-x_y", 7).is_some());
         // `uuid/./.` then `../../secret`: the file above would be read.
         assert!(spool.join("uuid/./.").join("../../secret/7.").exists());
-        assert_eq!(spool_file(&config, "../../secret", 7), None);
+        assert!(spool_file(&config, "../../secret", 7).is_none());
+    }
+
+    #[test]
+    fn a_spool_file_gives_its_internaldate_as_cyrus_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("uuid/c/d/cd34");
+        std::fs::create_dir_all(&folder).unwrap();
+        let path = folder.join("3.");
+        std::fs::write(&path, b"Subject: dated\r\n\r\n").unwrap();
+        // Cyrus sets the file's mtime to the INTERNALDATE it files the message with.
+        let internaldate = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_767_258_000);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(internaldate)
+            .unwrap();
+        let config = CollectorConfig {
+            partitions: vec![dir.path().to_path_buf()],
+            ..CollectorConfig::default()
+        };
+        let read = spool_file(&config, "cd34", 3).unwrap();
+        assert_eq!(read.bytes, b"Subject: dated\r\n\r\n");
+        assert_eq!(read.internaldate_ms, Some(1_767_258_000_000));
     }
 }

@@ -20,5 +20,8 @@ pub use connection::{Config, Connection, DEFAULT_MAX_LITERAL_BYTES, Done, Securi
 pub use error::ImapError;
 /// The parsed responses, as imap-proto gives them (for [`Connection::run`]'s callers).
 pub use imap_proto::{Response, ResponseCode};
-pub use ops::{AppendOptions, AppendUid, Fetched, ListEntry, MailboxStatus, Selected, StoreMode};
+pub use ops::{
+    AppendOptions, AppendUid, Fetched, ListEntry, MailboxStatus, Selected, StoreMode,
+    internal_date_ms,
+};
 pub use pool::{Credentials, Identity, Pool};

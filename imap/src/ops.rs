@@ -107,6 +107,23 @@ pub struct Fetched {
     pub sections: BTreeMap<String, Vec<u8>>,
 }
 
+impl Fetched {
+    /// `INTERNALDATE` in ms since the epoch, when the server sent one that reads.
+    pub fn internal_date_ms(&self) -> Option<i64> {
+        internal_date_ms(self.internal_date.as_deref()?)
+    }
+}
+
+/// IMAP's date-time (`01-Jan-2026 10:00:00 +0100`, as FETCH INTERNALDATE writes it) in ms
+/// since the epoch.
+pub fn internal_date_ms(text: &str) -> Option<i64> {
+    jiff::fmt::strtime::parse("%d-%b-%Y %H:%M:%S %z", text.trim())
+        .ok()?
+        .to_timestamp()
+        .ok()
+        .map(|t| t.as_millisecond())
+}
+
 /// How STORE changes flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreMode {

@@ -183,8 +183,13 @@ fn describe(
     walk(uid, "", message, attachments, warnings);
 }
 
+/// The field of a fetched message (`messageContent.<uid>`) and of its `payloads` entry that
+/// holds its INTERNALDATE, ms since the epoch.
+pub const INTERNALDATE_FIELD: &str = "internaldate_ms";
+
 /// Moves the payloads the collector fetched into the storage (once per content), leaving in
-/// the record their digests: `payloads` (UID, digest, size) and, for one message,
+/// the record their digests: `payloads` (UID, digest, size, INTERNALDATE when the collector
+/// read it) and, for one message,
 /// `payload_digest`; and what the messages hold (`attachments`, `message_damaged` with
 /// `message_warnings`). Each message's e-discovery item document is written beside its payload
 /// ([`items::store_message`]), first seen at the record's event time.
@@ -228,7 +233,12 @@ pub fn store_payloads(storage: &StorageClient, record: &mut Object) -> Result<()
         let message = bonnie_mail::parse(&bytes);
         describe(&uid, &message, &mut attachments, &mut warnings);
         items::store_message(storage, &digest, &message, bytes.len(), first_seen_ms)?;
-        payloads.push(json!({ "uid": uid.parse::<u64>().ok(), "digest": digest, "size": size }));
+        let mut payload = json!({ "uid": uid.parse::<u64>().ok(), "digest": digest, "size": size });
+        // The message's INTERNALDATE as Cyrus kept it, for a restore to put it back with it.
+        if let Some(ms) = content.get(INTERNALDATE_FIELD).and_then(Value::as_i64) {
+            payload[INTERNALDATE_FIELD] = json!(ms);
+        }
+        payloads.push(payload);
     }
     if let [only] = payloads.as_slice() {
         record.insert("payload_digest".to_string(), only["digest"].clone());
