@@ -162,12 +162,13 @@ pub fn custodians(item: &Item) -> Vec<String> {
     out
 }
 
-/// The folders an item is in at `as_of` (now when `None`); a deleted item's last ones.
+/// The folders an item is in at `as_of` (now when `None`), by the names they had then; a
+/// deleted item's last ones.
 pub fn folders(item: &Item, as_of: Option<i64>) -> Vec<String> {
     let mut current: Vec<String> = item
         .state
         .places_at(as_of)
-        .map(|(_, p)| p.renamed_to.last().unwrap_or(&p.name).clone())
+        .map(|(_, p)| p.name_at(as_of).to_string())
         .collect();
     if current.is_empty()
         && let Some(last) = item
@@ -177,7 +178,7 @@ pub fn folders(item: &Item, as_of: Option<i64>) -> Vec<String> {
             .filter(|p| as_of.is_none_or(|t| p.from_ms <= t))
             .max_by_key(|p| p.until_ms)
     {
-        current.push(last.renamed_to.last().unwrap_or(&last.name).clone());
+        current.push(last.name_at(as_of).to_string());
     }
     current.dedup();
     current
@@ -220,12 +221,21 @@ pub fn search(
     config: &Config,
     auditor: &crate::audit::Auditor<'_>,
     text: &str,
+    case: Option<&str>,
     as_of: Option<&str>,
     limit: usize,
     json_out: bool,
 ) -> anyhow::Result<()> {
     let archive = Archive::open(config)?;
-    let query = archive.parse(text)?;
+    let mut query = archive.parse(text)?;
+    if let Some(name) = case {
+        let case = crate::cases::read(&archive.storage, name)?;
+        if case.custodians.is_empty() {
+            bail!("case {name:?} has no custodian (bonnie case custodian add), so no items");
+        }
+        // Among the case's custodians' items, as the case's own queries are.
+        query = bonnie_retention::discovery::of_custodians(vec![query], &case.custodians);
+    }
     let as_of_ms = archive.moment(as_of)?;
     let options = SearchOptions {
         as_of: as_of_ms,
@@ -235,7 +245,7 @@ pub fn search(
     let items = archive.search(&query, &options)?;
     auditor.read(
         "search",
-        json!({ "query": query.to_string(), "as_of": as_of, "limit": limit }),
+        json!({ "query": query.to_string(), "case": case, "as_of": as_of, "limit": limit }),
         items.len() as u64,
     )?;
     let zone = &archive.context.zone;

@@ -88,6 +88,9 @@ enum Command {
     Search {
         /// The query
         query: String,
+        /// Only among the items of this case's custodians
+        #[arg(long, value_name = "NAME")]
+        case: Option<String>,
         /// Answer as the mailboxes stood then: a date or a time ([discovery] time_zone unless
         /// it has an offset)
         #[arg(long, value_name = "WHEN")]
@@ -498,10 +501,19 @@ fn run(args: &Args) -> anyhow::Result<()> {
         } => reconcile::run(&config, &auditor, user.as_deref(), *all, *rate, *json)?,
         Command::Search {
             query,
+            case,
             as_of,
             limit,
             json,
-        } => discovery::search(&config, &auditor, query, as_of.as_deref(), *limit, *json)?,
+        } => discovery::search(
+            &config,
+            &auditor,
+            query,
+            case.as_deref(),
+            as_of.as_deref(),
+            *limit,
+            *json,
+        )?,
         Command::Case { command } => cases::run(&config, &auditor, command)?,
         Command::Export(args) => export::run(&config, &auditor, args)?,
         Command::Restore(args) => restore::run(&config, &auditor, args)?,

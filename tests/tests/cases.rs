@@ -314,9 +314,24 @@ fn cases_keep_custodians_and_queries_and_list_their_items(storage: Storage) {
         lab.items(&["Müller/2026"]),
         set(&[&contract, &supply, &bobs])
     );
+    // `bonnie search --case`: a query among the case's custodians' items only.
+    let searched = |query: &str| -> BTreeSet<String> {
+        lab.json(&["search", query, "--case", "Müller/2026", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["item"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(searched("subject:vertrag"), set(&[&contract, &bobs]));
     let twice = lab.fails(&["case", "custodian", "add", "Müller/2026", BOB]);
     assert!(twice.contains("already"), "{twice}");
     lab.ok(&["case", "custodian", "remove", "Müller/2026", BOB]);
+    assert_eq!(
+        searched("subject:vertrag"),
+        set(&[&contract]),
+        "not Bob's any more"
+    );
     let gone = lab.fails(&["case", "custodian", "remove", "Müller/2026", BOB]);
     assert!(gone.contains("no custodian"), "{gone}");
     lab.ok(&["case", "query", "remove", "Müller/2026", "договор"]);
