@@ -33,9 +33,9 @@
 //! mailboxes as they stood then. An item the archive had not seen by `as_of` (or, without
 //! it, with no place at all) matches nothing, not even `*` or a negation.
 //!
-//! - `folder:` matches a place whose folder had the name as its owner sees it
-//!   ([`Place::folder_names`]: every name it had while the message was there), `INBOX` in any
-//!   case; other names are compared exactly. `folder:Work/*` matches `Work` and every
+//! - `folder:` matches a place whose folder had the name as its owner sees it: without
+//!   `as_of` any name it had while the message was there ([`Place::folder_names`]), with it
+//!   the name it had then ([`Place::name_at`]); `INBOX` in any case, other names exactly. `folder:Work/*` matches `Work` and every
 //!   folder below it (`Work/2026`), `folder:Work` only `Work`.
 //! - `user:` matches a place whose custodian's login is the value (in any case), or whose
 //!   login's local part (before `@`) is.
@@ -308,9 +308,13 @@ impl Evaluation<'_> {
             Term::Range { field, from, to } => range_matches(*field, *from, *to, doc),
             Term::HasAttachment => doc.has_attachment,
             Term::Direction(direction) => direction_matches(*direction, doc, self.ctx),
-            Term::Folder(pattern) => self
-                .places()
-                .any(|p| p.folder_names().any(|name| folder_matches(pattern, name))),
+            Term::Folder(pattern) => {
+                let as_of = self.as_of;
+                self.places().any(|p| match as_of {
+                    None => p.folder_names().any(|name| folder_matches(pattern, name)),
+                    Some(_) => folder_matches(pattern, p.name_at(as_of)),
+                })
+            }
             Term::User(user) => self.places().any(|p| user_matches(user, &p.user)),
             Term::Flag(flag) => flags_then(&self.item.state, self.as_of)
                 .iter()

@@ -23,6 +23,14 @@ pub struct Place {
     /// (renames), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub renamed_to: Vec<String>,
+    /// When the folder took each name of `renamed_to` (ms since the epoch), in the same
+    /// order, so that a question `--as-of` a moment reads the name the folder had then. A
+    /// subfolder renamed with its parent has no rename event of its own: its time is when the
+    /// message's trail first names the new path, or else the latest event the folder's view
+    /// saw there (later than the rename, never earlier). A name without a
+    /// time counts from the place's arrival.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub renamed_at_ms: Vec<i64>,
     /// The folder's uniqueid, when the event gave it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uniqueid: Option<String>,
@@ -66,6 +74,18 @@ impl Place {
     /// Every name (as its owner sees it) the folder had while the message was there.
     pub fn folder_names(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.name.as_str()).chain(self.renamed_to.iter().map(String::as_str))
+    }
+
+    /// The name (as its owner sees it) the folder had at `at`: its last one when `None`.
+    pub fn name_at(&self, at: Option<i64>) -> &str {
+        let mut name = self.name.as_str();
+        for (index, later) in self.renamed_to.iter().enumerate() {
+            let since = self.renamed_at_ms.get(index).copied();
+            if at.is_none_or(|t| since.is_none_or(|since| since <= t)) {
+                name = later;
+            }
+        }
+        name
     }
 }
 

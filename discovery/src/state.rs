@@ -138,6 +138,7 @@ fn place_at(folder: &str, uid: u64, from_ms: i64, job: &str, logged: Option<&Obj
         folder: folder.to_string(),
         name: field("folder_name").unwrap_or(mailbox.name),
         renamed_to: Vec::new(),
+        renamed_at_ms: Vec::new(),
         uniqueid: field("folder_uniqueid"),
         uidvalidity: logged
             .and_then(|l| l.get("uidvalidity"))
@@ -294,7 +295,8 @@ impl Walk<'_> {
         // there. The trail at those paths (and, since the old path may then be another
         // folder's, at every path) is taken only where its log entry names this folder.
         let known: HashSet<&str> = stretches.iter().map(|s| s.path.as_str()).collect();
-        let implied: Vec<(String, String)> = facts
+        // Each with the time of the latest event the view saw there.
+        let implied: Vec<(String, String, i64)> = facts
             .iter()
             .flat_map(|f| f.places.values())
             .filter(|seen| seen.at_ms > place.from_ms && !known.contains(seen.place.path.as_str()))
@@ -304,12 +306,13 @@ impl Walk<'_> {
                 (
                     path.clone(),
                     name.unwrap_or_else(|| Mailbox::from_path(&path).name),
+                    seen.at_ms,
                 )
             })
             .collect();
         let implied_stretches: Vec<Stretch> = implied
             .iter()
-            .map(|(path, _)| Stretch {
+            .map(|(path, _, _)| Stretch {
                 path: path.clone(),
                 from_ms: place.from_ms,
                 until_ms: deleted_ms,
@@ -333,7 +336,7 @@ impl Walk<'_> {
         // When the message was first seen at each implied path, by its trail.
         let mut implied_names: Vec<(i64, String)> = implied
             .iter()
-            .filter_map(|(path, name)| {
+            .filter_map(|(path, name, _)| {
                 let seen = trail.iter().find(|(e, outgoing)| {
                     let at = if *outgoing {
                         e.from.as_ref().map(|f| &f.0)
@@ -407,14 +410,15 @@ impl Walk<'_> {
             place.until_ms = Some(deleted_ms);
             place.ended_by = Some("MailboxDelete".to_string());
         }
-        // A message still in a folder whose implied path it has no trail at is there now.
+        // A message still in a folder whose implied path it has no trail at is there now,
+        // since the view saw the folder there.
         if place.until_ms.is_none()
-            && let Some((_, name)) = implied
+            && let Some((_, name, seen_ms)) = implied
                 .iter()
-                .find(|(path, _)| Some(path) == current_path.as_ref())
+                .find(|(path, _, _)| Some(path) == current_path.as_ref())
             && !implied_names.iter().any(|(_, n)| n == name)
         {
-            implied_names.push((i64::MAX, name.clone()));
+            implied_names.push((*seen_ms, name.clone()));
         }
         let mut names: Vec<(i64, String)> = renames
             .iter()
@@ -429,7 +433,7 @@ impl Walk<'_> {
             .filter(|(at_ms, _)| place.until_ms.is_none_or(|until| *at_ms <= until))
             .collect();
         names.sort();
-        place.renamed_to = names.into_iter().map(|(_, name)| name).collect();
+        (place.renamed_at_ms, place.renamed_to) = names.into_iter().unzip();
         self.places.push(place);
         Ok(())
     }

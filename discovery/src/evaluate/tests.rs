@@ -42,6 +42,7 @@ fn place(user: &str, name: &str, from_ms: i64, until_ms: Option<i64>) -> Place {
         folder: format!("user/{user}/{name}"),
         name: name.into(),
         renamed_to: vec![],
+        renamed_at_ms: vec![],
         uniqueid: None,
         uidvalidity: None,
         uid: 1,
@@ -169,6 +170,36 @@ fn a_renamed_folder_answers_to_each_of_its_names_and_subfolders_only_with_slash_
     assert!(finds(&sub, "folder:INBOX/*", None));
     assert!(finds(&sub, "folder:Inbox/Sub", None));
     assert!(!finds(&sub, "folder:INBOX", None));
+}
+
+#[test]
+fn as_of_a_moment_a_renamed_folder_answers_to_the_name_it_had_then() {
+    let mut projects = place("john.doe@example.org", "Projects", T, None);
+    projects.renamed_to = vec!["Archive/Projects".into(), "Работа/Проекты".into()];
+    projects.renamed_at_ms = vec![T + MINUTE, T + 2 * MINUTE];
+    let renamed = item(vec![projects]);
+    for (at, name) in [
+        (T, "Projects"),
+        (T + MINUTE - 1, "Projects"),
+        (T + MINUTE, "Archive/Projects"),
+        (T + 2 * MINUTE, "Работа/Проекты"),
+    ] {
+        for other in ["Projects", "Archive/Projects", "Работа/Проекты"] {
+            let query = format!("folder:\"{other}\"");
+            assert_eq!(
+                finds(&renamed, &query, Some(at)),
+                other == name,
+                "{query} at T+{}",
+                at - T
+            );
+        }
+        assert_eq!(renamed.state.places[0].name_at(Some(at)), name);
+    }
+    assert_eq!(renamed.state.places[0].name_at(None), "Работа/Проекты");
+    assert!(
+        finds(&renamed, "folder:Projects", None),
+        "any name, without a time"
+    );
 }
 
 #[test]

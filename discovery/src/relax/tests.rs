@@ -239,6 +239,7 @@ fn item_state() -> impl Strategy<Value = ItemState> {
                 user,
                 name,
                 renamed_to,
+                renamed_at_ms: vec![],
                 uniqueid: None,
                 uidvalidity: None,
                 uid: 1,
