@@ -47,6 +47,11 @@ impl<'a> Auditor<'a> {
         }
     }
 
+    /// The broker the records are kept by (for a command that also asks it something).
+    pub fn broker(&self) -> &'a Admin {
+        self.broker
+    }
+
     /// This host's admin key file, when CURVE is on and the key is not there yet: until it
     /// is, no broker can be asked to keep a record (the key would be the one asked with).
     fn missing_admin_key(&self) -> Option<std::path::PathBuf> {

@@ -13,6 +13,6 @@ mod text;
 
 pub use fold::{MAX_INDEXED_WORD_BYTES, fold_for_search, index_words};
 pub use headers::{decode_words, format_address, headers};
-pub use message::{Address, Attachment, Header, Message, TextPart, parse};
+pub use message::{Address, Attachment, Header, Message, TextPart, parse, parse_with_attachments};
 pub use part::{PartError, RawPart, decode_charset, find_part};
 pub use text::{DEFAULT_MAX_INDEXED_TEXT_BYTES, SearchText};

@@ -157,6 +157,28 @@ pub fn parse(bytes: &[u8]) -> Message {
     }
 }
 
+/// Reads a message as [`parse`] does, with the bytes of each of its attachments (the
+/// transfer encoding undone, as their `sha256` is of), in the order of
+/// [`Message::attachments`]: what an e-discovery export writes as the attachments' files.
+pub fn parse_with_attachments(bytes: &[u8]) -> (Message, Vec<Vec<u8>>) {
+    match parser().parse(bytes) {
+        Some(parsed) => {
+            let mut kept = Vec::new();
+            let mut out = Message::default();
+            headers::read(&parsed, &mut out);
+            let mut walk = Walk {
+                message: &parsed,
+                out: &mut out,
+                depth: 0,
+                attachment_bytes: Some(&mut kept),
+            };
+            walk.part(0, "", true);
+            (out, kept)
+        }
+        None => (parse(bytes), Vec::new()),
+    }
+}
+
 /// Reads the headers of a message only (its body, if any, is not looked at).
 pub(crate) fn parse_headers(bytes: &[u8]) -> Option<Message> {
     let parsed = parser().parse_headers(bytes)?;
@@ -172,6 +194,7 @@ fn read(parsed: &mail_parser::Message<'_>, depth: usize) -> Message {
         message: parsed,
         out: &mut out,
         depth,
+        attachment_bytes: None,
     };
     walk.part(0, "", true);
     out
@@ -181,6 +204,8 @@ struct Walk<'a, 'x> {
     message: &'a mail_parser::Message<'x>,
     out: &'a mut Message,
     depth: usize,
+    /// Where each attachment's bytes go, when the caller wants them.
+    attachment_bytes: Option<&'a mut Vec<Vec<u8>>>,
 }
 
 pub(crate) fn media_type(part: &MessagePart<'_>) -> String {
@@ -365,6 +390,9 @@ impl Walk<'_, '_> {
                     sha256: hex(&Sha256::digest(&bytes)),
                     text: None,
                 });
+                if let Some(kept) = self.attachment_bytes.as_deref_mut() {
+                    kept.push(bytes);
+                }
                 self.out.messages.push(read_nested);
             }
         }
@@ -389,5 +417,8 @@ impl Walk<'_, '_> {
             sha256: hex(&Sha256::digest(&bytes)),
             text,
         });
+        if let Some(kept) = self.attachment_bytes.as_deref_mut() {
+            kept.push(bytes);
+        }
     }
 }
