@@ -467,11 +467,24 @@ fn exports_in_each_format_read_back_byte_for_byte_and_verify() {
     let (passed, said) = lab.verify(&eml);
     assert!(passed, "{said}");
 
-    // MBOX: an mboxrd reader gets every message back byte for byte.
+    // MBOX in parts of 1 KiB: an mboxrd reader gets every message back byte for byte.
     let mbox = exports.path().join("mbox");
-    lab.export(&[QUERY, "--format", "mbox", "--out", &mbox.to_string_lossy()]);
+    lab.export(&[
+        QUERY,
+        "--format",
+        "mbox",
+        "--out",
+        &mbox.to_string_lossy(),
+        "--part-size",
+        "1K",
+    ]);
     let manifest_mbox = manifest(&mbox);
     check_manifest(&manifest_mbox, &sent);
+    assert!(
+        manifest_mbox["export"]["parts"].as_u64().unwrap() > 1,
+        "{:#}",
+        manifest_mbox["export"]
+    );
     let mut read: Vec<Vec<u8>> = Vec::new();
     let parts: BTreeSet<&str> = manifest_mbox["items"]
         .as_array()
@@ -619,6 +632,22 @@ fn an_export_killed_midway_is_completed_by_a_rerun_each_item_once() {
     assert!(
         !out.join("manifest.json").exists(),
         "the export was killed before it finished"
+    );
+
+    // Another query is not continued into the unfinished export.
+    let other = lab.cluster.bonnie(&[
+        "export",
+        "subject:Bulk",
+        "--format",
+        "eml",
+        "--out",
+        &out.to_string_lossy(),
+    ]);
+    assert!(!other.status.success(), "{}", process::describe(&other));
+    assert!(
+        String::from_utf8_lossy(&other.stderr).contains("holds an unfinished export"),
+        "{}",
+        process::describe(&other)
     );
 
     let summary = lab.export(&args[..args.len() - 1]);
