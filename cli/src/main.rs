@@ -386,7 +386,19 @@ fn run(args: &Args) -> anyhow::Result<()> {
             json: *json,
         });
     }
-    let config = Config::load(&path)?;
+    let config = match Config::load(&path) {
+        Ok(config) => config,
+        Err(e) => {
+            let e = anyhow::Error::from(e);
+            // An export is checked wherever it was taken, without bonnie's configuration.
+            if let Command::Export(export) = &args.command
+                && let Some(verified) = export::verify_without_config(export, &e)
+            {
+                return verified;
+            }
+            return Err(e);
+        }
+    };
     let broker = Admin::new(
         &config.broker.admin_address,
         Duration::from_secs(args.timeout),

@@ -466,6 +466,20 @@ fn exports_in_each_format_read_back_byte_for_byte_and_verify() {
     }
     let (passed, said) = lab.verify(&eml);
     assert!(passed, "{said}");
+    // A reviewer checks it where there is no bonnie configuration: the same check, unaudited.
+    let elsewhere = std::process::Command::new(paths::bin("bonnie"))
+        .args(["--config", "/nonexistent/bonnie.toml", "export", "verify"])
+        .arg(&eml)
+        .arg("--key")
+        .arg(lab.public_key())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&elsewhere.stderr);
+    assert!(
+        elsewhere.status.success() && said.contains("not audited"),
+        "{}",
+        process::describe(&elsewhere)
+    );
 
     // MBOX in parts of 1 KiB: an mboxrd reader gets every message back byte for byte.
     let mbox = exports.path().join("mbox");
