@@ -156,6 +156,31 @@ fn a_backfill_archives_every_folder_and_message_once_and_resumes() {
         .unwrap();
     assert_eq!(calendar["folder_type"], "event", "{calendar}");
 
+    // e-Discovery finds the back-filled messages like any others, marked as back-filled, in
+    // the folders they were found in.
+    let searched = cluster.bonnie(&["search", "*", "--limit", "1000", "--json"]);
+    assert!(
+        searched.status.success(),
+        "{}",
+        process::describe(&searched)
+    );
+    let items: Vec<Value> = serde_json::from_slice(&searched.stdout).unwrap();
+    assert_eq!(items.len(), messages.len(), "{items:#?}");
+    for (owner, folder, bytes, _) in &messages {
+        let digest = payload::digest(bytes);
+        let item = items
+            .iter()
+            .find(|i| i["item"] == digest.as_str())
+            .unwrap_or_else(|| panic!("{folder}: not found by a search"));
+        assert_eq!(item["backfilled"], true, "{item}");
+        assert_eq!(item["custodians"], serde_json::json!([owner]), "{item}");
+        let shown = cluster.bonnie(&["show", &digest, "--json"]);
+        assert!(shown.status.success(), "{}", process::describe(&shown));
+        let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
+        assert_eq!(shown["places"][0]["name"], *folder, "{shown}");
+        assert_eq!(shown["places"][0]["backfilled"], true, "{shown}");
+    }
+
     // Nothing more to do: neither the same selection nor --all adds anything.
     let again = backfill(cluster, &["--user", JOHN, "--user", JANE]);
     assert_eq!(again["submitted"], 0, "{again}");
