@@ -40,9 +40,30 @@ impl Attached {
     /// [`Attached::start`] with these plugins beside the archive handlers (none: an archive
     /// made before the changelog was enabled).
     pub fn start_with(notifications: Notifications, groupware: &[&str]) -> Self {
+        Self::start_configured(notifications, groupware, |_| {})
+    }
+
+    /// [`Attached::start`] with a ledger signing key (`var/archive.key`, made by `bonnie
+    /// ledger init`), so checkpoints are signed and exports can be made.
+    pub fn start_with_ledger(notifications: Notifications) -> Self {
+        Self::start_configured(notifications, &["bonnie-changelog"], |cluster| {
+            let mut config = std::fs::read_to_string(cluster.config()).expect("the configuration");
+            config.push_str("\n[ledger]\nsigning_key = \"var/archive.key\"\n");
+            std::fs::write(cluster.config(), config).expect("writing the configuration");
+            let init = cluster.bonnie(&["ledger", "init", "--name", "archive.test/bonnie"]);
+            assert!(init.status.success(), "{}", crate::process::describe(&init));
+        })
+    }
+
+    fn start_configured(
+        notifications: Notifications,
+        groupware: &[&str],
+        configure: impl FnOnce(&Cluster),
+    ) -> Self {
         let ldap = Slapd::start();
         let mut cyrus = Cyrus::new();
         let cluster = Cluster::for_cyrus(&cyrus, &ldap, groupware);
+        configure(&cluster);
         let mut processes = vec![cluster.start_broker()];
         processes.extend(cluster.start_workers(&["worker-1", "worker-2"]));
         let (dealer, config) = (paths::bin("bonnie-dealer"), cluster.config());

@@ -426,3 +426,63 @@ fn an_archive_from_before_message_places_is_recognized_from_its_log() {
         [logins_before[0] + 1, logins_before[1] + 1]
     );
 }
+
+#[test]
+fn back_filled_messages_are_exported_marked_as_back_filled() {
+    let lab = Attached::start_with_ledger(Notifications::Off);
+    let (cluster, cyrus) = (&lab.cluster, &lab.cyrus);
+    let messages = fill(cyrus);
+    backfill(cluster, &["--all"]);
+    cluster.wait_until_drained();
+
+    let out = cluster.path().join("export");
+    let exported = cluster.bonnie(&[
+        "export",
+        "*",
+        "--format",
+        "dat",
+        "--out",
+        &out.to_string_lossy(),
+        "--json",
+    ]);
+    assert!(
+        exported.status.success(),
+        "{}",
+        process::describe(&exported)
+    );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let items = manifest["items"].as_array().unwrap();
+    assert_eq!(items.len(), messages.len(), "{manifest:#}");
+    assert!(
+        items.iter().all(|i| i["backfilled"] == true),
+        "every item marked: {manifest:#}"
+    );
+    // The load file's BACKFILLED column says so too, for the reviewer's tool.
+    let load = String::from_utf8(std::fs::read(out.join("loadfile.dat")).unwrap()).unwrap();
+    let mut rows = load.trim_start_matches('\u{feff}').split("\r\n");
+    let columns: Vec<&str> = rows
+        .next()
+        .unwrap()
+        .split('\u{14}')
+        .map(|c| c.trim_matches('\u{fe}'))
+        .collect();
+    let at = columns.iter().position(|c| *c == "BACKFILLED").unwrap();
+    let parents: Vec<Vec<&str>> = rows
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            r.split('\u{14}')
+                .map(|c| c.trim_matches('\u{fe}'))
+                .collect::<Vec<_>>()
+        })
+        .filter(|r| r[columns.iter().position(|c| *c == "PARENTID").unwrap()].is_empty())
+        .collect();
+    assert_eq!(parents.len(), messages.len(), "{load}");
+    assert!(parents.iter().all(|r| r[at] == "Y"), "{load}");
+    let verified = cluster.bonnie(&["export", "verify", &out.to_string_lossy()]);
+    assert!(
+        verified.status.success(),
+        "{}",
+        process::describe(&verified)
+    );
+}
