@@ -325,14 +325,7 @@ pub fn show(
             .places
             .iter()
             .filter(|p| known(p.from_ms))
-            .map(|p| {
-                let mut place = json!(p);
-                if p.until_ms.is_some_and(|ms| !known(ms)) {
-                    place["until_ms"] = Value::Null;
-                    place["ended_by"] = Value::Null;
-                }
-                place
-            })
+            .map(|p| json!(p.known_at(as_of_ms)))
             .collect();
         shown["places"] = json!(places);
         shown["flag_changes"] = json!(

@@ -76,6 +76,31 @@ impl Place {
         std::iter::once(self.name.as_str()).chain(self.renamed_to.iter().map(String::as_str))
     }
 
+    /// The place as the archive knew it at `at` (as it is now when `None`): the renames and
+    /// the end that came later left out.
+    pub fn known_at(&self, at: Option<i64>) -> Place {
+        let Some(t) = at else {
+            return self.clone();
+        };
+        let mut place = self.clone();
+        let known = |index: usize| {
+            self.renamed_at_ms
+                .get(index)
+                .is_none_or(|since| *since <= t)
+        };
+        place.renamed_to = (self.renamed_to.iter().enumerate())
+            .filter(|(index, _)| known(*index))
+            .map(|(_, name)| name.clone())
+            .collect();
+        place.renamed_at_ms.retain(|since| *since <= t);
+        if place.until_ms.is_some_and(|until| until > t) {
+            place.until_ms = None;
+            place.ended_by = None;
+            place.ended_job = None;
+        }
+        place
+    }
+
     /// The name (as its owner sees it) the folder had at `at`: its last one when `None`.
     pub fn name_at(&self, at: Option<i64>) -> &str {
         let mut name = self.name.as_str();

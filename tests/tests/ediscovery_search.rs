@@ -534,6 +534,8 @@ fn every_field_and_operator_finds_exactly_its_items_now_and_as_of(storage: Stora
     review.expect("from:juergen", None, &[DE]);
     review.expect("from:jürgen", None, &[DE]);
     review.expect("from:GROSS", None, &[DE]);
+    review.expect("from:\"Jürgen Groß\"", None, &[DE]);
+    review.expect("from:\"Groß Jürgen\"", None, &[]);
     review.expect("from:bob", None, &[BUDGET, OLD]);
     review.expect("from:john.doe@example.org", None, &[BIG, EVENT]);
     review.expect("to:alice", None, &[BIG]);
@@ -625,6 +627,7 @@ fn every_field_and_operator_finds_exactly_its_items_now_and_as_of(storage: Stora
         &[DRAFT],
     );
     review.expect("after:2026-11-07 before:2026-11-08", None, &[BUDGET]);
+    review.expect("after:2026-11-13 -from:probe", None, &[CIRCULAR]);
 
     // Places and custodians.
     review.expect("user:jane.doe", None, &[JA, BUDGET, TEMP, DRAFT, CIRCULAR]);
@@ -640,6 +643,11 @@ fn every_field_and_operator_finds_exactly_its_items_now_and_as_of(storage: Stora
         &[DE, RU, SECRET, CIRCULAR],
     );
     review.expect("folder:Sent", None, &[BIG]);
+    review.expect(
+        "folder:INBOX",
+        None,
+        &[DE, RU, SECRET, CIRCULAR, JA, BUDGET, EL],
+    );
     review.expect("folder:Работа/Проекты", None, &[RU]);
     review.expect("folder:Работа/*", None, &[RU]);
     review.expect("folder:Работа", None, &[]);
@@ -739,6 +747,18 @@ fn every_field_and_operator_finds_exactly_its_items_now_and_as_of(storage: Stora
     // A custodian's login or its local part, nothing shorter.
     review.expect("user:jane", None, &[]);
     review.expect("folder:Temp", Some(&at.before_folder_delete), &[TEMP]);
+
+    // A query that cannot be read: where and what, and no answer.
+    let output = review
+        .cluster()
+        .bonnie(&["search", "--json", "--", "from:(bob OR"]);
+    assert!(
+        !process::succeeded(&output.status),
+        "{}",
+        process::describe(&output)
+    );
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("column"), "{said}");
 
     assert!(
         review.wrong.is_empty(),
@@ -956,6 +976,14 @@ fn show_gives_places_flags_and_deletion(review: &Review<'_>, at: &Moments) {
     );
     let before = review.show(SECRET, Some(&at.before_expunge));
     assert_eq!(before["deleted"], Value::Null, "{before:#}");
+    assert_eq!(
+        (
+            &before["places"][0]["until_ms"],
+            &before["places"][0]["ended_by"]
+        ),
+        (&Value::Null, &Value::Null),
+        "the expunge came later: {before:#}"
+    );
 
     // The message of the renamed folder: its place with both names; of the deleted one, ended
     // by the folder's deletion.
@@ -971,6 +999,11 @@ fn show_gives_places_flags_and_deletion(review: &Review<'_>, at: &Moments) {
         before_rename["folders"],
         serde_json::json!(["Alt"]),
         "{before_rename:#}"
+    );
+    assert_eq!(
+        before_rename["places"][0]["renamed_to"],
+        Value::Null,
+        "the rename came later: {before_rename:#}"
     );
     let temp = review.show(TEMP, None);
     assert_eq!(

@@ -196,6 +196,22 @@ fn as_of_a_moment_a_renamed_folder_answers_to_the_name_it_had_then() {
         assert_eq!(renamed.state.places[0].name_at(Some(at)), name);
     }
     assert_eq!(renamed.state.places[0].name_at(None), "Работа/Проекты");
+    let then = renamed.state.places[0].known_at(Some(T + MINUTE));
+    assert_eq!(then.renamed_to, ["Archive/Projects"]);
+    assert_eq!(then.renamed_at_ms, [T + MINUTE]);
+    assert_eq!(
+        renamed.state.places[0].known_at(None),
+        renamed.state.places[0]
+    );
+    let mut expunged = place("jane", "INBOX", T, Some(T + MINUTE));
+    expunged.ended_by = Some("MessageExpunge".into());
+    let before = expunged.known_at(Some(T + MINUTE - 1));
+    assert_eq!(
+        (before.until_ms, before.ended_by, before.ended_job),
+        (None, None, None),
+        "its end came later"
+    );
+    assert_eq!(expunged.known_at(Some(T + MINUTE)), expunged);
     assert!(
         finds(&renamed, "folder:Projects", None),
         "any name, without a time"
