@@ -28,7 +28,7 @@ use bonnie_core::{
     time::{format_rfc3339_ms, now_ms},
 };
 use bonnie_dealer::submit::Broker;
-use bonnie_imap::{Credentials, Fetched, Identity, Pool, Security};
+use bonnie_imap::{Credentials, Fetched, Identity, Pool, Security, internal_date_ms};
 use bonnie_model::{folders, message_places, record::BACKFILL_MARKER};
 use bonnie_plugin_api::storage::StorageClient;
 use serde::{Deserialize, Serialize};
@@ -44,7 +44,7 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(30);
 /// A page of FETCH that takes longer than this means Cyrus is busy: the run slows down.
 const SLOW_PAGE: Duration = Duration::from_secs(1);
 /// The metadata entry that holds a folder's uniqueid (Cyrus's mailboxID).
-const UNIQUEID_ENTRY: &str = "/shared/vendor/cmu/cyrus-imapd/uniqueid";
+pub const UNIQUEID_ENTRY: &str = "/shared/vendor/cmu/cyrus-imapd/uniqueid";
 
 /// Which folders a run walks.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -241,15 +241,6 @@ pub fn url_path(path: &str) -> String {
         }
     }
     out
-}
-
-/// INTERNALDATE (`01-Jan-2026 10:00:00 +0100`) in ms since the epoch.
-fn internal_date_ms(text: &str) -> Option<i64> {
-    jiff::fmt::strtime::parse("%d-%b-%Y %H:%M:%S %z", text.trim())
-        .ok()?
-        .to_timestamp()
-        .ok()
-        .map(|t| t.as_millisecond())
 }
 
 /// What a run observed, for the notifications it sends.
@@ -463,7 +454,7 @@ pub fn save(path: &Path, state: &RunState) -> anyhow::Result<()> {
 }
 
 /// Writes `bytes` to `path`: a new file, mode 0600 in a folder 0700, renamed over the old.
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().context("a state file has a folder")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
@@ -484,10 +475,16 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// of it would submit the same gaps and race on one state file. The lock is the kernel's
 /// (`flock`), so a run that is killed releases it. The file says which process holds it.
 fn lock_selection(dir: &Path, selection: &Selection) -> anyhow::Result<std::fs::File> {
+    lock_run(dir, &selection.key(), "back-fill or reconciliation")
+}
+
+/// Holds the lock `<key>.lock` in `dir` for as long as the file is open: one run of `what`
+/// (`back-fill or reconciliation`, `restore`) of that key at a time, whatever the process.
+pub fn lock_run(dir: &Path, key: &str, what: &str) -> anyhow::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt as _;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    let path = dir.join(format!("{}.lock", selection.key()));
+    let path = dir.join(format!("{key}.lock"));
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -501,7 +498,7 @@ fn lock_selection(dir: &Path, selection: &Selection) -> anyhow::Result<std::fs::
         Err(std::fs::TryLockError::WouldBlock) => {
             let holder = std::fs::read_to_string(&path).unwrap_or_default();
             bail!(
-                "another back-fill or reconciliation of this selection is running ({}; lock {}): \
+                "another {what} of this selection is running ({}; lock {}): \
                  wait for it to finish, or stop it (it continues where it stopped when run again)",
                 holder.trim(),
                 path.display()
@@ -516,7 +513,8 @@ fn lock_selection(dir: &Path, selection: &Selection) -> anyhow::Result<std::fs::
     Ok(file)
 }
 
-fn load(path: &Path) -> anyhow::Result<Option<RunState>> {
+/// The state file at `path`, if there is one (back-fill's, reconciliation's, restore's).
+pub fn load<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>> {
     match std::fs::read(path) {
         Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
             format!(
@@ -585,7 +583,7 @@ fn place_logged(storage: &StorageClient, dir: &Path) -> anyhow::Result<()> {
 
 /// What `bonnie status` shows of the last back-fill or reconciliation, if any ran here.
 pub fn status(config: &Config) -> Option<Value> {
-    let state = load(&status_file(config)).ok()??;
+    let state = load::<RunState>(&status_file(config)).ok()??;
     let running = state.finished_ms.is_none()
         && state
             .pid
@@ -674,7 +672,7 @@ impl Walk<'_> {
         let _walking = lock_selection(&state_dir(self.config), &self.selection)?;
         let path =
             state_dir(self.config).join(format!("{}-{}.json", self.kind, self.selection.key()));
-        let mut state = match load(&path)? {
+        let mut state = match load::<RunState>(&path)? {
             Some(state) if state.finished_ms.is_none() && self.resume => state,
             _ => RunState {
                 run: format!("{}-{}", self.kind, &bonnie_dealer::submit::new_id()[..20]),

@@ -9,6 +9,8 @@
 //!   ([`bonnie_discovery::state`]).
 //! - [`plan`]: the folder each restored folder goes to (a new `Restored/<moment>/...` by
 //!   default, the original name, or a folder named by the admin).
+//! - [`restored`]: the places restores filed messages in, which a message's own history
+//!   leaves out.
 //!
 //! Talking to Cyrus is the command line's (`bonnie restore`): this crate only reads the
 //! archive.
@@ -16,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod plan;
+pub mod restored;
 pub mod snapshot;
 
 use bonnie_discovery::DiscoveryError;

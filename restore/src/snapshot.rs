@@ -553,6 +553,39 @@ fn named_digests(reader: &Reader<'_>, id: &str) -> Result<Vec<String>, RestoreEr
     Ok(found.iter().map(|r| r.key.to_string()).collect())
 }
 
+/// The item's history without the places restores filed copies of it in (their flag changes
+/// go with them).
+fn own_history(storage: &StorageClient, item: ItemState) -> Result<ItemState, RestoreError> {
+    let mut kept = Vec::new();
+    let mut index = Vec::new();
+    for place in &item.places {
+        let restored = match (&place.uniqueid, place.uidvalidity) {
+            (Some(uniqueid), Some(uidvalidity)) => {
+                crate::restored::is_restored(storage, uniqueid, uidvalidity, place.uid).map_err(
+                    RestoreError::storage(format!("the restored places of folder {uniqueid}")),
+                )?
+            }
+            _ => false,
+        };
+        index.push((!restored).then_some(kept.len()));
+        if !restored {
+            kept.push(place.clone());
+        }
+    }
+    let flag_changes = item
+        .flag_changes
+        .into_iter()
+        .filter_map(|mut change| {
+            change.place = index.get(change.place).copied().flatten()?;
+            Some(change)
+        })
+        .collect();
+    Ok(ItemState {
+        places: kept,
+        flag_changes,
+    })
+}
+
 /// One message (by digest or Message-ID) in the user's folder it was in at `as_of` (by
 /// default now, or just before it was deleted).
 fn message_snapshot(
@@ -568,7 +601,7 @@ fn message_snapshot(
     };
     let mut best: Option<(i64, String, ItemState)> = None;
     for digest in named_digests(reader, id)? {
-        let item = state(reader.storage, &digest)?;
+        let item = own_history(reader.storage, state(reader.storage, &digest)?)?;
         if !item.places.iter().any(|p| p.user == reader.user) {
             continue;
         }

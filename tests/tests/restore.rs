@@ -1,0 +1,323 @@
+//! `bonnie restore` against a real Cyrus 3.6 archived live by the real pipeline (exec dealer,
+//! broker, two workers, collector, the changelog as shipped): a history of appends (non-ASCII
+//! subjects, a non-ASCII folder, set INTERNALDATEs), flag changes, a move between folders, a
+//! folder renamed then deleted, an expunge. Restores as of several moments go into new
+//! folders and are compared over IMAP with the state expected at each moment exactly
+//! (folders, message bytes, flags, INTERNALDATE); a rerun adds nothing; `--dry-run` changes
+//! nothing; a restore killed midway (SIGKILL while `--rate` holds it back) and run again ends
+//! with each message there once.
+
+use std::collections::BTreeSet;
+
+use bonnie_core::time::{format_rfc3339_ms, now_ms};
+use bonnie_imap::{AppendOptions, Connection};
+use bonnie_tests::{
+    attached::{Attached, Notifications, create_user},
+    cluster::Cluster,
+    cyrus::Cyrus,
+    process::{self, ChildGuard},
+};
+use serde_json::Value;
+
+const JOHN: &str = "john.doe@example.org";
+
+/// A message with this subject (non-ASCII in its encoded Subject and its UTF-8 body).
+fn mail(subject: &str) -> Vec<u8> {
+    format!(
+        "From: Jane Doe <jane.doe@example.org>\r\nTo: John Doe <{JOHN}>\r\n\
+         Subject: =?UTF-8?B?{}?=\r\nDate: Sat, 28 Nov 2026 17:13:36 +0000\r\n\
+         Message-ID: <{}@restore.example.org>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
+         Grüße — {subject}.\r\n",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, subject),
+        subject
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
+    )
+    .into_bytes()
+}
+
+/// An INTERNALDATE years before the test runs, a different one per message.
+fn internal_date(day: i8) -> jiff::Zoned {
+    jiff::civil::date(2020, 3, day)
+        .at(10, 30, 15, 0)
+        .to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(2)))
+        .unwrap()
+}
+
+/// A message as IMAP shows it: bytes, flags (without `\Recent`), INTERNALDATE (ms).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Shown {
+    bytes: Vec<u8>,
+    flags: BTreeSet<String>,
+    internaldate_ms: i64,
+}
+
+fn shown(bytes: &[u8], flags: &[&str], date: &jiff::Zoned) -> Shown {
+    Shown {
+        bytes: bytes.to_vec(),
+        flags: flags.iter().map(|f| f.to_string()).collect(),
+        internaldate_ms: date.timestamp().as_millisecond(),
+    }
+}
+
+/// What `folder` holds as john sees it, ordered by bytes.
+fn folder(cyrus: &Cyrus, folder: &str) -> Vec<Shown> {
+    let mut john = cyrus.login(JOHN);
+    let selected = john
+        .examine(folder)
+        .unwrap_or_else(|e| panic!("EXAMINE {folder}: {e}"));
+    let mut held: Vec<Shown> = if selected.exists.unwrap_or(0) == 0 {
+        Vec::new()
+    } else {
+        john.uid_fetch("1:*", "(UID FLAGS INTERNALDATE BODY.PEEK[])", None)
+            .unwrap()
+            .into_iter()
+            .map(|mut f| Shown {
+                bytes: f.sections.remove("").expect("the message's bytes"),
+                flags: f
+                    .flags
+                    .iter()
+                    .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+                    .cloned()
+                    .collect(),
+                internaldate_ms: f.internal_date_ms().expect("an INTERNALDATE"),
+            })
+            .collect()
+    };
+    john.logout().unwrap();
+    held.sort();
+    held
+}
+
+/// The folders john has.
+fn folders(cyrus: &Cyrus) -> BTreeSet<String> {
+    let mut john = cyrus.login(JOHN);
+    let listed = john.list("", "*").unwrap();
+    john.logout().unwrap();
+    listed.into_iter().map(|e| e.name).collect()
+}
+
+fn restore(cluster: &Cluster, args: &[&str]) -> Value {
+    let output = cluster.bonnie(&[&["restore", "--json", "--user", JOHN], args].concat());
+    assert!(output.status.success(), "{}", process::describe(&output));
+    serde_json::from_slice(&output.stdout).expect("restore --json prints JSON")
+}
+
+/// The moment now, once every notification so far is archived; the next change comes after
+/// it.
+fn moment(cyrus: &Cyrus, cluster: &Cluster) -> String {
+    cyrus.wait_until_archived(cluster);
+    let t = now_ms();
+    process::wait_until("the clock to pass the moment", || now_ms() > t);
+    format_rfc3339_ms(t)
+}
+
+fn append(john: &mut Connection, to: &str, bytes: &[u8], flags: &[&str], date: &jiff::Zoned) {
+    let options = AppendOptions {
+        internal_date: Some(date.clone()),
+        ..AppendOptions::flags(flags)
+    };
+    john.append(to, &options, bytes)
+        .unwrap_or_else(|e| panic!("APPEND to {to}: {e}"));
+}
+
+#[test]
+fn a_mailbox_is_restored_as_it_was_at_each_moment() {
+    let lab = Attached::start(Notifications::Exec);
+    let (cluster, cyrus) = (&lab.cluster, &lab.cyrus);
+    create_user(cyrus, JOHN);
+    let (m1, m2, m3) = (mail("Grüße eins"), mail("Привет два"), mail("三 drei"));
+    let (d1, d2, d3) = (internal_date(1), internal_date(2), internal_date(3));
+
+    // T1: two messages in INBOX, one in a non-ASCII folder.
+    let mut john = cyrus.login(JOHN);
+    john.create("Работа").unwrap();
+    john.create("Projekt").unwrap();
+    append(&mut john, "INBOX", &m1, &["\\Seen"], &d1);
+    append(&mut john, "INBOX", &m2, &["$Label1"], &d2);
+    append(&mut john, "Работа", &m3, &["\\Flagged"], &d3);
+    john.logout().unwrap();
+    let t1 = moment(cyrus, cluster);
+
+    // T2: flags changed, message 2 moved to Projekt.
+    let mut john = cyrus.login(JOHN);
+    john.select("INBOX").unwrap();
+    john.run("UID STORE 1 +FLAGS (\\Flagged)", &[]).unwrap();
+    john.run("UID STORE 2 -FLAGS ($Label1)", &[]).unwrap();
+    john.run("UID STORE 2 +FLAGS (\\Answered)", &[]).unwrap();
+    john.run("UID MOVE 2 Projekt", &[]).unwrap();
+    john.logout().unwrap();
+    let t2 = moment(cyrus, cluster);
+
+    // Then: Projekt renamed and deleted, message 1 expunged.
+    let mut john = cyrus.login(JOHN);
+    john.run("RENAME Projekt Projekt2", &[]).unwrap();
+    john.select("INBOX").unwrap();
+    john.run("UID STORE 1 +FLAGS (\\Deleted)", &[]).unwrap();
+    john.run("EXPUNGE", &[]).unwrap();
+    john.run("DELETE Projekt2", &[]).unwrap();
+    john.logout().unwrap();
+    let t3 = moment(cyrus, cluster);
+
+    // INBOX at T1, into the default Restored/<moment>/INBOX.
+    let first = restore(cluster, &["--folder", "INBOX", "--as-of", &t1]);
+    assert_eq!(first["appended_count"], 2, "{first}");
+    let target = first["folders"][0]["target"].as_str().unwrap().to_string();
+    assert!(
+        target.starts_with("Restored/") && target.ends_with("/INBOX"),
+        "{first}"
+    );
+    let mut expected = vec![shown(&m1, &["\\Seen"], &d1), shown(&m2, &["$Label1"], &d2)];
+    expected.sort();
+    assert_eq!(folder(cyrus, &target), expected);
+
+    // A rerun adds nothing.
+    let again = restore(cluster, &["--folder", "INBOX", "--as-of", &t1]);
+    assert_eq!(again["appended_count"], 0, "{again}");
+    assert_eq!(again["present_count"], 2, "{again}");
+    assert_eq!(folder(cyrus, &target), expected);
+
+    // INBOX at T2: message 1 with its new flag; message 2 moved away.
+    restore(
+        cluster,
+        &["--folder", "INBOX", "--as-of", &t2, "--into", "At2/INBOX"],
+    );
+    assert_eq!(
+        folder(cyrus, "At2/INBOX"),
+        vec![shown(&m1, &["\\Flagged", "\\Seen"], &d1)]
+    );
+    // Projekt at T2 holds the moved message with its flags as they were when it moved.
+    restore(
+        cluster,
+        &[
+            "--folder",
+            "Projekt",
+            "--as-of",
+            &t2,
+            "--into",
+            "At2/Projekt",
+        ],
+    );
+    assert_eq!(
+        folder(cyrus, "At2/Projekt"),
+        vec![shown(&m2, &["\\Answered"], &d2)]
+    );
+    // The folder, renamed then deleted, is restored as it was just before its deletion.
+    let deleted = restore(
+        cluster,
+        &["--folder", "Projekt2", "--into", "Deleted/Projekt2"],
+    );
+    assert_eq!(deleted["appended_count"], 1, "{deleted}");
+    assert_eq!(
+        folder(cyrus, "Deleted/Projekt2"),
+        vec![shown(&m2, &["\\Answered"], &d2)]
+    );
+    // The non-ASCII folder, with its subfolders, at T1.
+    restore(
+        cluster,
+        &[
+            "--folder",
+            "Работа",
+            "--recursive",
+            "--as-of",
+            &t1,
+            "--into",
+            "At1/Работа",
+        ],
+    );
+    assert_eq!(
+        folder(cyrus, "At1/Работа"),
+        vec![shown(&m3, &["\\Flagged"], &d3)]
+    );
+    // INBOX at T3 is empty; the expunged message alone is restored as it was just before.
+    let empty = restore(
+        cluster,
+        &["--folder", "INBOX", "--as-of", &t3, "--into", "At3"],
+    );
+    assert_eq!(empty["messages"], 0, "{empty}");
+    let message_id = format!(
+        "<{}@restore.example.org>",
+        "Grüße eins"
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    restore(cluster, &["--message", &message_id, "--into", "Expunged"]);
+    assert_eq!(
+        folder(cyrus, "Expunged"),
+        vec![shown(&m1, &["\\Deleted", "\\Flagged", "\\Seen"], &d1)]
+    );
+
+    // A dry run says what it would do and changes nothing.
+    let before = folders(cyrus);
+    let dry = restore(
+        cluster,
+        &[
+            "--folder",
+            "INBOX",
+            "--as-of",
+            &t1,
+            "--into",
+            "Dry",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(dry["dry_run"], true, "{dry}");
+    assert_eq!(dry["appended_count"], 2, "{dry}");
+    assert_eq!(dry["folders"][0]["created"], true, "{dry}");
+    assert_eq!(folders(cyrus), before);
+}
+
+#[test]
+fn a_restore_killed_midway_completes_when_run_again() {
+    let lab = Attached::start(Notifications::Exec);
+    let (cluster, cyrus) = (&lab.cluster, &lab.cyrus);
+    create_user(cyrus, JOHN);
+    let mut john = cyrus.login(JOHN);
+    john.create("Viele").unwrap();
+    let messages: Vec<Vec<u8>> = (1..=5).map(|n| mail(&format!("Nachricht {n}"))).collect();
+    for (n, bytes) in messages.iter().enumerate() {
+        append(
+            &mut john,
+            "Viele",
+            bytes,
+            &["\\Seen"],
+            &internal_date(n as i8 + 1),
+        );
+    }
+    john.logout().unwrap();
+    cyrus.wait_until_archived(cluster);
+
+    // One message a second: killed once the first is there.
+    let args = [
+        "restore", "--json", "--user", JOHN, "--folder", "Viele", "--into", "Zurück", "--rate", "1",
+    ];
+    let running = ChildGuard::spawn("bonnie restore", &mut cluster.command("bonnie", &args));
+    process::wait_until("the restore to append a message", || {
+        folders(cyrus).contains("Zurück") && !folder(cyrus, "Zurück").is_empty()
+    });
+    running.signal("KILL");
+    running.wait();
+    let partial = folder(cyrus, "Zurück").len();
+    assert!(partial < messages.len(), "killed midway: {partial}");
+
+    // Run again: the same restore (its moment from the state file) completes.
+    let output = process::run("bonnie restore", &mut cluster.command("bonnie", &args));
+    assert!(output.status.success(), "{}", process::describe(&output));
+    let done: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        done["appended_count"].as_u64().unwrap() + done["present_count"].as_u64().unwrap(),
+        messages.len() as u64,
+        "{done}"
+    );
+    let mut held: Vec<Vec<u8>> = folder(cyrus, "Zurück")
+        .into_iter()
+        .map(|m| m.bytes)
+        .collect();
+    let mut expected = messages.clone();
+    held.sort();
+    expected.sort();
+    assert_eq!(held, expected, "each message once");
+}
