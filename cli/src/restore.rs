@@ -5,7 +5,8 @@
 //!   live is touched; `--into original` the names the folders had then; `--into <folder>`
 //!   that folder for the one selected, its subfolders below.
 //! - How: over IMAP as the user (the `[collector]` admin with proxy authorization, as the
-//!   collector reads): missing folders are created, each message APPENDed with its archived
+//!   collector reads): missing folders are created (with their Kolab folder type and
+//!   comments as the archive knew them then), each message APPENDed with its archived
 //!   bytes unchanged, its flags then and its INTERNALDATE, and read back (`BODY.PEEK[]`) to
 //!   check it is byte for byte the archived one (Cyrus's GUID is the SHA-1 of those bytes, so
 //!   it is the archived message's).
@@ -286,6 +287,15 @@ impl Restore<'_, '_> {
                     other => other,
                 })
                 .with_context(|| format!("CREATE {target} as {identity:?} at {address}"))?;
+            for (entry, value) in &folder.annotations {
+                self.pool
+                    .run(&identity, |c| {
+                        c.setmetadata(&target, entry, Some(value.as_bytes()))
+                    })
+                    .with_context(|| {
+                        format!("SETMETADATA {target} {entry} as {identity:?} at {address}")
+                    })?;
+            }
         }
         let mut sizes = BTreeSet::new();
         for message in &folder.messages {
@@ -617,6 +627,32 @@ fn print_report(snapshot: &Snapshot, state: &RunState, took: Duration, dry_run: 
             folder.appended.len(),
             folder.present
         );
+        let source = snapshot.folders.iter().find(|f| f.name == folder.source);
+        for appended in &folder.appended {
+            let Some(message) = source.and_then(|f| {
+                f.messages
+                    .iter()
+                    .find(|m| m.digest == appended.digest && m.uid == appended.old_uid)
+            }) else {
+                continue;
+            };
+            let new_uid = appended
+                .new_uid
+                .map(|uid| format!(" as UID {uid}"))
+                .unwrap_or_default();
+            println!(
+                "    UID {} ({}){new_uid}: flags ({}), INTERNALDATE {}{}",
+                message.uid,
+                message.digest,
+                message.flags.join(" "),
+                format_rfc3339_ms(message.internaldate_ms),
+                if message.internaldate_kept {
+                    ""
+                } else {
+                    " (not archived: its arrival)"
+                },
+            );
+        }
         for kept in &folder.flags_left_off {
             println!(
                 "    UID {}: keywords past Cyrus's {MAX_USER_FLAGS} per folder left off",

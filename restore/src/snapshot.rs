@@ -14,6 +14,8 @@
 //! - A message's INTERNALDATE is the one its archived arrival kept (`payloads[].internaldate_ms`
 //!   from the collector, or back-fill's marker `internaldate`), else its first arrival's time
 //!   (a live append or delivery is filed at the moment Cyrus notifies it).
+//! - A folder's annotations (its Kolab folder type, comments) are its latest state's at or
+//!   before T (`folders`, the states the collector's GETMETADATA told).
 //! - When no moment is given, it is now, or for a folder or message deleted since, just before
 //!   its deletion.
 
@@ -43,6 +45,15 @@ const LOG: &str = "log";
 const PAYLOAD_TERM: &str = "payload";
 /// The field of a payload entry holding its INTERNALDATE (ms), as the worker keeps it.
 const INTERNALDATE_FIELD: &str = bonnie_model::collect::INTERNALDATE_FIELD;
+/// The annotations a restored folder gets back: Kolab's (its folder type, so that a restored
+/// calendar or address book is one) and the comments. Cyrus's own (`/shared/vendor/cmu/...`)
+/// are the server's to set.
+pub const RESTORED_ANNOTATIONS: [&str; 4] = [
+    "/shared/vendor/kolab/",
+    "/private/vendor/kolab/",
+    "/shared/comment",
+    "/private/comment",
+];
 /// Flags APPEND cannot set: the server's own.
 const SERVER_FLAGS: [&str; 1] = ["\\Recent"];
 
@@ -89,6 +100,10 @@ pub struct FolderAt {
     /// When it was deleted, if it was (at or after the moment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_ms: Option<i64>,
+    /// Its annotations a restore sets on the folder it creates ([`RESTORED_ANNOTATIONS`]),
+    /// as the latest folder state at or before the moment had them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
     /// Its messages then, by UID.
     pub messages: Vec<MessageAt>,
 }
@@ -215,10 +230,9 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// When the archive first knew the folder: its earliest state, rename or event.
-    fn first_seen_ms(&self, view: &View) -> Result<Option<i64>, RestoreError> {
-        let states = self
-            .storage
+    /// The folder's states (`folders`), each with its time.
+    fn states(&self, view: &View) -> Result<Vec<bonnie_plugin_api::Record>, RestoreError> {
+        self.storage
             .query(&RecordQuery::all_with(
                 folders::FOLDERS,
                 "uniqueid",
@@ -227,8 +241,40 @@ impl<'a> Reader<'a> {
             .map_err(RestoreError::storage(format!(
                 "the states of folder {}",
                 view.uniqueid
-            )))?;
-        Ok(states
+            )))
+    }
+
+    /// The annotations of the folder's latest state at or before `t` a restore sets again.
+    fn annotations_at(
+        &self,
+        view: &View,
+        t: i64,
+    ) -> Result<BTreeMap<String, String>, RestoreError> {
+        let states = self.states(view)?;
+        let latest = states
+            .iter()
+            .filter_map(|s| Some((s.time_ms.into_option()?, s)))
+            .filter(|(at, _)| *at <= t)
+            .max_by_key(|(at, s)| (*at, s.key.to_string()));
+        let metadata = latest
+            .and_then(|(_, s)| s.json().ok())
+            .and_then(|body| body.get("metadata").and_then(Value::as_object).cloned())
+            .unwrap_or_default();
+        Ok(metadata
+            .into_iter()
+            .filter(|(entry, _)| {
+                RESTORED_ANNOTATIONS
+                    .iter()
+                    .any(|kept| entry.starts_with(kept))
+            })
+            .filter_map(|(entry, value)| Some((entry, value.as_str()?.to_string())))
+            .collect())
+    }
+
+    /// When the archive first knew the folder: its earliest state, rename or event.
+    fn first_seen_ms(&self, view: &View) -> Result<Option<i64>, RestoreError> {
+        Ok(self
+            .states(view)?
             .iter()
             .filter_map(|s| s.time_ms.into_option())
             .chain(view.facts.renames.iter().map(|r| r.at_ms))
@@ -512,19 +558,21 @@ fn folder_snapshot(
     selected.sort_by(|a, b| a.0.cmp(&b.0));
     let views: Vec<&View> = selected.iter().map(|(_, v)| *v).collect();
     let mut held = reader.messages(&views, t)?;
+    let mut folders = Vec::new();
+    for (then, view) in selected {
+        folders.push(FolderAt {
+            name: then,
+            uniqueid: view.uniqueid.clone(),
+            deleted_ms: view.deleted_ms(),
+            annotations: reader.annotations_at(view, t)?,
+            messages: held.remove(&view.uniqueid).unwrap_or_default(),
+        });
+    }
     Ok(Snapshot {
         user: reader.user.to_string(),
         as_of_ms: t,
         root: name.to_string(),
-        folders: selected
-            .into_iter()
-            .map(|(then, view)| FolderAt {
-                name: then,
-                uniqueid: view.uniqueid.clone(),
-                deleted_ms: view.deleted_ms(),
-                messages: held.remove(&view.uniqueid).unwrap_or_default(),
-            })
-            .collect(),
+        folders,
     })
 }
 
@@ -645,6 +693,7 @@ fn message_snapshot(
             name: view.name_at(t).unwrap_or_default(),
             uniqueid,
             deleted_ms: view.deleted_ms(),
+            annotations: reader.annotations_at(view, t)?,
             messages,
         });
     }

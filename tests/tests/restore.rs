@@ -1,7 +1,7 @@
 //! `bonnie restore` against a real Cyrus 3.6 archived live by the real pipeline (exec dealer,
 //! broker, two workers, collector, the changelog as shipped): a history of appends (non-ASCII
 //! subjects, a non-ASCII folder, set INTERNALDATEs), flag changes, a move between folders, a
-//! folder renamed then deleted, an expunge. Restores as of several moments go into new
+//! folder renamed then deleted, an expunge, a calendar whose folder type comes back. Restores as of several moments go into new
 //! folders and are compared over IMAP with the state expected at each moment exactly
 //! (folders, message bytes, flags, INTERNALDATE); a rerun adds nothing; `--dry-run` changes
 //! nothing; a restore killed midway (SIGKILL while `--rate` holds it back) and run again ends
@@ -15,6 +15,7 @@ use bonnie_tests::{
     attached::{Attached, Notifications, create_user},
     cluster::Cluster,
     cyrus::Cyrus,
+    kolab,
     process::{self, ChildGuard},
 };
 use serde_json::Value;
@@ -138,6 +139,24 @@ fn a_mailbox_is_restored_as_it_was_at_each_moment() {
     append(&mut john, "INBOX", &m1, &["\\Seen"], &d1);
     append(&mut john, "INBOX", &m2, &["$Label1"], &d2);
     append(&mut john, "Работа", &m3, &["\\Flagged"], &d3);
+    // A calendar: its folder type comes back with it.
+    john.create("Kalender").unwrap();
+    john.run(
+        "SETMETADATA Kalender (/shared/vendor/kolab/folder-type \"event\")",
+        &[],
+    )
+    .unwrap();
+    let event = kolab::message(
+        "event",
+        "5A637BF7-RESTORE",
+        JOHN,
+        "Sat, 28 Nov 2026 17:13:37 +0000",
+        &kolab::event_xml(
+            "5A637BF7-RESTORE",
+            &[("summary", "<text>Wiederhergestellt</text>")],
+        ),
+    );
+    append(&mut john, "Kalender", &event, &[], &d3);
     john.logout().unwrap();
     let t1 = moment(cyrus, cluster);
 
@@ -231,6 +250,23 @@ fn a_mailbox_is_restored_as_it_was_at_each_moment() {
         folder(cyrus, "At1/Работа"),
         vec![shown(&m3, &["\\Flagged"], &d3)]
     );
+    restore(
+        cluster,
+        &[
+            "--folder",
+            "Kalender",
+            "--as-of",
+            &t1,
+            "--into",
+            "At1/Kalender",
+        ],
+    );
+    assert_eq!(folder(cyrus, "At1/Kalender"), vec![shown(&event, &[], &d3)]);
+    let mut john = cyrus.login(JOHN);
+    let folder_type = "/shared/vendor/kolab/folder-type";
+    let metadata = john.getmetadata("At1/Kalender", &[folder_type]).unwrap();
+    john.logout().unwrap();
+    assert_eq!(metadata.get(folder_type).map(String::as_str), Some("event"));
     // INBOX at T3 is empty; the expunged message alone is restored as it was just before.
     let empty = restore(
         cluster,
