@@ -539,7 +539,7 @@ struct LogPlaced {
 
 /// Records the message places of an archive logged before handlers kept them, once, resuming
 /// where an interrupted pass stopped (`places.json` in the state folder).
-fn place_logged(storage: &StorageClient, dir: &Path) -> anyhow::Result<()> {
+pub fn place_logged(storage: &StorageClient, dir: &Path) -> anyhow::Result<()> {
     let path = dir.join("places.json");
     let read = |path: &Path| -> anyhow::Result<LogPlaced> {
         match std::fs::read(path) {

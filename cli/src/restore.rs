@@ -183,7 +183,7 @@ fn digest(bytes: &[u8]) -> String {
 
 /// The digests of the messages the selected folder holds whose size is one of `sizes` (the
 /// others cannot be any message to restore), each with how many times it is there.
-fn present(
+fn present_digests(
     c: &mut Connection,
     exists: u32,
     sizes: &BTreeSet<u64>,
@@ -317,12 +317,14 @@ impl Restore<'_, '_> {
                     };
                     let entry = crate::backfill::UNIQUEID_ENTRY;
                     let uniqueid = c.getmetadata(&target, &[entry])?.remove(entry);
-                    let present = present(c, selected.exists.unwrap_or(0), &sizes)?;
+                    let present = present_digests(c, selected.exists.unwrap_or(0), &sizes)?;
                     Ok((selected.uidvalidity, uniqueid, present))
                 })
                 .with_context(|| format!("reading {target} as {identity:?} at {address}"))?
         };
         state.folders[index].uidvalidity = uidvalidity;
+        // How many copies of each message the target holds, as far as this run knows.
+        let mut copies = present.clone();
         let mut allowed = BTreeSet::new();
         let mut found = 0u64;
         for message in &folder.messages {
@@ -359,7 +361,20 @@ impl Restore<'_, '_> {
                     .map(|t| t.to_zoned(jiff::tz::TimeZone::UTC)),
             };
             let max_literal = self.pool.config().max_literal_bytes;
+            let known = copies.get(&message.digest).copied().unwrap_or(0);
+            let size = BTreeSet::from([bytes.len() as u64]);
+            let mut attempts = 0;
             let outcome = self.pool.run(&identity, |c| {
+                attempts += 1;
+                // The pool runs it again on a new connection when the kept one broke: the
+                // APPEND lost with it may have filed the message all the same.
+                if attempts > 1 {
+                    let exists = c.select(&target)?.exists.unwrap_or(0);
+                    let now = present_digests(c, exists, &size)?;
+                    if now.get(&message.digest).copied().unwrap_or(0) > known {
+                        return Ok((None, None));
+                    }
+                }
                 let uid = c.append(&target, &options, &bytes)?;
                 // Read back to check it is the archived message byte for byte.
                 let back = match uid {
@@ -373,6 +388,7 @@ impl Restore<'_, '_> {
             });
             match outcome {
                 Ok((uid, back)) => {
+                    *copies.entry(message.digest.clone()).or_default() += 1;
                     if let Some(back) = back
                         && back.as_deref().map(digest).as_deref() != Some(message.digest.as_str())
                     {
@@ -488,6 +504,8 @@ pub fn run(
         Some(state) => Some(state.as_of_ms),
         None => archive.moment(args.as_of.as_deref())?,
     };
+    // An archive logged before message places were kept has them recorded first, once.
+    crate::backfill::place_logged(&archive.storage, &dir)?;
     let snapshot = snapshot(&archive.storage, &args.user, &selector, as_of)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let destination = Destination::parse(args.into.as_deref());
