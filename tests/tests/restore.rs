@@ -357,3 +357,52 @@ fn a_restore_killed_midway_completes_when_run_again() {
     expected.sort();
     assert_eq!(held, expected, "each message once");
 }
+
+#[test]
+fn a_message_cyrus_refuses_is_reported_and_the_others_restored() {
+    let mut lab = Attached::start(Notifications::Exec);
+    create_user(&lab.cyrus, JOHN);
+    let small = mail("klein");
+    let mut big = mail("groß");
+    big.extend(std::iter::repeat_n(b"0123456789abcdef\r\n".as_slice(), 2000).flatten());
+    let mut john = lab.cyrus.login(JOHN);
+    john.create("Gemischt").unwrap();
+    append(&mut john, "Gemischt", &small, &[], &internal_date(1));
+    append(&mut john, "Gemischt", &big, &[], &internal_date(2));
+    john.logout().unwrap();
+    lab.cyrus.wait_until_archived(&lab.cluster);
+
+    // Cyrus now takes no message over 10 000 bytes.
+    lab.cyrus.stop();
+    let conf = lab.cyrus.path().join("etc/imapd.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("maxmessagesize: 10000\n");
+    std::fs::write(&conf, text).unwrap();
+    lab.cyrus.restart();
+
+    let args = ["--folder", "Gemischt", "--into", "Zurück"];
+    let first = restore(&lab.cluster, &args);
+    assert_eq!(first["appended_count"], 1, "{first}");
+    let refused = first["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 1, "{first}");
+    assert_eq!(
+        refused[0]["digest"],
+        bonnie_core::payload::digest(&big).as_str(),
+        "{first}"
+    );
+    assert!(
+        refused[0]["reason"].as_str().unwrap().contains("APPEND"),
+        "{first}"
+    );
+    assert_eq!(
+        folder(&lab.cyrus, "Zurück"),
+        vec![shown(&small, &[], &internal_date(1))]
+    );
+    // The text report names it too.
+    let output = lab.cluster.bonnie(&[
+        "restore", "--user", JOHN, "--folder", "Gemischt", "--into", "Zurück",
+    ]);
+    assert!(output.status.success(), "{}", process::describe(&output));
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(report.contains("not restored: Zurück UID 2"), "{report}");
+}
