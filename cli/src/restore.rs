@@ -122,6 +122,8 @@ struct FolderRun {
     messages: u64,
     /// Messages the target held already.
     present: u64,
+    /// Older revisions of groupware objects the folder also held then, left out.
+    superseded: u64,
     /// Messages appended (in a dry run: that would be).
     appended: Vec<Appended>,
     /// Messages appended whose keywords past Cyrus's limit were left off.
@@ -528,6 +530,7 @@ pub fn run(
                 target,
                 created: earlier.is_some_and(|p| p.created),
                 messages: f.messages.len() as u64,
+                superseded: f.superseded.len() as u64,
                 ..FolderRun::default()
             }
         })
@@ -669,6 +672,12 @@ fn print_report(snapshot: &Snapshot, state: &RunState, took: Duration, dry_run: 
                 } else {
                     " (not archived: its arrival)"
                 },
+            );
+        }
+        if folder.superseded > 0 {
+            println!(
+                "    {} older revisions of groupware objects left out (one revision per object)",
+                folder.superseded
             );
         }
         for kept in &folder.flags_left_off {

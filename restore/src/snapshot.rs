@@ -14,6 +14,9 @@
 //! - A message's INTERNALDATE is the one its archived arrival kept (`payloads[].internaldate_ms`
 //!   from the collector, or back-fill's marker `internaldate`), else its first arrival's time
 //!   (a live append or delivery is filed at the moment Cyrus notifies it).
+//! - A groupware folder gets one revision per object: where the folder held two revisions
+//!   of one object UID at T (an update appends the new one before the old is expunged), the
+//!   one not flagged `\Deleted` with the highest UID; the others are listed as superseded.
 //! - A folder's annotations (its Kolab folder type, comments) are its latest state's at or
 //!   before T (`folders`, the states the collector's GETMETADATA told).
 //! - When no moment is given, it is now, or for a folder or message deleted since, just before
@@ -106,6 +109,11 @@ pub struct FolderAt {
     pub annotations: BTreeMap<String, String>,
     /// Its messages then, by UID.
     pub messages: Vec<MessageAt>,
+    /// Older revisions of a groupware object the folder also held then (an update appends
+    /// the new revision before the old one is expunged): left out, so that clients get one
+    /// revision per object UID.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded: Vec<MessageAt>,
 }
 
 /// A user's folders and messages at one moment.
@@ -560,12 +568,15 @@ fn folder_snapshot(
     let mut held = reader.messages(&views, t)?;
     let mut folders = Vec::new();
     for (then, view) in selected {
+        let held = held.remove(&view.uniqueid).unwrap_or_default();
+        let (messages, superseded) = one_revision_per_object(reader.storage, held)?;
         folders.push(FolderAt {
             name: then,
             uniqueid: view.uniqueid.clone(),
             deleted_ms: view.deleted_ms(),
             annotations: reader.annotations_at(view, t)?,
-            messages: held.remove(&view.uniqueid).unwrap_or_default(),
+            messages,
+            superseded,
         });
     }
     Ok(Snapshot {
@@ -599,6 +610,45 @@ fn named_digests(reader: &Reader<'_>, id: &str) -> Result<Vec<String>, RestoreEr
             "the items with Message-ID {message_id}"
         )))?;
     Ok(found.iter().map(|r| r.key.to_string()).collect())
+}
+
+/// Splits a folder's messages into those restored and the older revisions of groupware
+/// objects (by the object UID of their item documents): per object, the revision not flagged
+/// `\Deleted` with the highest UID (the latest appended) is kept.
+fn one_revision_per_object(
+    storage: &StorageClient,
+    messages: Vec<MessageAt>,
+) -> Result<(Vec<MessageAt>, Vec<MessageAt>), RestoreError> {
+    let mut by_object: BTreeMap<String, Vec<MessageAt>> = BTreeMap::new();
+    let mut kept = Vec::new();
+    for message in messages {
+        let doc = storage
+            .get(ITEMS, &message.digest)
+            .map_err(RestoreError::storage(format!(
+                "the item document of {}",
+                message.digest
+            )))?;
+        let object_uid = doc.and_then(|d| d.json().ok()).and_then(|d| {
+            d.get("object_uid")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+        match object_uid {
+            Some(uid) => by_object.entry(uid).or_default().push(message),
+            None => kept.push(message),
+        }
+    }
+    let mut superseded = Vec::new();
+    for mut revisions in by_object.into_values() {
+        revisions.sort_by_key(|m| (!m.flags.iter().any(|f| f == "\\Deleted"), m.uid));
+        if let Some(current) = revisions.pop() {
+            kept.push(current);
+        }
+        superseded.extend(revisions);
+    }
+    kept.sort_by(|a, b| (a.uid, &a.digest).cmp(&(b.uid, &b.digest)));
+    superseded.sort_by(|a, b| (a.uid, &a.digest).cmp(&(b.uid, &b.digest)));
+    Ok((kept, superseded))
 }
 
 /// The item's history without the places restores filed copies of it in (their flag changes
@@ -695,6 +745,7 @@ fn message_snapshot(
             deleted_ms: view.deleted_ms(),
             annotations: reader.annotations_at(view, t)?,
             messages,
+            superseded: Vec::new(),
         });
     }
     let Some(first) = folders.first() else {

@@ -1,7 +1,8 @@
 //! `bonnie restore` against a real Cyrus 3.6 archived live by the real pipeline (exec dealer,
 //! broker, two workers, collector, the changelog as shipped): a history of appends (non-ASCII
 //! subjects, a non-ASCII folder, set INTERNALDATEs), flag changes, a move between folders, a
-//! folder renamed then deleted, an expunge, a calendar whose folder type comes back. Restores as of several moments go into new
+//! folder renamed then deleted, an expunge, a calendar (its folder type comes back) whose
+//! event is updated three times (one revision restored at each moment). Restores as of several moments go into new
 //! folders and are compared over IMAP with the state expected at each moment exactly
 //! (folders, message bytes, flags, INTERNALDATE); a rerun adds nothing; `--dry-run` changes
 //! nothing; a restore killed midway (SIGKILL while `--rate` holds it back) and run again ends
@@ -146,16 +147,19 @@ fn a_mailbox_is_restored_as_it_was_at_each_moment() {
         &[],
     )
     .unwrap();
-    let event = kolab::message(
-        "event",
-        "5A637BF7-RESTORE",
-        JOHN,
-        "Sat, 28 Nov 2026 17:13:37 +0000",
-        &kolab::event_xml(
+    let revision = |n: u32| {
+        kolab::message(
+            "event",
             "5A637BF7-RESTORE",
-            &[("summary", "<text>Wiederhergestellt</text>")],
-        ),
-    );
+            JOHN,
+            "Sat, 28 Nov 2026 17:13:37 +0000",
+            &kolab::event_xml(
+                "5A637BF7-RESTORE",
+                &[("summary", &format!("<text>Revision {n}</text>"))],
+            ),
+        )
+    };
+    let event = revision(1);
     append(&mut john, "Kalender", &event, &[], &d3);
     john.logout().unwrap();
     let t1 = moment(cyrus, cluster);
@@ -167,6 +171,10 @@ fn a_mailbox_is_restored_as_it_was_at_each_moment() {
     john.run("UID STORE 2 -FLAGS ($Label1)", &[]).unwrap();
     john.run("UID STORE 2 +FLAGS (\\Answered)", &[]).unwrap();
     john.run("UID MOVE 2 Projekt", &[]).unwrap();
+    // The event updated: the new revision appended, the old one flagged, not expunged yet.
+    append(&mut john, "Kalender", &revision(2), &[], &d3);
+    john.select("Kalender").unwrap();
+    john.run("UID STORE 1 +FLAGS (\\Deleted)", &[]).unwrap();
     john.logout().unwrap();
     let t2 = moment(cyrus, cluster);
 
@@ -177,6 +185,11 @@ fn a_mailbox_is_restored_as_it_was_at_each_moment() {
     john.run("UID STORE 1 +FLAGS (\\Deleted)", &[]).unwrap();
     john.run("EXPUNGE", &[]).unwrap();
     john.run("DELETE Projekt2", &[]).unwrap();
+    // Updated again, the old revisions expunged.
+    append(&mut john, "Kalender", &revision(3), &[], &d3);
+    john.select("Kalender").unwrap();
+    john.run("UID STORE 2 +FLAGS (\\Deleted)", &[]).unwrap();
+    john.run("EXPUNGE", &[]).unwrap();
     john.logout().unwrap();
     let t3 = moment(cyrus, cluster);
 
@@ -267,6 +280,39 @@ fn a_mailbox_is_restored_as_it_was_at_each_moment() {
     let metadata = john.getmetadata("At1/Kalender", &[folder_type]).unwrap();
     john.logout().unwrap();
     assert_eq!(metadata.get(folder_type).map(String::as_str), Some("event"));
+    // One revision of the event at each moment: the new one while the old waited for its
+    // expunge, then the third.
+    let updated = restore(
+        cluster,
+        &[
+            "--folder",
+            "Kalender",
+            "--as-of",
+            &t2,
+            "--into",
+            "At2/Kalender",
+        ],
+    );
+    assert_eq!(updated["folders"][0]["superseded"], 1, "{updated}");
+    assert_eq!(
+        folder(cyrus, "At2/Kalender"),
+        vec![shown(&revision(2), &[], &d3)]
+    );
+    restore(
+        cluster,
+        &[
+            "--folder",
+            "Kalender",
+            "--as-of",
+            &t3,
+            "--into",
+            "At3/Kalender",
+        ],
+    );
+    assert_eq!(
+        folder(cyrus, "At3/Kalender"),
+        vec![shown(&revision(3), &[], &d3)]
+    );
     // INBOX at T3 is empty; the expunged message alone is restored as it was just before.
     let empty = restore(
         cluster,
