@@ -350,6 +350,21 @@ fn a_mailbox_is_restored_as_it_was_at_each_moment() {
     assert_eq!(dry["appended_count"], 2, "{dry}");
     assert_eq!(dry["folders"][0]["created"], true, "{dry}");
     assert_eq!(folders(cyrus), before);
+
+    // Into the original folder, live: INBOX gets back what it held at T1, once.
+    let original = restore(
+        cluster,
+        &["--folder", "INBOX", "--as-of", &t1, "--into", "original"],
+    );
+    assert_eq!(original["folders"][0]["target"], "INBOX", "{original}");
+    assert_eq!(original["folders"][0]["created"], false, "{original}");
+    assert_eq!(folder(cyrus, "INBOX"), expected);
+    let rerun = restore(
+        cluster,
+        &["--folder", "INBOX", "--as-of", &t1, "--into", "original"],
+    );
+    assert_eq!(rerun["appended_count"], 0, "{rerun}");
+    assert_eq!(folder(cyrus, "INBOX"), expected);
 }
 
 #[test]
