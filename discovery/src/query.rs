@@ -332,7 +332,13 @@ impl fmt::Display for Term {
                     // Quoted even when it would read unquoted: unquoted, one word is Words.
                     TextMatch::Phrase(phrase) => write_quoted(f, phrase),
                     TextMatch::Prefix(stem) => {
-                        write_value(f, stem, bare)?;
+                        // With its star an operator's name is a word (`OR*`), and a quoted
+                        // stem would not read back as a prefix.
+                        if matches!(stem.as_str(), "OR" | "AND" | "NOT") {
+                            f.write_str(stem)?;
+                        } else {
+                            write_value(f, stem, bare)?;
+                        }
                         f.write_str("*")
                     }
                 }

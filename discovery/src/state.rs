@@ -12,8 +12,10 @@
 //!   its renames after the message arrived (the trail goes on at the new path; the place keeps
 //!   the new names) and its deletion (the place ends then). A subfolder renamed with its
 //!   parent has no rename event of its own (Cyrus notifies the rename it was asked for, not
-//!   the implied ones): the view knows its later paths from the events there, and the trail
-//!   there counts where the log entries name the folder's uniqueid.
+//!   the implied ones): the renamed folder's view has the rename, and the subfolder's place
+//!   follows it (a folder of the same owner whose name its name was below); a path the view
+//!   knows from the events there and no rename explains is followed too, its trail counting
+//!   where the log entries name the folder's uniqueid.
 //!
 //! An archive without the changelog handler has no trails: its items have their arrivals and
 //! no history.
@@ -22,7 +24,7 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use bonnie_core::imap::uri::Mailbox;
 use bonnie_model::{
-    folder_view::Facts,
+    folder_view::{self, Facts, Rename},
     folders,
     mail_history::{self, Entry},
     message_places::PLACING_EVENTS,
@@ -38,6 +40,8 @@ use crate::{
 
 /// The log's index term of the entries naming a payload.
 const PAYLOAD_TERM: &str = "payload";
+/// The folder views' index term of their owner's login.
+const OWNER_TERM: &str = "owner";
 /// The collection of the event log.
 const LOG: &str = "log";
 /// How many places one item is followed into (copies of copies): the archive is data, and a
@@ -61,6 +65,7 @@ pub fn state(storage: &StorageClient, digest: &str) -> Result<ItemState, Discove
     let mut walk = Walk {
         storage,
         folders: HashMap::new(),
+        owned: HashMap::new(),
         places: Vec::new(),
         flag_changes: Vec::new(),
     };
@@ -187,6 +192,12 @@ pub fn canonical_flag(flag: &str) -> String {
         .map_or_else(|| flag.to_string(), |system| system.to_string())
 }
 
+/// True if `rename` came while the message was in `place`: after its arrival, not after the
+/// folder's deletion (`deleted_ms`).
+fn during(place: &Place, deleted_ms: Option<i64>, rename: &Rename) -> bool {
+    rename.at_ms > place.from_ms && deleted_ms.is_none_or(|d| rename.at_ms <= d)
+}
+
 /// One stretch of a place's life at one path: the folder was at `path` from `from_ms` until
 /// `until_ms` (a rename, the folder's deletion, or never).
 struct Stretch {
@@ -200,6 +211,8 @@ struct Walk<'a> {
     storage: &'a StorageClient,
     /// The folder views read so far, by uniqueid.
     folders: HashMap<String, Option<Facts>>,
+    /// The views of each owner's folders read so far (uniqueid and facts), by owner.
+    owned: HashMap<String, Vec<(String, Facts)>>,
     places: Vec<Place>,
     flag_changes: Vec<FlagChange>,
 }
@@ -228,6 +241,105 @@ impl Walk<'_> {
         };
         self.folders.insert(uniqueid.to_string(), facts.clone());
         Ok(facts)
+    }
+
+    /// The views of the folders `owner` has had, with their uniqueids.
+    fn owned(&mut self, owner: &str) -> Result<&[(String, Facts)], DiscoveryError> {
+        if !self.owned.contains_key(owner) {
+            let query = RecordQuery {
+                collection: folders::CURRENT.to_string(),
+                index: Some((OWNER_TERM.to_string(), owner.to_string())),
+                all: true,
+                ..RecordQuery::default()
+            };
+            let views = self
+                .storage
+                .query(&query)
+                .map_err(DiscoveryError::storage(format!(
+                    "reading the folder views of {owner}"
+                )))?;
+            let facts = views
+                .iter()
+                .filter_map(|record| match record.json() {
+                    Ok(Value::Object(view)) => {
+                        Some((record.key.to_string(), Facts::of_view(&view)))
+                    }
+                    _ => None,
+                })
+                .collect();
+            self.owned.insert(owner.to_string(), facts);
+        }
+        Ok(self.owned.get(owner).map(Vec::as_slice).unwrap_or_default())
+    }
+
+    /// The folder's own renames (`own`) and those it took part in as a subfolder of a renamed
+    /// folder of its owner's (Cyrus notifies the rename it was asked for, not the implied
+    /// renames of the subfolders; the renamed folder's view has it), each as a rename of the
+    /// folder from the path it was at then to its new one, in time order, between the place's
+    /// arrival and the folder's deletion (`deleted_ms`).
+    fn with_inherited(
+        &mut self,
+        place: &Place,
+        own: Vec<Rename>,
+        deleted_ms: Option<i64>,
+    ) -> Result<Vec<Rename>, DiscoveryError> {
+        let start = Mailbox::from_path(&place.folder);
+        // Only a subfolder has folders above it whose views are worth reading.
+        let Some(owner) = start.owner.clone().filter(|_| start.name.contains('/')) else {
+            return Ok(own);
+        };
+        let mut all: Vec<(Rename, bool)> = own.into_iter().map(|r| (r, true)).collect();
+        for (uniqueid, facts) in self.owned(&owner)? {
+            if place.uniqueid.as_deref() == Some(uniqueid.as_str()) {
+                continue;
+            }
+            all.extend(
+                facts
+                    .renames
+                    .iter()
+                    .filter(|r| during(place, deleted_ms, r))
+                    .map(|r| (r.clone(), false)),
+            );
+        }
+        all.sort_by(|(a, _), (b, _)| (a.at_ms, &a.from).cmp(&(b.at_ms, &b.from)));
+        let mut current = start;
+        let mut renames = Vec::new();
+        for (rename, own) in all {
+            if own {
+                current = Mailbox::from_path(&rename.to.path);
+                renames.push(rename);
+                continue;
+            }
+            let (from, to) = (
+                Mailbox::from_path(&rename.from),
+                Mailbox::from_path(&rename.to.path),
+            );
+            let below = current
+                .name
+                .strip_prefix(from.name.as_str())
+                .and_then(|rest| rest.strip_prefix('/'));
+            let (Some(rest), true) = (
+                below,
+                from.owner == current.owner && to.owner == current.owner,
+            ) else {
+                continue;
+            };
+            let moved = Mailbox::of_user(&owner, &format!("{}/{rest}", to.name));
+            renames.push(Rename {
+                at_ms: rename.at_ms,
+                at: rename.at.clone(),
+                from: current.path.clone(),
+                from_name: Some(current.name.clone()),
+                to: folder_view::Place {
+                    path: moved.path.clone(),
+                    name: Some(moved.name.clone()),
+                    owner: Some(owner.clone()),
+                    server: rename.to.server.clone(),
+                },
+            });
+            current = moved;
+        }
+        Ok(renames)
     }
 
     /// The trail entries whose index term `field` names the stretch's path and `uid`, within
@@ -266,12 +378,13 @@ impl Walk<'_> {
             .filter(|f| f.deleted())
             .and_then(|f| f.deleted_ms)
             .filter(|&d| d >= place.from_ms);
-        let renames: Vec<_> = facts
+        let own: Vec<Rename> = facts
             .iter()
             .flat_map(|f| f.renames.iter())
-            .filter(|r| r.at_ms > place.from_ms && deleted_ms.is_none_or(|d| r.at_ms <= d))
+            .filter(|r| during(&place, deleted_ms, r))
             .cloned()
             .collect();
+        let renames = self.with_inherited(&place, own, deleted_ms)?;
         let mut stretches = vec![Stretch {
             path: place.folder.clone(),
             from_ms: place.from_ms,

@@ -330,6 +330,10 @@ struct Moments {
     before_rename: String,
     /// The temporary message in Temp, before Temp was deleted.
     before_folder_delete: String,
+    /// Before Работа (and with it Работа/Проекты) became Arbeit.
+    before_parent_rename: String,
+    /// After the last step.
+    end: String,
 }
 
 /// Fills the mailboxes step by step, as users would.
@@ -491,6 +495,19 @@ fn fill(review: &Review<'_>) -> Moments {
     );
     jane.logout().unwrap();
     review.settle();
+    let before_parent_rename = moment();
+
+    // A folder renamed with its subfolder: Cyrus notifies the rename of Работа alone.
+    let mut john = cyrus.login(JOHN);
+    john.send(
+        bonnie_imap::Command::new("RENAME")
+            .mailbox("Работа")
+            .mailbox("Arbeit"),
+    )
+    .expect("RENAME Работа Arbeit");
+    john.logout().unwrap();
+    review.settle();
+    let end = moment();
     Moments {
         start,
         delivered,
@@ -500,6 +517,8 @@ fn fill(review: &Review<'_>) -> Moments {
         before_expunge,
         before_rename,
         before_folder_delete,
+        before_parent_rename,
+        end,
     }
 }
 
@@ -651,6 +670,16 @@ fn every_field_and_operator_finds_exactly_its_items_now_and_as_of(storage: Stora
     review.expect("folder:Работа/Проекты", None, &[RU]);
     review.expect("folder:Работа/*", None, &[RU]);
     review.expect("folder:Работа", None, &[]);
+    review.expect("folder:Arbeit/Проекты", None, &[RU]);
+    review.expect("folder:Arbeit/*", None, &[RU]);
+    review.expect("folder:Arbeit/Проекты", Some(&at.end), &[RU]);
+    review.expect("folder:Работа/*", Some(&at.end), &[]);
+    review.expect("folder:Arbeit/*", Some(&at.before_parent_rename), &[]);
+    review.expect(
+        "folder:Работа/Проекты",
+        Some(&at.before_parent_rename),
+        &[RU],
+    );
     review.expect("folder:Archiv", None, &[BUDGET]);
     review.expect("folder:Entwürfe", None, &[DRAFT]);
     review.expect("folder:Alt", None, &[OLD]);
@@ -793,7 +822,7 @@ fn listings_give_each_item_where_it_is_and_whether_it_was_deleted(
     assert_eq!(newest, [TEMP, OLD]);
 
     let moved = listed(review, "message-id:otchet-1@partner.example", None);
-    assert_eq!(moved["folders"], json(&["Работа/Проекты"]), "{moved:#}");
+    assert_eq!(moved["folders"], json(&["Arbeit/Проекты"]), "{moved:#}");
     assert_eq!(moved["custodians"], json(&[JOHN]));
     assert_eq!(moved["deleted"], Value::Null);
     assert_eq!(moved["date"], "2026-11-03T10:00:00+01:00", "Berlin's time");
@@ -896,7 +925,12 @@ fn show_gives_places_flags_and_deletion(review: &Review<'_>, at: &Moments) {
         moved["places"][0]["until_ms"],
         moved["places"][1]["from_ms"]
     );
-    assert_eq!(moved["folders"], serde_json::json!(["Работа/Проекты"]));
+    assert_eq!(
+        moved["places"][1]["renamed_to"],
+        serde_json::json!(["Arbeit/Проекты"]),
+        "{moved:#}"
+    );
+    assert_eq!(moved["folders"], serde_json::json!(["Arbeit/Проекты"]));
     assert_eq!(moved["deleted"], Value::Null);
     let body = moved["bodies"][0]["text"].as_str().unwrap_or_default();
     assert!(body.contains("Отчёт готов, смотрите таблицу."), "{moved:#}");

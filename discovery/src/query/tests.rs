@@ -526,6 +526,7 @@ fn the_canonical_text() {
             "has:attachment deleted:yes type:mail",
         ),
         ("direction:Inbound", "direction:inbound"),
+        ("OR* NOT* AND*", "OR* NOT* AND*"),
         ("*", "*"),
     ];
     for (text, canonical) in cases {
