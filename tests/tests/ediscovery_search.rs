@@ -505,6 +505,10 @@ fn fill(review: &Review<'_>) -> Moments {
             .mailbox("Arbeit"),
     )
     .expect("RENAME Работа Arbeit");
+    // Its trail goes on at the new path.
+    john.select("Arbeit/Проекты").unwrap();
+    let ru = uid_of(&mut john, "otchet-1@partner.example");
+    run(&mut john, &format!("UID STORE {ru} +FLAGS ($Erledigt)"));
     john.logout().unwrap();
     review.settle();
     let end = moment();
@@ -694,6 +698,8 @@ fn every_field_and_operator_finds_exactly_its_items_now_and_as_of(storage: Stora
     review.expect("flag:seen", None, &[BIG]);
     review.expect("flag:draft", None, &[DRAFT]);
     review.expect("flag:$Wichtig", None, &[DE]);
+    review.expect("flag:$Erledigt", None, &[RU]);
+    review.expect("flag:$Erledigt", Some(&at.before_parent_rename), &[]);
     review.expect("flag:$wichtig", None, &[]);
     review.expect("flag:flagged", None, &[]);
     review.expect("flag:deleted", None, &[SECRET]);
@@ -931,6 +937,21 @@ fn show_gives_places_flags_and_deletion(review: &Review<'_>, at: &Moments) {
         "{moved:#}"
     );
     assert_eq!(moved["folders"], serde_json::json!(["Arbeit/Проекты"]));
+    let changes = moved["flag_changes"].as_array().expect("flag changes");
+    assert_eq!(changes.len(), 1, "{moved:#}");
+    assert_eq!(
+        (
+            &changes[0]["place"],
+            &changes[0]["set"],
+            &changes[0]["flags"]
+        ),
+        (
+            &serde_json::json!(1),
+            &Value::Bool(true),
+            &serde_json::json!(["$Erledigt"])
+        ),
+        "{moved:#}"
+    );
     assert_eq!(moved["deleted"], Value::Null);
     let body = moved["bodies"][0]["text"].as_str().unwrap_or_default();
     assert!(body.contains("Отчёт готов, смотрите таблицу."), "{moved:#}");
