@@ -6,16 +6,18 @@
 //!   that folder for the one selected, its subfolders below.
 //! - How: over IMAP as the user (the `[collector]` admin with proxy authorization, as the
 //!   collector reads): missing folders are created (with their Kolab folder type and
-//!   comments as the archive knew them then), each message APPENDed with its archived
-//!   bytes unchanged, its flags then and its INTERNALDATE, and read back (`BODY.PEEK[]`) to
-//!   check it is byte for byte the archived one (Cyrus's GUID is the SHA-1 of those bytes, so
-//!   it is the archived message's).
+//!   comments as the archive knew them then), each message APPENDed with its archived bytes
+//!   unchanged, its flags then and its INTERNALDATE; the folder is then read back
+//!   (`BODY.PEEK[]`) to check each is byte for byte the archived one (Cyrus's GUID is the
+//!   SHA-1 of those bytes, so it is the archived message's).
 //! - Idempotent: each target folder's messages are matched first by size, then by the
-//!   SHA-256 of their bytes FETCHed, against the messages to restore (a message there as many
-//!   times as the snapshot has it is appended no more); a rerun, or a run after one killed
-//!   midway, appends only what is missing. Runs of the same arguments take a lock, and an
-//!   unfinished run's state file (0600) keeps its moment and the UIDs given so far, so that a
-//!   rerun of a restore "as of now" continues the same one.
+//!   SHA-256 of their bytes FETCHed (in batches; by size alone for a message larger than the
+//!   IMAP layer reads, `[collector] imap_max_literal_bytes`), against the messages to
+//!   restore: a message there as many times as the snapshot has it is appended no more, so a
+//!   rerun, or a run after one killed midway, appends only what is missing. Runs of the same
+//!   arguments take a lock, and an unfinished run's state file (0600, kept at most once a
+//!   second) keeps its moment and the UIDs given so far, so that a rerun of a restore "as of
+//!   now" continues the same one.
 //! - Reported, not dropped: a message Cyrus refuses (too large, bare newlines), one whose
 //!   payload the archive lacks, the keywords past Cyrus's 128 per folder.
 //! - Audited: the restore is a change (`auditor.change`); each folder restored is a step
@@ -183,25 +185,64 @@ fn digest(bytes: &[u8]) -> String {
     bonnie_core::payload::digest(bytes)
 }
 
-/// The digests of the messages the selected folder holds whose size is one of `sizes` (the
-/// others cannot be any message to restore), each with how many times it is there.
+/// Bodies read per `UID FETCH` while matching a target: few round trips (Cyrus answers a
+/// FETCH of one body some 40 ms late, the delayed ACK of its last segment), bounded memory.
+const MATCH_BATCH_UIDS: usize = 200;
+const MATCH_BATCH_BYTES: u64 = 16 << 20;
+
+/// The key a message is matched by in a target: its digest, or for a message larger than
+/// the IMAP layer reads back (`max_literal` bytes), its size alone.
+fn match_key(size: u64, digest: &str, max_literal: u64) -> String {
+    if size > max_literal {
+        format!("size:{size}")
+    } else {
+        digest.to_string()
+    }
+}
+
+/// How many times the selected folder holds each message whose size is one of `sizes` (the
+/// others cannot be any message to restore), by [`match_key`]; their bodies read in batches.
 fn present_digests(
     c: &mut Connection,
     exists: u32,
     sizes: &BTreeSet<u64>,
+    max_literal: u64,
 ) -> Result<BTreeMap<String, u32>, ImapError> {
     let mut present = BTreeMap::new();
     if exists == 0 {
         return Ok(present);
     }
+    let mut batches: Vec<Vec<u32>> = vec![Vec::new()];
+    let mut batch_bytes = 0u64;
     for f in c.uid_fetch("1:*", "(UID RFC822.SIZE)", None)? {
-        let (Some(uid), Some(size)) = (f.uid, f.size) else {
+        let (Some(uid), Some(size)) = (f.uid, f.size.map(u64::from)) else {
             continue;
         };
-        if sizes.contains(&u64::from(size))
-            && let Some(body) = c.uid_fetch_section(u64::from(uid), "")?
-        {
-            *present.entry(digest(&body)).or_default() += 1;
+        if !sizes.contains(&size) {
+            continue;
+        }
+        if size > max_literal {
+            *present.entry(match_key(size, "", max_literal)).or_default() += 1;
+            continue;
+        }
+        let full = batches.last().is_some_and(|b| {
+            b.len() >= MATCH_BATCH_UIDS || (!b.is_empty() && batch_bytes + size > MATCH_BATCH_BYTES)
+        });
+        if full {
+            batches.push(Vec::new());
+            batch_bytes = 0;
+        }
+        batch_bytes += size;
+        if let Some(batch) = batches.last_mut() {
+            batch.push(uid);
+        }
+    }
+    for batch in batches.iter().filter(|b| !b.is_empty()) {
+        let set: Vec<String> = batch.iter().map(u32::to_string).collect();
+        for mut f in c.uid_fetch(&set.join(","), "(UID BODY.PEEK[])", None)? {
+            if let Some(body) = f.sections.remove("") {
+                *present.entry(digest(&body)).or_default() += 1;
+            }
         }
     }
     Ok(present)
@@ -236,6 +277,8 @@ struct Restore<'a, 'b> {
     state_path: PathBuf,
     bar: indicatif::ProgressBar,
     next_append: Instant,
+    /// When the state was last kept.
+    kept: Instant,
 }
 
 impl Restore<'_, '_> {
@@ -251,6 +294,44 @@ impl Restore<'_, '_> {
             return Ok(());
         }
         crate::backfill::write_private(&self.state_path, &serde_json::to_vec_pretty(state)?)
+    }
+
+    /// Keeps the state at most once a second while messages are appended (a rerun finds
+    /// what a killed run appended in the target all the same).
+    fn keep_soon(&mut self, state: &RunState) -> anyhow::Result<()> {
+        if self.kept.elapsed() >= Duration::from_secs(1) {
+            self.keep(state)?;
+            self.kept = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Reads the target back: every message appended must be there byte for byte (by the
+    /// SHA-256 of its bytes FETCHed), as many times as this run knows of.
+    fn verify(
+        &mut self,
+        target: &str,
+        copies: &BTreeMap<String, u32>,
+        sizes: &BTreeSet<u64>,
+        max_literal: u64,
+    ) -> anyhow::Result<()> {
+        let address = self.pool.config().address.clone();
+        let there = self
+            .pool
+            .run(&self.identity, |c| {
+                let exists = c.select(target)?.exists.unwrap_or(0);
+                present_digests(c, exists, sizes, max_literal)
+            })
+            .with_context(|| format!("reading {target} back at {address}"))?;
+        for (key, count) in copies {
+            let found = there.get(key).copied().unwrap_or(0);
+            if found < *count {
+                anyhow::bail!(
+                    "{target}: read back, it holds {found} of the {count} copies of the archived message {key} it should: a message was not stored byte for byte"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Waits for the next append's turn under `--rate`.
@@ -306,6 +387,7 @@ impl Restore<'_, '_> {
                 None => self.payload(&message.digest)?.map(|b| b.len() as u64),
             });
         }
+        let max_literal = self.pool.config().max_literal_bytes;
         let (uidvalidity, uniqueid, mut present) = if created && self.dry_run {
             (None, None, BTreeMap::new())
         } else {
@@ -319,7 +401,8 @@ impl Restore<'_, '_> {
                     };
                     let entry = crate::backfill::UNIQUEID_ENTRY;
                     let uniqueid = c.getmetadata(&target, &[entry])?.remove(entry);
-                    let present = present_digests(c, selected.exists.unwrap_or(0), &sizes)?;
+                    let exists = selected.exists.unwrap_or(0);
+                    let present = present_digests(c, exists, &sizes, max_literal)?;
                     Ok((selected.uidvalidity, uniqueid, present))
                 })
                 .with_context(|| format!("reading {target} as {identity:?} at {address}"))?
@@ -332,11 +415,6 @@ impl Restore<'_, '_> {
         for message in &folder.messages {
             self.bar.inc(1);
             let (flags, left_off) = flags_to_set(message, &mut allowed);
-            if let Some(count) = present.get_mut(&message.digest).filter(|n| **n > 0) {
-                *count -= 1;
-                found += 1;
-                continue;
-            }
             let Some(bytes) = self.payload(&message.digest)? else {
                 refuse(
                     state,
@@ -346,6 +424,12 @@ impl Restore<'_, '_> {
                 );
                 continue;
             };
+            let key = match_key(bytes.len() as u64, &message.digest, max_literal);
+            if let Some(count) = present.get_mut(&key).filter(|n| **n > 0) {
+                *count -= 1;
+                found += 1;
+                continue;
+            }
             let mut appended = Appended {
                 digest: message.digest.clone(),
                 old_uid: message.uid,
@@ -362,8 +446,7 @@ impl Restore<'_, '_> {
                     .ok()
                     .map(|t| t.to_zoned(jiff::tz::TimeZone::UTC)),
             };
-            let max_literal = self.pool.config().max_literal_bytes;
-            let known = copies.get(&message.digest).copied().unwrap_or(0);
+            let known = copies.get(&key).copied().unwrap_or(0);
             let size = BTreeSet::from([bytes.len() as u64]);
             let mut attempts = 0;
             let outcome = self.pool.run(&identity, |c| {
@@ -372,34 +455,16 @@ impl Restore<'_, '_> {
                 // APPEND lost with it may have filed the message all the same.
                 if attempts > 1 {
                     let exists = c.select(&target)?.exists.unwrap_or(0);
-                    let now = present_digests(c, exists, &size)?;
-                    if now.get(&message.digest).copied().unwrap_or(0) > known {
-                        return Ok((None, None));
+                    let now = present_digests(c, exists, &size, max_literal)?;
+                    if now.get(&key).copied().unwrap_or(0) > known {
+                        return Ok(None);
                     }
                 }
-                let uid = c.append(&target, &options, &bytes)?;
-                // Read back to check it is the archived message byte for byte.
-                let back = match uid {
-                    Some(uid) if bytes.len() as u64 <= max_literal => {
-                        c.select(&target)?;
-                        Some(c.uid_fetch_section(u64::from(uid.uid), "")?)
-                    }
-                    _ => None,
-                };
-                Ok((uid, back))
+                c.append(&target, &options, &bytes)
             });
             match outcome {
-                Ok((uid, back)) => {
-                    *copies.entry(message.digest.clone()).or_default() += 1;
-                    if let Some(back) = back
-                        && back.as_deref().map(digest).as_deref() != Some(message.digest.as_str())
-                    {
-                        anyhow::bail!(
-                            "{target}: the message appended as UID {:?} is not the archived one ({}) when read back",
-                            uid.map(|u| u.uid),
-                            message.digest
-                        );
-                    }
+                Ok(uid) => {
+                    *copies.entry(key).or_default() += 1;
                     appended.new_uid = uid.map(|u| u.uid);
                     if let (Some(uid), Some(uniqueid)) = (uid, &uniqueid) {
                         let filed = restored::Filed {
@@ -419,7 +484,7 @@ impl Restore<'_, '_> {
                         state.folders[index].flags_left_off.push(appended.clone());
                     }
                     state.folders[index].appended.push(appended);
-                    self.keep(state)?;
+                    self.keep_soon(state)?;
                 }
                 Err(e) if !e.breaks_connection() => {
                     refuse(state, &target, message, &e.to_string());
@@ -431,6 +496,9 @@ impl Restore<'_, '_> {
             }
         }
         state.folders[index].present = found;
+        if !self.dry_run && !state.folders[index].appended.is_empty() {
+            self.verify(&target, &copies, &sizes, max_literal)?;
+        }
         state.folders[index].done = true;
         self.keep(state)?;
         if !self.dry_run {
@@ -553,6 +621,7 @@ pub fn run(
             state_path: path.clone(),
             bar: progress_bar(total, args.json),
             next_append: Instant::now(),
+            kept: Instant::now(),
         };
         restore.keep(&state)?;
         let identity = restore.identity.clone();
