@@ -3,8 +3,8 @@
 //! - The folders are the user's folder views (`folders-current`, by owner). A folder existed
 //!   at T when the archive had seen it by then (its earliest state, rename or event) and it was
 //!   not deleted by then. Its name at T follows its renames: the old name of the first rename
-//!   after T, else where the events up to T put it (a subfolder renamed with its parent has no
-//!   rename event of its own; the events at its new path tell it, from the first of them on).
+//!   after T, else where the events up to T put it, then the renames of folders above it since
+//!   (a subfolder renamed with its parent has no rename event of its own).
 //! - The messages in a folder at T are those whose state ([`bonnie_discovery::state`]) has a
 //!   place in that folder (by uniqueid) active at T, with the flags they had there then. The
 //!   candidates are the payloads the archive recorded placed in the folder
@@ -141,6 +141,8 @@ impl Snapshot {
 struct View {
     uniqueid: String,
     facts: Facts,
+    /// When the archive first knew it: its earliest state, rename or event.
+    first_ms: Option<i64>,
 }
 
 /// The name a folder place has as its owner sees it.
@@ -160,20 +162,21 @@ impl View {
             .flatten()
     }
 
-    /// Its name at `t` (see the module's documentation).
-    fn name_at(&self, t: i64) -> Option<String> {
+    /// Its name at `t` by its own events, and the time of what tells it (`None` when that
+    /// is later than `t`: the name it had until its next rename, or its first event).
+    fn own_name_at(&self, t: i64) -> Option<(String, Option<i64>)> {
         let renames = &self.facts.renames;
         if let Some(next) = renames.iter().filter(|r| r.at_ms > t).min() {
-            return Some(
-                next.from_name
-                    .clone()
-                    .unwrap_or_else(|| Mailbox::from_path(&next.from).name),
-            );
+            let name = next
+                .from_name
+                .clone()
+                .unwrap_or_else(|| Mailbox::from_path(&next.from).name);
+            return Some((name, None));
         }
         let last = renames.iter().filter(|r| r.at_ms <= t).max();
         let left = |path: &str| renames.iter().any(|r| r.at_ms <= t && r.from == path);
-        // Where events up to `t` saw it after its last rename, the latest (a path no rename
-        // explains: renamed with its parent); a path seen only after `t` tells nothing of it.
+        // Where events up to `t` saw it after its last rename, the latest; a path seen only
+        // after `t` tells nothing of it.
         let seen = self
             .facts
             .places
@@ -182,14 +185,14 @@ impl View {
             .filter(|s| last.is_none_or(|r| s.at_ms >= r.at_ms))
             .max();
         match (seen, last) {
-            (Some(seen), _) => Some(place_name(&seen.place)),
-            (None, Some(last)) => Some(place_name(&last.to)),
+            (Some(seen), _) => Some((place_name(&seen.place), Some(seen.at_ms))),
+            (None, Some(last)) => Some((place_name(&last.to), Some(last.at_ms))),
             (None, None) => self
                 .facts
                 .places
                 .values()
                 .min()
-                .map(|s| place_name(&s.place)),
+                .map(|s| (place_name(&s.place), None)),
         }
     }
 
@@ -221,21 +224,24 @@ impl<'a> Reader<'a> {
         let found = storage
             .query(&RecordQuery::all_with(folders::CURRENT, "owner", user))
             .map_err(RestoreError::storage(format!("the folders of {user}")))?;
-        let views = found
-            .iter()
-            .filter_map(|record| match record.json() {
-                Ok(Value::Object(view)) => Some(View {
-                    uniqueid: record.key.to_string(),
-                    facts: Facts::of_view(&view),
-                }),
-                _ => None,
-            })
-            .collect();
-        Ok(Self {
+        let mut reader = Self {
             storage,
             user,
-            views,
-        })
+            views: Vec::new(),
+        };
+        for record in &found {
+            let Ok(Value::Object(view)) = record.json() else {
+                continue;
+            };
+            let mut view = View {
+                uniqueid: record.key.to_string(),
+                facts: Facts::of_view(&view),
+                first_ms: None,
+            };
+            view.first_ms = reader.first_seen_ms(&view)?;
+            reader.views.push(view);
+        }
+        Ok(reader)
     }
 
     /// The folder's states (`folders`), each with its time.
@@ -279,6 +285,37 @@ impl<'a> Reader<'a> {
             .collect())
     }
 
+    /// A folder's name at `t`: its own events' (see the module's documentation), then the
+    /// renames of the folders above it since (Cyrus notifies the rename of the folder it was
+    /// asked to rename, not of the subfolders that go with it).
+    fn name_at(&self, view: &View, t: i64) -> Option<String> {
+        let (mut name, since) = view.own_name_at(t)?;
+        // Cyrus 3.6 notifies the old path's MailboxModseq after the rename, so an event at
+        // the old path after a rename above does not say the folder stayed: a rename above
+        // counts for a folder that existed before it.
+        let (Some(_), Some(first_ms)) = (since, view.first_ms) else {
+            return Some(name);
+        };
+        let mut above: Vec<&bonnie_model::folder_view::Rename> = self
+            .views
+            .iter()
+            .filter(|v| v.uniqueid != view.uniqueid)
+            .flat_map(|v| v.facts.renames.iter())
+            .filter(|r| r.at_ms > first_ms && r.at_ms <= t)
+            .collect();
+        above.sort();
+        for rename in above {
+            let from = rename
+                .from_name
+                .clone()
+                .unwrap_or_else(|| Mailbox::from_path(&rename.from).name);
+            if let Some(rest) = name.strip_prefix(&format!("{from}/")) {
+                name = format!("{}/{rest}", place_name(&rename.to));
+            }
+        }
+        Some(name)
+    }
+
     /// When the archive first knew the folder: its earliest state, rename or event.
     fn first_seen_ms(&self, view: &View) -> Result<Option<i64>, RestoreError> {
         Ok(self
@@ -291,9 +328,8 @@ impl<'a> Reader<'a> {
     }
 
     /// True if the folder existed at `t`.
-    fn existed_at(&self, view: &View, t: i64) -> Result<bool, RestoreError> {
-        Ok(self.first_seen_ms(view)?.is_some_and(|first| first <= t)
-            && view.deleted_ms().is_none_or(|d| d > t))
+    fn existed_at(&self, view: &View, t: i64) -> bool {
+        view.first_ms.is_some_and(|first| first <= t) && view.deleted_ms().is_none_or(|d| d > t)
     }
 
     /// The moment a folder selection is read at when none is given: now when a folder of
@@ -303,14 +339,14 @@ impl<'a> Reader<'a> {
         if self
             .views
             .iter()
-            .any(|v| v.deleted_ms().is_none() && v.name_at(now).as_deref() == Some(name))
+            .any(|v| v.deleted_ms().is_none() && self.name_at(v, now).as_deref() == Some(name))
         {
             return Ok(now);
         }
         self.views
             .iter()
             .filter_map(|v| v.deleted_ms().map(|d| (v, d - 1)))
-            .filter(|(v, before)| v.name_at(*before).as_deref() == Some(name))
+            .filter(|(v, before)| self.name_at(v, *before).as_deref() == Some(name))
             .map(|(_, before)| before)
             .max()
             .ok_or_else(|| {
@@ -547,12 +583,10 @@ fn folder_snapshot(
     let below = format!("{name}/");
     let mut selected: Vec<(String, &View)> = Vec::new();
     for view in &reader.views {
-        let Some(then) = view.name_at(t) else {
+        let Some(then) = reader.name_at(view, t) else {
             continue;
         };
-        if (then == name || (recursive && then.starts_with(&below)))
-            && reader.existed_at(view, t)?
-        {
+        if (then == name || (recursive && then.starts_with(&below))) && reader.existed_at(view, t) {
             selected.push((then, view));
         }
     }
@@ -740,7 +774,7 @@ fn message_snapshot(
         }
         let messages = reader.in_folder(&digest, &item, view, t)?;
         folders.push(FolderAt {
-            name: view.name_at(t).unwrap_or_default(),
+            name: reader.name_at(view, t).unwrap_or_default(),
             uniqueid,
             deleted_ms: view.deleted_ms(),
             annotations: reader.annotations_at(view, t)?,

@@ -132,6 +132,7 @@ fn a_mailbox_is_restored_as_it_was_at_each_moment() {
     create_user(cyrus, JOHN);
     let (m1, m2, m3) = (mail("Grüße eins"), mail("Привет два"), mail("三 drei"));
     let (d1, d2, d3) = (internal_date(1), internal_date(2), internal_date(3));
+    let (m4, d4) = (mail("Проект vier"), internal_date(4));
 
     // T1: two messages in INBOX, one in a non-ASCII folder.
     let mut john = cyrus.login(JOHN);
@@ -140,6 +141,8 @@ fn a_mailbox_is_restored_as_it_was_at_each_moment() {
     append(&mut john, "INBOX", &m1, &["\\Seen"], &d1);
     append(&mut john, "INBOX", &m2, &["$Label1"], &d2);
     append(&mut john, "Работа", &m3, &["\\Flagged"], &d3);
+    john.create("Работа/Проекты").unwrap();
+    append(&mut john, "Работа/Проекты", &m4, &["$Label2"], &d4);
     // A calendar: its folder type comes back with it.
     john.create("Kalender").unwrap();
     john.run(
@@ -185,6 +188,13 @@ fn a_mailbox_is_restored_as_it_was_at_each_moment() {
     john.run("UID STORE 1 +FLAGS (\\Deleted)", &[]).unwrap();
     john.run("EXPUNGE", &[]).unwrap();
     john.run("DELETE Projekt2", &[]).unwrap();
+    // The parent renamed: Cyrus notifies its rename, not its subfolder's.
+    let wire = |name: &str| bonnie_imap::quote(&bonnie_imap::utf7::encode(name));
+    john.run(
+        &format!("RENAME {} {}", wire("Работа"), wire("Работа-alt")),
+        &[],
+    )
+    .unwrap();
     // Updated again, the old revisions expunged.
     append(&mut john, "Kalender", &revision(3), &[], &d3);
     john.select("Kalender").unwrap();
@@ -262,6 +272,25 @@ fn a_mailbox_is_restored_as_it_was_at_each_moment() {
     assert_eq!(
         folder(cyrus, "At1/Работа"),
         vec![shown(&m3, &["\\Flagged"], &d3)]
+    );
+    assert_eq!(
+        folder(cyrus, "At1/Работа/Проекты"),
+        vec![shown(&m4, &["$Label2"], &d4)]
+    );
+    // Now, by its new name: its subfolder went with it.
+    restore(
+        cluster,
+        &[
+            "--folder",
+            "Работа-alt",
+            "--recursive",
+            "--into",
+            "Now/Работа-alt",
+        ],
+    );
+    assert_eq!(
+        folder(cyrus, "Now/Работа-alt/Проекты"),
+        vec![shown(&m4, &["$Label2"], &d4)]
     );
     restore(
         cluster,
