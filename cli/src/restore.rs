@@ -34,7 +34,7 @@ use std::{
 
 use anyhow::Context as _;
 use bonnie_core::{
-    Config,
+    Config, payload,
     time::{format_rfc3339_ms, now_ms},
 };
 use bonnie_imap::{AppendOptions, Connection, Identity, ImapError, Pool};
@@ -155,10 +155,12 @@ struct RunState {
 }
 
 impl RunState {
+    /// Messages appended (or, in a dry run, to be).
     fn appended(&self) -> u64 {
         self.folders.iter().map(|f| f.appended.len() as u64).sum()
     }
 
+    /// Messages the targets held already.
     fn present(&self) -> u64 {
         self.folders.iter().map(|f| f.present).sum()
     }
@@ -176,13 +178,9 @@ fn run_key(args: &RestoreArgs) -> String {
     format!("restore-{hex}")
 }
 
+/// The state file of the restore `key`, beside back-fill's.
 fn state_path(config: &Config, key: &str) -> PathBuf {
     crate::backfill::state_dir(config).join(format!("{key}.json"))
-}
-
-/// The SHA-256 of `bytes` as the archive names payloads.
-fn digest(bytes: &[u8]) -> String {
-    bonnie_core::payload::digest(bytes)
 }
 
 /// Bodies read per `UID FETCH` while matching a target: few round trips (Cyrus answers a
@@ -241,7 +239,7 @@ fn present_digests(
         let set: Vec<String> = batch.iter().map(u32::to_string).collect();
         for mut f in c.uid_fetch(&set.join(","), "(UID BODY.PEEK[])", None)? {
             if let Some(body) = f.sections.remove("") {
-                *present.entry(digest(&body)).or_default() += 1;
+                *present.entry(payload::digest(&body)).or_default() += 1;
             }
         }
     }
@@ -289,6 +287,7 @@ impl Restore<'_, '_> {
             .map_err(|e| anyhow::anyhow!("reading payload {digest} from the storage: {e}"))
     }
 
+    /// Writes the state file (a dry run keeps none).
     fn keep(&self, state: &RunState) -> anyhow::Result<()> {
         if self.dry_run {
             return Ok(());
@@ -518,6 +517,7 @@ impl Restore<'_, '_> {
     }
 }
 
+/// Notes a message not restored into `target`, and why (once, however many runs).
 fn refuse(state: &mut RunState, target: &str, message: &MessageAt, reason: &str) {
     let refused = Refused {
         folder: target.to_string(),
@@ -548,6 +548,12 @@ pub fn run(
     auditor: &crate::audit::Auditor<'_>,
     args: &RestoreArgs,
 ) -> anyhow::Result<()> {
+    if !(args.rate.is_finite() && args.rate > 0.0) {
+        anyhow::bail!(
+            "--rate {}: give the messages a second, more than 0",
+            args.rate
+        );
+    }
     let archive = crate::discovery::Archive::open(config)?;
     let selector = match (&args.folder, &args.message) {
         (Some(name), _) => Selector::Folder {
@@ -654,6 +660,7 @@ pub fn run(
     Ok(())
 }
 
+/// The progress bar of `total` messages, hidden for `--json`.
 fn progress_bar(total: u64, json: bool) -> indicatif::ProgressBar {
     // Drawn on stderr when it is a terminal (indicatif hides it otherwise).
     let bar = if json {

@@ -220,6 +220,7 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader of `user`'s folders, their views read.
     fn new(storage: &'a StorageClient, user: &'a str) -> Result<Self, RestoreError> {
         let found = storage
             .query(&RecordQuery::all_with(folders::CURRENT, "owner", user))
@@ -546,6 +547,7 @@ impl Arrival {
         }
     }
 
+    /// What `other` knows that this does not.
     fn merge(&mut self, other: Arrival) {
         self.internaldate_ms = self.internaldate_ms.or(other.internaldate_ms);
         self.size = self.size.or(other.size);
