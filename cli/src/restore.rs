@@ -20,9 +20,10 @@
 //!   now" continues the same one.
 //! - Reported, not dropped: a message Cyrus refuses (too large, bare newlines), one whose
 //!   payload the archive lacks, the keywords past Cyrus's 128 per folder.
-//! - Audited: the restore is a change (`auditor.change`); each folder restored is a step
-//!   whose record keeps the archive's UID, the new UID (APPENDUID) and the digest of every
-//!   message appended, in the broker's verifiable log.
+//! - Audited: the restore is a change (`auditor.change`: who, what, as of when, into where);
+//!   each folder restored is a step whose record keeps the archive's UID, the new UID
+//!   (APPENDUID) and the digest of every message appended, and its end a step with the
+//!   counts, in the broker's verifiable log.
 //! - `--dry-run` reads the archive and examines the targets (EXAMINE, FETCH) and says what
 //!   would be created and appended; it changes nothing.
 
@@ -648,7 +649,17 @@ pub fn run(
         auditor.read("restore", params, state.appended())?;
         state
     } else {
-        auditor.change("restore", params, Some(total), work)?
+        let state = auditor.change("restore", params, Some(total), work)?;
+        auditor.step(
+            "restore",
+            json!({
+                "run": state.run, "user": state.user, "as_of": format_rfc3339_ms(state.as_of_ms),
+                "appended": state.appended(), "present": state.present(),
+                "refused": state.refused.len(), "bytes": state.bytes,
+            }),
+            state.appended(),
+        )?;
+        state
     };
     print_report(
         &snapshot,

@@ -220,6 +220,22 @@ fn a_mailbox_is_restored_as_it_was_at_each_moment() {
     assert_eq!(again["appended_count"], 0, "{again}");
     assert_eq!(again["present_count"], 2, "{again}");
     assert_eq!(folder(cyrus, &target), expected);
+    // Audited: the restore, and its folder with each archived UID, new UID and digest.
+    let audit = cluster.bonnie(&["audit", "--json"]);
+    let audit: Value = serde_json::from_slice(&audit.stdout).unwrap();
+    let records = audit.as_array().unwrap();
+    assert_eq!(
+        records.iter().filter(|r| r["action"] == "restore").count(),
+        4,
+        "requested and done, twice: {audit}"
+    );
+    let step = records
+        .iter()
+        .find(|r| r["action"] == "restore-folder" && r["params"]["target"] == target.as_str())
+        .expect("the folder's audit record");
+    let first_uid = first["folders"][0]["appended"][0]["new_uid"].clone();
+    assert_eq!(step["params"]["appended"][0][1], first_uid, "{step}");
+    assert_eq!(step["count"], 2, "{step}");
 
     // INBOX at T2: message 1 with its new flag; message 2 moved away.
     restore(
