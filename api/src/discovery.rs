@@ -342,7 +342,7 @@ fn time(ms: i64, zone: &TimeZone) -> String {
 
 /// An item as a search lists it, as the mailboxes stood at `as_of` (now when `None`):
 /// custodians are the owners of the folders it had been in by then, `folders` where it was
-/// then (each by its owner and its newest name while the item was there), or, for an item
+/// then (each by its owner and the name it had then), or, for an item
 /// deleted by then, where it was last.
 fn summary(item: &Item, as_of: Option<i64>, zone: &TimeZone) -> Value {
     let doc = &item.doc;
@@ -364,7 +364,7 @@ fn summary(item: &Item, as_of: Option<i64>, zone: &TimeZone) -> Value {
             Some(at) => p.until_ms == Some(at),
             None => p.active_at(as_of),
         })
-        .map(|p| json!({ "user": p.user, "folder": p.folder_names().last() }))
+        .map(|p| json!({ "user": p.user, "folder": p.name_at(as_of) }))
         .collect();
     json!({
         "digest": doc.digest,
@@ -399,8 +399,9 @@ fn history(item: &Item, as_of: Option<i64>, zone: &TimeZone) -> (Value, Value) {
     let places = shown
         .iter()
         .map(|&i| {
-            let p = &item.state.places[i];
-            let ended = p.until_ms.filter(|&ms| by_then(ms));
+            // As known then: no later rename, no later end.
+            let p = &item.state.places[i].known_at(as_of);
+            let ended = p.until_ms;
             json!({
                 "user": p.user,
                 "folder": p.folder,
