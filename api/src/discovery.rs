@@ -416,6 +416,7 @@ fn history(item: &Item, as_of: Option<i64>, zone: &TimeZone) -> (Value, Value) {
                 "flags_on_arrival": p.flags_on_arrival,
                 "flags": item.state.flags_at(i, as_of),
                 "backfilled": p.backfilled,
+                "restored_by": p.restored_by,
                 "job": p.job,
             })
         })

@@ -382,7 +382,7 @@ pub fn show(
             format!(" (renamed {})", place.renamed_to.join(" → "))
         };
         println!(
-            "  {}: {} {}{renamed}, UID {}, from {} {until}{}",
+            "  {}: {} {}{renamed}, UID {}, from {} {until}{}{}",
             i + 1,
             place.user,
             place.name,
@@ -392,7 +392,14 @@ pub fn show(
                 " [back-filled]"
             } else {
                 ""
-            }
+            },
+            place
+                .restored_by
+                .as_ref()
+                .map_or(String::new(), |by| format!(
+                    " [restored by {} as of {}, from {} UID {}]",
+                    by.run, by.as_of, by.from.folder, by.from.uid
+                ))
         );
         let flags: Vec<String> = item.state.flags_at(i, as_of_ms).into_iter().collect();
         if !flags.is_empty() {

@@ -39,6 +39,7 @@ use bonnie_core::{
     time::{format_rfc3339_ms, now_ms},
 };
 use bonnie_imap::{AppendOptions, Connection, Identity, ImapError, Pool};
+use bonnie_model::restores::{self, RestoredBy, RestoredFrom};
 use bonnie_plugin_api::storage::StorageClient;
 use bonnie_restore::{
     plan::{self, Destination},
@@ -438,6 +439,20 @@ impl Restore<'_, '_> {
             if self.dry_run {
                 state.folders[index].appended.push(appended);
                 continue;
+            }
+            // Before the APPEND, so that the worker archiving its notification finds it.
+            if let Some(uniqueid) = &uniqueid {
+                let by = RestoredBy {
+                    run: state.run.clone(),
+                    as_of: format_rfc3339_ms(state.as_of_ms),
+                    from: RestoredFrom {
+                        folder: folder.name.clone(),
+                        uid: message.uid,
+                    },
+                };
+                restores::intend(self.storage, uniqueid, &message.digest, &by).map_err(|e| {
+                    anyhow::anyhow!("recording the restore's append into {target}: {e}")
+                })?;
             }
             self.throttle();
             let options = AppendOptions {

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use bonnie_model::restores::RestoredBy;
 use bonnie_plugin_api::items::ItemDoc;
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +61,10 @@ pub struct Place {
     /// True if the placing record was back-filled or reconciled rather than a live event.
     #[serde(default)]
     pub backfilled: bool,
+    /// The restore that put the message here (its run, its moment, the archived folder and
+    /// UID it is a copy of), when it was one rather than the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_by: Option<RestoredBy>,
 }
 
 impl Place {

@@ -156,6 +156,9 @@ fn place_at(folder: &str, uid: u64, from_ms: i64, job: &str, logged: Option<&Obj
         flags_on_arrival: Vec::new(),
         job: job.to_string(),
         backfilled: logged.is_some_and(|l| l.contains_key(BACKFILL_MARKER)),
+        restored_by: logged
+            .and_then(|l| l.get("restored_by"))
+            .and_then(|by| serde_json::from_value(by.clone()).ok()),
     }
 }
 

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    collect, folders, message_places, record,
+    collect, folders, message_places, record, restores,
     sessions::{self, Logout},
     users,
 };
@@ -105,6 +105,8 @@ impl Handler for ArchiveHandler {
         users::resolve(&self.storage, &mut record, now)?;
         folders::resolve(&self.storage, &mut record, now)?;
         collect::store_payloads(&self.storage, &mut record)?;
+        // A restore's own append: marked as the restore's, not the user's.
+        restores::mark(&self.storage, &mut record)?;
         // Where the messages are, for back-fill and reconciliation to recognize them.
         message_places::record(&self.storage, &record, job.id.as_str())?;
         // Kept in the user and folder records they went into.

@@ -15,6 +15,7 @@ pub mod mail_history;
 pub mod message_places;
 pub mod objects;
 pub mod record;
+pub mod restores;
 pub mod sessions;
 pub mod users;
 

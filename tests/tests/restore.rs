@@ -236,6 +236,45 @@ fn a_mailbox_is_restored_as_it_was_at_each_moment() {
     let first_uid = first["folders"][0]["appended"][0]["new_uid"].clone();
     assert_eq!(step["params"]["appended"][0][1], first_uid, "{step}");
     assert_eq!(step["count"], 2, "{step}");
+    // Its own appends, archived from Cyrus's notifications, are the restore's, not John's.
+    cyrus.wait_until_archived(cluster);
+    let run = first["run"].as_str().unwrap();
+    for (bytes, old_uid) in [(&m1, 1), (&m2, 2)] {
+        let digest = bonnie_core::payload::digest(bytes);
+        let records = cluster.log_records();
+        let restored: Vec<&Value> = records
+            .iter()
+            .filter(|r| r["event"] == "MessageAppend" && r["folder_name"] == target.as_str())
+            .filter(|r| r["payload_digest"] == digest.as_str())
+            .collect();
+        assert_eq!(restored.len(), 1, "{target}: {restored:#?}");
+        let by = &restored[0]["restored_by"];
+        assert_eq!(by["run"], run, "{by}");
+        assert_eq!(by["as_of"], first["as_of"], "{by}");
+        assert_eq!(by["from"]["folder"], "INBOX", "{by}");
+        assert_eq!(by["from"]["uid"], old_uid, "{by}");
+        // John's own append of it is not.
+        assert!(records.iter().any(|r| r["event"] == "MessageAppend"
+            && r["folder_name"] == "INBOX"
+            && r["payload_digest"] == digest.as_str()
+            && r.get("restored_by").is_none()));
+        let output = cluster.bonnie(&["show", "--json", "--", &digest]);
+        assert!(output.status.success(), "{}", process::describe(&output));
+        let shown: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let places = shown["places"].as_array().unwrap();
+        let marked: Vec<&Value> = places
+            .iter()
+            .filter(|p| p["restored_by"]["run"] == run)
+            .collect();
+        assert_eq!(marked.len(), 1, "{shown}");
+        assert_eq!(marked[0]["name"], target.as_str(), "{shown}");
+        assert!(
+            places
+                .iter()
+                .any(|p| p["name"] == "INBOX" && p.get("restored_by").is_none()),
+            "{shown}"
+        );
+    }
 
     // INBOX at T2: message 1 with its new flag; message 2 moved away.
     restore(

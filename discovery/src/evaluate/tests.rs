@@ -53,6 +53,7 @@ fn place(user: &str, name: &str, from_ms: i64, until_ms: Option<i64>) -> Place {
         flags_on_arrival: vec![],
         job: "job".into(),
         backfilled: false,
+        restored_by: None,
     }
 }
 

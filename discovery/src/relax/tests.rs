@@ -250,6 +250,7 @@ fn item_state() -> impl Strategy<Value = ItemState> {
                 flags_on_arrival,
                 job: "job".into(),
                 backfilled: false,
+                restored_by: None,
             },
         );
     let change = (0usize..3, instant(), any::<bool>(), flags());
