@@ -23,12 +23,11 @@ use std::{
 use anyhow::{Context as _, bail};
 use bonnie_core::{
     Config,
-    config::{CollectorConfig, ImapSecurity},
     imap::uri::Mailbox,
     time::{format_rfc3339_ms, now_ms},
 };
 use bonnie_dealer::submit::Broker;
-use bonnie_imap::{Credentials, Fetched, Identity, Pool, Security, internal_date_ms};
+use bonnie_imap::{Fetched, Identity, Pool, internal_date_ms};
 use bonnie_model::{folders, message_places, record::BACKFILL_MARKER};
 use bonnie_plugin_api::storage::StorageClient;
 use serde::{Deserialize, Serialize};
@@ -43,8 +42,6 @@ const WINDOW: usize = 64;
 const ACK_TIMEOUT: Duration = Duration::from_secs(30);
 /// A page of FETCH that takes longer than this means Cyrus is busy: the run slows down.
 const SLOW_PAGE: Duration = Duration::from_secs(1);
-/// The metadata entry that holds a folder's uniqueid (Cyrus's mailboxID).
-pub const UNIQUEID_ENTRY: &str = "/shared/vendor/cmu/cyrus-imapd/uniqueid";
 
 /// Which folders a run walks.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -112,39 +109,8 @@ pub fn job_id(kind: &str, parts: &[&str]) -> String {
     format!("{kind}-{}", &hex(&digest)[..40])
 }
 
-/// The IMAP layer's configuration from the `[collector]` table, as the collector connects.
-pub fn imap_config(
-    c: &CollectorConfig,
-    timeout: Duration,
-) -> Result<bonnie_imap::Config, bonnie_imap::ImapError> {
-    let security = match c.imap_security {
-        ImapSecurity::Plain => Security::Plain,
-        ImapSecurity::Starttls => Security::StartTls,
-        ImapSecurity::Tls => Security::Tls,
-    };
-    bonnie_imap::Config::secured(
-        &c.imap_address,
-        security,
-        c.imap_tls_server_name.clone(),
-        c.imap_tls_ca_file.as_deref(),
-        timeout,
-        c.imap_max_literal_bytes,
-    )
-}
-
-/// One connection to Cyrus as the `[collector]` table's admin.
-pub fn imap_pool(config: &Config) -> anyhow::Result<Pool> {
-    let c = &config.collector;
-    let imap = imap_config(c, Duration::from_millis(c.imap_timeout_ms))
-        .with_context(|| format!("[collector] IMAP settings for {}", c.imap_address))?;
-    Ok(Pool::new(
-        imap,
-        Credentials {
-            admin: c.imap_admin.clone(),
-            password: c.imap_password.clone(),
-        },
-    ))
-}
+// The IMAP settings back-fill, reconciliation and restores connect with are bonnie-restore's.
+pub use bonnie_restore::run::{UNIQUEID_ENTRY, imap_config, imap_pool};
 
 /// A folder as Cyrus reports it now.
 #[derive(Debug, Clone)]

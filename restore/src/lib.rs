@@ -11,14 +11,14 @@
 //!   default, the original name, or a folder named by the admin).
 //! - [`restored`]: the places restores filed messages in, which a message's own history
 //!   leaves out.
-//!
-//! Talking to Cyrus is the command line's (`bonnie restore`): this crate only reads the
-//! archive.
+//! - [`run`]: the restore into live Cyrus over IMAP, which `bonnie restore` and bonnie-api's
+//!   `restore.start` both run.
 
 #![forbid(unsafe_code)]
 
 pub mod plan;
 pub mod restored;
+pub mod run;
 pub mod snapshot;
 
 use bonnie_discovery::DiscoveryError;
