@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod logins;
 pub mod methods;
 pub mod metrics;
+pub mod restore;
 pub mod rpc;
 pub mod server;
 pub mod service;

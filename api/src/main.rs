@@ -72,7 +72,8 @@ fn run(config: &Config) -> anyhow::Result<ExitCode> {
         )?
         .with_login_limits(LoginLimits::from_config(api))
         .with_metrics(metrics)
-        .with_discovery(discovery),
+        .with_discovery(discovery)
+        .with_restores(config.clone()),
     );
     let acceptor = match (&api.tls_certificate, &api.tls_key) {
         (Some(certificate), Some(key)) => Some(tls::acceptor(certificate, key)?),

@@ -1,7 +1,9 @@
 //! The methods: `<type>.created|lastmodified|changelog|get|diff|rawdata` for Kolab object
 //! types, `mail.changelog` for one message's audit trail, `freebusy.get`, `system.keygen`, and
 //! `trace.find` (a message's way through Postfix into its folder, for admin clients only),
-//! `dlp.incidents` (the DLP handler's incidents, for admin clients only), and
+//! `dlp.incidents` (the DLP handler's incidents, for admin clients only), `restore.start`
+//! and `restore.status` (a restore into live Cyrus, for admin clients only:
+//! [`crate::restore`]), and
 //! `discovery.search` and `discovery.show` (e-discovery's review, for e-discovery clients only:
 //! [`crate::discovery`]). An object the request user may not read answers `false`, exactly
 //! like one that does not exist.
@@ -35,6 +37,8 @@ pub struct Caller<'a> {
     pub ediscovery: bool,
     /// `[discovery]`: the zone and local domains queries are read in.
     pub discovery: &'a Context,
+    /// `restore.*`'s jobs, when this service restores into Cyrus.
+    pub restores: Option<&'a crate::restore::Restores>,
 }
 
 /// Runs a method.
@@ -49,6 +53,11 @@ pub fn call(caller: &Caller<'_>, method: &str, params: &Params) -> Result<Value,
         ("freebusy", "get") => freebusy(caller, params),
         ("trace", "find") => trace_find(caller, params),
         ("dlp", "incidents") => dlp_incidents(caller, params),
+        ("restore", "start" | "status") => match caller.restores {
+            Some(restores) if action == "start" => restores.start(caller, params),
+            Some(restores) => restores.status(caller, params),
+            None => Err(RpcError::method_not_found(method)),
+        },
         ("discovery", "search") => crate::discovery::search(caller, params),
         ("discovery", "show") => crate::discovery::show(caller, params),
         (kind, action) if OBJECT_TYPES.contains(&kind) => {
@@ -87,6 +96,8 @@ pub fn is_method(method: &str) -> bool {
             | "freebusy.get"
             | "trace.find"
             | "dlp.incidents"
+            | "restore.start"
+            | "restore.status"
             | "discovery.search"
             | "discovery.show"
     ) || (OBJECT_TYPES.contains(&kind) && object_params(action).is_some())

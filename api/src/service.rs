@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bonnie_core::{logging::clip, protocol::AuditRecord};
+use bonnie_core::{Config, logging::clip, protocol::AuditRecord};
 use bonnie_discovery::{config::DiscoveryConfig, query::Context};
 use bonnie_plugin_api::storage::StorageClient;
 use serde_json::{Value, json};
@@ -30,6 +30,7 @@ use crate::{
     clients::{Client, Clients, Role},
     methods::{self, Caller},
     metrics::ApiMetrics,
+    restore::Restores,
     rpc::{self, Body, Parsed, RpcError},
     throttle::{Policy, Throttle},
 };
@@ -167,12 +168,14 @@ impl Incoming {
 
 /// The API: storage, clients, audit log and the verifiable log's audit records.
 pub struct Service {
-    storage: StorageClient,
+    storage: Arc<StorageClient>,
     clients: Clients,
     admin_clients: Vec<String>,
     audit: AuditLog,
-    ledger: Box<dyn AuditLedger>,
+    ledger: Arc<dyn AuditLedger>,
     max_batch: usize,
+    /// `restore.*`'s jobs, when restores into Cyrus are set up ([`Service::with_restores`]).
+    restores: Option<Restores>,
     /// SHA-256 of each client's password once argon2 accepted it: argon2 is meant to be slow
     /// (tens of milliseconds), too slow to run on every request of a busy webmail. One entry
     /// per client of the clients file at most: its size is the file's.
@@ -206,12 +209,13 @@ impl Service {
             tracing::warn!(variable = TEST_PANIC_METHOD_VAR, method = %method, "Test hook set: every call of this method panics.");
         }
         Ok(Self {
-            storage,
+            storage: Arc::new(storage),
             clients,
             admin_clients,
             audit,
-            ledger,
+            ledger: Arc::from(ledger),
             max_batch,
+            restores: None,
             verified: Mutex::new(HashMap::new()),
             throttle: Throttle::new(LoginLimits::default().policy),
             checks: (
@@ -228,6 +232,13 @@ impl Service {
     /// no local domains).
     pub fn with_discovery(mut self, context: Context) -> Self {
         self.discovery = context;
+        self
+    }
+
+    /// Runs `restore.*` into the Cyrus of `config`'s `[collector]`, audited as the calls are.
+    pub fn with_restores(mut self, config: Config) -> Self {
+        let restores = Restores::new(Arc::clone(&self.storage), config, Arc::clone(&self.ledger));
+        self.restores = Some(restores);
         self
     }
 
@@ -329,6 +340,7 @@ impl Service {
             admin: self.admin_clients.iter().any(|a| a == name),
             ediscovery: client.role == Role::Ediscovery,
             discovery: &self.discovery,
+            restores: self.restores.as_ref(),
         };
         let call = |parsed: Parsed| self.call(&caller, incoming, signed, parsed);
         let answers = match rpc::parse_body(body, self.max_batch) {
