@@ -18,6 +18,7 @@ mod maillog;
 mod mailtext;
 mod payload;
 mod payload_store;
+mod restore;
 mod scale;
 mod storage;
 
@@ -184,6 +185,10 @@ struct Args {
     /// The --rate of the throttled half of --only-backfill (messages a second)
     #[arg(long, default_value_t = 50)]
     backfill_rate: u32,
+    /// Only the restore figures: `bonnie restore` into a real Cyrus and `mbsync` pushing the
+    /// same messages from a Maildir into it, messages/s and MB/s (--payload-messages)
+    #[arg(long, conflicts_with_all = ["only_changelog", "only_e2e", "only_chaos", "only_mail", "only_es", "only_scale", "only_payload", "only_maillog", "only_ledger", "only_dlp", "only_backfill"])]
+    only_restore: bool,
 }
 
 fn main() {
@@ -290,6 +295,10 @@ fn ledger_figures(args: &Args) -> anyhow::Result<Value> {
 }
 
 fn run(args: &Args) -> anyhow::Result<Value> {
+    if args.only_restore {
+        let figures = restore::figures(args.payload_messages, args.payload_workers)?;
+        return Ok(json!({ "machine": machine(), "restore": figures }));
+    }
     if args.only_backfill {
         let figures = backfill::figures(
             args.payload_messages,
