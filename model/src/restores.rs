@@ -92,3 +92,51 @@ pub fn mark(storage: &StorageClient, record: &mut Object) -> Result<bool, Plugin
     record.insert("restored_by".to_string(), by);
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use bonnie_plugin_api::plugin::storage_box;
+    use bonnie_sqlite_storage::SqliteStorage;
+    use serde_json::json;
+
+    use super::*;
+
+    fn append(uids: Value, digest: &str) -> Object {
+        let Value::Object(record) = json!({
+            "event": "MessageAppend", "folder_uniqueid": "f-1", "uidvalidity": 7,
+            "uids": uids, "payloads": [{ "uid": 3, "digest": digest }],
+        }) else {
+            unreachable!()
+        };
+        record
+    }
+
+    #[test]
+    fn only_the_append_a_restore_intended_is_marked_as_the_restores() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStorage::open(&dir.path().join("b.db"), 5000).unwrap();
+        let storage = StorageClient::new(storage_box(store));
+        let by = RestoredBy {
+            run: "restore-1".into(),
+            as_of: "2026-11-28T10:00:00.000Z".into(),
+            from: RestoredFrom {
+                folder: "Projekte".into(),
+                uid: 12,
+            },
+        };
+        intend(&storage, "f-1", "d1", &by).unwrap();
+        let mut restored = append(json!([3]), "d1");
+        assert!(mark(&storage, &mut restored).unwrap());
+        let marked: RestoredBy = serde_json::from_value(restored["restored_by"].clone()).unwrap();
+        assert_eq!(marked, by);
+        // Other bytes, another folder, several appends at once: the user's.
+        let mut other = append(json!([3]), "d2");
+        assert!(!mark(&storage, &mut other).unwrap());
+        let mut elsewhere = append(json!([3]), "d1");
+        elsewhere.insert("folder_uniqueid".into(), json!("f-2"));
+        assert!(!mark(&storage, &mut elsewhere).unwrap());
+        let mut several = append(json!([3, 4]), "d1");
+        assert!(!mark(&storage, &mut several).unwrap());
+        assert!(!other.contains_key("restored_by") && !several.contains_key("restored_by"));
+    }
+}
