@@ -374,6 +374,19 @@ impl Restore<'_> {
                         format!("SETMETADATA {target} {entry} as {identity:?} at {address}")
                     })?;
             }
+            // A folder put back under its own name gets back who could read it; a copy
+            // elsewhere (Restored/...) stays the user's alone.
+            if target == folder.name {
+                for (subject, rights) in &folder.acl {
+                    self.pool
+                        .run(&identity, |c| c.setacl(&target, subject, rights))
+                        .with_context(|| {
+                            format!(
+                                "SETACL {target} {subject} {rights} as {identity:?} at {address}"
+                            )
+                        })?;
+                }
+            }
         }
         let mut sizes = BTreeSet::new();
         for message in &folder.messages {

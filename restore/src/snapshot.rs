@@ -107,6 +107,11 @@ pub struct FolderAt {
     /// as the latest folder state at or before the moment had them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Its ACL then (identifier → rights, as Cyrus names them), as the latest folder state at
+    /// or before the moment had it: set again only on a folder put back under its own name
+    /// (a copy elsewhere is the user's alone).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub acl: BTreeMap<String, String>,
     /// Its messages then, by UID.
     pub messages: Vec<MessageAt>,
     /// Older revisions of a groupware object the folder also held then (an update appends
@@ -259,20 +264,38 @@ impl<'a> Reader<'a> {
             )))
     }
 
+    /// The folder's latest state at or before `t`, if the archive has one.
+    fn state_at(&self, view: &View, t: i64) -> Result<Option<Value>, RestoreError> {
+        let states = self.states(view)?;
+        Ok(states
+            .iter()
+            .filter_map(|s| Some((s.time_ms.into_option()?, s)))
+            .filter(|(at, _)| *at <= t)
+            .max_by_key(|(at, s)| (*at, s.key.to_string()))
+            .and_then(|(_, s)| s.json().ok()))
+    }
+
+    /// The ACL of the folder's latest state at or before `t`: its subjects as Cyrus names
+    /// them (`acl_subjects`), with their rights.
+    fn acl_at(&self, view: &View, t: i64) -> Result<BTreeMap<String, String>, RestoreError> {
+        let acl = self
+            .state_at(view, t)?
+            .and_then(|body| body.get("acl_subjects").and_then(Value::as_object).cloned())
+            .unwrap_or_default();
+        Ok(acl
+            .into_iter()
+            .filter_map(|(subject, rights)| Some((subject, rights.as_str()?.to_string())))
+            .collect())
+    }
+
     /// The annotations of the folder's latest state at or before `t` a restore sets again.
     fn annotations_at(
         &self,
         view: &View,
         t: i64,
     ) -> Result<BTreeMap<String, String>, RestoreError> {
-        let states = self.states(view)?;
-        let latest = states
-            .iter()
-            .filter_map(|s| Some((s.time_ms.into_option()?, s)))
-            .filter(|(at, _)| *at <= t)
-            .max_by_key(|(at, s)| (*at, s.key.to_string()));
-        let metadata = latest
-            .and_then(|(_, s)| s.json().ok())
+        let metadata = self
+            .state_at(view, t)?
             .and_then(|body| body.get("metadata").and_then(Value::as_object).cloned())
             .unwrap_or_default();
         Ok(metadata
@@ -611,6 +634,7 @@ fn folder_snapshot(
             uniqueid: view.uniqueid.clone(),
             deleted_ms: view.deleted_ms(),
             annotations: reader.annotations_at(view, t)?,
+            acl: reader.acl_at(view, t)?,
             messages,
             superseded,
         });
@@ -780,6 +804,7 @@ fn message_snapshot(
             uniqueid,
             deleted_ms: view.deleted_ms(),
             annotations: reader.annotations_at(view, t)?,
+            acl: reader.acl_at(view, t)?,
             messages,
             superseded: Vec::new(),
         });

@@ -138,6 +138,9 @@ fn a_mailbox_is_restored_as_it_was_at_each_moment() {
     let mut john = cyrus.login(JOHN);
     john.create("Работа").unwrap();
     john.create("Projekt").unwrap();
+    // Shared with a colleague: its ACL comes back when it is put back under its own name.
+    john.run("SETACL Projekt jane.doe@example.org lrs", &[])
+        .unwrap();
     append(&mut john, "INBOX", &m1, &["\\Seen"], &d1);
     append(&mut john, "INBOX", &m2, &["$Label1"], &d2);
     append(&mut john, "Работа", &m3, &["\\Flagged"], &d3);
@@ -311,6 +314,27 @@ fn a_mailbox_is_restored_as_it_was_at_each_moment() {
         folder(cyrus, "Deleted/Projekt2"),
         vec![shown(&m2, &["\\Answered"], &d2)]
     );
+    let acl = |name: &str| -> Vec<(String, String)> {
+        let mut admin = cyrus.login(bonnie_tests::cyrus::ADMIN);
+        let acl = admin
+            .getacl(&format!("user/john.doe/{name}@example.org"))
+            .unwrap();
+        admin.logout().unwrap();
+        acl
+    };
+    let shared = |acl: &[(String, String)]| {
+        acl.iter()
+            .any(|(who, rights)| who == "jane.doe@example.org" && rights == "lrs")
+    };
+    assert!(!shared(&acl("Deleted/Projekt2")), "a copy is john's alone");
+    // Put back under its own name: with the ACL it had just before its deletion.
+    let back = restore(cluster, &["--folder", "Projekt2", "--into", "original"]);
+    assert_eq!(back["folders"][0]["created"], true, "{back}");
+    assert_eq!(
+        folder(cyrus, "Projekt2"),
+        vec![shown(&m2, &["\\Answered"], &d2)]
+    );
+    assert!(shared(&acl("Projekt2")), "{:?}", acl("Projekt2"));
     // The non-ASCII folder, with its subfolders, at T1.
     restore(
         cluster,
