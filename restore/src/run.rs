@@ -29,9 +29,11 @@ use bonnie_core::{
     payload,
     time::format_rfc3339_ms,
 };
-use bonnie_imap::{AppendOptions, Connection, Credentials, Identity, ImapError, Pool, Security};
+use bonnie_imap::{
+    AppendOptions, Connection, Credentials, Identity, ImapError, Pool, Security, StoreMode,
+};
 use bonnie_model::restores::{self, RestoredBy, RestoredFrom};
-use bonnie_plugin_api::storage::StorageClient;
+use bonnie_plugin_api::{items::ITEMS, storage::StorageClient};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -145,6 +147,10 @@ pub struct FolderRun {
     pub appended: Vec<Appended>,
     /// Messages appended whose keywords past Cyrus's limit were left off.
     pub flags_left_off: Vec<Appended>,
+    /// Other revisions of a restored groupware object the target held, removed so that
+    /// clients see one revision per object UID: their UIDs there.
+    #[serde(default)]
+    pub replaced: Vec<u32>,
     /// True once every message of it is there.
     pub done: bool,
 }
@@ -521,6 +527,10 @@ impl Restore<'_> {
         if !self.dry_run && !state.folders[index].appended.is_empty() {
             self.verify(&target, &copies, &sizes, max_literal)?;
         }
+        if !created && !self.dry_run {
+            let replaced = self.replace_other_revisions(&target, folder)?;
+            state.folders[index].replaced.extend(replaced);
+        }
         state.folders[index].done = true;
         self.keep(state)?;
         if !self.dry_run {
@@ -532,11 +542,83 @@ impl Restore<'_> {
                     "source": record.source, "target": record.target, "uidvalidity": record.uidvalidity,
                     "appended": record.appended.iter().map(|a| json!([a.old_uid, a.new_uid, a.digest])).collect::<Vec<_>>(),
                     "present": record.present,
+                    "replaced": record.replaced,
                 }),
                 record.appended.len() as u64,
             )?;
         }
         Ok(())
+    }
+}
+
+impl Restore<'_> {
+    /// In a target that held messages already (a live calendar, `--into original`), the other
+    /// revisions of each groupware object restored into it: flagged `\Deleted` and expunged by
+    /// UID (UIDPLUS) once the restored one is there, so that clients see one revision per
+    /// object UID, never two (as a Kolab client replaces a revision it updates). What is
+    /// removed stays in the archive. Their UIDs.
+    fn replace_other_revisions(
+        &mut self,
+        target: &str,
+        folder: &FolderAt,
+    ) -> anyhow::Result<Vec<u32>> {
+        let mut objects: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for message in &folder.messages {
+            let doc = self
+                .storage
+                .get(ITEMS, &message.digest)
+                .map_err(|e| anyhow::anyhow!("the item document of {}: {e}", message.digest))?;
+            if let Some(uid) = doc.and_then(|d| d.json().ok()).and_then(|d| {
+                d.get("object_uid")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            }) {
+                objects
+                    .entry(uid)
+                    .or_default()
+                    .insert(message.digest.clone());
+            }
+        }
+        if objects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (identity, address) = (self.identity.clone(), self.pool.config().address.clone());
+        let target_name = target.to_string();
+        let replaced = self
+            .pool
+            .run(&identity, |c| {
+                c.select(&target_name)?;
+                let mut others = Vec::new();
+                for (object, restored) in &objects {
+                    // A Kolab object's Subject is its UID; its bytes tell the revision.
+                    let candidates = c.uid_search_header("Subject", object)?;
+                    if candidates.is_empty() {
+                        continue;
+                    }
+                    let set: Vec<String> = candidates.iter().map(u32::to_string).collect();
+                    for mut f in c.uid_fetch(&set.join(","), "(UID BODY.PEEK[])", None)? {
+                        let (Some(uid), Some(body)) = (f.uid, f.sections.remove("")) else {
+                            continue;
+                        };
+                        let same_object =
+                            bonnie_model::objects::kolab_object(&bonnie_mail::headers(&body))
+                                .is_some_and(|(_, uid)| &uid == object);
+                        if same_object && !restored.contains(&payload::digest(&body)) {
+                            others.push(uid);
+                        }
+                    }
+                }
+                if !others.is_empty() {
+                    let set: Vec<String> = others.iter().map(u32::to_string).collect();
+                    c.uid_store(&set.join(","), StoreMode::Add, &["\\Deleted"], None)?;
+                    c.uid_expunge(&set.join(","))?;
+                }
+                Ok(others)
+            })
+            .with_context(|| {
+                format!("replacing other revisions in {target} as {identity:?} at {address}")
+            })?;
+        Ok(replaced)
     }
 }
 

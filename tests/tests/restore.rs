@@ -421,6 +421,22 @@ fn a_mailbox_is_restored_as_it_was_at_each_moment() {
         folder(cyrus, "At3/Kalender"),
         vec![shown(&revision(3), &[], &d3)]
     );
+    // The first revision put back into the live calendar replaces the current one: clients
+    // see one revision of the event, never two (the third stays in the archive).
+    assert_eq!(
+        folder(cyrus, "Kalender"),
+        vec![shown(&revision(3), &[], &d3)]
+    );
+    let replaced = restore(
+        cluster,
+        &["--folder", "Kalender", "--as-of", &t1, "--into", "original"],
+    );
+    assert_eq!(
+        replaced["folders"][0]["replaced"].as_array().map(Vec::len),
+        Some(1),
+        "{replaced}"
+    );
+    assert_eq!(folder(cyrus, "Kalender"), vec![shown(&event, &[], &d3)]);
     // INBOX at T3 is empty; the expunged message alone is restored as it was just before.
     let empty = restore(
         cluster,
