@@ -39,7 +39,7 @@ fn prose(bytes: usize, n: usize) -> String {
 }
 
 /// Base64 in lines of 76 characters, as RFC 2045 has it.
-fn base64_lines(bytes: &[u8]) -> String {
+pub(crate) fn base64_lines(bytes: &[u8]) -> String {
     use base64::Engine as _;
     let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
     let lines: Vec<&str> = encoded

@@ -9,6 +9,7 @@ mod backfill;
 mod changelog;
 mod chaos;
 mod cyrus;
+mod discovery;
 mod dlp;
 mod es;
 mod lab;
@@ -189,6 +190,32 @@ struct Args {
     /// same messages from a Maildir into it, messages/s and MB/s (--payload-messages)
     #[arg(long, conflicts_with_all = ["only_changelog", "only_e2e", "only_chaos", "only_mail", "only_es", "only_scale", "only_payload", "only_maillog", "only_ledger", "only_dlp", "only_backfill"])]
     only_restore: bool,
+    /// Only the e-discovery figures: search latency and export throughput over a generated
+    /// archive with body text, and a real Cyrus's IMAP SEARCH beside bonnie's search
+    #[arg(long, conflicts_with_all = ["only_changelog", "only_e2e", "only_chaos", "only_mail", "only_es", "only_scale", "only_payload", "only_maillog", "only_ledger", "only_dlp", "only_backfill"])]
+    only_discovery: bool,
+    /// Messages of the archive searched (--only-discovery); the store takes about 1.3 GB per
+    /// 100,000 under $BONNIE_BENCH_DIR
+    #[arg(long, default_value_t = 1_000_000)]
+    discovery_messages: usize,
+    /// Queries timed per kind (--only-discovery)
+    #[arg(long, default_value_t = 210)]
+    discovery_queries: usize,
+    /// Items exported per format (--only-discovery)
+    #[arg(long, default_value_t = 10_000)]
+    discovery_export_items: usize,
+    /// Messages appended to a real Cyrus for the side-by-side IMAP SEARCH (--only-discovery)
+    #[arg(long, default_value_t = 20_000)]
+    discovery_cyrus_messages: usize,
+    /// IMAP searches timed per kind and index state (--only-discovery)
+    #[arg(long, default_value_t = 50)]
+    discovery_cyrus_queries: usize,
+    /// Threads filling the archive (--only-discovery)
+    #[arg(long, default_value_t = 2)]
+    discovery_fill_threads: usize,
+    /// Seconds squatter may take to build Cyrus's Xapian index (--only-discovery)
+    #[arg(long, default_value_t = 600)]
+    discovery_squatter_timeout_s: u64,
 }
 
 fn main() {
@@ -295,6 +322,18 @@ fn ledger_figures(args: &Args) -> anyhow::Result<Value> {
 }
 
 fn run(args: &Args) -> anyhow::Result<Value> {
+    if args.only_discovery {
+        let figures = discovery::figures(&discovery::Settings {
+            messages: args.discovery_messages,
+            queries: args.discovery_queries,
+            export_items: args.discovery_export_items,
+            cyrus_messages: args.discovery_cyrus_messages,
+            cyrus_queries: args.discovery_cyrus_queries,
+            fill_threads: args.discovery_fill_threads.max(1),
+            squatter_timeout_s: args.discovery_squatter_timeout_s,
+        })?;
+        return Ok(json!({ "machine": machine(), "discovery": figures }));
+    }
     if args.only_restore {
         let figures = restore::figures(args.payload_messages, args.payload_workers)?;
         return Ok(json!({ "machine": machine(), "restore": figures }));
