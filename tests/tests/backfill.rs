@@ -428,7 +428,7 @@ fn an_archive_from_before_message_places_is_recognized_from_its_log() {
 }
 
 #[test]
-fn back_filled_messages_are_exported_marked_as_back_filled() {
+fn back_filled_messages_are_exported_marked_as_back_filled_and_restored_like_any_others() {
     let lab = Attached::start_with_ledger(Notifications::Off);
     let (cluster, cyrus) = (&lab.cluster, &lab.cyrus);
     let messages = fill(cyrus);
@@ -485,4 +485,49 @@ fn back_filled_messages_are_exported_marked_as_back_filled() {
         "{}",
         process::describe(&verified)
     );
+
+    // A restore takes the back-filled messages like any others: john's INBOX comes back byte
+    // for byte with its flags, into Restored/<moment>/INBOX.
+    let restored = cluster.bonnie(&["restore", "--user", JOHN, "--folder", "INBOX", "--json"]);
+    assert!(
+        restored.status.success(),
+        "{}",
+        process::describe(&restored)
+    );
+    let restored: Value = serde_json::from_slice(&restored.stdout).unwrap();
+    let target = restored["folders"][0]["target"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(target.starts_with("Restored/"), "{restored}");
+    let mut john = cyrus.login(JOHN);
+    john.examine(&target).unwrap();
+    let mut back: Vec<(Vec<u8>, Vec<String>)> = john
+        .uid_fetch("1:*", "(UID FLAGS BODY.PEEK[])", None)
+        .unwrap()
+        .into_iter()
+        .map(|mut f| {
+            let mut flags: Vec<String> = f
+                .flags
+                .iter()
+                .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+                .map(|f| f.to_lowercase())
+                .collect();
+            flags.sort();
+            (f.sections.remove("").unwrap(), flags)
+        })
+        .collect();
+    john.logout().unwrap();
+    back.sort();
+    let mut expected: Vec<(Vec<u8>, Vec<String>)> = messages
+        .iter()
+        .filter(|(owner, folder, _, _)| *owner == JOHN && *folder == "INBOX")
+        .map(|(_, _, bytes, flags)| {
+            let mut flags: Vec<String> = flags.iter().map(|f| f.to_lowercase()).collect();
+            flags.sort();
+            (bytes.clone(), flags)
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(back, expected);
 }
