@@ -109,7 +109,9 @@ mod tests {
             ("local_domains = [\"not a domain\"]", "local_domains"),
             ("zone = \"UTC\"", "unknown field"),
         ] {
-            let error = DiscoveryConfig::from_table(&table(text)).unwrap_err().to_string();
+            let error = DiscoveryConfig::from_table(&table(text))
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(says), "{text}: {error}");
         }
     }
