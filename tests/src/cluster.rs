@@ -528,6 +528,17 @@ path = "var/bonnie.db"
         serde_json::from_slice(&output.stdout).expect("status is JSON")
     }
 
+    /// The audit records of the verifiable log, as `bonnie audit --json` lists them.
+    pub fn audit_records(&self) -> Vec<Value> {
+        let output = self.bonnie(&["audit", "--json"]);
+        assert!(
+            output.status.success(),
+            "bonnie audit failed:\n{}",
+            process::describe(&output)
+        );
+        serde_json::from_slice(&output.stdout).expect("bonnie audit --json prints JSON")
+    }
+
     /// The archive (the workers' SQLite store).
     pub fn archive(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.path().join("var/bonnie.db")).expect("opening the archive")

@@ -527,13 +527,7 @@ fn e_discovery_clients_search_and_show_the_archive_and_no_other_client_can(stora
             .any(|l| l["method"] == "discovery.search" && l["cut"] == true),
         "the megabyte query is cut in its line"
     );
-    let output = cluster.bonnie(&["audit", "--json"]);
-    assert!(
-        process::succeeded(&output.status),
-        "{}",
-        process::describe(&output)
-    );
-    let records: Vec<Value> = serde_json::from_slice(&output.stdout).expect("JSON");
+    let records = cluster.audit_records();
     let searches: Vec<&Value> = records
         .iter()
         .filter(|r| r["source"] == "api" && r["action"] == "discovery.search")

@@ -19,13 +19,7 @@ fn trace_json(cluster: &Cluster, args: &[&str]) -> Value {
 
 /// bonnie-api's records in the verifiable log, as `bonnie audit --json` lists them.
 fn api_audit_records(cluster: &Cluster) -> Vec<Value> {
-    let output = cluster.bonnie(&["audit", "--json"]);
-    assert!(
-        process::succeeded(&output.status),
-        "{}",
-        process::describe(&output)
-    );
-    let records: Vec<Value> = serde_json::from_slice(&output.stdout).expect("JSON");
+    let records = cluster.audit_records();
     records
         .into_iter()
         .filter(|r| r["source"] == "api")

@@ -107,13 +107,7 @@ fn a_login_from_the_webmail_host_shows_the_browser_and_roundcube_session_behind_
         "{text}"
     );
 
-    let output = cluster.bonnie(&["audit", "--json"]);
-    assert!(
-        process::succeeded(&output.status),
-        "{}",
-        process::describe(&output)
-    );
-    let records: Vec<Value> = serde_json::from_slice(&output.stdout).expect("JSON");
+    let records = cluster.audit_records();
     let reads: Vec<&Value> = records.iter().filter(|r| r["action"] == "logins").collect();
     assert_eq!(reads.len(), 3, "one audit record per read: {records:#?}");
     assert_eq!(reads[0]["params"], json!({"user": user, "since": null}));
