@@ -216,6 +216,11 @@ struct Args {
     /// Seconds squatter may take to build Cyrus's Xapian index (--only-discovery)
     #[arg(long, default_value_t = 600)]
     discovery_squatter_timeout_s: u64,
+    /// Keep the searched archive in this folder, and search the one already there when it
+    /// holds the same messages (--only-discovery): an archive of 1,000,000 takes over an hour
+    /// to fill
+    #[arg(long)]
+    discovery_archive: Option<std::path::PathBuf>,
 }
 
 fn main() {
@@ -331,6 +336,7 @@ fn run(args: &Args) -> anyhow::Result<Value> {
             cyrus_queries: args.discovery_cyrus_queries,
             fill_threads: args.discovery_fill_threads.max(1),
             squatter_timeout_s: args.discovery_squatter_timeout_s,
+            keep: args.discovery_archive.clone(),
         })?;
         return Ok(json!({ "machine": machine(), "discovery": figures }));
     }

@@ -94,6 +94,9 @@ pub fn delete(tx: &Transaction<'_>, digest: &str) -> rusqlite::Result<()> {
 #[derive(Default)]
 struct Condition {
     args: Vec<Value>,
+    /// Text terms as a probe of the full-text index for the row at hand (`EXISTS … rowid =
+    /// d.id`) instead of the list of every match (`d.id IN …`): see [`walk`].
+    probe: bool,
 }
 
 impl Condition {
@@ -124,9 +127,15 @@ impl Condition {
                 None => "0".into(),
                 Some(expression) => {
                     let expression = self.arg(Value::Text(expression));
-                    format!(
-                        "d.id IN (SELECT rowid FROM items_text WHERE items_text MATCH {expression})"
-                    )
+                    match self.probe {
+                        true => format!(
+                            "EXISTS (SELECT 1 FROM items_text \
+                             WHERE items_text MATCH {expression} AND rowid = d.id)"
+                        ),
+                        false => format!(
+                            "d.id IN (SELECT rowid FROM items_text WHERE items_text MATCH {expression})"
+                        ),
+                    }
                 }
             },
             ItemQuery::Exact { field, value } => self.exact(*field, &[value]),
@@ -213,19 +222,162 @@ fn match_expression(field: TextField, text: &TextMatch) -> Option<String> {
 
 /// The item records an item query matches, in `date_ms` order then digest (or the reverse),
 /// at most the query's limit.
+///
+/// Two plans. The match-list plan builds the list of every item the query matches and sorts
+/// it: its cost grows with the number of matches (a word in most items of a million costs
+/// hundreds of milliseconds), little with the archive. The walk ([`walk`]) reads the items in
+/// the query's order and probes the full-text index for each: its cost grows with the items
+/// read, so it answers a word most items hold after reading about the limit, and a rare one
+/// never. A query with a limit and one to [`WALK_TEXT_TERMS`] text terms is walked first, as long as the walk's hit
+/// rate says it will fill the limit within [`WALK_MOST`] times the limit; otherwise the
+/// match-list plan answers (docs/decisions.md 88 has the figures).
 pub fn query(
     conn: &rusqlite::Connection,
     query: &RecordQuery,
     items: &ItemQuery,
 ) -> rusqlite::Result<Vec<Record>> {
+    let limit = query.max_records();
+    if let Some(limit) = limit
+        && (1..=WALK_TEXT_TERMS).contains(&text_terms(items))
+        && let Some(digests) = walk(conn, query.descending, items, limit)?
+    {
+        return records_of(conn, &digests);
+    }
+    match_list(conn, query.descending, items, limit)
+}
+
+/// The walk reads at most this many times the limit of items.
+const WALK_MOST: u32 = 10;
+/// Queries of more text terms than this are not walked: each is a probe of every item read.
+const WALK_TEXT_TERMS: usize = 4;
+
+/// The first `limit` items matching `items`, found by reading the items in order (within the
+/// query's top-level date range) and probing each; `None` when the walk gave up: it read
+/// [`WALK_MOST`] × `limit` items without filling the limit, or its hit rate after `limit`,
+/// 2 × `limit`, 4 × `limit`… items says it would. Every item read before the limit was
+/// filled was judged, in order, so the hits are exactly the first matches.
+fn walk(
+    conn: &rusqlite::Connection,
+    descending: bool,
+    items: &ItemQuery,
+    limit: u32,
+) -> rusqlite::Result<Option<Vec<String>>> {
+    let mut condition = Condition {
+        probe: true,
+        ..Condition::default()
+    };
+    let matched = condition.of(items);
+    let (from, to) = date_bounds(items);
+    let mut window = Vec::new();
+    if let Some(from) = from {
+        window.push(format!(
+            "date_ms >= {}",
+            condition.arg(Value::Integer(from))
+        ));
+    }
+    if let Some(to) = to {
+        window.push(format!("date_ms < {}", condition.arg(Value::Integer(to))));
+    }
+    let window = balanced(&window, "AND", "1");
+    let most = limit.saturating_mul(WALK_MOST);
+    // The condition is a result column: SQLite judges each row as it is stepped to, in the
+    // index's order, so the rows after the limit is filled are never probed.
+    let sql = format!(
+        "SELECT d.digest, ({matched}) FROM items d INDEXED BY items_by_date WHERE {window} \
+         ORDER BY {} LIMIT {most}",
+        order(descending)
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(condition.args))?;
+    let (mut read, mut hits) = (0u32, Vec::new());
+    let mut next_check = limit;
+    while let Some(row) = rows.next()? {
+        read += 1;
+        if row.get::<_, bool>(1)? {
+            hits.push(row.get::<_, String>(0)?);
+            if hits.len() >= limit as usize {
+                return Ok(Some(hits));
+            }
+        }
+        if read >= next_check {
+            // The items the walk would read to fill the limit at this hit rate.
+            let needed = u64::from(limit) * u64::from(read) / (hits.len() as u64).max(1);
+            if needed > u64::from(most) {
+                return Ok(None);
+            }
+            next_check = next_check.saturating_mul(2);
+        }
+    }
+    Ok((read < most).then_some(hits))
+}
+
+/// The top-level date range of an item query: the bounds every item it matches lies within.
+fn date_bounds(items: &ItemQuery) -> (Option<i64>, Option<i64>) {
+    let parts = match items {
+        ItemQuery::And(parts) => parts.as_slice(),
+        one => std::slice::from_ref(one),
+    };
+    let mut bounds: (Option<i64>, Option<i64>) = (None, None);
+    for part in parts {
+        if let ItemQuery::Range {
+            field: RangeField::Date,
+            from,
+            to,
+        } = part
+        {
+            bounds.0 = bounds.0.max(*from);
+            bounds.1 = match (bounds.1, *to) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+    bounds
+}
+
+/// The text terms of a query.
+fn text_terms(items: &ItemQuery) -> usize {
+    match items {
+        ItemQuery::Text { .. } => 1,
+        ItemQuery::And(parts) | ItemQuery::Or(parts) => parts.iter().map(text_terms).sum(),
+        ItemQuery::Not(inner) => text_terms(inner),
+        _ => 0,
+    }
+}
+
+/// The item records of `digests`, in that order.
+fn records_of(conn: &rusqlite::Connection, digests: &[String]) -> rusqlite::Result<Vec<Record>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT collection, key, time_ms, body FROM records WHERE collection = '{ITEMS}' AND key = ?1"
+    ))?;
+    let mut records = Vec::with_capacity(digests.len());
+    for digest in digests {
+        let mut rows = stmt.query([digest])?;
+        if let Some(row) = rows.next()? {
+            records.push(crate::records::record_from_row(conn, row)?);
+        }
+    }
+    Ok(records)
+}
+
+/// The items' order, newest first or oldest first.
+fn order(descending: bool) -> String {
+    let direction = if descending { "DESC" } else { "ASC" };
+    format!("date_ms {direction}, digest {direction}")
+}
+
+/// The match-list plan: every match, sorted, the first `limit` (or all) of them read.
+fn match_list(
+    conn: &rusqlite::Connection,
+    descending: bool,
+    items: &ItemQuery,
+    limit: Option<u32>,
+) -> rusqlite::Result<Vec<Record>> {
     let mut condition = Condition::default();
     let matched = condition.of(items);
-    let direction = if query.descending { "DESC" } else { "ASC" };
-    let limit = query
-        .max_records()
-        .map_or(String::new(), |limit| format!(" LIMIT {limit}"));
+    let limit = limit.map_or(String::new(), |limit| format!(" LIMIT {limit}"));
     // The items first, then their records: only those within the limit are read.
-    let order = format!("date_ms {direction}, digest {direction}");
+    let order = order(descending);
     let sql = format!(
         "SELECT r.collection, r.key, r.time_ms, r.body FROM \
          (SELECT d.digest, d.date_ms FROM items d WHERE {matched} ORDER BY {order}{limit}) m \
@@ -247,6 +399,10 @@ mod tests {
     use super::*;
 
     fn item(digest: &str, subject: &str) -> Record {
+        item_at(digest, subject, 1)
+    }
+
+    fn item_at(digest: &str, subject: &str, date_ms: i64) -> Record {
         let doc = ItemDoc {
             digest: digest.into(),
             item_type: ItemType::Mail,
@@ -258,14 +414,95 @@ mod tests {
             bcc: vec![],
             from_domains: vec![],
             recipient_domains: vec![],
-            date_ms: 1,
+            date_ms,
             size: 10,
             filenames: vec![],
             has_attachment: false,
             object_uid: None,
             text_truncated: false,
         };
-        Record::new(ITEMS, digest, &serde_json::to_value(doc).unwrap()).at(1)
+        Record::new(ITEMS, digest, &serde_json::to_value(doc).unwrap()).at(date_ms)
+    }
+
+    /// Both plans give the same items in the same order, whichever the word's frequency, the
+    /// limit, the direction and the date range (dates with ties, not in insertion order); the
+    /// walk answers a word most items hold and gives up on a rare one.
+    #[test]
+    fn the_walk_and_the_match_list_answer_alike() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        for n in 0..800 {
+            let mut words = vec!["x"];
+            for (word, per_mille) in [("common", 700), ("medium", 80), ("rare", 5)] {
+                if next(1000) < per_mille {
+                    words.push(word);
+                }
+            }
+            let date_ms = 1_000 + next(300) as i64;
+            let record = item_at(&format!("d{n:04}"), &words.join(" "), date_ms);
+            crate::records::put(&mut conn, &record, Some(&indexed(&record).unwrap())).unwrap();
+        }
+        let word = |w: &str| ItemQuery::Text {
+            field: TextField::Subject,
+            text: TextMatch::Words(w.into()),
+        };
+        let dates = |from, to| ItemQuery::Range {
+            field: RangeField::Date,
+            from,
+            to,
+        };
+        let queries = [
+            word("common"),
+            word("medium"),
+            word("rare"),
+            word("absent"),
+            ItemQuery::Not(Box::new(word("common"))),
+            ItemQuery::And(vec![word("common"), dates(Some(1_100), Some(1_150))]),
+            ItemQuery::And(vec![word("common"), dates(None, Some(1_010))]),
+            ItemQuery::Or(vec![word("rare"), word("medium")]),
+            ItemQuery::And(vec![
+                word("common"),
+                ItemQuery::Not(Box::new(word("medium"))),
+            ]),
+        ];
+        for items in &queries {
+            for descending in [true, false] {
+                for limit in [1, 7, 50, 100, 1000] {
+                    let query = RecordQuery {
+                        collection: ITEMS.into(),
+                        items: Some(items.clone()),
+                        descending,
+                        limit,
+                        ..RecordQuery::default()
+                    };
+                    let listed =
+                        keys_of(match_list(&conn, descending, items, Some(limit)).unwrap());
+                    assert_eq!(
+                        query_items(&conn, &query, items),
+                        listed,
+                        "{items:?} descending {descending} limit {limit}"
+                    );
+                    if let Some(walked) = walk(&conn, descending, items, limit).unwrap() {
+                        assert_eq!(walked, listed, "{items:?} walked, limit {limit}");
+                    }
+                }
+            }
+        }
+        assert!(walk(&conn, true, &word("common"), 7).unwrap().is_some());
+        assert!(walk(&conn, true, &word("rare"), 7).unwrap().is_none());
+        // Fewer items in the date range than the walk may read: it reads them all, answers.
+        let few = ItemQuery::And(vec![word("medium"), dates(Some(1_000), Some(1_020))]);
+        assert_eq!(
+            walk(&conn, true, &few, 100).unwrap(),
+            Some(keys_of(match_list(&conn, true, &few, Some(100)).unwrap()))
+        );
     }
 
     fn find(conn: &Connection, field: TextField, text: TextMatch) -> Vec<String> {
@@ -276,6 +513,10 @@ mod tests {
             ..RecordQuery::default()
         };
         query_items(conn, &query, &items)
+    }
+
+    fn keys_of(records: Vec<Record>) -> Vec<String> {
+        records.into_iter().map(|r| r.key.into_string()).collect()
     }
 
     fn query_items(conn: &Connection, query: &RecordQuery, items: &ItemQuery) -> Vec<String> {
