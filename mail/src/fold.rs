@@ -2,16 +2,45 @@
 //! found however it is written: "Grüße", "GRÜSSE", "grusse" and "Gruesse"'s first three are
 //! one word. Rules, in order: Unicode compatibility composition (NFKC: full-width Latin to
 //! ASCII, ligatures such as "ﬁ" to "fi"); lower case (full Unicode case mapping); for Latin
-//! letters only, the diacritics go (canonical decomposition without its combining marks:
-//! "é" to "e", "ő" to "o") and the letters without a decomposition are spelled out ("ß" and
-//! "ẞ" to "ss", "æ" to "ae", "œ" to "oe", "ø" to "o", "đ"/"ð" to "d", "ł" to "l", "þ" to "th",
-//! "ı" to "i", "ħ" to "h", "ŧ" to "t"). Other scripts keep their marks: "й" stays "й" and
-//! "が" stays "が", since there a mark makes another letter, not an accent.
+//! letters, the diacritics go (canonical decomposition without its combining marks: "é" to
+//! "e", "ő" to "o") and the letters without a decomposition are spelled out ("ß" and "ẞ" to
+//! "ss", "æ" to "ae", "œ" to "oe", "ø" to "o", "đ"/"ð" to "d", "ł" to "l", "þ" to "th", "ı" to
+//! "i", "ħ" to "h", "ŧ" to "t"). Greek loses its marks as Latin does (the tonos, dialytika and
+//! the polytonic breathings are accents: "Καλημέρα" is found by "καλημερα") and final sigma is
+//! sigma ("ς" to "σ": case mapping one letter at a time cannot tell where a word ends, so
+//! "ΟΔΟΣ" and "οδός" must meet in "οδοσ"). In Cyrillic a mark mostly makes another letter ("й"
+//! is not "и", Ukrainian "ї" not "і"), so only the stress accents written over vowels go (acute
+//! and grave) and "ё" becomes "е", as Russian is usually written and searched. Other scripts
+//! keep their marks: "が" stays "が".
 
 use unicode_normalization::{UnicodeNormalization, char::is_combining_mark};
 
 fn is_latin(c: char) -> bool {
     matches!(c as u32, 0x00C0..=0x024F | 0x1E00..=0x1EFF)
+}
+
+fn is_greek(c: char) -> bool {
+    matches!(c as u32, 0x0370..=0x03FF | 0x1F00..=0x1FFF)
+}
+
+fn is_cyrillic(c: char) -> bool {
+    matches!(c as u32, 0x0400..=0x052F)
+}
+
+/// The stress accents of Cyrillic text (combining grave and acute).
+fn is_stress_accent(c: char) -> bool {
+    matches!(c, '\u{300}' | '\u{301}')
+}
+
+/// What follows a letter decides which marks after it go.
+#[derive(Clone, Copy, PartialEq)]
+enum Before {
+    /// A Latin or Greek letter: every mark after it goes.
+    Unmarked,
+    /// A Cyrillic letter: stress accents after it go.
+    Cyrillic,
+    /// Anything else: marks stay.
+    Other,
 }
 
 fn spelled_out(c: char) -> Option<&'static str> {
@@ -34,22 +63,40 @@ fn spelled_out(c: char) -> Option<&'static str> {
 /// `text` folded for search (see the rules above). Indexing and querying must both use it.
 pub fn fold_for_search(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut after_latin = false;
+    let mut before = Before::Other;
     for c in text.nfkc().flat_map(char::to_lowercase) {
         if let Some(spelled) = spelled_out(c) {
             out.push_str(spelled);
-            after_latin = true;
-        } else if is_latin(c) {
-            out.extend(std::iter::once(c).nfd().filter(|d| !is_combining_mark(*d)));
-            after_latin = true;
+            before = Before::Unmarked;
+        } else if is_latin(c) || is_greek(c) {
+            out.extend(
+                std::iter::once(c)
+                    .nfd()
+                    .filter(|d| !is_combining_mark(*d))
+                    .map(|d| if d == 'ς' { 'σ' } else { d }),
+            );
+            before = Before::Unmarked;
+        } else if is_cyrillic(c) {
+            // "ё" is "е" with a diaeresis; every other precomposed letter is a letter of its own.
+            out.push(if c == 'ё' { 'е' } else { c });
+            before = Before::Cyrillic;
         } else if is_combining_mark(c) {
-            // A mark NFKC could not compose with the Latin letter before it.
-            if !after_latin {
+            // A mark NFKC could not compose with the letter before it.
+            let goes = match before {
+                Before::Unmarked => true,
+                Before::Cyrillic => is_stress_accent(c),
+                Before::Other => false,
+            };
+            if !goes {
                 out.push(c);
             }
         } else {
             out.push(c);
-            after_latin = c.is_ascii_alphabetic();
+            before = if c.is_ascii_alphabetic() {
+                Before::Unmarked
+            } else {
+                Before::Other
+            };
         }
     }
     out
@@ -125,7 +172,7 @@ mod tests {
     }
 
     #[test]
-    fn latin_diacritics_go_and_other_scripts_keep_their_marks() {
+    fn latin_and_greek_marks_go_cyrillic_stress_goes_other_scripts_keep_their_marks() {
         assert_eq!(
             fold_for_search("Ærøskøbing Łódź Œuvre Þór"),
             "aeroskobing lodz oeuvre thor"
@@ -140,12 +187,23 @@ mod tests {
             "decomposed marks too"
         );
         assert_eq!(fold_for_search("Привет, ЙОД"), "привет, йод");
+        assert_eq!(fold_for_search("Отчёт ОТЧЁТ отчет"), "отчет отчет отчет");
+        assert_eq!(
+            fold_for_search("приве\u{301}т Ї ї і й"),
+            "привет ї ї і й",
+            "a stress accent goes; letters made with a mark stay"
+        );
         assert_eq!(fold_for_search("がぎ"), "がぎ");
         assert_eq!(
             fold_for_search("ＡＢＣ ﬁx"),
             "abc fix",
             "compatibility forms"
         );
-        assert_eq!(fold_for_search("Σίσυφος"), "σίσυφος");
+        assert_eq!(fold_for_search("Σίσυφος"), "σισυφοσ");
+        for word in ["Καλημέρα", "ΚΑΛΗΜΈΡΑ", "καλημερα", "καλημε\u{301}ρα"] {
+            assert_eq!(fold_for_search(word), "καλημερα", "{word}");
+        }
+        assert_eq!(fold_for_search("ΟΔΟΣ οδός"), "οδοσ οδοσ");
+        assert_eq!(fold_for_search("Ἀθῆναι ΐ"), "αθηναι ι", "polytonic and dialytika");
     }
 }
