@@ -19,6 +19,7 @@
 
 use bonnie_discovery::{
     item::Item,
+    json::time,
     query::{self, Context, Query, Term},
     search::{self, SearchOptions},
     state,
@@ -27,7 +28,7 @@ use bonnie_plugin_api::{
     items::{ITEMS, ItemDoc, RangeField},
     storage::{RecordQuery, StorageClient},
 };
-use jiff::{Timestamp, tz::TimeZone};
+use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 
 use crate::{
@@ -328,42 +329,17 @@ fn item_doc(storage: &StorageClient, name: &str) -> Result<Option<ItemDoc>, RpcE
         .transpose()
 }
 
-/// A time in `zone` as RFC 3339 with its offset (`2026-11-28T10:00:00+01:00`).
-fn time(ms: i64, zone: &TimeZone) -> String {
-    Timestamp::from_millisecond(ms).map_or_else(
-        |_| ms.to_string(),
-        |t| {
-            t.to_zoned(zone.clone())
-                .strftime("%Y-%m-%dT%H:%M:%S%:z")
-                .to_string()
-        },
-    )
-}
-
 /// An item as a search lists it, as the mailboxes stood at `as_of` (now when `None`):
 /// custodians are the owners of the folders it had been in by then, `folders` where it was
 /// then (each by its owner and the name it had then), or, for an item
 /// deleted by then, where it was last.
 fn summary(item: &Item, as_of: Option<i64>, zone: &TimeZone) -> Value {
     let doc = &item.doc;
-    let begun = || {
-        item.state
-            .places
-            .iter()
-            .filter(|p| as_of.is_none_or(|t| p.from_ms <= t))
-    };
-    let mut custodians: Vec<&str> = Vec::new();
-    for place in begun() {
-        if !custodians.contains(&place.user.as_str()) {
-            custodians.push(&place.user);
-        }
-    }
     let deleted = item.state.deleted_at(as_of);
-    let folders: Vec<Value> = begun()
-        .filter(|p| match deleted {
-            Some(at) => p.until_ms == Some(at),
-            None => p.active_at(as_of),
-        })
+    let folders: Vec<Value> = item
+        .state
+        .places_then(as_of)
+        .iter()
         .map(|p| json!({ "user": p.user, "folder": p.name_at(as_of) }))
         .collect();
     json!({
@@ -376,7 +352,7 @@ fn summary(item: &Item, as_of: Option<i64>, zone: &TimeZone) -> Value {
         "to": doc.to,
         "cc": doc.cc,
         "bcc": doc.bcc,
-        "custodians": custodians,
+        "custodians": item.state.custodians(as_of),
         "folders": folders,
         "size": doc.size,
         "has_attachment": doc.has_attachment,
@@ -488,22 +464,5 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    #[test]
-    fn times_carry_the_zone_offset() {
-        let berlin = TimeZone::get("Europe/Berlin").unwrap();
-        assert_eq!(
-            time(1_795_000_000_000, &berlin),
-            "2026-11-18T12:06:40+01:00"
-        );
-        assert_eq!(
-            time(1_784_000_000_000, &berlin),
-            "2026-07-14T05:33:20+02:00"
-        );
-        assert_eq!(
-            time(1_795_000_000_000, &TimeZone::UTC),
-            "2026-11-18T11:06:40+00:00"
-        );
     }
 }

@@ -9,6 +9,7 @@ use bonnie_core::Config;
 use bonnie_discovery::{
     config::DiscoveryConfig,
     item::Item,
+    json::time,
     query::{self, Context, Query},
     search::{self, SearchOptions},
     state,
@@ -140,46 +141,22 @@ pub fn local_time(ms: i64, zone: &TimeZone) -> String {
         .unwrap_or_else(|_| ms.to_string())
 }
 
-/// A time in `zone` as RFC 3339 with its offset.
-pub fn rfc3339(ms: i64, zone: &TimeZone) -> String {
-    Timestamp::from_millisecond(ms)
-        .map(|t| {
-            t.to_zoned(zone.clone())
-                .strftime("%Y-%m-%dT%H:%M:%S%:z")
-                .to_string()
-        })
-        .unwrap_or_else(|_| ms.to_string())
-}
-
-/// The custodians of an item: the owners of every folder it lived in, each once, in order.
-pub fn custodians(item: &Item) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for place in &item.state.places {
-        if !out.contains(&place.user) {
-            out.push(place.user.clone());
-        }
-    }
-    out
+/// The custodians a listing names: the owners of every folder the item ever lived in, each
+/// once, in order, whatever the `--as-of` (unlike bonnie-api's, which names those of its
+/// folders by then).
+pub fn custodians(item: &Item) -> Vec<&str> {
+    item.state.custodians(None)
 }
 
 /// The folders an item is in at `as_of` (now when `None`), by the names they had then; a
 /// deleted item's last ones.
-pub fn folders(item: &Item, as_of: Option<i64>) -> Vec<String> {
-    let mut current: Vec<String> = item
+pub fn folders(item: &Item, as_of: Option<i64>) -> Vec<&str> {
+    let mut current: Vec<&str> = item
         .state
-        .places_at(as_of)
-        .map(|(_, p)| p.name_at(as_of).to_string())
+        .places_then(as_of)
+        .into_iter()
+        .map(|p| p.name_at(as_of))
         .collect();
-    if current.is_empty()
-        && let Some(last) = item
-            .state
-            .places
-            .iter()
-            .filter(|p| as_of.is_none_or(|t| p.from_ms <= t))
-            .max_by_key(|p| p.until_ms)
-    {
-        current.push(last.name_at(as_of).to_string());
-    }
     current.dedup();
     current
 }
@@ -191,7 +168,7 @@ pub fn summary(item: &Item, as_of: Option<i64>, zone: &TimeZone) -> Value {
     json!({
         "item": doc.digest,
         "type": doc.item_type,
-        "date": rfc3339(doc.date_ms, zone),
+        "date": time(doc.date_ms, zone),
         "custodians": custodians(item),
         "from": doc.from,
         "to": doc.to,
@@ -200,7 +177,7 @@ pub fn summary(item: &Item, as_of: Option<i64>, zone: &TimeZone) -> Value {
         "folders": folders(item, as_of),
         "size": doc.size,
         "has_attachment": doc.has_attachment,
-        "deleted": deleted.map(|ms| rfc3339(ms, zone)),
+        "deleted": deleted.map(|ms| time(ms, zone)),
         "backfilled": item.state.places.iter().any(|p| p.backfilled),
     })
 }

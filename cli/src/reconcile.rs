@@ -20,6 +20,7 @@ use bonnie_core::{
     notification::RECONCILE_GAP_EVENT,
     time::{format_rfc3339_ms, now_ms},
 };
+use bonnie_discovery::state;
 use bonnie_imap::Pool;
 use bonnie_model::{folder_view, folders, mail_history, message_places, record::BACKFILL_MARKER};
 use bonnie_plugin_api::storage::{RecordQuery, StorageClient};
@@ -65,20 +66,18 @@ fn archived_flags(storage: &StorageClient, folder: &str, uid: u64) -> anyhow::Re
         .map_err(|e| anyhow::anyhow!("the trail of UID {uid} in {folder}: {e}"))?;
     let mut flags: Vec<String> = Vec::new();
     for entry in trail {
-        let (add, names): (bool, Vec<String>) = match entry.event.as_str() {
-            "FlagsSet" => (true, entry.flags),
-            "FlagsClear" => (false, entry.flags),
-            "MessageRead" => (true, vec!["\\Seen".to_string()]),
-            "MessageTrash" => (true, vec!["\\Deleted".to_string()]),
-            // An arrival names the message's flags then; a copy or move that names none keeps
-            // those it had.
-            event if message_places::PLACING_EVENTS.contains(&event) => {
-                if !entry.flags.is_empty() {
-                    flags = entry.flags;
-                }
-                continue;
+        // An arrival names the message's flags then; a copy or move that names none keeps
+        // those it had.
+        if message_places::PLACING_EVENTS.contains(&entry.event.as_str()) {
+            if !entry.flags.is_empty() {
+                flags = entry.flags;
             }
-            _ => continue,
+            continue;
+        }
+        // The spelling the trail holds is kept: a difference reports, and a back-fill clears,
+        // the flags as archived.
+        let Some((add, names)) = state::flag_change(&entry) else {
+            continue;
         };
         for name in names {
             let id = flag_identity(&name);

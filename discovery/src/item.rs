@@ -181,6 +181,37 @@ impl ItemState {
             .max()
     }
 
+    /// The places it had arrived in by `at` (now when `None`).
+    pub fn places_begun(&self, at: Option<i64>) -> impl Iterator<Item = &Place> {
+        self.places
+            .iter()
+            .filter(move |p| at.is_none_or(|t| p.from_ms <= t))
+    }
+
+    /// Its custodians as of `at` (now when `None`): the owners of the folders it had been in
+    /// by then, each once, in order of arrival.
+    pub fn custodians(&self, at: Option<i64>) -> Vec<&str> {
+        let mut custodians: Vec<&str> = Vec::new();
+        for place in self.places_begun(at) {
+            if !custodians.contains(&place.user.as_str()) {
+                custodians.push(&place.user);
+            }
+        }
+        custodians
+    }
+
+    /// Where it was at `at` (now when `None`), in order of arrival; for an item deleted by
+    /// then, where it was last (every place that ended at its deletion).
+    pub fn places_then(&self, at: Option<i64>) -> Vec<&Place> {
+        let deleted = self.deleted_at(at);
+        self.places_begun(at)
+            .filter(|p| match deleted {
+                Some(ms) => p.until_ms == Some(ms),
+                None => p.active_at(at),
+            })
+            .collect()
+    }
+
     /// The flags of the message in place `place` at `at` (now when `None`): those it arrived
     /// with, then each change up to and including `at`.
     pub fn flags_at(&self, place: usize, at: Option<i64>) -> BTreeSet<String> {

@@ -10,12 +10,14 @@
 //!   lived, its flag history and its deletion.
 //! - [`state`]: an item's places and flags read from the archive's log and trails.
 //! - [`search`]: a search over a storage: its candidates, then the exact answer.
+//! - [`json`]: an item's times as the review front ends' JSON shows them.
 
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod evaluate;
 pub mod item;
+pub mod json;
 pub mod query;
 pub mod relax;
 pub mod search;

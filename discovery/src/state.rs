@@ -178,6 +178,19 @@ fn flags(logged: &Object) -> Vec<String> {
         .collect()
 }
 
+/// The flag change a trail entry records, if any: whether it sets (else clears) and the flags
+/// it names, as the event spelled them. A MessageRead sets `\Seen`, a MessageTrash
+/// `\Deleted`; an arrival, a copy or move out, an expunge is no flag change.
+pub fn flag_change(entry: &Entry) -> Option<(bool, Vec<String>)> {
+    match entry.event.as_str() {
+        "MessageRead" => Some((true, vec!["\\Seen".to_string()])),
+        "MessageTrash" => Some((true, vec!["\\Deleted".to_string()])),
+        "FlagsSet" => Some((true, entry.flags.clone())),
+        "FlagsClear" => Some((false, entry.flags.clone())),
+        _ => None,
+    }
+}
+
 /// A flag as one spelling: system flags (case-insensitive in IMAP) as RFC 9051 writes them,
 /// keywords as they are.
 pub fn canonical_flag(flag: &str) -> String {
@@ -481,26 +494,18 @@ impl Walk<'_> {
                 }
                 continue;
             }
-            let (set, named): (bool, Vec<String>) = match entry.event.as_str() {
-                "MessageRead" => (true, vec!["\\Seen".to_string()]),
-                "MessageTrash" => (true, vec!["\\Deleted".to_string()]),
-                "FlagsSet" => (
-                    true,
-                    entry.flags.iter().map(|f| canonical_flag(f)).collect(),
-                ),
-                "FlagsClear" => (
-                    false,
-                    entry.flags.iter().map(|f| canonical_flag(f)).collect(),
-                ),
-                "MessageExpunge" | "MessageExpire" => {
-                    place.until_ms = Some(entry.time_ms);
-                    place.ended_by = Some(entry.event);
-                    place.ended_job = Some(entry.job);
-                    break;
-                }
-                // Its own arrival, or what a trail holds that is no change of this message.
-                _ => continue,
+            if matches!(entry.event.as_str(), "MessageExpunge" | "MessageExpire") {
+                place.until_ms = Some(entry.time_ms);
+                place.ended_by = Some(entry.event);
+                place.ended_job = Some(entry.job);
+                break;
+            }
+            // Any other event that changes no flag is its own arrival, or what a trail holds
+            // that is no change of this message.
+            let Some((set, named)) = flag_change(&entry) else {
+                continue;
             };
+            let named: Vec<String> = named.iter().map(|f| canonical_flag(f)).collect();
             if named.is_empty() {
                 continue;
             }
