@@ -223,14 +223,18 @@ fn match_expression(field: TextField, text: &TextMatch) -> Option<String> {
 /// The item records an item query matches, in `date_ms` order then digest (or the reverse),
 /// at most the query's limit.
 ///
-/// Two plans. The match-list plan builds the list of every item the query matches and sorts
+/// Three plans. The match-list plan builds the list of every item the query matches and sorts
 /// it: its cost grows with the number of matches (a word in most items of a million costs
-/// hundreds of milliseconds), little with the archive. The walk ([`walk`]) reads the items in
-/// the query's order and probes the full-text index for each: its cost grows with the items
-/// read, so it answers a word most items hold after reading about the limit, and a rare one
-/// never. A query with a limit and one to [`WALK_TEXT_TERMS`] text terms is walked first, as long as the walk's hit
-/// rate says it will fill the limit within [`WALK_MOST`] times the limit; otherwise the
-/// match-list plan answers (docs/decisions.md 88 has the figures).
+/// hundreds of milliseconds), little with the archive. A walk ([`walk`]) reads the items in
+/// the query's order and judges each, stopping at the limit: its cost grows with the items it
+/// reads, so it suits words common enough to fill the limit soon. The probing walk asks the
+/// full-text index about each item (about 40 µs an item, nothing before the first); the
+/// listed walk first lists every match of the text terms (about 0.1 µs a match) and then
+/// reads items at under a microsecond each. A query with a limit and one to
+/// [`WALK_TEXT_TERMS`] text terms is walked by probing first; when its first items hold a hit
+/// but too few to fill the limit soon, by the listed walk; when neither fills the limit within
+/// the items it may read ([`Walk::most`]), or the first items hold no hit, the match list
+/// answers (docs/decisions.md 88 has the figures).
 pub fn query(
     conn: &rusqlite::Connection,
     query: &RecordQuery,
@@ -239,31 +243,65 @@ pub fn query(
     let limit = query.max_records();
     if let Some(limit) = limit
         && (1..=WALK_TEXT_TERMS).contains(&text_terms(items))
-        && let Some(digests) = walk(conn, query.descending, items, limit)?
     {
-        return records_of(conn, &digests);
+        let mut walked = walk(conn, Walk::Probing, query.descending, items, limit)?;
+        if let Walked::GaveUp { hits } = walked
+            && hits > 0
+        {
+            walked = walk(conn, Walk::Listed, query.descending, items, limit)?;
+        }
+        if let Walked::Found(digests) = walked {
+            return records_of(conn, &digests);
+        }
     }
     match_list(conn, query.descending, items, limit)
 }
 
-/// The walk reads at most this many times the limit of items.
-const WALK_MOST: u32 = 10;
 /// Queries of more text terms than this are not walked: each is a probe of every item read.
 const WALK_TEXT_TERMS: usize = 4;
 
+/// How a walk judges the text terms of each item it reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Walk {
+    /// By a probe of the full-text index for that item (`EXISTS … rowid = d.id`).
+    Probing,
+    /// Against the list of every match, made once (`d.id IN …`).
+    Listed,
+}
+
+impl Walk {
+    /// The most items a walk reads before it gives up, for a limit of `limit`.
+    fn most(self, limit: u32) -> u32 {
+        match self {
+            Walk::Probing => limit.saturating_mul(10),
+            Walk::Listed => limit.saturating_mul(200),
+        }
+    }
+}
+
+/// What a walk found.
+#[derive(Debug, PartialEq)]
+enum Walked {
+    /// The first matches, in order: the answer.
+    Found(Vec<String>),
+    /// It gave up, having found this many hits.
+    GaveUp { hits: usize },
+}
+
 /// The first `limit` items matching `items`, found by reading the items in order (within the
-/// query's top-level date range) and probing each; `None` when the walk gave up: it read
-/// [`WALK_MOST`] × `limit` items without filling the limit, or its hit rate after `limit`,
+/// query's top-level date range) and judging each; it gives up when it has read
+/// [`Walk::most`] items without filling the limit, or when its hit rate after `limit`,
 /// 2 × `limit`, 4 × `limit`… items says it would. Every item read before the limit was
 /// filled was judged, in order, so the hits are exactly the first matches.
 fn walk(
     conn: &rusqlite::Connection,
+    how: Walk,
     descending: bool,
     items: &ItemQuery,
     limit: u32,
-) -> rusqlite::Result<Option<Vec<String>>> {
+) -> rusqlite::Result<Walked> {
     let mut condition = Condition {
-        probe: true,
+        probe: how == Walk::Probing,
         ..Condition::default()
     };
     let matched = condition.of(items);
@@ -279,9 +317,9 @@ fn walk(
         window.push(format!("date_ms < {}", condition.arg(Value::Integer(to))));
     }
     let window = balanced(&window, "AND", "1");
-    let most = limit.saturating_mul(WALK_MOST);
+    let most = how.most(limit);
     // The condition is a result column: SQLite judges each row as it is stepped to, in the
-    // index's order, so the rows after the limit is filled are never probed.
+    // index's order, so the rows after the limit is filled are never judged.
     let sql = format!(
         "SELECT d.digest, ({matched}) FROM items d INDEXED BY items_by_date WHERE {window} \
          ORDER BY {} LIMIT {most}",
@@ -296,19 +334,22 @@ fn walk(
         if row.get::<_, bool>(1)? {
             hits.push(row.get::<_, String>(0)?);
             if hits.len() >= limit as usize {
-                return Ok(Some(hits));
+                return Ok(Walked::Found(hits));
             }
         }
         if read >= next_check {
             // The items the walk would read to fill the limit at this hit rate.
             let needed = u64::from(limit) * u64::from(read) / (hits.len() as u64).max(1);
             if needed > u64::from(most) {
-                return Ok(None);
+                return Ok(Walked::GaveUp { hits: hits.len() });
             }
             next_check = next_check.saturating_mul(2);
         }
     }
-    Ok((read < most).then_some(hits))
+    Ok(match read < most {
+        true => Walked::Found(hits),
+        false => Walked::GaveUp { hits: hits.len() },
+    })
 }
 
 /// The top-level date range of an item query: the bounds every item it matches lies within.
@@ -489,19 +530,36 @@ mod tests {
                         listed,
                         "{items:?} descending {descending} limit {limit}"
                     );
-                    if let Some(walked) = walk(&conn, descending, items, limit).unwrap() {
-                        assert_eq!(walked, listed, "{items:?} walked, limit {limit}");
+                    for how in [Walk::Probing, Walk::Listed] {
+                        if let Walked::Found(walked) =
+                            walk(&conn, how, descending, items, limit).unwrap()
+                        {
+                            assert_eq!(walked, listed, "{items:?} {how:?}, limit {limit}");
+                        }
                     }
                 }
             }
         }
-        assert!(walk(&conn, true, &word("common"), 7).unwrap().is_some());
-        assert!(walk(&conn, true, &word("rare"), 7).unwrap().is_none());
+        let found = |w: Walked| matches!(w, Walked::Found(_));
+        assert!(found(
+            walk(&conn, Walk::Probing, true, &word("common"), 7).unwrap()
+        ));
+        assert!(!found(
+            walk(&conn, Walk::Probing, true, &word("rare"), 7).unwrap()
+        ));
+        // A word in about 8 % of the items: too rare for the probing walk to fill 50 within
+        // 500 items, common enough for the listed walk.
+        assert!(!found(
+            walk(&conn, Walk::Probing, true, &word("medium"), 50).unwrap()
+        ));
+        assert!(found(
+            walk(&conn, Walk::Listed, true, &word("medium"), 50).unwrap()
+        ));
         // Fewer items in the date range than the walk may read: it reads them all, answers.
         let few = ItemQuery::And(vec![word("medium"), dates(Some(1_000), Some(1_020))]);
         assert_eq!(
-            walk(&conn, true, &few, 100).unwrap(),
-            Some(keys_of(match_list(&conn, true, &few, Some(100)).unwrap()))
+            walk(&conn, Walk::Probing, true, &few, 100).unwrap(),
+            Walked::Found(keys_of(match_list(&conn, true, &few, Some(100)).unwrap()))
         );
     }
 
