@@ -200,10 +200,15 @@ mod tests {
             "compatibility forms"
         );
         assert_eq!(fold_for_search("Σίσυφος"), "σισυφοσ");
-        for word in ["Καλημέρα", "ΚΑΛΗΜΈΡΑ", "καλημερα", "καλημε\u{301}ρα"] {
+        for word in ["Καλημέρα", "ΚΑΛΗΜΈΡΑ", "καλημερα", "καλημε\u{301}ρα"]
+        {
             assert_eq!(fold_for_search(word), "καλημερα", "{word}");
         }
         assert_eq!(fold_for_search("ΟΔΟΣ οδός"), "οδοσ οδοσ");
-        assert_eq!(fold_for_search("Ἀθῆναι ΐ"), "αθηναι ι", "polytonic and dialytika");
+        assert_eq!(
+            fold_for_search("Ἀθῆναι ΐ"),
+            "αθηναι ι",
+            "polytonic and dialytika"
+        );
     }
 }
