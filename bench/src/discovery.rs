@@ -591,6 +591,15 @@ fn context() -> Context {
     }
 }
 
+/// What `bonnie search` asks by default: the newest [`LIMIT`] items, now.
+fn search_options() -> SearchOptions {
+    SearchOptions {
+        as_of: None,
+        limit: Some(LIMIT),
+        descending: true,
+    }
+}
+
 fn day(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
         .map(|t| t.strftime("%Y-%m-%d").to_string())
@@ -653,11 +662,7 @@ fn search_latency(
     queries: &[(String, String)],
 ) -> anyhow::Result<serde_json::Map<String, Value>> {
     let ctx = context();
-    let options = SearchOptions {
-        as_of: None,
-        limit: Some(LIMIT),
-        descending: true,
-    };
+    let options = search_options();
     let mut kinds: std::collections::BTreeMap<String, Timings> = Default::default();
     // The first queries read the database's pages into the cache; they are not counted.
     for (_, text) in queries.iter().take(20) {
@@ -1069,11 +1074,7 @@ fn side_by_side(generator: &Generator, settings: &Settings) -> anyhow::Result<Va
     let archive = Archive::open("discovery-side")?;
     let fill = archive.fill(generator, count, settings.fill_threads)?;
     let ctx = context();
-    let options = SearchOptions {
-        as_of: None,
-        limit: Some(LIMIT),
-        descending: true,
-    };
+    let options = search_options();
     let mut bonnie: std::collections::BTreeMap<String, Timings> = Default::default();
     for side in &queries {
         let text = &side.bonnie;

@@ -306,17 +306,11 @@ fn walk(
     };
     let matched = condition.of(items);
     let (from, to) = date_bounds(items);
-    let mut window = Vec::new();
-    if let Some(from) = from {
-        window.push(format!(
-            "date_ms >= {}",
-            condition.arg(Value::Integer(from))
-        ));
-    }
-    if let Some(to) = to {
-        window.push(format!("date_ms < {}", condition.arg(Value::Integer(to))));
-    }
-    let window = balanced(&window, "AND", "1");
+    let window = condition.of(&ItemQuery::Range {
+        field: RangeField::Date,
+        from,
+        to,
+    });
     let most = how.most(limit);
     // The condition is a result column: SQLite judges each row as it is stepped to, in the
     // index's order, so the rows after the limit is filled are never judged.
