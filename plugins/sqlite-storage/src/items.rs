@@ -17,7 +17,7 @@ use bonnie_plugin_api::{
         exact_lists,
     },
 };
-use rusqlite::{Transaction, params, types::Value};
+use rusqlite::{OptionalExtension, Transaction, params, types::Value};
 
 /// What a query compares of an item, read from its record before the write.
 pub struct Indexed {
@@ -47,16 +47,18 @@ pub fn indexed(record: &Record) -> Result<Indexed, PluginError> {
 /// record.
 pub fn write(tx: &Transaction<'_>, digest: &str, item: &Indexed) -> rusqlite::Result<()> {
     delete(tx, digest)?;
+    let id = item_id(tx, item.date_ms)?;
     tx.prepare_cached(
-        "INSERT INTO items (digest, date_ms, size, has_attachment) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO items (id, digest, date_ms, size, has_attachment) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![
+        id,
         digest,
         item.date_ms,
         item.size,
         item.has_attachment
     ])?;
-    let id = tx.last_insert_rowid();
     let columns: Vec<&str> = TextColumn::ALL.iter().map(|c| c.name()).collect();
     let sql = format!(
         "INSERT INTO items_text (rowid, {}) VALUES (?1, {})",
@@ -73,13 +75,64 @@ pub fn write(tx: &Transaction<'_>, digest: &str, item: &Indexed) -> rusqlite::Re
     Ok(())
 }
 
+/// An item's id (and its rowid in `items_text`) is its date's second since the epoch
+/// ([`second_of`]) shifted left by this many bits, plus a slot: the first free one in that
+/// second. Ids in order are thus items in date order, but for the order within one second.
+const SLOT_BITS: u32 = 30;
+
+/// The last second an id can hold (in the year 2242): later dates share it, as dates before
+/// the epoch's second second share the first.
+const LAST_SECOND: i64 = (1 << (63 - SLOT_BITS)) - 1;
+
+/// The second of `date_ms` as item ids hold it: a function that never decreases as the date
+/// grows, so that rowid order never contradicts date order.
+fn second_of(date_ms: i64) -> i64 {
+    date_ms.div_euclid(1000).clamp(1, LAST_SECOND)
+}
+
+/// The ids of the items dated within `second`.
+fn ids_of(second: i64) -> std::ops::RangeInclusive<i64> {
+    let first = second << SLOT_BITS;
+    first..=first | ((1 << SLOT_BITS) - 1)
+}
+
+/// The id of a new item dated `date_ms`: the one after the largest taken in its second.
+fn item_id(tx: &Transaction<'_>, date_ms: i64) -> rusqlite::Result<i64> {
+    let ids = ids_of(second_of(date_ms));
+    let taken: Option<i64> = tx
+        .prepare_cached("SELECT max(id) FROM items WHERE id BETWEEN ?1 AND ?2")?
+        .query_row([ids.start(), ids.end()], |row| row.get(0))?;
+    match taken {
+        None => Ok(*ids.start()),
+        Some(id) if id < *ids.end() => Ok(id + 1),
+        Some(_) => Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            Some(format!(
+                "more than {} items dated within the second of {date_ms} ms: the item \
+                 index has no id left for that second",
+                1u64 << SLOT_BITS
+            )),
+        )),
+    }
+}
+
+/// True if every item's id follows its date ([`item_id`]): none was written before schema
+/// version 7 and left since.
+fn ids_follow_dates(conn: &rusqlite::Connection) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT NOT EXISTS (SELECT 1 FROM items \
+         WHERE id <= (SELECT max(max_id) FROM items_unordered))",
+    )?
+    .query_row([], |row| row.get(0))
+}
+
 /// Removes the indexed form of item `digest`, if any (`contentless_delete`: the full-text
 /// row goes with it).
 pub fn delete(tx: &Transaction<'_>, digest: &str) -> rusqlite::Result<()> {
-    let id: Option<i64> = rusqlite::OptionalExtension::optional(
-        tx.prepare_cached("SELECT id FROM items WHERE digest = ?1")?
-            .query_row([digest], |row| row.get(0)),
-    )?;
+    let id: Option<i64> = tx
+        .prepare_cached("SELECT id FROM items WHERE digest = ?1")?
+        .query_row([digest], |row| row.get(0))
+        .optional()?;
     if let Some(id) = id {
         tx.prepare_cached("DELETE FROM items_text WHERE rowid = ?1")?
             .execute([id])?;
@@ -223,7 +276,13 @@ fn match_expression(field: TextField, text: &TextMatch) -> Option<String> {
 /// The item records an item query matches, in `date_ms` order then digest (or the reverse),
 /// at most the query's limit.
 ///
-/// Three plans. The match-list plan builds the list of every item the query matches and sorts
+/// Four plans. A query with a limit whose top level holds text FTS5 can list (a text term, or
+/// an AND or OR of them: [`TextLed`]) is walked by the full-text index itself, in rowid
+/// order, which is date order ([`item_id`]): its cost grows with the matches read before the
+/// limit is filled, whatever the words' frequency (docs/decisions.md 90). Archives with items
+/// indexed before ids followed dates, and queries it gives up on, go on to the other three.
+///
+/// The match-list plan builds the list of every item the query matches and sorts
 /// it: its cost grows with the number of matches (a word in most items of a million costs
 /// hundreds of milliseconds), little with the archive. A walk ([`walk`]) reads the items in
 /// the query's order and judges each, stopping at the limit: its cost grows with the items it
@@ -242,6 +301,13 @@ pub fn query(
 ) -> rusqlite::Result<Vec<Record>> {
     let limit = query.max_records();
     if let Some(limit) = limit
+        && let Some(led) = TextLed::of(items)
+        && ids_follow_dates(conn)?
+        && let Walked::Found(digests) = led.walk(conn, query.descending, limit)?
+    {
+        return records_of(conn, &digests);
+    }
+    if let Some(limit) = limit
         && (1..=WALK_TEXT_TERMS).contains(&text_terms(items))
     {
         let mut walked = walk(conn, Walk::Probing, query.descending, items, limit)?;
@@ -255,6 +321,135 @@ pub fn query(
         }
     }
     match_list(conn, query.descending, items, limit)
+}
+
+/// A query whose top level (the query, or each part of its top-level AND) holds text terms
+/// FTS5 can list in full: walked in the full-text index's rowid order, which is date order
+/// ([`item_id`]), by FTS5 itself, so that the first matches cost about as much as they are
+/// many, whatever the words' frequency.
+struct TextLed {
+    /// The FTS5 expression of the leading parts.
+    expression: String,
+    /// The other parts, judged on each item the expression lists.
+    rest: ItemQuery,
+    /// The query's top-level date range.
+    dates: (Option<i64>, Option<i64>),
+}
+
+impl TextLed {
+    /// The text-led form of `items`, `None` when no part of its top level is text FTS5 lists.
+    fn of(items: &ItemQuery) -> Option<TextLed> {
+        let parts = match items {
+            ItemQuery::And(parts) => parts.as_slice(),
+            one => std::slice::from_ref(one),
+        };
+        let (mut leading, mut rest) = (Vec::new(), Vec::new());
+        for part in parts {
+            match fts_expression(part) {
+                Some(expression) => leading.push(format!("({expression})")),
+                None => rest.push(part.clone()),
+            }
+        }
+        (!leading.is_empty()).then(|| TextLed {
+            expression: leading.join(" AND "),
+            rest: ItemQuery::And(rest),
+            dates: date_bounds(items),
+        })
+    }
+
+    /// The first `limit` matches. FTS5 lists the items its expression finds by rowid, within
+    /// the ids of the date range's seconds; each is judged by the other parts. Once `limit`
+    /// hits are found the walk reads on to the end of the last hit's second, then sorts the
+    /// hits by date and digest: rowid order is date order between seconds, not within one.
+    /// It gives up as [`walk`] does, after [`Walk::Listed`]'s most items.
+    fn walk(
+        &self,
+        conn: &rusqlite::Connection,
+        descending: bool,
+        limit: u32,
+    ) -> rusqlite::Result<Walked> {
+        let first = self
+            .dates
+            .0
+            .map_or(0, |from| *ids_of(second_of(from)).start());
+        let last = self.dates.1.map_or(i64::MAX, |to| {
+            *ids_of(second_of(to.saturating_sub(1))).end()
+        });
+        let direction = if descending { "DESC" } else { "ASC" };
+        let mut listed = conn.prepare(&format!(
+            "SELECT rowid FROM items_text WHERE items_text MATCH ?1 \
+             AND rowid >= ?2 AND rowid <= ?3 ORDER BY rowid {direction}"
+        ))?;
+        let mut condition = Condition {
+            probe: true,
+            ..Condition::default()
+        };
+        let judged = condition.of(&self.rest);
+        let id = condition.arg(Value::Null);
+        let mut judge = conn.prepare(&format!(
+            "SELECT d.digest, d.date_ms, ({judged}) FROM items d WHERE d.id = {id}"
+        ))?;
+        let mut args = condition.args;
+        let most = Walk::Listed.most(limit);
+        let mut rows = listed.query(params![self.expression, first, last])?;
+        let (mut read, mut next_check) = (0u32, limit);
+        let mut hits: Vec<(i64, String)> = Vec::new();
+        let mut last_second = None;
+        while let Some(row) = rows.next()? {
+            let rowid: i64 = row.get(0)?;
+            if last_second.is_some_and(|second| rowid >> SLOT_BITS != second) {
+                break;
+            }
+            read += 1;
+            *args.last_mut().expect("the id is an argument") = Value::Integer(rowid);
+            let judged = judge
+                .query_row(rusqlite::params_from_iter(&args), |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get::<_, bool>(2)?))
+                })
+                .optional()?;
+            if let Some((digest, date_ms, true)) = judged {
+                hits.push((date_ms, digest));
+                if hits.len() == limit as usize {
+                    last_second = Some(rowid >> SLOT_BITS);
+                }
+            }
+            if last_second.is_none() && read >= next_check {
+                let needed = u64::from(limit) * u64::from(read) / (hits.len() as u64).max(1);
+                if needed > u64::from(most) || read >= most {
+                    return Ok(Walked::GaveUp { hits: hits.len() });
+                }
+                next_check = next_check.saturating_mul(2).min(most);
+            }
+        }
+        hits.sort_unstable();
+        if descending {
+            hits.reverse();
+        }
+        hits.truncate(limit as usize);
+        Ok(Walked::Found(
+            hits.into_iter().map(|(_, digest)| digest).collect(),
+        ))
+    }
+}
+
+/// The FTS5 expression listing exactly the items `items` matches, if FTS5 can: a text term
+/// with words, or an AND or OR of such.
+fn fts_expression(items: &ItemQuery) -> Option<String> {
+    let joined = |parts: &[ItemQuery], operator: &str| {
+        let expressions: Option<Vec<String>> = parts
+            .iter()
+            .map(|part| fts_expression(part).map(|e| format!("({e})")))
+            .collect();
+        expressions
+            .filter(|e| !e.is_empty())
+            .map(|e| e.join(operator))
+    };
+    match items {
+        ItemQuery::Text { field, text } => match_expression(*field, text),
+        ItemQuery::And(parts) => joined(parts, " AND "),
+        ItemQuery::Or(parts) => joined(parts, " OR "),
+        _ => None,
+    }
 }
 
 /// Queries of more text terms than this are not walked: each is a probe of every item read.
@@ -480,7 +675,8 @@ mod tests {
                     words.push(word);
                 }
             }
-            let date_ms = 1_000 + next(300) as i64;
+            // Dates over 75 seconds, several items a second and some at the same millisecond.
+            let date_ms = 1_000 + next(300) as i64 * 250;
             let record = item_at(&format!("d{n:04}"), &words.join(" "), date_ms);
             crate::records::put(&mut conn, &record, Some(&indexed(&record).unwrap())).unwrap();
         }
@@ -499,9 +695,13 @@ mod tests {
             word("rare"),
             word("absent"),
             ItemQuery::Not(Box::new(word("common"))),
-            ItemQuery::And(vec![word("common"), dates(Some(1_100), Some(1_150))]),
-            ItemQuery::And(vec![word("common"), dates(None, Some(1_010))]),
+            ItemQuery::And(vec![word("common"), dates(Some(26_000), Some(38_500))]),
+            ItemQuery::And(vec![word("common"), dates(None, Some(3_500))]),
             ItemQuery::Or(vec![word("rare"), word("medium")]),
+            ItemQuery::And(vec![
+                word("medium"),
+                ItemQuery::Or(vec![word("rare"), word("common")]),
+            ]),
             ItemQuery::And(vec![
                 word("common"),
                 ItemQuery::Not(Box::new(word("medium"))),
@@ -524,6 +724,11 @@ mod tests {
                         listed,
                         "{items:?} descending {descending} limit {limit}"
                     );
+                    if let Some(led) = TextLed::of(items)
+                        && let Walked::Found(walked) = led.walk(&conn, descending, limit).unwrap()
+                    {
+                        assert_eq!(walked, listed, "{items:?} text-led, limit {limit}");
+                    }
                     for how in [Walk::Probing, Walk::Listed] {
                         if let Walked::Found(walked) =
                             walk(&conn, how, descending, items, limit).unwrap()
@@ -550,11 +755,127 @@ mod tests {
             walk(&conn, Walk::Listed, true, &word("medium"), 50).unwrap()
         ));
         // Fewer items in the date range than the walk may read: it reads them all, answers.
-        let few = ItemQuery::And(vec![word("medium"), dates(Some(1_000), Some(1_020))]);
+        let few = ItemQuery::And(vec![word("medium"), dates(Some(1_000), Some(6_000))]);
         assert_eq!(
             walk(&conn, Walk::Probing, true, &few, 100).unwrap(),
             Walked::Found(keys_of(match_list(&conn, true, &few, Some(100)).unwrap()))
         );
+    }
+
+    /// The text-led walk answers words of every frequency; a word in 8 % of the items fills
+    /// a limit of 50 from FTS5's list where the walks by date give up.
+    #[test]
+    fn the_text_led_walk_answers_whatever_the_frequency() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        for n in 0..1000i64 {
+            let subject = match n % 25 {
+                0 | 1 => "x medium",
+                _ => "x",
+            };
+            let record = item_at(&format!("d{n:04}"), subject, 1_000 + n * 137);
+            crate::records::put(&mut conn, &record, Some(&indexed(&record).unwrap())).unwrap();
+        }
+        let medium = ItemQuery::Text {
+            field: TextField::Any,
+            text: TextMatch::Words("medium".into()),
+        };
+        let led = TextLed::of(&medium).unwrap();
+        let Walked::Found(walked) = led.walk(&conn, true, 50).unwrap() else {
+            panic!("the text-led walk gave up on a word in 8 % of the items");
+        };
+        assert_eq!(walked.len(), 50);
+        assert_eq!(
+            walked,
+            keys_of(match_list(&conn, true, &medium, Some(50)).unwrap())
+        );
+        assert!(ids_follow_dates(&conn).unwrap());
+    }
+
+    /// Items indexed before schema version 7 keep their ids, which do not follow their
+    /// dates: queries answer by the walks by date until every item is written again.
+    #[test]
+    fn items_indexed_before_ids_followed_dates_are_found_until_rewritten() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        {
+            let tx = conn.transaction().unwrap();
+            for sql in &crate::schema::MIGRATIONS[..6] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 6).unwrap();
+            tx.commit().unwrap();
+        }
+        // As version 6 wrote them: ids in arrival order, the newest first here.
+        for (id, (digest, date_ms)) in [("new", 9_000_000), ("old", 1_000)].into_iter().enumerate()
+        {
+            conn.execute(
+                "INSERT INTO items (id, digest, date_ms, size, has_attachment) \
+                 VALUES (?1, ?2, ?3, 10, 0)",
+                params![id as i64 + 1, digest, date_ms],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO items_text (rowid, subject) VALUES (?1, 'x')",
+                [id as i64 + 1],
+            )
+            .unwrap();
+            let record = item_at(digest, "x", date_ms);
+            conn.execute(
+                "INSERT INTO records (collection, key, time_ms, body) VALUES (?1, ?2, ?3, ?4)",
+                params![ITEMS, digest, date_ms, record.body.as_str()],
+            )
+            .unwrap();
+        }
+        crate::schema::migrate(&mut conn).unwrap();
+        assert!(!ids_follow_dates(&conn).unwrap());
+        let x = ItemQuery::Text {
+            field: TextField::Subject,
+            text: TextMatch::Words("x".into()),
+        };
+        let newest = |conn: &Connection| {
+            let query = RecordQuery {
+                collection: ITEMS.into(),
+                items: Some(x.clone()),
+                descending: true,
+                limit: 1,
+                ..RecordQuery::default()
+            };
+            query_items(conn, &query, &x)
+        };
+        assert_eq!(newest(&conn), ["new"]);
+        for (digest, date_ms) in [("old", 1_000), ("new", 9_000_000)] {
+            let record = item_at(digest, "x", date_ms);
+            crate::records::put(&mut conn, &record, Some(&indexed(&record).unwrap())).unwrap();
+        }
+        assert!(ids_follow_dates(&conn).unwrap());
+        assert_eq!(newest(&conn), ["new"]);
+    }
+
+    /// Dates before the epoch and after the last second ids hold share the first and the
+    /// last second: ids stay in date order and within i64.
+    #[test]
+    fn dates_beyond_what_ids_hold_share_the_first_and_last_second() {
+        assert_eq!(second_of(-5_000_000), 1);
+        assert_eq!(second_of(i64::MAX), LAST_SECOND);
+        assert_eq!(*ids_of(LAST_SECOND).end(), i64::MAX);
+        assert!(ids_of(second_of(1_999)).end() < ids_of(second_of(2_000)).start());
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        for (n, date_ms) in [i64::MIN, -1, i64::MAX, i64::MAX - 1]
+            .into_iter()
+            .enumerate()
+        {
+            let record = item_at(&format!("d{n}"), "x", date_ms);
+            crate::records::put(&mut conn, &record, Some(&indexed(&record).unwrap())).unwrap();
+        }
+        let x = ItemQuery::Text {
+            field: TextField::Subject,
+            text: TextMatch::Words("x".into()),
+        };
+        let Walked::Found(walked) = TextLed::of(&x).unwrap().walk(&conn, false, 10).unwrap() else {
+            panic!("gave up");
+        };
+        assert_eq!(walked, ["d0", "d1", "d3", "d2"]);
     }
 
     fn find(conn: &Connection, field: TextField, text: TextMatch) -> Vec<String> {
