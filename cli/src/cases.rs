@@ -1162,7 +1162,7 @@ fn list_items(
             "{}  {}  {}  {}  {}",
             &doc.digest[..SHORT_ID.min(doc.digest.len())],
             review::local_time(doc.date_ms, zone),
-            review::custodians(item).join(","),
+            review::custodians(item, None).join(","),
             doc.from.first().map(String::as_str).unwrap_or("-"),
             doc.subject
         );

@@ -141,11 +141,12 @@ pub fn local_time(ms: i64, zone: &TimeZone) -> String {
         .unwrap_or_else(|_| ms.to_string())
 }
 
-/// The custodians a listing names: the owners of every folder the item ever lived in, each
-/// once, in order, whatever the `--as-of` (unlike bonnie-api's, which names those of its
-/// folders by then).
-pub fn custodians(item: &Item) -> Vec<&str> {
-    item.state.custodians(None)
+/// The custodians a listing names: the owners of every folder the item had lived in by
+/// `as_of` (now when `None`), each once, in order of arrival. `--as-of` answers as the
+/// mailboxes stood then, so a custodian the item reached later is not yet one (as bonnie-api
+/// names them).
+pub fn custodians(item: &Item, as_of: Option<i64>) -> Vec<&str> {
+    item.state.custodians(as_of)
 }
 
 /// The folders an item is in at `as_of` (now when `None`), by the names they had then; a
@@ -169,7 +170,7 @@ pub fn summary(item: &Item, as_of: Option<i64>, zone: &TimeZone) -> Value {
         "item": doc.digest,
         "type": doc.item_type,
         "date": time(doc.date_ms, zone),
-        "custodians": custodians(item),
+        "custodians": custodians(item, as_of),
         "from": doc.from,
         "to": doc.to,
         "subject": doc.subject,
@@ -250,7 +251,7 @@ pub fn search(
             "{}  {}  {}  {}  {}  {}  {:>9}  {deleted}",
             &doc.digest[..SHORT_ID.min(doc.digest.len())],
             cell(&local_time(doc.date_ms, zone), 20),
-            cell(&custodians(item).join(", "), 24),
+            cell(&custodians(item, as_of_ms).join(", "), 24),
             cell(doc.from.first().map(String::as_str).unwrap_or(""), 24),
             cell(&doc.subject, 32),
             cell(&folders(item, as_of_ms).join(", "), 18),
@@ -411,4 +412,64 @@ pub fn show(
         None => println!("Deleted: no"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use bonnie_discovery::item::ItemState;
+    use bonnie_plugin_api::items::ItemType;
+
+    use super::*;
+
+    /// A message delivered to Jane, copied a day later into a folder of John's: listed as of
+    /// the first day it is Jane's alone, as of now both custodians'.
+    #[test]
+    fn a_listing_as_of_a_moment_names_the_custodians_of_then() {
+        const DAY: i64 = 86_400_000;
+        let place = |user: &str, folder: &str, from_ms: i64| {
+            serde_json::from_value(json!({
+                "user": user,
+                "folder": folder,
+                "name": "INBOX",
+                "uid": 1,
+                "from_ms": from_ms,
+                "job": format!("job-{from_ms}"),
+            }))
+            .unwrap()
+        };
+        let item = Item {
+            doc: ItemDoc {
+                digest: "d1".into(),
+                item_type: ItemType::Mail,
+                message_id: None,
+                subject: "Übergabe".into(),
+                from: vec![],
+                to: vec![],
+                cc: vec![],
+                bcc: vec![],
+                from_domains: vec![],
+                recipient_domains: vec![],
+                date_ms: DAY,
+                size: 10,
+                filenames: vec![],
+                has_attachment: false,
+                object_uid: None,
+                text_truncated: false,
+            },
+            state: ItemState {
+                places: vec![
+                    place("jane@example.org", "user/jane@example.org", DAY),
+                    place("john@example.org", "user/john@example.org", 2 * DAY),
+                ],
+                flag_changes: vec![],
+            },
+        };
+        let zone = TimeZone::UTC;
+        let listed = |as_of| summary(&item, as_of, &zone)["custodians"].clone();
+        assert_eq!(listed(Some(DAY + 1)), json!(["jane@example.org"]));
+        assert_eq!(
+            listed(None),
+            json!(["jane@example.org", "john@example.org"])
+        );
+    }
 }
