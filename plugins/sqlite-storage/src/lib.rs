@@ -432,6 +432,100 @@ mod tests {
         assert!(clients[1].put_if(stale, Some(r#"{"n":400}"#)).unwrap());
     }
 
+    /// Item documents written by many threads of two stores on one file, most of them in
+    /// one second and some of them the same message twice: each item is indexed once, with
+    /// an id of its own, and queries list them all in date order.
+    #[test]
+    fn items_written_by_many_threads_of_two_stores_are_each_indexed_once() {
+        use bonnie_plugin_api::{
+            RecordQuery,
+            items::{ItemDoc, ItemQuery, ItemType, TextField, TextMatch},
+            plugin::storage_box,
+            storage::StorageClient,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bonnie.db");
+        let clients: Vec<StorageClient> = (0..2)
+            .map(|_| StorageClient::new(storage_box(SqliteStorage::open(&path, 5000).unwrap())))
+            .collect();
+        let item = |n: u64| {
+            let doc = ItemDoc {
+                digest: format!("d{n:03}"),
+                item_type: ItemType::Mail,
+                message_id: None,
+                subject: "Отчёт x".into(),
+                from: vec![],
+                to: vec![],
+                cc: vec![],
+                bcc: vec![],
+                from_domains: vec![],
+                recipient_domains: vec![],
+                // Three in four in one second, the others a second apart each.
+                date_ms: match n % 4 {
+                    0 => 1_700_000_000_000 + n as i64 * 1_000,
+                    _ => 1_700_000_000_500 + n as i64 % 7,
+                },
+                size: 10,
+                filenames: vec![],
+                has_attachment: false,
+                object_uid: None,
+                text_truncated: false,
+            };
+            Record::new(
+                ITEMS,
+                &doc.digest.clone(),
+                &serde_json::to_value(doc).unwrap(),
+            )
+        };
+        std::thread::scope(|scope| {
+            for (thread, client) in clients.iter().cycle().take(8).enumerate() {
+                // Threads t and t + 4 write the same 50 messages, as two workers would.
+                let first = (thread % 4) as u64 * 50;
+                scope.spawn(move || {
+                    for n in first..first + 50 {
+                        client.put(item(n)).unwrap();
+                    }
+                });
+            }
+        });
+        let x = ItemQuery::Text {
+            field: TextField::Subject,
+            text: TextMatch::Words("отчет".into()),
+        };
+        let listed = |limit: u32| -> Vec<(i64, String)> {
+            let query = RecordQuery {
+                collection: ITEMS.into(),
+                items: Some(x.clone()),
+                descending: true,
+                limit,
+                ..RecordQuery::default()
+            };
+            clients[1]
+                .query(&query)
+                .unwrap()
+                .into_iter()
+                .map(|r| {
+                    (
+                        r.json().unwrap()["date_ms"].as_i64().unwrap(),
+                        r.key.to_string(),
+                    )
+                })
+                .collect()
+        };
+        let all = listed(1000);
+        assert_eq!(all.len(), 200, "each message once");
+        let mut expected = all.clone();
+        expected.sort();
+        expected.reverse();
+        assert_eq!(all, expected, "newest first, then by digest");
+        assert_eq!(listed(60), all[..60]);
+        let ids: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT count(DISTINCT id) FROM items", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(ids, 200);
+    }
+
     #[test]
     fn a_new_store_and_its_wal_are_private_to_bonnie_whatever_the_umask() {
         use bonnie_plugin_api::{plugin::storage_box, storage::StorageClient};
