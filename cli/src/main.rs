@@ -254,6 +254,10 @@ enum Command {
         /// Only records since: an RFC 3339 instant, a date, or a span such as 24h
         #[arg(long, value_name = "WHEN")]
         since: Option<String>,
+        /// With --handler items: write every item document again from its payload, not only
+        /// the missing ones (once after an upgrade that changed how items are indexed)
+        #[arg(long)]
+        rewrite: bool,
         /// Print the counts as one JSON object
         #[arg(long)]
         json: bool,
@@ -535,8 +539,16 @@ fn run(args: &Args) -> anyhow::Result<()> {
         Command::Reprocess {
             handler,
             since,
+            rewrite,
             json,
-        } => reprocess::run(&config, &auditor, handler, since.as_deref(), *json)?,
+        } => reprocess::run(
+            &config,
+            &auditor,
+            handler,
+            since.as_deref(),
+            *rewrite,
+            *json,
+        )?,
         Command::Status { json } => {
             let mut status = broker.ask(&AdminRequest::Status)?;
             if let (Some(run), Some(fields)) = (backfill::status(&config), status.as_object_mut()) {

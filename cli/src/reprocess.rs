@@ -6,7 +6,8 @@
 //! - freebusy: each appended or delivered Kolab event object's parsed events
 //!   (`freebusy-events`), keyed by the message's digest;
 //! - items: the e-discovery item document of every payload the log names that has none (an
-//!   archive made before bonnie kept them), keyed by the payload's digest.
+//!   archive made before bonnie kept them), keyed by the payload's digest; with `--rewrite`,
+//!   every item document again from its payload (an upgrade changed how items are indexed).
 //!
 //! So a record reprocessed twice, or one the handler already took, is written once.
 
@@ -41,12 +42,20 @@ struct Written {
     event_objects_unreadable: u64,
     /// items: item documents written.
     item_documents: u64,
+    /// items, `--rewrite`: documents left as they were, their payload purged.
+    item_payloads_gone: Option<u64>,
 }
 
 impl Written {
     fn json(&self, handler: &str) -> Value {
         match handler {
-            "items" => json!({ "item_documents": self.item_documents }),
+            "items" => match self.item_payloads_gone {
+                None => json!({ "item_documents": self.item_documents }),
+                Some(gone) => json!({
+                    "item_documents": self.item_documents,
+                    "item_documents_payload_gone": gone,
+                }),
+            },
             "freebusy" => json!({
                 "event_objects": self.event_objects,
                 "event_objects_known": self.event_objects_known,
@@ -58,10 +67,17 @@ impl Written {
 
     fn text(&self, handler: &str) -> String {
         match handler {
-            "items" => format!(
-                "{} item documents written (payloads that had one are left alone)",
-                self.item_documents
-            ),
+            "items" => match self.item_payloads_gone {
+                None => format!(
+                    "{} item documents written (payloads that had one are left alone)",
+                    self.item_documents
+                ),
+                Some(gone) => format!(
+                    "{} item documents written again ({gone} left as they were: their payload \
+                     was purged)",
+                    self.item_documents
+                ),
+            },
             "freebusy" => format!(
                 "{} event objects read ({} of them unreadable, kept as such), {} read before",
                 self.event_objects, self.event_objects_unreadable, self.event_objects_known
@@ -126,10 +142,14 @@ pub fn run(
     auditor: &crate::audit::Auditor<'_>,
     handler: &str,
     since: Option<&str>,
+    rewrite: bool,
     json_out: bool,
 ) -> anyhow::Result<()> {
     if !HANDLERS.contains(&handler) {
         bail!("--handler {handler:?}: only {HANDLERS:?} can reprocess archived records");
+    }
+    if rewrite && handler != "items" {
+        bail!("--rewrite: only `--handler items` writes its documents again");
     }
     if handler == "items" && since.is_some() {
         bail!(
@@ -141,10 +161,29 @@ pub fn run(
         .map(crate::trace::parse_since)
         .transpose()?
         .map(|t| t.as_millisecond());
-    let params = json!({ "handler": handler, "since": since });
+    let params = json!({ "handler": handler, "since": since, "rewrite": rewrite });
     let (records, written) = auditor.change("reprocess", params, None, || {
         let storage = crate::backfill::open_storage(config)?;
         let mut written = Written::default();
+        if rewrite {
+            // Drawn on stderr when it is a terminal (indicatif hides it otherwise).
+            let bar = match json_out {
+                false => indicatif::ProgressBar::new_spinner(),
+                true => indicatif::ProgressBar::hidden(),
+            };
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {pos} item documents, {elapsed}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            let done = items::reindex_all(&storage, |n| bar.set_position(n))
+                .map_err(|e| anyhow::anyhow!("indexing the archive's items again: {e}"))?;
+            bar.finish_and_clear();
+            written.item_documents = done.rewritten;
+            written.item_payloads_gone = Some(done.payload_gone);
+            return Ok((done.rewritten + done.payload_gone, written));
+        }
         if handler == "items" {
             let mut read = 0;
             written.item_documents = items::index_logged(&storage, |n| read = n)

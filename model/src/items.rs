@@ -307,6 +307,56 @@ pub fn index_logged(
     Ok(written)
 }
 
+/// Writes every item document again from its payload, as this bonnie reads and indexes
+/// messages: after an upgrade that changed how (the release notes say when; decisions 89 and
+/// 90). Walks the documents in date order, a page at a time, memory flat; a document keeps
+/// its date (the Date header, else its first-seen time, which it carries). A document whose
+/// payload is no longer kept (purged) stays as it is. `progress` is told the documents read
+/// after each page and at the end.
+pub fn reindex_all(
+    storage: &StorageClient,
+    mut progress: impl FnMut(u64),
+) -> Result<Reindexed, PluginError> {
+    let mut done = Reindexed::default();
+    let read = crate::log_pages::walk_collection(
+        storage,
+        ITEMS,
+        (None, None),
+        LOG_PAGE,
+        |record| {
+            // The record's key is the digest and its time the document's date, whether or not
+            // an older bonnie's document still reads as one.
+            let digest = record.key.as_str();
+            let Some(bytes) = storage.get_payload(digest)? else {
+                done.payload_gone += 1;
+                return Ok::<_, PluginError>(());
+            };
+            let first_seen_ms = record.time_ms.into_option().unwrap_or_else(time::now_ms);
+            let (doc, text) = document_of(
+                digest,
+                &bonnie_mail::parse(&bytes),
+                bytes.len(),
+                first_seen_ms,
+            );
+            storage.put(self::record(&doc, &text)?)?;
+            done.rewritten += 1;
+            Ok(())
+        },
+        |_, read| progress(read),
+    )?;
+    progress(read);
+    Ok(done)
+}
+
+/// What [`reindex_all`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reindexed {
+    /// Documents written again.
+    pub rewritten: u64,
+    /// Documents left as they were: their payload is no longer kept.
+    pub payload_gone: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::{Path, PathBuf};
@@ -634,5 +684,77 @@ mod tests {
         );
         assert!(storage.get(ITEMS, &gone).unwrap().is_none());
         assert_eq!(index_logged(&storage, |_| {}).unwrap(), 0, "nothing more");
+    }
+
+    /// Documents an older bonnie indexed its own way are written again from their payloads,
+    /// each once, keeping their dates; one whose payload was purged stays and is counted.
+    #[test]
+    fn every_item_document_is_written_again_from_its_payload() {
+        let (_dir, storage, _log) = storage();
+        let dated = std::fs::read(corpus_dir().join("iso-8859-1.eml")).unwrap();
+        let undated = "Subject: Καλημέρα\r\n\r\nΟδός".as_bytes().to_vec();
+        let first_seen = 1_780_000_000_123;
+        let mut digests = Vec::new();
+        for bytes in [&dated, &undated] {
+            let digest = storage.put_payload(bytes).unwrap();
+            store(&storage, &digest, bytes, first_seen).unwrap();
+            digests.push(digest);
+        }
+        let stale = |digest: &str, date_ms: i64| {
+            let (mut doc, _) = document(digest, b"Subject: stale\r\n\r\nveraltet", date_ms);
+            doc.date_ms = date_ms;
+            let text = ItemText {
+                body: "veraltet".into(),
+                attachments: String::new(),
+            };
+            storage.put(record(&doc, &text).unwrap()).unwrap();
+        };
+        let dates: Vec<Option<i64>> = digests.iter().map(|d| stored_at(&storage, d)).collect();
+        for (digest, date) in digests.iter().zip(&dates) {
+            stale(digest, date.unwrap());
+        }
+        let gone = payload::digest(b"purged");
+        stale(&gone, 5);
+        let found = |word: &str| -> Vec<String> {
+            let items = ItemQuery::Text {
+                field: TextField::Any,
+                text: TextMatch::Words(word.into()),
+            };
+            let query = RecordQuery {
+                collection: ITEMS.into(),
+                items: Some(items),
+                all: true,
+                ..RecordQuery::default()
+            };
+            let mut keys: Vec<String> = storage
+                .query(&query)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.key.to_string())
+                .collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(found("veraltet").len(), 3, "the stale index");
+        let mut told = Vec::new();
+        let done = reindex_all(&storage, |n| told.push(n)).unwrap();
+        assert_eq!(
+            done,
+            Reindexed {
+                rewritten: 2,
+                payload_gone: 1
+            }
+        );
+        assert_eq!(told.last(), Some(&3));
+        assert_eq!(found("veraltet"), [gone]);
+        assert_eq!(found("καλημερα"), [digests[1].clone()]);
+        assert_eq!(found("οδοσ"), [digests[1].clone()]);
+        let again: Vec<Option<i64>> = digests.iter().map(|d| stored_at(&storage, d)).collect();
+        assert_eq!(again, dates, "each keeps its date");
+        assert_eq!(
+            dates[1],
+            Some(first_seen),
+            "the undated one its first-seen time"
+        );
     }
 }

@@ -15,6 +15,20 @@ use bonnie_plugin_api::{
 /// were visited.
 pub fn walk<E: From<PluginError>>(
     storage: &StorageClient,
+    range: (Option<i64>, Option<i64>),
+    page_size: u32,
+    visit: impl FnMut(&Record) -> Result<(), E>,
+    page_done: impl FnMut(i64, u64),
+) -> Result<u64, E> {
+    walk_collection(storage, "log", range, page_size, visit, page_done)
+}
+
+/// [`walk`] over the records of any collection, in their time order then key (as both
+/// storages list every collection). A visit may rewrite the record it is given, if it keeps
+/// its time.
+pub fn walk_collection<E: From<PluginError>>(
+    storage: &StorageClient,
+    collection: &str,
     (from_ms, to_ms): (Option<i64>, Option<i64>),
     page_size: u32,
     mut visit: impl FnMut(&Record) -> Result<(), E>,
@@ -27,7 +41,7 @@ pub fn walk<E: From<PluginError>>(
     let mut limit = page_size;
     loop {
         let query = RecordQuery {
-            collection: "log".into(),
+            collection: collection.into(),
             from_ms,
             to_ms,
             limit,

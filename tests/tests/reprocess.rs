@@ -151,4 +151,27 @@ fn the_changelog_of_records_archived_before_it_was_enabled_is_made_once() {
         0,
         "written once"
     );
+
+    // Documents there but indexed otherwise (as by an older bonnie: here, no words at all):
+    // only --rewrite writes them again, every one, from its payload.
+    let archive = cluster.archive();
+    archive
+        .execute_batch("DELETE FROM items_text WHERE rowid IN (SELECT id FROM items);")
+        .unwrap();
+    drop(archive);
+    assert!(search("subject:hello").is_empty(), "the words are gone");
+    assert_eq!(reprocess(cluster, "items")["item_documents"], 0);
+    let output = cluster.bonnie(&["reprocess", "--handler", "items", "--rewrite", "--json"]);
+    assert!(output.status.success(), "{}", process::describe(&output));
+    let rewritten: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(rewritten["item_documents"], payloads, "{rewritten}");
+    assert_eq!(rewritten["item_documents_payload_gone"], 0, "{rewritten}");
+    assert_eq!(search("subject:hello").len(), 1);
+    let refused = cluster.bonnie(&["reprocess", "--handler", "changelog", "--rewrite"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("only `--handler items`"),
+        "{}",
+        process::describe(&refused)
+    );
 }
