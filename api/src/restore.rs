@@ -122,6 +122,19 @@ impl Restores {
             }
             other => RpcError::internal(format!("cannot take the snapshot of {user}: {other}")),
         })?;
+        // Held by the restore's thread until it ends; refused while another restore, this
+        // service's or `bonnie restore`'s, writes into the mailbox.
+        let lock = match dry_run {
+            true => None,
+            false => Some(
+                restoring::lock_mailbox(&self.config, &user).map_err(|e| match e {
+                    bonnie_core::run_lock::RunLockError::Held { .. } => {
+                        RpcError::busy(e.to_string())
+                    }
+                    e => RpcError::internal(e.to_string()),
+                })?,
+            ),
+        };
         let id = audit::action_id("restore");
         let state = restoring::start(
             &snapshot,
@@ -173,6 +186,7 @@ impl Restores {
         let thread = std::thread::Builder::new()
             .name("bonnie-api-restore".to_string())
             .spawn(move || {
+                let _lock = lock;
                 let mut state = state;
                 let mut journal = JobJournal {
                     job: Arc::clone(&job),

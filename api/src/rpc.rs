@@ -34,6 +34,11 @@ impl RpcError {
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(-32001, message)
     }
+    /// -32002 (in JSON-RPC's range for servers' own errors): what the request would change is
+    /// busy with another run (a restore into the same mailbox); it may be asked again later.
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self::new(-32002, message)
+    }
     /// -32603: the server failed.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(-32603, message)

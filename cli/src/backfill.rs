@@ -406,7 +406,7 @@ pub struct RunState {
 
 /// The folder of back-fill and reconciliation states: beside the broker's job store.
 pub fn state_dir(config: &Config) -> PathBuf {
-    config.broker.database.with_file_name("backfill")
+    config.run_state_dir()
 }
 
 /// The status file `bonnie status` reads: the last run's state.
@@ -436,47 +436,18 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Holds the selection's lock (`<selection>.lock` in `dir`) for as long as the file is open:
-/// one back-fill or reconciliation of a selection at a time, whatever the process, as two walks
-/// of it would submit the same gaps and race on one state file. The lock is the kernel's
-/// (`flock`), so a run that is killed releases it. The file says which process holds it.
-fn lock_selection(dir: &Path, selection: &Selection) -> anyhow::Result<std::fs::File> {
-    lock_run(dir, &selection.key(), "back-fill or reconciliation")
-}
-
-/// Holds the lock `<key>.lock` in `dir` for as long as the file is open: one run of `what`
-/// (`back-fill or reconciliation`, `restore`) of that key at a time, whatever the process.
-pub fn lock_run(dir: &Path, key: &str, what: &str) -> anyhow::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    let path = dir.join(format!("{key}.lock"));
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
-            bail!(
-                "another {what} of this selection is running ({}; lock {}): \
-                 wait for it to finish, or stop it (it continues where it stopped when run again)",
-                holder.trim(),
-                path.display()
-            );
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
-        }
-    }
-    file.set_len(0)?;
-    writeln!(file, "process {}", std::process::id())?;
-    Ok(file)
+/// Holds the selection's lock (`<selection>.lock` in `dir`) for as long as it lives: one
+/// back-fill or reconciliation of a selection at a time, whatever the process, as two walks
+/// of it would submit the same gaps and race on one state file ([`bonnie_core::run_lock`]).
+fn lock_selection(
+    dir: &Path,
+    selection: &Selection,
+) -> anyhow::Result<bonnie_core::run_lock::RunLock> {
+    Ok(bonnie_core::run_lock::acquire(
+        dir,
+        &selection.key(),
+        "back-fill or reconciliation of this selection",
+    )?)
 }
 
 /// The state file at `path`, if there is one (back-fill's, reconciliation's, restore's).

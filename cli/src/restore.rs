@@ -122,7 +122,7 @@ pub fn run(
     let _lock = if args.dry_run {
         None
     } else {
-        Some(crate::backfill::lock_run(&dir, &key, "restore")?)
+        Some(restoring::lock_mailbox(config, &args.user)?)
     };
     let path = state_path(config, &key);
     let resumed = match crate::backfill::load::<RunState>(&path)? {

@@ -643,6 +643,12 @@ pub fn system_host_name() -> String {
 }
 
 impl Config {
+    /// The folder of the runs' state and locks (back-fill, reconciliation, restore), beside
+    /// the broker's job store: every command and daemon that runs them finds it alike.
+    pub fn run_state_dir(&self) -> PathBuf {
+        self.broker.database.with_file_name("backfill")
+    }
+
     /// The configuration file to read: `explicit` (from `--config`), else `$BONNIE_CONFIG`,
     /// else [`DEFAULT_PATH`].
     pub fn locate(explicit: Option<&Path>) -> PathBuf {

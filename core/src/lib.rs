@@ -14,6 +14,7 @@ pub mod logging;
 pub mod notification;
 pub mod payload;
 pub mod protocol;
+pub mod run_lock;
 pub mod systemd;
 pub mod time;
 #[cfg(feature = "transport")]

@@ -83,6 +83,23 @@ pub fn imap_pool(config: &Config) -> anyhow::Result<Pool> {
     ))
 }
 
+/// Holds the lock of restores into `user`'s mailbox ([`bonnie_core::run_lock`], in the runs'
+/// state folder) for as long as it lives: one restore into a mailbox at a time, whether
+/// `bonnie restore` or bonnie-api's `restore.start` runs it, since two at once would each find
+/// a message missing and append it twice. A dry run writes nothing and needs none.
+pub fn lock_mailbox(
+    config: &Config,
+    user: &str,
+) -> Result<bonnie_core::run_lock::RunLock, bonnie_core::run_lock::RunLockError> {
+    // Logins compare in any case; a digest keeps any login a plain file name.
+    let login = payload::digest(user.to_lowercase().as_bytes());
+    bonnie_core::run_lock::acquire(
+        &config.run_state_dir(),
+        &format!("restore-into-{}", &login[..16]),
+        &format!("restore into {user}'s mailbox"),
+    )
+}
+
 /// What the caller of a restore keeps of it.
 pub trait Journal {
     /// Keeps the run's state as it stands (a dry run keeps none): a rerun continues from it.

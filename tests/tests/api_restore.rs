@@ -125,6 +125,42 @@ fn an_admin_client_restores_a_deleted_folder_and_polls_the_job_until_done() {
     expected.sort();
     assert_eq!(held, expected);
 
+    // While `bonnie restore` writes into John's mailbox (a message every two seconds), the
+    // API refuses another restore into it, and says why.
+    let slow = [
+        "restore", "--user", JOHN, "--folder", "Projekte", "--into", "Zweiter", "--rate", "0.5",
+    ];
+    let running =
+        process::ChildGuard::spawn("bonnie restore", &mut cluster.command("bonnie", &slow));
+    process::wait_until("the command line's restore to begin", || {
+        let mut john = cyrus.login(JOHN);
+        let begun = john.examine("Zweiter").is_ok();
+        john.logout().unwrap();
+        begun
+    });
+    let busy = helpdesk.call_raw(
+        AGENT,
+        "restore.start",
+        json!({ "user": JOHN, "folder": "Projekte" }),
+    );
+    assert_eq!(busy.body["error"]["code"], -32002, "{busy:?}");
+    let message = busy.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("another restore into {JOHN}'s mailbox is running")),
+        "{busy:?}"
+    );
+    let dry = helpdesk.call(
+        AGENT,
+        "restore.start",
+        json!({ "user": JOHN, "folder": "Projekte", "dry_run": true }),
+    );
+    assert!(
+        dry["job"].is_string(),
+        "a dry run writes nothing and needs no lock: {dry}"
+    );
+    let ended = running.wait();
+    assert!(ended.status.success(), "{}", process::describe(&ended));
+
     // Unknown jobs are not there.
     let unknown = helpdesk.call(AGENT, "restore.status", json!({ "job": "restore-0" }));
     assert_eq!(unknown, json!(false));

@@ -519,6 +519,20 @@ fn a_restore_killed_midway_completes_when_run_again() {
     process::wait_until("the restore to append a message", || {
         folders(cyrus).contains("Zurück") && !folder(cyrus, "Zurück").is_empty()
     });
+    // Another restore into the same mailbox, even of other arguments, waits its turn: two at
+    // once would each append what the other has not yet.
+    let other = cluster.bonnie(&[
+        "restore", "--user", JOHN, "--folder", "Viele", "--into", "Anderswo",
+    ]);
+    assert!(!other.status.success(), "{}", process::describe(&other));
+    assert!(
+        String::from_utf8_lossy(&other.stderr).contains(&format!(
+            "another restore into {JOHN}'s mailbox is running (process "
+        )),
+        "{}",
+        process::describe(&other)
+    );
+    assert!(!folders(cyrus).contains("Anderswo"));
     running.signal("KILL");
     running.wait();
     let partial = folder(cyrus, "Zurück").len();
