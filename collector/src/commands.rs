@@ -6,6 +6,7 @@
 
 use std::{
     cell::RefCell,
+    collections::HashMap,
     path::PathBuf,
     time::{Duration, Instant},
 };
@@ -183,6 +184,9 @@ pub(crate) fn identity_for(target: &Target) -> (Identity, String) {
     }
 }
 
+/// The most UIDs whose headers one UID FETCH asks for.
+const HEADER_BATCH: usize = 100;
+
 /// A message as the collector read it: its bytes and, when known, its INTERNALDATE (ms).
 struct Read {
     bytes: Vec<u8>,
@@ -245,48 +249,41 @@ fn fetch(
         _ => Map::new(),
     };
     let mut missing = Vec::new();
-    for uid in &target.uids {
-        let from_spool = target
-            .uniqueid
-            .as_deref()
-            .and_then(|id| spool_file(config, id, *uid));
-        let read = match from_spool {
-            Some(read) => Some(read),
-            None => {
-                let (identity, name) = identity_for(&target);
-                let section = if headers_only { "HEADER" } else { "" };
-                with_imap(
-                    config,
-                    &identity,
-                    &format!("UID FETCH {uid} in {name}"),
-                    |imap| {
-                        imap.examine(&name)?;
-                        let items = format!("(UID INTERNALDATE BODY.PEEK[{section}])");
-                        let mut found = imap.uid_fetch(&uid.to_string(), &items, None)?;
-                        Ok(found
-                            .iter_mut()
-                            .find(|f| f.uid.map(u64::from) == Some(*uid))
-                            .and_then(|f| {
-                                Some(Read {
-                                    bytes: f.sections.remove(section)?,
-                                    internaldate_ms: f.internal_date_ms(),
-                                })
-                            }))
-                    },
-                )?
+    // Headers of many messages (a copy or move of a thousand) in one FETCH per batch; whole
+    // messages one at a time, so that memory holds one message, whatever its size.
+    let batch = if headers_only { HEADER_BATCH } else { 1 };
+    for uids in target.uids.chunks(batch) {
+        let mut read: HashMap<u64, Read> = HashMap::new();
+        let mut by_imap = Vec::new();
+        for uid in uids {
+            let from_spool = target
+                .uniqueid
+                .as_deref()
+                .and_then(|id| spool_file(config, id, *uid));
+            match from_spool {
+                Some(file) => {
+                    read.insert(*uid, file);
+                }
+                None => by_imap.push(*uid),
             }
-        };
-        let Some(read) = read else {
-            missing.push(uid.to_string());
-            continue;
-        };
-        headers.insert(uid.to_string(), Value::Object(mail::headers(&read.bytes)));
-        if !headers_only {
-            let mut kept = content(config, &read.bytes)?;
-            if let Some(ms) = read.internaldate_ms {
-                kept["internaldate_ms"] = json!(ms);
+        }
+        if !by_imap.is_empty() {
+            read.extend(fetch_by_imap(config, &target, &by_imap, headers_only)?);
+        }
+        for uid in uids {
+            let read = read.get(uid);
+            let Some(read) = read else {
+                missing.push(uid.to_string());
+                continue;
+            };
+            headers.insert(uid.to_string(), Value::Object(mail::headers(&read.bytes)));
+            if !headers_only {
+                let mut kept = content(config, &read.bytes)?;
+                if let Some(ms) = read.internaldate_ms {
+                    kept["internaldate_ms"] = json!(ms);
+                }
+                contents.insert(uid.to_string(), kept);
             }
-            contents.insert(uid.to_string(), kept);
         }
     }
     n.insert("messageHeaders".to_string(), Value::Object(headers));
@@ -301,6 +298,50 @@ fn fetch(
             missing.join(", ")
         )))
     }
+}
+
+/// The messages (`headers_only`: their headers) of `uids` in the target folder by one IMAP
+/// UID FETCH, with their INTERNALDATEs; a UID the folder no longer holds is not among them.
+fn fetch_by_imap(
+    config: &CollectorConfig,
+    target: &Target,
+    uids: &[u64],
+    headers_only: bool,
+) -> Result<Vec<(u64, Read)>, Failure> {
+    let (identity, name) = identity_for(target);
+    let section = if headers_only { "HEADER" } else { "" };
+    let items = format!("(UID INTERNALDATE BODY.PEEK[{section}])");
+    let set: Vec<String> = uids.iter().map(u64::to_string).collect();
+    let set = set.join(",");
+    with_imap(
+        config,
+        &identity,
+        &format!("UID FETCH {set} in {name}"),
+        |imap| {
+            imap.examine(&name)?;
+            let found = imap.uid_fetch(&set, &items, None)?;
+            Ok(found
+                .into_iter()
+                .filter_map(|mut f| {
+                    let uid = u64::from(f.uid?);
+                    // Only the UIDs asked for: an answer the server sends unasked is no
+                    // message of this notification.
+                    if !uids.contains(&uid) {
+                        return None;
+                    }
+                    let bytes = f.sections.remove(section)?;
+                    let internaldate_ms = f.internal_date_ms();
+                    Some((
+                        uid,
+                        Read {
+                            bytes,
+                            internaldate_ms,
+                        },
+                    ))
+                })
+                .collect())
+        },
+    )
 }
 
 /// A payload as it travels in the job: inline (UTF-8 text or base64), or, when larger than

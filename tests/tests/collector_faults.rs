@@ -175,6 +175,24 @@ fn a_message_expunged_or_a_folder_deleted_before_the_fetch_is_stored_with_the_re
         mail("in a folder soon gone"),
     );
     let mut john = cyrus.login(JOHN);
+    // Three messages copied at once, one of the copies expunged before the fetch: the
+    // headers of the other two come in one FETCH, the third is named as gone.
+    john.run("CREATE Stapel", &[]).unwrap();
+    john.run("CREATE Kopien", &[]).unwrap();
+    let stack: Vec<Vec<u8>> = ["Stapel eins", "Stapel zwei", "Stapel drei"]
+        .iter()
+        .map(|subject| mail(subject))
+        .collect();
+    for bytes in &stack {
+        john.append("Stapel", &Default::default(), bytes).unwrap();
+    }
+    john.select("Stapel").unwrap();
+    john.run("UID COPY 1:3 Kopien", &[]).unwrap();
+    john.select("Kopien").unwrap();
+    for command in ["UID STORE 2 +FLAGS (\\Deleted)", "EXPUNGE", "UNSELECT"] {
+        john.run(command, &[])
+            .unwrap_or_else(|e| panic!("{command}: {e}"));
+    }
     john.run("CREATE Gone", &[]).unwrap();
     john.append("INBOX", &Default::default(), &kept).unwrap();
     john.append("INBOX", &Default::default(), &doomed).unwrap();
@@ -218,6 +236,31 @@ fn a_message_expunged_or_a_folder_deleted_before_the_fetch_is_stored_with_the_re
         payload::digest(&kept).as_str()
     );
     assert_eq!(cluster.payload(&payload::digest(&kept)), kept);
+
+    let copy = events
+        .iter()
+        .find(|e| e["event"] == "MessageCopy" || e["event"] == "vnd.cmu.MessageCopy")
+        .expect("the copy's record");
+    let mut fetched: Vec<&str> = copy["messageHeaders"]
+        .as_object()
+        .unwrap_or_else(|| panic!("headers: {copy}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fetched.sort();
+    assert_eq!(fetched, ["1", "3"], "{copy}");
+    assert!(
+        copy["messageHeaders"]["3"]
+            .to_string()
+            .contains("Stapel drei"),
+        "{copy}"
+    );
+    assert!(
+        copy["collector_errors"]["HEADER"]
+            .as_str()
+            .is_some_and(|r| r.contains("no longer holds UID 2")),
+        "{copy}"
+    );
 }
 
 #[test]
