@@ -26,6 +26,15 @@ pub const PROBE: &str = "bonnie-probe";
 /// Probes appended by this test process so far.
 static PROBES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
+/// A message as IMAP shows it in a folder ([`Cyrus::held`]): its bytes, its flags as Cyrus
+/// spells them (without `\Recent`), its INTERNALDATE (ms).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Held {
+    pub bytes: Vec<u8>,
+    pub flags: std::collections::BTreeSet<String>,
+    pub internaldate_ms: i64,
+}
+
 /// Where Cyrus sends its notifications.
 pub enum Notify<'a> {
     /// notifyd runs `bonnie-dealer` for each event, with this configuration.
@@ -306,6 +315,36 @@ impl Cyrus {
         let mut client = Connection::connect(&self.imap_config()).expect("connecting to Cyrus");
         client.login(user, "secret").expect("logging in");
         client
+    }
+
+    /// The messages `folder` holds as `user` sees them (EXAMINE, so nothing changes), in byte
+    /// order: what a restore or a back-fill is checked against.
+    pub fn held(&self, user: &str, folder: &str) -> Vec<Held> {
+        let mut client = self.login(user);
+        let selected = client
+            .examine(folder)
+            .unwrap_or_else(|e| panic!("EXAMINE {folder} as {user}: {e}"));
+        let mut held: Vec<Held> = match selected.exists.unwrap_or(0) {
+            0 => Vec::new(),
+            _ => client
+                .uid_fetch("1:*", "(UID FLAGS INTERNALDATE BODY.PEEK[])", None)
+                .unwrap_or_else(|e| panic!("UID FETCH in {folder} as {user}: {e}"))
+                .into_iter()
+                .map(|mut f| Held {
+                    bytes: f.sections.remove("").expect("the message's bytes"),
+                    flags: f
+                        .flags
+                        .iter()
+                        .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+                        .cloned()
+                        .collect(),
+                    internaldate_ms: f.internal_date_ms().expect("an INTERNALDATE"),
+                })
+                .collect(),
+        };
+        client.logout().expect("logging out");
+        held.sort();
+        held
     }
 
     /// Waits until every notification this Cyrus sent so far is archived by `cluster`.

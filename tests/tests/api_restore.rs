@@ -86,29 +86,14 @@ fn an_admin_client_restores_a_deleted_folder_and_polls_the_job_until_done() {
     );
 
     // In Cyrus as they were: bytes, flags, INTERNALDATE.
-    let mut john = cyrus.login(JOHN);
-    john.examine(&target).unwrap();
-    let mut held: Vec<(String, Vec<String>, i64)> = john
-        .uid_fetch("1:*", "(UID FLAGS INTERNALDATE BODY.PEEK[])", None)
-        .unwrap()
+    let mut held: Vec<(String, Vec<String>, i64)> = cyrus
+        .held(JOHN, &target)
         .into_iter()
-        .map(|mut f| {
-            let mut flags: Vec<String> = f
-                .flags
-                .iter()
-                .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
-                .cloned()
-                .collect();
-            flags.sort();
-            let bytes = f.sections.remove("").expect("the message's bytes");
-            (
-                payload::digest(&bytes),
-                flags,
-                f.internal_date_ms().unwrap(),
-            )
+        .map(|m| {
+            let flags = m.flags.into_iter().collect();
+            (payload::digest(&m.bytes), flags, m.internaldate_ms)
         })
         .collect();
-    john.logout().unwrap();
     held.sort();
     let mut expected: Vec<(String, Vec<String>, i64)> = messages
         .iter()

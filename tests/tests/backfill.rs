@@ -500,24 +500,15 @@ fn back_filled_messages_are_exported_marked_as_back_filled_and_restored_like_any
         .unwrap()
         .to_string();
     assert!(target.starts_with("Restored/"), "{restored}");
-    let mut john = cyrus.login(JOHN);
-    john.examine(&target).unwrap();
-    let mut back: Vec<(Vec<u8>, Vec<String>)> = john
-        .uid_fetch("1:*", "(UID FLAGS BODY.PEEK[])", None)
-        .unwrap()
+    let mut back: Vec<(Vec<u8>, Vec<String>)> = cyrus
+        .held(JOHN, &target)
         .into_iter()
-        .map(|mut f| {
-            let mut flags: Vec<String> = f
-                .flags
-                .iter()
-                .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
-                .map(|f| f.to_lowercase())
-                .collect();
+        .map(|m| {
+            let mut flags: Vec<String> = m.flags.iter().map(|f| f.to_lowercase()).collect();
             flags.sort();
-            (f.sections.remove("").unwrap(), flags)
+            (m.bytes, flags)
         })
         .collect();
-    john.logout().unwrap();
     back.sort();
     let mut expected: Vec<(Vec<u8>, Vec<String>)> = messages
         .iter()

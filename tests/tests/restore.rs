@@ -15,7 +15,7 @@ use bonnie_imap::{AppendOptions, Connection};
 use bonnie_tests::{
     attached::{Attached, Notifications, create_user},
     cluster::Cluster,
-    cyrus::Cyrus,
+    cyrus::{Cyrus, Held},
     kolab,
     process::{self, ChildGuard},
 };
@@ -48,13 +48,8 @@ fn internal_date(day: i8) -> jiff::Zoned {
         .unwrap()
 }
 
-/// A message as IMAP shows it: bytes, flags (without `\Recent`), INTERNALDATE (ms).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Shown {
-    bytes: Vec<u8>,
-    flags: BTreeSet<String>,
-    internaldate_ms: i64,
-}
+/// A message as IMAP shows it.
+type Shown = Held;
 
 fn shown(bytes: &[u8], flags: &[&str], date: &jiff::Zoned) -> Shown {
     Shown {
@@ -66,31 +61,7 @@ fn shown(bytes: &[u8], flags: &[&str], date: &jiff::Zoned) -> Shown {
 
 /// What `folder` holds as john sees it, ordered by bytes.
 fn folder(cyrus: &Cyrus, folder: &str) -> Vec<Shown> {
-    let mut john = cyrus.login(JOHN);
-    let selected = john
-        .examine(folder)
-        .unwrap_or_else(|e| panic!("EXAMINE {folder}: {e}"));
-    let mut held: Vec<Shown> = if selected.exists.unwrap_or(0) == 0 {
-        Vec::new()
-    } else {
-        john.uid_fetch("1:*", "(UID FLAGS INTERNALDATE BODY.PEEK[])", None)
-            .unwrap()
-            .into_iter()
-            .map(|mut f| Shown {
-                bytes: f.sections.remove("").expect("the message's bytes"),
-                flags: f
-                    .flags
-                    .iter()
-                    .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
-                    .cloned()
-                    .collect(),
-                internaldate_ms: f.internal_date_ms().expect("an INTERNALDATE"),
-            })
-            .collect()
-    };
-    john.logout().unwrap();
-    held.sort();
-    held
+    cyrus.held(JOHN, folder)
 }
 
 /// The folders john has.
