@@ -285,7 +285,7 @@ impl Check {
             return;
         };
         let dir = config.path.parent().unwrap_or(Path::new("."));
-        let checked = bonnie_dlp_plugin::config::PluginConfig::from_table(table).and_then(|dlp| {
+        let checked = bonnie_dlp_archive::config::PluginConfig::from_table(table).and_then(|dlp| {
             dlp.rule_set(dir)?;
             dlp.alert_settings().map(|_| ())
         });

@@ -21,7 +21,7 @@ use std::{
 use anyhow::Context as _;
 use bonnie_core::Config;
 use bonnie_dlp::{EventKind, PartKind, RuleHit, RuleSet, ScanInput, ScanPart, message_parts};
-use bonnie_dlp_plugin::{config::PluginConfig, incidents, scan};
+use bonnie_dlp_archive::{config::PluginConfig, incidents, scan};
 use bonnie_plugin_api::storage::{RecordQuery, StorageClient};
 use serde_json::{Value, json};
 
@@ -423,7 +423,7 @@ fn scan_entry(
                 .into_iter()
                 .map(|h| (None, h)),
         );
-    } else if let Some(messages) = bonnie_dlp_plugin::read_messages(storage, record)
+    } else if let Some(messages) = bonnie_dlp_archive::read_messages(storage, record)
         .with_context(|| format!("cannot read the messages of log entry {job}"))?
     {
         for message in &messages {

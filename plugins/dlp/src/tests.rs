@@ -338,7 +338,7 @@ fn a_copied_message_is_read_from_the_archive_by_its_trail() {
         Value::Object(appended.clone()).to_string(),
     )])
     .unwrap();
-    mail_history::record(&lab.storage, appended, "append-job").unwrap();
+    bonnie_model::mail_history::record(&lab.storage, appended, "append-job").unwrap();
     let copy = json!({
         "event": "vnd.cmu.MessageCopy",
         "timestamp": "2026-12-01T08:16:01.000Z",
