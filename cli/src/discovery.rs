@@ -417,7 +417,6 @@ pub fn show(
 #[cfg(test)]
 mod tests {
     use bonnie_discovery::item::ItemState;
-    use bonnie_plugin_api::items::ItemType;
 
     use super::*;
 
@@ -440,21 +439,10 @@ mod tests {
         let item = Item {
             doc: ItemDoc {
                 digest: "d1".into(),
-                item_type: ItemType::Mail,
-                message_id: None,
                 subject: "Übergabe".into(),
-                from: vec![],
-                to: vec![],
-                cc: vec![],
-                bcc: vec![],
-                from_domains: vec![],
-                recipient_domains: vec![],
                 date_ms: DAY,
                 size: 10,
-                filenames: vec![],
-                has_attachment: false,
-                object_uid: None,
-                text_truncated: false,
+                ..ItemDoc::default()
             },
             state: ItemState {
                 places: vec![

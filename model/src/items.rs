@@ -263,7 +263,7 @@ pub fn store_message(
     storage.put(record(&doc, &text)?)
 }
 
-/// Log entries read per page by [`index_logged`].
+/// Records read per page by [`index_logged`] (log entries) and [`reindex_all`] (documents).
 const LOG_PAGE: u32 = 1000;
 
 /// Writes the item documents of the payloads the log names that have none (an archive made

@@ -20,10 +20,11 @@ pub const ITEMS: &str = "items";
 pub const INDEX_TEXT: &str = "index_text";
 
 /// What kind of item a document is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemType {
     /// A mail message.
+    #[default]
     Mail,
     /// A Kolab event.
     Event,
@@ -41,7 +42,8 @@ pub enum ItemType {
 
 /// The stored document of an item (the record body of collection [`ITEMS`]). Addresses are
 /// as the headers give them, decoded (`Name <local@domain>`); domains are lower case.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `Default` is an empty mail dated at the epoch, for building one field by field.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ItemDoc {
     /// The payload's SHA-256 digest, as the storage names it (the record's key).

@@ -175,10 +175,12 @@ fn a_message_expunged_or_a_folder_deleted_before_the_fetch_is_stored_with_the_re
         mail("in a folder soon gone"),
     );
     let mut john = cyrus.login(JOHN);
-    // Three messages copied at once, one of the copies expunged before the fetch: the
-    // headers of the other two come in one FETCH, the third is named as gone.
+    // Three messages copied at once into a folder named in Greek, one of the copies expunged
+    // before the fetch: the headers of the other two come in one FETCH, the third is named
+    // as gone.
+    const COPIES: &str = "Αντίγραφα";
     john.run("CREATE Stapel", &[]).unwrap();
-    john.run("CREATE Kopien", &[]).unwrap();
+    john.create(COPIES).unwrap();
     let stack: Vec<Vec<u8>> = ["Stapel eins", "Stapel zwei", "Stapel drei"]
         .iter()
         .map(|subject| mail(subject))
@@ -187,8 +189,8 @@ fn a_message_expunged_or_a_folder_deleted_before_the_fetch_is_stored_with_the_re
         john.append("Stapel", &Default::default(), bytes).unwrap();
     }
     john.select("Stapel").unwrap();
-    john.run("UID COPY 1:3 Kopien", &[]).unwrap();
-    john.select("Kopien").unwrap();
+    john.uid_copy("1:3", COPIES).unwrap();
+    john.select(COPIES).unwrap();
     for command in ["UID STORE 2 +FLAGS (\\Deleted)", "EXPUNGE", "UNSELECT"] {
         john.run(command, &[])
             .unwrap_or_else(|e| panic!("{command}: {e}"));

@@ -392,7 +392,7 @@ impl TextLed {
         let mut args = condition.args;
         let most = Walk::Listed.most(limit);
         let mut rows = listed.query(params![self.expression, first, last])?;
-        let (mut read, mut next_check) = (0u32, limit);
+        let (mut read, mut patience) = (0u32, Patience::new(limit, most));
         let mut hits: Vec<(i64, String)> = Vec::new();
         let mut last_second = None;
         while let Some(row) = rows.next()? {
@@ -413,12 +413,8 @@ impl TextLed {
                     last_second = Some(rowid >> SLOT_BITS);
                 }
             }
-            if last_second.is_none() && read >= next_check {
-                let needed = u64::from(limit) * u64::from(read) / (hits.len() as u64).max(1);
-                if needed > u64::from(most) || read >= most {
-                    return Ok(Walked::GaveUp { hits: hits.len() });
-                }
-                next_check = next_check.saturating_mul(2).min(most);
+            if last_second.is_none() && patience.exhausted(read, hits.len()) {
+                return Ok(Walked::GaveUp { hits: hits.len() });
             }
         }
         hits.sort_unstable();
@@ -517,7 +513,7 @@ fn walk(
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(condition.args))?;
     let (mut read, mut hits) = (0u32, Vec::new());
-    let mut next_check = limit;
+    let mut patience = Patience::new(limit, most);
     while let Some(row) = rows.next()? {
         read += 1;
         if row.get::<_, bool>(1)? {
@@ -526,19 +522,44 @@ fn walk(
                 return Ok(Walked::Found(hits));
             }
         }
-        if read >= next_check {
-            // The items the walk would read to fill the limit at this hit rate.
-            let needed = u64::from(limit) * u64::from(read) / (hits.len() as u64).max(1);
-            if needed > u64::from(most) {
-                return Ok(Walked::GaveUp { hits: hits.len() });
-            }
-            next_check = next_check.saturating_mul(2);
+        if patience.exhausted(read, hits.len()) {
+            return Ok(Walked::GaveUp { hits: hits.len() });
         }
     }
     Ok(match read < most {
         true => Walked::Found(hits),
         false => Walked::GaveUp { hits: hits.len() },
     })
+}
+
+/// When a walk gives up: after it has read `limit`, 2 × `limit`, 4 × `limit`… items, if the
+/// hit rate so far says filling the limit would take more than `most` items, or once it has
+/// read `most` without filling it.
+struct Patience {
+    limit: u32,
+    most: u32,
+    next_check: u32,
+}
+
+impl Patience {
+    fn new(limit: u32, most: u32) -> Patience {
+        Patience {
+            limit,
+            most,
+            next_check: limit.min(most),
+        }
+    }
+
+    /// True if a walk that has read `read` items and found `hits` should give up now.
+    fn exhausted(&mut self, read: u32, hits: usize) -> bool {
+        if read < self.next_check {
+            return false;
+        }
+        // The items the walk would read to fill the limit at this hit rate.
+        let needed = u64::from(self.limit) * u64::from(read) / (hits as u64).max(1);
+        self.next_check = self.next_check.saturating_mul(2).min(self.most);
+        needed > u64::from(self.most) || read >= self.most
+    }
 }
 
 /// The top-level date range of an item query: the bounds every item it matches lies within.
@@ -623,7 +644,7 @@ fn match_list(
 
 #[cfg(test)]
 mod tests {
-    use bonnie_plugin_api::items::{ItemType, TextColumn};
+    use bonnie_plugin_api::items::TextColumn;
     use rusqlite::Connection;
 
     use super::*;
@@ -635,21 +656,10 @@ mod tests {
     fn item_at(digest: &str, subject: &str, date_ms: i64) -> Record {
         let doc = ItemDoc {
             digest: digest.into(),
-            item_type: ItemType::Mail,
-            message_id: None,
             subject: subject.into(),
-            from: vec![],
-            to: vec![],
-            cc: vec![],
-            bcc: vec![],
-            from_domains: vec![],
-            recipient_domains: vec![],
             date_ms,
             size: 10,
-            filenames: vec![],
-            has_attachment: false,
-            object_uid: None,
-            text_truncated: false,
+            ..ItemDoc::default()
         };
         Record::new(ITEMS, digest, &serde_json::to_value(doc).unwrap()).at(date_ms)
     }

@@ -439,7 +439,7 @@ mod tests {
     fn items_written_by_many_threads_of_two_stores_are_each_indexed_once() {
         use bonnie_plugin_api::{
             RecordQuery,
-            items::{ItemDoc, ItemQuery, ItemType, TextField, TextMatch},
+            items::{ItemDoc, ItemQuery, TextField, TextMatch},
             plugin::storage_box,
             storage::StorageClient,
         };
@@ -451,25 +451,14 @@ mod tests {
         let item = |n: u64| {
             let doc = ItemDoc {
                 digest: format!("d{n:03}"),
-                item_type: ItemType::Mail,
-                message_id: None,
                 subject: "Отчёт x".into(),
-                from: vec![],
-                to: vec![],
-                cc: vec![],
-                bcc: vec![],
-                from_domains: vec![],
-                recipient_domains: vec![],
                 // Three in four in one second, the others a second apart each.
                 date_ms: match n % 4 {
                     0 => 1_700_000_000_000 + n as i64 * 1_000,
                     _ => 1_700_000_000_500 + n as i64 % 7,
                 },
                 size: 10,
-                filenames: vec![],
-                has_attachment: false,
-                object_uid: None,
-                text_truncated: false,
+                ..ItemDoc::default()
             };
             Record::new(
                 ITEMS,
