@@ -7,14 +7,16 @@
 //!   (`freebusy-events`), keyed by the message's digest;
 //! - items: the e-discovery item document of every payload the log names that has none (an
 //!   archive made before bonnie kept them), keyed by the payload's digest; with `--rewrite`,
-//!   every item document again from its payload (an upgrade changed how items are indexed).
+//!   every item document again from its payload (an upgrade changed how items are indexed);
+//!   either way then, the custodian records of every log entry (`item-custodians`, which
+//!   narrow a search of a custodian's mail), and the archive's are marked complete.
 //!
 //! So a record reprocessed twice, or one the handler already took, is written once.
 
 use anyhow::bail;
 use bonnie_calendar::{self as calendar, Remembered};
 use bonnie_core::{Config, time::now_ms};
-use bonnie_model::{collect, items, log_pages, mail_history, objects, record};
+use bonnie_model::{collect, custodians, items, log_pages, mail_history, objects, record};
 use bonnie_plugin_api::{PluginError, storage::StorageClient};
 use serde_json::{Value, json};
 
@@ -44,16 +46,22 @@ struct Written {
     item_documents: u64,
     /// items, `--rewrite`: documents left as they were, their payload purged.
     item_payloads_gone: Option<u64>,
+    /// items: custodian records written (those already there are written once).
+    custodian_records: u64,
 }
 
 impl Written {
     fn json(&self, handler: &str) -> Value {
         match handler {
             "items" => match self.item_payloads_gone {
-                None => json!({ "item_documents": self.item_documents }),
+                None => json!({
+                    "item_documents": self.item_documents,
+                    "custodian_records": self.custodian_records,
+                }),
                 Some(gone) => json!({
                     "item_documents": self.item_documents,
                     "item_documents_payload_gone": gone,
+                    "custodian_records": self.custodian_records,
                 }),
             },
             "freebusy" => json!({
@@ -67,17 +75,20 @@ impl Written {
 
     fn text(&self, handler: &str) -> String {
         match handler {
-            "items" => match self.item_payloads_gone {
-                None => format!(
-                    "{} item documents written (payloads that had one are left alone)",
-                    self.item_documents
-                ),
-                Some(gone) => format!(
-                    "{} item documents written again ({gone} left as they were: their payload \
-                     was purged)",
-                    self.item_documents
-                ),
-            },
+            "items" => {
+                let documents = match self.item_payloads_gone {
+                    None => format!(
+                        "{} item documents written (payloads that had one are left alone)",
+                        self.item_documents
+                    ),
+                    Some(gone) => format!(
+                        "{} item documents written again ({gone} left as they were: their \
+                         payload was purged)",
+                        self.item_documents
+                    ),
+                };
+                format!("{documents}, {} custodian records", self.custodian_records)
+            }
             "freebusy" => format!(
                 "{} event objects read ({} of them unreadable, kept as such), {} read before",
                 self.event_objects, self.event_objects_unreadable, self.event_objects_known
@@ -182,12 +193,16 @@ pub fn run(
             bar.finish_and_clear();
             written.item_documents = done.rewritten;
             written.item_payloads_gone = Some(done.payload_gone);
+            written.custodian_records = custodians::fill_logged(&storage, |_| {})
+                .map_err(|e| anyhow::anyhow!("recording the items' custodians: {e}"))?;
             return Ok((done.rewritten + done.payload_gone, written));
         }
         if handler == "items" {
             let mut read = 0;
             written.item_documents = items::index_logged(&storage, |n| read = n)
                 .map_err(|e| anyhow::anyhow!("indexing the archive's items: {e}"))?;
+            written.custodian_records = custodians::fill_logged(&storage, |_| {})
+                .map_err(|e| anyhow::anyhow!("recording the items' custodians: {e}"))?;
             return Ok((read, written));
         }
         let records = log_pages::walk(

@@ -17,17 +17,17 @@
 
 use std::collections::HashSet;
 
-use bonnie_model::items::document;
+use bonnie_model::{custodians, items::document};
 use bonnie_plugin_api::{
     PluginError,
-    items::{ITEMS, ItemDoc, ItemQuery, RangeField},
+    items::{ExactField, ITEMS, ItemDoc, ItemQuery, RangeField},
     storage::{Record, RecordQuery, StorageClient},
 };
 
 use crate::{
     evaluate,
     item::{Item, ItemText},
-    query::{Context, Query},
+    query::{Context, Query, Term},
     relax::{self, Plan},
     state,
 };
@@ -54,7 +54,8 @@ pub fn search(
     ctx: &Context,
     options: &SearchOptions,
 ) -> Result<Vec<Item>, DiscoveryError> {
-    let plan = relax::plan(query, ctx);
+    let mut plan = relax::plan(query, ctx);
+    plan.storage = narrowed(storage, query, plan.storage)?;
     let search = Search {
         storage,
         plan: &plan,
@@ -66,6 +67,70 @@ pub fn search(
         Some(0) => Ok(Vec::new()),
         Some(limit) => search.paged(limit),
     }
+}
+
+/// The storage's query `items` narrowed to the payloads of the custodians the query's
+/// top level asks for (`user:x`, or an OR of `user:` terms), where their custodian records
+/// can say (`bonnie_model::custodians`): the search then reads those payloads' states, not
+/// those of every item the rest matches. The residual still decides each item.
+fn narrowed(
+    storage: &StorageClient,
+    query: &Query,
+    items: ItemQuery,
+) -> Result<ItemQuery, DiscoveryError> {
+    let conjuncts = match query {
+        Query::And(parts) => parts.iter().collect(),
+        other => vec![other],
+    };
+    let mut all = match items {
+        ItemQuery::And(parts) => parts,
+        other => vec![other],
+    };
+    for conjunct in conjuncts {
+        let users: Option<Vec<&str>> = match conjunct {
+            Query::Term(Term::User(user)) => Some(vec![user.as_str()]),
+            Query::Or(any) => any
+                .iter()
+                .map(|q| match q {
+                    Query::Term(Term::User(user)) => Some(user.as_str()),
+                    _ => None,
+                })
+                .collect(),
+            _ => None,
+        };
+        let Some(users) = users else { continue };
+        let mut digests = Vec::new();
+        let mut known = true;
+        for user in users {
+            let held = custodians::digests(storage, user).map_err(DiscoveryError::storage(
+                format!("reading the payloads of custodian {user}"),
+            ))?;
+            match held {
+                Some(held) if known && digests.len() + held.len() <= custodians::MOST => {
+                    digests.extend(held)
+                }
+                _ => known = false,
+            }
+        }
+        if known {
+            all.push(ItemQuery::Or(
+                digests
+                    .into_iter()
+                    .map(|digest| ItemQuery::Exact {
+                        field: ExactField::Digest,
+                        value: digest,
+                    })
+                    .collect(),
+            ));
+        }
+    }
+    if all.len() > 1 {
+        all.retain(|q| *q != ItemQuery::All);
+    }
+    Ok(match all.len() {
+        1 => all.remove(0),
+        _ => ItemQuery::And(all),
+    })
 }
 
 /// One search under way.

@@ -24,6 +24,7 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use bonnie_core::imap::uri::Mailbox;
 use bonnie_model::{
+    custodians,
     folder_view::{self, Facts, Rename},
     folders,
     mail_history::{self, Entry},
@@ -130,14 +131,7 @@ fn arrivals(entry: &Record, digest: &str) -> Vec<Place> {
 fn place_at(folder: &str, uid: u64, from_ms: i64, job: &str, logged: Option<&Object>) -> Place {
     let mailbox = Mailbox::from_path(folder);
     let field = |name: &str| logged.and_then(|l| text(l, name)).map(str::to_string);
-    let user = field("folder_owner").or(mailbox.owner).unwrap_or_else(|| {
-        mailbox
-            .name
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_string()
-    });
+    let user = custodians::owner_of(folder, logged);
     Place {
         user,
         folder: folder.to_string(),

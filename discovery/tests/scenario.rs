@@ -15,6 +15,7 @@ use bonnie_discovery::{
     search::{SearchOptions, search},
     state::state,
 };
+use bonnie_model::custodians;
 use bonnie_plugin_api::{
     IndexTerm, OutputItem, Record, Storage,
     items::{ITEMS, ItemDoc},
@@ -711,4 +712,109 @@ fn a_subfolder_renamed_with_its_parent_is_followed_to_its_new_path() {
         [vec!["\\Flagged".to_string()]],
         "not the new folder's"
     );
+}
+
+/// A search of a custodian's mail reads only the payloads their custodian records name once
+/// the records are complete (`bonnie_model::custodians`), and finds what the reference finds
+/// on the scenario's appends, deliveries to two users, copy, move and renames.
+#[test]
+fn a_custodian_s_search_is_narrowed_to_their_payloads_and_finds_what_the_reference_finds() {
+    let archive = archive();
+    assert_eq!(
+        custodians::digests(&archive.storage, "john.doe").unwrap(),
+        None
+    );
+    assert!(custodians::fill_logged(&archive.storage, |_| {}).unwrap() > 0);
+    let johns = custodians::digests(&archive.storage, "john.doe").unwrap();
+    assert!(
+        johns.is_some_and(|d| !d.is_empty()),
+        "the scenario's records say"
+    );
+    for text in [
+        "user:jane.doe",
+        "user:JOHN.DOE@example.org",
+        "user:john.doe OR user:jane.doe",
+        "user:john.doe folder:INBOX",
+        "plain user:john.doe",
+        "user:nobody",
+    ] {
+        let query = parse(text, &context()).unwrap();
+        let all = reference(&archive, &query, None);
+        for limit in [None, Some(1), Some(2), Some(100)] {
+            let options = SearchOptions {
+                limit,
+                ..SearchOptions::default()
+            };
+            let wanted = &all[..limit.unwrap_or(all.len()).min(all.len())];
+            assert_eq!(
+                searched(&archive, &query, &options),
+                wanted,
+                "{text:?} {limit:?}"
+            );
+        }
+    }
+}
+
+/// The records decide a custodian's candidates: a payload of theirs without a record is not
+/// found (which is why they must be complete), and one message of theirs the records cannot
+/// name (unknown) makes the search judge every item again.
+#[test]
+fn a_custodian_s_candidates_are_the_payloads_their_records_name_unless_one_is_unknown() {
+    let (_dir, log, storage) = database();
+    assert!(custodians::begin(&storage).unwrap());
+    let arrival = |n: u64, digest: &str| {
+        json!({
+            "event": "MessageAppend", "@timestamp": format!("2026-12-01T10:00:0{n}.000Z"),
+            "folder": "user/jörg@example.org", "folder_name": "INBOX",
+            "folder_owner": "jörg@example.org", "uid": n, "uids": [n],
+            "payloads": [{ "uid": n, "digest": digest }], "payload_digest": digest,
+        })
+    };
+    let mut digests = Vec::new();
+    let mut entries = Vec::new();
+    for n in 1..=2u64 {
+        let bytes = format!("Subject: Bericht {n}\r\n\r\nÜbersicht.\r\n");
+        let digest = storage.put_payload(bytes.as_bytes()).unwrap();
+        bonnie_model::items::store(&storage, &digest, bytes.as_bytes(), n as i64).unwrap();
+        entries.push(OutputItem::new(
+            format!("j{n}"),
+            arrival(n, &digest).to_string(),
+        ));
+        digests.push(digest);
+    }
+    log.append_log(entries).unwrap();
+    // Only the first arrival's record, as if the second had been archived by an older bonnie.
+    let Value::Object(first) = arrival(1, &digests[0]) else {
+        unreachable!()
+    };
+    custodians::record(&storage, &first).unwrap();
+    let query = parse("user:JÖRG übersicht", &context()).unwrap();
+    let found = |storage: &StorageClient| -> Vec<String> {
+        search(storage, &query, &context(), &SearchOptions::default())
+            .unwrap()
+            .into_iter()
+            .map(|item| item.doc.digest)
+            .collect()
+    };
+    assert_eq!(found(&storage), [digests[0].clone()]);
+    // A copy into his folder whose source the archive cannot name.
+    let copy = json!({
+        "event": "vnd.cmu.MessageCopy", "@timestamp": "2026-12-01T10:01:00.000Z",
+        "folder": "user/jörg@example.org", "folder_owner": "jörg@example.org",
+        "old_folder": "user/eve@example.org", "uids": [3], "old_uids": [9],
+    });
+    let Value::Object(copy) = copy else {
+        unreachable!()
+    };
+    assert_eq!(custodians::record(&storage, &copy).unwrap(), 1);
+    let mut both = digests.clone();
+    both.sort_by_key(|d| {
+        storage
+            .get(ITEMS, d)
+            .unwrap()
+            .unwrap()
+            .time_ms
+            .into_option()
+    });
+    assert_eq!(found(&storage), both, "every item judged again");
 }

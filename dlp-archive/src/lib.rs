@@ -9,4 +9,5 @@ pub mod incidents;
 mod messages;
 pub mod scan;
 
-pub use messages::{Kept, kept_payloads, read_messages};
+pub use bonnie_model::collect::{Kept, kept_payloads};
+pub use messages::read_messages;

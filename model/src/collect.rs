@@ -26,7 +26,7 @@ const FOLDER_EVENTS: [&str; 6] = [
 ];
 
 /// Events that bring a message (FETCH).
-const NEW_MESSAGE_EVENTS: [&str; 2] = ["MessageAppend", "MessageNew"];
+pub const NEW_MESSAGE_EVENTS: [&str; 2] = ["MessageAppend", "MessageNew"];
 
 /// Events about existing messages whose headers a changelog needs (HEADER).
 const MESSAGE_EVENTS: [&str; 7] = [
@@ -252,4 +252,29 @@ pub fn store_payloads(storage: &StorageClient, record: &mut Object) -> Result<()
         record.insert("message_warnings".to_string(), Value::Array(warnings));
     }
     Ok(())
+}
+
+/// Payloads a record names: (UID, digest).
+pub type Kept = Vec<(Option<u64>, String)>;
+
+/// The payloads a record names: `payloads` (UID, digest), else `payload_digest`.
+pub fn kept_payloads(record: &Object) -> Kept {
+    let listed: Kept = record
+        .get("payloads")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let digest = p.get("digest").and_then(Value::as_str)?;
+            Some((p.get("uid").and_then(Value::as_u64), digest.to_string()))
+        })
+        .collect();
+    if !listed.is_empty() {
+        return listed;
+    }
+    record
+        .get("payload_digest")
+        .and_then(Value::as_str)
+        .map(|d| vec![(record.get("uid").and_then(Value::as_u64), d.to_string())])
+        .unwrap_or_default()
 }

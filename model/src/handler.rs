@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    collect, folders, message_places, record, restores,
+    collect, custodians, folders, message_places, record, restores,
     sessions::{self, Logout},
     users,
 };
@@ -62,6 +62,8 @@ impl ArchiveHandler {
             }
         }
         let storage = host.storage()?;
+        // A new archive's custodian records are complete from its first event on.
+        custodians::begin(&storage)?;
         Ok(Self {
             host,
             storage,
@@ -109,6 +111,8 @@ impl Handler for ArchiveHandler {
         restores::mark(&self.storage, &mut record)?;
         // Where the messages are, for back-fill and reconciliation to recognize them.
         message_places::record(&self.storage, &record, job.id.as_str())?;
+        // Whose the messages are, for e-discovery's searches of a custodian.
+        custodians::record(&self.storage, &record)?;
         // Kept in the user and folder records they went into.
         for key in ["user_data", "metadata", "acl"] {
             record.remove(key);

@@ -358,7 +358,7 @@ pub struct Reindexed {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::{Path, PathBuf};
 
     use bonnie_plugin_api::{
@@ -536,7 +536,8 @@ mod tests {
 
     /// A real SQLite storage in a temporary folder: the client handlers use, and a second
     /// handle on the same file for appending to its log as the worker does.
-    fn storage() -> (tempfile::TempDir, StorageClient, SqliteStorage) {
+    /// A new archive's storage and a second handle on its file (for the log).
+    pub(crate) fn storage() -> (tempfile::TempDir, StorageClient, SqliteStorage) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.db");
         let client = StorageClient::new(storage_box(SqliteStorage::open(&path, 5000).unwrap()));

@@ -5,6 +5,7 @@
 
 mod cache;
 pub mod collect;
+pub mod custodians;
 pub mod dlp_incidents;
 pub mod folder_view;
 pub mod folders;

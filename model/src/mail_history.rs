@@ -11,7 +11,10 @@ use bonnie_plugin_api::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::record::{self, Object};
+use crate::{
+    collect::{Kept, NEW_MESSAGE_EVENTS, kept_payloads},
+    record::{self, Object},
+};
 
 /// The trail entries, indexed by [`MESSAGE_FIELD`].
 pub const HISTORY: &str = "message-history";
@@ -200,6 +203,51 @@ pub fn onward(
         }
     }
     Ok(in_order(trail))
+}
+
+/// A copied or moved message's payloads as the archive keeps them: for each UID, the append
+/// or delivery its trail leads back to, and the payload its log entry names. `None` unless
+/// every message is found (the trail or the arrival's log entry not written yet, or never:
+/// an archive without the changelog handler keeps no trails).
+pub fn payloads_by_trail(
+    storage: &StorageClient,
+    record: &Object,
+) -> Result<Option<Kept>, PluginError> {
+    let Some(old_folder) = record.get("old_folder").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let (new_uids, old_uids) = (
+        record::uid_list(record, "uids"),
+        record::uid_list(record, "old_uids"),
+    );
+    if new_uids.is_empty() || new_uids.len() != old_uids.len() {
+        return Ok(None);
+    }
+    let mut found = Vec::new();
+    for (uid, old_uid) in new_uids.into_iter().zip(old_uids) {
+        let trail = trail(storage, old_folder, old_uid)?;
+        let Some(arrival) = trail
+            .iter()
+            .find(|e| NEW_MESSAGE_EVENTS.contains(&e.event.as_str()))
+        else {
+            return Ok(None);
+        };
+        let Some(entry) = storage.get("log", &arrival.job)? else {
+            return Ok(None);
+        };
+        let Value::Object(logged) = entry.json()? else {
+            return Ok(None);
+        };
+        let digest = kept_payloads(&logged)
+            .into_iter()
+            .find(|(u, _)| *u == Some(arrival.uid) || u.is_none())
+            .map(|(_, digest)| digest);
+        match digest {
+            Some(digest) => found.push((Some(uid), digest)),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(found))
 }
 
 /// Oldest first, each entry once.

@@ -1,7 +1,7 @@
-//! `bonnie reprocess --handler changelog` and `--handler freebusy` on an archive made without
-//! either: the messages' trails, the Kolab event's revision and its parsed events appear as the
-//! handlers would have written them, from what the archive kept; a second run writes nothing
-//! more.
+//! `bonnie reprocess --handler changelog`, `--handler freebusy` and `--handler items` on an
+//! archive made without their output: the messages' trails, the Kolab event's revision and its
+//! parsed events, the item documents and their custodians appear as the handlers would have
+//! written them, from what the archive kept; a second run writes nothing more.
 
 use bonnie_tests::{
     attached::{Attached, Notifications, create_user},
@@ -167,6 +167,29 @@ fn the_changelog_of_records_archived_before_it_was_enabled_is_made_once() {
     assert_eq!(rewritten["item_documents"], payloads, "{rewritten}");
     assert_eq!(rewritten["item_documents_payload_gone"], 0, "{rewritten}");
     assert_eq!(search("subject:hello").len(), 1);
+
+    // The custodian records of an archive logged before they were kept (gone, with the mark
+    // that they are complete): a search of John's mail judges every item until the log is
+    // walked, then reads his payloads; both find the same.
+    assert_eq!(
+        count(cluster, "item-custodians"),
+        payloads as usize + 1,
+        "a new archive writes one a payload, and its mark"
+    );
+    let archive = cluster.archive();
+    archive
+        .execute_batch(
+            "DELETE FROM records WHERE collection = 'item-custodians';
+             DELETE FROM record_index WHERE collection = 'item-custodians';",
+        )
+        .unwrap();
+    drop(archive);
+    assert_eq!(search("user:john.doe subject:hello").len(), 1);
+    let filled = reprocess(cluster, "items");
+    assert_eq!(filled["custodian_records"], payloads, "{filled}");
+    assert_eq!(count(cluster, "item-custodians"), payloads as usize + 1);
+    assert_eq!(search("user:john.doe subject:hello").len(), 1);
+    assert!(search("user:jane subject:hello").is_empty());
     let refused = cluster.bonnie(&["reprocess", "--handler", "changelog", "--rewrite"]);
     assert!(!refused.status.success());
     assert!(
