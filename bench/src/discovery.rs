@@ -61,6 +61,8 @@ pub struct Settings {
     pub cyrus_queries: usize,
     /// Threads filling the archive.
     pub fill_threads: usize,
+    /// Fill without the custodian records the archive handlers write (to price them).
+    pub without_custodians: bool,
     /// How long squatter may index Cyrus's messages, in seconds.
     pub squatter_timeout_s: u64,
     /// Keep the searched archive in this folder and, when it already holds one filled with
@@ -466,10 +468,18 @@ impl Archive {
     }
 
     /// Stores messages `0..count` of the corpus by `threads` threads; the fill figures.
-    fn fill(&self, generator: &Generator, count: usize, threads: usize) -> anyhow::Result<Value> {
+    fn fill(
+        &self,
+        generator: &Generator,
+        count: usize,
+        settings: &Settings,
+    ) -> anyhow::Result<Value> {
+        let (threads, with_custodians) = (settings.fill_threads, !settings.without_custodians);
         let started = Instant::now();
-        custodians::begin(&self.client)
-            .map_err(|e| anyhow::anyhow!("marking the custodian records complete: {e}"))?;
+        if with_custodians {
+            custodians::begin(&self.client)
+                .map_err(|e| anyhow::anyhow!("marking the custodian records complete: {e}"))?;
+        }
         let (done, bytes) = (AtomicU64::new(0), AtomicU64::new(0));
         let report_every = (count / 20).max(10_000) as u64;
         let fill_one = |thread: usize| -> anyhow::Result<()> {
@@ -485,7 +495,7 @@ impl Archive {
                     .map_err(|e| anyhow::anyhow!("storing the item of message {n}: {e}"))?;
                 let entry = generator.log_entry(n, &message, &digest);
                 // Whose it is, as the archive handler records it (docs/decisions.md 91).
-                if let Value::Object(logged) = &entry {
+                if let (Value::Object(logged), true) = (&entry, with_custodians) {
                     custodians::record(&self.client, logged)
                         .map_err(|e| anyhow::anyhow!("recording the custodian of {n}: {e}"))?;
                 }
@@ -541,6 +551,7 @@ impl Archive {
             "fill_messages_per_s": round(count as f64 / s, 0),
             "fill_mb_per_s": round(mb / s, 1),
             "database_mb": round(db as f64 / 1e6, 0),
+            "custodian_records": with_custodians,
         });
         std::fs::write(self.dir.path().join(FILLED), figures.to_string())?;
         Ok(figures)
@@ -1080,7 +1091,7 @@ fn side_by_side(generator: &Generator, settings: &Settings) -> anyhow::Result<Va
     drop(cyrus);
 
     let archive = Archive::open("discovery-side")?;
-    let fill = archive.fill(generator, count, settings.fill_threads)?;
+    let fill = archive.fill(generator, count, settings)?;
     let ctx = context();
     let options = search_options();
     let mut bonnie: std::collections::BTreeMap<String, Timings> = Default::default();
@@ -1154,7 +1165,7 @@ pub fn figures(settings: &Settings) -> anyhow::Result<Value> {
                 archive.dir.path().display()
             );
             figures["reused"] = json!(true);
-            if !custodians::is_complete(&archive.client)? {
+            if !settings.without_custodians && !custodians::is_complete(&archive.client)? {
                 // Filled by a bonnie before custodian records: walked as `bonnie reprocess
                 // --handler items` walks it.
                 let started = Instant::now();
@@ -1170,7 +1181,7 @@ pub fn figures(settings: &Settings) -> anyhow::Result<Value> {
             archive.dir.path().display(),
             settings.messages
         ),
-        None => archive.fill(&generator, settings.messages, settings.fill_threads)?,
+        None => archive.fill(&generator, settings.messages, settings)?,
     };
     let queries = queries(&generator, settings.queries);
     let search = search_latency(&archive.client, &queries)?;

@@ -213,6 +213,10 @@ struct Args {
     /// Threads filling the archive (--only-discovery)
     #[arg(long, default_value_t = 2)]
     discovery_fill_threads: usize,
+    /// Fill the archive without the custodian records the archive handlers write, and search
+    /// it unnarrowed (--only-discovery): what they cost and what they save
+    #[arg(long)]
+    discovery_without_custodians: bool,
     /// Seconds squatter may take to build Cyrus's Xapian index (--only-discovery)
     #[arg(long, default_value_t = 600)]
     discovery_squatter_timeout_s: u64,
@@ -335,6 +339,7 @@ fn run(args: &Args) -> anyhow::Result<Value> {
             cyrus_messages: args.discovery_cyrus_messages,
             cyrus_queries: args.discovery_cyrus_queries,
             fill_threads: args.discovery_fill_threads.max(1),
+            without_custodians: args.discovery_without_custodians,
             squatter_timeout_s: args.discovery_squatter_timeout_s,
             keep: args.discovery_archive.clone(),
         })?;

@@ -150,6 +150,10 @@ struct Condition {
     /// Text terms as a probe of the full-text index for the row at hand (`EXISTS … rowid =
     /// d.id`) instead of the list of every match (`d.id IN …`): see [`walk`].
     probe: bool,
+    /// The list of a text term's matches only checked on the row at hand (`+d.id IN …`),
+    /// never used to look rows up: the rows come from elsewhere ([`DigestLed`]), and SQLite
+    /// would otherwise look up every match for each of them.
+    checked_only: bool,
 }
 
 impl Condition {
@@ -186,7 +190,8 @@ impl Condition {
                              WHERE items_text MATCH {expression} AND rowid = d.id)"
                         ),
                         false => format!(
-                            "d.id IN (SELECT rowid FROM items_text WHERE items_text MATCH {expression})"
+                            "{}d.id IN (SELECT rowid FROM items_text WHERE items_text MATCH {expression})",
+                            if self.checked_only { "+" } else { "" }
                         ),
                     }
                 }
@@ -276,7 +281,8 @@ fn match_expression(field: TextField, text: &TextMatch) -> Option<String> {
 /// The item records an item query matches, in `date_ms` order then digest (or the reverse),
 /// at most the query's limit.
 ///
-/// Four plans. A query with a limit whose top level holds text FTS5 can list (a text term, or
+/// Five plans. A query whose top level holds a list of digests reads them ([`DigestLed`]).
+/// A query with a limit whose top level holds text FTS5 can list (a text term, or
 /// an AND or OR of them: [`TextLed`]) is walked by the full-text index itself, in rowid
 /// order, which is date order ([`item_id`]): its cost grows with the matches read before the
 /// limit is filled, whatever the words' frequency (docs/decisions.md 90). Archives with items
@@ -300,6 +306,9 @@ pub fn query(
     items: &ItemQuery,
 ) -> rusqlite::Result<Vec<Record>> {
     let limit = query.max_records();
+    if let Some(led) = DigestLed::of(items) {
+        return led.query(conn, query.descending, limit);
+    }
     if let Some(limit) = limit
         && let Some(led) = TextLed::of(items)
         && ids_follow_dates(conn)?
@@ -321,6 +330,144 @@ pub fn query(
         }
     }
     match_list(conn, query.descending, items, limit)
+}
+
+/// The longest list of digests [`DigestLed`] reads item by item.
+const DIGEST_LED_MOST: usize = 100_000;
+
+/// A query whose top level holds a list of digests (a custodian's payloads, which
+/// e-discovery adds to a search of `user:`: docs/decisions.md 91): the items are read by
+/// their digests and the other parts judged on each, text terms by the list of their matches
+/// (built once), so that the cost grows with the digests and the matches, not with the
+/// archive.
+struct DigestLed {
+    /// The digests listed.
+    digests: Vec<String>,
+    /// The other parts.
+    rest: ItemQuery,
+}
+
+impl DigestLed {
+    /// The digest-led form of `items`, `None` when no part of its top level is a list of
+    /// digests, or the list is longer than [`DIGEST_LED_MOST`].
+    fn of(items: &ItemQuery) -> Option<DigestLed> {
+        let parts = match items {
+            ItemQuery::And(parts) => parts.as_slice(),
+            one => std::slice::from_ref(one),
+        };
+        let listed = |part: &ItemQuery| -> Option<Vec<String>> {
+            let digest = |q: &ItemQuery| match q {
+                ItemQuery::Exact {
+                    field: ExactField::Digest,
+                    value,
+                } => Some(value.clone()),
+                _ => None,
+            };
+            match part {
+                ItemQuery::Or(any) => any.iter().map(digest).collect(),
+                one => digest(one).map(|d| vec![d]),
+            }
+        };
+        let (at, digests) = parts
+            .iter()
+            .enumerate()
+            .find_map(|(n, part)| listed(part).map(|digests| (n, digests)))?;
+        let rest = parts
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| *n != at)
+            .map(|(_, part)| part.clone())
+            .collect();
+        (digests.len() <= DIGEST_LED_MOST).then_some(DigestLed {
+            digests,
+            rest: ItemQuery::And(rest),
+        })
+    }
+
+    /// The items listed that the other parts match, in the query's order, the first `limit`.
+    /// With a limit and text terms, the listed items are first walked in order and each
+    /// probed ([`DigestLed::walk`]), which fills the limit soon for a common word; when the
+    /// walk gives up, the list of the text terms' matches (made once) decides every one.
+    fn query(
+        &self,
+        conn: &rusqlite::Connection,
+        descending: bool,
+        limit: Option<u32>,
+    ) -> rusqlite::Result<Vec<Record>> {
+        if let Some(limit) = limit
+            && (1..=WALK_TEXT_TERMS).contains(&text_terms(&self.rest))
+            && let Walked::Found(digests) = self.walk(conn, descending, limit)?
+        {
+            return records_of(conn, &digests);
+        }
+        let mut condition = Condition {
+            checked_only: true,
+            ..Condition::default()
+        };
+        let list = condition.arg(Value::Text(
+            serde_json::Value::from(self.digests.clone()).to_string(),
+        ));
+        let judged = condition.of(&self.rest);
+        let limit = limit.map_or(String::new(), |limit| format!(" LIMIT {limit}"));
+        let order = order(descending);
+        // CROSS JOIN keeps the list the outer loop: each digest looked up once.
+        let sql = format!(
+            "SELECT r.collection, r.key, r.time_ms, r.body FROM \
+             (SELECT d.digest, d.date_ms FROM (SELECT DISTINCT value FROM json_each({list})) j \
+              CROSS JOIN items d ON d.digest = j.value WHERE {judged} ORDER BY {order}{limit}) m \
+             CROSS JOIN records r ON r.collection = '{ITEMS}' AND r.key = m.digest \
+             ORDER BY {order}"
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(condition.args), |row| {
+            crate::records::record_from_row(conn, row)
+        })?;
+        rows.collect()
+    }
+
+    /// The first `limit` matches, found by reading the listed items in the query's order and
+    /// probing each against the other parts; it gives up as [`walk`]'s probing walk does.
+    fn walk(
+        &self,
+        conn: &rusqlite::Connection,
+        descending: bool,
+        limit: u32,
+    ) -> rusqlite::Result<Walked> {
+        let order = order(descending);
+        let mut listed = conn.prepare(&format!(
+            "SELECT d.id, d.digest FROM (SELECT DISTINCT value FROM json_each(?1)) j \
+             CROSS JOIN items d ON d.digest = j.value ORDER BY {order}"
+        ))?;
+        let listed: Vec<(i64, String)> = listed
+            .query_map(
+                [serde_json::Value::from(self.digests.clone()).to_string()],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut condition = Condition {
+            probe: true,
+            ..Condition::default()
+        };
+        let judged = condition.of(&self.rest);
+        let id = condition.arg(Value::Null);
+        let mut judge = conn.prepare(&format!("SELECT ({judged}) FROM items d WHERE d.id = {id}"))?;
+        let mut args = condition.args;
+        let mut patience = Patience::new(limit, Walk::Probing.most(limit));
+        let mut hits = Vec::new();
+        for (read, (id, digest)) in (1..).zip(listed) {
+            *args.last_mut().expect("the id is an argument") = Value::Integer(id);
+            if judge.query_row(rusqlite::params_from_iter(&args), |row| row.get::<_, bool>(0))? {
+                hits.push(digest);
+                if hits.len() == limit as usize {
+                    break;
+                }
+            }
+            if patience.exhausted(read, hits.len()) {
+                return Ok(Walked::GaveUp { hits: hits.len() });
+            }
+        }
+        Ok(Walked::Found(hits))
+    }
 }
 
 /// A query whose top level (the query, or each part of its top-level AND) holds text terms
@@ -699,7 +846,7 @@ mod tests {
             from,
             to,
         };
-        let queries = [
+        let mut queries = vec![
             word("common"),
             word("medium"),
             word("rare"),
@@ -717,6 +864,32 @@ mod tests {
                 ItemQuery::Not(Box::new(word("medium"))),
             ]),
         ];
+        // A custodian's payloads (every third item, one twice, one not archived): read by
+        // their digests.
+        let listed = ItemQuery::Or(
+            (0..800)
+                .step_by(3)
+                .chain([3])
+                .map(|n| format!("d{n:04}"))
+                .chain(["d9999".to_string()])
+                .map(|value| ItemQuery::Exact {
+                    field: ExactField::Digest,
+                    value,
+                })
+                .collect(),
+        );
+        queries.extend([
+            listed.clone(),
+            ItemQuery::And(vec![word("common"), listed.clone()]),
+            ItemQuery::And(vec![listed.clone(), word("medium"), dates(Some(20_000), None)]),
+            ItemQuery::And(vec![
+                word("rare"),
+                ItemQuery::Exact {
+                    field: ExactField::Digest,
+                    value: "d0042".into(),
+                },
+            ]),
+        ]);
         for items in &queries {
             for descending in [true, false] {
                 for limit in [1, 7, 50, 100, 1000] {
@@ -739,6 +912,14 @@ mod tests {
                     {
                         assert_eq!(walked, listed, "{items:?} text-led, limit {limit}");
                     }
+                    if let Some(led) = DigestLed::of(items) {
+                        if let Walked::Found(walked) = led.walk(&conn, descending, limit).unwrap()
+                        {
+                            assert_eq!(walked, listed, "{items:?} digest-led walk, limit {limit}");
+                        }
+                        let all = keys_of(led.query(&conn, descending, Some(limit)).unwrap());
+                        assert_eq!(all, listed, "{items:?} digest-led, limit {limit}");
+                    }
                     for how in [Walk::Probing, Walk::Listed] {
                         if let Walked::Found(walked) =
                             walk(&conn, how, descending, items, limit).unwrap()
@@ -750,6 +931,8 @@ mod tests {
             }
         }
         let found = |w: Walked| matches!(w, Walked::Found(_));
+        let custodians_common = DigestLed::of(&queries[queries.len() - 3]).unwrap();
+        assert!(found(custodians_common.walk(&conn, true, 7).unwrap()));
         assert!(found(
             walk(&conn, Walk::Probing, true, &word("common"), 7).unwrap()
         ));
