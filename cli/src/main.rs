@@ -248,7 +248,8 @@ enum Command {
     /// (changelog: the messages' trails and the Kolab objects' revisions), writing nothing twice
     Reprocess {
         /// The handler: changelog (message trails, object revisions), freebusy (parsed events)
-        /// or items (e-discovery's item documents, for an archive made before they were kept)
+        /// or items (e-discovery's item documents and custodian records, for an archive made
+        /// before they were kept)
         #[arg(long, value_name = "NAME")]
         handler: String,
         /// Only records since: an RFC 3339 instant, a date, or a span such as 24h
