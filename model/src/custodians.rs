@@ -174,12 +174,10 @@ pub fn digests(storage: &StorageClient, user: &str) -> Result<Option<Vec<String>
     }
     let mut digests = Vec::with_capacity(records.len());
     for stored in &records {
-        let Value::Object(body) = stored.json()? else {
-            return Ok(None);
-        };
-        match body.get("digest").and_then(Value::as_str) {
-            Some(UNKNOWN) | None => return Ok(None),
-            Some(digest) => digests.push(digest.to_string()),
+        // The key ends with the digest (a login never holds the separator at its end).
+        match stored.key.as_str().rsplit_once('\u{1f}') {
+            Some((_, UNKNOWN)) | None => return Ok(None),
+            Some((_, digest)) => digests.push(digest.to_string()),
         }
     }
     digests.sort();

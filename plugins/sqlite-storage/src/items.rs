@@ -450,13 +450,16 @@ impl DigestLed {
         };
         let judged = condition.of(&self.rest);
         let id = condition.arg(Value::Null);
-        let mut judge = conn.prepare(&format!("SELECT ({judged}) FROM items d WHERE d.id = {id}"))?;
+        let mut judge =
+            conn.prepare(&format!("SELECT ({judged}) FROM items d WHERE d.id = {id}"))?;
         let mut args = condition.args;
         let mut patience = Patience::new(limit, Walk::Probing.most(limit));
         let mut hits = Vec::new();
         for (read, (id, digest)) in (1..).zip(listed) {
             *args.last_mut().expect("the id is an argument") = Value::Integer(id);
-            if judge.query_row(rusqlite::params_from_iter(&args), |row| row.get::<_, bool>(0))? {
+            if judge.query_row(rusqlite::params_from_iter(&args), |row| {
+                row.get::<_, bool>(0)
+            })? {
                 hits.push(digest);
                 if hits.len() == limit as usize {
                     break;
@@ -881,7 +884,11 @@ mod tests {
         queries.extend([
             listed.clone(),
             ItemQuery::And(vec![word("common"), listed.clone()]),
-            ItemQuery::And(vec![listed.clone(), word("medium"), dates(Some(20_000), None)]),
+            ItemQuery::And(vec![
+                listed.clone(),
+                word("medium"),
+                dates(Some(20_000), None),
+            ]),
             ItemQuery::And(vec![
                 word("rare"),
                 ItemQuery::Exact {
@@ -913,8 +920,7 @@ mod tests {
                         assert_eq!(walked, listed, "{items:?} text-led, limit {limit}");
                     }
                     if let Some(led) = DigestLed::of(items) {
-                        if let Walked::Found(walked) = led.walk(&conn, descending, limit).unwrap()
-                        {
+                        if let Walked::Found(walked) = led.walk(&conn, descending, limit).unwrap() {
                             assert_eq!(walked, listed, "{items:?} digest-led walk, limit {limit}");
                         }
                         let all = keys_of(led.query(&conn, descending, Some(limit)).unwrap());
