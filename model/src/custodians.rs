@@ -51,16 +51,13 @@ pub fn owner_of(folder: &str, logged: Option<&Object>) -> String {
         .and_then(|l| l.get("folder_owner"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    named
-        .or_else(|| Mailbox::from_path(folder).owner)
-        .unwrap_or_else(|| {
-            Mailbox::from_path(folder)
-                .name
-                .split('/')
-                .next()
-                .unwrap_or_default()
-                .to_string()
+    named.unwrap_or_else(|| {
+        let mailbox = Mailbox::from_path(folder);
+        mailbox.owner.unwrap_or_else(|| {
+            let first = mailbox.name.split('/').next().unwrap_or_default();
+            first.to_string()
         })
+    })
 }
 
 /// The index values a custodian's records are found by.

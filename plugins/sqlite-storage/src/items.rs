@@ -341,8 +341,8 @@ const DIGEST_LED_MOST: usize = 100_000;
 /// (built once), so that the cost grows with the digests and the matches, not with the
 /// archive.
 struct DigestLed {
-    /// The digests listed.
-    digests: Vec<String>,
+    /// The digests listed, as one JSON array (a statement's parameter).
+    digests: String,
     /// The other parts.
     rest: ItemQuery,
 }
@@ -378,8 +378,8 @@ impl DigestLed {
             .filter(|(n, _)| *n != at)
             .map(|(_, part)| part.clone())
             .collect();
-        (digests.len() <= DIGEST_LED_MOST).then_some(DigestLed {
-            digests,
+        (digests.len() <= DIGEST_LED_MOST).then(|| DigestLed {
+            digests: serde_json::Value::from(digests).to_string(),
             rest: ItemQuery::And(rest),
         })
     }
@@ -404,25 +404,14 @@ impl DigestLed {
             checked_only: true,
             ..Condition::default()
         };
-        let list = condition.arg(Value::Text(
-            serde_json::Value::from(self.digests.clone()).to_string(),
-        ));
+        let list = condition.arg(Value::Text(self.digests.clone()));
         let judged = condition.of(&self.rest);
-        let limit = limit.map_or(String::new(), |limit| format!(" LIMIT {limit}"));
-        let order = order(descending);
         // CROSS JOIN keeps the list the outer loop: each digest looked up once.
-        let sql = format!(
-            "SELECT r.collection, r.key, r.time_ms, r.body FROM \
-             (SELECT d.digest, d.date_ms FROM (SELECT DISTINCT value FROM json_each({list})) j \
-              CROSS JOIN items d ON d.digest = j.value WHERE {judged} ORDER BY {order}{limit}) m \
-             CROSS JOIN records r ON r.collection = '{ITEMS}' AND r.key = m.digest \
-             ORDER BY {order}"
+        let items = format!(
+            "(SELECT DISTINCT value FROM json_each({list})) j \
+             CROSS JOIN items d ON d.digest = j.value WHERE {judged}"
         );
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(condition.args), |row| {
-            crate::records::record_from_row(conn, row)
-        })?;
-        rows.collect()
+        first_records(conn, &items, condition.args, descending, limit)
     }
 
     /// The first `limit` matches, found by reading the listed items in the query's order and
@@ -439,10 +428,7 @@ impl DigestLed {
              CROSS JOIN items d ON d.digest = j.value ORDER BY {order}"
         ))?;
         let listed: Vec<(i64, String)> = listed
-            .query_map(
-                [serde_json::Value::from(self.digests.clone()).to_string()],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )?
+            .query_map([&self.digests], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
         let mut condition = Condition {
             probe: true,
@@ -776,17 +762,30 @@ fn match_list(
 ) -> rusqlite::Result<Vec<Record>> {
     let mut condition = Condition::default();
     let matched = condition.of(items);
+    let items = format!("items d WHERE {matched}");
+    first_records(conn, &items, condition.args, descending, limit)
+}
+
+/// The records of the first `limit` (or all) rows `d` of `items` (a FROM clause and its
+/// WHERE, `args` its parameters) in the items' order: the items first, then their records,
+/// so that only those within the limit are read.
+fn first_records(
+    conn: &rusqlite::Connection,
+    items: &str,
+    args: Vec<Value>,
+    descending: bool,
+    limit: Option<u32>,
+) -> rusqlite::Result<Vec<Record>> {
     let limit = limit.map_or(String::new(), |limit| format!(" LIMIT {limit}"));
-    // The items first, then their records: only those within the limit are read.
     let order = order(descending);
     let sql = format!(
         "SELECT r.collection, r.key, r.time_ms, r.body FROM \
-         (SELECT d.digest, d.date_ms FROM items d WHERE {matched} ORDER BY {order}{limit}) m \
+         (SELECT d.digest, d.date_ms FROM {items} ORDER BY {order}{limit}) m \
          CROSS JOIN records r ON r.collection = '{ITEMS}' AND r.key = m.digest \
          ORDER BY {order}"
     );
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(condition.args), |row| {
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), |row| {
         crate::records::record_from_row(conn, row)
     })?;
     rows.collect()
