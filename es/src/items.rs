@@ -207,6 +207,7 @@ impl Es {
             json!({ "bool": { "filter": [dsl(items)] } }),
             sort,
             wanted,
+            !query.keys_only,
         ))
     }
 }

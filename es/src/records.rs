@@ -246,13 +246,15 @@ impl Es {
             json!({ "bool": { "filter": filter } }),
             sort,
             wanted,
+            !query.keys_only,
         ))
     }
 
     /// The records of `collection` in `index` matching `query`, in `sort` order, at most
     /// `wanted`: pages of `page_size` hits read with `search_after` on the sort values (the
     /// last of which must be unique, as the key is), so every record present throughout is
-    /// returned once, past any `max_result_window`.
+    /// returned once, past any `max_result_window`. Without `source` the documents are not
+    /// fetched: the records carry their keys alone ([`RecordQuery::keys_only`]).
     pub(crate) async fn search_records(
         &self,
         index: &str,
@@ -260,6 +262,7 @@ impl Es {
         query: Value,
         sort: Value,
         wanted: Option<usize>,
+        source: bool,
     ) -> Result<Vec<Record>, PluginError> {
         let mut found = Vec::new();
         let mut after: Option<Value> = None;
@@ -271,6 +274,7 @@ impl Es {
                 "sort": sort,
                 "size": size,
                 "track_total_hits": false,
+                "_source": source,
             });
             if let Some(after) = after.take() {
                 body["search_after"] = after;
@@ -280,7 +284,8 @@ impl Es {
             after = hits.last().and_then(|hit| hit.get("sort")).cloned();
             found.extend(hits.iter().filter_map(|hit| {
                 let key = hit.get("_id").and_then(Value::as_str)?;
-                Some(record_from(collection, key, hit.get("_source")?))
+                let document = hit.get("_source").unwrap_or(&Value::Null);
+                Some(record_from(collection, key, document))
             }));
             if !full || after.is_none() || wanted.is_some_and(|w| found.len() >= w) {
                 return Ok(found);

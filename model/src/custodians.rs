@@ -165,14 +165,16 @@ pub fn digests(storage: &StorageClient, user: &str) -> Result<Option<Vec<String>
         limit: MOST as u32 + 1,
         ..RecordQuery::default()
     };
-    let records = storage.query(&query)?;
-    if records.len() > MOST {
+    // The keys alone: the digest is the end of each, and reading the records too (and
+    // sorting them by time) took 30 times as long at a million messages (decision 93).
+    let keys = storage.query_keys(&query)?;
+    if keys.len() > MOST {
         return Ok(None);
     }
-    let mut digests = Vec::with_capacity(records.len());
-    for stored in &records {
+    let mut digests = Vec::with_capacity(keys.len());
+    for key in &keys {
         // The key ends with the digest (a login never holds the separator at its end).
-        match stored.key.as_str().rsplit_once('\u{1f}') {
+        match key.rsplit_once('\u{1f}') {
             Some((_, UNKNOWN)) | None => return Ok(None),
             Some((_, digest)) => digests.push(digest.to_string()),
         }

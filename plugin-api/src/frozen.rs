@@ -7,10 +7,11 @@
 //!
 //! A minor version that grows a type reachable from a root module adds its predecessor here,
 //! and [`layouts`] lists it. A minor version that grows none lists its predecessor with
-//! today's layouts: 1.2 added `RecordQuery::items`, which crosses as JSON, so a plugin built
-//! against 1.1 must have exactly today's types. The version that next grows one (1.3) freezes
-//! them here as `v1_1` in their place, which plugins of 1.2 are then checked against too (the
-//! host takes the newest entry at or before a plugin's version).
+//! today's layouts: 1.2 added `RecordQuery::items` and 1.3 `RecordQuery::keys_only`, which
+//! cross as JSON, so a plugin built against 1.1 or 1.2 must have exactly today's types. The
+//! version that next grows one freezes them here as `v1_1` in their place, which plugins of
+//! 1.2 and 1.3 are then checked against too (the host takes the newest entry at or before a
+//! plugin's version).
 
 use abi_stable::{StableAbi, type_layout::TypeLayout};
 
@@ -27,7 +28,7 @@ pub fn layouts() -> [(u64, [&'static TypeLayout; 4]); 2] {
                 <v1_0::OutputModRef as StableAbi>::LAYOUT,
             ],
         ),
-        // 1.1: today's types, which 1.2 did not change.
+        // 1.1: today's types, which 1.2 and 1.3 did not change.
         (
             1,
             [

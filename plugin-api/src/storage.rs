@@ -131,6 +131,15 @@ pub struct RecordQuery {
     /// it cannot read the field and answers with an error, never with every item. (since 1.2)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub items: Option<crate::items::ItemQuery>,
+    /// Only the keys are wanted: the storage may answer each record with its collection and
+    /// key alone (body `null`, no time, no index terms) and in key order (reversed with
+    /// `descending`) instead of time order, so a `limit` may then keep other
+    /// records than the time order would. Answering whole records in time order is right
+    /// too. SQLite answers a query by one index term from the index alone, without reading a
+    /// record. A storage built before it cannot read the field and answers with an error;
+    /// [`StorageClient::query_keys`] then asks again without it. (since 1.3)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keys_only: bool,
 }
 
 /// The records a query returns when it sets neither `limit` nor `all`.
@@ -369,6 +378,28 @@ impl StorageClient {
         Err(PluginError::transient(format!(
             "record {collection}/{key} kept changing during {UPDATE_ATTEMPTS} updates"
         )))
+    }
+
+    /// The keys of the records matching a query, in the order the storage answers
+    /// [`RecordQuery::keys_only`] (key or time order). A storage built before 1.3 cannot read
+    /// that field and refuses the query as one it cannot run (a configuration error): it is
+    /// then asked again for the whole records, so the answer is the same with every storage.
+    pub fn query_keys(&self, query: &RecordQuery) -> Result<Vec<String>, PluginError> {
+        let keys_only = RecordQuery {
+            keys_only: true,
+            ..query.clone()
+        };
+        let records = match self.query(&keys_only) {
+            Err(e) if e.kind() == Some(&crate::ErrorKind::Config) => {
+                let whole = RecordQuery {
+                    keys_only: false,
+                    ..query.clone()
+                };
+                self.query(&whole)?
+            }
+            answer => answer?,
+        };
+        Ok(records.into_iter().map(|r| r.key.into_string()).collect())
     }
 
     /// The records matching a query.

@@ -339,6 +339,14 @@ impl Storage for MemoryStorage {
         if let Some(limit) = query.max_records() {
             found.truncate(limit as usize);
         }
+        if query.keys_only {
+            // As a storage may answer: keys alone, so a caller that reads more fails its test.
+            for record in &mut found {
+                record.body = "null".into();
+                record.time_ms = None.into();
+                record.index = Default::default();
+            }
+        }
         Ok(found)
     }
 
@@ -550,5 +558,89 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(storage.get_payload(&digest).unwrap().unwrap(), b"abc");
+    }
+
+    /// A storage built against plugin-api 1.2, whose query type has no `keys_only` and refuses
+    /// unknown fields: its glue answers a 1.3 keys-only query with this configuration error.
+    /// A stand-in (no storage of 1.2 is built here): only its refusal matters, the rest is
+    /// the memory storage.
+    struct StorageOf1_2 {
+        memory: MemoryStorage,
+        asked: Arc<Mutex<Vec<bool>>>,
+    }
+
+    impl Storage for StorageOf1_2 {
+        fn get(&self, collection: &str, key: &str) -> Result<Option<Record>, PluginError> {
+            self.memory.get(collection, key)
+        }
+        fn put(&self, record: Record) -> Result<(), PluginError> {
+            self.memory.put(record)
+        }
+        fn delete(&self, collection: &str, key: &str) -> Result<bool, PluginError> {
+            self.memory.delete(collection, key)
+        }
+        fn query(&self, query: RecordQuery) -> Result<Vec<Record>, PluginError> {
+            self.asked.lock().unwrap().push(query.keys_only);
+            if query.keys_only {
+                return Err(PluginError::config(
+                    "this storage cannot run the query: unknown field `keys_only`, expected one \
+                     of `collection`, `index`, `from_ms`, `to_ms`, `limit`, `descending`, \
+                     `text`, `all`, `key_prefix`, `items`",
+                ));
+            }
+            self.memory.query(query)
+        }
+        fn append_log(&self, items: Vec<OutputItem>) -> Result<Vec<ItemStatus>, PluginError> {
+            self.memory.append_log(items)
+        }
+    }
+
+    #[test]
+    fn query_keys_answers_the_same_keys_from_a_storage_of_1_3_and_of_1_2() {
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let old = StorageOf1_2 {
+            memory: MemoryStorage::default(),
+            asked: asked.clone(),
+        };
+        let storages = [
+            StorageClient::new(storage_box(MemoryStorage::default())),
+            StorageClient::new(storage_box(old)),
+        ];
+        let query = RecordQuery::all_with("custodians", "custodian", "jöhn");
+        for storage in &storages {
+            for (key, owner) in [("b", "jöhn"), ("a", "jöhn"), ("c", "mary")] {
+                let record = Record::new("custodians", key, &serde_json::json!({ "k": key }))
+                    .at(1)
+                    .indexed("custodian", owner);
+                storage.put(record).unwrap();
+            }
+            assert_eq!(storage.query_keys(&query).unwrap(), ["a", "b"]);
+        }
+        // The memory storage answers keys alone to a keys-only query.
+        let keys_only = RecordQuery {
+            keys_only: true,
+            ..query
+        };
+        let answered = storages[0].query(&keys_only).unwrap();
+        assert!(
+            answered
+                .iter()
+                .all(|r| r.body == "null" && r.index.is_empty())
+        );
+        // The old storage was asked for keys, refused, and was asked again for records.
+        assert_eq!(*asked.lock().unwrap(), [true, false]);
+        // A refusal that asking again cannot cure is the caller's error still.
+        let unknown = RecordQuery {
+            collection: "custodians".into(),
+            items: Some(crate::items::ItemQuery::All),
+            ..RecordQuery::default()
+        };
+        let error = storages[0].query_keys(&unknown).unwrap_err();
+        assert!(
+            error
+                .message
+                .contains("cannot answer an e-discovery item query"),
+            "{error:?}"
+        );
     }
 }

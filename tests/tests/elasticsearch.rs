@@ -515,9 +515,21 @@ fn es_storage_pages_through_every_match_in_order_past_a_page() {
         keys(RecordQuery {
             all: false,
             limit: 5,
-            ..all
+            ..all.clone()
         }),
         ascending[..5]
+    );
+    // Keys only: the same keys through the same pages, without the documents.
+    let keys_only = RecordQuery {
+        keys_only: true,
+        ..all
+    };
+    let found = es.query_records(&keys_only).unwrap();
+    let found_keys: Vec<&str> = found.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(found_keys, ascending);
+    assert!(
+        found.iter().all(|r| r.body == "null" && r.index.is_empty()),
+        "{found:?}"
     );
 }
 

@@ -143,8 +143,16 @@ pub fn delete(conn: &mut Connection, collection: &str, key: &str) -> rusqlite::R
     Ok(removed > 0)
 }
 
-/// The records matching a query, ordered by time then key.
+/// The records matching a query, ordered by time then key; a keys-only query by one index
+/// term without a time range in key order, from the index alone ([`keys_by_term`]).
 pub fn query(conn: &Connection, query: &RecordQuery) -> rusqlite::Result<Vec<Record>> {
+    if query.keys_only
+        && query.from_ms.is_none()
+        && query.to_ms.is_none()
+        && let Some((field, value)) = &query.index
+    {
+        return keys_by_term(conn, query, field, value);
+    }
     let mut sql = String::from("SELECT r.collection, r.key, r.time_ms, r.body FROM ");
     let mut args: Vec<Value> = vec![Value::Text(query.collection.clone())];
     if let Some((field, value)) = &query.index {
@@ -188,6 +196,49 @@ pub fn query(conn: &Connection, query: &RecordQuery) -> rusqlite::Result<Vec<Rec
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args), |row| {
         record_from_row(conn, row)
+    })?;
+    rows.collect()
+}
+
+/// The keys of the records with the index term `field = value` (and the query's key prefix),
+/// in key order, as records with nothing but their key: one range of `record_index`'s primary
+/// key, without reading a record or sorting. At a million messages a custodian's 5,000
+/// records take 1 ms this way against 31 ms joined to their bodies and sorted by time
+/// (decision 93).
+fn keys_by_term(
+    conn: &Connection,
+    query: &RecordQuery,
+    field: &str,
+    value: &str,
+) -> rusqlite::Result<Vec<Record>> {
+    let mut sql = String::from(
+        "SELECT key FROM record_index WHERE collection = ?1 AND field = ?2 AND value = ?3",
+    );
+    let mut args = vec![
+        Value::Text(query.collection.clone()),
+        Value::Text(field.to_string()),
+        Value::Text(value.to_string()),
+    ];
+    if let Some(prefix) = &query.key_prefix {
+        args.push(Value::Text(prefix.clone()));
+        args.push(Value::Text(format!("{prefix}\u{10FFFF}")));
+        sql.push_str(" AND key >= ?4 AND key < ?5");
+    }
+    let direction = if query.descending { "DESC" } else { "ASC" };
+    sql.push_str(&format!(" ORDER BY key {direction}"));
+    if let Some(limit) = query.max_records() {
+        sql.push_str(&format!(" LIMIT {limit}"));
+    }
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), |row| {
+        Ok(Record {
+            collection: query.collection.as_str().into(),
+            key: row.get::<_, String>(0)?.into(),
+            time_ms: None.into(),
+            body: "null".into(),
+            index: Default::default(),
+            extra: Default::default(),
+        })
     })?;
     rows.collect()
 }
@@ -241,5 +292,71 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    /// A keys-only query by one index term is answered from the index alone: the same keys as
+    /// the whole query, in key order, with no body read; a time range still reads the records.
+    #[test]
+    fn a_keys_only_query_by_term_reads_the_index_alone() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        for (key, time, owner) in [
+            ("u\u{1f}c", 1, "jöhn"),
+            ("u\u{1f}a", 3, "jöhn"),
+            ("u\u{1f}b", 2, "jöhn"),
+            ("v\u{1f}d", 4, "jöhn"),
+            ("u\u{1f}e", 5, "mary"),
+        ] {
+            let record = Record::new("custodians", key, &serde_json::json!({ "k": key }))
+                .at(time)
+                .indexed("custodian", owner);
+            put(&mut conn, &record, None).unwrap();
+        }
+        let term = RecordQuery::all_with("custodians", "custodian", "jöhn");
+        let whole: Vec<String> = query(&conn, &term)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.key.into_string())
+            .collect();
+        assert_eq!(whole, ["u\u{1f}c", "u\u{1f}b", "u\u{1f}a", "v\u{1f}d"]);
+        let keys_only = RecordQuery {
+            keys_only: true,
+            ..term.clone()
+        };
+        let found = query(&conn, &keys_only).unwrap();
+        let keys: Vec<&str> = found.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, ["u\u{1f}a", "u\u{1f}b", "u\u{1f}c", "v\u{1f}d"]);
+        assert!(found.iter().all(|r| r.body == "null"
+            && r.index.is_empty()
+            && r.time_ms.is_none()
+            && r.collection == "custodians"));
+        let keys = |q: RecordQuery| -> Vec<String> {
+            query(&conn, &q)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.key.into_string())
+                .collect()
+        };
+        let newest_two = RecordQuery {
+            descending: true,
+            all: false,
+            limit: 2,
+            ..keys_only.clone()
+        };
+        assert_eq!(keys(newest_two), ["v\u{1f}d", "u\u{1f}c"]);
+        let prefixed = RecordQuery {
+            key_prefix: Some("u\u{1f}".into()),
+            ..keys_only.clone()
+        };
+        assert_eq!(keys(prefixed), ["u\u{1f}a", "u\u{1f}b", "u\u{1f}c"]);
+        // A time range needs each record's time: the records are read, in time order.
+        let ranged = RecordQuery {
+            from_ms: Some(2),
+            ..keys_only
+        };
+        let found = query(&conn, &ranged).unwrap();
+        assert_eq!(found[0].key, "u\u{1f}b");
+        assert_eq!(found.len(), 3);
+        assert!(found.iter().all(|r| r.body != "null"));
     }
 }
