@@ -73,24 +73,46 @@ fn remove_database(lab: &Lab, name: &str) -> anyhow::Result<()> {
 }
 
 /// Queues `events` notifications (numbered from `first`) at a broker with no worker, then
-/// starts `workers` workers: records per second from their start to the last record synced.
-fn archive_rate(lab: &Lab, first: u64, events: u64, workers: usize) -> anyhow::Result<f64> {
+/// starts `workers` workers: records per second from their start to the last record synced,
+/// and the CPU time per event each process used meanwhile (`{broker, workers: [..], total}`
+/// in µs; a worker's from its start, so its plugin loading is in it).
+fn archive_rate(
+    lab: &Lab,
+    first: u64,
+    events: u64,
+    workers: usize,
+) -> anyhow::Result<(f64, Value)> {
     // A new job store for each run, so that its job ids are new.
     remove_database(lab, "broker.db")?;
-    let _broker = lab.broker()?;
+    let broker = lab.broker()?;
     lab.submit(first..first + events, |n| notification(n).into_bytes())?;
     let before = lab.archived();
+    let broker_before = broker.cpu_s().context("the broker's CPU time")?;
     let started = Instant::now();
-    let _workers: Vec<_> = (0..workers)
+    let running: Vec<_> = (0..workers)
         .map(|_| lab.worker())
         .collect::<Result<_, _>>()?;
     crate::wait_archived(lab, before + events, started)?;
-    Ok(events as f64 / started.elapsed().as_secs_f64())
+    let rate = events as f64 / started.elapsed().as_secs_f64();
+    let per_event = |cpu_s: f64| crate::round(cpu_s * 1e6 / events as f64, 1);
+    let broker_cpu = broker.cpu_s().context("the broker's CPU time")? - broker_before;
+    let worker_cpu: Vec<f64> = running
+        .iter()
+        .map(|w| w.cpu_s().context("a worker's CPU time"))
+        .collect::<Result<_, _>>()?;
+    let total = broker_cpu + worker_cpu.iter().sum::<f64>();
+    let cpu = json!({
+        "broker": per_event(broker_cpu),
+        "workers": worker_cpu.iter().map(|&c| per_event(c)).collect::<Vec<_>>(),
+        "total": per_event(total),
+    });
+    Ok((rate, cpu))
 }
 
 /// The scaling table: one row per store size and worker count, as
-/// `{workers, store_records, events_per_s}`. A store of 0 is new for each run; a larger one is
-/// filled once and then grows by each run's events, and its row says what it held.
+/// `{workers, store_records, events_per_s, cpu_us_per_event}`. A store of 0 is new for each
+/// run; a larger one is filled once and then grows by each run's events, and its row says what
+/// it held.
 pub fn table(settings: &Settings) -> anyhow::Result<Value> {
     let mut rows = Vec::new();
     for &store in &settings.stores {
@@ -105,12 +127,17 @@ pub fn table(settings: &Settings) -> anyhow::Result<Value> {
             }
             let held = lab.archived();
             // Numbered after what the store holds, so that no session or message repeats.
-            let rate = archive_rate(&lab, held, settings.events, workers)?;
-            eprintln!("archive with {workers} workers, {held} records stored: {rate:.0}/s");
+            let (rate, cpu) = archive_rate(&lab, held, settings.events, workers)?;
+            eprintln!(
+                "archive with {workers} workers, {held} records stored: {rate:.0}/s, CPU per \
+                 event {} µs",
+                cpu["total"]
+            );
             rows.push(json!({
                 "workers": workers,
                 "store_records": held,
                 "events_per_s": crate::round(rate, 0),
+                "cpu_us_per_event": cpu,
             }));
         }
     }
