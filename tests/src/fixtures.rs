@@ -136,7 +136,7 @@ fn build_with(project: &Path, library: &str, locked: bool) -> PathBuf {
     if locked {
         command.arg("--locked");
     }
-    let output = process::run("cargo build (fixture)", &mut command);
+    let output = process::build("cargo build (fixture)", &mut command);
     let target = external_target();
     assert!(
         output.status.success(),

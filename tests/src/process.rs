@@ -9,6 +9,10 @@ use std::{
 /// How long a process a test expects to end may take before the test fails as hung.
 pub const HANG_GUARD: Duration = Duration::from_secs(120);
 
+/// How long a cargo build a test runs (a plugin outside the workspace) may take: a first
+/// build of abi_stable and its dependencies on a busy two-core machine takes minutes.
+pub const BUILD_GUARD: Duration = Duration::from_secs(900);
+
 /// A child process, killed on drop.
 pub struct ChildGuard {
     child: Option<Child>,
@@ -52,7 +56,12 @@ impl ChildGuard {
     /// Waits for the process to end (failing the test if it hangs) and returns its output.
     /// Piped outputs are read on threads of their own meanwhile: a child that writes more than
     /// a pipe holds (64 KiB) would otherwise block on its write and never end.
-    pub fn wait(mut self) -> Output {
+    pub fn wait(self) -> Output {
+        self.wait_within(HANG_GUARD)
+    }
+
+    /// [`ChildGuard::wait`], failing the test when the process runs longer than `limit`.
+    pub fn wait_within(mut self, limit: Duration) -> Output {
         let mut child = self.child.take().expect("a running child");
         fn drain(
             pipe: Option<impl std::io::Read + Send + 'static>,
@@ -74,9 +83,9 @@ impl ChildGuard {
                 Ok(None) => {}
                 Err(e) => panic!("cannot wait for {}: {e}", self.name),
             }
-            if start.elapsed() > HANG_GUARD {
+            if start.elapsed() > limit {
                 let _ = child.kill();
-                panic!("{} did not end within {:?}", self.name, HANG_GUARD);
+                panic!("{} did not end within {limit:?}", self.name);
             }
             std::thread::sleep(Duration::from_millis(10));
         };
@@ -99,11 +108,20 @@ impl Drop for ChildGuard {
 
 /// Runs `command` to its end with piped output.
 pub fn run(name: &str, command: &mut Command) -> Output {
+    run_within(name, command, HANG_GUARD)
+}
+
+/// Runs a cargo build to its end with piped output, allowing it [`BUILD_GUARD`].
+pub fn build(name: &str, command: &mut Command) -> Output {
+    run_within(name, command, BUILD_GUARD)
+}
+
+fn run_within(name: &str, command: &mut Command, limit: Duration) -> Output {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    ChildGuard::spawn(name, command).wait()
+    ChildGuard::spawn(name, command).wait_within(limit)
 }
 
 /// Polls `check` until it is true; fails the test if it never becomes true.

@@ -341,7 +341,7 @@ fn an_author_following_the_guide_from_an_empty_folder_builds_tests_and_loads_a_h
     // A target folder of its own: the example's vendored copy has the same relative path,
     // and cargo would name both builds alike.
     let target = fixtures::external_target().join("author");
-    let tested = process::run(
+    let tested = process::build(
         "cargo test (the author's)",
         &mut fixtures::cargo_in(&project, "test", &target),
     );
@@ -351,7 +351,7 @@ fn an_author_following_the_guide_from_an_empty_folder_builds_tests_and_loads_a_h
         "{}",
         process::describe(&tested)
     );
-    let built = process::run(
+    let built = process::build(
         "cargo build (the author's)",
         &mut fixtures::cargo_in(&project, "build", &target),
     );

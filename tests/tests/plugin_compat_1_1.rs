@@ -42,7 +42,7 @@ fn example_handler_of_1_1() -> std::path::PathBuf {
         std::fs::rename(unpacked.keep(), root.join("source")).unwrap();
     }
     let target = root.join("target");
-    let built = process::run(
+    let built = process::build(
         "cargo build (the 1.1 example)",
         fixtures::cargo_in(&project, "build", &target).arg("--locked"),
     );
