@@ -64,7 +64,7 @@ pub fn figures(total: u64, connections: usize) -> anyhow::Result<Map<String, Val
     wait_for_workers(&lab, 2)?;
     let cpu_before: Vec<f64> = processes
         .iter()
-        .map(|(name, p)| p.cpu_s().with_context(|| format!("the {name}'s CPU time")))
+        .map(|(name, p)| p.cpu_time(name))
         .collect::<anyhow::Result<_>>()?;
 
     let started = Instant::now();
@@ -88,13 +88,11 @@ pub fn figures(total: u64, connections: usize) -> anyhow::Result<Map<String, Val
     }
     let mut per_process = Map::new();
     for ((name, process), before) in processes.iter().zip(cpu_before) {
-        let after = process
-            .cpu_s()
-            .with_context(|| format!("the {name}'s CPU time"))?;
+        let after = process.cpu_time(name)?;
         per_process.insert(
             name.to_string(),
             json!({
-                "cpu_us_per_event": round((after - before) * 1e6 / total as f64, 1),
+                "cpu_us_per_event": crate::us_per_event(after - before, total),
                 "peak_rss_kib": process.peak_rss_kib(),
             }),
         );

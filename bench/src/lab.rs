@@ -39,6 +39,12 @@ impl Running {
         Some(ticks as f64 / 100.0)
     }
 
+    /// [`Running::cpu_s`], or an error naming the process (`what`).
+    pub fn cpu_time(&self, what: &str) -> anyhow::Result<f64> {
+        self.cpu_s()
+            .with_context(|| format!("reading the CPU time of the {what}"))
+    }
+
     /// Peak resident memory so far, in KiB (`VmHWM`).
     pub fn peak_rss_kib(&self) -> Option<u64> {
         self.status_kib("VmHWM:")

@@ -517,6 +517,11 @@ fn round(value: f64, digits: i32) -> f64 {
     (value * scale).round() / scale
 }
 
+/// CPU seconds spread over `events`, in µs per event to a tenth.
+fn us_per_event(cpu_s: f64, events: u64) -> f64 {
+    round(cpu_s * 1e6 / events as f64, 1)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -658,7 +663,7 @@ fn end_to_end_per_s(total: u64, connections: usize) -> anyhow::Result<(f64, Valu
         .iter()
         .zip(&running)
         .map(|(name, r)| {
-            let cpu_us = r.cpu_s().map(|s| round(s * 1e6 / total as f64, 1));
+            let cpu_us = r.cpu_s().map(|s| us_per_event(s, total));
             (
                 name.to_string(),
                 json!({ "peak_rss_kib": r.peak_rss_kib(), "cpu_us_per_event": cpu_us }),

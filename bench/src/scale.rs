@@ -87,18 +87,18 @@ fn archive_rate(
     let broker = lab.broker()?;
     lab.submit(first..first + events, |n| notification(n).into_bytes())?;
     let before = lab.archived();
-    let broker_before = broker.cpu_s().context("the broker's CPU time")?;
+    let broker_before = broker.cpu_time("broker")?;
     let started = Instant::now();
     let running: Vec<_> = (0..workers)
         .map(|_| lab.worker())
         .collect::<Result<_, _>>()?;
     crate::wait_archived(lab, before + events, started)?;
     let rate = events as f64 / started.elapsed().as_secs_f64();
-    let per_event = |cpu_s: f64| crate::round(cpu_s * 1e6 / events as f64, 1);
-    let broker_cpu = broker.cpu_s().context("the broker's CPU time")? - broker_before;
+    let per_event = |cpu_s: f64| crate::us_per_event(cpu_s, events);
+    let broker_cpu = broker.cpu_time("broker")? - broker_before;
     let worker_cpu: Vec<f64> = running
         .iter()
-        .map(|w| w.cpu_s().context("a worker's CPU time"))
+        .map(|w| w.cpu_time("worker"))
         .collect::<Result<_, _>>()?;
     let total = broker_cpu + worker_cpu.iter().sum::<f64>();
     let cpu = json!({
