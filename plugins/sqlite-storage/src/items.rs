@@ -17,6 +17,8 @@ use bonnie_plugin_api::{
         exact_lists,
     },
 };
+use std::collections::HashSet;
+
 use rusqlite::{OptionalExtension, Transaction, params, types::Value};
 
 /// What a query compares of an item, read from its record before the write.
@@ -312,7 +314,7 @@ pub fn query(
     if let Some(limit) = limit
         && let Some(led) = TextLed::of(items)
         && ids_follow_dates(conn)?
-        && let Walked::Found(digests) = led.walk(conn, query.descending, limit)?
+        && let Walked::Found(digests) = led.walk(conn, query.descending, limit, None)?
     {
         return records_of(conn, &digests);
     }
@@ -385,20 +387,34 @@ impl DigestLed {
     }
 
     /// The items listed that the other parts match, in the query's order, the first `limit`.
-    /// With a limit and text terms, the listed items are first walked in order and each
-    /// probed ([`DigestLed::walk`]), which fills the limit soon for a common word; when the
-    /// walk gives up, the list of the text terms' matches (made once) decides every one.
+    /// With a limit and text terms FTS5 can list, their matches are walked in rowid order
+    /// and those listed judged ([`TextLed::walk`] within the list), which costs about as
+    /// much as the matches read before the limit fills; when that walk gives up (a short
+    /// list: probing each item costs less), the listed items are walked in order and each
+    /// probed ([`DigestLed::walk`]), which fills the limit soon for a word common among
+    /// them; when that walk gives up too, the list of the text terms' matches (made once)
+    /// decides every one.
     fn query(
         &self,
         conn: &rusqlite::Connection,
         descending: bool,
         limit: Option<u32>,
     ) -> rusqlite::Result<Vec<Record>> {
-        if let Some(limit) = limit
-            && (1..=WALK_TEXT_TERMS).contains(&text_terms(&self.rest))
-            && let Walked::Found(digests) = self.walk(conn, descending, limit)?
-        {
-            return records_of(conn, &digests);
+        if let Some(limit) = limit {
+            let listed = self.listed(conn, descending)?;
+            if let Some(led) = TextLed::of(&self.rest)
+                && ids_follow_dates(conn)?
+            {
+                let ids = listed.iter().map(|(id, _)| *id).collect();
+                if let Walked::Found(digests) = led.walk(conn, descending, limit, Some(&ids))? {
+                    return records_of(conn, &digests);
+                }
+            }
+            if (1..=WALK_TEXT_TERMS).contains(&text_terms(&self.rest))
+                && let Walked::Found(digests) = self.walk(conn, listed, limit)?
+            {
+                return records_of(conn, &digests);
+            }
         }
         let mut condition = Condition {
             checked_only: true,
@@ -414,22 +430,31 @@ impl DigestLed {
         first_records(conn, &items, condition.args, descending, limit)
     }
 
-    /// The first `limit` matches, found by reading the listed items in the query's order and
-    /// probing each against the other parts; it gives up as [`walk`]'s probing walk does.
-    fn walk(
+    /// The listed items archived, as (id, digest), in the query's order.
+    fn listed(
         &self,
         conn: &rusqlite::Connection,
         descending: bool,
-        limit: u32,
-    ) -> rusqlite::Result<Walked> {
+    ) -> rusqlite::Result<Vec<(i64, String)>> {
         let order = order(descending);
         let mut listed = conn.prepare(&format!(
             "SELECT d.id, d.digest FROM (SELECT DISTINCT value FROM json_each(?1)) j \
              CROSS JOIN items d ON d.digest = j.value ORDER BY {order}"
         ))?;
-        let listed: Vec<(i64, String)> = listed
+        listed
             .query_map([&self.digests], |row| Ok((row.get(0)?, row.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect()
+    }
+
+    /// The first `limit` matches, found by reading the `listed` items ([`DigestLed::listed`],
+    /// in the query's order) and probing each against the other parts; it gives up as
+    /// [`walk`]'s probing walk does.
+    fn walk(
+        &self,
+        conn: &rusqlite::Connection,
+        listed: Vec<(i64, String)>,
+        limit: u32,
+    ) -> rusqlite::Result<Walked> {
         let mut condition = Condition {
             probe: true,
             ..Condition::default()
@@ -498,19 +523,32 @@ impl TextLed {
     /// hits are found the walk reads on to the end of the last hit's second, then sorts the
     /// hits by date and digest: rowid order is date order between seconds, not within one.
     /// It gives up as [`walk`] does, after [`Walk::Listed`]'s most items.
+    ///
+    /// `within`, the ids of a list of items ([`DigestLed`]): only those are judged, the
+    /// others skipped as read, and the walk may read [`MATCHES_PER_PROBE`] matches for each
+    /// listed item before it gives up: by then probing each listed item costs less.
     fn walk(
         &self,
         conn: &rusqlite::Connection,
         descending: bool,
         limit: u32,
+        within: Option<&HashSet<i64>>,
     ) -> rusqlite::Result<Walked> {
-        let first = self
+        let mut first = self
             .dates
             .0
             .map_or(0, |from| *ids_of(second_of(from)).start());
-        let last = self.dates.1.map_or(i64::MAX, |to| {
+        let mut last = self.dates.1.map_or(i64::MAX, |to| {
             *ids_of(second_of(to.saturating_sub(1))).end()
         });
+        let mut most = Walk::Listed.most(limit);
+        if let Some(ids) = within {
+            let (Some(low), Some(high)) = (ids.iter().min(), ids.iter().max()) else {
+                return Ok(Walked::Found(Vec::new()));
+            };
+            (first, last) = (first.max(*low), last.min(*high));
+            most = u32::try_from(ids.len().saturating_mul(MATCHES_PER_PROBE)).unwrap_or(u32::MAX);
+        }
         let direction = if descending { "DESC" } else { "ASC" };
         let mut listed = conn.prepare(&format!(
             "SELECT rowid FROM items_text WHERE items_text MATCH ?1 \
@@ -526,7 +564,6 @@ impl TextLed {
             "SELECT d.digest, d.date_ms, ({judged}) FROM items d WHERE d.id = {id}"
         ))?;
         let mut args = condition.args;
-        let most = Walk::Listed.most(limit);
         let mut rows = listed.query(params![self.expression, first, last])?;
         let (mut read, mut patience) = (0u32, Patience::new(limit, most));
         let mut hits: Vec<(i64, String)> = Vec::new();
@@ -537,6 +574,12 @@ impl TextLed {
                 break;
             }
             read += 1;
+            if within.is_some_and(|ids| !ids.contains(&rowid)) {
+                if last_second.is_none() && patience.exhausted(read, hits.len()) {
+                    return Ok(Walked::GaveUp { hits: hits.len() });
+                }
+                continue;
+            }
             *args.last_mut().expect("the id is an argument") = Value::Integer(rowid);
             let judged = judge
                 .query_row(rusqlite::params_from_iter(&args), |row| {
@@ -583,6 +626,10 @@ fn fts_expression(items: &ItemQuery) -> Option<String> {
         _ => None,
     }
 }
+
+/// About how many full-text matches a walk reads ([`TextLed::walk`]) in the time one probe
+/// of the full-text index for one item takes ([`Walk::Probing`]).
+const MATCHES_PER_PROBE: usize = 100;
 
 /// Queries of more text terms than this are not walked: each is a probe of every item read.
 const WALK_TEXT_TERMS: usize = 4;
@@ -914,12 +961,21 @@ mod tests {
                         "{items:?} descending {descending} limit {limit}"
                     );
                     if let Some(led) = TextLed::of(items)
-                        && let Walked::Found(walked) = led.walk(&conn, descending, limit).unwrap()
+                        && let Walked::Found(walked) =
+                            led.walk(&conn, descending, limit, None).unwrap()
                     {
                         assert_eq!(walked, listed, "{items:?} text-led, limit {limit}");
                     }
                     if let Some(led) = DigestLed::of(items) {
-                        if let Walked::Found(walked) = led.walk(&conn, descending, limit).unwrap() {
+                        let digests = led.listed(&conn, descending).unwrap();
+                        let ids = digests.iter().map(|(id, _)| *id).collect();
+                        if let Some(text) = TextLed::of(&led.rest)
+                            && let Walked::Found(walked) =
+                                text.walk(&conn, descending, limit, Some(&ids)).unwrap()
+                        {
+                            assert_eq!(walked, listed, "{items:?} text-led within, limit {limit}");
+                        }
+                        if let Walked::Found(walked) = led.walk(&conn, digests, limit).unwrap() {
                             assert_eq!(walked, listed, "{items:?} digest-led walk, limit {limit}");
                         }
                         let all = keys_of(led.query(&conn, descending, Some(limit)).unwrap());
@@ -937,7 +993,8 @@ mod tests {
         }
         let found = |w: Walked| matches!(w, Walked::Found(_));
         let custodians_common = DigestLed::of(&queries[queries.len() - 3]).unwrap();
-        assert!(found(custodians_common.walk(&conn, true, 7).unwrap()));
+        let digests = custodians_common.listed(&conn, true).unwrap();
+        assert!(found(custodians_common.walk(&conn, digests, 7).unwrap()));
         assert!(found(
             walk(&conn, Walk::Probing, true, &word("common"), 7).unwrap()
         ));
@@ -979,7 +1036,7 @@ mod tests {
             text: TextMatch::Words("medium".into()),
         };
         let led = TextLed::of(&medium).unwrap();
-        let Walked::Found(walked) = led.walk(&conn, true, 50).unwrap() else {
+        let Walked::Found(walked) = led.walk(&conn, true, 50, None).unwrap() else {
             panic!("the text-led walk gave up on a word in 8 % of the items");
         };
         assert_eq!(walked.len(), 50);
@@ -988,6 +1045,72 @@ mod tests {
             keys_of(match_list(&conn, true, &medium, Some(50)).unwrap())
         );
         assert!(ids_follow_dates(&conn).unwrap());
+    }
+
+    /// A custodian's search for a word in 4 % of the custodian's items: FTS5's list of the
+    /// word's matches, read within the custodian's ids, fills a limit of 50 where probing
+    /// the custodian's items one by one gives up; for a list of two items far apart, the
+    /// list walk gives up soon and the digest-led plan still answers rightly.
+    #[test]
+    fn a_custodians_word_is_walked_in_the_full_text_list() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        for n in 0..3000i64 {
+            let subject = if n % 25 == 0 { "x medium" } else { "x" };
+            let record = item_at(&format!("d{n:04}"), subject, 1_000 + n * 137);
+            crate::records::put(&mut conn, &record, Some(&indexed(&record).unwrap())).unwrap();
+        }
+        let word = |w: &str| ItemQuery::Text {
+            field: TextField::Any,
+            text: TextMatch::Words(w.into()),
+        };
+        let listed = |numbers: &mut dyn Iterator<Item = i64>| {
+            ItemQuery::Or(
+                numbers
+                    .map(|n| ItemQuery::Exact {
+                        field: ExactField::Digest,
+                        value: format!("d{n:04}"),
+                    })
+                    .collect(),
+            )
+        };
+        let custodian = ItemQuery::And(vec![listed(&mut (0..3000).step_by(2)), word("medium")]);
+        let led = DigestLed::of(&custodian).unwrap();
+        let digests = led.listed(&conn, true).unwrap();
+        let ids: HashSet<i64> = digests.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids.len(), 1500);
+        assert!(matches!(
+            led.walk(&conn, digests, 50).unwrap(),
+            Walked::GaveUp { .. }
+        ));
+        let text = TextLed::of(&led.rest).unwrap();
+        let expected = keys_of(match_list(&conn, true, &custodian, Some(50)).unwrap());
+        assert_eq!(expected.len(), 50);
+        assert_eq!(
+            text.walk(&conn, true, 50, Some(&ids)).unwrap(),
+            Walked::Found(expected.clone())
+        );
+        assert_eq!(keys_of(led.query(&conn, true, Some(50)).unwrap()), expected);
+
+        let two = ItemQuery::And(vec![listed(&mut [0, 2999].into_iter()), word("x")]);
+        let led = DigestLed::of(&two).unwrap();
+        let ids = led
+            .listed(&conn, true)
+            .unwrap()
+            .iter()
+            .map(|(id, _)| *id)
+            .collect();
+        assert!(matches!(
+            TextLed::of(&led.rest)
+                .unwrap()
+                .walk(&conn, true, 50, Some(&ids))
+                .unwrap(),
+            Walked::GaveUp { .. }
+        ));
+        assert_eq!(
+            keys_of(led.query(&conn, true, Some(50)).unwrap()),
+            ["d2999", "d0000"]
+        );
     }
 
     /// Items indexed before schema version 7 keep their ids, which do not follow their
@@ -1070,7 +1193,11 @@ mod tests {
             field: TextField::Subject,
             text: TextMatch::Words("x".into()),
         };
-        let Walked::Found(walked) = TextLed::of(&x).unwrap().walk(&conn, false, 10).unwrap() else {
+        let Walked::Found(walked) = TextLed::of(&x)
+            .unwrap()
+            .walk(&conn, false, 10, None)
+            .unwrap()
+        else {
             panic!("gave up");
         };
         assert_eq!(walked, ["d0", "d1", "d3", "d2"]);
