@@ -665,8 +665,7 @@ fn queries(generator: &Generator, per_kind: usize) -> Vec<(String, String)> {
             format!("after:{} before:{}", day(from), day(to)),
         ));
     }
-    // Fewer: each reads the states of thousands of candidates (docs/decisions.md 87).
-    for _ in 0..per_kind.div_ceil(10) {
+    for _ in 0..per_kind {
         let (login, _) = &generator.custodians[rng.below(CUSTODIANS)];
         let user = login.split('@').next().unwrap_or_default();
         let word = vocabulary.word(rng.below(3000));

@@ -180,6 +180,23 @@ broker_address = "tcp://127.0.0.1:{collector}"
         })
     }
 
+    /// Sets the handler threads of the workers started from now on (the lab starts with 2):
+    /// the `threads` line of the configuration's `[worker]` table, which is the
+    /// configuration's only `threads` line.
+    pub fn set_worker_threads(&self, threads: usize) -> anyhow::Result<()> {
+        let path = self.path().join("bonnie.toml");
+        let config = std::fs::read_to_string(&path)?;
+        let lines: Vec<String> = config
+            .lines()
+            .map(|line| match line.starts_with("threads = ") {
+                true => format!("threads = {threads}"),
+                false => line.to_string(),
+            })
+            .collect();
+        std::fs::write(&path, lines.join("\n") + "\n")?;
+        Ok(())
+    }
+
     /// The lab's folder.
     pub fn path(&self) -> &Path {
         self.dir.path()

@@ -133,6 +133,9 @@ struct Args {
     /// Notifications archived per scaling run
     #[arg(long, default_value_t = 30_000)]
     scale_events: u64,
+    /// Handler threads of each worker in the scaling table, a run for each
+    #[arg(long, value_delimiter = ',', default_values_t = [2])]
+    scale_threads: Vec<usize>,
     /// Jobs pending at the broker (no worker) when its memory is read
     #[arg(long, default_value_t = 1_000_000)]
     broker_pending: usize,
@@ -309,6 +312,7 @@ fn scale_figures(args: &Args) -> anyhow::Result<Value> {
         workers: args.scale_workers.clone(),
         stores: args.scale_stores.clone(),
         events: args.scale_events,
+        threads: args.scale_threads.clone(),
     })?;
     Ok(json!({ "broker_memory": broker_memory, "archive_scaling": table }))
 }

@@ -26,6 +26,8 @@ pub struct Settings {
     pub stores: Vec<u64>,
     /// Notifications archived per run.
     pub events: u64,
+    /// Handler threads of each worker, a run for each.
+    pub threads: Vec<usize>,
 }
 
 /// A lab whose workers run every archive handler into SQLite, fed by the broker.
@@ -110,7 +112,7 @@ fn archive_rate(
 }
 
 /// The scaling table: one row per store size and worker count, as
-/// `{workers, store_records, events_per_s, cpu_us_per_event}`. A store of 0 is new for each
+/// `{workers, threads, store_records, events_per_s, cpu_us_per_event}`. A store of 0 is new for each
 /// run; a larger one is filled once and then grows by each run's events, and its row says what
 /// it held.
 pub fn table(settings: &Settings) -> anyhow::Result<Value> {
@@ -122,23 +124,27 @@ pub fn table(settings: &Settings) -> anyhow::Result<Value> {
             eprintln!("store filled with {store} log entries at {rate:.0}/s");
         }
         for &workers in &settings.workers {
-            if store == 0 {
-                remove_database(&lab, "bonnie.db")?;
-            }
-            let held = lab.archived();
-            // Numbered after what the store holds, so that no session or message repeats.
-            let (rate, cpu) = archive_rate(&lab, held, settings.events, workers)?;
-            eprintln!(
-                "archive with {workers} workers, {held} records stored: {rate:.0}/s, CPU per \
-                 event {} µs",
-                cpu["total"]
-            );
-            rows.push(json!({
-                "workers": workers,
-                "store_records": held,
+            for &threads in &settings.threads {
+                if store == 0 {
+                    remove_database(&lab, "bonnie.db")?;
+                }
+                lab.set_worker_threads(threads)?;
+                let held = lab.archived();
+                // Numbered after what the store holds, so that no session or message repeats.
+                let (rate, cpu) = archive_rate(&lab, held, settings.events, workers)?;
+                eprintln!(
+                    "archive with {workers} workers of {threads} handler threads, {held} \
+                     records stored: {rate:.0}/s, CPU per event {} µs",
+                    cpu["total"]
+                );
+                rows.push(json!({
+                    "workers": workers,
+                    "threads": threads,
+                    "store_records": held,
                 "events_per_s": crate::round(rate, 0),
-                "cpu_us_per_event": cpu,
-            }));
+                    "cpu_us_per_event": cpu,
+                }));
+            }
         }
     }
     Ok(Value::Array(rows))
