@@ -53,6 +53,8 @@ pub struct Settings {
     pub messages: usize,
     /// Queries timed per kind.
     pub queries: usize,
+    /// Only the queries of these kinds (every kind when empty): to profile one.
+    pub kinds: Vec<String>,
     /// Items exported per format.
     pub export_items: usize,
     /// Messages appended to Cyrus (and archived again for bonnie's side).
@@ -1182,7 +1184,10 @@ pub fn figures(settings: &Settings) -> anyhow::Result<Value> {
         ),
         None => archive.fill(&generator, settings.messages, settings)?,
     };
-    let queries = queries(&generator, settings.queries);
+    let mut queries = queries(&generator, settings.queries);
+    if !settings.kinds.is_empty() {
+        queries.retain(|(kind, _)| settings.kinds.contains(kind));
+    }
     let search = search_latency(&archive.client, &queries)?;
     print_table(
         &format!(

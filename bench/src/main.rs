@@ -204,6 +204,10 @@ struct Args {
     /// Queries timed per kind (--only-discovery)
     #[arg(long, default_value_t = 210)]
     discovery_queries: usize,
+    /// Only the queries of these kinds, e.g. user_and_word (--only-discovery; every kind
+    /// when not given): to profile one
+    #[arg(long, value_delimiter = ',')]
+    discovery_kinds: Vec<String>,
     /// Items exported per format (--only-discovery)
     #[arg(long, default_value_t = 10_000)]
     discovery_export_items: usize,
@@ -339,6 +343,7 @@ fn run(args: &Args) -> anyhow::Result<Value> {
         let figures = discovery::figures(&discovery::Settings {
             messages: args.discovery_messages,
             queries: args.discovery_queries,
+            kinds: args.discovery_kinds.clone(),
             export_items: args.discovery_export_items,
             cyrus_messages: args.discovery_cyrus_messages,
             cyrus_queries: args.discovery_cyrus_queries,
