@@ -4,7 +4,7 @@
 //! events), goes as dlist requests to the dealer daemon, then the broker and two workers with
 //! every archive handler, the changelog, free/busy, SQLite and the JSON-lines output, CURVE
 //! on; from the first request to the broker's last job DONE (every record synced before it),
-//! with each process's CPU time per notification.
+//! with each process's CPU time and bytes written per notification.
 
 use std::{
     process::Stdio,
@@ -66,6 +66,10 @@ pub fn figures(total: u64, connections: usize) -> anyhow::Result<Map<String, Val
         .iter()
         .map(|(name, p)| p.cpu_time(name))
         .collect::<anyhow::Result<_>>()?;
+    let written_before: Vec<u64> = processes
+        .iter()
+        .map(|(name, p)| p.written_bytes(name))
+        .collect::<anyhow::Result<_>>()?;
 
     let started = Instant::now();
     load::drive(
@@ -87,12 +91,15 @@ pub fn figures(total: u64, connections: usize) -> anyhow::Result<Map<String, Val
         );
     }
     let mut per_process = Map::new();
-    for ((name, process), before) in processes.iter().zip(cpu_before) {
+    for (((name, process), before), written) in processes.iter().zip(cpu_before).zip(written_before)
+    {
         let after = process.cpu_time(name)?;
+        let written = process.written_bytes(name)?.saturating_sub(written);
         per_process.insert(
             name.to_string(),
             json!({
                 "cpu_us_per_event": crate::us_per_event(after - before, total),
+                "kb_written_per_event": round(written as f64 / 1000.0 / total as f64, 1),
                 "peak_rss_kib": process.peak_rss_kib(),
             }),
         );

@@ -55,6 +55,18 @@ impl Running {
         self.status_kib("VmRSS:")
     }
 
+    /// Bytes the process has caused to be written to storage so far (`write_bytes` of
+    /// `/proc/<pid>/io`: counted when it dirties a page, so the kernel's later writeback of
+    /// it is the process's too).
+    pub fn written_bytes(&self, what: &str) -> anyhow::Result<u64> {
+        let io = std::fs::read_to_string(format!("/proc/{}/io", self.0.id()))
+            .with_context(|| format!("reading the I/O counters of the {what}"))?;
+        io.lines()
+            .find_map(|l| l.strip_prefix("write_bytes:"))
+            .and_then(|v| v.trim().parse().ok())
+            .with_context(|| format!("no write_bytes in the I/O counters of the {what}"))
+    }
+
     /// A field of `/proc/<pid>/status` given in KiB.
     fn status_kib(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).ok()?;
