@@ -112,9 +112,9 @@ fn archive_rate(
 }
 
 /// The scaling table: one row per store size and worker count, as
-/// `{workers, threads, store_records, events_per_s, cpu_us_per_event}`. A store of 0 is new for each
-/// run; a larger one is filled once and then grows by each run's events, and its row says what
-/// it held.
+/// `{workers, threads, store_records, events_per_s, cpu_us_per_event}`. A store of 0 is new
+/// for each run; a larger one is filled once and then grows by each run's events, and its row
+/// says what it held.
 pub fn table(settings: &Settings) -> anyhow::Result<Value> {
     let mut rows = Vec::new();
     for &store in &settings.stores {
@@ -141,7 +141,7 @@ pub fn table(settings: &Settings) -> anyhow::Result<Value> {
                     "workers": workers,
                     "threads": threads,
                     "store_records": held,
-                "events_per_s": crate::round(rate, 0),
+                    "events_per_s": crate::round(rate, 0),
                     "cpu_us_per_event": cpu,
                 }));
             }

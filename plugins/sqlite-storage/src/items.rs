@@ -10,6 +10,8 @@
 //! split and folded its tokens are exactly those words (unicode61 would fold and split some
 //! characters again, its own way).
 
+use std::collections::HashSet;
+
 use bonnie_plugin_api::{
     PluginError, Record, RecordQuery,
     items::{
@@ -17,8 +19,6 @@ use bonnie_plugin_api::{
         exact_lists,
     },
 };
-use std::collections::HashSet;
-
 use rusqlite::{OptionalExtension, Transaction, params, types::Value};
 
 /// What a query compares of an item, read from its record before the write.
@@ -400,9 +400,14 @@ impl DigestLed {
         descending: bool,
         limit: Option<u32>,
     ) -> rusqlite::Result<Vec<Record>> {
-        if let Some(limit) = limit {
+        let text_led = TextLed::of(&self.rest);
+        let probed = (1..=WALK_TEXT_TERMS).contains(&text_terms(&self.rest));
+        // The listed items are read only for a walk: without text terms neither applies.
+        if let Some(limit) = limit
+            && (text_led.is_some() || probed)
+        {
             let listed = self.listed(conn, descending)?;
-            if let Some(led) = TextLed::of(&self.rest)
+            if let Some(led) = text_led
                 && ids_follow_dates(conn)?
             {
                 let ids = listed.iter().map(|(id, _)| *id).collect();
@@ -410,9 +415,7 @@ impl DigestLed {
                     return records_of(conn, &digests);
                 }
             }
-            if (1..=WALK_TEXT_TERMS).contains(&text_terms(&self.rest))
-                && let Walked::Found(digests) = self.walk(conn, listed, limit)?
-            {
+            if probed && let Walked::Found(digests) = self.walk(conn, listed, limit)? {
                 return records_of(conn, &digests);
             }
         }
@@ -574,22 +577,18 @@ impl TextLed {
                 break;
             }
             read += 1;
-            if within.is_some_and(|ids| !ids.contains(&rowid)) {
-                if last_second.is_none() && patience.exhausted(read, hits.len()) {
-                    return Ok(Walked::GaveUp { hits: hits.len() });
-                }
-                continue;
-            }
-            *args.last_mut().expect("the id is an argument") = Value::Integer(rowid);
-            let judged = judge
-                .query_row(rusqlite::params_from_iter(&args), |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get::<_, bool>(2)?))
-                })
-                .optional()?;
-            if let Some((digest, date_ms, true)) = judged {
-                hits.push((date_ms, digest));
-                if hits.len() == limit as usize {
-                    last_second = Some(rowid >> SLOT_BITS);
+            if within.is_none_or(|ids| ids.contains(&rowid)) {
+                *args.last_mut().expect("the id is an argument") = Value::Integer(rowid);
+                let judged = judge
+                    .query_row(rusqlite::params_from_iter(&args), |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get::<_, bool>(2)?))
+                    })
+                    .optional()?;
+                if let Some((digest, date_ms, true)) = judged {
+                    hits.push((date_ms, digest));
+                    if hits.len() == limit as usize {
+                        last_second = Some(rowid >> SLOT_BITS);
+                    }
                 }
             }
             if last_second.is_none() && patience.exhausted(read, hits.len()) {
