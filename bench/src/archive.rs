@@ -49,19 +49,24 @@ const HOST: &str = "bench";
 
 /// `e2e_archive_events_per_s`, `e2e_archive_events` and `e2e_archive_processes` (each
 /// process's CPU per notification and peak memory), for `total` notifications with
-/// `connections` dlist connections open at once.
-pub fn figures(total: u64, connections: usize) -> anyhow::Result<Map<String, Value>> {
+/// `connections` dlist connections open at once, through `shape`'s workers; beside them when
+/// the dealer had accepted every notification (`e2e_archive_accepted_s`), when the last job
+/// was DONE (`e2e_archive_elapsed_s`) and how many jobs were postponed on the way.
+pub fn figures(total: u64, connections: usize, shape: Shape) -> anyhow::Result<Map<String, Value>> {
     let notifications = crate::chaos::notifications(total)?;
     let libraries: Vec<&str> = ARCHIVE_HANDLERS.iter().chain(&PLUGINS).copied().collect();
     let lab = Lab::with(&libraries, PLUGIN_CONFIG)?;
     enable_curve(&lab)?;
-    let mut processes = [
+    lab.set_worker_threads(shape.threads)?;
+    let names: Vec<String> = (1..=shape.workers).map(|n| format!("worker_{n}")).collect();
+    let mut processes = vec![
         ("broker", lab.broker()?),
         ("dealer_daemon", lab.dealer_daemon()?),
-        ("worker_1", lab.worker()?),
-        ("worker_2", lab.worker()?),
     ];
-    wait_for_workers(&lab, 2)?;
+    for name in &names {
+        processes.push((name.as_str(), lab.worker()?));
+    }
+    wait_for_workers(&lab, shape.workers)?;
     let cpu_before: Vec<f64> = processes
         .iter()
         .map(|(name, p)| p.cpu_time(name))
@@ -80,6 +85,7 @@ pub fn figures(total: u64, connections: usize) -> anyhow::Result<Map<String, Val
         |n| notifications[n as usize].clone(),
         load::OnFailure::Stop,
     )?;
+    let sent = started.elapsed().as_secs_f64();
     wait_done(&lab, total, started, &mut processes)?;
     let elapsed = started.elapsed().as_secs_f64();
 
@@ -113,9 +119,56 @@ pub fn figures(total: u64, connections: usize) -> anyhow::Result<Map<String, Val
     let mut report = Map::new();
     report.insert("e2e_archive_events_per_s".into(), json!(round(rate, 0)));
     report.insert("e2e_archive_events".into(), json!(total));
+    report.insert("e2e_archive_accepted_s".into(), json!(round(sent, 2)));
+    report.insert("e2e_archive_elapsed_s".into(), json!(round(elapsed, 2)));
+    report.insert(
+        "e2e_archive_postponed_jobs".into(),
+        json!(postponed_jobs(&lab)?),
+    );
     report.insert("e2e_archive_plugins".into(), json!(handlers));
+    report.insert(
+        "e2e_archive_workers".into(),
+        json!({ "workers": shape.workers, "threads_each": shape.threads }),
+    );
     report.insert("e2e_archive_processes".into(), Value::Object(per_process));
     Ok(report)
+}
+
+/// The jobs of the run that were postponed at least once (each came back only after the
+/// broker's postpone delay, 5 s, so even one holds the run's end that long).
+fn postponed_jobs(lab: &Lab) -> anyhow::Result<i64> {
+    let path = lab.path().join("var/broker.db");
+    let db =
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .with_context(|| format!("opening {}", path.display()))?;
+    Ok(
+        db.query_row("SELECT count(*) FROM jobs WHERE attempts > 0", [], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
+/// How many workers the run starts, and the handler threads of each (0: one per core).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub workers: usize,
+    pub threads: usize,
+}
+
+/// `WORKERSxTHREADS`, such as `2x2` (the headline: two workers of two handler threads).
+pub fn parse_shape(text: &str) -> Result<Shape, String> {
+    let (workers, threads) = text
+        .split_once('x')
+        .ok_or_else(|| format!("{text:?} is not WORKERSxTHREADS, such as 2x2"))?;
+    let number = |n: &str| n.trim().parse::<usize>().map_err(|e| format!("{n:?}: {e}"));
+    let shape = Shape {
+        workers: number(workers)?,
+        threads: number(threads)?,
+    };
+    if shape.workers == 0 {
+        return Err("the run needs at least one worker".into());
+    }
+    Ok(shape)
 }
 
 /// Turns CURVE on as `etc/bonnie.toml` ships it, with the keys `bonnie keys generate` makes

@@ -76,6 +76,10 @@ struct Args {
     /// changelog, free/busy, SQLite, CURVE on), with --events and --connections
     #[arg(long, conflicts_with_all = ["only_changelog", "only_e2e"])]
     only_archive: bool,
+    /// Workers of the shipped archive's run and the handler threads of each (0: one per
+    /// core, as etc/bonnie.toml ships), as WORKERSxTHREADS; the headline is 2x2
+    #[arg(long, default_value = "2x2", value_parser = archive::parse_shape)]
+    archive_workers: archive::Shape,
     /// Notifications for the chaos run (processes killed at random while they go through)
     #[arg(long, default_value_t = 100_000)]
     chaos_events: u64,
@@ -415,7 +419,7 @@ fn run(args: &Args) -> anyhow::Result<Value> {
         return Ok(json!({ "machine": machine(), "changelog": changelog_figures(args)? }));
     }
     if args.only_archive {
-        let mut report = archive::figures(args.events, args.connections)?;
+        let mut report = archive::figures(args.events, args.connections, args.archive_workers)?;
         report.insert("machine".into(), machine());
         return Ok(Value::Object(report));
     }
@@ -450,7 +454,7 @@ fn run(args: &Args) -> anyhow::Result<Value> {
     };
     let (e2e, memory) = end_to_end_per_s(args.events, args.connections)?;
     eprintln!("end to end: {e2e:.0}/s");
-    let shipped_archive = archive::figures(args.events, args.connections)?;
+    let shipped_archive = archive::figures(args.events, args.connections, args.archive_workers)?;
     let (latency_p50, latency_p99) = end_to_end_latency_ms(args.latency_rate, args.connections)?;
     eprintln!(
         "end-to-end latency at {}/s: p50 {latency_p50:.1} ms, p99 {latency_p99:.1} ms",

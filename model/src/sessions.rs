@@ -4,6 +4,11 @@
 //! on its own. Each end writes only its own fields, atomically, so the two may be taken by
 //! different threads or workers in either order and the session comes out the same.
 
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::Instant,
+};
+
 use bonnie_plugin_api::{PluginError, Record, storage::StorageClient};
 use serde_json::{Value, json};
 
@@ -59,9 +64,74 @@ pub fn login(
     Ok(())
 }
 
+/// How long a Logout's first try looks again for its Login before it waits, in
+/// milliseconds between looks (255 in all). A Login a moment before its Logout is most often
+/// being handled on another thread, or queued at the other worker, as the Logout is, and is
+/// stored milliseconds later; waiting instead means the broker's postpone delay (5 s by
+/// default), which held the shipped pipeline's benchmark for seconds after its last other job
+/// (decision 96).
+const LOGIN_PATIENCE_MS: [u64; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
+
+/// After a look that found nothing, Logouts of this process do not look again for this long
+/// and postpone at once: when Logins will not come (sessions opened before bonnie ran, a mass
+/// logout as Cyrus restarts), looking would hold up every handler thread for nothing.
+const NO_LOOK_AFTER_MISS: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// When Logouts look again for their Logins: not within [`NO_LOOK_AFTER_MISS`] of a look
+/// that found nothing. One for the process ([`PATIENCE`]); tests make their own.
+#[derive(Default)]
+struct Patience {
+    /// Until when (ms after `since`) Logouts do not look again.
+    no_look_until_ms: AtomicU64,
+    since: std::sync::OnceLock<Instant>,
+}
+
+static PATIENCE: Patience = Patience {
+    no_look_until_ms: AtomicU64::new(0),
+    since: std::sync::OnceLock::new(),
+};
+
+impl Patience {
+    fn now_ms(&self) -> u64 {
+        self.since.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
+
+    /// True as soon as `known` says so, looking again after each of [`LOGIN_PATIENCE_MS`];
+    /// false at once within [`NO_LOOK_AFTER_MISS`] of a look that found nothing.
+    fn look_again(
+        &self,
+        known: impl Fn() -> Result<bool, PluginError>,
+    ) -> Result<bool, PluginError> {
+        if self.now_ms() < self.no_look_until_ms.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        for pause in LOGIN_PATIENCE_MS {
+            std::thread::sleep(std::time::Duration::from_millis(pause));
+            if known()? {
+                return Ok(true);
+            }
+        }
+        let until = self.now_ms() + NO_LOOK_AFTER_MISS.as_millis() as u64;
+        self.no_look_until_ms.fetch_max(until, Ordering::AcqRel);
+        Ok(false)
+    }
+}
+
 /// Completes the session of a Logout and adds `login_time` and `duration` to its record; or
 /// says to wait, up to `max_waits` times, for a Login not stored yet.
 pub fn logout(
+    storage: &StorageClient,
+    record: &mut Object,
+    job_id: &str,
+    max_waits: u32,
+    now_ms: i64,
+) -> Result<Logout, PluginError> {
+    logout_with(&PATIENCE, storage, record, job_id, max_waits, now_ms)
+}
+
+/// [`logout`], looking again for the Login as `patience` allows.
+fn logout_with(
+    patience: &Patience,
     storage: &StorageClient,
     record: &mut Object,
     job_id: &str,
@@ -72,19 +142,21 @@ pub fn logout(
         return Ok(Logout::Store);
     };
     let logout_ms = event_ms(record).unwrap_or(now_ms);
-    let login_known = storage
-        .get(SESSIONS, &id)?
-        .map(|r| r.json())
-        .transpose()?
-        .is_some_and(|s| s.get("login_ms").is_some());
-    if !login_known {
+    let login_known = || -> Result<bool, PluginError> {
+        Ok(storage
+            .get(SESSIONS, &id)?
+            .map(|r| r.json())
+            .transpose()?
+            .is_some_and(|s| s.get("login_ms").is_some()))
+    };
+    if !login_known()? {
         let waited = storage
             .get(LOGOUT_WAITS, job_id)?
             .map(|r| r.json())
             .transpose()?
             .and_then(|v| v.get("waits").and_then(Value::as_u64))
             .unwrap_or(0) as u32;
-        if waited < max_waits {
+        if waited < max_waits && !(waited == 0 && patience.look_again(login_known)?) {
             let body = json!({ "waits": waited + 1, "session_id": id });
             storage.put(Record::new(LOGOUT_WAITS, job_id, &body).at(now_ms))?;
             return Ok(Logout::Wait);
@@ -166,4 +238,124 @@ fn update(
         Ok(Some(record))
     })?;
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn storage() -> (tempfile::TempDir, StorageClient) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = bonnie_sqlite_storage::SqliteStorage::open(&dir.path().join("b.db"), 5000);
+        let client = StorageClient::new(bonnie_plugin_api::plugin::storage_box(store.unwrap()));
+        (dir, client)
+    }
+
+    fn event(event: &str, at: &str) -> Object {
+        serde_json::from_value(json!({
+            "event": event, "@timestamp": at,
+            "user": "jürgen.weiß@example.org", "session_id": "imap-7-s1",
+        }))
+        .unwrap()
+    }
+
+    /// A storage on which the Login is stored by "another worker" (a second store on the same
+    /// file) just after the Logout first looked for it: when the Logout reads how often it
+    /// has waited.
+    struct LoginArrives {
+        store: bonnie_sqlite_storage::SqliteStorage,
+        other_worker: StorageClient,
+        login: Object,
+    }
+
+    impl bonnie_plugin_api::plugin::Storage for LoginArrives {
+        fn get(&self, collection: &str, key: &str) -> Result<Option<Record>, PluginError> {
+            if collection == LOGOUT_WAITS {
+                login(&self.other_worker, &self.login, "job-login", 0)?;
+            }
+            self.store.get(collection, key)
+        }
+        fn put(&self, record: Record) -> Result<(), PluginError> {
+            self.store.put(record)
+        }
+        fn delete(&self, collection: &str, key: &str) -> Result<bool, PluginError> {
+            self.store.delete(collection, key)
+        }
+        fn query(&self, query: bonnie_plugin_api::RecordQuery) -> Result<Vec<Record>, PluginError> {
+            self.store.query(query)
+        }
+        fn append_log(
+            &self,
+            items: Vec<bonnie_plugin_api::OutputItem>,
+        ) -> Result<Vec<bonnie_plugin_api::ItemStatus>, PluginError> {
+            self.store.append_log(items)
+        }
+        fn put_if(&self, record: Record, expected: Option<&str>) -> Result<bool, PluginError> {
+            self.store.put_if(record, expected)
+        }
+    }
+
+    /// A storage on which the Login of `event`'s session arrives just after a Logout first
+    /// looked for it.
+    fn login_arrives(dir: &std::path::Path) -> StorageClient {
+        let path = dir.join("b.db");
+        let open = || bonnie_sqlite_storage::SqliteStorage::open(&path, 5000).unwrap();
+        StorageClient::new(bonnie_plugin_api::plugin::storage_box(LoginArrives {
+            store: open(),
+            other_worker: StorageClient::new(bonnie_plugin_api::plugin::storage_box(open())),
+            login: event("Login", "2026-12-03T09:00:00.000Z"),
+        }))
+    }
+
+    /// The Login being handled elsewhere as its Logout is, and stored just after the Logout
+    /// first looked: the Logout finds it by looking again, and is not postponed.
+    #[test]
+    fn a_logout_finds_a_login_stored_a_moment_later_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = login_arrives(dir.path());
+        let mut logout = event("Logout", "2026-12-03T09:30:00.000Z");
+        let patience = Patience::default();
+        let outcome = logout_with(&patience, &storage, &mut logout, "job-logout", 3, 0).unwrap();
+        assert_eq!(outcome, Logout::Store);
+        assert_eq!(logout["login_time"], "2026-12-03T09:00:00.000Z");
+        assert_eq!(logout["duration"], 1800.0);
+        assert!(storage.get(LOGOUT_WAITS, "job-logout").unwrap().is_none());
+    }
+
+    /// Right after a look that found nothing, the next Logout does not look (its Login would
+    /// have come) but is postponed at once: Logins that never come hold no thread up.
+    #[test]
+    fn after_a_look_in_vain_logouts_are_postponed_without_looking() {
+        let patience = Patience::default();
+        let (_dir, lonely) = storage();
+        let mut orphan = event("Logout", "2026-12-03T09:10:00.000Z");
+        orphan.insert("session_id".into(), json!("imap-7-never-logged-in"));
+        let outcome = logout_with(&patience, &lonely, &mut orphan, "job-orphan", 3, 0).unwrap();
+        assert_eq!(outcome, Logout::Wait);
+        let dir = tempfile::tempdir().unwrap();
+        let storage = login_arrives(dir.path());
+        let mut logout = event("Logout", "2026-12-03T09:30:00.000Z");
+        let outcome = logout_with(&patience, &storage, &mut logout, "job-logout", 3, 0).unwrap();
+        assert_eq!(outcome, Logout::Wait);
+        assert!(storage.get(LOGOUT_WAITS, "job-logout").unwrap().is_some());
+    }
+
+    /// A Login that does not come within the look's few milliseconds is waited for by
+    /// postponing, as many times as allowed, then the Logout is stored on its own.
+    #[test]
+    fn a_logout_whose_login_does_not_come_waits_then_is_stored_alone() {
+        let (_dir, storage) = storage();
+        let mut logout = event("Logout", "2026-12-03T09:30:00.000Z");
+        for _ in 0..2 {
+            assert_eq!(
+                super::logout(&storage, &mut logout, "job-logout", 2, 0).unwrap(),
+                Logout::Wait
+            );
+        }
+        assert_eq!(
+            super::logout(&storage, &mut logout, "job-logout", 2, 0).unwrap(),
+            Logout::Store
+        );
+        assert_eq!(logout["login_missing"], true);
+    }
 }
