@@ -17,8 +17,9 @@ use crate::{
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// Times a Logout waits (is postponed) for its Login before it is stored on its own.
-    /// Default: 4.
+    /// Times a Logout waits (is postponed) for its Login before it is stored on its own; the
+    /// first try looks again for the Login for up to 255 ms before it waits. 0: stored at
+    /// once, without looking or waiting. Default: 4.
     #[serde(default = "default_logout_waits")]
     pub logout_waits: u32,
     /// Collector commands this handler may ask for (FETCH, HEADER, GETMETADATA, GETACL,

@@ -1,7 +1,7 @@
 //! IMAP sessions, a derived view beside the append-only log: a Login opens a session record
 //! (by `vnd.cmu.sessionId`); its Logout completes it with the logout time and the duration.
-//! A Logout whose Login has not been stored yet waits (postpones) a few times, then is stored
-//! on its own. Each end writes only its own fields, atomically, so the two may be taken by
+//! A Logout whose Login has not been stored yet looks again for up to 255 ms, then waits
+//! (postpones) a few times, then is stored on its own. Each end writes only its own fields, atomically, so the two may be taken by
 //! different threads or workers in either order and the session comes out the same.
 
 use std::{
@@ -66,7 +66,7 @@ pub fn login(
 
 /// How long a Logout's first try looks again for its Login before it waits, in
 /// milliseconds between looks (255 in all). A Login a moment before its Logout is most often
-/// being handled on another thread, or queued at the other worker, as the Logout is, and is
+/// being handled on another thread, or queued at another worker, as the Logout is, and is
 /// stored milliseconds later; waiting instead means the broker's postpone delay (5 s by
 /// default), which held the shipped pipeline's benchmark for seconds after its last other job
 /// (decision 96).
@@ -74,11 +74,13 @@ const LOGIN_PATIENCE_MS: [u64; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
 
 /// After a look that found nothing, Logouts of this process do not look again for this long
 /// and postpone at once: when Logins will not come (sessions opened before bonnie ran, a mass
-/// logout as Cyrus restarts), looking would hold up every handler thread for nothing.
+/// logout as Cyrus restarts), looking would hold up every handler thread for nothing. (Threads
+/// that began looking before the miss still look, so in such a flood each thread sleeps up to
+/// 255 ms in every 1.25 s or so, until it is over.)
 const NO_LOOK_AFTER_MISS: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// When Logouts look again for their Logins: not within [`NO_LOOK_AFTER_MISS`] of a look
-/// that found nothing. One for the process ([`PATIENCE`]); tests make their own.
+/// that found nothing. One for the process ([`PATIENCE`]); the tests of looking make their own.
 #[derive(Default)]
 struct Patience {
     /// Until when (ms after `since`) Logouts do not look again.
@@ -328,12 +330,13 @@ mod tests {
     fn after_a_look_in_vain_logouts_are_postponed_without_looking() {
         let patience = Patience::default();
         let (_dir, lonely) = storage();
+        let dir = tempfile::tempdir().unwrap();
+        let storage = login_arrives(dir.path());
         let mut orphan = event("Logout", "2026-12-03T09:10:00.000Z");
         orphan.insert("session_id".into(), json!("imap-7-never-logged-in"));
         let outcome = logout_with(&patience, &lonely, &mut orphan, "job-orphan", 3, 0).unwrap();
         assert_eq!(outcome, Logout::Wait);
-        let dir = tempfile::tempdir().unwrap();
-        let storage = login_arrives(dir.path());
+        // Within the second after the miss (the next call begins at once).
         let mut logout = event("Logout", "2026-12-03T09:30:00.000Z");
         let outcome = logout_with(&patience, &storage, &mut logout, "job-logout", 3, 0).unwrap();
         assert_eq!(outcome, Logout::Wait);
