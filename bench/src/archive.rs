@@ -1,10 +1,11 @@
 //! The headline figure: notifications per second through the archive bonnie ships. The
 //! captured Cyrus 3.6 scenario, copied for as many tenants as make up the notifications asked
 //! for (the chaos run's copies: same mix of logins, appends, flags, moves, expunges and folder
-//! events), goes as dlist requests to the dealer daemon, then the broker and two workers with
-//! every archive handler, the changelog, free/busy, SQLite and the JSON-lines output, CURVE
-//! on; from the first request to the broker's last job DONE (every record synced before it),
-//! with each process's CPU time and bytes written per notification.
+//! events), goes as dlist requests to the dealer daemon, then the broker and the workers
+//! (as shipped: one, its storage's sole writer, a handler thread per core) with every archive
+//! handler, the changelog, free/busy, SQLite and the JSON-lines output, CURVE on; from the
+//! first request to the broker's last job DONE (every record synced before it), with each
+//! process's CPU time and bytes written per notification.
 
 use std::{
     process::Stdio,
@@ -58,6 +59,7 @@ pub fn figures(total: u64, connections: usize, shape: Shape) -> anyhow::Result<M
     let lab = Lab::with(&libraries, PLUGIN_CONFIG)?;
     enable_curve(&lab)?;
     lab.set_worker_threads(shape.threads)?;
+    lab.set_sole_writer(shape.sole)?;
     let names: Vec<String> = (1..=shape.workers).map(|n| format!("worker_{n}")).collect();
     let mut processes = vec![
         ("broker", lab.broker()?),
@@ -128,7 +130,7 @@ pub fn figures(total: u64, connections: usize, shape: Shape) -> anyhow::Result<M
     report.insert("e2e_archive_plugins".into(), json!(handlers));
     report.insert(
         "e2e_archive_workers".into(),
-        json!({ "workers": shape.workers, "threads_each": shape.threads }),
+        json!({ "workers": shape.workers, "threads_each": shape.threads, "sole_writer": shape.sole }),
     );
     report.insert("e2e_archive_processes".into(), Value::Object(per_process));
     Ok(report)
@@ -153,22 +155,31 @@ fn postponed_jobs(lab: &Lab) -> anyhow::Result<i64> {
 pub struct Shape {
     pub workers: usize,
     pub threads: usize,
+    /// One worker is its storage's sole writer (holding its record writes for each logged
+    /// batch, as the package runs it) unless the shape says `-shared`.
+    pub sole: bool,
 }
 
-/// `WORKERSxTHREADS`, such as `2x2` (the headline: two workers of two handler threads).
+/// `WORKERSxTHREADS`, such as `1x4`, or `1x4-shared` for one worker that is not its
+/// storage's sole writer (several workers never are).
 pub fn parse_shape(text: &str) -> Result<Shape, String> {
+    let (text, shared) = match text.strip_suffix("-shared") {
+        Some(shape) => (shape, true),
+        None => (text, false),
+    };
     let (workers, threads) = text
         .split_once('x')
-        .ok_or_else(|| format!("{text:?} is not WORKERSxTHREADS, such as 2x2"))?;
+        .ok_or_else(|| format!("{text:?} is not WORKERSxTHREADS, such as 1x4"))?;
     let number = |n: &str| n.trim().parse::<usize>().map_err(|e| format!("{n:?}: {e}"));
-    let shape = Shape {
-        workers: number(workers)?,
-        threads: number(threads)?,
-    };
-    if shape.workers == 0 {
+    let workers = number(workers)?;
+    if workers == 0 {
         return Err("the run needs at least one worker".into());
     }
-    Ok(shape)
+    Ok(Shape {
+        workers,
+        threads: number(threads)?,
+        sole: workers == 1 && !shared,
+    })
 }
 
 /// Turns CURVE on as `etc/bonnie.toml` ships it, with the keys `bonnie keys generate` makes

@@ -153,6 +153,7 @@ impl Lab {
 [worker]
 plugin_dir = "plugins"
 threads = 2
+sole_writer = false
 
 [broker]
 dealer_address = "tcp://127.0.0.1:{dealer}"
@@ -192,16 +193,28 @@ broker_address = "tcp://127.0.0.1:{collector}"
         })
     }
 
-    /// Sets the handler threads of the workers started from now on (the lab starts with 2):
-    /// the `threads` line of the configuration's `[worker]` table, which is the
-    /// configuration's only `threads` line.
+    /// Sets the handler threads of the workers started from now on (the lab starts with 2).
     pub fn set_worker_threads(&self, threads: usize) -> anyhow::Result<()> {
+        self.set_worker_key("threads", &threads.to_string())
+    }
+
+    /// Makes the workers started from now on their storage's only worker, or not (the lab
+    /// starts with several allowed): one worker alone holds its record writes for each
+    /// logged batch.
+    pub fn set_sole_writer(&self, sole: bool) -> anyhow::Result<()> {
+        self.set_worker_key("sole_writer", &sole.to_string())
+    }
+
+    /// Sets `key = value` in the configuration's `[worker]` table, whose keys are the
+    /// configuration's only lines starting with those names.
+    fn set_worker_key(&self, key: &str, value: &str) -> anyhow::Result<()> {
         let path = self.path().join("bonnie.toml");
         let config = std::fs::read_to_string(&path)?;
+        let prefix = format!("{key} = ");
         let lines: Vec<String> = config
             .lines()
-            .map(|line| match line.starts_with("threads = ") {
-                true => format!("threads = {threads}"),
+            .map(|line| match line.starts_with(&prefix) {
+                true => format!("{prefix}{value}"),
                 false => line.to_string(),
             })
             .collect();

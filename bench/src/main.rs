@@ -77,8 +77,10 @@ struct Args {
     #[arg(long, conflicts_with_all = ["only_changelog", "only_e2e"])]
     only_archive: bool,
     /// Workers of the shipped archive's run and the handler threads of each (0: one per
-    /// core, as etc/bonnie.toml ships), as WORKERSxTHREADS; the headline is 2x2
-    #[arg(long, default_value = "2x2", value_parser = archive::parse_shape)]
+    /// core, as etc/bonnie.toml ships), as WORKERSxTHREADS; one worker alone is its storage's
+    /// sole writer (as shipped) unless the shape ends in -shared. The headline is 1x0, the
+    /// shipped worker
+    #[arg(long, default_value = "1x0", value_parser = archive::parse_shape)]
     archive_workers: archive::Shape,
     /// Notifications for the chaos run (processes killed at random while they go through)
     #[arg(long, default_value_t = 100_000)]

@@ -129,6 +129,8 @@ pub fn table(settings: &Settings) -> anyhow::Result<Value> {
                     remove_database(&lab, "bonnie.db")?;
                 }
                 lab.set_worker_threads(threads)?;
+                // One worker alone is its storage's sole writer, as the package runs it.
+                lab.set_sole_writer(workers == 1)?;
                 let held = lab.archived();
                 // Numbered after what the store holds, so that no session or message repeats.
                 let (rate, cpu) = archive_rate(&lab, held, settings.events, workers)?;

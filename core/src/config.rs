@@ -143,6 +143,13 @@ pub struct WorkerConfig {
     pub batch_size: usize,
     /// Longest a processed job waits for more to fill its batch, in milliseconds. Default: 2.
     pub batch_wait_ms: u64,
+    /// This worker is the only worker process writing its storage (one SQLite file): the
+    /// storage may then hold the handlers' record writes (views, sessions, items) until the
+    /// next batch is logged and write them with it, in one commit, which is much faster; a
+    /// second worker on the same file is refused at start-up. Several workers on one storage
+    /// need false in every worker's config; more `threads` in one worker are as fast.
+    /// Default: false (the shipped configuration sets true).
+    pub sole_writer: bool,
     /// Where Prometheus scrapes the worker's metrics (`GET /metrics`), `address:port`; read by
     /// anyone who reaches it, so keep it on loopback. Several workers on one host each need
     /// their own: `bonnie-worker --metrics-listen` overrides this. Default: empty, no metrics
@@ -161,6 +168,7 @@ impl Default for WorkerConfig {
             queue_depth: 0,
             batch_size: 256,
             batch_wait_ms: 2,
+            sole_writer: false,
             metrics_listen: String::new(),
         }
     }

@@ -66,7 +66,13 @@ pub fn start(
     };
 
     let storage = open_storage(config, plugins, &shared)?;
-    if let Some((_, storage)) = &storage {
+    if let Some((name, storage)) = &storage {
+        // Before any handler runs: a sole worker's storage holds record writes from the first.
+        let sole = config.worker.sole_writer;
+        storage
+            .claim_writer(sole)
+            .into_result()
+            .map_err(|e| anyhow::anyhow!("the storage plugin {name} refused this worker: {e}"))?;
         shared.storage = Some(storage.clone());
     }
 

@@ -7,10 +7,9 @@
 //!
 //! A minor version that grows a type reachable from a root module adds its predecessor here,
 //! and [`layouts`] lists it. A minor version that grows none lists its predecessor with
-//! today's layouts: 1.2 added `RecordQuery::items` and 1.3 `RecordQuery::keys_only`, which
-//! cross as JSON, so a plugin built against 1.1 or 1.2 must have exactly today's types. The
-//! version that next grows one freezes them here as `v1_1` in their place, which plugins of
-//! 1.2 and 1.3 are then checked against too (the host takes the newest entry at or before a
+//! today's layouts. 1.2 added `RecordQuery::items` and 1.3 `RecordQuery::keys_only`, which
+//! cross as JSON, so plugins of 1.1, 1.2 and 1.3 have one layout, frozen as `v1_1` when 1.4
+//! added `claim_writer` to the storage vtable (the host takes the newest entry at or before a
 //! plugin's version).
 
 use abi_stable::{StableAbi, type_layout::TypeLayout};
@@ -28,14 +27,14 @@ pub fn layouts() -> [(u64, [&'static TypeLayout; 4]); 2] {
                 <v1_0::OutputModRef as StableAbi>::LAYOUT,
             ],
         ),
-        // 1.1: today's types, which 1.2 and 1.3 did not change.
+        // 1.1, which 1.2 and 1.3 did not change.
         (
             1,
             [
-                <crate::input::InputModRef as StableAbi>::LAYOUT,
-                <crate::handler::HandlerModRef as StableAbi>::LAYOUT,
-                <crate::storage::StorageModRef as StableAbi>::LAYOUT,
-                <crate::output::OutputModRef as StableAbi>::LAYOUT,
+                <v1_1::InputModRef as StableAbi>::LAYOUT,
+                <v1_1::HandlerModRef as StableAbi>::LAYOUT,
+                <v1_1::StorageModRef as StableAbi>::LAYOUT,
+                <v1_1::OutputModRef as StableAbi>::LAYOUT,
             ],
         ),
     ]
@@ -127,6 +126,104 @@ pub mod v1_0 {
         pub info: extern "C" fn() -> PluginInfo,
         #[sabi(last_prefix_field)]
         pub new: extern "C" fn(host: HostBox) -> RResult<OutputBox, PluginError>,
+    }
+}
+
+/// plugin-api 1.1 to 1.3: the storage vtable without `claim_writer`, and the host vtable and
+/// root modules that hand out that storage. Names and order as then; the types that did not
+/// change are today's.
+#[allow(missing_docs, clippy::too_many_arguments)]
+pub mod v1_1 {
+    use abi_stable::{
+        StableAbi, sabi_trait,
+        std_types::{RArc, RBox, ROption, RResult, RSlice, RStr, RString, RVec},
+    };
+
+    use crate::{
+        PluginError, PluginInfo, Record,
+        handler::HandlerBox,
+        host::LogLevel_NE,
+        input::InputBox,
+        output::{ItemStatus_NE, OutputBox, OutputItem},
+        plugin::BuildInfo,
+    };
+
+    #[sabi_trait]
+    pub trait HostApi: Send + Sync {
+        fn plugin_name(&self) -> RString;
+        fn config_json(&self) -> RString;
+        fn config_dir(&self) -> RString;
+        fn log(&self, level: LogLevel_NE, message: RStr<'_>, fields: RStr<'_>);
+        fn storage(&self) -> ROption<StorageBox>;
+        #[sabi(last_prefix_field)]
+        fn is_stopping(&self) -> bool;
+    }
+
+    pub type HostBox = HostApi_TO<'static, RBox<()>>;
+
+    #[sabi_trait]
+    pub trait FfiStorage: Send + Sync + Clone {
+        fn get(&self, collection: RStr<'_>, key: RStr<'_>)
+        -> RResult<ROption<Record>, PluginError>;
+        fn put(&self, record: Record) -> RResult<(), PluginError>;
+        fn delete(&self, collection: RStr<'_>, key: RStr<'_>) -> RResult<bool, PluginError>;
+        fn query(&self, query: RStr<'_>) -> RResult<RVec<Record>, PluginError>;
+        #[sabi(last_prefix_field)]
+        fn append_log(&self, items: RVec<OutputItem>) -> RResult<RVec<ItemStatus_NE>, PluginError>;
+        fn put_payload(&self, bytes: RSlice<'_, u8>) -> RResult<RString, PluginError> {
+            let _ = bytes;
+            RResult::RErr(PluginError::config("frozen"))
+        }
+        fn get_payload(&self, digest: RStr<'_>) -> RResult<ROption<RVec<u8>>, PluginError> {
+            let _ = digest;
+            RResult::RErr(PluginError::config("frozen"))
+        }
+        fn put_if(&self, record: Record, expected: ROption<RString>) -> RResult<bool, PluginError> {
+            let _ = (record, expected);
+            RResult::RErr(PluginError::config("frozen"))
+        }
+    }
+
+    pub type StorageBox = FfiStorage_TO<'static, RArc<()>>;
+
+    #[repr(C)]
+    #[derive(StableAbi)]
+    #[sabi(kind(Prefix(prefix_ref = InputModRef)))]
+    pub struct InputMod {
+        pub info: extern "C" fn() -> PluginInfo,
+        #[sabi(last_prefix_field)]
+        pub new: extern "C" fn(host: HostBox) -> RResult<InputBox, PluginError>,
+        pub build: BuildInfo,
+    }
+
+    #[repr(C)]
+    #[derive(StableAbi)]
+    #[sabi(kind(Prefix(prefix_ref = HandlerModRef)))]
+    pub struct HandlerMod {
+        pub info: extern "C" fn() -> PluginInfo,
+        #[sabi(last_prefix_field)]
+        pub new: extern "C" fn(host: HostBox) -> RResult<HandlerBox, PluginError>,
+        pub build: BuildInfo,
+    }
+
+    #[repr(C)]
+    #[derive(StableAbi)]
+    #[sabi(kind(Prefix(prefix_ref = StorageModRef)))]
+    pub struct StorageMod {
+        pub info: extern "C" fn() -> PluginInfo,
+        #[sabi(last_prefix_field)]
+        pub new: extern "C" fn(host: HostBox) -> RResult<StorageBox, PluginError>,
+        pub build: BuildInfo,
+    }
+
+    #[repr(C)]
+    #[derive(StableAbi)]
+    #[sabi(kind(Prefix(prefix_ref = OutputModRef)))]
+    pub struct OutputMod {
+        pub info: extern "C" fn() -> PluginInfo,
+        #[sabi(last_prefix_field)]
+        pub new: extern "C" fn(host: HostBox) -> RResult<OutputBox, PluginError>,
+        pub build: BuildInfo,
     }
 }
 

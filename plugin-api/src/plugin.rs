@@ -130,6 +130,15 @@ pub trait Storage: Send + Sync + 'static {
             "this storage cannot replace a record conditionally (put_if)",
         ))
     }
+    /// The worker host's claim, once at start-up: `sole` if it is the only worker writing
+    /// this storage, so that writes of records may be held in memory until the next
+    /// `append_log` (or query), which writes them first in the same commit. A claim that
+    /// conflicts with another worker's (a sole one beside any other) is an error. By default
+    /// nothing is held and every claim is granted.
+    fn claim_writer(&self, sole: bool) -> Result<(), PluginError> {
+        let _ = sole;
+        Ok(())
+    }
 }
 
 /// Runs plugin code, turning a panic into [`PluginError::panicked`].
@@ -268,6 +277,10 @@ impl<T: Storage> FfiStorage for Guarded<T> {
             self.get()
                 .put_if(record, expected.as_ref().map(RString::as_str).into_option())
         })
+    }
+
+    fn claim_writer(&self, sole: bool) -> RResult<(), PluginError> {
+        guard(|| self.get().claim_writer(sole))
     }
 }
 

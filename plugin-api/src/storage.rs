@@ -253,6 +253,21 @@ pub trait FfiStorage: Send + Sync + Clone {
             "this storage cannot replace a record conditionally (put_if)",
         ))
     }
+
+    /// Called by the worker host once, at start-up, before any job: `sole` if this worker
+    /// is the only worker process writing this storage. A storage may then hold the writes of
+    /// records (`put`, `put_if`, `delete` of collections other than `log` and `payloads`) in
+    /// memory, visible at once to this process's `get`, and write them in the commit of the
+    /// next `append_log` (before the log's entries) or before a `query`; a job is only
+    /// reported DONE after its log entry, so everything it wrote is then stored. A claim that
+    /// conflicts with another live worker's (a sole one beside any other) is an error that
+    /// names the conflict; other programs (the API, the admin CLI) never claim and always
+    /// write at once. (since 1.4; added after the prefix, so a storage built before 1.4
+    /// answers with the default: granted, nothing held.)
+    fn claim_writer(&self, sole: bool) -> RResult<(), PluginError> {
+        let _ = sole;
+        RResult::ROk(())
+    }
 }
 
 /// The FFI trait object for [`FfiStorage`].
@@ -336,6 +351,11 @@ impl StorageClient {
         self.inner
             .put_if(record, expected.map(RString::from).into())
             .into_result()
+    }
+
+    /// The worker host's claim on the storage (see [`FfiStorage::claim_writer`]).
+    pub fn claim_writer(&self, sole: bool) -> Result<(), PluginError> {
+        self.inner.claim_writer(sole).into_result()
     }
 
     /// Reads, changes and writes back one record as one atomic step: `change` is given the

@@ -346,10 +346,17 @@ fn replay_from_file(threads: usize) -> Archive {
 /// The archive of a replay of `lines` by one worker with `threads` threads reading them from
 /// a file.
 fn replay_lines(lines: &[String], threads: usize) -> Archive {
+    replay_lines_by(lines, threads, false)
+}
+
+/// The same by a worker that is its storage's sole writer (`sole`), holding its record writes
+/// until each batch is logged, as the package runs it.
+fn replay_lines_by(lines: &[String], threads: usize, sole: bool) -> Archive {
     let lab = WorkerLab::with_plugins(&HANDLERS, HANDLER_CONFIG);
-    let config = std::fs::read_to_string(lab.config())
-        .unwrap()
-        .replace("threads = 2", &format!("threads = {threads}"));
+    let config = std::fs::read_to_string(lab.config()).unwrap().replace(
+        "threads = 2",
+        &format!("threads = {threads}\nsole_writer = {sole}"),
+    );
     lab.write("bonnie.toml", &config);
     lab.notifications(lines);
     lab.run();
@@ -361,11 +368,19 @@ fn replay_lines(lines: &[String], threads: usize) -> Archive {
 
 /// The archive of `lines` dealt to a broker and archived by two workers of four threads each.
 fn replay_through_two_workers(lines: &[String]) -> Archive {
+    replay_through_workers(lines, &["worker-a", "worker-b"])
+}
+
+/// The archive of `lines` dealt to a broker and archived by `workers` of four threads each;
+/// one worker alone is its storage's sole writer, as the package runs it.
+fn replay_through_workers(lines: &[String], workers: &[&str]) -> Archive {
     let cluster = Cluster::new(&HANDLERS, HANDLER_CONFIG);
-    // Four threads each, and a small queue, so that both workers take part.
-    let config = std::fs::read_to_string(cluster.config())
-        .unwrap()
-        .replace("threads = 2", "threads = 4\nqueue_depth = 8");
+    // Four threads each, and a small queue, so that every worker takes part.
+    let sole = workers.len() == 1;
+    let config = std::fs::read_to_string(cluster.config()).unwrap().replace(
+        "threads = 2",
+        &format!("threads = 4\nqueue_depth = 8\nsole_writer = {sole}"),
+    );
     std::fs::write(cluster.config(), config).unwrap();
     let _broker = cluster.start_broker();
     // Every notification waits in the broker before the workers start together.
@@ -377,7 +392,7 @@ fn replay_through_two_workers(lines: &[String]) -> Archive {
     // notification: forward every spool.
     let flushed = cluster.flush();
     assert!(flushed.status.success(), "{}", process::describe(&flushed));
-    let _workers = cluster.start_workers(&["worker-a", "worker-b"]);
+    let _workers = cluster.start_workers(workers);
     process::wait_until("the scenario to be archived", || {
         cluster.archived() == lines.len() && cluster.idle()
     });
@@ -423,6 +438,27 @@ fn views_replayed_through_the_broker_by_two_workers_match_every_time() {
     for run in 0..REPLAYS {
         let replay = replay_through_two_workers(&lines);
         let run = format!("replay {run} through two workers");
+        check_truth(&replay, &run);
+        assert_same(&replay, &single, &run);
+    }
+}
+
+#[test]
+fn views_replayed_by_a_sole_worker_holding_its_writes_match_every_time() {
+    // Read from a file by one worker of four threads, and through the broker by one worker
+    // of four threads: each its storage's sole writer, whose views and sessions live in
+    // memory between two logged batches.
+    let single = replay_from_file(1);
+    let lines = paths::scenario();
+    for run in 0..REPLAYS / 2 {
+        let replay = replay_lines_by(&lines, 4, true);
+        let run = format!("replay {run} with 4 threads of a sole worker");
+        check_truth(&replay, &run);
+        assert_same(&replay, &single, &run);
+    }
+    for run in 0..REPLAYS / 2 {
+        let replay = replay_through_workers(&lines, &["worker-sole"]);
+        let run = format!("replay {run} through the broker by a sole worker");
         check_truth(&replay, &run);
         assert_same(&replay, &single, &run);
     }

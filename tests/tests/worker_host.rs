@@ -1,7 +1,8 @@
 //! The worker host running real plugin libraries: handler order and subscriptions, every
 //! outcome kind reaching the input, panics isolated to their job, storage through the host
 //! context, the out-of-tree handler, a clean stop on SIGTERM, and refusing to start (exit 1)
-//! when a handler does not start or nothing would keep the records.
+//! when a handler does not start, nothing would keep the records, or another worker's claim on
+//! the storage excludes this one's.
 
 use bonnie_tests::{
     fixtures, paths, process,
@@ -225,6 +226,62 @@ fn a_worker_whose_handler_fails_to_start_refuses_to_start_naming_it() {
         "{stderr}"
     );
     assert!(lab.output_records().is_empty());
+}
+
+#[test]
+fn a_sole_writer_keeps_other_workers_off_its_storage_until_it_stops() {
+    let lab = WorkerLab::with_plugins(&["bonnie-fixture-test-handler"], "");
+    // The sole worker follows its input, so it runs until it is stopped.
+    let config = std::fs::read_to_string(lab.config()).unwrap();
+    let sole = config
+        .replace("threads = 2", "threads = 2\nsole_writer = true")
+        .replace("retry_delay_ms = 10", "retry_delay_ms = 10\nfollow = true");
+    lab.write("bonnie.toml", &sole);
+    lab.notifications(&[event("Login", "")]);
+    let running = lab.spawn();
+    process::wait_until("the sole worker to archive its first job", || {
+        lab.outcomes().len() == 1
+    });
+    // Others: their own input and journal, the same database.
+    let other = |sole: bool| {
+        let config = config
+            .replace("threads = 2", &format!("threads = 2\nsole_writer = {sole}"))
+            .replace("\"in.jsonl\"", "\"other.jsonl\"")
+            .replace(
+                "retry_delay_ms = 10",
+                "retry_delay_ms = 10\njournal = \"var/other-outcomes.jsonl\"",
+            );
+        let path = lab.path().join(format!("other-{sole}.toml"));
+        std::fs::write(&path, config).unwrap();
+        lab.write("other.jsonl", &(event("Logout", "") + "\n"));
+        process::run("bonnie-worker", &mut lab.command_with_config(&path, &[]))
+    };
+    for (sole, says) in [
+        (true, "another worker writes"),
+        (false, "a worker with sole_writer = true"),
+    ] {
+        let refused = other(sole);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(
+            refused.status.code(),
+            Some(1),
+            "{}",
+            process::describe(&refused)
+        );
+        assert!(
+            stderr.contains(says) && stderr.contains("bonnie.db"),
+            "sole_writer = {sole}: {stderr}"
+        );
+        assert!(!lab.path().join("var/other-outcomes.jsonl").exists());
+    }
+    running.signal("TERM");
+    lab.wait_ok(running);
+    let after = other(false);
+    assert!(
+        process::succeeded(&after.status),
+        "{}",
+        process::describe(&after)
+    );
 }
 
 #[test]

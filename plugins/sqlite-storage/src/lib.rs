@@ -2,6 +2,7 @@
 //! holding keyed records with their index terms, and the append-only, hash-chained event log.
 
 mod connection;
+mod held;
 mod items;
 pub mod log;
 mod payloads;
@@ -11,7 +12,7 @@ mod wal;
 
 use std::{
     path::Path,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, MutexGuard, OnceLock},
 };
 
 use bonnie_payload_store::{HandedOver, LocalFolder, S3Bucket};
@@ -74,6 +75,9 @@ pub struct SqliteStorage {
     payloads: Payloads,
     /// How the log's full-text index reads messages.
     text_index: log::TextIndex,
+    /// The worker host's claim, and the record writes a sole worker holds until the next log
+    /// append (`held`).
+    claim: OnceLock<held::Claim>,
 }
 
 impl SqliteStorage {
@@ -177,6 +181,7 @@ impl SqliteStorage {
             busy_timeout_ms,
             payloads: Payloads::default(),
             text_index: log::TextIndex::default(),
+            claim: OnceLock::new(),
         })
     }
 
@@ -221,6 +226,50 @@ impl SqliteStorage {
             })?;
         }
         Ok(result)
+    }
+
+    /// The record writes held for the next log append, if this storage holds them (a sole
+    /// worker's). Taken before the writing connection wherever both are.
+    fn held(&self) -> Option<MutexGuard<'_, held::Writes>> {
+        self.claim.get().and_then(held::Claim::held)
+    }
+
+    /// The stored record, the held one first.
+    fn current(
+        &self,
+        held: &held::Writes,
+        collection: &str,
+        key: &str,
+    ) -> Result<Option<Record>, PluginError> {
+        match held::lookup(held, collection, key) {
+            Some(found) => Ok(found),
+            None => self.write(false, |conn| records::get(conn, collection, key)),
+        }
+    }
+
+    /// Writes the held records in a transaction of their own (before a query, which must
+    /// see them, and when the storage closes).
+    fn write_held(&self, held: &mut held::Writes) -> Result<(), PluginError> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        self.write(false, |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            held::write_all(&tx, held)?;
+            tx.commit()
+        })?;
+        held.clear();
+        Ok(())
+    }
+}
+
+impl Drop for SqliteStorage {
+    /// A sole worker stopping writes what it holds: the records of jobs not yet DONE, which
+    /// would be written again when they are, but need not wait for it.
+    fn drop(&mut self) {
+        if let Some(mut held) = self.held() {
+            let _ = self.write_held(&mut held);
+        }
     }
 }
 
@@ -282,6 +331,9 @@ impl Storage for SqliteStorage {
         if collection == log::COLLECTION {
             return self.write(false, |conn| log::entry(conn, key));
         }
+        if let Some(held) = self.held() {
+            return self.current(&held, collection, key);
+        }
         self.write(false, |conn| records::get(conn, collection, key))
     }
 
@@ -289,6 +341,11 @@ impl Storage for SqliteStorage {
     /// the same transaction, its text from `extra` kept nowhere else.
     fn put(&self, record: Record) -> Result<(), PluginError> {
         let item = indexed_item(&record)?;
+        if let Some(mut held) = self.held() {
+            let id = (record.collection.to_string(), record.key.to_string());
+            held.insert(id, Some((record, item)));
+            return Ok(());
+        }
         self.write(false, |conn| records::put(conn, &record, item.as_ref()))
     }
 
@@ -306,18 +363,40 @@ impl Storage for SqliteStorage {
                 self.payloads.remove(key).map_err(payload_error)?;
                 Ok(in_database)
             }
-            _ => self.write(false, |conn| records::delete(conn, collection, key)),
+            _ => {
+                if let Some(mut held) = self.held() {
+                    let existed = self.current(&held, collection, key)?.is_some();
+                    held.insert((collection.to_string(), key.to_string()), None);
+                    return Ok(existed);
+                }
+                self.write(false, |conn| records::delete(conn, collection, key))
+            }
         }
     }
 
     fn put_if(&self, record: Record, expected: Option<&str>) -> Result<bool, PluginError> {
         let item = indexed_item(&record)?;
+        if let Some(mut held) = self.held() {
+            // The guard makes the comparison and the write one step for this process's
+            // threads; no other process writes while a sole worker holds.
+            let (collection, key) = (record.collection.as_str(), record.key.as_str());
+            let stored = self.current(&held, collection, key)?;
+            if stored.as_ref().map(|r| r.body.as_str()) != expected {
+                return Ok(false);
+            }
+            let id = (collection.to_string(), key.to_string());
+            held.insert(id, Some((record, item)));
+            return Ok(true);
+        }
         self.write(false, |conn| {
             records::put_if(conn, &record, item.as_ref(), expected)
         })
     }
 
     fn query(&self, query: RecordQuery) -> Result<Vec<Record>, PluginError> {
+        if let Some(mut held) = self.held() {
+            self.write_held(&mut held)?;
+        }
         if query.collection == log::COLLECTION {
             return self.read(|conn| log::search(conn, &query));
         }
@@ -329,7 +408,23 @@ impl Storage for SqliteStorage {
 
     fn append_log(&self, items: Vec<OutputItem>) -> Result<Vec<ItemStatus>, PluginError> {
         let prepared = self.read(|conn| Ok(log::prepare(conn, &items, &self.text_index)))?;
-        self.write(true, |conn| log::append(conn, &items, prepared))
+        if let Some(mut held) = self.held() {
+            let statuses = self.write(true, |conn| {
+                log::append(conn, &items, prepared, |tx| held::write_all(tx, &held))
+            })?;
+            held.clear();
+            return Ok(statuses);
+        }
+        self.write(true, |conn| log::append(conn, &items, prepared, |_| Ok(())))
+    }
+
+    /// A sole worker's claim makes this storage hold record writes (see `held`); any claim
+    /// takes the lock beside the database that keeps a sole worker alone.
+    fn claim_writer(&self, sole: bool) -> Result<(), PluginError> {
+        let claim = held::Claim::take(&self.path, sole)?;
+        self.claim
+            .set(claim)
+            .map_err(|_| PluginError::config("this storage was claimed twice"))
     }
 
     fn put_payload(&self, bytes: &[u8]) -> Result<String, PluginError> {
@@ -548,5 +643,166 @@ mod tests {
                 }
             });
         }
+    }
+
+    /// What another process sees of the file: a storage that claims nothing, as the API.
+    fn body_in_file(path: &Path, collection: &str, key: &str) -> Option<String> {
+        let conn = Connection::open(path).unwrap();
+        records::get(&conn, collection, key)
+            .unwrap()
+            .map(|r| r.body.into_string())
+    }
+
+    /// A storage on a new file in `dir`, claimed by a sole worker.
+    fn sole_worker(dir: &tempfile::TempDir) -> (SqliteStorage, std::path::PathBuf) {
+        let path = dir.path().join("bonnie.db");
+        let worker = SqliteStorage::open(&path, 5000).unwrap();
+        worker.claim_writer(true).unwrap();
+        (worker, path)
+    }
+
+    /// Logs one job's entry.
+    fn log_job(storage: &SqliteStorage, job: &str) {
+        let record = r#"{"event":"MessageAppend","timestamp":"2026-12-04T19:00:00.000+00:00"}"#;
+        let logged = storage
+            .append_log(vec![OutputItem::new(job, record)])
+            .unwrap();
+        assert_eq!(logged, vec![ItemStatus::Stored]);
+    }
+
+    fn counter(n: u64) -> Record {
+        Record::new("counters", "c", &serde_json::json!({ "n": n }))
+    }
+
+    #[test]
+    fn a_sole_workers_record_writes_are_seen_at_once_and_stored_with_the_next_log_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let (worker, path) = sole_worker(&dir);
+        worker.put(counter(1)).unwrap();
+        assert!(worker.put_if(counter(2), Some(r#"{"n":1}"#)).unwrap());
+        assert!(!worker.put_if(counter(3), Some(r#"{"n":1}"#)).unwrap());
+        assert!(!worker.put_if(counter(3), None).unwrap());
+        worker
+            .put(Record::new(
+                "folders",
+                "Входящие",
+                &serde_json::json!({ "uidnext": 7 }),
+            ))
+            .unwrap();
+        assert!(worker.delete("folders", "Входящие").unwrap());
+        assert!(!worker.delete("folders", "Входящие").unwrap());
+        assert_eq!(
+            worker.get("counters", "c").unwrap().unwrap().body.as_str(),
+            r#"{"n":2}"#
+        );
+        assert_eq!(worker.get("folders", "Входящие").unwrap(), None);
+        // Held: nothing is in the file yet.
+        assert_eq!(body_in_file(&path, "counters", "c"), None);
+
+        log_job(&worker, "job-1");
+        assert_eq!(
+            body_in_file(&path, "counters", "c").as_deref(),
+            Some(r#"{"n":2}"#)
+        );
+        assert_eq!(body_in_file(&path, "folders", "Входящие"), None);
+        // Written once, and not again by the next append.
+        worker.put(counter(9)).unwrap();
+        log_job(&worker, "job-2");
+        assert_eq!(
+            body_in_file(&path, "counters", "c").as_deref(),
+            Some(r#"{"n":9}"#)
+        );
+    }
+
+    #[test]
+    fn a_sole_workers_queries_see_what_it_holds_and_its_records_are_written_when_it_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (worker, path) = sole_worker(&dir);
+        worker
+            .put(Record::new("folders", "a", &serde_json::json!({})).indexed("owner", "jürgen"))
+            .unwrap();
+        let found = worker
+            .query(RecordQuery::all_with("folders", "owner", "jürgen"))
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        worker.put(counter(5)).unwrap();
+        assert_eq!(body_in_file(&path, "counters", "c"), None);
+        drop(worker);
+        assert_eq!(
+            body_in_file(&path, "counters", "c").as_deref(),
+            Some(r#"{"n":5}"#)
+        );
+    }
+
+    #[test]
+    fn updates_by_many_threads_of_a_sole_worker_lose_nothing() {
+        use bonnie_plugin_api::{plugin::storage_box, storage::StorageClient};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bonnie.db");
+        let storage = SqliteStorage::open(&path, 5000).unwrap();
+        storage.claim_writer(true).unwrap();
+        let client = StorageClient::new(storage_box(storage));
+        std::thread::scope(|scope| {
+            for thread in 0..8 {
+                let client = &client;
+                scope.spawn(move || {
+                    for n in 0..50 {
+                        client
+                            .update("counters", "c", |stored| {
+                                let n =
+                                    stored.map_or(0, |r| r.json().unwrap()["n"].as_u64().unwrap());
+                                Ok(Some(counter(n + 1)))
+                            })
+                            .unwrap();
+                        // Appends in between, as the writer thread's batches come.
+                        if n % 10 == thread {
+                            client
+                                .query(&RecordQuery::all_with("counters", "x", "y"))
+                                .unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        let stored = client.get("counters", "c").unwrap().unwrap();
+        assert_eq!(stored.json().unwrap()["n"], 400);
+        drop(client);
+        assert_eq!(
+            body_in_file(&path, "counters", "c").as_deref(),
+            Some(r#"{"n":400}"#)
+        );
+    }
+
+    #[test]
+    fn a_sole_worker_is_refused_beside_another_worker_and_another_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bonnie.db");
+        let open = || SqliteStorage::open(&path, 5000).unwrap();
+        // Workers that share the file share it with each other.
+        let (first, second) = (open(), open());
+        first.claim_writer(false).unwrap();
+        second.claim_writer(false).unwrap();
+        let refused = open().claim_writer(true).unwrap_err().to_string();
+        assert!(refused.contains("another worker writes"), "{refused}");
+        assert!(refused.contains("sole_writer"), "{refused}");
+        drop((first, second));
+
+        let sole = open();
+        sole.claim_writer(true).unwrap();
+        for claim in [false, true] {
+            let refused = open().claim_writer(claim).unwrap_err().to_string();
+            assert!(refused.contains("sole_writer"), "{claim}: {refused}");
+        }
+        assert!(sole.claim_writer(true).is_err(), "one claim per storage");
+        // A storage that claims nothing (the API, the admin CLI) opens beside it and writes
+        // at once.
+        let api = open();
+        api.put(counter(1)).unwrap();
+        assert_eq!(
+            body_in_file(&path, "counters", "c").as_deref(),
+            Some(r#"{"n":1}"#)
+        );
+        drop(sole);
+        open().claim_writer(true).unwrap();
     }
 }

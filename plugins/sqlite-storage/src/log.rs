@@ -175,15 +175,18 @@ pub fn prepare(
 }
 
 /// Appends the items not already in the log, with the columns [`prepare`] computed for each
-/// (in the same order); one status per item.
+/// (in the same order), after `before` wrote what must be stored with them (the records a
+/// sole worker held, see `held`) in the same transaction; one status per item.
 pub fn append(
     conn: &mut Connection,
     items: &[OutputItem],
     prepared: Vec<Result<Columns, String>>,
+    before: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
 ) -> rusqlite::Result<Vec<ItemStatus>> {
     // IMMEDIATE takes the write lock before reading the chain's head, so another writer
     // (a second worker on the same file) waits instead of failing the batch.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    before(&tx)?;
     let mut statuses = Vec::with_capacity(items.len());
     {
         let (mut seq, mut prev): (i64, Vec<u8>) = tx
@@ -465,7 +468,7 @@ mod tests {
         index: &TextIndex,
     ) -> rusqlite::Result<Vec<ItemStatus>> {
         let prepared = prepare(conn, items, index);
-        super::append(conn, items, prepared)
+        super::append(conn, items, prepared, |_| Ok(()))
     }
 
     fn open() -> Connection {

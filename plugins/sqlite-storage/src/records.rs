@@ -77,7 +77,7 @@ pub fn put_if(
     Ok(true)
 }
 
-fn write(
+pub(crate) fn write(
     tx: &rusqlite::Transaction<'_>,
     record: &Record,
     item: Option<&Indexed>,
@@ -128,8 +128,19 @@ fn write(
 /// Deletes a record and its index terms (and an item's indexed form); true if it existed.
 pub fn delete(conn: &mut Connection, collection: &str, key: &str) -> rusqlite::Result<bool> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let removed = delete_in(&tx, collection, key)?;
+    tx.commit()?;
+    Ok(removed)
+}
+
+/// Deletes a record and its index terms within a transaction; true if it existed.
+pub(crate) fn delete_in(
+    tx: &rusqlite::Transaction<'_>,
+    collection: &str,
+    key: &str,
+) -> rusqlite::Result<bool> {
     if collection == ITEMS {
-        crate::items::delete(&tx, key)?;
+        crate::items::delete(tx, key)?;
     }
     tx.execute(
         "DELETE FROM record_index WHERE collection = ?1 AND key = ?2",
@@ -139,7 +150,6 @@ pub fn delete(conn: &mut Connection, collection: &str, key: &str) -> rusqlite::R
         "DELETE FROM records WHERE collection = ?1 AND key = ?2",
         params![collection, key],
     )?;
-    tx.commit()?;
     Ok(removed > 0)
 }
 
