@@ -233,8 +233,11 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// A job's notification as it stands: the collector's, else the job's own.
-const CURRENT_NOTIFICATION: &str = "SELECT coalesce(c.notification, j.notification) FROM jobs j
-     LEFT JOIN collected c ON c.seq = j.seq WHERE j.id = ?1";
+/// A scalar subquery, not a LEFT JOIN: SQLite compiled the join again whenever `?1` was bound
+/// to another id (its statement counter `RePrepare` counted every job).
+const CURRENT_NOTIFICATION: &str = "SELECT coalesce(
+         (SELECT c.notification FROM collected c WHERE c.seq = j.seq), j.notification)
+     FROM jobs j WHERE j.id = ?1";
 
 impl Store {
     /// Opens (creating) the store.
@@ -568,6 +571,25 @@ mod tests {
             error.contains(&format!("schema version {}", SCHEMA_VERSION + 1))
                 && error.contains(&format!("up to {SCHEMA_VERSION}")),
             "{error}"
+        );
+    }
+
+    /// SQLite compiled the LEFT JOIN form of this statement again for every job it was bound
+    /// to (15 % of the broker's CPU under load, decision 98); the scalar subquery is compiled
+    /// once.
+    #[test]
+    fn a_jobs_notification_is_read_without_compiling_the_statement_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("broker.db")).unwrap();
+        let jobs = [submission("a"), submission("b")];
+        store.commit(jobs.iter(), &[], 1).unwrap();
+        for id in ["a", "b", "missing", "a"] {
+            assert_eq!(store.notification(id).unwrap().is_some(), id != "missing");
+        }
+        let statement = store.conn.prepare_cached(CURRENT_NOTIFICATION).unwrap();
+        assert_eq!(
+            statement.get_status(rusqlite::StatementStatus::RePrepare),
+            0
         );
     }
 

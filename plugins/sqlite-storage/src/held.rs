@@ -32,8 +32,8 @@ use crate::items::Indexed;
 /// A held write: the record with its item's indexed form, or `None` for a deletion.
 pub type Write = Option<(Record, Option<Indexed>)>;
 
-/// Held writes by collection and key.
-pub type Writes = HashMap<(String, String), Write>;
+/// Held writes by collection, then key.
+pub type Writes = HashMap<String, HashMap<String, Write>>;
 
 /// A worker's claim on the database, and the writes it holds when it is the only worker.
 pub struct Claim {
@@ -114,20 +114,38 @@ fn lock_path(db: &Path) -> PathBuf {
 /// The held record or deletion for this collection and key, if any: `Some(None)` for a held
 /// deletion.
 pub fn lookup(writes: &Writes, collection: &str, key: &str) -> Option<Option<Record>> {
-    // Keys are owned in the map; a lookup by borrowed parts would need a second key type for
-    // a few hundred bytes copied per read.
     writes
-        .get(&(collection.to_string(), key.to_string()))
+        .get(collection)?
+        .get(key)
         .map(|w| w.as_ref().map(|(record, _)| record.clone()))
 }
 
-/// Writes every held record in `tx` (the map is emptied by the caller once `tx` committed).
-pub fn write_all(tx: &rusqlite::Transaction<'_>, writes: &Writes) -> rusqlite::Result<()> {
-    for ((collection, key), write) in writes {
-        match write {
-            Some((record, item)) => crate::records::write(tx, record, item.as_ref())?,
-            None => {
-                crate::records::delete_in(tx, collection, key)?;
+/// Holds a write.
+pub fn hold(writes: &mut Writes, collection: &str, key: &str, write: Write) {
+    match writes.get_mut(collection) {
+        Some(held) => {
+            held.insert(key.to_string(), write);
+        }
+        None => {
+            let held = HashMap::from([(key.to_string(), write)]);
+            writes.insert(collection.to_string(), held);
+        }
+    }
+}
+
+/// Writes every held record of `collections` in `tx` (the caller forgets them once `tx`
+/// committed).
+pub fn write_all<'a>(
+    tx: &rusqlite::Transaction<'_>,
+    collections: impl Iterator<Item = (&'a String, &'a HashMap<String, Write>)>,
+) -> rusqlite::Result<()> {
+    for (collection, held) in collections {
+        for (key, write) in held {
+            match write {
+                Some((record, item)) => crate::records::write(tx, record, item.as_ref())?,
+                None => {
+                    crate::records::delete_in(tx, collection, key)?;
+                }
             }
         }
     }

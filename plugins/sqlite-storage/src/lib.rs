@@ -247,18 +247,24 @@ impl SqliteStorage {
         }
     }
 
-    /// Writes the held records in a transaction of their own (before a query, which must
-    /// see them, and when the storage closes).
-    fn write_held(&self, held: &mut held::Writes) -> Result<(), PluginError> {
-        if held.is_empty() {
+    /// Writes the held records of `collection` (of every collection: `None`) in a
+    /// transaction of their own: before a query of that collection, which must see them, and
+    /// when the storage closes.
+    fn write_held(
+        &self,
+        held: &mut held::Writes,
+        collection: Option<&str>,
+    ) -> Result<(), PluginError> {
+        let chosen = |c: &String| collection.is_none_or(|wanted| c == wanted);
+        if !held.keys().any(chosen) {
             return Ok(());
         }
         self.write(false, |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            held::write_all(&tx, held)?;
+            held::write_all(&tx, held.iter().filter(|(c, _)| chosen(c)))?;
             tx.commit()
         })?;
-        held.clear();
+        held.retain(|c, _| !chosen(c));
         Ok(())
     }
 }
@@ -268,7 +274,7 @@ impl Drop for SqliteStorage {
     /// would be written again when they are, but need not wait for it.
     fn drop(&mut self) {
         if let Some(mut held) = self.held() {
-            let _ = self.write_held(&mut held);
+            let _ = self.write_held(&mut held, None);
         }
     }
 }
@@ -342,8 +348,8 @@ impl Storage for SqliteStorage {
     fn put(&self, record: Record) -> Result<(), PluginError> {
         let item = indexed_item(&record)?;
         if let Some(mut held) = self.held() {
-            let id = (record.collection.to_string(), record.key.to_string());
-            held.insert(id, Some((record, item)));
+            let (collection, key) = (record.collection.to_string(), record.key.to_string());
+            held::hold(&mut held, &collection, &key, Some((record, item)));
             return Ok(());
         }
         self.write(false, |conn| records::put(conn, &record, item.as_ref()))
@@ -366,7 +372,7 @@ impl Storage for SqliteStorage {
             _ => {
                 if let Some(mut held) = self.held() {
                     let existed = self.current(&held, collection, key)?.is_some();
-                    held.insert((collection.to_string(), key.to_string()), None);
+                    held::hold(&mut held, collection, key, None);
                     return Ok(existed);
                 }
                 self.write(false, |conn| records::delete(conn, collection, key))
@@ -384,8 +390,8 @@ impl Storage for SqliteStorage {
             if stored.as_ref().map(|r| r.body.as_str()) != expected {
                 return Ok(false);
             }
-            let id = (collection.to_string(), key.to_string());
-            held.insert(id, Some((record, item)));
+            let (collection, key) = (collection.to_string(), key.to_string());
+            held::hold(&mut held, &collection, &key, Some((record, item)));
             return Ok(true);
         }
         self.write(false, |conn| {
@@ -394,8 +400,9 @@ impl Storage for SqliteStorage {
     }
 
     fn query(&self, query: RecordQuery) -> Result<Vec<Record>, PluginError> {
+        // A query reads its collection alone (the log is never held).
         if let Some(mut held) = self.held() {
-            self.write_held(&mut held)?;
+            self.write_held(&mut held, Some(&query.collection))?;
         }
         if query.collection == log::COLLECTION {
             return self.read(|conn| log::search(conn, &query));
@@ -410,7 +417,9 @@ impl Storage for SqliteStorage {
         let prepared = self.read(|conn| Ok(log::prepare(conn, &items, &self.text_index)))?;
         if let Some(mut held) = self.held() {
             let statuses = self.write(true, |conn| {
-                log::append(conn, &items, prepared, |tx| held::write_all(tx, &held))
+                log::append(conn, &items, prepared, |tx| {
+                    held::write_all(tx, held.iter())
+                })
             })?;
             held.clear();
             return Ok(statuses);
@@ -715,18 +724,21 @@ mod tests {
     }
 
     #[test]
-    fn a_sole_workers_queries_see_what_it_holds_and_its_records_are_written_when_it_closes() {
+    fn a_sole_workers_query_writes_its_collection_and_the_rest_is_written_at_close() {
         let dir = tempfile::tempdir().unwrap();
         let (worker, path) = sole_worker(&dir);
         worker
             .put(Record::new("folders", "a", &serde_json::json!({})).indexed("owner", "jürgen"))
             .unwrap();
+        worker.put(counter(5)).unwrap();
         let found = worker
             .query(RecordQuery::all_with("folders", "owner", "jürgen"))
             .unwrap();
         assert_eq!(found.len(), 1);
-        worker.put(counter(5)).unwrap();
+        // The query wrote its own collection's held records, and only those.
+        assert_eq!(body_in_file(&path, "folders", "a").as_deref(), Some("{}"));
         assert_eq!(body_in_file(&path, "counters", "c"), None);
+        assert_eq!(worker.get("counters", "c").unwrap(), Some(counter(5)));
         drop(worker);
         assert_eq!(
             body_in_file(&path, "counters", "c").as_deref(),
