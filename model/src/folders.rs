@@ -90,13 +90,14 @@ pub fn resolve(
         }
     };
     let stored_current = storage.get(CURRENT, &uniqueid)?;
-    let current = stored_current.as_ref().map(Record::json).transpose()?;
-    let current = current.as_ref().and_then(Value::as_object);
-    let from_current = |key: &str| {
-        current
-            .and_then(|c| c.get(key))
-            .and_then(Value::as_object)
-            .cloned()
+    // Parsed only by the events that need it (an ACL told without metadata): most events
+    // are appends and flags, and update_current parses the view again anyway.
+    let from_current = |key: &str| -> Result<Option<Object>, PluginError> {
+        let Some(stored) = &stored_current else {
+            return Ok(None);
+        };
+        let current = stored.json()?;
+        Ok(current.get(key).and_then(Value::as_object).cloned())
     };
 
     // What this event tells of the ACL and metadata, else what was known.
@@ -129,7 +130,10 @@ pub fn resolve(
         .map(|m| folder_type(m).unwrap_or_else(|| "mail".to_string()));
     if let Some(acl) = &own_acl {
         // Cyrus sends no event for SETMETADATA: metadata is what the collector last read.
-        let metadata = own_metadata.clone().or_else(|| from_current("metadata"));
+        let metadata = match &own_metadata {
+            Some(own) => Some(own.clone()),
+            None => from_current("metadata")?,
+        };
         let mapped_acl = map_acl(storage, acl, now_ms)?;
         let (folder_id, state_kind) = store_state(
             storage,

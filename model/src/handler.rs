@@ -83,6 +83,15 @@ impl Handler for ArchiveHandler {
     }
 
     fn handle(&self, job: &Job) -> Result<HandlerOutcome, PluginError> {
+        // The handler of unknown events passes the known ones on unread: their name is read
+        // without parsing the rest (a notification that is a JSON object with a string event
+        // parses whole as well, so nothing is passed that the full parse would reject).
+        if matches!(self.events, Events::Unknown)
+            && bonnie_core::notification::event_name(job.notification.as_str())
+                .is_ok_and(|event| KNOWN_EVENTS.contains(&event.as_ref()))
+        {
+            return Ok(HandlerOutcome::done(job.notification.as_str()));
+        }
         let mut record = match record::from_notification(job.notification.as_str()) {
             Ok(record) => record,
             Err(rejected) => return Ok(rejected),
