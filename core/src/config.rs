@@ -144,7 +144,7 @@ pub struct WorkerConfig {
     /// Longest a processed job waits for more to fill its batch, in milliseconds. Default: 2.
     pub batch_wait_ms: u64,
     /// This worker is the only worker process writing its storage (one SQLite file): the
-    /// storage may then hold the handlers' record writes (views, sessions, items) until the
+    /// storage may then hold the handlers' record writes (views, sessions, trails) until the
     /// next batch is logged and write them with it, in one commit, which is much faster; a
     /// second worker on the same file is refused at start-up. Several workers on one storage
     /// need false in every worker's config; more `threads` in one worker are as fast.

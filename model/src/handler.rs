@@ -84,9 +84,11 @@ impl Handler for ArchiveHandler {
 
     fn handle(&self, job: &Job) -> Result<HandlerOutcome, PluginError> {
         // The handler of unknown events passes the known ones on unread: their name is read
-        // without parsing the rest (a notification that is a JSON object with a string event
-        // parses whole as well, so nothing is passed that the full parse would reject).
+        // without parsing the rest. Only from an object (serde reads the name from an array
+        // too): an object with a string event parses whole as well, so nothing is passed
+        // that the full parse would reject.
         if matches!(self.events, Events::Unknown)
+            && job.notification.trim_start().starts_with('{')
             && bonnie_core::notification::event_name(job.notification.as_str())
                 .is_ok_and(|event| KNOWN_EVENTS.contains(&event.as_ref()))
         {
@@ -152,5 +154,30 @@ impl Handler for ArchiveHandler {
             );
         }
         Ok(HandlerOutcome::done(Value::Object(record).to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bonnie_plugin_api::testing::TestHost;
+
+    use super::*;
+
+    #[test]
+    fn the_unknown_events_handler_passes_known_events_on_and_rejects_what_is_no_object() {
+        let host = TestHost::new("unknown-events");
+        let handler = host
+            .handler(|host| ArchiveHandler::new(host, Events::Unknown))
+            .unwrap();
+        let known = r#"{"event":"MessageAppend","timestamp":"2026-12-04T21:00:00.000+01:00"}"#;
+        assert_eq!(handler.handle(known).unwrap(), HandlerOutcome::done(known));
+        // serde reads an event name from an array too: the full parse's rejection stands.
+        for not_an_object in [r#"["MessageAppend"]"#, r#" ["Login", 1]"#] {
+            let outcome = handler.handle(not_an_object).unwrap();
+            assert!(
+                matches!(outcome, HandlerOutcome::Rejected { .. }),
+                "{not_an_object}: {outcome:?}"
+            );
+        }
     }
 }

@@ -27,10 +27,19 @@ use std::{
 
 use bonnie_plugin_api::{PluginError, Record};
 
-use crate::items::Indexed;
+/// The collections a sole worker writes at once all the same: item documents (written once
+/// per message, each with its whole index text, and a write that fails must fail only its
+/// message's job) and the DLP outbox (`dlp-outbox`, bonnie-dlp-actions: an alert's claim and
+/// its sent mark must be stored when they are made, or a crash sends it again).
+const WRITTEN_AT_ONCE: [&str; 2] = [bonnie_plugin_api::items::ITEMS, "dlp-outbox"];
 
-/// A held write: the record with its item's indexed form, or `None` for a deletion.
-pub type Write = Option<(Record, Option<Indexed>)>;
+/// Whether a sole worker holds its writes of `collection`.
+pub fn holds(collection: &str) -> bool {
+    !WRITTEN_AT_ONCE.contains(&collection)
+}
+
+/// A held write: the record, or `None` for a deletion.
+pub type Write = Option<Record>;
 
 /// Held writes by collection, then key.
 pub type Writes = HashMap<String, HashMap<String, Write>>;
@@ -114,10 +123,7 @@ fn lock_path(db: &Path) -> PathBuf {
 /// The held record or deletion for this collection and key, if any: `Some(None)` for a held
 /// deletion.
 pub fn lookup(writes: &Writes, collection: &str, key: &str) -> Option<Option<Record>> {
-    writes
-        .get(collection)?
-        .get(key)
-        .map(|w| w.as_ref().map(|(record, _)| record.clone()))
+    writes.get(collection)?.get(key).cloned()
 }
 
 /// Holds a write.
@@ -142,7 +148,7 @@ pub fn write_all<'a>(
     for (collection, held) in collections {
         for (key, write) in held {
             match write {
-                Some((record, item)) => crate::records::write(tx, record, item.as_ref())?,
+                Some(record) => crate::records::write(tx, record, None)?,
                 None => {
                     crate::records::delete_in(tx, collection, key)?;
                 }

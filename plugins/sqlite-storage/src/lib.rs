@@ -234,6 +234,12 @@ impl SqliteStorage {
         self.claim.get().and_then(held::Claim::held)
     }
 
+    /// The same, for a write or read of `collection`: none for the collections written at
+    /// once even by a sole worker ([`held::holds`]).
+    fn held_for(&self, collection: &str) -> Option<MutexGuard<'_, held::Writes>> {
+        held::holds(collection).then(|| self.held()).flatten()
+    }
+
     /// The stored record, the held one first.
     fn current(
         &self,
@@ -337,7 +343,7 @@ impl Storage for SqliteStorage {
         if collection == log::COLLECTION {
             return self.write(false, |conn| log::entry(conn, key));
         }
-        if let Some(held) = self.held() {
+        if let Some(held) = self.held_for(collection) {
             return self.current(&held, collection, key);
         }
         self.write(false, |conn| records::get(conn, collection, key))
@@ -347,9 +353,9 @@ impl Storage for SqliteStorage {
     /// the same transaction, its text from `extra` kept nowhere else.
     fn put(&self, record: Record) -> Result<(), PluginError> {
         let item = indexed_item(&record)?;
-        if let Some(mut held) = self.held() {
+        if let Some(mut held) = self.held_for(&record.collection) {
             let (collection, key) = (record.collection.to_string(), record.key.to_string());
-            held::hold(&mut held, &collection, &key, Some((record, item)));
+            held::hold(&mut held, &collection, &key, Some(record));
             return Ok(());
         }
         self.write(false, |conn| records::put(conn, &record, item.as_ref()))
@@ -370,7 +376,7 @@ impl Storage for SqliteStorage {
                 Ok(in_database)
             }
             _ => {
-                if let Some(mut held) = self.held() {
+                if let Some(mut held) = self.held_for(collection) {
                     let existed = self.current(&held, collection, key)?.is_some();
                     held::hold(&mut held, collection, key, None);
                     return Ok(existed);
@@ -382,7 +388,7 @@ impl Storage for SqliteStorage {
 
     fn put_if(&self, record: Record, expected: Option<&str>) -> Result<bool, PluginError> {
         let item = indexed_item(&record)?;
-        if let Some(mut held) = self.held() {
+        if let Some(mut held) = self.held_for(&record.collection) {
             // The guard makes the comparison and the write one step for this process's
             // threads; no other process writes while a sole worker holds.
             let (collection, key) = (record.collection.as_str(), record.key.as_str());
@@ -391,7 +397,7 @@ impl Storage for SqliteStorage {
                 return Ok(false);
             }
             let (collection, key) = (collection.to_string(), key.to_string());
-            held::hold(&mut held, &collection, &key, Some((record, item)));
+            held::hold(&mut held, &collection, &key, Some(record));
             return Ok(true);
         }
         self.write(false, |conn| {
@@ -744,6 +750,45 @@ mod tests {
             body_in_file(&path, "counters", "c").as_deref(),
             Some(r#"{"n":5}"#)
         );
+    }
+
+    #[test]
+    fn a_sole_worker_writes_item_documents_and_the_dlp_outbox_at_once() {
+        use bonnie_plugin_api::items::ItemDoc;
+        let dir = tempfile::tempdir().unwrap();
+        let (worker, path) = sole_worker(&dir);
+        let doc = ItemDoc {
+            digest: "d1".into(),
+            subject: "Grüße aus Köln".into(),
+            date_ms: 1_700_000_000_000,
+            size: 10,
+            ..ItemDoc::default()
+        };
+        worker
+            .put(Record::new(
+                ITEMS,
+                "d1",
+                &serde_json::to_value(doc).unwrap(),
+            ))
+            .unwrap();
+        let claim = Record::new(
+            "dlp-outbox",
+            "alert-1",
+            &serde_json::json!({ "state": "sent" }),
+        );
+        assert!(worker.put_if(claim, None).unwrap());
+        assert!(body_in_file(&path, ITEMS, "d1").is_some());
+        assert_eq!(
+            body_in_file(&path, "dlp-outbox", "alert-1").as_deref(),
+            Some(r#"{"state":"sent"}"#)
+        );
+        // Still one step against the file's: a second claim of the same alert is refused.
+        let again = Record::new(
+            "dlp-outbox",
+            "alert-1",
+            &serde_json::json!({ "state": "x" }),
+        );
+        assert!(!worker.put_if(again, None).unwrap());
     }
 
     #[test]
